@@ -1,0 +1,212 @@
+/**
+ * `vit-lens` command line: the same engine as the editor's worker, headless.
+ *   vit-lens classify IMAGE... [--model M] [--top-k 5] [--json]
+ *   vit-lens explain IMAGE [--model M] [--head-fusion mean|max|min] [--discard-ratio 0.9]
+ *                          [--layer N [--head H]] [--out overlay.png] [--json]
+ *   vit-lens info [--model M] [--json]
+ * With --json exactly one JSON document goes to stdout; progress and errors go to stderr.
+ */
+import { promises as fs, existsSync } from 'fs';
+import * as path from 'path';
+import { parseArgs, ParseArgsConfig } from 'util';
+import { Engine } from './engine';
+import { COLORMAPS, Colormap } from './explain/overlay';
+import type { ProgressEvent } from './model/modelSource';
+import type { HeadFusion } from './explain/rollout';
+import type { ModelInfo, Prediction } from './protocol';
+
+const USAGE = `Usage:
+  vit-lens classify IMAGE... [--model MODEL] [--top-k 5] [--json]
+  vit-lens explain IMAGE [--model MODEL] [--head-fusion mean|max|min] [--discard-ratio 0.9]
+                         [--layer N [--head H]] [--out overlay.png] [--colormap turbo] [--opacity 0.5] [--json]
+  vit-lens info [--model MODEL] [--json]
+
+MODEL: an .onnx file, a Hugging Face folder (config.json + model.safetensors and/or onnx/model.onnx),
+a Google vision_transformer .npz checkpoint, or a hub id org/name[@revision]. Default: $VIT_LENS_MODEL,
+else the built-in model.
+
+Common options:
+  --labels FILE        one label per line (overrides config.json id2label)
+  --provider P         auto (default), cuda or cpu
+  --threads N          CPU threads for ONNX Runtime (default: all cores)
+  --cache-dir DIR      downloads and built models (default: $VIT_LENS_CACHE or ~/.cache/vit-lens)
+  --offline            never use the network (also HF_HUB_OFFLINE=1)
+  --json               print one JSON document on stdout
+`;
+
+const OPTIONS = {
+  model: { type: 'string', short: 'm' },
+  labels: { type: 'string' },
+  provider: { type: 'string' },
+  threads: { type: 'string' },
+  'cache-dir': { type: 'string' },
+  offline: { type: 'boolean' },
+  json: { type: 'boolean' },
+  'top-k': { type: 'string', short: 'k' },
+  'head-fusion': { type: 'string' },
+  'discard-ratio': { type: 'string' },
+  layer: { type: 'string' },
+  head: { type: 'string' },
+  out: { type: 'string', short: 'o' },
+  colormap: { type: 'string' },
+  opacity: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+class UsageError extends Error {}
+
+/** The model shipped inside the package (dist/ sits beside models/). */
+function builtInModel(): string | undefined {
+  for (const dir of [path.join(__dirname, '..', 'models', 'default'), path.join(__dirname, '..', '..', 'models', 'default')]) {
+    if (existsSync(path.join(dir, 'config.json'))) return dir;
+  }
+  return undefined;
+}
+
+function intOption(value: string | undefined, name: string, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${value}"`);
+  return n;
+}
+
+function numberOption(value: string | undefined, name: string, lo: number, hi: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < lo || n > hi) throw new UsageError(`--${name} must be a number in [${lo}, ${hi}], got "${value}"`);
+  return n;
+}
+
+function choice<T extends string>(value: string | undefined, name: string, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!allowed.includes(value as T)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value as T;
+}
+
+function progressPrinter(json: boolean): (p: ProgressEvent) => void {
+  let last = '';
+  return (p) => {
+    const pct = p.fraction === undefined ? '' : ` ${(p.fraction * 100).toFixed(0)}%`;
+    const line = `${p.message}${pct}`;
+    if (line === last) return;
+    last = line;
+    if (process.stderr.isTTY && !json) process.stderr.write(`\r\x1b[K${line}`);
+    else if (p.fraction === undefined || p.fraction === 1) process.stderr.write(`${line}\n`);
+  };
+}
+
+function formatPredictions(preds: Prediction[]): string {
+  return preds.map((p) => `  ${(p.score * 100).toFixed(1).padStart(5)}%  ${p.label}`).join('\n');
+}
+
+/** A small terminal picture of a map, for people running explain without --out. */
+function textHeatmap(grid: [number, number], values: ArrayLike<number>): string {
+  const shades = ' ░▒▓█';
+  const lines: string[] = [];
+  for (let r = 0; r < grid[0]; r++) {
+    let line = '  ';
+    for (let c = 0; c < grid[1]; c++) {
+      const v = values[r * grid[1] + c];
+      line += shades[Math.min(shades.length - 1, Math.floor(v * shades.length))].repeat(2);
+    }
+    lines.push(line);
+  }
+  return lines.join('\n');
+}
+
+function describeModel(info: ModelInfo): string {
+  const a = info.architecture;
+  const rows = [
+    ['model', `${info.name} (${info.kind})`],
+    ['source', info.spec],
+    ['architecture', a ? `ViT: hidden ${a.hiddenSize}, ${a.numLayers} layers, ${a.numHeads} heads, MLP ${a.mlpSize}, patch ${a.patchSize}, LayerNorm eps ${a.layerNormEps}, qkv bias ${a.qkvBias}${a.preLogitsSize ? `, pre-logits ${a.preLogitsSize}` : ''}` : `ONNX graph: ${info.numLayers} attention layers${info.patchSize ? `, patch ${info.patchSize}` : ''}`],
+    ['input', `${info.imageSize[1]}×${info.imageSize[0]}`],
+    ['classes', `${info.numClasses} (labels from ${info.labelsFrom}): ${info.labels.slice(0, 5).join(', ')}${info.numClasses > 5 ? ', …' : ''}`],
+    ['preprocessing', `resize ${info.preprocess.size[1]}×${info.preprocess.size[0]} (PIL filter ${info.preprocess.resample}), rescale ${info.preprocess.doRescale ? info.preprocess.rescaleFactor.toPrecision(4) : 'off'}, normalize ${info.preprocess.doNormalize ? `mean [${info.preprocess.mean.join(', ')}] std [${info.preprocess.std.join(', ')}]` : 'off'}`],
+    ['explain', info.explainAvailable ? 'attention rollout and raw attention available' : `unavailable: ${info.explainUnavailableReason}`],
+    ['provider', `${info.provider.toUpperCase()}${info.providerNote ? ` (${info.providerNote})` : ''}`],
+  ];
+  if (info.builtFile) rows.push(['built graph', info.builtFile]);
+  return rows.map(([k, v]) => `${k.padEnd(14)}${v}`).join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values: o, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  const [command, ...rest] = positionals;
+  if (o.help || !command) {
+    process.stdout.write(USAGE);
+    return command || o.help ? 0 : 2;
+  }
+  if (!['classify', 'explain', 'info'].includes(command)) throw new UsageError(`unknown command "${command}"`);
+  const model = o.model ?? process.env.VIT_LENS_MODEL ?? builtInModel();
+  if (!model) throw new UsageError('no --model given, $VIT_LENS_MODEL is not set and no built-in model is installed');
+  const json = !!o.json;
+  const engine = new Engine({
+    provider: choice(o.provider, 'provider', ['auto', 'cuda', 'cpu'] as const),
+    threads: intOption(o.threads, 'threads', 1),
+    cacheDir: o['cache-dir'],
+    offline: o.offline || undefined,
+  });
+  const topK = intOption(o['top-k'], 'top-k', 1) ?? 5;
+  const headFusion = choice<HeadFusion>(o['head-fusion'], 'head-fusion', ['mean', 'max', 'min']);
+  const discardRatio = numberOption(o['discard-ratio'], 'discard-ratio', 0, 0.999);
+  const layer = intOption(o.layer, 'layer', 0);
+  const head = intOption(o.head, 'head', 0);
+  if (head !== undefined && layer === undefined) throw new UsageError('--head needs --layer');
+  const colormap = choice<Colormap>(o.colormap, 'colormap', COLORMAPS) ?? 'turbo';
+  const opacity = numberOption(o.opacity, 'opacity', 0, 1) ?? 0.5;
+  if (command === 'classify' && rest.length === 0) throw new UsageError('classify needs at least one IMAGE');
+  if (command === 'explain' && rest.length !== 1) throw new UsageError('explain needs exactly one IMAGE');
+
+  const info = await engine.load(model, { labelsFile: o.labels, onProgress: progressPrinter(json) });
+  if (process.stderr.isTTY && !json) process.stderr.write('\r\x1b[K');
+  try {
+    if (command === 'info') {
+      process.stdout.write(json ? JSON.stringify(info, null, 2) + '\n' : describeModel(info) + '\n');
+      return 0;
+    }
+    if (command === 'classify') {
+      const { results, failures } = await engine.classify(rest, topK);
+      for (const f of failures) process.stderr.write(`error: ${f.error}\n`);
+      if (json) {
+        process.stdout.write(JSON.stringify(failures.length ? { results, failures } : { results }) + '\n');
+      } else {
+        for (const r of results) process.stdout.write(`${r.image}\n${formatPredictions(r.predictions)}\n`);
+      }
+      return failures.length ? 1 : 0;
+    }
+    const r = await engine.explain(rest[0], { headFusion, discardRatio, layer, head, topK, overlay: o.out ? { colormap, opacity } : undefined });
+    if (o.out && r.overlayPng) {
+      await fs.mkdir(path.dirname(path.resolve(o.out)), { recursive: true });
+      await fs.writeFile(o.out, r.overlayPng);
+    }
+    if (json) {
+      const mapJson = { grid: r.map.grid, values: Array.from(r.map.values) };
+      const doc: Record<string, unknown> = { image: r.image, predictions: r.predictions };
+      if (r.method === 'rollout') doc.rollout = mapJson;
+      else doc.attention = { layer: r.layer, head: r.head, ...mapJson };
+      if (o.out) doc.overlay = o.out;
+      process.stdout.write(JSON.stringify(doc) + '\n');
+    } else {
+      const what = r.method === 'rollout' ? `attention rollout (${headFusion ?? 'mean'} fusion, discard ${discardRatio ?? 0.9})` : `layer ${r.layer} attention, head ${r.head}`;
+      process.stdout.write(`${r.image}\n${formatPredictions(r.predictions)}\n${what}:\n${textHeatmap(r.map.grid, r.map.values)}\n`);
+      if (o.out) process.stdout.write(`overlay written to ${o.out}\n`);
+    }
+    return 0;
+  } finally {
+    await engine.dispose();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    if (e instanceof UsageError || (e instanceof Error && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS'))) {
+      process.stderr.write(`vit-lens: ${(e as Error).message}\n\n${USAGE}`);
+      process.exit(2);
+    }
+    process.stderr.write(`vit-lens: error: ${e instanceof Error ? e.message : String(e)}\n`);
+    if (process.env.VIT_LENS_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    process.exit(1);
+  },
+);

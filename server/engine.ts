@@ -1,0 +1,245 @@
+/**
+ * The ML engine behind both the worker and the CLI: holds one loaded model and answers classify and
+ * explain. Nothing here knows about JSON-RPC or the terminal.
+ */
+import { promises as fs } from 'fs';
+import type * as ort from 'onnxruntime-node';
+import { decodeImageFile, DecodedImage, resizeForModel, toPixelValues } from './preprocess';
+import { ProviderPreference, softmax, VitSession } from './inference';
+import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource';
+import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
+import { Colormap, renderOverlayPng } from './explain/overlay';
+import type { ModelInfo, Prediction } from './protocol';
+
+export interface EngineOptions {
+  provider?: ProviderPreference;
+  threads?: number;
+  cacheDir?: string;
+  offline?: boolean;
+}
+
+export interface ClassifiedImage {
+  image: string;
+  predictions: Prediction[];
+  logits: number[];
+}
+
+export interface ImageFailure {
+  image: string;
+  error: string;
+}
+
+export interface ExplainOptions {
+  headFusion?: HeadFusion;
+  discardRatio?: number;
+  /** Raw attention of this layer instead of rollout … */
+  layer?: number;
+  /** … for this head (all heads fused with headFusion when omitted). */
+  head?: number;
+  topK?: number;
+  overlay?: { colormap: Colormap; opacity: number };
+  signal?: AbortSignal;
+}
+
+export interface Explanation {
+  image: string;
+  width: number;
+  height: number;
+  predictions: Prediction[];
+  /** The rollout map, or the raw attention map when a layer was asked for. */
+  map: AttentionMap;
+  method: 'rollout' | 'attention';
+  layer?: number;
+  head?: number | HeadFusion;
+  overlayPng?: Buffer;
+}
+
+/** Batch size for classification: enough to amortise per-run overhead, small enough for big models' memory. */
+const CLASSIFY_BATCH = 8;
+
+interface Loaded {
+  resolved: ResolvedModel;
+  session: VitSession;
+}
+
+export class Engine {
+  private loaded: Loaded | undefined;
+  /** The last explained image's attentions, so changing fusion/discard/layer does not rerun the model. */
+  private lastRun: { key: string; image: DecodedImage; logits: Float32Array; layers: LayerAttention[] } | undefined;
+
+  constructor(private readonly options: EngineOptions = {}) {}
+
+  get isLoaded(): boolean {
+    return this.loaded !== undefined;
+  }
+
+  async load(spec: string, opts: Pick<ResolveOptions, 'labelsFile' | 'signal' | 'onProgress'> & { provider?: ProviderPreference } = {}): Promise<ModelInfo> {
+    const resolved = await resolveModel(spec, { ...opts, cacheDir: this.options.cacheDir, offline: this.options.offline });
+    opts.signal?.throwIfAborted();
+    opts.onProgress?.({ stage: 'load', message: `Starting ONNX Runtime for ${resolved.name}` });
+    const session = await VitSession.create(
+      resolved.onnx,
+      { input: resolved.inputName, logits: resolved.logitsName, attentions: resolved.attentionNames },
+      { provider: opts.provider ?? this.options.provider, threads: this.options.threads },
+    );
+    // Only replace the current model once the new one is ready: a failed load keeps the old one.
+    const previous = this.loaded;
+    this.loaded = { resolved, session };
+    this.lastRun = undefined;
+    resolved.onnx = new Uint8Array(0); // the session holds its own copy; do not keep hundreds of MB twice
+    await previous?.session.release();
+    return this.info();
+  }
+
+  info(): ModelInfo {
+    const { resolved: m, session } = this.require();
+    return {
+      name: m.name,
+      spec: m.spec,
+      kind: m.kind,
+      provider: session.provider,
+      providerNote: session.providerNote,
+      numClasses: m.labels.length,
+      labels: m.labels,
+      labelsFrom: m.labelsFrom,
+      imageSize: m.imageSize,
+      patchSize: m.patchSize,
+      numLayers: m.arch?.numLayers ?? m.attentionNames.length,
+      numHeads: m.numHeads,
+      architecture: m.arch
+        ? { hiddenSize: m.arch.hiddenSize, numLayers: m.arch.numLayers, numHeads: m.arch.numHeads, mlpSize: m.arch.mlpSize, patchSize: m.arch.patchSize, layerNormEps: m.arch.layerNormEps, qkvBias: m.arch.qkvBias, preLogitsSize: m.arch.preLogitsSize }
+        : undefined,
+      preprocess: m.preprocess,
+      explainAvailable: !m.explainUnavailable,
+      explainUnavailableReason: m.explainUnavailable,
+      builtFile: m.build?.file,
+    };
+  }
+
+  /** Classify files; a file that cannot be read is reported in `failures` and does not stop the rest. */
+  async classify(files: string[], topK = 5, signal?: AbortSignal): Promise<{ results: ClassifiedImage[]; failures: ImageFailure[] }> {
+    const { resolved: m, session } = this.require();
+    const results: ClassifiedImage[] = [];
+    const failures: ImageFailure[] = [];
+    for (let start = 0; start < files.length; start += CLASSIFY_BATCH) {
+      signal?.throwIfAborted();
+      const chunk = files.slice(start, start + CLASSIFY_BATCH);
+      const prepared = await Promise.all(chunk.map((f) => this.prepare(f).catch((e: Error) => e)));
+      const ok: { file: string; pixels: Float32Array }[] = [];
+      prepared.forEach((p, i) => {
+        if (p instanceof Error) failures.push({ image: chunk[i], error: p.message });
+        else ok.push({ file: chunk[i], pixels: p.pixels });
+      });
+      if (ok.length === 0) continue;
+      const out = await this.runBatch(ok.map((o) => o.pixels), false);
+      ok.forEach((o, i) => {
+        const logits = out.logits.subarray(i * out.numClasses, (i + 1) * out.numClasses);
+        results.push({ image: o.file, predictions: topPredictions(logits, m.labels, topK), logits: Array.from(logits) });
+      });
+    }
+    return { results, failures };
+  }
+
+  /** Classify one already-preprocessed batch (N × C × H × W); used by parity tests and benchmarks. */
+  async runPixels(pixels: Float32Array, batch: number, attentions = false): Promise<{ logits: Float32Array; numClasses: number; attentions?: ort.Tensor[] }> {
+    const { resolved: m } = this.require();
+    const [h, w] = m.preprocess.size;
+    return this.require().session.run(pixels, [batch, 3, h, w], { attentions });
+  }
+
+  async explain(file: string, opts: ExplainOptions = {}): Promise<Explanation> {
+    const { resolved: m } = this.require();
+    if (m.explainUnavailable) throw new Error(`explain is not available for this model: ${m.explainUnavailable}`);
+    const run = await this.attentionRun(file, opts.signal);
+    const fusion = opts.headFusion ?? 'mean';
+    const layout = this.tokenLayout(run.layers[0].tokens);
+    let map: AttentionMap;
+    if (opts.layer !== undefined) {
+      const layer = run.layers[opts.layer];
+      if (!layer) throw new Error(`layer ${opts.layer} does not exist: this model has layers 0–${run.layers.length - 1}`);
+      map = rawAttention(layer, layout, opts.head ?? fusion);
+    } else {
+      map = attentionRollout(run.layers, layout, { headFusion: fusion, discardRatio: opts.discardRatio ?? 0.9 });
+    }
+    const overlayPng = opts.overlay ? await renderOverlayPng(run.image, map, opts.overlay) : undefined;
+    return {
+      image: file,
+      width: run.image.width,
+      height: run.image.height,
+      predictions: topPredictions(run.logits, m.labels, opts.topK ?? 5),
+      map,
+      method: opts.layer !== undefined ? 'attention' : 'rollout',
+      layer: opts.layer,
+      head: opts.layer !== undefined ? (opts.head ?? fusion) : undefined,
+      overlayPng,
+    };
+  }
+
+  async dispose(): Promise<void> {
+    await this.loaded?.session.release();
+    this.loaded = undefined;
+    this.lastRun = undefined;
+  }
+
+  private require(): Loaded {
+    if (!this.loaded) throw new Error('no model is loaded');
+    return this.loaded;
+  }
+
+  private async prepare(file: string): Promise<{ image: DecodedImage; pixels: Float32Array }> {
+    const image = await decodeImageFile(file);
+    const cfg = this.require().resolved.preprocess;
+    return { image, pixels: toPixelValues(await resizeForModel(image, cfg), cfg) };
+  }
+
+  private async runBatch(pixels: Float32Array[], attentions: boolean) {
+    const { resolved: m, session } = this.require();
+    const [h, w] = m.preprocess.size;
+    const per = 3 * h * w;
+    const batch = new Float32Array(per * pixels.length);
+    pixels.forEach((p, i) => batch.set(p, i * per));
+    return session.run(batch, [pixels.length, 3, h, w], { attentions });
+  }
+
+  private async attentionRun(file: string, signal?: AbortSignal) {
+    const stat = await fs.stat(file).catch(() => undefined);
+    const key = `${this.require().resolved.spec}\0${file}\0${stat?.mtimeMs}\0${stat?.size}`;
+    if (this.lastRun?.key === key) return this.lastRun;
+    const { image, pixels } = await this.prepare(file);
+    signal?.throwIfAborted();
+    const out = await this.runBatch([pixels], true);
+    const layers = (out.attentions ?? []).map((t) => this.layerAttention(t, 1, 0));
+    this.lastRun = { key, image, logits: out.logits.slice(0, out.numClasses), layers };
+    return this.lastRun;
+  }
+
+  /** View one image's [H, T, T] block of an attention output, rank 4 [N, H, T, T] or rank 3 [N·H, T, T]. */
+  private layerAttention(t: ort.Tensor, batch: number, index: number): LayerAttention {
+    const dims = t.dims.map(Number);
+    const tokens = dims[dims.length - 1];
+    const heads = dims.length === 4 ? dims[1] : dims[0] / batch;
+    if (!Number.isInteger(heads) || dims[dims.length - 2] !== tokens) {
+      throw new Error(`attention output "${t.type}" has unexpected shape [${dims.join(', ')}]`);
+    }
+    return { data: t.data as Float32Array, offset: index * heads * tokens * tokens, heads, tokens };
+  }
+
+  private tokenLayout(tokens: number): TokenLayout {
+    const m = this.require().resolved;
+    const [h, w] = m.preprocess.size;
+    let grid: [number, number];
+    if (m.patchSize) grid = [Math.floor(h / m.patchSize), Math.floor(w / m.patchSize)];
+    else {
+      // Unknown patch size: assume a square grid and one [CLS] token (plus any extras left over).
+      const g = Math.floor(Math.sqrt(tokens - 1));
+      grid = [g, g];
+    }
+    return { grid, prefixTokens: tokens - grid[0] * grid[1] };
+  }
+}
+
+export function topPredictions(logits: ArrayLike<number>, labels: string[], k: number): Prediction[] {
+  const probs = softmax(logits);
+  const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a] || a - b);
+  return order.slice(0, Math.max(1, Math.min(k, order.length))).map((i) => ({ label: labels[i] ?? `class_${i}`, index: i, score: probs[i] }));
+}

@@ -1,0 +1,117 @@
+/**
+ * One ONNX Runtime session for one ViT graph, on CUDA when available and asked for, else CPU.
+ *
+ * The graph's attention Softmax outputs are graph outputs (ONNX Runtime returns nothing else), but we
+ * only *fetch* them when explaining, so plain classification copies nothing extra out.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as ort from 'onnxruntime-node';
+
+export type ProviderPreference = 'auto' | 'cuda' | 'cpu';
+export type Provider = 'cuda' | 'cpu';
+
+export interface SessionOptions {
+  provider?: ProviderPreference;
+  /** Intra-op threads for the CPU provider; default: all cores. */
+  threads?: number;
+}
+
+/**
+ * onnxruntime-node ships the CUDA provider only when installed with ONNXRUNTIME_NODE_INSTALL=cuda12;
+ * its library then sits beside the native binding.
+ */
+export function cudaProviderInstalled(): boolean {
+  try {
+    const binDir = path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin');
+    for (const napi of fs.readdirSync(binDir)) {
+      const dir = path.join(binDir, napi, process.platform, process.arch);
+      if (fs.existsSync(path.join(dir, process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so'))) return true;
+    }
+  } catch {
+    // not installed the usual way: treat as CPU-only
+  }
+  return false;
+}
+
+export interface RunResult {
+  logits: Float32Array;
+  numClasses: number;
+  /** Present when asked for: one tensor per layer, in layer order. */
+  attentions?: ort.Tensor[];
+  /** Present when the graph has it and it was asked for: the [CLS] features [N, D]. */
+  features?: Float32Array;
+}
+
+export class VitSession {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly provider: Provider,
+    /** Why the session is not on the provider that was asked for, if it is not. */
+    readonly providerNote: string | undefined,
+    readonly inputName: string,
+    readonly logitsName: string,
+    readonly attentionNames: readonly string[],
+  ) {}
+
+  static async create(model: Uint8Array, names: { input: string; logits: string; attentions: readonly string[] }, opts: SessionOptions = {}): Promise<VitSession> {
+    const want = opts.provider ?? 'auto';
+    const base: ort.InferenceSession.SessionOptions = {
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: opts.threads ?? os.availableParallelism(),
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+    };
+    let note: string | undefined;
+    if (want !== 'cpu') {
+      if (cudaProviderInstalled()) {
+        try {
+          const s = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cuda', 'cpu'] });
+          return new VitSession(s, 'cuda', undefined, names.input, names.logits, names.attentions);
+        } catch (e) {
+          note = `CUDA provider failed to start (${(e as Error).message.split('\n')[0]}); using CPU`;
+        }
+      } else if (want === 'cuda') {
+        note = 'CUDA was requested but onnxruntime-node was installed without its CUDA provider (reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12); using CPU';
+      }
+    }
+    const s = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] });
+    return new VitSession(s, 'cpu', note, names.input, names.logits, names.attentions);
+  }
+
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  /** Run a batch of CHW pixel tensors (already normalised), N × C × H × W in one Float32Array. */
+  async run(pixels: Float32Array, dims: [number, number, number, number], fetch: { attentions?: boolean; features?: boolean } = {}): Promise<RunResult> {
+    const wanted = [this.logitsName];
+    if (fetch.attentions) wanted.push(...this.attentionNames);
+    const hasFeatures = fetch.features && this.session.outputNames.includes('features');
+    if (hasFeatures) wanted.push('features');
+    const out = await this.session.run({ [this.inputName]: new ort.Tensor('float32', pixels, dims) }, wanted);
+    const logits = out[this.logitsName];
+    const numClasses = Number(logits.dims[logits.dims.length - 1]);
+    return {
+      logits: logits.data as Float32Array,
+      numClasses,
+      attentions: fetch.attentions ? this.attentionNames.map((n) => out[n]) : undefined,
+      features: hasFeatures ? (out.features.data as Float32Array) : undefined,
+    };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+export function softmax(logits: ArrayLike<number>, start = 0, count = logits.length): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < count; i++) max = Math.max(max, logits[start + i]);
+  const out = new Float64Array(count);
+  let sum = 0;
+  for (let i = 0; i < count; i++) sum += out[i] = Math.exp(logits[start + i] - max);
+  for (let i = 0; i < count; i++) out[i] /= sum;
+  return out;
+}

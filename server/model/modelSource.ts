@@ -1,0 +1,234 @@
+/**
+ * Turns what a user names as MODEL into a ready-to-run ViT graph:
+ *   - an `.onnx` file from any exporter (attention outputs are tapped in),
+ *   - a Hugging Face folder (`model.safetensors` and/or `onnx/model.onnx`),
+ *   - a Google `vision_transformer` `.npz` checkpoint,
+ *   - a hub id `org/name[@revision]` (downloaded into the cache, then treated as a folder).
+ * Weights (safetensors, npz) are built into ONNX by our exporter, and the build is cached under the
+ * cache dir keyed by the weights' content hash, so the second load is a file read.
+ */
+import { createHash } from 'crypto';
+import { createReadStream, promises as fs } from 'fs';
+import * as path from 'path';
+import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../preprocess';
+import { loadGoogleNpz } from '../formats/googleNpz';
+import { archAndLabelsFromHfFolder, loadHfWeights } from '../formats/hfSafetensors';
+import { buildVitOnnx, BUILDER_VERSION } from './onnxBuilder';
+import { outputClassCount, tapAttention } from './attentionTap';
+import { defaultCacheDir, downloadHubModel, isHubId } from './hub';
+import type { ViTArch } from './vitConfig';
+import type { WeightMap } from './tensor';
+import { writeFileAtomic } from '../util/atomicFile';
+
+export type ModelKind = 'onnx' | 'hf-folder' | 'npz' | 'hub';
+
+export interface ResolvedModel {
+  /** What the user passed. */
+  spec: string;
+  kind: ModelKind;
+  /** Short name for status bars and logs. */
+  name: string;
+  /** The ONNX graph to run, with attention outputs when any could be found. */
+  onnx: Uint8Array;
+  inputName: string;
+  logitsName: string;
+  attentionNames: string[];
+  /** Heads per layer, when known before running (rank-3 attention outputs need it, or get it from the batch size). */
+  numHeads?: number;
+  patchSize?: number;
+  imageSize: [number, number];
+  labels: string[];
+  labelsFrom: string;
+  preprocess: PreprocessConfig;
+  arch?: ViTArch;
+  /** Why explain cannot work with this model, when it cannot. */
+  explainUnavailable?: string;
+  /** Where our exporter's build of the weights is cached, and whether this load reused it. */
+  build?: { file: string; reused: boolean };
+}
+
+export interface ProgressEvent {
+  stage: 'download' | 'hash' | 'build' | 'load';
+  message: string;
+  /** 0–1 when known. */
+  fraction?: number;
+}
+
+export interface ResolveOptions {
+  labelsFile?: string;
+  cacheDir?: string;
+  offline?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (p: ProgressEvent) => void;
+}
+
+export async function resolveModel(spec: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
+  const stat = await fs.stat(spec).catch(() => undefined);
+  if (!stat) {
+    if (isHubId(spec)) {
+      const dir = await downloadHubModel(spec, {
+        cacheDir: opts.cacheDir,
+        offline: opts.offline,
+        signal: opts.signal,
+        onProgress: (p) =>
+          opts.onProgress?.({
+            stage: 'download',
+            message: `Downloading ${spec}: ${p.file}`,
+            fraction: p.total ? p.received / p.total : undefined,
+          }),
+      });
+      const m = await resolveFolder(dir, spec, opts);
+      return { ...m, kind: 'hub', name: spec };
+    }
+    throw new Error(`${spec}: no such file or folder, and not a hub id of the form org/name`);
+  }
+  if (stat.isDirectory()) return resolveFolder(spec, spec, opts);
+  const ext = path.extname(spec).toLowerCase();
+  if (ext === '.onnx') return resolveOnnxFile(spec, opts);
+  if (ext === '.npz') return resolveNpz(spec, opts);
+  if (ext === '.safetensors') return resolveFolder(path.dirname(spec), spec, opts);
+  throw new Error(`${spec}: unknown model format "${ext || '(no extension)'}"; expected .onnx, .npz, a Hugging Face folder or a hub id`);
+}
+
+async function resolveFolder(dir: string, spec: string, opts: ResolveOptions): Promise<ResolvedModel> {
+  const safetensors = path.join(dir, 'model.safetensors');
+  const onnxFile = path.join(dir, 'onnx', 'model.onnx');
+  const hasSafetensors = await exists(safetensors);
+  const hasOnnx = await exists(onnxFile);
+  if (!(await exists(path.join(dir, 'config.json')))) {
+    if (hasOnnx) return resolveOnnxFile(onnxFile, opts, spec);
+    throw new Error(`${dir}: not a model folder (no config.json; expected the Hugging Face layout)`);
+  }
+  if (!hasSafetensors && !hasOnnx) {
+    throw new Error(`${dir}: has config.json but neither model.safetensors nor onnx/model.onnx`);
+  }
+  const { arch, labels: configLabels } = await archAndLabelsFromHfFolder(dir);
+  const labels = await chooseLabels(opts.labelsFile, configLabels, arch.numClasses, `${path.join(dir, 'config.json')} (id2label)`);
+  const preprocess = await readPreprocessorConfig(dir, arch.imageSize);
+  // Prefer the weights: our own build of them has known attention outputs and exact fp32 weights,
+  // whereas onnx/ in the transformers.js layout is whatever some exporter produced.
+  if (hasSafetensors) {
+    const built = await buildCached(safetensors, arch, () => loadHfWeights(safetensors, arch), opts);
+    return { ...builtModel(spec, 'hf-folder', built, arch), labels: labels.labels, labelsFrom: labels.from, preprocess };
+  }
+  const m = await resolveOnnxFile(onnxFile, { ...opts, labelsFile: undefined }, spec);
+  return { ...m, kind: 'hf-folder', labels: labels.labels, labelsFrom: labels.from, preprocess, arch };
+}
+
+async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file): Promise<ResolvedModel> {
+  opts.onProgress?.({ stage: 'load', message: `Reading ${path.basename(file)}` });
+  const bytes = await fs.readFile(file);
+  const { bytes: tapped, info } = tapAttention(bytes, path.dirname(file));
+  const dims = info.inputShape.map((d) => (typeof d === 'number' && d > 0 ? d : undefined));
+  const imageSize: [number, number] = [dims[2] ?? info.imageSize?.[0] ?? 224, dims[3] ?? info.imageSize?.[1] ?? 224];
+  // An exported file's own folder (or its parent, for the onnx/ sub-folder) may carry the HF configs.
+  const configDir = (await exists(path.join(path.dirname(file), 'config.json')))
+    ? path.dirname(file)
+    : (await exists(path.join(path.dirname(file), '..', 'config.json')))
+      ? path.join(path.dirname(file), '..')
+      : undefined;
+  let configLabels: string[] | undefined;
+  if (configDir) configLabels = (await archAndLabelsFromHfFolder(configDir).catch(() => undefined))?.labels;
+  const numClasses = outputClassCount(tapped, info.logitsName);
+  if (!numClasses) throw new Error(`${file}: cannot tell how many classes the model has (output "${info.logitsName}" has no static last dimension)`);
+  const labels = await chooseLabels(opts.labelsFile, configLabels, numClasses, configDir ? `${path.join(configDir, 'config.json')} (id2label)` : '');
+  const preprocess = configDir ? await readPreprocessorConfig(configDir, imageSize) : defaultPreprocess(imageSize);
+  return {
+    spec,
+    kind: 'onnx',
+    name: path.basename(file),
+    onnx: tapped,
+    inputName: info.inputName,
+    logitsName: info.logitsName,
+    attentionNames: info.attentionOutputs,
+    numHeads: info.numHeads,
+    patchSize: info.patchSize,
+    imageSize,
+    labels: labels.labels,
+    labelsFrom: labels.from,
+    preprocess,
+    explainUnavailable: info.attentionOutputs.length === 0 ? `${file}: ${info.reason ?? 'no attention found'}` : undefined,
+  };
+}
+
+async function resolveNpz(file: string, opts: ResolveOptions): Promise<ResolvedModel> {
+  let loaded: { arch: ViTArch; weights: WeightMap } | undefined;
+  const load = async () => (loaded ??= await loadGoogleNpz(file));
+  // The architecture is only known from the tensor shapes, so the npz is read even on a cache hit.
+  const { arch } = await load();
+  const built = await buildCached(file, arch, async () => (await load()).weights, opts);
+  const labels = await chooseLabels(opts.labelsFile, undefined, arch.numClasses, '');
+  return { ...builtModel(file, 'npz', built, arch), labels: labels.labels, labelsFrom: labels.from, preprocess: defaultPreprocess(arch.imageSize) };
+}
+
+function builtModel(spec: string, kind: ModelKind, built: { bytes: Uint8Array; file: string; reused: boolean }, arch: ViTArch) {
+  return {
+    spec,
+    kind,
+    name: path.basename(spec.replace(/[\\/]+$/, '')),
+    onnx: built.bytes,
+    inputName: 'pixel_values',
+    logitsName: 'logits',
+    attentionNames: Array.from({ length: arch.numLayers }, (_, i) => `attentions.${i}`),
+    numHeads: arch.numHeads,
+    patchSize: arch.patchSize,
+    imageSize: arch.imageSize,
+    arch,
+    build: { file: built.file, reused: built.reused },
+  };
+}
+
+async function buildCached(
+  weightsFile: string,
+  arch: ViTArch,
+  loadWeights: () => Promise<WeightMap>,
+  opts: ResolveOptions,
+): Promise<{ bytes: Uint8Array; file: string; reused: boolean }> {
+  opts.onProgress?.({ stage: 'hash', message: `Hashing ${path.basename(weightsFile)}` });
+  const digest = createHash('sha256');
+  digest.update(`${BUILDER_VERSION}\n${JSON.stringify(arch)}\n`);
+  digest.update(await hashFile(weightsFile, opts.signal));
+  const key = digest.digest('hex').slice(0, 32);
+  const file = path.join(opts.cacheDir ?? defaultCacheDir(), 'built', `${key}.onnx`);
+  const cached = await fs.readFile(file).catch(() => undefined);
+  if (cached) return { bytes: cached, file, reused: true };
+  opts.signal?.throwIfAborted();
+  opts.onProgress?.({ stage: 'build', message: `Building ONNX graph from ${path.basename(weightsFile)}` });
+  const bytes = buildVitOnnx(arch, await loadWeights(), { producer: 'vit-lens' });
+  opts.signal?.throwIfAborted();
+  await writeFileAtomic(file, bytes);
+  return { bytes, file, reused: false };
+}
+
+async function hashFile(file: string, signal?: AbortSignal): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 4 << 20, signal })) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+async function chooseLabels(
+  labelsFile: string | undefined,
+  configLabels: string[] | undefined,
+  numClasses: number,
+  configSource: string,
+): Promise<{ labels: string[]; from: string }> {
+  if (labelsFile) {
+    const text = await fs.readFile(labelsFile, 'utf8').catch((e: Error) => {
+      throw new Error(`${labelsFile}: cannot read labels file (${e.message})`);
+    });
+    const labels = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+    if (labels.length !== numClasses) {
+      throw new Error(`${labelsFile}: has ${labels.length} labels but the model has ${numClasses} classes`);
+    }
+    return { labels, from: labelsFile };
+  }
+  if (configLabels && configLabels.length === numClasses) return { labels: configLabels, from: configSource };
+  return { labels: Array.from({ length: numClasses }, (_, i) => `class_${i}`), from: 'none (class_N)' };
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fs.stat(p).then(
+    () => true,
+    () => false,
+  );
+}

@@ -1,0 +1,134 @@
+/**
+ * The worker process: a language-server-style JSON-RPC connection (IPC or stdio, chosen by the
+ * usual `--node-ipc` / `--stdio` arguments) around one Engine. A failing request answers with an
+ * error; the worker itself keeps serving.
+ */
+import { CancellationToken, createConnection, LSPErrorCodes, ProposedFeatures, RequestHandler, RequestType, ResponseError, WorkDoneProgressParams, WorkDoneProgressReporter } from 'vscode-languageserver/node';
+import * as ort from 'onnxruntime-node';
+import sharp from 'sharp';
+import { Engine, EngineOptions } from './engine';
+import { cudaProviderInstalled } from './inference';
+import { ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, StatusRequest, StatusResult } from './protocol';
+
+const connection = createConnection(ProposedFeatures.all);
+let engine = new Engine();
+let state: StatusResult['state'] = 'idle';
+let lastError: string | undefined;
+
+/** Requests that use the model run one at a time, in arrival order (ONNX Runtime sessions are not re-entrant here). */
+let queue: Promise<unknown> = Promise.resolve();
+function serialised<T>(work: () => Promise<T>): Promise<T> {
+  const next = queue.then(work, work);
+  queue = next.catch(() => undefined);
+  return next;
+}
+
+function abortSignalFor(token: CancellationToken): AbortSignal {
+  const controller = new AbortController();
+  if (token.isCancellationRequested) controller.abort();
+  token.onCancellationRequested(() => controller.abort());
+  return controller.signal;
+}
+
+/** Map any failure to a JSON-RPC error the client can show; never let it escape and kill the process. */
+function asResponseError(e: unknown, token: CancellationToken): ResponseError<void> {
+  if (token.isCancellationRequested || (e instanceof Error && e.name === 'AbortError')) {
+    return new ResponseError(LSPErrorCodes.RequestCancelled, 'cancelled');
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  connection.console.error(message);
+  if (message === 'no model is loaded') return new ResponseError(ErrorCodes.NoModel, 'No model is loaded: load one first (vitLens/loadModel).');
+  return new ResponseError(ErrorCodes.BadInput, message);
+}
+
+/** Register a request whose failures become JSON-RPC errors and whose cancellation becomes an AbortSignal. */
+function onRequest<P, R>(type: RequestType<P, R, void>, work: (params: P, signal: AbortSignal, progress: WorkDoneProgressReporter) => Promise<R>): void {
+  // The cast only bridges TypeScript's deferred conditional type in HandlerResult for a generic R.
+  const handler = (async (params: P, token: CancellationToken) => {
+    try {
+      // A no-op reporter unless the client sent a workDoneToken.
+      const progress = connection.languages.attachWorkDoneProgress(params as WorkDoneProgressParams);
+      return (await work(params, abortSignalFor(token), progress)) as R;
+    } catch (e) {
+      return asResponseError(e, token);
+    }
+  }) as RequestHandler<P, R, void>;
+  connection.onRequest(type, handler);
+}
+
+connection.onInitialize((params) => {
+  const init = (params.initializationOptions ?? {}) as EngineOptions;
+  engine = new Engine({ provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, offline: init.offline });
+  return { capabilities: {}, serverInfo: { name: 'vit-lens-worker' } };
+});
+
+onRequest(LoadModelRequest, (params, signal, progress) =>
+    serialised(async () => {
+      state = 'loading';
+      progress.begin('Loading model', undefined, params.model, true);
+      try {
+        const info = await engine.load(params.model, {
+          labelsFile: params.labelsFile,
+          provider: params.provider,
+          signal,
+          onProgress: (p) => progress.report(p.fraction === undefined ? 0 : Math.round(p.fraction * 100), p.message),
+        });
+        lastError = undefined;
+        return info;
+      } catch (e) {
+        lastError = e instanceof Error ? e.message : String(e);
+        throw e;
+      } finally {
+        state = engine.isLoaded ? 'ready' : 'idle';
+        progress.done();
+      }
+    }),
+);
+
+onRequest(ClassifyRequest, (params, signal) => {
+    if (!Array.isArray(params.images) || params.images.some((i) => typeof i !== 'string')) throw new Error('classify: "images" must be a list of file paths');
+  return serialised(() => engine.classify(params.images, params.topK ?? 5, signal));
+});
+
+onRequest(ExplainRequest, (params, signal) =>
+    serialised(async () => {
+      const r = await engine.explain(params.image, {
+        headFusion: params.headFusion,
+        discardRatio: params.discardRatio,
+        layer: params.layer,
+        head: params.head,
+        topK: params.topK,
+        overlay: params.overlay,
+        signal,
+      });
+      return {
+        image: r.image,
+        width: r.width,
+        height: r.height,
+        predictions: r.predictions,
+        method: r.method,
+        layer: r.layer,
+        head: r.head,
+        map: { grid: r.map.grid, values: Array.from(r.map.values) },
+        overlayPng: r.overlayPng?.toString('base64'),
+      };
+    }),
+);
+
+connection.onRequest(StatusRequest, () => ({
+  state,
+  model: engine.isLoaded ? engine.info() : undefined,
+  lastError,
+  pid: process.pid,
+  rssBytes: process.memoryUsage().rss,
+  versions: { node: process.versions.node, onnxruntime: ort.env.versions.node ?? ort.env.versions.common, sharp: sharp.versions.sharp ?? '' },
+  cudaProviderInstalled: cudaProviderInstalled(),
+}));
+
+connection.onShutdown(() => engine.dispose());
+
+// A bug in one request must not take the model (and the user's session) down with it.
+process.on('uncaughtException', (e) => connection.console.error(`uncaught: ${e.stack ?? e}`));
+process.on('unhandledRejection', (e) => connection.console.error(`unhandled rejection: ${e instanceof Error ? e.stack : e}`));
+
+connection.listen();

@@ -1,0 +1,178 @@
+/**
+ * Drives the built worker (dist/worker.js) over JSON-RPC without VS Code, the way the extension's
+ * language client does: initialize, load a model, classify, explain, bad input, cancellation.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChildProcess, fork, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import {
+  CancellationTokenSource,
+  createMessageConnection,
+  IPCMessageReader,
+  IPCMessageWriter,
+  MessageConnection,
+  ProgressType,
+  ResponseError,
+  StreamMessageReader,
+  StreamMessageWriter,
+} from 'vscode-jsonrpc/node';
+import { ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, StatusRequest } from '../../server/protocol';
+
+const root = path.join(__dirname, '..', '..');
+const workerJs = path.join(root, 'dist', 'worker.js');
+const fixtures = path.join(root, 'test', 'fixtures');
+const tinyHf = path.join(fixtures, 'vit-tiny', 'hf');
+const tinyOnnx = path.join(fixtures, 'vit-tiny', 'model.onnx');
+const cat = path.join(fixtures, 'photos', 'chelsea.png');
+const coffee = path.join(fixtures, 'photos', 'coffee.png');
+const reference = JSON.parse(fs.readFileSync(path.join(fixtures, 'vit-tiny', 'reference.json'), 'utf8'));
+
+interface Worker {
+  proc: ChildProcess;
+  rpc: MessageConnection;
+  stderr: string[];
+}
+
+async function startWorker(transport: 'stdio' | 'ipc', cacheDir: string): Promise<Worker> {
+  assert.ok(fs.existsSync(workerJs), `${workerJs} is missing: run npm run build first`);
+  const stderr: string[] = [];
+  let proc: ChildProcess;
+  let rpc: MessageConnection;
+  if (transport === 'stdio') {
+    proc = spawn(process.execPath, [workerJs, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    rpc = createMessageConnection(new StreamMessageReader(proc.stdout!), new StreamMessageWriter(proc.stdin!));
+  } else {
+    proc = fork(workerJs, ['--node-ipc'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    rpc = createMessageConnection(new IPCMessageReader(proc), new IPCMessageWriter(proc));
+  }
+  proc.stderr!.on('data', (d) => stderr.push(String(d)));
+  rpc.listen();
+  await rpc.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { cacheDir, provider: 'cpu' } });
+  rpc.sendNotification('initialized', {});
+  return { proc, rpc, stderr };
+}
+
+async function stopWorker(w: Worker): Promise<void> {
+  await w.rpc.sendRequest('shutdown').catch(() => undefined);
+  await w.rpc.sendNotification('exit').catch(() => undefined);
+  w.rpc.dispose();
+  if (w.proc.exitCode === null) w.proc.kill();
+}
+
+async function rejects(p: Promise<unknown>): Promise<ResponseError<unknown>> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof ResponseError, `expected a JSON-RPC error, got ${e}`);
+    return e;
+  }
+  assert.fail('expected the request to fail');
+}
+
+for (const transport of ['stdio', 'ipc'] as const) {
+  describe(`worker over ${transport}`, () => {
+    let w: Worker;
+    const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-worker-'));
+    before(async () => {
+      w = await startWorker(transport, cacheDir);
+    });
+    after(async () => {
+      await stopWorker(w);
+      fs.rmSync(cacheDir, { recursive: true, force: true });
+    });
+
+    test('status before any model, and a request that needs one', async () => {
+      const s = await w.rpc.sendRequest(StatusRequest, {});
+      assert.equal(s.state, 'idle');
+      assert.equal(s.model, undefined);
+      assert.equal(s.pid, w.proc.pid);
+      const e = await rejects(w.rpc.sendRequest(ClassifyRequest, { images: [cat] }));
+      assert.equal(e.code, ErrorCodes.NoModel);
+    });
+
+    test('loads the Hugging Face folder with progress and classifies like PyTorch', async () => {
+      const progress: unknown[] = [];
+      const token = 'load-1';
+      const sub = w.rpc.onProgress(new ProgressType<unknown>(), token, (v: unknown) => void progress.push(v));
+      const info = await w.rpc.sendRequest(LoadModelRequest, { model: tinyHf, workDoneToken: token });
+      sub.dispose();
+      assert.equal(info.kind, 'hf-folder');
+      assert.equal(info.provider, 'cpu');
+      assert.equal(info.numClasses, reference.labels.length);
+      assert.deepEqual(info.labels, reference.labels);
+      assert.ok(progress.some((p) => (p as { kind: string }).kind === 'begin'), 'a progress begin was reported');
+      assert.ok(progress.some((p) => (p as { kind: string }).kind === 'end'), 'a progress end was reported');
+
+      const r = await w.rpc.sendRequest(ClassifyRequest, { images: [cat, coffee], topK: 3 });
+      assert.equal(r.failures.length, 0);
+      assert.equal(r.results.length, 2);
+      for (const [i, res] of r.results.entries()) {
+        assert.equal(res.predictions.length, 3);
+        assert.ok(res.predictions[0].score >= res.predictions[1].score);
+        assert.equal(res.predictions[0].index, reference.photos[i === 0 ? 'chelsea' : 'coffee'].top1, `top-1 of ${res.image}`);
+      }
+      assert.equal((await w.rpc.sendRequest(StatusRequest, {})).state, 'ready');
+    });
+
+    test('explain returns a normalised rollout map and an overlay PNG', async () => {
+      const r = await w.rpc.sendRequest(ExplainRequest, { image: cat, headFusion: 'max', discardRatio: 0.9, overlay: { colormap: 'turbo', opacity: 0.5 } });
+      assert.deepEqual(r.map.grid, [14, 14]);
+      assert.equal(r.map.values.length, 196);
+      assert.equal(Math.max(...r.map.values), 1);
+      const png = Buffer.from(r.overlayPng!, 'base64');
+      assert.deepEqual([...png.subarray(1, 4)], [...Buffer.from('PNG')]);
+      const raw = await w.rpc.sendRequest(ExplainRequest, { image: cat, layer: 1, head: 2 });
+      assert.equal(raw.method, 'attention');
+      assert.notDeepEqual(raw.map.values, r.map.values);
+    });
+
+    test('bad images give errors naming the file, and the worker keeps serving', async () => {
+      for (const bad of ['zero.png', 'truncated.png', 'not-an-image.jpg', 'bomb.png']) {
+        const file = path.join(fixtures, 'bad', bad);
+        const e = await rejects(w.rpc.sendRequest(ExplainRequest, { image: file }));
+        assert.equal(e.code, ErrorCodes.BadInput);
+        assert.match(e.message, new RegExp(bad.replace('.', '\\.')));
+      }
+      const r = await w.rpc.sendRequest(ClassifyRequest, { images: [path.join(fixtures, 'bad', 'zero.png'), cat] });
+      assert.equal(r.results.length, 1, 'the good image is still classified');
+      assert.equal(r.failures.length, 1);
+      assert.match(r.failures[0].error, /zero\.png: file is empty/);
+    });
+
+    test('a failed model load keeps the previous model loaded', async () => {
+      const e = await rejects(w.rpc.sendRequest(LoadModelRequest, { model: path.join(fixtures, 'bad', 'bad-offsets.safetensors') }));
+      assert.match(e.message, /safetensors/);
+      const s = await w.rpc.sendRequest(StatusRequest, {});
+      assert.equal(s.state, 'ready');
+      assert.equal(s.model?.spec, tinyHf);
+      assert.ok(s.lastError);
+      const r = await w.rpc.sendRequest(ClassifyRequest, { images: [cat] });
+      assert.equal(r.results.length, 1);
+    });
+
+    test('a cancelled request answers RequestCancelled and the worker goes on', async () => {
+      const source = new CancellationTokenSource();
+      const images = Array.from({ length: 64 }, () => cat);
+      const pending = w.rpc.sendRequest(ClassifyRequest, { images }, source.token);
+      setTimeout(() => source.cancel(), 20);
+      const outcome = await pending.then(
+        () => 'finished',
+        (e: ResponseError<unknown>) => e.code,
+      );
+      assert.ok(outcome === -32800 || outcome === 'finished', `cancel answered ${outcome}`);
+      const r = await w.rpc.sendRequest(ClassifyRequest, { images: [coffee] });
+      assert.equal(r.results.length, 1);
+    });
+
+    test('a torch.onnx export loads too (attention tapped from its graph)', async () => {
+      const info = await w.rpc.sendRequest(LoadModelRequest, { model: tinyOnnx });
+      assert.equal(info.kind, 'onnx');
+      assert.ok(info.explainAvailable, info.explainUnavailableReason);
+      const r = await w.rpc.sendRequest(ExplainRequest, { image: cat });
+      assert.deepEqual(r.map.grid, [14, 14]);
+    });
+  });
+}
