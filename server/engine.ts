@@ -57,6 +57,17 @@ export interface Explanation {
 /** Batch size for classification: enough to amortise per-run overhead, small enough for big models' memory. */
 const CLASSIFY_BATCH = 8;
 
+interface AttentionRun {
+  key: string;
+  image: DecodedImage;
+  pixels: Float32Array;
+  logits: Float32Array;
+  /** Per layer, heads fused in the graph, for each fusion. */
+  fused?: Record<HeadFusion, LayerAttention[]>;
+  /** Per layer, every head. */
+  heads?: LayerAttention[];
+}
+
 interface Loaded {
   resolved: ResolvedModel;
   session: VitSession;
@@ -64,8 +75,8 @@ interface Loaded {
 
 export class Engine {
   private loaded: Loaded | undefined;
-  /** The last explained image's attentions, so changing fusion/discard/layer does not rerun the model. */
-  private lastRun: { key: string; image: DecodedImage; logits: Float32Array; layers: LayerAttention[] } | undefined;
+  /** The last explained image's attention maps, so changing fusion/discard/layer does not rerun the model. */
+  private lastRun: AttentionRun | undefined;
 
   constructor(private readonly options: EngineOptions = {}) {}
 
@@ -79,7 +90,7 @@ export class Engine {
     opts.onProgress?.({ stage: 'load', message: `Starting ONNX Runtime for ${resolved.name}` });
     const session = await VitSession.create(
       resolved.onnx,
-      { input: resolved.inputName, logits: resolved.logitsName, attentions: resolved.attentionNames },
+      { input: resolved.inputName, logits: resolved.logitsName },
       { provider: opts.provider ?? this.options.provider, threads: this.options.threads },
     );
     // Only replace the current model once the new one is ready: a failed load keeps the old one.
@@ -131,7 +142,7 @@ export class Engine {
         else ok.push({ file: chunk[i], pixels: p.pixels });
       });
       if (ok.length === 0) continue;
-      const out = await this.runBatch(ok.map((o) => o.pixels), false);
+      const out = await this.runBatch(ok.map((o) => o.pixels));
       ok.forEach((o, i) => {
         const logits = out.logits.subarray(i * out.numClasses, (i + 1) * out.numClasses);
         results.push({ image: o.file, predictions: topPredictions(logits, m.labels, topK), logits: Array.from(logits) });
@@ -140,26 +151,31 @@ export class Engine {
     return { results, failures };
   }
 
-  /** Classify one already-preprocessed batch (N × C × H × W); used by parity tests and benchmarks. */
+  /** Run one already-preprocessed batch (N × C × H × W); used by parity tests and benchmarks. */
   async runPixels(pixels: Float32Array, batch: number, attentions = false): Promise<{ logits: Float32Array; numClasses: number; attentions?: ort.Tensor[] }> {
-    const { resolved: m } = this.require();
+    const { resolved: m, session } = this.require();
     const [h, w] = m.preprocess.size;
-    return this.require().session.run(pixels, [batch, 3, h, w], { attentions });
+    const out = await session.run(pixels, [batch, 3, h, w], attentions ? m.attentionNames : []);
+    return { logits: out.logits, numClasses: out.numClasses, attentions: attentions ? m.attentionNames.map((n) => out.outputs[n]) : undefined };
   }
 
   async explain(file: string, opts: ExplainOptions = {}): Promise<Explanation> {
     const { resolved: m } = this.require();
     if (m.explainUnavailable) throw new Error(`explain is not available for this model: ${m.explainUnavailable}`);
-    const run = await this.attentionRun(file, opts.signal);
     const fusion = opts.headFusion ?? 'mean';
-    const layout = this.tokenLayout(run.layers[0].tokens);
+    const raw = opts.layer !== undefined;
+    if (raw && (!Number.isInteger(opts.layer) || opts.layer! < 0 || opts.layer! >= m.attentionNames.length)) {
+      throw new Error(`layer ${opts.layer} does not exist: this model has layers 0–${m.attentionNames.length - 1}`);
+    }
+    // Rollout reads head-fused maps (fused in the graph when we built it); raw attention needs every head.
+    const run = await this.attentionRun(file, raw || !m.fusedAttentionNames ? 'heads' : 'fused', opts.signal);
     let map: AttentionMap;
-    if (opts.layer !== undefined) {
-      const layer = run.layers[opts.layer];
-      if (!layer) throw new Error(`layer ${opts.layer} does not exist: this model has layers 0–${run.layers.length - 1}`);
-      map = rawAttention(layer, layout, opts.head ?? fusion);
+    if (raw) {
+      const layer = run.heads![opts.layer!];
+      map = rawAttention(layer, this.tokenLayout(layer.tokens), opts.head ?? fusion);
     } else {
-      map = attentionRollout(run.layers, layout, { headFusion: fusion, discardRatio: opts.discardRatio ?? 0.9 });
+      const layers = run.fused?.[fusion] ?? run.heads!;
+      map = attentionRollout(layers, this.tokenLayout(layers[0].tokens), { headFusion: fusion, discardRatio: opts.discardRatio ?? 0.9 });
     }
     const overlayPng = opts.overlay ? await renderOverlayPng(run.image, map, opts.overlay) : undefined;
     return {
@@ -168,11 +184,16 @@ export class Engine {
       height: run.image.height,
       predictions: topPredictions(run.logits, m.labels, opts.topK ?? 5),
       map,
-      method: opts.layer !== undefined ? 'attention' : 'rollout',
+      method: raw ? 'attention' : 'rollout',
       layer: opts.layer,
-      head: opts.layer !== undefined ? (opts.head ?? fusion) : undefined,
+      head: raw ? (opts.head ?? fusion) : undefined,
       overlayPng,
     };
+  }
+
+  /** Drop the cached attention maps of the last explained image (the next explain reruns the model). */
+  forgetLastRun(): void {
+    this.lastRun = undefined;
   }
 
   async dispose(): Promise<void> {
@@ -192,34 +213,48 @@ export class Engine {
     return { image, pixels: toPixelValues(await resizeForModel(image, cfg), cfg) };
   }
 
-  private async runBatch(pixels: Float32Array[], attentions: boolean) {
+  private async runBatch(pixels: Float32Array[], extra: readonly string[] = []) {
     const { resolved: m, session } = this.require();
     const [h, w] = m.preprocess.size;
     const per = 3 * h * w;
     const batch = new Float32Array(per * pixels.length);
     pixels.forEach((p, i) => batch.set(p, i * per));
-    return session.run(batch, [pixels.length, 3, h, w], { attentions });
+    return session.run(batch, [pixels.length, 3, h, w], extra);
   }
 
-  private async attentionRun(file: string, signal?: AbortSignal) {
+  /** Run the model on one image fetching the attention maps `need` asks for, reusing the last run when it has them. */
+  private async attentionRun(file: string, need: 'fused' | 'heads', signal?: AbortSignal): Promise<AttentionRun> {
+    const m = this.require().resolved;
     const stat = await fs.stat(file).catch(() => undefined);
-    const key = `${this.require().resolved.spec}\0${file}\0${stat?.mtimeMs}\0${stat?.size}`;
-    if (this.lastRun?.key === key) return this.lastRun;
-    const { image, pixels } = await this.prepare(file);
+    const key = `${m.spec}\0${file}\0${stat?.mtimeMs}\0${stat?.size}`;
+    const last = this.lastRun?.key === key ? this.lastRun : undefined;
+    if (last && (need === 'heads' ? last.heads : last.fused)) return last;
+    const { image, pixels } = last ?? (await this.prepare(file));
     signal?.throwIfAborted();
-    const out = await this.runBatch([pixels], true);
-    const layers = (out.attentions ?? []).map((t) => this.layerAttention(t, 1, 0));
-    this.lastRun = { key, image, logits: out.logits.slice(0, out.numClasses), layers };
-    return this.lastRun;
+    const names = need === 'heads' ? m.attentionNames : Object.values(m.fusedAttentionNames!).flat();
+    const out = await this.runBatch([pixels], names);
+    const run: AttentionRun = last ?? { key, image, pixels, logits: out.logits.slice(0, out.numClasses) };
+    if (need === 'heads') run.heads = m.attentionNames.map((n) => this.layerAttention(n, out.outputs[n], 1, 0));
+    else {
+      const fused = m.fusedAttentionNames!;
+      const view = (names: string[]) => names.map((n) => this.layerAttention(n, out.outputs[n], 1, 0));
+      run.fused = { mean: view(fused.mean), max: view(fused.max), min: view(fused.min) };
+    }
+    this.lastRun = run;
+    return run;
   }
 
-  /** View one image's [H, T, T] block of an attention output, rank 4 [N, H, T, T] or rank 3 [N·H, T, T]. */
-  private layerAttention(t: ort.Tensor, batch: number, index: number): LayerAttention {
+  /**
+   * View one image's block of an attention output: [N, H, T, T], [N·H, T, T] (torch's MHA export,
+   * image-major), or [N, T, T] (heads fused in the graph).
+   */
+  private layerAttention(name: string, t: ort.Tensor, batch: number, index: number): LayerAttention {
     const dims = t.dims.map(Number);
     const tokens = dims[dims.length - 1];
-    const heads = dims.length === 4 ? dims[1] : dims[0] / batch;
-    if (!Number.isInteger(heads) || dims[dims.length - 2] !== tokens) {
-      throw new Error(`attention output "${t.type}" has unexpected shape [${dims.join(', ')}]`);
+    const fused = name.startsWith('attention_');
+    const heads = fused ? 1 : dims.length === 4 ? dims[1] : dims[0] / batch;
+    if (!Number.isInteger(heads) || dims[dims.length - 2] !== tokens || (fused && dims.length !== 3)) {
+      throw new Error(`attention output "${name}" has unexpected shape [${dims.join(', ')}]`);
     }
     return { data: t.data as Float32Array, offset: index * heads * tokens * tokens, heads, tokens };
   }

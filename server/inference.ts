@@ -1,8 +1,8 @@
 /**
  * One ONNX Runtime session for one ViT graph, on CUDA when available and asked for, else CPU.
  *
- * The graph's attention Softmax outputs are graph outputs (ONNX Runtime returns nothing else), but we
- * only *fetch* them when explaining, so plain classification copies nothing extra out.
+ * The graph's attention maps are graph outputs (ONNX Runtime returns nothing else), but they are only
+ * *fetched* when explaining, so plain classification copies nothing extra out.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -38,10 +38,8 @@ export function cudaProviderInstalled(): boolean {
 export interface RunResult {
   logits: Float32Array;
   numClasses: number;
-  /** Present when asked for: one tensor per layer, in layer order. */
-  attentions?: ort.Tensor[];
-  /** Present when the graph has it and it was asked for: the [CLS] features [N, D]. */
-  features?: Float32Array;
+  /** The extra outputs that were asked for, by name. */
+  outputs: Record<string, ort.Tensor>;
 }
 
 export class VitSession {
@@ -52,10 +50,9 @@ export class VitSession {
     readonly providerNote: string | undefined,
     readonly inputName: string,
     readonly logitsName: string,
-    readonly attentionNames: readonly string[],
   ) {}
 
-  static async create(model: Uint8Array, names: { input: string; logits: string; attentions: readonly string[] }, opts: SessionOptions = {}): Promise<VitSession> {
+  static async create(model: Uint8Array, names: { input: string; logits: string }, opts: SessionOptions = {}): Promise<VitSession> {
     const want = opts.provider ?? 'auto';
     const base: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: 'all',
@@ -68,7 +65,7 @@ export class VitSession {
       if (cudaProviderInstalled()) {
         try {
           const s = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cuda', 'cpu'] });
-          return new VitSession(s, 'cuda', undefined, names.input, names.logits, names.attentions);
+          return new VitSession(s, 'cuda', undefined, names.input, names.logits);
         } catch (e) {
           note = `CUDA provider failed to start (${(e as Error).message.split('\n')[0]}); using CPU`;
         }
@@ -77,28 +74,23 @@ export class VitSession {
       }
     }
     const s = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] });
-    return new VitSession(s, 'cpu', note, names.input, names.logits, names.attentions);
+    return new VitSession(s, 'cpu', note, names.input, names.logits);
   }
 
   get outputNames(): readonly string[] {
     return this.session.outputNames;
   }
 
-  /** Run a batch of CHW pixel tensors (already normalised), N × C × H × W in one Float32Array. */
-  async run(pixels: Float32Array, dims: [number, number, number, number], fetch: { attentions?: boolean; features?: boolean } = {}): Promise<RunResult> {
-    const wanted = [this.logitsName];
-    if (fetch.attentions) wanted.push(...this.attentionNames);
-    const hasFeatures = fetch.features && this.session.outputNames.includes('features');
-    if (hasFeatures) wanted.push('features');
-    const out = await this.session.run({ [this.inputName]: new ort.Tensor('float32', pixels, dims) }, wanted);
+  /**
+   * Run a batch of CHW pixel tensors (already normalised), N × C × H × W in one Float32Array,
+   * fetching the logits and any `extra` outputs (attention maps are only copied out when asked for).
+   */
+  async run(pixels: Float32Array, dims: [number, number, number, number], extra: readonly string[] = []): Promise<RunResult> {
+    const out = await this.session.run({ [this.inputName]: new ort.Tensor('float32', pixels, dims) }, [this.logitsName, ...extra]);
     const logits = out[this.logitsName];
-    const numClasses = Number(logits.dims[logits.dims.length - 1]);
-    return {
-      logits: logits.data as Float32Array,
-      numClasses,
-      attentions: fetch.attentions ? this.attentionNames.map((n) => out[n]) : undefined,
-      features: hasFeatures ? (out.features.data as Float32Array) : undefined,
-    };
+    const outputs: Record<string, ort.Tensor> = {};
+    for (const name of extra) outputs[name] = out[name];
+    return { logits: logits.data as Float32Array, numClasses: Number(logits.dims[logits.dims.length - 1]), outputs };
   }
 
   async release(): Promise<void> {

@@ -13,7 +13,7 @@ import * as path from 'path';
 import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../preprocess';
 import { loadGoogleNpz } from '../formats/googleNpz';
 import { archAndLabelsFromHfFolder, loadHfWeights } from '../formats/hfSafetensors';
-import { buildVitOnnx, BUILDER_VERSION } from './onnxBuilder';
+import { attentionOutputName, buildVitOnnx, BUILDER_VERSION, fusedAttentionOutputName, HEAD_FUSIONS } from './onnxBuilder';
 import { outputClassCount, tapAttention } from './attentionTap';
 import { defaultCacheDir, downloadHubModel, isHubId } from './hub';
 import type { ViTArch } from './vitConfig';
@@ -33,6 +33,8 @@ export interface ResolvedModel {
   inputName: string;
   logitsName: string;
   attentionNames: string[];
+  /** Outputs with each layer's heads already fused ([N, T, T]), present in graphs we built. */
+  fusedAttentionNames?: Record<'mean' | 'max' | 'min', string[]>;
   /** Heads per layer, when known before running (rank-3 attention outputs need it, or get it from the batch size). */
   numHeads?: number;
   patchSize?: number;
@@ -86,7 +88,13 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
   const ext = path.extname(spec).toLowerCase();
   if (ext === '.onnx') return resolveOnnxFile(spec, opts);
   if (ext === '.npz') return resolveNpz(spec, opts);
-  if (ext === '.safetensors') return resolveFolder(path.dirname(spec), spec, opts);
+  if (ext === '.safetensors') {
+    const dir = path.dirname(spec);
+    if (path.basename(spec) !== 'model.safetensors' || !(await exists(path.join(dir, 'config.json')))) {
+      throw new Error(`${spec}: a .safetensors file is loaded as part of a Hugging Face folder (config.json + model.safetensors); pass the folder`);
+    }
+    return resolveFolder(dir, spec, opts);
+  }
   throw new Error(`${spec}: unknown model format "${ext || '(no extension)'}"; expected .onnx, .npz, a Hugging Face folder or a hub id`);
 }
 
@@ -162,6 +170,7 @@ async function resolveNpz(file: string, opts: ResolveOptions): Promise<ResolvedM
 }
 
 function builtModel(spec: string, kind: ModelKind, built: { bytes: Uint8Array; file: string; reused: boolean }, arch: ViTArch) {
+  const layers = Array.from({ length: arch.numLayers }, (_, i) => i);
   return {
     spec,
     kind,
@@ -169,7 +178,8 @@ function builtModel(spec: string, kind: ModelKind, built: { bytes: Uint8Array; f
     onnx: built.bytes,
     inputName: 'pixel_values',
     logitsName: 'logits',
-    attentionNames: Array.from({ length: arch.numLayers }, (_, i) => `attentions.${i}`),
+    attentionNames: layers.map(attentionOutputName),
+    fusedAttentionNames: Object.fromEntries(HEAD_FUSIONS.map((f) => [f, layers.map((i) => fusedAttentionOutputName(f, i))])) as ResolvedModel['fusedAttentionNames'],
     numHeads: arch.numHeads,
     patchSize: arch.patchSize,
     imageSize: arch.imageSize,

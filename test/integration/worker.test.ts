@@ -112,7 +112,7 @@ for (const transport of ['stdio', 'ipc'] as const) {
       for (const [i, res] of r.results.entries()) {
         assert.equal(res.predictions.length, 3);
         assert.ok(res.predictions[0].score >= res.predictions[1].score);
-        assert.equal(res.predictions[0].index, reference.photos[i === 0 ? 'chelsea' : 'coffee'].top1, `top-1 of ${res.image}`);
+        assert.equal(res.predictions[0].index, reference.photos[i === 0 ? 'chelsea.png' : 'coffee.png'].top1, `top-1 of ${res.image}`);
       }
       assert.equal((await w.rpc.sendRequest(StatusRequest, {})).state, 'ready');
     });
@@ -143,8 +143,14 @@ for (const transport of ['stdio', 'ipc'] as const) {
     });
 
     test('a failed model load keeps the previous model loaded', async () => {
-      const e = await rejects(w.rpc.sendRequest(LoadModelRequest, { model: path.join(fixtures, 'bad', 'bad-offsets.safetensors') }));
-      assert.match(e.message, /safetensors/);
+      // A Hugging Face folder whose weights file is malformed (offsets beyond the end of the file).
+      const broken = path.join(cacheDir, 'broken-model');
+      fs.mkdirSync(broken, { recursive: true });
+      fs.copyFileSync(path.join(tinyHf, 'config.json'), path.join(broken, 'config.json'));
+      fs.copyFileSync(path.join(fixtures, 'bad', 'bad-offsets.safetensors'), path.join(broken, 'model.safetensors'));
+      const e = await rejects(w.rpc.sendRequest(LoadModelRequest, { model: broken }));
+      assert.match(e.message, /model\.safetensors/);
+      assert.match(e.message, /offset|beyond|end of (the )?file/i);
       const s = await w.rpc.sendRequest(StatusRequest, {});
       assert.equal(s.state, 'ready');
       assert.equal(s.model?.spec, tinyHf);

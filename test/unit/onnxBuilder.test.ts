@@ -1,0 +1,177 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
+import { onnx } from 'onnx-proto';
+import { buildVitOnnx, readBuildMetadata, BUILDER_VERSION, attentionOutputName, fusedAttentionOutputName, HEAD_FUSIONS } from '../../server/model/onnxBuilder';
+import { ViTArch, W } from '../../server/model/vitConfig';
+import { WeightMap } from '../../server/model/tensor';
+
+const TINY: ViTArch = {
+  hiddenSize: 32,
+  numLayers: 2,
+  numHeads: 2,
+  mlpSize: 64,
+  patchSize: 8,
+  imageSize: [32, 32],
+  numChannels: 3,
+  layerNormEps: 1e-6,
+  qkvBias: true,
+  numClasses: 5,
+};
+const TOKENS = 1 + (32 / 8) * (32 / 8);
+
+/** Deterministic pseudo-random weights (mulberry32) with roughly unit-scale activations. */
+function randomWeights(arch: ViTArch, seed = 1): WeightMap {
+  let s = seed >>> 0;
+  const rand = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+  const m: WeightMap = new Map();
+  const put = (name: string, shape: number[], scale = 0.2) => {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < data.length; i++) data[i] = rand() * scale;
+    m.set(name, { shape, data });
+  };
+  const D = arch.hiddenSize;
+  const P = arch.patchSize;
+  put(W.clsToken, [1, 1, D]);
+  put(W.posEmbed, [1, TOKENS, D]);
+  put(W.patchWeight, [D, arch.numChannels, P, P], 0.1);
+  put(W.patchBias, [D]);
+  for (let i = 0; i < arch.numLayers; i++) {
+    const l = W.layer(i);
+    for (const n of [l.norm1Bias, l.norm2Bias, l.projBias, l.fc2Bias]) put(n, [D]);
+    for (const n of [l.norm1Weight, l.norm2Weight]) put(n, [D], 2);
+    for (const n of [l.qWeight, l.kWeight, l.vWeight, l.projWeight]) put(n, [D, D], 0.6);
+    if (arch.qkvBias) for (const n of [l.qBias, l.kBias, l.vBias]) put(n, [D]);
+    put(l.fc1Weight, [arch.mlpSize, D], 0.6);
+    put(l.fc1Bias, [arch.mlpSize]);
+    put(l.fc2Weight, [D, arch.mlpSize], 0.4);
+  }
+  put(W.finalNormWeight, [D], 2);
+  put(W.finalNormBias, [D]);
+  if (arch.preLogitsSize) {
+    put(W.preLogitsWeight, [arch.preLogitsSize, D], 0.6);
+    put(W.preLogitsBias, [arch.preLogitsSize]);
+  }
+  put(W.headWeight, [arch.numClasses, arch.preLogitsSize ?? D], 0.6);
+  put(W.headBias, [arch.numClasses]);
+  return m;
+}
+
+function randomPixels(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n * 3 * 32 * 32);
+  let s = seed;
+  for (let i = 0; i < out.length; i++) {
+    s = (s * 1103515245 + 12345) & 0x7fffffff;
+    out[i] = (s / 0x7fffffff) * 4 - 2;
+  }
+  return out;
+}
+
+async function session(arch: ViTArch, weights = randomWeights(arch)): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(Buffer.from(buildVitOnnx(arch, weights)), { intraOpNumThreads: 1 });
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+const VARIANTS: [string, ViTArch][] = [
+  ['qkv bias, no pre-logits', TINY],
+  ['pre-logits, no qkv bias', { ...TINY, qkvBias: false, preLogitsSize: 24 }],
+];
+
+for (const [label, arch] of VARIANTS) {
+  test(`built ViT runs in ONNX Runtime with the promised outputs (${label})`, async () => {
+    const s = await session(arch);
+    assert.deepEqual(s.inputNames, ['pixel_values']);
+    const fusedNames = [0, 1].flatMap((i) => HEAD_FUSIONS.map((f) => fusedAttentionOutputName(f, i)));
+    assert.deepEqual(s.outputNames, ['logits', 'features', attentionOutputName(0), attentionOutputName(1), ...fusedNames]);
+    const out = await s.run({ pixel_values: new ort.Tensor('float32', randomPixels(3, 7), [3, 3, 32, 32]) });
+    assert.deepEqual(out.logits.dims, [3, 5]);
+    assert.deepEqual(out.features.dims, [3, 32]);
+    for (let i = 0; i < arch.numLayers; i++) {
+      const a = out[attentionOutputName(i)];
+      assert.deepEqual(a.dims, [3, 2, TOKENS, TOKENS]);
+      const data = a.data as Float32Array;
+      for (let row = 0; row < data.length / TOKENS; row++) {
+        let sum = 0;
+        for (let j = 0; j < TOKENS; j++) sum += data[row * TOKENS + j];
+        assert.ok(Math.abs(sum - 1) < 1e-5, `layer ${i} row ${row} sums to ${sum}`);
+      }
+    }
+    // The head-fused maps are the per-head maps reduced over the head axis.
+    for (let i = 0; i < arch.numLayers; i++) {
+      const heads = out[attentionOutputName(i)].data as Float32Array;
+      const perHead = TOKENS * TOKENS;
+      for (const fusion of HEAD_FUSIONS) {
+        const fused = out[fusedAttentionOutputName(fusion, i)];
+        assert.deepEqual(fused.dims, [3, TOKENS, TOKENS]);
+        const want = new Float32Array(3 * perHead);
+        for (let b = 0; b < 3; b++) {
+          for (let e = 0; e < perHead; e++) {
+            const xs = [0, 1].map((h) => heads[(b * 2 + h) * perHead + e]);
+            want[b * perHead + e] = fusion === 'mean' ? (xs[0] + xs[1]) / 2 : fusion === 'max' ? Math.max(...xs) : Math.min(...xs);
+          }
+        }
+        assert.ok(maxAbsDiff(fused.data as Float32Array, want) <= 1e-7, `${fusion} fusion of layer ${i}`);
+      }
+    }
+    assert.ok((out.logits.data as Float32Array).every(Number.isFinite));
+    await s.release();
+  });
+
+  test(`batch items are independent (${label})`, async () => {
+    const s = await session(arch);
+    const pixels = randomPixels(2, 11);
+    const per = 3 * 32 * 32;
+    const names = ['logits', 'features', attentionOutputName(1)];
+    const both = await s.run({ pixel_values: new ort.Tensor('float32', pixels, [2, 3, 32, 32]) }, names);
+    for (let b = 0; b < 2; b++) {
+      const one = await s.run({ pixel_values: new ort.Tensor('float32', pixels.slice(b * per, (b + 1) * per), [1, 3, 32, 32]) }, names);
+      for (const n of names) {
+        const size = (one[n].data as Float32Array).length;
+        const part = (both[n].data as Float32Array).subarray(b * size, (b + 1) * size);
+        assert.ok(maxAbsDiff(part, one[n].data as Float32Array) <= 1e-5, `${n} of item ${b} differs between batch 2 and batch 1`);
+      }
+    }
+    await s.release();
+  });
+}
+
+test('model records its arch and builder version, and stores weights as raw little-endian floats', () => {
+  const weights = randomWeights(TINY);
+  const bytes = buildVitOnnx(TINY, weights, { producer: 'unit-test' });
+  assert.deepEqual(readBuildMetadata(bytes), { arch: TINY, builderVersion: BUILDER_VERSION });
+  const model = onnx.ModelProto.decode(bytes);
+  assert.equal(model.producerName, 'unit-test');
+  assert.equal(Number(model.irVersion), 8);
+  assert.deepEqual(model.opsetImport.map((o) => [o.domain, Number(o.version)]), [['', 17]]);
+  const init = new Map(model.graph!.initializer!.map((t) => [t.name, t]));
+  // Stored as is: the position embeddings, byte for byte.
+  const pos = init.get(W.posEmbed)!;
+  const posData = weights.get(W.posEmbed)!.data;
+  assert.deepEqual(Buffer.from(pos.rawData!), Buffer.from(posData.buffer, posData.byteOffset, posData.byteLength));
+  // Linear weights are stored transposed to (in, out) so MatMul needs no runtime Transpose.
+  const q = init.get(W.layer(0).qWeight + '.T')!;
+  const qData = new Float32Array(Uint8Array.from(q.rawData!).buffer);
+  const qSrc = weights.get(W.layer(0).qWeight)!.data;
+  assert.equal(qData[1 * 32 + 0], qSrc[0 * 32 + 1]);
+  assert.equal(qData[5 * 32 + 3], qSrc[3 * 32 + 5]);
+  assert.equal(readBuildMetadata(onnx.ModelProto.encode({ irVersion: 8, graph: { name: 'x' } }).finish()), undefined);
+});
+
+test('missing or misshapen weights are rejected naming the tensor', () => {
+  const weights = randomWeights(TINY);
+  weights.delete(W.layer(1).fc2Bias);
+  assert.throws(() => buildVitOnnx(TINY, weights), /vit\.encoder\.layer\.1\.output\.dense\.bias/);
+  assert.throws(() => buildVitOnnx({ ...TINY, imageSize: [30, 30] }, randomWeights(TINY)), /position_embeddings|multiple of the patch size/);
+});
