@@ -2,7 +2,8 @@
 // Native modules stay external: they ship their own binaries for each platform.
 import { build } from 'esbuild';
 
-const external = ['onnxruntime-node', 'sharp', 'vscode'];
+// Native modules, and tfjs-backend-wasm which loads its .wasm files from its own folder at run time.
+const external = ['onnxruntime-node', 'sharp', 'vscode', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-wasm'];
 const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', sourcemap: true, external, logLevel: 'warning' };
 
 await Promise.all([

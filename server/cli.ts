@@ -130,7 +130,14 @@ function describeModel(info: ModelInfo): string {
   return rows.map(([k, v]) => `${k.padEnd(14)}${v}`).join('\n');
 }
 
+const TRAIN_COMMANDS = ['train', 'runs', 'export'];
+
 async function main(argv: string[]): Promise<number> {
+  if (TRAIN_COMMANDS.includes(argv[0])) {
+    // Loaded lazily so classify/explain never load TensorFlow.js.
+    const { runTrainCommand } = await import('./train/cli');
+    return runTrainCommand(argv[0], argv.slice(1));
+  }
   const { values: o, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   const [command, ...rest] = positionals;
   if (o.help || !command) {
