@@ -9,11 +9,11 @@
  */
 import { promises as fs } from 'fs';
 import * as path from 'path';
-import sharp from 'sharp';
+import sharp, { type KernelEnum, type Metadata } from 'sharp';
 import { decodeBmp, isBmp } from './formats/bmp';
 
 /** PIL's resampling filter codes, as stored in `preprocessor_config.json` ("resample"). */
-const PIL_FILTERS: Record<number, keyof sharp.KernelEnum> = {
+const PIL_FILTERS: Record<number, keyof KernelEnum> = {
   0: 'nearest',
   1: 'lanczos3',
   2: 'linear', // PIL BILINEAR: triangle filter widened by the scale factor when shrinking, as libvips' reduce does
@@ -127,7 +127,7 @@ export async function decodeImage(bytes: Buffer, file: string): Promise<DecodedI
     const bmp = decodeBmpChecked(bytes, file);
     return { file, width: bmp.width, height: bmp.height, rgb: bmp.rgb };
   }
-  let meta: sharp.Metadata;
+  let meta: Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (e) {
