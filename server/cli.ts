@@ -84,14 +84,19 @@ function choice<T extends string>(value: string | undefined, name: string, allow
 }
 
 function progressPrinter(json: boolean): (p: ProgressEvent) => void {
-  let last = '';
+  let lastLine = '';
+  let lastMessage = '';
   return (p) => {
     const pct = p.fraction === undefined ? '' : ` ${(p.fraction * 100).toFixed(0)}%`;
     const line = `${p.message}${pct}`;
-    if (line === last) return;
-    last = line;
-    if (process.stderr.isTTY && !json) process.stderr.write(`\r\x1b[K${line}`);
-    else if (p.fraction === undefined || p.fraction === 1) process.stderr.write(`${line}\n`);
+    if (process.stderr.isTTY && !json) {
+      if (line !== lastLine) process.stderr.write(`\r\x1b[K${line}`);
+    } else if ((p.stage === 'download' || p.stage === 'build') && p.message !== lastMessage) {
+      // In logs: only the slow stages, one line per file (percentages would flood them).
+      process.stderr.write(`${p.message}\n`);
+    }
+    lastLine = line;
+    lastMessage = p.message;
   };
 }
 
