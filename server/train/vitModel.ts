@@ -1,0 +1,134 @@
+/**
+ * The ViT forward pass in TensorFlow.js, for training. Same model as the engine's ONNX graph
+ * (server/model/onnxBuilder.ts) and Hugging Face's ViTForImageClassification: pre-LN blocks, exact GELU,
+ * [CLS] token, learned position embedding, optional tanh pre-logits, linear head.
+ *
+ * Written as plain functions over a map of variables keyed by the canonical weight names, so that
+ * checkpoints, export and the optimizer all speak the same names. Two choices are forced by the wasm
+ * backend, which has no gradient kernels for Conv2DBackpropFilter or UnsortedSegmentSum (gather):
+ * the patch embedding is a reshape + matMul, and [CLS] is taken with slice, never gather.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ViTArch, W } from '../model/vitConfig';
+
+export type Params = Map<string, tf.Variable>;
+
+/** Where a forward pass starts: raw pixels, tokens entering block `fromBlock`, or final [CLS] features. */
+export type ForwardInput =
+  | { kind: 'pixels'; x: tf.Tensor4D }
+  | { kind: 'tokens'; x: tf.Tensor3D; fromBlock: number }
+  | { kind: 'features'; x: tf.Tensor2D };
+
+function p(params: Params, name: string): tf.Variable {
+  const v = params.get(name);
+  if (!v) throw new Error(`vitModel: missing parameter "${name}"`);
+  return v;
+}
+
+/** x [..., in] · W(out, in)ᵀ + b, on the flattened leading dimensions. */
+function linear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | undefined): tf.Tensor {
+  const shape = x.shape;
+  const flat = x.reshape([-1, shape[shape.length - 1]]) as tf.Tensor2D;
+  let y: tf.Tensor = tf.matMul(flat, weight as tf.Tensor2D, false, true);
+  if (bias) y = y.add(bias);
+  return y.reshape([...shape.slice(0, -1), weight.shape[0]]);
+}
+
+function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(gamma).add(beta);
+}
+
+/** Exact GELU: 0.5·x·(1 + erf(x/√2)), as torch's nn.GELU() and HF's "gelu". */
+function gelu(x: tf.Tensor): tf.Tensor {
+  return x.mul(0.5).mul(tf.erf(x.mul(Math.SQRT1_2)).add(1));
+}
+
+/** Pixels [N, C, H, W] → tokens [N, 1 + gh·gw, D] (patches, [CLS] prepended, positions added). */
+export function embed(params: Params, arch: ViTArch, pixels: tf.Tensor4D): tf.Tensor3D {
+  const [n, c, h, w] = pixels.shape;
+  const P = arch.patchSize;
+  const gh = h / P;
+  const gw = w / P;
+  const D = arch.hiddenSize;
+  // [N, C, gh, P, gw, P] → [N, gh, gw, C, P, P]: each patch flattened in the conv weight's (C, P, P) order.
+  const patches = pixels
+    .reshape([n, c, gh, P, gw, P])
+    .transpose([0, 2, 4, 1, 3, 5])
+    .reshape([n * gh * gw, c * P * P]) as tf.Tensor2D;
+  const kernel = p(params, W.patchWeight).reshape([D, c * P * P]) as tf.Tensor2D;
+  const tokens = tf.matMul(patches, kernel, false, true).add(p(params, W.patchBias)).reshape([n, gh * gw, D]);
+  const cls = tf.tile(p(params, W.clsToken), [n, 1, 1]);
+  return tf.concat([cls, tokens], 1).add(p(params, W.posEmbed)) as tf.Tensor3D;
+}
+
+export function block(params: Params, arch: ViTArch, i: number, x: tf.Tensor3D): tf.Tensor3D {
+  const l = W.layer(i);
+  const [n, t, D] = x.shape;
+  const H = arch.numHeads;
+  const dh = D / H;
+  const eps = arch.layerNormEps;
+  const bias = (name: string) => (arch.qkvBias ? p(params, name) : undefined);
+  const h = layerNorm(x, p(params, l.norm1Weight), p(params, l.norm1Bias), eps);
+  const heads = (y: tf.Tensor) => y.reshape([n, t, H, dh]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+  const q = heads(linear(h, p(params, l.qWeight), bias(l.qBias)));
+  const k = heads(linear(h, p(params, l.kWeight), bias(l.kBias)));
+  const v = heads(linear(h, p(params, l.vWeight), bias(l.vBias)));
+  const attn = tf.softmax(tf.matMul(q, k, false, true).mul(1 / Math.sqrt(dh)), -1);
+  const ctx = tf.matMul(attn, v).transpose([0, 2, 1, 3]).reshape([n, t, D]);
+  const x1 = x.add(linear(ctx, p(params, l.projWeight), p(params, l.projBias)));
+  const h2 = layerNorm(x1, p(params, l.norm2Weight), p(params, l.norm2Bias), eps);
+  const mlp = linear(gelu(linear(h2, p(params, l.fc1Weight), p(params, l.fc1Bias))), p(params, l.fc2Weight), p(params, l.fc2Bias));
+  return x1.add(mlp) as tf.Tensor3D;
+}
+
+/** Final LayerNorm on the [CLS] token → features [N, D]. */
+export function clsFeatures(params: Params, arch: ViTArch, x: tf.Tensor3D): tf.Tensor2D {
+  const [n, , D] = x.shape;
+  // LayerNorm is per token, so normalising only [CLS] equals normalising all tokens and then slicing.
+  const cls = tf.slice(x, [0, 0, 0], [n, 1, D]).reshape([n, D]);
+  return layerNorm(cls, p(params, W.finalNormWeight), p(params, W.finalNormBias), arch.layerNormEps) as tf.Tensor2D;
+}
+
+export function head(params: Params, arch: ViTArch, features: tf.Tensor2D): tf.Tensor2D {
+  let f: tf.Tensor = features;
+  if (arch.preLogitsSize) f = tf.tanh(linear(f, p(params, W.preLogitsWeight), p(params, W.preLogitsBias)));
+  return linear(f, p(params, W.headWeight), p(params, W.headBias)) as tf.Tensor2D;
+}
+
+/** Tokens after blocks [0, toBlock) — what last-k mode caches (toBlock = L − k). */
+export function tokensBefore(params: Params, arch: ViTArch, pixels: tf.Tensor4D, toBlock: number): tf.Tensor3D {
+  let x = embed(params, arch, pixels);
+  for (let i = 0; i < toBlock; i++) x = block(params, arch, i, x);
+  return x;
+}
+
+export function logits(params: Params, arch: ViTArch, input: ForwardInput): tf.Tensor2D {
+  if (input.kind === 'features') return head(params, arch, input.x);
+  let x = input.kind === 'pixels' ? embed(params, arch, input.x) : input.x;
+  for (let i = input.kind === 'pixels' ? 0 : input.fromBlock; i < arch.numLayers; i++) x = block(params, arch, i, x);
+  return head(params, arch, clsFeatures(params, arch, x));
+}
+
+/** Mean cross-entropy with label smoothing, as torch's CrossEntropyLoss(label_smoothing=ε). */
+export function crossEntropy(logitsT: tf.Tensor2D, labels: Int32Array, smoothing: number): tf.Scalar {
+  const K = logitsT.shape[1];
+  const target = tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), K).toFloat().mul(1 - smoothing).add(smoothing / K));
+  const loss = tf.logSoftmax(logitsT).mul(target).sum(1).neg().mean() as tf.Scalar;
+  target.dispose();
+  return loss;
+}
+
+/** Names of the parameters a mode trains; everything else stays frozen. */
+export function trainableNames(arch: ViTArch, mode: 'head' | 'last-k' | 'full', lastK: number): string[] {
+  const headNames = [W.headWeight, W.headBias];
+  if (arch.preLogitsSize) headNames.unshift(W.preLogitsWeight, W.preLogitsBias);
+  const blockNames = (i: number) => Object.values(W.layer(i)).filter((n) => arch.qkvBias || !/\.(query|key|value)\.bias$/.test(n));
+  if (mode === 'head') return headNames;
+  const out: string[] = [];
+  if (mode === 'full') out.push(W.clsToken, W.posEmbed, W.patchWeight, W.patchBias);
+  const first = mode === 'full' ? 0 : arch.numLayers - lastK;
+  for (let i = first; i < arch.numLayers; i++) out.push(...blockNames(i));
+  out.push(W.finalNormWeight, W.finalNormBias, ...headNames);
+  return out;
+}
