@@ -11,6 +11,7 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import sharp, { type KernelEnum, type Metadata } from 'sharp';
 import { decodeBmp, isBmp } from './formats/bmp';
+import type { PreprocessInfo } from './protocol';
 
 /** PIL's resampling filter codes, as stored in `preprocessor_config.json` ("resample"). */
 const PIL_FILTERS: Record<number, keyof KernelEnum> = {
@@ -22,18 +23,9 @@ const PIL_FILTERS: Record<number, keyof KernelEnum> = {
   5: 'linear', // HAMMING: likewise
 };
 
-export interface PreprocessConfig {
-  /** Model input [height, width]: the output after resize and optional centre crop. */
-  size: [number, number];
-  /** How to resize before the crop: to an exact [h, w], or so the shortest edge has this length (aspect kept). */
+export interface PreprocessConfig extends PreprocessInfo {
+  /** How to resize before a centre crop to `size`: to an exact [h, w], or so the shortest edge has this length (aspect kept). */
   resizeTo?: { hw: [number, number] } | { shortestEdge: number };
-  resample: number;
-  doResize: boolean;
-  doRescale: boolean;
-  rescaleFactor: number;
-  doNormalize: boolean;
-  mean: [number, number, number];
-  std: [number, number, number];
 }
 
 /** Hugging Face ViTImageProcessor defaults (google/vit-base-patch16-224). */

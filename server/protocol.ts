@@ -23,6 +23,20 @@ export interface Prediction {
   score: number;
 }
 
+/** The image preprocessing a model uses (from its preprocessor_config.json, or Hugging Face ViT defaults). */
+export interface PreprocessInfo {
+  /** Model input [height, width]. */
+  size: [number, number];
+  /** PIL filter code (2 = bilinear). */
+  resample: number;
+  doResize: boolean;
+  doRescale: boolean;
+  rescaleFactor: number;
+  doNormalize: boolean;
+  mean: [number, number, number];
+  std: [number, number, number];
+}
+
 export interface ModelInfo {
   name: string;
   spec: string;
@@ -46,16 +60,7 @@ export interface ModelInfo {
     qkvBias: boolean;
     preLogitsSize?: number;
   };
-  preprocess: {
-    size: [number, number];
-    resample: number;
-    doResize: boolean;
-    doRescale: boolean;
-    rescaleFactor: number;
-    doNormalize: boolean;
-    mean: [number, number, number];
-    std: [number, number, number];
-  };
+  preprocess: PreprocessInfo;
   explainAvailable: boolean;
   explainUnavailableReason?: string;
   /** Where our exporter's ONNX build of the weights is cached. */

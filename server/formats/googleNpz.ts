@@ -5,7 +5,7 @@
  * (in, out) and attention kernels keep heads as separate axes; canonical linear weights are
  * (out, in) like PyTorch.
  */
-import { numel, Tensor, transpose2d, WeightMap } from '../model/tensor';
+import { numel, permute, Tensor, transpose2d, WeightMap } from '../model/tensor';
 import { checkWeights, ViTArch, W } from '../model/vitConfig';
 import { readNpz } from './npz';
 
@@ -188,28 +188,4 @@ function reshape(t: Tensor, shape: number[]): Tensor {
 
 function flatten(t: Tensor): Tensor {
   return { shape: [numel(t.shape)], data: t.data };
-}
-
-/** General axis permutation: output axis i is input axis perm[i]. */
-function permute(t: Tensor, perm: number[]): Tensor {
-  const rank = t.shape.length;
-  const shape = perm.map((p) => t.shape[p]);
-  const inStride = new Array<number>(rank);
-  inStride[rank - 1] = 1;
-  for (let a = rank - 2; a >= 0; a--) inStride[a] = inStride[a + 1] * t.shape[a + 1];
-  const stride = perm.map((p) => inStride[p]);
-  const out = new Float32Array(t.data.length);
-  const index = new Array<number>(rank).fill(0);
-  let offset = 0;
-  for (let i = 0; i < out.length; i++) {
-    out[i] = t.data[offset];
-    for (let a = rank - 1; a >= 0; a--) {
-      index[a]++;
-      offset += stride[a];
-      if (index[a] < shape[a]) break;
-      offset -= stride[a] * shape[a];
-      index[a] = 0;
-    }
-  }
-  return { shape, data: out };
 }

@@ -4,7 +4,7 @@
  */
 import { promises as fsp } from 'fs';
 import { unzipSync } from 'fflate';
-import { numel, Tensor } from '../model/tensor';
+import { numel, permute, Tensor } from '../model/tensor';
 import { decodeFloats, FloatKind } from './safetensors';
 
 const DTYPE_KIND: Record<string, FloatKind> = { '<f4': 'f32', '<f8': 'f64', '<f2': 'f16' };
@@ -99,27 +99,10 @@ function parseNpyHeader(where: string, header: string): { descr: string; fortran
 }
 
 /**
- * Reorder column-major data to row-major. Fortran order stores axis 0 fastest; walking the output
- * in C order while keeping a running Fortran offset avoids a division per element.
+ * Column-major data of shape S is the row-major array of shape reverse(S) with its axes reversed.
  */
 function fortranToC(src: Float32Array, shape: number[]): Float32Array {
-  const rank = shape.length;
-  if (rank < 2) return src;
-  const fStride = new Array<number>(rank);
-  fStride[0] = 1;
-  for (let a = 1; a < rank; a++) fStride[a] = fStride[a - 1] * shape[a - 1];
-  const out = new Float32Array(src.length);
-  const index = new Array<number>(rank).fill(0);
-  let offset = 0;
-  for (let i = 0; i < out.length; i++) {
-    out[i] = src[offset];
-    for (let a = rank - 1; a >= 0; a--) {
-      index[a]++;
-      offset += fStride[a];
-      if (index[a] < shape[a]) break;
-      offset -= fStride[a] * shape[a];
-      index[a] = 0;
-    }
-  }
-  return out;
+  if (shape.length < 2) return src;
+  const reversed = shape.map((_, i) => shape.length - 1 - i);
+  return permute({ shape: reversed.map((a) => shape[a]), data: src }, reversed).data;
 }

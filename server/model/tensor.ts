@@ -27,3 +27,27 @@ export function transpose2d(t: Tensor): Tensor {
   for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = t.data[i * c + j];
   return { shape: [c, r], data: out };
 }
+
+/** General axis permutation: output axis i is input axis perm[i]. */
+export function permute(t: Tensor, perm: number[]): Tensor {
+  const rank = t.shape.length;
+  const shape = perm.map((p) => t.shape[p]);
+  const inStride = new Array<number>(rank);
+  inStride[rank - 1] = 1;
+  for (let a = rank - 2; a >= 0; a--) inStride[a] = inStride[a + 1] * t.shape[a + 1];
+  const stride = perm.map((p) => inStride[p]);
+  const out = new Float32Array(t.data.length);
+  const index = new Array<number>(rank).fill(0);
+  let offset = 0;
+  for (let i = 0; i < out.length; i++) {
+    out[i] = t.data[offset];
+    for (let a = rank - 1; a >= 0; a--) {
+      index[a]++;
+      offset += stride[a];
+      if (index[a] < shape[a]) break;
+      offset -= stride[a] * shape[a];
+      index[a] = 0;
+    }
+  }
+  return { shape, data: out };
+}
