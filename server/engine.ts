@@ -8,7 +8,8 @@ import { decodeImageFile, DecodedImage, resizeForModel, toPixelValues } from './
 import { ProviderPreference, softmax, VitSession } from './inference';
 import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource';
 import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
-import { Colormap, renderOverlayPng } from './explain/overlay';
+import { Colormap, COLORMAPS, renderOverlayPng } from './explain/overlay';
+import { HEAD_FUSIONS } from './model/onnxBuilder';
 import type { ModelInfo, Prediction } from './protocol';
 
 export interface EngineOptions {
@@ -129,7 +130,8 @@ export class Engine {
 
   /** Classify files; a file that cannot be read is reported in `failures` and does not stop the rest. */
   async classify(files: string[], topK = 5, signal?: AbortSignal): Promise<{ results: ClassifiedImage[]; failures: ImageFailure[] }> {
-    const { resolved: m, session } = this.require();
+    const { resolved: m } = this.require();
+    checkTopK(topK);
     const results: ClassifiedImage[] = [];
     const failures: ImageFailure[] = [];
     for (let start = 0; start < files.length; start += CLASSIFY_BATCH) {
@@ -163,6 +165,7 @@ export class Engine {
     const { resolved: m } = this.require();
     if (m.explainUnavailable) throw new Error(`explain is not available for this model: ${m.explainUnavailable}`);
     const fusion = opts.headFusion ?? 'mean';
+    checkExplainOptions(opts);
     const raw = opts.layer !== undefined;
     if (raw && (!Number.isInteger(opts.layer) || opts.layer! < 0 || opts.layer! >= m.attentionNames.length)) {
       throw new Error(`layer ${opts.layer} does not exist: this model has layers 0–${m.attentionNames.length - 1}`);
@@ -271,6 +274,26 @@ export class Engine {
     }
     return { grid, prefixTokens: tokens - grid[0] * grid[1] };
   }
+}
+
+/** Requests also arrive from other processes (the worker), so check what the CLI's parser would have. */
+function checkExplainOptions(opts: ExplainOptions): void {
+  if (opts.headFusion !== undefined && !HEAD_FUSIONS.includes(opts.headFusion)) {
+    throw new Error(`head fusion must be one of ${HEAD_FUSIONS.join(', ')}, got "${opts.headFusion}"`);
+  }
+  if (opts.discardRatio !== undefined && !(opts.discardRatio >= 0 && opts.discardRatio < 1)) {
+    throw new Error(`discard ratio must be in [0, 1), got ${opts.discardRatio}`);
+  }
+  if (opts.head !== undefined && opts.layer === undefined) throw new Error('a head needs a layer');
+  if (opts.topK !== undefined) checkTopK(opts.topK);
+  if (opts.overlay) {
+    if (!COLORMAPS.includes(opts.overlay.colormap)) throw new Error(`colormap must be one of ${COLORMAPS.join(', ')}, got "${opts.overlay.colormap}"`);
+    if (!(opts.overlay.opacity >= 0 && opts.overlay.opacity <= 1)) throw new Error(`overlay opacity must be in [0, 1], got ${opts.overlay.opacity}`);
+  }
+}
+
+function checkTopK(k: number): void {
+  if (!Number.isInteger(k) || k < 1) throw new Error(`top-k must be a positive integer, got ${k}`);
 }
 
 export function topPredictions(logits: ArrayLike<number>, labels: string[], k: number): Prediction[] {

@@ -142,6 +142,24 @@ for (const transport of ['stdio', 'ipc'] as const) {
       assert.match(r.failures[0].error, /zero\.png: file is empty/);
     });
 
+    test('malformed request parameters are refused with a message, not guessed at', async () => {
+      const bad: [object, RegExp][] = [
+        [{ image: cat, headFusion: 'avg' }, /head fusion must be one of mean, max, min/],
+        [{ image: cat, discardRatio: 1.5 }, /discard ratio/],
+        [{ image: cat, layer: 7 }, /layer 7 does not exist/],
+        [{ image: cat, layer: 0, head: 9 }, /head 9 does not exist/],
+        [{ image: cat, overlay: { colormap: 'rainbow', opacity: 0.5 } }, /colormap/],
+      ];
+      for (const [params, want] of bad) {
+        const e = await rejects(w.rpc.sendRequest(ExplainRequest, params as never));
+        assert.equal(e.code, ErrorCodes.BadInput);
+        assert.match(e.message, want);
+      }
+      const e = await rejects(w.rpc.sendRequest(ClassifyRequest, { images: [cat], topK: 0 }));
+      assert.match(e.message, /top-k/);
+      assert.match((await rejects(w.rpc.sendRequest(ClassifyRequest, { images: 'cat.png' } as never))).message, /list of file paths/);
+    });
+
     test('a failed model load keeps the previous model loaded', async () => {
       // A Hugging Face folder whose weights file is malformed (offsets beyond the end of the file).
       const broken = path.join(cacheDir, 'broken-model');
