@@ -52,7 +52,7 @@ TINY_LABELS = ["tabby cat", "coffee mug", "astronaut", "rocket", "camera",
 PRELOGITS_LABELS = ["red", "green", "blue", "yellow", "purple"]
 # The two reference images (batch order) and the four preprocessing-parity photos.
 REF_IMAGES = ["chelsea.png", "coffee.png"]
-PARITY_PHOTOS = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"]
+PARITY_PHOTOS = ["chelsea.png", "coffee.png", "rocket.jpg"]  # astronaut.png (776 KB) left out: 5 MB budget
 FUSIONS = ["mean", "max", "min"]
 DISCARDS = [0.0, 0.9]
 
