@@ -96,8 +96,19 @@ function isOfflineEnv(): boolean {
 
 /** Download (or find in the cache) a model repo's files; returns the local folder. */
 export async function downloadHubModel(id: string, opts: DownloadOptions = {}): Promise<string> {
-  const { repo, revision } = parseHubId(id);
   const folder = hubCacheFolder(id, opts.cacheDir ?? defaultCacheDir());
+  const pending = await pendingFiles(folder, opts);
+  if (opts.offline ?? isOfflineEnv()) {
+    if (pending.some((s) => s.required)) throw new Error(`Model "${id}" is not in the cache (${folder}) and offline mode is on`);
+    return folder;
+  }
+  if (pending.length === 0) return folder;
+  // The CLI and the editor's worker may fetch the same model at once; both writing one .incomplete
+  // file would corrupt it, so the second waits for the first and then finds the files in the cache.
+  return withFolderLock(folder, opts.signal, () => fetchPending(id, folder, opts));
+}
+
+async function pendingFiles(folder: string, opts: DownloadOptions): Promise<Step[]> {
   const steps = opts.files ? opts.files.map((f) => ({ alternatives: [checkRepoPath(f)], required: true })) : DEFAULT_STEPS;
   const absent = await readAbsentList(folder);
   const pending: Step[] = [];
@@ -106,13 +117,51 @@ export async function downloadHubModel(id: string, opts: DownloadOptions = {}): 
     const knownAbsent = !step.required && step.alternatives.every((f) => absent.has(f));
     if (!local.some(Boolean) && !knownAbsent) pending.push(step);
   }
+  return pending;
+}
 
-  const offline = opts.offline ?? isOfflineEnv();
-  if (offline) {
-    if (pending.some((s) => s.required)) throw new Error(`Model "${id}" is not in the cache (${folder}) and offline mode is on`);
-    return folder;
+const LOCK_FILE = '.download.lock';
+
+async function withFolderLock<T>(folder: string, signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
+  await fsp.mkdir(folder, { recursive: true });
+  const lock = path.join(folder, LOCK_FILE);
+  for (;;) {
+    signal?.throwIfAborted();
+    try {
+      await fsp.writeFile(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const owner = Number(await fsp.readFile(lock, 'utf8').catch(() => ''));
+      if (owner && owner !== process.pid && !processAlive(owner)) {
+        await fsp.rm(lock, { force: true }); // left by a process that died mid-download
+        continue;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
+  try {
+    return await work();
+  } finally {
+    await fsp.rm(lock, { force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function fetchPending(id: string, folder: string, opts: DownloadOptions): Promise<string> {
+  const { repo, revision } = parseHubId(id);
+  // Looked at again under the lock: whoever held it before may have fetched these files.
+  const pending = await pendingFiles(folder, opts);
   if (pending.length === 0) return folder;
+  const absent = await readAbsentList(folder);
 
   const endpoint = (opts.endpoint ?? hubEndpoint()).replace(/\/+$/, '');
   const ctx: FetchContext = {

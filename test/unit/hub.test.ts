@@ -143,6 +143,23 @@ test('a second call is served from the cache without any request', { timeout: 10
   assert.deepEqual(served.requests, [], 'neither complete files nor the known-missing optional file are asked for');
 });
 
+test('two downloads of one model at once: one fetches, the other waits and uses the cache', { timeout: 10_000 }, async () => {
+  serve({ 'config.json': config, 'model.safetensors': weights }, { slow: { chunk: 50_000, intervalMs: 20 } });
+  const [a, b] = await Promise.all([download(), download()]);
+  assert.equal(a, b);
+  await assertComplete(a, { 'config.json': config, 'model.safetensors': weights });
+  assert.equal(requested().filter((f) => f === 'model.safetensors').length, 1, 'the weights were fetched once');
+  assert.ok(!existsSync(path.join(a, '.download.lock')), 'the lock is released');
+});
+
+test('a lock left by a dead process is taken over', { timeout: 10_000 }, async () => {
+  serve({ 'config.json': config, 'model.safetensors': weights });
+  const folder = hubCacheFolder(ID, cacheDir);
+  await fsp.mkdir(folder, { recursive: true });
+  await fsp.writeFile(path.join(folder, '.download.lock'), '2147483646'); // no such pid
+  await assertComplete(await download(), { 'config.json': config, 'model.safetensors': weights });
+});
+
 test('progress callbacks come at most every ~100 ms', { timeout: 10_000 }, async () => {
   served.slow = { chunk: 15_000, intervalMs: 20 }; // 20 chunks over ~400 ms
   const times: number[] = [];
