@@ -1,4 +1,223 @@
-/** `vit-lens train | runs | export` (training engine issue). */
-export async function runTrainCommand(command: string, _args: string[]): Promise<number> {
-  throw new Error(`"${command}" is not available yet`);
+/**
+ * `vit-lens train | runs | export` — the training engine on the command line.
+ *   vit-lens train DATASET_DIR --model INIT --out RUN_DIR [--mode head|last-k|full] …
+ *   vit-lens runs [DIR]
+ *   vit-lens export RUN_DIR --out MODEL_DIR
+ * Exit codes: 0 finished, 1 failed, 2 bad usage, 130 stopped by SIGINT/SIGTERM (resumable).
+ */
+import { promises as fs } from 'fs';
+import * as path from 'path';
+import { parseArgs, ParseArgsConfig } from 'util';
+import type { BackendName } from './backend';
+import { exportRun } from './exportModel';
+import { OPTIMIZER_DEFAULTS } from './optimizer';
+import { processAlive, readMetrics, readRunInfo, RunInfo, TrainConfig } from './runFiles';
+import { train } from './trainer';
+
+export const TRAIN_USAGE = `Usage:
+  vit-lens train DATASET_DIR --model INIT --out RUN_DIR [--mode head|last-k|full] [--last-k 2]
+        [--epochs 10] [--batch-size 32] [--lr LR] [--optimizer adamw|sgd] [--image-size 224]
+        [--val-split 0.2] [--seed 0] [--resume]
+  vit-lens runs [DIR]                     list runs: status, epoch, best val acc
+  vit-lens export RUN_DIR --out MODEL_DIR  best checkpoint as a Hugging Face folder
+
+INIT: a Hugging Face folder (config.json + model.safetensors), a Google .npz, one of our run folders,
+or scratch:tiny|small|base (with --patch 16 --image-size 224).
+
+More training options:
+  --weight-decay W      (AdamW 0.05, SGD 0)     --momentum M       SGD momentum (0.9)
+  --warmup-steps N      (5% of the steps)       --clip NORM        global-norm clipping (1.0; 0 = off)
+  --label-smoothing E   (0)                      --accumulate N     micro-batches per step (1)
+  --augment / --no-augment   random-resized-crop + flip (default: on for full, off otherwise)
+  --patch P             patch size for scratch models (16)
+  --backend B           tensorflow-gpu|tensorflow|wasm|cpu (default: the fastest that starts)
+  --cache-dir DIR       feature cache (default: $VIT_LENS_CACHE or ~/.cache/vit-lens)
+`;
+
+const OPTIONS = {
+  model: { type: 'string', short: 'm' },
+  out: { type: 'string', short: 'o' },
+  mode: { type: 'string' },
+  'last-k': { type: 'string' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  lr: { type: 'string' },
+  optimizer: { type: 'string' },
+  'weight-decay': { type: 'string' },
+  momentum: { type: 'string' },
+  'warmup-steps': { type: 'string' },
+  clip: { type: 'string' },
+  'label-smoothing': { type: 'string' },
+  accumulate: { type: 'string' },
+  augment: { type: 'boolean' },
+  'no-augment': { type: 'boolean' },
+  'image-size': { type: 'string' },
+  patch: { type: 'string' },
+  'val-split': { type: 'string' },
+  seed: { type: 'string' },
+  resume: { type: 'boolean' },
+  backend: { type: 'string' },
+  'cache-dir': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+export class TrainUsageError extends Error {}
+
+function num(v: string | undefined, name: string, lo: number, hi: number, integer = false): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < lo || n > hi || (integer && !Number.isInteger(n))) {
+    throw new TrainUsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} in [${lo}, ${hi}], got "${v}"`);
+  }
+  return n;
+}
+
+function imageSize(v: string | undefined): [number, number] | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+)(?:x(\d+))?$/.exec(v);
+  if (!m) throw new TrainUsageError(`--image-size must be N or HxW, got "${v}"`);
+  return [Number(m[1]), Number(m[2] ?? m[1])];
+}
+
+function defaultLr(optimizer: 'adamw' | 'sgd', mode: TrainConfig['mode'], scratch: boolean): number {
+  if (optimizer === 'sgd') return mode === 'head' ? 0.1 : 0.01;
+  if (scratch) return 1e-3;
+  return mode === 'head' ? 1e-3 : mode === 'last-k' ? 3e-4 : 1e-4;
+}
+
+export function configFromArgs(positionals: string[], o: Record<string, string | boolean | undefined>): TrainConfig {
+  const s = (k: string) => o[k] as string | undefined;
+  if (positionals.length !== 1) throw new TrainUsageError('train needs exactly one DATASET_DIR');
+  if (!s('model')) throw new TrainUsageError('train needs --model INIT (a model folder, .npz, run folder or scratch:tiny|small|base)');
+  const mode = (s('mode') ?? 'head') as TrainConfig['mode'];
+  if (!['head', 'last-k', 'full'].includes(mode)) throw new TrainUsageError(`--mode must be head, last-k or full, got "${mode}"`);
+  const optimizer = (s('optimizer') ?? 'adamw') as TrainConfig['optimizer'];
+  if (!['adamw', 'sgd'].includes(optimizer)) throw new TrainUsageError(`--optimizer must be adamw or sgd, got "${optimizer}"`);
+  if (o.augment && o['no-augment']) throw new TrainUsageError('--augment and --no-augment contradict each other');
+  const d = OPTIMIZER_DEFAULTS[optimizer];
+  return {
+    dataset: path.resolve(positionals[0]),
+    model: s('model')!.startsWith('scratch:') ? s('model')! : path.resolve(s('model')!),
+    mode,
+    lastK: num(s('last-k'), 'last-k', 1, 1000, true) ?? 2,
+    epochs: num(s('epochs'), 'epochs', 1, 100000, true) ?? 10,
+    batchSize: num(s('batch-size'), 'batch-size', 1, 65536, true) ?? 32,
+    accumulate: num(s('accumulate'), 'accumulate', 1, 4096, true) ?? 1,
+    lr: num(s('lr'), 'lr', 0, 100) ?? defaultLr(optimizer, mode, s('model')!.startsWith('scratch:')),
+    optimizer,
+    weightDecay: num(s('weight-decay'), 'weight-decay', 0, 10) ?? d.weightDecay,
+    momentum: num(s('momentum'), 'momentum', 0, 0.9999) ?? d.momentum,
+    warmupSteps: num(s('warmup-steps'), 'warmup-steps', 0, 1e9, true) ?? -1,
+    clipNorm: num(s('clip'), 'clip', 0, 1e9) ?? 1,
+    labelSmoothing: num(s('label-smoothing'), 'label-smoothing', 0, 0.999) ?? 0,
+    augment: o.augment ? true : o['no-augment'] ? false : mode === 'full',
+    imageSize: imageSize(s('image-size')),
+    patchSize: num(s('patch'), 'patch', 1, 1024, true),
+    valSplit: num(s('val-split'), 'val-split', 0, 0.9) ?? 0.2,
+    seed: num(s('seed'), 'seed', 0, 2 ** 31, true) ?? 0,
+  };
+}
+
+export async function runTrainCommand(command: string, args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (e) {
+    process.stderr.write(`vit-lens ${command}: ${(e as Error).message}\n\n${TRAIN_USAGE}`);
+    return 2;
+  }
+  const { values: o, positionals } = parsed;
+  if (o.help) {
+    process.stdout.write(TRAIN_USAGE);
+    return 0;
+  }
+  try {
+    if (command === 'runs') return await listRuns(positionals[0] ?? '.', !!o.json);
+    if (command === 'export') {
+      if (positionals.length !== 1 || !o.out) throw new TrainUsageError('export needs RUN_DIR and --out MODEL_DIR');
+      const { checkpoint } = await exportRun(positionals[0], o.out);
+      process.stdout.write(`exported ${checkpoint} to ${o.out}\n`);
+      return 0;
+    }
+    if (command !== 'train') throw new TrainUsageError(`unknown command "${command}"`);
+    if (!o.out) throw new TrainUsageError('train needs --out RUN_DIR');
+    const config = o.resume ? ({} as TrainConfig) : configFromArgs(positionals, o);
+    return await runTraining(o.out, config, !!o.resume, o.backend as BackendName | undefined, o['cache-dir']);
+  } catch (e) {
+    if (e instanceof TrainUsageError) {
+      process.stderr.write(`vit-lens ${command}: ${e.message}\n\n${TRAIN_USAGE}`);
+      return 2;
+    }
+    process.stderr.write(`vit-lens ${command}: error: ${(e as Error).message}\n`);
+    if (process.env.VIT_LENS_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    return 1;
+  }
+}
+
+async function runTraining(out: string, config: TrainConfig, resume: boolean, backend: BackendName | undefined, cacheDir: string | undefined): Promise<number> {
+  if (backend && !['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].includes(backend)) throw new TrainUsageError(`--backend must be tensorflow-gpu, tensorflow, wasm or cpu, got "${backend}"`);
+  let stop = false;
+  // First signal: finish the current step, checkpoint, exit "stopped". A second one kills as usual.
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stop) process.exit(130);
+    stop = true;
+    process.stderr.write(`\n${sig}: stopping after the current step (again to abort)\n`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const info = await train({
+    runDir: out,
+    config,
+    resume,
+    backend,
+    cacheDir,
+    shouldStop: () => stop,
+    log: (l) => process.stderr.write(l + '\n'),
+  });
+  process.stdout.write(`${info.status}: ${out} (epoch ${info.epoch}/${info.totalEpochs}${info.bestValAcc !== undefined ? `, best val acc ${(info.bestValAcc * 100).toFixed(2)}% at epoch ${(info.bestEpoch ?? 0) + 1}` : ''})\n`);
+  return info.status === 'stopped' ? 130 : 0;
+}
+
+async function findRuns(dir: string): Promise<string[]> {
+  if (await fs.stat(path.join(dir, 'run.json')).catch(() => undefined)) return [dir];
+  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => {
+    throw new Error(`${dir}: cannot list folder`);
+  });
+  const out: string[] = [];
+  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    if (e.isDirectory() && (await fs.stat(path.join(dir, e.name, 'run.json')).catch(() => undefined))) out.push(path.join(dir, e.name));
+  }
+  return out;
+}
+
+/** A "running" run whose process is gone crashed or was killed; say so instead of claiming it runs. */
+function effectiveStatus(info: RunInfo): string {
+  return info.status === 'running' && !processAlive(info.pid) ? 'interrupted' : info.status;
+}
+
+async function listRuns(dir: string, json: boolean): Promise<number> {
+  const runs = await findRuns(dir);
+  const rows: Record<string, unknown>[] = [];
+  for (const r of runs) {
+    try {
+      const info = await readRunInfo(r);
+      const last = (await readMetrics(r)).filter((m) => m.type === 'epoch').pop();
+      rows.push({ run: r, status: effectiveStatus(info), epoch: info.epoch, epochs: info.totalEpochs, bestValAcc: info.bestValAcc ?? null, lastValAcc: last && 'valAcc' in last ? last.valAcc ?? null : null, mode: info.config.mode, backend: info.backend, updatedAt: info.updatedAt });
+    } catch (e) {
+      rows.push({ run: r, status: 'unreadable', error: (e as Error).message });
+    }
+  }
+  if (json) {
+    process.stdout.write(JSON.stringify({ runs: rows }) + '\n');
+    return 0;
+  }
+  if (!rows.length) {
+    process.stdout.write(`no runs under ${dir}\n`);
+    return 0;
+  }
+  const pct = (v: unknown) => (typeof v === 'number' ? `${(v * 100).toFixed(2)}%` : '-');
+  process.stdout.write(`${'RUN'.padEnd(40)} ${'STATUS'.padEnd(12)} ${'EPOCH'.padEnd(8)} BEST VAL ACC\n`);
+  for (const r of rows) process.stdout.write(`${String(r.run).padEnd(40)} ${String(r.status).padEnd(12)} ${`${r.epoch ?? '-'}/${r.epochs ?? '-'}`.padEnd(8)} ${pct(r.bestValAcc)}\n`);
+  return 0;
 }

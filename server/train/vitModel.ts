@@ -121,7 +121,7 @@ export function crossEntropy(logitsT: tf.Tensor2D, labels: Int32Array, smoothing
 
 /** Names of the parameters a mode trains; everything else stays frozen. */
 export function trainableNames(arch: ViTArch, mode: 'head' | 'last-k' | 'full', lastK: number): string[] {
-  const headNames = [W.headWeight, W.headBias];
+  const headNames: string[] = [W.headWeight, W.headBias];
   if (arch.preLogitsSize) headNames.unshift(W.preLogitsWeight, W.preLogitsBias);
   const blockNames = (i: number) => Object.values(W.layer(i)).filter((n) => arch.qkvBias || !/\.(query|key|value)\.bias$/.test(n));
   if (mode === 'head') return headNames;

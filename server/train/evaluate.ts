@@ -1,0 +1,53 @@
+/** Validation pass: loss, accuracy, per-class accuracy, confusion matrix and per-image probabilities. */
+import * as tf from '@tensorflow/tfjs';
+import type { ViTArch } from '../model/vitConfig';
+import type { Sample } from './datasetFolder';
+import type { HeldOutPrediction } from './runFiles';
+import { crossEntropy, ForwardInput, logits, Params } from './vitModel';
+
+export interface Evaluation {
+  loss: number;
+  acc: number;
+  perClassAcc: (number | null)[];
+  confusion: number[][];
+  predictions: HeldOutPrediction[];
+}
+
+export async function evaluate(
+  params: Params,
+  arch: ViTArch,
+  samples: Sample[],
+  batchSize: number,
+  loadBatch: (batch: Sample[]) => Promise<{ input: ForwardInput; kept: Sample[] }>,
+): Promise<Evaluation> {
+  const K = arch.numClasses;
+  const confusion = Array.from({ length: K }, () => new Array<number>(K).fill(0));
+  const predictions: HeldOutPrediction[] = [];
+  let lossSum = 0;
+  let seen = 0;
+  for (let i = 0; i < samples.length; i += batchSize) {
+    const { input, kept } = await loadBatch(samples.slice(i, i + batchSize));
+    if (!kept.length) continue;
+    const labels = Int32Array.from(kept.map((s) => s.label));
+    const { loss, probs } = tf.tidy(() => {
+      const z = logits(params, arch, input);
+      return { loss: crossEntropy(z, labels, 0).dataSync()[0], probs: tf.softmax(z).dataSync() as Float32Array };
+    });
+    input.x.dispose();
+    lossSum += loss * kept.length;
+    seen += kept.length;
+    kept.forEach((s, j) => {
+      const p = Array.from(probs.subarray(j * K, (j + 1) * K));
+      let best = 0;
+      for (let k = 1; k < K; k++) if (p[k] > p[best]) best = k;
+      confusion[s.label][best]++;
+      predictions.push({ file: s.file, label: s.label, predicted: best, probabilities: p.map((v) => Math.round(v * 1e6) / 1e6) });
+    });
+  }
+  const correct = confusion.reduce((a, row, k) => a + row[k], 0);
+  const perClassAcc = confusion.map((row, k) => {
+    const n = row.reduce((a, b) => a + b, 0);
+    return n ? row[k] / n : null;
+  });
+  return { loss: seen ? lossSum / seen : NaN, acc: seen ? correct / seen : 0, perClassAcc, confusion, predictions };
+}

@@ -1,0 +1,96 @@
+/**
+ * Frozen-backbone cache for `head` and `last-k` modes: the part of the network that does not train is
+ * run once per image and its output stored on disk, keyed by (backbone, preprocessing) and the image
+ * file's content hash. Later epochs and later runs on the same data read the cache instead of
+ * decoding and running the backbone again. Nothing is held in memory beyond one batch.
+ */
+import { createHash } from 'crypto';
+import { createReadStream, promises as fs } from 'fs';
+import * as path from 'path';
+import type { Sample, SkippedFile } from './datasetFolder';
+import type { PixelLoader } from './imageLoader';
+
+export interface FeatureCacheOptions {
+  cacheDir: string;
+  /** Identifies the backbone and preprocessing; part of the cache path. */
+  key: string;
+  /** Values per sample (D for features, T·D for tokens). */
+  size: number;
+  batchSize: number;
+  loader: PixelLoader;
+  /** Backbone on a batch of pixels [n, C, H, W] → n·size values. */
+  produce: (pixels: Float32Array, n: number) => Promise<Float32Array>;
+  pixelsPerSample: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export async function hashFile(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+export class FeatureCache {
+  private readonly fileOf = new Map<string, string>();
+
+  private constructor(private readonly opts: FeatureCacheOptions) {}
+
+  /** Fill the cache for `samples`; unreadable ones are returned in `skipped` and left out of `kept`. */
+  static async build(samples: Sample[], opts: FeatureCacheOptions): Promise<{ cache: FeatureCache; kept: Sample[]; skipped: SkippedFile[]; computed: number }> {
+    const cache = new FeatureCache(opts);
+    const dir = path.join(opts.cacheDir, opts.key);
+    await fs.mkdir(dir, { recursive: true });
+    const kept: Sample[] = [];
+    const skipped: SkippedFile[] = [];
+    let pending: { sample: Sample; target: string; pixels: Float32Array }[] = [];
+    let computed = 0;
+    const flush = async () => {
+      if (!pending.length) return;
+      const n = pending.length;
+      const batch = new Float32Array(n * opts.pixelsPerSample);
+      pending.forEach((p, i) => batch.set(p.pixels, i * opts.pixelsPerSample));
+      const out = await opts.produce(batch, n);
+      for (let i = 0; i < n; i++) {
+        const bytes = out.slice(i * opts.size, (i + 1) * opts.size);
+        const tmp = `${pending[i].target}.${process.pid}.tmp`;
+        await fs.writeFile(tmp, new Uint8Array(bytes.buffer));
+        await fs.rename(tmp, pending[i].target);
+      }
+      computed += n;
+      pending = [];
+    };
+    let done = 0;
+    for (const sample of samples) {
+      let hash: string;
+      try {
+        hash = await hashFile(sample.file);
+      } catch (e) {
+        skipped.push({ file: sample.file, reason: `cannot read (${(e as Error).message})` });
+        continue;
+      }
+      const target = path.join(dir, `${hash}.f32`);
+      cache.fileOf.set(sample.file, target);
+      const st = await fs.stat(target).catch(() => undefined);
+      if (!st || st.size !== opts.size * 4) {
+        try {
+          pending.push({ sample, target, pixels: await opts.loader(sample) });
+        } catch (e) {
+          skipped.push({ file: sample.file, reason: (e as Error).message });
+          continue;
+        }
+        if (pending.length >= opts.batchSize) await flush();
+      }
+      kept.push(sample);
+      opts.onProgress?.(++done, samples.length);
+    }
+    await flush();
+    return { cache, kept, skipped, computed };
+  }
+
+  async load(sample: Sample): Promise<Float32Array> {
+    const file = this.fileOf.get(sample.file);
+    if (!file) throw new Error(`${sample.file}: not in the feature cache`);
+    const buf = await fs.readFile(file);
+    return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  }
+}

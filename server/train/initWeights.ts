@@ -1,0 +1,154 @@
+/**
+ * Initial weights for a run: a from-scratch ViT (`scratch:tiny|small|base`), or any checkpoint the
+ * engine reads as weights (Hugging Face folder, Google .npz, one of our runs), with the classifier
+ * replaced to fit the dataset's classes and position embeddings interpolated to the new grid.
+ */
+import { promises as fs } from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { numel, Tensor, WeightMap } from '../model/tensor';
+import { ViTArch, W, checkWeights } from '../model/vitConfig';
+import { archAndLabelsFromHfFolder, loadHfWeights } from '../formats/hfSafetensors';
+import { loadGoogleNpz } from '../formats/googleNpz';
+import { mixSeed, mulberry32, PURPOSE, truncNormal } from './rng';
+
+/** DeiT/ViT sizes (Touvron et al. 2021; Dosovitskiy et al. 2020). */
+export const SCRATCH_PRESETS = {
+  tiny: { hiddenSize: 192, numLayers: 12, numHeads: 3, mlpSize: 768 },
+  small: { hiddenSize: 384, numLayers: 12, numHeads: 6, mlpSize: 1536 },
+  base: { hiddenSize: 768, numLayers: 12, numHeads: 12, mlpSize: 3072 },
+} as const;
+
+export interface InitOptions {
+  numClasses: number;
+  /** Input size; defaults to the checkpoint's (or 224 from scratch). */
+  imageSize?: [number, number];
+  /** Patch size for scratch models (default 16). */
+  patchSize?: number;
+  /** Overrides for scratch models (used by the benchmark's small ViT). */
+  scratchArch?: Partial<ViTArch>;
+  seed: number;
+}
+
+export interface InitResult {
+  arch: ViTArch;
+  weights: WeightMap;
+  /** Where the weights came from, for run.json. */
+  source: string;
+  /** The checkpoint file whose content identifies the frozen backbone (feature-cache key); undefined from scratch. */
+  weightsFile?: string;
+  notes: string[];
+}
+
+export async function initialWeights(spec: string, opts: InitOptions): Promise<InitResult> {
+  if (spec.startsWith('scratch:')) return scratch(spec, opts);
+  const loaded = await loadCheckpoint(spec);
+  const notes: string[] = [];
+  const arch: ViTArch = { ...loaded.arch };
+  const weights = loaded.weights;
+  if (opts.imageSize && (opts.imageSize[0] !== arch.imageSize[0] || opts.imageSize[1] !== arch.imageSize[1])) {
+    const P = arch.patchSize;
+    if (opts.imageSize[0] % P || opts.imageSize[1] % P) throw new Error(`--image-size ${opts.imageSize.join('x')} is not a multiple of ${spec}'s patch size ${P}`);
+    weights.set(W.posEmbed, interpolatePositions(weights.get(W.posEmbed)!, [arch.imageSize[0] / P, arch.imageSize[1] / P], [opts.imageSize[0] / P, opts.imageSize[1] / P]));
+    notes.push(`position embeddings interpolated (bilinear) from ${arch.imageSize.join('x')} to ${opts.imageSize.join('x')}`);
+    arch.imageSize = opts.imageSize;
+  }
+  // A fresh zero head, as the official fine-tuning code does: the first steps then start from uniform predictions.
+  const width = arch.preLogitsSize ?? arch.hiddenSize;
+  weights.set(W.headWeight, { shape: [opts.numClasses, width], data: new Float32Array(opts.numClasses * width) });
+  weights.set(W.headBias, { shape: [opts.numClasses], data: new Float32Array(opts.numClasses) });
+  if (arch.numClasses !== opts.numClasses) notes.push(`classifier replaced: ${arch.numClasses} → ${opts.numClasses} classes`);
+  else notes.push('classifier re-initialised for the new classes');
+  arch.numClasses = opts.numClasses;
+  checkWeights(arch, (n) => weights.get(n)?.shape, spec);
+  return { arch, weights, source: spec, weightsFile: loaded.file, notes };
+}
+
+/** Reads weights + architecture from a model folder, .npz or run folder. */
+export async function loadCheckpoint(spec: string): Promise<{ arch: ViTArch; weights: WeightMap; file: string }> {
+  const st = await fs.stat(spec).catch(() => undefined);
+  if (!st) throw new Error(`${spec}: no such model (expected a Hugging Face folder, a .npz checkpoint, a run folder or scratch:tiny|small|base)`);
+  if (st.isDirectory()) {
+    // One of our runs: its exported model (written at the end of every run) or its best checkpoint.
+    if (await exists(path.join(spec, 'run.json'))) {
+      const exported = path.join(spec, 'export');
+      if (await exists(path.join(exported, 'model.safetensors'))) return loadCheckpoint(exported);
+      throw new Error(`${spec}: this run has no exported model yet (run "vit-lens export ${spec} --out DIR" or let it finish)`);
+    }
+    const file = path.join(spec, 'model.safetensors');
+    if (!(await exists(file))) {
+      throw new Error(`${spec}: no model.safetensors; training needs the weights (an ONNX-only folder cannot be fine-tuned)`);
+    }
+    const { arch } = await archAndLabelsFromHfFolder(spec);
+    return { arch, weights: await loadHfWeights(file, arch), file };
+  }
+  const ext = path.extname(spec).toLowerCase();
+  if (ext === '.npz') return { ...(await loadGoogleNpz(spec)), file: spec };
+  if (ext === '.safetensors') return loadCheckpoint(path.dirname(spec));
+  if (ext === '.onnx') {
+    throw new Error(`${spec}: training from an ONNX file is not supported (its weights are graph constants in exporter-specific layouts); use the Hugging Face folder or .npz it came from`);
+  }
+  throw new Error(`${spec}: unknown model format "${ext || '(none)'}"`);
+}
+
+function scratch(spec: string, opts: InitOptions): InitResult {
+  const size = spec.slice('scratch:'.length) as keyof typeof SCRATCH_PRESETS;
+  const preset = SCRATCH_PRESETS[size];
+  if (!preset && !opts.scratchArch) throw new Error(`"${spec}": unknown scratch size (use scratch:tiny, scratch:small or scratch:base)`);
+  const arch: ViTArch = {
+    ...(preset ?? SCRATCH_PRESETS.tiny),
+    patchSize: opts.patchSize ?? 16,
+    imageSize: opts.imageSize ?? [224, 224],
+    numChannels: 3,
+    layerNormEps: 1e-6,
+    qkvBias: true,
+    numClasses: opts.numClasses,
+    ...opts.scratchArch,
+  };
+  if (arch.imageSize[0] % arch.patchSize || arch.imageSize[1] % arch.patchSize) {
+    throw new Error(`image size ${arch.imageSize.join('x')} is not a multiple of the patch size ${arch.patchSize}`);
+  }
+  const random = mulberry32(mixSeed(opts.seed, PURPOSE.init));
+  const D = arch.hiddenSize;
+  const P = arch.patchSize;
+  const T = 1 + (arch.imageSize[0] / P) * (arch.imageSize[1] / P);
+  const weights: WeightMap = new Map();
+  // timm's init: truncated normal (std .02) for matrices and positions, zeros for biases, ones for norm scales.
+  const normal = (shape: number[], std = 0.02): Tensor => ({ shape, data: truncNormal(random, numel(shape), std) });
+  const fill = (shape: number[], v: number): Tensor => ({ shape, data: new Float32Array(numel(shape)).fill(v) });
+  weights.set(W.clsToken, normal([1, 1, D], 1e-6));
+  weights.set(W.posEmbed, normal([1, T, D]));
+  weights.set(W.patchWeight, normal([D, arch.numChannels, P, P]));
+  weights.set(W.patchBias, fill([D], 0));
+  for (let i = 0; i < arch.numLayers; i++) {
+    const l = W.layer(i);
+    for (const n of [l.norm1Weight, l.norm2Weight]) weights.set(n, fill([D], 1));
+    for (const n of [l.norm1Bias, l.norm2Bias, l.qBias, l.kBias, l.vBias, l.projBias, l.fc2Bias]) weights.set(n, fill([D], 0));
+    for (const n of [l.qWeight, l.kWeight, l.vWeight, l.projWeight]) weights.set(n, normal([D, D]));
+    weights.set(l.fc1Weight, normal([arch.mlpSize, D]));
+    weights.set(l.fc1Bias, fill([arch.mlpSize], 0));
+    weights.set(l.fc2Weight, normal([D, arch.mlpSize]));
+  }
+  weights.set(W.finalNormWeight, fill([D], 1));
+  weights.set(W.finalNormBias, fill([D], 0));
+  weights.set(W.headWeight, fill([opts.numClasses, D], 0));
+  weights.set(W.headBias, fill([opts.numClasses], 0));
+  return { arch, weights, source: spec, notes: [`from scratch: hidden ${D}, ${arch.numLayers} layers, patch ${P}, ${arch.imageSize.join('x')}`] };
+}
+
+/** Bilinear resize of the patch-position grid ([CLS] position kept), like the official code's scipy zoom(order=1). */
+export function interpolatePositions(pos: Tensor, from: [number, number], to: [number, number]): Tensor {
+  const D = pos.shape[2];
+  const out = tf.tidy(() => {
+    const grid = tf.tensor(pos.data.subarray(D), [1, from[0], from[1], D]) as tf.Tensor4D;
+    return tf.image.resizeBilinear(grid, to, true).dataSync() as Float32Array;
+  });
+  const data = new Float32Array((1 + to[0] * to[1]) * D);
+  data.set(pos.data.subarray(0, D));
+  data.set(out, D);
+  return { shape: [1, 1 + to[0] * to[1], D], data };
+}
+
+async function exists(p: string): Promise<boolean> {
+  return !!(await fs.stat(p).catch(() => undefined));
+}

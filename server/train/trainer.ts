@@ -1,0 +1,398 @@
+/**
+ * The training loop: dataset → initial weights → (frozen-backbone cache) → epochs of optimizer steps
+ * → validation, checkpoints and metrics in the run folder → export of the best checkpoint.
+ *
+ * Determinism: every random choice is derived from (seed, purpose, epoch, position) — see rng.ts —
+ * and the loop position, optimizer state and running sums are checkpointed together, so a resumed
+ * run takes exactly the steps the uninterrupted run would have taken.
+ */
+import { createHash } from 'crypto';
+import { promises as fs } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import type { WeightMap } from '../model/tensor';
+import type { ViTArch } from '../model/vitConfig';
+import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../preprocess';
+import { buildVitOnnx, FEATURES_NAME } from '../model/onnxBuilder';
+import { VitSession } from '../inference';
+import { BackendName, initBackend } from './backend';
+import { loadCheckpoint, LoopState, saveCheckpoint } from './checkpoint';
+import { Dataset, Sample, scanDataset, SkippedFile } from './datasetFolder';
+import { evaluate, Evaluation } from './evaluate';
+import { exportHfFolder } from './exportModel';
+import { FeatureCache, hashFile } from './featureCache';
+import { folderLoader, PixelLoader } from './imageLoader';
+import { initialWeights, InitResult } from './initWeights';
+import { clipGlobalNorm, Optimizer } from './optimizer';
+import { mixSeed, mulberry32, PURPOSE, shuffled } from './rng';
+import {
+  appendMetrics, checkpointFile, exportDir, readRunInfo, RunInfo, RunReport, RUN_FORMAT_VERSION, TrainConfig,
+  truncateMetrics, writeReport, writeRunInfo,
+} from './runFiles';
+import { learningRate } from './schedule';
+import { lossAndGrads } from './step';
+import { ForwardInput, Params, tokensBefore, trainableNames } from './vitModel';
+
+/** In-memory data (the benchmark's Fashion-MNIST) instead of a folder; `loader` maps a sample to pixels. */
+export interface TrainData extends Omit<Dataset, 'root' | 'layout'> {
+  loader: PixelLoader;
+  preprocess: PreprocessConfig;
+}
+
+export interface TrainOptions {
+  runDir: string;
+  config: TrainConfig;
+  resume?: boolean;
+  backend?: BackendName;
+  cacheDir?: string;
+  data?: TrainData;
+  /** Architecture overrides for scratch models. */
+  scratchArch?: Partial<ViTArch>;
+  /** Checked after every optimizer step; true stops the run cleanly (status "stopped"). */
+  shouldStop?: () => boolean;
+  log?: (line: string) => void;
+  /** Log a step line every N optimizer steps (default 10). */
+  logEvery?: number;
+  /** Write export/ when the run ends (default true). */
+  exportAtEnd?: boolean;
+}
+
+export class TrainingError extends Error {}
+
+const defaultCacheDir = () =>
+  process.env.VIT_LENS_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'vit-lens');
+
+export async function train(opts: TrainOptions): Promise<RunInfo> {
+  const log = opts.log ?? (() => {});
+  const runDir = opts.runDir;
+  const backend = await initBackend(opts.backend);
+  let config = opts.config;
+  let previous: RunInfo | undefined;
+  if (opts.resume) {
+    previous = await readRunInfo(runDir);
+    config = previous.config;
+  } else if (await fs.stat(path.join(runDir, 'run.json')).catch(() => undefined)) {
+    throw new TrainingError(`${runDir}: already holds a run; pass --resume to continue it or choose another --out`);
+  }
+  await fs.mkdir(path.join(runDir, 'checkpoints'), { recursive: true });
+
+  const data: TrainData = opts.data ?? (await folderData(config));
+  if (previous && previous.classes.join('\n') !== data.classes.join('\n')) {
+    throw new TrainingError(`${config.dataset}: classes changed since the run started (${previous.classes.join(', ')} → ${data.classes.join(', ')})`);
+  }
+  for (const w of data.warnings) log(`warning: ${w}`);
+  const init = await initialWeights(config.model, {
+    numClasses: data.classes.length,
+    imageSize: config.imageSize,
+    patchSize: config.patchSize,
+    scratchArch: opts.scratchArch,
+    seed: config.seed,
+  });
+  const arch = init.arch;
+  const pre: PreprocessConfig = opts.data ? data.preprocess : { ...data.preprocess, size: arch.imageSize };
+  if (!opts.data) data.loader = folderLoader(pre);
+  if (config.mode === 'last-k' && (config.lastK < 1 || config.lastK > arch.numLayers)) {
+    throw new TrainingError(`--last-k ${config.lastK} must be between 1 and the model's ${arch.numLayers} layers`);
+  }
+
+  const uid = `run${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const trainable = new Set(trainableNames(arch, config.mode, config.lastK));
+  const params: Params = new Map();
+  for (const [name, t] of init.weights) params.set(name, tf.variable(tf.tensor(t.data, t.shape), trainable.has(name), `${uid}/${name}`));
+
+  const optimizer = new Optimizer({
+    name: config.optimizer, weightDecay: config.weightDecay, momentum: config.momentum, beta1: 0.9, beta2: 0.999, eps: 1e-8,
+  });
+  let loop: LoopState = { epoch: 0, batchInEpoch: 0, step: 0, bestValAcc: -1, bestEpoch: -1, epochLossSum: 0, epochCorrect: 0, epochSeen: 0 };
+  if (opts.resume) {
+    const ck = await loadCheckpoint(checkpointFile(runDir, 'latest')).catch((e) => {
+      throw new TrainingError(`${runDir}: cannot resume (${(e as Error).message})`);
+    });
+    if (!ck.loop) throw new TrainingError(`${checkpointFile(runDir, 'latest')}: no loop state; cannot resume`);
+    for (const [name, t] of ck.weights) params.get(name)?.assign(tf.tensor(t.data, t.shape));
+    optimizer.restore(ck.loop.step, ck.optimizer);
+    loop = ck.loop;
+    await truncateMetrics(runDir, loop.step, loop.epoch);
+    log(`resuming at epoch ${loop.epoch + 1}, step ${loop.step}`);
+  }
+
+  const skipped: SkippedFile[] = [...data.skipped];
+  const inputs = await prepareInputs(config, arch, init, params, data, pre, opts.cacheDir ?? defaultCacheDir(), skipped, log);
+  const trainSamples = inputs.train;
+  const valSamples = inputs.val;
+  if (trainSamples.length === 0) throw new TrainingError(`${config.dataset}: no readable training images`);
+
+  const microPerEpoch = Math.ceil(trainSamples.length / config.batchSize);
+  const stepsPerEpoch = Math.ceil(microPerEpoch / config.accumulate);
+  const totalSteps = stepsPerEpoch * config.epochs;
+  // -1 = automatic: 5% of the steps, resolved here (and recorded) because it depends on the dataset size.
+  if (config.warmupSteps < 0) config = { ...config, warmupSteps: Math.ceil(0.05 * totalSteps) };
+  const now = new Date().toISOString();
+  const info: RunInfo = {
+    format: RUN_FORMAT_VERSION,
+    config,
+    classes: data.classes,
+    backend: backend.name,
+    backendNotes: backend.notes,
+    status: 'running',
+    pid: process.pid,
+    createdAt: previous?.createdAt ?? now,
+    updatedAt: now,
+    epoch: loop.epoch,
+    totalEpochs: config.epochs,
+    step: loop.step,
+    totalSteps,
+    bestValAcc: loop.bestValAcc >= 0 ? loop.bestValAcc : undefined,
+    bestEpoch: loop.bestEpoch >= 0 ? loop.bestEpoch : undefined,
+    trainImages: trainSamples.length,
+    valImages: valSamples.length,
+    architecture: arch,
+    preprocess: pre,
+    initNotes: init.notes,
+  };
+  await writeRunInfo(runDir, info);
+  const report: RunReport = { skipped, warnings: data.warnings, heldOut: [] };
+  if (opts.resume) {
+    const old = await fs.readFile(path.join(runDir, 'report.json'), 'utf8').then((t) => JSON.parse(t) as RunReport).catch(() => undefined);
+    if (old) report.heldOut = old.heldOut, report.bestEpoch = old.bestEpoch;
+  }
+  await writeReport(runDir, report);
+  log(`training ${trainSamples.length} images (${valSamples.length} validation), ${data.classes.length} classes, mode ${config.mode}, backend ${backend.name}, ${totalSteps} steps`);
+
+  const snapshot = async (): Promise<WeightMap> => {
+    const w: WeightMap = new Map();
+    for (const [name, v] of params) w.set(name, { shape: v.shape.slice(), data: (await v.data()) as Float32Array });
+    return w;
+  };
+  const finish = async (status: RunInfo['status'], reason?: string) => {
+    info.status = status;
+    info.reason = reason;
+    info.finishedAt = new Date().toISOString();
+    if (opts.exportAtEnd !== false) {
+      const best = (await fs.stat(checkpointFile(runDir, 'best')).catch(() => undefined)) ? checkpointFile(runDir, 'best') : undefined;
+      if (best) {
+        const { weights } = await loadCheckpoint(best);
+        await exportHfFolder(exportDir(runDir), arch, weights, data.classes, pre, { vit_lens: { bestEpoch: info.bestEpoch, bestValAcc: info.bestValAcc } });
+      }
+    }
+    await writeRunInfo(runDir, info);
+    for (const v of params.values()) v.dispose();
+    optimizer.dispose();
+    await inputs.dispose();
+  };
+
+  try {
+    for (let epoch = loop.epoch; epoch < config.epochs; epoch++) {
+      const epochStart = Date.now();
+      const order = shuffled(trainSamples, mulberry32(mixSeed(config.seed, PURPOSE.shuffle, epoch)));
+      const batchAt = (b: number) => inputs.trainBatch(order.slice(b * config.batchSize, (b + 1) * config.batchSize), epoch, b);
+      let next = loop.batchInEpoch < microPerEpoch ? batchAt(loop.batchInEpoch) : undefined;
+      while (loop.batchInEpoch < microPerEpoch) {
+        const stepStart = Date.now();
+        const lr = learningRate(loop.step, config.lr, config.warmupSteps, totalSteps);
+        const micro = Math.min(config.accumulate, microPerEpoch - loop.batchInEpoch);
+        let accumulated: Map<string, tf.Tensor> | undefined;
+        let stepLoss = 0;
+        let stepImages = 0;
+        const parts: { n: number; loss: number; grads: Map<string, tf.Tensor> }[] = [];
+        for (let m = 0; m < micro; m++) {
+          const batch = await next!;
+          loop.batchInEpoch++;
+          next = loop.batchInEpoch < microPerEpoch ? batchAt(loop.batchInEpoch) : undefined;
+          if (!batch.kept.length) continue;
+          const labels = Int32Array.from(batch.kept.map((s) => s.label));
+          const r = lossAndGrads(params, arch, [...trainable], batch.input, labels, config.labelSmoothing);
+          batch.input.x.dispose();
+          if (!Number.isFinite(r.loss)) {
+            for (const g of r.grads.values()) g.dispose();
+            throw new TrainingError(`loss became ${r.loss} at epoch ${epoch + 1}, step ${loop.step + 1} (lr ${lr.toExponential(3)}); stopped instead of training on garbage — try a lower --lr`);
+          }
+          parts.push({ n: labels.length, loss: r.loss, grads: r.grads });
+          loop.epochCorrect += r.correct;
+          stepImages += labels.length;
+        }
+        // Micro-batch means weighted by size: the accumulated gradient is that of one large batch.
+        for (const part of parts) {
+          const w = part.n / stepImages;
+          stepLoss += part.loss * w;
+          if (!accumulated) accumulated = new Map([...part.grads].map(([k, g]) => [k, parts.length === 1 ? g : tf.tidy(() => g.mul(w))]));
+          else for (const [k, g] of part.grads) { const s = tf.tidy(() => accumulated!.get(k)!.add(g.mul(w))); accumulated.get(k)!.dispose(); accumulated.set(k, s); }
+          if (parts.length > 1) for (const g of part.grads.values()) g.dispose();
+        }
+        if (accumulated) {
+          const gradNorm = clipGlobalNorm(accumulated, config.clipNorm);
+          optimizer.apply(params, accumulated, lr);
+          for (const g of accumulated.values()) g.dispose();
+          loop.step++;
+          loop.epochLossSum += stepLoss * stepImages;
+          loop.epochSeen += stepImages;
+          const ips = (stepImages * 1000) / Math.max(1, Date.now() - stepStart);
+          if (loop.step % (opts.logEvery ?? 10) === 0 || loop.batchInEpoch === microPerEpoch) {
+            await appendMetrics(runDir, { type: 'step', epoch, step: loop.step, loss: stepLoss, lr, gradNorm, imagesPerSec: ips, time: new Date().toISOString() });
+            log(`epoch ${epoch + 1}/${config.epochs} step ${loop.step}/${totalSteps} loss ${stepLoss.toFixed(4)} lr ${lr.toExponential(2)} ${ips.toFixed(1)} img/s`);
+          }
+        }
+        if (opts.shouldStop?.() && loop.batchInEpoch < microPerEpoch) {
+          await next?.then((b) => b.input.x.dispose()).catch(() => {});
+          await saveCheckpoint(checkpointFile(runDir, 'latest'), await snapshot(), await optimizer.state(), loop);
+          info.epoch = epoch;
+          info.step = loop.step;
+          log(`stopped at epoch ${epoch + 1}, step ${loop.step}; resume with --resume`);
+          await finish('stopped', 'stop requested (SIGINT/SIGTERM)');
+          return info;
+        }
+      }
+      // End of epoch: validate, checkpoint, record.
+      const ev: Evaluation | undefined = valSamples.length ? await evaluate(params, arch, valSamples, config.batchSize, (b) => inputs.evalBatch(b)) : undefined;
+      const trainLoss = loop.epochSeen ? loop.epochLossSum / loop.epochSeen : NaN;
+      const trainAcc = loop.epochSeen ? loop.epochCorrect / loop.epochSeen : 0;
+      const score = ev ? ev.acc : trainAcc;
+      const weights = await snapshot();
+      if (score > loop.bestValAcc) {
+        loop.bestValAcc = score;
+        loop.bestEpoch = epoch;
+        await saveCheckpoint(checkpointFile(runDir, 'best'), weights, undefined, loop);
+        report.bestEpoch = epoch;
+        report.heldOut = ev?.predictions ?? [];
+        await writeReport(runDir, report);
+      }
+      await appendMetrics(runDir, {
+        type: 'epoch', epoch, step: loop.step, trainLoss, trainAcc,
+        ...(ev ? { valLoss: ev.loss, valAcc: ev.acc, perClassAcc: ev.perClassAcc, confusion: ev.confusion } : {}),
+        seconds: (Date.now() - epochStart) / 1000, time: new Date().toISOString(),
+      });
+      log(`epoch ${epoch + 1}/${config.epochs}: train loss ${trainLoss.toFixed(4)} acc ${(trainAcc * 100).toFixed(2)}%${ev ? `, val loss ${ev.loss.toFixed(4)} acc ${(ev.acc * 100).toFixed(2)}%` : ''}`);
+      loop = { ...loop, epoch: epoch + 1, batchInEpoch: 0, epochLossSum: 0, epochCorrect: 0, epochSeen: 0 };
+      await saveCheckpoint(checkpointFile(runDir, 'latest'), weights, await optimizer.state(), loop);
+      Object.assign(info, { epoch: epoch + 1, step: loop.step, bestValAcc: loop.bestValAcc, bestEpoch: loop.bestEpoch });
+      await writeRunInfo(runDir, info);
+      if (opts.shouldStop?.() && epoch + 1 < config.epochs) {
+        await finish('stopped', 'stop requested (SIGINT/SIGTERM)');
+        return info;
+      }
+    }
+    await finish('finished');
+    return info;
+  } catch (e) {
+    await finish('failed', (e as Error).message).catch(() => {});
+    throw e;
+  }
+}
+
+async function folderData(config: TrainConfig): Promise<TrainData> {
+  const ds = await scanDataset(config.dataset, { valSplit: config.valSplit, seed: config.seed });
+  // The preprocessing of the initial model (mean/std) is kept; the size follows the training size.
+  let pre = defaultPreprocess();
+  if (!config.model.startsWith('scratch:')) {
+    const dir = (await fs.stat(config.model).catch(() => undefined))?.isDirectory() ? config.model : undefined;
+    if (dir) pre = await readPreprocessorConfig((await fs.stat(path.join(dir, 'export')).catch(() => undefined)) ? path.join(dir, 'export') : dir, [224, 224]);
+  }
+  return { ...ds, loader: async () => { throw new Error('loader not set'); }, preprocess: pre };
+}
+
+interface PreparedInputs {
+  train: Sample[];
+  val: Sample[];
+  trainBatch(batch: Sample[], epoch: number, index: number): Promise<{ input: ForwardInput; kept: Sample[] }>;
+  evalBatch(batch: Sample[]): Promise<{ input: ForwardInput; kept: Sample[] }>;
+  dispose(): Promise<void>;
+}
+
+/**
+ * What the trainable part of the network sees: pixels (full), tokens after block L−k (last-k) or
+ * [CLS] features (head). The frozen part runs once per image into the disk cache, unless
+ * augmentation was asked for, in which case it runs on every augmented batch.
+ */
+async function prepareInputs(
+  config: TrainConfig, arch: ViTArch, init: InitResult, params: Params, data: TrainData, pre: PreprocessConfig,
+  cacheDir: string, skipped: SkippedFile[], log: (l: string) => void,
+): Promise<PreparedInputs> {
+  const [H, Wd] = arch.imageSize;
+  const C = arch.numChannels;
+  const pixelsPer = C * H * Wd;
+  const loadPixels = async (batch: Sample[], random?: (i: number) => () => number) => {
+    const results = await Promise.all(batch.map((s, i) => data.loader(s, random?.(i)).then((x) => ({ s, x }), (e: Error) => ({ s, e }))));
+    const kept: Sample[] = [];
+    const xs: Float32Array[] = [];
+    for (const r of results) {
+      if ('e' in r) {
+        if (!skipped.some((k) => k.file === r.s.file)) skipped.push({ file: r.s.file, reason: r.e.message });
+      } else {
+        kept.push(r.s);
+        xs.push(r.x);
+      }
+    }
+    const pixels = new Float32Array(kept.length * pixelsPer);
+    xs.forEach((x, i) => pixels.set(x, i * pixelsPer));
+    return { pixels, kept };
+  };
+  const augRandom = (epoch: number, index: number) => (i: number) => mulberry32(mixSeed(config.seed, PURPOSE.augment, epoch, index * 1_000_003 + i));
+  const toPixels = (pixels: Float32Array, n: number): ForwardInput => ({ kind: 'pixels', x: tf.tensor4d(pixels, [n, C, H, Wd]) });
+
+  if (config.mode === 'full') {
+    return {
+      train: data.train,
+      val: data.val,
+      trainBatch: async (b, epoch, index) => {
+        const { pixels, kept } = await loadPixels(b, config.augment ? augRandom(epoch, index) : undefined);
+        return { input: toPixels(pixels, kept.length), kept };
+      },
+      evalBatch: async (b) => {
+        const { pixels, kept } = await loadPixels(b);
+        return { input: toPixels(pixels, kept.length), kept };
+      },
+      dispose: async () => {},
+    };
+  }
+
+  // Frozen backbone: ONNX Runtime for the [CLS] features (head), our TF.js blocks for last-k tokens.
+  const fromBlock = arch.numLayers - config.lastK;
+  const T = 1 + (H / arch.patchSize) * (Wd / arch.patchSize);
+  const D = arch.hiddenSize;
+  let session: VitSession | undefined;
+  let produce: (pixels: Float32Array, n: number) => Promise<Float32Array>;
+  let size: number;
+  let wrap: (x: Float32Array, n: number) => ForwardInput;
+  if (config.mode === 'head') {
+    session = await VitSession.create(buildVitOnnx(arch, init.weights), { input: 'pixel_values', logits: 'logits' }, {});
+    produce = async (pixels, n) => (await session!.run(pixels, [n, C, H, Wd], [FEATURES_NAME])).outputs[FEATURES_NAME].data as Float32Array;
+    size = D;
+    wrap = (x, n) => ({ kind: 'features', x: tf.tensor2d(x, [n, D]) });
+  } else {
+    produce = async (pixels, n) => tf.tidy(() => tokensBefore(params, arch, tf.tensor4d(pixels, [n, C, H, Wd]), fromBlock).dataSync() as Float32Array);
+    size = T * D;
+    wrap = (x, n) => ({ kind: 'tokens', x: tf.tensor3d(x, [n, T, D]), fromBlock });
+  }
+  const dispose = async () => { await session?.release(); };
+  if (config.augment) {
+    log(`augmentation on: the frozen backbone runs on every batch (no feature cache)`);
+    const run = async (b: Sample[], random?: (i: number) => () => number) => {
+      const { pixels, kept } = await loadPixels(b, random);
+      return { input: wrap(kept.length ? await produce(pixels, kept.length) : new Float32Array(0), kept.length), kept };
+    };
+    return { train: data.train, val: data.val, trainBatch: (b, e, i) => run(b, augRandom(e, i)), evalBatch: (b) => run(b), dispose };
+  }
+  const key = createHash('sha256')
+    .update(JSON.stringify({ v: 1, mode: config.mode, fromBlock, arch, pre, source: init.weightsFile ? await hashFile(init.weightsFile) : `${init.source}/${config.seed}` }))
+    .digest('hex')
+    .slice(0, 24);
+  const opts = { cacheDir: path.join(cacheDir, 'train-features'), key, size, batchSize: config.batchSize, loader: data.loader, produce, pixelsPerSample: pixelsPer };
+  let lastPct = -1;
+  const progress = (what: string) => (done: number, total: number) => {
+    const pct = Math.floor((done / total) * 10);
+    if (pct !== lastPct) log(`caching ${config.mode === 'head' ? 'features' : 'tokens'} (${what}): ${done}/${total}`), (lastPct = pct);
+  };
+  const tr = await FeatureCache.build(data.train, { ...opts, onProgress: progress('train') });
+  const va = await FeatureCache.build(data.val, { ...opts, onProgress: progress('val') });
+  skipped.push(...tr.skipped, ...va.skipped);
+  log(`frozen backbone: ${tr.computed + va.computed} images computed, ${tr.kept.length + va.kept.length - tr.computed - va.computed} from cache`);
+  const fromCache = async (cache: FeatureCache, b: Sample[]) => {
+    const xs = await Promise.all(b.map((s) => cache.load(s)));
+    const all = new Float32Array(b.length * size);
+    xs.forEach((x, i) => all.set(x, i * size));
+    return { input: wrap(all, b.length), kept: b };
+  };
+  return { train: tr.kept, val: va.kept, trainBatch: (b) => fromCache(tr.cache, b), evalBatch: (b) => fromCache(va.cache, b), dispose };
+}
+
