@@ -130,7 +130,7 @@ export async function decodeImage(bytes: Buffer, file: string): Promise<DecodedI
   checkPixelCount(file, width, height);
   try {
     if (meta.space === 'cmyk') {
-      // FIX (decode.test.ts, cmyk.jpg): libvips converts CMYK through an ICC profile (its built-in
+      // libvips converts CMYK through an ICC profile (its built-in
       // one when the file has none), which was 9.4 levels mean / 28 max away from PIL. PIL's
       // convert("RGB") uses the naive formula R = (255-C)(255-K)/255 (Convert.c cmyk2rgb), so keep
       // the decoded CMYK as it is and apply that formula, with PIL's rounding.
