@@ -2,7 +2,7 @@
  * BMP support. libvips (and so sharp) has no BMP loader in its prebuilt binaries, so BMP files are
  * decoded with bmp-ts into raw RGB and join the normal pipeline from there.
  *
- * FIXES (found by test/unit/decode.test.ts against Pillow; bmp-ts 1.0.9 is used as it is, the
+ * bmp-ts 1.0.9 quirks worked around here (found by test/unit/decode.test.ts against Pillow; it is used as is, the
  * header is checked and, where needed, a patched copy is handed to it):
  *  - 1/4/8-bit palette rows are written A,B,G,R even with `toRGBA: true`, so palette BMPs came out
  *    as (0, B, G): we now ask for bmp-ts's native A,B,G,R layout everywhere and reorder ourselves.
