@@ -1,4 +1,4 @@
-// Bundles the worker and the CLI (and, later, the extension and webview) with esbuild.
+// Bundles the worker, the CLI, the VS Code extension and the results panel's webview script with esbuild.
 // Native modules stay external: they ship their own binaries for each platform.
 import { build } from 'esbuild';
 
@@ -6,7 +6,20 @@ import { build } from 'esbuild';
 const external = ['onnxruntime-node', 'sharp', 'vscode', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-wasm'];
 const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', sourcemap: true, external, logLevel: 'warning' };
 
-await Promise.all([
+const [, , , extension] = await Promise.all([
   build({ ...common, entryPoints: ['server/cli.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } }),
   build({ ...common, entryPoints: ['server/worker.ts'], outfile: 'dist/worker.js' }),
+  // The results panel runs in a browser (the webview); it shares only types and validators with the extension.
+  build({ entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', bundle: true, platform: 'browser', format: 'iife', target: 'chrome120', minify: true, sourcemap: true, logLevel: 'warning' }),
+  build({ ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', minify: true, metafile: true }),
 ]);
+
+// Activation must stay fast: the extension talks to the worker and must never bundle (or require)
+// the engine or a native/ML module. Fail the build, not the user, if an import drags one in.
+const forbidden = /^(server\/(?!protocol\.ts$)|node_modules\/(onnxruntime|sharp|@tensorflow|@img)\b)/;
+const leaked = Object.keys(extension.metafile.inputs).filter((f) => forbidden.test(f));
+const requires = Object.values(extension.metafile.outputs).flatMap((o) => o.imports.filter((i) => i.external && i.path !== 'vscode' && !i.path.startsWith('node:') && /onnxruntime|sharp|tensorflow/.test(i.path)).map((i) => i.path));
+if (leaked.length || requires.length) {
+  console.error(`dist/extension.js must not include the engine or native/ML modules; it pulls in: ${[...leaked, ...requires].join(', ')}`);
+  process.exit(1);
+}

@@ -1,0 +1,74 @@
+/** ViT: Select Model… — recent models, the built-in one, a hub id, or a local file/folder. Writes `vitLens.model`. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { writeModelSetting } from './config';
+
+const RECENT_KEY = 'vitLens.recentModels';
+const MAX_RECENT = 8;
+/** `org/name` or `org/name@revision`, as the worker's hub resolver accepts. */
+const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[\w./-]+)?$/;
+
+type Pick = vscode.QuickPickItem & { value?: string; action?: 'hub' | 'file' | 'folder' };
+
+export class ModelPicker {
+  constructor(
+    private readonly memento: vscode.Memento,
+    private readonly extensionPath: string,
+  ) {}
+
+  /** Remember a model the user ran successfully or picked. */
+  async remember(spec: string): Promise<void> {
+    if (!spec) return;
+    const recent = [spec, ...this.recent().filter((r) => r !== spec)].slice(0, MAX_RECENT);
+    await this.memento.update(RECENT_KEY, recent);
+  }
+
+  private recent(): string[] {
+    const v = this.memento.get<unknown>(RECENT_KEY);
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  }
+
+  /** Returns the new setting value, or undefined when the user cancelled. */
+  async pick(current: string): Promise<string | undefined> {
+    const items: Pick[] = [];
+    if (fs.existsSync(path.join(this.extensionPath, 'models', 'default'))) {
+      items.push({ label: '$(package) Built-in model', description: current === '' ? 'current' : undefined, value: '' });
+    }
+    const recent = this.recent();
+    if (recent.length) {
+      items.push({ label: 'Recent', kind: vscode.QuickPickItemKind.Separator });
+      for (const r of recent) items.push({ label: `$(history) ${path.basename(r) || r}`, description: r === current ? 'current' : undefined, detail: r, value: r });
+    }
+    items.push({ label: 'Other', kind: vscode.QuickPickItemKind.Separator });
+    items.push({ label: '$(cloud-download) Hugging Face Hub model…', detail: 'A hub id such as google/vit-base-patch16-224 (downloaded once into the cache)', action: 'hub' });
+    items.push({ label: '$(file) Model file…', detail: 'An .onnx model or a Google vision_transformer .npz checkpoint', action: 'file' });
+    items.push({ label: '$(folder) Hugging Face model folder…', detail: 'A folder with config.json and model.safetensors or onnx/model.onnx', action: 'folder' });
+
+    const chosen = await vscode.window.showQuickPick(items, { title: 'ViT Lens: Select Model', placeHolder: current ? `Current: ${current}` : 'Current: built-in model', matchOnDetail: true });
+    if (!chosen) return undefined;
+    let value = chosen.value;
+    if (chosen.action === 'hub') {
+      value = await vscode.window.showInputBox({
+        title: 'Hugging Face Hub model',
+        prompt: 'org/name, optionally @revision',
+        placeHolder: 'google/vit-base-patch16-224',
+        validateInput: (v) => (HUB_ID.test(v.trim()) ? undefined : 'Expected org/name or org/name@revision'),
+      });
+      value = value?.trim();
+    } else if (chosen.action === 'file' || chosen.action === 'folder') {
+      const uris = await vscode.window.showOpenDialog({
+        canSelectFiles: chosen.action === 'file',
+        canSelectFolders: chosen.action === 'folder',
+        canSelectMany: false,
+        filters: chosen.action === 'file' ? { 'ViT models': ['onnx', 'npz'] } : undefined,
+        title: chosen.action === 'file' ? 'Select an .onnx or .npz model' : 'Select a Hugging Face model folder',
+      });
+      value = uris?.[0]?.fsPath;
+    }
+    if (value === undefined) return undefined;
+    await writeModelSetting(value);
+    await this.remember(value);
+    return value;
+  }
+}

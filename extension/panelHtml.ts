@@ -1,0 +1,112 @@
+/**
+ * The results panel's HTML. Pure (no `vscode` import) so the webview test can build the very same
+ * page around a fake host.
+ *
+ * Security: CSP `default-src 'none'`; scripts only by nonce; styles from the extension (plus the
+ * nonce, which the web components' constructable stylesheets do not need but a fallback would);
+ * images only from webview resources (the extension and the image folders, see
+ * localResourceRoots) and `blob:`/`data:` made by our own script. No inline handlers: the script
+ * attaches every listener.
+ */
+export interface PanelHtmlParts {
+  /** `webview.cspSource` */
+  cspSource: string;
+  nonce: string;
+  scriptUri: string;
+  styleUri: string;
+}
+
+export function panelHtml({ cspSource, nonce, scriptUri, styleUri }: PanelHtmlParts): string {
+  const csp = [
+    "default-src 'none'",
+    `img-src ${cspSource} data: blob:`,
+    `style-src ${cspSource} 'nonce-${nonce}'`,
+    `font-src ${cspSource}`,
+    `script-src 'nonce-${nonce}'`,
+  ].join('; ');
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${styleUri}" nonce="${nonce}">
+<title>ViT Lens</title>
+</head>
+<body>
+<header class="toolbar">
+  <span id="model" class="model" aria-live="polite"></span>
+  <span id="busy" class="busy" role="status" aria-live="polite" hidden><vscode-progress-ring></vscode-progress-ring><span id="busy-text"></span></span>
+  <span class="spacer"></span>
+  <vscode-button id="copy-json" secondary title="Copy the results as JSON">Copy JSON</vscode-button>
+  <vscode-button id="save-overlay" title="Save the image with the overlay as PNG">Save Overlay…</vscode-button>
+</header>
+<main>
+  <section id="detail" class="detail" aria-label="Attention">
+    <figure class="stage" id="stage">
+      <div class="frame">
+        <img id="image" alt="">
+        <canvas id="overlay" role="img" aria-label="Attention heatmap"></canvas>
+      </div>
+      <figcaption id="map-caption"></figcaption>
+    </figure>
+    <p id="map-error" class="error" role="alert" hidden></p>
+    <form id="controls" class="controls" aria-label="Attention controls">
+      <vscode-form-group variant="vertical">
+        <vscode-label for="method">Map</vscode-label>
+        <vscode-radio-group id="method">
+          <vscode-radio name="method" value="rollout" label="Rollout">Rollout</vscode-radio>
+          <vscode-radio name="method" value="attention" label="Raw attention">Raw attention</vscode-radio>
+        </vscode-radio-group>
+      </vscode-form-group>
+      <vscode-form-group variant="vertical">
+        <vscode-label for="head-fusion">Head fusion</vscode-label>
+        <vscode-single-select id="head-fusion" aria-label="Head fusion">
+          <vscode-option value="mean">mean</vscode-option>
+          <vscode-option value="max">max</vscode-option>
+          <vscode-option value="min">min</vscode-option>
+        </vscode-single-select>
+      </vscode-form-group>
+      <vscode-form-group variant="vertical" id="discard-group">
+        <vscode-label for="discard-ratio">Discard ratio <output id="discard-value" for="discard-ratio"></output></vscode-label>
+        <input type="range" id="discard-ratio" min="0" max="0.99" step="0.01" aria-label="Discard ratio">
+      </vscode-form-group>
+      <vscode-form-group variant="vertical" id="layer-group">
+        <vscode-label for="layer">Layer</vscode-label>
+        <vscode-single-select id="layer" aria-label="Layer"></vscode-single-select>
+      </vscode-form-group>
+      <vscode-form-group variant="vertical" id="head-group">
+        <vscode-label for="head">Head</vscode-label>
+        <vscode-single-select id="head" aria-label="Head"></vscode-single-select>
+      </vscode-form-group>
+      <vscode-form-group variant="vertical">
+        <vscode-label for="opacity">Opacity <output id="opacity-value" for="opacity"></output></vscode-label>
+        <input type="range" id="opacity" min="0" max="1" step="0.05" aria-label="Overlay opacity">
+      </vscode-form-group>
+      <vscode-form-group variant="vertical">
+        <vscode-label for="colormap">Colormap</vscode-label>
+        <vscode-single-select id="colormap" aria-label="Colormap">
+          <vscode-option value="turbo">turbo</vscode-option>
+          <vscode-option value="viridis">viridis</vscode-option>
+          <vscode-option value="inferno">inferno</vscode-option>
+          <vscode-option value="magma">magma</vscode-option>
+          <vscode-option value="plasma">plasma</vscode-option>
+          <vscode-option value="gray">gray</vscode-option>
+        </vscode-single-select>
+      </vscode-form-group>
+    </form>
+  </section>
+  <section class="results" aria-label="Predictions">
+    <ol id="rows" class="rows"></ol>
+  </section>
+</main>
+<script nonce="${nonce}" src="${scriptUri}"></script>
+</body>
+</html>`;
+}
+
+/** A fresh nonce each time the HTML is set (128 random bits, base64url). */
+export function makeNonce(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
+  return Buffer.from(bytes).toString('base64url');
+}

@@ -1,0 +1,124 @@
+/**
+ * Messages between the results panel (webview) and the extension, and the panel's state.
+ *
+ * Shared by both sides and free of `vscode` imports so the webview bundle can use it too. The
+ * extension treats everything the webview sends as untrusted input: `parseWebviewMessage` checks
+ * every field before anything acts on it (a compromised or buggy webview must not be able to make
+ * the worker read arbitrary files, or pass junk parameters through).
+ */
+import type { ColormapName, HeadFusion, Prediction } from './protocol';
+
+export const COLORMAPS: readonly ColormapName[] = ['turbo', 'viridis', 'inferno', 'magma', 'plasma', 'gray'];
+export const HEAD_FUSIONS: readonly HeadFusion[] = ['mean', 'max', 'min'];
+export type Method = 'rollout' | 'attention';
+
+/** Everything the user can set in the panel. */
+export interface Controls {
+  method: Method;
+  headFusion: HeadFusion;
+  /** Rollout: fraction of the lowest fused attentions zeroed, in [0, 1). */
+  discardRatio: number;
+  /** Raw attention: layer index. */
+  layer: number;
+  /** Raw attention: head index, or null for all heads fused with `headFusion`. */
+  head: number | null;
+  /** Heatmap opacity in [0, 1]; drawn in the webview, no worker round trip. */
+  opacity: number;
+  colormap: ColormapName;
+}
+
+export interface ImageRow {
+  /** Absolute file path (extension side only uses it; the webview shows `name`). */
+  path: string;
+  name: string;
+  /** The image as a webview resource URI. */
+  src: string;
+  predictions?: Prediction[];
+  error?: string;
+}
+
+export interface ModelSummary {
+  name: string;
+  provider: 'cuda' | 'cpu';
+  numLayers: number;
+  numHeads: number;
+  explainAvailable: boolean;
+  explainUnavailableReason?: string;
+}
+
+/** One attention map for the selected image, ready to draw. */
+export interface MapView {
+  image: string;
+  width: number;
+  height: number;
+  method: Method;
+  grid: [number, number];
+  /** Row-major, max = 1. */
+  values: number[];
+  /** The controls that produced this map (the heatmap shows what was asked, not what is pending). */
+  label: string;
+}
+
+export interface PanelState {
+  version: 1;
+  mode: 'classify' | 'explain';
+  model?: ModelSummary;
+  rows: ImageRow[];
+  /** Index into rows of the image whose attention is shown. */
+  selected: number;
+  controls: Controls;
+  map?: MapView;
+  /** Shown instead of the map when explaining failed or is unavailable. */
+  mapError?: string;
+  /** A short "what is running" text while the worker works; absent when idle. */
+  busy?: string;
+}
+
+/** Extension → webview. */
+export type HostMessage = { type: 'state'; state: PanelState };
+
+/** Webview → extension. */
+export type WebviewMessage =
+  | { type: 'ready' }
+  | { type: 'select'; index: number }
+  /** `reexplain`: the change needs a new map from the worker (method, fusion, ratio, layer, head). */
+  | { type: 'setControls'; controls: Controls; reexplain: boolean }
+  | { type: 'copyJson' }
+  | { type: 'saveOverlay' };
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isInt = (v: unknown, min: number, max: number): v is number => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+const isNumber = (v: unknown, min: number, max: number): v is number => typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max;
+
+/** The controls if every field is well-formed, else undefined. Layer/head bounds are checked against the model by the caller. */
+export function parseControls(v: unknown): Controls | undefined {
+  if (!isObject(v)) return undefined;
+  const { method, headFusion, discardRatio, layer, head, opacity, colormap } = v;
+  if (method !== 'rollout' && method !== 'attention') return undefined;
+  if (!HEAD_FUSIONS.includes(headFusion as HeadFusion)) return undefined;
+  if (!isNumber(discardRatio, 0, 0.99)) return undefined;
+  if (!isInt(layer, 0, 1023)) return undefined;
+  if (head !== null && !isInt(head, 0, 1023)) return undefined;
+  if (!isNumber(opacity, 0, 1)) return undefined;
+  if (!COLORMAPS.includes(colormap as ColormapName)) return undefined;
+  return { method, headFusion: headFusion as HeadFusion, discardRatio, layer, head: head as number | null, opacity, colormap: colormap as ColormapName };
+}
+
+/** Validate a message from the webview; undefined means "ignore it". */
+export function parseWebviewMessage(v: unknown, rowCount: number): WebviewMessage | undefined {
+  if (!isObject(v)) return undefined;
+  switch (v.type) {
+    case 'ready':
+    case 'copyJson':
+    case 'saveOverlay':
+      return { type: v.type };
+    case 'select':
+      return isInt(v.index, 0, rowCount - 1) ? { type: 'select', index: v.index } : undefined;
+    case 'setControls': {
+      const controls = parseControls(v.controls);
+      return controls && typeof v.reexplain === 'boolean' ? { type: 'setControls', controls, reexplain: v.reexplain } : undefined;
+    }
+    default:
+      return undefined;
+  }
+}

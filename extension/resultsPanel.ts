@@ -1,0 +1,354 @@
+/**
+ * The results panel: one webview panel, a row per image, the attention map of the selected image.
+ *
+ * The extension owns the state (what was asked, what the worker answered); the webview renders it
+ * and keeps a copy with setState so it survives hide/show, and VS Code hands that copy back to the
+ * serializer after a window reload. Everything coming back from the webview — messages and the
+ * restored state — is validated first: image paths must be ones this panel was opened on.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { Controls, ImageRow, MapView, ModelSummary, PanelState, parseControls, parseWebviewMessage, WebviewMessage } from './panelProtocol';
+import { makeNonce, panelHtml } from './panelHtml';
+import type { ExplainParams, ModelInfo } from './protocol';
+import { isImagePath } from './images';
+import type { ModelRequest, WorkerClient } from './workerClient';
+import type { Settings } from './config';
+
+export const RESULTS_VIEW_TYPE = 'vitLens.results';
+
+/** What the panel needs from the rest of the extension. */
+export interface PanelHost {
+  readonly extensionUri: vscode.Uri;
+  readonly worker: WorkerClient;
+  readonly log: vscode.LogOutputChannel;
+  settings(): Settings;
+  /** The model to use, or undefined after telling the user why there is none. */
+  modelRequest(): ModelRequest | undefined;
+  /** Show a worker/model failure to the user (once, with the right buttons). */
+  reportError(what: string, e: unknown): void;
+}
+
+export class ResultsPanel implements vscode.Disposable {
+  private static current: ResultsPanel | undefined;
+  private readonly disposables: vscode.Disposable[] = [];
+  private explainCts: vscode.CancellationTokenSource | undefined;
+  private classifyCts: vscode.CancellationTokenSource | undefined;
+  private disposed = false;
+
+  /** Open (or reuse) the panel on these images. */
+  static show(host: PanelHost, images: string[], mode: PanelState['mode']): ResultsPanel {
+    const column = vscode.ViewColumn.Beside;
+    let panel = ResultsPanel.current;
+    if (!panel) {
+      const webviewPanel = vscode.window.createWebviewPanel(RESULTS_VIEW_TYPE, 'ViT Lens', { viewColumn: column, preserveFocus: false }, {
+        enableScripts: true,
+        // The webview's own copy of the state (setState) restores it when shown again; keeping the
+        // whole page alive while hidden would cost memory for nothing.
+        retainContextWhenHidden: false,
+        localResourceRoots: [],
+      });
+      panel = new ResultsPanel(host, webviewPanel, initialState(host.settings()));
+    } else {
+      panel.panel.reveal(column, false);
+    }
+    panel.open(images, mode);
+    return panel;
+  }
+
+  /** Called by the WebviewPanelSerializer after a window reload. */
+  static revive(host: PanelHost, webviewPanel: vscode.WebviewPanel, saved: unknown): ResultsPanel {
+    ResultsPanel.current?.dispose();
+    const state = restoreState(saved, host.settings());
+    return new ResultsPanel(host, webviewPanel, state);
+  }
+
+  private constructor(
+    private readonly host: PanelHost,
+    private readonly panel: vscode.WebviewPanel,
+    private state: PanelState,
+  ) {
+    ResultsPanel.current = this;
+    if (host.worker.model) this.state.model = summarize(host.worker.model);
+    panel.iconPath = vscode.Uri.joinPath(host.extensionUri, 'media', 'icon.png');
+    this.setResourceRoots();
+    this.refreshSources();
+    panel.webview.html = this.html();
+    this.disposables.push(
+      panel.onDidDispose(() => this.dispose()),
+      panel.webview.onDidReceiveMessage((m) => this.onMessage(m)),
+      host.worker.onDidChangeModel((info) => {
+        if (info) this.state.model = summarize(info);
+        this.post();
+      }),
+    );
+  }
+
+  private html(): string {
+    const webview = this.panel.webview;
+    const dist = vscode.Uri.joinPath(this.host.extensionUri, 'dist');
+    return panelHtml({
+      cspSource: webview.cspSource,
+      nonce: makeNonce(),
+      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js')).toString(),
+      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(this.host.extensionUri, 'media', 'panel.css')).toString(),
+    });
+  }
+
+  /** The webview may load only the extension's bundles/styles and the folders of the images shown. */
+  private setResourceRoots(): void {
+    const folders = [...new Set(this.state.rows.map((r) => path.dirname(r.path)))];
+    this.panel.webview.options = {
+      enableScripts: true,
+      localResourceRoots: [
+        vscode.Uri.joinPath(this.host.extensionUri, 'dist'),
+        vscode.Uri.joinPath(this.host.extensionUri, 'media'),
+        ...folders.map((f) => vscode.Uri.file(f)),
+      ],
+    };
+  }
+
+  private refreshSources(): void {
+    for (const row of this.state.rows) row.src = this.panel.webview.asWebviewUri(vscode.Uri.file(row.path)).toString();
+  }
+
+  private open(images: string[], mode: PanelState['mode']): void {
+    const s = this.host.settings();
+    this.state = {
+      ...this.state,
+      mode,
+      rows: images.map((p) => ({ path: p, name: path.basename(p), src: '' })),
+      selected: 0,
+      map: undefined,
+      mapError: undefined,
+      // Settings are the defaults of each new run; in-panel tweaks last until the next one.
+      controls: { ...this.state.controls, headFusion: s.headFusion, discardRatio: s.discardRatio, opacity: s.opacity, colormap: s.colormap },
+    };
+    this.panel.title = images.length === 1 ? `ViT Lens: ${path.basename(images[0])}` : `ViT Lens: ${images.length} images`;
+    this.setResourceRoots();
+    this.refreshSources();
+    this.post();
+    void this.run(mode);
+  }
+
+  /** Classify every row (classify mode), then explain the selected one. */
+  private async run(mode: PanelState['mode']): Promise<void> {
+    const model = this.host.modelRequest();
+    if (!model) {
+      this.update({ mapError: 'No model is configured. Run “ViT: Select Model…”.' });
+      return;
+    }
+    if (mode === 'classify') {
+      this.classifyCts?.cancel();
+      const cts = (this.classifyCts = new vscode.CancellationTokenSource());
+      const n = this.state.rows.length;
+      this.update({ busy: n === 1 ? 'Classifying…' : `Classifying ${n} images…` });
+      try {
+        const r = await this.host.worker.classify(model, { images: this.state.rows.map((row) => row.path), topK: this.host.settings().topK }, cts.token);
+        if (cts.token.isCancellationRequested || this.disposed) return;
+        const byImage = new Map(r.results.map((x) => [x.image, x.predictions]));
+        const failed = new Map(r.failures.map((f) => [f.image, f.error]));
+        for (const row of this.state.rows) {
+          row.predictions = byImage.get(row.path);
+          row.error = failed.get(row.path);
+        }
+        for (const f of r.failures) this.host.log.warn(f.error);
+        const firstOk = this.state.rows.findIndex((row) => !row.error);
+        this.state.selected = firstOk >= 0 ? firstOk : 0;
+      } catch (e) {
+        if (!cts.token.isCancellationRequested) {
+          this.host.reportError('classify', e);
+          this.update({ busy: undefined, mapError: messageOf(e) });
+        }
+        return;
+      }
+    }
+    await this.explain();
+  }
+
+  /** (Re)compute the map of the selected image with the current controls; a newer call cancels an older one. */
+  private async explain(): Promise<void> {
+    const row = this.state.rows[this.state.selected];
+    const model = this.host.modelRequest();
+    if (!row || !model) return;
+    if (row.error) {
+      this.update({ busy: undefined, map: undefined, mapError: row.error });
+      return;
+    }
+    this.explainCts?.cancel();
+    const cts = (this.explainCts = new vscode.CancellationTokenSource());
+    const c = this.state.controls;
+    this.update({ busy: c.method === 'rollout' ? 'Computing attention rollout…' : `Reading attention of layer ${c.layer}…` });
+    try {
+      const info = await this.host.worker.ensureModel(model);
+      if (!info.explainAvailable) {
+        this.update({ busy: undefined, map: undefined, mapError: `This model cannot be explained: ${info.explainUnavailableReason ?? 'no attention outputs'}` });
+        return;
+      }
+      const params = explainParams(row.path, c, this.host.settings().topK, info);
+      const r = await this.host.worker.explain(model, params, cts.token);
+      if (cts.token.isCancellationRequested || this.disposed) return;
+      // Explain answers with predictions too: in explain mode they fill the row.
+      if (!row.predictions) row.predictions = r.predictions;
+      const map: MapView = { image: r.image, width: r.width, height: r.height, method: r.method, grid: r.map.grid, values: r.map.values, label: describe(params) };
+      this.update({ busy: undefined, map, mapError: undefined });
+    } catch (e) {
+      if (cts.token.isCancellationRequested || this.disposed) return;
+      this.host.log.error(`explain ${row.path}: ${messageOf(e)}`);
+      this.update({ busy: undefined, map: undefined, mapError: messageOf(e) });
+    }
+  }
+
+  private onMessage(raw: unknown): void {
+    const m = parseWebviewMessage(raw, this.state.rows.length);
+    if (!m) {
+      this.host.log.warn(`ignored a malformed message from the results panel: ${JSON.stringify(raw)?.slice(0, 200)}`);
+      return;
+    }
+    void this.handle(m);
+  }
+
+  private async handle(m: WebviewMessage): Promise<void> {
+    switch (m.type) {
+      case 'ready':
+        this.post();
+        return;
+      case 'select':
+        if (m.index === this.state.selected) return;
+        this.state.selected = m.index;
+        this.state.map = undefined;
+        await this.explain();
+        return;
+      case 'setControls': {
+        const layers = this.state.model?.numLayers ?? Infinity;
+        const heads = this.state.model?.numHeads ?? Infinity;
+        if (m.controls.layer >= layers || (m.controls.head !== null && m.controls.head >= heads)) return;
+        this.state.controls = m.controls;
+        if (m.reexplain) await this.explain();
+        return;
+      }
+      case 'copyJson':
+        await vscode.env.clipboard.writeText(JSON.stringify(this.resultsJson(), null, 2));
+        void vscode.window.setStatusBarMessage('$(check) ViT Lens: results copied as JSON', 3000);
+        return;
+      case 'saveOverlay':
+        await this.saveOverlay();
+        return;
+    }
+  }
+
+  private resultsJson(): unknown {
+    const rows = this.state.rows;
+    return {
+      model: this.state.model?.name,
+      provider: this.state.model?.provider,
+      results: rows.filter((r) => r.predictions).map((r) => ({ image: r.path, predictions: r.predictions })),
+      failures: rows.filter((r) => r.error).map((r) => ({ image: r.path, error: r.error })),
+      ...(this.state.map ? { attention: { image: this.state.map.image, method: this.state.map.method, settings: this.state.map.label, grid: this.state.map.grid, values: this.state.map.values } } : {}),
+    };
+  }
+
+  /** The worker renders the overlay at the image's own size; the user picks where it goes (next to the image by default). */
+  private async saveOverlay(): Promise<void> {
+    const row = this.state.rows[this.state.selected];
+    const model = this.host.modelRequest();
+    if (!row || !model) return;
+    const stem = path.basename(row.path, path.extname(row.path));
+    const target = await vscode.window.showSaveDialog({
+      defaultUri: vscode.Uri.file(path.join(path.dirname(row.path), `${stem}.${this.state.controls.method}.png`)),
+      filters: { 'PNG image': ['png'] },
+      title: 'Save Attention Overlay',
+    });
+    if (!target) return;
+    try {
+      const info = await this.host.worker.ensureModel(model);
+      const c = this.state.controls;
+      const r = await this.host.worker.explain(model, { ...explainParams(row.path, c, 1, info), overlay: { colormap: c.colormap, opacity: c.opacity } });
+      if (!r.overlayPng) throw new Error('the worker returned no overlay');
+      await vscode.workspace.fs.writeFile(target, Buffer.from(r.overlayPng, 'base64'));
+      const pick = await vscode.window.showInformationMessage(`Saved ${path.basename(target.fsPath)}`, 'Open');
+      if (pick) await vscode.commands.executeCommand('vscode.open', target);
+    } catch (e) {
+      this.host.reportError('save the overlay', e);
+    }
+  }
+
+  private update(patch: Partial<PanelState>): void {
+    Object.assign(this.state, patch);
+    this.post();
+  }
+
+  private post(): void {
+    if (!this.disposed) void this.panel.webview.postMessage({ type: 'state', state: this.state });
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (ResultsPanel.current === this) ResultsPanel.current = undefined;
+    this.explainCts?.cancel();
+    this.classifyCts?.cancel();
+    this.panel.dispose();
+    for (const d of this.disposables.splice(0)) d.dispose();
+  }
+}
+
+export function initialState(s: Settings): PanelState {
+  return {
+    version: 1,
+    mode: 'classify',
+    rows: [],
+    selected: 0,
+    controls: { method: 'rollout', headFusion: s.headFusion, discardRatio: s.discardRatio, layer: 0, head: null, opacity: s.opacity, colormap: s.colormap },
+  };
+}
+
+/** The webview's saved state, kept only where it is well-formed and names image files that still exist. */
+export function restoreState(saved: unknown, s: Settings): PanelState {
+  const state = initialState(s);
+  if (typeof saved !== 'object' || saved === null) return state;
+  const v = saved as Partial<PanelState>;
+  const rows: ImageRow[] = Array.isArray(v.rows)
+    ? v.rows
+        .filter((r): r is ImageRow => typeof r?.path === 'string' && path.isAbsolute(r.path) && isImagePath(r.path) && fs.existsSync(r.path))
+        .slice(0, 1000)
+        .map((r) => ({ path: r.path, name: path.basename(r.path), src: '', predictions: Array.isArray(r.predictions) ? r.predictions : undefined, error: typeof r.error === 'string' ? r.error : undefined }))
+    : [];
+  state.rows = rows;
+  state.mode = v.mode === 'explain' ? 'explain' : 'classify';
+  state.selected = Number.isInteger(v.selected) && (v.selected as number) < rows.length && (v.selected as number) >= 0 ? (v.selected as number) : 0;
+  state.controls = parseControls(v.controls) ?? state.controls;
+  const map = v.map;
+  if (map && Array.isArray(map.values) && Array.isArray(map.grid) && map.values.length === map.grid[0] * map.grid[1] && rows[state.selected]?.path === map.image) {
+    state.map = { ...map, values: map.values.map(Number) };
+  }
+  return state;
+}
+
+function explainParams(image: string, c: Controls, topK: number, info: ModelInfo): ExplainParams {
+  const base: ExplainParams = { image, headFusion: c.headFusion, topK };
+  if (c.method === 'rollout') return { ...base, discardRatio: c.discardRatio };
+  const layer = Math.min(c.layer, info.numLayers - 1);
+  return c.head === null ? { ...base, layer } : { ...base, layer, head: c.head };
+}
+
+function describe(p: ExplainParams): string {
+  if (p.layer === undefined) return `rollout · ${p.headFusion} · discard ${p.discardRatio}`;
+  return `layer ${p.layer} · ${p.head === undefined ? `heads ${p.headFusion}` : `head ${p.head}`}`;
+}
+
+function summarize(info: ModelInfo): ModelSummary {
+  return {
+    name: info.name,
+    provider: info.provider,
+    numLayers: info.numLayers,
+    numHeads: info.numHeads ?? info.architecture?.numHeads ?? 1,
+    explainAvailable: info.explainAvailable,
+    explainUnavailableReason: info.explainUnavailableReason,
+  };
+}
+
+export function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

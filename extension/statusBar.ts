@@ -1,0 +1,37 @@
+/** The status bar item: which model the panel uses and where it runs (CUDA/CPU). Click → Select Model. */
+import * as vscode from 'vscode';
+import type { ModelInfo } from './protocol';
+import { shortName } from './workerClient';
+
+export class ModelStatusItem implements vscode.Disposable {
+  private readonly item = vscode.window.createStatusBarItem('vitLens.model', vscode.StatusBarAlignment.Right, 100);
+
+  constructor() {
+    this.item.name = 'ViT Lens Model';
+    this.item.command = 'vitLens.selectModel';
+  }
+
+  /** `spec` is what the settings ask for (undefined: no model configured, none built in); `info` what the worker has loaded. */
+  update(spec: string | undefined, info: ModelInfo | undefined, loading = false): void {
+    const name = info?.name ?? (spec ? shortName(spec) : 'no model');
+    const where = info ? ` · ${info.provider.toUpperCase()}` : '';
+    this.item.text = `${loading ? '$(loading~spin)' : '$(eye)'} ${name}${where}`;
+    const md = new vscode.MarkdownString(undefined, true);
+    md.appendMarkdown('**ViT Lens**\n\n');
+    if (info) {
+      md.appendMarkdown(`Model: \`${info.name}\` (${info.kind}, ${info.numClasses} classes, ${info.numLayers} layers)\n\n`);
+      md.appendMarkdown(`Runs on: ${info.provider === 'cuda' ? 'CUDA (GPU)' : 'CPU'}${info.providerNote ? ` — ${info.providerNote}` : ''}\n\n`);
+    } else if (spec) {
+      md.appendMarkdown(`Model: \`${spec}\` — loads on first use\n\n`);
+    } else {
+      md.appendMarkdown('No model: set `vitLens.model` or pick one\n\n');
+    }
+    md.appendMarkdown('Click to select a model');
+    this.item.tooltip = md;
+    this.item.show();
+  }
+
+  dispose(): void {
+    this.item.dispose();
+  }
+}

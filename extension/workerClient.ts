@@ -1,0 +1,226 @@
+/**
+ * The worker process (dist/worker.js) behind a vscode-languageclient LanguageClient.
+ *
+ * Lifecycle: nothing starts at activation. The first request starts the worker over Node IPC; it
+ * then lives for the session, is restarted after a crash (one notification per burst of crashes,
+ * and not at all after too many), and is stopped by `dispose()` on deactivate. The worker holds one
+ * model; this class remembers which, so a request after a restart or a settings change reloads it
+ * first — behind a cancellable progress notification, since a hub download can take minutes.
+ */
+import * as vscode from 'vscode';
+import {
+  CancellationToken,
+  CloseAction,
+  CloseHandlerResult,
+  ErrorAction,
+  ErrorHandler,
+  ErrorHandlerResult,
+  LanguageClient,
+  LanguageClientOptions,
+  RevealOutputChannelOn,
+  ServerOptions,
+  State,
+  TransportKind,
+  WorkDoneProgress,
+} from 'vscode-languageclient/node';
+import { ClassifyParams, ClassifyRequest, ClassifyResult, ExplainParams, ExplainRequest, ExplainResult, LoadModelRequest, ModelInfo, ProviderPreference } from './protocol';
+
+export interface WorkerInit {
+  provider: ProviderPreference;
+  cacheDir?: string;
+}
+
+/** A model as the user asked for it: the resolved spec plus the provider preference. */
+export interface ModelRequest {
+  spec: string;
+  provider: ProviderPreference;
+}
+
+const CRASH_WINDOW_MS = 3 * 60_000;
+const MAX_CRASHES_IN_WINDOW = 3;
+
+export class WorkerClient implements vscode.Disposable {
+  private client: LanguageClient | undefined;
+  private starting: Promise<LanguageClient> | undefined;
+  private loaded: { key: string; info: ModelInfo } | undefined;
+  private loading: { key: string; promise: Promise<ModelInfo> } | undefined;
+  private crashes: number[] = [];
+  private lastCrashNotice = 0;
+  private readonly modelChanged = new vscode.EventEmitter<ModelInfo | undefined>();
+  /** Fires with the loaded model, or undefined when the worker (and so its model) went away. */
+  readonly onDidChangeModel = this.modelChanged.event;
+
+  constructor(
+    private readonly workerModule: string,
+    private readonly log: vscode.LogOutputChannel,
+    private readonly init: () => WorkerInit,
+  ) {}
+
+  get model(): ModelInfo | undefined {
+    return this.loaded?.info;
+  }
+
+  get isRunning(): boolean {
+    return this.client?.state === State.Running;
+  }
+
+  /** The running client, starting the worker on first use. */
+  private async started(): Promise<LanguageClient> {
+    if (this.client && this.client.state !== State.Stopped) {
+      if (this.starting) await this.starting;
+      return this.client;
+    }
+    if (this.starting) return this.starting;
+    this.starting = this.start().finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  private async start(): Promise<LanguageClient> {
+    const t0 = Date.now();
+    const serverOptions: ServerOptions = {
+      run: { module: this.workerModule, transport: TransportKind.ipc },
+      debug: { module: this.workerModule, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6019'] } },
+    };
+    const clientOptions: LanguageClientOptions = {
+      // The worker serves no documents; it only answers vitLens/* requests.
+      documentSelector: [],
+      outputChannel: this.log,
+      revealOutputChannelOn: RevealOutputChannelOn.Never,
+      initializationOptions: this.init(),
+      errorHandler: this.errorHandler(),
+    };
+    const client = new LanguageClient('vitLens', 'ViT Lens worker', serverOptions, clientOptions);
+    client.onDidChangeState((e) => {
+      // A new worker process has no model loaded.
+      if (e.newState !== State.Running && this.loaded) {
+        this.loaded = undefined;
+        this.modelChanged.fire(undefined);
+      }
+    });
+    this.client = client;
+    await client.start();
+    this.log.info(`worker started in ${Date.now() - t0} ms (${this.workerModule})`);
+    return client;
+  }
+
+  private errorHandler(): ErrorHandler {
+    return {
+      // A transport error on one message; the connection decides whether it is closed.
+      error: (error: Error, _message, count): ErrorHandlerResult => {
+        this.log.error(`worker connection error: ${error.message}`);
+        return { action: count !== undefined && count >= 3 ? ErrorAction.Shutdown : ErrorAction.Continue, handled: true };
+      },
+      closed: (): CloseHandlerResult => {
+        const now = Date.now();
+        this.crashes = this.crashes.filter((t) => now - t < CRASH_WINDOW_MS).concat(now);
+        if (this.crashes.length > MAX_CRASHES_IN_WINDOW) {
+          this.log.error(`worker crashed ${this.crashes.length} times in 3 minutes; not restarting it`);
+          void vscode.window
+            .showErrorMessage(`ViT Lens: the worker crashed ${this.crashes.length} times in 3 minutes and was not restarted.`, 'Show Log', 'Restart Worker')
+            .then((pick) => pick && vscode.commands.executeCommand(pick === 'Show Log' ? 'vitLens.showWorkerLog' : 'vitLens.restartWorker'));
+          return { action: CloseAction.DoNotRestart, handled: true };
+        }
+        this.log.warn('worker stopped unexpectedly; restarting it');
+        // One notice per burst: a crash loop must not become a stream of toasts.
+        if (now - this.lastCrashNotice > CRASH_WINDOW_MS) {
+          this.lastCrashNotice = now;
+          void vscode.window
+            .showWarningMessage('ViT Lens: the worker stopped unexpectedly and was restarted. The model reloads on next use.', 'Show Log')
+            .then((pick) => pick && vscode.commands.executeCommand('vitLens.showWorkerLog'));
+        }
+        return { action: CloseAction.Restart, handled: true };
+      },
+    };
+  }
+
+  private static key(m: ModelRequest): string {
+    return `${m.provider}\u0000${m.spec}`;
+  }
+
+  /** Make `m` the worker's model, loading it behind a cancellable progress notification if needed. */
+  async ensureModel(m: ModelRequest): Promise<ModelInfo> {
+    const key = WorkerClient.key(m);
+    const client = await this.started();
+    if (this.loaded?.key === key) return this.loaded.info;
+    if (this.loading?.key === key) return this.loading.promise;
+    const promise = this.load(client, m).finally(() => {
+      if (this.loading?.promise === promise) this.loading = undefined;
+    });
+    this.loading = { key, promise };
+    return promise;
+  }
+
+  private load(client: LanguageClient, m: ModelRequest): Promise<ModelInfo> {
+    const title = `ViT Lens: loading ${shortName(m.spec)}`;
+    return Promise.resolve(
+      vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
+        const workDoneToken = `vitLens-load-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+        let last = 0;
+        const sub = client.onProgress(WorkDoneProgress.type, workDoneToken, (p) => {
+          if (p.kind === 'end') return;
+          const pct = p.percentage ?? last;
+          progress.report({ message: p.message, increment: Math.max(0, pct - last) });
+          last = Math.max(last, pct);
+        });
+        try {
+          const t0 = Date.now();
+          const info = await client.sendRequest(LoadModelRequest, { model: m.spec, provider: m.provider, workDoneToken }, token);
+          this.log.info(`loaded ${info.name} (${info.kind}, ${info.provider.toUpperCase()}) in ${Date.now() - t0} ms`);
+          if (info.providerNote) this.log.warn(info.providerNote);
+          this.loaded = { key: WorkerClient.key(m), info };
+          this.modelChanged.fire(info);
+          return info;
+        } finally {
+          sub.dispose();
+        }
+      }),
+    );
+  }
+
+  async classify(m: ModelRequest, params: ClassifyParams, token?: CancellationToken): Promise<ClassifyResult> {
+    await this.ensureModel(m);
+    return (await this.started()).sendRequest(ClassifyRequest, params, token);
+  }
+
+  async explain(m: ModelRequest, params: ExplainParams, token?: CancellationToken): Promise<ExplainResult> {
+    await this.ensureModel(m);
+    return (await this.started()).sendRequest(ExplainRequest, params, token);
+  }
+
+  /** Stop and start a fresh worker; the model reloads on next use. */
+  async restart(): Promise<void> {
+    this.crashes = [];
+    await this.stop();
+    await this.started();
+  }
+
+  private async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    this.loading = undefined;
+    if (this.loaded) {
+      this.loaded = undefined;
+      this.modelChanged.fire(undefined);
+    }
+    if (client && client.state !== State.Stopped) {
+      try {
+        await client.stop(5000);
+      } catch (e) {
+        this.log.warn(`worker did not stop cleanly: ${e instanceof Error ? e.message : e}`);
+      }
+    }
+  }
+
+  /** Deactivation awaits this so the worker process does not outlive the extension host. */
+  async dispose(): Promise<void> {
+    await this.stop();
+    this.modelChanged.dispose();
+  }
+}
+
+/** "google/vit-base-patch16-224" → itself; "/a/b/model.onnx" → "model.onnx"; ".../hf" → "…/x/hf". */
+export function shortName(spec: string): string {
+  const parts = spec.split(/[\\/]/).filter(Boolean);
+  if (!spec.startsWith('/') && !/^[A-Za-z]:/.test(spec) && parts.length <= 2) return spec;
+  return parts.slice(-2).join('/');
+}

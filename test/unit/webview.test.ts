@@ -1,0 +1,282 @@
+/**
+ * The results panel's webview, in headless Chromium (playwright-core + Debian's chromium) around a
+ * fake VS Code host: the page is the one the extension builds (panelHtml, dist/webview.js,
+ * media/panel.css) under the same CSP, served over a local HTTP origin that plays the role of
+ * `webview.cspSource`. Checks what the panel renders from a state message, which messages its
+ * controls post, that it restores from getState, and that the CSP holds. Screenshots go to
+ * test-output/webview/ (look at them).
+ *
+ * Without Chromium (a dev machine that has not run scripts/e2e-install.sh) the browser tests are
+ * skipped; `npm run test:e2e` sets VIT_LENS_REQUIRE_CHROMIUM=1 so that there they fail instead.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { panelHtml } from '../../extension/panelHtml';
+import { parseWebviewMessage, type Controls, type PanelState } from '../../extension/panelProtocol';
+
+const ROOT = path.resolve(__dirname, '../..');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const OUT = path.join(ROOT, 'test-output', 'webview');
+const haveChromium = fs.existsSync(CHROMIUM);
+const skipBrowser = !haveChromium && process.env.VIT_LENS_REQUIRE_CHROMIUM !== '1' ? `no Chromium at ${CHROMIUM} (run scripts/e2e-install.sh)` : false;
+
+const controls: Controls = { method: 'rollout', headFusion: 'mean', discardRatio: 0.9, layer: 0, head: null, opacity: 0.5, colormap: 'turbo' };
+
+describe('parseWebviewMessage (every webview message is validated)', () => {
+  test('accepts well-formed messages', () => {
+    assert.deepEqual(parseWebviewMessage({ type: 'ready' }, 1), { type: 'ready' });
+    assert.deepEqual(parseWebviewMessage({ type: 'select', index: 1 }, 2), { type: 'select', index: 1 });
+    assert.deepEqual(parseWebviewMessage({ type: 'setControls', controls, reexplain: true }, 1), { type: 'setControls', controls, reexplain: true });
+    assert.deepEqual(parseWebviewMessage({ type: 'copyJson', extra: 'dropped' }, 1), { type: 'copyJson' });
+  });
+  test('rejects malformed or out-of-range messages', () => {
+    const bad: unknown[] = [
+      null,
+      'ready',
+      [],
+      { type: 'explainFile', image: '/etc/passwd' },
+      { type: 'select', index: 2 },
+      { type: 'select', index: -1 },
+      { type: 'select', index: 0.5 },
+      { type: 'setControls', controls, reexplain: 'yes' },
+      { type: 'setControls', controls: { ...controls, discardRatio: 1 }, reexplain: true },
+      { type: 'setControls', controls: { ...controls, discardRatio: Number.NaN }, reexplain: true },
+      { type: 'setControls', controls: { ...controls, headFusion: 'median' }, reexplain: true },
+      { type: 'setControls', controls: { ...controls, colormap: 'jet' }, reexplain: false },
+      { type: 'setControls', controls: { ...controls, head: -1 }, reexplain: true },
+      { type: 'setControls', controls: { ...controls, layer: '1' }, reexplain: true },
+      { type: 'setControls', controls: { ...controls, opacity: 2 }, reexplain: false },
+    ];
+    for (const m of bad) assert.equal(parseWebviewMessage(m, 2), undefined, JSON.stringify(m));
+  });
+});
+
+test('webview sources typecheck against the DOM (webview/tsconfig.json)', () => {
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'webview')], { stdio: 'pipe' });
+});
+
+/** The fake VS Code host, injected into the page before its script runs. */
+const FAKE_HOST = String.raw`function (saved, theme) {
+  window.__posted = [];
+  window.__state = saved === null ? undefined : saved;
+  window.__cspViolations = [];
+  document.addEventListener('securitypolicyviolation', function (e) { window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI); });
+  window.acquireVsCodeApi = function () {
+    return {
+      postMessage: function (m) { window.__posted.push(m); },
+      getState: function () { return window.__state; },
+      setState: function (s) { window.__state = s; },
+    };
+  };
+  // What VS Code injects into every webview: theme colour variables and a theme class on <body>.
+  var vars = theme === 'light'
+    ? { 'foreground': '#3b3b3b', 'editor-background': '#ffffff', 'descriptionForeground': '#717171', 'button-background': '#005fb8', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#e5e5e5', 'button-secondaryForeground': '#3b3b3b', 'charts-blue': '#1a85ff', 'list-hoverBackground': '#f2f2f2', 'list-inactiveSelectionBackground': '#e4e6f1', 'focusBorder': '#005fb8', 'errorForeground': '#f85149', 'panel-border': '#e5e5e5', 'dropdown-background': '#ffffff', 'dropdown-foreground': '#3b3b3b', 'dropdown-border': '#cecece', 'editorWidget-background': '#e8e8e8', 'settings-dropdownListBorder': '#cecece' }
+    : { 'foreground': '#cccccc', 'editor-background': '#1f1f1f', 'descriptionForeground': '#9d9d9d', 'button-background': '#0078d4', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#313131', 'button-secondaryForeground': '#cccccc', 'charts-blue': '#3794ff', 'list-hoverBackground': '#2a2d2e', 'list-inactiveSelectionBackground': '#37373d', 'focusBorder': '#0078d4', 'errorForeground': '#f85149', 'panel-border': '#2b2b2b', 'dropdown-background': '#313131', 'dropdown-foreground': '#cccccc', 'dropdown-border': '#3c3c3c', 'editorWidget-background': '#333333', 'settings-dropdownListBorder': '#454545' };
+  document.addEventListener('DOMContentLoaded', function () {
+    for (var k in vars) document.documentElement.style.setProperty('--vscode-' + k, vars[k]);
+    document.documentElement.style.setProperty('--vscode-font-family', 'system-ui, sans-serif');
+    document.documentElement.style.setProperty('--vscode-font-size', '13px');
+    document.body.classList.add(theme === 'light' ? 'vscode-light' : 'vscode-dark');
+  });
+}`;
+
+/** 14×14 map, hot in the top-left quadrant, cold elsewhere (so pixels can be checked by position). */
+function quadrantMap(): number[] {
+  const v: number[] = [];
+  for (let r = 0; r < 14; r++) for (let c = 0; c < 14; c++) v.push(r < 7 && c < 7 ? 1 : 0);
+  return v;
+}
+
+describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
+  let server: http.Server;
+  let origin = '';
+  let browser: Browser;
+  let html = '';
+  let state: PanelState;
+
+  before(async () => {
+    assert.ok(fs.existsSync(path.join(ROOT, 'dist/webview.js')), 'dist/webview.js is missing: run npm run build');
+    fs.mkdirSync(OUT, { recursive: true });
+    // A static server for the page and its resources: the role VS Code's resource origin plays.
+    server = http.createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (url.pathname === '/favicon.ico') return void res.writeHead(204).end();
+      if (url.pathname === '/panel.html') {
+        res.writeHead(200, { 'content-type': 'text/html' }).end(html);
+        return;
+      }
+      const file = path.join(ROOT, decodeURIComponent(url.pathname));
+      if (!file.startsWith(ROOT + path.sep) || !fs.existsSync(file)) return void res.writeHead(404).end();
+      const type = { '.js': 'text/javascript', '.css': 'text/css', '.png': 'image/png', '.jpg': 'image/jpeg' }[path.extname(file)] ?? 'application/octet-stream';
+      res.writeHead(200, { 'content-type': type }).end(fs.readFileSync(file));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    html = panelHtml({ cspSource: origin, nonce: 'testnonce123', scriptUri: `${origin}/dist/webview.js`, styleUri: `${origin}/media/panel.css` });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'] });
+    const photo = (name: string) => ({ path: `/photos/${name}`, name, src: `${origin}/test/fixtures/photos/${name}` });
+    state = {
+      version: 1,
+      mode: 'classify',
+      model: { name: 'vit-tiny', provider: 'cpu', numLayers: 2, numHeads: 4, explainAvailable: true },
+      rows: [
+        { ...photo('chelsea.png'), predictions: [{ label: 'tabby cat', index: 0, score: 0.8123 }, { label: 'clock', index: 9, score: 0.1 }, { label: 'coffee mug', index: 1, score: 0.05 }] },
+        { ...photo('coffee.png'), predictions: [{ label: 'coffee mug', index: 1, score: 0.6 }] },
+        { ...photo('rocket.jpg'), error: '/photos/rocket.jpg: unsupported image' },
+      ],
+      selected: 0,
+      controls,
+      map: { image: '/photos/chelsea.png', width: 451, height: 300, method: 'rollout', grid: [14, 14], values: quadrantMap(), label: 'rollout · mean · discard 0.9' },
+    };
+  });
+
+  after(async () => {
+    await browser?.close();
+    await new Promise((resolve) => server?.close(resolve));
+  });
+
+  /** A page with the fake host: acquireVsCodeApi records posted messages and keeps setState's value. */
+  async function openPanel(opts: { saved?: PanelState; theme?: 'dark' | 'light' } = {}): Promise<{ page: Page; posted: () => Promise<any[]>; errors: string[] }> {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 720 } });
+    const errors: string[] = [];
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    page.on('pageerror', (e) => errors.push(e.message));
+    // A string, not a function: tsx compiles functions with esbuild's keepNames, whose __name helper does not exist in the page.
+    await page.addInitScript(`(${FAKE_HOST})(${JSON.stringify(opts.saved ?? null)}, ${JSON.stringify(opts.theme ?? 'dark')})`);
+    await page.goto(`${origin}/panel.html`);
+    return { page, posted: () => page.evaluate(() => (window as any).__posted), errors };
+  }
+
+  const send = (page: Page, s: PanelState) => page.evaluate((st) => window.postMessage({ type: 'state', state: st }, '*'), s);
+  const lastPosted = async (posted: () => Promise<any[]>) => (await posted()).at(-1);
+
+  /** RGBA at a fraction of the overlay canvas. */
+  const pixel = (page: Page, fx: number, fy: number) =>
+    page.evaluate(
+      ([x, y]) => {
+        const c = document.getElementById('overlay') as HTMLCanvasElement;
+        return Array.from(c.getContext('2d')!.getImageData(Math.floor(c.width * x), Math.floor(c.height * y), 1, 1).data);
+      },
+      [fx, fy],
+    );
+
+  test('renders predictions, errors and the overlay; controls post validated messages; CSP holds', async () => {
+    const { page, posted, errors } = await openPanel();
+    assert.deepEqual(await posted(), [{ type: 'ready' }], 'the page asks for its state once loaded');
+    await send(page, state);
+
+    // Top-k labels as bars with percentages, one row per image, the failed image with its error.
+    const rows = page.locator('#rows > li');
+    assert.equal(await rows.count(), 3);
+    assert.deepEqual(await rows.nth(0).locator('.label').allTextContents(), ['tabby cat', 'clock', 'coffee mug']);
+    assert.deepEqual(await rows.nth(0).locator('.score').allTextContents(), ['81.2%', '10.0%', '5.0%']);
+    assert.equal(await rows.nth(0).locator('.bar').first().getAttribute('aria-valuenow'), '81.2');
+    const [barW, fillW] = await rows.nth(0).locator('.bar').first().evaluate((b) => [b.getBoundingClientRect().width, (b.firstChild as HTMLElement).getBoundingClientRect().width]);
+    assert.ok(Math.abs(fillW / barW - 0.812) < 0.02, `bar fill ${fillW}/${barW}`);
+    assert.match(await rows.nth(2).locator('.error').textContent() ?? '', /unsupported image/);
+
+    // The overlay: canvas at the image's size; hot quadrant = turbo(1) = #900c00, cold = turbo(0) = #23171b.
+    await page.locator('#image').evaluate((img: HTMLImageElement) => img.decode());
+    assert.deepEqual(await page.evaluate(() => [(document.getElementById('overlay') as HTMLCanvasElement).width, (document.getElementById('overlay') as HTMLCanvasElement).height]), [451, 300]);
+    const hot = await pixel(page, 0.1, 0.1);
+    const cold = await pixel(page, 0.9, 0.9);
+    const near = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]) <= 3);
+    assert.ok(near(hot, [144, 12, 0, 255]), `hot pixel ${hot}`);
+    assert.ok(near(cold, [35, 23, 27, 255]), `cold pixel ${cold}`);
+    assert.equal(await page.locator('#overlay').evaluate((c) => getComputedStyle(c).opacity), '0.5');
+    await page.screenshot({ path: path.join(OUT, 'panel-dark.png'), fullPage: true });
+
+    // Head fusion (a vscode-single-select): open it and pick "max" like a user.
+    await page.locator('#head-fusion').click();
+    await page.locator('#head-fusion').getByRole('option', { name: 'max', exact: true }).click();
+    assert.deepEqual(await lastPosted(posted), { type: 'setControls', controls: { ...controls, headFusion: 'max' }, reexplain: true });
+
+    // Discard ratio by keyboard: one step down, posted on change (not on every input).
+    await page.locator('#discard-ratio').focus();
+    await page.keyboard.press('ArrowLeft');
+    const afterRatio = await lastPosted(posted);
+    assert.equal(afterRatio.type, 'setControls');
+    assert.equal(afterRatio.reexplain, true);
+    assert.ok(Math.abs(afterRatio.controls.discardRatio - 0.89) < 1e-9, `discard ratio ${afterRatio.controls.discardRatio}`);
+
+    // Opacity: local (no worker round trip), the canvas follows at once.
+    await page.locator('#opacity').focus();
+    await page.keyboard.press('ArrowRight');
+    const afterOpacity = await lastPosted(posted);
+    assert.equal(afterOpacity.reexplain, false);
+    assert.ok(Math.abs(afterOpacity.controls.opacity - 0.55) < 1e-9);
+    assert.equal(await page.locator('#overlay').evaluate((c) => getComputedStyle(c).opacity), '0.55');
+
+    // Colormap: redrawn locally; gray's hot pixel is white.
+    await page.locator('#colormap').click();
+    await page.locator('#colormap').getByRole('option', { name: 'gray', exact: true }).click();
+    const afterCmap = await lastPosted(posted);
+    assert.deepEqual([afterCmap.controls.colormap, afterCmap.reexplain], ['gray', false]);
+    assert.deepEqual((await pixel(page, 0.1, 0.1)).slice(0, 3), [255, 255, 255]);
+
+    // Raw attention: layer and head pickers appear (2 layers, 4 heads + fused), discard ratio hides.
+    await page.locator('vscode-radio[value="attention"]').click();
+    const afterMethod = await lastPosted(posted);
+    assert.deepEqual([afterMethod.controls.method, afterMethod.reexplain], ['attention', true]);
+    assert.equal(await page.locator('#layer-group').isVisible(), true);
+    assert.equal(await page.locator('#discard-group').isVisible(), false);
+    assert.equal(await page.locator('#layer vscode-option').count(), 2);
+    assert.equal(await page.locator('#head vscode-option').count(), 5);
+    await page.locator('#layer').click();
+    await page.locator('#layer').getByRole('option', { name: 'Layer 1', exact: true }).click();
+    assert.equal((await lastPosted(posted)).controls.layer, 1, JSON.stringify((await posted()).slice(-3)));
+    await page.locator('#head').click();
+    await page.locator('#head').getByRole('option', { name: 'Head 2', exact: true }).click();
+    const afterHead = await lastPosted(posted);
+    assert.deepEqual([afterHead.controls.layer, afterHead.controls.head, afterHead.reexplain], [1, 2, true]);
+
+    // Every control message the page posted passes the extension's validator.
+    for (const m of await posted()) assert.ok(parseWebviewMessage(m, 3), `rejected: ${JSON.stringify(m)}`);
+
+    // Buttons and row selection (keyboard: rows are buttons).
+    await page.locator('#copy-json').click();
+    assert.deepEqual(await lastPosted(posted), { type: 'copyJson' });
+    await page.locator('#save-overlay').click();
+    assert.deepEqual(await lastPosted(posted), { type: 'saveOverlay' });
+    await page.locator('#rows > li').nth(1).locator('button').focus();
+    await page.keyboard.press('Enter');
+    assert.deepEqual(await lastPosted(posted), { type: 'select', index: 1 });
+    assert.equal(await page.locator('#overlay').isVisible(), false, 'the old map is not drawn over the newly selected image');
+
+    // The page keeps its state for hide/show and reload.
+    const saved = await page.evaluate(() => (window as any).__state as PanelState);
+    assert.equal(saved.selected, 1);
+    assert.equal(saved.controls.method, 'attention');
+
+    assert.deepEqual(await page.evaluate(() => (window as any).__cspViolations), [], 'CSP violations');
+    assert.deepEqual(errors, [], 'console errors');
+    await page.close();
+  });
+
+  test('restores from getState before the host answers (hide/show, reload)', async () => {
+    const { page, posted } = await openPanel({ saved: { ...state, controls: { ...controls, colormap: 'viridis' } }, theme: 'light' });
+    assert.deepEqual(await posted(), [{ type: 'ready' }]);
+    assert.deepEqual(await page.locator('#rows > li').nth(0).locator('.label').allTextContents(), ['tabby cat', 'clock', 'coffee mug']);
+    assert.equal(await page.locator('#colormap').evaluate((s: any) => s.value), 'viridis');
+    const hot = await pixel(page, 0.1, 0.1);
+    assert.ok(hot[0] > 200 && hot[1] > 200 && hot[2] < 80, `viridis(1) is yellow, got ${hot}`);
+    await page.locator('#image').evaluate((img: HTMLImageElement) => img.decode());
+    await page.screenshot({ path: path.join(OUT, 'panel-light.png'), fullPage: true });
+    await page.close();
+  });
+
+  test('a state with an error and no map shows the error, not a stale overlay', async () => {
+    const { page } = await openPanel();
+    await send(page, { ...state, map: undefined, mapError: 'This model cannot be explained: no attention outputs' });
+    assert.equal(await page.locator('#overlay').isVisible(), false);
+    assert.match((await page.locator('#map-error').textContent()) ?? '', /cannot be explained/);
+    assert.equal(await page.locator('#save-overlay').getAttribute('disabled'), '');
+    await page.close();
+  });
+});

@@ -1,0 +1,61 @@
+/**
+ * Draws an attention map (values on the patch grid, max = 1) as a coloured heatmap on a canvas the
+ * size of the image. The colormaps are the worker's (d3-scale-chromatic), so the panel matches the
+ * PNG that "Save Overlay" writes. Opacity is the canvas's CSS opacity: changing it costs nothing.
+ */
+import { rgb } from 'd3-color';
+import { interpolateInferno, interpolateMagma, interpolatePlasma, interpolateTurbo, interpolateViridis } from 'd3-scale-chromatic';
+import type { ColormapName } from '../extension/protocol';
+
+const interpolators: Record<ColormapName, (t: number) => string> = {
+  turbo: interpolateTurbo,
+  viridis: interpolateViridis,
+  inferno: interpolateInferno,
+  magma: interpolateMagma,
+  plasma: interpolatePlasma,
+  gray: (t) => `rgb(${Math.round(t * 255)}, ${Math.round(t * 255)}, ${Math.round(t * 255)})`,
+};
+
+const luts = new Map<ColormapName, Uint8ClampedArray>();
+
+export function colormapLut(name: ColormapName): Uint8ClampedArray {
+  let lut = luts.get(name);
+  if (!lut) {
+    lut = new Uint8ClampedArray(256 * 3);
+    for (let i = 0; i < 256; i++) {
+      const c = rgb(interpolators[name](i / 255));
+      lut.set([c.r, c.g, c.b], i * 3);
+    }
+    luts.set(name, lut);
+  }
+  return lut;
+}
+
+/** The canvas is sized like the image (capped, it is only ever displayed scaled). */
+const MAX_SIDE = 1024;
+
+export function drawHeatmap(canvas: HTMLCanvasElement, grid: [number, number], values: number[], width: number, height: number, colormap: ColormapName): void {
+  const scale = Math.min(1, MAX_SIDE / Math.max(width, height));
+  canvas.width = Math.max(1, Math.round(width * scale));
+  canvas.height = Math.max(1, Math.round(height * scale));
+  const [rows, cols] = grid;
+  const lut = colormapLut(colormap);
+  const cells = new ImageData(cols, rows);
+  for (let i = 0; i < rows * cols; i++) {
+    const level = Math.round(Math.min(1, Math.max(0, values[i] ?? 0)) * 255);
+    cells.data[i * 4] = lut[level * 3];
+    cells.data[i * 4 + 1] = lut[level * 3 + 1];
+    cells.data[i * 4 + 2] = lut[level * 3 + 2];
+    cells.data[i * 4 + 3] = 255;
+  }
+  const small = document.createElement('canvas');
+  small.width = cols;
+  small.height = rows;
+  small.getContext('2d')!.putImageData(cells, 0, 0);
+  const g = canvas.getContext('2d')!;
+  // Bilinear upsampling of the patch grid, like the worker's overlay.
+  g.imageSmoothingEnabled = true;
+  g.imageSmoothingQuality = 'high';
+  g.clearRect(0, 0, canvas.width, canvas.height);
+  g.drawImage(small, 0, 0, canvas.width, canvas.height);
+}

@@ -1,0 +1,255 @@
+/**
+ * The results panel's script. It renders the PanelState the extension sends, keeps a copy with
+ * setState (hide/show and window reload restore it without a worker round trip), and turns the
+ * controls into messages. Opacity and colormap are drawn here; everything that needs a new map
+ * (method, head fusion, discard ratio, layer, head) asks the extension, which asks the worker.
+ */
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-form-group/index.js';
+import '@vscode-elements/elements/dist/vscode-label/index.js';
+import '@vscode-elements/elements/dist/vscode-option/index.js';
+import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
+import '@vscode-elements/elements/dist/vscode-radio/index.js';
+import '@vscode-elements/elements/dist/vscode-radio-group/index.js';
+import '@vscode-elements/elements/dist/vscode-single-select/index.js';
+import type { Controls, HostMessage, PanelState, WebviewMessage } from '../extension/panelProtocol';
+import { drawHeatmap } from './heatmap';
+
+interface VsCodeApi {
+  postMessage(message: WebviewMessage): void;
+  getState(): PanelState | undefined;
+  setState(state: PanelState): void;
+}
+declare function acquireVsCodeApi(): VsCodeApi;
+
+const vscode = acquireVsCodeApi();
+let state: PanelState | undefined = vscode.getState();
+
+type Select = HTMLElement & { value: string };
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+const ui = {
+  model: $('model'),
+  busy: $('busy'),
+  busyText: $('busy-text'),
+  copy: $('copy-json'),
+  save: $('save-overlay'),
+  stage: $('stage'),
+  image: $<HTMLImageElement>('image'),
+  overlay: $<HTMLCanvasElement>('overlay'),
+  caption: $('map-caption'),
+  mapError: $('map-error'),
+  radios: [...document.querySelectorAll<HTMLElement & { checked: boolean; value: string }>('vscode-radio[name="method"]')],
+  headFusion: $<Select>('head-fusion'),
+  discard: $<HTMLInputElement>('discard-ratio'),
+  discardValue: $('discard-value'),
+  discardGroup: $('discard-group'),
+  layer: $<Select>('layer'),
+  layerGroup: $('layer-group'),
+  head: $<Select>('head'),
+  headGroup: $('head-group'),
+  opacity: $<HTMLInputElement>('opacity'),
+  opacityValue: $('opacity-value'),
+  colormap: $<Select>('colormap'),
+  rows: $('rows'),
+};
+
+function post(m: WebviewMessage): void {
+  vscode.postMessage(m);
+}
+
+/** Apply a control change locally at once (the UI must not wait for the worker), then tell the extension. */
+function setControls(patch: Partial<Controls>, reexplain: boolean): void {
+  if (!state) return;
+  state = { ...state, controls: { ...state.controls, ...patch } };
+  vscode.setState(state);
+  render();
+  post({ type: 'setControls', controls: state.controls, reexplain });
+}
+
+// ---- control events (no inline handlers: CSP forbids them) ----
+for (const radio of ui.radios) {
+  radio.addEventListener('change', () => {
+    if (radio.checked && state && state.controls.method !== radio.value) setControls({ method: radio.value as Controls['method'] }, true);
+  });
+}
+ui.headFusion.addEventListener('change', () => setControls({ headFusion: ui.headFusion.value as Controls['headFusion'] }, true));
+ui.discard.addEventListener('input', () => (ui.discardValue.textContent = Number(ui.discard.value).toFixed(2)));
+// 'change' fires on release / key press, so dragging does not flood the worker.
+ui.discard.addEventListener('change', () => setControls({ discardRatio: Number(ui.discard.value) }, true));
+ui.layer.addEventListener('change', () => setControls({ layer: Number(ui.layer.value) }, true));
+ui.head.addEventListener('change', () => setControls({ head: ui.head.value === 'fused' ? null : Number(ui.head.value) }, true));
+ui.opacity.addEventListener('input', () => {
+  if (!state) return;
+  state.controls.opacity = Number(ui.opacity.value);
+  ui.overlay.style.opacity = String(state.controls.opacity);
+  ui.opacityValue.textContent = `${Math.round(state.controls.opacity * 100)}%`;
+});
+ui.opacity.addEventListener('change', () => setControls({ opacity: Number(ui.opacity.value) }, false));
+ui.colormap.addEventListener('change', () => setControls({ colormap: ui.colormap.value as Controls['colormap'] }, false));
+ui.copy.addEventListener('click', () => post({ type: 'copyJson' }));
+ui.save.addEventListener('click', () => post({ type: 'saveOverlay' }));
+
+window.addEventListener('message', (e: MessageEvent<HostMessage>) => {
+  const m = e.data;
+  if (m?.type !== 'state') return;
+  state = m.state;
+  vscode.setState(state);
+  render();
+});
+
+// ---- rendering ----
+function render(): void {
+  if (!state) return;
+  const s = state;
+  const c = s.controls;
+  const row = s.rows[s.selected];
+
+  ui.model.textContent = s.model ? `${s.model.name} · ${s.model.provider.toUpperCase()}` : '';
+  ui.busy.hidden = !s.busy;
+  ui.busyText.textContent = s.busy ?? '';
+  document.body.classList.toggle('is-busy', !!s.busy);
+  document.body.dataset.mode = s.mode;
+
+  // Image and heatmap.
+  if (row && ui.image.getAttribute('src') !== row.src) ui.image.src = row.src;
+  ui.image.alt = row ? row.name : '';
+  ui.stage.hidden = !row;
+  const map = s.map && row && s.map.image === row.path ? s.map : undefined;
+  if (map) {
+    drawHeatmap(ui.overlay, map.grid, map.values, map.width, map.height, c.colormap);
+    ui.overlay.dataset.drawn = `${map.label} · ${c.colormap}`;
+    ui.overlay.hidden = false;
+    ui.caption.textContent = map.method === 'rollout' ? `Attention rollout (${map.label})` : `Raw attention (${map.label})`;
+  } else {
+    ui.overlay.hidden = true;
+    delete ui.overlay.dataset.drawn;
+    ui.caption.textContent = '';
+  }
+  ui.overlay.style.opacity = String(c.opacity);
+  ui.mapError.hidden = !s.mapError;
+  ui.mapError.textContent = s.mapError ?? '';
+
+  // Controls mirror the state.
+  for (const r of ui.radios) r.checked = r.value === c.method;
+  setSelect(ui.headFusion, c.headFusion);
+  ui.discard.value = String(c.discardRatio);
+  ui.discardValue.textContent = c.discardRatio.toFixed(2);
+  ui.opacity.value = String(c.opacity);
+  ui.opacityValue.textContent = `${Math.round(c.opacity * 100)}%`;
+  setSelect(ui.colormap, c.colormap);
+  const raw = c.method === 'attention';
+  ui.discardGroup.hidden = raw;
+  ui.layerGroup.hidden = !raw;
+  ui.headGroup.hidden = !raw;
+  const layers = s.model?.numLayers ?? 0;
+  const heads = s.model?.numHeads ?? 0;
+  fillOptions(ui.layer, Array.from({ length: layers }, (_, i) => [String(i), `Layer ${i}`]), String(c.layer));
+  fillOptions(ui.head, [['fused', `All heads (${c.headFusion})`], ...Array.from({ length: heads }, (_, i): [string, string] => [String(i), `Head ${i}`])], c.head === null ? 'fused' : String(c.head));
+  const explainable = s.model?.explainAvailable !== false;
+  ui.save.toggleAttribute('disabled', !map || !explainable);
+  ui.copy.toggleAttribute('disabled', !s.rows.some((r) => r.predictions));
+
+  renderRows(s);
+}
+
+function setSelect(select: Select, value: string): void {
+  if (select.value !== value) select.value = value;
+}
+
+/** Rebuild a select's options only when they change (rebuilding would close an open dropdown). */
+function fillOptions(select: Select, options: [string, string][], value: string): void {
+  const key = options.map((o) => o[0]).join(',');
+  if (select.dataset.options !== key) {
+    select.dataset.options = key;
+    select.replaceChildren(
+      ...options.map(([v, label]) => {
+        const o = document.createElement('vscode-option');
+        o.setAttribute('value', v);
+        if (v === value) o.setAttribute('selected', '');
+        o.textContent = label;
+        return o;
+      }),
+    );
+  }
+  setSelect(select, value);
+}
+
+function renderRows(s: PanelState): void {
+  const items = s.rows.map((row, index) => {
+    const li = document.createElement('li');
+    li.className = 'row';
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'row-head';
+    button.setAttribute('aria-pressed', String(index === s.selected));
+    button.title = s.rows.length > 1 ? 'Show the attention of this image' : row.path;
+    const thumb = document.createElement('img');
+    thumb.src = row.src;
+    thumb.alt = '';
+    thumb.className = 'thumb';
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = row.name;
+    button.append(thumb, name);
+    button.addEventListener('click', () => {
+      if (state && index !== state.selected) {
+        state = { ...state, selected: index, map: undefined };
+        vscode.setState(state);
+        render();
+        post({ type: 'select', index });
+      }
+    });
+    li.append(button);
+    if (row.error) {
+      const p = document.createElement('p');
+      p.className = 'error';
+      p.setAttribute('role', 'alert');
+      p.textContent = row.error;
+      li.append(p);
+    } else if (row.predictions) {
+      li.append(predictionList(row.predictions));
+    } else {
+      const p = document.createElement('p');
+      p.className = 'pending';
+      p.textContent = 'Waiting for the model…';
+      li.append(p);
+    }
+    return li;
+  });
+  ui.rows.replaceChildren(...items);
+}
+
+function predictionList(predictions: NonNullable<PanelState['rows'][number]['predictions']>): HTMLElement {
+  const ol = document.createElement('ol');
+  ol.className = 'predictions';
+  for (const p of predictions) {
+    const li = document.createElement('li');
+    li.className = 'prediction';
+    const pct = p.score * 100;
+    const label = document.createElement('span');
+    label.className = 'label';
+    label.textContent = p.label;
+    label.title = `class ${p.index}`;
+    const value = document.createElement('span');
+    value.className = 'score';
+    value.textContent = `${pct.toFixed(1)}%`;
+    const bar = document.createElement('div');
+    bar.className = 'bar';
+    bar.setAttribute('role', 'meter');
+    bar.setAttribute('aria-label', p.label);
+    bar.setAttribute('aria-valuemin', '0');
+    bar.setAttribute('aria-valuemax', '100');
+    bar.setAttribute('aria-valuenow', pct.toFixed(1));
+    const fill = document.createElement('div');
+    fill.className = 'fill';
+    // CSSOM, not a style attribute: allowed by the CSP.
+    fill.style.width = `${Math.max(0.5, pct)}%`;
+    bar.append(fill);
+    li.append(label, value, bar);
+    ol.append(li);
+  }
+  return ol;
+}
+
+render();
+post({ type: 'ready' });
