@@ -25,11 +25,28 @@ function p(params: Params, name: string): tf.Variable {
   return v;
 }
 
+/**
+ * x [M, in] · W(out, in)ᵀ with hand-written gradients. The wasm backend's BatchMatMul is only fast
+ * (XNNPACK) for untransposed 2-D operands; with transposeA/B it falls back to a loop ~7× slower,
+ * and tf.matMul's own gradients use exactly those flags. Explicit transposes are cheap by comparison.
+ */
+const matMulWt = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  return {
+    value: tf.matMul(x as tf.Tensor2D, tf.transpose(w as tf.Tensor2D)),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      const g = dy as tf.Tensor2D;
+      const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+      return [tf.matMul(g, ws), tf.matMul(tf.transpose(g), xs)];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+
 /** x [..., in] · W(out, in)ᵀ + b, on the flattened leading dimensions. */
 function linear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | undefined): tf.Tensor {
   const shape = x.shape;
   const flat = x.reshape([-1, shape[shape.length - 1]]) as tf.Tensor2D;
-  let y: tf.Tensor = tf.matMul(flat, weight as tf.Tensor2D, false, true);
+  let y: tf.Tensor = matMulWt(flat, weight as tf.Tensor2D);
   if (bias) y = y.add(bias);
   return y.reshape([...shape.slice(0, -1), weight.shape[0]]);
 }
@@ -57,7 +74,7 @@ export function embed(params: Params, arch: ViTArch, pixels: tf.Tensor4D): tf.Te
     .transpose([0, 2, 4, 1, 3, 5])
     .reshape([n * gh * gw, c * P * P]) as tf.Tensor2D;
   const kernel = p(params, W.patchWeight).reshape([D, c * P * P]) as tf.Tensor2D;
-  const tokens = tf.matMul(patches, kernel, false, true).add(p(params, W.patchBias)).reshape([n, gh * gw, D]);
+  const tokens = matMulWt(patches, kernel).add(p(params, W.patchBias)).reshape([n, gh * gw, D]);
   const cls = tf.tile(p(params, W.clsToken), [n, 1, 1]);
   return tf.concat([cls, tokens], 1).add(p(params, W.posEmbed)) as tf.Tensor3D;
 }

@@ -1,0 +1,118 @@
+/**
+ * `npm run bench:train`: a from-scratch small ViT on Fashion-MNIST (28×28, patch 7), our trainer vs
+ * PyTorch CPU (bench/torch_train.py) on the same architecture, batch, optimizer and schedule, in the
+ * same run. Prints images/s of both, the ratio, and test accuracy after the same number of epochs.
+ *
+ *   npm run bench:train -- [--epochs 10] [--limit 60000] [--batch-size 128] [--skip-torch]
+ *                          [--save-builtin]   (export our model to models/default + samples/)
+ * Needs `apt-get install dataset-fashion-mnist` and, for the peer, Debian's python3-torch.
+ */
+import { spawn } from 'child_process';
+import { promises as fs } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { parseArgs } from 'util';
+import * as tf from '@tensorflow/tfjs';
+import { fashionMnistData, pixelsOf } from '../server/train/fashionMnist';
+import { loadCheckpoint } from '../server/train/checkpoint';
+import { checkpointFile, exportDir, readMetrics, TrainConfig } from '../server/train/runFiles';
+import { train } from '../server/train/trainer';
+import { logits, Params } from '../server/train/vitModel';
+import type { ViTArch } from '../server/model/vitConfig';
+import { saveBuiltIn } from './builtinModel';
+
+const { values: o } = parseArgs({
+  options: {
+    epochs: { type: 'string', default: '10' },
+    limit: { type: 'string', default: '60000' },
+    'batch-size': { type: 'string', default: '128' },
+    lr: { type: 'string', default: '1e-3' },
+    'skip-torch': { type: 'boolean' },
+    'torch-threads': { type: 'string', default: '1' },
+    'save-builtin': { type: 'boolean' },
+    'run-dir': { type: 'string' },
+    backend: { type: 'string', default: 'wasm' },
+  },
+});
+
+const ARCH: Partial<ViTArch> = { hiddenSize: 64, numLayers: 6, numHeads: 4, mlpSize: 128, patchSize: 7 };
+const epochs = Number(o.epochs);
+const limit = Number(o.limit);
+const batchSize = Number(o['batch-size']);
+const lr = Number(o.lr);
+
+async function testAccuracy(params: Params, arch: ViTArch, test: ReturnType<typeof fashionMnistData>['test']): Promise<number> {
+  let correct = 0;
+  for (let i = 0; i < test.count; i += 500) {
+    const n = Math.min(500, test.count - i);
+    const x = new Float32Array(n * 3 * 784);
+    for (let j = 0; j < n; j++) x.set(pixelsOf(test, i + j), j * 3 * 784);
+    const pred = tf.tidy(() => logits(params, arch, { kind: 'pixels', x: tf.tensor4d(x, [n, 3, 28, 28]) }).argMax(1).dataSync());
+    for (let j = 0; j < n; j++) if (pred[j] === test.labels[i + j]) correct++;
+  }
+  return correct / test.count;
+}
+
+async function runOurs(): Promise<{ imagesPerSec: number; testAcc: number; seconds: number; runDir: string }> {
+  const runDir = o['run-dir'] ?? path.join(os.tmpdir(), `vit-lens-bench-${Date.now()}`);
+  const { data, test } = fashionMnistData({ limit });
+  const config: TrainConfig = {
+    dataset: 'fashion-mnist', model: 'scratch:bench', mode: 'full', lastK: 0, epochs, batchSize, accumulate: 1, lr,
+    optimizer: 'adamw', weightDecay: 0.05, momentum: 0, warmupSteps: -1, clipNorm: 1, labelSmoothing: 0.1, augment: false,
+    imageSize: [28, 28], patchSize: 7, valSplit: 0, seed: 0,
+  };
+  const t0 = Date.now();
+  const info = await train({ runDir, config, data, scratchArch: ARCH, backend: o.backend as 'wasm', logEvery: 50, log: (l) => console.error(`[ours] ${l}`) });
+  const seconds = (Date.now() - t0) / 1000;
+  const epochsM = (await readMetrics(runDir)).filter((m) => m.type === 'epoch');
+  const trainSeconds = epochsM.reduce((a, m) => a + (m.type === 'epoch' ? m.seconds : 0), 0);
+  // Final weights (the same point in training as PyTorch's last epoch), evaluated on the test set.
+  const ck = await loadCheckpoint(checkpointFile(runDir, 'latest'));
+  const arch = info.architecture!;
+  const params: Params = new Map([...ck.weights].map(([k, t]) => [k, tf.variable(tf.tensor(t.data, t.shape), false, `bench/${k}`)]));
+  const testAcc = await testAccuracy(params, arch, test);
+  for (const v of params.values()) v.dispose();
+  return { imagesPerSec: (limit * epochs) / trainSeconds, testAcc, seconds, runDir };
+}
+
+function runTorch(): Promise<{ imagesPerSec: number; testAcc: number[]; threads: number }> {
+  return new Promise((resolve, reject) => {
+    const args = ['bench/torch_train.py', '--epochs', String(epochs), '--limit', String(limit), '--batch-size', String(batchSize), '--lr', String(lr),
+      '--hidden', String(ARCH.hiddenSize), '--layers', String(ARCH.numLayers), '--heads', String(ARCH.numHeads), '--mlp', String(ARCH.mlpSize), '--patch', String(ARCH.patchSize),
+      '--threads', String(o['torch-threads'])];
+    const p = spawn('/usr/bin/python3', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let last = '';
+    p.stdout.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n').filter(Boolean)) {
+        console.error(`[torch] ${line}`);
+        last = line;
+      }
+    });
+    p.on('error', reject);
+    p.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`bench/torch_train.py exited with ${code}`));
+      const r = JSON.parse(last);
+      resolve({ imagesPerSec: r.images_per_sec, testAcc: r.test_acc, threads: r.threads });
+    });
+  });
+}
+
+(async () => {
+  console.error(`Fashion-MNIST, ViT hidden ${ARCH.hiddenSize}, ${ARCH.numLayers} layers, ${ARCH.numHeads} heads, MLP ${ARCH.mlpSize}, patch ${ARCH.patchSize}; batch ${batchSize}, AdamW lr ${lr}, ${epochs} epochs on ${limit} images`);
+  const ours = await runOurs();
+  const torch = o['skip-torch'] ? undefined : await runTorch();
+  const lines = [
+    `ours (TF.js ${o.backend}, 1 thread): ${ours.imagesPerSec.toFixed(1)} images/s, test accuracy ${(ours.testAcc * 100).toFixed(2)}% after ${epochs} epochs (${ours.seconds.toFixed(0)} s in all)`,
+  ];
+  if (torch) {
+    lines.push(`PyTorch CPU (${torch.threads} thread${torch.threads > 1 ? 's' : ''}): ${torch.imagesPerSec.toFixed(1)} images/s, test accuracy ${(torch.testAcc[torch.testAcc.length - 1] * 100).toFixed(2)}% after ${epochs} epochs`);
+    lines.push(`throughput ratio ours/PyTorch: ${(ours.imagesPerSec / torch.imagesPerSec).toFixed(3)}×`);
+  }
+  console.log(lines.join('\n'));
+  const summary = { date: new Date().toISOString(), arch: ARCH, epochs, limit, batchSize, lr, ours, torch };
+  await fs.writeFile(path.join(ours.runDir, 'bench.json'), JSON.stringify(summary, null, 2));
+  if (o['save-builtin']) await saveBuiltIn(exportDir(ours.runDir), ours.runDir, summary);
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
