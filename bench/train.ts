@@ -19,7 +19,7 @@ import { checkpointFile, exportDir, readMetrics, TrainConfig } from '../server/t
 import { train } from '../server/train/trainer';
 import { logits, Params } from '../server/train/vitModel';
 import type { ViTArch } from '../server/model/vitConfig';
-import { saveBuiltIn } from './builtinModel';
+import { saveBuiltIn } from '../server/train/builtinModel';
 
 const { values: o } = parseArgs({
   options: {

@@ -2,10 +2,10 @@
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
-import { FASHION_MNIST_CLASSES, readIdx, FASHION_MNIST_DIR } from '../server/train/fashionMnist';
-import { readMetrics, readRunInfo } from '../server/train/runFiles';
+import { FASHION_MNIST_CLASSES, readIdx, FASHION_MNIST_DIR } from './fashionMnist';
+import { readMetrics, readRunInfo } from './runFiles';
 
-const ROOT = path.join(__dirname, '..');
+const ROOT = path.join(__dirname, '..', '..');
 
 export async function saveBuiltIn(exported: string, runDir: string, bench: Record<string, unknown>): Promise<void> {
   const dest = path.join(ROOT, 'models', 'default');
