@@ -1,0 +1,151 @@
+/**
+ * `vit-lens train | runs | export` through the built CLI (dist/cli.js): the run-folder contract,
+ * the exported model loading in classify with the same probabilities the trainer computed, the
+ * feature cache, SIGINT → "stopped" → --resume, and usage/dataset errors.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { makeColorDataset } from '../fixtures/train/makeDataset';
+
+const root = path.join(__dirname, '..', '..');
+const cliJs = path.join(root, 'dist', 'cli.js');
+const tinyHf = path.join(root, 'test', 'fixtures', 'vit-tiny', 'hf');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-train-cli-'));
+const dataset = path.join(tmp, 'ds');
+const cacheDir = path.join(tmp, 'cache');
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+before(async () => {
+  await makeColorDataset(dataset, { perClass: 6 });
+});
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+function cli(args: string[], opts: { onStderr?: (chunk: string, kill: (s: NodeJS.Signals) => void) => void } = {}): Promise<Run> {
+  assert.ok(fs.existsSync(cliJs), `${cliJs} is missing: run npm run build first`);
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [cliJs, ...args], { env: { ...process.env, VIT_LENS_CACHE: cacheDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => {
+      stderr += d;
+      opts.onStderr?.(stderr, (s) => p.kill(s));
+    });
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const readJson = (f: string) => JSON.parse(fs.readFileSync(f, 'utf8'));
+const common = ['--model', tinyHf, '--image-size', '32', '--batch-size', '8', '--cache-dir', cacheDir];
+
+test('head mode: run folder contract, export, classify with the exported model', async () => {
+  const run = path.join(tmp, 'runs', 'head');
+  const r = await cli(['train', dataset, '--out', run, '--mode', 'head', '--epochs', '3', '--lr', '3e-3', ...common]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /caching features/);
+  const info = readJson(path.join(run, 'run.json'));
+  assert.equal(info.status, 'finished');
+  assert.deepEqual(info.classes, ['blue', 'green', 'red']);
+  assert.equal(info.backend, 'wasm');
+  assert.equal(info.config.mode, 'head');
+  assert.equal(info.epoch, 3);
+  assert.ok(info.pid > 0 && info.createdAt && info.finishedAt);
+  const metrics = fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const epochs = metrics.filter((m) => m.type === 'epoch');
+  assert.equal(epochs.length, 3);
+  for (const e of epochs) {
+    assert.equal(e.confusion.length, 3);
+    assert.equal(e.perClassAcc.length, 3);
+    assert.ok(Number.isFinite(e.trainLoss) && Number.isFinite(e.valLoss));
+  }
+  assert.ok(metrics.some((m) => m.type === 'step' && m.lr > 0 && m.imagesPerSec > 0));
+  assert.ok(epochs[2].trainLoss < epochs[0].trainLoss, 'training lowers the loss');
+  for (const f of ['checkpoints/best.safetensors', 'checkpoints/latest.safetensors', 'export/config.json', 'export/preprocessor_config.json', 'export/model.safetensors', 'export/onnx/model.onnx']) {
+    assert.ok(fs.existsSync(path.join(run, f)), `${f} is missing`);
+  }
+  const config = readJson(path.join(run, 'export', 'config.json'));
+  assert.deepEqual(config.id2label, { 0: 'blue', 1: 'green', 2: 'red' });
+  assert.equal(config.image_size, 32);
+  assert.deepEqual(readJson(path.join(run, 'export', 'preprocessor_config.json')).size, { height: 32, width: 32 });
+
+  // The exported ONNX model gives the probabilities the trainer computed in TF.js for held-out images.
+  const report = readJson(path.join(run, 'report.json'));
+  assert.ok(report.heldOut.length >= 3);
+  const images = report.heldOut.slice(0, 3);
+  const c = await cli(['classify', ...images.map((h: { file: string }) => h.file), '--model', path.join(run, 'export'), '--json', '--top-k', '3']);
+  assert.equal(c.code, 0, c.stderr);
+  const results = JSON.parse(c.stdout).results;
+  images.forEach((h: { file: string; probabilities: number[] }, i: number) => {
+    for (const p of results[i].predictions) {
+      assert.ok(Math.abs(p.score - h.probabilities[p.index]) < 1e-4, `${h.file}: ONNX ${p.label} ${p.score} vs trainer ${h.probabilities[p.index]}`);
+    }
+  });
+
+  // A second run on the same data and backbone reads the cache.
+  const again = await cli(['train', dataset, '--out', path.join(tmp, 'runs', 'head2'), '--mode', 'head', '--epochs', '1', ...common]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /frozen backbone: 0 images computed, 18 from cache/);
+
+  const ls = await cli(['runs', path.join(tmp, 'runs'), '--json']);
+  assert.equal(ls.code, 0, ls.stderr);
+  const runs = JSON.parse(ls.stdout).runs;
+  assert.deepEqual(runs.map((x: { status: string }) => x.status), ['finished', 'finished']);
+  assert.equal(runs[0].bestValAcc, info.bestValAcc);
+
+  const out = path.join(tmp, 'exported');
+  const ex = await cli(['export', run, '--out', out]);
+  assert.equal(ex.code, 0, ex.stderr);
+  const st = await cli(['classify', images[0].file, '--model', out, '--json']);
+  assert.equal(st.code, 0, st.stderr);
+  assert.equal(JSON.parse(st.stdout).results[0].predictions.length, 3);
+});
+
+test('full mode: SIGINT stops after the current step with status "stopped"; --resume finishes the run', async () => {
+  const run = path.join(tmp, 'sigint');
+  let sent = false;
+  const r = await cli(['train', dataset, '--out', run, '--mode', 'full', '--epochs', '40', ...common], {
+    onStderr: (text, kill) => {
+      if (!sent && /epoch 1\/40:/.test(text)) {
+        sent = true;
+        kill('SIGINT');
+      }
+    },
+  });
+  assert.ok(sent, r.stderr);
+  assert.equal(r.code, 130, r.stderr);
+  const stopped = readJson(path.join(run, 'run.json'));
+  assert.equal(stopped.status, 'stopped');
+  assert.ok(stopped.epoch < 40);
+  assert.ok(fs.existsSync(path.join(run, 'export', 'onnx', 'model.onnx')), 'a stopped run still exports its best checkpoint');
+  const resumed = await cli(['train', '--out', run, '--resume']);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stderr, /resuming at epoch/);
+  const done = readJson(path.join(run, 'run.json'));
+  assert.equal(done.status, 'finished');
+  assert.equal(done.epoch, 40);
+  assert.equal(done.createdAt, stopped.createdAt);
+});
+
+test('usage and dataset errors: exit 2 for bad usage, 1 naming the folder for a bad dataset', async () => {
+  const noOut = await cli(['train', dataset, '--model', tinyHf]);
+  assert.equal(noOut.code, 2);
+  assert.match(noOut.stderr, /--out RUN_DIR/);
+  const badMode = await cli(['train', dataset, '--model', tinyHf, '--out', path.join(tmp, 'x'), '--mode', 'some']);
+  assert.equal(badMode.code, 2);
+  assert.match(badMode.stderr, /--mode must be head, last-k or full/);
+  const missing = path.join(tmp, 'does-not-exist');
+  const bad = await cli(['train', missing, '--out', path.join(tmp, 'y'), ...common]);
+  assert.equal(bad.code, 1);
+  assert.ok(bad.stderr.includes(`${missing}: dataset folder does not exist`), bad.stderr);
+  const onnxInit = await cli(['train', dataset, '--out', path.join(tmp, 'z'), '--model', path.join(tmp, 'model.onnx')]);
+  assert.equal(onnxInit.code, 1);
+  assert.match(onnxInit.stderr, /model\.onnx: no such model/);
+  const notRun = await cli(['export', dataset, '--out', path.join(tmp, 'w')]);
+  assert.equal(notRun.code, 1);
+  assert.match(notRun.stderr, /not a run folder \(no run\.json\)/);
+});
