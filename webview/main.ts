@@ -158,7 +158,7 @@ function setSelect(select: Select, value: string): void {
 
 /** Rebuild a select's options only when they change (rebuilding would close an open dropdown). */
 function fillOptions(select: Select, options: [string, string][], value: string): void {
-  const key = options.map((o) => o[0]).join(',');
+  const key = options.map((o) => o.join('=')).join(',');
   if (select.dataset.options !== key) {
     select.dataset.options = key;
     select.replaceChildren(

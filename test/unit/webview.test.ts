@@ -150,18 +150,18 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     // A string, not a function: tsx compiles functions with esbuild's keepNames, whose __name helper does not exist in the page.
     await page.addInitScript(`(${FAKE_HOST})(${JSON.stringify(opts.saved ?? null)}, ${JSON.stringify(opts.theme ?? 'dark')})`);
     await page.goto(`${origin}/panel.html`);
-    return { page, posted: () => page.evaluate(() => (window as any).__posted), errors };
+    return { page, posted: () => page.evaluate(() => (globalThis as any).__posted), errors };
   }
 
-  const send = (page: Page, s: PanelState) => page.evaluate((st) => window.postMessage({ type: 'state', state: st }, '*'), s);
+  const send = (page: Page, s: PanelState) => page.evaluate((st) => (globalThis as any).postMessage({ type: 'state', state: st }, '*'), s);
   const lastPosted = async (posted: () => Promise<any[]>) => (await posted()).at(-1);
 
   /** RGBA at a fraction of the overlay canvas. */
   const pixel = (page: Page, fx: number, fy: number) =>
     page.evaluate(
       ([x, y]) => {
-        const c = document.getElementById('overlay') as HTMLCanvasElement;
-        return Array.from(c.getContext('2d')!.getImageData(Math.floor(c.width * x), Math.floor(c.height * y), 1, 1).data);
+        const c = (globalThis as any).document.getElementById('overlay');
+        return Array.from(c.getContext('2d').getImageData(Math.floor(c.width * x), Math.floor(c.height * y), 1, 1).data) as number[];
       },
       [fx, fy],
     );
@@ -177,19 +177,19 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     assert.deepEqual(await rows.nth(0).locator('.label').allTextContents(), ['tabby cat', 'clock', 'coffee mug']);
     assert.deepEqual(await rows.nth(0).locator('.score').allTextContents(), ['81.2%', '10.0%', '5.0%']);
     assert.equal(await rows.nth(0).locator('.bar').first().getAttribute('aria-valuenow'), '81.2');
-    const [barW, fillW] = await rows.nth(0).locator('.bar').first().evaluate((b) => [b.getBoundingClientRect().width, (b.firstChild as HTMLElement).getBoundingClientRect().width]);
+    const [barW, fillW] = await rows.nth(0).locator('.bar').first().evaluate((b: any) => [b.getBoundingClientRect().width, b.firstChild.getBoundingClientRect().width]);
     assert.ok(Math.abs(fillW / barW - 0.812) < 0.02, `bar fill ${fillW}/${barW}`);
     assert.match(await rows.nth(2).locator('.error').textContent() ?? '', /unsupported image/);
 
     // The overlay: canvas at the image's size; hot quadrant = turbo(1) = #900c00, cold = turbo(0) = #23171b.
-    await page.locator('#image').evaluate((img: HTMLImageElement) => img.decode());
-    assert.deepEqual(await page.evaluate(() => [(document.getElementById('overlay') as HTMLCanvasElement).width, (document.getElementById('overlay') as HTMLCanvasElement).height]), [451, 300]);
+    await page.locator('#image').evaluate((img: any) => img.decode());
+    assert.deepEqual(await page.evaluate(() => [((globalThis as any).document.getElementById('overlay')).width, ((globalThis as any).document.getElementById('overlay')).height]), [451, 300]);
     const hot = await pixel(page, 0.1, 0.1);
     const cold = await pixel(page, 0.9, 0.9);
     const near = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]) <= 3);
     assert.ok(near(hot, [144, 12, 0, 255]), `hot pixel ${hot}`);
     assert.ok(near(cold, [35, 23, 27, 255]), `cold pixel ${cold}`);
-    assert.equal(await page.locator('#overlay').evaluate((c) => getComputedStyle(c).opacity), '0.5');
+    assert.equal(await page.locator('#overlay').evaluate((c) => (globalThis as any).getComputedStyle(c).opacity), '0.5');
     await page.screenshot({ path: path.join(OUT, 'panel-dark.png'), fullPage: true });
 
     // Head fusion (a vscode-single-select): open it and pick "max" like a user.
@@ -211,7 +211,7 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     const afterOpacity = await lastPosted(posted);
     assert.equal(afterOpacity.reexplain, false);
     assert.ok(Math.abs(afterOpacity.controls.opacity - 0.55) < 1e-9);
-    assert.equal(await page.locator('#overlay').evaluate((c) => getComputedStyle(c).opacity), '0.55');
+    assert.equal(await page.locator('#overlay').evaluate((c) => (globalThis as any).getComputedStyle(c).opacity), '0.55');
 
     // Colormap: redrawn locally; gray's hot pixel is white.
     await page.locator('#colormap').click();
@@ -250,11 +250,11 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     assert.equal(await page.locator('#overlay').isVisible(), false, 'the old map is not drawn over the newly selected image');
 
     // The page keeps its state for hide/show and reload.
-    const saved = await page.evaluate(() => (window as any).__state as PanelState);
+    const saved = await page.evaluate(() => (globalThis as any).__state as PanelState);
     assert.equal(saved.selected, 1);
     assert.equal(saved.controls.method, 'attention');
 
-    assert.deepEqual(await page.evaluate(() => (window as any).__cspViolations), [], 'CSP violations');
+    assert.deepEqual(await page.evaluate(() => (globalThis as any).__cspViolations), [], 'CSP violations');
     assert.deepEqual(errors, [], 'console errors');
     await page.close();
   });
@@ -266,7 +266,7 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     assert.equal(await page.locator('#colormap').evaluate((s: any) => s.value), 'viridis');
     const hot = await pixel(page, 0.1, 0.1);
     assert.ok(hot[0] > 200 && hot[1] > 200 && hot[2] < 80, `viridis(1) is yellow, got ${hot}`);
-    await page.locator('#image').evaluate((img: HTMLImageElement) => img.decode());
+    await page.locator('#image').evaluate((img: any) => img.decode());
     await page.screenshot({ path: path.join(OUT, 'panel-light.png'), fullPage: true });
     await page.close();
   });

