@@ -1,13 +1,13 @@
 /**
- * The worker's requests as vscode-languageclient request types.
+ * The worker's requests, typed for the extension.
  *
- * The shapes come from server/protocol.ts (the one contract, shared with the worker). Its
- * RequestType objects are built with vscode-jsonrpc 9 while vscode-languageclient 11 uses
- * vscode-jsonrpc 10; at run time a request type is just its method name, so we re-declare the
- * four types here with the client's own RequestType and import only the *types* from the server.
- * Importing types only also keeps the engine (and onnxruntime) out of the extension bundle.
+ * The shapes come from server/protocol.ts (the one contract, shared with the worker); only its
+ * *types* are imported, so the engine never enters the extension bundle. Its RequestType objects
+ * are built with vscode-jsonrpc 9 while vscode-languageclient 11 uses vscode-jsonrpc 10, and on the
+ * wire a request type is just its method name, so here a request is a method name that carries its
+ * parameter and result types. That also keeps vscode-languageclient out of activation: it is
+ * loaded when the worker first starts (see workerClient.ts).
  */
-import { RequestType } from 'vscode-languageclient/node';
 import type {
   ClassifyParams,
   ClassifyResult,
@@ -32,10 +32,17 @@ export type {
   StatusResult,
 } from '../server/protocol';
 
-export const LoadModelRequest = new RequestType<LoadModelParams, ModelInfo, void>('vitLens/loadModel');
-export const ClassifyRequest = new RequestType<ClassifyParams, ClassifyResult, void>('vitLens/classify');
-export const ExplainRequest = new RequestType<ExplainParams, ExplainResult, void>('vitLens/explain');
-export const StatusRequest = new RequestType<Record<string, never>, StatusResult, void>('vitLens/status');
+/** A worker request: its method name, with the parameter and result types attached for the compiler. */
+export interface WorkerRequest<P, R> {
+  readonly method: string;
+  /** Never set; only carries the types. */
+  readonly _types?: (p: P) => R;
+}
+
+export const LoadModelRequest: WorkerRequest<LoadModelParams, ModelInfo> = { method: 'vitLens/loadModel' };
+export const ClassifyRequest: WorkerRequest<ClassifyParams, ClassifyResult> = { method: 'vitLens/classify' };
+export const ExplainRequest: WorkerRequest<ExplainParams, ExplainResult> = { method: 'vitLens/explain' };
+export const StatusRequest: WorkerRequest<Record<string, never>, StatusResult> = { method: 'vitLens/status' };
 
 /** Mirrors server/protocol.ts ErrorCodes. */
 export const WorkerErrorCodes = { BadInput: -32001, NoModel: -32002 } as const;

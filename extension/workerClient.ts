@@ -7,23 +7,22 @@
  * model; this class remembers which, so a request after a restart or a settings change reloads it
  * first — behind a cancellable progress notification, since a hub download can take minutes.
  */
+import * as path from 'node:path';
 import * as vscode from 'vscode';
-import {
-  CancellationToken,
-  CloseAction,
-  CloseHandlerResult,
-  ErrorAction,
-  ErrorHandler,
-  ErrorHandlerResult,
-  LanguageClient,
-  LanguageClientOptions,
-  RevealOutputChannelOn,
-  ServerOptions,
-  State,
-  TransportKind,
-  WorkDoneProgress,
-} from 'vscode-languageclient/node';
-import { ClassifyParams, ClassifyRequest, ClassifyResult, ExplainParams, ExplainRequest, ExplainResult, LoadModelRequest, ModelInfo, ProviderPreference } from './protocol';
+import type { CloseHandlerResult, ErrorHandler, ErrorHandlerResult, LanguageClient, LanguageClientOptions, ServerOptions } from 'vscode-languageclient/node';
+import { ClassifyParams, ClassifyRequest, ClassifyResult, ExplainParams, ExplainRequest, ExplainResult, LoadModelRequest, ModelInfo, ProviderPreference, WorkerRequest } from './protocol';
+
+type LanguageClientModule = typeof import('vscode-languageclient/node');
+let lcModule: LanguageClientModule | undefined;
+/**
+ * vscode-languageclient, loaded on first use: it is most of the extension's code (≈400 KB), and
+ * activation should not pay for it. scripts/build.mjs bundles it separately as dist/languageclient.js;
+ * the computed path keeps esbuild from inlining it here.
+ */
+function lc(): LanguageClientModule {
+  lcModule ??= require(path.join(__dirname, 'languageclient.js')) as LanguageClientModule;
+  return lcModule;
+}
 
 export interface WorkerInit {
   provider: ProviderPreference;
@@ -61,12 +60,12 @@ export class WorkerClient implements vscode.Disposable {
   }
 
   get isRunning(): boolean {
-    return this.client?.state === State.Running;
+    return !!this.client && this.client.state === lc().State.Running;
   }
 
   /** The running client, starting the worker on first use. */
   private async started(): Promise<LanguageClient> {
-    if (this.client && this.client.state !== State.Stopped) {
+    if (this.client && this.client.state !== lc().State.Stopped) {
       if (this.starting) await this.starting;
       return this.client;
     }
@@ -77,6 +76,7 @@ export class WorkerClient implements vscode.Disposable {
 
   private async start(): Promise<LanguageClient> {
     const t0 = Date.now();
+    const { LanguageClient, RevealOutputChannelOn, State, TransportKind } = lc();
     const serverOptions: ServerOptions = {
       run: { module: this.workerModule, transport: TransportKind.ipc },
       debug: { module: this.workerModule, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6019'] } },
@@ -104,6 +104,7 @@ export class WorkerClient implements vscode.Disposable {
   }
 
   private errorHandler(): ErrorHandler {
+    const { CloseAction, ErrorAction } = lc();
     return {
       // A transport error on one message; the connection decides whether it is closed.
       error: (error: Error, _message, count): ErrorHandlerResult => {
@@ -156,7 +157,7 @@ export class WorkerClient implements vscode.Disposable {
       vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
         const workDoneToken = `vitLens-load-${Date.now()}-${Math.random().toString(36).slice(2)}`;
         let last = 0;
-        const sub = client.onProgress(WorkDoneProgress.type, workDoneToken, (p) => {
+        const sub = client.onProgress(lc().WorkDoneProgress.type, workDoneToken, (p) => {
           if (p.kind === 'end') return;
           const pct = p.percentage ?? last;
           progress.report({ message: p.message, increment: Math.max(0, pct - last) });
@@ -164,7 +165,7 @@ export class WorkerClient implements vscode.Disposable {
         });
         try {
           const t0 = Date.now();
-          const info = await client.sendRequest(LoadModelRequest, { model: m.spec, provider: m.provider, workDoneToken }, token);
+          const info = await send(client, LoadModelRequest, { model: m.spec, provider: m.provider, workDoneToken }, token);
           this.log.info(`loaded ${info.name} (${info.kind}, ${info.provider.toUpperCase()}) in ${Date.now() - t0} ms`);
           if (info.providerNote) this.log.warn(info.providerNote);
           this.loaded = { key: WorkerClient.key(m), info };
@@ -177,14 +178,14 @@ export class WorkerClient implements vscode.Disposable {
     );
   }
 
-  async classify(m: ModelRequest, params: ClassifyParams, token?: CancellationToken): Promise<ClassifyResult> {
+  async classify(m: ModelRequest, params: ClassifyParams, token?: vscode.CancellationToken): Promise<ClassifyResult> {
     await this.ensureModel(m);
-    return (await this.started()).sendRequest(ClassifyRequest, params, token);
+    return send(await this.started(), ClassifyRequest, params, token);
   }
 
-  async explain(m: ModelRequest, params: ExplainParams, token?: CancellationToken): Promise<ExplainResult> {
+  async explain(m: ModelRequest, params: ExplainParams, token?: vscode.CancellationToken): Promise<ExplainResult> {
     await this.ensureModel(m);
-    return (await this.started()).sendRequest(ExplainRequest, params, token);
+    return send(await this.started(), ExplainRequest, params, token);
   }
 
   /** Stop and start a fresh worker; the model reloads on next use. */
@@ -202,7 +203,7 @@ export class WorkerClient implements vscode.Disposable {
       this.loaded = undefined;
       this.modelChanged.fire(undefined);
     }
-    if (client && client.state !== State.Stopped) {
+    if (client && client.state !== lc().State.Stopped) {
       try {
         await client.stop(5000);
       } catch (e) {
@@ -216,6 +217,10 @@ export class WorkerClient implements vscode.Disposable {
     await this.stop();
     this.modelChanged.dispose();
   }
+}
+
+function send<P, R>(client: LanguageClient, request: WorkerRequest<P, R>, params: P, token?: vscode.CancellationToken): Promise<R> {
+  return client.sendRequest<R>(request.method, params, token);
 }
 
 /** "google/vit-base-patch16-224" → itself; "/a/b/model.onnx" → "model.onnx"; ".../hf" → "…/x/hf". */

@@ -6,20 +6,23 @@ import { build } from 'esbuild';
 const external = ['onnxruntime-node', 'sharp', 'vscode', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-wasm'];
 const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', sourcemap: true, external, logLevel: 'warning' };
 
-const [, , , extension] = await Promise.all([
+const [, , , extension, languageClient] = await Promise.all([
   build({ ...common, entryPoints: ['server/cli.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } }),
   build({ ...common, entryPoints: ['server/worker.ts'], outfile: 'dist/worker.js' }),
   // The results panel runs in a browser (the webview); it shares only types and validators with the extension.
   build({ entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', bundle: true, platform: 'browser', format: 'iife', target: 'chrome120', minify: true, sourcemap: true, logLevel: 'warning' }),
   build({ ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', minify: true, metafile: true }),
+  // vscode-languageclient is most of the extension's code; it loads when the worker first starts, not at activation.
+  build({ ...common, entryPoints: ['extension/languageclient.ts'], outfile: 'dist/languageclient.js', minify: true, metafile: true }),
 ]);
 
 // Activation must stay fast: the extension talks to the worker and must never bundle (or require)
 // the engine or a native/ML module. Fail the build, not the user, if an import drags one in.
-const forbidden = /^(server\/(?!protocol\.ts$)|node_modules\/(onnxruntime|sharp|@tensorflow|@img)\b)/;
+// vscode-languageclient belongs in dist/languageclient.js, loaded lazily.
+const forbidden = /^(server\/(?!protocol\.ts$)|node_modules\/(onnxruntime|sharp|@tensorflow|@img|vscode-languageclient|vscode-jsonrpc)\b)/;
 const leaked = Object.keys(extension.metafile.inputs).filter((f) => forbidden.test(f));
-const requires = Object.values(extension.metafile.outputs).flatMap((o) => o.imports.filter((i) => i.external && i.path !== 'vscode' && !i.path.startsWith('node:') && /onnxruntime|sharp|tensorflow/.test(i.path)).map((i) => i.path));
+const requires = [extension, languageClient].flatMap((b) => Object.values(b.metafile.outputs)).flatMap((o) => o.imports.filter((i) => i.external && i.path !== 'vscode' && !i.path.startsWith('node:') && /onnxruntime|sharp|tensorflow/.test(i.path)).map((i) => i.path));
 if (leaked.length || requires.length) {
-  console.error(`dist/extension.js must not include the engine or native/ML modules; it pulls in: ${[...leaked, ...requires].join(', ')}`);
+  console.error(`dist/extension.js must not include the engine, native/ML modules or the language client; it pulls in: ${[...leaked, ...requires].slice(0, 5).join(', ')}${leaked.length + requires.length > 5 ? ', …' : ''}`);
   process.exit(1);
 }
