@@ -67,3 +67,21 @@ test('stop mid-epoch + resume gives the same weights as an uninterrupted run', a
   assert.equal(eb.length, 2);
   assert.deepEqual(eb.map((m) => [m.trainLoss, m.valLoss, m.valAcc]), ea.map((m) => [m.trainLoss, m.valLoss, m.valAcc]));
 });
+
+test('gradient accumulation: 2 micro-batches of 4 train like one batch of 8', async () => {
+  const ds = path.join(tmp, 'ds-acc');
+  await makeColorDataset(ds, { perClass: 8 });
+  const common = { backend: 'wasm' as const, scratchArch: SMALL, exportAtEnd: false };
+  // SGD without clipping: unlike Adam it is sensitive to the gradient's scale, so a wrongly weighted sum would show.
+  const base = { ...config(ds), epochs: 1, augment: false, optimizer: 'sgd' as const, lr: 0.05, momentum: 0.9, weightDecay: 0, clipNorm: 0 };
+  const one = path.join(tmp, 'acc1');
+  const two = path.join(tmp, 'acc2');
+  await train({ ...common, runDir: one, config: { ...base, batchSize: 8, accumulate: 1 } });
+  await train({ ...common, runDir: two, config: { ...base, batchSize: 4, accumulate: 2 } });
+  const w1 = (await loadCheckpoint(checkpointFile(one, 'latest'))).weights;
+  const w2 = (await loadCheckpoint(checkpointFile(two, 'latest'))).weights;
+  let maxDiff = 0;
+  for (const [name, t] of w1) t.data.forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - w2.get(name)!.data[i]))));
+  assert.ok(maxDiff < 1e-5, `accumulated and single-batch weights differ by ${maxDiff}`);
+  assert.equal((await readRunInfo(one)).step, (await readRunInfo(two)).step);
+});
