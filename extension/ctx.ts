@@ -12,6 +12,9 @@ import { ModelRequest, WorkerClient } from './workerClient';
 
 /** JSON-RPC / LSP "request cancelled". */
 const REQUEST_CANCELLED = -32800;
+/** vscode-jsonrpc: a pending request failed because the connection closed / was not active (the worker died). */
+const PENDING_RESPONSE_REJECTED = -32097;
+const CONNECTION_INACTIVE = -32096;
 
 export class Ctx implements PanelHost, vscode.Disposable {
   readonly extensionUri: vscode.Uri;
@@ -76,7 +79,8 @@ export class Ctx implements PanelHost, vscode.Disposable {
 
   /** One notification per distinct failure (the worker's messages already name the file and problem); cancellations are silent. */
   reportError(what: string, e: unknown): void {
-    if (isCancellation(e)) return;
+    // A request lost to a worker crash: the crash handler already told the user, once.
+    if (isCancellation(e) || isWorkerGone(e)) return;
     const text = messageOf(e);
     this.log.error(`${what}: ${text}`);
     const now = Date.now();
@@ -103,6 +107,11 @@ export class Ctx implements PanelHost, vscode.Disposable {
     await this.worker.dispose();
     this.log.dispose();
   }
+}
+
+export function isWorkerGone(e: unknown): boolean {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  return code === PENDING_RESPONSE_REJECTED || code === CONNECTION_INACTIVE;
 }
 
 export function isCancellation(e: unknown): boolean {

@@ -74,6 +74,7 @@ export class ResultsPanel implements vscode.Disposable {
     panel.iconPath = vscode.Uri.joinPath(host.extensionUri, 'media', 'icon.png');
     this.setResourceRoots();
     this.refreshSources();
+    this.setTitle();
     panel.webview.html = this.html();
     this.disposables.push(
       panel.onDidDispose(() => this.dispose()),
@@ -94,6 +95,11 @@ export class ResultsPanel implements vscode.Disposable {
       scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js')).toString(),
       styleUri: webview.asWebviewUri(vscode.Uri.joinPath(this.host.extensionUri, 'media', 'panel.css')).toString(),
     });
+  }
+
+  private setTitle(): void {
+    const rows = this.state.rows;
+    this.panel.title = rows.length === 0 ? 'ViT Lens' : rows.length === 1 ? `ViT Lens: ${rows[0].name}` : `ViT Lens: ${rows.length} images`;
   }
 
   /** The webview may load only the extension's bundles/styles and the folders of the images shown. */
@@ -125,7 +131,7 @@ export class ResultsPanel implements vscode.Disposable {
       // Settings are the defaults of each new run; in-panel tweaks last until the next one.
       controls: { ...this.state.controls, headFusion: s.headFusion, discardRatio: s.discardRatio, opacity: s.opacity, colormap: s.colormap },
     };
-    this.panel.title = images.length === 1 ? `ViT Lens: ${path.basename(images[0])}` : `ViT Lens: ${images.length} images`;
+    this.setTitle();
     this.setResourceRoots();
     this.refreshSources();
     this.post();
@@ -157,9 +163,11 @@ export class ResultsPanel implements vscode.Disposable {
         const firstOk = this.state.rows.findIndex((row) => !row.error);
         this.state.selected = firstOk >= 0 ? firstOk : 0;
       } catch (e) {
-        if (!cts.token.isCancellationRequested) {
+        if (!cts.token.isCancellationRequested && !this.disposed) {
           this.host.reportError('classify', e);
-          this.update({ busy: undefined, mapError: messageOf(e) });
+          const message = panelMessage(e);
+          for (const row of this.state.rows) if (!row.predictions) row.error = message;
+          this.update({ busy: undefined, mapError: message });
         }
         return;
       }
@@ -196,7 +204,7 @@ export class ResultsPanel implements vscode.Disposable {
     } catch (e) {
       if (cts.token.isCancellationRequested || this.disposed) return;
       this.host.log.error(`explain ${row.path}: ${messageOf(e)}`);
-      this.update({ busy: undefined, map: undefined, mapError: messageOf(e) });
+      this.update({ busy: undefined, map: undefined, mapError: panelMessage(e) });
     }
   }
 
@@ -347,6 +355,13 @@ function summarize(info: ModelInfo): ModelSummary {
     explainAvailable: info.explainAvailable,
     explainUnavailableReason: info.explainUnavailableReason,
   };
+}
+
+/** What the panel says about a failure: the worker's message (it names the file and problem), or what to do after a crash. */
+function panelMessage(e: unknown): string {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (code === -32097 || code === -32096) return 'The worker stopped while working on this and has been restarted. Run the command again.';
+  return messageOf(e);
 }
 
 export function messageOf(e: unknown): string {

@@ -31,6 +31,7 @@ const PHOTOS = ['chelsea.png', 'coffee.png', 'rocket.jpg'];
 let tmp = '';
 let workspace = '';
 let userData = '';
+let extensionsDir = '';
 let server: ChildProcess | undefined;
 let serverLog = '';
 let browser: Browser;
@@ -72,7 +73,7 @@ before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-e2e-'));
   workspace = path.join(tmp, 'photos-workspace');
   userData = path.join(tmp, 'user-data');
-  const extensions = path.join(tmp, 'extensions');
+  const extensions = (extensionsDir = path.join(tmp, 'extensions'));
   fs.mkdirSync(path.join(workspace, '.vscode'), { recursive: true });
   for (const f of PHOTOS) fs.copyFileSync(path.join(ROOT, 'test/fixtures/photos', f), path.join(workspace, f));
   fs.cpSync(MODEL, path.join(workspace, 'models', 'vit-tiny'), { recursive: true });
@@ -235,7 +236,17 @@ test('Classify Image from the explorer shows the CLI labels and an attention ove
   await shot('4-panel-raw-attention.png');
 });
 
-test('Selecting several images in the explorer classifies them all in one panel', async () => {
+/** Screenshot the workbench when a step fails, then fail. */
+async function withFailureShot(name: string, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    await shot(`FAILED-${name}.png`).catch(() => undefined);
+    throw e;
+  }
+}
+
+test('Selecting several images in the explorer classifies them all in one panel', () => withFailureShot('multi-select', async () => {
   await page.keyboard.press('Escape');
   const row = (name: string) => page.locator('.explorer-folders-view .monaco-list-row', { hasText: name });
   await row('chelsea.png').click();
@@ -249,4 +260,87 @@ test('Selecting several images in the explorer classifies them all in one panel'
   const names = await panel.locator('#rows .name').allTextContents();
   assert.deepEqual([...names].sort(), [...PHOTOS].sort());
   await shot('5-panel-three-images.png');
-});
+}));
+
+test('After a window reload the panel is restored from its saved state (WebviewPanelSerializer)', () => withFailureShot('reload', async () => {
+  await page.reload();
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  // The restored panel may be a background tab; webviews render when shown.
+  await page.locator('.tabs-container .tab', { hasText: 'ViT Lens' }).first().click({ timeout: 30_000 });
+  const panel = await panelFrame();
+  // Restored from the state the webview saved (which snapshot depends on when the browser flushed
+  // it): rows with labels and a drawn overlay, before any worker exists to recompute them.
+  await panel.locator('#rows > li .label').first().waitFor({ timeout: 30_000 });
+  await panel.locator('#overlay[data-drawn]').waitFor({ timeout: 30_000 });
+  assert.ok((await overlayPixels()).nonZero > 0);
+  assert.deepEqual(workerPids(), [], 'the restored panel should not need the worker');
+  await panel.locator('#image').evaluate((img: any) => img.decode());
+  await shot('6-panel-after-reload.png');
+}));
+
+/** The worker processes of this test's extension (found by their command line, killed by pid). */
+function workerPids(): number[] {
+  const worker = path.join(extensionsDir, 'vit-lens.vit-lens-0.1.0', 'dist', 'worker.js');
+  return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((d) => {
+    try {
+      return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(worker) ? [Number(d)] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+test('A crashed worker is restarted with one notification and the next request works', () => withFailureShot('crash', async () => {
+  // The worker starts lazily: after the reload it runs once something is classified.
+  await explorerMenu('rocket.jpg', 'Classify Image');
+  // Wait until it has answered (the panel may show the restored rows before): a crash mid-session.
+  const rocket = await panelFrame();
+  await rocket.locator('#rows .name', { hasText: 'rocket.jpg' }).waitFor({ timeout: 30_000 });
+  await rocket.locator('#overlay[data-drawn]').waitFor({ timeout: 60_000 });
+  const before = workerPids();
+  assert.equal(before.length, 1, `expected one worker process, found ${before.length}`);
+  process.kill(before[0], 'SIGKILL');
+  const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'worker stopped unexpectedly' });
+  await toast.first().waitFor({ timeout: 30_000 });
+  await page.waitForTimeout(1000);
+  await shot('7-worker-crash-notification.png');
+  assert.equal(await toast.count(), 1);
+  // One notification, not a stream: no other ViT Lens toast (e.g. the language client's own).
+  assert.equal(await page.locator('.notifications-toasts .notification-toast', { hasText: 'ViT Lens' }).count(), 1);
+  // Restarted by the client: a new process, and classification works again (the model reloads).
+  for (let i = 0; i < 40 && !(workerPids().length === 1 && workerPids()[0] !== before[0]); i++) await page.waitForTimeout(250);
+  assert.notEqual(workerPids()[0], before[0]);
+  await explorerMenu('coffee.png', 'Classify Image');
+  const panel = await panelFrame();
+  await panel.locator('#rows .name', { hasText: 'coffee.png' }).waitFor({ timeout: 30_000 });
+  await panel.locator('#rows > li').first().locator('.label').first().waitFor({ timeout: 60_000 });
+  assert.equal(await panel.locator('#rows > li').count(), 1);
+  assert.ok((await toast.count()) <= 1, 'more than one crash notification');
+}));
+
+const BUILT_IN = path.join(ROOT, 'models/default');
+test('ViT: Select Model… → Built-in model switches the model (status bar, panel labels)', { skip: fs.existsSync(BUILT_IN) ? false : 'no built-in model in models/default yet' }, () => withFailureShot('built-in', async () => {
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('F1');
+  await page.locator('.quick-input-widget input').fill('>ViT: Select Model');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Select Model' }).first().click();
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Built-in model' }).first().waitFor({ timeout: 10_000 });
+  await shot('8-select-model-quick-pick.png');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Built-in model' }).first().click();
+  const cli = JSON.parse(execFileSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'classify', path.join(workspace, 'coffee.png'), '--model', BUILT_IN, '--top-k', '5', '--json', '--cache-dir', path.join(tmp, 'cli-cache')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  const expected = (cli.results[0].predictions as { label: string }[]).map((p) => p.label);
+  // The pick is loaded at once: the status bar shows the model's name and provider.
+  await page.locator('.statusbar-item', { hasText: /default · CPU/ }).first().waitFor({ timeout: 30_000 });
+  // The setting is written where it takes effect (here the workspace value shadowed the user one).
+  assert.equal(JSON.parse(fs.readFileSync(path.join(workspace, '.vscode/settings.json'), 'utf8'))['vitLens.model'], '');
+  await explorerMenu('coffee.png', 'Classify Image');
+  const panel = await panelFrame();
+  const labels = panel.locator('#rows > li').first().locator('.label');
+  for (let i = 0; i < 120; i++) {
+    const got = await labels.allTextContents();
+    if (got.join() === expected.join()) break;
+    await page.waitForTimeout(250);
+  }
+  assert.deepEqual(await labels.allTextContents(), expected);
+  await shot('9-panel-built-in-model.png');
+}));
