@@ -23,12 +23,12 @@ export async function saveBuiltIn(exported: string, runDir: string, bench: Recor
     bench,
     epochs: metrics.filter((m) => m.type === 'epoch'),
   }, null, 2) + '\n');
-  // A few test images (never trained on), one per class, named by their true label.
+  // Test images (never trained on), one per class, named by their true label.
   const test = readIdx(FASHION_MNIST_DIR, 't10k');
   const samples = path.join(ROOT, 'samples');
   await fs.mkdir(samples, { recursive: true });
   const labels: Record<string, string> = {};
-  for (let c = 0; c < 10; c += 2) {
+  for (let c = 0; c < 10; c++) {
     let i = 0;
     while (test.labels[i] !== c) i++;
     const name = `fashion-mnist-test-${i}-${FASHION_MNIST_CLASSES[c].toLowerCase().replace(/[^a-z]+/g, '-')}.png`;

@@ -75,8 +75,6 @@ export async function train(opts: TrainOptions): Promise<RunInfo> {
   } else if (await fs.stat(path.join(runDir, 'run.json')).catch(() => undefined)) {
     throw new TrainingError(`${runDir}: already holds a run; pass --resume to continue it or choose another --out`);
   }
-  await fs.mkdir(path.join(runDir, 'checkpoints'), { recursive: true });
-
   const data: TrainData = opts.data ?? (await folderData(config));
   if (previous && previous.classes.join('\n') !== data.classes.join('\n')) {
     throw new TrainingError(`${config.dataset}: classes changed since the run started (${previous.classes.join(', ')} → ${data.classes.join(', ')})`);
@@ -96,6 +94,8 @@ export async function train(opts: TrainOptions): Promise<RunInfo> {
     throw new TrainingError(`--last-k ${config.lastK} must be between 1 and the model's ${arch.numLayers} layers`);
   }
 
+  // Created only once the dataset and model are known to be usable, so a typo leaves no empty run folder.
+  await fs.mkdir(path.join(runDir, 'checkpoints'), { recursive: true });
   const uid = `run${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const trainable = new Set(trainableNames(arch, config.mode, config.lastK));
   const params: Params = new Map();

@@ -142,6 +142,7 @@ test('usage and dataset errors: exit 2 for bad usage, 1 naming the folder for a 
   const bad = await cli(['train', missing, '--out', path.join(tmp, 'y'), ...common]);
   assert.equal(bad.code, 1);
   assert.ok(bad.stderr.includes(`${missing}: dataset folder does not exist`), bad.stderr);
+  assert.ok(!fs.existsSync(path.join(tmp, 'y')), 'a failed start leaves no run folder behind');
   const onnxInit = await cli(['train', dataset, '--out', path.join(tmp, 'z'), '--model', path.join(tmp, 'model.onnx')]);
   assert.equal(onnxInit.code, 1);
   assert.match(onnxInit.stderr, /model\.onnx: no such model/);
