@@ -51,7 +51,8 @@ export class ResultsPanel implements vscode.Disposable {
       });
       panel = new ResultsPanel(host, webviewPanel, initialState(host.settings()));
     } else {
-      panel.panel.reveal(column, false);
+      // Where the user left it: revealing "beside" every time would open a new editor group per run.
+      panel.panel.reveal(undefined, false);
     }
     panel.open(images, mode);
     return panel;
