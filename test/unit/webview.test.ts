@@ -75,14 +75,15 @@ const FAKE_HOST = String.raw`function (saved, theme) {
     };
   };
   // What VS Code injects into every webview: theme colour variables and a theme class on <body>.
-  var vars = theme === 'light'
-    ? { 'foreground': '#3b3b3b', 'editor-background': '#ffffff', 'descriptionForeground': '#717171', 'button-background': '#005fb8', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#e5e5e5', 'button-secondaryForeground': '#3b3b3b', 'charts-blue': '#1a85ff', 'list-hoverBackground': '#f2f2f2', 'list-inactiveSelectionBackground': '#e4e6f1', 'focusBorder': '#005fb8', 'errorForeground': '#f85149', 'panel-border': '#e5e5e5', 'dropdown-background': '#ffffff', 'dropdown-foreground': '#3b3b3b', 'dropdown-border': '#cecece', 'editorWidget-background': '#e8e8e8', 'settings-dropdownListBorder': '#cecece' }
-    : { 'foreground': '#cccccc', 'editor-background': '#1f1f1f', 'descriptionForeground': '#9d9d9d', 'button-background': '#0078d4', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#313131', 'button-secondaryForeground': '#cccccc', 'charts-blue': '#3794ff', 'list-hoverBackground': '#2a2d2e', 'list-inactiveSelectionBackground': '#37373d', 'focusBorder': '#0078d4', 'errorForeground': '#f85149', 'panel-border': '#2b2b2b', 'dropdown-background': '#313131', 'dropdown-foreground': '#cccccc', 'dropdown-border': '#3c3c3c', 'editorWidget-background': '#333333', 'settings-dropdownListBorder': '#454545' };
+  var hc = { 'foreground': '#ffffff', 'editor-background': '#000000', 'descriptionForeground': '#ffffff', 'button-background': '#000000', 'button-foreground': '#ffffff', 'button-border': '#6fc3df', 'button-secondaryBackground': '#000000', 'button-secondaryForeground': '#ffffff', 'charts-blue': '#3794ff', 'list-hoverBackground': '#000000', 'list-inactiveSelectionBackground': '#000000', 'focusBorder': '#f38518', 'errorForeground': '#f48771', 'panel-border': '#6fc3df', 'dropdown-background': '#000000', 'dropdown-foreground': '#ffffff', 'dropdown-border': '#6fc3df', 'editorWidget-background': '#0c141f', 'contrastBorder': '#6fc3df', 'contrastActiveBorder': '#f38518', 'settings-dropdownBackground': '#000000', 'settings-dropdownForeground': '#ffffff', 'settings-dropdownBorder': '#6fc3df', 'settings-checkboxBackground': '#000000', 'settings-checkboxBorder': '#6fc3df', 'settings-checkboxForeground': '#ffffff' };
+  var vars = theme === 'hc' ? hc : theme === 'light'
+    ? { 'foreground': '#3b3b3b', 'editor-background': '#ffffff', 'descriptionForeground': '#717171', 'button-background': '#005fb8', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#e5e5e5', 'button-secondaryForeground': '#3b3b3b', 'charts-blue': '#1a85ff', 'list-hoverBackground': '#f2f2f2', 'list-inactiveSelectionBackground': '#e4e6f1', 'focusBorder': '#005fb8', 'errorForeground': '#f85149', 'panel-border': '#e5e5e5', 'dropdown-background': '#ffffff', 'dropdown-foreground': '#3b3b3b', 'dropdown-border': '#cecece', 'editorWidget-background': '#e8e8e8', 'settings-dropdownListBorder': '#cecece', 'settings-dropdownBackground': '#ffffff', 'settings-dropdownForeground': '#3b3b3b', 'settings-dropdownBorder': '#cecece', 'settings-checkboxBackground': '#f8f8f8', 'settings-checkboxBorder': '#cecece', 'settings-checkboxForeground': '#3b3b3b' }
+    : { 'foreground': '#cccccc', 'editor-background': '#1f1f1f', 'descriptionForeground': '#9d9d9d', 'button-background': '#0078d4', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#313131', 'button-secondaryForeground': '#cccccc', 'charts-blue': '#3794ff', 'list-hoverBackground': '#2a2d2e', 'list-inactiveSelectionBackground': '#37373d', 'focusBorder': '#0078d4', 'errorForeground': '#f85149', 'panel-border': '#2b2b2b', 'dropdown-background': '#313131', 'dropdown-foreground': '#cccccc', 'dropdown-border': '#3c3c3c', 'editorWidget-background': '#333333', 'settings-dropdownListBorder': '#454545', 'settings-dropdownBackground': '#313131', 'settings-dropdownForeground': '#cccccc', 'settings-dropdownBorder': '#3c3c3c', 'settings-checkboxBackground': '#313131', 'settings-checkboxBorder': '#3c3c3c', 'settings-checkboxForeground': '#cccccc' };
   document.addEventListener('DOMContentLoaded', function () {
     for (var k in vars) document.documentElement.style.setProperty('--vscode-' + k, vars[k]);
     document.documentElement.style.setProperty('--vscode-font-family', 'system-ui, sans-serif');
     document.documentElement.style.setProperty('--vscode-font-size', '13px');
-    document.body.classList.add(theme === 'light' ? 'vscode-light' : 'vscode-dark');
+    document.body.classList.add(theme === 'light' ? 'vscode-light' : theme === 'hc' ? 'vscode-high-contrast' : 'vscode-dark');
   });
 }`;
 
@@ -142,7 +143,7 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
   });
 
   /** A page with the fake host: acquireVsCodeApi records posted messages and keeps setState's value. */
-  async function openPanel(opts: { saved?: PanelState; theme?: 'dark' | 'light' } = {}): Promise<{ page: Page; posted: () => Promise<any[]>; errors: string[] }> {
+  async function openPanel(opts: { saved?: PanelState; theme?: 'dark' | 'light' | 'hc' } = {}): Promise<{ page: Page; posted: () => Promise<any[]>; errors: string[] }> {
     const page = await browser.newPage({ viewport: { width: 1000, height: 720 } });
     const errors: string[] = [];
     page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
@@ -271,8 +272,11 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     await page.close();
   });
 
-  test('a state with an error and no map shows the error, not a stale overlay', async () => {
-    const { page } = await openPanel();
+  test('a state with an error and no map shows the error, not a stale overlay (high-contrast theme)', async () => {
+    const { page } = await openPanel({ theme: 'hc' });
+    await send(page, { ...state, selected: 1, map: { ...state.map!, image: '/photos/coffee.png', width: 400, height: 400 } });
+    await page.locator('#image').evaluate((img: any) => img.decode());
+    await page.screenshot({ path: path.join(OUT, 'panel-high-contrast.png'), fullPage: true });
     await send(page, { ...state, map: undefined, mapError: 'This model cannot be explained: no attention outputs' });
     assert.equal(await page.locator('#overlay').isVisible(), false);
     assert.match((await page.locator('#map-error').textContent()) ?? '', /cannot be explained/);
