@@ -65,11 +65,22 @@ export class WorkerClient implements vscode.Disposable {
 
   /** The running client, starting the worker on first use. */
   private async started(): Promise<LanguageClient> {
-    if (this.client && this.client.state !== lc().State.Stopped) {
-      if (this.starting) await this.starting;
-      return this.client;
-    }
     if (this.starting) return this.starting;
+    const { State } = lc();
+    const client = this.client;
+    // Restarting after a crash: wait for it rather than start a second worker.
+    if (client?.state === State.Starting) {
+      await new Promise<void>((resolve) => {
+        const sub = client.onDidChangeState((e) => {
+          if (e.newState !== State.Starting) {
+            sub.dispose();
+            resolve();
+          }
+        });
+      });
+    }
+    if (client && client === this.client && client.state === State.Running) return client;
+    // Never started, stopped for good after repeated crashes, or a start that failed: a fresh client.
     this.starting = this.start().finally(() => (this.starting = undefined));
     return this.starting;
   }
@@ -98,7 +109,12 @@ export class WorkerClient implements vscode.Disposable {
       }
     });
     this.client = client;
-    await client.start();
+    try {
+      await client.start();
+    } catch (e) {
+      if (this.client === client) this.client = undefined;
+      throw e;
+    }
     this.log.info(`worker started in ${Date.now() - t0} ms (${this.workerModule})`);
     return client;
   }
