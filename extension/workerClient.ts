@@ -236,7 +236,9 @@ export class WorkerClient implements vscode.Disposable {
 }
 
 function send<P, R>(client: LanguageClient, request: WorkerRequest<P, R>, params: P, token?: vscode.CancellationToken): Promise<R> {
-  return client.sendRequest<R>(request.method, params, token);
+  // With a method name, vscode-jsonrpc treats a trailing argument that is not a CancellationToken
+  // (undefined included) as one more positional parameter: never pass an absent token along.
+  return token ? client.sendRequest<R>(request.method, params, token) : client.sendRequest<R>(request.method, params);
 }
 
 /** "google/vit-base-patch16-224" → itself; "/a/b/model.onnx" → "model.onnx"; ".../hf" → "…/x/hf". */

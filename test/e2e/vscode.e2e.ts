@@ -376,3 +376,25 @@ test("The image preview's title bar button opens the panel in explain mode", () 
   assert.ok((await overlayPixels()).nonZero > 0);
   await shot('11-panel-explain-mode.png');
 }));
+
+test('Save Overlay… writes a PNG next to the image by default', () => withFailureShot('save-overlay', async () => {
+  const panel = await panelFrame();
+  await panel.locator('#save-overlay').click();
+  // code-server's save dialog is VS Code's simple file dialog: the proposed path is prefilled.
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ timeout: 15_000 });
+  for (let i = 0; i < 40 && !(await input.inputValue()).endsWith('.png'); i++) await page.waitForTimeout(250);
+  const proposed = await input.inputValue();
+  // <stem>.<rollout|attention>.png in the image's folder (the method is whatever the panel shows).
+  assert.match(proposed, new RegExp(`^${workspace.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/chelsea\\.(rollout|attention)\\.png$`));
+  await shot('12-save-overlay-dialog.png');
+  await page.keyboard.press('Enter');
+  const saved = proposed;
+  for (let i = 0; i < 120 && !fs.existsSync(saved); i++) await page.waitForTimeout(250);
+  assert.ok(fs.existsSync(saved), `${saved} was not written`);
+  await page.waitForTimeout(500);
+  const png = fs.readFileSync(saved);
+  assert.equal(png.subarray(1, 4).toString(), 'PNG');
+  // PNG IHDR: width and height at bytes 16..24 — the image's own size (451×300).
+  assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [451, 300]);
+}));
