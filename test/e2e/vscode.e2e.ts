@@ -110,7 +110,8 @@ before(async () => {
     executablePath: '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
-  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, permissions: ['clipboard-read', 'clipboard-write'] });
+  page = await context.newPage();
   await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
   await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
 });
@@ -397,4 +398,23 @@ test('Save Overlay… writes a PNG next to the image by default', () => withFail
   assert.equal(png.subarray(1, 4).toString(), 'PNG');
   // PNG IHDR: width and height at bytes 16..24 — the image's own size (451×300).
   assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [451, 300]);
+}));
+
+test('Copy JSON puts the panel\'s results on the clipboard', () => withFailureShot('copy-json', async () => {
+  const panel = await panelFrame();
+  const labels = await panel.locator('#rows > li').first().locator('.label').allTextContents();
+  await panel.locator('#copy-json').click();
+  let copied: any;
+  for (let i = 0; i < 40 && !copied; i++) {
+    const text = await page.evaluate(() => (globalThis as any).navigator.clipboard.readText() as Promise<string>).catch(() => '');
+    try {
+      copied = JSON.parse(text);
+    } catch {
+      await page.waitForTimeout(250);
+    }
+  }
+  assert.ok(copied, 'nothing JSON on the clipboard');
+  assert.equal(copied.results[0].image, path.join(workspace, 'chelsea.png'));
+  assert.deepEqual(copied.results[0].predictions.map((p: { label: string }) => p.label), labels);
+  assert.ok(Array.isArray(copied.attention?.values) && copied.attention.values.length === copied.attention.grid[0] * copied.attention.grid[1]);
 }));
