@@ -14,6 +14,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -33,6 +34,9 @@ let workspace = '';
 let userData = '';
 let extensionsDir = '';
 let server: ChildProcess | undefined;
+/** A slow local stand-in for the Hugging Face Hub (HF_ENDPOINT): serves the test model, weights in slow chunks. */
+let hub: http.Server | undefined;
+let hubRequests: string[] = [];
 let serverLog = '';
 let browser: Browser;
 let page: Page;
@@ -95,7 +99,27 @@ before(async () => {
     }),
   );
 
-  const env = { ...process.env, PATH: `${NODE24_BIN}:${process.env.PATH}` };
+  hub = http.createServer((req, res) => {
+    hubRequests.push(req.url ?? '');
+    const m = /^\/test-org\/vit-tiny\/resolve\/main\/(config\.json|preprocessor_config\.json|model\.safetensors)$/.exec(req.url ?? '');
+    if (!m) return void res.writeHead(404).end();
+    const body = fs.readFileSync(path.join(MODEL, m[1]));
+    res.writeHead(200, { 'content-length': body.length, 'content-type': 'application/octet-stream' });
+    if (m[1] !== 'model.safetensors') return void res.end(body);
+    // 40 chunks, 0.5 s apart: long enough to see the progress notification and cancel it.
+    let i = 0;
+    const step = Math.ceil(body.length / 40);
+    const timer = setInterval(() => {
+      if (res.destroyed || i * step >= body.length) {
+        clearInterval(timer);
+        return void res.end();
+      }
+      res.write(body.subarray(i * step, ++i * step));
+    }, 500);
+    res.on('close', () => clearInterval(timer));
+  });
+  await new Promise<void>((resolve) => hub!.listen(0, '127.0.0.1', resolve));
+  const env = { ...process.env, PATH: `${NODE24_BIN}:${process.env.PATH}`, HF_ENDPOINT: `http://127.0.0.1:${(hub.address() as net.AddressInfo).port}` };
   const common = ['--user-data-dir', userData, '--extensions-dir', extensions];
   execFileSync(CODE_SERVER, [...common, '--install-extension', VSIX, '--force'], { env, stdio: 'pipe', timeout: 120_000 });
   assert.ok(fs.readdirSync(extensions).some((d) => d.startsWith('vit-lens.vit-lens-')), `VSIX not installed: ${fs.readdirSync(extensions)}`);
@@ -118,6 +142,8 @@ before(async () => {
 
 after(async () => {
   await browser?.close().catch(() => undefined);
+  hub?.closeAllConnections();
+  hub?.close();
   if (server?.pid) {
     server.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 500));
@@ -417,4 +443,33 @@ test('Copy JSON puts the panel\'s results on the clipboard', () => withFailureSh
   assert.equal(copied.results[0].image, path.join(workspace, 'chelsea.png'));
   assert.deepEqual(copied.results[0].predictions.map((p: { label: string }) => p.label), labels);
   assert.ok(Array.isArray(copied.attention?.values) && copied.attention.values.length === copied.attention.grid[0] * copied.attention.grid[1]);
+}));
+
+test('A hub model loads behind a cancellable progress notification; Cancel stops it quietly', () => withFailureShot('hub-cancel', async () => {
+  // Keyboard focus back in the workbench (the last click was inside the webview).
+  await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'coffee.png' }).click();
+  await page.keyboard.press('F1');
+  await page.locator('.quick-input-widget input').fill('>ViT: Select Model');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Select Model' }).first().waitFor({ timeout: 10_000 });
+  await page.keyboard.press('Enter');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Hugging Face Hub model' }).first().waitFor({ timeout: 10_000 });
+  await page.keyboard.type('Hugging Face Hub');
+  await page.waitForTimeout(300);
+  await page.keyboard.press('Enter');
+  await page.locator('.quick-input-widget', { hasText: 'org/name' }).waitFor({ timeout: 10_000 });
+  await page.keyboard.type('test-org/vit-tiny');
+  await page.keyboard.press('Enter');
+  const progress = page.locator('.notifications-toasts .notification-toast', { hasText: 'loading test-org/vit-tiny' });
+  await progress.first().waitFor({ timeout: 30_000 }).catch((e) => {
+    throw new Error(`no progress notification; hub requests: ${hubRequests.join(', ')}; ${e.message}`);
+  });
+  // The download reports progress (the worker's work-done progress, shown in the notification).
+  for (let i = 0; i < 40 && !hubRequests.some((u) => u.endsWith('model.safetensors')); i++) await page.waitForTimeout(250);
+  await page.waitForTimeout(1500);
+  await shot('13-hub-download-progress.png');
+  await progress.locator('.monaco-button', { hasText: 'Cancel' }).click();
+  await progress.first().waitFor({ state: 'detached', timeout: 15_000 });
+  await page.waitForTimeout(1500);
+  assert.equal(await page.locator('.notifications-toasts .notification-toast', { hasText: 'could not' }).count(), 0, 'a cancelled load must not be reported as an error');
+  await shot('14-hub-download-cancelled.png');
 }));
