@@ -41,6 +41,8 @@ export class Ctx implements PanelHost, vscode.Disposable {
         this.status.update(this.modelSpec(), info);
         if (info) void this.picker.remember(this.settings().modelSetting);
       }),
+      // A spinner while a model loads (a hub download can take minutes).
+      this.worker.onDidChangeLoading((m) => this.status.update(m?.spec ?? this.modelSpec(), m ? undefined : this.worker.model, !!m)),
       vscode.workspace.onDidChangeConfiguration((e) => this.onConfigChanged(e)),
       vscode.workspace.onDidGrantWorkspaceTrust(() => this.status.update(this.modelSpec(), this.worker.model)),
     );

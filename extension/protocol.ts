@@ -43,6 +43,3 @@ export const LoadModelRequest: WorkerRequest<LoadModelParams, ModelInfo> = { met
 export const ClassifyRequest: WorkerRequest<ClassifyParams, ClassifyResult> = { method: 'vitLens/classify' };
 export const ExplainRequest: WorkerRequest<ExplainParams, ExplainResult> = { method: 'vitLens/explain' };
 export const StatusRequest: WorkerRequest<Record<string, never>, StatusResult> = { method: 'vitLens/status' };
-
-/** Mirrors server/protocol.ts ErrorCodes. */
-export const WorkerErrorCodes = { BadInput: -32001, NoModel: -32002 } as const;

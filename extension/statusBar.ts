@@ -22,7 +22,7 @@ export class ModelStatusItem implements vscode.Disposable {
       md.appendMarkdown(`Model: \`${info.name}\` (${info.kind}, ${info.numClasses} classes, ${info.numLayers} layers)\n\n`);
       md.appendMarkdown(`Runs on: ${info.provider === 'cuda' ? 'CUDA (GPU)' : 'CPU'}${info.providerNote ? ` — ${info.providerNote}` : ''}\n\n`);
     } else if (spec) {
-      md.appendMarkdown(`Model: \`${spec}\` — loads on first use\n\n`);
+      md.appendMarkdown(`Model: \`${spec}\` — ${loading ? 'loading…' : 'loads on first use'}\n\n`);
     } else {
       md.appendMarkdown('No model: set `vitLens.model` or pick one\n\n');
     }

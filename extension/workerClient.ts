@@ -48,6 +48,9 @@ export class WorkerClient implements vscode.Disposable {
   private readonly modelChanged = new vscode.EventEmitter<ModelInfo | undefined>();
   /** Fires with the loaded model, or undefined when the worker (and so its model) went away. */
   readonly onDidChangeModel = this.modelChanged.event;
+  private readonly loadingChanged = new vscode.EventEmitter<ModelRequest | undefined>();
+  /** Fires with the model being loaded, and with undefined when that load ends. */
+  readonly onDidChangeLoading = this.loadingChanged.event;
 
   constructor(
     private readonly workerModule: string,
@@ -161,9 +164,13 @@ export class WorkerClient implements vscode.Disposable {
     if (this.loaded?.key === key) return this.loaded.info;
     if (this.loading?.key === key) return this.loading.promise;
     const promise = this.load(client, m).finally(() => {
-      if (this.loading?.promise === promise) this.loading = undefined;
+      if (this.loading?.promise === promise) {
+        this.loading = undefined;
+        this.loadingChanged.fire(undefined);
+      }
     });
     this.loading = { key, promise };
+    this.loadingChanged.fire(m);
     return promise;
   }
 
@@ -232,6 +239,7 @@ export class WorkerClient implements vscode.Disposable {
   async dispose(): Promise<void> {
     await this.stop();
     this.modelChanged.dispose();
+    this.loadingChanged.dispose();
   }
 }
 
