@@ -24,7 +24,9 @@ function cli(...args) {
   console.log('');
 }
 
-cli('info', '--model', model);
-cli('classify', ...images, '--model', model, '--top-k', '3');
+// With the built-in model present, no --model at all: that is the default users get.
+const modelArgs = hasBuiltIn ? [] : ['--model', model];
+cli('info', ...modelArgs);
+cli('classify', ...images, ...modelArgs, '--top-k', '3');
 const out = join(root, 'demo-output', 'rollout-overlay.png');
-cli('explain', images[0], '--model', model, '--out', out);
+cli('explain', images[0], ...modelArgs, '--out', out);
