@@ -2,8 +2,10 @@
 // Native modules stay external: they ship their own binaries for each platform.
 import { build } from 'esbuild';
 
-// Native modules, and tfjs-backend-wasm which loads its .wasm files from its own folder at run time.
-const external = ['onnxruntime-node', 'sharp', 'vscode', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-wasm'];
+// Native modules, and all of TensorFlow.js: its backends register in the one tfjs-core instance they
+// import, and tfjs-backend-wasm loads its .wasm files from its own folder, so a bundled copy of the
+// core would be a second, backend-less registry.
+const external = ['onnxruntime-node', 'sharp', 'vscode', '@tensorflow/*'];
 const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', sourcemap: true, external, logLevel: 'warning' };
 
 const [, , , extension, languageClient] = await Promise.all([
