@@ -10,7 +10,7 @@ import { promises as fs, existsSync } from 'fs';
 import * as path from 'path';
 import { parseArgs, ParseArgsConfig } from 'util';
 import { Engine } from './engine';
-import { COLORMAPS, Colormap } from './explain/overlay';
+import { COLORMAPS, Colormap } from './explain/colormaps';
 import type { ProgressEvent } from './model/modelSource';
 import type { HeadFusion } from './explain/rollout';
 import type { ModelInfo, Prediction } from './protocol';

@@ -8,7 +8,8 @@ import { decodeImageFile, DecodedImage, resizeForModel, toPixelValues } from './
 import { ProviderPreference, softmax, VitSession } from './inference';
 import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource';
 import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
-import { Colormap, COLORMAPS, renderOverlayPng } from './explain/overlay';
+import { renderOverlayPng } from './explain/overlay';
+import { Colormap, COLORMAPS } from './explain/colormaps';
 import { HEAD_FUSIONS } from './model/onnxBuilder';
 import type { ModelInfo, Prediction } from './protocol';
 

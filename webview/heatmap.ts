@@ -1,35 +1,10 @@
 /**
  * Draws an attention map (values on the patch grid, max = 1) as a coloured heatmap on a canvas the
- * size of the image. The colormaps are the worker's (d3-scale-chromatic), so the panel matches the
- * PNG that "Save Overlay" writes. Opacity is the canvas's CSS opacity: changing it costs nothing.
+ * size of the image. The colormaps are the worker's own module (server/explain/colormaps.ts), so the
+ * panel matches the PNG that "Save Overlay" writes. Opacity is the canvas's CSS opacity: changing it costs nothing.
  */
-import { rgb } from 'd3-color';
-import { interpolateInferno, interpolateMagma, interpolatePlasma, interpolateTurbo, interpolateViridis } from 'd3-scale-chromatic';
 import type { ColormapName } from '../extension/protocol';
-
-const interpolators: Record<ColormapName, (t: number) => string> = {
-  turbo: interpolateTurbo,
-  viridis: interpolateViridis,
-  inferno: interpolateInferno,
-  magma: interpolateMagma,
-  plasma: interpolatePlasma,
-  gray: (t) => `rgb(${Math.round(t * 255)}, ${Math.round(t * 255)}, ${Math.round(t * 255)})`,
-};
-
-const luts = new Map<ColormapName, Uint8ClampedArray>();
-
-export function colormapLut(name: ColormapName): Uint8ClampedArray {
-  let lut = luts.get(name);
-  if (!lut) {
-    lut = new Uint8ClampedArray(256 * 3);
-    for (let i = 0; i < 256; i++) {
-      const c = rgb(interpolators[name](i / 255));
-      lut.set([c.r, c.g, c.b], i * 3);
-    }
-    luts.set(name, lut);
-  }
-  return lut;
-}
+import { colormapLut } from '../server/explain/colormaps';
 
 /** The canvas is sized like the image (capped, it is only ever displayed scaled). */
 const MAX_SIDE = 1024;

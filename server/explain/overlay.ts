@@ -3,42 +3,9 @@
  * coloured and alpha-blended over the image, encoded as PNG.
  */
 import sharp from 'sharp';
-import { rgb as parseColor } from 'd3-color';
-import { interpolateInferno, interpolateMagma, interpolatePlasma, interpolateTurbo, interpolateViridis } from 'd3-scale-chromatic';
 import type { AttentionMap } from './rollout';
 import type { DecodedImage } from '../preprocess';
-
-export const COLORMAPS = ['turbo', 'viridis', 'inferno', 'magma', 'plasma', 'gray'] as const;
-export type Colormap = (typeof COLORMAPS)[number];
-
-const interpolators: Record<Colormap, (t: number) => string> = {
-  turbo: interpolateTurbo,
-  viridis: interpolateViridis,
-  inferno: interpolateInferno,
-  magma: interpolateMagma,
-  plasma: interpolatePlasma,
-  gray: (t) => `rgb(${Math.round(t * 255)}, ${Math.round(t * 255)}, ${Math.round(t * 255)})`,
-};
-
-const lutCache = new Map<Colormap, Uint8Array>();
-
-/** 256 RGB entries for a colormap, built once per colormap. */
-export function colormapLut(name: Colormap): Uint8Array {
-  let lut = lutCache.get(name);
-  if (!lut) {
-    const interpolate = interpolators[name];
-    if (!interpolate) throw new Error(`unknown colormap "${name}"; choose one of ${COLORMAPS.join(', ')}`);
-    lut = new Uint8Array(256 * 3);
-    for (let i = 0; i < 256; i++) {
-      const c = parseColor(interpolate(i / 255));
-      lut[i * 3] = c.r;
-      lut[i * 3 + 1] = c.g;
-      lut[i * 3 + 2] = c.b;
-    }
-    lutCache.set(name, lut);
-  }
-  return lut;
-}
+import { Colormap, colormapLut } from './colormaps';
 
 /** Bilinearly upsample a [0, 1] map on its grid to width × height, as 8-bit levels. */
 export async function upsampleMap(map: AttentionMap, width: number, height: number): Promise<Buffer> {

@@ -7,52 +7,12 @@ import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import { tapAttention, outputClassCount } from '../../server/model/attentionTap';
 import { buildVitOnnx } from '../../server/model/onnxBuilder';
-import { ViTArch, W } from '../../server/model/vitConfig';
-import { WeightMap } from '../../server/model/tensor';
+import { randomWeights, TINY, TINY_TOKENS } from './tinyVit';
 
-const ARCH: ViTArch = {
-  hiddenSize: 32,
-  numLayers: 2,
-  numHeads: 2,
-  mlpSize: 64,
-  patchSize: 8,
-  imageSize: [32, 32],
-  numChannels: 3,
-  layerNormEps: 1e-6,
-  qkvBias: true,
-  numClasses: 5,
-};
-const TOKENS = 17;
+const ARCH = TINY;
+const TOKENS = TINY_TOKENS;
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'vit-tiny');
 
-function randomWeights(arch: ViTArch): WeightMap {
-  let s = 12345;
-  const rand = () => {
-    s = (s * 1103515245 + 12345) & 0x7fffffff;
-    return s / 0x7fffffff - 0.5;
-  };
-  const m: WeightMap = new Map();
-  const put = (name: string, shape: number[]) => {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map(() => rand() * 0.5);
-    m.set(name, { shape, data });
-  };
-  const D = arch.hiddenSize;
-  put(W.clsToken, [1, 1, D]);
-  put(W.posEmbed, [1, TOKENS, D]);
-  put(W.patchWeight, [D, 3, arch.patchSize, arch.patchSize]);
-  for (const n of [W.patchBias, W.finalNormWeight, W.finalNormBias]) put(n, [D]);
-  for (let i = 0; i < arch.numLayers; i++) {
-    const l = W.layer(i);
-    for (const n of [l.norm1Weight, l.norm1Bias, l.norm2Weight, l.norm2Bias, l.qBias, l.kBias, l.vBias, l.projBias, l.fc2Bias]) put(n, [D]);
-    for (const n of [l.qWeight, l.kWeight, l.vWeight, l.projWeight]) put(n, [D, D]);
-    put(l.fc1Weight, [arch.mlpSize, D]);
-    put(l.fc1Bias, [arch.mlpSize]);
-    put(l.fc2Weight, [D, arch.mlpSize]);
-  }
-  put(W.headWeight, [arch.numClasses, D]);
-  put(W.headBias, [arch.numClasses]);
-  return m;
-}
 
 const BUILT = buildVitOnnx(ARCH, randomWeights(ARCH));
 
