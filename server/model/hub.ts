@@ -8,6 +8,7 @@
  * `main` is therefore not refreshed: delete its folder to pick up a newer upload.
  */
 import { existsSync, promises as fsp } from 'fs';
+import { processAlive } from '../util/processAlive';
 import * as os from 'os';
 import * as path from 'path';
 
@@ -144,15 +145,6 @@ async function withFolderLock<T>(folder: string, signal: AbortSignal | undefined
     return await work();
   } finally {
     await fsp.rm(lock, { force: true });
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -8,7 +8,7 @@
  * cache dir keyed by the weights' content hash, so the second load is a file read.
  */
 import { createHash } from 'crypto';
-import { createReadStream, promises as fs } from 'fs';
+import { promises as fs } from 'fs';
 import * as path from 'path';
 import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../preprocess';
 import { loadGoogleNpz } from '../formats/googleNpz';
@@ -19,6 +19,7 @@ import { defaultCacheDir, downloadHubModel, isHubId } from './hub';
 import type { ViTArch } from './vitConfig';
 import type { WeightMap } from './tensor';
 import { writeFileAtomic } from '../util/atomicFile';
+import { hashFile } from '../util/hashFile';
 
 export type ModelKind = 'onnx' | 'hf-folder' | 'npz' | 'hub';
 
@@ -111,16 +112,16 @@ async function resolveFolder(dir: string, spec: string, opts: ResolveOptions): P
     throw new Error(`${dir}: has config.json but neither model.safetensors nor onnx/model.onnx`);
   }
   const { arch, labels: configLabels } = await archAndLabelsFromHfFolder(dir);
-  const labels = await chooseLabels(opts.labelsFile, configLabels, arch.numClasses, `${path.join(dir, 'config.json')} (id2label)`);
-  const preprocess = await readPreprocessorConfig(dir, arch.imageSize);
   // Prefer the weights: our own build of them has known attention outputs and exact fp32 weights,
   // whereas onnx/ in the transformers.js layout is whatever some exporter produced.
-  if (hasSafetensors) {
-    const built = await buildCached(safetensors, arch, () => loadHfWeights(safetensors, arch), opts);
-    return { ...builtModel(spec, 'hf-folder', built, arch), labels: labels.labels, labelsFrom: labels.from, preprocess };
+  if (!hasSafetensors) {
+    // The ONNX reader finds this folder's config.json (labels) and preprocessor_config.json itself.
+    return { ...(await resolveOnnxFile(onnxFile, opts, spec)), kind: 'hf-folder', arch };
   }
-  const m = await resolveOnnxFile(onnxFile, { ...opts, labelsFile: undefined }, spec);
-  return { ...m, kind: 'hf-folder', labels: labels.labels, labelsFrom: labels.from, preprocess, arch };
+  const labels = await chooseLabels(opts.labelsFile, configLabels, arch.numClasses, `${path.join(dir, 'config.json')} (id2label)`);
+  const preprocess = await readPreprocessorConfig(dir, arch.imageSize);
+  const built = await buildCached(safetensors, arch, () => loadHfWeights(safetensors, arch), opts);
+  return { ...builtModel(spec, 'hf-folder', built, arch), labels: labels.labels, labelsFrom: labels.from, preprocess };
 }
 
 async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file): Promise<ResolvedModel> {
@@ -208,12 +209,6 @@ async function buildCached(
   opts.signal?.throwIfAborted();
   await writeFileAtomic(file, bytes);
   return { bytes, file, reused: false };
-}
-
-async function hashFile(file: string, signal?: AbortSignal): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: 4 << 20, signal })) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
 
 async function chooseLabels(

@@ -4,8 +4,8 @@
  * file's content hash. Later epochs and later runs on the same data read the cache instead of
  * decoding and running the backbone again. Nothing is held in memory beyond one batch.
  */
-import { createHash } from 'crypto';
-import { createReadStream, promises as fs } from 'fs';
+import { promises as fs } from 'fs';
+import { hashFile } from '../util/hashFile';
 import * as path from 'path';
 import type { Sample, SkippedFile } from './datasetFolder';
 import type { PixelLoader } from './imageLoader';
@@ -22,12 +22,6 @@ export interface FeatureCacheOptions {
   produce: (pixels: Float32Array, n: number) => Promise<Float32Array>;
   pixelsPerSample: number;
   onProgress?: (done: number, total: number) => void;
-}
-
-export async function hashFile(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
 
 export class FeatureCache {

@@ -161,11 +161,4 @@ export async function writeReport(dir: string, report: RunReport): Promise<void>
 }
 
 /** Is the process that owns a "running" run still alive? */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export { processAlive } from '../util/processAlive';

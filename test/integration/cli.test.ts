@@ -83,6 +83,21 @@ describe('classify', () => {
     }
   });
 
+  test('a transformers.js-layout folder (config.json + onnx/model.onnx, no safetensors) takes labels and preprocessing from the folder', async () => {
+    const folder = path.join(cacheDir, 'transformers-js-layout');
+    fs.mkdirSync(path.join(folder, 'onnx'), { recursive: true });
+    for (const f of ['config.json', 'preprocessor_config.json']) fs.copyFileSync(path.join(tiny, 'hf', f), path.join(folder, f));
+    fs.copyFileSync(path.join(tiny, 'model.onnx'), path.join(folder, 'onnx', 'model.onnx'));
+    const doc = json(await cli(['classify', cat, '--json', '--model', folder]));
+    const viaSafetensors = json(await cli(['classify', cat, '--json', '--model', path.join(tiny, 'hf')]));
+    assert.deepEqual(doc.results[0].predictions.map((p: { label: string }) => p.label), viaSafetensors.results[0].predictions.map((p: { label: string }) => p.label));
+    const d = Math.max(...doc.results[0].logits.map((l: number, i: number) => Math.abs(l - viaSafetensors.results[0].logits[i])));
+    assert.ok(d <= 1e-4, `logits differ by ${d}`);
+    const info = json(await cli(['info', '--json', '--model', folder]));
+    assert.equal(info.kind, 'hf-folder');
+    assert.ok(info.explainAvailable);
+  });
+
   test('an .onnx file without labels falls back to class_N', async () => {
     const doc = json(await cli(['classify', cat, '--json', '--model', path.join(tiny, 'model.onnx')]));
     assert.match(doc.results[0].predictions[0].label, /^class_\d$/);

@@ -1,0 +1,9 @@
+/** Is process `pid` still running? (EPERM: it exists but belongs to another user.) */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
