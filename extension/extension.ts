@@ -4,9 +4,12 @@
  * stays in the low milliseconds. The time is logged to the "ViT Lens" output channel.
  */
 import * as vscode from 'vscode';
+import { registerClassifyFolder } from './classifyFolder';
 import { registerCommands } from './commands';
 import { Ctx } from './ctx';
+import { registerDashboard } from './dashboard';
 import { RESULTS_VIEW_TYPE, ResultsPanel } from './resultsPanel';
+import { registerRuns } from './runs';
 
 let ctx: Ctx | undefined;
 
@@ -15,6 +18,9 @@ export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('ViT Lens', { log: true });
   ctx = new Ctx(context, log);
   registerCommands(ctx);
+  registerDashboard(ctx);
+  registerRuns(ctx);
+  registerClassifyFolder(ctx);
   const c = ctx;
   ctx.push(
     vscode.window.registerWebviewPanelSerializer(RESULTS_VIEW_TYPE, {

@@ -16,9 +16,30 @@ import type {
   LoadModelParams,
   ModelInfo,
   StatusResult,
+  ScanDatasetParams,
+  ScanDatasetResult,
+  ReadScalarsParams,
+  ReadScalarsResult,
+  ClassifyFolderParams,
+  ClassifyFolderResult,
 } from '../server/protocol';
 
 export type {
+  ScanDatasetParams,
+  ScanDatasetResult,
+  ReadScalarsParams,
+  ReadScalarsResult,
+  ScalarPoint,
+  ClassifyFolderParams,
+  ClassifyFolderResult,
+  FolderPrediction,
+  RunInfo,
+  RunStatus,
+  TrainConfig,
+  StepMetrics,
+  EpochMetrics,
+  RunReport,
+  HeldOutPrediction,
   ClassifyParams,
   ClassifyResult,
   ColormapName,
@@ -43,3 +64,6 @@ export const LoadModelRequest: WorkerRequest<LoadModelParams, ModelInfo> = { met
 export const ClassifyRequest: WorkerRequest<ClassifyParams, ClassifyResult> = { method: 'vitLens/classify' };
 export const ExplainRequest: WorkerRequest<ExplainParams, ExplainResult> = { method: 'vitLens/explain' };
 export const StatusRequest: WorkerRequest<Record<string, never>, StatusResult> = { method: 'vitLens/status' };
+export const ScanDatasetRequest: WorkerRequest<ScanDatasetParams, ScanDatasetResult> = { method: 'vitLens/scanDataset' };
+export const ReadScalarsRequest: WorkerRequest<ReadScalarsParams, ReadScalarsResult> = { method: 'vitLens/readScalars' };
+export const ClassifyFolderRequest: WorkerRequest<ClassifyFolderParams, ClassifyFolderResult> = { method: 'vitLens/classifyFolder' };

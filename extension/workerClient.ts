@@ -211,6 +211,21 @@ export class WorkerClient implements vscode.Disposable {
     return send(await this.started(), ExplainRequest, params, token);
   }
 
+  /** Any other worker request (dataset scan, scalars, classify folder): starts the worker if needed; `onProgress` gets the worker's work-done reports (0–100, message). */
+  async request<P extends object, R>(request: WorkerRequest<P, R>, params: P, token?: vscode.CancellationToken, onProgress?: (percentage: number | undefined, message: string | undefined) => void): Promise<R> {
+    const client = await this.started();
+    if (!onProgress) return send(client, request, params, token);
+    const workDoneToken = `vitLens-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    const sub = client.onProgress(lc().WorkDoneProgress.type, workDoneToken, (p) => {
+      if (p.kind !== 'end') onProgress(p.percentage, p.message);
+    });
+    try {
+      return await send(client, request, { ...params, workDoneToken }, token);
+    } finally {
+      sub.dispose();
+    }
+  }
+
   /** Stop and start a fresh worker; the model reloads on next use. */
   async restart(): Promise<void> {
     this.crashes = [];

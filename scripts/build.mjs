@@ -8,11 +8,16 @@ import { build } from 'esbuild';
 const external = ['onnxruntime-node', 'sharp', 'vscode', '@tensorflow/*'];
 const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', sourcemap: true, external, logLevel: 'warning' };
 
-const [, , , extension, languageClient] = await Promise.all([
+const browser = { bundle: true, platform: 'browser', format: 'iife', target: 'chrome120', minify: true, sourcemap: true, logLevel: 'warning' };
+
+const [, , , , , extension, languageClient] = await Promise.all([
   build({ ...common, entryPoints: ['server/cli.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } }),
   build({ ...common, entryPoints: ['server/worker.ts'], outfile: 'dist/worker.js' }),
   // The results panel runs in a browser (the webview); it shares only types and validators with the extension.
-  build({ entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', bundle: true, platform: 'browser', format: 'iife', target: 'chrome120', minify: true, sourcemap: true, logLevel: 'warning' }),
+  build({ ...browser, entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js' }),
+  // The training dashboard (uPlot) and the Classify Folder table: webviews of their own.
+  build({ ...browser, entryPoints: ['webview/dashboard/main.ts'], outfile: 'dist/dashboard.js' }),
+  build({ ...browser, entryPoints: ['webview/predictions/main.ts'], outfile: 'dist/predictions.js' }),
   build({ ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', minify: true, metafile: true }),
   // vscode-languageclient is most of the extension's code; it loads when the worker first starts, not at activation.
   build({ ...common, entryPoints: ['extension/languageclient.ts'], outfile: 'dist/languageclient.js', minify: true, metafile: true }),

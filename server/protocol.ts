@@ -122,6 +122,90 @@ export interface StatusResult {
   cudaProviderInstalled: boolean;
 }
 
+// ---- Training UI (issue 5): dataset scan, TensorBoard scalars, classify a folder ----
+
+/** The run directory format (README, "Run directory format"), re-exported as types for the extension and other readers. */
+export type { RunInfo, RunStatus, TrainConfig, StepMetrics, EpochMetrics, RunReport, HeldOutPrediction } from './train/runFiles';
+
+export interface ScanDatasetParams extends WithProgress {
+  folder: string;
+  /** Check that every image decodes (sharp reads the header); off: only list files. */
+  checkImages?: boolean;
+  valSplit?: number;
+  seed?: number;
+}
+
+export interface ScanDatasetResult {
+  root: string;
+  layout: 'class-folders' | 'train-val-folders';
+  /** Sorted by name, as the trainer numbers them. */
+  classes: { name: string; train: number; val: number }[];
+  images: number;
+  /** Files and folders that will be skipped, each with the reason (unreadable image, not an image, symlink loop …). */
+  skipped: { file: string; reason: string }[];
+  warnings: string[];
+  /** Largest class size / smallest non-empty class size. */
+  imbalance: number;
+}
+
+export interface ScalarPoint {
+  step: number;
+  value: number;
+  /** Seconds since the epoch, as TensorBoard stores it. */
+  wallTime: number;
+}
+
+export interface ReadScalarsParams {
+  folder: string;
+  /** From the previous answer for the same folder; omitted: read everything from the start. */
+  cursor?: string;
+}
+
+export interface ReadScalarsResult {
+  /** Pass back next time to get only newer points. */
+  cursor: string;
+  /** True when the worker no longer had the reader state for `cursor` (e.g. it restarted): `scalars` starts over. */
+  reset: boolean;
+  /** New points by run (event file folder relative to `folder`, '.' for the folder itself) and tag. */
+  scalars: { run: string; tag: string; points: ScalarPoint[] }[];
+  /** New problems (a corrupt record, an unreadable file), each naming the file. */
+  problems: string[];
+}
+
+export interface ClassifyFolderParams extends WithProgress {
+  folder: string;
+  /** Where predictions.csv and predictions.json go; default: `folder`. */
+  outDir?: string;
+  topK?: number;
+}
+
+export interface FolderPrediction {
+  /** Path relative to the folder, '/' separators. */
+  file: string;
+  /** The class folder the image sits in (ImageFolder layout), when there is one. */
+  folderLabel?: string;
+  predicted: string;
+  confidence: number;
+  /** folderLabel === predicted; undefined without a folder label. */
+  agrees?: boolean;
+  top: Prediction[];
+}
+
+export interface ClassifyFolderResult {
+  folder: string;
+  model: string;
+  predictions: FolderPrediction[];
+  failures: { file: string; error: string }[];
+  csvFile: string;
+  jsonFile: string;
+  /** True when cancelled part way: the files hold what was done so far. */
+  partial: boolean;
+}
+
+export const ScanDatasetRequest = new RequestType<ScanDatasetParams, ScanDatasetResult, void>('vitLens/scanDataset');
+export const ReadScalarsRequest = new RequestType<ReadScalarsParams, ReadScalarsResult, void>('vitLens/readScalars');
+export const ClassifyFolderRequest = new RequestType<ClassifyFolderParams, ClassifyFolderResult, void>('vitLens/classifyFolder');
+
 export const LoadModelRequest = new RequestType<LoadModelParams, ModelInfo, void>('vitLens/loadModel');
 export const ClassifyRequest = new RequestType<ClassifyParams, ClassifyResult, void>('vitLens/classify');
 export const ExplainRequest = new RequestType<ExplainParams, ExplainResult, void>('vitLens/explain');
