@@ -113,9 +113,9 @@ function renderAll(): void {
   const name = d.folder.split(/[\\/]/).filter(Boolean).pop() ?? d.folder;
   ui.title.textContent = `${name} — ${d.model}`;
   ui.title.title = d.folder;
-  ui.summary.textContent = summaryText(d.rows, d.failures.length, d.total, d.partial);
+  ui.summary.textContent = summaryText(d.rows, d.failures.length);
   ui.partial.hidden = !d.partial;
-  ui.partial.textContent = `Stopped early: ${(d.rows.length + d.failures.length).toLocaleString()} of ${d.total.toLocaleString()} images were classified. The table and the files hold those.`;
+  ui.partial.textContent = `Stopped early after ${(d.rows.length + d.failures.length).toLocaleString()} of ${d.total.toLocaleString()} images; the table and the files hold those. Classify Again for the rest.`;
   ui.failures.hidden = d.failures.length === 0;
   ui.failuresSummary.textContent = `${d.failures.length.toLocaleString()} image${d.failures.length === 1 ? '' : 's'} could not be classified`;
   ui.failuresList.replaceChildren(

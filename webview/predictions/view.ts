@@ -34,9 +34,9 @@ export function viewRows(rows: TableRow[], v: ViewState): number[] {
   return out.sort((a, b) => sign * cmp(a, b) || a - b);
 }
 
-export function summaryText(rows: TableRow[], failures: number, total: number, partial: boolean): string {
+export function summaryText(rows: TableRow[], failures: number): string {
   const labelled = rows.filter((r) => r.agrees !== undefined);
-  const parts = [partial ? `${rows.length.toLocaleString()} of ${total.toLocaleString()} images` : `${rows.length.toLocaleString()} images`];
+  const parts = [`${rows.length.toLocaleString()} images`];
   if (labelled.length) {
     const correct = labelled.filter((r) => r.agrees).length;
     parts.push(`${((correct / labelled.length) * 100).toFixed(1)}% agree with folder labels (${correct.toLocaleString()}/${labelled.length.toLocaleString()})`);
