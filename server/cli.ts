@@ -1,6 +1,7 @@
 /**
  * `vit-lens` command line: the same engine as the editor's worker, headless.
  *   vit-lens classify IMAGE... [--model M] [--top-k 5] [--json]
+ *   vit-lens classify-folder DIR [--out DIR] [--model M] [--top-k 5] [--json]   (also: classify DIR)
  *   vit-lens explain IMAGE [--model M] [--head-fusion mean|max|min] [--discard-ratio 0.9]
  *                          [--layer N [--head H]] [--out overlay.png] [--json]
  *   vit-lens info [--model M] [--json]
@@ -10,6 +11,7 @@ import { promises as fs, existsSync } from 'fs';
 import * as path from 'path';
 import { parseArgs, ParseArgsConfig } from 'util';
 import { Engine } from './engine';
+import { classifyFolder, folderAccuracy } from './classifyFolder';
 import { COLORMAPS, Colormap } from './explain/colormaps';
 import type { ProgressEvent } from './model/modelSource';
 import type { HeadFusion } from './explain/rollout';
@@ -17,6 +19,8 @@ import type { ModelInfo, Prediction } from './protocol';
 
 const USAGE = `Usage:
   vit-lens classify IMAGE... [--model MODEL] [--top-k 5] [--json]
+  vit-lens classify-folder DIR [--out OUT_DIR] [--model MODEL] [--top-k 5] [--json]
+                         every image under DIR; writes OUT_DIR/predictions.csv and .json (OUT_DIR: DIR)
   vit-lens explain IMAGE [--model MODEL] [--head-fusion mean|max|min] [--discard-ratio 0.9]
                          [--layer N [--head H]] [--out overlay.png] [--colormap turbo] [--opacity 0.5] [--json]
   vit-lens info [--model MODEL] [--json]
@@ -149,7 +153,11 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command || o.help ? 0 : 2;
   }
-  if (!['classify', 'explain', 'info'].includes(command)) throw new UsageError(`unknown command "${command}"`);
+  if (!['classify', 'classify-folder', 'explain', 'info'].includes(command)) throw new UsageError(`unknown command "${command}"`);
+  // `classify DIR` means the folder form.
+  const folderMode = command === 'classify-folder' || (command === 'classify' && rest.length === 1 && (await fs.stat(rest[0]).catch(() => undefined))?.isDirectory() === true);
+  if (command === 'classify-folder' && rest.length !== 1) throw new UsageError('classify-folder needs exactly one DIR');
+  if (o.out && command !== 'explain' && !folderMode) throw new UsageError('--out is for explain and classify-folder');
   const model = o.model ?? process.env.VIT_LENS_MODEL ?? builtInModel();
   if (!model) throw new UsageError('no --model given, $VIT_LENS_MODEL is not set and no built-in model is installed');
   const json = !!o.json;
@@ -177,6 +185,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(json ? JSON.stringify(info, null, 2) + '\n' : describeModel(info) + '\n');
       return 0;
     }
+    if (folderMode) return await runClassifyFolder(engine, info, rest[0], o.out, topK, json);
     if (command === 'classify') {
       const { results, failures } = await engine.classify(rest, topK);
       for (const f of failures) process.stderr.write(`error: ${f.error}\n`);
@@ -207,6 +216,49 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   } finally {
     await engine.dispose();
+  }
+}
+
+/** Ctrl-C stops between batches and still writes what was done (exit 130); a second Ctrl-C quits at once. */
+async function runClassifyFolder(engine: Engine, info: ModelInfo, dir: string, outDir: string | undefined, topK: number, json: boolean): Promise<number> {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write('\nstopping after this batch (Ctrl-C again to quit without writing)…\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const tty = process.stderr.isTTY && !json;
+  let lastLog = 0;
+  try {
+    const r = await classifyFolder(dir, {
+      outDir,
+      model: info.name,
+      signal: controller.signal,
+      classifyBatch: (files) => engine.classify(files, topK, controller.signal),
+      onProgress: (done, total) => {
+        if (tty) process.stderr.write(`\r\x1b[Kclassifying ${done} / ${total} images`);
+        else if (done === total || Date.now() - lastLog > 10_000) {
+          lastLog = Date.now();
+          process.stderr.write(`classifying ${done} / ${total} images\n`);
+        }
+      },
+    });
+    if (tty) process.stderr.write('\r\x1b[K');
+    for (const f of r.failures) process.stderr.write(`error: ${f.error}\n`);
+    const acc = folderAccuracy(r.predictions);
+    if (json) {
+      // The full table is in the JSON file; stdout gets the summary and where the files are.
+      const { predictions, ...rest } = r;
+      process.stdout.write(JSON.stringify({ ...rest, images: predictions.length, ...(acc ? { accuracy: acc.correct / acc.labelled, labelled: acc.labelled } : {}) }) + '\n');
+    } else {
+      const accText = acc ? `; ${((acc.correct / acc.labelled) * 100).toFixed(1)}% agree with their folder labels (${acc.correct}/${acc.labelled})` : '; no folder labels (not a class-folder dataset)';
+      process.stdout.write(`${r.partial ? 'stopped early: ' : ''}classified ${r.predictions.length} of ${r.total} images with ${r.model}${r.failures.length ? `, ${r.failures.length} failed` : ''}${accText}\n`);
+      process.stdout.write(`wrote ${r.csvFile}\nwrote ${r.jsonFile}\n`);
+    }
+    return r.partial ? 130 : r.failures.length ? 1 : 0;
+  } finally {
+    process.off('SIGINT', onSigint);
   }
 }
 

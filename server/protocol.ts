@@ -200,6 +200,10 @@ export interface ClassifyFolderResult {
   jsonFile: string;
   /** True when cancelled part way: the files hold what was done so far. */
   partial: boolean;
+  /** Images found in the folder; predictions + failures is less when partial. */
+  total: number;
+  /** ISO 8601, when the run finished (or was cancelled). */
+  createdAt: string;
 }
 
 export const ScanDatasetRequest = new RequestType<ScanDatasetParams, ScanDatasetResult, void>('vitLens/scanDataset');

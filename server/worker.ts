@@ -8,7 +8,8 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { Engine, EngineOptions } from './engine';
 import { cudaProviderInstalled } from './inference';
-import { ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, StatusRequest, StatusResult } from './protocol';
+import { classifyFolder } from './classifyFolder';
+import { ClassifyFolderRequest, ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, StatusRequest, StatusResult } from './protocol';
 
 const connection = createConnection(ProposedFeatures.all);
 let engine = new Engine();
@@ -114,6 +115,32 @@ onRequest(ExplainRequest, (params, signal) =>
       };
     }),
 );
+
+// Each batch takes its own turn on the model queue, so an explain from the editor waits for one
+// batch, not for the whole folder. Cancelling still answers: with the files of what was done (partial).
+onRequest(ClassifyFolderRequest, async (params, signal, progress) => {
+  if (typeof params.folder !== 'string' || !params.folder) throw new Error('classifyFolder: "folder" must be a folder path');
+  if (params.outDir !== undefined && typeof params.outDir !== 'string') throw new Error('classifyFolder: "outDir" must be a folder path');
+  const topK = params.topK ?? 5;
+  const info = engine.info();
+  progress.begin('Classifying folder', 0, 'Listing images…', true);
+  try {
+    return await classifyFolder(params.folder, {
+      outDir: params.outDir,
+      model: info.name,
+      signal,
+      classifyBatch: (files) =>
+        serialised(() => {
+          // Another model may have been loaded between two batches: do not mix two models' answers.
+          if (engine.info().spec !== info.spec) throw new Error(`the model changed to ${engine.info().name} while classifying ${params.folder}; run Classify Folder again`);
+          return engine.classify(files, topK, signal);
+        }),
+      onProgress: (done, total) => progress.report(total ? Math.floor((done / total) * 100) : 0, `${done} / ${total} images`),
+    });
+  } finally {
+    progress.done();
+  }
+});
 
 connection.onRequest(StatusRequest, () => ({
   state,

@@ -33,7 +33,7 @@ export interface Dataset {
 export class DatasetError extends Error {}
 
 /** Image files under `dir`, recursively (nested folders inside a class folder belong to that class); symlink loops are cut. */
-async function listImages(dir: string, skipped: SkippedFile[], seen: Set<string>): Promise<string[]> {
+export async function listImages(dir: string, skipped: SkippedFile[], seen: Set<string>): Promise<string[]> {
   let real: string;
   try {
     real = await fs.realpath(dir);
