@@ -8,7 +8,8 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { Engine, EngineOptions } from './engine';
 import { cudaProviderInstalled } from './inference';
-import { ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, StatusRequest, StatusResult } from './protocol';
+import { ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, ScanDatasetRequest, StatusRequest, StatusResult } from './protocol';
+import { scanDatasetForEditor } from './datasetScan';
 
 const connection = createConnection(ProposedFeatures.all);
 let engine = new Engine();
@@ -114,6 +115,16 @@ onRequest(ExplainRequest, (params, signal) =>
       };
     }),
 );
+
+// Not on the model queue: a scan reads files only, and must not wait behind a long classify.
+onRequest(ScanDatasetRequest, async (params, signal, progress) => {
+  progress.begin('Scanning dataset', 0, params.folder, true);
+  try {
+    return await scanDatasetForEditor(params, signal, progress);
+  } finally {
+    progress.done();
+  }
+});
 
 connection.onRequest(StatusRequest, () => ({
   state,
