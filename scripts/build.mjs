@@ -5,8 +5,17 @@ import { build } from 'esbuild';
 // Native modules, and all of TensorFlow.js: its backends register in the one tfjs-core instance they
 // import, and tfjs-backend-wasm loads its .wasm files from its own folder, so a bundled copy of the
 // core would be a second, backend-less registry.
-const external = ['onnxruntime-node', 'sharp', 'vscode', '@tensorflow/*'];
-const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', sourcemap: true, external, logLevel: 'warning' };
+const external = ['onnxruntime-node', 'sharp', 'vscode'];
+// Except tfjs-core's gradient and chained-op registrations (ES sources, imported by server/tfjs.ts):
+// those are bundled, as the @tensorflow/tfjs umbrella bundles them, so that the VSIX needs only
+// tfjs-core's, tfjs-backend-cpu's and tfjs-backend-wasm's Node builds.
+const tfjsExternal = {
+  name: 'tfjs-external',
+  setup(b) {
+    b.onResolve({ filter: /^@tensorflow\// }, (args) => (/\/dist\/(register_all_gradients|public\/chained_ops\/register_all_chained_ops)$/.test(args.path) ? undefined : { path: args.path, external: true }));
+  },
+};
+const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', sourcemap: true, external, plugins: [tfjsExternal], logLevel: 'warning' };
 
 const browser = { bundle: true, platform: 'browser', format: 'iife', target: 'chrome120', minify: true, sourcemap: true, logLevel: 'warning' };
 
