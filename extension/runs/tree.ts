@@ -15,8 +15,11 @@ export class RunsTree implements vscode.TreeDataProvider<RunNode>, vscode.Dispos
   /** Nodes by run folder, so reveal() and the view's selection use the objects the view knows. */
   private nodes = new Map<string, RunNode & { kind: 'run' }>();
 
-  constructor(private readonly store: RunStore) {
-    this.sub = store.onDidChange(() => this.changed.fire(undefined));
+  constructor(store: RunStore) {
+    this.sub = store.onDidChange(() => {
+      this.nodes = new Map(store.entries.map((run) => [run.dir, { kind: 'run' as const, run }]));
+      this.changed.fire(undefined);
+    });
   }
 
   node(dir: string): RunNode | undefined {
@@ -24,10 +27,7 @@ export class RunsTree implements vscode.TreeDataProvider<RunNode>, vscode.Dispos
   }
 
   getChildren(parent?: RunNode): RunNode[] {
-    if (!parent) {
-      this.nodes = new Map(this.store.entries.map((run) => [run.dir, { kind: 'run' as const, run }]));
-      return [...this.nodes.values()];
-    }
+    if (!parent) return [...this.nodes.values()];
     if (parent.kind !== 'run') return [];
     const files: [string, string][] = [
       ['train.log', 'train.log'],

@@ -124,6 +124,14 @@ test('Runs view at activation: lists the runs under vitLens.runsDir and watches 
     },
     Uri: { file: (f: string) => ({ fsPath: f, scheme: 'file' }), joinPath: (u: { fsPath: string }, ...p: string[]) => ({ fsPath: path.join(u.fsPath, ...p) }) },
     RelativePattern: class { constructor(readonly base: unknown, readonly pattern: string) {} },
+    EventEmitter: class {
+      private listeners: ((v: unknown) => void)[] = [];
+      event = (l: (v: unknown) => void) => (this.listeners.push(l), { dispose() {} });
+      fire(v: unknown) {
+        for (const l of this.listeners) l(v);
+      }
+      dispose() {}
+    },
     TreeItem: class { constructor(readonly label: string) {} },
     ThemeIcon: class { constructor(readonly id: string) {} },
     TreeItemCollapsibleState: { None: 0, Collapsed: 1 },
