@@ -20,6 +20,7 @@ import type { RunStore } from './store';
 import { DEFAULT_ANSWERS, defaultRunName, FineTuneAnswers, trainArgs } from './trainArgs';
 
 const MEMORY_KEY = 'vitLens.fineTune.answers';
+const MEMORY_LIMIT = 30;
 
 export async function fineTune(ctx: Ctx, store: RunStore, reveal: (dir: string) => Promise<void>, arg?: unknown): Promise<void> {
   const folder = await datasetFolder(arg);
@@ -52,7 +53,9 @@ export async function fineTune(ctx: Ctx, store: RunStore, reveal: (dir: string) 
     void vscode.window.showErrorMessage(`ViT Lens: ${runDir} already exists; choose another run name.`);
     return;
   }
-  await ctx.extension.workspaceState.update(MEMORY_KEY, { ...memory, [folder]: state.answers });
+  // Most recent last; the oldest datasets are forgotten beyond MEMORY_LIMIT.
+  const { [folder]: _old, ...others } = memory;
+  await ctx.extension.workspaceState.update(MEMORY_KEY, Object.fromEntries([...Object.entries(others).slice(-(MEMORY_LIMIT - 1)), [folder, state.answers]]));
   const ok = await launchTrainer(ctx, store, runDir, trainArgs(folder, runDir, state.answers, ctx.settings().cacheDir), `start ${state.name}`);
   if (!ok) return;
   await reveal(runDir);
