@@ -5,14 +5,23 @@ import { build } from 'esbuild';
 // Native modules, and all of TensorFlow.js: its backends register in the one tfjs-core instance they
 // import, and tfjs-backend-wasm loads its .wasm files from its own folder, so a bundled copy of the
 // core would be a second, backend-less registry.
-const external = ['onnxruntime-node', 'sharp', 'vscode', '@tensorflow/*'];
-const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', sourcemap: true, external, logLevel: 'warning' };
+const external = ['onnxruntime-node', 'sharp', 'vscode'];
+// Except tfjs-core's gradient and chained-op registrations (ES sources, imported by server/tfjs.ts):
+// those are bundled, as the @tensorflow/tfjs umbrella bundles them, so that the VSIX needs only
+// tfjs-core's, tfjs-backend-cpu's and tfjs-backend-wasm's Node builds.
+const tfjsExternal = {
+  name: 'tfjs-external',
+  setup(b) {
+    b.onResolve({ filter: /^@tensorflow\// }, (args) => (/\/dist\/(register_all_gradients|public\/chained_ops\/register_all_chained_ops)$/.test(args.path) ? undefined : { path: args.path, external: true }));
+  },
+};
+const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', sourcemap: true, external, plugins: [tfjsExternal], logLevel: 'warning' };
 
 const browser = { bundle: true, platform: 'browser', format: 'iife', target: 'chrome120', minify: true, sourcemap: true, logLevel: 'warning' };
 
-const [, , , , , extension, languageClient] = await Promise.all([
+const [, worker, , , , extension, languageClient] = await Promise.all([
   build({ ...common, entryPoints: ['server/cli.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } }),
-  build({ ...common, entryPoints: ['server/worker.ts'], outfile: 'dist/worker.js' }),
+  build({ ...common, entryPoints: ['server/worker.ts'], outfile: 'dist/worker.js', metafile: true }),
   // The results panel runs in a browser (the webview); it shares only types and validators with the extension.
   build({ ...browser, entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js' }),
   // The training dashboard (uPlot) and the Classify Folder table: webviews of their own.
@@ -31,5 +40,13 @@ const leaked = Object.keys(extension.metafile.inputs).filter((f) => forbidden.te
 const requires = [extension, languageClient].flatMap((b) => Object.values(b.metafile.outputs)).flatMap((o) => o.imports.filter((i) => i.external && i.path !== 'vscode' && !i.path.startsWith('node:') && /onnxruntime|sharp|tensorflow/.test(i.path)).map((i) => i.path));
 if (leaked.length || requires.length) {
   console.error(`dist/extension.js must not include the engine, native/ML modules or the language client; it pulls in: ${[...leaked, ...requires].slice(0, 5).join(', ')}${leaked.length + requires.length > 5 ? ', …' : ''}`);
+  process.exit(1);
+}
+
+// The worker scans datasets with the trainer's folder reader; TensorFlow.js must stay out of it
+// (it is CLI-only, and the VSIX ships only the parts the CLI needs).
+const tfInWorker = Object.values(worker.metafile.outputs).flatMap((o) => o.imports).filter((i) => /tensorflow/.test(i.path)).map((i) => i.path);
+if (tfInWorker.length) {
+  console.error(`dist/worker.js must not load TensorFlow.js; it imports ${[...new Set(tfInWorker)].join(', ')}`);
   process.exit(1);
 }

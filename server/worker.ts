@@ -9,7 +9,8 @@ import sharp from 'sharp';
 import { Engine, EngineOptions } from './engine';
 import { cudaProviderInstalled } from './inference';
 import { classifyFolder } from './classifyFolder';
-import { ClassifyFolderRequest, ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, StatusRequest, StatusResult } from './protocol';
+import { scanDatasetForEditor } from './datasetScan';
+import { ClassifyFolderRequest, ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, ScanDatasetRequest, StatusRequest, StatusResult } from './protocol';
 
 const connection = createConnection(ProposedFeatures.all);
 let engine = new Engine();
@@ -137,6 +138,16 @@ onRequest(ClassifyFolderRequest, async (params, signal, progress) => {
         }),
       onProgress: (done, total) => progress.report(total ? Math.floor((done / total) * 100) : 0, `${done} / ${total} images`),
     });
+  } finally {
+    progress.done();
+  }
+});
+
+// Not on the model queue: a scan reads files only, and must not wait behind a long classify.
+onRequest(ScanDatasetRequest, async (params, signal, progress) => {
+  progress.begin('Scanning dataset', 0, params.folder, true);
+  try {
+    return await scanDatasetForEditor(params, signal, progress);
   } finally {
     progress.done();
   }

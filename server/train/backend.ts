@@ -4,7 +4,7 @@
  * often absent or broken; any failure to load one just moves on to the next.
  */
 import * as path from 'path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tfjs';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 

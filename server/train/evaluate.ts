@@ -1,5 +1,5 @@
 /** Validation pass: loss, accuracy, per-class accuracy, confusion matrix and per-image probabilities. */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ViTArch } from '../model/vitConfig';
 import type { Sample } from './datasetFolder';
 import type { HeldOutPrediction } from './runFiles';

@@ -5,7 +5,7 @@
  */
 import { promises as fs } from 'fs';
 import * as path from 'path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { numel, Tensor, WeightMap } from '../model/tensor';
 import { ViTArch, W, checkWeights } from '../model/vitConfig';
 import { archAndLabelsFromHfFolder, loadHfWeights } from '../formats/hfSafetensors';

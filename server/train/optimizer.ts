@@ -3,7 +3,7 @@
  * match PyTorch's (decoupled weight decay for AdamW, coupled for SGD; torch's bias-correction order)
  * and its state must be saved into checkpoints and restored bit for bit.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { Tensor } from '../model/tensor';
 
 export type OptimizerName = 'adamw' | 'sgd';

@@ -1,5 +1,5 @@
 /** One forward + backward pass: the loss and the gradients of the trainable parameters. */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ViTArch } from '../model/vitConfig';
 import { crossEntropy, ForwardInput, logits, Params } from './vitModel';
 

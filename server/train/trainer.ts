@@ -10,7 +10,7 @@ import { createHash } from 'crypto';
 import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { WeightMap } from '../model/tensor';
 import type { ViTArch } from '../model/vitConfig';
 import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../preprocess';

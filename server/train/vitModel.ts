@@ -8,7 +8,7 @@
  * backend, which has no gradient kernels for Conv2DBackpropFilter or UnsortedSegmentSum (gather):
  * the patch embedding is a reshape + matMul, and [CLS] is taken with slice, never gather.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { ViTArch, W } from '../model/vitConfig';
 
 export type Params = Map<string, tf.Variable>;

@@ -8,6 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Module from 'node:module';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -21,9 +23,12 @@ function fakeVscode(overrides: Record<string, unknown>): unknown {
   };
   const fake: any = new Proxy(function () {}, handler);
   // A plain object: the bundle copies the module's own properties (esbuild's ESM interop).
-  const names = ['window', 'workspace', 'commands', 'env', 'Uri', 'EventEmitter', 'StatusBarAlignment', 'ProgressLocation', 'ViewColumn', 'ConfigurationTarget', 'CancellationTokenSource', 'CancellationError', 'MarkdownString', 'QuickPickItemKind', 'TabInputCustom', 'TabInputText', 'Disposable'];
+  const names = ['window', 'workspace', 'commands', 'env', 'Uri', 'EventEmitter', 'StatusBarAlignment', 'ProgressLocation', 'ViewColumn', 'ConfigurationTarget', 'CancellationTokenSource', 'CancellationError', 'MarkdownString', 'QuickPickItemKind', 'TabInputCustom', 'TabInputText', 'Disposable', 'RelativePattern', 'TreeItem', 'TreeItemCollapsibleState', 'ThemeIcon', 'ThemeColor'];
   return { ...Object.fromEntries(names.map((n) => [n, fake])), ...overrides };
 }
+
+const memento = () => ({ get: () => undefined, update: async () => undefined });
+const fakeContext = () => ({ extensionPath: ROOT, extensionUri: { fsPath: ROOT }, globalStorageUri: { fsPath: path.join(os.tmpdir(), 'vit-lens-e2e-no-storage') }, globalState: memento(), workspaceState: memento(), subscriptions: [] });
 
 function withFakeVscode<T>(vscode: unknown, body: () => T): T {
   const mod = Module as unknown as { _load: (request: string, ...rest: unknown[]) => unknown };
@@ -58,7 +63,7 @@ test('activation loads no engine, native or ML module (nor the language client) 
   });
   const t0 = performance.now();
   const ext = withFakeVscode(vscode, () => require(path.join(ROOT, 'dist/extension.js')));
-  ext.activate({ extensionPath: ROOT, extensionUri: { fsPath: ROOT }, globalState: { get: () => undefined, update: async () => undefined }, subscriptions: [] });
+  ext.activate(fakeContext());
   const ms = performance.now() - t0;
   const loaded = Object.keys(require.cache).filter((f) => !before.has(f));
   const heavy = loaded.filter((f) => /onnxruntime|sharp|@img|tensorflow|vscode-languageclient|languageclient\.js|worker\.js/.test(f));
@@ -90,4 +95,69 @@ test('untrusted workspace: vitLens.model and vitLens.cacheDir from workspace set
   const t = config.readSettings();
   assert.equal(t.modelSetting, './evil.onnx');
   assert.equal(t.cacheDir, '/tmp/evil-cache');
+});
+
+test('Runs view at activation: lists the runs under vitLens.runsDir and watches that folder', async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-e2e-ws-'));
+  const runDir = path.join(ws, 'out', 'runs', 'flowers-head-1');
+  fs.mkdirSync(runDir, { recursive: true });
+  const info = { format: 1, status: 'finished', pid: 1, epoch: 2, totalEpochs: 2, step: 4, totalSteps: 4, bestValAcc: 0.875, bestEpoch: 1, classes: ['a', 'b'], config: { dataset: '/data/flowers', mode: 'head' }, createdAt: '2024-01-01T00:00:00Z' };
+  fs.writeFileSync(path.join(runDir, 'run.json'), JSON.stringify(info));
+  const views: { id: string; provider: any }[] = [];
+  const watched: { base: string; pattern: string }[] = [];
+  const noop = () => ({ dispose() {} });
+  const vscode = fakeVscode({
+    window: new Proxy(
+      {
+        createOutputChannel: () => ({ info() {}, warn() {}, error() {}, show() {}, dispose() {} }),
+        createTreeView: (id: string, o: { treeDataProvider: unknown }) => (views.push({ id, provider: o.treeDataProvider }), { dispose() {}, selection: [] }),
+      },
+      { get: (t: any, k) => t[k] ?? (() => new Proxy({}, { get: () => () => undefined })) },
+    ),
+    workspace: {
+      isTrusted: true,
+      workspaceFolders: [{ uri: { fsPath: ws } }],
+      getConfiguration: () => ({ get: (k: string, dflt: unknown) => (k === 'runsDir' ? 'out/runs' : dflt), inspect: () => undefined }),
+      createFileSystemWatcher: (p: { base: { fsPath: string }; pattern: string }) => (watched.push({ base: p.base.fsPath, pattern: p.pattern }), { onDidCreate: noop, onDidChange: noop, onDidDelete: noop, dispose() {} }),
+      onDidChangeConfiguration: noop,
+      onDidGrantWorkspaceTrust: noop,
+    },
+    Uri: { file: (f: string) => ({ fsPath: f, scheme: 'file' }), joinPath: (u: { fsPath: string }, ...p: string[]) => ({ fsPath: path.join(u.fsPath, ...p) }) },
+    RelativePattern: class { constructor(readonly base: unknown, readonly pattern: string) {} },
+    EventEmitter: class {
+      private listeners: ((v: unknown) => void)[] = [];
+      event = (l: (v: unknown) => void) => (this.listeners.push(l), { dispose() {} });
+      fire(v: unknown) {
+        for (const l of this.listeners) l(v);
+      }
+      dispose() {}
+    },
+    TreeItem: class { constructor(readonly label: string) {} },
+    ThemeIcon: class { constructor(readonly id: string) {} },
+    TreeItemCollapsibleState: { None: 0, Collapsed: 1 },
+  });
+  const ext = withFakeVscode(vscode, () => {
+    // A fresh copy of the bundle, bound to this test's stand-in.
+    delete require.cache[path.join(ROOT, 'dist/extension.js')];
+    return require(path.join(ROOT, 'dist/extension.js'));
+  });
+  ext.activate(fakeContext());
+  try {
+    assert.deepEqual(views.map((v) => v.id), ['vitLens.runs']);
+    assert.deepEqual(watched, [{ base: path.join(ws, 'out', 'runs'), pattern: '{*,*/run.json,*/metrics.jsonl}' }]);
+    let nodes: any[] = [];
+    for (let i = 0; i < 50 && nodes.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      nodes = views[0].provider.getChildren();
+    }
+    assert.equal(nodes.length, 1);
+    const item = views[0].provider.getTreeItem(nodes[0]);
+    assert.equal(item.label, 'flowers-head-1');
+    assert.equal(item.description, 'flowers · epoch 2/2 · best 87.5%');
+    assert.equal(item.contextValue, 'run.finished');
+    assert.equal(item.iconPath.id, 'pass');
+  } finally {
+    await ext.deactivate();
+    fs.rmSync(ws, { recursive: true, force: true });
+  }
 });

@@ -1,0 +1,64 @@
+/**
+ * What a model spec means to the trainer. `vit-lens train --model` takes a Hugging Face folder with
+ * safetensors weights, a Google .npz, one of our run folders or scratch:tiny|small|base, but not an
+ * .onnx file (its weights are exporter-specific graph constants) nor a hub id (the trainer does
+ * not download). Pure, for the unit tests.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface ModelFacts {
+  spec: string;
+  /** Why the trainer cannot start from it; undefined when it can. */
+  unusable?: string;
+  /** A spec the trainer can use instead (the HF folder an onnx/model.onnx sits in). */
+  alternative?: string;
+  imageSize?: number;
+  patchSize?: number;
+  layers?: number;
+}
+
+/** DeiT sizes as the trainer builds them (all 12 blocks, 16×16 patches, 224×224 by default). */
+const SCRATCH: Record<string, Omit<ModelFacts, 'spec'>> = {
+  'scratch:tiny': { imageSize: 224, patchSize: 16, layers: 12 },
+  'scratch:small': { imageSize: 224, patchSize: 16, layers: 12 },
+  'scratch:base': { imageSize: 224, patchSize: 16, layers: 12 },
+};
+
+function readConfig(dir: string): Omit<ModelFacts, 'spec'> | undefined {
+  try {
+    const c = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    const size = Array.isArray(c.image_size) ? c.image_size[0] : c.image_size;
+    return { imageSize: typeof size === 'number' ? size : undefined, patchSize: c.patch_size, layers: c.num_hidden_layers };
+  } catch {
+    return undefined;
+  }
+}
+
+export function modelFacts(spec: string): ModelFacts {
+  if (spec.startsWith('scratch:')) return SCRATCH[spec] ? { spec, ...SCRATCH[spec] } : { spec, unusable: `unknown scratch size "${spec}" (tiny, small or base)` };
+  const st = fs.statSync(spec, { throwIfNoEntry: false });
+  if (!st) {
+    if (/^[\w.-]+\/[\w.-]+(@[\w./-]+)?$/.test(spec)) return { spec, unusable: `${spec} is a Hugging Face Hub id; the trainer needs the model on disk (a folder with config.json and model.safetensors)` };
+    return { spec, unusable: `${spec} does not exist` };
+  }
+  if (st.isFile()) {
+    if (spec.toLowerCase().endsWith('.npz')) return { spec };
+    if (spec.toLowerCase().endsWith('.onnx')) {
+      // transformers.js layout: <folder>/onnx/model.onnx next to the safetensors weights.
+      const folder = path.dirname(path.dirname(spec));
+      const alt = path.basename(path.dirname(spec)) === 'onnx' && fs.existsSync(path.join(folder, 'model.safetensors')) ? folder : undefined;
+      return { spec, unusable: `${path.basename(spec)} is an ONNX file: its weights are exporter-specific graph constants the trainer cannot start from`, alternative: alt };
+    }
+    return { spec, unusable: `${spec} is not a model the trainer reads (a folder, .npz or scratch:…)` };
+  }
+  // One of our run folders: the trainer starts from its export/.
+  if (fs.existsSync(path.join(spec, 'run.json'))) {
+    const facts = readConfig(path.join(spec, 'export'));
+    return facts ? { spec, ...facts } : { spec, unusable: `${spec} is a run without an exported model (export/ is written when the run ends)` };
+  }
+  const facts = readConfig(spec);
+  if (!facts) return { spec, unusable: `${spec} has no readable config.json` };
+  if (!fs.existsSync(path.join(spec, 'model.safetensors'))) return { spec, ...facts, unusable: `${spec} has no model.safetensors (the trainer needs safetensors weights, not only onnx/model.onnx)` };
+  return { spec, ...facts };
+}

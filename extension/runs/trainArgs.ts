@@ -1,0 +1,116 @@
+/**
+ * Fine-tune answers → `vit-lens train` arguments, the default run name and the input checks.
+ * Pure (no `vscode`): the unit tests check it, and an integration test runs the CLI with its output.
+ * The ranges match server/train/cli.ts, so what passes here is not refused by the trainer.
+ */
+import * as path from 'node:path';
+
+export type Mode = 'head' | 'last-k' | 'full';
+export type Optimizer = 'adamw' | 'sgd';
+
+export interface FineTuneAnswers {
+  /** A model folder, .npz, run folder or scratch:tiny|small|base. */
+  model: string;
+  mode: Mode;
+  epochs: number;
+  /** undefined: the trainer's default for the optimizer and mode. */
+  lr?: number;
+  /** Square input size; undefined: the model's own. */
+  imageSize?: number;
+  batchSize: number;
+  optimizer: Optimizer;
+  valSplit: number;
+  seed: number;
+  /** undefined: the trainer's default (on for full, off otherwise). */
+  augment?: boolean;
+  lastK: number;
+  labelSmoothing: number;
+  /** undefined: the optimizer's default. */
+  weightDecay?: number;
+}
+
+export const DEFAULT_ANSWERS: Omit<FineTuneAnswers, 'model'> = {
+  mode: 'head',
+  epochs: 10,
+  batchSize: 32,
+  optimizer: 'adamw',
+  valSplit: 0.2,
+  seed: 0,
+  lastK: 2,
+  labelSmoothing: 0,
+};
+
+/** The trainer's default learning rate (server/train/cli.ts). */
+export function defaultLr(optimizer: Optimizer, mode: Mode, scratch: boolean): number {
+  if (optimizer === 'sgd') return mode === 'head' ? 0.1 : 0.01;
+  if (scratch) return 1e-3;
+  return mode === 'head' ? 1e-3 : mode === 'last-k' ? 3e-4 : 1e-4;
+}
+
+export function effectiveLr(a: FineTuneAnswers): number {
+  return a.lr ?? defaultLr(a.optimizer, a.mode, a.model.startsWith('scratch:'));
+}
+
+const two = (n: number) => String(n).padStart(2, '0');
+
+/** `<dataset>-<mode>-<yyyymmdd-HHMMSS>`, with -2, -3 … when taken. */
+export function defaultRunName(dataset: string, mode: Mode, now: Date, taken: (name: string) => boolean): string {
+  const ds = path.basename(dataset.replace(/[\\/]+$/, '')).replace(/[^\w.-]+/g, '_') || 'dataset';
+  const stamp = `${now.getFullYear()}${two(now.getMonth() + 1)}${two(now.getDate())}-${two(now.getHours())}${two(now.getMinutes())}${two(now.getSeconds())}`;
+  const base = `${ds}-${mode}-${stamp}`;
+  let name = base;
+  for (let i = 2; taken(name); i++) name = `${base}-${i}`;
+  return name;
+}
+
+export function trainArgs(dataset: string, runDir: string, a: FineTuneAnswers, cacheDir?: string): string[] {
+  const args = ['train', dataset, '--out', runDir, '--model', a.model, '--mode', a.mode, '--epochs', String(a.epochs)];
+  if (a.mode === 'last-k') args.push('--last-k', String(a.lastK));
+  if (a.lr !== undefined) args.push('--lr', String(a.lr));
+  if (a.imageSize !== undefined) args.push('--image-size', String(a.imageSize));
+  args.push('--batch-size', String(a.batchSize), '--optimizer', a.optimizer, '--val-split', String(a.valSplit), '--seed', String(a.seed));
+  if (a.augment !== undefined) args.push(a.augment ? '--augment' : '--no-augment');
+  if (a.labelSmoothing) args.push('--label-smoothing', String(a.labelSmoothing));
+  if (a.weightDecay !== undefined) args.push('--weight-decay', String(a.weightDecay));
+  if (cacheDir) args.push('--cache-dir', cacheDir);
+  return args;
+}
+
+export function resumeArgs(runDir: string, cacheDir?: string): string[] {
+  return ['train', '--out', runDir, '--resume', ...(cacheDir ? ['--cache-dir', cacheDir] : [])];
+}
+
+// ---- input checks: undefined when fine, else the message shown under the input box ----
+
+function number(v: string, what: string, lo: number, hi: number, integer: boolean): string | undefined {
+  const t = v.trim();
+  const n = Number(t);
+  if (!t || !Number.isFinite(n)) return `${what} must be a number`;
+  if (integer && !Number.isInteger(n)) return `${what} must be a whole number`;
+  if (n < lo || n > hi) return `${what} must be between ${lo} and ${hi}`;
+  return undefined;
+}
+
+export const check = {
+  epochs: (v: string) => number(v, 'Epochs', 1, 100000, true),
+  lr: (v: string) => number(v, 'Learning rate', 0, 100, false) ?? (Number(v) === 0 ? 'A learning rate of 0 trains nothing' : undefined),
+  batchSize: (v: string) => number(v, 'Batch size', 1, 65536, true),
+  valSplit: (v: string) => number(v, 'Validation split', 0, 0.9, false),
+  seed: (v: string) => number(v, 'Seed', 0, 2 ** 31, true),
+  lastK: (v: string, layers?: number) => number(v, 'k', 1, layers ?? 1000, true),
+  labelSmoothing: (v: string) => number(v, 'Label smoothing', 0, 0.999, false),
+  weightDecay: (v: string) => (v.trim() === '' ? undefined : number(v, 'Weight decay', 0, 10, false)),
+  imageSize(v: string, patch?: number): string | undefined {
+    const bad = number(v, 'Image size', 8, 4096, true);
+    if (bad) return bad;
+    if (patch && Number(v) % patch !== 0) return `Image size must be a multiple of the patch size (${patch})`;
+    return undefined;
+  },
+  runName(v: string, taken: (name: string) => boolean): string | undefined {
+    const t = v.trim();
+    if (!t) return 'A run needs a name';
+    if (/[\\/:*?"<>|\u0000-\u001f]/.test(t) || t === '.' || t === '..') return 'Use letters, digits, "-", "_" and "." (the name becomes a folder)';
+    if (taken(t)) return `A run named "${t}" already exists`;
+    return undefined;
+  },
+};
