@@ -8,7 +8,8 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { Engine, EngineOptions } from './engine';
 import { cudaProviderInstalled } from './inference';
-import { ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, StatusRequest, StatusResult } from './protocol';
+import { ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, ReadScalarsRequest, StatusRequest, StatusResult } from './protocol';
+import { ScalarsReaders } from './scalarsReaders';
 
 const connection = createConnection(ProposedFeatures.all);
 let engine = new Engine();
@@ -114,6 +115,11 @@ onRequest(ExplainRequest, (params, signal) =>
       };
     }),
 );
+
+// Reading event files does not touch the model: not on the serialised queue, so a dashboard
+// stays live while a long classify or explain runs.
+const scalarsReaders = new ScalarsReaders();
+onRequest(ReadScalarsRequest, (params) => scalarsReaders.read(params));
 
 connection.onRequest(StatusRequest, () => ({
   state,
