@@ -48,6 +48,7 @@ export class RunSource {
   private debounce: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
   private again = false;
+  private started = false;
   private disposed = false;
 
   constructor(
@@ -58,6 +59,7 @@ export class RunSource {
 
   /** First read right away, then watch and poll. */
   start(): void {
+    this.started = true;
     void this.poll();
     this.timer = setInterval(() => void this.poll(), this.pollMs);
     this.watch();
@@ -96,18 +98,18 @@ export class RunSource {
     })().finally(() => {
       this.polling = undefined;
     });
-    if (!this.watcher) this.watch();
+    if (this.started && !this.watcher) this.watch();
     return this.polling;
   }
 
   private async readRunJson(): Promise<void> {
     const file = path.join(this.dir, 'run.json');
     const st = await stat(file);
-    const key = st ? keyOf(st) : 'missing';
+    const dirExists = st ? true : !!(await stat(this.dir));
+    const key = st ? keyOf(st) : dirExists ? 'no run.json' : 'no folder';
     if (key === this.runKey || this.disposed) return;
     this.runKey = key;
     if (!st) {
-      const dirExists = !!(await stat(this.dir));
       this.listener.runInfo(undefined, dirExists ? `${this.dir} is not a run folder: it has no run.json (yet).` : `The run folder ${this.dir} does not exist.`);
       return;
     }
