@@ -143,10 +143,11 @@ export function timing(run: RunHeader, steps: readonly { step: number; time: str
   return { elapsed, eta };
 }
 
-/** "1:02:03", "4:05", "12s". */
+/** "3d 4h", "1:02:03", "4:05", "12s". */
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
   if (s < 60) return `${s}s`;
+  if (s >= 86400) return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
   const sec = String(s % 60).padStart(2, '0');

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { classReport, mistakenness, rankSuspects, selfConfidence, smoothEma, timing } from '../../extension/dashboard/analysis';
-import { parseDashboardMessage, parseSavedSources } from '../../extension/dashboard/model';
+import { parseDashboardMessage, parseSavedSources, type RunHeader } from '../../extension/dashboard/model';
 import { RunSource } from '../../extension/dashboard/runSource';
 import { SourceState } from '../../extension/dashboard/sourceState';
 import type { EpochMetrics, StepMetrics } from '../../extension/protocol';
@@ -115,7 +115,7 @@ test('suspects rank by self-confidence ascending and by mistakenness descending'
 });
 
 test('elapsed from run.json, ETA from the recent pace of logged steps', () => {
-  const run = { status: 'running', backend: 'wasm', createdAt: '2024-01-01T00:00:00Z', updatedAt: '2024-01-01T00:01:00Z', epoch: 0, totalEpochs: 2, step: 20, totalSteps: 100, classes: [] } as const;
+  const run: RunHeader = { status: 'running', backend: 'wasm', createdAt: '2024-01-01T00:00:00Z', updatedAt: '2024-01-01T00:01:00Z', epoch: 0, totalEpochs: 2, step: 20, totalSteps: 100, classes: [] };
   const steps = [
     { step: 10, time: '2024-01-01T00:00:50Z' },
     { step: 20, time: '2024-01-01T00:01:00Z' },

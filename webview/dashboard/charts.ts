@@ -105,7 +105,18 @@ function options(spec: ChartSpec, d: Drawn, o: ChartOptions, width: number, read
   const fg = cssVar('--vscode-descriptionForeground', cssVar('--vscode-foreground', '#999'));
   const grid = cssVar('--vscode-editorWidget-border', cssVar('--vscode-panel-border', 'rgba(128,128,128,0.25)'));
   const font = `11px ${cssVar('--vscode-font-family', 'sans-serif')}`;
-  const axis = (label?: string): uPlot.Axis => ({ stroke: fg, font, labelFont: font, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, label, labelSize: label ? 16 : 0, size: 48 });
+  const axis = (label?: string): uPlot.Axis => ({
+    stroke: fg,
+    font,
+    labelFont: font,
+    grid: { stroke: grid, width: 1 },
+    ticks: { stroke: grid, width: 1 },
+    label,
+    labelSize: label ? 14 : 0,
+    size: 36,
+    // Compact ticks: 1.2e-3 rather than 0.001 three times, 2.5e+11 rather than overlapping digits.
+    values: (_u, splits) => splits.map((v) => (v === null || v === undefined ? '' : fmt(v))),
+  });
   return {
     width,
     height: 220,
@@ -137,9 +148,9 @@ function options(spec: ChartSpec, d: Drawn, o: ChartOptions, width: number, read
 export function fmt(v: number): string {
   if (!Number.isFinite(v)) return String(v);
   const a = Math.abs(v);
-  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
+  if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential(2).replace(/\.?0+e/, 'e');
   if (Number.isInteger(v)) return String(v);
-  return v.toPrecision(4).replace(/\.?0+$/, '');
+  return String(Number(v.toPrecision(4)));
 }
 
 /** Bring the chart area in line with the specs: update charts in place, add new ones, drop stale ones. */
