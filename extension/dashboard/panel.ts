@@ -109,6 +109,8 @@ export class DashboardPanel implements vscode.Disposable {
     const key = folders.join('\n');
     if (key === this.roots && this.panel.webview.options.localResourceRoots?.length) return;
     this.roots = key;
+    // The page reloads with the new roots and asks again with `ready`.
+    this.ready = false;
     this.panel.webview.options = {
       enableScripts: true,
       localResourceRoots: [vscode.Uri.joinPath(this.ctx.extensionUri, 'dist'), vscode.Uri.joinPath(this.ctx.extensionUri, 'media'), ...folders.map((f) => vscode.Uri.file(f))],
