@@ -10,7 +10,8 @@ import { Engine, EngineOptions } from './engine';
 import { cudaProviderInstalled } from './inference';
 import { classifyFolder } from './classifyFolder';
 import { scanDatasetForEditor } from './datasetScan';
-import { ClassifyFolderRequest, ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, ScanDatasetRequest, StatusRequest, StatusResult } from './protocol';
+import { ClassifyFolderRequest, ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, ReadScalarsRequest, ScanDatasetRequest, StatusRequest, StatusResult } from './protocol';
+import { ScalarsReaders } from './scalarsReaders';
 
 const connection = createConnection(ProposedFeatures.all);
 let engine = new Engine();
@@ -152,6 +153,11 @@ onRequest(ScanDatasetRequest, async (params, signal, progress) => {
     progress.done();
   }
 });
+
+// Reading event files does not touch the model: not on the serialised queue, so a dashboard
+// stays live while a long classify or explain runs.
+const scalarsReaders = new ScalarsReaders();
+onRequest(ReadScalarsRequest, (params) => scalarsReaders.read(params));
 
 connection.onRequest(StatusRequest, () => ({
   state,
