@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RunInfo, RunReport } from '../protocol';
 import type { DashboardSource, HeldOutView, HostMessage, ReportView, RunHeader, ScalarSeries, SourceView } from './model';
+import { processAlive, shownStatus } from '../runs/runModel';
 import type { RunSourceListener } from './runSource';
 import type { TfEventsListener } from './tfeventsSource';
 
@@ -56,7 +57,8 @@ export class SourceState {
       }
     },
     runInfo: (info, error) => {
-      this.view.run = info ? runHeader(info) : undefined;
+      const lastStep = this.view.steps.at(-1)?.time;
+      this.view.run = info ? runHeader(info, Math.max(Date.parse(info.updatedAt) || 0, lastStep ? Date.parse(lastStep) || 0 : 0)) : undefined;
       this.runError = error;
       this.update();
     },
@@ -178,10 +180,10 @@ function isInside(file: string, dir: string): boolean {
   return !!rel && !rel.startsWith('..') && !path.isAbsolute(rel);
 }
 
-export function runHeader(info: RunInfo): RunHeader {
-  const running = info.status === 'running';
+/** `lastActivity`: ms since the epoch of the run's newest write (decides "on another machine" vs "interrupted", as in the Runs view). */
+export function runHeader(info: RunInfo, lastActivity: number, now = Date.now()): RunHeader {
   return {
-    status: running && info.pid && !processAlive(info.pid) ? 'interrupted' : info.status,
+    status: shownStatus(info, lastActivity, { alive: processAlive, now }).status,
     reason: info.reason,
     backend: String(info.backend ?? ''),
     mode: info.config?.mode,
@@ -197,14 +199,4 @@ export function runHeader(info: RunInfo): RunHeader {
     classes: info.classes.map(String),
     dataset: typeof info.config?.dataset === 'string' ? info.config.dataset : undefined,
   };
-}
-
-/** Same machine only: a run started elsewhere (shared disk) reads as interrupted, as `vit-lens runs` shows it. */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -48,6 +48,16 @@ export interface DiscoverOptions {
   starting?: ReadonlyMap<string, number>;
 }
 
+/** Is `pid` alive on this machine? As server/util/processAlive (the extension bundle must not import server code): EPERM means it exists. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export function shownStatus(info: RunInfo, lastActivity: number, o: DiscoverOptions): { status: ShownStatus; elsewhere?: boolean } {
   if (info.status !== 'running') return { status: info.status };
   if (o.exited?.has(info.pid)) return { status: 'interrupted' };

@@ -7,23 +7,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { discoverRuns, RunEntry } from './runModel';
+import { discoverRuns, processAlive, RunEntry } from './runModel';
 import type { Started } from './trainerProcess';
 
 const DEBOUNCE_MS = 250;
 const TICK_MS = 3000;
 /** With nothing running, the timer only re-reads every this many ticks. */
 const IDLE_TICKS = 10;
-
-/** As server/util/processAlive (the extension bundle must not import server code): EPERM means it exists. */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export function resolveRunsDir(fallback: vscode.Uri): string {
   const setting = vscode.workspace.getConfiguration('vitLens').get<string>('runsDir', '.vit-lens/runs').trim() || '.vit-lens/runs';
