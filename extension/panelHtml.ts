@@ -1,40 +1,14 @@
 /**
- * The results panel's HTML. Pure (no `vscode` import) so the webview test can build the very same
- * page around a fake host.
- *
- * Security: CSP `default-src 'none'`; scripts only by nonce; styles from the extension (plus the
- * nonce, which the web components' constructable stylesheets do not need but a fallback would);
- * images only from webview resources (the extension and the image folders, see
- * localResourceRoots) and `blob:`/`data:` made by our own script. No inline handlers: the script
- * attaches every listener.
+ * The results panel's HTML: its body inside the shared page (extension/webviewPage.ts, which has
+ * the CSP). Images may also be `blob:`/`data:` made by the panel's own script (the overlay).
  */
-export interface PanelHtmlParts {
-  /** `webview.cspSource` */
-  cspSource: string;
-  nonce: string;
-  scriptUri: string;
-  styleUri: string;
+import { webviewPage, type PageParts } from './webviewPage';
+
+export function panelHtml(parts: PageParts): string {
+  return webviewPage({ ...parts, title: 'ViT Lens', imgSrc: ['data:', 'blob:'], body: BODY });
 }
 
-export function panelHtml({ cspSource, nonce, scriptUri, styleUri }: PanelHtmlParts): string {
-  const csp = [
-    "default-src 'none'",
-    `img-src ${cspSource} data: blob:`,
-    `style-src ${cspSource} 'nonce-${nonce}'`,
-    `font-src ${cspSource}`,
-    `script-src 'nonce-${nonce}'`,
-  ].join('; ');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${styleUri}" nonce="${nonce}">
-<title>ViT Lens</title>
-</head>
-<body>
-<header class="toolbar">
+const BODY = `<header class="toolbar">
   <span id="model" class="model" aria-live="polite"></span>
   <span id="busy" class="busy" role="status" aria-live="polite" hidden><vscode-progress-ring></vscode-progress-ring><span id="busy-text"></span></span>
   <span class="spacer"></span>
@@ -99,14 +73,4 @@ export function panelHtml({ cspSource, nonce, scriptUri, styleUri }: PanelHtmlPa
   <section class="results" aria-label="Predictions">
     <ol id="rows" class="rows"></ol>
   </section>
-</main>
-<script nonce="${nonce}" src="${scriptUri}"></script>
-</body>
-</html>`;
-}
-
-/** A fresh nonce each time the HTML is set (128 random bits, base64url). */
-export function makeNonce(): string {
-  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
-  return Buffer.from(bytes).toString('base64url');
-}
+</main>`;

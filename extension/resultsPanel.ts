@@ -10,7 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { Controls, ImageRow, MapView, ModelSummary, PanelState, parseControls, parseWebviewMessage, WebviewMessage } from './panelProtocol';
-import { makeNonce, panelHtml } from './panelHtml';
+import { panelHtml } from './panelHtml';
+import { pageParts } from './webviewPage';
 import type { ExplainParams, ModelInfo } from './protocol';
 import { isImagePath } from './images';
 import type { ModelRequest, WorkerClient } from './workerClient';
@@ -88,14 +89,8 @@ export class ResultsPanel implements vscode.Disposable {
   }
 
   private html(): string {
-    const webview = this.panel.webview;
-    const dist = vscode.Uri.joinPath(this.host.extensionUri, 'dist');
-    return panelHtml({
-      cspSource: webview.cspSource,
-      nonce: makeNonce(),
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js')).toString(),
-      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(this.host.extensionUri, 'media', 'panel.css')).toString(),
-    });
+    const ext = this.host.extensionUri;
+    return panelHtml(pageParts(this.panel.webview, vscode.Uri.joinPath(ext, 'dist', 'webview.js'), vscode.Uri.joinPath(ext, 'media', 'panel.css')));
   }
 
   private setTitle(): void {

@@ -1,34 +1,14 @@
 /**
- * The predictions table's HTML. Pure (no `vscode` import) so the webview test builds the very same
- * page. Same CSP as the results panel: scripts by nonce only, images only from webview resources
- * (the extension and the classified folder), no inline handlers.
+ * The predictions table's HTML: its body inside the shared page (extension/webviewPage.ts, which
+ * has the CSP; images from the extension and the classified folder, plus `data:`, no `blob:`).
  */
-export interface PredictionsHtmlParts {
-  cspSource: string;
-  nonce: string;
-  scriptUri: string;
-  styleUri: string;
+import { webviewPage, type PageParts } from '../webviewPage';
+
+export function predictionsHtml(parts: PageParts): string {
+  return webviewPage({ ...parts, title: 'ViT Lens Predictions', imgSrc: ['data:'], body: BODY });
 }
 
-export function predictionsHtml({ cspSource, nonce, scriptUri, styleUri }: PredictionsHtmlParts): string {
-  const csp = [
-    "default-src 'none'",
-    `img-src ${cspSource} data:`,
-    `style-src ${cspSource} 'nonce-${nonce}'`,
-    `font-src ${cspSource}`,
-    `script-src 'nonce-${nonce}'`,
-  ].join('; ');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${styleUri}" nonce="${nonce}">
-<title>ViT Lens Predictions</title>
-</head>
-<body>
-<header class="top">
+const BODY = `<header class="top">
   <div class="summary">
     <h1 id="title"></h1>
     <p id="summary" class="muted" aria-live="polite"></p>
@@ -61,8 +41,4 @@ export function predictionsHtml({ cspSource, nonce, scriptUri, styleUri }: Predi
   </div>
   <div id="spacer" class="spacer" role="rowgroup"></div>
   <p id="empty" class="empty muted" hidden></p>
-</div>
-<script nonce="${nonce}" src="${scriptUri}"></script>
-</body>
-</html>`;
-}
+</div>`;

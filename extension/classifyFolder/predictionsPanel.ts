@@ -11,7 +11,7 @@ import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
 import { isImagePath } from '../images';
 import type { ClassifyFolderResult } from '../protocol';
-import { makeNonce } from '../panelHtml';
+import { pageParts } from '../webviewPage';
 import { ResultsPanel } from '../resultsPanel';
 import { predictionsHtml } from './html';
 import { HostMessage, parseResultFile, parseViewState, parseWebviewMessage, tableRows, WebviewMessage } from './protocol';
@@ -108,13 +108,7 @@ export class PredictionsPanel implements vscode.Disposable {
       enableScripts: true,
       localResourceRoots: [vscode.Uri.joinPath(ext, 'dist'), vscode.Uri.joinPath(ext, 'media'), ...(folder ? [vscode.Uri.file(folder)] : [])],
     };
-    const webview = this.panel.webview;
-    webview.html = predictionsHtml({
-      cspSource: webview.cspSource,
-      nonce: makeNonce(),
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(ext, 'dist', 'predictions.js')).toString(),
-      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(ext, 'media', 'predictions.css')).toString(),
-    });
+    this.panel.webview.html = predictionsHtml(pageParts(this.panel.webview, vscode.Uri.joinPath(ext, 'dist', 'predictions.js'), vscode.Uri.joinPath(ext, 'media', 'predictions.css')));
   }
 
   private post(): void {

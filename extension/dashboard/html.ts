@@ -1,34 +1,14 @@
 /**
- * The dashboard's HTML. Pure (no `vscode` import) so the webview test builds the very same page.
- * Same CSP as the results panel (extension/panelHtml.ts): scripts by nonce only, styles and images
- * from webview resources (the extension and the run's dataset folder), no inline handlers.
+ * The dashboard's HTML: its body inside the shared page (extension/webviewPage.ts, which has the
+ * CSP; images from the extension and the run's dataset folder, plus `data:`/`blob:`).
  */
-export interface DashboardHtmlParts {
-  cspSource: string;
-  nonce: string;
-  scriptUri: string;
-  styleUri: string;
+import { webviewPage, type PageParts } from '../webviewPage';
+
+export function dashboardHtml(parts: PageParts): string {
+  return webviewPage({ ...parts, title: 'ViT Lens Dashboard', imgSrc: ['data:', 'blob:'], body: BODY });
 }
 
-export function dashboardHtml({ cspSource, nonce, scriptUri, styleUri }: DashboardHtmlParts): string {
-  const csp = [
-    "default-src 'none'",
-    `img-src ${cspSource} data: blob:`,
-    `style-src ${cspSource} 'nonce-${nonce}'`,
-    `font-src ${cspSource}`,
-    `script-src 'nonce-${nonce}'`,
-  ].join('; ');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${styleUri}" nonce="${nonce}">
-<title>ViT Lens Dashboard</title>
-</head>
-<body>
-<header id="runs" class="runs" aria-label="Runs" aria-live="polite"></header>
+const BODY = `<header id="runs" class="runs" aria-label="Runs" aria-live="polite"></header>
 <div id="notices" class="notices" role="status"></div>
 <section class="controls" aria-label="Chart controls">
   <div class="segmented" role="radiogroup" aria-label="X axis">
@@ -74,8 +54,4 @@ export function dashboardHtml({ cspSource, nonce, scriptUri, styleUri }: Dashboa
   </div>
   <table id="suspect-table" class="suspect-table"></table>
 </section>
-<details id="problems" class="problems" hidden><summary></summary><ul id="problem-list"></ul></details>
-<script nonce="${nonce}" src="${scriptUri}"></script>
-</body>
-</html>`;
-}
+<details id="problems" class="problems" hidden><summary></summary><ul id="problem-list"></ul></details>`;

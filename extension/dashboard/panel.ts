@@ -17,7 +17,7 @@ import { moveImage, undoMove } from './moves';
 import { RunSource } from './runSource';
 import { SourceState } from './sourceState';
 import { TfEventsSource } from './tfeventsSource';
-import { makeNonce } from '../panelHtml';
+import { pageParts } from '../webviewPage';
 
 export const DASHBOARD_VIEW_TYPE = 'vitLens.dashboard';
 
@@ -89,14 +89,8 @@ export class DashboardPanel implements vscode.Disposable {
   }
 
   private html(): string {
-    const webview = this.panel.webview;
     const dist = vscode.Uri.joinPath(this.ctx.extensionUri, 'dist');
-    return dashboardHtml({
-      cspSource: webview.cspSource,
-      nonce: makeNonce(),
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'dashboard.js')).toString(),
-      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'dashboard.css')).toString(),
-    });
+    return dashboardHtml(pageParts(this.panel.webview, vscode.Uri.joinPath(dist, 'dashboard.js'), vscode.Uri.joinPath(dist, 'dashboard.css')));
   }
 
   /**
