@@ -12,94 +12,55 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { dashboardHtml } from '../../extension/dashboard/html';
 import { HostMessage, parseDashboardMessage } from '../../extension/dashboard/model';
 import { RunSource } from '../../extension/dashboard/runSource';
 import { SourceState } from '../../extension/dashboard/sourceState';
 import { ScalarsReaders } from '../../server/scalarsReaders';
+import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type ThemeVars } from './webviewHarness';
 
-const ROOT = path.resolve(__dirname, '../..');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUT = path.join(ROOT, 'test-output', 'dashboard');
 const FIX = path.join(ROOT, 'test', 'fixtures', 'dashboard');
 const DATASET = path.join(FIX, 'dataset');
-const haveChromium = fs.existsSync(CHROMIUM);
-const skipBrowser = !haveChromium && process.env.VIT_LENS_REQUIRE_CHROMIUM !== '1' ? `no Chromium at ${CHROMIUM} (run scripts/e2e-install.sh)` : false;
 
 const fixture = (name: string) => fs.readFileSync(path.join(FIX, 'run', name), 'utf8').replaceAll('${DATASET}', DATASET).replaceAll('${REPO}', ROOT);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The fake VS Code host (as in webview.test.ts): records posted messages, keeps setState, sets theme variables. */
-const FAKE_HOST = String.raw`function (saved, theme) {
-  window.__posted = [];
-  window.__state = saved === null ? undefined : saved;
-  window.__cspViolations = [];
-  document.addEventListener('securitypolicyviolation', function (e) { window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI); });
-  window.acquireVsCodeApi = function () {
-    return {
-      postMessage: function (m) { window.__posted.push(m); },
-      getState: function () { return window.__state; },
-      setState: function (s) { window.__state = s; },
-    };
-  };
-  var vars = theme === 'light'
-    ? { 'foreground': '#3b3b3b', 'editor-background': '#ffffff', 'descriptionForeground': '#717171', 'button-background': '#005fb8', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#e5e5e5', 'button-secondaryForeground': '#3b3b3b', 'charts-blue': '#1a85ff', 'charts-orange': '#d18616', 'charts-green': '#388a34', 'charts-purple': '#652d90', 'charts-red': '#e51400', 'charts-yellow': '#bf8803', 'list-hoverBackground': '#f2f2f2', 'focusBorder': '#005fb8', 'panel-border': '#e5e5e5', 'dropdown-background': '#ffffff', 'dropdown-foreground': '#3b3b3b', 'dropdown-border': '#cecece', 'badge-background': '#cccccc', 'badge-foreground': '#3b3b3b' }
-    : { 'foreground': '#cccccc', 'editor-background': '#1f1f1f', 'descriptionForeground': '#9d9d9d', 'button-background': '#0078d4', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#313131', 'button-secondaryForeground': '#cccccc', 'charts-blue': '#3794ff', 'charts-orange': '#d18616', 'charts-green': '#89d185', 'charts-purple': '#b180d7', 'charts-red': '#f14c4c', 'charts-yellow': '#cca700', 'list-hoverBackground': '#2a2d2e', 'focusBorder': '#0078d4', 'panel-border': '#2b2b2b', 'dropdown-background': '#313131', 'dropdown-foreground': '#cccccc', 'dropdown-border': '#3c3c3c', 'badge-background': '#616161', 'badge-foreground': '#f8f8f8' };
-  document.addEventListener('DOMContentLoaded', function () {
-    for (var k in vars) document.documentElement.style.setProperty('--vscode-' + k, vars[k]);
-    document.documentElement.style.setProperty('--vscode-font-family', 'system-ui, sans-serif');
-    document.documentElement.style.setProperty('--vscode-font-size', '13px');
-    document.body.classList.add(theme === 'light' ? 'vscode-light' : 'vscode-dark');
-  });
-}`;
+/** The theme variables VS Code sets (dark+, light+), chart colours included, for the fake host. */
+const THEMES: ThemeVars = {
+  dark: { 'foreground': '#cccccc', 'editor-background': '#1f1f1f', 'descriptionForeground': '#9d9d9d', 'button-background': '#0078d4', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#313131', 'button-secondaryForeground': '#cccccc', 'charts-blue': '#3794ff', 'charts-orange': '#d18616', 'charts-green': '#89d185', 'charts-purple': '#b180d7', 'charts-red': '#f14c4c', 'charts-yellow': '#cca700', 'list-hoverBackground': '#2a2d2e', 'focusBorder': '#0078d4', 'panel-border': '#2b2b2b', 'dropdown-background': '#313131', 'dropdown-foreground': '#cccccc', 'dropdown-border': '#3c3c3c', 'badge-background': '#616161', 'badge-foreground': '#f8f8f8' },
+  light: { 'foreground': '#3b3b3b', 'editor-background': '#ffffff', 'descriptionForeground': '#717171', 'button-background': '#005fb8', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#e5e5e5', 'button-secondaryForeground': '#3b3b3b', 'charts-blue': '#1a85ff', 'charts-orange': '#d18616', 'charts-green': '#388a34', 'charts-purple': '#652d90', 'charts-red': '#e51400', 'charts-yellow': '#bf8803', 'list-hoverBackground': '#f2f2f2', 'focusBorder': '#005fb8', 'panel-border': '#e5e5e5', 'dropdown-background': '#ffffff', 'dropdown-foreground': '#3b3b3b', 'dropdown-border': '#cecece', 'badge-background': '#cccccc', 'badge-foreground': '#3b3b3b' },
+};
 
 describe('training dashboard in headless Chromium', { skip: skipBrowser }, () => {
-  let server: http.Server;
+  let harness: Harness;
   let origin = '';
-  let browser: Browser;
-  let html = '';
   const tmpDirs: string[] = [];
 
   before(async () => {
-    assert.ok(fs.existsSync(path.join(ROOT, 'dist/dashboard.js')), 'dist/dashboard.js is missing: run npm run build');
     fs.mkdirSync(OUT, { recursive: true });
-    server = http.createServer((req, res) => {
-      const url = new URL(req.url ?? '/', 'http://x');
-      if (url.pathname === '/favicon.ico') return void res.writeHead(204).end();
-      if (url.pathname === '/dashboard.html') return void res.writeHead(200, { 'content-type': 'text/html' }).end(html);
-      const file = path.join(ROOT, decodeURIComponent(url.pathname));
-      if (!file.startsWith(ROOT + path.sep) || !fs.existsSync(file)) return void res.writeHead(404).end();
-      const type = { '.js': 'text/javascript', '.css': 'text/css', '.png': 'image/png' }[path.extname(file)] ?? 'application/octet-stream';
-      res.writeHead(200, { 'content-type': type }).end(fs.readFileSync(file));
+    harness = await startHarness({
+      bundle: 'dist/dashboard.js',
+      page: (o) => dashboardHtml({ cspSource: o, nonce: 'testnonce123', scriptUri: `${o}/dist/dashboard.js`, styleUri: `${o}/dist/dashboard.css` }),
+      themes: THEMES,
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    html = dashboardHtml({ cspSource: origin, nonce: 'testnonce123', scriptUri: `${origin}/dist/dashboard.js`, styleUri: `${origin}/dist/dashboard.css` });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'] });
+    origin = harness.origin;
   });
 
   after(async () => {
-    await browser?.close();
-    await new Promise((resolve) => server?.close(resolve));
+    await harness?.close();
     for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
   });
 
   /** The page plus the extension-side pipeline: RunSource → SourceState → postMessage, snapshot on `ready`. */
   async function openDashboard(sources: SourceState[], opts: { theme?: 'dark' | 'light'; saved?: unknown; width?: number } = {}) {
-    const page = await browser.newPage({ viewport: { width: opts.width ?? 1200, height: 900 } });
-    const errors: string[] = [];
-    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.addInitScript(`(${FAKE_HOST})(${JSON.stringify(opts.saved ?? null)}, ${JSON.stringify(opts.theme ?? 'dark')})`);
-    await page.goto(`${origin}/dashboard.html`);
+    const { page, errors, posted } = await harness.open({ viewport: { width: opts.width ?? 1200, height: 900 }, saved: opts.saved, theme: opts.theme });
     await page.waitForFunction(() => (globalThis as any).__posted.some((m: any) => m.type === 'ready'));
     await send(page, { type: 'snapshot', sources: sources.map((s) => s.view) });
-    return { page, errors, posted: () => page.evaluate(() => (globalThis as any).__posted as any[]) };
+    return { page, errors, posted };
   }
 
   const send = (page: Page, m: HostMessage) => page.evaluate((msg) => (globalThis as any).postMessage(msg, '*'), JSON.parse(JSON.stringify(m)));
@@ -255,7 +216,7 @@ describe('training dashboard in headless Chromium', { skip: skipBrowser }, () =>
       // The controls bar is sticky: from the top it sits under the header, as a user sees it.
       await page.evaluate(() => (globalThis as any).scrollTo(0, 0));
       await page.screenshot({ path: path.join(OUT, 'dashboard-dark.png'), fullPage: true });
-      assert.deepEqual(await page.evaluate(() => (globalThis as any).__cspViolations), [], 'CSP violations');
+      assert.deepEqual(await cspViolations(page), [], 'CSP violations');
       assert.deepEqual(errors, [], 'console errors');
 
       // Reload (hidden and shown again): the page keeps its settings and asks for a snapshot.

@@ -10,17 +10,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { predictionsHtml } from '../../extension/classifyFolder/html';
 import { parseViewState, parseWebviewMessage, type TableData, type TableRow } from '../../extension/classifyFolder/protocol';
+import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type OpenedPage, type ThemeVars } from './webviewHarness';
 
-const ROOT = path.resolve(__dirname, '../..');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUT = path.join(ROOT, 'test-output', 'predictions');
-const skipBrowser = !fs.existsSync(CHROMIUM) && process.env.VIT_LENS_REQUIRE_CHROMIUM !== '1' ? `no Chromium at ${CHROMIUM} (run scripts/e2e-install.sh)` : false;
 
 describe('predictions table messages are validated', () => {
   const files = new Set(['coat/a.png']);
@@ -47,24 +43,11 @@ describe('predictions table messages are validated', () => {
   });
 });
 
-const FAKE_HOST = String.raw`function (saved, theme) {
-  window.__posted = [];
-  window.__state = saved === null ? undefined : saved;
-  window.__cspViolations = [];
-  document.addEventListener('securitypolicyviolation', function (e) { window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI); });
-  window.acquireVsCodeApi = function () {
-    return { postMessage: function (m) { window.__posted.push(m); }, getState: function () { return window.__state; }, setState: function (s) { window.__state = s; } };
-  };
-  var vars = theme === 'light'
-    ? { 'foreground': '#3b3b3b', 'editor-background': '#ffffff', 'descriptionForeground': '#717171', 'button-background': '#005fb8', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#e5e5e5', 'button-secondaryForeground': '#3b3b3b', 'charts-blue': '#1a85ff', 'charts-green': '#388a34', 'list-hoverBackground': '#f2f2f2', 'list-inactiveSelectionBackground': '#e4e6f1', 'focusBorder': '#005fb8', 'errorForeground': '#f85149', 'panel-border': '#e5e5e5', 'editorWidget-background': '#f3f3f3', 'editorGroup-border': '#e5e5e5', 'input-background': '#ffffff', 'input-foreground': '#3b3b3b', 'input-border': '#cecece', 'settings-checkboxBackground': '#f8f8f8', 'settings-checkboxBorder': '#cecece', 'settings-checkboxForeground': '#3b3b3b', 'editorWarning-foreground': '#bf8803', 'settings-textInputBackground': '#ffffff', 'settings-textInputForeground': '#3b3b3b', 'settings-textInputBorder': '#cecece' }
-    : { 'foreground': '#cccccc', 'editor-background': '#1f1f1f', 'descriptionForeground': '#9d9d9d', 'button-background': '#0078d4', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#313131', 'button-secondaryForeground': '#cccccc', 'charts-blue': '#3794ff', 'charts-green': '#89d185', 'list-hoverBackground': '#2a2d2e', 'list-inactiveSelectionBackground': '#37373d', 'focusBorder': '#0078d4', 'errorForeground': '#f85149', 'panel-border': '#2b2b2b', 'editorWidget-background': '#252526', 'editorGroup-border': '#2b2b2b', 'input-background': '#313131', 'input-foreground': '#cccccc', 'input-border': '#3c3c3c', 'settings-checkboxBackground': '#313131', 'settings-checkboxBorder': '#3c3c3c', 'settings-checkboxForeground': '#cccccc', 'editorWarning-foreground': '#cca700', 'settings-textInputBackground': '#313131', 'settings-textInputForeground': '#cccccc', 'settings-textInputBorder': '#3c3c3c' };
-  document.addEventListener('DOMContentLoaded', function () {
-    for (var k in vars) document.documentElement.style.setProperty('--vscode-' + k, vars[k]);
-    document.documentElement.style.setProperty('--vscode-font-family', 'system-ui, sans-serif');
-    document.documentElement.style.setProperty('--vscode-font-size', '13px');
-    document.body.classList.add(theme === 'light' ? 'vscode-light' : 'vscode-dark');
-  });
-}`;
+/** The theme variables VS Code sets (dark+, light+), for the fake host. */
+const THEMES: ThemeVars = {
+  dark: { 'foreground': '#cccccc', 'editor-background': '#1f1f1f', 'descriptionForeground': '#9d9d9d', 'button-background': '#0078d4', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#313131', 'button-secondaryForeground': '#cccccc', 'charts-blue': '#3794ff', 'charts-green': '#89d185', 'list-hoverBackground': '#2a2d2e', 'list-inactiveSelectionBackground': '#37373d', 'focusBorder': '#0078d4', 'errorForeground': '#f85149', 'panel-border': '#2b2b2b', 'editorWidget-background': '#252526', 'editorGroup-border': '#2b2b2b', 'input-background': '#313131', 'input-foreground': '#cccccc', 'input-border': '#3c3c3c', 'settings-checkboxBackground': '#313131', 'settings-checkboxBorder': '#3c3c3c', 'settings-checkboxForeground': '#cccccc', 'editorWarning-foreground': '#cca700', 'settings-textInputBackground': '#313131', 'settings-textInputForeground': '#cccccc', 'settings-textInputBorder': '#3c3c3c' },
+  light: { 'foreground': '#3b3b3b', 'editor-background': '#ffffff', 'descriptionForeground': '#717171', 'button-background': '#005fb8', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#e5e5e5', 'button-secondaryForeground': '#3b3b3b', 'charts-blue': '#1a85ff', 'charts-green': '#388a34', 'list-hoverBackground': '#f2f2f2', 'list-inactiveSelectionBackground': '#e4e6f1', 'focusBorder': '#005fb8', 'errorForeground': '#f85149', 'panel-border': '#e5e5e5', 'editorWidget-background': '#f3f3f3', 'editorGroup-border': '#e5e5e5', 'input-background': '#ffffff', 'input-foreground': '#3b3b3b', 'input-border': '#cecece', 'settings-checkboxBackground': '#f8f8f8', 'settings-checkboxBorder': '#cecece', 'settings-checkboxForeground': '#3b3b3b', 'editorWarning-foreground': '#bf8803', 'settings-textInputBackground': '#ffffff', 'settings-textInputForeground': '#3b3b3b', 'settings-textInputBorder': '#cecece' },
+};
 
 /** The ten samples as a class-folder dataset, three of them filed under the wrong class. */
 function sampleData(origin: string): TableData {
@@ -92,43 +75,23 @@ function sampleData(origin: string): TableData {
 }
 
 describe('predictions table in headless Chromium', { skip: skipBrowser }, () => {
-  let server: http.Server;
+  let harness: Harness;
   let origin = '';
-  let browser: Browser;
-  let html = '';
 
   before(async () => {
-    assert.ok(fs.existsSync(path.join(ROOT, 'dist/predictions.js')), 'dist/predictions.js is missing: run npm run build');
     fs.mkdirSync(OUT, { recursive: true });
-    server = http.createServer((req, res) => {
-      const url = new URL(req.url ?? '/', 'http://x');
-      if (url.pathname === '/favicon.ico') return void res.writeHead(204).end();
-      if (url.pathname === '/page.html') return void res.writeHead(200, { 'content-type': 'text/html' }).end(html);
-      const file = path.join(ROOT, decodeURIComponent(url.pathname));
-      if (!file.startsWith(ROOT + path.sep) || !fs.existsSync(file)) return void res.writeHead(404).end();
-      const type = { '.js': 'text/javascript', '.css': 'text/css', '.png': 'image/png' }[path.extname(file)] ?? 'application/octet-stream';
-      res.writeHead(200, { 'content-type': type }).end(fs.readFileSync(file));
+    harness = await startHarness({
+      bundle: 'dist/predictions.js',
+      page: (o) => predictionsHtml({ cspSource: o, nonce: 'testnonce456', scriptUri: `${o}/dist/predictions.js`, styleUri: `${o}/media/predictions.css` }),
+      themes: THEMES,
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    html = predictionsHtml({ cspSource: origin, nonce: 'testnonce456', scriptUri: `${origin}/dist/predictions.js`, styleUri: `${origin}/media/predictions.css` });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'] });
+    origin = harness.origin;
   });
 
-  after(async () => {
-    await browser?.close();
-    await new Promise((resolve) => server?.close(resolve));
-  });
+  after(() => harness?.close());
 
-  async function open(opts: { saved?: unknown; theme?: 'dark' | 'light'; height?: number } = {}): Promise<{ page: Page; posted: () => Promise<any[]>; errors: string[] }> {
-    const page = await browser.newPage({ viewport: { width: 1100, height: opts.height ?? 640 } });
-    const errors: string[] = [];
-    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.addInitScript(`(${FAKE_HOST})(${JSON.stringify(opts.saved ?? null)}, ${JSON.stringify(opts.theme ?? 'dark')})`);
-    await page.goto(`${origin}/page.html`);
-    return { page, posted: () => page.evaluate(() => (globalThis as any).__posted), errors };
-  }
+  const open = (opts: { saved?: unknown; theme?: 'dark' | 'light'; height?: number } = {}): Promise<OpenedPage> =>
+    harness.open({ viewport: { width: 1100, height: opts.height ?? 640 }, saved: opts.saved, theme: opts.theme });
   const send = (page: Page, data: TableData) => page.evaluate((d) => (globalThis as any).postMessage({ type: 'data', data: d }, '*'), data);
   const column = (page: Page, cls: string) => page.locator(`#spacer .row .cell.${cls}`).allTextContents();
   /** Rows in screen order (they are absolutely positioned, so DOM order is not screen order). */
@@ -201,7 +164,7 @@ describe('predictions table in headless Chromium', { skip: skipBrowser }, () => 
     const saved = await page.evaluate(() => (globalThis as any).__state);
     assert.deepEqual(parseViewState(saved), { sort: 'confidence', descending: true, disagreementsOnly: false, filter: '', jsonFile: data.jsonFile });
 
-    assert.deepEqual(await page.evaluate(() => (globalThis as any).__cspViolations), [], 'CSP violations');
+    assert.deepEqual(await cspViolations(page), [], 'CSP violations');
     assert.deepEqual(errors, [], 'console errors');
     await page.close();
   });

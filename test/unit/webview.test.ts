@@ -2,9 +2,9 @@
  * The results panel's webview, in headless Chromium (playwright-core + Debian's chromium) around a
  * fake VS Code host: the page is the one the extension builds (panelHtml, dist/webview.js,
  * media/panel.css) under the same CSP, served over a local HTTP origin that plays the role of
- * `webview.cspSource`. Checks what the panel renders from a state message, which messages its
- * controls post, that it restores from getState, and that the CSP holds. Screenshots go to
- * test-output/webview/ (look at them).
+ * `webview.cspSource` (test/unit/webviewHarness.ts). Checks what the panel renders from a state
+ * message, which messages its controls post, that it restores from getState, and that the CSP
+ * holds. Screenshots go to test-output/webview/ (look at them).
  *
  * Without Chromium (a dev machine that has not run scripts/e2e-install.sh) the browser tests are
  * skipped; `npm run test:e2e` sets VIT_LENS_REQUIRE_CHROMIUM=1 so that there they fail instead.
@@ -13,18 +13,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { panelHtml } from '../../extension/panelHtml';
 import { parseWebviewMessage, type Controls, type PanelState } from '../../extension/panelProtocol';
+import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type OpenedPage, type Theme, type ThemeVars } from './webviewHarness';
 
-const ROOT = path.resolve(__dirname, '../..');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUT = path.join(ROOT, 'test-output', 'webview');
-const haveChromium = fs.existsSync(CHROMIUM);
-const skipBrowser = !haveChromium && process.env.VIT_LENS_REQUIRE_CHROMIUM !== '1' ? `no Chromium at ${CHROMIUM} (run scripts/e2e-install.sh)` : false;
 
 const controls: Controls = { method: 'rollout', headFusion: 'mean', discardRatio: 0.9, layer: 0, head: null, opacity: 0.5, colormap: 'turbo' };
 
@@ -61,31 +56,12 @@ test('webview sources typecheck against the DOM (webview/tsconfig.json)', () => 
   execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'webview')], { stdio: 'pipe' });
 });
 
-/** The fake VS Code host, injected into the page before its script runs. */
-const FAKE_HOST = String.raw`function (saved, theme) {
-  window.__posted = [];
-  window.__state = saved === null ? undefined : saved;
-  window.__cspViolations = [];
-  document.addEventListener('securitypolicyviolation', function (e) { window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI); });
-  window.acquireVsCodeApi = function () {
-    return {
-      postMessage: function (m) { window.__posted.push(m); },
-      getState: function () { return window.__state; },
-      setState: function (s) { window.__state = s; },
-    };
-  };
-  // What VS Code injects into every webview: theme colour variables and a theme class on <body>.
-  var hc = { 'foreground': '#ffffff', 'editor-background': '#000000', 'descriptionForeground': '#ffffff', 'button-background': '#000000', 'button-foreground': '#ffffff', 'button-border': '#6fc3df', 'button-secondaryBackground': '#000000', 'button-secondaryForeground': '#ffffff', 'charts-blue': '#3794ff', 'list-hoverBackground': '#000000', 'list-inactiveSelectionBackground': '#000000', 'focusBorder': '#f38518', 'errorForeground': '#f48771', 'panel-border': '#6fc3df', 'dropdown-background': '#000000', 'dropdown-foreground': '#ffffff', 'dropdown-border': '#6fc3df', 'editorWidget-background': '#0c141f', 'contrastBorder': '#6fc3df', 'contrastActiveBorder': '#f38518', 'settings-dropdownBackground': '#000000', 'settings-dropdownForeground': '#ffffff', 'settings-dropdownBorder': '#6fc3df', 'settings-checkboxBackground': '#000000', 'settings-checkboxBorder': '#6fc3df', 'settings-checkboxForeground': '#ffffff' };
-  var vars = theme === 'hc' ? hc : theme === 'light'
-    ? { 'foreground': '#3b3b3b', 'editor-background': '#ffffff', 'descriptionForeground': '#717171', 'button-background': '#005fb8', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#e5e5e5', 'button-secondaryForeground': '#3b3b3b', 'charts-blue': '#1a85ff', 'list-hoverBackground': '#f2f2f2', 'list-inactiveSelectionBackground': '#e4e6f1', 'focusBorder': '#005fb8', 'errorForeground': '#f85149', 'panel-border': '#e5e5e5', 'dropdown-background': '#ffffff', 'dropdown-foreground': '#3b3b3b', 'dropdown-border': '#cecece', 'editorWidget-background': '#e8e8e8', 'settings-dropdownListBorder': '#cecece', 'settings-dropdownBackground': '#ffffff', 'settings-dropdownForeground': '#3b3b3b', 'settings-dropdownBorder': '#cecece', 'settings-checkboxBackground': '#f8f8f8', 'settings-checkboxBorder': '#cecece', 'settings-checkboxForeground': '#3b3b3b' }
-    : { 'foreground': '#cccccc', 'editor-background': '#1f1f1f', 'descriptionForeground': '#9d9d9d', 'button-background': '#0078d4', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#313131', 'button-secondaryForeground': '#cccccc', 'charts-blue': '#3794ff', 'list-hoverBackground': '#2a2d2e', 'list-inactiveSelectionBackground': '#37373d', 'focusBorder': '#0078d4', 'errorForeground': '#f85149', 'panel-border': '#2b2b2b', 'dropdown-background': '#313131', 'dropdown-foreground': '#cccccc', 'dropdown-border': '#3c3c3c', 'editorWidget-background': '#333333', 'settings-dropdownListBorder': '#454545', 'settings-dropdownBackground': '#313131', 'settings-dropdownForeground': '#cccccc', 'settings-dropdownBorder': '#3c3c3c', 'settings-checkboxBackground': '#313131', 'settings-checkboxBorder': '#3c3c3c', 'settings-checkboxForeground': '#cccccc' };
-  document.addEventListener('DOMContentLoaded', function () {
-    for (var k in vars) document.documentElement.style.setProperty('--vscode-' + k, vars[k]);
-    document.documentElement.style.setProperty('--vscode-font-family', 'system-ui, sans-serif');
-    document.documentElement.style.setProperty('--vscode-font-size', '13px');
-    document.body.classList.add(theme === 'light' ? 'vscode-light' : theme === 'hc' ? 'vscode-high-contrast' : 'vscode-dark');
-  });
-}`;
+/** The theme variables VS Code sets (dark+, light+, high contrast), for the fake host. */
+const THEMES: ThemeVars = {
+  dark: { 'foreground': '#cccccc', 'editor-background': '#1f1f1f', 'descriptionForeground': '#9d9d9d', 'button-background': '#0078d4', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#313131', 'button-secondaryForeground': '#cccccc', 'charts-blue': '#3794ff', 'list-hoverBackground': '#2a2d2e', 'list-inactiveSelectionBackground': '#37373d', 'focusBorder': '#0078d4', 'errorForeground': '#f85149', 'panel-border': '#2b2b2b', 'dropdown-background': '#313131', 'dropdown-foreground': '#cccccc', 'dropdown-border': '#3c3c3c', 'editorWidget-background': '#333333', 'settings-dropdownListBorder': '#454545', 'settings-dropdownBackground': '#313131', 'settings-dropdownForeground': '#cccccc', 'settings-dropdownBorder': '#3c3c3c', 'settings-checkboxBackground': '#313131', 'settings-checkboxBorder': '#3c3c3c', 'settings-checkboxForeground': '#cccccc' },
+  light: { 'foreground': '#3b3b3b', 'editor-background': '#ffffff', 'descriptionForeground': '#717171', 'button-background': '#005fb8', 'button-foreground': '#ffffff', 'button-secondaryBackground': '#e5e5e5', 'button-secondaryForeground': '#3b3b3b', 'charts-blue': '#1a85ff', 'list-hoverBackground': '#f2f2f2', 'list-inactiveSelectionBackground': '#e4e6f1', 'focusBorder': '#005fb8', 'errorForeground': '#f85149', 'panel-border': '#e5e5e5', 'dropdown-background': '#ffffff', 'dropdown-foreground': '#3b3b3b', 'dropdown-border': '#cecece', 'editorWidget-background': '#e8e8e8', 'settings-dropdownListBorder': '#cecece', 'settings-dropdownBackground': '#ffffff', 'settings-dropdownForeground': '#3b3b3b', 'settings-dropdownBorder': '#cecece', 'settings-checkboxBackground': '#f8f8f8', 'settings-checkboxBorder': '#cecece', 'settings-checkboxForeground': '#3b3b3b' },
+  hc: { 'foreground': '#ffffff', 'editor-background': '#000000', 'descriptionForeground': '#ffffff', 'button-background': '#000000', 'button-foreground': '#ffffff', 'button-border': '#6fc3df', 'button-secondaryBackground': '#000000', 'button-secondaryForeground': '#ffffff', 'charts-blue': '#3794ff', 'list-hoverBackground': '#000000', 'list-inactiveSelectionBackground': '#000000', 'focusBorder': '#f38518', 'errorForeground': '#f48771', 'panel-border': '#6fc3df', 'dropdown-background': '#000000', 'dropdown-foreground': '#ffffff', 'dropdown-border': '#6fc3df', 'editorWidget-background': '#0c141f', 'contrastBorder': '#6fc3df', 'contrastActiveBorder': '#f38518', 'settings-dropdownBackground': '#000000', 'settings-dropdownForeground': '#ffffff', 'settings-dropdownBorder': '#6fc3df', 'settings-checkboxBackground': '#000000', 'settings-checkboxBorder': '#6fc3df', 'settings-checkboxForeground': '#ffffff' },
+};
 
 /** 14×14 map, hot in the top-left quadrant, cold elsewhere (so pixels can be checked by position). */
 function quadrantMap(): number[] {
@@ -95,32 +71,18 @@ function quadrantMap(): number[] {
 }
 
 describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
-  let server: http.Server;
+  let harness: Harness;
   let origin = '';
-  let browser: Browser;
-  let html = '';
   let state: PanelState;
 
   before(async () => {
-    assert.ok(fs.existsSync(path.join(ROOT, 'dist/webview.js')), 'dist/webview.js is missing: run npm run build');
     fs.mkdirSync(OUT, { recursive: true });
-    // A static server for the page and its resources: the role VS Code's resource origin plays.
-    server = http.createServer((req, res) => {
-      const url = new URL(req.url ?? '/', 'http://x');
-      if (url.pathname === '/favicon.ico') return void res.writeHead(204).end();
-      if (url.pathname === '/panel.html') {
-        res.writeHead(200, { 'content-type': 'text/html' }).end(html);
-        return;
-      }
-      const file = path.join(ROOT, decodeURIComponent(url.pathname));
-      if (!file.startsWith(ROOT + path.sep) || !fs.existsSync(file)) return void res.writeHead(404).end();
-      const type = { '.js': 'text/javascript', '.css': 'text/css', '.png': 'image/png', '.jpg': 'image/jpeg' }[path.extname(file)] ?? 'application/octet-stream';
-      res.writeHead(200, { 'content-type': type }).end(fs.readFileSync(file));
+    harness = await startHarness({
+      bundle: 'dist/webview.js',
+      page: (o) => panelHtml({ cspSource: o, nonce: 'testnonce123', scriptUri: `${o}/dist/webview.js`, styleUri: `${o}/media/panel.css` }),
+      themes: THEMES,
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    html = panelHtml({ cspSource: origin, nonce: 'testnonce123', scriptUri: `${origin}/dist/webview.js`, styleUri: `${origin}/media/panel.css` });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'] });
+    origin = harness.origin;
     const photo = (name: string) => ({ path: `/photos/${name}`, name, src: `${origin}/test/fixtures/photos/${name}` });
     state = {
       version: 1,
@@ -137,21 +99,11 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     };
   });
 
-  after(async () => {
-    await browser?.close();
-    await new Promise((resolve) => server?.close(resolve));
-  });
+  after(() => harness?.close());
 
   /** A page with the fake host: acquireVsCodeApi records posted messages and keeps setState's value. */
-  async function openPanel(opts: { saved?: PanelState; theme?: 'dark' | 'light' | 'hc' } = {}): Promise<{ page: Page; posted: () => Promise<any[]>; errors: string[] }> {
-    const page = await browser.newPage({ viewport: { width: 1000, height: 720 } });
-    const errors: string[] = [];
-    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-    page.on('pageerror', (e) => errors.push(e.message));
-    // A string, not a function: tsx compiles functions with esbuild's keepNames, whose __name helper does not exist in the page.
-    await page.addInitScript(`(${FAKE_HOST})(${JSON.stringify(opts.saved ?? null)}, ${JSON.stringify(opts.theme ?? 'dark')})`);
-    await page.goto(`${origin}/panel.html`);
-    return { page, posted: () => page.evaluate(() => (globalThis as any).__posted), errors };
+  async function openPanel(opts: { saved?: PanelState; theme?: Theme } = {}): Promise<OpenedPage> {
+    return harness.open({ viewport: { width: 1000, height: 720 }, ...opts });
   }
 
   const send = (page: Page, s: PanelState) => page.evaluate((st) => (globalThis as any).postMessage({ type: 'state', state: st }, '*'), s);
@@ -255,7 +207,7 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     assert.equal(saved.selected, 1);
     assert.equal(saved.controls.method, 'attention');
 
-    assert.deepEqual(await page.evaluate(() => (globalThis as any).__cspViolations), [], 'CSP violations');
+    assert.deepEqual(await cspViolations(page), [], 'CSP violations');
     assert.deepEqual(errors, [], 'console errors');
     await page.close();
   });
