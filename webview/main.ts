@@ -14,19 +14,12 @@ import '@vscode-elements/elements/dist/vscode-radio-group/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import type { Controls, HostMessage, PanelState, WebviewMessage } from '../extension/panelProtocol';
 import { drawHeatmap } from './heatmap';
+import { $, vscodeApi } from './vscodeApi';
 
-interface VsCodeApi {
-  postMessage(message: WebviewMessage): void;
-  getState(): PanelState | undefined;
-  setState(state: PanelState): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
+const vscode = vscodeApi<WebviewMessage, PanelState>();
 let state: PanelState | undefined = vscode.getState();
 
 type Select = HTMLElement & { value: string };
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
   model: $('model'),
   busy: $('busy'),

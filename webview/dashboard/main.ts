@@ -12,6 +12,7 @@ import { palette, renderCharts, resetCharts, charts } from './charts';
 import { EvalUi, pickEpoch, renderCellImages, renderConfusion, renderReport } from './evaluation';
 import { ImageActions, renderGallery, renderSuspects, thumb } from './images';
 import { Axis, legendEntries, runChartSpecs, tfChartSpecs } from './specs';
+import { $, vscodeApi } from '../vscodeApi';
 
 interface Saved {
   sources: DashboardSource[];
@@ -23,14 +24,7 @@ interface Saved {
   eval: EvalUi;
 }
 
-interface VsCodeApi {
-  postMessage(message: WebviewMessage): void;
-  getState(): Saved | undefined;
-  setState(state: Saved): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
+const vscode = vscodeApi<WebviewMessage, Saved>();
 const saved = vscode.getState();
 const ui: Saved = {
   sources: saved?.sources ?? [],
@@ -46,7 +40,6 @@ let sources: SourceView[] = [];
 let evalVersion = 0;
 const reportJson = new Map<number, string>();
 
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const el = {
   runs: $('runs'),
   notices: $('notices'),

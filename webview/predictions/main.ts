@@ -10,27 +10,21 @@ import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import type { HostMessage, SortKey, TableData, TableRow, ViewState, WebviewMessage } from '../../extension/classifyFolder/protocol';
 import { defaultViewState, parseViewState } from '../../extension/classifyFolder/protocol';
 import { summaryText, viewRows } from './view';
-
-interface VsCodeApi {
-  postMessage(message: WebviewMessage): void;
-  getState(): unknown;
-  setState(state: ViewState): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
+import { $, vscodeApi } from '../vscodeApi';
 
 /** Must match .row height in media/predictions.css. */
 const ROW_HEIGHT = 44;
 const OVERSCAN = 8;
 
-const vscode = acquireVsCodeApi();
-const saved = vscode.getState();
+const vscode = vscodeApi<WebviewMessage, ViewState>();
+/** Not trusted: parseViewState checks it field by field. */
+const saved: unknown = vscode.getState();
 let view: ViewState = saved ? parseViewState(saved) : defaultViewState();
 let data: TableData | undefined;
 let order: number[] = [];
 /** Row elements in the DOM, by position in `order`. */
 const live = new Map<number, HTMLElement>();
 
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
   title: $('title'),
   summary: $('summary'),
