@@ -208,9 +208,12 @@ export function renderCharts(container: HTMLElement, specs: ChartSpec[], o: Char
 }
 
 function chartWidth(container: HTMLElement): number {
+  // The grid's own column width: the stylesheet decides how many columns fit (two from about 500px),
+  // so a chart sized here never overflows its cell. Less the figure's 1px borders.
+  const track = parseFloat(getComputedStyle(container).gridTemplateColumns.split(' ')[0]);
+  if (Number.isFinite(track) && track > 0) return Math.max(240, Math.floor(track) - 2);
   const w = container.clientWidth || document.body.clientWidth || 800;
-  const columns = w >= 900 ? 2 : 1;
-  return Math.max(240, Math.floor((w - (columns - 1) * 16) / columns) - 2);
+  return Math.max(240, w - 2);
 }
 
 /** Drop every chart (theme change: colours are read when a chart is built). */
