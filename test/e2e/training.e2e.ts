@@ -12,11 +12,19 @@
  * table (row count, summary), predictions.csv/.json in the folder, "Disagreements only" shows exactly
  * the rows predictions.json marks as disagreeing, a row click opens the results panel on that image.
  *
+ * Fine-tuning: explorer right-click on colors/ → "Fine-tune ViT on Folder" → dataset summary modal →
+ * the quick-pick form (defaults, head mode, 2 epochs) → the run in the Runs view reaches finished
+ * (icon, description, run.json) → the dashboard it opened shows the finished run and uPlot curves
+ * with data that are drawn and fit their boxes → the run's context menu "Use as Current Model" writes
+ * vitLens.model → Classify Image on a dataset image shows the dataset's classes, as the CLI prints
+ * them with the exported model.
+ *
  * Screenshots: test-output/e2e-training/ (look at them). Run with `npm run test:e2e`, or after
  * `npm run package`: node --import tsx --test --test-reporter=spec --test-timeout=600000 test/e2e/training.e2e.ts
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -258,4 +266,257 @@ test('"Disagreements only" shows exactly the rows whose folder label differs fro
   await setDisagreementsOnly(table, false);
   await table.locator('#shown', { hasText: 'showing' }).waitFor({ state: 'hidden', timeout: 10_000 }).catch(() => undefined);
   assert.equal((await tableFiles(table)).length, total);
+}));
+
+// ---- Fine-tune ViT on Folder → Runs view → dashboard → Use as Current Model → Classify Image ----
+
+let runName = '';
+let runDir = '';
+
+/** Drag the side bar's edge to the right (the Runs view's descriptions are cut at the default width). */
+async function widenSideBar(): Promise<void> {
+  const bar = await page.locator('.part.sidebar').boundingBox();
+  if (!bar) return;
+  const edge = bar.x + bar.width;
+  // The sash on the side bar's right edge (there is one per split: pick by position).
+  for (const sash of await page.locator('.monaco-sash.vertical').all()) {
+    const b = await sash.boundingBox();
+    if (!b || Math.abs(b.x + b.width / 2 - edge) > 6 || b.height < bar.height / 2) continue;
+    const y = b.y + b.height / 2;
+    await page.mouse.move(b.x + b.width / 2, y);
+    await page.mouse.down();
+    await page.mouse.move(b.x + 150, y, { steps: 4 });
+    await page.mouse.move(620, y, { steps: 4 });
+    await page.mouse.up();
+    return;
+  }
+}
+
+
+/**
+ * Run a command from the palette, opened by F1 or, when the key went to a focused webview and the
+ * palette did not open, by a click on the title bar's command center.
+ */
+async function runCommand(title: string): Promise<void> {
+  const input = page.locator('.quick-input-widget input');
+  for (let attempt = 0; ; attempt++) {
+    if (attempt % 2 === 0) await page.keyboard.press('F1');
+    else await page.locator('.command-center .action-label, .command-center').first().click();
+    if (await input.waitFor({ state: 'visible', timeout: 3000 }).then(() => true, () => false)) break;
+    if (attempt >= 5) throw new Error(`the command palette did not open (for "${title}")`);
+  }
+  await input.fill(`>${title}`);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 10_000 });
+  await page.keyboard.press('Enter');
+}
+
+/** Expand an explorer folder (a click toggles, so look at aria-expanded first). */
+async function expandFolder(name: string): Promise<void> {
+  const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: name });
+  await row.waitFor({ timeout: 30_000 });
+  for (let i = 0; i < 10 && (await row.getAttribute('aria-expanded')) !== 'true'; i++) {
+    await row.click();
+    await page.waitForTimeout(500);
+  }
+  assert.equal(await row.getAttribute('aria-expanded'), 'true', `could not expand ${name} in the explorer`);
+}
+
+/** The Runs view's row of a run (activity bar → ViT Lens → Runs). */
+const runRow = (name: string) => page.locator('.pane-body .monaco-list-row', { hasText: name });
+
+/** The row of the open quick pick whose label starts with `label` (case-sensitive: "Mode" is not "Base model"). */
+const quickPickRow = (label: string) => page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: new RegExp(`^\\s*${label}`) }).first();
+
+test('Fine-tune ViT on Folder from the explorer (head mode, 2 epochs): the run appears in the Runs view and finishes', () => withFailureShot('fine-tune', async () => {
+  await page.keyboard.press('Escape');
+  await session.explorerMenu('colors', 'Fine-tune ViT on Folder', '5-fine-tune-menu.png');
+
+  // The worker scans the folder, then a modal summary: 24 images in 3 classes.
+  const dialog = page.locator('.monaco-dialog-box');
+  await dialog.waitFor({ timeout: 120_000 });
+  await dialog.locator('.dialog-message-text', { hasText: `colors: ${CLASSES.length * PER_CLASS} images in ${CLASSES.length} classes` }).waitFor({ timeout: 10_000 });
+  const detail = (await dialog.locator('.dialog-message-detail').textContent()) ?? '';
+  for (const c of CLASSES) assert.match(detail, new RegExp(`${c}\\s+${PER_CLASS} images`), `summary detail: ${detail}`);
+  await shot('6-fine-tune-dataset-summary.png');
+  await dialog.locator('.monaco-button', { hasText: 'Continue' }).click();
+
+  // The form: defaults accepted, except 2 epochs and head mode (picked explicitly).
+  const form = page.locator('.quick-input-widget', { hasText: 'Start Training' });
+  await form.waitFor({ timeout: 30_000 });
+  await quickPickRow('Base model').waitFor({ timeout: 10_000 });
+  assert.match((await quickPickRow('Base model').textContent()) ?? '', /models[\\/]default/, 'the built-in model is the default base model');
+  await quickPickRow('Mode').click();
+  await page.locator('.quick-input-widget', { hasText: 'Fine-tune ViT: Mode' }).waitFor({ timeout: 10_000 });
+  await quickPickRow('Head only').click();
+  await quickPickRow('Epochs').waitFor({ timeout: 10_000 });
+  await quickPickRow('Epochs').click();
+  const input = page.locator('.quick-input-widget input');
+  await page.locator('.quick-input-widget', { hasText: 'Fine-tune ViT: Epochs' }).waitFor({ timeout: 10_000 });
+  await input.fill('2');
+  await page.keyboard.press('Enter');
+  const start = quickPickRow('Start Training');
+  await start.locator('text=/ · head · 2 epochs · /').waitFor({ timeout: 10_000 });
+  const startText = (await start.textContent()) ?? '';
+  runName = /(colors-head-\d{8}-\d{6}(?:-\d+)?)/.exec(startText)?.[1] ?? '';
+  assert.ok(runName, `no run name in "${startText}"`);
+  assert.match((await quickPickRow('Mode').textContent()) ?? '', /Head only/);
+  await page.waitForTimeout(500); // the quick pick fades in
+  await shot('7-fine-tune-form.png');
+  await start.click();
+  runDir = path.join(workspace, '.vit-lens', 'runs', runName);
+
+  // The Runs view shows the run; it reaches finished (icon and description) as run.json says.
+  const row = runRow(runName);
+  await row.waitFor({ timeout: 60_000 });
+  await row.locator('.codicon-pass').waitFor({ timeout: 300_000 });
+  await row.locator('.label-description', { hasText: 'colors · epoch 2/2' }).waitFor({ timeout: 30_000 });
+  const run = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
+  assert.equal(run.status, 'finished');
+  assert.deepEqual([run.epoch, run.totalEpochs, run.config.epochs, run.config.mode], [2, 2, 2, 'head']);
+  assert.equal(run.config.dataset, path.join(workspace, 'colors'));
+  assert.deepEqual([...run.classes].sort(), [...CLASSES].sort());
+  assert.ok(fs.existsSync(path.join(runDir, 'export', 'config.json')), 'the finished run has no export/');
+  const description = (await row.locator('.label-description').textContent()) ?? '';
+  if (typeof run.bestValAcc === 'number') assert.match(description, new RegExp(`best ${(run.bestValAcc * 100).toFixed(1)}%`));
+  // A wider side bar, so the screenshot shows the run's description.
+  await widenSideBar();
+  await shot('8-runs-view-finished.png');
+}));
+
+test('The dashboard opened by Fine-tune shows the finished run and its curves (uPlot, drawn, with data)', () => withFailureShot('dashboard', async () => {
+  assert.ok(runName, 'no run from the fine-tune test');
+  // Fine-tune opens the dashboard on the new run; bring its tab to the front if another covers it.
+  const tab = page.locator('.tabs-container .tab', { hasText: `Dashboard: ${runName}` }).first();
+  await tab.waitFor({ timeout: 60_000 });
+  await tab.click();
+  const dash = await session.webviewFrame('#charts', 'the training dashboard');
+  const header = dash.locator('#runs .run', { hasText: runName });
+  await header.locator('.status.finished').waitFor({ timeout: 120_000 });
+  // Header facts from run.json: 2/2 epochs, all steps.
+  const run = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
+  const facts = (await header.textContent()) ?? '';
+  assert.match(facts, /epoch\s*2\/2/);
+  assert.match(facts, new RegExp(`step\\s*${run.totalSteps}/${run.totalSteps}`));
+
+  // The curves: every run chart has lines with data (metrics.jsonl's steps and epochs).
+  const steps = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const read = () =>
+    dash.evaluate(() =>
+      [...((globalThis as any).__vitLensCharts as Map<string, any>).entries()].map(([id, c]) => ({
+        id,
+        labels: c.plot.series.slice(1).map((s: any) => String(s.label)),
+        plotWidth: c.plot.width as number,
+        boxWidth: c.el.clientWidth as number,
+        shown: c.plot.series.slice(1).map((s: any) => s.show !== false),
+        values: c.plot.data.slice(1).map((ys: (number | null)[]) => ys.filter((v) => v !== null && v !== undefined && Number.isFinite(v)).length),
+        painted: ((cv: any) => {
+          const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+          let n = 0;
+          for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) n++;
+          return n;
+        })(c.plot.ctx.canvas),
+      })),
+    );
+  let charts = await read();
+  for (let i = 0; i < 120 && !charts.some((c) => c.id === 'run:accuracy' && c.values.some((v: number) => v >= 2)); i++) {
+    await page.waitForTimeout(250);
+    charts = await read();
+  }
+  const byId = new Map(charts.map((c) => [c.id, c]));
+  for (const id of ['run:loss', 'run:accuracy', 'run:lr']) {
+    const c = byId.get(id);
+    assert.ok(c, `no ${id} chart (charts: ${[...byId.keys()]})`);
+    assert.ok(c.values.some((v: number) => v >= 2), `${id}: no line with two points: ${JSON.stringify(c)}`);
+    assert.ok(c.painted > 0, `${id}: nothing drawn`);
+  }
+  assert.ok(byId.get('run:loss')!.labels.some((l: string) => /train loss/.test(l)));
+  assert.ok(byId.get('run:accuracy')!.labels.some((l: string) => /val acc/.test(l)));
+  assert.ok(steps.length > 0, 'metrics.jsonl is empty');
+
+  // The lines are drawn, not only the axes: hiding the series removes painted pixels.
+  const before = byId.get('run:loss')!.painted;
+  await dash.evaluate(() => {
+    const c = ((globalThis as any).__vitLensCharts as Map<string, any>).get('run:loss');
+    for (let i = 1; i < c.plot.series.length; i++) c.plot.setSeries(i, { show: false });
+  });
+  await page.waitForTimeout(300);
+  const hidden = (await read()).find((c) => c.id === 'run:loss')!;
+  await dash.evaluate(() => {
+    const c = ((globalThis as any).__vitLensCharts as Map<string, any>).get('run:loss');
+    for (let i = 1; i < c.plot.series.length; i++) c.plot.setSeries(i, { show: true });
+  });
+  await page.waitForTimeout(300);
+  assert.ok(hidden.painted < before, `hiding the loss lines changed no pixel (${before} → ${hidden.painted})`);
+  // Every chart fits its box (the curves are not cut off at the right).
+  const fits = async (when: string) => {
+    for (const c of await read()) assert.ok(c.plotWidth <= c.boxWidth + 1, `${when}: chart ${c.id} is ${c.plotWidth}px wide in a ${c.boxWidth}px box`);
+  };
+  await fits('side by side');
+  // The dashboard's group maximised for the screenshot: the charts re-layout to the new width.
+  await tab.click();
+  await runCommand('View: Toggle Maximize Editor Group');
+  await page.waitForTimeout(1500);
+  await shot('9-dashboard-curves.png');
+  await fits('maximised');
+  await runCommand('View: Toggle Maximize Editor Group');
+}));
+
+test('Use as Current Model from the run\'s context menu, then Classify Image uses the fine-tuned model', () => withFailureShot('use-as-model', async () => {
+  assert.ok(runName, 'no run from the fine-tune test');
+  const row = runRow(runName);
+  const menuItem = page.locator('.context-view .monaco-menu .action-item', { hasText: 'Use as Current Model' });
+  for (let attempt = 0; ; attempt++) {
+    await row.click({ button: 'right' });
+    try {
+      await menuItem.waitFor({ timeout: 3000 });
+      break;
+    } catch (e) {
+      await page.keyboard.press('Escape');
+      if (attempt >= 10) throw e;
+    }
+  }
+  await shot('10-run-context-menu.png');
+  await page.waitForTimeout(400);
+  await menuItem.click();
+  await page.locator('.notifications-toasts .notification-toast', { hasText: `now using ${runName}` }).first().waitFor({ timeout: 60_000 });
+
+  // vitLens.model in the workspace settings: the run's export folder, relative to the workspace.
+  const exportDir = path.join(runDir, 'export');
+  const settingsFile = path.join(workspace, '.vscode/settings.json');
+  let model = '';
+  for (let i = 0; i < 40 && !model; i++) {
+    model = JSON.parse(fs.readFileSync(settingsFile, 'utf8'))['vitLens.model'] ?? '';
+    if (!model) await page.waitForTimeout(250);
+  }
+  assert.equal(model, `.vit-lens/runs/${runName}/export`);
+  assert.equal(path.resolve(workspace, model), exportDir);
+
+  // The CLI's answer with the exported model: the dataset's classes.
+  const image = path.join(workspace, 'colors', 'blue', 'img0.png');
+  const cli = JSON.parse(execFileSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'classify', image, '--model', exportDir, '--json', '--cache-dir', path.join(session.tmp, 'cli-cache')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  const expected = (cli.results[0].predictions as { label: string; score: number }[]);
+  assert.deepEqual(expected.map((p) => p.label).sort(), [...CLASSES].sort());
+
+  // Explorer → colors/blue/img0.png → Classify Image.
+  await runCommand('View: Show Explorer');
+  await expandFolder('colors');
+  await expandFolder('blue');
+  await session.explorerMenu('img0.png', 'Classify Image');
+  const panel = await panelFrame();
+  await panel.locator('#rows .name', { hasText: 'img0.png' }).waitFor({ timeout: 60_000 });
+  const labels = panel.locator('#rows > li').first().locator('.label');
+  for (let i = 0; i < 240; i++) {
+    if ((await labels.allTextContents()).join() === expected.map((p) => p.label).join()) break;
+    await page.waitForTimeout(250);
+  }
+  assert.deepEqual(await labels.allTextContents(), expected.map((p) => p.label));
+  const scores = await panel.locator('#rows > li').first().locator('.score').allTextContents();
+  assert.deepEqual(scores, expected.map((p) => `${(p.score * 100).toFixed(1)}%`));
+  // The status bar names the model in use (its folder: export).
+  await page.locator('.statusbar-item', { hasText: /export · CPU/ }).first().waitFor({ timeout: 30_000 });
+  await panel.locator('#overlay[data-drawn]').waitFor({ timeout: 60_000 });
+  await panel.locator('#image').evaluate((img: any) => img.decode());
+  // The model-load progress notification closes once the model is loaded.
+  await page.locator('.notifications-toasts .notification-toast', { hasText: `loading ${runName}/export` }).first().waitFor({ state: 'detached', timeout: 30_000 });
+  await shot('11-classify-image-fine-tuned-model.png');
 }));
