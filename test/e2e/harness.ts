@@ -163,11 +163,20 @@ export class CodeServerSession {
     await menuItem.click();
   }
 
-  /** Run a command from the palette by its title. */
+  /**
+   * Run a command from the palette by its title. The palette opens with F1 or, when the key went to
+   * a focused webview and the palette did not open, with a click on the title bar's command center.
+   */
   async runCommand(title: string): Promise<void> {
     const page = this.page;
-    await page.keyboard.press('F1');
-    await page.locator('.quick-input-widget input').fill(`>${title}`);
+    const input = page.locator('.quick-input-widget input');
+    for (let attempt = 0; ; attempt++) {
+      if (attempt % 2 === 0) await page.keyboard.press('F1');
+      else await page.locator('.command-center .action-label, .command-center').first().click();
+      if (await input.waitFor({ state: 'visible', timeout: 3000 }).then(() => true, () => false)) break;
+      if (attempt >= 5) throw new Error(`the command palette did not open (for "${title}")`);
+    }
+    await input.fill(`>${title}`);
     await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 10_000 });
     await page.keyboard.press('Enter');
   }
