@@ -225,10 +225,7 @@ test('A crashed worker is restarted with one notification and the next request w
 const BUILT_IN = path.join(ROOT, 'models/default');
 test('ViT: Select Model… → Built-in model switches the model (status bar, panel labels)', { skip: fs.existsSync(BUILT_IN) ? false : 'no built-in model in models/default yet' }, () => withFailureShot('built-in', async () => {
   await page.keyboard.press('Escape');
-  await page.keyboard.press('F1');
-  await page.locator('.quick-input-widget input').fill('>ViT: Select Model');
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Select Model' }).first().waitFor({ timeout: 10_000 });
-  await page.keyboard.press('Enter');
+  await session.runCommand('ViT: Select Model');
   await page.locator('.quick-input-widget', { hasText: 'ViT Lens: Select Model' }).waitFor({ timeout: 10_000 });
   await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Built-in model' }).first().waitFor({ timeout: 10_000 });
   await shot('8-select-model-quick-pick.png');
@@ -313,10 +310,7 @@ test('Copy JSON puts the panel\'s results on the clipboard', () => withFailureSh
 test('A hub model loads behind a cancellable progress notification; Cancel stops it quietly', () => withFailureShot('hub-cancel', async () => {
   // Keyboard focus back in the workbench (the last click was inside the webview).
   await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'coffee.png' }).click();
-  await page.keyboard.press('F1');
-  await page.locator('.quick-input-widget input').fill('>ViT: Select Model');
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Select Model' }).first().waitFor({ timeout: 10_000 });
-  await page.keyboard.press('Enter');
+  await session.runCommand('ViT: Select Model');
   await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Hugging Face Hub model' }).first().waitFor({ timeout: 10_000 });
   await page.keyboard.type('Hugging Face Hub');
   await page.waitForTimeout(300);
