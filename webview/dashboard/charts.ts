@@ -101,6 +101,8 @@ function build(spec: ChartSpec, o: ChartOptions): Drawn {
   return { data, series, labels };
 }
 
+const WHOLE_INCREMENTS = Array.from({ length: 10 }, (_, e) => [1, 2, 5].map((m) => m * 10 ** e)).flat();
+
 function options(spec: ChartSpec, d: Drawn, o: ChartOptions, width: number, readout: HTMLElement): uPlot.Options {
   const fg = cssVar('--vscode-descriptionForeground', cssVar('--vscode-foreground', '#999'));
   const grid = cssVar('--vscode-editorWidget-border', cssVar('--vscode-panel-border', 'rgba(128,128,128,0.25)'));
@@ -123,7 +125,8 @@ function options(spec: ChartSpec, d: Drawn, o: ChartOptions, width: number, read
     legend: { show: false },
     padding: [8, 12, 0, 0],
     scales: { x: { time: false }, y: o.logY ? { distr: 3, log: 10 } : { distr: 1 } },
-    axes: [axis(spec.xLabel), { ...axis(), size: 56 }],
+    // Steps and epochs are whole numbers: no 1.2, 1.4 … ticks on a short run.
+    axes: [{ ...axis(spec.xLabel), incrs: WHOLE_INCREMENTS }, { ...axis(), size: 56 }],
     series: d.series,
     cursor: { drag: { x: true, y: false, setScale: true } },
     hooks: {
