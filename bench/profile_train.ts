@@ -20,7 +20,7 @@ const { values: o } = parseArgs({
     'batch-size': { type: 'string', default: '128' },
     steps: { type: 'string', default: '20' },
     patch: { type: 'string', default: '7' },
-    kernels: { type: 'boolean', default: true },
+    'no-kernels': { type: 'boolean', default: false },
   },
 });
 
@@ -66,18 +66,26 @@ const { values: o } = parseArgs({
       };
     }
   };
-  if (o.kernels) wrap();
+  if (!o['no-kernels']) wrap();
+  const phase = { grads: 0, clip: 0, update: 0 };
   const step = () => {
     const xt = tf.tensor4d(x, [B, 3, 28, 28]);
+    let t = performance.now();
     const r = lossAndGrads(params, arch, trainable, { kind: 'pixels', x: xt }, y, 0.1);
+    phase.grads += performance.now() - t;
+    t = performance.now();
     clipGlobalNorm(r.grads, 1);
+    phase.clip += performance.now() - t;
+    t = performance.now();
     opt.apply(params, r.grads, 1e-4);
+    phase.update += performance.now() - t;
     for (const g of r.grads.values()) g.dispose();
     xt.dispose();
   };
   for (let i = 0; i < 3; i++) step();
   const steps = Number(o.steps);
-  timing = o.kernels!;
+  timing = !o['no-kernels'];
+  phase.grads = phase.clip = phase.update = 0;
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   for (let i = 0; i < steps; i++) step();
@@ -85,7 +93,8 @@ const { values: o } = parseArgs({
   const cpu = process.cpuUsage(cpu0);
   const kernelMs = [...totals.values()].reduce((a, e) => a + e.ms, 0) / steps;
   console.log(`${o.backend} batch ${B}: ${ms.toFixed(1)} ms/step = ${((B * 1000) / ms).toFixed(1)} img/s; kernels ${kernelMs.toFixed(1)} ms/step; CPU ${(((cpu.user + cpu.system) / 1000 / steps / ms) * 100).toFixed(0)}%; tensors alive ${tf.memory().numTensors}`);
-  if (o.kernels) {
+  console.log(`phases (ms/step): forward+backward ${(phase.grads / steps).toFixed(1)}, clip ${(phase.clip / steps).toFixed(1)}, optimizer ${(phase.update / steps).toFixed(1)}`);
+  if (!o['no-kernels']) {
     const byKernel = new Map<string, { ms: number; n: number }>();
     for (const [k, e] of totals) {
       const name = k.split(' ')[0];
