@@ -10,7 +10,25 @@ import argparse
 import gzip
 import json
 import math
+import os
+import sys
 import time
+
+
+def _threads_from_argv():
+    for i, a in enumerate(sys.argv):
+        if a == '--threads' and i + 1 < len(sys.argv):
+            return int(sys.argv[i + 1])
+        if a.startswith('--threads='):
+            return int(a.split('=', 1)[1])
+    return 0
+
+
+# torch.set_num_threads alone leaves OpenMP/BLAS pools sized to the machine (the old bench used 1
+# "thread" at ~190% CPU); pin every pool before torch loads so --threads N means N cores.
+if _threads_from_argv():
+    for var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS'):
+        os.environ[var] = str(_threads_from_argv())
 
 import numpy as np
 import torch
@@ -87,6 +105,7 @@ def main():
     torch.manual_seed(a.seed)
     if a.threads:
         torch.set_num_threads(a.threads)
+        torch.set_num_interop_threads(a.threads)
     xtr, ytr = read_idx('train')
     xte, yte = read_idx('t10k')
     xtr, ytr = xtr[:a.limit], ytr[:a.limit]
@@ -98,11 +117,11 @@ def main():
     steps_per_epoch = math.ceil(len(xtr) / a.batch_size)
     total = steps_per_epoch * a.epochs
     warm = math.ceil(a.warmup_fraction * total)
-    step, train_seconds, images, accs = 0, 0.0, 0, []
+    step, train_seconds, train_cpu, images, accs = 0, 0.0, 0.0, 0, []
     for epoch in range(a.epochs):
         model.train()
         order = torch.randperm(len(xtr))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for b in range(steps_per_epoch):
             idx = order[b * a.batch_size:(b + 1) * a.batch_size]
             loss = F.cross_entropy(model(xtr[idx]), ytr[idx], label_smoothing=a.smoothing)
@@ -115,12 +134,14 @@ def main():
             step += 1
             images += len(idx)
         train_seconds += time.perf_counter() - t0
+        train_cpu += time.process_time() - c0
         model.eval()
         with torch.no_grad():
             correct = sum((model(xte[i:i + 1000]).argmax(1) == yte[i:i + 1000]).sum().item() for i in range(0, len(xte), 1000))
         accs.append(correct / len(xte))
         print(json.dumps(dict(epoch=epoch + 1, loss=loss.item(), test_acc=accs[-1], images_per_sec=images / train_seconds)), flush=True)
-    print(json.dumps(dict(done=True, images_per_sec=images / train_seconds, test_acc=accs, threads=torch.get_num_threads(), torch=torch.__version__)), flush=True)
+    print(json.dumps(dict(done=True, images_per_sec=images / train_seconds, test_acc=accs, threads=torch.get_num_threads(),
+                     interop_threads=torch.get_num_interop_threads(), cpu_utilization=train_cpu / train_seconds, torch=torch.__version__)), flush=True)
 
 
 if __name__ == '__main__':

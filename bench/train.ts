@@ -53,7 +53,7 @@ async function testAccuracy(params: Params, arch: ViTArch, test: ReturnType<type
   return correct / test.count;
 }
 
-async function runOurs(): Promise<{ imagesPerSec: number; testAcc: number; seconds: number; runDir: string }> {
+async function runOurs(): Promise<{ imagesPerSec: number; testAcc: number; seconds: number; runDir: string; cpuUtilization: number }> {
   const runDir = o['run-dir'] ?? path.join(os.tmpdir(), `vit-lens-bench-${Date.now()}`);
   const { data, test } = fashionMnistData({ limit });
   const config: TrainConfig = {
@@ -62,8 +62,11 @@ async function runOurs(): Promise<{ imagesPerSec: number; testAcc: number; secon
     imageSize: [28, 28], patchSize: 7, valSplit: 0, seed: 0,
   };
   const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
   const info = await train({ runDir, config, data, scratchArch: ARCH, backend: o.backend as 'wasm', logEvery: 50, log: (l) => console.error(`[ours] ${l}`) });
   const seconds = (Date.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuUtilization = (cpu.user + cpu.system) / 1e6 / seconds;
   const epochsM = (await readMetrics(runDir)).filter((m) => m.type === 'epoch');
   const trainSeconds = epochsM.reduce((a, m) => a + (m.type === 'epoch' ? m.seconds : 0), 0);
   // Final weights (the same point in training as PyTorch's last epoch), evaluated on the test set.
@@ -72,10 +75,10 @@ async function runOurs(): Promise<{ imagesPerSec: number; testAcc: number; secon
   const params: Params = new Map([...ck.weights].map(([k, t]) => [k, tf.variable(tf.tensor(t.data, t.shape), false, `bench/${k}`)]));
   const testAcc = await testAccuracy(params, arch, test);
   for (const v of params.values()) v.dispose();
-  return { imagesPerSec: (limit * epochs) / trainSeconds, testAcc, seconds, runDir };
+  return { imagesPerSec: (limit * epochs) / trainSeconds, testAcc, seconds, runDir, cpuUtilization };
 }
 
-function runTorch(): Promise<{ imagesPerSec: number; testAcc: number[]; threads: number }> {
+function runTorch(): Promise<{ imagesPerSec: number; testAcc: number[]; threads: number; interopThreads: number; cpuUtilization: number }> {
   return new Promise((resolve, reject) => {
     const args = ['bench/torch_train.py', '--epochs', String(epochs), '--limit', String(limit), '--batch-size', String(batchSize), '--lr', String(lr),
       '--hidden', String(ARCH.hiddenSize), '--layers', String(ARCH.numLayers), '--heads', String(ARCH.numHeads), '--mlp', String(ARCH.mlpSize), '--patch', String(ARCH.patchSize),
@@ -92,7 +95,7 @@ function runTorch(): Promise<{ imagesPerSec: number; testAcc: number[]; threads:
     p.on('close', (code) => {
       if (code !== 0) return reject(new Error(`bench/torch_train.py exited with ${code}`));
       const r = JSON.parse(last);
-      resolve({ imagesPerSec: r.images_per_sec, testAcc: r.test_acc, threads: r.threads });
+      resolve({ imagesPerSec: r.images_per_sec, testAcc: r.test_acc, threads: r.threads, interopThreads: r.interop_threads, cpuUtilization: r.cpu_utilization });
     });
   });
 }
@@ -102,10 +105,11 @@ function runTorch(): Promise<{ imagesPerSec: number; testAcc: number[]; threads:
   const ours = await runOurs();
   const torch = o['skip-torch'] ? undefined : await runTorch();
   const lines = [
-    `ours (TF.js ${o.backend}, 1 thread): ${ours.imagesPerSec.toFixed(1)} images/s, test accuracy ${(ours.testAcc * 100).toFixed(2)}% after ${epochs} epochs (${ours.seconds.toFixed(0)} s in all)`,
+    // tfjs-backend-wasm never loads its threaded binary in Node (WASM_HAS_MULTITHREAD_SUPPORT is false there), so wasm is 1 thread.
+    `ours (TF.js ${o.backend}, 1 thread, ${(ours.cpuUtilization * 100).toFixed(0)}% CPU): ${ours.imagesPerSec.toFixed(1)} images/s, test accuracy ${(ours.testAcc * 100).toFixed(2)}% after ${epochs} epochs (${ours.seconds.toFixed(0)} s in all)`,
   ];
   if (torch) {
-    lines.push(`PyTorch CPU (${torch.threads} thread${torch.threads > 1 ? 's' : ''}): ${torch.imagesPerSec.toFixed(1)} images/s, test accuracy ${(torch.testAcc[torch.testAcc.length - 1] * 100).toFixed(2)}% after ${epochs} epochs`);
+    lines.push(`PyTorch CPU (${torch.threads} intra-op / ${torch.interopThreads} inter-op thread${torch.threads > 1 ? 's' : ''}, OMP/MKL/OPENBLAS pinned, ${(torch.cpuUtilization * 100).toFixed(0)}% CPU while training): ${torch.imagesPerSec.toFixed(1)} images/s, test accuracy ${(torch.testAcc[torch.testAcc.length - 1] * 100).toFixed(2)}% after ${epochs} epochs`);
     lines.push(`throughput ratio ours/PyTorch: ${(ours.imagesPerSec / torch.imagesPerSec).toFixed(3)}×`);
   }
   console.log(lines.join('\n'));
