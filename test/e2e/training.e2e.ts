@@ -28,9 +28,12 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import type { Frame, Page } from 'playwright-core';
 import { CodeServerSession, ROOT } from './harness';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
+import * as protobuf from 'protobufjs';
+import { frameRecord } from '../../server/tfevents/tfrecord';
 
 const OUT = path.join(ROOT, 'test-output', 'e2e-training');
 /** makeColorDataset makes class i brightest in channel i % 3 (R, G, B): in this order the folder names match the colours. */
@@ -50,6 +53,8 @@ const FASHION: Record<string, string> = {
   'fashion-mnist-test-9-sneaker.png': 'Sandal',
   'fashion-mnist-test-4-shirt.png': 'T-shirt_top',
 };
+
+const TFEVENTS = path.join(ROOT, 'test/fixtures/tfevents');
 
 let session: CodeServerSession;
 let page: Page;
@@ -82,6 +87,8 @@ before(async () => {
         fs.mkdirSync(path.join(ws, 'fashion', label), { recursive: true });
         fs.copyFileSync(path.join(ROOT, 'samples', file), path.join(ws, 'fashion', label, file));
       }
+      // TensorBoard event files (scripts/make_tfevents_fixtures.py): run_a, run_a/rank1, live (its last record cut mid-write).
+      fs.cpSync(TFEVENTS, path.join(ws, 'tfevents'), { recursive: true, filter: (src) => path.basename(src) !== 'expected.json' });
       // The built-in model: vitLens.model left empty (its default).
       fs.writeFileSync(path.join(ws, '.vscode/settings.json'), '{}\n');
     },
@@ -293,13 +300,51 @@ async function widenSideBar(): Promise<void> {
 }
 
 
-const runCommand = (title: string) => session.runCommand(title);
+/**
+ * session.runCommand, made safe against a palette that closes right after opening: F1 pressed while a
+ * webview has focus opens the palette, then the webview takes the focus back and the palette closes
+ * (seen as "element is inert" / "not visible" in fill). So: wait for the last quick input to fade out,
+ * open, and fill only a palette that stayed open; else try again (session.runCommand alternates F1 and
+ * the command center).
+ */
+async function runCommand(title: string): Promise<void> {
+  const input = page.locator('.quick-input-widget input');
+  for (let attempt = 0; ; attempt++) {
+    await quickInputClosed();
+    try {
+      if (attempt % 2 === 0) await page.keyboard.press('F1');
+      else await page.locator('.command-center .action-label, .command-center').first().click({ timeout: 3000 });
+      await input.waitFor({ state: 'visible', timeout: 3000 });
+      await page.waitForTimeout(250);
+      await input.fill(`>${title}`, { timeout: 2000 });
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 10_000 });
+      break;
+    } catch (e) {
+      if (attempt >= 5) throw e;
+      await page.keyboard.press('Escape');
+    }
+  }
+  await page.keyboard.press('Enter');
+}
+/** Wait until the previous quick input has faded out: runCommand's F1 right after a command would find the closing (inert) palette. */
+const quickInputClosed = () => page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 }).catch(() => undefined);
+
+/** Move the mouse off the side bar's rows (to the editor tabs' empty title area) so that a row's hover goes away. */
+async function dismissHover(): Promise<void> {
+  const hover = page.locator('.context-view .hover-contents');
+  if (!(await hover.count())) return;
+  const bar = await page.locator('.part.sidebar .composite.title').boundingBox();
+  if (bar) await page.mouse.move(bar.x + 8, bar.y + bar.height / 2);
+  await hover.first().waitFor({ state: 'detached', timeout: 3000 }).catch(() => undefined);
+}
 
 /** Expand an explorer folder (a click toggles, so look at aria-expanded first). */
 async function expandFolder(name: string): Promise<void> {
   const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: name });
   await row.waitFor({ timeout: 30_000 });
   for (let i = 0; i < 10 && (await row.getAttribute('aria-expanded')) !== 'true'; i++) {
+    // A path hover of the row under the mouse (left there by an earlier click, e.g. in the Runs view) can cover this row.
+    await dismissHover();
     await row.click();
     await page.waitForTimeout(500);
   }
@@ -504,4 +549,300 @@ test('Use as Current Model from the run\'s context menu, then Classify Image use
   // The model-load progress notification closes once the model is loaded.
   await page.locator('.notifications-toasts .notification-toast', { hasText: `loading ${runName}/export` }).first().waitFor({ state: 'detached', timeout: 30_000 });
   await shot('11-classify-image-fine-tuned-model.png');
+}));
+
+// ---- Suspect labels in the run's dashboard: Move to class… and Undo (last of the dataset tests: it moves files in colors/) ----
+
+/** The run dashboard's document (there may be a TensorBoard one too). */
+async function runDashboardFrame(name: string, timeoutMs = 60_000): Promise<Frame> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    for (const f of page.frames()) {
+      if (f.isDetached() || !(await f.$('#suspect-table').catch(() => null))) continue;
+      if ((await f.locator('#runs').textContent({ timeout: 1000 }).catch(() => ''))?.includes(name)) return f;
+    }
+    if (Date.now() > end) {
+      await shot(`dashboard-${name}-not-found.png`);
+      throw new Error(`no dashboard for ${name}`);
+    }
+    await page.waitForTimeout(250);
+  }
+}
+
+/** Poll the file system until `check` holds (renames go through the extension host). */
+async function waitForFs(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
+  for (const end = Date.now() + timeoutMs; !check(); ) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await page.waitForTimeout(100);
+  }
+}
+
+/** A suspect row's Move to class… → the quick pick → `cls`; returns the target path (the move may be refused). */
+async function pickMoveTarget(dash: Frame, file: string, current: string, cls: string, screenshot?: string): Promise<string> {
+  const name = path.basename(file);
+  await dash.locator(`#suspect-table tr[data-file="${file}"] button`, { hasText: 'Move to class…' }).click();
+  const pick = page.locator('.quick-input-widget', { hasText: `Move ${name} to class…` });
+  await pick.waitFor({ timeout: 15_000 });
+  // Every class but the image's own folder is offered; the model's pick first.
+  // (Only the visible rows: the list keeps hidden rows of earlier quick picks.)
+  const offered: string[] = [];
+  for (const row of await page.locator('.quick-input-widget .quick-input-list .monaco-list-row').filter({ visible: true }).all()) offered.push(((await row.locator('.label-name').first().textContent()) ?? '').trim());
+  assert.deepEqual([...offered].sort(), CLASSES.filter((c) => c !== current).sort(), `quick pick items: ${offered}`);
+  assert.match((await page.locator('.quick-input-widget input').getAttribute('placeholder')) ?? '', new RegExp(`Now in “${current}”`));
+  await page.waitForTimeout(400); // the quick pick fades in
+  if (screenshot) await shot(screenshot);
+  await page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: new RegExp(`^\\s*${cls}`) }).filter({ visible: true }).first().click();
+  return path.join(path.dirname(path.dirname(file)), cls, name);
+}
+
+/** pickMoveTarget, then wait until the file is there and gone from its folder. */
+async function moveSuspect(dash: Frame, file: string, current: string, cls: string, screenshot?: string): Promise<string> {
+  const target = await pickMoveTarget(dash, file, current, cls, screenshot);
+  await waitForFs(`${path.basename(file)} to move to ${cls}/`, () => fs.existsSync(target) && !fs.existsSync(file));
+  return target;
+}
+
+test('Suspect labels in the run dashboard: Move to class… moves the file into another class folder, Undo (list button, then notification) moves it back', () => withFailureShot('suspect-move', async () => {
+  assert.ok(runName, 'no run from the fine-tune test');
+  await page.keyboard.press('Escape');
+  await runCommand('Notifications: Clear All Notifications');
+  await quickInputClosed();
+  const tab = page.locator('.tabs-container .tab', { hasText: `Dashboard: ${runName}` }).first();
+  await tab.waitFor({ timeout: 60_000 });
+  await tab.click();
+  // Maximised: the table's buttons and badges in full (the dashboard shares the window with the predictions table).
+  await runCommand('View: Toggle Maximize Editor Group');
+  await quickInputClosed();
+  const dash = await runDashboardFrame(runName);
+  const rows = dash.locator('#suspect-table tr[data-file]');
+  await rows.first().waitFor({ timeout: 60_000 });
+
+  // The held-out images are the run's val split of colors/: absolute paths in a class folder.
+  const dataset = path.join(workspace, 'colors');
+  const file = (await rows.first().getAttribute('data-file'))!;
+  const current = path.basename(path.dirname(file));
+  assert.equal(path.dirname(path.dirname(file)), dataset, `suspect not in the dataset: ${file}`);
+  assert.ok(CLASSES.includes(current) && fs.existsSync(file), `first suspect ${file}`);
+  const rowCount = await rows.count();
+  const bytes = fs.readFileSync(file);
+  // The first suspect's folder-label cell shows its folder.
+  assert.equal(((await rows.first().locator('td').nth(3).textContent()) ?? '').trim(), current);
+  const [cls, cls2] = CLASSES.filter((c) => c !== current);
+
+  // colors/ has img0…img7 in every class folder: the move would overwrite colors/<cls>/<same name>, so it is refused
+  // with an error and nothing changes on disk.
+  const name = path.basename(file);
+  const namesake = path.join(dataset, cls, name);
+  const namesakeBytes = fs.readFileSync(namesake);
+  await pickMoveTarget(dash, file, current, cls);
+  await page.locator('.notifications-toasts .notification-toast', { hasText: `Not moved: ${namesake} already exists.` }).first().waitFor({ timeout: 15_000 });
+  assert.deepEqual([fs.readFileSync(file), fs.readFileSync(namesake)], [bytes, namesakeBytes]);
+  assert.equal(await dash.locator(`#suspect-table tr[data-file="${file}"] button`, { hasText: 'Move to class…' }).count(), 1);
+  await runCommand('Notifications: Clear All Notifications');
+  await quickInputClosed();
+
+  // Set the namesakes in both other class folders aside (put back at the end) so that the moves can go through.
+  const aside = path.join(session.tmp, 'aside');
+  fs.mkdirSync(aside, { recursive: true });
+  for (const c of [cls, cls2]) fs.renameSync(path.join(dataset, c, name), path.join(aside, c));
+  try {
+    await moveAndUndo();
+  } finally {
+    for (const c of [cls, cls2]) if (fs.existsSync(path.join(aside, c)) && !fs.existsSync(path.join(dataset, c, name))) fs.renameSync(path.join(aside, c), path.join(dataset, c, name));
+  }
+  // The dataset is as it was: PER_CLASS images in each class folder, the namesakes back in place.
+  for (const c of CLASSES) assert.equal(fs.readdirSync(path.join(dataset, c)).filter((f) => f.endsWith('.png')).length, PER_CLASS, c);
+  assert.deepEqual(fs.readFileSync(namesake), namesakeBytes);
+  await quickInputClosed();
+  await runCommand('View: Toggle Maximize Editor Group');
+  await quickInputClosed();
+
+  async function moveAndUndo(): Promise<void> {
+    // Move → quick pick → cls: the file is in colors/<cls>/ with the same name and bytes, gone from its folder.
+    await rows.first().scrollIntoViewIfNeeded();
+    const target = await moveSuspect(dash, file, current, cls, '12-suspect-move-quick-pick.png');
+    assert.deepEqual(fs.readFileSync(target), bytes);
+    assert.ok(!fs.readdirSync(path.join(dataset, current)).includes(path.basename(file)));
+    // The row now points at the new place, marked moved, with Undo instead of Move.
+    const moved = dash.locator(`#suspect-table tr[data-file="${target}"]`);
+    await moved.locator('.badge', { hasText: `moved → ${cls}` }).waitFor({ timeout: 15_000 });
+    assert.equal(await moved.getAttribute('class'), 'moved');
+    assert.equal(await moved.locator('button', { hasText: 'Move to class…' }).count(), 0);
+    assert.equal(await dash.locator(`#suspect-table tr[data-file="${file}"]`).count(), 0);
+    assert.equal(await rows.count(), rowCount);
+    const toast = page.locator('.notifications-toasts .notification-toast', { hasText: `Moved ${path.basename(file)} from “${current}” to “${cls}”.` });
+    await toast.first().waitFor({ timeout: 15_000 });
+    await moved.scrollIntoViewIfNeeded();
+    await shot('13-suspect-moved.png');
+
+    // Undo in the list: back in its folder, the row as before.
+    await moved.locator('button', { hasText: 'Undo' }).click();
+    await waitForFs(`${path.basename(file)} to move back to ${current}/`, () => fs.existsSync(file) && !fs.existsSync(target));
+    assert.deepEqual(fs.readFileSync(file), bytes);
+    const back = dash.locator(`#suspect-table tr[data-file="${file}"]`);
+    await back.locator('button', { hasText: 'Move to class…' }).waitFor({ timeout: 15_000 });
+    assert.notEqual(await back.getAttribute('class'), 'moved');
+    assert.equal(await back.locator('.badge').count(), 0);
+    await page.locator('.statusbar-item', { hasText: `Moved ${path.basename(file)} back to “${current}”` }).first().waitFor({ timeout: 5_000 }).catch(() => undefined);
+    await back.scrollIntoViewIfNeeded();
+    await shot('14-suspect-undone-from-list.png');
+
+    // The same image again, to the other class; this time Undo from the notification's action.
+    await quickInputClosed();
+    await runCommand('Notifications: Clear All Notifications');
+    await quickInputClosed();
+    const target2 = await moveSuspect(dash, file, current, cls2);
+    await dash.locator(`#suspect-table tr[data-file="${target2}"] .badge`, { hasText: `moved → ${cls2}` }).waitFor({ timeout: 15_000 });
+    const toast2 = page.locator('.notifications-toasts .notification-toast', { hasText: `Moved ${path.basename(file)} from “${current}” to “${cls2}”.` }).first();
+    await toast2.waitFor({ timeout: 15_000 });
+    await page.waitForTimeout(500); // the toast fades in
+    await shot('15-suspect-moved-notification.png');
+    await toast2.locator('.monaco-button', { hasText: 'Undo' }).click();
+    await waitForFs(`${path.basename(file)} to move back to ${current}/ (notification)`, () => fs.existsSync(file) && !fs.existsSync(target2));
+    assert.deepEqual(fs.readFileSync(file), bytes);
+    await dash.locator(`#suspect-table tr[data-file="${file}"] button`, { hasText: 'Move to class…' }).waitFor({ timeout: 15_000 });
+  }
+}));
+
+// ---- ViT: Monitor Training Logs… on a folder of TensorBoard event files, live ----
+
+interface TfExpected {
+  truncated: { file: string; missingTailHex: string; missingScalar: TfScalar };
+  scalars: TfScalar[];
+}
+interface TfScalar {
+  run: string;
+  file: string;
+  tag: string;
+  step: number;
+  wallTime: number;
+  value: number;
+}
+
+/** tensorboard's Event with a simple_value summary (the field numbers of event.proto / summary.proto), as torch's add_scalar writes it. */
+const TfEvent = protobuf
+  .parse(
+    `syntax = "proto3"; package tb;
+     message Value { string tag = 1; oneof value { float simple_value = 2; } }
+     message Summary { repeated Value value = 1; }
+     message Event { double wall_time = 1; int64 step = 2; oneof what { string file_version = 3; Summary summary = 5; } }`,
+    { keepCase: true },
+  )
+  .root.lookupType('tb.Event');
+const scalarRecord = (wallTime: number, step: number, tag: string, value: number): Buffer =>
+  frameRecord(TfEvent.encode(TfEvent.create({ wall_time: wallTime, step, summary: { value: [{ tag, simple_value: value }] } })).finish());
+
+/** What the TensorBoard dashboard draws: per chart its title and each line's label and points. */
+type TfChart = { id: string; title: string; group: string; points: number; painted: number; lines: { label: string; x: number[]; y: (number | null)[] }[] };
+const readTfCharts = (dash: Frame): Promise<TfChart[]> =>
+  dash.evaluate(() =>
+    [...((globalThis as any).__vitLensCharts as Map<string, any>).entries()].map(([id, c]) => ({
+      id,
+      title: c.el.querySelector('.chart-title')?.textContent ?? '',
+      group: c.spec.group ?? '',
+      points: Number(c.el.dataset.points),
+      painted: ((cv: any) => {
+        const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+        let n = 0;
+        for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) n++;
+        return n;
+      })(c.plot.ctx.canvas),
+      lines: c.spec.lines.map((l: any) => ({ label: l.label as string, x: [...l.x] as number[], y: [...l.y] as (number | null)[] })),
+    })),
+  );
+
+/** tag → run → [step, value] sorted by step, from the fixture's list or from the charts. */
+function byTagRun(points: { tag: string; run: string; step: number; value: number | null }[]): Record<string, Record<string, [number, number | null][]>> {
+  const out: Record<string, Record<string, [number, number | null][]>> = {};
+  for (const p of points) ((out[p.tag] ??= {})[p.run] ??= []).push([p.step, p.value]);
+  for (const runs of Object.values(out)) for (const pts of Object.values(runs)) pts.sort((a, b) => a[0] - b[0]);
+  return out;
+}
+const chartPoints = (charts: TfChart[]) =>
+  byTagRun(charts.flatMap((c) => c.lines.flatMap((l) => l.x.map((step, i) => ({ tag: c.title, run: l.label, step, value: l.y[i] })))));
+
+test('Monitor Training Logs… on a folder of TensorBoard event files: one chart per tag with the files\' points, and a point appended while the panel is open appears live', () => withFailureShot('monitor-logs', async () => {
+  const expected: TfExpected = JSON.parse(fs.readFileSync(path.join(TFEVENTS, 'expected.json'), 'utf8'));
+  const tags = [...new Set(expected.scalars.map((s) => s.tag))].sort();
+  const runs = [...new Set(expected.scalars.map((s) => s.run))].sort();
+
+  // Explorer → right-click tfevents/ → Monitor Training Logs…
+  await quickInputClosed();
+  await page.keyboard.press('Escape');
+  await runCommand('View: Show Explorer');
+  await quickInputClosed();
+  await runCommand('Collapse Folders in Explorer');
+  await quickInputClosed();
+  await dismissHover();
+  await session.explorerMenu('tfevents', 'Monitor Training Logs…', '16-monitor-logs-menu.png');
+  await page.locator('.tabs-container .tab', { hasText: 'Dashboard: tfevents' }).first().waitFor({ timeout: 30_000 });
+  const dash = await session.webviewFrame('#runs .status.tensorboard', 'the TensorBoard dashboard');
+
+  // One chart per tag, titled with the tag, grouped by its prefix, in tag order within the groups.
+  const want = byTagRun(expected.scalars);
+  let charts: TfChart[] = [];
+  for (let i = 0; i < 120; i++) {
+    charts = await readTfCharts(dash);
+    if (isDeepStrictEqual(chartPoints(charts), want)) break;
+    await page.waitForTimeout(250);
+  }
+  assert.deepEqual(charts.map((c) => c.title).sort(), tags);
+  assert.deepEqual(charts.map((c) => c.id), charts.map((c) => `tf:${c.title}`));
+  for (const c of charts) assert.equal(c.group, c.title.split('/')[0], c.id);
+  assert.deepEqual(await dash.locator('#charts figure.chart .chart-title').allTextContents(), charts.map((c) => c.title));
+  assert.deepEqual([...new Set(await dash.locator('#charts h3.chart-group').allTextContents())], ['eval', 'train']);
+  // Each chart: one line per run that logged the tag, labelled with the run's folder, holding exactly the fixture's points
+  // (float32 simple_value / float_val / tensor_content, float64 double_val, an int64 step of 2^40, a 0 that must not vanish);
+  // the cut last record of live/ is not shown.
+  assert.deepEqual(chartPoints(charts), want);
+  const loss = charts.find((c) => c.id === 'tf:train/loss')!;
+  assert.deepEqual(loss.lines.map((l) => l.label).sort(), ['live', 'run_a', 'run_a/rank1']);
+  assert.ok(!loss.lines.find((l) => l.label === 'live')!.x.includes(expected.truncated.missingScalar.step), 'the truncated record was drawn');
+  for (const c of charts) {
+    assert.equal(c.points, new Set(c.lines.flatMap((l) => l.x)).size, `${c.id}: data-points`);
+    assert.ok(c.painted > 0, `${c.id}: nothing drawn`);
+  }
+  // The header: a TensorBoard source with 3 runs and 6 tags.
+  const header = (await dash.locator('#runs').textContent()) ?? '';
+  assert.match(header, new RegExp(`runs\\s*${runs.length}`));
+  assert.match(header, new RegExp(`tags\\s*${tags.length}`));
+  // Maximised for the screenshots (the panel shares the window with the predictions table); put back at the end.
+  await runCommand('View: Toggle Maximize Editor Group');
+  await page.waitForTimeout(1500);
+  await shot('17-monitor-logs-dashboard.png');
+
+  // Live: while the panel is open, (1) the killed writer's cut record is finished, (2) a new record is appended to
+  // run_a/rank1's file. Each point shows up within a few seconds (the panel polls once a second).
+  const waitForPoint = async (tag: string, run: string, step: number, value: number, what: string) => {
+    const t0 = Date.now();
+    for (;;) {
+      const c = (await readTfCharts(dash)).find((x) => x.id === `tf:${tag}`);
+      const l = c?.lines.find((x) => x.label === run);
+      const i = l?.x.indexOf(step) ?? -1;
+      if (l && i >= 0) {
+        assert.equal(l.y[i], value, `${what}: value`);
+        return Date.now() - t0;
+      }
+      if (Date.now() - t0 > 8_000) throw new Error(`${what}: ${run} ${tag} step ${step} not in the chart after 8 s: ${JSON.stringify(l)}`);
+      await page.waitForTimeout(100);
+    }
+  };
+  const m = expected.truncated.missingScalar;
+  fs.appendFileSync(path.join(workspace, 'tfevents', expected.truncated.file), Buffer.from(expected.truncated.missingTailHex, 'hex'));
+  const ms1 = await waitForPoint(m.tag, m.run, m.step, m.value, 'the finished record');
+  const rank1 = path.join(workspace, 'tfevents', 'run_a/rank1/events.out.tfevents.1700000000.host.2.0');
+  const lastWall = Math.max(...expected.scalars.filter((s) => s.run === 'run_a/rank1').map((s) => s.wallTime));
+  fs.appendFileSync(rank1, scalarRecord(lastWall + 1, 6, 'train/loss', 0.25));
+  const ms2 = await waitForPoint('train/loss', 'run_a/rank1', 6, 0.25, 'the appended record');
+  console.log(`live points appeared after ${ms1} ms and ${ms2} ms`);
+  // Nothing else changed; the header's last step follows the new points only where they are the largest.
+  const after = chartPoints(await readTfCharts(dash));
+  want['train/loss']['live'].push([m.step, m.value]);
+  want['train/loss']['run_a/rank1'].push([6, 0.25]);
+  assert.deepEqual(after, want);
+  assert.equal(await dash.locator('#problems').isHidden(), true, 'problems shown for valid event files');
+  await dash.locator('#charts figure[data-chart="tf:train/loss"]').scrollIntoViewIfNeeded();
+  await page.waitForTimeout(500);
+  await shot('18-monitor-logs-live-point.png');
+  await runCommand('View: Toggle Maximize Editor Group');
 }));
