@@ -146,6 +146,7 @@ export class CodeServerSession {
     await item.waitFor({ timeout: 30_000 });
     const menuItem = page.locator('.context-view .monaco-menu .action-item', { hasText: entry });
     // Unless `keepSelection`, make this item the whole selection first: a right-click inside a multi-selection acts on all of it.
+    await this.dismissHover();
     if (!keepSelection) await item.click();
     for (let attempt = 0; ; attempt++) {
       await item.click({ button: 'right' });
@@ -164,21 +165,45 @@ export class CodeServerSession {
   }
 
   /**
-   * Run a command from the palette by its title. The palette opens with F1 or, when the key went to
-   * a focused webview and the palette did not open, with a click on the title bar's command center.
+   * Run a command from the palette by its title. F1 can go to a focused webview, or find the
+   * previous quick input still fading out (inert), and the palette then closes again at once. So:
+   * wait for the last quick input to go, open the palette (F1, else the title bar's command
+   * center), and fill it only if it stayed open; else try again.
    */
   async runCommand(title: string): Promise<void> {
     const page = this.page;
     const input = page.locator('.quick-input-widget input');
     for (let attempt = 0; ; attempt++) {
-      if (attempt % 2 === 0) await page.keyboard.press('F1');
-      else await page.locator('.command-center .action-label, .command-center').first().click();
-      if (await input.waitFor({ state: 'visible', timeout: 3000 }).then(() => true, () => false)) break;
-      if (attempt >= 5) throw new Error(`the command palette did not open (for "${title}")`);
+      await this.quickInputClosed();
+      try {
+        if (attempt % 2 === 0) await page.keyboard.press('F1');
+        else await page.locator('.command-center .action-label, .command-center').first().click({ timeout: 3000 });
+        await input.waitFor({ state: 'visible', timeout: 3000 });
+        await page.waitForTimeout(250);
+        await input.fill(`>${title}`, { timeout: 2000 });
+        await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 10_000 });
+        break;
+      } catch (e) {
+        if (attempt >= 5) throw e;
+        await page.keyboard.press('Escape');
+      }
     }
-    await input.fill(`>${title}`);
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 10_000 });
     await page.keyboard.press('Enter');
+  }
+
+  /** Wait until the last quick input has faded out (a key pressed meanwhile reaches the closing, inert palette). */
+  quickInputClosed(): Promise<void> {
+    return this.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 }).catch(() => undefined);
+  }
+
+  /** Move the mouse off the side bar's rows so that a row's path hover (which can cover other rows) goes away. */
+  async dismissHover(): Promise<void> {
+    const page = this.page;
+    const hover = page.locator('.context-view .hover-contents');
+    if (!(await hover.count())) return;
+    const bar = await page.locator('.part.sidebar .composite.title').boundingBox();
+    if (bar) await page.mouse.move(bar.x + 8, bar.y + bar.height / 2);
+    await hover.first().waitFor({ state: 'detached', timeout: 3000 }).catch(() => undefined);
   }
 
   private async waitForHttp(url: string, ms: number): Promise<void> {

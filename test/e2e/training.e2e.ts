@@ -300,43 +300,9 @@ async function widenSideBar(): Promise<void> {
 }
 
 
-/**
- * session.runCommand, made safe against a palette that closes right after opening: F1 pressed while a
- * webview has focus opens the palette, then the webview takes the focus back and the palette closes
- * (seen as "element is inert" / "not visible" in fill). So: wait for the last quick input to fade out,
- * open, and fill only a palette that stayed open; else try again (session.runCommand alternates F1 and
- * the command center).
- */
-async function runCommand(title: string): Promise<void> {
-  const input = page.locator('.quick-input-widget input');
-  for (let attempt = 0; ; attempt++) {
-    await quickInputClosed();
-    try {
-      if (attempt % 2 === 0) await page.keyboard.press('F1');
-      else await page.locator('.command-center .action-label, .command-center').first().click({ timeout: 3000 });
-      await input.waitFor({ state: 'visible', timeout: 3000 });
-      await page.waitForTimeout(250);
-      await input.fill(`>${title}`, { timeout: 2000 });
-      await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 10_000 });
-      break;
-    } catch (e) {
-      if (attempt >= 5) throw e;
-      await page.keyboard.press('Escape');
-    }
-  }
-  await page.keyboard.press('Enter');
-}
-/** Wait until the previous quick input has faded out: runCommand's F1 right after a command would find the closing (inert) palette. */
-const quickInputClosed = () => page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 }).catch(() => undefined);
-
-/** Move the mouse off the side bar's rows (to the editor tabs' empty title area) so that a row's hover goes away. */
-async function dismissHover(): Promise<void> {
-  const hover = page.locator('.context-view .hover-contents');
-  if (!(await hover.count())) return;
-  const bar = await page.locator('.part.sidebar .composite.title').boundingBox();
-  if (bar) await page.mouse.move(bar.x + 8, bar.y + bar.height / 2);
-  await hover.first().waitFor({ state: 'detached', timeout: 3000 }).catch(() => undefined);
-}
+const runCommand = (title: string) => session.runCommand(title);
+const dismissHover = () => session.dismissHover();
+const quickInputClosed = () => session.quickInputClosed();
 
 /** Expand an explorer folder (a click toggles, so look at aria-expanded first). */
 async function expandFolder(name: string): Promise<void> {

@@ -101,7 +101,7 @@ function build(spec: ChartSpec, o: ChartOptions): Drawn {
   return { data, series, labels };
 }
 
-const WHOLE_INCREMENTS = Array.from({ length: 10 }, (_, e) => [1, 2, 5].map((m) => m * 10 ** e)).flat();
+const WHOLE_INCREMENTS = Array.from({ length: 16 }, (_, e) => [1, 2, 5].map((m) => m * 10 ** e)).flat();
 
 function options(spec: ChartSpec, d: Drawn, o: ChartOptions, width: number, readout: HTMLElement): uPlot.Options {
   const fg = cssVar('--vscode-descriptionForeground', cssVar('--vscode-foreground', '#999'));
