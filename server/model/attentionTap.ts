@@ -119,8 +119,8 @@ const PROBS_PATH_OPS = new Set(['Cast', 'Identity', 'Dropout', 'Mul']);
 const ELEMENTWISE_OPS = new Set(['Mul', 'Div', 'Add', 'Sub', 'Cast', 'Identity']);
 const MATMUL_OPS = new Set(['MatMul', 'FusedMatMul']);
 
-/** Lookups over one graph: who produces and who consumes each tensor, and which tensors are constant. */
-class GraphIndex {
+/** Lookups over one graph: who produces and who consumes each tensor, and which tensors are constant (also used by formats/onnxWeights.ts). */
+export class GraphIndex {
   readonly nodes: Node[];
   private readonly producer = new Map<string, Node>();
   private readonly consumers = new Map<string, Node[]>();
@@ -386,23 +386,23 @@ class GraphIndex {
   }
 }
 
-function attr(node: Node, name: string): onnx.IAttributeProto | undefined {
+export function attr(node: Node, name: string): onnx.IAttributeProto | undefined {
   return node.attribute?.find((a) => a.name === name);
 }
 
-function toNumber(v: number | { toNumber(): number } | null | undefined): number {
+export function toNumber(v: number | { toNumber(): number } | null | undefined): number {
   if (v === null || v === undefined) return 0;
   return typeof v === 'number' ? v : v.toNumber();
 }
 
-function dimsOf(type: onnx.ITypeProto | null | undefined): (number | string)[] {
+export function dimsOf(type: onnx.ITypeProto | null | undefined): (number | string)[] {
   return (type?.tensorType?.shape?.dim ?? []).map((d) => {
     const value = toNumber(d.dimValue);
     return value > 0 ? value : d.dimParam || '?';
   });
 }
 
-function tensorInts(t: onnx.ITensorProto): number[] | undefined {
+export function tensorInts(t: onnx.ITensorProto): number[] | undefined {
   if (t.dataType === DataType.INT64) {
     if (t.int64Data?.length) return t.int64Data.map(toNumber);
     if (t.rawData?.length) {

@@ -1,7 +1,7 @@
 /**
  * Initial weights for a run: a from-scratch ViT (`scratch:tiny|small|base`), or any checkpoint the
- * engine reads as weights (Hugging Face folder, Google .npz, one of our runs), with the classifier
- * replaced to fit the dataset's classes and position embeddings interpolated to the new grid.
+ * engine reads as weights (Hugging Face folder, Google .npz, an ONNX ViT from our builder or torch.onnx,
+ * one of our runs), with the classifier replaced to fit the dataset's classes and position embeddings interpolated to the new grid.
  */
 import { promises as fs } from 'fs';
 import * as path from 'path';
@@ -10,6 +10,7 @@ import { numel, Tensor, WeightMap } from '../model/tensor';
 import { ViTArch, W, checkWeights } from '../model/vitConfig';
 import { archAndLabelsFromHfFolder, loadHfWeights } from '../formats/hfSafetensors';
 import { loadGoogleNpz } from '../formats/googleNpz';
+import { loadOnnxWeights } from '../formats/onnxWeights';
 import { mixSeed, mulberry32, PURPOSE, truncNormal } from './rng';
 
 /** DeiT/ViT sizes (Touvron et al. 2021; Dosovitskiy et al. 2020). */
@@ -64,10 +65,10 @@ export async function initialWeights(spec: string, opts: InitOptions): Promise<I
   return { arch, weights, source: spec, weightsFile: loaded.file, notes };
 }
 
-/** Reads weights + architecture from a model folder, .npz or run folder. */
+/** Reads weights + architecture from a model folder, .npz, .onnx or run folder. */
 export async function loadCheckpoint(spec: string): Promise<{ arch: ViTArch; weights: WeightMap; file: string }> {
   const st = await fs.stat(spec).catch(() => undefined);
-  if (!st) throw new Error(`${spec}: no such model (expected a Hugging Face folder, a .npz checkpoint, a run folder or scratch:tiny|small|base)`);
+  if (!st) throw new Error(`${spec}: no such model (expected a Hugging Face folder, a .npz or .onnx file, a run folder or scratch:tiny|small|base)`);
   if (st.isDirectory()) {
     // One of our runs: its exported model (written at the end of every run) or its best checkpoint.
     if (await exists(path.join(spec, 'run.json'))) {
@@ -85,9 +86,8 @@ export async function loadCheckpoint(spec: string): Promise<{ arch: ViTArch; wei
   const ext = path.extname(spec).toLowerCase();
   if (ext === '.npz') return { ...(await loadGoogleNpz(spec)), file: spec };
   if (ext === '.safetensors') return loadCheckpoint(path.dirname(spec));
-  if (ext === '.onnx') {
-    throw new Error(`${spec}: training from an ONNX file is not supported (its weights are graph constants in exporter-specific layouts); use the Hugging Face folder or .npz it came from`);
-  }
+  // A ViT exported to ONNX by our builder or by torch.onnx: weights recovered from the graph (onnxWeights.ts).
+  if (ext === '.onnx') return { ...(await loadOnnxWeights(spec)), file: spec };
   throw new Error(`${spec}: unknown model format "${ext || '(none)'}"`);
 }
 

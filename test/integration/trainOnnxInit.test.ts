@@ -1,0 +1,59 @@
+/**
+ * `vit-lens train --model FILE.onnx` end to end through the built CLI (dist/cli.js): a torchvision
+ * ViT exported by torch.onnx as INIT, head mode, one epoch; and a non-ViT ONNX refused clearly.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { makeColorDataset } from '../fixtures/train/makeDataset';
+
+const root = path.join(__dirname, '..', '..');
+const cliJs = path.join(root, 'dist', 'cli.js');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-train-onnx-'));
+const dataset = path.join(tmp, 'ds');
+const cacheDir = path.join(tmp, 'cache');
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+before(async () => {
+  await makeColorDataset(dataset, { perClass: 4 });
+});
+
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  assert.ok(fs.existsSync(cliJs), `${cliJs} is missing: run npm run build first`);
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [cliJs, ...args], { env: { ...process.env, VIT_LENS_CACHE: cacheDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test('train --model model.onnx (torch.onnx export of torchvision ViT) --mode head --epochs 1', async () => {
+  const model = path.join(root, 'test', 'fixtures', 'vit-prelogits', 'model.onnx');
+  const run = path.join(tmp, 'run');
+  const r = await cli(['train', dataset, '--model', model, '--out', run, '--mode', 'head', '--epochs', '1', '--batch-size', '4', '--cache-dir', cacheDir]);
+  assert.equal(r.code, 0, r.stderr);
+  const info = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8'));
+  assert.equal(info.status, 'finished');
+  assert.equal(info.epoch, 1);
+  assert.deepEqual(info.classes, ['blue', 'green', 'red']);
+  const config = JSON.parse(fs.readFileSync(path.join(run, 'export', 'config.json'), 'utf8'));
+  assert.deepEqual([config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.pre_logits_size, config.qkv_bias], [32, 2, 2, 24, false]);
+  assert.ok(fs.existsSync(path.join(run, 'export', 'onnx', 'model.onnx')));
+
+  // The run's own exported ONNX (our builder's graph) is itself a valid INIT.
+  const again = await cli(['train', dataset, '--model', path.join(run, 'export', 'onnx', 'model.onnx'), '--out', path.join(tmp, 'run2'), '--mode', 'head', '--epochs', '1', '--batch-size', '4', '--cache-dir', cacheDir]);
+  assert.equal(again.code, 0, again.stderr);
+});
+
+test('train --model not-vit.onnx: a clear error naming the file', async () => {
+  const model = path.join(root, 'test', 'fixtures', 'bad', 'not-vit.onnx');
+  const r = await cli(['train', dataset, '--model', model, '--out', path.join(tmp, 'bad'), '--mode', 'head', '--epochs', '1', '--cache-dir', cacheDir]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /not-vit\.onnx: cannot recover ViT weights from this ONNX file: no patch-embedding Conv on the image input\. Use the Hugging Face folder/);
+});
