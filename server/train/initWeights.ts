@@ -1,7 +1,8 @@
 /**
  * Initial weights for a run: a from-scratch ViT (`scratch:tiny|small|base`), or any checkpoint the
  * engine reads as weights (Hugging Face folder, Google .npz, an ONNX ViT from our builder or torch.onnx,
- * one of our runs), with the classifier replaced to fit the dataset's classes and position embeddings interpolated to the new grid.
+ * one of our runs), with the classifier replaced to fit the dataset's classes and position embeddings
+ * interpolated to the new grid.
  */
 import { promises as fs } from 'fs';
 import * as path from 'path';
