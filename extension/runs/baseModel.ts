@@ -1,8 +1,8 @@
 /**
  * What a model spec means to the trainer. `vit-lens train --model` takes a Hugging Face folder with
- * safetensors weights, a Google .npz, one of our run folders or scratch:tiny|small|base, but not an
- * .onnx file (its weights are exporter-specific graph constants) nor a hub id (the trainer does
- * not download). Pure, for the unit tests.
+ * safetensors weights, a Google .npz, an .onnx whose ViT weights it recognises, one of our run
+ * folders or scratch:tiny|small|base, but not a hub id (the trainer does not download). Pure, for
+ * the unit tests.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -45,10 +45,15 @@ export function modelFacts(spec: string): ModelFacts {
   if (st.isFile()) {
     if (spec.toLowerCase().endsWith('.npz')) return { spec };
     if (spec.toLowerCase().endsWith('.onnx')) {
-      // transformers.js layout: <folder>/onnx/model.onnx next to the safetensors weights.
+      // transformers.js layout: <folder>/onnx/model.onnx next to the safetensors weights; the folder
+      // is the better start (same weights, and its preprocessor_config.json).
       const folder = path.dirname(path.dirname(spec));
-      const alt = path.basename(path.dirname(spec)) === 'onnx' && fs.existsSync(path.join(folder, 'model.safetensors')) ? folder : undefined;
-      return { spec, unusable: `${path.basename(spec)} is an ONNX file: its weights are exporter-specific graph constants the trainer cannot start from`, alternative: alt };
+      if (path.basename(path.dirname(spec)) === 'onnx' && fs.existsSync(path.join(folder, 'model.safetensors'))) {
+        return { spec, unusable: `${path.basename(spec)} sits in a Hugging Face folder, which keeps its preprocessing`, alternative: folder };
+      }
+      // A bare .onnx: the trainer reads ViT weights from our exports and torch.onnx exports, and
+      // says clearly when it cannot (the launch shows that error from train.log).
+      return { spec };
     }
     return { spec, unusable: `${spec} is not a model the trainer reads (a folder, .npz or scratch:…)` };
   }

@@ -181,14 +181,13 @@ test('dataset summary: counts, skipped files, imbalance warning, one usable clas
   assert.match(one.blocking!, /only class "cat" has readable images/);
 });
 
-test('base models: HF folders and scratch are usable; .onnx and hub ids are explained, with an alternative where there is one', () => {
+test('base models: HF folders, scratch and .onnx files are usable; hub ids are explained; an onnx/model.onnx in a HF folder points to the folder', () => {
   assert.deepEqual(modelFacts(tinyHf), { spec: tinyHf, imageSize: 224, patchSize: 16, layers: 2 });
   assert.equal(modelFacts('scratch:small').unusable, undefined);
   assert.match(modelFacts('scratch:huge').unusable!, /unknown scratch size/);
   assert.match(modelFacts('google/vit-base-patch16-224').unusable!, /Hub id; the trainer needs the model on disk/);
   const onnx = modelFacts(path.join(root, 'test', 'fixtures', 'vit-tiny', 'model.onnx'));
-  assert.match(onnx.unusable!, /ONNX file/);
-  assert.equal(onnx.alternative, undefined);
+  assert.deepEqual(onnx, { spec: path.join(root, 'test', 'fixtures', 'vit-tiny', 'model.onnx') });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-base-'));
   try {
     fs.mkdirSync(path.join(dir, 'onnx'));
