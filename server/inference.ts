@@ -93,6 +93,14 @@ export class VitSession {
     return { logits: logits.data as Float32Array, numClasses: Number(logits.dims[logits.dims.length - 1]), outputs };
   }
 
+  /** Run a batch and fetch exactly `names` (no logits: for graphs without them, e.g. a truncated `hidden.{n}` graph). */
+  async fetch(pixels: Float32Array, dims: [number, number, number, number], names: readonly string[]): Promise<Record<string, ort.Tensor>> {
+    const out = await this.session.run({ [this.inputName]: new ort.Tensor('float32', pixels, dims) }, [...names]);
+    const picked: Record<string, ort.Tensor> = {};
+    for (const name of names) picked[name] = out[name];
+    return picked;
+  }
+
   async release(): Promise<void> {
     await this.session.release();
   }

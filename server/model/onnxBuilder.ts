@@ -7,6 +7,16 @@
  * `attentions.{i}` (each layer's softmaxed attention, [N, H, T, T]) and `attention_{mean,max,min}.{i}`
  * (the same with heads fused, [N, T, T]). ONNX Runtime only returns graph outputs, so the attention
  * maps must be outputs; a caller that does not fetch them pays only for the small reductions.
+ *
+ * With `hiddenAfter: n` the graph is instead truncated: embeddings and blocks [0, n) only, with the
+ * single output `hidden.{n}` (the tokens after block n, [N, T, D]; n = 0 is the embeddings). This is
+ * what last-k training caches for its frozen part. ORT runs every node whatever is fetched, so an
+ * extra output on the full graph would still pay for the remaining blocks, the attention reductions
+ * and the head: on the built-in model (6 blocks, k = 2, 512 images) ~95 ms truncated vs ~125 ms
+ * (bench/lastk_tokens.ts). A truncated graph records its variant in the metadata (META_VARIANT), so it
+ * is never mistaken for a full model; the trainer builds it in memory, and it never goes into the
+ * built-graph cache (modelSource.ts), whose key names the full graph. The full graph is unchanged by
+ * this option, hence no BUILDER_VERSION bump.
  */
 import * as os from 'os';
 import { onnx } from 'onnx-proto';
@@ -17,11 +27,15 @@ import { ViTArch, W, checkWeights } from './vitConfig';
 export const BUILDER_VERSION = '2';
 export const META_ARCH = 'vit_lens.arch';
 export const META_BUILDER_VERSION = 'vit_lens.builder_version';
+/** Present only on a truncated graph: its single output's name (`hidden.{n}`). */
+export const META_VARIANT = 'vit_lens.variant';
 
 export const INPUT_NAME = 'pixel_values';
 export const LOGITS_NAME = 'logits';
 export const FEATURES_NAME = 'features';
 export const attentionOutputName = (layer: number): string => `attentions.${layer}`;
+/** Tokens after blocks [0, n) — the input of block n — [N, T, D]; `hidden.0` is the embeddings. */
+export const hiddenOutputName = (afterBlocks: number): string => `hidden.${afterBlocks}`;
 export const HEAD_FUSIONS = ['mean', 'max', 'min'] as const;
 /** Each layer's attention with the heads already fused, [N, T, T]: what rollout reads. */
 export const fusedAttentionOutputName = (fusion: (typeof HEAD_FUSIONS)[number], layer: number): string => `attention_${fusion}.${layer}`;
@@ -31,7 +45,13 @@ const IR_VERSION = 8;
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const INT64 = onnx.TensorProto.DataType.INT64;
 
-export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: { producer?: string } = {}): Uint8Array {
+export interface BuildOptions {
+  producer?: string;
+  /** Truncate after this many blocks (0 … numLayers): output only `hidden.{n}`. */
+  hiddenAfter?: number;
+}
+
+export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: BuildOptions = {}): Uint8Array {
   // raw_data is little-endian by definition; we copy Float32Array bytes as they are in memory.
   if (os.endianness() !== 'LE') throw new Error('buildVitOnnx needs a little-endian host');
   checkWeights(arch, (name) => weights.get(name)?.shape, 'buildVitOnnx');
@@ -42,6 +62,10 @@ export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: { producer
   }
   if (arch.hiddenSize % arch.numHeads !== 0) {
     throw new Error(`hidden size ${arch.hiddenSize} is not divisible by ${arch.numHeads} heads`);
+  }
+  const cut = opts.hiddenAfter;
+  if (cut !== undefined && !(Number.isInteger(cut) && cut >= 0 && cut <= arch.numLayers)) {
+    throw new Error(`hiddenAfter ${cut} must be an integer between 0 and the model's ${arch.numLayers} layers`);
   }
 
   const g = new GraphBuilder(weights);
@@ -64,7 +88,7 @@ export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: { producer
   const clsShape = g.node('Concat', 'embeddings/cls_shape', [batch, g.int64s('const/cls_shape_tail', [1, 1])], { axis: 0 });
   const cls = g.node('Expand', 'embeddings/cls_expand', [g.weight(W.clsToken), clsShape]);
   const seq = g.node('Concat', 'embeddings/prepend_cls', [cls, patches], { axis: 1 });
-  let x = g.node('Add', 'embeddings/add_positions', [seq, g.weight(W.posEmbed)]);
+  let x = g.node('Add', 'embeddings/add_positions', [seq, g.weight(W.posEmbed)], {}, cut === 0 ? hiddenOutputName(0) : 'embeddings/add_positions');
 
   const headsShape = g.int64s('const/split_heads_shape', [0, 0, H, dh]);
   const mergedShape = g.int64s('const/merge_heads_shape', [0, 0, D]);
@@ -73,7 +97,7 @@ export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: { producer
   const one = g.float('const/one', 1);
   const half = g.float('const/half', 0.5);
 
-  for (let i = 0; i < arch.numLayers; i++) {
+  for (let i = 0; i < (cut ?? arch.numLayers); i++) {
     const w = W.layer(i);
     const at = (s: string) => `layer${i}/${s}`;
     const linear = (name: string, input: string, weight: string, bias: string | undefined) => {
@@ -115,7 +139,30 @@ export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: { producer
     const gate = g.node('Add', at('mlp/gelu_add'), [erf, one]);
     const gelu = g.node('Mul', at('mlp/gelu_half'), [g.node('Mul', at('mlp/gelu_mul'), [h, gate]), half]);
     const mlpOut = linear('mlp/fc2', gelu, w.fc2Weight, w.fc2Bias);
-    x = g.node('Add', at('mlp/residual'), [x, mlpOut]);
+    x = g.node('Add', at('mlp/residual'), [x, mlpOut], {}, i + 1 === cut ? hiddenOutputName(cut) : at('mlp/residual'));
+  }
+
+  if (cut !== undefined) {
+    // The shared constants (attention scale, GELU's) are made before the loop; with no block they are unused.
+    const used = new Set(g.nodes.flatMap((n) => n.input ?? []));
+    return onnx.ModelProto.encode({
+      irVersion: IR_VERSION,
+      opsetImport: [{ domain: '', version: OPSET }],
+      producerName: opts.producer ?? 'vit-lens',
+      producerVersion: BUILDER_VERSION,
+      graph: {
+        name: `vit_hidden_${cut}`,
+        input: [valueInfo(INPUT_NAME, ['batch', arch.numChannels, imgH, imgW])],
+        output: [valueInfo(x, ['batch', tokens, D])],
+        node: g.nodes,
+        initializer: g.initializers.filter((t) => used.has(t.name!)),
+      },
+      metadataProps: [
+        { key: META_ARCH, value: JSON.stringify(arch) },
+        { key: META_BUILDER_VERSION, value: BUILDER_VERSION },
+        { key: META_VARIANT, value: x },
+      ],
+    }).finish();
   }
 
   const normed = g.layerNorm('head/final_ln', x, W.finalNormWeight, W.finalNormBias, arch.layerNormEps);
@@ -151,15 +198,19 @@ export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: { producer
   return onnx.ModelProto.encode(model).finish();
 }
 
-/** The arch and builder version recorded by buildVitOnnx, or undefined for a model it did not build. */
-export function readBuildMetadata(modelBytes: Uint8Array): { arch: ViTArch; builderVersion: string } | undefined {
+/**
+ * The arch and builder version recorded by buildVitOnnx, or undefined for a model it did not build;
+ * `variant` is set (to its single output's name) for a truncated graph.
+ */
+export function readBuildMetadata(modelBytes: Uint8Array): { arch: ViTArch; builderVersion: string; variant?: string } | undefined {
   // Decoding does not copy raw_data (protobufjs returns subarrays), so this is cheap even for large models.
   const props = onnx.ModelProto.decode(modelBytes).metadataProps ?? [];
   const get = (key: string) => props.find((p) => p.key === key)?.value ?? undefined;
   const arch = get(META_ARCH);
   const builderVersion = get(META_BUILDER_VERSION);
   if (arch === undefined || builderVersion === undefined) return undefined;
-  return { arch: JSON.parse(arch) as ViTArch, builderVersion };
+  const variant = get(META_VARIANT);
+  return { arch: JSON.parse(arch) as ViTArch, builderVersion, ...(variant !== undefined ? { variant } : {}) };
 }
 
 /** An INT attribute, an INTS attribute, or a FLOAT one (boxed, since 1 and 1.0 are the same JS number). */

@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { WeightMap } from '../model/tensor';
 import type { ViTArch } from '../model/vitConfig';
 import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../preprocess';
-import { buildVitOnnx, FEATURES_NAME } from '../model/onnxBuilder';
+import { buildVitOnnx, FEATURES_NAME, hiddenOutputName } from '../model/onnxBuilder';
 import { VitSession } from '../inference';
 import { BackendName, initBackend } from './backend';
 import { loadCheckpoint, LoopState, saveCheckpoint } from './checkpoint';
@@ -119,7 +119,7 @@ export async function train(opts: TrainOptions): Promise<RunInfo> {
   }
 
   const skipped: SkippedFile[] = [...data.skipped];
-  const inputs = await prepareInputs(config, arch, init, params, data, pre, opts.cacheDir ?? defaultCacheDir(), skipped, log);
+  const inputs = await prepareInputs(config, arch, init, params, data, pre, opts.cacheDir ?? defaultCacheDir(), skipped, log, backend.name);
   const trainSamples = inputs.train;
   const valSamples = inputs.val;
   if (trainSamples.length === 0) throw new TrainingError(`${config.dataset}: no readable training images`);
@@ -135,7 +135,7 @@ export async function train(opts: TrainOptions): Promise<RunInfo> {
     config,
     classes: data.classes,
     backend: backend.name,
-    backendNotes: backend.notes,
+    backendNotes: [...backend.notes, ...inputs.notes],
     status: 'running',
     pid: process.pid,
     createdAt: previous?.createdAt ?? now,
@@ -298,6 +298,8 @@ interface PreparedInputs {
   trainBatch(batch: Sample[], epoch: number, index: number): Promise<{ input: ForwardInput; kept: Sample[] }>;
   evalBatch(batch: Sample[]): Promise<{ input: ForwardInput; kept: Sample[] }>;
   dispose(): Promise<void>;
+  /** Where the frozen part could not run as intended (joins the backend's notes in run.json). */
+  notes: string[];
 }
 
 /**
@@ -307,8 +309,9 @@ interface PreparedInputs {
  */
 async function prepareInputs(
   config: TrainConfig, arch: ViTArch, init: InitResult, params: Params, data: TrainData, pre: PreprocessConfig,
-  cacheDir: string, skipped: SkippedFile[], log: (l: string) => void,
+  cacheDir: string, skipped: SkippedFile[], log: (l: string) => void, backendName: BackendName,
 ): Promise<PreparedInputs> {
+  const notes: string[] = [];
   const [H, Wd] = arch.imageSize;
   const C = arch.numChannels;
   const pixelsPer = C * H * Wd;
@@ -344,10 +347,13 @@ async function prepareInputs(
         return { input: toPixels(pixels, kept.length), kept };
       },
       dispose: async () => {},
+      notes,
     };
   }
 
-  // Frozen backbone: ONNX Runtime for the [CLS] features (head), our TF.js blocks for last-k tokens.
+  // Frozen backbone on ONNX Runtime: the full graph's [CLS] features (head), or a graph truncated
+  // after block L−k whose only output is the tokens there (last-k). Our TF.js blocks compute the
+  // last-k tokens only when ONNX Runtime cannot start (noted in run.json's backendNotes).
   const fromBlock = arch.numLayers - config.lastK;
   const T = 1 + (H / arch.patchSize) * (Wd / arch.patchSize);
   const D = arch.hiddenSize;
@@ -355,13 +361,32 @@ async function prepareInputs(
   let produce: (pixels: Float32Array, n: number) => Promise<Float32Array>;
   let size: number;
   let wrap: (x: Float32Array, n: number) => ForwardInput;
+  /** Which engine computed the cached values; part of the cache key for last-k (values differ in the last bits). */
+  let producer: string;
   if (config.mode === 'head') {
     session = await VitSession.create(buildVitOnnx(arch, init.weights), { input: 'pixel_values', logits: 'logits' }, {});
     produce = async (pixels, n) => (await session!.run(pixels, [n, C, H, Wd], [FEATURES_NAME])).outputs[FEATURES_NAME].data as Float32Array;
     size = D;
     wrap = (x, n) => ({ kind: 'features', x: tf.tensor2d(x, [n, D]) });
+    producer = 'onnxruntime';
   } else {
-    produce = async (pixels, n) => tf.tidy(() => tokensBefore(params, arch, tf.tensor4d(pixels, [n, C, H, Wd]), fromBlock).dataSync() as Float32Array);
+    const hidden = hiddenOutputName(fromBlock);
+    try {
+      session = await VitSession.create(buildVitOnnx(arch, init.weights, { hiddenAfter: fromBlock }), { input: 'pixel_values', logits: hidden }, {});
+    } catch (e) {
+      const note = `last-k: ONNX Runtime could not start (${(e as Error).message.split('\n')[0]}); the frozen blocks run on our TF.js blocks (${backendName}) instead`;
+      notes.push(note);
+      log(`warning: ${note}`);
+    }
+    if (session) {
+      const s = session;
+      produce = async (pixels, n) => (await s.fetch(pixels, [n, C, H, Wd], [hidden]))[hidden].data as Float32Array;
+      producer = 'onnxruntime';
+    } else {
+      produce = async (pixels, n) => tf.tidy(() => tokensBefore(params, arch, tf.tensor4d(pixels, [n, C, H, Wd]), fromBlock).dataSync() as Float32Array);
+      producer = 'tfjs';
+    }
+    log(`frozen backbone: embeddings${fromBlock ? ` and blocks 1–${fromBlock} of ${arch.numLayers}` : ''} on ${session ? `ONNX Runtime (${session.provider})` : `TF.js (${backendName})`}`);
     size = T * D;
     wrap = (x, n) => ({ kind: 'tokens', x: tf.tensor3d(x, [n, T, D]), fromBlock });
   }
@@ -372,10 +397,14 @@ async function prepareInputs(
       const { pixels, kept } = await loadPixels(b, random);
       return { input: wrap(kept.length ? await produce(pixels, kept.length) : new Float32Array(0), kept.length), kept };
     };
-    return { train: data.train, val: data.val, trainBatch: (b, e, i) => run(b, augRandom(e, i)), evalBatch: (b) => run(b), dispose };
+    return { train: data.train, val: data.val, trainBatch: (b, e, i) => run(b, augRandom(e, i)), evalBatch: (b) => run(b), dispose, notes };
   }
   const key = createHash('sha256')
-    .update(JSON.stringify({ v: 1, mode: config.mode, fromBlock, arch, pre, source: init.weightsFile ? await hashFile(init.weightsFile) : `${init.source}/${config.seed}` }))
+    .update(JSON.stringify({
+      v: 1, mode: config.mode, fromBlock, arch, pre, source: init.weightsFile ? await hashFile(init.weightsFile) : `${init.source}/${config.seed}`,
+      // Head caches keep their v1 key (always ONNX Runtime); last-k tokens from the TF.js fallback are kept apart.
+      ...(config.mode === 'last-k' ? { producer } : {}),
+    }))
     .digest('hex')
     .slice(0, 24);
   const opts = { cacheDir: path.join(cacheDir, 'train-features'), key, size, batchSize: config.batchSize, loader: data.loader, produce, pixelsPerSample: pixelsPer };
@@ -394,6 +423,6 @@ async function prepareInputs(
     xs.forEach((x, i) => all.set(x, i * size));
     return { input: wrap(all, b.length), kept: b };
   };
-  return { train: tr.kept, val: va.kept, trainBatch: (b) => fromCache(tr.cache, b), evalBatch: (b) => fromCache(va.cache, b), dispose };
+  return { train: tr.kept, val: va.kept, trainBatch: (b) => fromCache(tr.cache, b), evalBatch: (b) => fromCache(va.cache, b), dispose, notes };
 }
 

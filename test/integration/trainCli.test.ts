@@ -105,6 +105,46 @@ test('head mode: run folder contract, export, classify with the exported model',
   assert.equal(JSON.parse(st.stdout).results[0].predictions.length, 3);
 });
 
+// Per-step training losses and per-epoch validation losses of these exact runs, recorded before the
+// frozen blocks moved from TF.js to ONNX Runtime (commit f3ac1c7); the cached tokens must not change them.
+const LAST_K_REFERENCE: Record<number, { step: number[]; val: number[] }> = {
+  1: { step: [1.0986120700836182, 0.9970085024833679, 0.8617004156112671, 0.749267578125], val: [0.9967606663703918, 0.8607983589172363, 0.7478125691413879, 0.7100307941436768] },
+  2: { step: [1.0986120700836182, 0.997010350227356, 0.8243023753166199, 0.7060844898223877], val: [0.9967625141143799, 0.8232572078704834, 0.7057285308837891, 0.6684951186180115] },
+};
+
+test('last-k mode: frozen tokens from ONNX Runtime, the same losses as the TF.js-cached runs, then from the cache', async () => {
+  const losses = (run: string) => {
+    const m = fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    return { step: m.filter((x) => x.type === 'step').map((x) => x.loss), val: m.filter((x) => x.type === 'epoch').map((x) => x.valLoss) };
+  };
+  const close = (got: number[], want: number[], what: string) => {
+    assert.equal(got.length, want.length, what);
+    got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) <= 1e-4, `${what}[${i}]: ${g} vs ${want[i]}`));
+  };
+  // Batch 16 > 15 training images: one optimizer step per epoch, so every step's loss is in metrics.jsonl.
+  const args = (k: number, out: string) => ['train', dataset, '--out', out, '--model', tinyHf, '--image-size', '32', '--batch-size', '16',
+    '--cache-dir', cacheDir, '--mode', 'last-k', '--last-k', String(k), '--epochs', '4', '--lr', '3e-3'];
+  for (const k of [1, 2]) {
+    const run = path.join(tmp, 'lastk-runs', `k${k}`);
+    const r = await cli(args(k, run));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /frozen backbone: embeddings.* on ONNX Runtime/);
+    assert.match(r.stderr, /caching tokens/);
+    assert.match(r.stderr, /frozen backbone: 18 images computed, 0 from cache/);
+    const info = readJson(path.join(run, 'run.json'));
+    assert.equal(info.status, 'finished');
+    assert.ok(!info.backendNotes.some((n: string) => /last-k/.test(n)), info.backendNotes.join('\n'));
+    close(losses(run).step, LAST_K_REFERENCE[k].step, `k=${k} step losses`);
+    close(losses(run).val, LAST_K_REFERENCE[k].val, `k=${k} val losses`);
+  }
+  // The same model, block and data again: every token comes from the cache, and the losses are the same.
+  const again = path.join(tmp, 'lastk-runs', 'k1-again');
+  const r = await cli(args(1, again));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /frozen backbone: 0 images computed, 18 from cache/);
+  close(losses(again).step, LAST_K_REFERENCE[1].step, 'cached k=1 step losses');
+});
+
 test('full mode: SIGINT stops after the current step with status "stopped"; --resume finishes the run', async () => {
   const run = path.join(tmp, 'sigint');
   let sent = false;
