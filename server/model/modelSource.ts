@@ -130,12 +130,7 @@ async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file):
   const { bytes: tapped, info } = tapAttention(bytes, path.dirname(file));
   const dims = info.inputShape.map((d) => (typeof d === 'number' && d > 0 ? d : undefined));
   const imageSize: [number, number] = [dims[2] ?? info.imageSize?.[0] ?? 224, dims[3] ?? info.imageSize?.[1] ?? 224];
-  // An exported file's own folder (or its parent, for the onnx/ sub-folder) may carry the HF configs.
-  const configDir = (await exists(path.join(path.dirname(file), 'config.json')))
-    ? path.dirname(file)
-    : (await exists(path.join(path.dirname(file), '..', 'config.json')))
-      ? path.join(path.dirname(file), '..')
-      : undefined;
+  const configDir = await onnxConfigDir(file);
   let configLabels: string[] | undefined;
   if (configDir) configLabels = (await archAndLabelsFromHfFolder(configDir).catch(() => undefined))?.labels;
   const numClasses = outputClassCount(tapped, info.logitsName);
@@ -236,4 +231,12 @@ async function exists(p: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/** An exported .onnx file's own folder, or its parent for the onnx/ sub-folder layout, when it carries the Hugging Face configs. */
+export async function onnxConfigDir(file: string): Promise<string | undefined> {
+  for (const dir of [path.dirname(file), path.join(path.dirname(file), '..')]) {
+    if (await exists(path.join(dir, 'config.json'))) return dir;
+  }
+  return undefined;
 }

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { WeightMap } from '../model/tensor';
 import type { ViTArch } from '../model/vitConfig';
 import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../preprocess';
+import { onnxConfigDir } from '../model/modelSource';
 import { buildVitOnnx, FEATURES_NAME, hiddenOutputName } from '../model/onnxBuilder';
 import { VitSession } from '../inference';
 import { BackendName, initBackend } from './backend';
@@ -288,6 +289,11 @@ async function folderData(config: TrainConfig): Promise<TrainData> {
   if (!config.model.startsWith('scratch:')) {
     const dir = (await fs.stat(config.model).catch(() => undefined))?.isDirectory() ? config.model : undefined;
     if (dir) pre = await readPreprocessorConfig((await fs.stat(path.join(dir, 'export')).catch(() => undefined)) ? path.join(dir, 'export') : dir, [224, 224]);
+    // An .onnx INIT takes its folder's preprocessing, as the engine does when it classifies with it.
+    else if (config.model.toLowerCase().endsWith('.onnx')) {
+      const configDir = await onnxConfigDir(config.model);
+      if (configDir) pre = await readPreprocessorConfig(configDir, [224, 224]);
+    }
   }
   return { ...ds, loader: async () => { throw new Error('loader not set'); }, preprocess: pre };
 }

@@ -46,9 +46,15 @@ test('train --model model.onnx (torch.onnx export of torchvision ViT) --mode hea
   assert.deepEqual([config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.pre_logits_size, config.qkv_bias], [32, 2, 2, 24, false]);
   assert.ok(fs.existsSync(path.join(run, 'export', 'onnx', 'model.onnx')));
 
-  // The run's own exported ONNX (our builder's graph) is itself a valid INIT.
+  // The run's own exported ONNX (our builder's graph) is itself a valid INIT, and it takes the
+  // export folder's preprocessing with it (made non-default here, so that taking defaults shows).
+  const preFile = path.join(run, 'export', 'preprocessor_config.json');
+  const pre = JSON.parse(fs.readFileSync(preFile, 'utf8'));
+  fs.writeFileSync(preFile, JSON.stringify({ ...pre, image_mean: [0.4, 0.45, 0.5], image_std: [0.2, 0.25, 0.3] }));
   const again = await cli(['train', dataset, '--model', path.join(run, 'export', 'onnx', 'model.onnx'), '--out', path.join(tmp, 'run2'), '--mode', 'head', '--epochs', '1', '--batch-size', '4', '--cache-dir', cacheDir]);
   assert.equal(again.code, 0, again.stderr);
+  const info2 = JSON.parse(fs.readFileSync(path.join(tmp, 'run2', 'run.json'), 'utf8'));
+  assert.deepEqual([info2.preprocess.mean, info2.preprocess.std], [[0.4, 0.45, 0.5], [0.2, 0.25, 0.3]]);
 });
 
 test('train --model not-vit.onnx: a clear error naming the file', async () => {
