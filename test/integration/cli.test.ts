@@ -5,16 +5,15 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
+import { CliRun, runCli } from './runCli';
 
 const root = path.join(__dirname, '..', '..');
-const cliJs = path.join(root, 'dist', 'cli.js');
 const fixtures = path.join(root, 'test', 'fixtures');
 const tiny = path.join(fixtures, 'vit-tiny');
 const cat = path.join(fixtures, 'photos', 'chelsea.png');
@@ -23,27 +22,10 @@ const reference = JSON.parse(fs.readFileSync(path.join(tiny, 'reference.json'), 
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-cli-'));
 after(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
-  assert.ok(fs.existsSync(cliJs), `${cliJs} is missing: run npm run build first`);
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [cliJs, ...args], {
-      env: { ...process.env, VIT_LENS_CACHE: cacheDir, VIT_LENS_MODEL: undefined, HF_HUB_OFFLINE: undefined, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[], env: Record<string, string | undefined> = {}): Promise<Run> =>
+  runCli(args, { env: { VIT_LENS_CACHE: cacheDir, VIT_LENS_MODEL: undefined, HF_HUB_OFFLINE: undefined, ...env } });
 
 function json(r: Run): any {
   assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);

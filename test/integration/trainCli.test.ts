@@ -5,14 +5,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
+import { CliOptions, CliRun, runCli } from './runCli';
 
 const root = path.join(__dirname, '..', '..');
-const cliJs = path.join(root, 'dist', 'cli.js');
 const tinyHf = path.join(root, 'test', 'fixtures', 'vit-tiny', 'hf');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-train-cli-'));
 const dataset = path.join(tmp, 'ds');
@@ -22,23 +21,8 @@ before(async () => {
   await makeColorDataset(dataset, { perClass: 6 });
 });
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function cli(args: string[], opts: { onStderr?: (chunk: string, kill: (s: NodeJS.Signals) => void) => void } = {}): Promise<Run> {
-  assert.ok(fs.existsSync(cliJs), `${cliJs} is missing: run npm run build first`);
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [cliJs, ...args], { env: { ...process.env, VIT_LENS_CACHE: cacheDir }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => {
-      stderr += d;
-      opts.onStderr?.(stderr, (s) => p.kill(s));
-    });
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+type Run = CliRun;
+const cli = (args: string[], opts: Pick<CliOptions, 'onStderr'> = {}): Promise<Run> => runCli(args, { ...opts, env: { VIT_LENS_CACHE: cacheDir } });
 
 const readJson = (f: string) => JSON.parse(fs.readFileSync(f, 'utf8'));
 const common = ['--model', tinyHf, '--image-size', '32', '--batch-size', '8', '--cache-dir', cacheDir];

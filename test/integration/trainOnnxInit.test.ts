@@ -4,14 +4,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
+import { runCli } from './runCli';
 
 const root = path.join(__dirname, '..', '..');
-const cliJs = path.join(root, 'dist', 'cli.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-train-onnx-'));
 const dataset = path.join(tmp, 'ds');
 const cacheDir = path.join(tmp, 'cache');
@@ -20,18 +19,7 @@ before(async () => {
   await makeColorDataset(dataset, { perClass: 4 });
 });
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  assert.ok(fs.existsSync(cliJs), `${cliJs} is missing: run npm run build first`);
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [cliJs, ...args], { env: { ...process.env, VIT_LENS_CACHE: cacheDir }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => runCli(args, { env: { VIT_LENS_CACHE: cacheDir } });
 
 test('train --model model.onnx (torch.onnx export of torchvision ViT) --mode head --epochs 1', async () => {
   const model = path.join(root, 'test', 'fixtures', 'vit-prelogits', 'model.onnx');
