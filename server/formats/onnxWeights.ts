@@ -14,17 +14,17 @@
  *
  * Whatever cannot be placed with certainty is an error naming the file and what was not recognised.
  */
-import { promises as fs, readFileSync } from 'fs';
+import { promises as fs } from 'fs';
 import * as path from 'path';
 import { onnx } from 'onnx-proto';
 import { numel, Tensor, transpose2d as transpose, WeightMap } from '../model/tensor';
 import { checkWeights, ViTArch, W } from '../model/vitConfig';
 import { META_ARCH } from '../model/onnxBuilder';
-import { attr, dimsOf, GraphIndex, tensorInts, toNumber } from '../model/attentionTap';
+import { attr, dimsOf, GraphIndex, toNumber } from '../model/attentionTap';
+import { Lookup, PathStep } from './onnxGraphLookup';
+import { shortestFloat32, TensorReader } from './onnxTensors';
 
 type Node = onnx.INodeProto;
-type TensorProto = onnx.ITensorProto;
-const DT = onnx.TensorProto.DataType;
 
 export interface OnnxWeights {
   arch: ViTArch;
@@ -84,13 +84,6 @@ function fromBuilder(graph: onnx.IGraphProto, arch: ViTArch, reader: TensorReade
 // torch.onnx exports: structure, not names.
 // ------------------------------------------------------------------------------------------------
 
-/** One node passed when tracing back: `from` its input, to its output `out`. */
-interface PathStep {
-  node: Node;
-  from: string;
-  out: string;
-}
-
 interface Linear {
   index: number; // node index of the MatMul/Gemm
   input: string;
@@ -107,11 +100,6 @@ interface Norm {
   bias: Tensor;
   eps: number;
 }
-
-/** Ops that only move or relabel values; walked through when tracing a tensor back to its source. */
-const MOVES = new Set(['Reshape', 'Transpose', 'Identity', 'Cast', 'Flatten', 'Squeeze', 'Unsqueeze', 'Dropout', 'Expand']);
-/** Scaling by a constant (q * dh^-0.5, scores / sqrt(dh)). */
-const SCALES = new Set(['Mul', 'Div']);
 
 function fromTorchExport(graph: onnx.IGraphProto, reader: TensorReader, fail: (what: string) => never): OnnxWeights {
   const nodes = graph.node ?? [];
@@ -430,259 +418,4 @@ function chunkIndex(pathNodes: PathStep[], x: Lookup, D: number): number | undef
     }
   }
   return undefined;
-}
-
-/** Producer/consumer lookups and constant folding of the few things we need (through Identity dedup nodes). */
-class Lookup {
-  private readonly producer = new Map<string, Node>();
-  private readonly consumers = new Map<string, Node[]>();
-  private readonly inits = new Map<string, TensorProto>();
-
-  constructor(graph: onnx.IGraphProto) {
-    for (const t of graph.initializer ?? []) this.inits.set(t.name ?? '', t);
-    for (const n of graph.node ?? []) {
-      for (const o of n.output ?? []) this.producer.set(o, n);
-      for (const i of n.input ?? []) {
-        if (!i) continue;
-        const list = this.consumers.get(i);
-        if (list) list.push(n);
-        else this.consumers.set(i, [n]);
-      }
-    }
-  }
-
-  producerOf(name: string): Node | undefined {
-    return this.producer.get(name);
-  }
-
-  consumersOf(name: string): Node[] {
-    return this.consumers.get(name) ?? [];
-  }
-
-  /** An initializer or Constant value, seen through Identity (torch's dedup of equal parameters). */
-  constant(name: string): TensorProto | undefined {
-    for (let hop = 0; hop < 8; hop++) {
-      const init = this.inits.get(name);
-      if (init) return init;
-      const p = this.producer.get(name);
-      if (p?.opType === 'Constant') return attr(p, 'value')?.t ?? undefined;
-      if (p?.opType !== 'Identity') return undefined;
-      name = p.input?.[0] ?? '';
-    }
-    return undefined;
-  }
-
-  ints(name: string): number[] | undefined {
-    const t = this.constant(name);
-    return t ? tensorInts(t) : undefined;
-  }
-
-  floats(name: string): number[] | undefined {
-    const t = this.constant(name);
-    if (!t || numel((t.dims ?? []).map(toNumber)) > 16) return undefined;
-    if (t.dataType === DT.FLOAT || t.dataType === DT.DOUBLE || t.dataType === DT.FLOAT16) return Array.from(TensorReader.inline(t, '').data);
-    return tensorInts(t);
-  }
-
-  /** Whether `name` is `source` or computed from it through up to `hops` single-activation ops. */
-  reachesFrom(name: string, source: string, hops: number): boolean {
-    return this.derivesFrom(name, source, hops);
-  }
-
-  derivesFrom(name: string, source: string, hops: number): boolean {
-    return this.opsBetween(name, source, hops) !== undefined;
-  }
-
-  /**
-   * The op types on the activation paths from `source` to `name` (following each node's non-constant
-   * inputs back, up to `hops` nodes deep); undefined when `name` does not derive from `source`.
-   */
-  opsBetween(name: string, source: string, hops: number): Set<string> | undefined {
-    if (name === source) return new Set();
-    if (hops === 0) return undefined;
-    const p = this.producer.get(name);
-    if (!p) return undefined;
-    // The union over every path (GELU's x * (1 + erf(x / √2)) / 2 reaches x both directly and through Erf).
-    let ops: Set<string> | undefined;
-    for (const i of p.input ?? []) {
-      if (!i || this.constant(i)) continue;
-      const found = this.opsBetween(i, source, hops - 1);
-      if (found) ops = new Set([...(ops ?? []), ...found]);
-    }
-    return ops?.add(p.opType ?? '');
-  }
-
-  /**
-   * Walks back from `name` through moves, constant scalings and picks (Gather/Split/Slice) to the
-   * first tensor `stop` accepts; returns it and the nodes passed (nearest first).
-   */
-  traceBack(name: string, stop: (name: string) => boolean): { hit: string; path: PathStep[] } | undefined {
-    const pathNodes: PathStep[] = [];
-    for (let hop = 0; hop < 12; hop++) {
-      if (stop(name)) return { hit: name, path: pathNodes.reverse() };
-      const p = this.producer.get(name);
-      if (!p) return undefined;
-      const op = p.opType ?? '';
-      const activations = (p.input ?? []).filter((i) => i && !this.constant(i));
-      let from: string | undefined;
-      if (MOVES.has(op) || SCALES.has(op) || op === 'Gather' || op === 'Split' || op === 'Slice') from = p.input?.[0];
-      if (!from || this.constant(from) || (SCALES.has(op) && activations.length !== 1)) return undefined;
-      pathNodes.push({ node: p, from, out: name });
-      name = from;
-    }
-    return undefined;
-  }
-
-  /** The output of the Add of `stream` and `branch` (seen forward through moves); undefined if none. */
-  residualAdd(branch: string, stream: string): string | undefined {
-    let frontier = [branch];
-    for (let hop = 0; hop < 5 && frontier.length; hop++) {
-      const next: string[] = [];
-      for (const name of frontier) {
-        for (const c of this.consumersOf(name)) {
-          if (c.opType === 'Add' && c.input?.length === 2 && c.input.includes(stream) && c.input.includes(name)) return c.output?.[0];
-          if (MOVES.has(c.opType ?? '')) next.push(...(c.output ?? []));
-        }
-      }
-      frontier = next;
-    }
-    return undefined;
-  }
-
-  /** The MatMul that multiplies the probabilities (a Softmax output, via casts/dropout) by V. */
-  contextMatMul(probs: string, depth = 0): Node | undefined {
-    if (depth > 3) return undefined;
-    for (const c of this.consumersOf(probs)) {
-      if (c.opType === 'MatMul' && c.input?.[0] === probs && c.input?.[1] && !this.constant(c.input[1])) return c;
-      if (['Cast', 'Identity', 'Dropout'].includes(c.opType ?? '')) {
-        const found = this.contextMatMul(c.output?.[0] ?? '', depth + 1);
-        if (found) return found;
-      }
-    }
-    return undefined;
-  }
-
-  /** sqrt(dh) implied by a constant scaling of q or of the scores (x * c → 1/c, x / c → c); undefined when none. */
-  attentionScale(scores: Node, softmax: Node): number | undefined {
-    const ofScale = (op: Node): number | undefined => {
-      const c = op.input!.map((i) => (this.constant(i) ? this.floats(i) : undefined)).find((v) => v?.length === 1);
-      if (!c) return undefined;
-      return op.opType === 'Div' ? c[0] : 1 / c[0];
-    };
-    // Between the scores and the Softmax.
-    let name = softmax.input?.[0] ?? '';
-    for (let hop = 0; hop < 4 && name !== scores.output?.[0]; hop++) {
-      const p = this.producer.get(name);
-      if (!p) break;
-      if (SCALES.has(p.opType ?? '')) return ofScale(p);
-      name = (p.input ?? []).find((i) => i && !this.constant(i)) ?? '';
-    }
-    // On q's path.
-    name = scores.input?.[0] ?? '';
-    for (let hop = 0; hop < 8; hop++) {
-      const p = this.producer.get(name);
-      if (!p || !(MOVES.has(p.opType ?? '') || SCALES.has(p.opType ?? '') || ['Gather', 'Split', 'Slice'].includes(p.opType ?? ''))) break;
-      if (SCALES.has(p.opType ?? '')) return ofScale(p);
-      name = p.input?.[0] ?? '';
-    }
-    return undefined;
-  }
-
-  /** Whether the path from the final norm to the classifier takes token 0 (x[:, 0]): a Gather index 0 or a Slice 0:1 on axis 1. */
-  picksFirstToken(name: string, source: string): boolean {
-    for (let hop = 0; hop < 8 && name !== source; hop++) {
-      const p = this.producer.get(name);
-      if (!p) return false;
-      if (p.opType === 'Gather') {
-        const idx = this.ints(p.input?.[1] ?? '');
-        return toNumber(attr(p, 'axis')?.i ?? 0) === 1 && idx?.length === 1 && idx[0] === 0;
-      }
-      if (p.opType === 'Slice') {
-        const [starts, ends, axes] = [2, 3, 4].map((k) => this.ints(p.input?.[k - 1] ?? ''));
-        return starts?.join() === '0' && ends?.join() === '1' && (axes?.join() ?? '1') === '1';
-      }
-      name = (p.input ?? []).find((i) => i && !this.constant(i)) ?? '';
-    }
-    return false;
-  }
-}
-
-// ------------------------------------------------------------------------------------------------
-// Tensor data: raw_data (little-endian), float_data/double_data/int32_data (fp16), external files.
-// ------------------------------------------------------------------------------------------------
-
-class TensorReader {
-  private readonly files = new Map<string, Buffer>();
-  constructor(private readonly dir: string, private readonly file: string) {}
-
-  read(t: TensorProto): Tensor {
-    if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
-      const entry = (key: string) => t.externalData?.find((e) => e.key === key)?.value ?? undefined;
-      const location = entry('location');
-      if (!location) throw new Error(`${this.file}: tensor "${t.name}" is marked as external data but names no file`);
-      const full = path.resolve(this.dir, location);
-      const rel = path.relative(path.resolve(this.dir), full);
-      if (rel.startsWith('..') || path.isAbsolute(rel)) throw new Error(`${this.file}: external data "${location}" of tensor "${t.name}" lies outside the model folder`);
-      let data = this.files.get(full);
-      if (!data) {
-        try {
-          data = readFileSync(full);
-        } catch {
-          throw new Error(`${this.file}: its weights are in external data, but ${full} (tensor "${t.name}") cannot be read`);
-        }
-        this.files.set(full, data);
-      }
-      const offset = Number(entry('offset') ?? 0);
-      const length = entry('length') !== undefined ? Number(entry('length')) : data.length - offset;
-      if (offset + length > data.length) throw new Error(`${this.file}: tensor "${t.name}" reads past the end of ${full}`);
-      return TensorReader.inline({ ...t, rawData: data.subarray(offset, offset + length), dataLocation: onnx.TensorProto.DataLocation.DEFAULT }, this.file);
-    }
-    return TensorReader.inline(t, this.file);
-  }
-
-  static inline(t: TensorProto, file: string): Tensor {
-    const shape = (t.dims ?? []).map(toNumber);
-    const n = numel(shape);
-    const raw = t.rawData && t.rawData.length ? t.rawData : undefined;
-    let data: Float32Array;
-    if (t.dataType === DT.FLOAT) {
-      if (raw) {
-        data = new Float32Array(n);
-        const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-        if (raw.byteLength !== 4 * n) throw new Error(`${file}: tensor "${t.name}" has ${raw.byteLength} bytes for ${n} floats`);
-        for (let i = 0; i < n; i++) data[i] = view.getFloat32(i * 4, true);
-      } else data = Float32Array.from(t.floatData ?? []);
-    } else if (t.dataType === DT.DOUBLE) {
-      if (raw) {
-        const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-        data = Float32Array.from({ length: n }, (_, i) => view.getFloat64(i * 8, true));
-      } else data = Float32Array.from(t.doubleData ?? []);
-    } else if (t.dataType === DT.FLOAT16) {
-      const halves = raw ? Array.from({ length: n }, (_, i) => raw[2 * i] | (raw[2 * i + 1] << 8)) : (t.int32Data ?? []);
-      data = Float32Array.from(halves, halfToFloat);
-    } else {
-      throw new Error(`${file}: tensor "${t.name}" has data type ${onnx.TensorProto.DataType[t.dataType ?? 0]}, not a float type`);
-    }
-    if (data.length !== n) throw new Error(`${file}: tensor "${t.name}" has ${data.length} values for shape [${shape.join(', ')}]`);
-    return { shape, data };
-  }
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
-}
-
-/** The shortest decimal that is the same float32 (an epsilon of 1e-6 is stored as 9.99999997e-7). */
-export function shortestFloat32(v: number): number {
-  const f = Math.fround(v);
-  for (let p = 1; p <= 9; p++) {
-    const d = Number(f.toPrecision(p));
-    if (Math.fround(d) === f) return d;
-  }
-  return f;
 }
