@@ -53,7 +53,8 @@ export function readSettings(): Settings {
   };
 }
 
-function expandHome(p: string): string {
+/** `~` and `~/…` in a path setting, as a shell would read them. */
+export function expandHome(p: string): string {
   return p === '~' || p.startsWith('~/') ? path.join(process.env.HOME ?? '', p.slice(1)) : p;
 }
 

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { expandHome } from '../config';
 import { discoverRuns, processAlive, RunEntry } from './runModel';
 import type { Started } from './trainerProcess';
 
@@ -17,7 +18,7 @@ const IDLE_TICKS = 10;
 
 export function resolveRunsDir(fallback: vscode.Uri): string {
   const setting = vscode.workspace.getConfiguration('vitLens').get<string>('runsDir', '.vit-lens/runs').trim() || '.vit-lens/runs';
-  const expanded = setting === '~' || setting.startsWith('~/') ? path.join(process.env.HOME ?? '', setting.slice(1)) : setting;
+  const expanded = expandHome(setting);
   if (path.isAbsolute(expanded)) return expanded;
   const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   // No folder open: runs go to the extension's global storage rather than the process's cwd.
