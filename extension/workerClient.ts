@@ -178,25 +178,13 @@ export class WorkerClient implements vscode.Disposable {
     const title = `ViT Lens: loading ${shortName(m.spec)}`;
     return Promise.resolve(
       vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
-        const workDoneToken = `vitLens-load-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-        let last = 0;
-        const sub = client.onProgress(lc().WorkDoneProgress.type, workDoneToken, (p) => {
-          if (p.kind === 'end') return;
-          const pct = p.percentage ?? last;
-          progress.report({ message: p.message, increment: Math.max(0, pct - last) });
-          last = Math.max(last, pct);
-        });
-        try {
-          const t0 = Date.now();
-          const info = await send(client, LoadModelRequest, { model: m.spec, provider: m.provider, workDoneToken }, token);
-          this.log.info(`loaded ${info.name} (${info.kind}, ${info.provider.toUpperCase()}) in ${Date.now() - t0} ms`);
-          if (info.providerNote) this.log.warn(info.providerNote);
-          this.loaded = { key: WorkerClient.key(m), info };
-          this.modelChanged.fire(info);
-          return info;
-        } finally {
-          sub.dispose();
-        }
+        const t0 = Date.now();
+        const info = await sendWithProgress(client, LoadModelRequest, { model: m.spec, provider: m.provider }, token, progress);
+        this.log.info(`loaded ${info.name} (${info.kind}, ${info.provider.toUpperCase()}) in ${Date.now() - t0} ms`);
+        if (info.providerNote) this.log.warn(info.providerNote);
+        this.loaded = { key: WorkerClient.key(m), info };
+        this.modelChanged.fire(info);
+        return info;
       }),
     );
   }
@@ -211,19 +199,10 @@ export class WorkerClient implements vscode.Disposable {
     return send(await this.started(), ExplainRequest, params, token);
   }
 
-  /** Any other worker request (dataset scan, scalars, classify folder): starts the worker if needed; `onProgress` gets the worker's work-done reports (0–100, message). */
-  async request<P extends object, R>(request: WorkerRequest<P, R>, params: P, token?: vscode.CancellationToken, onProgress?: (percentage: number | undefined, message: string | undefined) => void): Promise<R> {
+  /** Any other worker request (dataset scan, scalars, classify folder): starts the worker if needed; the worker's work-done reports go to `progress` (a withProgress notification). */
+  async request<P extends object, R>(request: WorkerRequest<P, R>, params: P, token?: vscode.CancellationToken, progress?: NotificationProgress): Promise<R> {
     const client = await this.started();
-    if (!onProgress) return send(client, request, params, token);
-    const workDoneToken = `vitLens-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-    const sub = client.onProgress(lc().WorkDoneProgress.type, workDoneToken, (p) => {
-      if (p.kind !== 'end') onProgress(p.percentage, p.message);
-    });
-    try {
-      return await send(client, request, { ...params, workDoneToken }, token);
-    } finally {
-      sub.dispose();
-    }
+    return progress ? sendWithProgress(client, request, params, token, progress) : send(client, request, params, token);
   }
 
   /** Stop and start a fresh worker; the model reloads on next use. */
@@ -262,6 +241,34 @@ function send<P, R>(client: LanguageClient, request: WorkerRequest<P, R>, params
   // With a method name, vscode-jsonrpc treats a trailing argument that is not a CancellationToken
   // (undefined included) as one more positional parameter: never pass an absent token along.
   return token ? client.sendRequest<R>(request.method, params, token) : client.sendRequest<R>(request.method, params);
+}
+
+type NotificationProgress = vscode.Progress<{ message?: string; increment?: number }>;
+
+/**
+ * `send` with a fresh work-done token; the worker's `$/progress` reports (absolute percentages) go
+ * to a withProgress notification, which takes increments.
+ */
+async function sendWithProgress<P extends object, R>(
+  client: LanguageClient,
+  request: WorkerRequest<P, R>,
+  params: P,
+  token: vscode.CancellationToken | undefined,
+  progress: NotificationProgress,
+): Promise<R> {
+  const workDoneToken = `vitLens-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  let last = 0;
+  const sub = client.onProgress(lc().WorkDoneProgress.type, workDoneToken, (p) => {
+    if (p.kind === 'end') return;
+    const pct = p.percentage ?? last;
+    progress.report({ message: p.message, increment: Math.max(0, pct - last) });
+    last = Math.max(last, pct);
+  });
+  try {
+    return await send(client, request, { ...params, workDoneToken }, token);
+  } finally {
+    sub.dispose();
+  }
 }
 
 /** "google/vit-base-patch16-224" → itself; "/a/b/model.onnx" → "model.onnx"; ".../hf" → "…/x/hf". */

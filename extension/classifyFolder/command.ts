@@ -36,14 +36,7 @@ export async function classifyFolderCommand(ctx: Ctx, known: KnownPredictionFile
     try {
       result = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `ViT Lens: classifying ${path.basename(folder)}`, cancellable: true },
-        (progress, token) => {
-          let last = 0;
-          return ctx.worker.request(ClassifyFolderRequest, { folder, outDir, topK: ctx.settings().topK }, token, (pct, message) => {
-            const now = pct ?? last;
-            progress.report({ message, increment: Math.max(0, now - last) });
-            last = Math.max(last, now);
-          });
-        },
+        (progress, token) => ctx.worker.request(ClassifyFolderRequest, { folder, outDir, topK: ctx.settings().topK }, token, progress),
       );
     } catch (e) {
       ctx.reportError(`classify ${folder}`, e);

@@ -84,14 +84,9 @@ async function datasetFolder(arg: unknown): Promise<string | undefined> {
 async function scanWithProgress(ctx: Ctx, folder: string, valSplit: number): Promise<ScanDatasetResult | undefined> {
   const title = `Scanning ${path.basename(folder)}`;
   try {
-    return await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
-      let last = 0;
-      return ctx.worker.request(ScanDatasetRequest, { folder, checkImages: true, valSplit }, token, (pct, message) => {
-        const p = pct ?? last;
-        progress.report({ message, increment: Math.max(0, p - last) });
-        last = Math.max(last, p);
-      });
-    });
+    return await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) =>
+      ctx.worker.request(ScanDatasetRequest, { folder, checkImages: true, valSplit }, token, progress),
+    );
   } catch (e) {
     if (!isCancellation(e)) void vscode.window.showErrorMessage(`ViT Lens cannot fine-tune on this folder: ${messageOf(e)}`);
     return undefined;
