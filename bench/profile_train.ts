@@ -83,6 +83,7 @@ const { values: o } = parseArgs({
     xt.dispose();
   };
   for (let i = 0; i < 3; i++) step();
+  if (!o['no-kernels']) wrap(); // kernels registered during the first steps (server/train/fused)
   const steps = Number(o.steps);
   timing = !o['no-kernels'];
   phase.grads = phase.clip = phase.update = 0;

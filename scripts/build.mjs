@@ -1,6 +1,7 @@
 // Bundles the worker, the CLI, the VS Code extension and the results panel's webview script with esbuild.
 // Native modules stay external: they ship their own binaries for each platform.
 import { build } from 'esbuild';
+import asc from 'assemblyscript/asc';
 
 // Native modules, and all of TensorFlow.js: its backends register in the one tfjs-core instance they
 // import, and tfjs-backend-wasm loads its .wasm files from its own folder, so a bundled copy of the
@@ -19,6 +20,23 @@ const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20'
 
 const browser = { bundle: true, platform: 'browser', format: 'iife', target: 'chrome120', minify: true, sourcemap: true, logLevel: 'warning' };
 
+// The trainer's fused kernels for TensorFlow.js's wasm backend (server/train/fused/), AssemblyScript →
+// wasm, in two builds: with relaxed SIMD (fused multiply-add) and plain SIMD for engines without it.
+// No runtime, no data segments: the module imports the backend's memory and only reads and writes
+// the tensors it is given.
+async function buildKernels() {
+  for (const [file, features] of [['dist/train-kernels-relaxed.wasm', ['simd', 'relaxed-simd']], ['dist/train-kernels.wasm', ['simd']]]) {
+    const { error, stderr } = await asc.main([
+      'server/train/wasm/assembly/index.ts', '-O3', '--runtime', 'stub', '--importMemory', '--noExportMemory', '--noAssert',
+      '--use', 'abort=', ...features.flatMap((f) => ['--enable', f]), '-o', file,
+    ]);
+    if (error) {
+      console.error(stderr.toString());
+      throw error;
+    }
+  }
+}
+
 const [, worker, , , , extension, languageClient] = await Promise.all([
   build({ ...common, entryPoints: ['server/cli.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } }),
   build({ ...common, entryPoints: ['server/worker.ts'], outfile: 'dist/worker.js', metafile: true }),
@@ -30,6 +48,7 @@ const [, worker, , , , extension, languageClient] = await Promise.all([
   build({ ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', minify: true, metafile: true }),
   // vscode-languageclient is most of the extension's code; it loads when the worker first starts, not at activation.
   build({ ...common, entryPoints: ['extension/languageclient.ts'], outfile: 'dist/languageclient.js', minify: true, metafile: true }),
+  buildKernels(),
 ]);
 
 // Activation must stay fast: the extension talks to the worker and must never bundle (or require)

@@ -5,6 +5,7 @@
  */
 import * as path from 'path';
 import * as tf from '../tfjs';
+import { loadFusedKernels } from './fused/kernels';
 import { registerWasmTrainingKernels } from './wasmKernels';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -34,7 +35,10 @@ export async function initBackend(prefer?: BackendName): Promise<BackendChoice> 
       }
       if (!(await tf.setBackend(name))) throw new Error('backend failed to initialise');
       await tf.ready();
-      if (name === 'wasm') registerWasmTrainingKernels();
+      if (name === 'wasm') {
+        registerWasmTrainingKernels();
+        notes.push(loadFusedKernels());
+      }
       chosen = { name, notes };
       return chosen;
     } catch (e) {

@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ViTArch, W } from '../model/vitConfig';
+import { fusedLinear } from './fused/linear';
 
 export type Params = Map<string, tf.Variable>;
 
@@ -100,7 +101,7 @@ const matMulWtBias = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, s
 function linear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | undefined): tf.Tensor {
   const shape = x.shape;
   const flat = x.reshape([-1, shape[shape.length - 1]]) as tf.Tensor2D;
-  const y = bias ? matMulWtBias(flat, weight as tf.Tensor2D, bias as tf.Tensor1D) : matMulWt(flat, weight as tf.Tensor2D);
+  const y = fusedLinear(flat, weight as tf.Tensor2D, bias as tf.Tensor1D | undefined) ?? (bias ? matMulWtBias(flat, weight as tf.Tensor2D, bias as tf.Tensor1D) : matMulWt(flat, weight as tf.Tensor2D));
   return y.reshape([...shape.slice(0, -1), weight.shape[0]]);
 }
 
@@ -171,7 +172,7 @@ export function embed(params: Params, arch: ViTArch, pixels: tf.Tensor4D): tf.Te
     .transpose([0, 2, 1, 3]) // [N, gh·gw, C, P·P]
     .reshape([n * gh * gw, c * P * P]) as tf.Tensor2D;
   const kernel = p(params, W.patchWeight).reshape([D, c * P * P]) as tf.Tensor2D;
-  const tokens = matMulWtBias(patches, kernel, p(params, W.patchBias) as tf.Tensor1D).reshape([n, gh * gw, D]);
+  const tokens = linear(patches, kernel, p(params, W.patchBias)).reshape([n, gh * gw, D]);
   const cls = tf.tile(p(params, W.clsToken), [n, 1, 1]);
   return tf.concat([cls, tokens], 1).add(p(params, W.posEmbed)) as tf.Tensor3D;
 }

@@ -1,0 +1,140 @@
+import { madd } from './simd';
+
+/**
+ * C[M, N] = A[M, K] · B[K, N] (+ bias[N]) (+ C when accumulate ≠ 0), float32.
+ *
+ * Operands are described by strides (in elements) so that transposed views cost nothing:
+ * A(i, k) is at a + 4·(i·ars + k·aks), B(k, n) at b + 4·(k·brs + n·bcs); C is row-major with ldc.
+ * B is first packed into `scratch` (K·⌈N/8⌉·8 floats) as 8-column panels, k-major, zero-padded;
+ * each 4×8 block of C then keeps its sums in eight registers while A's values are broadcast.
+ */
+export function gemm(
+  M: i32, N: i32, K: i32,
+  a: usize, ars: i32, aks: i32,
+  b: usize, brs: i32, bcs: i32,
+  c: usize, ldc: i32, bias: usize, accumulate: i32, scratch: usize,
+): void {
+  const panels = (N + 7) >> 3;
+  packB(N, K, b, brs, bcs, scratch);
+  const panelBytes = <usize>K << 5;
+  const ars4 = <usize>ars << 2;
+  const aks4 = <usize>aks << 2;
+  const ldc4 = <usize>ldc << 2;
+  let i = 0;
+  for (; i + 4 <= M; i += 4) {
+    const arow = a + <usize>i * ars4;
+    const crow = c + <usize>i * ldc4;
+    for (let p = 0; p < panels; p++) {
+      const n0 = p << 3;
+      const cols = min(8, N - n0);
+      const cp = crow + (<usize>n0 << 2);
+      let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+      if (bias) { c00 = loadPart(bias + (<usize>n0 << 2), cols); c01 = loadPart(bias + (<usize>n0 << 2) + 16, cols - 4); }
+      let c10 = c00, c11 = c01, c20 = c00, c21 = c01, c30 = c00, c31 = c01;
+      if (accumulate) {
+        c00 = f32x4.add(c00, loadPart(cp, cols)); c01 = f32x4.add(c01, loadPart(cp + 16, cols - 4));
+        c10 = f32x4.add(c10, loadPart(cp + ldc4, cols)); c11 = f32x4.add(c11, loadPart(cp + ldc4 + 16, cols - 4));
+        c20 = f32x4.add(c20, loadPart(cp + 2 * ldc4, cols)); c21 = f32x4.add(c21, loadPart(cp + 2 * ldc4 + 16, cols - 4));
+        c30 = f32x4.add(c30, loadPart(cp + 3 * ldc4, cols)); c31 = f32x4.add(c31, loadPart(cp + 3 * ldc4 + 16, cols - 4));
+      }
+      let ap = arow;
+      let bp = scratch + <usize>p * panelBytes;
+      const bend = bp + panelBytes;
+      while (bp < bend) {
+        const b0 = v128.load(bp);
+        const b1 = v128.load(bp, 16);
+        let av = v128.load32_splat(ap);
+        c00 = madd(av, b0, c00); c01 = madd(av, b1, c01);
+        av = v128.load32_splat(ap + ars4);
+        c10 = madd(av, b0, c10); c11 = madd(av, b1, c11);
+        av = v128.load32_splat(ap + 2 * ars4);
+        c20 = madd(av, b0, c20); c21 = madd(av, b1, c21);
+        av = v128.load32_splat(ap + 3 * ars4);
+        c30 = madd(av, b0, c30); c31 = madd(av, b1, c31);
+        ap += aks4;
+        bp += 32;
+      }
+      storePart(cp, c00, c01, cols);
+      storePart(cp + ldc4, c10, c11, cols);
+      storePart(cp + 2 * ldc4, c20, c21, cols);
+      storePart(cp + 3 * ldc4, c30, c31, cols);
+    }
+  }
+  for (; i < M; i++) {
+    const arow = a + <usize>i * ars4;
+    const cp0 = c + <usize>i * ldc4;
+    for (let p = 0; p < panels; p++) {
+      const n0 = p << 3;
+      const cols = min(8, N - n0);
+      const cp = cp0 + (<usize>n0 << 2);
+      let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+      if (bias) { c00 = loadPart(bias + (<usize>n0 << 2), cols); c01 = loadPart(bias + (<usize>n0 << 2) + 16, cols - 4); }
+      if (accumulate) { c00 = f32x4.add(c00, loadPart(cp, cols)); c01 = f32x4.add(c01, loadPart(cp + 16, cols - 4)); }
+      let ap = arow;
+      let bp = scratch + <usize>p * panelBytes;
+      const bend = bp + panelBytes;
+      while (bp < bend) {
+        const av = v128.load32_splat(ap);
+        c00 = madd(av, v128.load(bp), c00);
+        c01 = madd(av, v128.load(bp, 16), c01);
+        ap += aks4;
+        bp += 32;
+      }
+      storePart(cp, c00, c01, cols);
+    }
+  }
+}
+
+/** B(k, n) → panels[p][k][0..8) for columns 8p..8p+7, zero beyond N. */
+function packB(N: i32, K: i32, b: usize, brs: i32, bcs: i32, out: usize): void {
+  const brs4 = <usize>brs << 2;
+  const bcs4 = <usize>bcs << 2;
+  for (let n0 = 0; n0 < N; n0 += 8) {
+    const cols = min(8, N - n0);
+    let src = b + <usize>n0 * bcs4;
+    if (bcs == 1 && cols == 8) {
+      for (let k = 0; k < K; k++) {
+        v128.store(out, v128.load(src));
+        v128.store(out, v128.load(src, 16), 16);
+        src += brs4;
+        out += 32;
+      }
+    } else {
+      for (let k = 0; k < K; k++) {
+        let s = src;
+        for (let j = 0; j < 8; j++) {
+          store<f32>(out + (<usize>j << 2), j < cols ? load<f32>(s) : 0);
+          s += bcs4;
+        }
+        src += brs4;
+        out += 32;
+      }
+    }
+  }
+}
+
+/** Four floats from p, or the first `n` of them (n < 4) with zeros after. */
+// @ts-ignore: decorator
+@inline function loadPart(p: usize, n: i32): v128 {
+  if (n >= 4) return v128.load(p);
+  let v = f32x4.splat(0);
+  if (n > 0) v = f32x4.replace_lane(v, 0, load<f32>(p));
+  if (n > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
+  if (n > 2) v = f32x4.replace_lane(v, 2, load<f32>(p, 8));
+  return v;
+}
+
+/** Stores the first `cols` (≤ 8) lanes of lo:hi at p. */
+// @ts-ignore: decorator
+@inline function storePart(p: usize, lo: v128, hi: v128, cols: i32): void {
+  if (cols == 8) { v128.store(p, lo); v128.store(p, hi, 16); return; }
+  if (cols >= 4) v128.store(p, lo);
+  else {
+    if (cols > 0) store<f32>(p, f32x4.extract_lane(lo, 0));
+    if (cols > 1) store<f32>(p, f32x4.extract_lane(lo, 1), 4);
+    if (cols > 2) store<f32>(p, f32x4.extract_lane(lo, 2), 8);
+  }
+  if (cols > 4) store<f32>(p, f32x4.extract_lane(hi, 0), 16);
+  if (cols > 5) store<f32>(p, f32x4.extract_lane(hi, 1), 20);
+  if (cols > 6) store<f32>(p, f32x4.extract_lane(hi, 2), 24);
+}

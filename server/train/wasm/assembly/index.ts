@@ -1,0 +1,4 @@
+// The fused training kernels for TensorFlow.js's wasm backend (server/train/fusedKernels.ts).
+// Every function works on raw byte offsets into the backend's own memory, which this module imports.
+export { gemm } from './gemm';
+export { colSum } from './reduce';
