@@ -2,6 +2,7 @@
 // Native modules stay external: they ship their own binaries for each platform.
 import { build } from 'esbuild';
 import asc from 'assemblyscript/asc';
+import { readFileSync } from 'fs';
 
 // Native modules, and all of TensorFlow.js: its backends register in the one tfjs-core instance they
 // import, and tfjs-backend-wasm loads its .wasm files from its own folder, so a bundled copy of the
@@ -24,6 +25,22 @@ const browser = { bundle: true, platform: 'browser', format: 'iife', target: 'ch
 // wasm, in two builds: with relaxed SIMD (fused multiply-add) and plain SIMD for engines without it.
 // No runtime, no data segments: the module imports the backend's memory and only reads and writes
 // the tensors it is given.
+function wasmSectionIds(bytes) {
+  const ids = [];
+  let i = 8;
+  while (i < bytes.length) {
+    ids.push(bytes[i++]);
+    let size = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = bytes[i++];
+      size |= (b & 0x7f) << shift;
+      if (!(b & 0x80)) break;
+    }
+    i += size;
+  }
+  return ids;
+}
+
 async function buildKernels() {
   for (const [file, features] of [['dist/train-kernels-relaxed.wasm', ['simd', 'relaxed-simd']], ['dist/train-kernels.wasm', ['simd']]]) {
     const { error, stderr } = await asc.main([
@@ -34,6 +51,8 @@ async function buildKernels() {
       console.error(stderr.toString());
       throw error;
     }
+    // A data segment would be written over the backend's heap at instantiation (the memory is shared).
+    if (wasmSectionIds(readFileSync(file)).includes(11)) throw new Error(`${file}: has a data segment (lookup tables or strings in server/train/wasm/assembly)`);
   }
 }
 
