@@ -1,0 +1,71 @@
+/**
+ * The fused linear layer (server/train/fused/linear.ts: our GEMM on the wasm backend's heap) against
+ * TF.js's own matMul and autodiff, on shapes that hit every edge of the GEMM: row counts that are not
+ * a multiple of its 4-row blocks, column counts that are not a multiple of its 8-column panels,
+ * tiny and long inner dimensions, with and without bias.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../server/train/backend';
+import { fusedKernels } from '../../server/train/fused/kernels';
+import { fusedLinear } from '../../server/train/fused/linear';
+
+function maxRelDiff(a: tf.Tensor, b: tf.Tensor): number {
+  const x = a.dataSync();
+  const y = b.dataSync();
+  assert.deepEqual(a.shape, b.shape);
+  let scale = 1e-6;
+  for (const v of y) scale = Math.max(scale, Math.abs(v));
+  let d = 0;
+  for (let i = 0; i < x.length; i++) d = Math.max(d, Math.abs(x[i] - y[i]));
+  return d / scale;
+}
+
+const SHAPES: [M: number, K: number, N: number][] = [
+  [1, 1, 1], [3, 5, 7], [4, 8, 8], [7, 13, 10], [9, 64, 17], [2176, 64, 64], [2048, 147, 64], [130, 2176, 9], [33, 128, 192],
+];
+
+test('the fused kernels load on the wasm backend (else every fused test below would test TF.js against itself)', async () => {
+  await initBackend('wasm');
+  assert.ok(fusedKernels(), 'dist/train-kernels*.wasm not loaded: run `npm run build`');
+});
+
+for (const [M, K, N] of SHAPES) {
+  for (const withBias of [true, false]) {
+    test(`linear ${M}×${K} · (${N}×${K})ᵀ${withBias ? ' + b' : ''}: value and gradients equal TF.js's`, async () => {
+      await initBackend('wasm');
+      const x = tf.randomNormal([M, K], 0, 1, 'float32', M + K) as tf.Tensor2D;
+      const w = tf.randomNormal([N, K], 0, 1, 'float32', N) as tf.Tensor2D;
+      const b = tf.randomNormal([N], 0, 1, 'float32', 7) as tf.Tensor1D;
+      const upstream = tf.randomNormal([M, N], 0, 1, 'float32', 3);
+      const reference = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => {
+        const y = tf.matMul(xx as tf.Tensor2D, ww as tf.Tensor2D, false, true);
+        return withBias ? y.add(bb) : y;
+      };
+      const fused = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => fusedLinear(xx as tf.Tensor2D, ww as tf.Tensor2D, withBias ? (bb as tf.Tensor1D) : undefined)!;
+      // Long inner products accumulate in a different order (and with FMA): relative, not bitwise.
+      const tol = 2e-6 * Math.sqrt(Math.max(K, M));
+      assert.ok(maxRelDiff(fused(x, w, b), reference(x, w, b)) < tol, 'forward');
+      const loss = (f: typeof fused) => (xx: tf.Tensor, ww: tf.Tensor, bb?: tf.Tensor) => f(xx, ww, bb ?? b).mul(upstream).sum();
+      const args = withBias ? [x, w, b] : [x, w];
+      const got = tf.grads(loss(fused))(args);
+      const want = tf.grads(loss(reference))(args);
+      assert.equal(got.length, args.length);
+      for (const [i, name] of ['dx', 'dW', 'db'].slice(0, args.length).entries()) {
+        const d = maxRelDiff(got[i], want[i]);
+        assert.ok(d < tol, `${name}: max relative difference ${d.toExponential(2)}`);
+      }
+    });
+  }
+}
+
+test('no tensors leak through a fused forward + backward', async () => {
+  await initBackend('wasm');
+  const x = tf.randomNormal([37, 20]) as tf.Tensor2D;
+  const w = tf.randomNormal([11, 20]) as tf.Tensor2D;
+  const b = tf.zeros([11]) as tf.Tensor1D;
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) tf.dispose(tf.grads((xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => fusedLinear(xx as tf.Tensor2D, ww as tf.Tensor2D, bb as tf.Tensor1D)!.sum())([x, w, b]));
+  assert.equal(tf.memory().numTensors, before);
+});
