@@ -32,27 +32,33 @@ test('the fused kernels load on the wasm backend (else every fused test below wo
 });
 
 for (const [M, K, N] of SHAPES) {
-  for (const withBias of [true, false]) {
-    test(`linear ${M}×${K} · (${N}×${K})ᵀ${withBias ? ' + b' : ''}: value and gradients equal TF.js's`, async () => {
+  for (const [withBias, withResidual] of [[true, false], [false, false], [true, true], [false, true]]) {
+    const what = `${withBias ? ' + b' : ''}${withResidual ? ' + residual' : ''}`;
+    test(`linear ${M}×${K} · (${N}×${K})ᵀ${what}: value and gradients equal TF.js's`, async () => {
       await initBackend('wasm');
       const x = tf.randomNormal([M, K], 0, 1, 'float32', M + K) as tf.Tensor2D;
       const w = tf.randomNormal([N, K], 0, 1, 'float32', N) as tf.Tensor2D;
       const b = tf.randomNormal([N], 0, 1, 'float32', 7) as tf.Tensor1D;
+      const r = tf.randomNormal([M, N], 0, 1, 'float32', 5) as tf.Tensor2D;
       const upstream = tf.randomNormal([M, N], 0, 1, 'float32', 3);
-      const reference = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => {
-        const y = tf.matMul(xx as tf.Tensor2D, ww as tf.Tensor2D, false, true);
-        return withBias ? y.add(bb) : y;
+      type F = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor, rr: tf.Tensor) => tf.Tensor;
+      const reference: F = (xx, ww, bb, rr) => {
+        let y: tf.Tensor = tf.matMul(xx as tf.Tensor2D, ww as tf.Tensor2D, false, true);
+        if (withBias) y = y.add(bb);
+        return withResidual ? rr.add(y) : y;
       };
-      const fused = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => fusedLinear(xx as tf.Tensor2D, ww as tf.Tensor2D, withBias ? (bb as tf.Tensor1D) : undefined)!;
+      const fused: F = (xx, ww, bb, rr) =>
+        fusedLinear(xx as tf.Tensor2D, ww as tf.Tensor2D, withBias ? (bb as tf.Tensor1D) : undefined, withResidual ? (rr as tf.Tensor2D) : undefined)!;
       // Long inner products accumulate in a different order (and with FMA): relative, not bitwise.
       const tol = 2e-6 * Math.sqrt(Math.max(K, M));
-      assert.ok(maxRelDiff(fused(x, w, b), reference(x, w, b)) < tol, 'forward');
-      const loss = (f: typeof fused) => (xx: tf.Tensor, ww: tf.Tensor, bb?: tf.Tensor) => f(xx, ww, bb ?? b).mul(upstream).sum();
-      const args = withBias ? [x, w, b] : [x, w];
+      assert.ok(maxRelDiff(fused(x, w, b, r), reference(x, w, b, r)) < tol, 'forward');
+      const names = ['dx', 'dW', ...(withBias ? ['db'] : []), ...(withResidual ? ['dresidual'] : [])];
+      const args = [x, w, ...(withBias ? [b] : []), ...(withResidual ? [r] : [])];
+      const loss = (f: F) => (...a: tf.Tensor[]) => f(a[0], a[1], withBias ? a[2] : b, withResidual ? a[a.length - 1] : r).mul(upstream).sum();
       const got = tf.grads(loss(fused))(args);
       const want = tf.grads(loss(reference))(args);
       assert.equal(got.length, args.length);
-      for (const [i, name] of ['dx', 'dW', 'db'].slice(0, args.length).entries()) {
+      for (const [i, name] of names.entries()) {
         const d = maxRelDiff(got[i], want[i]);
         assert.ok(d < tol, `${name}: max relative difference ${d.toExponential(2)}`);
       }

@@ -12,18 +12,18 @@ const LINEAR_GRAD = 'VitLensLinearGrad';
 /** Bytes gemm needs to pack its right operand (K × N, 8-column panels). */
 const packBytes = (K: number, N: number) => K * Math.ceil(N / 8) * 8 * 4;
 
-/** C[M,N] = A[M,K]·B[K,N] (+bias); A and B given as row-major tensors, each optionally transposed. */
-export function gemm(k: KernelExports, M: number, N: number, K: number, a: number, ta: boolean, b: number, tb: boolean, c: number, bias = 0): void {
-  k.gemm(M, N, K, a, ta ? 1 : K, ta ? M : 1, b, tb ? 1 : N, tb ? K : 1, c, N, bias, 0, scratchSpace(packBytes(K, N)));
+/** C[M,N] = A[M,K]·B[K,N] (+ bias) (+ R); A and B row-major tensors, each optionally read transposed. */
+export function gemm(k: KernelExports, M: number, N: number, K: number, a: number, ta: boolean, b: number, tb: boolean, c: number, bias = 0, addend = 0): void {
+  k.gemm(M, N, K, a, ta ? 1 : K, ta ? M : 1, b, tb ? 1 : N, tb ? K : 1, c, N, bias, addend, scratchSpace(packBytes(K, N)));
 }
 
 function register(k: KernelExports): void {
   registerFused(LINEAR, ({ inputs }) => {
-    const { x, w, b } = inputs as { x: tf.TensorInfo; w: tf.TensorInfo; b?: tf.TensorInfo };
+    const { x, w, b, r } = inputs as { x: tf.TensorInfo; w: tf.TensorInfo; b?: tf.TensorInfo; r?: tf.TensorInfo };
     const [M, K] = x.shape;
     const N = w.shape[0];
     const y = output([M, N]);
-    gemm(k, M, N, K, ptr(x), false, ptr(w), true, ptr(y), b ? ptr(b) : 0);
+    gemm(k, M, N, K, ptr(x), false, ptr(w), true, ptr(y), b ? ptr(b) : 0, r ? ptr(r) : 0);
     return y;
   });
   registerFused(LINEAR_GRAD, ({ inputs }) => {
@@ -40,40 +40,48 @@ function register(k: KernelExports): void {
   });
 }
 
-type Grad = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => tf.Tensor[];
-const customGrad = tf.customGrad as unknown as <F>(f: (...args: never[]) => { value: tf.Tensor; gradFunc: Grad }) => F;
+type Linear = (x: tf.Tensor2D, w: tf.Tensor2D, ...rest: tf.Tensor[]) => tf.Tensor2D;
 
-const withBias = customGrad<(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D>(
-  (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
+/** The op for one combination of optional inputs (customGrad needs every input to be a tensor). */
+function makeLinear(hasBias: boolean, hasResidual: boolean): Linear {
+  return tf.customGrad(((...args: tf.Tensor[]) => {
+    const save = args.pop() as unknown as tf.GradSaveFunc;
+    const [x, w] = args;
+    const b = hasBias ? args[2] : undefined;
+    const r = hasResidual ? args[hasBias ? 3 : 2] : undefined;
     save([x, w]);
     return {
-      value: tf.engine().runKernel(LINEAR, { x, w, b }) as tf.Tensor2D,
-      gradFunc: (dy, [xs, ws]) => tf.engine().runKernel(LINEAR_GRAD, { dy: dy as tf.Tensor, x: xs, w: ws }) as tf.Tensor[],
+      value: tf.engine().runKernel(LINEAR, { x, w, ...(b ? { b } : {}), ...(r ? { r } : {}) }) as tf.Tensor2D,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], [xs, ws]: tf.Tensor[]) => {
+        const g = dy as tf.Tensor;
+        const [dx, dw, db] = tf.engine().runKernel(LINEAR_GRAD, { dy: g, x: xs, w: ws }) as tf.Tensor[];
+        const grads = [dx, dw];
+        if (hasBias) grads.push(db);
+        else db.dispose();
+        // The residual's gradient is the output's (a clone shares the buffer on wasm: server/train/wasmKernels.ts).
+        if (hasResidual) grads.push(g.clone());
+        return grads;
+      },
     };
-  },
-);
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as Linear;
+}
 
-const noBias = customGrad<(x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D>((x: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc) => {
-  save([x, w]);
-  return {
-    value: tf.engine().runKernel(LINEAR, { x, w }) as tf.Tensor2D,
-    gradFunc: (dy, [xs, ws]) => {
-      const [dx, dw, db] = tf.engine().runKernel(LINEAR_GRAD, { dy: dy as tf.Tensor, x: xs, w: ws }) as tf.Tensor[];
-      db.dispose();
-      return [dx, dw];
-    },
-  };
-});
-
+const variants = new Map<string, Linear>();
 let registeredFor: KernelExports | undefined;
 
-/** x [M, in] · W(out, in)ᵀ (+ b), or undefined when the fused kernels are not loaded. */
-export function fusedLinear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D | undefined {
+/**
+ * x [M, in] · W(out, in)ᵀ (+ b) (+ residual [M, out]), or undefined when the fused kernels are not
+ * loaded. The residual is added inside the GEMM: a transformer block's skip connection costs no pass.
+ */
+export function fusedLinear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D, residual?: tf.Tensor2D): tf.Tensor2D | undefined {
   const k = fusedKernels();
   if (!k) return undefined;
   if (registeredFor !== k) {
     register(k);
     registeredFor = k;
   }
-  return b ? withBias(x, w, b) : noBias(x, w);
+  const key = `${b ? 'b' : ''}${residual ? 'r' : ''}`;
+  let f = variants.get(key);
+  if (!f) variants.set(key, (f = makeLinear(!!b, !!residual)));
+  return f(x, w, ...(b ? [b] : []), ...(residual ? [residual] : []));
 }

@@ -1,10 +1,11 @@
 import { madd } from './simd';
 
 /**
- * C[M, N] = A[M, K] · B[K, N] (+ bias[N]) (+ C when accumulate ≠ 0), float32.
+ * C[M, N] = A[M, K] · B[K, N] (+ bias[N]) (+ R[M, N] when addend ≠ 0), float32.
  *
  * Operands are described by strides (in elements) so that transposed views cost nothing:
- * A(i, k) is at a + 4·(i·ars + k·aks), B(k, n) at b + 4·(k·brs + n·bcs); C is row-major with ldc.
+ * A(i, k) is at a + 4·(i·ars + k·aks), B(k, n) at b + 4·(k·brs + n·bcs); C and R are row-major with
+ * ldc (R = C accumulates in place; a separate R is a residual connection added for free).
  * B is first packed into `scratch` (K·⌈N/8⌉·8 floats) as 8-column panels, k-major, zero-padded;
  * each 4×8 block of C then keeps its sums in eight registers while A's values are broadcast.
  */
@@ -12,7 +13,7 @@ export function gemm(
   M: i32, N: i32, K: i32,
   a: usize, ars: i32, aks: i32,
   b: usize, brs: i32, bcs: i32,
-  c: usize, ldc: i32, bias: usize, accumulate: i32, scratch: usize,
+  c: usize, ldc: i32, bias: usize, addend: usize, scratch: usize,
 ): void {
   const panels = (N + 7) >> 3;
   packB(N, K, b, brs, bcs, scratch);
@@ -28,14 +29,15 @@ export function gemm(
       const n0 = p << 3;
       const cols = min(8, N - n0);
       const cp = crow + (<usize>n0 << 2);
+      const rp = addend + <usize>i * ldc4 + (<usize>n0 << 2);
       let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
       if (bias) { c00 = loadPart(bias + (<usize>n0 << 2), cols); c01 = loadPart(bias + (<usize>n0 << 2) + 16, cols - 4); }
       let c10 = c00, c11 = c01, c20 = c00, c21 = c01, c30 = c00, c31 = c01;
-      if (accumulate) {
-        c00 = f32x4.add(c00, loadPart(cp, cols)); c01 = f32x4.add(c01, loadPart(cp + 16, cols - 4));
-        c10 = f32x4.add(c10, loadPart(cp + ldc4, cols)); c11 = f32x4.add(c11, loadPart(cp + ldc4 + 16, cols - 4));
-        c20 = f32x4.add(c20, loadPart(cp + 2 * ldc4, cols)); c21 = f32x4.add(c21, loadPart(cp + 2 * ldc4 + 16, cols - 4));
-        c30 = f32x4.add(c30, loadPart(cp + 3 * ldc4, cols)); c31 = f32x4.add(c31, loadPart(cp + 3 * ldc4 + 16, cols - 4));
+      if (addend) {
+        c00 = f32x4.add(c00, loadPart(rp, cols)); c01 = f32x4.add(c01, loadPart(rp + 16, cols - 4));
+        c10 = f32x4.add(c10, loadPart(rp + ldc4, cols)); c11 = f32x4.add(c11, loadPart(rp + ldc4 + 16, cols - 4));
+        c20 = f32x4.add(c20, loadPart(rp + 2 * ldc4, cols)); c21 = f32x4.add(c21, loadPart(rp + 2 * ldc4 + 16, cols - 4));
+        c30 = f32x4.add(c30, loadPart(rp + 3 * ldc4, cols)); c31 = f32x4.add(c31, loadPart(rp + 3 * ldc4 + 16, cols - 4));
       }
       let ap = arow;
       let bp = scratch + <usize>p * panelBytes;
@@ -67,9 +69,10 @@ export function gemm(
       const n0 = p << 3;
       const cols = min(8, N - n0);
       const cp = cp0 + (<usize>n0 << 2);
+      const rp = addend + <usize>i * ldc4 + (<usize>n0 << 2);
       let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
       if (bias) { c00 = loadPart(bias + (<usize>n0 << 2), cols); c01 = loadPart(bias + (<usize>n0 << 2) + 16, cols - 4); }
-      if (accumulate) { c00 = f32x4.add(c00, loadPart(cp, cols)); c01 = f32x4.add(c01, loadPart(cp + 16, cols - 4)); }
+      if (addend) { c00 = f32x4.add(c00, loadPart(rp, cols)); c01 = f32x4.add(c01, loadPart(rp + 16, cols - 4)); }
       let ap = arow;
       let bp = scratch + <usize>p * panelBytes;
       const bend = bp + panelBytes;
