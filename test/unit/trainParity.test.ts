@@ -2,6 +2,9 @@
  * Gradient/optimizer parity with PyTorch: the same small ViT, initial weights and fixed batches
  * (no augmentation, no dropout), 20 steps of AdamW and of SGD-momentum with warmup + cosine,
  * global-norm clipping and label smoothing. Reference losses: scripts/make_train_fixtures.py.
+ *
+ * Runs on the fused wasm kernels (server/train/fused); trainParityTfjsKernels.test.ts runs it again
+ * on TF.js's own kernels, the fallback when the fused ones are missing or switched off.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +13,7 @@ import { readFileSync } from 'fs';
 import * as tf from '@tensorflow/tfjs';
 import { readNpz } from '../../server/formats/npz';
 import { initBackend } from '../../server/train/backend';
+import { fusedKernels } from '../../server/train/fused/kernels';
 import { Optimizer, OPTIMIZER_DEFAULTS, OptimizerName, clipGlobalNorm } from '../../server/train/optimizer';
 import { learningRate } from '../../server/train/schedule';
 import { lossAndGrads } from '../../server/train/step';
@@ -18,9 +22,11 @@ import type { ViTArch } from '../../server/model/vitConfig';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'train');
 const meta = JSON.parse(readFileSync(path.join(DIR, 'parity.json'), 'utf8'));
+const KERNELS = process.env.VIT_LENS_FUSED_KERNELS === '0' ? 'TF.js' : 'fused';
 
 async function run(name: OptimizerName): Promise<{ losses: number[]; final: Map<string, Float32Array>; ref: Map<string, import('../../server/model/tensor').Tensor> }> {
   await initBackend('wasm');
+  assert.equal(!!fusedKernels(), KERNELS === 'fused', `expected the ${KERNELS} kernels`);
   const npz = await readNpz(path.join(DIR, 'parity.npz'));
   const a = meta.arch;
   const arch: ViTArch = {
@@ -55,13 +61,13 @@ async function run(name: OptimizerName): Promise<{ losses: number[]; final: Map<
 }
 
 for (const name of ['adamw', 'sgd'] as const) {
-  test(`${name}: 20 steps match PyTorch within 1e-3 relative`, async () => {
+  test(`${name} (${KERNELS} kernels): 20 steps match PyTorch within 1e-3 relative`, async () => {
     const { losses, final, ref } = await run(name);
     const want: number[] = meta.runs[name].losses;
     assert.equal(losses.length, want.length);
     let maxRel = 0;
     for (let i = 0; i < want.length; i++) maxRel = Math.max(maxRel, Math.abs(losses[i] - want[i]) / Math.abs(want[i]));
-    console.log(`# ${name} max relative loss difference vs PyTorch: ${maxRel.toExponential(2)}`);
+    console.log(`# ${name} (${KERNELS} kernels) max relative loss difference vs PyTorch: ${maxRel.toExponential(2)}`);
     assert.ok(maxRel < 1e-3, `${name}: max relative loss difference ${maxRel} ≥ 1e-3 (ours ${losses.map((l) => l.toFixed(5))}, torch ${want.map((l) => l.toFixed(5))})`);
     // Training must actually have moved the loss, or the comparison proves nothing.
     assert.ok(want[want.length - 1] < want[0] * 0.8);
