@@ -63,8 +63,8 @@ export function fusedKernels(): KernelExports | undefined {
 /**
  * Instantiates the kernels on the current (wasm) backend's memory. Returns a line for the run's
  * backend notes. The relaxed-SIMD build is used when the engine validates it; Node 20 has the
- * proposal behind a V8 flag (on by default from V8 11.4: Node 22, VS Code's Electron), set here
- * before the module is compiled.
+ * proposal behind a V8 flag (on by default from V8 11.4: Node 22, VS Code's Electron), which is set
+ * here when the engine does not validate the module without it.
  */
 export function loadFusedKernels(): string {
   if (loaded) return `fused kernels: ${loaded.variant}`;
@@ -72,12 +72,12 @@ export function loadFusedKernels(): string {
   const backend = tf.backend() as unknown as WasmBackend;
   const memory = backend.wasm?.asm?.memory;
   if (!(memory instanceof WebAssembly.Memory)) return 'fused kernels: unavailable (the wasm backend does not expose its memory)';
-  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
   const dirs = [__dirname, path.join(__dirname, '..', '..', '..', 'dist')];
   for (const [file, variant] of [['train-kernels-relaxed.wasm', 'relaxed-simd'], ['train-kernels.wasm', 'simd']] as const) {
     const found = dirs.map((d) => path.join(d, file)).find((f) => fs.existsSync(f));
     if (!found) continue;
     const bytes = fs.readFileSync(found);
+    if (variant === 'relaxed-simd' && !WebAssembly.validate(bytes)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
     if (!WebAssembly.validate(bytes)) continue;
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
     loaded = { exports: instance.exports as unknown as KernelExports, variant, backend };
