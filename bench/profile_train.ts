@@ -9,8 +9,7 @@ import { parseArgs } from 'util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../server/train/backend';
 import { initialWeights } from '../server/train/initWeights';
-import { Optimizer } from '../server/train/optimizer';
-import { clipGlobalNorm } from '../server/train/optimizer';
+import { clipGradients, Optimizer } from '../server/train/optimizer';
 import { lossAndGrads } from '../server/train/step';
 import { Params, trainableNames } from '../server/train/vitModel';
 
@@ -74,10 +73,10 @@ const { values: o } = parseArgs({
     const r = lossAndGrads(params, arch, trainable, { kind: 'pixels', x: xt }, y, 0.1);
     phase.grads += performance.now() - t;
     t = performance.now();
-    clipGlobalNorm(r.grads, 1);
+    const { scale } = clipGradients(r.grads, 1);
     phase.clip += performance.now() - t;
     t = performance.now();
-    opt.apply(params, r.grads, 1e-4);
+    opt.apply(params, r.grads, 1e-4, scale);
     phase.update += performance.now() - t;
     for (const g of r.grads.values()) g.dispose();
     xt.dispose();

@@ -26,7 +26,7 @@ import { FeatureCache } from './featureCache';
 import { hashFile } from '../util/hashFile';
 import { folderLoader, PixelLoader } from './imageLoader';
 import { initialWeights, InitResult } from './initWeights';
-import { clipGlobalNorm, Optimizer } from './optimizer';
+import { clipGradients, Optimizer } from './optimizer';
 import { mixSeed, mulberry32, PURPOSE, shuffled } from './rng';
 import {
   appendMetrics, checkpointFile, exportDir, readRunInfo, RunInfo, RunReport, RUN_FORMAT_VERSION, TrainConfig,
@@ -223,8 +223,8 @@ export async function train(opts: TrainOptions): Promise<RunInfo> {
           if (parts.length > 1) for (const g of part.grads.values()) g.dispose();
         }
         if (accumulated) {
-          const gradNorm = clipGlobalNorm(accumulated, config.clipNorm);
-          optimizer.apply(params, accumulated, lr);
+          const { norm: gradNorm, scale } = clipGradients(accumulated, config.clipNorm);
+          optimizer.apply(params, accumulated, lr, scale);
           for (const g of accumulated.values()) g.dispose();
           loop.step++;
           loop.epochLossSum += stepLoss * stepImages;
