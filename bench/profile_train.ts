@@ -3,7 +3,9 @@
  * backend: wraps every registered kernel of the backend with a wall-clock timer (wasm kernels run
  * synchronously, so wall time is kernel time) and prints the totals per kernel and shape.
  *
- *   node --import tsx bench/profile_train.ts [--backend wasm] [--batch-size 128] [--steps 20] [--patch 7]
+ *   node --import tsx bench/profile_train.ts [--backend wasm] [--batch-size 128] [--steps 20] [--patch 7] [--tfjs-optimizer]
+ *
+ * --tfjs-optimizer: clipping and the optimizer step on TF.js's kernels instead of the fused ones.
  */
 import { parseArgs } from 'util';
 import * as tf from '@tensorflow/tfjs';
@@ -20,6 +22,7 @@ const { values: o } = parseArgs({
     steps: { type: 'string', default: '20' },
     patch: { type: 'string', default: '7' },
     'no-kernels': { type: 'boolean', default: false },
+    'tfjs-optimizer': { type: 'boolean', default: false },
   },
 });
 
@@ -35,7 +38,7 @@ const { values: o } = parseArgs({
   const params: Params = new Map();
   for (const [k, t] of init.weights) params.set(k, tf.variable(tf.tensor(t.data, t.shape), true, `p/${k}`));
   const trainable = trainableNames(arch, 'full', 0);
-  const opt = new Optimizer({ name: 'adamw', weightDecay: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, momentum: 0 });
+  const opt = new Optimizer({ name: 'adamw', weightDecay: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, momentum: 0 }, { fused: !o['tfjs-optimizer'] });
   const x = new Float32Array(B * 3 * 28 * 28).map(() => Math.random() * 2 - 1);
   const y = Int32Array.from({ length: B }, (_, i) => i % 10);
 
@@ -73,7 +76,7 @@ const { values: o } = parseArgs({
     const r = lossAndGrads(params, arch, trainable, { kind: 'pixels', x: xt }, y, 0.1);
     phase.grads += performance.now() - t;
     t = performance.now();
-    const { scale } = clipGradients(r.grads, 1);
+    const { scale } = clipGradients(r.grads, 1, { fused: !o['tfjs-optimizer'] });
     phase.clip += performance.now() - t;
     t = performance.now();
     opt.apply(params, r.grads, 1e-4, scale);
