@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ViTArch, W } from '../model/vitConfig';
 import { fusedLinear } from './fused/linear';
+import { fusedGelu, fusedLayerNorm } from './fused/norm';
 
 export type Params = Map<string, tf.Variable>;
 
@@ -131,18 +132,22 @@ function layerNormRows(eps: number) {
 }
 const layerNormByEps = new Map<number, ReturnType<typeof layerNormRows>>();
 
+/** LayerNorm over the last axis: the fused wasm kernel when loaded (server/train/fused/norm.ts), else layerNormRows. */
 function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  const D = x.shape[x.shape.length - 1];
+  const rows = x.reshape([-1, D]) as tf.Tensor2D;
+  const fused = fusedLayerNorm(rows, gamma as tf.Tensor1D, beta as tf.Tensor1D, eps);
+  if (fused) return fused.reshape(x.shape);
   let f = layerNormByEps.get(eps);
   if (!f) layerNormByEps.set(eps, (f = layerNormRows(eps)));
-  const D = x.shape[x.shape.length - 1];
-  return f(x.reshape([-1, D]) as tf.Tensor2D, gamma as tf.Tensor1D, beta as tf.Tensor1D).reshape(x.shape);
+  return f(rows, gamma as tf.Tensor1D, beta as tf.Tensor1D).reshape(x.shape);
 }
 
 /**
  * Exact GELU: 0.5·x·(1 + erf(x/√2)), as torch's nn.GELU() and HF's "gelu". Hand-written gradient:
  * Φ(x) + x·φ(x), with Φ = 0.5·(1 + erf(x/√2)) kept from the forward pass.
  */
-const gelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+const geluOps = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
   const cdf = tf.erf(x.mul(Math.SQRT1_2)).mul(0.5).add(0.5);
   save([x, cdf]);
   return {
@@ -154,6 +159,9 @@ const gelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
     },
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor) => tf.Tensor;
+
+/** Exact GELU: the fused wasm kernel when loaded (one pass each way instead of ~10 kernels), else geluOps. */
+const gelu = (x: tf.Tensor): tf.Tensor => fusedGelu(x) ?? geluOps(x);
 
 /** Pixels [N, C, H, W] → tokens [N, 1 + gh·gw, D] (patches, [CLS] prepended, positions added). */
 export function embed(params: Params, arch: ViTArch, pixels: tf.Tensor4D): tf.Tensor3D {

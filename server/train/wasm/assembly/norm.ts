@@ -1,0 +1,256 @@
+import { exp4, hsum, madd } from './simd';
+
+// LayerNorm and exact GELU, forward and backward, for the trainer's fused kernels
+// (server/train/fused/norm.ts). Rows are processed one at a time: a row of the bench ViT is 64–128
+// floats, so the second and third passes over it hit L1 and each tensor crosses memory once.
+// Vector loops handle four floats at a time with unaligned loads (any row start); a scalar tail
+// handles D % 4.
+
+/**
+ * LayerNorm over the rows of x [M, D]: y = (x − μ)·r·γ + β, r = 1/√(σ² + ε), σ² biased.
+ * Writes y [M, D], μ [M] and r [M] (for layerNormBackward).
+ *
+ * The moments use the corrected two-pass algorithm: m₁ = mean(x) in f32, then s₁ = Σ(x − m₁) and
+ * s₂ = Σ(x − m₁)², δ = s₁/D, μ = m₁ + δ, σ² = s₂/D − δ². x − m₁ is exact for x near m₁ (Sterbenz),
+ * so the rounding error of m₁ (large when |μ| ≫ σ, e.g. 1000 ± 1) is removed by δ, and the output
+ * uses (x − m₁) − δ, never a rounded μ. The one-pass E[x²] − E[x]² would cancel catastrophically.
+ */
+export function layerNormForward(M: i32, D: i32, x: usize, gamma: usize, beta: usize, eps: f32, y: usize, mean: usize, rstd: usize): void {
+  const rowBytes = <usize>D << 2;
+  const D4 = D & ~3;
+  const invD: f32 = 1.0 / <f32>D;
+  for (let m = 0; m < M; m++) {
+    const xr = x + <usize>m * rowBytes;
+    const yr = y + <usize>m * rowBytes;
+    // Pass 1: m₁.
+    let acc = f32x4.splat(0);
+    let i = 0;
+    for (; i < D4; i += 4) acc = f32x4.add(acc, v128.load(xr + (<usize>i << 2)));
+    let s: f32 = hsum(acc);
+    for (; i < D; i++) s += load<f32>(xr + (<usize>i << 2));
+    const m1 = s * invD;
+    // Pass 2: s₁ = Σ(x − m₁), s₂ = Σ(x − m₁)².
+    const m1v = f32x4.splat(m1);
+    let a1 = f32x4.splat(0);
+    let a2 = f32x4.splat(0);
+    i = 0;
+    for (; i < D4; i += 4) {
+      const c = f32x4.sub(v128.load(xr + (<usize>i << 2)), m1v);
+      a1 = f32x4.add(a1, c);
+      a2 = madd(c, c, a2);
+    }
+    let s1: f32 = hsum(a1);
+    let s2: f32 = hsum(a2);
+    for (; i < D; i++) {
+      const c = load<f32>(xr + (<usize>i << 2)) - m1;
+      s1 += c;
+      s2 += c * c;
+    }
+    const delta = s1 * invD;
+    const variance = max<f32>(s2 * invD - delta * delta, 0);
+    const r: f32 = 1.0 / sqrt<f32>(variance + eps);
+    store<f32>(mean + (<usize>m << 2), m1 + delta);
+    store<f32>(rstd + (<usize>m << 2), r);
+    // Pass 3: y = ((x − m₁) − δ)·r·γ + β.
+    const dv = f32x4.splat(delta);
+    const rv = f32x4.splat(r);
+    i = 0;
+    for (; i < D4; i += 4) {
+      const o = <usize>i << 2;
+      const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), m1v), dv), rv);
+      v128.store(yr + o, madd(xh, v128.load(gamma + o), v128.load(beta + o)));
+    }
+    for (; i < D; i++) {
+      const o = <usize>i << 2;
+      const xh = (load<f32>(xr + o) - m1 - delta) * r;
+      store<f32>(yr + o, xh * load<f32>(gamma + o) + load<f32>(beta + o));
+    }
+  }
+}
+
+/** Rows whose γ and β gradients are summed in scratch before being added to the outputs. */
+const BLOCK_ROWS = 32;
+
+/**
+ * LayerNorm backward for rows of x [M, D] given dy, γ and the forward's μ, r [M]:
+ *   x̂ = (x − μ)·r, g = dy·γ, dx = r·(g − mean(g) − x̂·mean(g·x̂)),
+ *   dγ = Σ_rows dy·x̂, dβ = Σ_rows dy.
+ * Pass 1 over a row sums g, g·(x − μ) and x − μ; the last gives δ = mean(x) − μ, the residual of
+ * the f32-rounded μ, so x̂ = ((x − μ) − δ)·r is as accurate as in the forward pass. Pass 2 writes
+ * dx and adds dy·x̂, dy to per-block column sums in `scratch` (2·D floats), which are added to dγ, dβ
+ * every BLOCK_ROWS rows (shorter f32 sums than one running total over all M rows).
+ */
+export function layerNormBackward(M: i32, D: i32, dy: usize, x: usize, gamma: usize, mean: usize, rstd: usize,
+  dx: usize, dgamma: usize, dbeta: usize, scratch: usize): void {
+  const rowBytes = <usize>D << 2;
+  const D4 = D & ~3;
+  const invD: f32 = 1.0 / <f32>D;
+  const pg = scratch; // partial dγ
+  const pb = scratch + rowBytes; // partial dβ
+  memory.fill(dgamma, 0, rowBytes);
+  memory.fill(dbeta, 0, rowBytes);
+  memory.fill(scratch, 0, rowBytes << 1);
+  for (let m = 0; m < M; m++) {
+    const off = <usize>m * rowBytes;
+    const dyr = dy + off;
+    const xr = x + off;
+    const dxr = dx + off;
+    const mu = load<f32>(mean + (<usize>m << 2));
+    const r = load<f32>(rstd + (<usize>m << 2));
+    const muv = f32x4.splat(mu);
+    // Pass 1: Σg, Σg·(x − μ), Σ(x − μ).
+    let ag = f32x4.splat(0);
+    let agx = f32x4.splat(0);
+    let ax = f32x4.splat(0);
+    let i = 0;
+    for (; i < D4; i += 4) {
+      const o = <usize>i << 2;
+      const g = f32x4.mul(v128.load(dyr + o), v128.load(gamma + o));
+      const c = f32x4.sub(v128.load(xr + o), muv);
+      ag = f32x4.add(ag, g);
+      agx = madd(g, c, agx);
+      ax = f32x4.add(ax, c);
+    }
+    let sg: f32 = hsum(ag);
+    let sgx: f32 = hsum(agx);
+    let sx: f32 = hsum(ax);
+    for (; i < D; i++) {
+      const o = <usize>i << 2;
+      const g = load<f32>(dyr + o) * load<f32>(gamma + o);
+      const c = load<f32>(xr + o) - mu;
+      sg += g;
+      sgx += g * c;
+      sx += c;
+    }
+    const delta = sx * invD;
+    // mean(g·x̂) = r·(Σg·(x − μ) − δ·Σg)/D;  dx = r·g − r·mean(g) − x̂·r·mean(g·x̂).
+    const b: f32 = -r * sg * invD;
+    const c: f32 = -r * r * (sgx - delta * sg) * invD;
+    const dv = f32x4.splat(delta);
+    const rv = f32x4.splat(r);
+    const bv = f32x4.splat(b);
+    const cv = f32x4.splat(c);
+    // Pass 2: dx, and the column sums.
+    i = 0;
+    for (; i < D4; i += 4) {
+      const o = <usize>i << 2;
+      const d = v128.load(dyr + o);
+      const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), muv), dv), rv);
+      const g = f32x4.mul(d, v128.load(gamma + o));
+      v128.store(dxr + o, madd(g, rv, madd(xh, cv, bv)));
+      v128.store(pg + o, madd(d, xh, v128.load(pg + o)));
+      v128.store(pb + o, f32x4.add(v128.load(pb + o), d));
+    }
+    for (; i < D; i++) {
+      const o = <usize>i << 2;
+      const d = load<f32>(dyr + o);
+      const xh = (load<f32>(xr + o) - mu - delta) * r;
+      store<f32>(dxr + o, d * load<f32>(gamma + o) * r + (xh * c + b));
+      store<f32>(pg + o, load<f32>(pg + o) + d * xh);
+      store<f32>(pb + o, load<f32>(pb + o) + d);
+    }
+    if ((m + 1) % BLOCK_ROWS == 0 || m + 1 == M) {
+      addInto(dgamma, pg, D);
+      addInto(dbeta, pb, D);
+      memory.fill(scratch, 0, rowBytes << 1);
+    }
+  }
+}
+
+/** out[i] += v[i] for i < n. */
+// @ts-ignore: decorator
+@inline function addInto(out: usize, v: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.add(v128.load(out + o), v128.load(v + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, load<f32>(out + o) + load<f32>(v + o));
+  }
+}
+
+// Exact GELU, y = x·Φ(x), Φ the standard normal CDF = ½·(1 + erf(x/√2)).
+//
+// Φ comes from Abramowitz & Stegun 7.1.26, the erf approximation PyTorch's vectorised CPU erf uses:
+// with z = |x|/√2 and t = 1/(1 + p·z), erfc(z) = t·(a₁ + t·(a₂ + t·(a₃ + t·(a₄ + t·a₅))))·e^(−z²),
+// absolute error ≤ 1.5e-7 (plus f32 rounding). Φ(−|x|) = ½·erfc(z) directly, so the left tail keeps
+// its relative accuracy instead of being 1 + erf(…) ≈ 1 − 1. And e^(−z²) = e^(−x²/2) = √(2π)·φ(x) is
+// the factor the derivative Φ(x) + x·φ(x) needs, so the backward pass recomputes Φ and φ from x with
+// one exp4 — cheaper than saving Φ in the forward pass (an extra tensor written and read back).
+
+/** e^(−x²/2) on four lanes. */
+// @ts-ignore: decorator
+@inline function gauss4(x: v128): v128 {
+  return exp4(f32x4.mul(f32x4.mul(x, x), f32x4.splat(-0.5)));
+}
+
+/** Φ(x) on four lanes, given e = gauss4(x) = e^(−z²). */
+// @ts-ignore: decorator
+@inline function cdf4(x: v128, e: v128): v128 {
+  const z = f32x4.mul(f32x4.abs(x), f32x4.splat(0.7071067811865476));
+  const t = f32x4.div(f32x4.splat(1), madd(z, f32x4.splat(0.3275911), f32x4.splat(1)));
+  let p = madd(t, f32x4.splat(1.061405429), f32x4.splat(-1.453152027));
+  p = madd(p, t, f32x4.splat(1.421413741));
+  p = madd(p, t, f32x4.splat(-0.284496736));
+  p = madd(p, t, f32x4.splat(0.254829592));
+  // q = ½·erfc(|x|/√2) = Φ(−|x|)
+  const q = f32x4.mul(f32x4.mul(p, t), f32x4.mul(e, f32x4.splat(0.5)));
+  return v128.bitselect(q, f32x4.sub(f32x4.splat(1), q), f32x4.lt(x, f32x4.splat(0)));
+}
+
+/** The first n (< 4) floats at p in the low lanes, zeros above. */
+// @ts-ignore: decorator
+@inline function loadTail(p: usize, n: i32): v128 {
+  let v = f32x4.splat(0);
+  if (n > 0) v = f32x4.replace_lane(v, 0, load<f32>(p));
+  if (n > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
+  if (n > 2) v = f32x4.replace_lane(v, 2, load<f32>(p, 8));
+  return v;
+}
+
+/** Stores the low n (< 4) lanes of v at p. */
+// @ts-ignore: decorator
+@inline function storeTail(p: usize, v: v128, n: i32): void {
+  if (n > 0) store<f32>(p, f32x4.extract_lane(v, 0));
+  if (n > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
+  if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
+}
+
+/** y = x·Φ(x) over n floats. */
+export function geluForward(n: i32, x: usize, y: usize): void {
+  const n4 = n & ~3;
+  for (let i = 0; i < n4; i += 4) {
+    const o = <usize>i << 2;
+    const xv = v128.load(x + o);
+    v128.store(y + o, f32x4.mul(xv, cdf4(xv, gauss4(xv))));
+  }
+  if (n > n4) {
+    const o = <usize>n4 << 2;
+    const xv = loadTail(x + o, n - n4);
+    storeTail(y + o, f32x4.mul(xv, cdf4(xv, gauss4(xv))), n - n4);
+  }
+}
+
+/** dx = dy·(Φ(x) + x·φ(x)), φ(x) = e^(−x²/2)/√(2π), over n floats. */
+export function geluBackward(n: i32, dy: usize, x: usize, dx: usize): void {
+  const n4 = n & ~3;
+  const k = f32x4.splat(0.3989422804014327); // 1/√(2π)
+  for (let i = 0; i < n4; i += 4) {
+    const o = <usize>i << 2;
+    const xv = v128.load(x + o);
+    const e = gauss4(xv);
+    const phi = f32x4.mul(e, k);
+    const c = cdf4(xv, e);
+    v128.store(dx + o, f32x4.mul(v128.load(dy + o), madd(xv, phi, c)));
+  }
+  if (n > n4) {
+    const o = <usize>n4 << 2;
+    const xv = loadTail(x + o, n - n4);
+    const e = gauss4(xv);
+    const phi = f32x4.mul(e, k);
+    const c = cdf4(xv, e);
+    storeTail(dx + o, f32x4.mul(loadTail(dy + o, n - n4), madd(xv, phi, c)), n - n4);
+  }
+}
