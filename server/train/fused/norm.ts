@@ -16,6 +16,8 @@ const LAYER_NORM = 'VitLensLayerNorm';
 const LAYER_NORM_GRAD = 'VitLensLayerNormGrad';
 const GELU = 'VitLensGelu';
 const GELU_GRAD = 'VitLensGeluGrad';
+/** Scratch the GELU kernels keep their constants in (wasm/assembly/norm.ts: 21 × 16 bytes). */
+const GELU_SCRATCH_BYTES = 336;
 
 function register(k: KernelExports): void {
   // x [M, D], γ, β [D]; attrs.eps → [y [M, D], mean [M], rstd [M]].
@@ -41,13 +43,13 @@ function register(k: KernelExports): void {
   registerFused(GELU, ({ inputs }) => {
     const { x } = inputs as { x: tf.TensorInfo };
     const y = output(x.shape);
-    k.geluForward(tf.util.sizeFromShape(x.shape), ptr(x), ptr(y));
+    k.geluForward(tf.util.sizeFromShape(x.shape), ptr(x), ptr(y), scratchSpace(GELU_SCRATCH_BYTES));
     return y;
   });
   registerFused(GELU_GRAD, ({ inputs }) => {
     const { dy, x } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
     const dx = output(x.shape);
-    k.geluBackward(tf.util.sizeFromShape(x.shape), ptr(dy), ptr(x), ptr(dx));
+    k.geluBackward(tf.util.sizeFromShape(x.shape), ptr(dy), ptr(x), ptr(dx), scratchSpace(GELU_SCRATCH_BYTES));
     return dx;
   });
 }
