@@ -141,6 +141,15 @@ test('fused GELU matches 0.5·x·(1 + tf.erf(x/√2)) and its autodiff gradient 
   checkGelu('three', Float32Array.of(-0.5, 0, 1.5), 44);
 });
 
+test('fused GELU: Φ(x) = gelu(x)/x within 4e-7 of ½·(1 + tf.erf(x/√2))', () => {
+  tf.tidy(() => {
+    const n = 40000; // x = ±(0.00025 … 10)
+    const x = tf.tensor1d(Float32Array.from({ length: n }, (_, i) => (i % 2 ? -1 : 1) * 0.00025 * (1 + (i >> 1))));
+    const cdf = tf.erf(x.mul(Math.SQRT1_2)).add(1).mul(0.5);
+    assertClose('Φ', fusedGelu(x)!.div(x), cdf, 0, 4e-7);
+  });
+});
+
 test('fused GELU keeps shape and is exact at the easy points', () => {
   tf.tidy(() => {
     const x = tf.tensor3d([0, 20, -20, 1e-30, -1e-30, 6], [2, 1, 3]);

@@ -5,9 +5,8 @@
  *
  * LayerNorm's forward kernel also writes the per-row mean and 1/σ; the backward kernel recomputes x̂
  * from x with them, so the forward pass saves x (kept alive anyway: it is the residual stream) and
- * two [M] vectors instead of x̂ [M, D]. GELU's backward recomputes Φ(x) and φ(x) from x: it shares
- * one exp with the erf approximation, so that costs less than writing Φ in the forward pass and
- * reading it back.
+ * two [M] vectors instead of x̂ [M, D]. GELU's backward recomputes Φ(x) and φ(x) from x (they share
+ * one exp), which costs less than writing Φ in the forward pass and reading it back.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedKernels, KernelExports, output, ptr, registerFused, scratchSpace } from './kernels';
@@ -16,10 +15,9 @@ const LAYER_NORM = 'VitLensLayerNorm';
 const LAYER_NORM_GRAD = 'VitLensLayerNormGrad';
 const GELU = 'VitLensGelu';
 const GELU_GRAD = 'VitLensGeluGrad';
-/** Scratch the GELU kernels keep their constants in (wasm/assembly/norm.ts: 21 × 16 bytes). */
-const GELU_SCRATCH_BYTES = 336;
 
 function register(k: KernelExports): void {
+  const geluScratch = k.geluScratchBytes() as number; // the GELU kernels keep their constants there
   // x [M, D], γ, β [D]; attrs.eps → [y [M, D], mean [M], rstd [M]].
   registerFused(LAYER_NORM, ({ inputs, attrs }) => {
     const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
@@ -43,13 +41,13 @@ function register(k: KernelExports): void {
   registerFused(GELU, ({ inputs }) => {
     const { x } = inputs as { x: tf.TensorInfo };
     const y = output(x.shape);
-    k.geluForward(tf.util.sizeFromShape(x.shape), ptr(x), ptr(y), scratchSpace(GELU_SCRATCH_BYTES));
+    k.geluForward(tf.util.sizeFromShape(x.shape), ptr(x), ptr(y), scratchSpace(geluScratch));
     return y;
   });
   registerFused(GELU_GRAD, ({ inputs }) => {
     const { dy, x } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
     const dx = output(x.shape);
-    k.geluBackward(tf.util.sizeFromShape(x.shape), ptr(dy), ptr(x), ptr(dx), scratchSpace(GELU_SCRATCH_BYTES));
+    k.geluBackward(tf.util.sizeFromShape(x.shape), ptr(dy), ptr(x), ptr(dx), scratchSpace(geluScratch));
     return dx;
   });
 }

@@ -3,4 +3,4 @@
 export { gemm } from './gemm';
 export { colSum } from './reduce';
 export { adamw, sgd, sumSquares } from './optim';
-export { layerNormForward, layerNormBackward, geluForward, geluBackward } from './norm';
+export { layerNormForward, layerNormBackward, geluForward, geluBackward, geluScratchBytes } from './norm';
