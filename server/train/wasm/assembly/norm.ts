@@ -3,8 +3,8 @@ import { hsum, madd } from './simd';
 // LayerNorm and exact GELU, forward and backward, for the trainer's fused kernels
 // (server/train/fused/norm.ts). Rows are processed one at a time: a row of the bench ViT is 64–128
 // floats, so the second and third passes over it hit L1 and each tensor crosses memory once.
-// Vector loops handle four floats at a time with unaligned loads (any row start); a scalar tail
-// handles D % 4.
+// Vector loops handle four floats at a time (row sums eight, in two accumulators) with unaligned
+// loads (any row start); a scalar tail handles D % 4.
 
 /**
  * LayerNorm over the rows of x [M, D]: y = (x − μ)·r·γ + β, r = 1/√(σ² + ε), σ² biased.
@@ -158,13 +158,14 @@ export function layerNormBackward(M: i32, D: i32, dy: usize, x: usize, gamma: us
       sx += c;
     }
     const delta = sx * invD;
-    // mean(g·x̂) = r·(Σg·(x − μ) − δ·Σg)/D;  dx = r·g − r·mean(g) − x̂·r·mean(g·x̂).
-    const b: f32 = -r * sg * invD;
-    const c: f32 = -r * r * (sgx - delta * sg) * invD;
+    // mean(g·x̂) = r·(Σg·(x − μ) − δ·Σg)/D;  dx = r·g + shift + x̂·slope with
+    // shift = −r·mean(g), slope = −r·mean(g·x̂).
+    const shift: f32 = -r * sg * invD;
+    const slope: f32 = -r * r * (sgx - delta * sg) * invD;
     const dv = f32x4.splat(delta);
     const rv = f32x4.splat(r);
-    const bv = f32x4.splat(b);
-    const cv = f32x4.splat(c);
+    const shiftv = f32x4.splat(shift);
+    const slopev = f32x4.splat(slope);
     // Pass 2: dx, and the column sums.
     i = 0;
     for (; i < D4; i += 4) {
@@ -172,7 +173,7 @@ export function layerNormBackward(M: i32, D: i32, dy: usize, x: usize, gamma: us
       const d = v128.load(dyr + o);
       const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), muv), dv), rv);
       const g = f32x4.mul(d, v128.load(gamma + o));
-      v128.store(dxr + o, madd(g, rv, madd(xh, cv, bv)));
+      v128.store(dxr + o, madd(g, rv, madd(xh, slopev, shiftv)));
       v128.store(pg + o, madd(d, xh, v128.load(pg + o)));
       v128.store(pb + o, f32x4.add(v128.load(pb + o), d));
     }
@@ -180,7 +181,7 @@ export function layerNormBackward(M: i32, D: i32, dy: usize, x: usize, gamma: us
       const o = <usize>i << 2;
       const d = load<f32>(dyr + o);
       const xh = (load<f32>(xr + o) - mu - delta) * r;
-      store<f32>(dxr + o, d * load<f32>(gamma + o) * r + (xh * c + b));
+      store<f32>(dxr + o, d * load<f32>(gamma + o) * r + (xh * slope + shift));
       store<f32>(pg + o, load<f32>(pg + o) + d * xh);
       store<f32>(pb + o, load<f32>(pb + o) + d);
     }
