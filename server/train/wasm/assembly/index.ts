@@ -2,3 +2,4 @@
 // Every function works on raw byte offsets into the backend's own memory, which this module imports.
 export { gemm } from './gemm';
 export { colSum } from './reduce';
+export { attentionForward, attentionBackward } from './attention';
