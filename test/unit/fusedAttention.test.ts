@@ -127,8 +127,8 @@ for (const qkvBias of [true, false]) {
       for (const [k, t] of weights) if (k.startsWith('vit.encoder.layer.0.')) params.set(k, tf.variable(tf.tensor(t.data, t.shape), true, `${qkvBias}/${tf.getBackend()}/${k}`));
       const xt = tf.tensor3d(x, [2, 17, 24]);
       const names = [...params.keys()].filter((k) => qkvBias || !/\.(query|key|value)\.bias$/.test(k));
-      const { value, grads } = tf.variableGrads(() => block(params, arch, 0, xt).mul(tf.tensor3d(dy, [2, 17, 24])).sum() as tf.Scalar, names.map((k) => params.get(k)!));
-      const out = { value: value.dataSync()[0], y: block(params, arch, 0, xt).dataSync() as Float32Array, grads: new Map(names.map((k) => [k, grads[params.get(k)!.name].dataSync() as Float32Array])) };
+      const { grads } = tf.variableGrads(() => block(params, arch, 0, xt).mul(tf.tensor3d(dy, [2, 17, 24])).sum() as tf.Scalar, names.map((k) => params.get(k)!));
+      const out = { y: block(params, arch, 0, xt).dataSync() as Float32Array, grads: new Map(names.map((k) => [k, grads[params.get(k)!.name].dataSync() as Float32Array])) };
       for (const v of params.values()) v.dispose();
       return out;
     });
@@ -142,7 +142,6 @@ for (const qkvBias of [true, false]) {
       await tf.setBackend('wasm');
     }
     assert.ok(relErr(fused.y, plain.y) < 1e-5, `block output differs by ${relErr(fused.y, plain.y)}`);
-    assert.ok(Math.abs(fused.value - plain.value) <= 1e-5 * Math.abs(plain.value));
     assert.equal(fused.grads.size, plain.grads.size);
     // The key bias's gradient is 0 up to rounding (it adds q·b_k to a whole row of scores, which the
     // softmax ignores), so its errors are measured against the layer's gradients as a whole.

@@ -1,4 +1,4 @@
-import { madd, hsum, exp4 } from './simd';
+import { madd, hsum } from './simd';
 
 // Multi-head self-attention, forward and backward, one call per layer for the whole batch.
 //
@@ -274,34 +274,63 @@ function mulRows(R: i32, K: i32, W: i32, c: usize, crs: i32, cks: i32, x: usize,
 }
 
 /**
+ * e^x on four lanes for x ≤ 0 (softmax arguments after the max is subtracted). The same method as
+ * simd.ts's exp4 — Cody–Waite reduction x = n·ln2 + r, degree-6 Taylor polynomial, 2^n built in
+ * the exponent bits — with cheaper steps that the x ≤ 0 range allows, since softmax runs it T²
+ * times per head: the clamp is one pmax (a single maxps; x ≤ 0 needs no upper clamp), and n is
+ * rounded by adding 1.5·2^23, whose low mantissa bits are then n itself, instead of f32x4.nearest
+ * plus i32x4.trunc_sat (which V8 lowers to several instructions each).
+ */
+// @ts-ignore: decorator
+@inline function expNonPositive4(x: v128): v128 {
+  const magic = f32x4.splat(12582912.0); // 1.5·2^23: adding it rounds |v| < 2^22 to an integer
+  x = f32x4.pmax(x, f32x4.splat(-87.3)); // e^-87.3 ≈ 1.2e-38 stands in for smaller values
+  const t = madd(x, f32x4.splat(1.44269504088896341), magic);
+  const n = f32x4.sub(t, magic);
+  let r = madd(n, f32x4.splat(-0.693359375), x);
+  r = madd(n, f32x4.splat(2.12194440e-4), r);
+  let p = f32x4.splat(1.0 / 720.0);
+  p = madd(p, r, f32x4.splat(1.0 / 120.0));
+  p = madd(p, r, f32x4.splat(1.0 / 24.0));
+  p = madd(p, r, f32x4.splat(1.0 / 6.0));
+  p = madd(p, r, f32x4.splat(0.5));
+  p = madd(p, r, f32x4.splat(1.0));
+  p = madd(p, r, f32x4.splat(1.0));
+  // t's bits are 0x4B400000 + n; 2^n's are (n + 127) << 23.
+  return f32x4.mul(p, i32x4.shl(i32x4.add(t, i32x4.splat(127 - 0x4B400000)), 23));
+}
+
+/**
  * One row of probabilities: p[j] = e^(scale·s[j] − m) / Σ e^(…), m = max_j scale·s[j] (so no
  * exponent overflows), for j < T. s is a padded score row (T4 floats, left holding the
  * exponentials); p is the row of probs (exactly T floats are written).
  */
 function softmaxRow(s: usize, p: usize, T: i32, scale: f32): void {
+  // pmax is one instruction; NaN scores are not expected (they would give NaN or a wrong max).
   let mv = f32x4.splat(f32.NEGATIVE_INFINITY);
   let j = 0;
-  for (; j + 4 <= T; j += 4) mv = f32x4.max(mv, v128.load(s + (<usize>j << 2)));
-  let m = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
-  for (; j < T; j++) m = max(m, load<f32>(s + (<usize>j << 2)));
+  for (; j + 4 <= T; j += 4) mv = f32x4.pmax(mv, v128.load(s + (<usize>j << 2)));
+  if (j < T) mv = f32x4.pmax(mv, v128.bitselect(v128.load(s + (<usize>j << 2)), mv, firstLanes(T - j)));
+  mv = f32x4.pmax(mv, i32x4.shuffle(mv, mv, 2, 3, 0, 1));
+  mv = f32x4.pmax(mv, i32x4.shuffle(mv, mv, 1, 0, 3, 2));
   const sv = f32x4.splat(scale);
-  const shift = f32x4.splat(-m * scale); // scale > 0, so scale·max(s) = max(scale·s)
+  const shift = f32x4.neg(f32x4.mul(mv, sv)); // scale > 0, so scale·max(s) = max(scale·s)
   let sum = f32x4.splat(0);
   j = 0;
   for (; j + 4 <= T; j += 4) {
-    const e = exp4(madd(v128.load(s + (<usize>j << 2)), sv, shift));
+    const e = expNonPositive4(madd(v128.load(s + (<usize>j << 2)), sv, shift));
     v128.store(s + (<usize>j << 2), e);
     sum = f32x4.add(sum, e);
   }
   if (j < T) {
-    const e = v128.and(exp4(madd(v128.load(s + (<usize>j << 2)), sv, shift)), firstLanes(T - j));
+    const e = v128.and(expNonPositive4(madd(v128.load(s + (<usize>j << 2)), sv, shift)), firstLanes(T - j));
     v128.store(s + (<usize>j << 2), e);
     sum = f32x4.add(sum, e);
   }
-  const total = f32x4.splat(hsum(sum));
+  const inv = f32x4.splat(<f32>1 / hsum(sum));
   j = 0;
-  for (; j + 4 <= T; j += 4) v128.store(p + (<usize>j << 2), f32x4.div(v128.load(s + (<usize>j << 2)), total));
-  if (j < T) storePart(p + (<usize>j << 2), f32x4.div(v128.load(s + (<usize>j << 2)), total), T - j);
+  for (; j + 4 <= T; j += 4) v128.store(p + (<usize>j << 2), f32x4.mul(v128.load(s + (<usize>j << 2)), inv));
+  if (j < T) storePart(p + (<usize>j << 2), f32x4.mul(v128.load(s + (<usize>j << 2)), inv), T - j);
 }
 
 /**
