@@ -118,24 +118,30 @@ for (const qkvBias of [true, false]) {
       hiddenSize: 24, numLayers: 1, numHeads: 3, mlpSize: 48, patchSize: 8, imageSize: [32, 32], numChannels: 3,
       layerNormEps: 1e-6, qkvBias, numClasses: 5,
     };
+    assert.ok(fusedKernels(), 'fused kernels not loaded (run `npm run build`)');
     const weights = randomWeights({ ...arch, qkvBias: true }, 3);
     const x = random(2 * 17 * 24, 11, 2);
     const dy = random(2 * 17 * 24, 12);
     // Output and every parameter's gradient of Σ dy ⊙ block(x), on the current backend.
-    const run = () => tf.tidy(() => {
+    const run = () => {
       const params: Params = new Map();
       for (const [k, t] of weights) if (k.startsWith('vit.encoder.layer.0.')) params.set(k, tf.variable(tf.tensor(t.data, t.shape), true, `${qkvBias}/${tf.getBackend()}/${k}`));
-      const xt = tf.tensor3d(x, [2, 17, 24]);
       const names = [...params.keys()].filter((k) => qkvBias || !/\.(query|key|value)\.bias$/.test(k));
-      const { grads } = tf.variableGrads(() => block(params, arch, 0, xt).mul(tf.tensor3d(dy, [2, 17, 24])).sum() as tf.Scalar, names.map((k) => params.get(k)!));
-      const out = { y: block(params, arch, 0, xt).dataSync() as Float32Array, grads: new Map(names.map((k) => [k, grads[params.get(k)!.name].dataSync() as Float32Array])) };
+      let y: Float32Array = new Float32Array(0);
+      const grads = new Map<string, Float32Array>();
+      tf.tidy(() => {
+        const xt = tf.tensor3d(x, [2, 17, 24]);
+        const g = tf.variableGrads(() => block(params, arch, 0, xt).mul(tf.tensor3d(dy, [2, 17, 24])).sum() as tf.Scalar, names.map((k) => params.get(k)!)).grads;
+        for (const k of names) grads.set(k, g[params.get(k)!.name].dataSync() as Float32Array);
+        y = block(params, arch, 0, xt).dataSync() as Float32Array;
+      });
       for (const v of params.values()) v.dispose();
-      return out;
-    });
+      return { y, grads };
+    };
     const fused = run();
     await tf.setBackend('cpu');
     assert.equal(fusedKernels(), undefined);
-    let plain;
+    let plain: ReturnType<typeof run>;
     try {
       plain = run();
     } finally {
