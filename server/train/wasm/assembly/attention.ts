@@ -11,10 +11,11 @@ import { madd, hsum } from './simd';
 //
 // Per (batch, head) the kernel packs Kᵀ (or Vᵀ in the backward pass) into scratch, T columns padded
 // to T4 = ⌈T/4⌉·4 with zeros, so that score rows are computed four keys per vector with the query's
-// values broadcast (no horizontal sums), and keeps the T × T4 score rows in scratch too. For the
-// bench model (T = 17, dh = 16) a head's working set is ~3 KB; for ViT-B/16 (T = 197, dh = 64) ~210 KB.
+// values broadcast (no horizontal sums), and keeps the T × T4 score rows in scratch too: ~2.6 KB for
+// the bench model (T = 17, dh = 16), ~209 KB for ViT-B/16 (T = 197, dh = 64), so a head's work stays
+// in L1 or L2. The loop runs batch-major, so one sequence's qkv rows are reused by all its heads.
 //
-// Scratch needed by both passes: (dh·T4 + T·T4)·4 bytes (attentionScratchBytes on the TS side).
+// Scratch needed by both passes: (dh·T4 + T·T4)·4 bytes (scratchBytes in server/train/fused/attention.ts).
 
 /** Lanes 0..n-1 set (n < 4): masks the padding lanes of a row's last vector. */
 // @ts-ignore: decorator
