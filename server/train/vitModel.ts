@@ -100,12 +100,20 @@ const matMulWtBias = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, s
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D;
 
-/** x [..., in] · W(out, in)ᵀ + b, on the flattened leading dimensions. */
-function linear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | undefined): tf.Tensor {
+/**
+ * residual + x [..., in] · W(out, in)ᵀ + b, on the flattened leading dimensions. With the fused
+ * kernels the residual (a block's skip connection) is added inside the GEMM instead of by a pass.
+ */
+function linear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | undefined, residual?: tf.Tensor): tf.Tensor {
   const shape = x.shape;
+  const outShape = [...shape.slice(0, -1), weight.shape[0]];
   const flat = x.reshape([-1, shape[shape.length - 1]]) as tf.Tensor2D;
-  const y = fusedLinear(flat, weight as tf.Tensor2D, bias as tf.Tensor1D | undefined) ?? (bias ? matMulWtBias(flat, weight as tf.Tensor2D, bias as tf.Tensor1D) : matMulWt(flat, weight as tf.Tensor2D));
-  return y.reshape([...shape.slice(0, -1), weight.shape[0]]);
+  const w = weight as tf.Tensor2D;
+  const b = bias as tf.Tensor1D | undefined;
+  const fused = fusedLinear(flat, w, b, residual?.reshape([flat.shape[0], w.shape[0]]) as tf.Tensor2D | undefined);
+  if (fused) return fused.reshape(outShape);
+  const y = (b ? matMulWtBias(flat, w, b) : matMulWt(flat, w)).reshape(outShape);
+  return residual ? residual.add(y) : y;
 }
 
 /**
@@ -213,10 +221,9 @@ export function block(params: Params, arch: ViTArch, i: number, x: tf.Tensor3D):
     const attn = tf.softmax(bmm(q, k, false, true).mul(1 / Math.sqrt(dh)), -1) as tf.Tensor3D;
     ctx = bmm(attn, v).reshape([n, H, t, dh]).transpose([0, 2, 1, 3]).reshape([n, t, D]);
   }
-  const x1 = x.add(linear(ctx, p(params, l.projWeight), p(params, l.projBias)).reshape([n, t, D]));
+  const x1 = linear(ctx, p(params, l.projWeight), p(params, l.projBias), x).reshape([n, t, D]);
   const h2 = layerNorm(x1, p(params, l.norm2Weight), p(params, l.norm2Bias), eps);
-  const mlp = linear(gelu(linear(h2, p(params, l.fc1Weight), p(params, l.fc1Bias))), p(params, l.fc2Weight), p(params, l.fc2Bias));
-  return x1.add(mlp) as tf.Tensor3D;
+  return linear(gelu(linear(h2, p(params, l.fc1Weight), p(params, l.fc1Bias))), p(params, l.fc2Weight), p(params, l.fc2Bias), x1) as tf.Tensor3D;
 }
 
 /** Final LayerNorm on the [CLS] token → features [N, D]. */
