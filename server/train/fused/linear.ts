@@ -14,8 +14,16 @@ const packBytes = (K: number, N: number) => K * Math.ceil(N / 8) * 8 * 4;
 
 /** C[M,N] = A[M,K]·B[K,N] (+ bias) (+ R); A and B row-major tensors, each optionally read transposed. */
 export function gemm(k: KernelExports, M: number, N: number, K: number, a: number, ta: boolean, b: number, tb: boolean, c: number, bias = 0, addend = 0): void {
-  k.gemm(M, N, K, a, ta ? 1 : K, ta ? M : 1, b, tb ? 1 : N, tb ? K : 1, c, N, bias, addend, scratchSpace(packBytes(K, N)));
+  const [ars, aks, brs, bcs] = [ta ? 1 : K, ta ? M : 1, tb ? 1 : N, tb ? K : 1];
+  // Long inner dimensions (weight gradients sum over all B·T rows) go in slices of K_BLOCK, each
+  // accumulated into C, so that a slice of the packed B and of A stays in L1 across a row block.
+  for (let k0 = 0; k0 < K; k0 += K_BLOCK) {
+    const kb = Math.min(K_BLOCK, K - k0);
+    const first = k0 === 0;
+    k.gemm(M, N, kb, a + 4 * k0 * aks, ars, aks, b + 4 * k0 * brs, brs, bcs, c, N, first ? bias : 0, first ? addend : c, scratchSpace(packBytes(kb, N)));
+  }
 }
+const K_BLOCK = 512;
 
 function register(k: KernelExports): void {
   registerFused(LINEAR, ({ inputs }) => {
