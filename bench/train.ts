@@ -75,7 +75,9 @@ async function runOurs(): Promise<{ imagesPerSec: number; testAcc: number; secon
   const params: Params = new Map([...ck.weights].map(([k, t]) => [k, tf.variable(tf.tensor(t.data, t.shape), false, `bench/${k}`)]));
   const testAcc = await testAccuracy(params, arch, test);
   for (const v of params.values()) v.dispose();
-  return { imagesPerSec: (limit * epochs) / trainSeconds, testAcc, seconds, runDir, cpuUtilization };
+  // The backend notes say which kernels ran (fused relaxed-SIMD / plain SIMD, or TF.js's own).
+  const kernels = info.backendNotes.find((n) => n.startsWith('fused kernels:'))?.replace('fused kernels: ', '');
+  return { imagesPerSec: (limit * epochs) / trainSeconds, testAcc, seconds, runDir, cpuUtilization, kernels };
 }
 
 function runTorch(): Promise<{ imagesPerSec: number; testAcc: number[]; threads: number; interopThreads: number; cpuUtilization: number }> {
@@ -106,7 +108,7 @@ function runTorch(): Promise<{ imagesPerSec: number; testAcc: number[]; threads:
   const torch = o['skip-torch'] ? undefined : await runTorch();
   const lines = [
     // tfjs-backend-wasm never loads its threaded binary in Node (WASM_HAS_MULTITHREAD_SUPPORT is false there), so wasm is 1 thread.
-    `ours (TF.js ${o.backend}, 1 thread, ${(ours.cpuUtilization * 100).toFixed(0)}% CPU): ${ours.imagesPerSec.toFixed(1)} images/s, test accuracy ${(ours.testAcc * 100).toFixed(2)}% after ${epochs} epochs (${ours.seconds.toFixed(0)} s in all)`,
+    `ours (TF.js ${o.backend}${ours.kernels ? `, fused kernels ${ours.kernels}` : ''}, 1 thread, ${(ours.cpuUtilization * 100).toFixed(0)}% CPU): ${ours.imagesPerSec.toFixed(1)} images/s, test accuracy ${(ours.testAcc * 100).toFixed(2)}% after ${epochs} epochs (${ours.seconds.toFixed(0)} s in all)`,
   ];
   if (torch) {
     lines.push(`PyTorch CPU (${torch.threads} intra-op / ${torch.interopThreads} inter-op thread${torch.threads > 1 ? 's' : ''}, OMP/MKL/OPENBLAS pinned, ${(torch.cpuUtilization * 100).toFixed(0)}% CPU while training): ${torch.imagesPerSec.toFixed(1)} images/s, test accuracy ${(torch.testAcc[torch.testAcc.length - 1] * 100).toFixed(2)}% after ${epochs} epochs`);

@@ -3,8 +3,9 @@
  * (no augmentation, no dropout), 20 steps of AdamW and of SGD-momentum with warmup + cosine,
  * global-norm clipping and label smoothing. Reference losses: scripts/make_train_fixtures.py.
  *
- * Runs on the fused wasm kernels (server/train/fused); trainParityTfjsKernels.test.ts runs it again
- * on TF.js's own kernels, the fallback when the fused ones are missing or switched off.
+ * Runs on the fused wasm kernels (server/train/fused), relaxed-SIMD build; trainParityTfjsKernels and
+ * trainParityPlainSimd run it again on TF.js's own kernels (the fallback when the fused ones are
+ * missing or switched off) and on the fused kernels' plain-SIMD build (engines without relaxed SIMD).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import { readFileSync } from 'fs';
 import * as tf from '@tensorflow/tfjs';
 import { readNpz } from '../../server/formats/npz';
 import { initBackend } from '../../server/train/backend';
-import { fusedKernels } from '../../server/train/fused/kernels';
+import { fusedKernelVariant } from '../../server/train/fused/kernels';
 import { Optimizer, OPTIMIZER_DEFAULTS, OptimizerName, clipGradients } from '../../server/train/optimizer';
 import { learningRate } from '../../server/train/schedule';
 import { lossAndGrads } from '../../server/train/step';
@@ -22,11 +23,11 @@ import type { ViTArch } from '../../server/model/vitConfig';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'train');
 const meta = JSON.parse(readFileSync(path.join(DIR, 'parity.json'), 'utf8'));
-const KERNELS = process.env.VIT_LENS_FUSED_KERNELS === '0' ? 'TF.js' : 'fused';
+const KERNELS = { '0': 'TF.js', simd: 'fused plain-SIMD' }[process.env.VIT_LENS_FUSED_KERNELS ?? ''] ?? 'fused';
 
 async function run(name: OptimizerName): Promise<{ losses: number[]; final: Map<string, Float32Array>; ref: Map<string, import('../../server/model/tensor').Tensor> }> {
   await initBackend('wasm');
-  assert.equal(!!fusedKernels(), KERNELS === 'fused', `expected the ${KERNELS} kernels`);
+  assert.equal(fusedKernelVariant(), KERNELS === 'TF.js' ? undefined : KERNELS === 'fused' ? 'relaxed-simd' : 'simd', `expected the ${KERNELS} kernels`);
   const npz = await readNpz(path.join(DIR, 'parity.npz'));
   const a = meta.arch;
   const arch: ViTArch = {

@@ -13,7 +13,8 @@
  * 'wasm' backend and are called through the engine (tf.engine().runKernel), so outputs are ordinary
  * tensors with ordinary lifetimes; gradients come from tf.customGrad in the op files beside this one.
  *
- * Set VIT_LENS_FUSED_KERNELS=0 to train with TF.js's own kernels only (for comparison).
+ * Set VIT_LENS_FUSED_KERNELS=0 to train with TF.js's own kernels only, or =simd to skip the
+ * relaxed-SIMD build (both for comparisons and tests).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -73,7 +74,8 @@ export function loadFusedKernels(): string {
   const memory = backend.wasm?.asm?.memory;
   if (!(memory instanceof WebAssembly.Memory)) return 'fused kernels: unavailable (the wasm backend does not expose its memory)';
   const dirs = [__dirname, path.join(__dirname, '..', '..', '..', 'dist')];
-  for (const [file, variant] of [['train-kernels-relaxed.wasm', 'relaxed-simd'], ['train-kernels.wasm', 'simd']] as const) {
+  const builds = [['train-kernels-relaxed.wasm', 'relaxed-simd'], ['train-kernels.wasm', 'simd']] as const;
+  for (const [file, variant] of builds.filter(([, v]) => process.env.VIT_LENS_FUSED_KERNELS !== 'simd' || v === 'simd')) {
     const found = dirs.map((d) => path.join(d, file)).find((f) => fs.existsSync(f));
     if (!found) continue;
     const bytes = fs.readFileSync(found);
@@ -84,6 +86,11 @@ export function loadFusedKernels(): string {
     return `fused kernels: ${variant}`;
   }
   return 'fused kernels: not found (run `npm run build`); using TF.js kernels';
+}
+
+/** Which build is loaded, if any. */
+export function fusedKernelVariant(): KernelVariant | undefined {
+  return loaded?.variant;
 }
 
 /** Heap offset of a tensor's data. */
