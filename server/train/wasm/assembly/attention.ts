@@ -1,4 +1,4 @@
-import { madd, hsum } from './simd';
+import { exp4, hsum, loadPart, madd, storePart } from './simd';
 
 // Multi-head self-attention, forward and backward, one call per layer for the whole batch.
 //
@@ -21,25 +21,6 @@ import { madd, hsum } from './simd';
 // @ts-ignore: decorator
 @inline function firstLanes(n: i32): v128 {
   return i32x4.lt_s(i32x4(0, 1, 2, 3), i32x4.splat(n));
-}
-
-/** Four floats from p, or the first n of them (n < 4) with zeros after: never reads past p + 4n. */
-// @ts-ignore: decorator
-@inline function loadPart(p: usize, n: i32): v128 {
-  if (n >= 4) return v128.load(p);
-  let v = f32x4.splat(0);
-  if (n > 0) v = f32x4.replace_lane(v, 0, load<f32>(p));
-  if (n > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
-  if (n > 2) v = f32x4.replace_lane(v, 2, load<f32>(p, 8));
-  return v;
-}
-
-/** Stores the first n (< 4) lanes of v at p: never writes past p + 4n. */
-// @ts-ignore: decorator
-@inline function storePart(p: usize, v: v128, n: i32): void {
-  if (n > 0) store<f32>(p, f32x4.extract_lane(v, 0));
-  if (n > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
-  if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
 }
 
 /**
@@ -275,33 +256,6 @@ function mulRows(R: i32, K: i32, W: i32, c: usize, crs: i32, cks: i32, x: usize,
 }
 
 /**
- * e^x on four lanes for x ≤ 0 (softmax arguments after the max is subtracted). The same method as
- * simd.ts's exp4 — Cody–Waite reduction x = n·ln2 + r, degree-6 Taylor polynomial, 2^n built in
- * the exponent bits — with cheaper steps that the x ≤ 0 range allows, since softmax runs it T²
- * times per head: the clamp is one pmax (a single maxps; x ≤ 0 needs no upper clamp), and n is
- * rounded by adding 1.5·2^23, whose low mantissa bits are then n itself, instead of f32x4.nearest
- * plus i32x4.trunc_sat (which V8 lowers to several instructions each).
- */
-// @ts-ignore: decorator
-@inline function expNonPositive4(x: v128): v128 {
-  const magic = f32x4.splat(12582912.0); // 1.5·2^23: adding it rounds |v| < 2^22 to an integer
-  x = f32x4.pmax(x, f32x4.splat(-87.3)); // e^-87.3 ≈ 1.2e-38 stands in for smaller values
-  const t = madd(x, f32x4.splat(1.44269504088896341), magic);
-  const n = f32x4.sub(t, magic);
-  let r = madd(n, f32x4.splat(-0.693359375), x);
-  r = madd(n, f32x4.splat(2.12194440e-4), r);
-  let p = f32x4.splat(1.0 / 720.0);
-  p = madd(p, r, f32x4.splat(1.0 / 120.0));
-  p = madd(p, r, f32x4.splat(1.0 / 24.0));
-  p = madd(p, r, f32x4.splat(1.0 / 6.0));
-  p = madd(p, r, f32x4.splat(0.5));
-  p = madd(p, r, f32x4.splat(1.0));
-  p = madd(p, r, f32x4.splat(1.0));
-  // t's bits are 0x4B400000 + n; 2^n's are (n + 127) << 23.
-  return f32x4.mul(p, i32x4.shl(i32x4.add(t, i32x4.splat(127 - 0x4B400000)), 23));
-}
-
-/**
  * One row of probabilities: p[j] = e^(scale·s[j] − m) / Σ e^(…), m = max_j scale·s[j] (so no
  * exponent overflows), for j < T. s is a padded score row (T4 floats, left holding the
  * exponentials); p is the row of probs (exactly T floats are written).
@@ -319,12 +273,12 @@ function softmaxRow(s: usize, p: usize, T: i32, scale: f32): void {
   let sum = f32x4.splat(0);
   j = 0;
   for (; j + 4 <= T; j += 4) {
-    const e = expNonPositive4(madd(v128.load(s + (<usize>j << 2)), sv, shift));
+    const e = exp4(madd(v128.load(s + (<usize>j << 2)), sv, shift));
     v128.store(s + (<usize>j << 2), e);
     sum = f32x4.add(sum, e);
   }
   if (j < T) {
-    const e = v128.and(expNonPositive4(madd(v128.load(s + (<usize>j << 2)), sv, shift)), firstLanes(T - j));
+    const e = v128.and(exp4(madd(v128.load(s + (<usize>j << 2)), sv, shift)), firstLanes(T - j));
     v128.store(s + (<usize>j << 2), e);
     sum = f32x4.add(sum, e);
   }

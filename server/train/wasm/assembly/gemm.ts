@@ -1,4 +1,4 @@
-import { madd } from './simd';
+import { loadPart, madd, storePart } from './simd';
 
 /**
  * C[M, N] = A[M, K] · B[K, N] (+ bias[N]) (+ R[M, N] when addend ≠ 0), float32.
@@ -56,10 +56,10 @@ export function gemm(
         ap += aks4;
         bp += 32;
       }
-      storePart(cp, c00, c01, cols);
-      storePart(cp + ldc4, c10, c11, cols);
-      storePart(cp + 2 * ldc4, c20, c21, cols);
-      storePart(cp + 3 * ldc4, c30, c31, cols);
+      storeCols(cp, c00, c01, cols);
+      storeCols(cp + ldc4, c10, c11, cols);
+      storeCols(cp + 2 * ldc4, c20, c21, cols);
+      storeCols(cp + 3 * ldc4, c30, c31, cols);
     }
   }
   for (; i < M; i++) {
@@ -83,7 +83,7 @@ export function gemm(
         ap += aks4;
         bp += 32;
       }
-      storePart(cp, c00, c01, cols);
+      storeCols(cp, c00, c01, cols);
     }
   }
 }
@@ -116,28 +116,14 @@ function packB(N: i32, K: i32, b: usize, brs: i32, bcs: i32, out: usize): void {
   }
 }
 
-/** Four floats from p, or the first `n` of them (n < 4) with zeros after. */
-// @ts-ignore: decorator
-@inline function loadPart(p: usize, n: i32): v128 {
-  if (n >= 4) return v128.load(p);
-  let v = f32x4.splat(0);
-  if (n > 0) v = f32x4.replace_lane(v, 0, load<f32>(p));
-  if (n > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
-  if (n > 2) v = f32x4.replace_lane(v, 2, load<f32>(p, 8));
-  return v;
-}
-
 /** Stores the first `cols` (≤ 8) lanes of lo:hi at p. */
 // @ts-ignore: decorator
-@inline function storePart(p: usize, lo: v128, hi: v128, cols: i32): void {
-  if (cols == 8) { v128.store(p, lo); v128.store(p, hi, 16); return; }
-  if (cols >= 4) v128.store(p, lo);
-  else {
-    if (cols > 0) store<f32>(p, f32x4.extract_lane(lo, 0));
-    if (cols > 1) store<f32>(p, f32x4.extract_lane(lo, 1), 4);
-    if (cols > 2) store<f32>(p, f32x4.extract_lane(lo, 2), 8);
+@inline function storeCols(p: usize, lo: v128, hi: v128, cols: i32): void {
+  if (cols < 4) {
+    storePart(p, lo, cols);
+    return;
   }
-  if (cols > 4) store<f32>(p, f32x4.extract_lane(hi, 0), 16);
-  if (cols > 5) store<f32>(p, f32x4.extract_lane(hi, 1), 20);
-  if (cols > 6) store<f32>(p, f32x4.extract_lane(hi, 2), 24);
+  v128.store(p, lo);
+  if (cols == 8) v128.store(p, hi, 16);
+  else storePart(p + 16, hi, cols - 4);
 }
