@@ -371,6 +371,10 @@ test('Fine-tune ViT on Folder from the explorer (head mode, 2 epochs): the run a
   assert.deepEqual([run.epoch, run.totalEpochs, run.config.epochs, run.config.mode], [2, 2, 2, 'head']);
   assert.equal(run.config.dataset, path.join(workspace, 'colors'));
   assert.deepEqual([...run.classes].sort(), [...CLASSES].sort());
+  // The trainer ran from the installed VSIX with VS Code's Node: the fused kernels shipped with it
+  // and loaded (that Node has relaxed SIMD without a flag).
+  assert.equal(run.backend, 'wasm');
+  assert.ok(run.backendNotes.includes('fused kernels: relaxed-simd'), `backend notes: ${JSON.stringify(run.backendNotes)}`);
   assert.ok(fs.existsSync(path.join(runDir, 'export', 'config.json')), 'the finished run has no export/');
   const description = (await row.locator('.label-description').textContent()) ?? '';
   if (typeof run.bestValAcc === 'number') assert.match(description, new RegExp(`best ${(run.bestValAcc * 100).toFixed(1)}%`));
