@@ -9,17 +9,11 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../server/train/backend';
 import { fusedKernels } from '../../server/train/fused/kernels';
 import { fusedGelu, fusedLayerNorm } from '../../server/train/fused/norm';
+import { mulberry32 } from '../../server/train/rng';
 
 /** Seeded standard normals (mulberry32 + Box–Muller), so a failure reproduces. */
 function normals(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const uniform = mulberry32(seed);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
   return out;
