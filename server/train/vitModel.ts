@@ -191,7 +191,9 @@ export function embed(params: Params, arch: ViTArch, pixels: tf.Tensor4D): tf.Te
     .reshape([n * gh * gw, c * P * P]) as tf.Tensor2D;
   const kernel = p(params, W.patchWeight).reshape([D, c * P * P]) as tf.Tensor2D;
   const tokens = linear(patches, kernel, p(params, W.patchBias)).reshape([n, gh * gw, D]);
-  const cls = tf.tile(p(params, W.clsToken), [n, 1, 1]);
+  // [CLS] repeated by a broadcasting add, whose gradient is one Sum: tile's (and broadcastTo's, which
+  // runs Tile) is one Slice + Add per image, 256 kernels at batch 128.
+  const cls = tf.zeros([n, 1, D]).add(p(params, W.clsToken));
   return tf.concat([cls, tokens], 1).add(p(params, W.posEmbed)) as tf.Tensor3D;
 }
 
