@@ -11,7 +11,7 @@
  * them alone.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedKernels, KernelExports, output, ptr, registerFused, scratchSpace } from './kernels';
+import { customGrad, KernelExports, kernelsWith, output, ptr, registerFused, scratchSpace } from './kernels';
 
 const ATTENTION = 'VitLensAttention';
 const ATTENTION_GRAD = 'VitLensAttentionGrad';
@@ -46,9 +46,6 @@ function register(k: KernelExports): void {
   });
 }
 
-type Grad = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => tf.Tensor[];
-const customGrad = tf.customGrad as unknown as <F>(f: (...args: never[]) => { value: tf.Tensor; gradFunc: Grad }) => F;
-
 // customGrad functions take tensors only, so one per (tokens, heads): a model has one.
 const byShape = new Map<string, (qkv: tf.Tensor2D) => tf.Tensor2D>();
 
@@ -72,8 +69,6 @@ function attentionFor(tokens: number, heads: number): (qkv: tf.Tensor2D) => tf.T
   return f;
 }
 
-let registeredFor: KernelExports | undefined;
-
 /**
  * Self-attention of `batch` sequences of `tokens` tokens with `heads` heads, from the fused
  * projection qkv [batch·tokens, 3D] (q | k | v, each head's dh columns contiguous inside each) to
@@ -81,13 +76,8 @@ let registeredFor: KernelExports | undefined;
  * Undefined when the fused kernels are not loaded (other backends, VIT_LENS_FUSED_KERNELS=0).
  */
 export function fusedAttention(qkv: tf.Tensor2D, batch: number, tokens: number, heads: number): tf.Tensor2D | undefined {
-  const k = fusedKernels();
-  if (!k) return undefined;
+  if (!kernelsWith(register)) return undefined;
   const [rows, cols] = qkv.shape;
   if (rows !== batch * tokens || cols % (3 * heads) !== 0) throw new Error(`fusedAttention: qkv [${qkv.shape}] does not fit ${batch}×${tokens} tokens and ${heads} heads`);
-  if (registeredFor !== k) {
-    register(k);
-    registeredFor = k;
-  }
   return attentionFor(tokens, heads)(qkv);
 }

@@ -116,6 +116,25 @@ export function scratchSpace(bytes: number): number {
   return scratch.ptr;
 }
 
+const registered = new Set<(k: KernelExports) => void>();
+
+/**
+ * The kernels, with the TF.js kernels that `register` defines registered on the wasm backend the first
+ * time (each op file passes its own register function), or undefined when the module is not loaded.
+ */
+export function kernelsWith(register: (k: KernelExports) => void): KernelExports | undefined {
+  const k = fusedKernels();
+  if (k && !registered.has(register)) {
+    register(k);
+    registered.add(register);
+  }
+  return k;
+}
+
+/** tf.customGrad typed for the op files: a forward over tensors (then `save`) and its gradient. */
+export type GradFunc = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => tf.Tensor[];
+export const customGrad = tf.customGrad as unknown as <F>(f: (...args: never[]) => { value: tf.Tensor; gradFunc: GradFunc }) => F;
+
 /** Registers a kernel on the wasm backend under `name` (once). */
 export function registerFused(name: string, kernelFunc: tf.KernelFunc): void {
   if (!tf.getKernel(name, 'wasm')) tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc });

@@ -4,7 +4,7 @@
  * runs ~2–3× slower on these shapes; see bench/profile_train.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedKernels, KernelExports, output, ptr, registerFused, scratchSpace } from './kernels';
+import { customGrad, KernelExports, kernelsWith, output, ptr, registerFused, scratchSpace } from './kernels';
 
 const LINEAR = 'VitLensLinear';
 const LINEAR_GRAD = 'VitLensLinearGrad';
@@ -52,7 +52,7 @@ type Linear = (x: tf.Tensor2D, w: tf.Tensor2D, ...rest: tf.Tensor[]) => tf.Tenso
 
 /** The op for one combination of optional inputs (customGrad needs every input to be a tensor). */
 function makeLinear(hasBias: boolean, hasResidual: boolean): Linear {
-  return tf.customGrad(((...args: tf.Tensor[]) => {
+  return customGrad<Linear>((...args: tf.Tensor[]) => {
     const save = args.pop() as unknown as tf.GradSaveFunc;
     const [x, w] = args;
     const b = hasBias ? args[2] : undefined;
@@ -60,7 +60,7 @@ function makeLinear(hasBias: boolean, hasResidual: boolean): Linear {
     save([x, w]);
     return {
       value: tf.engine().runKernel(LINEAR, { x, w, ...(b ? { b } : {}), ...(r ? { r } : {}) }) as tf.Tensor2D,
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], [xs, ws]: tf.Tensor[]) => {
+      gradFunc: (dy, [xs, ws]) => {
         const g = dy as tf.Tensor;
         const [dx, dw, db] = tf.engine().runKernel(LINEAR_GRAD, { dy: g, x: xs, w: ws }) as tf.Tensor[];
         const grads = [dx, dw];
@@ -71,23 +71,17 @@ function makeLinear(hasBias: boolean, hasResidual: boolean): Linear {
         return grads;
       },
     };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as Linear;
+  });
 }
 
 const variants = new Map<string, Linear>();
-let registeredFor: KernelExports | undefined;
 
 /**
  * x [M, in] · W(out, in)ᵀ (+ b) (+ residual [M, out]), or undefined when the fused kernels are not
  * loaded. The residual is added inside the GEMM: a transformer block's skip connection costs no pass.
  */
 export function fusedLinear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D, residual?: tf.Tensor2D): tf.Tensor2D | undefined {
-  const k = fusedKernels();
-  if (!k) return undefined;
-  if (registeredFor !== k) {
-    register(k);
-    registeredFor = k;
-  }
+  if (!kernelsWith(register)) return undefined;
   const key = `${b ? 'b' : ''}${residual ? 'r' : ''}`;
   let f = variants.get(key);
   if (!f) variants.set(key, (f = makeLinear(!!b, !!residual)));

@@ -9,7 +9,7 @@
  * one exp), which costs less than writing Φ in the forward pass and reading it back.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedKernels, KernelExports, output, ptr, registerFused, scratchSpace } from './kernels';
+import { customGrad, KernelExports, kernelsWith, output, ptr, registerFused, scratchSpace } from './kernels';
 
 const LAYER_NORM = 'VitLensLayerNorm';
 const LAYER_NORM_GRAD = 'VitLensLayerNormGrad';
@@ -52,9 +52,6 @@ function register(k: KernelExports): void {
   });
 }
 
-type Grad = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => tf.Tensor[];
-const customGrad = tf.customGrad as unknown as <F>(f: (...args: never[]) => { value: tf.Tensor; gradFunc: Grad }) => F;
-
 type LayerNormFn = (x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D) => tf.Tensor2D;
 
 // eps is an attribute of the kernel, not an input, so there is one customGrad function per eps.
@@ -85,26 +82,15 @@ const gelu = customGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, save: tf.Gra
   };
 });
 
-let registeredFor: KernelExports | undefined;
-
-function kernels(): KernelExports | undefined {
-  const k = fusedKernels();
-  if (k && registeredFor !== k) {
-    register(k);
-    registeredFor = k;
-  }
-  return k;
-}
-
 /**
  * LayerNorm over the rows of x [M, D] (biased variance, ε inside the square root, as torch), or
  * undefined when the fused kernels are not loaded.
  */
 export function fusedLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D | undefined {
-  return kernels() ? layerNormFor(eps)(x, gamma, beta) : undefined;
+  return kernelsWith(register) ? layerNormFor(eps)(x, gamma, beta) : undefined;
 }
 
 /** Exact GELU x·Φ(x), elementwise, or undefined when the fused kernels are not loaded. */
 export function fusedGelu(x: tf.Tensor): tf.Tensor | undefined {
-  return kernels() ? gelu(x) : undefined;
+  return kernelsWith(register) ? gelu(x) : undefined;
 }

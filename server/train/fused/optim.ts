@@ -5,7 +5,7 @@
  * server/train/optimizer.ts's TF.js path (the kernels do its float32 operations in its order).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedKernels, KernelExports, output, ptr, registerFused } from './kernels';
+import { KernelExports, kernelsWith, output, ptr, registerFused } from './kernels';
 
 const ADAMW = 'VitLensAdamW';
 const SGD = 'VitLensSgd';
@@ -54,17 +54,9 @@ function register(k: KernelExports): void {
   });
 }
 
-let registeredFor: KernelExports | undefined;
-
 /** The kernels, registered, or undefined when the fused kernels are not loaded or a tensor is not float32. */
 export function fusedOptimizer(...tensors: tf.Tensor[]): KernelExports | undefined {
-  const k = fusedKernels();
-  if (!k || tensors.some((t) => t.dtype !== 'float32')) return undefined;
-  if (registeredFor !== k) {
-    register(k);
-    registeredFor = k;
-  }
-  return k;
+  return tensors.every((t) => t.dtype === 'float32') ? kernelsWith(register) : undefined;
 }
 
 /** [p', m', v'] (new tensors; the caller assigns and disposes them). */
