@@ -12,7 +12,7 @@ export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 
 export interface BackendChoice {
   name: BackendName;
-  /** Why a faster backend was not used (one line per skipped backend). */
+  /** Why a faster backend was not used (one line per skipped backend), then, on wasm, which kernels run (fused or TF.js's). */
   notes: string[];
 }
 
