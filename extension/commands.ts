@@ -24,6 +24,9 @@ export function registerCommands(ctx: Ctx): void {
     const model = ctx.modelRequest();
     if (model) await ctx.worker.ensureModel(model).catch((e) => ctx.reportError('load the model', e));
   });
+  register('vitLens.gettingStarted', () =>
+    vscode.commands.executeCommand('workbench.action.openWalkthrough', `${ctx.extension.extension.id}#vitLens.gettingStarted`, false),
+  );
   register('vitLens.showWorkerLog', () => ctx.log.show());
   register('vitLens.restartWorker', () =>
     vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Restarting the ViT Lens worker' }, () =>

@@ -138,7 +138,7 @@ export class ResultsPanel implements vscode.Disposable {
   private async run(mode: PanelState['mode']): Promise<void> {
     const model = this.host.modelRequest();
     if (!model) {
-      this.update({ mapError: 'No model is configured. Run “ViT: Select Model…”.' });
+      this.update({ mapError: 'No model is configured. Run “ViT Lens: Select Model…”.' });
       return;
     }
     if (mode === 'classify') {

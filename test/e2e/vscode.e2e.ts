@@ -227,9 +227,33 @@ test('A crashed worker is restarted with one notification and the next request w
 }));
 
 const BUILT_IN = path.join(ROOT, 'models/default');
+test('Typing "ViT" in the command palette lists ViT Lens commands first; Get Started opens the walkthrough', () => withFailureShot('palette', async () => {
+  await page.keyboard.press('Escape');
+  await session.quickInputClosed();
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible', timeout: 10_000 });
+  await input.fill('>ViT');
+  const rows = page.locator('.quick-input-list .monaco-list-row');
+  await rows.first().waitFor({ timeout: 10_000 });
+  await page.waitForTimeout(500);
+  const labels = (await rows.evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? e.textContent ?? ''))).slice(0, 5);
+  await shot('10-palette-vit.png');
+  for (const label of labels) assert.match(label, /^ViT Lens: /, `palette rows for "ViT": ${labels.join(' | ')}`);
+  await page.keyboard.press('Escape');
+
+  await session.runCommand('ViT Lens: Get Started');
+  await page.locator('.gettingStartedContainer', { hasText: 'Get Started with ViT Lens' }).first().waitFor({ timeout: 30_000 });
+  for (const step of ['Pick a model', 'Classify an image', 'Show attention', 'Fine-tune on a folder', 'Open the dashboard']) {
+    await page.locator('.gettingStartedContainer .getting-started-step', { hasText: step }).first().waitFor({ timeout: 10_000 });
+  }
+  await shot('11-walkthrough.png');
+  await page.keyboard.press('Control+W');
+}));
+
 test('ViT: Select Model… → Built-in model switches the model (status bar, panel labels)', { skip: fs.existsSync(BUILT_IN) ? false : 'no built-in model in models/default yet' }, () => withFailureShot('built-in', async () => {
   await page.keyboard.press('Escape');
-  await session.runCommand('ViT: Select Model');
+  await session.runCommand('ViT Lens: Select Model');
   await page.locator('.quick-input-widget', { hasText: 'ViT Lens: Select Model' }).waitFor({ timeout: 10_000 });
   await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Built-in model' }).first().waitFor({ timeout: 10_000 });
   await shot('8-select-model-quick-pick.png');
@@ -314,7 +338,7 @@ test('Copy JSON puts the panel\'s results on the clipboard', () => withFailureSh
 test('A hub model loads behind a cancellable progress notification; Cancel stops it quietly', () => withFailureShot('hub-cancel', async () => {
   // Keyboard focus back in the workbench (the last click was inside the webview).
   await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'coffee.png' }).click();
-  await session.runCommand('ViT: Select Model');
+  await session.runCommand('ViT Lens: Select Model');
   await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Hugging Face Hub model' }).first().waitFor({ timeout: 10_000 });
   await page.keyboard.type('Hugging Face Hub');
   await page.waitForTimeout(300);
