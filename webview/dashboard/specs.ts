@@ -63,24 +63,32 @@ export function runChartSpecs(sources: SourceView[], axis: Axis, colors: string[
   ];
 }
 
-export function tfChartSpecs(sources: SourceView[], colors: string[]): ChartSpec[] {
+/** TensorBoard lines, one per (source, event-file run), in first-seen order: their labels and colours. */
+function tfRuns(sources: SourceView[], colors: string[]): Map<string, { label: string; color: string }> {
   const tf = sources.filter((s) => s.kind === 'tfevents');
-  const byTag = new Map<string, Line[]>();
-  // Colour by (source, run): the same run has the same colour in every chart.
-  const runKeys: string[] = [];
+  const multiSource = tf.length > 1;
+  const runs = new Map<string, { label: string; color: string }>();
   for (const s of tf) {
     for (const series of s.scalars) {
-      const runKey = `${s.id}\u0000${series.run}`;
-      if (!runKeys.includes(runKey)) runKeys.push(runKey);
+      const key = `${s.id}\u0000${series.run}`;
+      if (runs.has(key)) continue;
+      const label = [multiSource ? s.name : '', series.run === '.' ? '' : series.run].filter(Boolean).join(' / ') || s.name;
+      // Colour by (source, run): the same run has the same colour in every chart.
+      runs.set(key, { label, color: colors[runs.size % colors.length] });
     }
   }
-  const multiSource = tf.length > 1;
-  for (const s of tf) {
+  return runs;
+}
+
+export function tfChartSpecs(sources: SourceView[], colors: string[]): ChartSpec[] {
+  const runs = tfRuns(sources, colors);
+  const byTag = new Map<string, Line[]>();
+  for (const s of sources) {
+    if (s.kind !== 'tfevents') continue;
     for (const series of s.scalars) {
-      const runKey = `${s.id}\u0000${series.run}`;
-      const label = [multiSource ? s.name : '', series.run === '.' ? '' : series.run].filter(Boolean).join(' / ') || s.name;
+      const { label, color } = runs.get(`${s.id}\u0000${series.run}`)!;
       const lines = byTag.get(series.tag) ?? [];
-      lines.push({ label, color: colors[runKeys.indexOf(runKey) % colors.length], x: series.step, y: series.value });
+      lines.push({ label, color, x: series.step, y: series.value });
       byTag.set(series.tag, lines);
     }
   }
@@ -102,5 +110,6 @@ export function legendEntries(sources: SourceView[], colors: string[]): { label:
     out.push({ label: 'train', color: colors[0] });
     if (runs[0].epochs.some((e) => typeof e.valAcc === 'number')) out.push({ label: 'val', color: colors[1 % colors.length] });
   }
+  out.push(...tfRuns(sources, colors).values());
   return out;
 }
