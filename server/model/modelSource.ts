@@ -20,6 +20,7 @@ import { defaultCacheDir, downloadHubModel, isHubId } from './hub';
 import type { ViTArch } from './vitConfig';
 import type { WeightMap } from './tensor';
 import { writeFileAtomic } from '../util/atomicFile';
+import { processAlive } from '../util/processAlive';
 import { hashFileRemembered } from '../util/hashFile';
 
 export type ModelKind = 'onnx' | 'hf-folder' | 'npz' | 'hub';
@@ -237,6 +238,7 @@ async function buildCached(
   }
   // Data first, then the graph, each renamed into place when complete: a graph in the cache always has its data.
   await fs.mkdir(path.dirname(file), { recursive: true });
+  await removeOrphanedData(path.dirname(file));
   const tmp = `${dataFile}.${process.pid}.${Date.now().toString(36)}.tmp`;
   let bytes: Uint8Array;
   try {
@@ -249,6 +251,17 @@ async function buildCached(
   }
   await writeFileAtomic(file, bytes);
   return { bytes, file, reused: false, external: true };
+}
+
+/** Data files from builds killed midway (`<key>.onnx.data.<pid>.<time>.tmp`) are as big as the weights: remove them. */
+async function removeOrphanedData(builtDir: string): Promise<void> {
+  for (const name of await fs.readdir(builtDir).catch(() => [])) {
+    const pid = Number(/\.onnx\.data\.(\d+)\.[0-9a-z]+\.tmp$/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || processAlive(pid)) continue;
+    // A build writes its temp file without pause, so one untouched for a minute is not another host's build in progress.
+    const stat = await fs.stat(path.join(builtDir, name)).catch(() => undefined);
+    if (stat && Date.now() - stat.mtimeMs > 60_000) await fs.rm(path.join(builtDir, name), { force: true });
+  }
 }
 
 async function chooseLabels(

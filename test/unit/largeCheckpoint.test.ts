@@ -35,6 +35,11 @@ test('a ViT-H/14-sized checkpoint (2.5 GB of zeros) loads, builds with external 
   const size = await writeSparseVitFolder(modelDir, { ...VIT_H14, imageSize: 28 });
   assert.ok(size > 2 ** 31, `checkpoint is ${size} bytes, not over 2 GiB`);
   const cacheDir = path.join(dir, 'cache');
+  // What a build killed midway leaves (its pid is beyond any pid_max, so not running): the build removes it.
+  const orphan = path.join(cacheDir, 'built', `0123abcd.onnx.data.${2 ** 30}.m0.tmp`);
+  await fsp.mkdir(path.dirname(orphan), { recursive: true });
+  await fsp.writeFile(orphan, 'partial weights');
+  await fsp.utimes(orphan, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
 
   const started = Date.now();
   const engine = new Engine({ cacheDir, provider: 'cpu' });
@@ -57,7 +62,7 @@ test('a ViT-H/14-sized checkpoint (2.5 GB of zeros) loads, builds with external 
   assert.equal((await fsp.stat(`${info.builtFile}.data`)).size, externalDataSize(await fsp.readFile(info.builtFile!)));
   const again = await resolveModel(modelDir, { cacheDir });
   assert.deepEqual([again.build?.reused, again.onnxFile], [true, info.builtFile]);
-  assert.deepEqual((await fsp.readdir(path.join(cacheDir, 'built'))).sort(), [path.basename(info.builtFile!), `${path.basename(info.builtFile!)}.data`]);
+  assert.deepEqual((await fsp.readdir(path.join(cacheDir, 'built'))).sort(), [path.basename(info.builtFile!), `${path.basename(info.builtFile!)}.data`], 'graph and data only: no temp file, the orphan removed');
 });
 
 test('a graph built with external data gives the same outputs as the one-file build', async () => {
