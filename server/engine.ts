@@ -91,7 +91,7 @@ export class Engine {
     opts.signal?.throwIfAborted();
     opts.onProgress?.({ stage: 'load', message: `Starting ONNX Runtime for ${resolved.name}` });
     const session = await VitSession.create(
-      resolved.onnx,
+      resolved.onnxFile ?? resolved.onnx,
       { input: resolved.inputName, logits: resolved.logitsName },
       { provider: opts.provider ?? this.options.provider, threads: this.options.threads },
     );

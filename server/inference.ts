@@ -52,7 +52,8 @@ export class VitSession {
     readonly logitsName: string,
   ) {}
 
-  static async create(model: Uint8Array, names: { input: string; logits: string }, opts: SessionOptions = {}): Promise<VitSession> {
+  /** `model` is the graph's bytes, or its file when its weights are in external data (found beside the file). */
+  static async create(model: Uint8Array | string, names: { input: string; logits: string }, opts: SessionOptions = {}): Promise<VitSession> {
     const want = opts.provider ?? 'auto';
     const base: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: 'all',
@@ -64,7 +65,7 @@ export class VitSession {
     if (want !== 'cpu') {
       if (cudaProviderInstalled()) {
         try {
-          const s = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cuda', 'cpu'] });
+          const s = await createSession(model, { ...base, executionProviders: ['cuda', 'cpu'] });
           return new VitSession(s, 'cuda', undefined, names.input, names.logits);
         } catch (e) {
           note = `CUDA provider failed to start (${(e as Error).message.split('\n')[0]}); using CPU`;
@@ -73,7 +74,7 @@ export class VitSession {
         note = 'CUDA was requested but onnxruntime-node was installed without its CUDA provider (reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12); using CPU';
       }
     }
-    const s = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] });
+    const s = await createSession(model, { ...base, executionProviders: ['cpu'] });
     return new VitSession(s, 'cpu', note, names.input, names.logits);
   }
 
@@ -104,6 +105,11 @@ export class VitSession {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** The overloads of InferenceSession.create take a path or bytes, not the union. */
+function createSession(model: Uint8Array | string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  return typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
 }
 
 export function softmax(logits: ArrayLike<number>, start = 0, count = logits.length): Float64Array {

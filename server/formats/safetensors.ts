@@ -18,6 +18,8 @@ const ITEM_SIZE: Record<string, number> = {
 
 /** A real header is a few hundred KB; a bigger one means a corrupt or hostile file. */
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/** Per read() call: Linux returns at most ~2 GiB per call anyway, and smaller calls keep the event loop responsive. */
+const MAX_READ_BYTES = 64 * 1024 * 1024;
 
 export type FloatKind = 'f64' | 'f32' | 'f16' | 'bf16';
 
@@ -45,31 +47,38 @@ export interface SafetensorsFile {
   skipped: Map<string, string>;
 }
 
+/**
+ * Reads the header, then each float tensor by its own byte range: no Buffer ever holds the whole file,
+ * so checkpoints over 2 GiB (Node's Buffer limit; ViT-H/14 is 2.5 GB) load, and aligned F32 data lands
+ * directly in the tensor's own memory.
+ */
 export async function readSafetensors(file: string): Promise<SafetensorsFile> {
-  let bytes: Buffer;
-  try {
-    bytes = await fsp.readFile(file);
-  } catch (err) {
-    throw new Error(`${file}: cannot read the file (${(err as Error).message})`);
-  }
-  const headerLength = parseHeaderLength(file, bytes, bytes.length);
-  const header = parseHeaderJson(file, bytes.subarray(8, 8 + headerLength), bytes.length);
-  const tensors = new Map<string, Tensor>();
-  const skipped = new Map<string, string>();
-  for (const [name, e] of header.entries) {
-    const kind = FLOAT_KIND[e.dtype];
-    if (!kind) {
-      skipped.set(name, e.dtype);
-      continue;
+  return withFile(file, async (handle, size) => {
+    const header = await readHeader(file, handle, size);
+    const tensors = new Map<string, Tensor>();
+    const skipped = new Map<string, string>();
+    for (const [name, e] of header.entries) {
+      const kind = FLOAT_KIND[e.dtype];
+      if (!kind) {
+        skipped.set(name, e.dtype);
+        continue;
+      }
+      const [begin, end] = e.dataOffsets;
+      // Allocated as float32 so an F32 tensor needs no second copy; narrower dtypes use its first bytes.
+      const raw = new Uint8Array(new Float32Array(Math.ceil((end - begin) / 4)).buffer, 0, end - begin);
+      await readRange(file, handle, raw, header.dataStart + begin);
+      tensors.set(name, { shape: e.shape, data: decodeFloats(raw, kind, numel(e.shape)) });
     }
-    const raw = bytes.subarray(header.dataStart + e.dataOffsets[0], header.dataStart + e.dataOffsets[1]);
-    tensors.set(name, { shape: e.shape, data: decodeFloats(raw, kind, numel(e.shape)) });
-  }
-  return { tensors, metadata: header.metadata, skipped };
+    return { tensors, metadata: header.metadata, skipped };
+  });
 }
 
 /** Only the header (names, dtypes, shapes): cheap even for a 350 MB file. */
 export async function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
+  return withFile(file, (handle, size) => readHeader(file, handle, size));
+}
+
+async function withFile<T>(file: string, use: (handle: fsp.FileHandle, size: number) => Promise<T>): Promise<T> {
   let handle: fsp.FileHandle;
   try {
     handle = await fsp.open(file, 'r');
@@ -77,15 +86,29 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
     throw new Error(`${file}: cannot read the file (${(err as Error).message})`);
   }
   try {
-    const { size } = await handle.stat();
-    const lengthBytes = Buffer.alloc(Math.min(size, 8));
-    await handle.read(lengthBytes, 0, lengthBytes.length, 0);
-    const headerLength = parseHeaderLength(file, lengthBytes, size);
-    const json = Buffer.alloc(headerLength);
-    await handle.read(json, 0, headerLength, 8);
-    return parseHeaderJson(file, json, size);
+    return await use(handle, (await handle.stat()).size);
   } finally {
     await handle.close();
+  }
+}
+
+async function readHeader(file: string, handle: fsp.FileHandle, size: number): Promise<SafetensorsHeader> {
+  const lengthBytes = Buffer.alloc(Math.min(size, 8));
+  await readRange(file, handle, lengthBytes, 0);
+  const headerLength = parseHeaderLength(file, lengthBytes, size);
+  const json = Buffer.alloc(headerLength);
+  await readRange(file, handle, json, 8);
+  return parseHeaderJson(file, json, size);
+}
+
+/** Fill `into` from `position`: one read() may return less than asked (and at most 2 GiB). */
+async function readRange(file: string, handle: fsp.FileHandle, into: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < into.byteLength) {
+    const want = Math.min(into.byteLength - done, MAX_READ_BYTES);
+    const { bytesRead } = await handle.read(into, done, want, position + done);
+    if (bytesRead === 0) throw new Error(`${file}: file ended at byte ${position + done} while reading (was it truncated?)`);
+    done += bytesRead;
   }
 }
 

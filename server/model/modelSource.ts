@@ -5,7 +5,8 @@
  *   - a Google `vision_transformer` `.npz` checkpoint,
  *   - a hub id `org/name[@revision]` (downloaded into the cache, then treated as a folder).
  * Weights (safetensors, npz) are built into ONNX by our exporter, and the build is cached under the
- * cache dir keyed by the weights' content hash, so the second load is a file read.
+ * cache dir keyed by the weights' content hash, so the second load is a file read. Weights over
+ * EXTERNAL_DATA_ABOVE are built into an external data file beside the graph (`<key>.onnx.data`).
  */
 import { createHash } from 'crypto';
 import { promises as fs } from 'fs';
@@ -13,13 +14,14 @@ import * as path from 'path';
 import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../preprocess';
 import { loadGoogleNpz } from '../formats/googleNpz';
 import { archAndLabelsFromHfFolder, loadHfWeights } from '../formats/hfSafetensors';
-import { attentionOutputName, buildVitOnnx, BUILDER_VERSION, fusedAttentionOutputName, HEAD_FUSIONS } from './onnxBuilder';
+import { attentionOutputName, buildVitOnnx, BUILDER_VERSION, externalDataSize, fusedAttentionOutputName, HEAD_FUSIONS } from './onnxBuilder';
 import { outputClassCount, tapAttention } from './attentionTap';
 import { defaultCacheDir, downloadHubModel, isHubId } from './hub';
 import type { ViTArch } from './vitConfig';
 import type { WeightMap } from './tensor';
 import { writeFileAtomic } from '../util/atomicFile';
-import { hashFile } from '../util/hashFile';
+import { processAlive } from '../util/processAlive';
+import { hashFileRemembered } from '../util/hashFile';
 
 export type ModelKind = 'onnx' | 'hf-folder' | 'npz' | 'hub';
 
@@ -31,6 +33,8 @@ export interface ResolvedModel {
   name: string;
   /** The ONNX graph to run, with attention outputs when any could be found. */
   onnx: Uint8Array;
+  /** The graph's file, set when its weights are in external data beside it: the session must then be made from the file. */
+  onnxFile?: string;
   inputName: string;
   logitsName: string;
   attentionNames: string[];
@@ -165,13 +169,14 @@ async function resolveNpz(file: string, opts: ResolveOptions): Promise<ResolvedM
   return { ...builtModel(file, 'npz', built, arch), labels: labels.labels, labelsFrom: labels.from, preprocess: defaultPreprocess(arch.imageSize) };
 }
 
-function builtModel(spec: string, kind: ModelKind, built: { bytes: Uint8Array; file: string; reused: boolean }, arch: ViTArch) {
+function builtModel(spec: string, kind: ModelKind, built: BuiltGraph, arch: ViTArch) {
   const layers = Array.from({ length: arch.numLayers }, (_, i) => i);
   return {
     spec,
     kind,
     name: path.basename(spec.replace(/[\\/]+$/, '')),
     onnx: built.bytes,
+    onnxFile: built.external ? built.file : undefined,
     inputName: 'pixel_values',
     logitsName: 'logits',
     attentionNames: layers.map(attentionOutputName),
@@ -184,26 +189,79 @@ function builtModel(spec: string, kind: ModelKind, built: { bytes: Uint8Array; f
   };
 }
 
+/**
+ * Above this many bytes of weights the build keeps them in an external data file: a protobuf message
+ * cannot exceed 2 GB, and half of that leaves room for the graph. Smaller models keep the one-file build.
+ */
+const EXTERNAL_DATA_ABOVE = 1 << 30;
+
+interface BuiltGraph {
+  bytes: Uint8Array;
+  file: string;
+  reused: boolean;
+  /** The weights are in `${file}.data`. */
+  external: boolean;
+}
+
 async function buildCached(
   weightsFile: string,
   arch: ViTArch,
   loadWeights: () => Promise<WeightMap>,
   opts: ResolveOptions,
-): Promise<{ bytes: Uint8Array; file: string; reused: boolean }> {
+): Promise<BuiltGraph> {
   opts.onProgress?.({ stage: 'hash', message: `Hashing ${path.basename(weightsFile)}` });
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  // The key is the content's hash (see hashFileRemembered for why not size + mtime + header).
   const digest = createHash('sha256');
   digest.update(`${BUILDER_VERSION}\n${JSON.stringify(arch)}\n`);
-  digest.update(await hashFile(weightsFile, opts.signal));
+  digest.update(await hashFileRemembered(weightsFile, path.join(cacheDir, 'hashes'), opts.signal));
   const key = digest.digest('hex').slice(0, 32);
-  const file = path.join(opts.cacheDir ?? defaultCacheDir(), 'built', `${key}.onnx`);
+  const file = path.join(cacheDir, 'built', `${key}.onnx`);
+  const dataFile = `${file}.data`;
   const cached = await fs.readFile(file).catch(() => undefined);
-  if (cached) return { bytes: cached, file, reused: true };
+  if (cached) {
+    const dataSize = externalDataSize(cached);
+    if (dataSize === 0) return { bytes: cached, file, reused: true, external: false };
+    // The graph is renamed into place after its data, so a missing or short data file was deleted or damaged since: rebuild.
+    if ((await fs.stat(dataFile).catch(() => undefined))?.size === dataSize) return { bytes: cached, file, reused: true, external: true };
+  }
   opts.signal?.throwIfAborted();
   opts.onProgress?.({ stage: 'build', message: `Building ONNX graph from ${path.basename(weightsFile)}` });
-  const bytes = buildVitOnnx(arch, await loadWeights(), { producer: 'vit-lens' });
-  opts.signal?.throwIfAborted();
+  const weights = await loadWeights();
+  let weightBytes = 0;
+  for (const t of weights.values()) weightBytes += t.data.byteLength;
+  if (weightBytes <= EXTERNAL_DATA_ABOVE) {
+    const bytes = buildVitOnnx(arch, weights, { producer: 'vit-lens' });
+    opts.signal?.throwIfAborted();
+    await writeFileAtomic(file, bytes);
+    return { bytes, file, reused: false, external: false };
+  }
+  // Data first, then the graph, each renamed into place when complete: a graph in the cache always has its data.
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await removeOrphanedData(path.dirname(file));
+  const tmp = `${dataFile}.${process.pid}.${Date.now().toString(36)}.tmp`;
+  let bytes: Uint8Array;
+  try {
+    bytes = buildVitOnnx(arch, weights, { producer: 'vit-lens', externalData: { file: tmp, location: path.basename(dataFile) } });
+    opts.signal?.throwIfAborted();
+    await fs.rename(tmp, dataFile);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
   await writeFileAtomic(file, bytes);
-  return { bytes, file, reused: false };
+  return { bytes, file, reused: false, external: true };
+}
+
+/** Data files from builds killed midway (`<key>.onnx.data.<pid>.<time>.tmp`) are as big as the weights: remove them. */
+async function removeOrphanedData(builtDir: string): Promise<void> {
+  for (const name of await fs.readdir(builtDir).catch(() => [])) {
+    const pid = Number(/\.onnx\.data\.(\d+)\.[0-9a-z]+\.tmp$/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || processAlive(pid)) continue;
+    // A build writes its temp file without pause, so one untouched for a minute is not another host's build in progress.
+    const stat = await fs.stat(path.join(builtDir, name)).catch(() => undefined);
+    if (stat && Date.now() - stat.mtimeMs > 60_000) await fs.rm(path.join(builtDir, name), { force: true });
+  }
 }
 
 async function chooseLabels(

@@ -18,6 +18,7 @@
  * built-graph cache (modelSource.ts), whose key names the full graph. The full graph is unchanged by
  * this option, hence no BUILDER_VERSION bump.
  */
+import * as fs from 'fs';
 import * as os from 'os';
 import { onnx } from 'onnx-proto';
 import { Tensor, WeightMap } from './tensor';
@@ -49,7 +50,24 @@ export interface BuildOptions {
   producer?: string;
   /** Truncate after this many blocks (0 … numLayers): output only `hidden.{n}`. */
   hiddenAfter?: number;
+  /**
+   * Store the weights in this file instead of inside the graph (ONNX external data): a protobuf
+   * message cannot exceed 2 GB, so bigger models (ViT-H/14: 2.5 GB) can only be built this way.
+   * The file is created (or truncated) and written synchronously; tensors are written as they are
+   * made, so a transposed copy is never held for longer than its own write.
+   */
+  externalData?: {
+    /** Where to write the data. */
+    file: string;
+    /** The name the graph records, resolved by ONNX Runtime against the .onnx file's folder. */
+    location: string;
+  };
 }
+
+/** Tensors smaller than this stay inside the graph, as onnx.save_model's default threshold (1 KB) does. */
+const EXTERNAL_MIN_BYTES = 1024;
+/** ONNX Runtime memory-maps external data whose offset is a multiple of this (the Windows allocation granularity). */
+const EXTERNAL_ALIGN = 64 * 1024;
 
 export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: BuildOptions = {}): Uint8Array {
   // raw_data is little-endian by definition; we copy Float32Array bytes as they are in memory.
@@ -68,7 +86,19 @@ export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: BuildOptio
     throw new Error(`hiddenAfter ${cut} must be an integer between 0 and the model's ${arch.numLayers} layers`);
   }
 
-  const g = new GraphBuilder(weights);
+  const external = opts.externalData && new ExternalDataWriter(opts.externalData.file, opts.externalData.location);
+  try {
+    return encodeGraph(arch, weights, opts, external);
+  } finally {
+    external?.close();
+  }
+}
+
+function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, external: ExternalDataWriter | undefined): Uint8Array {
+  const [imgH, imgW] = arch.imageSize;
+  const P = arch.patchSize;
+  const cut = opts.hiddenAfter;
+  const g = new GraphBuilder(weights, external);
   const attentionOutputs: onnx.IValueInfoProto[] = [];
   const fusedOutputs: onnx.IValueInfoProto[] = [];
   const D = arch.hiddenSize;
@@ -194,7 +224,8 @@ export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: BuildOptio
     ],
   };
   // Peak memory is the caller's weights + the transposed copies (~all of a ViT's parameters) + the
-  // returned buffer; protobufjs holds the copies until finish(), after which they are garbage.
+  // returned buffer; protobufjs holds the copies until finish(), after which they are garbage. With
+  // external data it is the caller's weights + one transposed matrix.
   return onnx.ModelProto.encode(model).finish();
 }
 
@@ -213,6 +244,17 @@ export function readBuildMetadata(modelBytes: Uint8Array): { arch: ViTArch; buil
   return { arch: JSON.parse(arch) as ViTArch, builderVersion, ...(variant !== undefined ? { variant } : {}) };
 }
 
+/** Bytes of external data the graph reads (the end of its furthest tensor), 0 when its weights are all inside it. */
+export function externalDataSize(modelBytes: Uint8Array): number {
+  let end = 0;
+  for (const t of onnx.ModelProto.decode(modelBytes).graph?.initializer ?? []) {
+    if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
+    const field = (key: string) => Number(t.externalData?.find((e) => e.key === key)?.value ?? 0);
+    end = Math.max(end, field('offset') + field('length'));
+  }
+  return end;
+}
+
 /** An INT attribute, an INTS attribute, or a FLOAT one (boxed, since 1 and 1.0 are the same JS number). */
 type AttrValue = number | number[] | { float: number };
 
@@ -222,7 +264,10 @@ class GraphBuilder {
   readonly initializers: onnx.ITensorProto[] = [];
   private readonly added = new Set<string>();
 
-  constructor(private readonly weights: WeightMap) {}
+  constructor(
+    private readonly weights: WeightMap,
+    private readonly external?: ExternalDataWriter,
+  ) {}
 
   node(op: string, name: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputName = name): string {
     this.nodes.push({
@@ -244,7 +289,7 @@ class GraphBuilder {
   weight(name: string): string {
     return this.addOnce(name, () => {
       const t = this.tensor(name);
-      return floatInitializer(name, t.shape, t.data);
+      return this.floatInitializer(name, t.shape, t.data);
     });
   }
 
@@ -254,7 +299,7 @@ class GraphBuilder {
     return this.addOnce(stored, () => {
       const t = this.tensor(name);
       const [rows, cols] = t.shape;
-      return floatInitializer(stored, [cols, rows], transposeMatrix(t.data, rows, cols));
+      return this.floatInitializer(stored, [cols, rows], transposeMatrix(t.data, rows, cols));
     });
   }
 
@@ -268,6 +313,13 @@ class GraphBuilder {
 
   int64Scalar(name: string, value: number): string {
     return this.addOnce(name, () => ({ name, dataType: INT64, dims: [], int64Data: [value] }));
+  }
+
+  private floatInitializer(name: string, dims: number[], data: Float32Array): onnx.ITensorProto {
+    if (this.external && data.byteLength >= EXTERNAL_MIN_BYTES) {
+      return { name, dataType: FLOAT, dims, ...this.external.append(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) };
+    }
+    return floatInitializer(name, dims, data);
   }
 
   private tensor(name: string): Tensor {
@@ -287,6 +339,41 @@ class GraphBuilder {
 
 function floatInitializer(name: string, dims: number[], data: Float32Array): onnx.ITensorProto {
   return { name, dataType: FLOAT, dims, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+/** Appends tensors' bytes to an external data file and says where each one went. */
+class ExternalDataWriter {
+  private readonly fd: number;
+  private offset = 0;
+
+  constructor(
+    private readonly file: string,
+    private readonly location: string,
+  ) {
+    this.fd = fs.openSync(file, 'w');
+  }
+
+  append(bytes: Uint8Array): Pick<onnx.ITensorProto, 'dataLocation' | 'externalData'> {
+    const start = Math.ceil(this.offset / EXTERNAL_ALIGN) * EXTERNAL_ALIGN;
+    for (let done = 0; done < bytes.byteLength; ) done += fs.writeSync(this.fd, bytes, done, bytes.byteLength - done, start + done);
+    this.offset = start + bytes.byteLength;
+    return {
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: this.location },
+        { key: 'offset', value: String(start) },
+        { key: 'length', value: String(bytes.byteLength) },
+      ],
+    };
+  }
+
+  close(): void {
+    try {
+      fs.fsyncSync(this.fd);
+    } finally {
+      fs.closeSync(this.fd);
+    }
+  }
 }
 
 function valueInfo(name: string, dims: (number | string)[]): onnx.IValueInfoProto {
