@@ -265,8 +265,9 @@ async function trainLocked(opts: TrainOptions, log: (line: string) => void): Pro
       await release();
     }
   };
-  const checkpointSeconds = opts.checkpointEvery && 'seconds' in opts.checkpointEvery ? opts.checkpointEvery.seconds : DEFAULT_CHECKPOINT_SECONDS;
-  const checkpointSteps = opts.checkpointEvery && 'steps' in opts.checkpointEvery ? opts.checkpointEvery.steps : 0;
+  const every = opts.checkpointEvery ?? { seconds: DEFAULT_CHECKPOINT_SECONDS };
+  const checkpointSteps = 'steps' in every ? every.steps : 0;
+  const checkpointSeconds = 'seconds' in every ? every.seconds : 0;
   let lastCheckpoint = Date.now();
   const checkpointDue = () => (checkpointSteps > 0 ? loop.step % checkpointSteps === 0 : checkpointSeconds > 0 && Date.now() - lastCheckpoint >= checkpointSeconds * 1000);
 
