@@ -108,12 +108,15 @@ test('the lock is released on SIGTERM (stopped), on a second signal (abort) and 
 
   const twice = path.join(tmp, 'sigterm-twice');
   let signals = 0;
+  // The second signal only after the first was seen (signals sent together merge into one).
   const t = await train(twice, ['--epochs', '50'], {
     onStderr: (s, kill) => {
-      if (signals === 0 && /training \d+ images/.test(s)) signals++, kill('SIGTERM'), kill('SIGTERM');
+      if (signals === 0 && /training \d+ images/.test(s)) signals++, kill('SIGTERM');
+      if (signals === 1 && /SIGTERM: stopping after the current step/.test(s)) signals++, kill('SIGTERM');
     },
   });
   assert.equal(t.code, 130, t.stderr);
+  assert.doesNotMatch(t.stdout, /^stopped:/, 'the second signal aborted before the stop finished');
   assert.ok(!fs.existsSync(path.join(twice, 'run.lock')), 'lock left after a second signal');
 
   // Resume after the dataset lost a class: fails, and the lock goes with it.
