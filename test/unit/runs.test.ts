@@ -109,6 +109,7 @@ test('description, icon and context value per status', () => {
   assert.equal(describeRun(entry({ status: 'running', info: info(), lastStep: { epoch: 3, step: 45, loss: 1, imagesPerSec: 3 } })), 'fmnist · epoch 4/10 · 45% · best 91.2%');
   assert.equal(describeRun(entry({ status: 'interrupted', info: info({ bestValAcc: undefined }) })), 'fmnist · epoch 3/10 · interrupted');
   assert.equal(describeRun(entry({ status: 'running', elsewhere: true, info: info() })), 'fmnist · epoch 4/10 · 30% · best 91.2% · not on this machine?');
+  assert.equal(describeRun(entry({ status: 'running', elsewhere: true, info: info({ host: 'gpu-box' }) })), 'fmnist · epoch 4/10 · 30% · best 91.2% · on gpu-box');
   assert.equal(describeRun(entry({ status: 'starting' })), 'starting…');
   assert.equal(describeRun(entry({ status: 'unreadable', error: '/r/run.json: not valid JSON' })), '/r/run.json: not valid JSON');
   const icons = (['running', 'finished', 'failed', 'stopped', 'interrupted', 'unreadable', 'starting'] as const).map((status) => statusIcon(entry({ status })).id);
