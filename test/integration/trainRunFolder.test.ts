@@ -94,6 +94,29 @@ test('a run folder in use is refused (new run and --resume), naming the pid and 
   assert.deepEqual(fs.readdirSync(empty), ['run.lock']);
 });
 
+test('two real trainers on one folder: --resume while the first runs is refused with its pid; the first is undisturbed', async () => {
+  const out = path.join(tmp, 'two');
+  let second: Promise<Awaited<ReturnType<typeof cli>>> | undefined;
+  let firstPid = 0;
+  const first = train(out, ['--epochs', '300', '--checkpoint-every', '0'], {
+    onStderr: (s, kill) => {
+      if (!second && /training \d+ images/.test(s)) {
+        firstPid = readJson(path.join(out, 'run.json')).pid;
+        second = train(out, ['--resume']).then((r) => (kill('SIGTERM'), r));
+      }
+    },
+  });
+  const a = await first;
+  const b = await second!;
+  assert.equal(b.code, 1, b.stderr);
+  assert.match(b.stderr, new RegExp(`in use by vit-lens train, pid ${firstPid} on ${os.hostname()}`));
+  assert.equal(a.code, 130, a.stderr);
+  // One run's lines only: steps strictly increasing, no step written twice.
+  const steps = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'step').map((m) => m.step);
+  assert.deepEqual(steps, [...steps].sort((x, y) => x - y));
+  assert.equal(new Set(steps).size, steps.length);
+});
+
 test('the lock is released on SIGTERM (stopped), on a second signal (abort) and on failure', async () => {
   const once = path.join(tmp, 'sigterm');
   let sent = false;
