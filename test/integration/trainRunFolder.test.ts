@@ -98,7 +98,7 @@ test('two real trainers on one folder: --resume while the first runs is refused 
   const out = path.join(tmp, 'two');
   let second: Promise<Awaited<ReturnType<typeof cli>>> | undefined;
   let firstPid = 0;
-  const first = train(out, ['--epochs', '300', '--checkpoint-every', '0'], {
+  const first = train(out, ['--epochs', '300'], {
     onStderr: (s, kill) => {
       if (!second && /training \d+ images/.test(s)) {
         firstPid = readJson(path.join(out, 'run.json')).pid;
