@@ -107,8 +107,8 @@ export async function train(opts: TrainOptions): Promise<RunInfo> {
   }
 }
 
-/** Besides these, a folder with no run.json must be empty to become a run: train.log (the editor writes it first), a lock, checkpoints/ and temp files. */
-const BEFORE_RUN_JSON = new Set(['train.log', 'run.lock', 'checkpoints', '.DS_Store']);
+/** What a folder may hold before run.json exists and still become a run: the editor writes train.log first; a lock; temp files; checkpoints/ (empty or temp files only). */
+const BEFORE_RUN_JSON = new Set(['train.log', 'run.lock', '.DS_Store']);
 
 /** --out for a new run: a new or empty folder, never one holding someone else's files (they would be overwritten). */
 async function checkNewRunFolder(runDir: string): Promise<void> {
@@ -123,10 +123,10 @@ async function checkNewRunFolder(runDir: string): Promise<void> {
   }
   const foreign: string[] = [];
   for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    if (isTempFileName(e.name)) continue;
-    if (BEFORE_RUN_JSON.has(e.name) && e.name !== 'checkpoints') continue;
-    if (e.name === 'checkpoints' && e.isDirectory() && (await fs.readdir(path.join(runDir, e.name))).every(isTempFileName)) continue;
-    foreign.push(e.isDirectory() ? `${e.name}/` : e.name);
+    const ours = e.name === 'checkpoints'
+      ? e.isDirectory() && (await fs.readdir(path.join(runDir, e.name))).every(isTempFileName)
+      : BEFORE_RUN_JSON.has(e.name) || isTempFileName(e.name);
+    if (!ours) foreign.push(e.isDirectory() ? `${e.name}/` : e.name);
   }
   if (foreign.length) {
     const shown = foreign.slice(0, 5).join(', ') + (foreign.length > 5 ? ` and ${foreign.length - 5} more` : '');
