@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import { decodeBmp, isBmp } from './formats/bmp';
 import { MAX_IMAGE_PIXELS } from './preprocess';
 import type { ScanDatasetParams, ScanDatasetResult } from './protocol';
-import { Sample, scanDataset } from './train/datasetFolder';
+import { classCoverageWarnings, Sample, scanDataset } from './train/datasetFolder';
 
 /** Header reads are I/O bound; a few in flight keep a local disk busy without flooding a network share. */
 const CONCURRENCY = 16;
@@ -46,13 +46,8 @@ export async function scanDatasetForEditor(params: ScanDatasetParams, signal: Ab
   for (const s of train) classes[s.label].train++;
   for (const s of val) classes[s.label].val++;
   const warnings = [...ds.warnings];
-  if (params.checkImages) {
-    // scanDataset already warned about classes that were empty from the start.
-    const listed = new Set([...ds.train, ...ds.val].map((s) => s.label));
-    classes.forEach((c, i) => {
-      if (listed.has(i) && c.train + c.val === 0) warnings.push(`${params.folder}: class "${c.name}" has no readable images`);
-    });
-  }
+  // The trainer's own words for classes it cannot learn (scanDataset already warned about classes that were empty from the start).
+  if (params.checkImages) warnings.push(...classCoverageWarnings(ds.root, ds.classes, [...ds.train, ...ds.val], train, val));
   const sizes = classes.map((c) => c.train + c.val).filter((n) => n > 0);
   const imbalance = sizes.length ? Math.max(...sizes) / Math.min(...sizes) : 1;
   return { root: ds.root, layout: ds.layout, classes, images: train.length + val.length, skipped, warnings, imbalance };

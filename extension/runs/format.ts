@@ -48,7 +48,7 @@ export function describeRun(r: RunEntry): string {
   }
   if (typeof i.bestValAcc === 'number') parts.push(`best ${pct(i.bestValAcc)}`);
   if (r.status === 'interrupted') parts.push('interrupted');
-  if (r.elsewhere) parts.push('not on this machine?');
+  if (r.elsewhere) parts.push(i.host ? `on ${i.host}` : 'not on this machine?');
   return parts.join(' · ');
 }
 
@@ -60,7 +60,7 @@ export function escapeMd(s: string): string {
 const when = (iso: string | undefined) => (iso ? new Date(iso).toLocaleString() : undefined);
 
 export function tooltipMarkdown(r: RunEntry): string {
-  const head = `**${escapeMd(r.name)}** — ${r.status}${r.elsewhere ? ' (process not on this machine; files changed recently)' : ''}`;
+  const head = `**${escapeMd(r.name)}** — ${r.status}${r.elsewhere ? ` (${r.info?.host ? `on ${escapeMd(r.info.host)}` : 'process not on this machine'}; files changed recently)` : ''}`;
   if (!r.info) return `${head}\n\n${escapeMd(r.error ?? 'run.json is not written yet')}`;
   const i = r.info;
   const c = i.config;

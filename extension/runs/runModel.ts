@@ -3,19 +3,16 @@
  * (README, "Run directory format"). No `vscode` here, so the unit tests run it in plain Node.
  *
  * A run's own run.json is the truth, with one correction: a `running` run whose process is gone was
- * killed (crash, reboot, closed terminal) and shows as `interrupted`. Runs started on another
- * machine with a shared disk have a pid that means nothing here, so a `running` run whose files
- * changed recently is still shown as running ("not on this machine?") instead of inviting a second
- * trainer onto the same folder with Resume.
+ * killed (crash, reboot, closed terminal) and shows as `interrupted`. The rule, shared with
+ * `vit-lens runs` and the trainer's lock, is runStatus.ts's.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { RunInfo, RunStatus } from '../protocol';
+import type { RunInfo } from '../protocol';
+import { lastActivity as runActivity, shownStatus, ShownStatus, StatusFacts } from './runStatus';
 
-export type ShownStatus = RunStatus | 'interrupted';
-
-/** How long a `running` run with a pid unknown here may stay silent before it counts as interrupted. */
-export const REMOTE_SILENCE_MS = 5 * 60_000;
+export { processAlive, REMOTE_SILENCE_MS, shownStatus } from './runStatus';
+export type { ShownStatus } from './runStatus';
 
 export interface LastStep {
   epoch: number;
@@ -32,38 +29,16 @@ export interface RunEntry {
   info?: RunInfo;
   error?: string;
   status: ShownStatus | 'unreadable' | 'starting';
-  /** A running run whose pid is not alive here but whose files changed within REMOTE_SILENCE_MS. */
+  /** A running run whose process cannot be checked here (another host) but whose files changed within REMOTE_SILENCE_MS. */
   elsewhere?: boolean;
   lastStep?: LastStep;
-  /** Newest mtime of run.json / metrics.jsonl, ms since the epoch. */
+  /** Newest mtime of run.json / metrics.jsonl / the latest checkpoint, ms since the epoch. */
   lastActivity: number;
 }
 
-export interface DiscoverOptions {
-  alive: (pid: number) => boolean;
-  now: number;
-  /** Pids this window spawned and saw exit: dead for sure, whatever the file times say. */
-  exited?: ReadonlySet<number>;
+export interface DiscoverOptions extends StatusFacts {
   /** Run folders this window just spawned a trainer for, which may not have written run.json yet. */
   starting?: ReadonlyMap<string, number>;
-}
-
-/** Is `pid` alive on this machine? As server/util/processAlive (the extension bundle must not import server code): EPERM means it exists. */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-export function shownStatus(info: RunInfo, lastActivity: number, o: DiscoverOptions): { status: ShownStatus; elsewhere?: boolean } {
-  if (info.status !== 'running') return { status: info.status };
-  if (o.exited?.has(info.pid)) return { status: 'interrupted' };
-  if (o.alive(info.pid)) return { status: 'running' };
-  if (o.now - lastActivity < REMOTE_SILENCE_MS) return { status: 'running', elsewhere: true };
-  return { status: 'interrupted' };
 }
 
 /** Every sub-folder of `runsDir` that is a run (has run.json) or is being started; newest first. */
@@ -89,8 +64,7 @@ export async function readRun(dir: string, o: DiscoverOptions): Promise<RunEntry
     if (o.exited?.has(pid)) return { dir, name, status: 'unreadable', error: `the trainer exited before writing run.json; see ${path.join(dir, 'train.log')}`, lastActivity: o.now };
     return { dir, name, status: 'starting', lastActivity: o.now };
   }
-  const metrics = await fs.stat(path.join(dir, 'metrics.jsonl')).catch(() => undefined);
-  const lastActivity = Math.max(st.mtimeMs, metrics?.mtimeMs ?? 0);
+  const lastActivity = await runActivity(dir);
   let info: RunInfo;
   try {
     info = parseRunInfo(await fs.readFile(file, 'utf8'), file);

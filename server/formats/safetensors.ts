@@ -6,8 +6,8 @@
  * (x64, arm64), as onnxruntime does.
  */
 import { promises as fsp } from 'fs';
-import * as path from 'path';
 import { numel, Tensor } from '../model/tensor';
+import { tempPathFor } from '../util/atomicFile';
 
 /** Bytes per element of every dtype the format defines, so that non-float tensors can still be validated. */
 const ITEM_SIZE: Record<string, number> = {
@@ -223,7 +223,7 @@ export async function writeSafetensors(
   const lengthBytes = Buffer.alloc(8);
   lengthBytes.writeBigUInt64LE(BigInt(headerBytes.length));
 
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  const temp = tempPathFor(file);
   const handle = await fsp.open(temp, 'w');
   try {
     await handle.write(lengthBytes);

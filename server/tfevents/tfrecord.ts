@@ -7,7 +7,7 @@
 
 const HEADER = 12; // length + length CRC
 const FOOTER = 4; // data CRC
-/** Refuse absurd lengths (a corrupt length whose CRC happens to pass is near impossible; this is belt and braces). */
+/** Records longer than this are skipped unread unless the caller allows more (see scanRecords' maxRecord). */
 const MAX_RECORD = 1 << 30;
 
 const TABLE = (() => {
@@ -65,7 +65,8 @@ export interface TfRecordScan {
   /**
    * Absolute offset at which to resume: the first byte not consumed. Equal to base + buf.length when the
    * buffer ended on a record boundary; the start of a partial record when the tail is still being written;
-   * the start of the bad header after a fatal problem (so callers can notice it stays stuck there).
+   * the start of the bad header after a fatal problem (so callers can notice it stays stuck there); the
+   * end of a record too large to read, which can lie beyond the buffer and beyond the file's end so far.
    */
   nextOffset: number;
   /** True when reading stopped at a header whose length CRC failed (the rest of the buffer was not read). */
@@ -75,9 +76,11 @@ export interface TfRecordScan {
 /**
  * Splits `buf` (which starts at absolute file offset `base`, a record boundary) into records.
  * Never throws on bad data: a record whose data CRC fails is reported and skipped (its length was
- * verified, so the following records are still aligned); a header whose length CRC fails stops reading.
+ * verified, so the following records are still aligned); so is a record longer than `maxRecord` bytes
+ * (a reader with a memory budget cannot wait for it to fit: it would wait forever), whose bytes are
+ * not read at all. A header whose length CRC fails stops reading.
  */
-export function scanRecords(buf: Buffer, base = 0): TfRecordScan {
+export function scanRecords(buf: Buffer, base = 0, maxRecord = MAX_RECORD): TfRecordScan {
   const records: TfRecord[] = [];
   const problems: TfRecordProblem[] = [];
   let pos = 0;
@@ -88,11 +91,15 @@ export function scanRecords(buf: Buffer, base = 0): TfRecordScan {
       return { records, problems, nextOffset: base + pos, stopped: true };
     }
     const len = buf.readBigUInt64LE(pos);
-    if (len > BigInt(MAX_RECORD)) {
+    if (len > BigInt(Number.MAX_SAFE_INTEGER)) {
       problems.push({ offset: base + pos, message: `record length ${len} is implausible`, fatal: true });
       return { records, problems, nextOffset: base + pos, stopped: true };
     }
     const n = Number(len);
+    if (n > maxRecord) {
+      problems.push({ offset: base + pos, message: `record of ${n} bytes is larger than the reader's limit of ${maxRecord} bytes (record skipped)`, fatal: false });
+      return { records, problems, nextOffset: base + pos + HEADER + n + FOOTER, stopped: false };
+    }
     if (buf.length - pos < HEADER + n + FOOTER) break; // partial record: wait for more bytes
     const start = pos + HEADER;
     const dataCrc = buf.readUInt32LE(start + n);

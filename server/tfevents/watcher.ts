@@ -38,13 +38,17 @@ export interface Disposable {
 const EVENTS_FILE = /^events\.out\.tfevents\./;
 /** Read at most this much of a file per poll, so a huge backlog does not block the editor for long. */
 const MAX_READ = 64 << 20;
+/** A TFRecord's length, length CRC and data CRC. */
+const RECORD_FRAMING = 16;
 
 interface FileState {
   abs: string;
   rel: string;
   run: string;
-  /** Offset of the first byte not yet consumed (a record boundary). */
+  /** Offset of the first byte not yet consumed (a record boundary); past the end while a too-large record is being skipped. */
   offset: number;
+  /** The file's size at the last read: a smaller size means it was truncated or replaced. */
+  size: number;
   decoder: EventDecoder;
   /** Set when the framing is broken at `offset`; the file is not read further unless it shrinks. */
   stuckAt?: number;
@@ -91,7 +95,7 @@ export class TfEventsFolder {
       if (!st) {
         const rel = path.relative(this.root, abs).split(path.sep).join('/');
         const dir = path.posix.dirname(rel);
-        st = { abs, rel, run: dir, offset: 0, decoder: new EventDecoder() };
+        st = { abs, rel, run: dir, offset: 0, size: 0, decoder: new EventDecoder() };
         this.files.set(abs, st);
       }
       try {
@@ -107,14 +111,15 @@ export class TfEventsFolder {
     const fh = await fsp.open(st.abs, 'r');
     try {
       const size = (await fh.stat()).size;
-      if (size < st.offset) {
+      if (size < st.size) {
         // Truncated or replaced by a new writer: start over with fresh state.
-        problems.push({ file: st.abs, message: `file shrank from ${st.offset} to ${size} bytes; reading it again from the start` });
+        problems.push({ file: st.abs, message: `file shrank from ${st.size} to ${size} bytes; reading it again from the start` });
         st.offset = 0;
         st.stuckAt = undefined;
         st.decoder = new EventDecoder();
       }
-      if (st.stuckAt !== undefined || size === st.offset) return;
+      st.size = size;
+      if (st.stuckAt !== undefined || size <= st.offset) return;
       const len = Math.min(size - st.offset, MAX_READ);
       const buf = Buffer.alloc(len);
       let got = 0;
@@ -123,7 +128,8 @@ export class TfEventsFolder {
         if (bytesRead === 0) break;
         got += bytesRead;
       }
-      const scan = scanRecords(buf.subarray(0, got), st.offset);
+      // A record that cannot fit in one read is skipped (and reported) instead of waited for forever.
+      const scan = scanRecords(buf.subarray(0, got), st.offset, MAX_READ - RECORD_FRAMING);
       for (const rec of scan.records) {
         try {
           const ev = st.decoder.decode(rec.data);

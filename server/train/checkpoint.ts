@@ -11,6 +11,7 @@ export interface LoopState {
   batchInEpoch: number;
   /** Optimizer steps taken. */
   step: number;
+  /** The best epoch's score: validation accuracy, or training accuracy when there is no validation set (the name predates that case; checkpoints keep it). */
   bestValAcc: number;
   bestEpoch: number;
   /** Running sums of the epoch in progress, so a resumed epoch reports the same train loss. */

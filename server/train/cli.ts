@@ -12,12 +12,13 @@ import type { BackendName } from './backend';
 import { exportRun } from './exportModel';
 import { OPTIMIZER_DEFAULTS } from './optimizer';
 import { processAlive, readMetrics, readRunInfo, RunInfo, TrainConfig } from './runFiles';
-import { train } from './trainer';
+import { train, TrainOptions } from './trainer';
+import { lastActivity, shownStatus } from '../../extension/runs/runStatus';
 
 export const TRAIN_USAGE = `Usage:
   vit-lens train DATASET_DIR --model INIT --out RUN_DIR [--mode head|last-k|full] [--last-k 2]
         [--epochs 10] [--batch-size 32] [--lr LR] [--optimizer adamw|sgd] [--image-size 224]
-        [--val-split 0.2] [--seed 0] [--resume]
+        [--val-split 0.2] [--seed 0] [--checkpoint-every 5m] [--resume]
   vit-lens runs [DIR]                     list runs: status, epoch, best val acc
   vit-lens export RUN_DIR --out MODEL_DIR  best checkpoint as a Hugging Face folder
 
@@ -32,6 +33,11 @@ More training options:
   --patch P             patch size for scratch models (16)
   --backend B           tensorflow-gpu|tensorflow|wasm|cpu (default: the fastest that starts)
   --cache-dir DIR       feature cache (default: $VIT_LENS_CACHE or ~/.cache/vit-lens)
+  --checkpoint-every N  within an epoch, checkpoint every N optimizer steps, or every Ns / Nm
+                        (default 5m; 0 = at epoch ends only); also allowed with --resume
+
+RUN_DIR must be new, empty, or (with --resume) one of our runs; a run folder is locked
+(RUN_DIR/run.lock) while a trainer uses it.
 `;
 
 const OPTIONS = {
@@ -56,6 +62,7 @@ const OPTIONS = {
   'val-split': { type: 'string' },
   seed: { type: 'string' },
   resume: { type: 'boolean' },
+  'checkpoint-every': { type: 'string' },
   backend: { type: 'string' },
   'cache-dir': { type: 'string' },
   json: { type: 'boolean' },
@@ -78,6 +85,15 @@ function imageSize(v: string | undefined): [number, number] | undefined {
   const m = /^(\d+)(?:x(\d+))?$/.exec(v);
   if (!m) throw new TrainUsageError(`--image-size must be N or HxW, got "${v}"`);
   return [Number(m[1]), Number(m[2] ?? m[1])];
+}
+
+/** --checkpoint-every: N optimizer steps, or a time (Ns, Nm); 0 turns mid-epoch checkpoints off. */
+export function checkpointEvery(v: string | undefined): TrainOptions['checkpointEvery'] {
+  if (v === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)(s|m)?$/.exec(v.trim());
+  if (!m || (!m[2] && !Number.isInteger(Number(m[1])))) throw new TrainUsageError(`--checkpoint-every must be a number of steps (500), seconds (90s) or minutes (5m), got "${v}"`);
+  const n = Number(m[1]);
+  return m[2] ? { seconds: m[2] === 'm' ? n * 60 : n } : { steps: n };
 }
 
 function defaultLr(optimizer: 'adamw' | 'sgd', mode: TrainConfig['mode'], scratch: boolean): number {
@@ -143,7 +159,7 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
     if (command !== 'train') throw new TrainUsageError(`unknown command "${command}"`);
     if (!o.out) throw new TrainUsageError('train needs --out RUN_DIR');
     const config = o.resume ? ({} as TrainConfig) : configFromArgs(positionals, o);
-    return await runTraining(o.out, config, !!o.resume, o.backend as BackendName | undefined, o['cache-dir']);
+    return await runTraining(o.out, config, !!o.resume, o.backend as BackendName | undefined, o['cache-dir'], checkpointEvery(o['checkpoint-every']));
   } catch (e) {
     if (e instanceof TrainUsageError) {
       process.stderr.write(`vit-lens ${command}: ${e.message}\n\n${TRAIN_USAGE}`);
@@ -155,12 +171,12 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
   }
 }
 
-async function runTraining(out: string, config: TrainConfig, resume: boolean, backend: BackendName | undefined, cacheDir: string | undefined): Promise<number> {
+async function runTraining(out: string, config: TrainConfig, resume: boolean, backend: BackendName | undefined, cacheDir: string | undefined, every: TrainOptions['checkpointEvery']): Promise<number> {
   if (backend && !['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].includes(backend)) throw new TrainUsageError(`--backend must be tensorflow-gpu, tensorflow, wasm or cpu, got "${backend}"`);
   let stop = false;
   // First signal: finish the current step, checkpoint, exit "stopped". A second one kills as usual.
   const onSignal = (sig: NodeJS.Signals) => {
-    if (stop) process.exit(130);
+    if (stop) process.exit(130); // the run lock goes with the 'exit' event
     stop = true;
     process.stderr.write(`\n${sig}: stopping after the current step (again to abort)\n`);
   };
@@ -172,11 +188,20 @@ async function runTraining(out: string, config: TrainConfig, resume: boolean, ba
     resume,
     backend,
     cacheDir,
+    checkpointEvery: every,
     shouldStop: () => stop,
     log: (l) => process.stderr.write(l + '\n'),
   });
-  process.stdout.write(`${info.status}: ${out} (epoch ${info.epoch}/${info.totalEpochs}${info.bestValAcc !== undefined ? `, best val acc ${(info.bestValAcc * 100).toFixed(2)}% at epoch ${(info.bestEpoch ?? 0) + 1}` : ''})\n`);
+  process.stdout.write(`${info.status}: ${out} (epoch ${info.epoch}/${info.totalEpochs}${bestText(info)})\n`);
   return info.status === 'stopped' ? 130 : 0;
+}
+
+/** The best epoch, never calling training accuracy validation accuracy. */
+function bestText(info: RunInfo): string {
+  const at = `at epoch ${(info.bestEpoch ?? 0) + 1}`;
+  if (info.bestValAcc !== undefined) return `, best val acc ${(info.bestValAcc * 100).toFixed(2)}% ${at}`;
+  if (info.bestTrainAcc !== undefined) return `, no validation set: best train acc ${(info.bestTrainAcc * 100).toFixed(2)}% ${at}`;
+  return '';
 }
 
 async function findRuns(dir: string): Promise<string[]> {
@@ -191,10 +216,6 @@ async function findRuns(dir: string): Promise<string[]> {
   return out;
 }
 
-/** A "running" run whose process is gone crashed or was killed; say so instead of claiming it runs. */
-function effectiveStatus(info: RunInfo): string {
-  return info.status === 'running' && !processAlive(info.pid) ? 'interrupted' : info.status;
-}
 
 async function listRuns(dir: string, json: boolean): Promise<number> {
   const runs = await findRuns(dir);
@@ -203,7 +224,13 @@ async function listRuns(dir: string, json: boolean): Promise<number> {
     try {
       const info = await readRunInfo(r);
       const last = (await readMetrics(r)).filter((m) => m.type === 'epoch').pop();
-      rows.push({ run: r, status: effectiveStatus(info), epoch: info.epoch, epochs: info.totalEpochs, bestValAcc: info.bestValAcc ?? null, lastValAcc: last && 'valAcc' in last ? last.valAcc ?? null : null, mode: info.config.mode, backend: info.backend, updatedAt: info.updatedAt });
+      // The Runs view's rule (one function for both): a crashed run is "interrupted", another host's live run "running".
+      const { status, elsewhere } = shownStatus(info, await lastActivity(r), { alive: processAlive, now: Date.now() });
+      rows.push({
+        run: r, status, elsewhere: !!elsewhere, pid: info.pid, host: info.host ?? null, epoch: info.epoch, epochs: info.totalEpochs,
+        validation: info.valImages > 0, bestValAcc: info.bestValAcc ?? null, bestTrainAcc: info.bestTrainAcc ?? null,
+        lastValAcc: last && 'valAcc' in last ? last.valAcc ?? null : null, mode: info.config.mode, backend: info.backend, updatedAt: info.updatedAt,
+      });
     } catch (e) {
       rows.push({ run: r, status: 'unreadable', error: (e as Error).message });
     }
@@ -218,6 +245,10 @@ async function listRuns(dir: string, json: boolean): Promise<number> {
   }
   const pct = (v: unknown) => (typeof v === 'number' ? `${(v * 100).toFixed(2)}%` : '-');
   process.stdout.write(`${'RUN'.padEnd(40)} ${'STATUS'.padEnd(12)} ${'EPOCH'.padEnd(8)} BEST VAL ACC\n`);
-  for (const r of rows) process.stdout.write(`${String(r.run).padEnd(40)} ${String(r.status).padEnd(12)} ${`${r.epoch ?? '-'}/${r.epochs ?? '-'}`.padEnd(8)} ${pct(r.bestValAcc)}\n`);
+  for (const r of rows) {
+    const best = r.validation === false ? `none (no validation set; best train acc ${pct(r.bestTrainAcc)})` : pct(r.bestValAcc);
+    const where = r.elsewhere ? `  (on ${r.host ?? 'another machine'}, pid ${r.pid})` : '';
+    process.stdout.write(`${String(r.run).padEnd(40)} ${String(r.status).padEnd(12)} ${`${r.epoch ?? '-'}/${r.epochs ?? '-'}`.padEnd(8)} ${best}${where}\n`);
+  }
   return 0;
 }

@@ -140,6 +140,25 @@ export async function scanDataset(root: string, opts: { valSplit: number; seed: 
   return { root, layout: 'class-folders', classes: top, train, val, skipped, warnings };
 }
 
+/**
+ * What the classes look like once unreadable images are left out. `listed`: every image the folder
+ * walk found; `train`, `val`: the readable ones. A class with no readable image cannot be learned,
+ * and accuracy on the other classes alone says nothing about it.
+ */
+export function classCoverageWarnings(root: string, classes: string[], listed: Sample[], train: Sample[], val: Sample[]): string[] {
+  const count = (samples: Sample[]) => samples.reduce((n, s) => (n[s.label]++, n), new Array<number>(classes.length).fill(0));
+  const [nListed, nTrain, nVal] = [count(listed), count(train), count(val)];
+  const warnings: string[] = [];
+  classes.forEach((name, c) => {
+    if (nListed[c] > 0 && nTrain[c] + nVal[c] === 0) {
+      warnings.push(`${root}: class "${name}" has no readable images (all ${nListed[c]} skipped); the model cannot learn it${val.length ? ', and validation accuracy covers only the other classes' : ''}`);
+    } else if (nTrain[c] === 0 && nVal[c] > 0) {
+      warnings.push(`${root}: class "${name}" has no readable training images (only ${nVal[c]} validation ones); the model cannot learn it`);
+    }
+  });
+  return warnings;
+}
+
 function checkClasses(root: string, classes: string[]): void {
   if (classes.length === 0) throw new DatasetError(`${root}: no class folders found (expected ${root}/<class name>/<images>, or train/ and val/ folders with class sub-folders)`);
   if (classes.length === 1) throw new DatasetError(`${root}: only one class folder ("${classes[0]}"); a classifier needs at least two classes`);

@@ -49,6 +49,8 @@ export interface RunInfo {
   /** Why the run failed or stopped. */
   reason?: string;
   pid: number;
+  /** os.hostname() of the machine the trainer runs on (with pid: see extension/runs/runStatus.ts). */
+  host?: string;
   createdAt: string;
   updatedAt: string;
   finishedAt?: string;
@@ -56,7 +58,10 @@ export interface RunInfo {
   totalEpochs: number;
   step: number;
   totalSteps: number;
+  /** Best validation accuracy; absent when there is no validation set (then see bestTrainAcc). */
   bestValAcc?: number;
+  /** Without validation images only: the best epoch's training accuracy, by which it was chosen. */
+  bestTrainAcc?: number;
   bestEpoch?: number;
   trainImages: number;
   valImages: number;
@@ -113,7 +118,23 @@ export const exportDir = (dir: string) => path.join(dir, 'export');
 
 export async function writeRunInfo(dir: string, info: RunInfo): Promise<void> {
   info.updatedAt = new Date().toISOString();
-  await writeFileAtomic(runFile(dir), JSON.stringify(info, null, 2) + '\n');
+  const text = JSON.stringify(info, null, 2) + '\n';
+  try {
+    await writeFileAtomic(runFile(dir), text);
+  } catch (e) {
+    // Disk full: no new file can be created, but run.json's own blocks can be overwritten, and a
+    // status that says "failed" matters more here than an atomic replacement.
+    if (!['ENOSPC', 'EDQUOT'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+    const h = await fs.open(runFile(dir), 'r+').catch(() => { throw e; });
+    try {
+      const bytes = Buffer.from(text);
+      await h.write(bytes, 0, bytes.length, 0);
+      await h.truncate(bytes.length);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  }
 }
 
 export async function readRunInfo(dir: string): Promise<RunInfo> {

@@ -19,19 +19,21 @@ import { buildVitOnnx, FEATURES_NAME, hiddenOutputName } from '../model/onnxBuil
 import { VitSession } from '../inference';
 import { BackendName, initBackend } from './backend';
 import { loadCheckpoint, LoopState, saveCheckpoint } from './checkpoint';
-import { Dataset, Sample, scanDataset, SkippedFile } from './datasetFolder';
+import { classCoverageWarnings, Dataset, Sample, scanDataset, SkippedFile } from './datasetFolder';
 import { evaluate, Evaluation } from './evaluate';
 import { exportHfFolder } from './exportModel';
 import { FeatureCache } from './featureCache';
+import { isTempFileName, removeOrphanTempFiles } from '../util/atomicFile';
 import { hashFile } from '../util/hashFile';
 import { folderLoader, PixelLoader } from './imageLoader';
 import { initialWeights, InitResult } from './initWeights';
 import { clipGradients, Optimizer } from './optimizer';
 import { mixSeed, mulberry32, PURPOSE, shuffled } from './rng';
 import {
-  appendMetrics, checkpointFile, exportDir, readRunInfo, RunInfo, RunReport, RUN_FORMAT_VERSION, TrainConfig,
+  appendMetrics, checkpointFile, exportDir, readRunInfo, RunInfo, RunReport, runFile, RUN_FORMAT_VERSION, TrainConfig,
   truncateMetrics, writeReport, writeRunInfo,
 } from './runFiles';
+import { lockRun, RunLock } from './runLock';
 import { learningRate } from './schedule';
 import { lossAndGrads } from './step';
 import { ForwardInput, Params, tokensBefore, trainableNames } from './vitModel';
@@ -58,23 +60,98 @@ export interface TrainOptions {
   logEvery?: number;
   /** Write export/ when the run ends (default true). */
   exportAtEnd?: boolean;
+  /**
+   * Also write checkpoints/latest.safetensors within an epoch: every `steps` optimizer steps, or
+   * when `seconds` have passed since the last one (default: every 300 s). Epoch ends always checkpoint.
+   */
+  checkpointEvery?: { steps: number } | { seconds: number };
 }
+
+/** About every 5 minutes: a kill loses at most that much work, and writing a checkpoint costs a negligible share of it. */
+export const DEFAULT_CHECKPOINT_SECONDS = 300;
 
 export class TrainingError extends Error {}
 
 const defaultCacheDir = () =>
   process.env.VIT_LENS_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'vit-lens');
 
+const exists = async (file: string) => !!(await fs.stat(file).catch(() => undefined));
+
+/**
+ * Trains into `opts.runDir` while holding its lock (runLock.ts), so no second trainer writes there.
+ * A folder created here is removed again when the run fails before writing run.json.
+ */
 export async function train(opts: TrainOptions): Promise<RunInfo> {
   const log = opts.log ?? (() => {});
   const runDir = opts.runDir;
+  const existed = await exists(runDir);
+  if (!opts.resume) await checkNewRunFolder(runDir);
+  await fs.mkdir(runDir, { recursive: true });
+  let lock: RunLock;
+  try {
+    lock = await lockRun(runDir);
+  } catch (e) {
+    if (!existed) await fs.rmdir(runDir).catch(() => {});
+    throw e;
+  }
+  if (lock.replaced) log(`took over the lock of pid ${lock.replaced.pid} on ${lock.replaced.host}, which is gone`);
+  try {
+    return await trainLocked(opts, log);
+  } finally {
+    await lock.release();
+    // A typo in the dataset path or a bad model leaves no empty run folder behind.
+    if (!existed && !(await exists(runFile(runDir)))) {
+      await fs.rmdir(path.join(runDir, 'checkpoints')).catch(() => {});
+      await fs.rmdir(runDir).catch(() => {});
+    }
+  }
+}
+
+/** What a folder may hold before run.json exists and still become a run: the editor writes train.log first; a lock; temp files; checkpoints/ (empty or temp files only). */
+const BEFORE_RUN_JSON = new Set(['train.log', 'run.lock', '.DS_Store']);
+
+/** --out for a new run: a new or empty folder, never one holding someone else's files (they would be overwritten). */
+async function checkNewRunFolder(runDir: string): Promise<void> {
+  if (await exists(runFile(runDir))) throw new TrainingError(`${runDir}: already holds a run; pass --resume to continue it or choose another --out`);
+  let entries: import('fs').Dirent[];
+  try {
+    entries = await fs.readdir(runDir, { withFileTypes: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    throw new TrainingError(`${runDir}: cannot be the run folder (${code === 'ENOTDIR' ? 'it is a file' : (e as Error).message})`);
+  }
+  const foreign: string[] = [];
+  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    const ours = e.name === 'checkpoints'
+      ? e.isDirectory() && (await fs.readdir(path.join(runDir, e.name))).every(isTempFileName)
+      : BEFORE_RUN_JSON.has(e.name) || isTempFileName(e.name);
+    if (!ours) foreign.push(e.isDirectory() ? `${e.name}/` : e.name);
+  }
+  if (foreign.length) {
+    const shown = foreign.slice(0, 5).join(', ') + (foreign.length > 5 ? ` and ${foreign.length - 5} more` : '');
+    throw new TrainingError(`${runDir}: not empty and not a vit-lens run (no run.json); it holds ${shown}. Its files would be overwritten: choose a new or empty folder for --out`);
+  }
+}
+
+/** Removes temp files that a killed or failed write left in the run folder (ours only: see removeOrphanTempFiles). */
+async function cleanTempFiles(runDir: string, log: (l: string) => void): Promise<void> {
+  for (const dir of [runDir, path.join(runDir, 'checkpoints'), exportDir(runDir), path.join(exportDir(runDir), 'onnx')]) {
+    const removed = await removeOrphanTempFiles(dir).catch(() => []);
+    if (removed.length) log(`removed ${removed.length} temp file${removed.length > 1 ? 's' : ''} left by an interrupted write in ${dir}: ${removed.join(', ')}`);
+  }
+}
+
+async function trainLocked(opts: TrainOptions, log: (line: string) => void): Promise<RunInfo> {
+  const runDir = opts.runDir;
+  await cleanTempFiles(runDir, log);
   const backend = await initBackend(opts.backend);
   let config = opts.config;
   let previous: RunInfo | undefined;
   if (opts.resume) {
     previous = await readRunInfo(runDir);
     config = previous.config;
-  } else if (await fs.stat(path.join(runDir, 'run.json')).catch(() => undefined)) {
+  } else if (await exists(runFile(runDir))) {
     throw new TrainingError(`${runDir}: already holds a run; pass --resume to continue it or choose another --out`);
   }
   const data: TrainData = opts.data ?? (await folderData(config));
@@ -107,7 +184,13 @@ export async function train(opts: TrainOptions): Promise<RunInfo> {
     name: config.optimizer, weightDecay: config.weightDecay, momentum: config.momentum, beta1: 0.9, beta2: 0.999, eps: 1e-8,
   });
   let loop: LoopState = { epoch: 0, batchInEpoch: 0, step: 0, bestValAcc: -1, bestEpoch: -1, epochLossSum: 0, epochCorrect: 0, epochSeen: 0 };
-  if (opts.resume) {
+  // Killed before its first checkpoint: --resume starts the run over (same config, same seed).
+  const restart = opts.resume && !(await exists(checkpointFile(runDir, 'latest')));
+  if (restart) {
+    log(`${checkpointFile(runDir, 'latest')} does not exist (the run ended before its first checkpoint); starting it over from the beginning`);
+    await fs.rm(checkpointFile(runDir, 'best'), { force: true });
+    await truncateMetrics(runDir, 0, 0);
+  } else if (opts.resume) {
     const ck = await loadCheckpoint(checkpointFile(runDir, 'latest')).catch((e) => {
       throw new TrainingError(`${runDir}: cannot resume (${(e as Error).message})`);
     });
@@ -139,52 +222,82 @@ export async function train(opts: TrainOptions): Promise<RunInfo> {
     backendNotes: [...backend.notes, ...inputs.notes],
     status: 'running',
     pid: process.pid,
+    host: os.hostname(),
     createdAt: previous?.createdAt ?? now,
     updatedAt: now,
     epoch: loop.epoch,
     totalEpochs: config.epochs,
     step: loop.step,
     totalSteps,
-    bestValAcc: loop.bestValAcc >= 0 ? loop.bestValAcc : undefined,
-    bestEpoch: loop.bestEpoch >= 0 ? loop.bestEpoch : undefined,
+    ...bestAccuracy(loop, valSamples.length > 0),
     trainImages: trainSamples.length,
     valImages: valSamples.length,
     architecture: arch,
     preprocess: pre,
     initNotes: init.notes,
   };
-  await writeRunInfo(runDir, info);
-  const report: RunReport = { skipped, warnings: data.warnings, heldOut: [] };
-  if (opts.resume) {
-    const old = await fs.readFile(path.join(runDir, 'report.json'), 'utf8').then((t) => JSON.parse(t) as RunReport).catch(() => undefined);
-    if (old) report.heldOut = old.heldOut, report.bestEpoch = old.bestEpoch;
-  }
-  await writeReport(runDir, report);
-  log(`training ${trainSamples.length} images (${valSamples.length} validation), ${data.classes.length} classes, mode ${config.mode}, backend ${backend.name}, ${totalSteps} steps`);
-
   const snapshot = async (): Promise<WeightMap> => {
     const w: WeightMap = new Map();
     for (const [name, v] of params) w.set(name, { shape: v.shape.slice(), data: (await v.data()) as Float32Array });
     return w;
   };
-  const finish = async (status: RunInfo['status'], reason?: string) => {
-    info.status = status;
-    info.reason = reason;
-    info.finishedAt = new Date().toISOString();
-    if (opts.exportAtEnd !== false) {
-      const best = (await fs.stat(checkpointFile(runDir, 'best')).catch(() => undefined)) ? checkpointFile(runDir, 'best') : undefined;
-      if (best) {
-        const { weights } = await loadCheckpoint(best);
-        await exportHfFolder(exportDir(runDir), arch, weights, data.classes, pre, { vit_lens: { bestEpoch: info.bestEpoch, bestValAcc: info.bestValAcc } });
-      }
-    }
-    await writeRunInfo(runDir, info);
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
     for (const v of params.values()) v.dispose();
     optimizer.dispose();
     await inputs.dispose();
   };
+  const finish = async (status: RunInfo['status'], reason?: string) => {
+    info.status = status;
+    info.reason = reason;
+    info.finishedAt = new Date().toISOString();
+    // The status first (a small write): whatever fails next (the export on a full disk), run.json tells the truth.
+    await writeRunInfo(runDir, info);
+    try {
+      if (status === 'failed') await cleanTempFiles(runDir, log);
+      if (opts.exportAtEnd !== false && (await exists(checkpointFile(runDir, 'best')))) {
+        const { weights } = await loadCheckpoint(checkpointFile(runDir, 'best'));
+        await exportHfFolder(exportDir(runDir), arch, weights, data.classes, pre, { vit_lens: { bestEpoch: info.bestEpoch, bestValAcc: info.bestValAcc } });
+      }
+    } finally {
+      await release();
+    }
+  };
+  const every = opts.checkpointEvery ?? { seconds: DEFAULT_CHECKPOINT_SECONDS };
+  const checkpointSteps = 'steps' in every ? every.steps : 0;
+  const checkpointSeconds = 'seconds' in every ? every.seconds : 0;
+  let lastCheckpoint = Date.now();
+  const checkpointDue = () => (checkpointSteps > 0 ? loop.step % checkpointSteps === 0 : checkpointSeconds > 0 && Date.now() - lastCheckpoint >= checkpointSeconds * 1000);
 
+  const report: RunReport = { skipped, warnings: [...data.warnings], heldOut: [] };
   try {
+    await writeRunInfo(runDir, info);
+    // Unreadable images are found while caching (head, last-k) or while training (full, augmented): said on stderr as they are found, not only in report.json.
+    let skipsSaid = data.skipped.length;
+    const warnUnreadable = () => {
+      if (skipped.length > skipsSaid) {
+        const first = skipped[skipsSaid];
+        log(`warning: ${skipped.length - skipsSaid} image${skipped.length - skipsSaid > 1 ? 's' : ''} could not be read and ${skipped.length - skipsSaid > 1 ? 'are' : 'is'} left out (listed in report.json), e.g. ${first.reason.startsWith(first.file) ? first.reason : `${first.file}: ${first.reason}`}`);
+        skipsSaid = skipped.length;
+      }
+      const unread = new Set(skipped.map((k) => k.file));
+      const readable = (s: Sample) => !unread.has(s.file);
+      for (const w of classCoverageWarnings(config.dataset, data.classes, [...data.train, ...data.val], trainSamples.filter(readable), valSamples.filter(readable))) {
+        if (report.warnings.includes(w)) continue;
+        report.warnings.push(w);
+        log(`warning: ${w}`);
+      }
+    };
+    warnUnreadable();
+    if (!valSamples.length) log(`note: no validation images: the best epoch is chosen by training accuracy, and no validation accuracy is reported`);
+    if (opts.resume && !restart) {
+      const old = await fs.readFile(path.join(runDir, 'report.json'), 'utf8').then((t) => JSON.parse(t) as RunReport).catch(() => undefined);
+      if (old) report.heldOut = old.heldOut, report.bestEpoch = old.bestEpoch;
+    }
+    await writeReport(runDir, report);
+    log(`training ${trainSamples.length} images (${valSamples.length} validation), ${data.classes.length} classes, mode ${config.mode}, backend ${backend.name}, ${totalSteps} steps`);
     for (let epoch = loop.epoch; epoch < config.epochs; epoch++) {
       const epochStart = Date.now();
       const order = shuffled(trainSamples, mulberry32(mixSeed(config.seed, PURPOSE.shuffle, epoch)));
@@ -234,6 +347,14 @@ export async function train(opts: TrainOptions): Promise<RunInfo> {
             await appendMetrics(runDir, { type: 'step', epoch, step: loop.step, loss: stepLoss, lr, gradNorm, imagesPerSec: ips, time: new Date().toISOString() });
             log(`epoch ${epoch + 1}/${config.epochs} step ${loop.step}/${totalSteps} loss ${stepLoss.toFixed(4)} lr ${lr.toExponential(2)} ${ips.toFixed(1)} img/s`);
           }
+          // Within the epoch (its end checkpoints anyway): the loop position makes the resume exact.
+          if (loop.batchInEpoch < microPerEpoch && checkpointDue()) {
+            await saveCheckpoint(checkpointFile(runDir, 'latest'), await snapshot(), await optimizer.state(), loop);
+            lastCheckpoint = Date.now();
+            info.step = loop.step;
+            await writeRunInfo(runDir, info);
+            log(`checkpoint at epoch ${epoch + 1}, step ${loop.step}`);
+          }
         }
         if (opts.shouldStop?.() && loop.batchInEpoch < microPerEpoch) {
           await next?.then((b) => b.input.x.dispose()).catch(() => {});
@@ -247,6 +368,7 @@ export async function train(opts: TrainOptions): Promise<RunInfo> {
       }
       // End of epoch: validate, checkpoint, record.
       const ev: Evaluation | undefined = valSamples.length ? await evaluate(params, arch, valSamples, config.batchSize, (b) => inputs.evalBatch(b)) : undefined;
+      warnUnreadable();
       const trainLoss = loop.epochSeen ? loop.epochLossSum / loop.epochSeen : NaN;
       const trainAcc = loop.epochSeen ? loop.epochCorrect / loop.epochSeen : 0;
       const score = ev ? ev.acc : trainAcc;
@@ -267,7 +389,8 @@ export async function train(opts: TrainOptions): Promise<RunInfo> {
       log(`epoch ${epoch + 1}/${config.epochs}: train loss ${trainLoss.toFixed(4)} acc ${(trainAcc * 100).toFixed(2)}%${ev ? `, val loss ${ev.loss.toFixed(4)} acc ${(ev.acc * 100).toFixed(2)}%` : ''}`);
       loop = { ...loop, epoch: epoch + 1, batchInEpoch: 0, epochLossSum: 0, epochCorrect: 0, epochSeen: 0 };
       await saveCheckpoint(checkpointFile(runDir, 'latest'), weights, await optimizer.state(), loop);
-      Object.assign(info, { epoch: epoch + 1, step: loop.step, bestValAcc: loop.bestValAcc, bestEpoch: loop.bestEpoch });
+      lastCheckpoint = Date.now();
+      Object.assign(info, { epoch: epoch + 1, step: loop.step, ...bestAccuracy(loop, valSamples.length > 0) });
       await writeRunInfo(runDir, info);
       if (opts.shouldStop?.() && epoch + 1 < config.epochs) {
         await finish('stopped', 'stop requested (SIGINT/SIGTERM)');
@@ -277,9 +400,15 @@ export async function train(opts: TrainOptions): Promise<RunInfo> {
     await finish('finished');
     return info;
   } catch (e) {
-    await finish('failed', (e as Error).message).catch(() => {});
+    await finish('failed', (e as Error).message).catch((e2) => log(`warning: after the failure, ${(e2 as Error).message}`));
     throw e;
   }
+}
+
+/** run.json's best-epoch fields: validation accuracy, or without validation images the training accuracy that chose the epoch (never called validation accuracy). */
+function bestAccuracy(loop: LoopState, validation: boolean): Pick<RunInfo, 'bestValAcc' | 'bestTrainAcc' | 'bestEpoch'> {
+  if (loop.bestEpoch < 0) return { bestValAcc: undefined, bestTrainAcc: undefined, bestEpoch: undefined };
+  return validation ? { bestValAcc: loop.bestValAcc, bestEpoch: loop.bestEpoch } : { bestTrainAcc: loop.bestValAcc, bestEpoch: loop.bestEpoch };
 }
 
 async function folderData(config: TrainConfig): Promise<TrainData> {

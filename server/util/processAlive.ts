@@ -1,9 +1,2 @@
-/** Is process `pid` still running? (EPERM: it exists but belongs to another user.) */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/** Is process `pid` still running? One implementation for the engine and the extension (see extension/runs/runStatus.ts). */
+export { processAlive } from '../../extension/runs/runStatus';

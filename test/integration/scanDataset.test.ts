@@ -74,6 +74,19 @@ test('counts per class, stratified split, imbalance; unreadable files only with 
   assert.ok(progress.some((p) => p.kind === 'report' && p.percentage === 100), 'progress reaches 100%');
 });
 
+test('classes the trainer cannot learn once unreadable images are left out are called out in the trainer\'s words', async () => {
+  const ds = path.join(tmp, 'coverage');
+  await makeColorDataset(path.join(ds, 'train'), { classes: ['cat', 'dog'], perClass: 3 });
+  await makeColorDataset(path.join(ds, 'val'), { classes: ['cat', 'dog', 'fox'], perClass: 2 });
+  // fox: training images all unreadable, validation images fine; bird: nothing readable at all.
+  fs.mkdirSync(path.join(ds, 'train', 'fox'));
+  fs.mkdirSync(path.join(ds, 'train', 'bird'));
+  for (const d of ['fox', 'bird']) for (let i = 0; i < 3; i++) fs.copyFileSync(path.join(bad, 'not-an-image.jpg'), path.join(ds, 'train', d, `x${i}.jpg`));
+  const r = await rpc.sendRequest(ScanDatasetRequest, { folder: ds, checkImages: true });
+  assert.ok(r.warnings.some((w) => w === `${ds}: class "fox" has no readable training images (only 2 validation ones); the model cannot learn it`), r.warnings.join('\n'));
+  assert.ok(r.warnings.some((w) => w.startsWith(`${ds}: class "bird" has no readable images (all 3 skipped); the model cannot learn it`)), r.warnings.join('\n'));
+});
+
 test('one class, no classes, no images and a missing folder are errors naming the folder', async () => {
   const one = path.join(tmp, 'one');
   await makeColorDataset(one, { classes: ['only'], perClass: 2 });

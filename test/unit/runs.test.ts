@@ -54,6 +54,21 @@ test('status: a running run whose pid is gone is interrupted, unless its files c
   for (const s of ['finished', 'failed', 'stopped'] as const) assert.deepEqual(shownStatus(info({ status: s }), now, { alive: dead, now }), { status: s });
 });
 
+test('status with the host recorded: on this host the pid decides at once; another host\'s pid is never checked here', () => {
+  const now = 1_000_000_000;
+  const here = 'box-a';
+  const dead = () => false;
+  const alive = () => true;
+  // Same host, pid gone: interrupted even though the files changed a second ago (the old rule said "another machine?").
+  assert.deepEqual(shownStatus(info({ host: here }), now - 1000, { alive: dead, now, host: here }), { status: 'interrupted' });
+  assert.deepEqual(shownStatus(info({ host: here }), now - 1000, { alive, now, host: here }), { status: 'running' });
+  // Another host: a pid that happens to be alive here means nothing; recent files mean running there.
+  assert.deepEqual(shownStatus(info({ host: 'box-b' }), now - 1000, { alive, now, host: here }), { status: 'running', elsewhere: true });
+  assert.deepEqual(shownStatus(info({ host: 'box-b' }), now - REMOTE_SILENCE_MS - 1, { alive, now, host: here }), { status: 'interrupted' });
+  // A pid this window saw exit is only known dead when it ran here.
+  assert.deepEqual(shownStatus(info({ host: 'box-b' }), now - 1000, { alive: dead, now, host: here, exited: new Set([4242]) }), { status: 'running', elsewhere: true });
+});
+
 test('discovery: runs newest first, unreadable run.json shown with the file and problem, other folders ignored, starting runs', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-runs-'));
   try {
@@ -94,6 +109,7 @@ test('description, icon and context value per status', () => {
   assert.equal(describeRun(entry({ status: 'running', info: info(), lastStep: { epoch: 3, step: 45, loss: 1, imagesPerSec: 3 } })), 'fmnist · epoch 4/10 · 45% · best 91.2%');
   assert.equal(describeRun(entry({ status: 'interrupted', info: info({ bestValAcc: undefined }) })), 'fmnist · epoch 3/10 · interrupted');
   assert.equal(describeRun(entry({ status: 'running', elsewhere: true, info: info() })), 'fmnist · epoch 4/10 · 30% · best 91.2% · not on this machine?');
+  assert.equal(describeRun(entry({ status: 'running', elsewhere: true, info: info({ host: 'gpu-box' }) })), 'fmnist · epoch 4/10 · 30% · best 91.2% · on gpu-box');
   assert.equal(describeRun(entry({ status: 'starting' })), 'starting…');
   assert.equal(describeRun(entry({ status: 'unreadable', error: '/r/run.json: not valid JSON' })), '/r/run.json: not valid JSON');
   const icons = (['running', 'finished', 'failed', 'stopped', 'interrupted', 'unreadable', 'starting'] as const).map((status) => statusIcon(entry({ status })).id);

@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { promises as fsp, readFileSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { crc32c, frameRecord, scanRecords } from '../../server/tfevents/tfrecord';
+import { crc32c, frameRecord, maskedCrc32c, scanRecords } from '../../server/tfevents/tfrecord';
 import { EventDecoder } from '../../server/tfevents/events';
-import { RunScalar, TfEventsFolder, formatProblem } from '../../server/tfevents/watcher';
+import { RunScalar, TfEventsFolder, TfEventsProblem, formatProblem } from '../../server/tfevents/watcher';
 
 const FIX = path.join(__dirname, '..', 'fixtures', 'tfevents');
 interface Expected {
@@ -229,3 +229,62 @@ test('watch() delivers batches and stops after dispose()', async () => {
   await new Promise((r) => setTimeout(r, 80));
   assert.equal(got.length, total, 'no delivery after dispose');
 });
+
+/** An Event whose file_version (field 3) is `n` bytes long: a valid record of any size. */
+function bigEvent(n: number): Buffer {
+  const len: number[] = [];
+  for (let v = n; ; v = Math.floor(v / 128)) {
+    if (v < 128) {
+      len.push(v);
+      break;
+    }
+    len.push((v % 128) | 0x80);
+  }
+  return Buffer.concat([Buffer.from([0x1a, ...len]), Buffer.alloc(n, 0x78)]);
+}
+
+test('a valid 70 MB record (over the reader\'s per-read limit) is reported with file and offset and skipped; later scalars arrive', async () => {
+  const dir = path.join(tmp, 'huge');
+  await fsp.mkdir(dir);
+  const full = readFileSync(path.join(FIX, MAIN));
+  const records = scanRecords(full).records;
+  const at = records[3].offset;
+  const huge = frameRecord(bigEvent(70 << 20));
+  assert.equal(scanRecords(huge).records.length, 1, 'the big record is well framed');
+  const file = path.join(dir, 'events.out.tfevents.6.host.1.0');
+  await fsp.writeFile(file, Buffer.concat([full.subarray(0, at), huge, full.subarray(at)]));
+  const folder = new TfEventsFolder(dir);
+  const got: RunScalar[] = [];
+  const problems: TfEventsProblem[] = [];
+  // Each poll reads at most 64 MB; a few polls must get through the whole file.
+  for (let i = 0; i < 4; i++) {
+    const r = await folder.poll();
+    got.push(...r.scalars);
+    problems.push(...r.problems);
+  }
+  assert.equal(problems.length, 1, JSON.stringify(problems));
+  assert.equal(problems[0].file, file);
+  assert.equal(problems[0].offset, at);
+  assert.match(formatProblem(problems[0]), new RegExp(`at byte ${at}: record of ${huge.length - 16} bytes is larger than the reader's limit`));
+  assertSameScalars(got, EXPECTED.scalars.filter((s) => s.file === MAIN).map((s) => ({ ...s, run: '.', file: path.basename(file) })));
+});
+
+test('a record declaring 900 MB is reported with file and offset at once, not waited for silently', async () => {
+  const dir = path.join(tmp, 'declared');
+  await fsp.mkdir(dir);
+  const full = readFileSync(path.join(FIX, MAIN));
+  const header = Buffer.alloc(12);
+  header.writeBigUInt64LE(900_000_000n, 0);
+  header.writeUInt32LE(maskedCrc32c(header, 0, 8), 8);
+  const file = path.join(dir, 'events.out.tfevents.7.host.1.0');
+  await fsp.writeFile(file, Buffer.concat([full, header, Buffer.alloc(1000, 7)]));
+  const folder = new TfEventsFolder(dir);
+  const r = await folder.poll();
+  assert.equal(r.problems.length, 1, JSON.stringify(r.problems));
+  assert.equal(r.problems[0].file, file);
+  assert.equal(r.problems[0].offset, full.length);
+  assert.match(r.problems[0].message, /record of 900000000 bytes is larger than the reader's limit/);
+  assert.equal(r.scalars.length, EXPECTED.scalars.filter((s) => s.file === MAIN).length);
+  assert.deepEqual(await folder.poll(), { scalars: [], problems: [] }, 'reported once');
+});
+
