@@ -284,6 +284,26 @@ describe('training dashboard in headless Chromium', { skip: skipBrowser }, () =>
     // run_a, run_a/rank1 and live write train/loss.
     assert.deepEqual(loss!.labels.filter((l) => !l.endsWith('(raw)')).sort(), ['tfevents / live', 'tfevents / run_a', 'tfevents / run_a/rank1']);
     assert.deepEqual(await page.locator('.chart-group').allTextContents(), ['eval', 'train']);
+    // Every TensorBoard run has a legend entry whose swatch has its line's colour.
+    const legend = await page.locator('#legend .legend-item').evaluateAll((items) =>
+      items.map((i) => ({ label: i.textContent ?? '', color: getComputedStyle(i.querySelector('i')!).backgroundColor })),
+    );
+    // A string, not a function: tsx would wrap inner helpers in __name, which the page lacks.
+    const lineColors: Record<string, string> = await page.evaluate(`(() => {
+      const probe = document.body.appendChild(document.createElement('i'));
+      const u = globalThis.__vitLensCharts.get('tf:train/loss').plot;
+      const out = {};
+      u.series.slice(1).forEach((s, i) => {
+        if (String(s.label).endsWith('(raw)')) return;
+        probe.style.background = typeof s.stroke === 'function' ? s.stroke(u, i + 1) : s.stroke;
+        out[s.label] = getComputedStyle(probe).backgroundColor;
+      });
+      probe.remove();
+      return out;
+    })()`);
+    assert.deepEqual(legend.map((l) => l.label).sort(), ['tfevents / live', 'tfevents / run_a', 'tfevents / run_a/rank1']);
+    assert.equal(new Set(legend.map((l) => l.color)).size, 3, `legend colours: ${JSON.stringify(legend)}`);
+    for (const l of legend) assert.equal(l.color, lineColors[l.label], `${l.label}: ${JSON.stringify(lineColors)}`);
     assert.match((await page.locator('#notices').textContent())!, /No TensorBoard event files with scalars in .*vit-lens-tf-empty-.* yet/);
     assert.equal(await page.locator('#axis-epoch').isDisabled(), true);
     await page.screenshot({ path: path.join(OUT, 'dashboard-tfevents.png'), fullPage: true });
