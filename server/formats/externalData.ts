@@ -6,6 +6,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { fileKind } from '../util/regularFile';
 
 export interface ExternalDataRef {
   tensor: string;
@@ -49,7 +50,7 @@ export class ExternalDataReader {
       const st = fs.fstatSync(fd);
       if (!st.isFile()) throw this.error(`external data ${file} of tensor "${tensor}" is not a regular file (${fileKind(st)})`);
       const offset = byteCount(ref.offset, 0);
-      const length = byteCount(ref.length, st.size - offset);
+      const length = offset === undefined ? undefined : byteCount(ref.length, st.size - offset);
       if (offset === undefined || length === undefined) {
         throw this.error(`tensor "${tensor}" has an invalid external data offset "${ref.offset}" or length "${ref.length}"`);
       }
@@ -83,13 +84,4 @@ function byteCount(text: string | undefined, fallback: number): number | undefin
   if (text === undefined) return fallback;
   const n = Number(text);
   return /^\d+$/.test(text.trim()) && Number.isSafeInteger(n) ? n : undefined;
-}
-
-/** What a non-regular file is, for messages. */
-export function fileKind(st: fs.Stats): string {
-  if (st.isDirectory()) return 'a folder';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
-  if (st.isSocket()) return 'a socket';
-  return 'an unknown kind of file';
 }
