@@ -16,7 +16,7 @@ import { COLORMAPS, Colormap } from './explain/colormaps';
 import type { ProgressEvent } from './model/modelSource';
 import type { HeadFusion } from './explain/rollout';
 import type { ModelInfo, Prediction } from './protocol';
-import { commandLineArgs, fsPath } from './util/fileNames';
+import { commandLineArgs, displayPath, fsPath } from './util/fileNames';
 
 const USAGE = `Usage:
   vit-lens classify IMAGE... [--model MODEL] [--top-k 5] [--json]
@@ -193,7 +193,7 @@ async function main(argv: string[]): Promise<number> {
       if (json) {
         process.stdout.write(JSON.stringify(failures.length ? { results, failures } : { results }) + '\n');
       } else {
-        for (const r of results) process.stdout.write(`${r.image}\n${formatPredictions(r.predictions)}\n`);
+        for (const r of results) process.stdout.write(`${displayPath(r.image)}\n${formatPredictions(r.predictions)}\n`);
       }
       return failures.length ? 1 : 0;
     }

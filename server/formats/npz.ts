@@ -71,7 +71,7 @@ function checkDeclaredSizes(file: string, entries: Entry[]): void {
     if (e.uncompressedSize > MAX_ARRAY_BYTES) {
       throw new Error(
         `${file}: array "${stripNpy(e.fileName)}" (member "${e.fileName}") declares ${formatBytes(e.uncompressedSize)} uncompressed from ` +
-          `${formatBytes(e.compressedSize)}, over the ${formatBytes(MAX_ARRAY_BYTES)} limit for one array; not inflated (a zip bomb?)`,
+          `${formatBytes(e.compressedSize)}, over the ${MAX_ARRAY_BYTES / 2 ** 30} GiB limit for one array; not inflated (a zip bomb?)`,
       );
     }
     total += e.uncompressedSize;
