@@ -243,7 +243,7 @@ function zipBomb(file: string, member: string, shape: number[], zeroBytes: numbe
 async function greyPngs(folder: string, count: number, side: number): Promise<void> {
   fs.mkdirSync(folder, { recursive: true });
   const first = path.join(folder, 'grey-0.png');
-  await sharp({ create: { width: side, height: side, channels: 1, background: { r: 128, g: 128, b: 128 } }, limitInputPixels: false })
+  await sharp({ create: { width: side, height: side, channels: 3, background: { r: 128, g: 128, b: 128 } }, limitInputPixels: false })
     .toColourspace('b-w')
     .png({ compressionLevel: 9 })
     .toFile(first);
