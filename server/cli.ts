@@ -211,7 +211,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(JSON.stringify(doc) + '\n');
     } else {
       const what = r.method === 'rollout' ? `attention rollout (${headFusion ?? 'mean'} fusion, discard ${discardRatio ?? 0.9})` : `layer ${r.layer} attention, head ${r.head}`;
-      process.stdout.write(`${r.image}\n${formatPredictions(r.predictions)}\n${what}:\n${textHeatmap(r.map.grid, r.map.values)}\n`);
+      process.stdout.write(`${displayPath(r.image)}\n${formatPredictions(r.predictions)}\n${what}:\n${textHeatmap(r.map.grid, r.map.values)}\n`);
       if (o.out) process.stdout.write(`overlay written to ${o.out}\n`);
     }
     return 0;

@@ -44,8 +44,14 @@ export class ExternalDataReader {
     if (!inside(this.folderReal, real)) {
       throw this.error(`external data ${file} of tensor "${tensor}" is a link to ${real}, outside the model folder ${this.folderReal}; refusing to read it`);
     }
-    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
-    const fd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    let fd: number;
+    try {
+      // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+      // O_NOFOLLOW: `real` has no links left; one put there since is not followed.
+      fd = fs.openSync(real, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOFOLLOW ?? 0));
+    } catch (e) {
+      throw this.error(`external data ${file} (tensor "${tensor}") cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
     try {
       const st = fs.fstatSync(fd);
       if (!st.isFile()) throw this.error(`external data ${file} of tensor "${tensor}" is not a regular file (${fileKind(st)})`);
