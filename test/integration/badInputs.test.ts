@@ -161,7 +161,7 @@ const ROWS: BadInput[] = [
 
   // ---- memory: decoding huge images (server/engine.ts decode budget) ----
   {
-    name: 'classify-folder: 8 grey PNGs of 13000×13000 (≈170 KB each) decode within a megapixel budget',
+    name: 'classify-folder: 8 grey PNGs of 13000×13000 (190 KB each) decode within a megapixel budget',
     make: async (dir) => {
       await greyPngs(path.join(dir, 'big'), 8, 13000);
       return ['classify-folder', path.join(dir, 'big'), '--out', path.join(dir, 'out')];
