@@ -9,6 +9,7 @@ import type { ClassifyFolderResult, FolderPrediction, Prediction } from './proto
 import { folderLabels, sameLabel } from './folderLabels';
 import { IMAGE_EXTENSIONS, listImages, SkippedFile } from './train/datasetFolder';
 import { writeFileAtomic } from './util/atomicFile';
+import { displayPath, fsPath, hasRawBytes } from './util/fileNames';
 
 export interface BatchResult {
   results: { image: string; predictions: Prediction[] }[];
@@ -41,10 +42,13 @@ export async function listFolderImages(root: string): Promise<string[]> {
 export async function classifyFolder(folder: string, opts: ClassifyFolderOptions): Promise<ClassifyFolderResult> {
   const root = path.resolve(folder);
   const outDir = path.resolve(opts.outDir ?? root);
-  const st = await fs.stat(root).catch(() => undefined);
-  if (!st?.isDirectory()) throw new Error(`${root}: ${st ? 'not a folder' : 'folder does not exist'}`);
+  const st = await fs.stat(fsPath(root)).catch(() => undefined);
+  if (!st?.isDirectory()) throw new Error(`${displayPath(root)}: ${st ? 'not a folder' : 'folder does not exist'}`);
+  if (hasRawBytes(outDir)) {
+    throw new Error(`${displayPath(outDir)}: the output folder's name is not valid UTF-8; give --out a folder whose name is`);
+  }
   const rel = await listFolderImages(root);
-  if (rel.length === 0) throw new Error(`${root}: no images found (looked for ${IMAGE_EXTENSIONS.join(' ')} in any case, in all sub-folders)`);
+  if (rel.length === 0) throw new Error(`${displayPath(root)}: no images found (looked for ${IMAGE_EXTENSIONS.join(' ')} in any case, in all sub-folders)`);
   const labels = folderLabels(rel);
   const labelOf = new Map(rel.map((r, i) => [r, labels[i]]));
   const total = rel.length;

@@ -16,6 +16,7 @@ import { COLORMAPS, Colormap } from './explain/colormaps';
 import type { ProgressEvent } from './model/modelSource';
 import type { HeadFusion } from './explain/rollout';
 import type { ModelInfo, Prediction } from './protocol';
+import { commandLineArgs, displayPath, fsPath } from './util/fileNames';
 
 const USAGE = `Usage:
   vit-lens classify IMAGE... [--model MODEL] [--top-k 5] [--json]
@@ -155,7 +156,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (!['classify', 'classify-folder', 'explain', 'info'].includes(command)) throw new UsageError(`unknown command "${command}"`);
   // `classify DIR` means the folder form.
-  const folderMode = command === 'classify-folder' || (command === 'classify' && rest.length === 1 && (await fs.stat(rest[0]).catch(() => undefined))?.isDirectory() === true);
+  const folderMode = command === 'classify-folder' || (command === 'classify' && rest.length === 1 && (await fs.stat(fsPath(rest[0])).catch(() => undefined))?.isDirectory() === true);
   if (command === 'classify-folder' && rest.length !== 1) throw new UsageError('classify-folder needs exactly one DIR');
   if (o.out && command !== 'explain' && !folderMode) throw new UsageError('--out is for explain and classify-folder');
   const model = o.model ?? process.env.VIT_LENS_MODEL ?? builtInModel();
@@ -192,7 +193,7 @@ async function main(argv: string[]): Promise<number> {
       if (json) {
         process.stdout.write(JSON.stringify(failures.length ? { results, failures } : { results }) + '\n');
       } else {
-        for (const r of results) process.stdout.write(`${r.image}\n${formatPredictions(r.predictions)}\n`);
+        for (const r of results) process.stdout.write(`${displayPath(r.image)}\n${formatPredictions(r.predictions)}\n`);
       }
       return failures.length ? 1 : 0;
     }
@@ -210,7 +211,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(JSON.stringify(doc) + '\n');
     } else {
       const what = r.method === 'rollout' ? `attention rollout (${headFusion ?? 'mean'} fusion, discard ${discardRatio ?? 0.9})` : `layer ${r.layer} attention, head ${r.head}`;
-      process.stdout.write(`${r.image}\n${formatPredictions(r.predictions)}\n${what}:\n${textHeatmap(r.map.grid, r.map.values)}\n`);
+      process.stdout.write(`${displayPath(r.image)}\n${formatPredictions(r.predictions)}\n${what}:\n${textHeatmap(r.map.grid, r.map.values)}\n`);
       if (o.out) process.stdout.write(`overlay written to ${o.out}\n`);
     }
     return 0;
@@ -262,7 +263,7 @@ async function runClassifyFolder(engine: Engine, info: ModelInfo, dir: string, o
   }
 }
 
-main(process.argv.slice(2)).then(
+main(commandLineArgs()).then(
   (code) => process.exit(code),
   (e: unknown) => {
     if (e instanceof UsageError || (e instanceof Error && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS'))) {

@@ -7,12 +7,13 @@
  * Only datasetFolder (and its rng) are imported from server/train: the worker bundle must not pull
  * in TensorFlow.js.
  */
-import { promises as fs } from 'fs';
 import sharp from 'sharp';
 import { decodeBmp, isBmp } from './formats/bmp';
-import { MAX_IMAGE_PIXELS } from './preprocess';
+import { ImageError, MAX_IMAGE_PIXELS, readImageBytes } from './preprocess';
 import type { ScanDatasetParams, ScanDatasetResult } from './protocol';
 import { classCoverageWarnings, Sample, scanDataset } from './train/datasetFolder';
+import { hasRawBytes } from './util/fileNames';
+import { openRegularFile, readRange, UnreadableFileError } from './util/regularFile';
 
 /** Header reads are I/O bound; a few in flight keep a local disk busy without flooding a network share. */
 const CONCURRENCY = 16;
@@ -81,24 +82,24 @@ async function checkHeaders(files: string[], signal: AbortSignal, onDone: (done:
 export async function headerProblem(file: string): Promise<string | undefined> {
   let head: Buffer;
   try {
-    const h = await fs.open(file, 'r');
+    const { handle, size } = await openRegularFile(file);
     try {
-      const { buffer, bytesRead } = await h.read(Buffer.alloc(32), 0, 32, 0);
-      head = buffer.subarray(0, bytesRead);
+      head = await readRange(handle, 0, Math.min(32, size));
     } finally {
-      await h.close();
+      await handle.close();
     }
   } catch (e) {
-    return `cannot read file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+    return e instanceof UnreadableFileError ? e.problem : `cannot read file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
   }
   if (head.length === 0) return 'file is empty (0 bytes)';
   try {
     let width: number;
     let height: number;
     if (isBmp(head)) {
-      ({ width, height } = decodeBmp(await fs.readFile(file), () => undefined));
+      ({ width, height } = decodeBmp(await readImageBytes(file), () => undefined));
     } else {
-      const meta = await sharp(file, { limitInputPixels: false }).metadata();
+      // sharp opens a path itself, which cannot carry a name that is not UTF-8: then it gets the bytes.
+      const meta = await sharp(hasRawBytes(file) ? await readImageBytes(file) : file, { limitInputPixels: false }).metadata();
       width = meta.width ?? 0;
       height = meta.height ?? 0;
     }
@@ -106,6 +107,7 @@ export async function headerProblem(file: string): Promise<string | undefined> {
     if (width * height > MAX_IMAGE_PIXELS) return `image is ${width}×${height}, over the ${(MAX_IMAGE_PIXELS / 1e6).toFixed(0)}-megapixel limit`;
     return undefined;
   } catch (e) {
+    if (e instanceof ImageError) return e.problem;
     const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0].replace(/^Input (buffer|file) /, '');
     return `not a readable image (${msg})`;
   }

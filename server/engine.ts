@@ -4,7 +4,8 @@
  */
 import { promises as fs } from 'fs';
 import type * as ort from 'onnxruntime-node';
-import { decodeImageFile, DecodedImage, resizeForModel, toPixelValues } from './preprocess';
+import { Semaphore } from 'async-mutex';
+import { decodeImageFile, DecodedImage, peekImageSize, resizeForModel, toPixelValues } from './preprocess';
 import { ProviderPreference, softmax, VitSession } from './inference';
 import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource';
 import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
@@ -12,12 +13,29 @@ import { renderOverlayPng } from './explain/overlay';
 import { Colormap, COLORMAPS } from './explain/colormaps';
 import { HEAD_FUSIONS } from './model/onnxBuilder';
 import type { ModelInfo, Prediction } from './protocol';
+import { fsPath } from './util/fileNames';
 
 export interface EngineOptions {
   provider?: ProviderPreference;
   threads?: number;
   cacheDir?: string;
   offline?: boolean;
+  /** Megapixels of images decoded at once (default DEFAULT_DECODE_BUDGET_MP, or $VIT_LENS_DECODE_BUDGET_MP). */
+  decodeBudgetMegapixels?: number;
+}
+
+/** ≈ 400 MB of decoded 8-bit RGB: eight 16-megapixel photos at once; a bigger image decodes alone. */
+export const DEFAULT_DECODE_BUDGET_MP = 128;
+
+function decodeBudgetFromEnv(): number {
+  const env = process.env.VIT_LENS_DECODE_BUDGET_MP;
+  const n = env === undefined ? NaN : Number(env);
+  return Number.isInteger(n) && n >= 1 ? n : DEFAULT_DECODE_BUDGET_MP;
+}
+
+/** An image's share of the decode budget: its megapixels, or all of it when the header could not be read. */
+function budgetWeight(size: { width: number; height: number } | undefined, budget: number): number {
+  return size ? Math.min(budget, Math.max(1, Math.ceil((size.width * size.height) / 1e6))) : budget;
 }
 
 export interface ClassifiedImage {
@@ -80,7 +98,18 @@ export class Engine {
   /** The last explained image's attention maps, so changing fusion/discard/layer does not rerun the model. */
   private lastRun: AttentionRun | undefined;
 
-  constructor(private readonly options: EngineOptions = {}) {}
+  /**
+   * Full-size decodes in flight, weighted by megapixels: a batch of small photos decodes in
+   * parallel, huge images one or a few at a time (8 grey 13000×13000 PNGs of 190 KB each, decoded
+   * together, peaked at 4.1 GB).
+   */
+  private readonly decodeBudgetMp: number;
+  private readonly decodeBudget: Semaphore;
+
+  constructor(private readonly options: EngineOptions = {}) {
+    this.decodeBudgetMp = options.decodeBudgetMegapixels ?? decodeBudgetFromEnv();
+    this.decodeBudget = new Semaphore(this.decodeBudgetMp);
+  }
 
   get isLoaded(): boolean {
     return this.loaded !== undefined;
@@ -138,11 +167,11 @@ export class Engine {
     for (let start = 0; start < files.length; start += CLASSIFY_BATCH) {
       signal?.throwIfAborted();
       const chunk = files.slice(start, start + CLASSIFY_BATCH);
-      const prepared = await Promise.all(chunk.map((f) => this.prepare(f).catch((e: Error) => e)));
+      const prepared = await Promise.all(chunk.map((f) => this.preparePixels(f).catch((e: Error) => e)));
       const ok: { file: string; pixels: Float32Array }[] = [];
       prepared.forEach((p, i) => {
         if (p instanceof Error) failures.push({ image: chunk[i], error: p.message });
-        else ok.push({ file: chunk[i], pixels: p.pixels });
+        else ok.push({ file: chunk[i], pixels: p });
       });
       if (ok.length === 0) continue;
       const out = await this.runBatch(ok.map((o) => o.pixels));
@@ -212,9 +241,17 @@ export class Engine {
   }
 
   private async prepare(file: string): Promise<{ image: DecodedImage; pixels: Float32Array }> {
-    const image = await decodeImageFile(file);
-    const cfg = this.require().resolved.preprocess;
-    return { image, pixels: toPixelValues(await resizeForModel(image, cfg), cfg) };
+    const size = await peekImageSize(file);
+    return this.decodeBudget.runExclusive(async () => {
+      const image = await decodeImageFile(file);
+      const cfg = this.require().resolved.preprocess;
+      return { image, pixels: toPixelValues(await resizeForModel(image, cfg), cfg) };
+    }, budgetWeight(size, this.decodeBudgetMp));
+  }
+
+  /** Model input for one file; the full-size decode is dropped as soon as it is resized. */
+  private async preparePixels(file: string): Promise<Float32Array> {
+    return (await this.prepare(file)).pixels;
   }
 
   private async runBatch(pixels: Float32Array[], extra: readonly string[] = []) {
@@ -229,7 +266,7 @@ export class Engine {
   /** Run the model on one image fetching the attention maps `need` asks for, reusing the last run when it has them. */
   private async attentionRun(file: string, need: 'fused' | 'heads', signal?: AbortSignal): Promise<AttentionRun> {
     const m = this.require().resolved;
-    const stat = await fs.stat(file).catch(() => undefined);
+    const stat = await fs.stat(fsPath(file)).catch(() => undefined);
     const key = `${m.spec}\0${file}\0${stat?.mtimeMs}\0${stat?.size}`;
     const last = this.lastRun?.key === key ? this.lastRun : undefined;
     if (last && (need === 'heads' ? last.heads : last.fused)) return last;

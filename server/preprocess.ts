@@ -12,6 +12,8 @@ import * as path from 'path';
 import sharp, { type KernelEnum, type Metadata } from 'sharp';
 import { decodeBmp, isBmp } from './formats/bmp';
 import type { PreprocessInfo } from './protocol';
+import { displayPath } from './util/fileNames';
+import { formatBytes, openRegularFile, readRange, readRegularFile, ReadLimit, UnreadableFileError } from './util/regularFile';
 
 /** PIL's resampling filter codes, as stored in `preprocessor_config.json` ("resample"). */
 const PIL_FILTERS: Record<number, keyof KernelEnum> = {
@@ -95,21 +97,67 @@ export interface DecodedImage {
 
 /** An error about one input file; the message always starts with the file name. */
 export class ImageError extends Error {
-  constructor(readonly file: string, problem: string) {
-    super(`${file}: ${problem}`);
+  constructor(readonly file: string, readonly problem: string) {
+    super(`${displayPath(file)}: ${problem}`);
     this.name = 'ImageError';
   }
 }
 
-export async function decodeImageFile(file: string): Promise<DecodedImage> {
-  let bytes: Buffer;
+/**
+ * The most bytes an image file within MAX_IMAGE_PIXELS can need: 16-bit RGBA stored uncompressed
+ * (8 bytes a pixel, as TIFF allows) plus 64 MiB of metadata. A larger file is refused unread.
+ */
+export const MAX_IMAGE_FILE_BYTES = MAX_IMAGE_PIXELS * 8 + (64 << 20);
+
+const IMAGE_READ_LIMIT: ReadLimit = {
+  maxBytes: MAX_IMAGE_FILE_BYTES,
+  tooLarge: (size) =>
+    `file is ${formatBytes(size)}, more than any image within the ${(MAX_IMAGE_PIXELS / 1e6).toFixed(0)}-megapixel limit needs ` +
+    `(${formatBytes(MAX_IMAGE_FILE_BYTES)}: 16-bit RGBA uncompressed, plus metadata); not read`,
+};
+
+/** An image file's bytes: a regular file (after links) no larger than MAX_IMAGE_FILE_BYTES. */
+export async function readImageBytes(file: string): Promise<Buffer> {
   try {
-    bytes = await fs.readFile(file);
+    return await readRegularFile(file, IMAGE_READ_LIMIT);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ImageError(file, code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a folder, not an image' : `cannot read file (${(e as Error).message})`);
+    throw imageReadError(file, e);
   }
-  return decodeImage(bytes, file);
+}
+
+export async function decodeImageFile(file: string): Promise<DecodedImage> {
+  return decodeImage(await readImageBytes(file), file);
+}
+
+/**
+ * Width and height from the start of the file only (the first 256 KB, where every format we read
+ * keeps them, unless a JPEG carries huge metadata), without decoding; undefined when they cannot be
+ * told that way. For budgeting memory before a decode, which does the real checks.
+ */
+export async function peekImageSize(file: string): Promise<{ width: number; height: number } | undefined> {
+  try {
+    const { handle, size } = await openRegularFile(file);
+    let head: Buffer;
+    try {
+      head = await readRange(handle, 0, Math.min(size, 256 << 10));
+    } finally {
+      await handle.close();
+    }
+    if (isBmp(head)) return { width: Math.abs(head.readInt32LE(18)), height: Math.abs(head.readInt32LE(22)) };
+    const meta = await sharp(head, { limitInputPixels: false }).metadata();
+    return meta.width && meta.height ? { width: meta.width, height: meta.height } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function imageReadError(file: string, e: unknown): ImageError {
+  if (!(e instanceof UnreadableFileError)) return new ImageError(file, `cannot read file (${(e as Error).message})`);
+  if (e.code === 'ENOENT' && file.includes('\uFFFD')) {
+    // What Node makes of a name that is not UTF-8 where the raw bytes could not be recovered.
+    return new ImageError(file, 'file not found (the name contains U+FFFD, the replacement for bytes that are not valid UTF-8)');
+  }
+  return new ImageError(file, e.code === 'EISDIR' || e.problem.startsWith('is a folder') ? 'is a folder, not an image' : e.problem);
 }
 
 export async function decodeImage(bytes: Buffer, file: string): Promise<DecodedImage> {

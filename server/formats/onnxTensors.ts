@@ -2,40 +2,25 @@
  * ONNX initializer data as our Tensor: raw_data (little-endian), float_data/double_data, int32_data
  * (fp16), and external data files next to the model.
  */
-import { readFileSync } from 'fs';
-import * as path from 'path';
 import { onnx } from 'onnx-proto';
 import { toNumber } from '../model/attentionTap';
 import { numel, Tensor } from '../model/tensor';
+import { ExternalDataReader } from './externalData';
 
 type TensorProto = onnx.ITensorProto;
 const DT = onnx.TensorProto.DataType;
 
 export class TensorReader {
-  private readonly files = new Map<string, Buffer>();
-  constructor(private readonly dir: string, private readonly file: string) {}
+  private readonly external: ExternalDataReader;
+  constructor(dir: string, private readonly file: string) {
+    this.external = new ExternalDataReader(dir, file);
+  }
 
   read(t: TensorProto): Tensor {
     if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
       const entry = (key: string) => t.externalData?.find((e) => e.key === key)?.value ?? undefined;
-      const location = entry('location');
-      if (!location) throw new Error(`${this.file}: tensor "${t.name}" is marked as external data but names no file`);
-      const full = path.resolve(this.dir, location);
-      const rel = path.relative(path.resolve(this.dir), full);
-      if (rel.startsWith('..') || path.isAbsolute(rel)) throw new Error(`${this.file}: external data "${location}" of tensor "${t.name}" lies outside the model folder`);
-      let data = this.files.get(full);
-      if (!data) {
-        try {
-          data = readFileSync(full);
-        } catch {
-          throw new Error(`${this.file}: its weights are in external data, but ${full} (tensor "${t.name}") cannot be read`);
-        }
-        this.files.set(full, data);
-      }
-      const offset = Number(entry('offset') ?? 0);
-      const length = entry('length') !== undefined ? Number(entry('length')) : data.length - offset;
-      if (offset + length > data.length) throw new Error(`${this.file}: tensor "${t.name}" reads past the end of ${full}`);
-      return TensorReader.inline({ ...t, rawData: data.subarray(offset, offset + length), dataLocation: onnx.TensorProto.DataLocation.DEFAULT }, this.file);
+      const rawData = this.external.read({ tensor: t.name ?? '', location: entry('location'), offset: entry('offset'), length: entry('length') });
+      return TensorReader.inline({ ...t, rawData, dataLocation: onnx.TensorProto.DataLocation.DEFAULT }, this.file);
     }
     return TensorReader.inline(t, this.file);
   }

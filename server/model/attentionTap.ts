@@ -13,9 +13,8 @@
  * [N*H, T, T] (rank 3); Hugging Face and timm keep [N, H, T, T] (rank 4). `numHeads` is inferred from the
  * graph when it can be; when it is undefined, derive it at run time from a rank-3 output as dim0 / N.
  */
-import * as fs from 'fs';
-import * as path from 'path';
 import { onnx } from 'onnx-proto';
+import { ExternalDataReader } from '../formats/externalData';
 
 export interface TapInfo {
   inputName: string;
@@ -432,32 +431,18 @@ function inlineExternalData(model: Model, modelDir: string | undefined): boolean
   const external = tensors.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
   if (external.length === 0) return false;
 
-  const files = new Map<string, Buffer>();
+  if (!modelDir) {
+    const location = external[0].externalData?.find((e) => e.key === 'location')?.value;
+    throw new Error(`ONNX model stores its weights in external data ("${location}", expected next to the .onnx file); open the model from its file so that data can be found`);
+  }
+  const reader = new ExternalDataReader(modelDir, 'ONNX model');
   let total = 0;
   for (const t of external) {
     const entry = (key: string) => t.externalData?.find((e) => e.key === key)?.value ?? undefined;
-    const location = entry('location');
-    if (!location) throw new Error(`ONNX model: tensor "${t.name}" is marked as external data but names no file`);
-    if (!modelDir) {
-      throw new Error(`ONNX model stores its weights in external data ("${location}", expected next to the .onnx file); open the model from its file so that data can be found`);
-    }
-    const file = path.resolve(modelDir, location);
-    const rel = path.relative(path.resolve(modelDir), file);
-    if (rel.startsWith('..') || path.isAbsolute(rel)) {
-      throw new Error(`ONNX model: external data "${location}" of tensor "${t.name}" lies outside the model folder ${modelDir}`);
-    }
-    let data = files.get(file);
-    if (!data) {
-      if (!fs.existsSync(file)) throw new Error(`ONNX model stores its weights in external data, but ${file} (tensor "${t.name}") does not exist`);
-      data = fs.readFileSync(file);
-      files.set(file, data);
-    }
-    const offset = Number(entry('offset') ?? 0);
-    const length = entry('length') !== undefined ? Number(entry('length')) : data.length - offset;
-    if (offset + length > data.length) throw new Error(`ONNX model: tensor "${t.name}" reads past the end of ${file}`);
-    total += length;
+    const data = reader.read({ tensor: t.name ?? '', location: entry('location'), offset: entry('offset'), length: entry('length') });
+    total += data.length;
     if (total > MAX_PROTO_BYTES) throw new Error(`ONNX model's external data exceeds 2 GB, too large to load as one protobuf`);
-    t.rawData = data.subarray(offset, offset + length);
+    t.rawData = data;
     t.externalData = [];
     t.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
   }

@@ -6,6 +6,7 @@
  */
 import { promises as fs } from 'fs';
 import * as path from 'path';
+import { decodeFileName, fsPath } from '../util/fileNames';
 import { mixSeed, mulberry32, PURPOSE, shuffled } from './rng';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.bmp', '.tif', '.tiff'];
@@ -36,7 +37,7 @@ export class DatasetError extends Error {}
 export async function listImages(dir: string, skipped: SkippedFile[], seen: Set<string>): Promise<string[]> {
   let real: string;
   try {
-    real = await fs.realpath(dir);
+    real = await fs.realpath(fsPath(dir), 'buffer').then(decodeFileName);
   } catch (e) {
     skipped.push({ file: dir, reason: `cannot resolve (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` });
     return [];
@@ -46,34 +47,32 @@ export async function listImages(dir: string, skipped: SkippedFile[], seen: Set<
     return [];
   }
   seen.add(real);
-  let entries: import('fs').Dirent[];
+  let entries: { name: string; entry: import('fs').Dirent<Buffer> }[];
   try {
-    entries = await fs.readdir(dir, { withFileTypes: true });
+    // Names as bytes: a name that is not valid UTF-8 stays openable (util/fileNames).
+    entries = (await fs.readdir(fsPath(dir), { withFileTypes: true, encoding: 'buffer' })).map((entry) => ({ name: decodeFileName(entry.name), entry }));
   } catch (e) {
     skipped.push({ file: dir, reason: `cannot list folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` });
     return [];
   }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const out: string[] = [];
-  for (const e of entries) {
-    if (e.name.startsWith('.')) continue;
-    const full = path.join(dir, e.name);
-    let isDir = e.isDirectory();
-    let isFile = e.isFile();
+  for (const { name, entry: e } of entries) {
+    if (name.startsWith('.')) continue;
+    const full = path.join(dir, name);
+    let st: { isDirectory(): boolean; isFile(): boolean } = e;
     if (e.isSymbolicLink()) {
-      const st = await fs.stat(full).catch(() => undefined);
-      if (!st) {
+      const target = await fs.stat(fsPath(full)).catch(() => undefined);
+      if (!target) {
         skipped.push({ file: full, reason: 'broken symbolic link' });
         continue;
       }
-      isDir = st.isDirectory();
-      isFile = st.isFile();
+      st = target;
     }
-    if (isDir) out.push(...(await listImages(full, skipped, seen)));
-    else if (isFile) {
-      if (IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) out.push(full);
-      else skipped.push({ file: full, reason: `not an image (extension "${path.extname(e.name) || 'none'}")` });
-    }
+    if (st.isDirectory()) out.push(...(await listImages(full, skipped, seen)));
+    else if (!st.isFile()) skipped.push({ file: full, reason: 'not a regular file (a FIFO, device or socket); skipped' });
+    else if (IMAGE_EXTENSIONS.includes(path.extname(name).toLowerCase())) out.push(full);
+    else skipped.push({ file: full, reason: `not an image (extension "${path.extname(name) || 'none'}")` });
   }
   return out;
 }

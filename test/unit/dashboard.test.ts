@@ -286,7 +286,7 @@ describe('training dashboard in headless Chromium', { skip: skipBrowser }, () =>
     assert.deepEqual(await page.locator('.chart-group').allTextContents(), ['eval', 'train']);
     // Every TensorBoard run has a legend entry whose swatch has its line's colour.
     const legend = await page.locator('#legend .legend-item').evaluateAll((items) =>
-      items.map((i) => ({ label: i.textContent ?? '', color: getComputedStyle(i.querySelector('i')!).backgroundColor })),
+      items.map((i) => ({ label: i.textContent ?? '', color: (globalThis as any).getComputedStyle(i.querySelector('i')).backgroundColor as string })),
     );
     // A string, not a function: tsx would wrap inner helpers in __name, which the page lacks.
     const lineColors: Record<string, string> = await page.evaluate(`(() => {
