@@ -44,7 +44,7 @@ export function readSettings(): Settings {
   return {
     modelSetting: (trustedValue<string>(c, 'model') ?? '').trim(),
     topK: clamp(Math.round(c.get<number>('topK', 5)), 1, 100),
-    provider: provider === 'cuda' || provider === 'cpu' ? provider : 'auto',
+    provider: provider === 'webgpu' || provider === 'cuda' || provider === 'cpu' ? provider : 'auto',
     headFusion: HEAD_FUSIONS.includes(headFusion as HeadFusion) ? (headFusion as HeadFusion) : 'mean',
     discardRatio: clamp(c.get<number>('rollout.discardRatio', 0.9), 0, 0.99),
     opacity: clamp(c.get<number>('overlay.opacity', 0.5), 0, 1),

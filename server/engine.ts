@@ -5,7 +5,9 @@
 import { promises as fs } from 'fs';
 import type * as ort from 'onnxruntime-node';
 import { decodeImageFile, DecodedImage, resizeForModel, toPixelValues } from './preprocess';
-import { ProviderPreference, softmax, VitSession } from './inference';
+import { ProviderBackend, Provider, ProviderPreference, softmax, VitSession } from './inference';
+import { defaultCacheDir } from './model/hub';
+import * as path from 'path';
 import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource';
 import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
 import { renderOverlayPng } from './explain/overlay';
@@ -18,6 +20,10 @@ export interface EngineOptions {
   threads?: number;
   cacheDir?: string;
   offline?: boolean;
+  /** Replaces the real execution providers (tests). */
+  backends?: Partial<Record<Provider, ProviderBackend>>;
+  /** Called once when the GPU failed during a run and the model moved to the CPU. */
+  onProviderFallback?: (note: string) => void;
 }
 
 export interface ClassifiedImage {
@@ -90,10 +96,18 @@ export class Engine {
     const resolved = await resolveModel(spec, { ...opts, cacheDir: this.options.cacheDir, offline: this.options.offline });
     opts.signal?.throwIfAborted();
     opts.onProgress?.({ stage: 'load', message: `Starting ONNX Runtime for ${resolved.name}` });
+    const [h, w] = resolved.preprocess.size;
     const session = await VitSession.create(
       resolved.onnx,
       { input: resolved.inputName, logits: resolved.logitsName },
-      { provider: opts.provider ?? this.options.provider, threads: this.options.threads },
+      {
+        provider: opts.provider ?? this.options.provider,
+        threads: this.options.threads,
+        backends: this.options.backends,
+        choiceCacheFile: path.join(this.options.cacheDir ?? defaultCacheDir(), 'provider-choice.json'),
+        timingInput: [1, 3, h, w],
+        onFallback: this.options.onProviderFallback,
+      },
     );
     // Only replace the current model once the new one is ready: a failed load keeps the old one.
     const previous = this.loaded;
@@ -111,6 +125,7 @@ export class Engine {
       spec: m.spec,
       kind: m.kind,
       provider: session.provider,
+      device: session.device,
       providerNote: session.providerNote,
       numClasses: m.labels.length,
       labels: m.labels,
