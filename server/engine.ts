@@ -12,7 +12,7 @@ import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource
 import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
 import { renderOverlayPng } from './explain/overlay';
 import { Colormap, COLORMAPS } from './explain/colormaps';
-import { HEAD_FUSIONS } from './model/onnxBuilder';
+import { Dtype, HEAD_FUSIONS } from './model/onnxBuilder';
 import type { ModelInfo, Prediction } from './protocol';
 
 export interface EngineOptions {
@@ -20,6 +20,8 @@ export interface EngineOptions {
   threads?: number;
   cacheDir?: string;
   offline?: boolean;
+  /** Weight precision for models built from weights (or the transformers.js variant); default fp32. */
+  dtype?: Dtype;
   /** Replaces the real execution providers (tests). */
   backends?: Partial<Record<Provider, ProviderBackend>>;
   /** Called once when the GPU failed during a run and the model moved to the CPU. */
@@ -92,8 +94,8 @@ export class Engine {
     return this.loaded !== undefined;
   }
 
-  async load(spec: string, opts: Pick<ResolveOptions, 'labelsFile' | 'signal' | 'onProgress'> & { provider?: ProviderPreference } = {}): Promise<ModelInfo> {
-    const resolved = await resolveModel(spec, { ...opts, cacheDir: this.options.cacheDir, offline: this.options.offline });
+  async load(spec: string, opts: Pick<ResolveOptions, 'labelsFile' | 'signal' | 'onProgress' | 'dtype'> & { provider?: ProviderPreference } = {}): Promise<ModelInfo> {
+    const resolved = await resolveModel(spec, { ...opts, dtype: opts.dtype ?? this.options.dtype, cacheDir: this.options.cacheDir, offline: this.options.offline });
     opts.signal?.throwIfAborted();
     opts.onProgress?.({ stage: 'load', message: `Starting ONNX Runtime for ${resolved.name}` });
     const [h, w] = resolved.preprocess.size;
@@ -127,6 +129,7 @@ export class Engine {
       provider: session.provider,
       device: session.device,
       providerNote: session.providerNote,
+      dtype: m.dtype,
       numClasses: m.labels.length,
       labels: m.labels,
       labelsFrom: m.labelsFrom,

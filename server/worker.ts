@@ -79,6 +79,7 @@ onRequest(LoadModelRequest, (params, signal, progress) =>
         const info = await engine.load(params.model, {
           labelsFile: params.labelsFile,
           provider: params.provider,
+          dtype: params.dtype,
           signal,
           onProgress: (p) => progress.report(p.fraction === undefined ? 0 : Math.round(p.fraction * 100), p.message),
         });

@@ -13,7 +13,7 @@ import * as path from 'path';
 import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../preprocess';
 import { loadGoogleNpz } from '../formats/googleNpz';
 import { archAndLabelsFromHfFolder, loadHfWeights } from '../formats/hfSafetensors';
-import { attentionOutputName, buildVitOnnx, BUILDER_VERSION, fusedAttentionOutputName, HEAD_FUSIONS } from './onnxBuilder';
+import { attentionOutputName, buildVitOnnx, BUILDER_VERSION, Dtype, fusedAttentionOutputName, HEAD_FUSIONS } from './onnxBuilder';
 import { outputClassCount, tapAttention } from './attentionTap';
 import { defaultCacheDir, downloadHubModel, isHubId } from './hub';
 import type { ViTArch } from './vitConfig';
@@ -48,6 +48,8 @@ export interface ResolvedModel {
   explainUnavailable?: string;
   /** Where our exporter's build of the weights is cached, and whether this load reused it. */
   build?: { file: string; reused: boolean };
+  /** The weights' precision: what --dtype asked for (built or a transformers.js variant file), or fp32. */
+  dtype: Dtype;
 }
 
 export interface ProgressEvent {
@@ -63,7 +65,12 @@ export interface ResolveOptions {
   offline?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: ProgressEvent) => void;
+  /** Weight precision for models built from weights, or the transformers.js onnx/ variant; default fp32. */
+  dtype?: Dtype;
 }
+
+/** transformers.js's file for each dtype in a hub folder's onnx/ (as on the hub). */
+export const TRANSFORMERS_JS_FILES: Record<Dtype, string> = { fp32: 'model.onnx', q8: 'model_quantized.onnx' };
 
 export async function resolveModel(spec: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
   const stat = await fs.stat(spec).catch(() => undefined);
@@ -80,6 +87,11 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
             fraction: p.total ? p.received / p.total : undefined,
           }),
       });
+      // transformers.js layout without weights: its variant file for this dtype, fetched on demand.
+      const variant = `onnx/${TRANSFORMERS_JS_FILES[opts.dtype ?? 'fp32']}`;
+      if (opts.dtype && opts.dtype !== 'fp32' && !(await exists(path.join(dir, 'model.safetensors')))) {
+        await downloadHubModel(spec, { cacheDir: opts.cacheDir, offline: opts.offline, signal: opts.signal, files: [variant] });
+      }
       const m = await resolveFolder(dir, spec, opts);
       return { ...m, kind: 'hub', name: spec };
     }
@@ -87,7 +99,10 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
   }
   if (stat.isDirectory()) return resolveFolder(spec, spec, opts);
   const ext = path.extname(spec).toLowerCase();
-  if (ext === '.onnx') return resolveOnnxFile(spec, opts);
+  if (ext === '.onnx') {
+    if (opts.dtype && opts.dtype !== 'fp32') throw new Error(`${spec}: --dtype ${opts.dtype} applies to models built from weights (safetensors, npz) or to a transformers.js folder's onnx/ variants, not to one .onnx file`);
+    return resolveOnnxFile(spec, opts);
+  }
   if (ext === '.npz') return resolveNpz(spec, opts);
   if (ext === '.safetensors') {
     const dir = path.dirname(spec);
@@ -101,7 +116,7 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
 
 async function resolveFolder(dir: string, spec: string, opts: ResolveOptions): Promise<ResolvedModel> {
   const safetensors = path.join(dir, 'model.safetensors');
-  const onnxFile = path.join(dir, 'onnx', 'model.onnx');
+  const onnxFile = path.join(dir, 'onnx', TRANSFORMERS_JS_FILES[opts.dtype ?? 'fp32']);
   const hasSafetensors = await exists(safetensors);
   const hasOnnx = await exists(onnxFile);
   if (!(await exists(path.join(dir, 'config.json')))) {
@@ -109,19 +124,19 @@ async function resolveFolder(dir: string, spec: string, opts: ResolveOptions): P
     throw new Error(`${dir}: not a model folder (no config.json; expected the Hugging Face layout)`);
   }
   if (!hasSafetensors && !hasOnnx) {
-    throw new Error(`${dir}: has config.json but neither model.safetensors nor onnx/model.onnx`);
+    throw new Error(`${dir}: has config.json but neither model.safetensors nor onnx/${path.basename(onnxFile)}`);
   }
   const { arch, labels: configLabels } = await archAndLabelsFromHfFolder(dir);
   // Prefer the weights: our own build of them has known attention outputs and exact fp32 weights,
   // whereas onnx/ in the transformers.js layout is whatever some exporter produced.
   if (!hasSafetensors) {
     // The ONNX reader finds this folder's config.json (labels) and preprocessor_config.json itself.
-    return { ...(await resolveOnnxFile(onnxFile, opts, spec)), kind: 'hf-folder', arch };
+    return { ...(await resolveOnnxFile(onnxFile, opts, spec)), kind: 'hf-folder', arch, dtype: opts.dtype ?? 'fp32' };
   }
   const labels = await chooseLabels(opts.labelsFile, configLabels, arch.numClasses, `${path.join(dir, 'config.json')} (id2label)`);
   const preprocess = await readPreprocessorConfig(dir, arch.imageSize);
   const built = await buildCached(safetensors, arch, () => loadHfWeights(safetensors, arch), opts);
-  return { ...builtModel(spec, 'hf-folder', built, arch), labels: labels.labels, labelsFrom: labels.from, preprocess };
+  return { ...builtModel(spec, 'hf-folder', built, arch, opts.dtype), labels: labels.labels, labelsFrom: labels.from, preprocess };
 }
 
 async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file): Promise<ResolvedModel> {
@@ -140,6 +155,7 @@ async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file):
   return {
     spec,
     kind: 'onnx',
+    dtype: 'fp32' as Dtype,
     name: path.basename(file),
     onnx: tapped,
     inputName: info.inputName,
@@ -162,10 +178,10 @@ async function resolveNpz(file: string, opts: ResolveOptions): Promise<ResolvedM
   const { arch } = await load();
   const built = await buildCached(file, arch, async () => (await load()).weights, opts);
   const labels = await chooseLabels(opts.labelsFile, undefined, arch.numClasses, '');
-  return { ...builtModel(file, 'npz', built, arch), labels: labels.labels, labelsFrom: labels.from, preprocess: defaultPreprocess(arch.imageSize) };
+  return { ...builtModel(file, 'npz', built, arch, opts.dtype), labels: labels.labels, labelsFrom: labels.from, preprocess: defaultPreprocess(arch.imageSize) };
 }
 
-function builtModel(spec: string, kind: ModelKind, built: { bytes: Uint8Array; file: string; reused: boolean }, arch: ViTArch) {
+function builtModel(spec: string, kind: ModelKind, built: { bytes: Uint8Array; file: string; reused: boolean }, arch: ViTArch, dtype: Dtype = 'fp32') {
   const layers = Array.from({ length: arch.numLayers }, (_, i) => i);
   return {
     spec,
@@ -181,6 +197,7 @@ function builtModel(spec: string, kind: ModelKind, built: { bytes: Uint8Array; f
     imageSize: arch.imageSize,
     arch,
     build: { file: built.file, reused: built.reused },
+    dtype,
   };
 }
 
@@ -195,12 +212,14 @@ async function buildCached(
   digest.update(`${BUILDER_VERSION}\n${JSON.stringify(arch)}\n`);
   digest.update(await hashFile(weightsFile, opts.signal));
   const key = digest.digest('hex').slice(0, 32);
-  const file = path.join(opts.cacheDir ?? defaultCacheDir(), 'built', `${key}.onnx`);
+  // fp32 keeps the file name it had before dtypes existed, so earlier builds stay valid.
+  const dtype = opts.dtype ?? 'fp32';
+  const file = path.join(opts.cacheDir ?? defaultCacheDir(), 'built', `${key}${dtype === 'fp32' ? '' : `.${dtype}`}.onnx`);
   const cached = await fs.readFile(file).catch(() => undefined);
   if (cached) return { bytes: cached, file, reused: true };
   opts.signal?.throwIfAborted();
   opts.onProgress?.({ stage: 'build', message: `Building ONNX graph from ${path.basename(weightsFile)}` });
-  const bytes = buildVitOnnx(arch, await loadWeights(), { producer: 'vit-lens' });
+  const bytes = buildVitOnnx(arch, await loadWeights(), { producer: 'vit-lens', dtype });
   opts.signal?.throwIfAborted();
   await writeFileAtomic(file, bytes);
   return { bytes, file, reused: false };

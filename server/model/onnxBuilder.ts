@@ -43,10 +43,25 @@ export const fusedAttentionOutputName = (fusion: (typeof HEAD_FUSIONS)[number], 
 const OPSET = 17; // first opset with LayerNormalization
 const IR_VERSION = 8;
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
+const INT8 = onnx.TensorProto.DataType.INT8;
+/** ONNX Runtime's contrib operators (DynamicQuantizeMatMul). */
+const MS_DOMAIN = 'com.microsoft';
 const INT64 = onnx.TensorProto.DataType.INT64;
+
+/**
+ * Weight precision of a built graph. q8: the blocks' linear layers (q, k, v, out, fc1, fc2, ~all of a
+ * ViT's FLOPs) as ORT's DynamicQuantizeMatMul: int8 weights, symmetric per output channel, and each
+ * activation quantized to uint8 at run time; everything else (patch conv, LayerNorm, attention
+ * scores and softmax, head) stays fp32, so the attention maps rollout reads are exact fp32.
+ */
+export const DTYPES = ['fp32', 'q8'] as const;
+export type Dtype = (typeof DTYPES)[number];
+/** Present on a graph built with a dtype other than fp32. */
+export const META_DTYPE = 'vit_lens.dtype';
 
 export interface BuildOptions {
   producer?: string;
+  dtype?: Dtype;
   /** Truncate after this many blocks (0 … numLayers): output only `hidden.{n}`. */
   hiddenAfter?: number;
 }
@@ -68,6 +83,7 @@ export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: BuildOptio
     throw new Error(`hiddenAfter ${cut} must be an integer between 0 and the model's ${arch.numLayers} layers`);
   }
 
+  const q8 = opts.dtype === 'q8';
   const g = new GraphBuilder(weights);
   const attentionOutputs: onnx.IValueInfoProto[] = [];
   const fusedOutputs: onnx.IValueInfoProto[] = [];
@@ -101,6 +117,10 @@ export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: BuildOptio
     const w = W.layer(i);
     const at = (s: string) => `layer${i}/${s}`;
     const linear = (name: string, input: string, weight: string, bias: string | undefined) => {
+      if (q8) {
+        const [wq, scale, zero] = g.weightQuantized(weight);
+        return g.node('DynamicQuantizeMatMul', at(name), [input, wq, scale, zero, ...(bias ? [g.weight(bias)] : [])], {}, at(name), MS_DOMAIN);
+      }
       const y = g.node('MatMul', at(name), [input, g.weightTransposed(weight)]);
       return bias ? g.node('Add', at(`${name}_bias`), [y, g.weight(bias)]) : y;
     };
@@ -147,7 +167,7 @@ export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: BuildOptio
     const used = new Set(g.nodes.flatMap((n) => n.input ?? []));
     return onnx.ModelProto.encode({
       irVersion: IR_VERSION,
-      opsetImport: [{ domain: '', version: OPSET }],
+      opsetImport: [{ domain: '', version: OPSET }, ...(q8 ? [{ domain: MS_DOMAIN, version: 1 }] : [])],
       producerName: opts.producer ?? 'vit-lens',
       producerVersion: BUILDER_VERSION,
       graph: {
@@ -177,7 +197,7 @@ export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: BuildOptio
 
   const model: onnx.IModelProto = {
     irVersion: IR_VERSION,
-    opsetImport: [{ domain: '', version: OPSET }],
+    opsetImport: [{ domain: '', version: OPSET }, ...(q8 ? [{ domain: MS_DOMAIN, version: 1 }] : [])],
     producerName: opts.producer ?? 'vit-lens',
     producerVersion: BUILDER_VERSION,
     graph: {
@@ -191,6 +211,7 @@ export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: BuildOptio
     metadataProps: [
       { key: META_ARCH, value: JSON.stringify(arch) },
       { key: META_BUILDER_VERSION, value: BUILDER_VERSION },
+      ...(opts.dtype && opts.dtype !== 'fp32' ? [{ key: META_DTYPE, value: opts.dtype }] : []),
     ],
   };
   // Peak memory is the caller's weights + the transposed copies (~all of a ViT's parameters) + the
@@ -224,9 +245,10 @@ class GraphBuilder {
 
   constructor(private readonly weights: WeightMap) {}
 
-  node(op: string, name: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputName = name): string {
+  node(op: string, name: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputName = name, domain?: string): string {
     this.nodes.push({
       opType: op,
+      ...(domain ? { domain } : {}),
       name,
       input: inputs,
       output: [outputName],
@@ -256,6 +278,30 @@ class GraphBuilder {
       const [rows, cols] = t.shape;
       return floatInitializer(stored, [cols, rows], transposeMatrix(t.data, rows, cols));
     });
+  }
+
+  /**
+   * A linear weight (out, in) as int8 (in, out) with one scale per output channel (max |w| / 127,
+   * symmetric, so the zero points are 0): [weight, scales, zero points].
+   */
+  weightQuantized(name: string): [string, string, string] {
+    const t = this.tensor(name);
+    const [rows, cols] = t.shape; // rows = out channels
+    const scales = new Float32Array(rows);
+    const q = new Int8Array(rows * cols);
+    for (let r = 0; r < rows; r++) {
+      let max = 0;
+      for (let c = 0; c < cols; c++) max = Math.max(max, Math.abs(t.data[r * cols + c]));
+      const scale = max > 0 ? max / 127 : 1;
+      scales[r] = scale;
+      // Stored transposed, (in, out), as MatMul's B.
+      for (let c = 0; c < cols; c++) q[c * rows + r] = Math.max(-127, Math.min(127, Math.round(t.data[r * cols + c] / scale)));
+    }
+    const [wq, sc, zp] = [`${name}.q8`, `${name}.q8_scale`, `${name}.q8_zero`];
+    this.addOnce(wq, () => ({ name: wq, dataType: INT8, dims: [cols, rows], rawData: new Uint8Array(q.buffer) }));
+    this.addOnce(sc, () => floatInitializer(sc, [rows], scales));
+    this.addOnce(zp, () => ({ name: zp, dataType: INT8, dims: [rows], rawData: new Uint8Array(rows) }));
+    return [wq, sc, zp];
   }
 
   float(name: string, value: number): string {
