@@ -46,8 +46,8 @@ export interface ModelInfo {
   device: string;
   /** Why it is not on the provider that was asked for, how `auto` chose, or why it left the GPU mid-session. */
   providerNote?: string;
-  /** Weight precision: fp32, or q8 (int8 weights, dynamically quantized activations). */
-  dtype: 'fp32' | 'q8';
+  /** Weight precision: fp32, fp16 (for GPUs) or q8 (int8 weights, dynamically quantized activations). */
+  dtype: 'fp32' | 'fp16' | 'q8';
   numClasses: number;
   labels: string[];
   labelsFrom: string;
@@ -77,7 +77,7 @@ export interface LoadModelParams extends WithProgress {
   model: string;
   labelsFile?: string;
   provider?: ProviderPreference;
-  dtype?: 'fp32' | 'q8';
+  dtype?: 'fp32' | 'fp16' | 'q8';
 }
 
 export interface ClassifyParams extends WithProgress {

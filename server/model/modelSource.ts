@@ -70,7 +70,7 @@ export interface ResolveOptions {
 }
 
 /** transformers.js's file for each dtype in a hub folder's onnx/ (as on the hub). */
-export const TRANSFORMERS_JS_FILES: Record<Dtype, string> = { fp32: 'model.onnx', q8: 'model_quantized.onnx' };
+export const TRANSFORMERS_JS_FILES: Record<Dtype, string> = { fp32: 'model.onnx', fp16: 'model_fp16.onnx', q8: 'model_quantized.onnx' };
 
 export async function resolveModel(spec: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
   const stat = await fs.stat(spec).catch(() => undefined);
