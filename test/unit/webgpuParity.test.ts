@@ -44,8 +44,8 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /** On WebGPU or failing: a CPU fallback would pass every comparison below without testing WebGPU. */
-async function onWebGpu(model: string, labelsFile?: string): Promise<Engine> {
-  const e = new Engine({ cacheDir, provider: 'webgpu' });
+async function onWebGpu(model: string, labelsFile?: string, dtype?: 'fp16'): Promise<Engine> {
+  const e = new Engine({ cacheDir, provider: 'webgpu', dtype });
   await e.load(model, { labelsFile });
   const info = e.info();
   assert.equal(info.provider, 'webgpu', `${model} did not start on WebGPU: ${info.providerNote}\n${HOW_TO_INSTALL}`);
@@ -115,4 +115,44 @@ describe('WebGPU: vit-prelogits (tanh pre-logits layer, no qkv bias, 32 px, patc
       }
     });
   }
+});
+
+describe('WebGPU fp16: vit-tiny built in half precision', () => {
+  const dir = path.join(fixtures, 'vit-tiny');
+  const cfg = defaultPreprocess([224, 224]);
+  const per = 3 * 224 * 224;
+  const input = new Float32Array(per * 2);
+  ['chelsea.pil224.bin', 'coffee.pil224.bin'].forEach((n, i) => toPixelValues(fs.readFileSync(path.join(fixtures, 'photos', n)), cfg, input, i * per));
+  const T = 197;
+  const H = 4;
+  // Half precision keeps ~3 significant digits (measured on lavapipe: logits 5.2e-3, attention 3.6e-3).
+  // Rollout without discarding: a discard threshold turns tiny differences into entries kept or dropped
+  // (1.2e-1 at discard 0.9), which says nothing about precision.
+  test('logits within 2e-2, attention within 1e-2 and rollout (discard 0) within 2e-2 of PyTorch fp32; same top-1', async () => {
+    const engine = await onWebGpu(path.join(dir, 'hf'), undefined, 'fp16');
+    try {
+      assert.equal(engine.info().dtype, 'fp16');
+      const out = await engine.runPixels(input, 2, true);
+      const refLogits = readF32(path.join(dir, 'logits.bin'));
+      const dLogits = maxAbsDiff(out.logits, refLogits);
+      const dLayer0 = maxAbsDiff((out.attentions![0].data as Float32Array).subarray(0, H * T * T), readF32(path.join(dir, 'attn_layer0.bin')));
+      let dRollout = 0;
+      const refMaps = readF32(path.join(dir, 'rollout_mean_0.0.bin'));
+      for (let img = 0; img < 2; img++) {
+        const layers: LayerAttention[] = out.attentions!.map((t) => ({ data: t.data as Float32Array, offset: img * H * T * T, heads: H, tokens: T }));
+        const map = attentionRollout(layers, { grid: [14, 14], prefixTokens: 1 }, { headFusion: 'mean', discardRatio: 0 });
+        dRollout = Math.max(dRollout, maxAbsDiff(map.values, refMaps.subarray(img * 196, (img + 1) * 196)));
+      }
+      console.log(`fp16 on WebGPU vs PyTorch fp32: logits ${dLogits.toExponential(2)}, layer-0 attention ${dLayer0.toExponential(2)}, rollout ${dRollout.toExponential(2)}`);
+      assert.ok(dLogits > 0, 'identical to fp32: the graph did not compute in half precision');
+      assert.ok(dLogits <= 2e-2, `logits max abs diff ${dLogits}`);
+      assert.ok(dLayer0 <= 1e-2, `layer 0 attention diff ${dLayer0}`);
+      assert.ok(dRollout <= 2e-2, `rollout diff ${dRollout}`);
+      const top1 = (a: ArrayLike<number>, i: number, k: number) => { const r = Array.from(a).slice(i * k, (i + 1) * k); return r.indexOf(Math.max(...r)); };
+      const k = out.numClasses;
+      for (let i = 0; i < 2; i++) assert.equal(top1(out.logits, i, k), top1(refLogits, i, k), `image ${i} top-1`);
+    } finally {
+      await engine.dispose();
+    }
+  });
 });
