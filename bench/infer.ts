@@ -153,7 +153,7 @@ async function main(): Promise<void> {
     ];
     if (gpu) rows.push([`WebGPU: ${gpu.device}`, `${gpu.ms1.toFixed(1)} ms/img at batch 1, ${gpu.ips8.toFixed(2)} img/s at batch 8, ${gf(gpu.ips8)} GFLOP/s; logits vs PyTorch ${gpu.diff.toExponential(2)}`]);
     console.log('');
-    for (const r of rows) console.log(r.length === 2 ? `${r[0]}: ${r[1]}` : `${r[0].padEnd(27)}${r.slice(1).map((c, i) => c.padStart(i < 3 ? 16 : 13)).join('')}`);
+    for (const r of rows) console.log(r.length === 2 ? `${r[0]}: ${r[1]}` : `${r[0].padEnd(27)}${r.slice(1).map((c, i) => c.padStart(i < 3 ? 18 : 13)).join('')}`);
     console.log('');
     console.log(`${(flops / 1e9).toFixed(1)} GFLOP per image; fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s = ${peak.how} (q8's int8 rate is counted in the same FLOPs)`);
     console.log(`logits vs PyTorch on the same weights (batch 8): fp32 max abs diff ${maxDiff.toExponential(2)}; q8 max abs diff ${q8Diff.toExponential(2)}, top-1 agrees on ${q8Agree}/8`);
