@@ -8,6 +8,7 @@
  * cache dir keyed by the weights' content hash, so the second load is a file read.
  */
 import { createHash } from 'crypto';
+import { onnx } from 'onnx-proto';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../preprocess';
@@ -143,6 +144,11 @@ async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file):
   opts.onProgress?.({ stage: 'load', message: `Reading ${path.basename(file)}` });
   const bytes = await fs.readFile(file);
   const { bytes: tapped, info } = tapAttention(bytes, path.dirname(file));
+  // Some fp16 exports (e.g. transformers.js's model_fp16.onnx) take float16 pixels; we feed float32.
+  if (info.inputElemType && info.inputElemType !== onnx.TensorProto.DataType.FLOAT) {
+    const type = onnx.TensorProto.DataType[info.inputElemType]?.toLowerCase() ?? `type ${info.inputElemType}`;
+    throw new Error(`${file}: input "${info.inputName}" is ${type}; ViT Lens feeds float32 pixels (for a Hugging Face folder, build from model.safetensors with --dtype fp16 instead)`);
+  }
   const dims = info.inputShape.map((d) => (typeof d === 'number' && d > 0 ? d : undefined));
   const imageSize: [number, number] = [dims[2] ?? info.imageSize?.[0] ?? 224, dims[3] ?? info.imageSize?.[1] ?? 224];
   const configDir = await onnxConfigDir(file);

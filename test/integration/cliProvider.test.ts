@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { onnx } from 'onnx-proto';
 import { runCli } from './runCli';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
@@ -56,4 +57,26 @@ test('bad --provider and --dtype values are usage errors; --dtype on a single .o
   const o = await cli(['info', '--model', onnxFile, '--dtype', 'q8']);
   assert.equal(o.code, 1);
   assert.ok(o.stderr.includes(`${onnxFile}: --dtype q8 applies to models built from weights`), o.stderr);
+});
+
+test('a transformers.js folder (onnx/ only): --dtype picks model_quantized.onnx / model_fp16.onnx; float16 pixels are refused by name', async () => {
+  const dir = path.join(cacheDir, 'tjs');
+  fs.mkdirSync(path.join(dir, 'onnx'), { recursive: true });
+  fs.copyFileSync(path.join(hf, 'config.json'), path.join(dir, 'config.json'));
+  const fp32 = fs.readFileSync(path.join(fixtures, 'vit-prelogits', 'model.onnx'));
+  fs.writeFileSync(path.join(dir, 'onnx', 'model_quantized.onnx'), fp32); // selection is what is tested here
+  const half = onnx.ModelProto.decode(fp32);
+  half.graph!.input![0].type!.tensorType!.elemType = onnx.TensorProto.DataType.FLOAT16;
+  fs.writeFileSync(path.join(dir, 'onnx', 'model_fp16.onnx'), onnx.ModelProto.encode(half).finish());
+
+  const q8 = await cli(['info', '--json', '--model', dir, '--dtype', 'q8', '--provider', 'cpu']);
+  assert.equal(q8.code, 0, q8.stderr);
+  assert.equal(JSON.parse(q8.stdout).name, 'model_quantized.onnx');
+  assert.equal(JSON.parse(q8.stdout).dtype, 'q8');
+  const none = await cli(['info', '--model', dir]);
+  assert.equal(none.code, 1);
+  assert.ok(none.stderr.includes(`${dir}: has config.json but neither model.safetensors nor onnx/model.onnx`), none.stderr);
+  const f16 = await cli(['info', '--model', dir, '--dtype', 'fp16']);
+  assert.equal(f16.code, 1);
+  assert.ok(f16.stderr.includes(`${path.join(dir, 'onnx', 'model_fp16.onnx')}: input "pixel_values" is float16; ViT Lens feeds float32`), f16.stderr);
 });
