@@ -88,6 +88,21 @@ describe('WebGPU: vit-tiny (torchvision ViT, 224 px, patch 16, 2 layers, 4 heads
             }
           }
         }
+        // The engine's own explain: on our built graphs it reads the head-fused maps reduced on the GPU.
+        // Against the CPU provider, whose maps parity.test.ts holds to PyTorch's.
+        const cpu = new Engine({ cacheDir, provider: 'cpu' });
+        await cpu.load(model, { labelsFile: labels });
+        try {
+          for (const fusion of ['mean', 'max', 'min'] as HeadFusion[]) {
+            const photo = path.join(fixtures, 'photos', 'chelsea.png');
+            const ours = await engine.explain(photo, { headFusion: fusion, discardRatio: 0.9 });
+            const ref = await cpu.explain(photo, { headFusion: fusion, discardRatio: 0.9 });
+            const d = maxAbsDiff(ours.map.values, ref.map.values);
+            assert.ok(d <= 1e-4, `explain ${fusion} rollout on WebGPU vs CPU diff ${d}`);
+          }
+        } finally {
+          await cpu.dispose();
+        }
       } finally {
         await engine.dispose();
       }
