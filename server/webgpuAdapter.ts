@@ -22,12 +22,14 @@ export interface WebGpuAdapter {
 }
 
 /** The little of Dawn's API used here (the full types are @webgpu/types, which would add globals). */
-interface DawnAdapterInfo { vendor: string; architecture: string; device: string; description: string; isFallbackAdapter?: boolean }
+export interface DawnAdapterInfo { vendor: string; architecture: string; device: string; description: string; isFallbackAdapter?: boolean }
 interface DawnGpu { requestAdapter(o?: { powerPreference?: string }): Promise<{ info: DawnAdapterInfo } | null> }
 
 export type AdapterProbe = { adapter: WebGpuAdapter } | { error: string };
 
 let probed: Promise<AdapterProbe> | undefined;
+/** ~200 ms on lavapipe; a driver that takes far longer is treated as absent. */
+const ADAPTER_TIMEOUT_MS = 10_000;
 
 /** The default WebGPU adapter, or why there is none. Asked once per process. */
 export function probeWebGpuAdapter(): Promise<AdapterProbe> {
@@ -36,6 +38,11 @@ export function probeWebGpuAdapter(): Promise<AdapterProbe> {
 }
 
 const SOFTWARE = /llvmpipe|lavapipe|swiftshader|softpipe|microsoft basic render|\bwarp\b/i;
+
+/** A CPU rasteriser posing as a GPU: Dawn's fallback flag, or the names Mesa, Google and Microsoft give theirs. */
+export function isSoftwareAdapter(info: Partial<DawnAdapterInfo>): boolean {
+  return info.isFallbackAdapter === true || info.architecture === 'software' || SOFTWARE.test(`${info.description} ${info.device} ${info.vendor}`);
+}
 
 async function probe(): Promise<AdapterProbe> {
   // Dawn's Vulkan loader wants a runtime dir; without one it prints warnings and may find no device.
@@ -51,12 +58,16 @@ async function probe(): Promise<AdapterProbe> {
   }
   try {
     const gpu = create([]);
-    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    // A broken driver must not hang every `auto` load: give up after a while and use the CPU.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ADAPTER_TIMEOUT_MS).unref()));
+    const adapter = await Promise.race([gpu.requestAdapter({ powerPreference: 'high-performance' }), timeout]).finally(() => clearTimeout(timer));
+    if (adapter === 'timeout') return { error: `no answer from the WebGPU adapter query within ${ADAPTER_TIMEOUT_MS / 1000} s` };
     if (!adapter) return { error: 'no WebGPU adapter found (no Vulkan/D3D12/Metal device; on Linux install the GPU vendor\'s Vulkan driver or Mesa\'s)' };
     const info = adapter.info;
     const backend = process.platform === 'win32' ? 'D3D12' : process.platform === 'darwin' ? 'Metal' : 'Vulkan';
     const label = info.description || [info.vendor, info.device].filter(Boolean).join(' ') || 'unknown adapter';
-    const software = info.isFallbackAdapter === true || info.architecture === 'software' || SOFTWARE.test(`${info.description} ${info.device} ${info.vendor}`);
+    const software = isSoftwareAdapter(info);
     return { adapter: { name: `${label} (${backend})`, vendor: info.vendor, architecture: info.architecture, description: info.description, software, backend } };
   } catch (e) {
     return { error: `WebGPU adapter query failed: ${firstLine(e)}` };

@@ -11,6 +11,7 @@ import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { ProviderBackend, RunnableSession, VitSession } from '../../server/inference';
 import { Engine } from '../../server/engine';
+import { isSoftwareAdapter, probeWebGpuAdapter } from '../../server/webgpuAdapter';
 
 const dir = path.join(__dirname, '..', 'fixtures', 'vit-prelogits');
 const model = new Uint8Array(fs.readFileSync(path.join(dir, 'model.onnx')));
@@ -132,4 +133,25 @@ test('a run that fails on the CPU too is bad input, not a bad device: the GPU se
   await assert.rejects(s.run(new Float32Array(5), [1, 5, 1, 1]));
   assert.equal(s.provider, 'webgpu');
   await s.release();
+});
+
+test('software adapters are told from GPUs (and this machine\'s lavapipe is one, so auto leaves it alone)', async () => {
+  // adapter.info as Dawn reports it (lavapipe: measured here; the others as their drivers name themselves).
+  assert.ok(isSoftwareAdapter({ vendor: 'mesa', architecture: 'software', device: 'llvmpipe-llvm-15-0-6-256-bits-', description: 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)' }));
+  assert.ok(isSoftwareAdapter({ vendor: 'google', architecture: '', device: '', description: 'SwiftShader Device (Subzero)' }));
+  assert.ok(isSoftwareAdapter({ vendor: 'microsoft', architecture: '', device: '', description: 'Microsoft Basic Render Driver' }));
+  assert.ok(isSoftwareAdapter({ vendor: 'x', architecture: '', device: '', description: 'y', isFallbackAdapter: true }));
+  assert.ok(!isSoftwareAdapter({ vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H100 80GB HBM3' }));
+  assert.ok(!isSoftwareAdapter({ vendor: 'amd', architecture: 'rdna-3', device: '', description: 'AMD Radeon RX 7900 XTX (RADV NAVI31)' }));
+  assert.ok(!isSoftwareAdapter({ vendor: 'intel', architecture: 'gen-12lp', device: '', description: 'Intel(R) UHD Graphics 770 (ADL-S GT1)' }));
+
+  const p = await probeWebGpuAdapter();
+  assert.ok('adapter' in p, `no WebGPU adapter (install lavapipe: scripts/install-lavapipe.sh): ${'error' in p ? p.error : ''}`);
+  if (/llvmpipe|lavapipe/.test(p.adapter.description)) {
+    assert.equal(p.adapter.software, true);
+    const s = await VitSession.create(model, names, { provider: 'auto', choiceCacheFile: path.join(tmp, 'real.json') });
+    assert.equal(s.provider, 'cpu');
+    assert.equal(s.providerNote, undefined, 'auto must not even time a software adapter');
+    await s.release();
+  }
 });
