@@ -1,8 +1,10 @@
 /**
  * `npm run bench:infer`: ViT-B/16 at 224 px with random weights, built by our own exporter, on CPU —
- * ms/img at batch 1, img/s at batch 8 — against PyTorch CPU on the same weights in the same run
- * (/usr/bin/python3 bench/torch_infer.py), plus the cost of explain (attention fetch + rollout) as a
- * percentage of plain inference.
+ * ms/img at batch 1, img/s at batch 8, fp32 and q8 — against PyTorch CPU on the same weights at the
+ * same thread count in the same run (/usr/bin/python3 bench/torch_infer.py), with the GFLOP/s each
+ * reaches against the cores' fp32 FMA peak; then the cost of explain (attention fetch + rollout) as
+ * a percentage of plain inference; and WebGPU when a hardware adapter exists (BENCH_WEBGPU=1 also
+ * times a software one, which is slow).
  */
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -10,6 +12,29 @@ import * as os from 'os';
 import * as path from 'path';
 import { performance } from 'perf_hooks';
 import { Engine } from '../server/engine';
+import { probeWebGpuAdapter } from '../server/webgpuAdapter';
+
+/** FLOPs (2 per multiply-add) of one ViT-B/16 image at 224 px: patch embedding, 12 blocks, head. */
+function vitFlops(d = 768, mlp = 3072, layers = 12, patches = 196, classes = 1000, patch = 16): number {
+  const t = patches + 1;
+  const block = t * (4 * d * d + 2 * d * mlp) + 2 * t * t * d;
+  return 2 * (patches * 3 * patch * patch * d + layers * block + d * classes);
+}
+
+/**
+ * The cores' fp32 peak: threads × clock × FLOPs per cycle (two FMA pipes: 32 with AVX2 or AMD's
+ * double-pumped AVX-512, 64 with Intel's AVX-512). An estimate from /proc/cpuinfo; BENCH_PEAK_GFLOPS overrides.
+ */
+function fp32PeakGflops(threads: number): { gflops: number; how: string } {
+  if (process.env.BENCH_PEAK_GFLOPS) return { gflops: Number(process.env.BENCH_PEAK_GFLOPS), how: 'BENCH_PEAK_GFLOPS' };
+  const info = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const flagsLine = ` ${info.match(/^flags.*$/m)?.[0] ?? ''} `;
+  const flags = flagsLine.includes(' avx512f ') ? 'avx512f' : flagsLine.includes(' fma ') ? 'avx2+fma' : 'sse';
+  const intel = /GenuineIntel/.test(info);
+  const perCycle = flags === 'avx512f' && intel ? 64 : flags === 'sse' ? 8 : 32;
+  const ghz = (Number(info.match(/^cpu MHz\s*:\s*([\d.]+)/m)?.[1]) || os.cpus()[0]?.speed || 2000) / 1000;
+  return { gflops: threads * ghz * perCycle, how: `${threads} × ${ghz.toFixed(2)} GHz × ${perCycle} FLOP/cycle (${flags})` };
+}
 
 const threads = Number(process.env.BENCH_THREADS ?? os.availableParallelism());
 const runs1 = Number(process.env.BENCH_RUNS1 ?? 20);
@@ -81,17 +106,57 @@ async function main(): Promise<void> {
     const t8 = await timed(() => engine.runPixels(x8, 8), runs8);
     await engine.dispose();
 
+    // q8: the same weights built with int8 linears (--dtype q8).
+    const q8 = new Engine({ provider: 'cpu', threads, cacheDir: path.join(dir, 'cache'), dtype: 'q8' });
+    await q8.load(path.join(dir, 'hf'));
+    const q8Check = await q8.runPixels(x8, 8);
+    let q8Diff = 0;
+    let q8Agree = 0;
+    for (let i = 0; i < refLogits.length; i++) q8Diff = Math.max(q8Diff, Math.abs(q8Check.logits[i] - refLogits[i]));
+    const argmax = (a: Float32Array, i: number) => { const r = a.subarray(i * 1000, (i + 1) * 1000); return r.indexOf(Math.max(...r)); };
+    for (let i = 0; i < 8; i++) q8Agree += Number(argmax(q8Check.logits, i) === argmax(refLogits, i));
+    for (let i = 0; i < 3; i++) await q8.runPixels(x1, 1);
+    const q8t1 = await timed(() => q8.runPixels(x1, 1), runs1);
+    const q8t8 = await timed(() => q8.runPixels(x8, 8), runs8);
+    await q8.dispose();
+
+    // WebGPU: only on a hardware adapter unless asked (a software one takes minutes on ViT-B).
+    let gpu: { device: string; ms1: number; ips8: number; diff: number } | undefined;
+    const probe = await probeWebGpuAdapter();
+    if ('adapter' in probe && (!probe.adapter.software || process.env.BENCH_WEBGPU === '1')) {
+      const wg = new Engine({ provider: 'webgpu', threads, cacheDir: path.join(dir, 'cache') });
+      const info = await wg.load(path.join(dir, 'hf'));
+      if (info.provider === 'webgpu') {
+        const out = await wg.runPixels(x8, 8);
+        let diff = 0;
+        for (let i = 0; i < refLogits.length; i++) diff = Math.max(diff, Math.abs(out.logits[i] - refLogits[i]));
+        for (let i = 0; i < 3; i++) await wg.runPixels(x1, 1);
+        const w1 = await timed(() => wg.runPixels(x1, 1), runs1);
+        const w8 = await timed(() => wg.runPixels(x8, 8), runs8);
+        gpu = { device: info.device, ms1: median(w1), ips8: 8000 / median(w8), diff };
+      } else console.log(`WebGPU did not start: ${info.providerNote}`);
+      await wg.dispose();
+    } else console.log(`WebGPU: ${'adapter' in probe ? `${probe.adapter.name} is a software adapter (BENCH_WEBGPU=1 to time it anyway)` : probe.error}`);
+
     const ours1 = median(plain);
     const ours8 = 8000 / median(t8);
-    const rows: [string, string, string, string][] = [
-      ['', 'ViT Lens (ORT)', `PyTorch ${torch.torch}`, 'ratio (ours/torch)'],
-      ['batch 1, ms/img (median)', ours1.toFixed(1), torch.batch1_ms_median.toFixed(1), `${(torch.batch1_ms_median / ours1).toFixed(2)}× faster`],
-      ['batch 8, img/s', ours8.toFixed(2), torch.batch8_img_per_s.toFixed(2), `${(ours8 / torch.batch8_img_per_s).toFixed(2)}× throughput`],
+    const q81 = median(q8t1);
+    const q88 = 8000 / median(q8t8);
+    const flops = vitFlops();
+    const peak = fp32PeakGflops(threads);
+    const gf = (ips: number) => `${((ips * flops) / 1e9).toFixed(1)} (${(((ips * flops) / 1e9 / peak.gflops) * 100).toFixed(0)}%)`;
+    const rows: string[][] = [
+      ['', 'ours fp32', 'ours q8', `PyTorch ${torch.torch}`, 'q8/fp32', 'q8/PyTorch', 'fp32/PyTorch'],
+      ['batch 1, ms/img (median)', ours1.toFixed(1), q81.toFixed(1), torch.batch1_ms_median.toFixed(1), `${(ours1 / q81).toFixed(2)}×`, `${(torch.batch1_ms_median / q81).toFixed(2)}×`, `${(torch.batch1_ms_median / ours1).toFixed(2)}×`],
+      ['batch 8, img/s', ours8.toFixed(2), q88.toFixed(2), torch.batch8_img_per_s.toFixed(2), `${(q88 / ours8).toFixed(2)}×`, `${(q88 / torch.batch8_img_per_s).toFixed(2)}×`, `${(ours8 / torch.batch8_img_per_s).toFixed(2)}×`],
+      ['batch 8, GFLOP/s (% peak)', gf(ours8), gf(q88), gf(torch.batch8_img_per_s), '', '', ''],
     ];
+    if (gpu) rows.push([`WebGPU: ${gpu.device}`, `${gpu.ms1.toFixed(1)} ms/img at batch 1, ${gpu.ips8.toFixed(2)} img/s at batch 8, ${gf(gpu.ips8)} GFLOP/s; logits vs PyTorch ${gpu.diff.toExponential(2)}`]);
     console.log('');
-    for (const r of rows) console.log(`${r[0].padEnd(26)}${r[1].padStart(16)}${r[2].padStart(18)}${r[3].padStart(22)}`);
+    for (const r of rows) console.log(r.length === 2 ? `${r[0]}: ${r[1]}` : `${r[0].padEnd(27)}${r.slice(1).map((c, i) => c.padStart(i < 3 ? 18 : 13)).join('')}`);
     console.log('');
-    console.log(`logits vs PyTorch on the same weights (batch 8): max abs diff ${maxDiff.toExponential(2)}`);
+    console.log(`${(flops / 1e9).toFixed(1)} GFLOP per image; fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s = ${peak.how} (q8's int8 rate is counted in the same FLOPs)`);
+    console.log(`logits vs PyTorch on the same weights (batch 8): fp32 max abs diff ${maxDiff.toExponential(2)}; q8 max abs diff ${q8Diff.toExponential(2)}, top-1 agrees on ${q8Agree}/8`);
     console.log(`model load: ${(coldLoad / 1000).toFixed(2)} s first time (build ONNX + cache), ${(warmLoad / 1000).toFixed(2)} s from cache`);
     const classifyMs = median(classify);
     const explainMs = median(explain);

@@ -23,11 +23,14 @@ function trustedValue<T>(config: vscode.WorkspaceConfiguration, key: string): T 
 
 const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
 
+export type Dtype = 'fp32' | 'fp16' | 'q8';
+
 export interface Settings {
   /** The `vitLens.model` setting as written (empty = built-in model). */
   modelSetting: string;
   topK: number;
   provider: ProviderPreference;
+  dtype: Dtype;
   headFusion: HeadFusion;
   discardRatio: number;
   opacity: number;
@@ -38,13 +41,15 @@ export interface Settings {
 export function readSettings(): Settings {
   const c = vscode.workspace.getConfiguration(SECTION);
   const provider = c.get<string>('executionProvider', 'auto');
+  const dtype = c.get<string>('dtype', 'fp32');
   const headFusion = c.get<string>('rollout.headFusion', 'mean');
   const colormap = c.get<string>('overlay.colormap', 'turbo');
   const cacheDir = trustedValue<string>(c, 'cacheDir')?.trim();
   return {
     modelSetting: (trustedValue<string>(c, 'model') ?? '').trim(),
     topK: clamp(Math.round(c.get<number>('topK', 5)), 1, 100),
-    provider: provider === 'cuda' || provider === 'cpu' ? provider : 'auto',
+    provider: provider === 'webgpu' || provider === 'cuda' || provider === 'cpu' ? provider : 'auto',
+    dtype: dtype === 'fp16' || dtype === 'q8' ? dtype : 'fp32',
     headFusion: HEAD_FUSIONS.includes(headFusion as HeadFusion) ? (headFusion as HeadFusion) : 'mean',
     discardRatio: clamp(c.get<number>('rollout.discardRatio', 0.9), 0, 0.99),
     opacity: clamp(c.get<number>('overlay.opacity', 0.5), 0, 1),

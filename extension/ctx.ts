@@ -76,7 +76,7 @@ export class Ctx implements PanelHost, vscode.Disposable {
       }
       return undefined;
     }
-    return { spec, provider: this.settings().provider };
+    return { spec, provider: this.settings().provider, dtype: this.settings().dtype };
   }
 
   /** One notification per distinct failure (the worker's messages already name the file and problem); cancellations are silent. */

@@ -39,7 +39,7 @@ export interface ImageRow {
 
 export interface ModelSummary {
   name: string;
-  provider: 'cuda' | 'cpu';
+  provider: 'webgpu' | 'cuda' | 'cpu';
   numLayers: number;
   numHeads: number;
   explainAvailable: boolean;

@@ -64,6 +64,8 @@ export const LoadModelRequest: WorkerRequest<LoadModelParams, ModelInfo> = { met
 export const ClassifyRequest: WorkerRequest<ClassifyParams, ClassifyResult> = { method: 'vitLens/classify' };
 export const ExplainRequest: WorkerRequest<ExplainParams, ExplainResult> = { method: 'vitLens/explain' };
 export const StatusRequest: WorkerRequest<Record<string, never>, StatusResult> = { method: 'vitLens/status' };
+/** Worker → client, with the model's new info: the GPU failed mid-session and the model moved to the CPU. */
+export const PROVIDER_FALLBACK_NOTIFICATION = 'vitLens/providerFallback';
 export const ScanDatasetRequest: WorkerRequest<ScanDatasetParams, ScanDatasetResult> = { method: 'vitLens/scanDataset' };
 export const ReadScalarsRequest: WorkerRequest<ReadScalarsParams, ReadScalarsResult> = { method: 'vitLens/readScalars' };
 export const ClassifyFolderRequest: WorkerRequest<ClassifyFolderParams, ClassifyFolderResult> = { method: 'vitLens/classifyFolder' };

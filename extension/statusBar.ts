@@ -1,7 +1,16 @@
-/** The status bar item: which model the panel uses and where it runs (CUDA/CPU). Click → Select Model. */
+/** The status bar item: which model the panel uses and where it runs (WebGPU adapter, CUDA or CPU). Click → Select Model. */
 import * as vscode from 'vscode';
 import type { ModelInfo } from './protocol';
 import { shortName } from './workerClient';
+
+const PROVIDER_LABELS = { webgpu: 'WebGPU', cuda: 'CUDA', cpu: 'CPU' } as const;
+
+/** "WebGPU · NVIDIA H100 (Vulkan)": the adapter is the point of WebGPU; CUDA and CPU need no more in the bar. */
+export function providerLabel(info: Pick<ModelInfo, 'provider' | 'device'>): string {
+  if (info.provider !== 'webgpu') return PROVIDER_LABELS[info.provider];
+  const device = info.device.length > 40 ? `${info.device.slice(0, 39)}…` : info.device;
+  return `WebGPU · ${device}`;
+}
 
 export class ModelStatusItem implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('vitLens.model', vscode.StatusBarAlignment.Right, 100);
@@ -14,13 +23,13 @@ export class ModelStatusItem implements vscode.Disposable {
   /** `spec` is what the settings ask for (undefined: no model configured, none built in); `info` what the worker has loaded. */
   update(spec: string | undefined, info: ModelInfo | undefined, loading = false): void {
     const name = info?.name ?? (spec ? shortName(spec) : 'no model');
-    const where = info ? ` · ${info.provider.toUpperCase()}` : '';
+    const where = info ? ` · ${providerLabel(info)}` : '';
     this.item.text = `${loading ? '$(loading~spin)' : '$(eye)'} ${name}${where}`;
     const md = new vscode.MarkdownString(undefined, true);
     md.appendMarkdown('**ViT Lens**\n\n');
     if (info) {
       md.appendMarkdown(`Model: \`${info.name}\` (${info.kind}, ${info.numClasses} classes, ${info.numLayers} layers)\n\n`);
-      md.appendMarkdown(`Runs on: ${info.provider === 'cuda' ? 'CUDA (GPU)' : 'CPU'}${info.providerNote ? ` — ${info.providerNote}` : ''}\n\n`);
+      md.appendMarkdown(`Runs on: ${PROVIDER_LABELS[info.provider]} · ${info.device}${info.providerNote ? ` — ${info.providerNote}` : ''}\n\n`);
     } else if (spec) {
       md.appendMarkdown(`Model: \`${spec}\` — ${loading ? 'loading…' : 'loads on first use'}\n\n`);
     } else {

@@ -10,7 +10,8 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { CloseHandlerResult, ErrorHandler, ErrorHandlerResult, LanguageClient, LanguageClientOptions, ServerOptions } from 'vscode-languageclient/node';
-import { ClassifyParams, ClassifyRequest, ClassifyResult, ExplainParams, ExplainRequest, ExplainResult, LoadModelRequest, ModelInfo, ProviderPreference, WorkerRequest } from './protocol';
+import { ClassifyParams, ClassifyRequest, ClassifyResult, ExplainParams, ExplainRequest, ExplainResult, LoadModelRequest, ModelInfo, PROVIDER_FALLBACK_NOTIFICATION, ProviderPreference, WorkerRequest } from './protocol';
+import type { Dtype } from './config';
 
 type LanguageClientModule = typeof import('vscode-languageclient/node');
 let lcModule: LanguageClientModule | undefined;
@@ -29,10 +30,11 @@ export interface WorkerInit {
   cacheDir?: string;
 }
 
-/** A model as the user asked for it: the resolved spec plus the provider preference. */
+/** A model as the user asked for it: the resolved spec plus the provider preference and precision. */
 export interface ModelRequest {
   spec: string;
   provider: ProviderPreference;
+  dtype?: Dtype;
 }
 
 const CRASH_WINDOW_MS = 3 * 60_000;
@@ -111,6 +113,15 @@ export class WorkerClient implements vscode.Disposable {
         this.modelChanged.fire(undefined);
       }
     });
+    // The GPU failed mid-run and the worker moved the model to the CPU: the status bar follows, one notice.
+    client.onNotification(PROVIDER_FALLBACK_NOTIFICATION, (info: ModelInfo) => {
+      this.log.warn(info.providerNote ?? 'the model moved to the CPU');
+      if (this.loaded && this.loaded.info.spec === info.spec) {
+        this.loaded = { ...this.loaded, info };
+        this.modelChanged.fire(info);
+      }
+      void vscode.window.showWarningMessage(`ViT Lens: ${info.providerNote ?? 'the GPU failed; the model now runs on the CPU'}.`);
+    });
     this.client = client;
     try {
       await client.start();
@@ -154,7 +165,7 @@ export class WorkerClient implements vscode.Disposable {
   }
 
   private static key(m: ModelRequest): string {
-    return `${m.provider}\u0000${m.spec}`;
+    return `${m.provider}\u0000${m.dtype ?? 'fp32'}\u0000${m.spec}`;
   }
 
   /** Make `m` the worker's model, loading it behind a cancellable progress notification if needed. */
@@ -179,8 +190,8 @@ export class WorkerClient implements vscode.Disposable {
     return Promise.resolve(
       vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
         const t0 = Date.now();
-        const info = await sendWithProgress(client, LoadModelRequest, { model: m.spec, provider: m.provider }, token, progress);
-        this.log.info(`loaded ${info.name} (${info.kind}, ${info.provider.toUpperCase()}) in ${Date.now() - t0} ms`);
+        const info = await sendWithProgress(client, LoadModelRequest, { model: m.spec, provider: m.provider, dtype: m.dtype }, token, progress);
+        this.log.info(`loaded ${info.name} (${info.kind}, ${info.provider.toUpperCase()} on ${info.device}) in ${Date.now() - t0} ms`);
         if (info.providerNote) this.log.warn(info.providerNote);
         this.loaded = { key: WorkerClient.key(m), info };
         this.modelChanged.fire(info);

@@ -11,6 +11,8 @@ import { promises as fs, existsSync } from 'fs';
 import * as path from 'path';
 import { parseArgs, ParseArgsConfig } from 'util';
 import { Engine } from './engine';
+import { PROVIDER_NAMES, PROVIDER_PREFERENCES } from './inference';
+import { DTYPES } from './model/onnxBuilder';
 import { classifyFolder, folderAccuracy } from './classifyFolder';
 import { COLORMAPS, Colormap } from './explain/colormaps';
 import type { ProgressEvent } from './model/modelSource';
@@ -32,8 +34,11 @@ else the built-in model.
 
 Common options:
   --labels FILE        one label per line (overrides config.json id2label)
-  --provider P         auto (default), cuda or cpu
+  --provider P         auto (default), webgpu, cuda or cpu: auto takes CUDA or a hardware WebGPU adapter
+                       when one is faster than the CPU on this model (measured once, remembered)
   --threads N          CPU threads for ONNX Runtime (default: all cores)
+  --dtype D            fp32 (default) or q8: int8 weights for models built from safetensors/npz, or a
+                       transformers.js folder's onnx/model_quantized.onnx
   --cache-dir DIR      downloads and built models (default: $VIT_LENS_CACHE or ~/.cache/vit-lens)
   --offline            never use the network (also HF_HUB_OFFLINE=1)
   --json               print one JSON document on stdout
@@ -44,6 +49,7 @@ const OPTIONS = {
   labels: { type: 'string' },
   provider: { type: 'string' },
   threads: { type: 'string' },
+  dtype: { type: 'string' },
   'cache-dir': { type: 'string' },
   offline: { type: 'boolean' },
   json: { type: 'boolean' },
@@ -134,7 +140,8 @@ function describeModel(info: ModelInfo): string {
     ['classes', `${info.numClasses} (labels from ${info.labelsFrom}): ${info.labels.slice(0, 5).join(', ')}${info.numClasses > 5 ? ', …' : ''}`],
     ['preprocessing', `resize ${info.preprocess.size[1]}×${info.preprocess.size[0]} (PIL filter ${info.preprocess.resample}), rescale ${info.preprocess.doRescale ? info.preprocess.rescaleFactor.toPrecision(4) : 'off'}, normalize ${info.preprocess.doNormalize ? `mean [${info.preprocess.mean.join(', ')}] std [${info.preprocess.std.join(', ')}]` : 'off'}`],
     ['explain', info.explainAvailable ? 'attention rollout and raw attention available' : `unavailable: ${info.explainUnavailableReason}`],
-    ['provider', `${info.provider.toUpperCase()}${info.providerNote ? ` (${info.providerNote})` : ''}`],
+    ['dtype', info.dtype],
+    ['provider', `${PROVIDER_NAMES[info.provider]} · ${info.device}${info.providerNote ? ` (${info.providerNote})` : ''}`],
   ];
   if (info.builtFile) rows.push(['built graph', info.builtFile]);
   return rows.map(([k, v]) => `${k.padEnd(14)}${v}`).join('\n');
@@ -163,8 +170,10 @@ async function main(argv: string[]): Promise<number> {
   if (!model) throw new UsageError('no --model given, $VIT_LENS_MODEL is not set and no built-in model is installed');
   const json = !!o.json;
   const engine = new Engine({
-    provider: choice(o.provider, 'provider', ['auto', 'cuda', 'cpu'] as const),
+    provider: choice(o.provider, 'provider', PROVIDER_PREFERENCES),
+    onProviderFallback: (note) => process.stderr.write(`vit-lens: ${note}\n`),
     threads: intOption(o.threads, 'threads', 1),
+    dtype: choice(o.dtype, 'dtype', DTYPES),
     cacheDir: o['cache-dir'],
     offline: o.offline || undefined,
   });

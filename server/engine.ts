@@ -5,13 +5,15 @@
 import { promises as fs } from 'fs';
 import type * as ort from 'onnxruntime-node';
 import { Semaphore } from 'async-mutex';
+import * as path from 'path';
 import { decodeImageFile, DecodedImage, peekImageSize, resizeForModel, toPixelValues } from './preprocess';
-import { ProviderPreference, softmax, VitSession } from './inference';
+import { ProviderBackend, Provider, ProviderPreference, softmax, VitSession } from './inference';
+import { defaultCacheDir } from './model/hub';
 import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource';
 import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
 import { renderOverlayPng } from './explain/overlay';
 import { Colormap, COLORMAPS } from './explain/colormaps';
-import { HEAD_FUSIONS } from './model/onnxBuilder';
+import { Dtype, HEAD_FUSIONS } from './model/onnxBuilder';
 import type { ModelInfo, Prediction } from './protocol';
 import { fsPath } from './util/fileNames';
 
@@ -22,6 +24,12 @@ export interface EngineOptions {
   offline?: boolean;
   /** Megapixels of images decoded at once (default DEFAULT_DECODE_BUDGET_MP, or $VIT_LENS_DECODE_BUDGET_MP). */
   decodeBudgetMegapixels?: number;
+  /** Weight precision for models built from weights (or the transformers.js variant); default fp32. */
+  dtype?: Dtype;
+  /** Replaces the real execution providers (tests). */
+  backends?: Partial<Record<Provider, ProviderBackend>>;
+  /** Called once when the GPU failed during a run and the model moved to the CPU. */
+  onProviderFallback?: (note: string) => void;
 }
 
 /** ≈ 400 MB of decoded 8-bit RGB: eight 16-megapixel photos at once; a bigger image decodes alone. */
@@ -115,14 +123,22 @@ export class Engine {
     return this.loaded !== undefined;
   }
 
-  async load(spec: string, opts: Pick<ResolveOptions, 'labelsFile' | 'signal' | 'onProgress'> & { provider?: ProviderPreference } = {}): Promise<ModelInfo> {
-    const resolved = await resolveModel(spec, { ...opts, cacheDir: this.options.cacheDir, offline: this.options.offline });
+  async load(spec: string, opts: Pick<ResolveOptions, 'labelsFile' | 'signal' | 'onProgress' | 'dtype'> & { provider?: ProviderPreference } = {}): Promise<ModelInfo> {
+    const resolved = await resolveModel(spec, { ...opts, dtype: opts.dtype ?? this.options.dtype, cacheDir: this.options.cacheDir, offline: this.options.offline });
     opts.signal?.throwIfAborted();
     opts.onProgress?.({ stage: 'load', message: `Starting ONNX Runtime for ${resolved.name}` });
+    const [h, w] = resolved.preprocess.size;
     const session = await VitSession.create(
       resolved.onnxFile ?? resolved.onnx,
       { input: resolved.inputName, logits: resolved.logitsName },
-      { provider: opts.provider ?? this.options.provider, threads: this.options.threads },
+      {
+        provider: opts.provider ?? this.options.provider,
+        threads: this.options.threads,
+        backends: this.options.backends,
+        choiceCacheFile: path.join(this.options.cacheDir ?? defaultCacheDir(), 'provider-choice.json'),
+        timingInput: [1, 3, h, w],
+        onFallback: this.options.onProviderFallback,
+      },
     );
     // Only replace the current model once the new one is ready: a failed load keeps the old one.
     const previous = this.loaded;
@@ -140,7 +156,9 @@ export class Engine {
       spec: m.spec,
       kind: m.kind,
       provider: session.provider,
+      device: session.device,
       providerNote: session.providerNote,
+      dtype: m.dtype,
       numClasses: m.labels.length,
       labels: m.labels,
       labelsFrom: m.labelsFrom,

@@ -5,9 +5,9 @@
  * Long requests (loadModel, classify, explain) accept a `workDoneToken` and report progress with
  * the LSP `$/progress` notifications; all requests honour `$/cancelRequest`.
  */
-import { RequestType } from 'vscode-jsonrpc';
+import { NotificationType, RequestType } from 'vscode-jsonrpc';
 
-export type ProviderPreference = 'auto' | 'cuda' | 'cpu';
+export type ProviderPreference = 'auto' | 'webgpu' | 'cuda' | 'cpu';
 export type HeadFusion = 'mean' | 'max' | 'min';
 export type ColormapName = 'turbo' | 'viridis' | 'inferno' | 'magma' | 'plasma' | 'gray';
 
@@ -41,8 +41,13 @@ export interface ModelInfo {
   name: string;
   spec: string;
   kind: 'onnx' | 'hf-folder' | 'npz' | 'hub';
-  provider: 'cuda' | 'cpu';
+  provider: 'webgpu' | 'cuda' | 'cpu';
+  /** What it runs on: the WebGPU adapter ("NVIDIA H100 (Vulkan)"), the CUDA device or the CPU model. */
+  device: string;
+  /** Why it is not on the provider that was asked for, how `auto` chose, or why it left the GPU mid-session. */
   providerNote?: string;
+  /** Weight precision: fp32, fp16 (for GPUs) or q8 (int8 weights, dynamically quantized activations). */
+  dtype: 'fp32' | 'fp16' | 'q8';
   numClasses: number;
   labels: string[];
   labelsFrom: string;
@@ -72,6 +77,7 @@ export interface LoadModelParams extends WithProgress {
   model: string;
   labelsFile?: string;
   provider?: ProviderPreference;
+  dtype?: 'fp32' | 'fp16' | 'q8';
 }
 
 export interface ClassifyParams extends WithProgress {
@@ -214,6 +220,8 @@ export const LoadModelRequest = new RequestType<LoadModelParams, ModelInfo, void
 export const ClassifyRequest = new RequestType<ClassifyParams, ClassifyResult, void>('vitLens/classify');
 export const ExplainRequest = new RequestType<ExplainParams, ExplainResult, void>('vitLens/explain');
 export const StatusRequest = new RequestType<Record<string, never>, StatusResult, void>('vitLens/status');
+/** Worker → client: the GPU failed during a run and the model now runs on the CPU (info.providerNote says why). */
+export const ProviderFallbackNotification = new NotificationType<ModelInfo>('vitLens/providerFallback');
 
 /** Error codes in JSON-RPC error responses, beyond the standard ones. */
 export const ErrorCodes = {

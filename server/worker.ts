@@ -10,11 +10,11 @@ import { Engine, EngineOptions } from './engine';
 import { cudaProviderInstalled } from './inference';
 import { classifyFolder } from './classifyFolder';
 import { scanDatasetForEditor } from './datasetScan';
-import { ClassifyFolderRequest, ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, ReadScalarsRequest, ScanDatasetRequest, StatusRequest, StatusResult } from './protocol';
+import { ClassifyFolderRequest, ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, ProviderFallbackNotification, ReadScalarsRequest, ScanDatasetRequest, StatusRequest, StatusResult } from './protocol';
 import { ScalarsReaders } from './scalarsReaders';
 
 const connection = createConnection(ProposedFeatures.all);
-let engine = new Engine();
+let engine = new Engine({ onProviderFallback });
 let state: StatusResult['state'] = 'idle';
 let lastError: string | undefined;
 
@@ -59,9 +59,15 @@ function onRequest<P, R>(type: RequestType<P, R, void>, work: (params: P, signal
   connection.onRequest(type, handler);
 }
 
+/** One log line and one notification; the run that failed is repeated on the CPU, so the request still answers. */
+function onProviderFallback(note: string): void {
+  connection.console.warn(note);
+  void connection.sendNotification(ProviderFallbackNotification, engine.info());
+}
+
 connection.onInitialize((params) => {
   const init = (params.initializationOptions ?? {}) as EngineOptions;
-  engine = new Engine({ provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, offline: init.offline });
+  engine = new Engine({ provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, offline: init.offline, onProviderFallback });
   return { capabilities: {}, serverInfo: { name: 'vit-lens-worker' } };
 });
 
@@ -73,6 +79,7 @@ onRequest(LoadModelRequest, (params, signal, progress) =>
         const info = await engine.load(params.model, {
           labelsFile: params.labelsFile,
           provider: params.provider,
+          dtype: params.dtype,
           signal,
           onProgress: (p) => progress.report(p.fraction === undefined ? 0 : Math.round(p.fraction * 100), p.message),
         });

@@ -20,6 +20,8 @@ export interface TapInfo {
   inputName: string;
   /** Dims of the image input: numbers when static, the dim_param (or '?') when symbolic. */
   inputShape: (number | string)[];
+  /** The image input's ONNX element type (1 = float32), when declared. */
+  inputElemType?: number;
   /** The model's first original output, taken to be the logits. */
   logitsName: string;
   /** The attention Softmax outputs, in layer (topological) order; empty when none was found. */
@@ -75,6 +77,7 @@ export function tapAttention(modelBytes: Uint8Array, modelDir?: string): { bytes
   const info: TapInfo = {
     inputName: input.name,
     inputShape,
+    inputElemType: input.type?.tensorType?.elemType ?? undefined,
     logitsName,
     attentionOutputs: attentions.map((a) => a.softmax.output![0]),
     attentionRank: 4,

@@ -9,12 +9,13 @@
  * EXTERNAL_DATA_ABOVE are built into an external data file beside the graph (`<key>.onnx.data`).
  */
 import { createHash } from 'crypto';
+import { onnx } from 'onnx-proto';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../preprocess';
 import { loadGoogleNpz } from '../formats/googleNpz';
 import { archAndLabelsFromHfFolder, loadHfWeights } from '../formats/hfSafetensors';
-import { attentionOutputName, buildVitOnnx, BUILDER_VERSION, externalDataSize, fusedAttentionOutputName, HEAD_FUSIONS } from './onnxBuilder';
+import { attentionOutputName, buildVitOnnx, BUILDER_VERSION, Dtype, externalDataSize, fusedAttentionOutputName, HEAD_FUSIONS } from './onnxBuilder';
 import { outputClassCount, tapAttention } from './attentionTap';
 import { defaultCacheDir, downloadHubModel, isHubId } from './hub';
 import type { ViTArch } from './vitConfig';
@@ -52,6 +53,8 @@ export interface ResolvedModel {
   explainUnavailable?: string;
   /** Where our exporter's build of the weights is cached, and whether this load reused it. */
   build?: { file: string; reused: boolean };
+  /** The weights' precision: what --dtype asked for (built or a transformers.js variant file), or fp32. */
+  dtype: Dtype;
 }
 
 export interface ProgressEvent {
@@ -67,7 +70,12 @@ export interface ResolveOptions {
   offline?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: ProgressEvent) => void;
+  /** Weight precision for models built from weights, or the transformers.js onnx/ variant; default fp32. */
+  dtype?: Dtype;
 }
+
+/** transformers.js's file for each dtype in a hub folder's onnx/ (as on the hub). */
+export const TRANSFORMERS_JS_FILES: Record<Dtype, string> = { fp32: 'model.onnx', fp16: 'model_fp16.onnx', q8: 'model_quantized.onnx' };
 
 export async function resolveModel(spec: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
   const stat = await fs.stat(spec).catch(() => undefined);
@@ -84,6 +92,11 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
             fraction: p.total ? p.received / p.total : undefined,
           }),
       });
+      // transformers.js layout without weights: its variant file for this dtype, fetched on demand.
+      const variant = `onnx/${TRANSFORMERS_JS_FILES[opts.dtype ?? 'fp32']}`;
+      if (opts.dtype && opts.dtype !== 'fp32' && !(await exists(path.join(dir, 'model.safetensors')))) {
+        await downloadHubModel(spec, { cacheDir: opts.cacheDir, offline: opts.offline, signal: opts.signal, files: [variant] });
+      }
       const m = await resolveFolder(dir, spec, opts);
       return { ...m, kind: 'hub', name: spec };
     }
@@ -91,7 +104,10 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
   }
   if (stat.isDirectory()) return resolveFolder(spec, spec, opts);
   const ext = path.extname(spec).toLowerCase();
-  if (ext === '.onnx') return resolveOnnxFile(spec, opts);
+  if (ext === '.onnx') {
+    if (opts.dtype && opts.dtype !== 'fp32') throw new Error(`${spec}: --dtype ${opts.dtype} applies to models built from weights (safetensors, npz) or to a transformers.js folder's onnx/ variants, not to one .onnx file`);
+    return resolveOnnxFile(spec, opts);
+  }
   if (ext === '.npz') return resolveNpz(spec, opts);
   if (ext === '.safetensors') {
     const dir = path.dirname(spec);
@@ -105,7 +121,7 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
 
 async function resolveFolder(dir: string, spec: string, opts: ResolveOptions): Promise<ResolvedModel> {
   const safetensors = path.join(dir, 'model.safetensors');
-  const onnxFile = path.join(dir, 'onnx', 'model.onnx');
+  const onnxFile = path.join(dir, 'onnx', TRANSFORMERS_JS_FILES[opts.dtype ?? 'fp32']);
   const hasSafetensors = await exists(safetensors);
   const hasOnnx = await exists(onnxFile);
   if (!(await exists(path.join(dir, 'config.json')))) {
@@ -113,25 +129,30 @@ async function resolveFolder(dir: string, spec: string, opts: ResolveOptions): P
     throw new Error(`${dir}: not a model folder (no config.json; expected the Hugging Face layout)`);
   }
   if (!hasSafetensors && !hasOnnx) {
-    throw new Error(`${dir}: has config.json but neither model.safetensors nor onnx/model.onnx`);
+    throw new Error(`${dir}: has config.json but neither model.safetensors nor onnx/${path.basename(onnxFile)}`);
   }
   const { arch, labels: configLabels } = await archAndLabelsFromHfFolder(dir);
   // Prefer the weights: our own build of them has known attention outputs and exact fp32 weights,
   // whereas onnx/ in the transformers.js layout is whatever some exporter produced.
   if (!hasSafetensors) {
     // The ONNX reader finds this folder's config.json (labels) and preprocessor_config.json itself.
-    return { ...(await resolveOnnxFile(onnxFile, opts, spec)), kind: 'hf-folder', arch };
+    return { ...(await resolveOnnxFile(onnxFile, opts, spec)), kind: 'hf-folder', arch, dtype: opts.dtype ?? 'fp32' };
   }
   const labels = await chooseLabels(opts.labelsFile, configLabels, arch.numClasses, `${path.join(dir, 'config.json')} (id2label)`);
   const preprocess = await readPreprocessorConfig(dir, arch.imageSize);
   const built = await buildCached(safetensors, arch, () => loadHfWeights(safetensors, arch), opts);
-  return { ...builtModel(spec, 'hf-folder', built, arch), labels: labels.labels, labelsFrom: labels.from, preprocess };
+  return { ...builtModel(spec, 'hf-folder', built, arch, opts.dtype), labels: labels.labels, labelsFrom: labels.from, preprocess };
 }
 
 async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file): Promise<ResolvedModel> {
   opts.onProgress?.({ stage: 'load', message: `Reading ${path.basename(file)}` });
   const bytes = await fs.readFile(file);
   const { bytes: tapped, info } = tapAttention(bytes, path.dirname(file));
+  // Some fp16 exports (e.g. transformers.js's model_fp16.onnx) take float16 pixels; we feed float32.
+  if (info.inputElemType && info.inputElemType !== onnx.TensorProto.DataType.FLOAT) {
+    const type = onnx.TensorProto.DataType[info.inputElemType]?.toLowerCase() ?? `type ${info.inputElemType}`;
+    throw new Error(`${file}: input "${info.inputName}" is ${type}; ViT Lens feeds float32 pixels (for a Hugging Face folder, build from model.safetensors with --dtype fp16 instead)`);
+  }
   const dims = info.inputShape.map((d) => (typeof d === 'number' && d > 0 ? d : undefined));
   const imageSize: [number, number] = [dims[2] ?? info.imageSize?.[0] ?? 224, dims[3] ?? info.imageSize?.[1] ?? 224];
   const configDir = await onnxConfigDir(file);
@@ -144,6 +165,7 @@ async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file):
   return {
     spec,
     kind: 'onnx',
+    dtype: 'fp32' as Dtype,
     name: path.basename(file),
     onnx: tapped,
     inputName: info.inputName,
@@ -166,10 +188,10 @@ async function resolveNpz(file: string, opts: ResolveOptions): Promise<ResolvedM
   const { arch } = await load();
   const built = await buildCached(file, arch, async () => (await load()).weights, opts);
   const labels = await chooseLabels(opts.labelsFile, undefined, arch.numClasses, '');
-  return { ...builtModel(file, 'npz', built, arch), labels: labels.labels, labelsFrom: labels.from, preprocess: defaultPreprocess(arch.imageSize) };
+  return { ...builtModel(file, 'npz', built, arch, opts.dtype), labels: labels.labels, labelsFrom: labels.from, preprocess: defaultPreprocess(arch.imageSize) };
 }
 
-function builtModel(spec: string, kind: ModelKind, built: BuiltGraph, arch: ViTArch) {
+function builtModel(spec: string, kind: ModelKind, built: BuiltGraph, arch: ViTArch, dtype: Dtype = 'fp32') {
   const layers = Array.from({ length: arch.numLayers }, (_, i) => i);
   return {
     spec,
@@ -186,6 +208,7 @@ function builtModel(spec: string, kind: ModelKind, built: BuiltGraph, arch: ViTA
     imageSize: arch.imageSize,
     arch,
     build: { file: built.file, reused: built.reused },
+    dtype,
   };
 }
 
@@ -216,7 +239,9 @@ async function buildCached(
   digest.update(`${BUILDER_VERSION}\n${JSON.stringify(arch)}\n`);
   digest.update(await hashFileRemembered(weightsFile, path.join(cacheDir, 'hashes'), opts.signal));
   const key = digest.digest('hex').slice(0, 32);
-  const file = path.join(cacheDir, 'built', `${key}.onnx`);
+  // fp32 keeps the file name it had before dtypes existed, so earlier builds stay valid.
+  const dtype = opts.dtype ?? 'fp32';
+  const file = path.join(cacheDir, 'built', `${key}${dtype === 'fp32' ? '' : `.${dtype}`}.onnx`);
   const dataFile = `${file}.data`;
   const cached = await fs.readFile(file).catch(() => undefined);
   if (cached) {
@@ -231,7 +256,7 @@ async function buildCached(
   let weightBytes = 0;
   for (const t of weights.values()) weightBytes += t.data.byteLength;
   if (weightBytes <= EXTERNAL_DATA_ABOVE) {
-    const bytes = buildVitOnnx(arch, weights, { producer: 'vit-lens' });
+    const bytes = buildVitOnnx(arch, weights, { producer: 'vit-lens', dtype });
     opts.signal?.throwIfAborted();
     await writeFileAtomic(file, bytes);
     return { bytes, file, reused: false, external: false };
@@ -242,7 +267,7 @@ async function buildCached(
   const tmp = `${dataFile}.${process.pid}.${Date.now().toString(36)}.tmp`;
   let bytes: Uint8Array;
   try {
-    bytes = buildVitOnnx(arch, weights, { producer: 'vit-lens', externalData: { file: tmp, location: path.basename(dataFile) } });
+    bytes = buildVitOnnx(arch, weights, { producer: 'vit-lens', dtype, externalData: { file: tmp, location: path.basename(dataFile) } });
     opts.signal?.throwIfAborted();
     await fs.rename(tmp, dataFile);
   } catch (err) {

@@ -44,10 +44,30 @@ export const fusedAttentionOutputName = (fusion: (typeof HEAD_FUSIONS)[number], 
 const OPSET = 17; // first opset with LayerNormalization
 const IR_VERSION = 8;
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
+const INT8 = onnx.TensorProto.DataType.INT8;
+const FLOAT16 = onnx.TensorProto.DataType.FLOAT16;
+/** ONNX Runtime's contrib operators (DynamicQuantizeMatMul). */
+const MS_DOMAIN = 'com.microsoft';
 const INT64 = onnx.TensorProto.DataType.INT64;
+
+/**
+ * Weight precision of a built graph. fp16 (for WebGPU and CUDA): every weight and every activation in
+ * half precision, the input cast from fp32 on entry, and logits, features and attention maps cast
+ * back to fp32 outputs (the head fusions are reduced from the fp32 maps). q8: the blocks' linear layers (q, k, v, out, fc1, fc2, ~all of a
+ * ViT's FLOPs) as ORT's DynamicQuantizeMatMul: int8 weights, symmetric per output channel, and each
+ * activation quantized to uint8 at run time (the fastest of ORT's int8 linears in bench/q8_linear.ts:
+ * 2.5× fp32 MatMul, vs 2.1× for MatMulIntegerToFloat and 1.75× for the standard-op chain, 2 AVX2
+ * cores); everything else (patch conv, LayerNorm, attention
+ * scores and softmax, head) stays fp32, so the attention maps rollout reads are exact fp32.
+ */
+export const DTYPES = ['fp32', 'fp16', 'q8'] as const;
+export type Dtype = (typeof DTYPES)[number];
+/** Present on a graph built with a dtype other than fp32. */
+export const META_DTYPE = 'vit_lens.dtype';
 
 export interface BuildOptions {
   producer?: string;
+  dtype?: Dtype;
   /** Truncate after this many blocks (0 … numLayers): output only `hidden.{n}`. */
   hiddenAfter?: number;
   /**
@@ -86,6 +106,7 @@ export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: BuildOptio
     throw new Error(`hiddenAfter ${cut} must be an integer between 0 and the model's ${arch.numLayers} layers`);
   }
 
+  if (opts.dtype === 'fp16' && cut !== undefined) throw new Error('a truncated graph (hiddenAfter) is fp32 or q8 only');
   const external = opts.externalData && new ExternalDataWriter(opts.externalData.file, opts.externalData.location);
   try {
     return encodeGraph(arch, weights, opts, external);
@@ -98,7 +119,12 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
   const [imgH, imgW] = arch.imageSize;
   const P = arch.patchSize;
   const cut = opts.hiddenAfter;
-  const g = new GraphBuilder(weights, external);
+  const q8 = opts.dtype === 'q8';
+  const fp16 = opts.dtype === 'fp16';
+  const g = new GraphBuilder(weights, fp16, external);
+  /** fp16: compute `name` internally and emit it as an fp32 graph output `output`. */
+  const asOutput = (op: string, name: string, inputs: string[], attrs: Record<string, AttrValue>, output: string) =>
+    fp16 ? g.node('Cast', `${name}/to_fp32`, [g.node(op, name, inputs, attrs)], { to: FLOAT }, output) : g.node(op, name, inputs, attrs, output);
   const attentionOutputs: onnx.IValueInfoProto[] = [];
   const fusedOutputs: onnx.IValueInfoProto[] = [];
   const D = arch.hiddenSize;
@@ -107,7 +133,8 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
   const tokens = 1 + (imgH / P) * (imgW / P);
 
   // Embeddings: patchify with a strided conv, flatten the grid into tokens, prepend [CLS], add positions.
-  const conv = g.node('Conv', 'embeddings/patch_conv', [INPUT_NAME, g.weight(W.patchWeight), g.weight(W.patchBias)], {
+  const pixels = fp16 ? g.node('Cast', 'embeddings/pixels_fp16', [INPUT_NAME], { to: FLOAT16 }) : INPUT_NAME;
+  const conv = g.node('Conv', 'embeddings/patch_conv', [pixels, g.weight(W.patchWeight), g.weight(W.patchBias)], {
     kernel_shape: [P, P],
     strides: [P, P],
   });
@@ -131,6 +158,10 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
     const w = W.layer(i);
     const at = (s: string) => `layer${i}/${s}`;
     const linear = (name: string, input: string, weight: string, bias: string | undefined) => {
+      if (q8) {
+        const [wq, scale, zero] = g.weightQuantized(weight);
+        return g.node('DynamicQuantizeMatMul', at(name), [input, wq, scale, zero, ...(bias ? [g.weight(bias)] : [])], {}, at(name), MS_DOMAIN);
+      }
       const y = g.node('MatMul', at(name), [input, g.weightTransposed(weight)]);
       return bias ? g.node('Add', at(`${name}_bias`), [y, g.weight(bias)]) : y;
     };
@@ -146,14 +177,16 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
     const kHeadsT = g.node('Transpose', at('attn/k_heads_t'), [g.node('Reshape', at('attn/k_split'), [k, headsShape])], { perm: [0, 2, 3, 1] });
     const vHeads = g.node('Transpose', at('attn/v_heads'), [g.node('Reshape', at('attn/v_split'), [v, headsShape])], { perm: [0, 2, 1, 3] });
     const scores = g.node('MatMul', at('attn/scores'), [qHeads, kHeadsT]);
-    const probs = g.node('Softmax', at('attn/softmax'), [scores], { axis: -1 }, attentionOutputName(i));
-    attentionOutputs.push(valueInfo(probs, ['batch', H, tokens, tokens]));
+    const probs = g.node('Softmax', at('attn/softmax'), [scores], { axis: -1 }, fp16 ? at('attn/softmax') : attentionOutputName(i));
+    // Rollout multiplies these maps layer after layer: they leave the graph in fp32 whatever the dtype.
+    const probs32 = fp16 ? g.node('Cast', at('attn/probs_fp32'), [probs], { to: FLOAT }, attentionOutputName(i)) : probs;
+    attentionOutputs.push(valueInfo(probs32, ['batch', H, tokens, tokens]));
     // Rollout needs the heads fused. Fetching [N, H, T, T] and fusing in JS costs ~20% of a ViT-B
     // forward pass (copying 22 MB out, then a JS pass over it); these reductions cost ORT well under 1%
     // and are H times smaller to fetch. ORT runs every node whatever is fetched, so keep them cheap.
     for (const fusion of HEAD_FUSIONS) {
       const op = fusion === 'mean' ? 'ReduceMean' : fusion === 'max' ? 'ReduceMax' : 'ReduceMin';
-      const fused = g.node(op, at(`attn/heads_${fusion}`), [probs], { axes: [1], keepdims: 0 }, fusedAttentionOutputName(fusion, i));
+      const fused = g.node(op, at(`attn/heads_${fusion}`), [probs32], { axes: [1], keepdims: 0 }, fusedAttentionOutputName(fusion, i));
       fusedOutputs.push(valueInfo(fused, ['batch', tokens, tokens]));
     }
     const ctx = g.node('MatMul', at('attn/context'), [probs, vHeads]);
@@ -177,7 +210,7 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
     const used = new Set(g.nodes.flatMap((n) => n.input ?? []));
     return onnx.ModelProto.encode({
       irVersion: IR_VERSION,
-      opsetImport: [{ domain: '', version: OPSET }],
+      opsetImport: [{ domain: '', version: OPSET }, ...(q8 ? [{ domain: MS_DOMAIN, version: 1 }] : [])],
       producerName: opts.producer ?? 'vit-lens',
       producerVersion: BUILDER_VERSION,
       graph: {
@@ -196,18 +229,19 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
   }
 
   const normed = g.layerNorm('head/final_ln', x, W.finalNormWeight, W.finalNormBias, arch.layerNormEps);
-  const features = g.node('Gather', 'head/take_cls', [normed, g.int64Scalar('const/token0', 0)], { axis: 1 }, FEATURES_NAME);
-  let z = features;
+  const clsOut = g.node('Gather', 'head/take_cls', [normed, g.int64Scalar('const/token0', 0)], { axis: 1 }, fp16 ? 'head/take_cls' : FEATURES_NAME);
+  const features = fp16 ? g.node('Cast', 'head/features_fp32', [clsOut], { to: FLOAT }, FEATURES_NAME) : clsOut;
+  let z = clsOut;
   if (arch.preLogitsSize) {
     const pre = g.node('MatMul', 'head/pre_logits', [z, g.weightTransposed(W.preLogitsWeight)]);
     z = g.node('Tanh', 'head/pre_logits_tanh', [g.node('Add', 'head/pre_logits_bias', [pre, g.weight(W.preLogitsBias)])]);
   }
   const headMm = g.node('MatMul', 'head/classifier', [z, g.weightTransposed(W.headWeight)]);
-  const logits = g.node('Add', 'head/classifier_bias', [headMm, g.weight(W.headBias)], {}, LOGITS_NAME);
+  const logits = asOutput('Add', 'head/classifier_bias', [headMm, g.weight(W.headBias)], {}, LOGITS_NAME);
 
   const model: onnx.IModelProto = {
     irVersion: IR_VERSION,
-    opsetImport: [{ domain: '', version: OPSET }],
+    opsetImport: [{ domain: '', version: OPSET }, ...(q8 ? [{ domain: MS_DOMAIN, version: 1 }] : [])],
     producerName: opts.producer ?? 'vit-lens',
     producerVersion: BUILDER_VERSION,
     graph: {
@@ -221,6 +255,7 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
     metadataProps: [
       { key: META_ARCH, value: JSON.stringify(arch) },
       { key: META_BUILDER_VERSION, value: BUILDER_VERSION },
+      ...(opts.dtype && opts.dtype !== 'fp32' ? [{ key: META_DTYPE, value: opts.dtype }] : []),
     ],
   };
   // Peak memory is the caller's weights + the transposed copies (~all of a ViT's parameters) + the
@@ -264,14 +299,17 @@ class GraphBuilder {
   readonly initializers: onnx.ITensorProto[] = [];
   private readonly added = new Set<string>();
 
+  /** `half`: float initializers are stored as fp16 (the q8 scales stay fp32, as the op wants). */
   constructor(
     private readonly weights: WeightMap,
+    private readonly half = false,
     private readonly external?: ExternalDataWriter,
   ) {}
 
-  node(op: string, name: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputName = name): string {
+  node(op: string, name: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputName = name, domain?: string): string {
     this.nodes.push({
       opType: op,
+      ...(domain ? { domain } : {}),
       name,
       input: inputs,
       output: [outputName],
@@ -303,8 +341,32 @@ class GraphBuilder {
     });
   }
 
+  /**
+   * A linear weight (out, in) as int8 (in, out) with one scale per output channel (max |w| / 127,
+   * symmetric, so the zero points are 0): [weight, scales, zero points].
+   */
+  weightQuantized(name: string): [string, string, string] {
+    const t = this.tensor(name);
+    const [rows, cols] = t.shape; // rows = out channels
+    const scales = new Float32Array(rows);
+    const q = new Int8Array(rows * cols);
+    for (let r = 0; r < rows; r++) {
+      let max = 0;
+      for (let c = 0; c < cols; c++) max = Math.max(max, Math.abs(t.data[r * cols + c]));
+      const scale = max > 0 ? max / 127 : 1;
+      scales[r] = scale;
+      // Stored transposed, (in, out), as MatMul's B.
+      for (let c = 0; c < cols; c++) q[c * rows + r] = Math.max(-127, Math.min(127, Math.round(t.data[r * cols + c] / scale)));
+    }
+    const [wq, sc, zp] = [`${name}.q8`, `${name}.q8_scale`, `${name}.q8_zero`];
+    this.addOnce(wq, () => ({ name: wq, dataType: INT8, dims: [cols, rows], rawData: new Uint8Array(q.buffer) }));
+    this.addOnce(sc, () => floatInitializer(sc, [rows], scales));
+    this.addOnce(zp, () => ({ name: zp, dataType: INT8, dims: [rows], rawData: new Uint8Array(rows) }));
+    return [wq, sc, zp];
+  }
+
   float(name: string, value: number): string {
-    return this.addOnce(name, () => floatInitializer(name, [], new Float32Array([value])));
+    return this.addOnce(name, () => floatInitializer(name, [], new Float32Array([value]), this.half));
   }
 
   int64s(name: string, values: number[]): string {
@@ -315,11 +377,13 @@ class GraphBuilder {
     return this.addOnce(name, () => ({ name, dataType: INT64, dims: [], int64Data: [value] }));
   }
 
+  /** A weight as fp32 (fp16 when `half`), in the external data file when it is big enough to matter. */
   private floatInitializer(name: string, dims: number[], data: Float32Array): onnx.ITensorProto {
     if (this.external && data.byteLength >= EXTERNAL_MIN_BYTES) {
-      return { name, dataType: FLOAT, dims, ...this.external.append(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) };
+      const bytes = this.half ? new Uint8Array(toFloat16Bits(data).buffer) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      return { name, dataType: this.half ? FLOAT16 : FLOAT, dims, ...this.external.append(bytes) };
     }
-    return floatInitializer(name, dims, data);
+    return floatInitializer(name, dims, data, this.half);
   }
 
   private tensor(name: string): Tensor {
@@ -337,7 +401,8 @@ class GraphBuilder {
   }
 }
 
-function floatInitializer(name: string, dims: number[], data: Float32Array): onnx.ITensorProto {
+function floatInitializer(name: string, dims: number[], data: Float32Array, half = false): onnx.ITensorProto {
+  if (half) return { name, dataType: FLOAT16, dims, rawData: new Uint8Array(toFloat16Bits(data).buffer) };
   return { name, dataType: FLOAT, dims, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
 }
 
@@ -374,6 +439,35 @@ class ExternalDataWriter {
       fs.closeSync(this.fd);
     }
   }
+}
+
+/** IEEE binary16 bits of each value, rounded to nearest even (as numpy's astype(float16)); Node 20 has no Float16Array. */
+export function toFloat16Bits(data: Float32Array): Uint16Array {
+  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  const out = new Uint16Array(data.length);
+  for (let i = 0; i < data.length; i++) {
+    const x = bits[i];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    const mant = x & 0x7fffff;
+    if (exp === 0xff) out[i] = sign | 0x7c00 | (mant ? 0x200 : 0); // inf, NaN
+    else if (exp > 142) out[i] = sign | 0x7c00; // overflow → inf
+    else if (exp >= 113) {
+      // normal: drop 13 mantissa bits, round half to even (a carry into the exponent is correct)
+      const h = ((exp - 112) << 10) | (mant >>> 13);
+      const rest = mant & 0x1fff;
+      out[i] = sign | (h + (rest > 0x1000 || (rest === 0x1000 && h & 1) ? 1 : 0));
+    } else if (exp >= 102) {
+      // subnormal half: the implicit 1 made explicit, shifted into place, rounded half to even
+      const m = mant | 0x800000;
+      const shift = 126 - exp;
+      const h = m >>> shift;
+      const rest = m & ((1 << shift) - 1);
+      const halfway = 1 << (shift - 1);
+      out[i] = sign | (h + (rest > halfway || (rest === halfway && h & 1) ? 1 : 0));
+    } else out[i] = sign; // underflow → ±0
+  }
+  return out;
 }
 
 function valueInfo(name: string, dims: (number | string)[]): onnx.IValueInfoProto {

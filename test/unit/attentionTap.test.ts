@@ -42,6 +42,7 @@ test('re-finds the attention Softmaxes of a graph whose attention is not exposed
   assert.deepEqual(info, {
     inputName: 'pixel_values',
     inputShape: ['batch', 3, 32, 32],
+    inputElemType: 1, // float32
     logitsName: 'logits',
     attentionOutputs: ['attentions.0', 'attentions.1'],
     attentionRank: 4,
