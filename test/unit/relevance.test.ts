@@ -14,6 +14,7 @@ import { buildVitOnnx } from '../../server/model/onnxBuilder';
 import { W, ViTArch } from '../../server/model/vitConfig';
 import { WeightMap } from '../../server/model/tensor';
 import { relevanceClsRow } from '../../server/explain/relevance';
+import { onnx } from 'onnx-proto';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-relevance-'));
@@ -174,6 +175,26 @@ describe('relevance on a hand-built class-discriminative model', () => {
       await engine.dispose();
     }
   });
+});
+
+test('an ONNX whose weights cannot be recovered: relevance says so and names the file, rollout still works', async () => {
+  // The vit-tiny torch.onnx export with its GELU's Erf turned into Tanh: the attention is still found
+  // (rollout works), but onnxWeights.ts refuses tanh-GELU graphs, so no relevance graph can be built.
+  const model = onnx.ModelProto.decode(fs.readFileSync(path.join(fixtures, 'vit-tiny', 'model.onnx')));
+  for (const n of model.graph!.node!) if (n.opType === 'Erf') n.opType = 'Tanh';
+  const file = path.join(cacheDir, 'tanh-gelu.onnx');
+  fs.writeFileSync(file, onnx.ModelProto.encode(model).finish());
+  const engine = await loaded(file);
+  const cat = path.join(fixtures, 'photos', 'chelsea.png');
+  try {
+    await assert.rejects(engine.explain(cat, { method: 'relevance' }), /class relevance is not available for this model \(rollout and attention still work\): .*tanh-gelu\.onnx: cannot recover ViT weights/);
+    const rollout = await engine.explain(cat);
+    assert.equal(rollout.method, 'rollout');
+    assert.deepEqual(rollout.map.grid, [14, 14]);
+    await assert.rejects(engine.explain(cat, { method: 'relevance', class: 1 }), /cannot recover ViT weights/);
+  } finally {
+    await engine.dispose();
+  }
 });
 
 test('the [CLS] row recurrence equals R = R + Ā·R over full matrices, layers in forward order', () => {
