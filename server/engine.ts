@@ -222,9 +222,10 @@ export class Engine {
    */
   private async explainRelevance(file: string, opts: ExplainOptions): Promise<Explanation> {
     const { resolved: m } = this.require();
-    const classIndex = opts.class === undefined ? -1 : this.classIndex(opts.class);
     const key = await this.runKey(file);
     const last = this.lastRun?.key === key ? this.lastRun : undefined;
+    // The top-1 class is known once the image has run, and its map may be cached already.
+    const classIndex = opts.class !== undefined ? this.classIndex(opts.class) : last ? topPredictions(last.logits, m.labels, 1)[0].index : -1;
     let map = classIndex >= 0 ? last?.relevance?.get(classIndex) : undefined;
     let run = last;
     let explained = classIndex;
