@@ -34,7 +34,7 @@ const BODY = `<header class="toolbar">
           <vscode-radio name="method" value="attention" label="Raw attention">Raw attention</vscode-radio>
         </vscode-radio-group>
       </vscode-form-group>
-      <p id="relevance-hint" class="hint">Why this class? Click a label on the right to explain it.</p>
+      <p id="relevance-hint" class="hint">Why this class? Click a label among the predictions to explain it.</p>
       <vscode-form-group variant="vertical" id="fusion-group">
         <vscode-label for="head-fusion">Head fusion</vscode-label>
         <vscode-single-select id="head-fusion" aria-label="Head fusion">
