@@ -149,7 +149,8 @@ function render(): void {
   fillOptions(ui.layer, Array.from({ length: layers }, (_, i) => [String(i), `Layer ${i}`]), String(c.layer));
   fillOptions(ui.head, [['fused', `All heads (${c.headFusion})`], ...Array.from({ length: heads }, (_, i): [string, string] => [String(i), `Head ${i}`])], c.head === null ? 'fused' : String(c.head));
   const explainable = s.model?.explainAvailable !== false;
-  ui.save.toggleAttribute('disabled', !map || !explainable);
+  // Relevance reads the weights, not the graph's attention outputs: it can be saved where rollout cannot run.
+  ui.save.toggleAttribute('disabled', !map || (!explainable && map.method !== 'relevance'));
   ui.copy.toggleAttribute('disabled', !s.rows.some((r) => r.predictions));
 
   renderRows(s, map?.method === 'relevance' ? map.class?.index : undefined);
