@@ -280,7 +280,7 @@ export class Engine {
   private relevanceSession(): Promise<RelevanceSession> {
     if (!this.relevance) {
       const { resolved: m, session } = this.require();
-      const file = m.build?.file ?? m.onnxFile;
+      const file = m.build?.file ?? m.originalOnnxFile;
       this.relevance = (async () => {
         if (!file) throw new Error(`class relevance is not available for ${m.name}: no ONNX file to read its weights from`);
         const [h, w] = m.preprocess.size;

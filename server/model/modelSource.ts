@@ -46,8 +46,8 @@ export interface ResolvedModel {
   arch?: ViTArch;
   /** Why explain cannot work with this model, when it cannot. */
   explainUnavailable?: string;
-  /** The .onnx file read for an `onnx` model (class relevance recovers its weights from it). */
-  onnxFile?: string;
+  /** The .onnx file an `onnx` model was read from, before attention outputs were tapped in (class relevance recovers its weights from it). */
+  originalOnnxFile?: string;
   /** Where our exporter's build of the weights is cached, and whether this load reused it. */
   build?: { file: string; reused: boolean };
 }
@@ -144,7 +144,7 @@ async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file):
     kind: 'onnx',
     name: path.basename(file),
     onnx: tapped,
-    onnxFile: file,
+    originalOnnxFile: file,
     inputName: info.inputName,
     logitsName: info.logitsName,
     attentionNames: info.attentionOutputs,
