@@ -4,7 +4,8 @@
  * same thread count in the same run (/usr/bin/python3 bench/torch_infer.py), with the GFLOP/s each
  * reaches against the cores' fp32 FMA peak; then the cost of explain (attention fetch + rollout) as
  * a percentage of plain inference; and WebGPU when a hardware adapter exists (BENCH_WEBGPU=1 also
- * times a software one, which is slow).
+ * times a software one, which is slow); and the cost of a class relevance map (forward + backward
+ * graph) against one inference and one rollout map.
  */
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -102,6 +103,25 @@ async function main(): Promise<void> {
     }
     // Rollout alone, on maps already fetched (what changing fusion or discard ratio in the panel costs).
     const rolloutOnly = await timed(() => engine.explain(photo, { headFusion: 'max', discardRatio: 0.9 }), runs1);
+
+    // Class relevance: first request (read the weights back, build the forward+backward graph, start
+    // its session), then one map per call, interleaved with plain inference and rollout explain.
+    engine.forgetLastRun();
+    t0 = performance.now();
+    await engine.explain(photo, { method: 'relevance' });
+    const relevanceSetup = performance.now() - t0;
+    const plainR: number[] = [];
+    const rolloutR: number[] = [];
+    const relevance: number[] = [];
+    const relevanceExplain: number[] = [];
+    for (let i = 0; i < runs1; i++) {
+      plainR.push(...(await timed(() => engine.runPixels(x1, 1), 1)));
+      engine.forgetLastRun();
+      rolloutR.push(...(await timed(() => engine.explain(photo), 1)));
+      relevance.push(...(await timed(() => engine.relevancePixels(x1, i % 2 ? -1 : 3), 1)));
+      engine.forgetLastRun();
+      relevanceExplain.push(...(await timed(() => engine.explain(photo, { method: 'relevance', class: i % 10 }), 1)));
+    }
     await engine.runPixels(x8, 8);
     const t8 = await timed(() => engine.runPixels(x8, 8), runs8);
     await engine.dispose();
@@ -165,6 +185,12 @@ async function main(): Promise<void> {
         `rollout overhead ${(((explainMs - classifyMs) / ours1) * 100).toFixed(1)}% of inference (${(explainMs - classifyMs).toFixed(1)} ms)`,
     );
     console.log(`re-running rollout on cached maps (new fusion/discard in the panel): ${median(rolloutOnly).toFixed(2)} ms`);
+    const [inf, roll, rel, relExplain] = [plainR, rolloutR, relevance, relevanceExplain].map(median);
+    console.log(
+      `class relevance map (forward + backward, one graph): ${rel.toFixed(1)} ms = ${(rel / inf).toFixed(2)}× one inference (${inf.toFixed(1)} ms); ` +
+        `explain on the photo: relevance ${relExplain.toFixed(1)} ms vs rollout ${roll.toFixed(1)} ms (${(relExplain / roll).toFixed(2)}×); ` +
+        `first relevance request (weights + graph + session): ${(relevanceSetup / 1000).toFixed(2)} s`,
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

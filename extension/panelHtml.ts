@@ -30,10 +30,12 @@ const BODY = `<header class="toolbar">
         <vscode-label for="method">Map</vscode-label>
         <vscode-radio-group id="method">
           <vscode-radio name="method" value="rollout" label="Rollout">Rollout</vscode-radio>
+          <vscode-radio name="method" value="relevance" label="Class relevance">Class relevance</vscode-radio>
           <vscode-radio name="method" value="attention" label="Raw attention">Raw attention</vscode-radio>
         </vscode-radio-group>
       </vscode-form-group>
-      <vscode-form-group variant="vertical">
+      <p id="relevance-hint" class="hint">Why this class? Click a label among the predictions to explain it.</p>
+      <vscode-form-group variant="vertical" id="fusion-group">
         <vscode-label for="head-fusion">Head fusion</vscode-label>
         <vscode-single-select id="head-fusion" aria-label="Head fusion">
           <vscode-option value="mean">mean</vscode-option>

@@ -10,11 +10,14 @@ import type { ColormapName, HeadFusion, Prediction } from './protocol';
 
 export const COLORMAPS: readonly ColormapName[] = ['turbo', 'viridis', 'inferno', 'magma', 'plasma', 'gray'];
 export const HEAD_FUSIONS: readonly HeadFusion[] = ['mean', 'max', 'min'];
-export type Method = 'rollout' | 'attention';
+export const METHODS = ['rollout', 'relevance', 'attention'] as const;
+export type Method = (typeof METHODS)[number];
 
 /** Everything the user can set in the panel. */
 export interface Controls {
   method: Method;
+  /** Relevance: the class to explain (an index into the model's labels), or null for the top-1 prediction. */
+  classIndex: number | null;
   headFusion: HeadFusion;
   /** Rollout: fraction of the lowest fused attentions zeroed, in [0, 1). */
   discardRatio: number;
@@ -55,6 +58,8 @@ export interface MapView {
   grid: [number, number];
   /** Row-major, max = 1. */
   values: number[];
+  /** Relevance: the class the map explains. */
+  class?: { index: number; label: string };
   /** The controls that produced this map (the heatmap shows what was asked, not what is pending). */
   label: string;
 }
@@ -94,14 +99,17 @@ const isNumber = (v: unknown, min: number, max: number): v is number => typeof v
 export function parseControls(v: unknown): Controls | undefined {
   if (!isObject(v)) return undefined;
   const { method, headFusion, discardRatio, layer, head, opacity, colormap } = v;
-  if (method !== 'rollout' && method !== 'attention') return undefined;
+  // Absent in states saved before relevance existed: the top-1 class.
+  const classIndex = v.classIndex ?? null;
+  if (!METHODS.includes(method as Method)) return undefined;
+  if (classIndex !== null && !isInt(classIndex, 0, 1_000_000)) return undefined;
   if (!HEAD_FUSIONS.includes(headFusion as HeadFusion)) return undefined;
   if (!isNumber(discardRatio, 0, 0.99)) return undefined;
   if (!isInt(layer, 0, 1023)) return undefined;
   if (head !== null && !isInt(head, 0, 1023)) return undefined;
   if (!isNumber(opacity, 0, 1)) return undefined;
   if (!COLORMAPS.includes(colormap as ColormapName)) return undefined;
-  return { method, headFusion: headFusion as HeadFusion, discardRatio, layer, head: head as number | null, opacity, colormap: colormap as ColormapName };
+  return { method: method as Method, classIndex, headFusion: headFusion as HeadFusion, discardRatio, layer, head: head as number | null, opacity, colormap: colormap as ColormapName };
 }
 
 /** Validate a message from the webview; undefined means "ignore it". */

@@ -43,6 +43,7 @@ export type {
   ClassifyParams,
   ClassifyResult,
   ColormapName,
+  ExplainMethod,
   ExplainParams,
   ExplainResult,
   HeadFusion,

@@ -183,10 +183,11 @@ export class ResultsPanel implements vscode.Disposable {
     this.explainCts?.cancel();
     const cts = (this.explainCts = new vscode.CancellationTokenSource());
     const c = this.state.controls;
-    this.update({ busy: c.method === 'rollout' ? 'Computing attention rollout…' : `Reading attention of layer ${c.layer}…` });
+    this.update({ busy: c.method === 'rollout' ? 'Computing attention rollout…' : c.method === 'relevance' ? 'Computing class relevance…' : `Reading attention of layer ${c.layer}…` });
     try {
       const info = await this.host.worker.ensureModel(model);
-      if (!info.explainAvailable) {
+      // Relevance reads the weights, not the graph's attention outputs, so it may work where rollout cannot.
+      if (!info.explainAvailable && c.method !== 'relevance') {
         this.update({ busy: undefined, map: undefined, mapError: `This model cannot be explained: ${info.explainUnavailableReason ?? 'no attention outputs'}` });
         return;
       }
@@ -195,7 +196,7 @@ export class ResultsPanel implements vscode.Disposable {
       if (cts.token.isCancellationRequested || this.disposed) return;
       // Explain answers with predictions too: in explain mode they fill the row.
       if (!row.predictions) row.predictions = r.predictions;
-      const map: MapView = { image: r.image, width: r.width, height: r.height, method: r.method, grid: r.map.grid, values: r.map.values, label: describe(params) };
+      const map: MapView = { image: r.image, width: r.width, height: r.height, method: r.method, grid: r.map.grid, values: r.map.values, label: describe(params, r.class), class: r.class };
       this.update({ busy: undefined, map, mapError: undefined });
     } catch (e) {
       if (cts.token.isCancellationRequested || this.disposed) return;
@@ -222,6 +223,7 @@ export class ResultsPanel implements vscode.Disposable {
         if (m.index === this.state.selected) return;
         this.state.selected = m.index;
         this.state.map = undefined;
+        this.state.controls.classIndex = null; // another image: explain its own top-1 class
         await this.explain();
         return;
       case 'setControls': {
@@ -249,7 +251,7 @@ export class ResultsPanel implements vscode.Disposable {
       provider: this.state.model?.provider,
       results: rows.filter((r) => r.predictions).map((r) => ({ image: r.path, predictions: r.predictions })),
       failures: rows.filter((r) => r.error).map((r) => ({ image: r.path, error: r.error })),
-      ...(this.state.map ? { attention: { image: this.state.map.image, method: this.state.map.method, settings: this.state.map.label, grid: this.state.map.grid, values: this.state.map.values } } : {}),
+      ...(this.state.map ? { attention: { image: this.state.map.image, method: this.state.map.method, settings: this.state.map.label, ...(this.state.map.class ? { class: this.state.map.class } : {}), grid: this.state.map.grid, values: this.state.map.values } } : {}),
     };
   }
 
@@ -259,8 +261,9 @@ export class ResultsPanel implements vscode.Disposable {
     const model = this.host.modelRequest();
     if (!row || !model) return;
     const stem = path.basename(row.path, path.extname(row.path));
+    const cls = this.state.controls.method === 'relevance' ? this.state.map?.class?.label.replace(/[^\p{L}\p{N}_-]+/gu, '_') : undefined;
     const target = await vscode.window.showSaveDialog({
-      defaultUri: vscode.Uri.file(path.join(path.dirname(row.path), `${stem}.${this.state.controls.method}.png`)),
+      defaultUri: vscode.Uri.file(path.join(path.dirname(row.path), `${stem}.${this.state.controls.method}${cls ? `.${cls}` : ''}.png`)),
       filters: { 'PNG image': ['png'] },
       title: 'Save Attention Overlay',
     });
@@ -304,7 +307,7 @@ export function initialState(s: Settings): PanelState {
     mode: 'classify',
     rows: [],
     selected: 0,
-    controls: { method: 'rollout', headFusion: s.headFusion, discardRatio: s.discardRatio, layer: 0, head: null, opacity: s.opacity, colormap: s.colormap },
+    controls: { method: 'rollout', classIndex: null, headFusion: s.headFusion, discardRatio: s.discardRatio, layer: 0, head: null, opacity: s.opacity, colormap: s.colormap },
   };
 }
 
@@ -331,13 +334,15 @@ export function restoreState(saved: unknown, s: Settings): PanelState {
 }
 
 function explainParams(image: string, c: Controls, topK: number, info: ModelInfo): ExplainParams {
+  if (c.method === 'relevance') return c.classIndex === null ? { image, method: 'relevance', topK } : { image, method: 'relevance', class: c.classIndex, topK };
   const base: ExplainParams = { image, headFusion: c.headFusion, topK };
   if (c.method === 'rollout') return { ...base, discardRatio: c.discardRatio };
   const layer = Math.min(c.layer, info.numLayers - 1);
   return c.head === null ? { ...base, layer } : { ...base, layer, head: c.head };
 }
 
-function describe(p: ExplainParams): string {
+function describe(p: ExplainParams, cls?: { index: number; label: string }): string {
+  if (p.method === 'relevance') return cls ? `class ${cls.label}` : 'class';
   if (p.layer === undefined) return `rollout · ${p.headFusion} · discard ${p.discardRatio}`;
   return `layer ${p.layer} · ${p.head === undefined ? `heads ${p.headFusion}` : `head ${p.head}`}`;
 }

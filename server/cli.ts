@@ -2,7 +2,8 @@
  * `vit-lens` command line: the same engine as the editor's worker, headless.
  *   vit-lens classify IMAGE... [--model M] [--top-k 5] [--json]
  *   vit-lens classify-folder DIR [--out DIR] [--model M] [--top-k 5] [--json]   (also: classify DIR)
- *   vit-lens explain IMAGE [--model M] [--head-fusion mean|max|min] [--discard-ratio 0.9]
+ *   vit-lens explain IMAGE [--model M] [--method rollout|relevance|attention] [--class LABEL|INDEX]
+ *                          [--head-fusion mean|max|min] [--discard-ratio 0.9]
  *                          [--layer N [--head H]] [--out overlay.png] [--json]
  *   vit-lens info [--model M] [--json]
  * With --json exactly one JSON document goes to stdout; progress and errors go to stderr.
@@ -10,7 +11,7 @@
 import { promises as fs, existsSync } from 'fs';
 import * as path from 'path';
 import { parseArgs, ParseArgsConfig } from 'util';
-import { Engine } from './engine';
+import { Engine, EXPLAIN_METHODS } from './engine';
 import { PROVIDER_NAMES, PROVIDER_PREFERENCES } from './inference';
 import { DTYPES } from './model/onnxBuilder';
 import { classifyFolder, folderAccuracy } from './classifyFolder';
@@ -24,8 +25,11 @@ const USAGE = `Usage:
   vit-lens classify IMAGE... [--model MODEL] [--top-k 5] [--json]
   vit-lens classify-folder DIR [--out OUT_DIR] [--model MODEL] [--top-k 5] [--json]
                          every image under DIR; writes OUT_DIR/predictions.csv and .json (OUT_DIR: DIR)
-  vit-lens explain IMAGE [--model MODEL] [--head-fusion mean|max|min] [--discard-ratio 0.9]
+  vit-lens explain IMAGE [--model MODEL] [--method rollout|relevance|attention] [--class LABEL|INDEX]
+                         [--head-fusion mean|max|min] [--discard-ratio 0.9]
                          [--layer N [--head H]] [--out overlay.png] [--colormap turbo] [--opacity 0.5] [--json]
+                         rollout (default): where the model looks; relevance: why it says --class
+                         (default: its top-1 class); attention: one layer's raw attention (--layer)
   vit-lens info [--model MODEL] [--json]
 
 MODEL: an .onnx file, a Hugging Face folder (config.json + model.safetensors and/or onnx/model.onnx),
@@ -54,6 +58,8 @@ const OPTIONS = {
   offline: { type: 'boolean' },
   json: { type: 'boolean' },
   'top-k': { type: 'string', short: 'k' },
+  method: { type: 'string' },
+  class: { type: 'string' },
   'head-fusion': { type: 'string' },
   'discard-ratio': { type: 'string' },
   layer: { type: 'string' },
@@ -182,7 +188,11 @@ async function main(argv: string[]): Promise<number> {
   const discardRatio = numberOption(o['discard-ratio'], 'discard-ratio', 0, 0.999);
   const layer = intOption(o.layer, 'layer', 0);
   const head = intOption(o.head, 'head', 0);
-  if (head !== undefined && layer === undefined) throw new UsageError('--head needs --layer');
+  const method = choice(o.method, 'method', EXPLAIN_METHODS) ?? (layer !== undefined ? 'attention' : 'rollout');
+  if (head !== undefined && layer === undefined && method !== 'attention') throw new UsageError('--head needs --layer');
+  if (layer !== undefined && method !== 'attention') throw new UsageError(`--layer and --head are for --method attention, not ${method}`);
+  if (o.class !== undefined && method !== 'relevance') throw new UsageError('--class is for --method relevance');
+  if ((o.method !== undefined || o.class !== undefined) && command !== 'explain') throw new UsageError('--method and --class are for explain');
   const colormap = choice<Colormap>(o.colormap, 'colormap', COLORMAPS) ?? 'turbo';
   const opacity = numberOption(o.opacity, 'opacity', 0, 1) ?? 0.5;
   if (command === 'classify' && rest.length === 0) throw new UsageError('classify needs at least one IMAGE');
@@ -206,7 +216,7 @@ async function main(argv: string[]): Promise<number> {
       }
       return failures.length ? 1 : 0;
     }
-    const r = await engine.explain(rest[0], { headFusion, discardRatio, layer, head, topK, overlay: o.out ? { colormap, opacity } : undefined });
+    const r = await engine.explain(rest[0], { method, class: o.class, headFusion, discardRatio, layer, head, topK, overlay: o.out ? { colormap, opacity } : undefined });
     if (o.out && r.overlayPng) {
       await fs.mkdir(path.dirname(path.resolve(o.out)), { recursive: true });
       await fs.writeFile(o.out, r.overlayPng);
@@ -215,11 +225,19 @@ async function main(argv: string[]): Promise<number> {
       const mapJson = { grid: r.map.grid, values: Array.from(r.map.values) };
       const doc: Record<string, unknown> = { image: r.image, predictions: r.predictions };
       if (r.method === 'rollout') doc.rollout = mapJson;
-      else doc.attention = { layer: r.layer, head: r.head, ...mapJson };
+      else if (r.method === 'relevance') {
+        doc.relevance = mapJson;
+        doc.class = r.class;
+      } else doc.attention = { layer: r.layer, head: r.head, ...mapJson };
       if (o.out) doc.overlay = o.out;
       process.stdout.write(JSON.stringify(doc) + '\n');
     } else {
-      const what = r.method === 'rollout' ? `attention rollout (${headFusion ?? 'mean'} fusion, discard ${discardRatio ?? 0.9})` : `layer ${r.layer} attention, head ${r.head}`;
+      const what =
+        r.method === 'rollout'
+          ? `attention rollout (${headFusion ?? 'mean'} fusion, discard ${discardRatio ?? 0.9})`
+          : r.method === 'relevance'
+            ? `relevance for class ${r.class!.index} "${r.class!.label}"`
+            : `layer ${r.layer} attention, head ${r.head}`;
       process.stdout.write(`${displayPath(r.image)}\n${formatPredictions(r.predictions)}\n${what}:\n${textHeatmap(r.map.grid, r.map.values)}\n`);
       if (o.out) process.stdout.write(`overlay written to ${o.out}\n`);
     }

@@ -3,6 +3,7 @@
  * explain. Nothing here knows about JSON-RPC or the terminal.
  */
 import { promises as fs } from 'fs';
+import * as os from 'os';
 import type * as ort from 'onnxruntime-node';
 import { Semaphore } from 'async-mutex';
 import * as path from 'path';
@@ -10,6 +11,7 @@ import { decodeImageFile, DecodedImage, peekImageSize, resizeForModel, toPixelVa
 import { ProviderBackend, Provider, ProviderPreference, softmax, VitSession } from './inference';
 import { defaultCacheDir } from './model/hub';
 import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource';
+import { relevanceMap, RelevanceSession } from './explain/relevance';
 import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
 import { renderOverlayPng } from './explain/overlay';
 import { Colormap, COLORMAPS } from './explain/colormaps';
@@ -57,10 +59,17 @@ export interface ImageFailure {
   error: string;
 }
 
+export const EXPLAIN_METHODS = ['rollout', 'relevance', 'attention'] as const;
+export type ExplainMethod = (typeof EXPLAIN_METHODS)[number];
+
 export interface ExplainOptions {
+  /** Default: rollout, or attention when a layer is given. */
+  method?: ExplainMethod;
+  /** Relevance only: the class to explain, as an index or a label (default: the top-1 prediction). */
+  class?: number | string;
   headFusion?: HeadFusion;
   discardRatio?: number;
-  /** Raw attention of this layer instead of rollout … */
+  /** Raw attention of this layer (default for method attention: the last) … */
   layer?: number;
   /** … for this head (all heads fused with headFusion when omitted). */
   head?: number;
@@ -74,9 +83,11 @@ export interface Explanation {
   width: number;
   height: number;
   predictions: Prediction[];
-  /** The rollout map, or the raw attention map when a layer was asked for. */
+  /** The rollout, relevance or raw attention map. */
   map: AttentionMap;
-  method: 'rollout' | 'attention';
+  method: ExplainMethod;
+  /** Relevance: the class explained. */
+  class?: { index: number; label: string };
   layer?: number;
   head?: number | HeadFusion;
   overlayPng?: Buffer;
@@ -94,6 +105,8 @@ interface AttentionRun {
   fused?: Record<HeadFusion, LayerAttention[]>;
   /** Per layer, every head. */
   heads?: LayerAttention[];
+  /** Relevance maps by class index. */
+  relevance?: Map<number, AttentionMap>;
 }
 
 interface Loaded {
@@ -105,6 +118,8 @@ export class Engine {
   private loaded: Loaded | undefined;
   /** The last explained image's attention maps, so changing fusion/discard/layer does not rerun the model. */
   private lastRun: AttentionRun | undefined;
+  /** The relevance graph, built on the first relevance request for the loaded model (or why it cannot be). */
+  private relevance: Promise<RelevanceSession> | undefined;
 
   /**
    * Full-size decodes in flight, weighted by megapixels: a batch of small photos decodes in
@@ -144,6 +159,9 @@ export class Engine {
     const previous = this.loaded;
     this.loaded = { resolved, session };
     this.lastRun = undefined;
+    const oldRelevance = this.relevance;
+    this.relevance = undefined;
+    await oldRelevance?.then((r) => r.release()).catch(() => undefined);
     resolved.onnx = new Uint8Array(0); // the session holds its own copy; do not keep hundreds of MB twice
     await previous?.session.release();
     return this.info();
@@ -211,10 +229,13 @@ export class Engine {
 
   async explain(file: string, opts: ExplainOptions = {}): Promise<Explanation> {
     const { resolved: m } = this.require();
+    checkExplainOptions(opts);
+    const method = opts.method ?? (opts.layer !== undefined ? 'attention' : 'rollout');
+    if (method === 'relevance') return this.explainRelevance(file, opts);
     if (m.explainUnavailable) throw new Error(`explain is not available for this model: ${m.explainUnavailable}`);
     const fusion = opts.headFusion ?? 'mean';
-    checkExplainOptions(opts);
-    const raw = opts.layer !== undefined;
+    const raw = method === 'attention';
+    if (raw) opts = { ...opts, layer: opts.layer ?? m.attentionNames.length - 1 };
     if (raw && (!Number.isInteger(opts.layer) || opts.layer! < 0 || opts.layer! >= m.attentionNames.length)) {
       throw new Error(`layer ${opts.layer} does not exist: this model has layers 0–${m.attentionNames.length - 1}`);
     }
@@ -242,12 +263,95 @@ export class Engine {
     };
   }
 
+  /**
+   * Class-specific relevance (server/explain/relevance.ts) for `opts.class`, default the top-1 class.
+   * The relevance graph is built and started on the first request, so classify never pays for it.
+   */
+  private async explainRelevance(file: string, opts: ExplainOptions): Promise<Explanation> {
+    const { resolved: m } = this.require();
+    const key = await this.runKey(file);
+    const last = this.lastRun?.key === key ? this.lastRun : undefined;
+    // The top-1 class is known once the image has run, and its map may be cached already.
+    const classIndex = opts.class !== undefined ? this.classIndex(opts.class) : last ? topPredictions(last.logits, m.labels, 1)[0].index : -1;
+    let map = classIndex >= 0 ? last?.relevance?.get(classIndex) : undefined;
+    let run = last;
+    let explained = classIndex;
+    if (!map) {
+      const relevance = await this.relevanceSession();
+      const { image, pixels } = last ?? (await this.prepare(file));
+      opts.signal?.throwIfAborted();
+      const out = await relevance.run(pixels, classIndex);
+      explained = out.classIndex;
+      map = relevanceMap(out.layers, this.tokenLayout(out.tokens), out.tokens);
+      run = last ?? { key, image, pixels, logits: out.logits.slice() };
+      (run.relevance ??= new Map()).set(explained, map);
+      this.lastRun = run;
+    }
+    const overlayPng = opts.overlay ? await renderOverlayPng(run!.image, map, opts.overlay) : undefined;
+    return {
+      image: file,
+      width: run!.image.width,
+      height: run!.image.height,
+      predictions: topPredictions(run!.logits, m.labels, opts.topK ?? 5),
+      map,
+      method: 'relevance',
+      class: { index: explained, label: m.labels[explained] ?? `class_${explained}` },
+      overlayPng,
+    };
+  }
+
+  /** A class given as an index (number or digits) or a label (exact, else ignoring case), checked against the model. */
+  classIndex(spec: number | string): number {
+    const { labels } = this.require().resolved;
+    const asIndex = typeof spec === 'number' ? spec : /^\d+$/.test(spec.trim()) ? Number(spec.trim()) : undefined;
+    if (asIndex !== undefined) {
+      if (!Number.isInteger(asIndex) || asIndex < 0 || asIndex >= labels.length) {
+        throw new Error(`class ${spec} does not exist: this model has classes 0–${labels.length - 1}`);
+      }
+      return asIndex;
+    }
+    const label = String(spec);
+    const exact = labels.indexOf(label);
+    if (exact >= 0) return exact;
+    const folded = labels.findIndex((l) => l.toLowerCase() === label.toLowerCase());
+    if (folded >= 0) return folded;
+    throw new Error(`class "${spec}" is not one of this model's labels (${labels.slice(0, 10).join(', ')}${labels.length > 10 ? ', …' : ''})`);
+  }
+
+  /** One image's relevance for a class (−1: top-1) from already-preprocessed pixels; for parity tests and benchmarks. */
+  async relevancePixels(pixels: Float32Array, classIndex = -1): Promise<{ map: AttentionMap; classIndex: number; logits: Float32Array }> {
+    const out = await (await this.relevanceSession()).run(pixels, classIndex);
+    return { map: relevanceMap(out.layers, this.tokenLayout(out.tokens), out.tokens), classIndex: out.classIndex, logits: out.logits };
+  }
+
+  private relevanceSession(): Promise<RelevanceSession> {
+    if (!this.relevance) {
+      const { resolved: m, session } = this.require();
+      const file = m.build?.file ?? m.originalOnnxFile;
+      this.relevance = (async () => {
+        if (!file) throw new Error(`class relevance is not available for ${m.name}: no ONNX file to read its weights from`);
+        const [h, w] = m.preprocess.size;
+        const created = await RelevanceSession.create(file, { cuda: session.provider === 'cuda', threads: this.options.threads ?? os.availableParallelism() }).catch((e: Error) => {
+          throw new Error(`class relevance is not available for this model (rollout and attention still work): ${e.message}`);
+        });
+        if (created.arch.imageSize[0] !== h || created.arch.imageSize[1] !== w) {
+          await created.release();
+          throw new Error(`class relevance is not available for this model: its preprocessing gives ${h}×${w} images but the network takes ${created.arch.imageSize.join('×')}`);
+        }
+        return created;
+      })();
+    }
+    return this.relevance;
+  }
+
   /** Drop the cached attention maps of the last explained image (the next explain reruns the model). */
   forgetLastRun(): void {
     this.lastRun = undefined;
   }
 
   async dispose(): Promise<void> {
+    await this.relevance?.then((r) => r.release()).catch(() => undefined);
+    this.relevance = undefined;
     await this.loaded?.session.release();
     this.loaded = undefined;
     this.lastRun = undefined;
@@ -281,11 +385,17 @@ export class Engine {
     return session.run(batch, [pixels.length, 3, h, w], extra);
   }
 
+  /** What identifies a run: the model and the image file as it is now (a changed file is run again). */
+  private async runKey(file: string): Promise<string> {
+    const m = this.require().resolved;
+    const stat = await fs.stat(fsPath(file)).catch(() => undefined);
+    return `${m.spec}\0${file}\0${stat?.mtimeMs}\0${stat?.size}`;
+  }
+
   /** Run the model on one image fetching the attention maps `need` asks for, reusing the last run when it has them. */
   private async attentionRun(file: string, need: 'fused' | 'heads', signal?: AbortSignal): Promise<AttentionRun> {
     const m = this.require().resolved;
-    const stat = await fs.stat(fsPath(file)).catch(() => undefined);
-    const key = `${m.spec}\0${file}\0${stat?.mtimeMs}\0${stat?.size}`;
+    const key = await this.runKey(file);
     const last = this.lastRun?.key === key ? this.lastRun : undefined;
     if (last && (need === 'heads' ? last.heads : last.fused)) return last;
     const { image, pixels } = last ?? (await this.prepare(file));
@@ -334,13 +444,21 @@ export class Engine {
 
 /** Requests also arrive from other processes (the worker), so check what the CLI's parser would have. */
 function checkExplainOptions(opts: ExplainOptions): void {
+  if (opts.method !== undefined && !EXPLAIN_METHODS.includes(opts.method)) {
+    throw new Error(`explain method must be one of ${EXPLAIN_METHODS.join(', ')}, got "${opts.method}"`);
+  }
+  if (opts.method !== undefined && opts.method !== 'attention' && opts.layer !== undefined) {
+    throw new Error(`a layer (and head) applies to method attention, not ${opts.method}`);
+  }
+  if (opts.class !== undefined && opts.method !== 'relevance') throw new Error('a class applies to method relevance');
+  if (opts.class !== undefined && typeof opts.class !== 'number' && typeof opts.class !== 'string') throw new Error('class must be an index or a label');
   if (opts.headFusion !== undefined && !HEAD_FUSIONS.includes(opts.headFusion)) {
     throw new Error(`head fusion must be one of ${HEAD_FUSIONS.join(', ')}, got "${opts.headFusion}"`);
   }
   if (opts.discardRatio !== undefined && !(opts.discardRatio >= 0 && opts.discardRatio < 1)) {
     throw new Error(`discard ratio must be in [0, 1), got ${opts.discardRatio}`);
   }
-  if (opts.head !== undefined && opts.layer === undefined) throw new Error('a head needs a layer');
+  if (opts.head !== undefined && opts.layer === undefined && opts.method !== 'attention') throw new Error('a head needs a layer');
   if (opts.topK !== undefined) checkTopK(opts.topK);
   if (opts.overlay) {
     if (!COLORMAPS.includes(opts.overlay.colormap)) throw new Error(`colormap must be one of ${COLORMAPS.join(', ')}, got "${opts.overlay.colormap}"`);

@@ -91,8 +91,15 @@ export interface ClassifyResult {
   failures: { image: string; error: string }[];
 }
 
+/** rollout (default), relevance (class-specific, Chefer et al. 2021), attention (one layer, raw). */
+export type ExplainMethod = 'rollout' | 'relevance' | 'attention';
+
 export interface ExplainParams extends WithProgress {
   image: string;
+  /** Default: rollout, or attention when `layer` is given. */
+  method?: ExplainMethod;
+  /** Relevance only: the class to explain, by index or label (default: the top-1 prediction). */
+  class?: number | string;
   headFusion?: HeadFusion;
   discardRatio?: number;
   /** Raw attention of this layer instead of rollout. */
@@ -109,7 +116,9 @@ export interface ExplainResult {
   width: number;
   height: number;
   predictions: Prediction[];
-  method: 'rollout' | 'attention';
+  method: ExplainMethod;
+  /** Relevance: the class explained. */
+  class?: { index: number; label: string };
   layer?: number;
   head?: number | HeadFusion;
   map: { grid: [number, number]; values: number[] };

@@ -103,6 +103,8 @@ onRequest(ClassifyRequest, (params, signal) => {
 onRequest(ExplainRequest, (params, signal) =>
     serialised(async () => {
       const r = await engine.explain(params.image, {
+        method: params.method,
+        class: params.class,
         headFusion: params.headFusion,
         discardRatio: params.discardRatio,
         layer: params.layer,
@@ -117,6 +119,7 @@ onRequest(ExplainRequest, (params, signal) =>
         height: r.height,
         predictions: r.predictions,
         method: r.method,
+        class: r.class,
         layer: r.layer,
         head: r.head,
         map: { grid: r.map.grid, values: Array.from(r.map.values) },

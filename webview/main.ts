@@ -36,6 +36,8 @@ const ui = {
   discard: $<HTMLInputElement>('discard-ratio'),
   discardValue: $('discard-value'),
   discardGroup: $('discard-group'),
+  fusionGroup: $('fusion-group'),
+  relevanceHint: $('relevance-hint'),
   layer: $<Select>('layer'),
   layerGroup: $('layer-group'),
   head: $<Select>('head'),
@@ -62,7 +64,7 @@ function setControls(patch: Partial<Controls>, reexplain: boolean): void {
 // ---- control events (no inline handlers: CSP forbids them) ----
 for (const radio of ui.radios) {
   radio.addEventListener('change', () => {
-    if (radio.checked && state && state.controls.method !== radio.value) setControls({ method: radio.value as Controls['method'] }, true);
+    if (radio.checked && state && state.controls.method !== radio.value) setControls({ method: radio.value as Controls['method'], classIndex: null }, true);
   });
 }
 ui.headFusion.addEventListener('change', () => setControls({ headFusion: ui.headFusion.value as Controls['headFusion'] }, true));
@@ -112,7 +114,12 @@ function render(): void {
     drawHeatmap(ui.overlay, map.grid, map.values, map.width, map.height, c.colormap);
     ui.overlay.dataset.drawn = `${map.label} · ${c.colormap}`;
     ui.overlay.hidden = false;
-    ui.caption.textContent = map.method === 'rollout' ? `Attention rollout (${map.label})` : `Raw attention (${map.label})`;
+    ui.caption.textContent =
+      map.method === 'rollout'
+        ? `Attention rollout (${map.label})`
+        : map.method === 'relevance'
+          ? `Class relevance: why “${map.class?.label ?? '?'}”`
+          : `Raw attention (${map.label})`;
   } else {
     ui.overlay.hidden = true;
     delete ui.overlay.dataset.drawn;
@@ -131,7 +138,10 @@ function render(): void {
   ui.opacityValue.textContent = `${Math.round(c.opacity * 100)}%`;
   setSelect(ui.colormap, c.colormap);
   const raw = c.method === 'attention';
-  ui.discardGroup.hidden = raw;
+  const relevance = c.method === 'relevance';
+  ui.discardGroup.hidden = raw || relevance;
+  ui.fusionGroup.hidden = relevance;
+  ui.relevanceHint.hidden = !relevance;
   ui.layerGroup.hidden = !raw;
   ui.headGroup.hidden = !raw;
   const layers = s.model?.numLayers ?? 0;
@@ -139,10 +149,11 @@ function render(): void {
   fillOptions(ui.layer, Array.from({ length: layers }, (_, i) => [String(i), `Layer ${i}`]), String(c.layer));
   fillOptions(ui.head, [['fused', `All heads (${c.headFusion})`], ...Array.from({ length: heads }, (_, i): [string, string] => [String(i), `Head ${i}`])], c.head === null ? 'fused' : String(c.head));
   const explainable = s.model?.explainAvailable !== false;
-  ui.save.toggleAttribute('disabled', !map || !explainable);
+  // Relevance reads the weights, not the graph's attention outputs: it can be saved where rollout cannot run.
+  ui.save.toggleAttribute('disabled', !map || (!explainable && map.method !== 'relevance'));
   ui.copy.toggleAttribute('disabled', !s.rows.some((r) => r.predictions));
 
-  renderRows(s);
+  renderRows(s, map?.method === 'relevance' ? map.class?.index : undefined);
 }
 
 function setSelect(select: Select, value: string): void {
@@ -167,7 +178,8 @@ function fillOptions(select: Select, options: [string, string][], value: string)
   setSelect(select, value);
 }
 
-function renderRows(s: PanelState): void {
+/** `explained`: the class the shown relevance map explains (its label is marked in the selected row). */
+function renderRows(s: PanelState, explained: number | undefined): void {
   const items = s.rows.map((row, index) => {
     const li = document.createElement('li');
     li.className = 'row';
@@ -200,7 +212,7 @@ function renderRows(s: PanelState): void {
       p.textContent = row.error;
       li.append(p);
     } else if (row.predictions) {
-      li.append(predictionList(row.predictions));
+      li.append(predictionList(row.predictions, index === s.selected, explained));
     } else {
       const p = document.createElement('p');
       p.className = 'pending';
@@ -212,17 +224,27 @@ function renderRows(s: PanelState): void {
   ui.rows.replaceChildren(...items);
 }
 
-function predictionList(predictions: NonNullable<PanelState['rows'][number]['predictions']>): HTMLElement {
+/** The top-k bars; in the selected row each label is a button that explains that class (relevance). */
+function predictionList(predictions: NonNullable<PanelState['rows'][number]['predictions']>, selected: boolean, explained: number | undefined): HTMLElement {
   const ol = document.createElement('ol');
   ol.className = 'predictions';
   for (const p of predictions) {
     const li = document.createElement('li');
     li.className = 'prediction';
     const pct = p.score * 100;
-    const label = document.createElement('span');
+    const label = document.createElement(selected ? 'button' : 'span');
     label.className = 'label';
     label.textContent = p.label;
     label.title = `class ${p.index}`;
+    if (label instanceof HTMLButtonElement) {
+      label.type = 'button';
+      label.classList.add('class-pick');
+      label.title = `Why “${p.label}”? Show the class relevance of class ${p.index}`;
+      label.setAttribute('aria-pressed', String(p.index === explained));
+      label.addEventListener('click', () => {
+        if (state && !(state.controls.method === 'relevance' && p.index === explained)) setControls({ method: 'relevance', classIndex: p.index }, true);
+      });
+    }
     const value = document.createElement('span');
     value.className = 'score';
     value.textContent = `${pct.toFixed(1)}%`;

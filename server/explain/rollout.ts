@@ -206,7 +206,8 @@ export function rawAttention(layer: LayerAttention, layout: TokenLayout, head: n
   return patchMap(row, layout, T);
 }
 
-function patchMap(clsRow: ArrayLike<number>, layout: TokenLayout, T: number): AttentionMap {
+/** The [CLS] row's patch entries on the grid, divided by their max (left as is when the max is not positive). */
+export function patchMap(clsRow: ArrayLike<number>, layout: TokenLayout, T: number): AttentionMap {
   const [rows, cols] = layout.grid;
   if (layout.prefixTokens + rows * cols !== T) {
     throw new Error(`attention has ${T} tokens but a ${rows}×${cols} grid with ${layout.prefixTokens} prefix token(s) needs ${layout.prefixTokens + rows * cols}`);

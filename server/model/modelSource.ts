@@ -51,6 +51,8 @@ export interface ResolvedModel {
   arch?: ViTArch;
   /** Why explain cannot work with this model, when it cannot. */
   explainUnavailable?: string;
+  /** The .onnx file an `onnx` model was read from, before attention outputs were tapped in (class relevance recovers its weights from it). */
+  originalOnnxFile?: string;
   /** Where our exporter's build of the weights is cached, and whether this load reused it. */
   build?: { file: string; reused: boolean };
   /** The weights' precision: what --dtype asked for (built or a transformers.js variant file), or fp32. */
@@ -168,6 +170,7 @@ async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file):
     dtype: 'fp32' as Dtype,
     name: path.basename(file),
     onnx: tapped,
+    originalOnnxFile: file,
     inputName: info.inputName,
     logitsName: info.logitsName,
     attentionNames: info.attentionOutputs,

@@ -41,8 +41,8 @@ export const HEAD_FUSIONS = ['mean', 'max', 'min'] as const;
 /** Each layer's attention with the heads already fused, [N, T, T]: what rollout reads. */
 export const fusedAttentionOutputName = (fusion: (typeof HEAD_FUSIONS)[number], layer: number): string => `attention_${fusion}.${layer}`;
 
-const OPSET = 17; // first opset with LayerNormalization
-const IR_VERSION = 8;
+export const OPSET = 17; // first opset with LayerNormalization
+export const IR_VERSION = 8;
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const INT8 = onnx.TensorProto.DataType.INT8;
 const FLOAT16 = onnx.TensorProto.DataType.FLOAT16;
@@ -291,10 +291,10 @@ export function externalDataSize(modelBytes: Uint8Array): number {
 }
 
 /** An INT attribute, an INTS attribute, or a FLOAT one (boxed, since 1 and 1.0 are the same JS number). */
-type AttrValue = number | number[] | { float: number };
+export type AttrValue = number | number[] | { float: number };
 
 /** Accumulates nodes and initializers; tensor names double as node names so graphs read well in Netron. */
-class GraphBuilder {
+export class GraphBuilder {
   readonly nodes: onnx.INodeProto[] = [];
   readonly initializers: onnx.ITensorProto[] = [];
   private readonly added = new Set<string>();
@@ -367,6 +367,10 @@ class GraphBuilder {
 
   float(name: string, value: number): string {
     return this.addOnce(name, () => floatInitializer(name, [], new Float32Array([value]), this.half));
+  }
+
+  floats(name: string, values: number[]): string {
+    return this.addOnce(name, () => floatInitializer(name, [values.length], new Float32Array(values)));
   }
 
   int64s(name: string, values: number[]): string {
@@ -470,7 +474,7 @@ export function toFloat16Bits(data: Float32Array): Uint16Array {
   return out;
 }
 
-function valueInfo(name: string, dims: (number | string)[]): onnx.IValueInfoProto {
+export function valueInfo(name: string, dims: (number | string)[]): onnx.IValueInfoProto {
   return {
     name,
     type: {
@@ -482,7 +486,7 @@ function valueInfo(name: string, dims: (number | string)[]): onnx.IValueInfoProt
   };
 }
 
-function attribute(name: string, value: AttrValue): onnx.IAttributeProto {
+export function attribute(name: string, value: AttrValue): onnx.IAttributeProto {
   const T = onnx.AttributeProto.AttributeType;
   if (Array.isArray(value)) return { name, type: T.INTS, ints: value };
   if (typeof value === 'object') return { name, type: T.FLOAT, f: value.float };

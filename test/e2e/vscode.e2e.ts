@@ -335,6 +335,23 @@ test('Copy JSON puts the panel\'s results on the clipboard', () => withFailureSh
   assert.ok(Array.isArray(copied.attention?.values) && copied.attention.values.length === copied.attention.grid[0] * copied.attention.grid[1]);
 }));
 
+test('Class relevance: clicking a label in the panel shows why that class', () => withFailureShot('relevance', async () => {
+  const panel = await panelFrame();
+  const before = await overlayPixels();
+  const labels = panel.locator('#rows > li').first().locator('button.class-pick');
+  const second = (await labels.allTextContents())[1];
+  await labels.nth(1).click();
+  await panel.locator('#map-caption', { hasText: `why “${second}”` }).waitFor({ timeout: 60_000 });
+  await panel.locator('button.class-pick[aria-pressed="true"]', { hasText: second }).waitFor({ timeout: 10_000 });
+  const after = await overlayPixels();
+  assert.ok(after.nonZero > 0);
+  assert.notEqual(after.hash, before.hash, 'the relevance map differs from the rollout map');
+  await shot('12b-panel-class-relevance.png');
+  // Back to rollout, as the tests after this expect.
+  await panel.locator('vscode-radio[value="rollout"]').click();
+  await panel.locator('#map-caption', { hasText: 'Attention rollout' }).waitFor({ timeout: 60_000 });
+}));
+
 test('A hub model loads behind a cancellable progress notification; Cancel stops it quietly', () => withFailureShot('hub-cancel', async () => {
   // Keyboard focus back in the workbench (the last click was inside the webview).
   await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'coffee.png' }).click();

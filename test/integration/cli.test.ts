@@ -133,6 +133,37 @@ describe('explain', () => {
     assert.equal(Math.max(...doc.attention.values), 1);
   });
 
+  test('--method relevance gives the class map under "relevance" with "class" (top-1 by default, --class by label or index)', async () => {
+    const top1 = reference.photos['chelsea.png'].top1;
+    const doc = json(await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--method', 'relevance', '--json']));
+    assert.deepEqual(Object.keys(doc), ['image', 'predictions', 'relevance', 'class']);
+    assert.deepEqual(doc.class, { index: top1, label: reference.labels[top1] });
+    assert.deepEqual(doc.relevance.grid, [14, 14]);
+    assert.equal(doc.relevance.values.length, 196);
+    assert.equal(Math.max(...doc.relevance.values), 1);
+    const other = (top1 + 1) % 10;
+    const byLabel = json(await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--method', 'relevance', '--class', reference.labels[other].toUpperCase(), '--json']));
+    const byIndex = json(await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--method', 'relevance', '--class', String(other), '--json']));
+    assert.deepEqual(byLabel.class, { index: other, label: reference.labels[other] });
+    assert.deepEqual(byLabel.relevance, byIndex.relevance);
+    assert.notDeepEqual(byLabel.relevance.values, doc.relevance.values);
+    const text = await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--method', 'relevance', '--class', String(other)]);
+    assert.match(text.stdout, new RegExp(`relevance for class ${other} "${reference.labels[other]}"`));
+  });
+
+  test('--method relevance with an unknown class: exit 1 naming it; --class without relevance: usage error', async () => {
+    const r = await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--method', 'relevance', '--class', 'zebra']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /class "zebra" is not one of this model's labels \(tabby cat, coffee mug/);
+    const big = await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--method', 'relevance', '--class', '10']);
+    assert.equal(big.code, 1);
+    assert.match(big.stderr, /class 10 does not exist: this model has classes 0–9/);
+    for (const args of [['--class', '1'], ['--method', 'rollout', '--layer', '0'], ['--method', 'gradcam']]) {
+      const u = await cli(['explain', cat, '--model', path.join(tiny, 'hf'), ...args]);
+      assert.equal(u.code, 2, `${args.join(' ')}: ${u.stderr}`);
+    }
+  });
+
   test('a graph without attention still classifies, and explain says why it cannot', async () => {
     const notVit = path.join(fixtures, 'bad', 'not-vit.onnx');
     const info = json(await cli(['info', '--model', notVit, '--json']));

@@ -129,6 +129,32 @@ for (const transport of ['stdio', 'ipc'] as const) {
       assert.notDeepEqual(raw.map.values, r.map.values);
     });
 
+    test('explain with method relevance: the top-1 class by default, another by index or label', async () => {
+      const top1 = reference.photos['chelsea.png'].top1;
+      const r = await w.rpc.sendRequest(ExplainRequest, { image: cat, method: 'relevance', overlay: { colormap: 'viridis', opacity: 0.4 } });
+      assert.equal(r.method, 'relevance');
+      assert.deepEqual(r.class, { index: top1, label: reference.labels[top1] });
+      assert.deepEqual(r.map.grid, [14, 14]);
+      assert.equal(Math.max(...r.map.values), 1);
+      assert.deepEqual([...Buffer.from(r.overlayPng!, 'base64').subarray(1, 4)], [...Buffer.from('PNG')]);
+      const other = (top1 + 1) % 10;
+      const byIndex = await w.rpc.sendRequest(ExplainRequest, { image: cat, method: 'relevance', class: other });
+      const byLabel = await w.rpc.sendRequest(ExplainRequest, { image: cat, method: 'relevance', class: reference.labels[other] });
+      assert.deepEqual(byIndex.class, { index: other, label: reference.labels[other] });
+      assert.deepEqual(byLabel.map, byIndex.map);
+      assert.notDeepEqual(byIndex.map.values, r.map.values);
+      for (const [params, want] of [
+        [{ image: cat, method: 'relevance', class: 99 }, /class 99 does not exist/],
+        [{ image: cat, method: 'relevance', class: { index: 1 } }, /class must be an index or a label/],
+        [{ image: cat, method: 'relevance', layer: 0 }, /applies to method attention/],
+        [{ image: cat, method: 'saliency' }, /explain method must be one of rollout, relevance, attention/],
+      ] as [object, RegExp][]) {
+        const e = await rejects(w.rpc.sendRequest(ExplainRequest, params as never));
+        assert.equal(e.code, ErrorCodes.BadInput);
+        assert.match(e.message, want);
+      }
+    });
+
     test('bad images give errors naming the file, and the worker keeps serving', async () => {
       for (const bad of ['zero.png', 'truncated.png', 'not-an-image.jpg', 'bomb.png']) {
         const file = path.join(fixtures, 'bad', bad);

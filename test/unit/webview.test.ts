@@ -21,7 +21,7 @@ import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type Open
 
 const OUT = path.join(ROOT, 'test-output', 'webview');
 
-const controls: Controls = { method: 'rollout', headFusion: 'mean', discardRatio: 0.9, layer: 0, head: null, opacity: 0.5, colormap: 'turbo' };
+const controls: Controls = { method: 'rollout', classIndex: null, headFusion: 'mean', discardRatio: 0.9, layer: 0, head: null, opacity: 0.5, colormap: 'turbo' };
 
 describe('parseWebviewMessage (every webview message is validated)', () => {
   test('accepts well-formed messages', () => {
@@ -29,6 +29,11 @@ describe('parseWebviewMessage (every webview message is validated)', () => {
     assert.deepEqual(parseWebviewMessage({ type: 'select', index: 1 }, 2), { type: 'select', index: 1 });
     assert.deepEqual(parseWebviewMessage({ type: 'setControls', controls, reexplain: true }, 1), { type: 'setControls', controls, reexplain: true });
     assert.deepEqual(parseWebviewMessage({ type: 'copyJson', extra: 'dropped' }, 1), { type: 'copyJson' });
+    const relevance = { ...controls, method: 'relevance', classIndex: 9 } as const;
+    assert.deepEqual(parseWebviewMessage({ type: 'setControls', controls: relevance, reexplain: true }, 1), { type: 'setControls', controls: relevance, reexplain: true });
+    // A state saved before relevance existed has no classIndex: the top-1 class.
+    const { classIndex: _, ...old } = controls;
+    assert.deepEqual(parseWebviewMessage({ type: 'setControls', controls: old, reexplain: false }, 1), { type: 'setControls', controls, reexplain: false });
   });
   test('rejects malformed or out-of-range messages', () => {
     const bad: unknown[] = [
@@ -47,6 +52,9 @@ describe('parseWebviewMessage (every webview message is validated)', () => {
       { type: 'setControls', controls: { ...controls, head: -1 }, reexplain: true },
       { type: 'setControls', controls: { ...controls, layer: '1' }, reexplain: true },
       { type: 'setControls', controls: { ...controls, opacity: 2 }, reexplain: false },
+      { type: 'setControls', controls: { ...controls, method: 'gradcam' }, reexplain: true },
+      { type: 'setControls', controls: { ...controls, method: 'relevance', classIndex: -1 }, reexplain: true },
+      { type: 'setControls', controls: { ...controls, method: 'relevance', classIndex: '3' }, reexplain: true },
     ];
     for (const m of bad) assert.equal(parseWebviewMessage(m, 2), undefined, JSON.stringify(m));
   });
@@ -210,6 +218,50 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     assert.deepEqual(await cspViolations(page), [], 'CSP violations');
     assert.deepEqual(errors, [], 'console errors');
     await page.close();
+  });
+
+  test('class relevance: the selected row\'s labels pick the class, the map says which (light, dark, high contrast)', async () => {
+    for (const theme of ['dark', 'light', 'hc'] as const) {
+      const { page, posted, errors } = await openPanel({ theme });
+      await send(page, state);
+      // Only the selected row's labels are buttons; clicking "clock" asks for its relevance.
+      assert.equal(await page.locator('#rows > li').nth(0).locator('button.class-pick').count(), 3);
+      assert.equal(await page.locator('#rows > li').nth(1).locator('button.class-pick').count(), 0);
+      await page.locator('#rows > li').nth(0).getByRole('button', { name: 'clock' }).click();
+      assert.deepEqual(await lastPosted(posted), { type: 'setControls', controls: { ...controls, method: 'relevance', classIndex: 9 }, reexplain: true });
+      assert.equal(await page.locator('vscode-radio[value="relevance"]').evaluate((r: any) => r.checked), true);
+      assert.equal(await page.locator('#discard-group').isVisible(), false);
+      assert.equal(await page.locator('#fusion-group').isVisible(), false);
+      assert.equal(await page.locator('#relevance-hint').isVisible(), true);
+
+      // The host answers with the map for "clock": caption and the pressed label follow it.
+      const relevance: PanelState = {
+        ...state,
+        controls: { ...controls, method: 'relevance', classIndex: 9 },
+        map: { ...state.map!, method: 'relevance', label: 'class clock', class: { index: 9, label: 'clock' }, values: quadrantMap().reverse() },
+      };
+      await send(page, relevance);
+      assert.equal(await page.locator('#map-caption').textContent(), 'Class relevance: why “clock”');
+      const pressed = page.locator('#rows > li').nth(0).locator('button.class-pick[aria-pressed="true"]');
+      assert.deepEqual(await pressed.allTextContents(), ['clock']);
+      await page.locator('#image').evaluate((img: any) => img.decode());
+      const hot = await pixel(page, 0.9, 0.9);
+      assert.ok(Math.abs(hot[0] - 144) <= 3 && hot[1] <= 15, `the relevance map is drawn (hot bottom-right), got ${hot}`);
+      await page.screenshot({ path: path.join(OUT, `panel-relevance-${theme}.png`), fullPage: true });
+
+      // Clicking the explained label again asks for nothing; another label asks for its class; Rollout goes back.
+      const before = (await posted()).length;
+      await pressed.click();
+      assert.equal((await posted()).length, before);
+      await page.locator('#rows > li').nth(0).getByRole('button', { name: 'tabby cat' }).click();
+      assert.equal((await lastPosted(posted)).controls.classIndex, 0);
+      await page.locator('vscode-radio[value="rollout"]').click();
+      assert.deepEqual(await lastPosted(posted), { type: 'setControls', controls, reexplain: true });
+      for (const m of await posted()) assert.ok(parseWebviewMessage(m, 3), `rejected: ${JSON.stringify(m)}`);
+      assert.deepEqual(await cspViolations(page), [], 'CSP violations');
+      assert.deepEqual(errors, [], 'console errors');
+      await page.close();
+    }
   });
 
   test('restores from getState before the host answers (hide/show, reload)', async () => {
