@@ -17,6 +17,8 @@ export interface EngineOptions {
   provider?: ProviderPreference;
   threads?: number;
   cacheDir?: string;
+  /** How the user sets the cache folder, for messages (default `--cache-dir`). */
+  cacheDirOption?: string;
   offline?: boolean;
 }
 
@@ -86,15 +88,17 @@ export class Engine {
     return this.loaded !== undefined;
   }
 
-  async load(spec: string, opts: Pick<ResolveOptions, 'labelsFile' | 'signal' | 'onProgress'> & { provider?: ProviderPreference } = {}): Promise<ModelInfo> {
-    const resolved = await resolveModel(spec, { ...opts, cacheDir: this.options.cacheDir, offline: this.options.offline });
+  async load(spec: string, opts: Pick<ResolveOptions, 'labelsFile' | 'signal' | 'onProgress' | 'onWarning'> & { provider?: ProviderPreference } = {}): Promise<ModelInfo> {
+    const resolved = await resolveModel(spec, { ...opts, cacheDir: this.options.cacheDir, cacheDirOption: this.options.cacheDirOption, offline: this.options.offline });
     opts.signal?.throwIfAborted();
     opts.onProgress?.({ stage: 'load', message: `Starting ONNX Runtime for ${resolved.name}` });
     const session = await VitSession.create(
       resolved.onnx,
       { input: resolved.inputName, logits: resolved.logitsName },
       { provider: opts.provider ?? this.options.provider, threads: this.options.threads },
-    );
+    ).catch((e: Error) => {
+      throw new Error(`${resolved.spec}: ONNX Runtime cannot load this model: ${e.message}`);
+    });
     // Only replace the current model once the new one is ready: a failed load keeps the old one.
     const previous = this.loaded;
     this.loaded = { resolved, session };
@@ -223,7 +227,9 @@ export class Engine {
     const per = 3 * h * w;
     const batch = new Float32Array(per * pixels.length);
     pixels.forEach((p, i) => batch.set(p, i * per));
-    return session.run(batch, [pixels.length, 3, h, w], extra);
+    return session.run(batch, [pixels.length, 3, h, w], extra).catch((e: Error) => {
+      throw new Error(`${m.spec}: ONNX Runtime cannot run this model: ${e.message}`);
+    });
   }
 
   /** Run the model on one image fetching the attention maps `need` asks for, reusing the last run when it has them. */

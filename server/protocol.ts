@@ -85,6 +85,23 @@ export interface ModelInfo {
   builtFile?: string;
 }
 
+/** The worker's `initializationOptions` (LSP initialize). */
+export interface WorkerInitOptions {
+  provider?: ProviderPreference;
+  /** CPU threads for ONNX Runtime; default: all cores. */
+  threads?: number;
+  /** Hub downloads and built graphs; default: $VIT_LENS_CACHE, else ~/.cache/vit-lens. */
+  cacheDir?: string;
+  offline?: boolean;
+}
+
+export const WorkerInitOptionsSchema: v.GenericSchema<unknown, WorkerInitOptions> = obj({
+  provider: v.optional(oneOf(PROVIDER_PREFERENCES)),
+  threads: v.optional(int(1, 1024)),
+  cacheDir: v.optional(path('a folder path')),
+  offline: v.optional(bool()),
+});
+
 export interface LoadModelParams extends WithProgress {
   /** .onnx file, Hugging Face folder, Google .npz, or hub id org/name[@revision]. */
   model: string;

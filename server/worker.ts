@@ -27,7 +27,7 @@ import {
 import type { GenericSchema } from 'valibot';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { Engine, EngineOptions } from './engine';
+import { Engine } from './engine';
 import { cudaProviderInstalled } from './inference';
 import { classifyFolder } from './classifyFolder';
 import { scanDatasetForEditor } from './datasetScan';
@@ -48,6 +48,7 @@ import {
   StatusParamsSchema,
   StatusRequest,
   StatusResult,
+  WorkerInitOptionsSchema,
 } from './protocol';
 import { ScalarsReaders } from './scalarsReaders';
 import { check, shortenLongRuns } from './util/validate';
@@ -135,8 +136,13 @@ function onRequest<P, R>(
 }
 
 connection.onInitialize((params) => {
-  const init = (params.initializationOptions ?? {}) as EngineOptions;
-  engine = new Engine({ provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, offline: init.offline });
+  const checked = check(WorkerInitOptionsSchema, params.initializationOptions ?? {}, 'initializationOptions');
+  if (!checked.ok) {
+    const field = checked.field === 'initializationOptions' ? checked.field : `initializationOptions.${checked.field}`;
+    return new ResponseError(ErrorCodes.InvalidParams, `initialize: ${field} ${checked.problem}`);
+  }
+  const init = checked.value;
+  engine = new Engine({ provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, cacheDirOption: 'the vitLens.cacheDir setting', offline: init.offline });
   return { capabilities: {}, serverInfo: { name: 'vit-lens-worker' } };
 });
 
@@ -149,6 +155,7 @@ onRequest(LoadModelRequest, LoadModelParamsSchema, (params, signal, progress) =>
           labelsFile: params.labelsFile,
           provider: params.provider,
           signal,
+          onWarning: (message) => connection.console.warn(message),
           onProgress: (p) => progress.report(p.fraction === undefined ? 0 : Math.round(p.fraction * 100), p.message),
         });
         lastError = undefined;

@@ -14,7 +14,7 @@ import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../
 import { loadGoogleNpz } from '../formats/googleNpz';
 import { archAndLabelsFromHfFolder, loadHfWeights } from '../formats/hfSafetensors';
 import { attentionOutputName, buildVitOnnx, BUILDER_VERSION, fusedAttentionOutputName, HEAD_FUSIONS } from './onnxBuilder';
-import { outputClassCount, tapAttention } from './attentionTap';
+import { outputClassCount, tapAttention, TapInfo } from './attentionTap';
 import { defaultCacheDir, downloadHubModel, isHubId } from './hub';
 import type { ViTArch } from './vitConfig';
 import type { WeightMap } from './tensor';
@@ -46,8 +46,8 @@ export interface ResolvedModel {
   arch?: ViTArch;
   /** Why explain cannot work with this model, when it cannot. */
   explainUnavailable?: string;
-  /** Where our exporter's build of the weights is cached, and whether this load reused it. */
-  build?: { file: string; reused: boolean };
+  /** Where our exporter's build of the weights is cached (undefined: the cache could not be written), and whether this load reused it. */
+  build?: { file?: string; reused: boolean };
 }
 
 export interface ProgressEvent {
@@ -60,6 +60,10 @@ export interface ProgressEvent {
 export interface ResolveOptions {
   labelsFile?: string;
   cacheDir?: string;
+  /** How the user sets the cache folder, for messages: `--cache-dir` (default) or a setting's name. */
+  cacheDirOption?: string;
+  /** Problems that do not stop the load (the cache cannot be written), each said once. */
+  onWarning?: (message: string) => void;
   offline?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: ProgressEvent) => void;
@@ -127,7 +131,22 @@ async function resolveFolder(dir: string, spec: string, opts: ResolveOptions): P
 async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file): Promise<ResolvedModel> {
   opts.onProgress?.({ stage: 'load', message: `Reading ${path.basename(file)}` });
   const bytes = await fs.readFile(file);
-  const { bytes: tapped, info } = tapAttention(bytes, path.dirname(file));
+  if (bytes.length === 0) throw new Error(`${file}: the file is empty, not an ONNX model`);
+  let tapped: Uint8Array;
+  let info: TapInfo;
+  try {
+    ({ bytes: tapped, info } = tapAttention(bytes, path.dirname(file)));
+  } catch (e) {
+    throw new Error(onnxProblem(file, e));
+  }
+  // Our preprocessing makes N × 3 × H × W batches: say so now rather than let ONNX Runtime refuse the first batch.
+  const rank = info.inputShape.length;
+  const channels = info.inputShape[1];
+  if (rank !== 0 && (rank !== 4 || (typeof channels === 'number' && channels !== 3))) {
+    throw new Error(
+      `${file}: input "${info.inputName}" has shape [${info.inputShape.join(', ')}], but an image model takes a batch of RGB images [N, 3, height, width]`,
+    );
+  }
   const dims = info.inputShape.map((d) => (typeof d === 'number' && d > 0 ? d : undefined));
   const imageSize: [number, number] = [dims[2] ?? info.imageSize?.[0] ?? 224, dims[3] ?? info.imageSize?.[1] ?? 224];
   const configDir = await onnxConfigDir(file);
@@ -165,7 +184,7 @@ async function resolveNpz(file: string, opts: ResolveOptions): Promise<ResolvedM
   return { ...builtModel(file, 'npz', built, arch), labels: labels.labels, labelsFrom: labels.from, preprocess: defaultPreprocess(arch.imageSize) };
 }
 
-function builtModel(spec: string, kind: ModelKind, built: { bytes: Uint8Array; file: string; reused: boolean }, arch: ViTArch) {
+function builtModel(spec: string, kind: ModelKind, built: { bytes: Uint8Array; file?: string; reused: boolean }, arch: ViTArch) {
   const layers = Array.from({ length: arch.numLayers }, (_, i) => i);
   return {
     spec,
@@ -189,21 +208,46 @@ async function buildCached(
   arch: ViTArch,
   loadWeights: () => Promise<WeightMap>,
   opts: ResolveOptions,
-): Promise<{ bytes: Uint8Array; file: string; reused: boolean }> {
+): Promise<{ bytes: Uint8Array; file?: string; reused: boolean }> {
   opts.onProgress?.({ stage: 'hash', message: `Hashing ${path.basename(weightsFile)}` });
   const digest = createHash('sha256');
   digest.update(`${BUILDER_VERSION}\n${JSON.stringify(arch)}\n`);
   digest.update(await hashFile(weightsFile, opts.signal));
   const key = digest.digest('hex').slice(0, 32);
-  const file = path.join(opts.cacheDir ?? defaultCacheDir(), 'built', `${key}.onnx`);
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  const file = path.join(cacheDir, 'built', `${key}.onnx`);
   const cached = await fs.readFile(file).catch(() => undefined);
   if (cached) return { bytes: cached, file, reused: true };
   opts.signal?.throwIfAborted();
   opts.onProgress?.({ stage: 'build', message: `Building ONNX graph from ${path.basename(weightsFile)}` });
   const bytes = buildVitOnnx(arch, await loadWeights(), { producer: 'vit-lens' });
   opts.signal?.throwIfAborted();
-  await writeFileAtomic(file, bytes);
+  try {
+    await writeFileAtomic(file, bytes);
+  } catch (e) {
+    // The cache only saves time: a model that cannot be cached still loads, from memory.
+    opts.onWarning?.(
+      `cannot write the model cache in ${cacheDir} (${fsProblem(e)}); the model was built in memory and will be built again on every load. ` +
+        `Set ${opts.cacheDirOption ?? '--cache-dir'} to a writable folder`,
+    );
+    return { bytes, reused: false };
+  }
   return { bytes, file, reused: false };
+}
+
+/** A file-system error in a few words. */
+function fsProblem(e: unknown): string {
+  const words: Record<string, string> = {
+    ENOTDIR: 'a file is in the way of the folder',
+    EEXIST: 'a file is in the way of the folder',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    EROFS: 'read-only file system',
+    ENOSPC: 'no space left on the disk',
+    EDQUOT: 'disk quota exceeded',
+  };
+  const err = e as NodeJS.ErrnoException;
+  return (err.code && words[err.code]) ?? err.message ?? String(e);
 }
 
 async function chooseLabels(
@@ -231,6 +275,20 @@ async function exists(p: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/** Why an .onnx file could not be read, in our words, naming the file (protobuf's and fs's own messages name neither). */
+function onnxProblem(file: string, e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const message = err instanceof Error ? err.message : String(e);
+  // protobufjs: "invalid wire type 4 at offset 2", "index out of range: 3 + 1 > 3", "illegal tag …".
+  if (/wire type|index out of range|illegal tag|invalid (varint|utf8|length)/i.test(message)) {
+    return `${file}: not an ONNX model (the file is not a valid ONNX protobuf: ${message})`;
+  }
+  if (message === 'ONNX model has no graph') return `${file}: not an ONNX model (it holds no graph)`;
+  if (err.code === 'EISDIR') return `${file}: an external data "location" names a folder, not a file`;
+  if (err.code) return `${file}: cannot read its external data (${message})`;
+  return message.includes(file) ? message : `${file}: ${message}`;
 }
 
 /** An exported .onnx file's own folder, or its parent for the onnx/ sub-folder layout, when it carries the Hugging Face configs. */

@@ -58,9 +58,7 @@ export function check<T>(schema: v.GenericSchema<unknown, T>, input: unknown, ro
   const result = v.safeParse(schema, input, { abortEarly: true, message: fallbackMessage });
   if (result.success) return { ok: true, value: result.output };
   const issue = result.issues[0];
-  // A union reports one issue per alternative: the deepest is the most telling.
-  const inner = issue.issues?.reduce((a, b) => ((b.path?.length ?? 0) > (a.path?.length ?? 0) ? b : a)) ?? issue;
-  return { ok: false, field: fieldOf(inner.path ? inner : issue, root), problem: shortenLongRuns(inner.message) };
+  return { ok: false, field: fieldOf(issue, root), problem: shortenLongRuns(issue.message) };
 }
 
 // ---- Field builders with our wording ----
