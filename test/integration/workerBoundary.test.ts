@@ -27,6 +27,8 @@ interface Reply {
 interface RawWorker {
   proc: ChildProcess;
   stderr: () => string;
+  /** Notifications the worker sent (window/logMessage and the like), in order. */
+  notifications: { method: string; params: unknown }[];
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   send: (message: unknown) => void;
   write: (bytes: string) => void;
@@ -43,7 +45,9 @@ function startRaw(transport: 'stdio' | 'ipc', cacheDir: string): RawWorker {
   proc.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   const pending = new Map<number, (r: Reply) => void>();
-  const onMessage = (m: Reply) => {
+  const notifications: RawWorker['notifications'] = [];
+  const onMessage = (m: Reply & { method?: string; params?: unknown }) => {
+    if (m?.method && m.id === undefined) notifications.push({ method: m.method, params: m.params });
     if (typeof m?.id === 'number' && pending.has(m.id)) {
       pending.get(m.id)!(m);
       pending.delete(m.id);
@@ -80,11 +84,11 @@ function startRaw(transport: 'stdio' | 'ipc', cacheDir: string): RawWorker {
       pending.set(id, resolve);
       send({ jsonrpc: '2.0', id, method, ...(params.length ? { params: params[0] } : {}) });
     });
-  return { proc, stderr: () => stderr, exited, send, write, request };
+  return { proc, stderr: () => stderr, notifications, exited, send, write, request };
 }
 
-async function initialize(w: RawWorker, cacheDir: string): Promise<void> {
-  const r = await w.request('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { cacheDir, provider: 'cpu' } });
+async function initialize(w: RawWorker, cacheDir: string, options: unknown = { cacheDir, provider: 'cpu' }): Promise<void> {
+  const r = await w.request('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: options });
   assert.ok(r.result, `initialize failed: ${JSON.stringify(r.error)}`);
   w.send({ jsonrpc: '2.0', method: 'initialized', params: {} });
 }
@@ -225,5 +229,49 @@ test('over IPC, a message that is not JSON-RPC is ignored and the worker goes on
   } finally {
     await stop(w);
     fs.rmSync(cacheDir, { recursive: true, force: true });
+  }
+});
+
+test('initializationOptions are checked like request params', { timeout: 30_000 }, async () => {
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-init-'));
+  const w = startRaw('ipc', cacheDir);
+  try {
+    for (const [options, want] of [
+      [{ cacheDir: 5 }, /^initialize: initializationOptions\.cacheDir must be a folder path, got 5$/],
+      [{ provider: 'tpu' }, /initializationOptions\.provider must be one of auto, cuda, cpu, got "tpu"/],
+      [{ threads: 0 }, /initializationOptions\.threads must be an integer in \[1, 1024\], got 0/],
+      ['fast', /initialize: initializationOptions must be an object, got "fast"/],
+    ] as const) {
+      const r = await w.request('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: options });
+      assert.equal(r.error?.code, INVALID_PARAMS, JSON.stringify(r));
+      assert.match(r.error.message, want);
+    }
+  } finally {
+    w.proc.kill();
+    fs.rmSync(cacheDir, { recursive: true, force: true });
+  }
+});
+
+test('a cache folder that cannot be written: the model loads from memory, with one warning naming vitLens.cacheDir in the worker log', { timeout: 60_000 }, async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-cache-file-'));
+  const notAFolder = path.join(tmp, 'cache');
+  fs.writeFileSync(notAFolder, 'a file where the cache folder should be');
+  const w = startRaw('ipc', notAFolder);
+  try {
+    await initialize(w, notAFolder);
+    const load = await w.request('vitLens/loadModel', { model: tinyHf });
+    assert.equal(load.error, undefined, JSON.stringify(load.error));
+    assert.equal((load.result as { builtFile?: string }).builtFile, undefined, 'no cached file is claimed');
+    const r = await w.request('vitLens/classify', { images: [cat] });
+    assert.equal((r.result as { results: unknown[] }).results.length, 1);
+    const warnings = w.notifications.filter((n) => n.method === 'window/logMessage' && (n.params as { type: number }).type === 2);
+    assert.equal(warnings.length, 1, JSON.stringify(w.notifications));
+    assert.match(
+      (warnings[0].params as { message: string }).message,
+      /^cannot write the model cache in .*cache \(a file is in the way of the folder\); the model was built in memory .* Set the vitLens\.cacheDir setting to a writable folder$/,
+    );
+  } finally {
+    await stop(w);
+    fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
