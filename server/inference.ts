@@ -42,7 +42,7 @@ export function cudaProviderInstalled(): boolean {
 export function cleanOrtMessage(message: string): string {
   return message
     .replace(/\x1b\[[0-9;]*m/g, '')
-    .replace(/\S+\.(?:cc|cpp|cxx|h|hpp|cu):\d+\s+(?:(?:onnxruntime|std)::[^(]*\([^)]*\)(?:\s*const)?(?:\s*\[with [^\]]*\])?\s*)?/g, '')
+    .replace(/\S+\.(?:cc|cpp|cxx|h|hpp|cu):\d+\s+(?:(?:[\w:<>,*&]+\s+){0,3}?(?:onnxruntime|std)::[^(]*\([^)]*\)(?:\s*const)?(?:\s*\[with [^\]]*\])?\s*)?/g, '')
     .replace(/\s+/g, ' ')
     .trim();
 }

@@ -18,7 +18,7 @@ export function shorten(text: string, max = MAX_QUOTED_CHARS): string {
 
 /** Every whitespace-free run longer than `max` in a message (paths, echoed values) shortened; the whole message capped too. */
 export function shortenLongRuns(message: string, max = MAX_QUOTED_CHARS * 2): string {
-  const runs = message.replace(/\S{2,}/g, (run) => (run.length > max ? shorten(run, max) : run));
+  const runs = message.replace(/(\S{2,}?)([:;,.)"']*)(?=\s|$)/g, (all, run: string, trailing: string) => (run.length > max ? shorten(run, max) + trailing : all));
   return runs.length > max * 8 ? shorten(runs, max * 8) : runs;
 }
 
