@@ -5,7 +5,7 @@
 import { promises as fs } from 'fs';
 import type * as ort from 'onnxruntime-node';
 import { decodeImageFile, DecodedImage, resizeForModel, toPixelValues } from './preprocess';
-import { ProviderPreference, softmax, VitSession } from './inference';
+import { cleanOrtMessage, ProviderPreference, softmax, VitSession } from './inference';
 import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource';
 import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
 import { renderOverlayPng } from './explain/overlay';
@@ -97,7 +97,7 @@ export class Engine {
       { input: resolved.inputName, logits: resolved.logitsName },
       { provider: opts.provider ?? this.options.provider, threads: this.options.threads },
     ).catch((e: Error) => {
-      throw new Error(`${resolved.spec}: ONNX Runtime cannot load this model: ${e.message}`);
+      throw new Error(`${resolved.spec}: ONNX Runtime cannot load this model: ${cleanOrtMessage(e.message)}`);
     });
     // Only replace the current model once the new one is ready: a failed load keeps the old one.
     const previous = this.loaded;
@@ -115,7 +115,7 @@ export class Engine {
       spec: m.spec,
       kind: m.kind,
       provider: session.provider,
-      providerNote: session.providerNote,
+      providerNote: session.providerNote && cleanOrtMessage(session.providerNote),
       numClasses: m.labels.length,
       labels: m.labels,
       labelsFrom: m.labelsFrom,
@@ -129,7 +129,7 @@ export class Engine {
       preprocess: m.preprocess,
       explainAvailable: !m.explainUnavailable,
       explainUnavailableReason: m.explainUnavailable,
-      builtFile: m.build?.file,
+      builtFile: m.build?.file || undefined,
     };
   }
 

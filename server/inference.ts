@@ -88,15 +88,13 @@ export class VitSession {
           const s = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cuda', 'cpu'] });
           return new VitSession(s, 'cuda', undefined, names.input, names.logits);
         } catch (e) {
-          note = `CUDA provider failed to start (${cleanOrtMessage((e as Error).message.split('\n')[0])}); using CPU`;
+          note = `CUDA provider failed to start (${(e as Error).message.split('\n')[0]}); using CPU`;
         }
       } else if (want === 'cuda') {
         note = 'CUDA was requested but onnxruntime-node was installed without its CUDA provider (reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12); using CPU';
       }
     }
-    const s = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] }).catch((e: unknown) => {
-      throw ortError(e);
-    });
+    const s = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] });
     return new VitSession(s, 'cpu', note, names.input, names.logits);
   }
 

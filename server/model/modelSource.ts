@@ -46,8 +46,8 @@ export interface ResolvedModel {
   arch?: ViTArch;
   /** Why explain cannot work with this model, when it cannot. */
   explainUnavailable?: string;
-  /** Where our exporter's build of the weights is cached (undefined: the cache could not be written), and whether this load reused it. */
-  build?: { file?: string; reused: boolean };
+  /** Where our exporter's build of the weights is cached ('' when the cache could not be written), and whether this load reused it. */
+  build?: { file: string; reused: boolean };
 }
 
 export interface ProgressEvent {
@@ -124,7 +124,7 @@ async function resolveFolder(dir: string, spec: string, opts: ResolveOptions): P
   }
   const labels = await chooseLabels(opts.labelsFile, configLabels, arch.numClasses, `${path.join(dir, 'config.json')} (id2label)`);
   const preprocess = await readPreprocessorConfig(dir, arch.imageSize);
-  const built = await buildCached(safetensors, arch, () => loadHfWeights(safetensors, arch), opts);
+  const built = await buildCachedOrInMemory(safetensors, arch, () => loadHfWeights(safetensors, arch), opts);
   return { ...builtModel(spec, 'hf-folder', built, arch), labels: labels.labels, labelsFrom: labels.from, preprocess };
 }
 
@@ -179,12 +179,12 @@ async function resolveNpz(file: string, opts: ResolveOptions): Promise<ResolvedM
   const load = async () => (loaded ??= await loadGoogleNpz(file));
   // The architecture is only known from the tensor shapes, so the npz is read even on a cache hit.
   const { arch } = await load();
-  const built = await buildCached(file, arch, async () => (await load()).weights, opts);
+  const built = await buildCachedOrInMemory(file, arch, async () => (await load()).weights, opts);
   const labels = await chooseLabels(opts.labelsFile, undefined, arch.numClasses, '');
   return { ...builtModel(file, 'npz', built, arch), labels: labels.labels, labelsFrom: labels.from, preprocess: defaultPreprocess(arch.imageSize) };
 }
 
-function builtModel(spec: string, kind: ModelKind, built: { bytes: Uint8Array; file?: string; reused: boolean }, arch: ViTArch) {
+function builtModel(spec: string, kind: ModelKind, built: { bytes: Uint8Array; file: string; reused: boolean }, arch: ViTArch) {
   const layers = Array.from({ length: arch.numLayers }, (_, i) => i);
   return {
     spec,
@@ -208,46 +208,21 @@ async function buildCached(
   arch: ViTArch,
   loadWeights: () => Promise<WeightMap>,
   opts: ResolveOptions,
-): Promise<{ bytes: Uint8Array; file?: string; reused: boolean }> {
+): Promise<{ bytes: Uint8Array; file: string; reused: boolean }> {
   opts.onProgress?.({ stage: 'hash', message: `Hashing ${path.basename(weightsFile)}` });
   const digest = createHash('sha256');
   digest.update(`${BUILDER_VERSION}\n${JSON.stringify(arch)}\n`);
   digest.update(await hashFile(weightsFile, opts.signal));
   const key = digest.digest('hex').slice(0, 32);
-  const cacheDir = opts.cacheDir ?? defaultCacheDir();
-  const file = path.join(cacheDir, 'built', `${key}.onnx`);
+  const file = path.join(opts.cacheDir ?? defaultCacheDir(), 'built', `${key}.onnx`);
   const cached = await fs.readFile(file).catch(() => undefined);
   if (cached) return { bytes: cached, file, reused: true };
   opts.signal?.throwIfAborted();
   opts.onProgress?.({ stage: 'build', message: `Building ONNX graph from ${path.basename(weightsFile)}` });
   const bytes = buildVitOnnx(arch, await loadWeights(), { producer: 'vit-lens' });
   opts.signal?.throwIfAborted();
-  try {
-    await writeFileAtomic(file, bytes);
-  } catch (e) {
-    // The cache only saves time: a model that cannot be cached still loads, from memory.
-    opts.onWarning?.(
-      `cannot write the model cache in ${cacheDir} (${fsProblem(e)}); the model was built in memory and will be built again on every load. ` +
-        `Set ${opts.cacheDirOption ?? '--cache-dir'} to a writable folder`,
-    );
-    return { bytes, reused: false };
-  }
+  await writeFileAtomic(file, bytes);
   return { bytes, file, reused: false };
-}
-
-/** A file-system error in a few words. */
-function fsProblem(e: unknown): string {
-  const words: Record<string, string> = {
-    ENOTDIR: 'a file is in the way of the folder',
-    EEXIST: 'a file is in the way of the folder',
-    EACCES: 'permission denied',
-    EPERM: 'permission denied',
-    EROFS: 'read-only file system',
-    ENOSPC: 'no space left on the disk',
-    EDQUOT: 'disk quota exceeded',
-  };
-  const err = e as NodeJS.ErrnoException;
-  return (err.code && words[err.code]) ?? err.message ?? String(e);
 }
 
 async function chooseLabels(
@@ -276,6 +251,45 @@ async function exists(p: string): Promise<boolean> {
     () => false,
   );
 }
+
+/**
+ * buildCached, or, when the cache folder cannot be written (a file in the way, read-only, full), the
+ * same build kept in memory only, with one warning: the cache only saves time.
+ */
+async function buildCachedOrInMemory(
+  weightsFile: string,
+  arch: ViTArch,
+  loadWeights: () => Promise<WeightMap>,
+  opts: ResolveOptions,
+): ReturnType<typeof buildCached> {
+  let weights: Promise<WeightMap> | undefined;
+  const loadOnce = () => (weights ??= loadWeights());
+  try {
+    return await buildCached(weightsFile, arch, loadOnce, opts);
+  } catch (e) {
+    const cacheDir = path.resolve(opts.cacheDir ?? defaultCacheDir());
+    const err = e as NodeJS.ErrnoException;
+    const inCache = typeof err.path === 'string' && !path.relative(cacheDir, path.resolve(err.path)).startsWith('..');
+    if (!inCache || !CACHE_WRITE_ERRORS[err.code ?? '']) throw e;
+    opts.onWarning?.(
+      `cannot write the model cache in ${cacheDir} (${CACHE_WRITE_ERRORS[err.code!]}); the model was built in memory and will be built again on every load. ` +
+        `Set ${opts.cacheDirOption ?? '--cache-dir'} to a writable folder`,
+    );
+    const bytes = buildVitOnnx(arch, await loadOnce(), { producer: 'vit-lens' });
+    return { bytes, file: '', reused: false }; // '': no file holds this build
+  }
+}
+
+/** The errors of a cache folder that cannot be written, in a few words. */
+const CACHE_WRITE_ERRORS: Record<string, string> = {
+  ENOTDIR: 'a file is in the way of the folder',
+  EEXIST: 'a file is in the way of the folder',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the disk',
+  EDQUOT: 'disk quota exceeded',
+};
 
 /** Why an .onnx file could not be read, in our words, naming the file (protobuf's and fs's own messages name neither). */
 function onnxProblem(file: string, e: unknown): string {
