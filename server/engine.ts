@@ -5,10 +5,11 @@
 import { promises as fs } from 'fs';
 import type * as ort from 'onnxruntime-node';
 import { decodeImageFile, DecodedImage, resizeForModel, toPixelValues } from './preprocess';
-import { cleanOrtMessage, ProviderPreference, softmax, VitSession } from './inference';
+import { ProviderPreference, softmax, VitSession } from './inference';
 import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource';
 import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
 import { renderOverlayPng } from './explain/overlay';
+import { cleanOrtMessage } from './inference';
 import { Colormap, COLORMAPS } from './explain/colormaps';
 import { HEAD_FUSIONS } from './model/onnxBuilder';
 import type { ModelInfo, Prediction } from './protocol';

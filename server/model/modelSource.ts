@@ -14,7 +14,7 @@ import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../
 import { loadGoogleNpz } from '../formats/googleNpz';
 import { archAndLabelsFromHfFolder, loadHfWeights } from '../formats/hfSafetensors';
 import { attentionOutputName, buildVitOnnx, BUILDER_VERSION, fusedAttentionOutputName, HEAD_FUSIONS } from './onnxBuilder';
-import { outputClassCount, tapAttention, TapInfo } from './attentionTap';
+import { outputClassCount, tapAttention } from './attentionTap';
 import { defaultCacheDir, downloadHubModel, isHubId } from './hub';
 import type { ViTArch } from './vitConfig';
 import type { WeightMap } from './tensor';
@@ -132,13 +132,13 @@ async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file):
   opts.onProgress?.({ stage: 'load', message: `Reading ${path.basename(file)}` });
   const bytes = await fs.readFile(file);
   if (bytes.length === 0) throw new Error(`${file}: the file is empty, not an ONNX model`);
-  let tapped: Uint8Array;
-  let info: TapInfo;
+  let tap: ReturnType<typeof tapAttention>;
   try {
-    ({ bytes: tapped, info } = tapAttention(bytes, path.dirname(file)));
+    tap = tapAttention(bytes, path.dirname(file));
   } catch (e) {
     throw new Error(onnxProblem(file, e));
   }
+  const { bytes: tapped, info } = tap;
   // Our preprocessing makes N × 3 × H × W batches: say so now rather than let ONNX Runtime refuse the first batch.
   const rank = info.inputShape.length;
   const channels = info.inputShape[1];
