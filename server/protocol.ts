@@ -7,7 +7,7 @@
  */
 import { RequestType } from 'vscode-jsonrpc';
 import * as v from 'valibot';
-import { bool, int, list, num, obj, oneOf, text } from './util/validate';
+import { bool, fields, int, list, num, obj, oneOf, text } from './util/validate';
 
 export const PROVIDER_PREFERENCES = ['auto', 'cuda', 'cpu'] as const;
 export const HEAD_FUSION_NAMES = ['mean', 'max', 'min'] as const;
@@ -95,12 +95,14 @@ export interface WorkerInitOptions {
   offline?: boolean;
 }
 
-export const WorkerInitOptionsSchema: v.GenericSchema<unknown, WorkerInitOptions> = obj({
-  provider: v.optional(oneOf(PROVIDER_PREFERENCES)),
-  threads: v.optional(int(1, 1024)),
-  cacheDir: v.optional(path('a folder path')),
-  offline: v.optional(bool()),
-});
+export const WorkerInitOptionsSchema: v.GenericSchema<unknown, WorkerInitOptions> = obj(
+  fields<WorkerInitOptions>()({
+    provider: v.optional(oneOf(PROVIDER_PREFERENCES)),
+    threads: v.optional(int(1, 1024)),
+    cacheDir: v.optional(path('a folder path')),
+    offline: v.optional(bool()),
+  }),
+);
 
 export interface LoadModelParams extends WithProgress {
   /** .onnx file, Hugging Face folder, Google .npz, or hub id org/name[@revision]. */
@@ -109,23 +111,27 @@ export interface LoadModelParams extends WithProgress {
   provider?: ProviderPreference;
 }
 
-export const LoadModelParamsSchema: v.GenericSchema<unknown, LoadModelParams> = obj({
-  ...withProgress,
-  model: path('a model path or hub id'),
-  labelsFile: v.optional(path()),
-  provider: v.optional(oneOf(PROVIDER_PREFERENCES)),
-});
+export const LoadModelParamsSchema: v.GenericSchema<unknown, LoadModelParams> = obj(
+  fields<LoadModelParams>()({
+    ...withProgress,
+    model: path('a model path or hub id'),
+    labelsFile: v.optional(path()),
+    provider: v.optional(oneOf(PROVIDER_PREFERENCES)),
+  }),
+);
 
 export interface ClassifyParams extends WithProgress {
   images: string[];
   topK?: number;
 }
 
-export const ClassifyParamsSchema: v.GenericSchema<unknown, ClassifyParams> = obj({
-  ...withProgress,
-  images: list(path('an image file path'), MAX_IMAGES_PER_REQUEST),
-  topK: v.optional(topK()),
-});
+export const ClassifyParamsSchema: v.GenericSchema<unknown, ClassifyParams> = obj(
+  fields<ClassifyParams>()({
+    ...withProgress,
+    images: list(path('an image file path'), MAX_IMAGES_PER_REQUEST),
+    topK: v.optional(topK()),
+  }),
+);
 
 export interface ClassifyResult {
   results: { image: string; predictions: Prediction[]; logits: number[] }[];
@@ -146,16 +152,18 @@ export interface ExplainParams extends WithProgress {
   overlay?: { colormap: ColormapName; opacity: number };
 }
 
-export const ExplainParamsSchema: v.GenericSchema<unknown, ExplainParams> = obj({
-  ...withProgress,
-  image: path('an image file path'),
-  headFusion: v.optional(oneOf(HEAD_FUSION_NAMES)),
-  discardRatio: v.optional(num(0, 1, true)),
-  layer: v.optional(int(0)),
-  head: v.optional(int(0)),
-  topK: v.optional(topK()),
-  overlay: v.optional(obj({ colormap: oneOf(COLORMAP_NAMES), opacity: num(0, 1) })),
-});
+export const ExplainParamsSchema: v.GenericSchema<unknown, ExplainParams> = obj(
+  fields<ExplainParams>()({
+    ...withProgress,
+    image: path('an image file path'),
+    headFusion: v.optional(oneOf(HEAD_FUSION_NAMES)),
+    discardRatio: v.optional(num(0, 1, true)),
+    layer: v.optional(int(0)),
+    head: v.optional(int(0)),
+    topK: v.optional(topK()),
+    overlay: v.optional(obj({ colormap: oneOf(COLORMAP_NAMES), opacity: num(0, 1) })),
+  }),
+);
 
 export interface ExplainResult {
   image: string;
@@ -194,13 +202,15 @@ export interface ScanDatasetParams extends WithProgress {
   seed?: number;
 }
 
-export const ScanDatasetParamsSchema: v.GenericSchema<unknown, ScanDatasetParams> = obj({
-  ...withProgress,
-  folder: path('a folder path'),
-  checkImages: v.optional(bool()),
-  valSplit: v.optional(num(0, 0.9)),
-  seed: v.optional(int(0, 2 ** 32 - 1)),
-});
+export const ScanDatasetParamsSchema: v.GenericSchema<unknown, ScanDatasetParams> = obj(
+  fields<ScanDatasetParams>()({
+    ...withProgress,
+    folder: path('a folder path'),
+    checkImages: v.optional(bool()),
+    valSplit: v.optional(num(0, 0.9)),
+    seed: v.optional(int(0, 2 ** 32 - 1)),
+  }),
+);
 
 export interface ScanDatasetResult {
   root: string;
@@ -228,10 +238,12 @@ export interface ReadScalarsParams {
   cursor?: string;
 }
 
-export const ReadScalarsParamsSchema: v.GenericSchema<unknown, ReadScalarsParams> = obj({
-  folder: path('a folder path'),
-  cursor: v.optional(text('a cursor from an earlier answer', 100)),
-});
+export const ReadScalarsParamsSchema: v.GenericSchema<unknown, ReadScalarsParams> = obj(
+  fields<ReadScalarsParams>()({
+    folder: path('a folder path'),
+    cursor: v.optional(text('a cursor from an earlier answer', 100)),
+  }),
+);
 
 export interface ReadScalarsResult {
   /** Pass back next time to get only newer points. */
@@ -251,12 +263,14 @@ export interface ClassifyFolderParams extends WithProgress {
   topK?: number;
 }
 
-export const ClassifyFolderParamsSchema: v.GenericSchema<unknown, ClassifyFolderParams> = obj({
-  ...withProgress,
-  folder: path('a folder path'),
-  outDir: v.optional(path('a folder path')),
-  topK: v.optional(topK()),
-});
+export const ClassifyFolderParamsSchema: v.GenericSchema<unknown, ClassifyFolderParams> = obj(
+  fields<ClassifyFolderParams>()({
+    ...withProgress,
+    folder: path('a folder path'),
+    outDir: v.optional(path('a folder path')),
+    topK: v.optional(topK()),
+  }),
+);
 
 export interface FolderPrediction {
   /** Path relative to the folder, '/' separators. */

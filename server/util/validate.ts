@@ -96,6 +96,16 @@ export const oneOf = <const T extends readonly [string, ...string[]]>(values: T)
 
 export const bool = () => v.boolean((i) => `must be true or false, got ${show(i.input)}`);
 
+/**
+ * The fields of T's schema, as a compile-time check that they are exactly T's: a field added to T
+ * (optional ones too) cannot go unchecked, and the schema cannot check a field T does not have.
+ * Usage: `obj(fields<T>()({ ... }))`.
+ */
+export const fields =
+  <T>() =>
+  <const E extends Record<keyof T, v.GenericSchema>>(entries: E & Record<Exclude<keyof E, keyof T>, never>): E =>
+    entries;
+
 /** An object (not a list) with these fields; others are ignored. */
 export const obj = <const E extends v.ObjectEntries>(entries: E) => {
   const notObject = (i: { input: unknown }) => `must be an object, got ${show(i.input)}`;
