@@ -181,6 +181,7 @@ async function main(argv: string[]): Promise<number> {
     threads: intOption(o.threads, 'threads', 1),
     dtype: choice(o.dtype, 'dtype', DTYPES),
     cacheDir: o['cache-dir'],
+    cacheDirOption: !o['cache-dir'] && process.env.VIT_LENS_CACHE ? '--cache-dir (or $VIT_LENS_CACHE)' : '--cache-dir',
     offline: o.offline || undefined,
   });
   const topK = intOption(o['top-k'], 'top-k', 1) ?? 5;
@@ -198,7 +199,11 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'classify' && rest.length === 0) throw new UsageError('classify needs at least one IMAGE');
   if (command === 'explain' && rest.length !== 1) throw new UsageError('explain needs exactly one IMAGE');
 
-  const info = await engine.load(model, { labelsFile: o.labels, onProgress: progressPrinter(json) });
+  const info = await engine.load(model, {
+    labelsFile: o.labels,
+    onProgress: progressPrinter(json),
+    onWarning: (message) => process.stderr.write(`${process.stderr.isTTY && !json ? '\r\x1b[K' : ''}vit-lens: warning: ${message}\n`),
+  });
   if (process.stderr.isTTY && !json) process.stderr.write('\r\x1b[K');
   try {
     if (command === 'info') {

@@ -14,6 +14,7 @@ import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource
 import { relevanceMap, RelevanceSession } from './explain/relevance';
 import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
 import { renderOverlayPng } from './explain/overlay';
+import { cleanOrtMessage } from './inference';
 import { Colormap, COLORMAPS } from './explain/colormaps';
 import { Dtype, HEAD_FUSIONS } from './model/onnxBuilder';
 import type { ModelInfo, Prediction } from './protocol';
@@ -23,6 +24,8 @@ export interface EngineOptions {
   provider?: ProviderPreference;
   threads?: number;
   cacheDir?: string;
+  /** How the user sets the cache folder, for messages (default `--cache-dir`). */
+  cacheDirOption?: string;
   offline?: boolean;
   /** Megapixels of images decoded at once (default DEFAULT_DECODE_BUDGET_MP, or $VIT_LENS_DECODE_BUDGET_MP). */
   decodeBudgetMegapixels?: number;
@@ -138,8 +141,8 @@ export class Engine {
     return this.loaded !== undefined;
   }
 
-  async load(spec: string, opts: Pick<ResolveOptions, 'labelsFile' | 'signal' | 'onProgress' | 'dtype'> & { provider?: ProviderPreference } = {}): Promise<ModelInfo> {
-    const resolved = await resolveModel(spec, { ...opts, dtype: opts.dtype ?? this.options.dtype, cacheDir: this.options.cacheDir, offline: this.options.offline });
+  async load(spec: string, opts: Pick<ResolveOptions, 'labelsFile' | 'signal' | 'onProgress' | 'onWarning' | 'dtype'> & { provider?: ProviderPreference } = {}): Promise<ModelInfo> {
+    const resolved = await resolveModel(spec, { ...opts, dtype: opts.dtype ?? this.options.dtype, cacheDir: this.options.cacheDir, cacheDirOption: this.options.cacheDirOption, offline: this.options.offline });
     opts.signal?.throwIfAborted();
     opts.onProgress?.({ stage: 'load', message: `Starting ONNX Runtime for ${resolved.name}` });
     const [h, w] = resolved.preprocess.size;
@@ -154,7 +157,9 @@ export class Engine {
         timingInput: [1, 3, h, w],
         onFallback: this.options.onProviderFallback,
       },
-    );
+    ).catch((e: Error) => {
+      throw new Error(`${resolved.spec}: ONNX Runtime cannot load this model: ${cleanOrtMessage(e.message)}`);
+    });
     // Only replace the current model once the new one is ready: a failed load keeps the old one.
     const previous = this.loaded;
     this.loaded = { resolved, session };
@@ -175,7 +180,7 @@ export class Engine {
       kind: m.kind,
       provider: session.provider,
       device: session.device,
-      providerNote: session.providerNote,
+      providerNote: session.providerNote && cleanOrtMessage(session.providerNote),
       dtype: m.dtype,
       numClasses: m.labels.length,
       labels: m.labels,
@@ -190,7 +195,7 @@ export class Engine {
       preprocess: m.preprocess,
       explainAvailable: !m.explainUnavailable,
       explainUnavailableReason: m.explainUnavailable,
-      builtFile: m.build?.file,
+      builtFile: m.build?.file || undefined,
     };
   }
 
@@ -382,7 +387,9 @@ export class Engine {
     const per = 3 * h * w;
     const batch = new Float32Array(per * pixels.length);
     pixels.forEach((p, i) => batch.set(p, i * per));
-    return session.run(batch, [pixels.length, 3, h, w], extra);
+    return session.run(batch, [pixels.length, 3, h, w], extra).catch((e: Error) => {
+      throw new Error(`${m.spec}: ONNX Runtime cannot run this model: ${e.message}`);
+    });
   }
 
   /** What identifies a run: the model and the image file as it is now (a changed file is run again). */

@@ -90,6 +90,26 @@ export function defaultBackends(threads: number): Record<Provider, ProviderBacke
   };
 }
 
+/**
+ * ONNX Runtime's error text without what only its developers can use: ANSI colour codes, the C++
+ * source path and line, and the C++ function signature after it. What is left says what is wrong.
+ */
+export function cleanOrtMessage(message: string): string {
+  return message
+    .replace(/\x1b\[[0-9;]*m/g, '')
+    .replace(/\S+\.(?:cc|cpp|cxx|h|hpp|cu):\d+\s+(?:(?:[\w:<>,*&]+\s+){0,3}?(?:onnxruntime|std)::[^(]*\([^)]*\)(?:\s*const)?(?:\s*\[with [^\]]*\])?\s*)?/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** An ORT failure as an Error whose message is cleaned (see cleanOrtMessage). */
+function ortError(e: unknown): Error {
+  return new Error(cleanOrtMessage(e instanceof Error ? e.message : String(e)));
+}
+
+/** ORT's own log lines go straight to stderr, coloured; its errors reach us as exceptions anyway. */
+const ORT_LOG_SEVERITY = process.env.VIT_LENS_DEBUG ? 2 : 4;
+
 export interface RunResult {
   logits: Float32Array;
   numClasses: number;
@@ -137,6 +157,7 @@ export class VitSession {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       executionMode: 'sequential',
+      logSeverityLevel: ORT_LOG_SEVERITY,
     };
     const want = opts.provider ?? 'auto';
     const started = want === 'auto' ? await startAuto(model, names.input, backends, base, opts) : await startRequested(want, model, backends, base);
@@ -156,7 +177,9 @@ export class VitSession {
    * fetching the logits and any `extra` outputs (attention maps are only copied out when asked for).
    */
   async run(pixels: Float32Array, dims: [number, number, number, number], extra: readonly string[] = []): Promise<RunResult> {
-    const out = await this.runFeeds({ [this.inputName]: new ort.Tensor('float32', pixels, dims) }, [this.logitsName, ...extra]);
+    const out = await this.runFeeds({ [this.inputName]: new ort.Tensor('float32', pixels, dims) }, [this.logitsName, ...extra]).catch((e: unknown) => {
+      throw ortError(e);
+    });
     const logits = out[this.logitsName];
     const outputs: Record<string, ort.Tensor> = {};
     for (const name of extra) outputs[name] = out[name];
@@ -165,7 +188,9 @@ export class VitSession {
 
   /** Run a batch and fetch exactly `names` (no logits: for graphs without them, e.g. a truncated `hidden.{n}` graph). */
   async fetch(pixels: Float32Array, dims: [number, number, number, number], names: readonly string[]): Promise<Record<string, ort.Tensor>> {
-    const out = await this.runFeeds({ [this.inputName]: new ort.Tensor('float32', pixels, dims) }, [...names]);
+    const out = await this.runFeeds({ [this.inputName]: new ort.Tensor('float32', pixels, dims) }, [...names]).catch((e: unknown) => {
+      throw ortError(e);
+    });
     const picked: Record<string, ort.Tensor> = {};
     for (const name of names) picked[name] = out[name];
     return picked;

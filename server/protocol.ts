@@ -6,10 +6,30 @@
  * the LSP `$/progress` notifications; all requests honour `$/cancelRequest`.
  */
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
+import * as v from 'valibot';
+import { bool, fields, int, list, num, obj, oneOf, text } from './util/validate';
 
-export type ProviderPreference = 'auto' | 'webgpu' | 'cuda' | 'cpu';
-export type HeadFusion = 'mean' | 'max' | 'min';
-export type ColormapName = 'turbo' | 'viridis' | 'inferno' | 'magma' | 'plasma' | 'gray';
+export const PROVIDER_PREFERENCES = ['auto', 'webgpu', 'cuda', 'cpu'] as const;
+export const HEAD_FUSION_NAMES = ['mean', 'max', 'min'] as const;
+export const COLORMAP_NAMES = ['turbo', 'viridis', 'inferno', 'magma', 'plasma', 'gray'] as const;
+export const DTYPE_NAMES = ['fp32', 'fp16', 'q8'] as const;
+export const EXPLAIN_METHOD_NAMES = ['rollout', 'relevance', 'attention'] as const;
+export type ProviderPreference = (typeof PROVIDER_PREFERENCES)[number];
+export type HeadFusion = (typeof HEAD_FUSION_NAMES)[number];
+export type ColormapName = (typeof COLORMAP_NAMES)[number];
+
+// Every request's params are checked against the schema beside its type before the worker acts on
+// them (a client is another process and may send anything); a mismatch is answered with
+// InvalidParams naming the field. The annotation makes TypeScript check each schema against its type.
+
+/** Longest path accepted (Linux's PATH_MAX, in characters): longer ones cannot name a file anyway. */
+export const MAX_PATH_CHARS = 4096;
+/** Most images one classify request may name (Classify Folder sends batches, not a list). */
+export const MAX_IMAGES_PER_REQUEST = 10_000;
+
+const path = (what = 'a file path') => text(what, MAX_PATH_CHARS);
+const topK = () => int(1, 1000);
+const withProgress = { workDoneToken: v.optional(v.union([v.string(), v.number()], 'must be a string or a number')) };
 
 /** Mirrors LSP's WorkDoneProgressParams without depending on the LSP types. */
 export interface WithProgress {
@@ -72,18 +92,55 @@ export interface ModelInfo {
   builtFile?: string;
 }
 
+/** The worker's `initializationOptions` (LSP initialize). */
+export interface WorkerInitOptions {
+  provider?: ProviderPreference;
+  /** CPU threads for ONNX Runtime; default: all cores. */
+  threads?: number;
+  /** Hub downloads and built graphs; default: $VIT_LENS_CACHE, else ~/.cache/vit-lens. */
+  cacheDir?: string;
+  offline?: boolean;
+}
+
+export const WorkerInitOptionsSchema: v.GenericSchema<unknown, WorkerInitOptions> = obj(
+  fields<WorkerInitOptions>()({
+    provider: v.optional(oneOf(PROVIDER_PREFERENCES)),
+    threads: v.optional(int(1, 1024)),
+    cacheDir: v.optional(path('a folder path')),
+    offline: v.optional(bool()),
+  }),
+);
+
 export interface LoadModelParams extends WithProgress {
   /** .onnx file, Hugging Face folder, Google .npz, or hub id org/name[@revision]. */
   model: string;
   labelsFile?: string;
   provider?: ProviderPreference;
-  dtype?: 'fp32' | 'fp16' | 'q8';
+  dtype?: (typeof DTYPE_NAMES)[number];
 }
+
+export const LoadModelParamsSchema: v.GenericSchema<unknown, LoadModelParams> = obj(
+  fields<LoadModelParams>()({
+    ...withProgress,
+    model: path('a model path or hub id'),
+    labelsFile: v.optional(path()),
+    provider: v.optional(oneOf(PROVIDER_PREFERENCES)),
+    dtype: v.optional(oneOf(DTYPE_NAMES)),
+  }),
+);
 
 export interface ClassifyParams extends WithProgress {
   images: string[];
   topK?: number;
 }
+
+export const ClassifyParamsSchema: v.GenericSchema<unknown, ClassifyParams> = obj(
+  fields<ClassifyParams>()({
+    ...withProgress,
+    images: list(path('an image file path'), MAX_IMAGES_PER_REQUEST),
+    topK: v.optional(topK()),
+  }),
+);
 
 export interface ClassifyResult {
   results: { image: string; predictions: Prediction[]; logits: number[] }[];
@@ -92,7 +149,7 @@ export interface ClassifyResult {
 }
 
 /** rollout (default), relevance (class-specific, Chefer et al. 2021), attention (one layer, raw). */
-export type ExplainMethod = 'rollout' | 'relevance' | 'attention';
+export type ExplainMethod = (typeof EXPLAIN_METHOD_NAMES)[number];
 
 export interface ExplainParams extends WithProgress {
   image: string;
@@ -110,6 +167,21 @@ export interface ExplainParams extends WithProgress {
   /** Also render the overlay PNG at the image's own size. */
   overlay?: { colormap: ColormapName; opacity: number };
 }
+
+export const ExplainParamsSchema: v.GenericSchema<unknown, ExplainParams> = obj(
+  fields<ExplainParams>()({
+    ...withProgress,
+    image: path('an image file path'),
+    method: v.optional(oneOf(EXPLAIN_METHOD_NAMES)),
+    class: v.optional(v.union([int(0), text('a class label', 1000)], 'must be a class index or a label')),
+    headFusion: v.optional(oneOf(HEAD_FUSION_NAMES)),
+    discardRatio: v.optional(num(0, 1, true)),
+    layer: v.optional(int(0)),
+    head: v.optional(int(0)),
+    topK: v.optional(topK()),
+    overlay: v.optional(obj({ colormap: oneOf(COLORMAP_NAMES), opacity: num(0, 1) })),
+  }),
+);
 
 export interface ExplainResult {
   image: string;
@@ -150,6 +222,16 @@ export interface ScanDatasetParams extends WithProgress {
   seed?: number;
 }
 
+export const ScanDatasetParamsSchema: v.GenericSchema<unknown, ScanDatasetParams> = obj(
+  fields<ScanDatasetParams>()({
+    ...withProgress,
+    folder: path('a folder path'),
+    checkImages: v.optional(bool()),
+    valSplit: v.optional(num(0, 0.9)),
+    seed: v.optional(int(0, 2 ** 32 - 1)),
+  }),
+);
+
 export interface ScanDatasetResult {
   root: string;
   layout: 'class-folders' | 'train-val-folders';
@@ -176,6 +258,13 @@ export interface ReadScalarsParams {
   cursor?: string;
 }
 
+export const ReadScalarsParamsSchema: v.GenericSchema<unknown, ReadScalarsParams> = obj(
+  fields<ReadScalarsParams>()({
+    folder: path('a folder path'),
+    cursor: v.optional(text('a cursor from an earlier answer', 100)),
+  }),
+);
+
 export interface ReadScalarsResult {
   /** Pass back next time to get only newer points. */
   cursor: string;
@@ -193,6 +282,15 @@ export interface ClassifyFolderParams extends WithProgress {
   outDir?: string;
   topK?: number;
 }
+
+export const ClassifyFolderParamsSchema: v.GenericSchema<unknown, ClassifyFolderParams> = obj(
+  fields<ClassifyFolderParams>()({
+    ...withProgress,
+    folder: path('a folder path'),
+    outDir: v.optional(path('a folder path')),
+    topK: v.optional(topK()),
+  }),
+);
 
 export interface FolderPrediction {
   /** Path relative to the folder, '/' separators. */
@@ -231,9 +329,13 @@ export const ExplainRequest = new RequestType<ExplainParams, ExplainResult, void
 export const StatusRequest = new RequestType<Record<string, never>, StatusResult, void>('vitLens/status');
 /** Worker → client: the GPU failed during a run and the model now runs on the CPU (info.providerNote says why). */
 export const ProviderFallbackNotification = new NotificationType<ModelInfo>('vitLens/providerFallback');
+/** Status takes no parameters: nothing, null or an object (whose fields are ignored). */
+export const StatusParamsSchema: v.GenericSchema<unknown, Record<string, never> | null | undefined> = v.nullish(obj({}));
 
 /** Error codes in JSON-RPC error responses, beyond the standard ones. */
 export const ErrorCodes = {
+  /** JSON-RPC's own: the request's params do not match its schema; the message names the field. */
+  InvalidParams: -32602,
   /** The request's input (image, model file, parameters) is bad; the message names the file and the problem. */
   BadInput: -32001,
   /** A request that needs a model arrived before any model was loaded. */

@@ -1,19 +1,74 @@
 /**
  * The worker process: a language-server-style JSON-RPC connection (IPC or stdio, chosen by the
  * usual `--node-ipc` / `--stdio` arguments) around one Engine. A failing request answers with an
- * error; the worker itself keeps serving.
+ * error; the worker itself keeps serving. Every request's params are checked against its schema
+ * (server/protocol.ts) before anything acts on them. A corrupt message frame ends the worker (exit 1,
+ * reason on stderr): after one, the stream cannot be trusted to be in step again, and the
+ * extension's client restarts a worker that stopped.
  */
-import { CancellationToken, createConnection, LSPErrorCodes, ProposedFeatures, RequestHandler, RequestType, ResponseError, WorkDoneProgressParams, WorkDoneProgressReporter } from 'vscode-languageserver/node';
+import { format } from 'util';
+import {
+  CancellationToken,
+  createConnection,
+  IPCMessageReader,
+  IPCMessageWriter,
+  LSPErrorCodes,
+  MessageReader,
+  MessageWriter,
+  ProposedFeatures,
+  RequestHandler,
+  RequestType,
+  ResponseError,
+  StreamMessageReader,
+  StreamMessageWriter,
+  WorkDoneProgressParams,
+  WorkDoneProgressReporter,
+} from 'vscode-languageserver/node';
+import type { GenericSchema } from 'valibot';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { Engine, EngineOptions } from './engine';
+import { Engine } from './engine';
 import { cudaProviderInstalled } from './inference';
 import { classifyFolder } from './classifyFolder';
 import { scanDatasetForEditor } from './datasetScan';
-import { ClassifyFolderRequest, ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, ProviderFallbackNotification, ReadScalarsRequest, ScanDatasetRequest, StatusRequest, StatusResult } from './protocol';
+import {
+  ClassifyFolderParamsSchema,
+  ClassifyFolderRequest,
+  ClassifyParamsSchema,
+  ClassifyRequest,
+  ErrorCodes,
+  ExplainParamsSchema,
+  ExplainRequest,
+  LoadModelParamsSchema,
+  LoadModelRequest,
+  ProviderFallbackNotification,
+  ReadScalarsParamsSchema,
+  ReadScalarsRequest,
+  ScanDatasetParamsSchema,
+  ScanDatasetRequest,
+  StatusParamsSchema,
+  StatusRequest,
+  StatusResult,
+  WorkerInitOptionsSchema,
+} from './protocol';
 import { ScalarsReaders } from './scalarsReaders';
+import { check, shortenLongRuns } from './util/validate';
 
-const connection = createConnection(ProposedFeatures.all);
+/** The transport the client asked for, made here (not by createConnection) so that its reader's errors can be seen. */
+function transport(): [MessageReader, MessageWriter] {
+  if (process.argv.includes('--node-ipc')) return [new IPCMessageReader(process), new IPCMessageWriter(process)];
+  if (process.argv.includes('--stdio')) {
+    // stdout carries the messages: anything a library prints goes to stderr instead.
+    for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) console[level] = (...args: unknown[]) => void process.stderr.write(format(...args) + '\n');
+    return [new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout)];
+  }
+  process.stderr.write('vit-lens worker: start it with --node-ipc or --stdio\n');
+  process.exit(2);
+}
+
+const [reader, writer] = transport();
+const connection = createConnection(ProposedFeatures.all, reader, writer);
+let shutdownRequested = false;
 let engine = new Engine({ onProviderFallback });
 let state: StatusResult['state'] = 'idle';
 let lastError: string | undefined;
@@ -38,24 +93,46 @@ function asResponseError(e: unknown, token: CancellationToken): ResponseError<vo
   if (token.isCancellationRequested || (e instanceof Error && e.name === 'AbortError')) {
     return new ResponseError(LSPErrorCodes.RequestCancelled, 'cancelled');
   }
-  const message = e instanceof Error ? e.message : String(e);
+  // Messages quote paths and values the client sent: long ones are cut, not echoed whole.
+  const message = shortenLongRuns(e instanceof Error ? e.message : String(e));
   connection.console.error(message);
   if (message === 'no model is loaded') return new ResponseError(ErrorCodes.NoModel, 'No model is loaded: load one first (vitLens/loadModel).');
   return new ResponseError(ErrorCodes.BadInput, message);
 }
 
-/** Register a request whose failures become JSON-RPC errors and whose cancellation becomes an AbortSignal. */
-function onRequest<P, R>(type: RequestType<P, R, void>, work: (params: P, signal: AbortSignal, progress: WorkDoneProgressReporter) => Promise<R>): void {
+/** The params as their schema allows, or the InvalidParams error that names the first bad field. */
+function checkParams<P>(type: RequestType<P, unknown, void>, schema: GenericSchema<unknown, P>, params: unknown): { params: P } | { error: ResponseError<void> } {
+  const r = check(schema, params, 'params');
+  if (r.ok) return { params: r.value };
+  const message = `${type.method}: ${r.field} ${r.problem}`;
+  connection.console.error(message);
+  return { error: new ResponseError(ErrorCodes.InvalidParams, message) };
+}
+
+/**
+ * Register a request whose params are checked against `schema`, whose failures become JSON-RPC
+ * errors and whose cancellation becomes an AbortSignal.
+ */
+function onRequest<P, R>(
+  type: RequestType<P, R, void>,
+  schema: GenericSchema<unknown, P>,
+  work: (params: P, signal: AbortSignal, progress: WorkDoneProgressReporter) => Promise<R>,
+): void {
   // The cast only bridges TypeScript's deferred conditional type in HandlerResult for a generic R.
-  const handler = (async (params: P, token: CancellationToken) => {
+  const handler = (async (...args: unknown[]) => {
+    // vscode-jsonrpc spreads positional params (a JSON array) into arguments; the token comes last.
+    const token = args[args.length - 1] as CancellationToken;
+    const checked = checkParams(type, schema, args.length === 2 ? args[0] : args.slice(0, -1));
+    if ('error' in checked) return checked.error;
+    const params = checked.params;
     try {
       // A no-op reporter unless the client sent a workDoneToken.
-      const progress = connection.languages.attachWorkDoneProgress(params as WorkDoneProgressParams);
+      const progress = connection.languages.attachWorkDoneProgress((params ?? {}) as WorkDoneProgressParams);
       return (await work(params, abortSignalFor(token), progress)) as R;
     } catch (e) {
       return asResponseError(e, token);
     }
-  }) as RequestHandler<P, R, void>;
+  }) as unknown as RequestHandler<P, R, void>;
   connection.onRequest(type, handler);
 }
 
@@ -66,12 +143,17 @@ function onProviderFallback(note: string): void {
 }
 
 connection.onInitialize((params) => {
-  const init = (params.initializationOptions ?? {}) as EngineOptions;
-  engine = new Engine({ provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, offline: init.offline, onProviderFallback });
+  const checked = check(WorkerInitOptionsSchema, params.initializationOptions ?? {}, 'initializationOptions');
+  if (!checked.ok) {
+    const field = checked.field === 'initializationOptions' ? checked.field : `initializationOptions.${checked.field}`;
+    return new ResponseError(ErrorCodes.InvalidParams, `initialize: ${field} ${checked.problem}`);
+  }
+  const init = checked.value;
+  engine = new Engine({ provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, cacheDirOption: 'the vitLens.cacheDir setting', offline: init.offline, onProviderFallback });
   return { capabilities: {}, serverInfo: { name: 'vit-lens-worker' } };
 });
 
-onRequest(LoadModelRequest, (params, signal, progress) =>
+onRequest(LoadModelRequest, LoadModelParamsSchema, (params, signal, progress) =>
     serialised(async () => {
       state = 'loading';
       progress.begin('Loading model', undefined, params.model, true);
@@ -81,6 +163,7 @@ onRequest(LoadModelRequest, (params, signal, progress) =>
           provider: params.provider,
           dtype: params.dtype,
           signal,
+          onWarning: (message) => connection.console.warn(message),
           onProgress: (p) => progress.report(p.fraction === undefined ? 0 : Math.round(p.fraction * 100), p.message),
         });
         lastError = undefined;
@@ -95,12 +178,9 @@ onRequest(LoadModelRequest, (params, signal, progress) =>
     }),
 );
 
-onRequest(ClassifyRequest, (params, signal) => {
-    if (!Array.isArray(params.images) || params.images.some((i) => typeof i !== 'string')) throw new Error('classify: "images" must be a list of file paths');
-  return serialised(() => engine.classify(params.images, params.topK ?? 5, signal));
-});
+onRequest(ClassifyRequest, ClassifyParamsSchema, (params, signal) => serialised(() => engine.classify(params.images, params.topK ?? 5, signal)));
 
-onRequest(ExplainRequest, (params, signal) =>
+onRequest(ExplainRequest, ExplainParamsSchema, (params, signal) =>
     serialised(async () => {
       const r = await engine.explain(params.image, {
         method: params.method,
@@ -130,9 +210,7 @@ onRequest(ExplainRequest, (params, signal) =>
 
 // Each batch takes its own turn on the model queue, so an explain from the editor waits for one
 // batch, not for the whole folder. Cancelling still answers: with the files of what was done (partial).
-onRequest(ClassifyFolderRequest, async (params, signal, progress) => {
-  if (typeof params.folder !== 'string' || !params.folder) throw new Error('classifyFolder: "folder" must be a folder path');
-  if (params.outDir !== undefined && typeof params.outDir !== 'string') throw new Error('classifyFolder: "outDir" must be a folder path');
+onRequest(ClassifyFolderRequest, ClassifyFolderParamsSchema, async (params, signal, progress) => {
   const topK = params.topK ?? 5;
   const info = engine.info();
   progress.begin('Classifying folder', 0, 'Listing images…', true);
@@ -155,7 +233,7 @@ onRequest(ClassifyFolderRequest, async (params, signal, progress) => {
 });
 
 // Not on the model queue: a scan reads files only, and must not wait behind a long classify.
-onRequest(ScanDatasetRequest, async (params, signal, progress) => {
+onRequest(ScanDatasetRequest, ScanDatasetParamsSchema, async (params, signal, progress) => {
   progress.begin('Scanning dataset', 0, params.folder, true);
   try {
     return await scanDatasetForEditor(params, signal, progress);
@@ -167,9 +245,11 @@ onRequest(ScanDatasetRequest, async (params, signal, progress) => {
 // Reading event files does not touch the model: not on the serialised queue, so a dashboard
 // stays live while a long classify or explain runs.
 const scalarsReaders = new ScalarsReaders();
-onRequest(ReadScalarsRequest, (params) => scalarsReaders.read(params));
+onRequest(ReadScalarsRequest, ReadScalarsParamsSchema, (params) => scalarsReaders.read(params));
 
-connection.onRequest(StatusRequest, () => ({
+onRequest(StatusRequest, StatusParamsSchema, async () => status());
+
+const status = (): StatusResult => ({
   state,
   model: engine.isLoaded ? engine.info() : undefined,
   lastError,
@@ -177,9 +257,21 @@ connection.onRequest(StatusRequest, () => ({
   rssBytes: process.memoryUsage().rss,
   versions: { node: process.versions.node, onnxruntime: ort.env.versions.node ?? ort.env.versions.common, sharp: sharp.versions.sharp ?? '' },
   cudaProviderInstalled: cudaProviderInstalled(),
-}));
+});
 
-connection.onShutdown(() => engine.dispose());
+connection.onShutdown(() => {
+  shutdownRequested = true;
+  return engine.dispose();
+});
+
+/** A frame that cannot be parsed (bad header, body that is not JSON) leaves the stream out of step: stop, saying why. */
+reader.onError((e) => {
+  const reason = `corrupt message from the client (${shortenLongRuns(e instanceof Error ? e.message : String(e))}); the worker stops and the client may start a new one`;
+  process.stderr.write(`vit-lens worker: ${reason}\n`);
+  void engine.dispose().finally(() => process.exit(1));
+});
+// The client closed the stream (stdio): the session is over, cleanly only after a shutdown request.
+reader.onClose(() => void engine.dispose().finally(() => process.exit(shutdownRequested ? 0 : 1)));
 
 // A bug in one request must not take the model (and the user's session) down with it.
 process.on('uncaughtException', (e) => connection.console.error(`uncaught: ${e.stack ?? e}`));

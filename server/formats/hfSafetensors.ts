@@ -5,7 +5,7 @@
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import type { WeightMap } from '../model/tensor';
-import { archFromHfConfig, checkWeights, HfViTConfig, ViTArch, W } from '../model/vitConfig';
+import { archFromHfConfig, checkWeights, parseHfConfig, ViTArch, W } from '../model/vitConfig';
 import { readSafetensors, readSafetensorsHeader } from './safetensors';
 
 /** Keys that already carry their canonical top-level name; anything else is a bare ViTModel key. */
@@ -44,13 +44,13 @@ function canonicalName(key: string): string {
  */
 export async function archAndLabelsFromHfFolder(dir: string): Promise<{ arch: ViTArch; labels: string[] }> {
   const configPath = path.join(dir, 'config.json');
-  let cfg: HfViTConfig;
+  let json: unknown;
   try {
-    cfg = JSON.parse(await fsp.readFile(configPath, 'utf8')) as HfViTConfig;
+    json = JSON.parse(await fsp.readFile(configPath, 'utf8'));
   } catch (err) {
     throw new Error(`${configPath}: cannot read the model config (${(err as Error).message})`);
   }
-  if (typeof cfg !== 'object' || cfg === null) throw new Error(`${configPath}: not a JSON object`);
+  const cfg = parseHfConfig(json, configPath);
   if (cfg.model_type && cfg.model_type !== 'vit') {
     throw new Error(`${configPath}: model_type "${cfg.model_type}" is not supported (only "vit")`);
   }
@@ -64,11 +64,7 @@ export async function archAndLabelsFromHfFolder(dir: string): Promise<{ arch: Vi
       throw new Error(`${configPath}: no id2label or num_labels, and ${weightsPath} has no readable "${W.headWeight}" to count classes from`);
     }
   }
-  try {
-    return { arch: archFromHfConfig(cfg, numClasses), labels };
-  } catch (err) {
-    throw new Error(`${configPath}: ${(err as Error).message}`);
-  }
+  return { arch: archFromHfConfig(cfg, numClasses, configPath), labels };
 }
 
 function labelsFromId2label(configPath: string, id2label: Record<string, string> | undefined): string[] {

@@ -53,7 +53,7 @@ export interface ResolvedModel {
   explainUnavailable?: string;
   /** The .onnx file an `onnx` model was read from, before attention outputs were tapped in (class relevance recovers its weights from it). */
   originalOnnxFile?: string;
-  /** Where our exporter's build of the weights is cached, and whether this load reused it. */
+  /** Where our exporter's build of the weights is cached ('' when the cache could not be written), and whether this load reused it. */
   build?: { file: string; reused: boolean };
   /** The weights' precision: what --dtype asked for (built or a transformers.js variant file), or fp32. */
   dtype: Dtype;
@@ -69,6 +69,10 @@ export interface ProgressEvent {
 export interface ResolveOptions {
   labelsFile?: string;
   cacheDir?: string;
+  /** How the user sets the cache folder, for messages: `--cache-dir` (default) or a setting's name. */
+  cacheDirOption?: string;
+  /** Problems that do not stop the load (the cache cannot be written), each said once. */
+  onWarning?: (message: string) => void;
   offline?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: ProgressEvent) => void;
@@ -142,14 +146,29 @@ async function resolveFolder(dir: string, spec: string, opts: ResolveOptions): P
   }
   const labels = await chooseLabels(opts.labelsFile, configLabels, arch.numClasses, `${path.join(dir, 'config.json')} (id2label)`);
   const preprocess = await readPreprocessorConfig(dir, arch.imageSize);
-  const built = await buildCached(safetensors, arch, () => loadHfWeights(safetensors, arch), opts);
+  const built = await buildCachedOrInMemory(safetensors, arch, () => loadHfWeights(safetensors, arch), opts);
   return { ...builtModel(spec, 'hf-folder', built, arch, opts.dtype), labels: labels.labels, labelsFrom: labels.from, preprocess };
 }
 
 async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file): Promise<ResolvedModel> {
   opts.onProgress?.({ stage: 'load', message: `Reading ${path.basename(file)}` });
   const bytes = await fs.readFile(file);
-  const { bytes: tapped, info } = tapAttention(bytes, path.dirname(file));
+  if (bytes.length === 0) throw new Error(`${file}: the file is empty, not an ONNX model`);
+  let tap: ReturnType<typeof tapAttention>;
+  try {
+    tap = tapAttention(bytes, path.dirname(file));
+  } catch (e) {
+    throw new Error(onnxProblem(file, e));
+  }
+  const { bytes: tapped, info } = tap;
+  // Our preprocessing makes N × 3 × H × W batches: say so now rather than let ONNX Runtime refuse the first batch.
+  const rank = info.inputShape.length;
+  const channels = info.inputShape[1];
+  if (rank !== 0 && (rank !== 4 || (typeof channels === 'number' && channels !== 3))) {
+    throw new Error(
+      `${file}: input "${info.inputName}" has shape [${info.inputShape.join(', ')}], but an image model takes a batch of RGB images [N, 3, height, width]`,
+    );
+  }
   // Some fp16 exports (e.g. transformers.js's model_fp16.onnx) take float16 pixels; we feed float32.
   if (info.inputElemType && info.inputElemType !== onnx.TensorProto.DataType.FLOAT) {
     const type = onnx.TensorProto.DataType[info.inputElemType]?.toLowerCase() ?? `type ${info.inputElemType}`;
@@ -189,7 +208,7 @@ async function resolveNpz(file: string, opts: ResolveOptions): Promise<ResolvedM
   const load = async () => (loaded ??= await loadGoogleNpz(file));
   // The architecture is only known from the tensor shapes, so the npz is read even on a cache hit.
   const { arch } = await load();
-  const built = await buildCached(file, arch, async () => (await load()).weights, opts);
+  const built = await buildCachedOrInMemory(file, arch, async () => (await load()).weights, opts);
   const labels = await chooseLabels(opts.labelsFile, undefined, arch.numClasses, '');
   return { ...builtModel(file, 'npz', built, arch, opts.dtype), labels: labels.labels, labelsFrom: labels.from, preprocess: defaultPreprocess(arch.imageSize) };
 }
@@ -317,6 +336,59 @@ async function exists(p: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/**
+ * buildCached, or, when the cache folder cannot be written (a file in the way, read-only, full), the
+ * same build kept in memory only, with one warning: the cache only saves time.
+ */
+async function buildCachedOrInMemory(
+  weightsFile: string,
+  arch: ViTArch,
+  loadWeights: () => Promise<WeightMap>,
+  opts: ResolveOptions,
+): ReturnType<typeof buildCached> {
+  let weights: Promise<WeightMap> | undefined;
+  const loadOnce = () => (weights ??= loadWeights());
+  try {
+    return await buildCached(weightsFile, arch, loadOnce, opts);
+  } catch (e) {
+    const cacheDir = path.resolve(opts.cacheDir ?? defaultCacheDir());
+    const err = e as NodeJS.ErrnoException;
+    const inCache = typeof err.path === 'string' && !path.relative(cacheDir, path.resolve(err.path)).startsWith('..');
+    if (!inCache || !CACHE_WRITE_ERRORS[err.code ?? '']) throw e;
+    opts.onWarning?.(
+      `cannot write the model cache in ${cacheDir} (${CACHE_WRITE_ERRORS[err.code!]}); the model was built in memory and will be built again on every load. ` +
+        `Set ${opts.cacheDirOption ?? '--cache-dir'} to a writable folder`,
+    );
+    const bytes = buildVitOnnx(arch, await loadOnce(), { producer: 'vit-lens', dtype: opts.dtype });
+    return { bytes, file: '', reused: false, external: false }; // '': no file holds this build
+  }
+}
+
+/** The errors of a cache folder that cannot be written, in a few words. */
+const CACHE_WRITE_ERRORS: Record<string, string> = {
+  ENOTDIR: 'a file is in the way of the folder',
+  EEXIST: 'a file is in the way of the folder',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the disk',
+  EDQUOT: 'disk quota exceeded',
+};
+
+/** Why an .onnx file could not be read, in our words, naming the file (protobuf's and fs's own messages name neither). */
+function onnxProblem(file: string, e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const message = err instanceof Error ? err.message : String(e);
+  // protobufjs: "invalid wire type 4 at offset 2", "index out of range: 3 + 1 > 3", "illegal tag …".
+  if (/wire type|index out of range|illegal tag|invalid (varint|utf8|length)/i.test(message)) {
+    return `${file}: not an ONNX model (the file is not a valid ONNX protobuf: ${message})`;
+  }
+  if (message === 'ONNX model has no graph') return `${file}: not an ONNX model (it holds no graph)`;
+  if (err.code === 'EISDIR') return `${file}: an external data "location" names a folder, not a file`;
+  if (err.code) return `${file}: cannot read its external data (${message})`;
+  return message.includes(file) ? message : `${file}: ${message}`;
 }
 
 /** An exported .onnx file's own folder, or its parent for the onnx/ sub-folder layout, when it carries the Hugging Face configs. */

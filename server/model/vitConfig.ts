@@ -5,6 +5,8 @@
  * safetensors folder in that layout is the format we both read and export. Linear weights are stored
  * as (out, in) like PyTorch's nn.Linear.
  */
+import * as v from 'valibot';
+import { bool, check, int, obj, positive, show } from '../util/validate';
 export interface ViTArch {
   hiddenSize: number;
   numLayers: number;
@@ -88,9 +90,70 @@ export const HF_VIT_DEFAULTS = {
   qkv_bias: true,
 } as const;
 
-export function archFromHfConfig(cfg: HfViTConfig, numClasses: number): ViTArch {
+/**
+ * Bounds far beyond any published ViT (ViT-22B: width 6144, 48 layers, 48 heads) that still stop a
+ * hostile config from making us loop or allocate without end before the weights are even read.
+ */
+const LIMITS = { width: 65_536, layers: 1024, heads: 1024, mlp: 262_144, imageSize: 16_384, classes: 1_000_000 } as const;
+
+/** The schema of every `config.json` field we read (all optional: transformers' defaults fill the gaps). */
+const HfViTConfigSchema: v.GenericSchema<unknown, HfViTConfig> = obj({
+  model_type: v.optional(v.string((i) => `must be a string, got ${show(i.input)}`)),
+  hidden_size: v.optional(int(1, LIMITS.width)),
+  num_hidden_layers: v.optional(int(1, LIMITS.layers)),
+  num_attention_heads: v.optional(int(1, LIMITS.heads)),
+  intermediate_size: v.optional(int(1, LIMITS.mlp)),
+  hidden_act: v.optional(v.string((i) => `must be a string, got ${show(i.input)}`)),
+  layer_norm_eps: v.optional(positive()),
+  image_size: v.optional(v.union([int(1, LIMITS.imageSize), v.tuple([int(1, LIMITS.imageSize), int(1, LIMITS.imageSize)])], (i) => `must be an integer or [height, width], got ${show(i.input)}`)),
+  patch_size: v.optional(int(1, LIMITS.imageSize)),
+  // The engine and the trainer feed RGB images.
+  num_channels: v.optional(v.pipe(v.number((i) => `must be 3 (RGB), got ${show(i.input)}`), v.check((n) => n === 3, (i) => `must be 3 (RGB), got ${show(i.input)}`))),
+  qkv_bias: v.optional(bool()),
+  id2label: v.optional(
+    v.pipe(
+      v.custom<object>((x) => typeof x === 'object' && x !== null && !Array.isArray(x), (i) => `must be an object mapping class indices ("0", "1", …) to labels, got ${show(i.input)}`),
+      v.record(
+        v.pipe(v.string(), v.regex(/^(0|[1-9]\d{0,6})$/, 'is a key that is not a class index ("0", "1", …)')),
+        v.string((i) => `must map each class index to a string label, got ${show(i.input)}`),
+      ),
+    ),
+  ),
+  num_labels: v.optional(int(1, LIMITS.classes)),
+  pre_logits_size: v.optional(int(1, LIMITS.width)),
+});
+
+/**
+ * The fields of a parsed `config.json` we read, checked (types, integers, ranges), or an error that
+ * names the file and the field. Architecture-wide rules are checked by `checkArch` once defaults are in.
+ */
+export function parseHfConfig(json: unknown, configPath: string): HfViTConfig {
+  const r = check(HfViTConfigSchema, json, 'config');
+  if (r.ok) return r.value;
+  if (r.field === 'config') throw new Error(`${configPath}: must be a JSON object, ${r.problem.replace(/^must be an object, /, '')}`);
+  throw new Error(`${configPath}: "${r.field}" ${r.problem}`);
+}
+
+/** Rules across fields that any ViT must follow, whatever it was read from; `source` names where it came from. */
+export function checkArch(arch: ViTArch, source: string, fields = ARCH_FIELDS): void {
+  const fail = (message: string) => {
+    throw new Error(`${source}: ${message}`);
+  };
+  if (arch.hiddenSize % arch.numHeads !== 0) fail(`${fields.hiddenSize} ${arch.hiddenSize} is not divisible by ${fields.numHeads} ${arch.numHeads}`);
+  for (const [i, side] of (['height', 'width'] as const).entries()) {
+    const size = arch.imageSize[i];
+    if (size % arch.patchSize !== 0) fail(`${fields.imageSize} ${side} ${size} is not a multiple of ${fields.patchSize} ${arch.patchSize}`);
+  }
+  if (!(arch.layerNormEps > 0)) fail(`${fields.layerNormEps} must be > 0, got ${arch.layerNormEps}`);
+}
+
+/** How `checkArch` names the fields: config.json's names by default. */
+const ARCH_FIELDS = { hiddenSize: 'hidden_size', numHeads: 'num_attention_heads', imageSize: 'image_size', patchSize: 'patch_size', layerNormEps: 'layer_norm_eps' };
+
+/** The architecture a checked config describes (see parseHfConfig), with transformers' defaults for missing fields. */
+export function archFromHfConfig(cfg: HfViTConfig, numClasses: number, configPath = 'config.json'): ViTArch {
   if (cfg.hidden_act && !/^gelu$/.test(cfg.hidden_act)) {
-    throw new Error(`hidden_act "${cfg.hidden_act}" is not supported (only exact "gelu")`);
+    throw new Error(`${configPath}: "hidden_act" ${show(cfg.hidden_act)} is not supported (only exact "gelu")`);
   }
   const size = cfg.image_size ?? HF_VIT_DEFAULTS.image_size;
   const arch: ViTArch = {
@@ -106,6 +169,7 @@ export function archFromHfConfig(cfg: HfViTConfig, numClasses: number): ViTArch 
     numClasses,
   };
   if (cfg.pre_logits_size) arch.preLogitsSize = cfg.pre_logits_size;
+  checkArch(arch, configPath);
   return arch;
 }
 

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
+import { onnx } from 'onnx-proto';
 import { CliRun, runCli } from './runCli';
 
 const root = path.join(__dirname, '..', '..');
@@ -165,13 +166,21 @@ describe('explain', () => {
   });
 
   test('a graph without attention still classifies, and explain says why it cannot', async () => {
-    const notVit = path.join(fixtures, 'bad', 'not-vit.onnx');
-    const info = json(await cli(['info', '--model', notVit, '--json']));
+    const cnn = path.join(cacheDir, 'cnn.onnx');
+    fs.writeFileSync(cnn, tinyCnn());
+    const info = json(await cli(['info', '--model', cnn, '--json']));
     assert.equal(info.explainAvailable, false);
-    const r = await cli(['explain', cat, '--model', notVit]);
+    assert.equal(json(await cli(['classify', cat, '--model', cnn, '--json'])).results[0].predictions.length, 5);
+    const r = await cli(['explain', cat, '--model', cnn]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /not-vit\.onnx/);
+    assert.match(r.stderr, /cnn\.onnx/);
     assert.match(r.stderr, /attention/i);
+  });
+
+  test('a graph that is not an image model is refused at load, naming its input', async () => {
+    const r = await cli(['info', '--model', path.join(fixtures, 'bad', 'not-vit.onnx')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /not-vit\.onnx: input "x" has shape \[batch, 8\], but an image model takes a batch of RGB images/);
   });
 });
 
@@ -272,3 +281,24 @@ test('info describes architecture, labels, preprocessing and provider', async ()
   assert.equal(r.code, 0, r.stderr);
   for (const want of [/hidden 64, 2 layers, 4 heads, MLP 128, patch 16/, /tabby cat/, /resize 224×224/, /provider\s+CPU/]) assert.match(r.stdout, want);
 });
+
+/** An image classifier without attention: 16×16 patches → Conv → global average → 10 logits. */
+function tinyCnn(): Uint8Array {
+  const shape = (dims: (number | string)[]) => ({ dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) });
+  const weights = Float32Array.from({ length: 10 * 3 * 16 * 16 }, (_, i) => Math.sin(i) / 100);
+  return onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ version: 17 }],
+    graph: {
+      name: 'cnn',
+      node: [
+        { opType: 'Conv', input: ['pixel_values', 'W'], output: ['c'], attribute: [{ name: 'strides', type: onnx.AttributeProto.AttributeType.INTS, ints: [16, 16] }] },
+        { opType: 'GlobalAveragePool', input: ['c'], output: ['p'] },
+        { opType: 'Flatten', input: ['p'], output: ['logits'] },
+      ],
+      initializer: [{ name: 'W', dims: [10, 3, 16, 16], dataType: 1, rawData: new Uint8Array(weights.buffer) }],
+      input: [{ name: 'pixel_values', type: { tensorType: { elemType: 1, shape: shape(['batch', 3, 224, 224]) } } }],
+      output: [{ name: 'logits', type: { tensorType: { elemType: 1, shape: shape(['batch', 10]) } } }],
+    },
+  }).finish();
+}
