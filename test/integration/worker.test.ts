@@ -143,14 +143,15 @@ for (const transport of ['stdio', 'ipc'] as const) {
       assert.deepEqual(byIndex.class, { index: other, label: reference.labels[other] });
       assert.deepEqual(byLabel.map, byIndex.map);
       assert.notDeepEqual(byIndex.map.values, r.map.values);
-      for (const [params, want] of [
-        [{ image: cat, method: 'relevance', class: 99 }, /class 99 does not exist/],
-        [{ image: cat, method: 'relevance', class: { index: 1 } }, /class must be an index or a label/],
-        [{ image: cat, method: 'relevance', layer: 0 }, /applies to method attention/],
-        [{ image: cat, method: 'saliency' }, /explain method must be one of rollout, relevance, attention/],
-      ] as [object, RegExp][]) {
+      // The engine's checks (they need the model) answer BadInput; the request's schema, InvalidParams.
+      for (const [params, code, want] of [
+        [{ image: cat, method: 'relevance', class: 99 }, ErrorCodes.BadInput, /class 99 does not exist/],
+        [{ image: cat, method: 'relevance', layer: 0 }, ErrorCodes.BadInput, /applies to method attention/],
+        [{ image: cat, method: 'relevance', class: { index: 1 } }, ErrorCodes.InvalidParams, /class must be a class index or a label/],
+        [{ image: cat, method: 'saliency' }, ErrorCodes.InvalidParams, /method must be one of rollout, relevance, attention, got "saliency"/],
+      ] as [object, number, RegExp][]) {
         const e = await rejects(w.rpc.sendRequest(ExplainRequest, params as never));
-        assert.equal(e.code, ErrorCodes.BadInput);
+        assert.equal(e.code, code, e.message);
         assert.match(e.message, want);
       }
     });

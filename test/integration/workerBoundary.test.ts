@@ -122,7 +122,7 @@ const BAD_PARAMS: [string, unknown, RegExp][] = [
   ['vitLens/explain', { image: cat, overlay: { colormap: 'turbo', opacity: '1' } }, /overlay\.opacity must be a number in \[0, 1\], got "1"/],
   ['vitLens/loadModel', {}, /^vitLens\/loadModel: model is missing$/],
   ['vitLens/loadModel', null, /params must be an object, got null/],
-  ['vitLens/loadModel', { model: tinyHf, provider: 'tpu' }, /provider must be one of auto, cuda, cpu, got "tpu"/],
+  ['vitLens/loadModel', { model: tinyHf, provider: 'tpu' }, /provider must be one of auto, webgpu, cuda, cpu, got "tpu"/],
   ['vitLens/loadModel', { model: tinyHf, labelsFile: {} }, /labelsFile must be a file path, got an object/],
   ['vitLens/classifyFolder', { folder: 7 }, /folder must be a folder path, got 7/],
   ['vitLens/classifyFolder', { folder: 'x', outDir: false }, /outDir must be a folder path, got false/],
@@ -238,7 +238,7 @@ test('initializationOptions are checked like request params', { timeout: 30_000 
   try {
     for (const [options, want] of [
       [{ cacheDir: 5 }, /^initialize: initializationOptions\.cacheDir must be a folder path, got 5$/],
-      [{ provider: 'tpu' }, /initializationOptions\.provider must be one of auto, cuda, cpu, got "tpu"/],
+      [{ provider: 'tpu' }, /initializationOptions\.provider must be one of auto, webgpu, cuda, cpu, got "tpu"/],
       [{ threads: 0 }, /initializationOptions\.threads must be an integer in \[1, 1024\], got 0/],
       ['fast', /initialize: initializationOptions must be an object, got "fast"/],
     ] as const) {
