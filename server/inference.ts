@@ -29,6 +29,11 @@ export type RunnableSession = Pick<ort.InferenceSession, 'run' | 'release' | 'ou
 export interface ProviderBackend {
   /** Whether it can run here and on what; `software` devices are never picked by `auto`. */
   probe(): Promise<{ device: string; software?: boolean } | { unavailable: string }>;
+  /**
+   * A cheap look for the hardware before `auto` probes (false: not even probed). Dawn prints warnings
+   * while it enumerates a software Vulkan device, which every CLI run without a GPU would show.
+   */
+  hardwareMayExist?(): boolean;
   /** `model` is the graph's bytes, or its file when its weights are in external data (found beside the file). */
   create(model: Uint8Array | string, base: ort.InferenceSession.SessionOptions): Promise<RunnableSession>;
 }
@@ -68,6 +73,20 @@ export function cpuDescription(threads: number): string {
   return `${os.cpus()[0]?.model.trim() || os.arch()} (${threads} thread${threads === 1 ? '' : 's'})`;
 }
 
+/**
+ * Linux: a GPU has a DRM render node (/dev/dri/renderD*), or NVIDIA's /dev/nvidia0, or WSL's /dev/dxg;
+ * a machine with none of them has at most a software Vulkan device. Elsewhere: assume one may exist.
+ */
+export function gpuDeviceNodesExist(dev = '/dev'): boolean {
+  if (process.platform !== 'linux') return true;
+  if (fs.existsSync(path.join(dev, 'nvidia0')) || fs.existsSync(path.join(dev, 'dxg'))) return true;
+  try {
+    return fs.readdirSync(path.join(dev, 'dri')).some((n) => n.startsWith('renderD'));
+  } catch {
+    return false;
+  }
+}
+
 export function defaultBackends(threads: number): Record<Provider, ProviderBackend> {
   return {
     cpu: {
@@ -84,6 +103,7 @@ export function defaultBackends(threads: number): Record<Provider, ProviderBacke
         const p = await probeWebGpuAdapter();
         return 'adapter' in p ? { device: p.adapter.name, software: p.adapter.software } : { unavailable: p.error };
       },
+      hardwareMayExist: gpuDeviceNodesExist,
       // Warnings only: ORT reports every shape op it leaves on the CPU, which is by design.
       create: (model, base) => createSession(model, { ...base, logSeverityLevel: 3, executionProviders: ['webgpu', 'cpu'] }),
     },
@@ -265,6 +285,7 @@ async function startAuto(
 ): Promise<Started> {
   const candidates: { provider: Provider; device: string }[] = [];
   for (const provider of ['cuda', 'webgpu'] as const) {
+    if (backends[provider].hardwareMayExist?.() === false) continue;
     const p = await backends[provider].probe();
     if ('device' in p && !p.software) candidates.push({ provider, device: p.device });
   }

@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { ProviderBackend, RunnableSession, VitSession } from '../../server/inference';
+import { gpuDeviceNodesExist, ProviderBackend, RunnableSession, VitSession } from '../../server/inference';
 import { Engine } from '../../server/engine';
 import { isSoftwareAdapter, probeWebGpuAdapter } from '../../server/webgpuAdapter';
 
@@ -95,6 +95,33 @@ describe('auto', () => {
     assert.equal(explicit.device, 'llvmpipe (Vulkan)');
     await explicit.release();
   });
+});
+
+test('auto does not even probe WebGPU on a machine without GPU device nodes (Dawn would print warnings)', async () => {
+  let probes = 0;
+  const gpu = fakeGpu('Fake GPU (Vulkan)');
+  const unprobed: ProviderBackend = { ...gpu.backend, hardwareMayExist: () => false, probe: async () => (probes++, gpu.backend.probe()) };
+  const s = await VitSession.create(model, names, { provider: 'auto', backends: { webgpu: unprobed, cuda: noCuda } });
+  assert.equal(s.provider, 'cpu');
+  assert.equal(probes, 0);
+  await s.release();
+  const explicit = await VitSession.create(model, names, { provider: 'webgpu', backends: { webgpu: unprobed, cuda: noCuda } });
+  assert.equal(explicit.provider, 'webgpu', 'an explicit webgpu still probes');
+  await explicit.release();
+
+  const dev = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-dev-'));
+  if (process.platform === 'linux') {
+    assert.equal(gpuDeviceNodesExist(dev), false, 'no nodes');
+    fs.mkdirSync(path.join(dev, 'dri'));
+    fs.writeFileSync(path.join(dev, 'dri', 'card0'), '');
+    assert.equal(gpuDeviceNodesExist(dev), false, 'a display-only card has no render node');
+    fs.writeFileSync(path.join(dev, 'dri', 'renderD128'), '');
+    assert.equal(gpuDeviceNodesExist(dev), true, 'render node');
+    fs.rmSync(path.join(dev, 'dri'), { recursive: true });
+    fs.writeFileSync(path.join(dev, 'nvidia0'), '');
+    assert.equal(gpuDeviceNodesExist(dev), true, 'NVIDIA');
+  }
+  fs.rmSync(dev, { recursive: true });
 });
 
 test('an explicit provider that cannot start runs on the CPU and says why', async () => {
