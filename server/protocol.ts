@@ -206,9 +206,23 @@ export interface ClassifyFolderResult {
   createdAt: string;
 }
 
+export interface AuditParams extends WithProgress {
+  /** A class-folder dataset. */
+  folder: string;
+  /** Where audit.json goes; default: `folder`/.vit-lens. */
+  outDir?: string;
+  folds?: number;
+  seed?: number;
+  /** Thumbnail correlation at or above which images are near-duplicates. */
+  similarity?: number;
+}
+
+export type { AuditReport as AuditResult, AuditDecision, AuditKind } from './audit/audit';
+
 export const ScanDatasetRequest = new RequestType<ScanDatasetParams, ScanDatasetResult, void>('vitLens/scanDataset');
 export const ReadScalarsRequest = new RequestType<ReadScalarsParams, ReadScalarsResult, void>('vitLens/readScalars');
 export const ClassifyFolderRequest = new RequestType<ClassifyFolderParams, ClassifyFolderResult, void>('vitLens/classifyFolder');
+export const AuditRequest = new RequestType<AuditParams, import('./audit/audit').AuditReport, void>('vitLens/audit');
 
 export const LoadModelRequest = new RequestType<LoadModelParams, ModelInfo, void>('vitLens/loadModel');
 export const ClassifyRequest = new RequestType<ClassifyParams, ClassifyResult, void>('vitLens/classify');

@@ -10,11 +10,13 @@ import { Engine, EngineOptions } from './engine';
 import { cudaProviderInstalled } from './inference';
 import { classifyFolder } from './classifyFolder';
 import { scanDatasetForEditor } from './datasetScan';
-import { ClassifyFolderRequest, ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, ReadScalarsRequest, ScanDatasetRequest, StatusRequest, StatusResult } from './protocol';
+import { auditDataset } from './audit/audit';
+import { AuditRequest, ClassifyFolderRequest, ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, ReadScalarsRequest, ScanDatasetRequest, StatusRequest, StatusResult } from './protocol';
 import { ScalarsReaders } from './scalarsReaders';
 
 const connection = createConnection(ProposedFeatures.all);
 let engine = new Engine();
+let engineOptions: EngineOptions = {};
 let state: StatusResult['state'] = 'idle';
 let lastError: string | undefined;
 
@@ -61,7 +63,8 @@ function onRequest<P, R>(type: RequestType<P, R, void>, work: (params: P, signal
 
 connection.onInitialize((params) => {
   const init = (params.initializationOptions ?? {}) as EngineOptions;
-  engine = new Engine({ provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, offline: init.offline });
+  engineOptions = { provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, offline: init.offline };
+  engine = new Engine(engineOptions);
   return { capabilities: {}, serverInfo: { name: 'vit-lens-worker' } };
 });
 
@@ -138,6 +141,33 @@ onRequest(ClassifyFolderRequest, async (params, signal, progress) => {
           return engine.classify(files, topK, signal);
         }),
       onProgress: (done, total) => progress.report(total ? Math.floor((done / total) * 100) : 0, `${done} / ${total} images`),
+    });
+  } finally {
+    progress.done();
+  }
+});
+
+// Like classifyFolder: each feature batch takes its own turn on the model queue. The heads and the
+// neighbour pass then run here for a few seconds (10,000 images) without the model.
+onRequest(AuditRequest, async (params, signal, progress) => {
+  if (typeof params.folder !== 'string' || !params.folder) throw new Error('audit: "folder" must be a folder path');
+  if (params.outDir !== undefined && typeof params.outDir !== 'string') throw new Error('audit: "outDir" must be a folder path');
+  const info = engine.info();
+  progress.begin('Auditing dataset', 0, 'Listing images…', true);
+  try {
+    return await auditDataset(engine, params.folder, {
+      outDir: params.outDir,
+      folds: params.folds,
+      seed: params.seed,
+      similarity: params.similarity,
+      cacheDir: engineOptions.cacheDir,
+      signal,
+      runModel: (work) =>
+        serialised(() => {
+          if (engine.info().spec !== info.spec) throw new Error(`the model changed to ${engine.info().name} while auditing ${params.folder}; run the audit again`);
+          return work();
+        }),
+      onProgress: (p) => progress.report(Math.floor(p.fraction * 100), p.message),
     });
   } finally {
     progress.done();

@@ -44,6 +44,8 @@ export interface AuditOptions {
   /** How many of the most unusual images the outlier list holds at most. */
   maxOutliers?: number;
   batchSize?: number;
+  /** Runs each model call (the worker puts them on its model queue, so an explain can slip in between). */
+  runModel?: <T>(work: () => Promise<T>) => Promise<T>;
   signal?: AbortSignal;
   onProgress?: (p: { stage: 'features' | 'folds' | 'neighbours'; message: string; fraction: number }) => void;
 }
@@ -114,7 +116,8 @@ export async function auditDataset(engine: Engine, dataset: string, opts: AuditO
   const key = createHash('sha256').update(JSON.stringify({ v: 1, what: `cls-features+thumbnail${THUMB}`, ...identity })).digest('hex').slice(0, 24);
   const [h, w] = identity.preprocess.size;
   const pixelsPerSample = 3 * h * w;
-  const dim = (await engine.features(new Float32Array(pixelsPerSample), 1)).size;
+  const runModel = opts.runModel ?? ((work) => work());
+  const dim = (await runModel(() => engine.features(new Float32Array(pixelsPerSample), 1))).size;
   const thumbSize = THUMB * THUMB;
   const size = dim + thumbSize;
   const built = await FeatureCache.build(all, {
@@ -126,7 +129,7 @@ export async function auditDataset(engine: Engine, dataset: string, opts: AuditO
     pixelsPerSample,
     produce: async (pixels, n) => {
       opts.signal?.throwIfAborted();
-      const features = (await engine.features(pixels, n)).values;
+      const features = (await runModel(() => engine.features(pixels, n))).values;
       const out = new Float32Array(n * size);
       for (let i = 0; i < n; i++) {
         out.set(features.subarray(i * dim, (i + 1) * dim), i * size);
