@@ -16,10 +16,13 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import type { Engine } from '../engine';
 import { defaultCacheDir } from '../model/hub';
-import { scanDataset, Sample, SkippedFile } from '../train/datasetFolder';
+import { scanDataset, Sample } from '../train/datasetFolder';
 import { FeatureCache } from '../train/featureCache';
 import { folderLoader } from '../train/imageLoader';
+import type { AuditDecision, AuditKind, AuditReport } from '../protocol';
 import { writeFileAtomic } from '../util/atomicFile';
+
+export type { AuditDecision, AuditKind, AuditReport };
 import { rankedLabelIssues } from './confidentLearning';
 import { outOfFoldProbabilities } from './crossValidation';
 import { groupPairs, neighbours, normalisedRows } from './neighbours';
@@ -48,37 +51,6 @@ export interface AuditOptions {
   runModel?: <T>(work: () => Promise<T>) => Promise<T>;
   signal?: AbortSignal;
   onProgress?: (p: { stage: 'features' | 'folds' | 'neighbours'; message: string; fraction: number }) => void;
-}
-
-export type AuditKind = 'labelIssue' | 'duplicate' | 'outlier';
-
-export interface AuditDecision {
-  kind: AuditKind;
-  /** The item's files (one for label issues and outliers), relative with '/'. */
-  files: string[];
-  action: 'ignore' | 'move' | 'delete';
-  /** For moves: where the file went, relative with '/'. */
-  to?: string;
-  at: string;
-}
-
-export interface AuditReport {
-  version: number;
-  dataset: string;
-  model: string;
-  images: number;
-  classes: string[];
-  folds: number;
-  seed: number;
-  similarityThreshold: number;
-  labelIssues: { file: string; label: string; suggested: string; score: number }[];
-  duplicates: { files: string[]; similarity: number; conflicting: boolean; exact: boolean; labels: string[] }[];
-  outliers: { file: string; score: number }[];
-  skipped: SkippedFile[];
-  decisions: AuditDecision[];
-  /** Seconds per stage, and how many images had their features computed (not read from the cache). */
-  timings: { features: number; crossValidation: number; neighbours: number; computed: number };
-  file: string;
 }
 
 export const auditFileOf = (dataset: string, outDir?: string): string => path.join(path.resolve(outDir ?? path.join(dataset, '.vit-lens')), AUDIT_FILE);

@@ -39,7 +39,9 @@ after(async () => {
 test('a cancelled audit answers RequestCancelled, writes nothing, and the worker goes on', async () => {
   const source = new CancellationTokenSource();
   const token = 'cancel-me';
-  const sub = rpc.onProgress(new ProgressType<{ kind: string }>(), token, (v) => v.kind === 'report' && source.cancel());
+  const sub = rpc.onProgress(new ProgressType<{ kind: string }>(), token, (v) => {
+    if (v.kind === 'report') source.cancel();
+  });
   const outcome = await rpc.sendRequest(AuditRequest.method, { folder: dataset, workDoneToken: token }, source.token).then(
     () => 'finished',
     (e) => (e instanceof ResponseError ? e.code : String(e)),
