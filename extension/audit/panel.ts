@@ -14,11 +14,11 @@ import type { AuditDecision, AuditKind, AuditResult } from '../protocol';
 import { ResultsPanel } from '../resultsPanel';
 import { pageParts } from '../webviewPage';
 import { auditHtml } from './html';
+import { Lists, withoutFile } from './listEdits';
 import { HostMessage, listedFiles, parseWebviewMessage, WebviewMessage } from './protocol';
 
 export const AUDIT_VIEW_TYPE = 'vitLens.audit';
 
-type Lists = Pick<AuditResult, 'labelIssues' | 'duplicates' | 'outliers' | 'decisions'>;
 interface UndoStep {
   label: string;
   lists: Lists;
@@ -28,14 +28,6 @@ interface UndoStep {
 
 const toAbs = (root: string, rel: string) => path.join(root, ...rel.split('/'));
 const toRel = (root: string, abs: string) => path.relative(root, abs).split(path.sep).join('/');
-
-/** The lists with every finding about `file` dropped (or its path replaced by `to`, for duplicates after a move). */
-export function withoutFile(r: Lists, file: string, to?: string): Lists {
-  const duplicates = r.duplicates
-    .map((g) => ({ ...g, files: to ? g.files.map((f) => (f === file ? to : f)) : g.files.filter((f) => f !== file) }))
-    .filter((g) => g.files.length > 1);
-  return { labelIssues: r.labelIssues.filter((l) => l.file !== file), outliers: r.outliers.filter((o) => o.file !== file), duplicates, decisions: r.decisions };
-}
 
 export class AuditPanel implements vscode.Disposable {
   private static readonly panels = new Map<string, AuditPanel>();
