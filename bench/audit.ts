@@ -25,10 +25,13 @@ async function main(): Promise<void> {
     console.log(`model load ${((performance.now() - t0) / 1000).toFixed(2)} s`);
     const run = async (what: string): Promise<AuditReport> => {
       const start = performance.now();
+      const cpu0 = process.cpuUsage();
       const r = await auditDataset(engine, dataset, { cacheDir: path.join(tmp, 'cache') });
       const total = (performance.now() - start) / 1000;
+      // CPU seconds of this process (all threads): on a shared machine, wall time also counts other people's work.
+      const cpu = process.cpuUsage(cpu0);
       const t = r.timings;
-      console.log(`${what.padEnd(7)} total ${total.toFixed(1)} s: features ${t.features.toFixed(1)} s (${t.computed} computed), ${r.folds}-fold heads ${t.crossValidation.toFixed(1)} s, neighbours ${t.neighbours.toFixed(1)} s, rest ${(total - t.features - t.crossValidation - t.neighbours).toFixed(1)} s`);
+      console.log(`${what.padEnd(7)} total ${total.toFixed(1)} s: features ${t.features.toFixed(1)} s (${t.computed} computed), ${r.folds}-fold heads ${t.crossValidation.toFixed(1)} s, neighbours ${t.neighbours.toFixed(1)} s, rest ${(total - t.features - t.crossValidation - t.neighbours).toFixed(1)} s; CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s, load average ${os.loadavg()[0].toFixed(1)}`);
       return r;
     };
     await run('cold');
