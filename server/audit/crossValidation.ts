@@ -42,6 +42,8 @@ export interface CrossValOptions {
   folds: number;
   seed: number;
   softmax?: SoftmaxOptions;
+  /** Fold of each image (default: stratifiedFolds of the labels). */
+  foldOf?: Int32Array;
   signal?: AbortSignal;
   onFold?: (done: number, total: number) => void;
 }
@@ -50,7 +52,7 @@ export interface CrossValOptions {
 export function outOfFoldProbabilities(X: Float32Array, dim: number, labels: Int32Array, numClasses: number, opts: CrossValOptions): Float64Array {
   const n = labels.length;
   const Xs = standardise(X, n, dim);
-  const fold = stratifiedFolds(labels, numClasses, opts.folds, opts.seed);
+  const fold = opts.foldOf ?? stratifiedFolds(labels, numClasses, opts.folds, opts.seed);
   const probs = new Float64Array(n * numClasses);
   for (let f = 0; f < opts.folds; f++) {
     opts.signal?.throwIfAborted();
