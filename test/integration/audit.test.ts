@@ -122,3 +122,24 @@ describe('audit with planted faults', () => {
     assert.match(bad.stderr, /--folds must be an integer ≥ 2/);
   });
 });
+
+describe('audit Ctrl-C', () => {
+  test('SIGINT stops the audit: exit 130, a message on stderr, nothing written', async () => {
+    const small = path.join(tmp, 'small');
+    await writePlantedDataset(small, 8);
+    let sent = false;
+    const r = await runCli(['audit', small, '--model', model], {
+      env: { VIT_LENS_CACHE: path.join(tmp, 'cache-sigint'), VIT_LENS_MODEL: undefined },
+      onStderr: (stderr, kill) => {
+        if (!sent && /features \d+\/\d+/.test(stderr)) {
+          sent = true;
+          kill('SIGINT');
+        }
+      },
+    });
+    assert.ok(sent, r.stderr);
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, /audit stopped; nothing written/);
+    assert.ok(!fs.existsSync(path.join(small, '.vit-lens', 'audit.json')));
+  });
+});
