@@ -21,12 +21,12 @@ import { FeatureCache } from '../train/featureCache';
 import { folderLoader } from '../train/imageLoader';
 import type { AuditDecision, AuditKind, AuditReport } from '../protocol';
 import { writeFileAtomic } from '../util/atomicFile';
-
-export type { AuditDecision, AuditKind, AuditReport };
 import { rankedLabelIssues } from './confidentLearning';
 import { outOfFoldProbabilities } from './crossValidation';
 import { groupPairs, neighbours, normalisedRows } from './neighbours';
 import { THUMB, thumbnail } from './thumbnail';
+
+export type { AuditDecision, AuditKind, AuditReport };
 
 export const AUDIT_FILE = 'audit.json';
 export const AUDIT_VERSION = 1;
@@ -61,8 +61,11 @@ export async function readDecisions(file: string): Promise<AuditDecision[]> {
   const text = await fs.readFile(file, 'utf8').catch(() => undefined);
   if (text === undefined) return [];
   try {
-    const d = (JSON.parse(text) as Partial<AuditReport>).decisions;
-    return Array.isArray(d) ? d : [];
+    const d: unknown = (JSON.parse(text) as Partial<AuditReport>).decisions;
+    // Hand-edited files: keep only well-formed decisions.
+    const ok = (x: any): x is AuditDecision =>
+      ['labelIssue', 'duplicate', 'outlier'].includes(x?.kind) && ['ignore', 'move', 'delete'].includes(x?.action) && Array.isArray(x.files) && x.files.every((f: unknown) => typeof f === 'string');
+    return Array.isArray(d) ? d.filter(ok) : [];
   } catch (e) {
     throw new Error(`${file}: not a valid audit file (${(e as Error).message}); delete it to start afresh`);
   }
