@@ -296,7 +296,7 @@ async function runAudit(engine: Engine, dir: string, opts: { folds: number; seed
       },
     });
     if (tty) process.stderr.write('\r\x1b[K');
-    for (const s of r.skipped) process.stderr.write(`skipped: ${s.file}: ${s.reason}\n`);
+    for (const s of r.skipped) process.stderr.write(`skipped: ${s.reason.startsWith(s.file) ? s.reason : `${s.file}: ${s.reason}`}\n`);
     if (json) {
       const { images, classes, labelIssues, duplicates, outliers, skipped, file } = r;
       process.stdout.write(JSON.stringify({ images, classes, labelIssues, duplicates, outliers, skipped, file }) + '\n');
