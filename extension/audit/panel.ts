@@ -142,6 +142,8 @@ export class AuditPanel implements vscode.Disposable {
         const ok = await vscode.window.showWarningMessage(`Move ${m.file} to the trash?`, { modal: true, detail: 'Restore it from the system trash to undo.' }, 'Delete');
         if (ok !== 'Delete') return;
         await vscode.workspace.fs.delete(vscode.Uri.file(file), { useTrash: true });
+        // Earlier undo steps would bring the deleted file back into the lists.
+        this.undoSteps.length = 0;
         await this.commit({ ...withoutFile(r, m.file), decisions: this.decision(this.kindOf(m.file), [m.file], 'delete') }, undefined);
         return;
       }
