@@ -24,8 +24,8 @@ export function stratifiedFolds(labels: Int32Array, numClasses: number, folds: n
   return fold;
 }
 
-export function standardise(X: Float32Array, n: number, dim: number): Float32Array {
-  const out = new Float32Array(X.length);
+export function standardise(X: Float32Array, n: number, dim: number): Float64Array {
+  const out = new Float64Array(X.length);
   for (let d = 0; d < dim; d++) {
     let mean = 0;
     for (let i = 0; i < n; i++) mean += X[i * dim + d];

@@ -30,9 +30,10 @@ test('the fitted head matches scipy L-BFGS-B on the same objective', () => {
   const n = y.length;
   const l2 = 1e-2;
   const rows = Int32Array.from({ length: n }, (_, i) => i);
-  const head = fitSoftmax(X, dim, y, rows, K, { l2, iterations: 200 });
+  const X64 = Float64Array.from(X);
+  const head = fitSoftmax(X64, dim, y, rows, K, { l2, iterations: 200 });
   const probs = new Float64Array(n * K);
-  predictSoftmax(head, X, rows, probs);
+  predictSoftmax(head, X64, rows, probs);
   const rowsOf = (a: Float32Array) => Array.from({ length: n }, (_, i) => Array.from(a.subarray(i * dim, (i + 1) * dim)));
   const ref = JSON.parse(
     execFileSync('/usr/bin/python3', [path.join(__dirname, '..', '..', 'scripts', 'softmax_ref.py')], { input: JSON.stringify({ X: rowsOf(X), y: Array.from(y), classes: K, l2 }), encoding: 'utf8' }),
