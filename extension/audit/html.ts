@@ -21,6 +21,9 @@ const BODY = `<header class="top">
   <button type="button" role="tab" id="tab-duplicates" data-tab="duplicates" aria-controls="list">Duplicates <span class="count"></span></button>
   <button type="button" role="tab" id="tab-outliers" data-tab="outliers" aria-controls="list">Outliers <span class="count"></span></button>
 </div>
-<p id="explain" class="muted explain"></p>
+<div class="bar">
+  <p id="explain" class="muted explain"></p>
+  <label class="sort">Sort by <select id="sort"></select></label>
+</div>
 <ol id="list" class="list" role="tabpanel"></ol>
 <p id="empty" class="empty muted" hidden></p>`;

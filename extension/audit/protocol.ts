@@ -36,8 +36,16 @@ export type WebviewMessage =
   | { type: 'undo' }
   | { type: 'rerun' };
 
+/** Orders each tab offers; the first is the audit's own ranking (worst first). */
+export const SORTS: Record<AuditTab, readonly string[]> = {
+  labelIssues: ['worst', 'file', 'label', 'suggested'],
+  duplicates: ['worst', 'size', 'file'],
+  outliers: ['worst', 'file'],
+};
+
 export interface ViewState {
   tab: AuditTab;
+  sort: Record<AuditTab, string>;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -65,7 +73,29 @@ export function parseWebviewMessage(v: unknown, files: ReadonlySet<string>): Web
 }
 
 export function parseViewState(v: unknown): ViewState {
-  return { tab: isObject(v) && AUDIT_TABS.includes(v.tab as AuditTab) ? (v.tab as AuditTab) : 'labelIssues' };
+  const tab = isObject(v) && AUDIT_TABS.includes(v.tab as AuditTab) ? (v.tab as AuditTab) : 'labelIssues';
+  const saved = isObject(v) && isObject(v.sort) ? v.sort : {};
+  const sort = Object.fromEntries(AUDIT_TABS.map((t) => [t, SORTS[t].includes(saved[t] as string) ? (saved[t] as string) : 'worst'])) as Record<AuditTab, string>;
+  return { tab, sort };
+}
+
+const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** A tab's rows in the chosen order ('worst' keeps the audit's ranking); the input is not changed. */
+export function sortedRows<T extends { file?: string; files?: string[]; label?: string; suggested?: string }>(rows: readonly T[], sort: string): T[] {
+  const file = (r: T) => r.file ?? r.files?.[0] ?? '';
+  switch (sort) {
+    case 'file':
+      return [...rows].sort((a, b) => byText(file(a), file(b)));
+    case 'label':
+      return [...rows].sort((a, b) => byText(a.label ?? '', b.label ?? '') || byText(file(a), file(b)));
+    case 'suggested':
+      return [...rows].sort((a, b) => byText(a.suggested ?? '', b.suggested ?? '') || byText(file(a), file(b)));
+    case 'size':
+      return [...rows].sort((a, b) => (b.files?.length ?? 0) - (a.files?.length ?? 0));
+    default:
+      return [...rows];
+  }
 }
 
 /** Every file the lists name. */

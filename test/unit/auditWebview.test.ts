@@ -28,8 +28,9 @@ describe('audit panel messages are validated', () => {
     for (const m of [null, [], { type: 'delete', file: '../../etc/passwd' }, { type: 'move', file: '/etc/passwd' }, { type: 'open' }, { type: 'ignore', kind: 'labelIssue', files: [] }, { type: 'ignore', kind: 'evil', files: ['Coat/a.png'] }, { type: 'ignore', kind: 'outlier', files: ['x.png'] }, { type: 'rm' }]) {
       assert.equal(parseWebviewMessage(m, files), undefined, JSON.stringify(m));
     }
-    assert.deepEqual(parseViewState({ tab: 'constructor' }), { tab: 'labelIssues' });
-    assert.deepEqual(parseViewState({ tab: 'outliers' }), { tab: 'outliers' });
+    const worst = { labelIssues: 'worst', duplicates: 'worst', outliers: 'worst' };
+    assert.deepEqual(parseViewState({ tab: 'constructor', sort: { labelIssues: 'toString' } }), { tab: 'labelIssues', sort: worst });
+    assert.deepEqual(parseViewState({ tab: 'outliers', sort: { outliers: 'file', duplicates: 'label' } }), { tab: 'outliers', sort: { ...worst, outliers: 'file' } });
   });
   test('after a move, a file leaves the label issues and outliers and keeps its place in its duplicate group', () => {
     const lists = {
@@ -101,6 +102,15 @@ describe('audit panel in headless Chromium', { skip: skipBrowser }, () => {
     await imagesLoaded(page);
     await page.screenshot({ path: path.join(OUT, 'label-issues-dark.png') });
 
+    // Sorting: by file name, then back to the audit's ranking; the choice is kept per tab.
+    const files = () => page.locator('#list > li .file').allTextContents();
+    await page.locator('#sort').selectOption('file');
+    assert.deepEqual(await files(), ['fashion-mnist-test-18-bag.png', 'fashion-mnist-test-4-shirt.png', 'fashion-mnist-test-6-coat.png']);
+    await page.locator('#sort').selectOption('suggested');
+    assert.deepEqual(await files(), ['fashion-mnist-test-18-bag.png', 'fashion-mnist-test-6-coat.png', 'fashion-mnist-test-4-shirt.png']);
+    await page.locator('#sort').selectOption('worst');
+    assert.deepEqual(await files(), ['fashion-mnist-test-6-coat.png', 'fashion-mnist-test-4-shirt.png', 'fashion-mnist-test-18-bag.png']);
+
     const first = page.locator('#list > li').first();
     await first.locator('button.thumb').click();
     await first.locator('button.move').click();
@@ -127,7 +137,7 @@ describe('audit panel in headless Chromium', { skip: skipBrowser }, () => {
     await page.locator('#tab-duplicates').focus();
     await page.keyboard.press('ArrowRight');
     assert.equal(await page.locator('#tab-outliers').getAttribute('aria-selected'), 'true');
-    assert.deepEqual(await page.evaluate(() => (globalThis as any).__state), { tab: 'outliers' });
+    assert.deepEqual(await page.evaluate(() => (globalThis as any).__state), { tab: 'outliers', sort: { labelIssues: 'worst', duplicates: 'worst', outliers: 'worst' } });
     assert.match((await page.locator('#list').textContent()) ?? '', /fashion-mnist-test-0-ankle-boot\.png/);
 
     await send(page, sampleData(harness.origin, 'move fashion-mnist-test-6-coat.png back to “Ankle boot”'));

@@ -6,7 +6,7 @@
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import type { AuditTab, AuditViewData, HostMessage, ViewState, WebviewMessage } from '../../extension/audit/protocol';
-import { AUDIT_TABS, parseViewState } from '../../extension/audit/protocol';
+import { AUDIT_TABS, parseViewState, SORTS, sortedRows } from '../../extension/audit/protocol';
 import { $, vscodeApi } from '../vscodeApi';
 
 /** More rows than anyone reviews in one sitting; the rest stay in audit.json. */
@@ -23,6 +23,7 @@ const ui = {
   error: $('error'),
   undo: $<HTMLElement & { disabled: boolean }>('undo'),
   explain: $('explain'),
+  sort: $<HTMLSelectElement>('sort'),
   list: $('list'),
   empty: $('empty'),
   tabs: AUDIT_TABS.map((t) => $<HTMLButtonElement>(`tab-${t}`)),
@@ -40,6 +41,12 @@ document.querySelector('[role="tablist"]')!.addEventListener('keydown', (e) => {
   if (ke.key !== 'ArrowRight' && ke.key !== 'ArrowLeft') return;
   const i = AUDIT_TABS.indexOf(view.tab);
   selectTab(AUDIT_TABS[(i + (ke.key === 'ArrowRight' ? 1 : AUDIT_TABS.length - 1)) % AUDIT_TABS.length], true);
+});
+const SORT_NAMES: Record<string, string> = { worst: 'worst first', file: 'file', label: 'label', suggested: 'suggested class', size: 'group size' };
+ui.sort.addEventListener('change', () => {
+  view = { ...view, sort: { ...view.sort, [view.tab]: ui.sort.value } };
+  vscode.setState(view);
+  render();
 });
 ui.undo.addEventListener('click', () => post({ type: 'undo' }));
 $('rerun').addEventListener('click', () => post({ type: 'rerun' }));
@@ -65,7 +72,7 @@ window.addEventListener('message', (e: MessageEvent<HostMessage>) => {
 });
 
 function selectTab(tab: AuditTab, focus = false): void {
-  view = { tab };
+  view = { ...view, tab };
   vscode.setState(view);
   render();
   if (focus) ui.tabs[AUDIT_TABS.indexOf(tab)].focus();
@@ -114,6 +121,8 @@ function render(): void {
     b.querySelector('.count')!.textContent = data ? String(data[tab].length) : '';
   }
   ui.explain.textContent = EXPLAIN[view.tab];
+  ui.sort.replaceChildren(...SORTS[view.tab].map((k) => new Option(SORT_NAMES[k], k, false, k === view.sort[view.tab])));
+  const order = view.sort[view.tab];
   if (!data) return;
   const d = data;
   const name = d.folder.split(/[\\/]/).filter(Boolean).pop() ?? d.folder;
@@ -124,7 +133,7 @@ function render(): void {
   ui.undo.title = d.undo ? `Undo: ${d.undo}` : 'Nothing to undo';
   const rows: HTMLElement[] = [];
   if (view.tab === 'labelIssues') {
-    for (const l of d.labelIssues.slice(0, MAX_ROWS)) {
+    for (const l of sortedRows(d.labelIssues, order).slice(0, MAX_ROWS)) {
       const li = el('li', 'row');
       const text = el('span', 'text');
       text.append(el('code', 'file', l.file), el('span', 'detail', `labelled “${l.label}”, looks like “${l.suggested}” · ${(l.score * 100).toFixed(1)}% for its label`));
@@ -132,7 +141,7 @@ function render(): void {
       rows.push(li);
     }
   } else if (view.tab === 'outliers') {
-    for (const o of d.outliers.slice(0, MAX_ROWS)) {
+    for (const o of sortedRows(d.outliers, order).slice(0, MAX_ROWS)) {
       const li = el('li', 'row');
       const text = el('span', 'text');
       text.append(el('code', 'file', o.file), el('span', 'detail', `distance to its nearest images ${o.score.toFixed(3)}`));
@@ -140,7 +149,7 @@ function render(): void {
       rows.push(li);
     }
   } else {
-    for (const g of d.duplicates.slice(0, MAX_ROWS)) {
+    for (const g of sortedRows(d.duplicates, order).slice(0, MAX_ROWS)) {
       const li = el('li', `group${g.conflicting ? ' conflicting' : ''}`);
       const head = el('div', 'group-head');
       head.append(el('span', 'detail', `${g.files.length} images · ${g.exact ? 'identical files' : `similarity ${g.similarity.toFixed(3)}`}${g.conflicting ? ` · conflicting labels: ${g.labels.join(' / ')}` : ''}`));
