@@ -4,6 +4,7 @@
  * stays in the low milliseconds. The time is logged to the "ViT Lens" output channel.
  */
 import * as vscode from 'vscode';
+import { registerAudit } from './audit';
 import { registerClassifyFolder } from './classifyFolder';
 import { registerCommands } from './commands';
 import { Ctx } from './ctx';
@@ -21,6 +22,7 @@ export function activate(context: vscode.ExtensionContext): void {
   registerDashboard(ctx);
   registerRuns(ctx);
   registerClassifyFolder(ctx);
+  registerAudit(ctx);
   const c = ctx;
   ctx.push(
     vscode.window.registerWebviewPanelSerializer(RESULTS_VIEW_TYPE, {

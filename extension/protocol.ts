@@ -22,9 +22,15 @@ import type {
   ReadScalarsResult,
   ClassifyFolderParams,
   ClassifyFolderResult,
+  AuditParams,
+  AuditResult,
 } from '../server/protocol';
 
 export type {
+  AuditParams,
+  AuditResult,
+  AuditDecision,
+  AuditKind,
   ScanDatasetParams,
   ScanDatasetResult,
   ReadScalarsParams,
@@ -70,3 +76,4 @@ export const PROVIDER_FALLBACK_NOTIFICATION = 'vitLens/providerFallback';
 export const ScanDatasetRequest: WorkerRequest<ScanDatasetParams, ScanDatasetResult> = { method: 'vitLens/scanDataset' };
 export const ReadScalarsRequest: WorkerRequest<ReadScalarsParams, ReadScalarsResult> = { method: 'vitLens/readScalars' };
 export const ClassifyFolderRequest: WorkerRequest<ClassifyFolderParams, ClassifyFolderResult> = { method: 'vitLens/classifyFolder' };
+export const AuditRequest: WorkerRequest<AuditParams, AuditResult> = { method: 'vitLens/audit' };

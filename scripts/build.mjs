@@ -67,6 +67,8 @@ const [, worker, , , , extension, languageClient] = await Promise.all([
   build({ ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', minify: true, metafile: true }),
   // vscode-languageclient is most of the extension's code; it loads when the worker first starts, not at activation.
   build({ ...common, entryPoints: ['extension/languageclient.ts'], outfile: 'dist/languageclient.js', minify: true, metafile: true }),
+  // The dataset audit panel (after the named results above, so their positions stay).
+  build({ ...browser, entryPoints: ['webview/audit/main.ts'], outfile: 'dist/audit.js' }),
   buildKernels(),
 ]);
 

@@ -6,6 +6,7 @@
  *                          [--head-fusion mean|max|min] [--discard-ratio 0.9]
  *                          [--layer N [--head H]] [--out overlay.png] [--json]
  *   vit-lens info [--model M] [--json]
+ *   vit-lens audit DATASET_DIR [--model M] [--folds 5] [--out DIR] [--json]
  * With --json exactly one JSON document goes to stdout; progress and errors go to stderr.
  */
 import { promises as fs, existsSync } from 'fs';
@@ -31,6 +32,9 @@ const USAGE = `Usage:
                          rollout (default): where the model looks; relevance: why it says --class
                          (default: its top-1 class); attention: one layer's raw attention (--layer)
   vit-lens info [--model MODEL] [--json]
+  vit-lens audit DATASET_DIR [--model MODEL] [--folds 5] [--seed 0] [--similarity 0.965] [--out OUT_DIR] [--json]
+                         label issues, near-duplicates and outliers of a class-folder dataset;
+                         writes OUT_DIR/audit.json (OUT_DIR: DATASET_DIR/.vit-lens)
 
 MODEL: an .onnx file, a Hugging Face folder (config.json + model.safetensors and/or onnx/model.onnx),
 a Google vision_transformer .npz checkpoint, or a hub id org/name[@revision]. Default: $VIT_LENS_MODEL,
@@ -67,6 +71,9 @@ const OPTIONS = {
   out: { type: 'string', short: 'o' },
   colormap: { type: 'string' },
   opacity: { type: 'string' },
+  folds: { type: 'string' },
+  seed: { type: 'string' },
+  similarity: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -167,11 +174,13 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command || o.help ? 0 : 2;
   }
-  if (!['classify', 'classify-folder', 'explain', 'info'].includes(command)) throw new UsageError(`unknown command "${command}"`);
+  if (!['classify', 'classify-folder', 'explain', 'info', 'audit'].includes(command)) throw new UsageError(`unknown command "${command}"`);
+  if (command === 'audit' && rest.length !== 1) throw new UsageError('audit needs exactly one DATASET_DIR');
+  if ((o.folds || o.seed || o.similarity) && command !== 'audit') throw new UsageError('--folds, --seed and --similarity are for audit');
   // `classify DIR` means the folder form.
   const folderMode = command === 'classify-folder' || (command === 'classify' && rest.length === 1 && (await fs.stat(fsPath(rest[0])).catch(() => undefined))?.isDirectory() === true);
   if (command === 'classify-folder' && rest.length !== 1) throw new UsageError('classify-folder needs exactly one DIR');
-  if (o.out && command !== 'explain' && !folderMode) throw new UsageError('--out is for explain and classify-folder');
+  if (o.out && command !== 'explain' && command !== 'audit' && !folderMode) throw new UsageError('--out is for explain, classify-folder and audit');
   const model = o.model ?? process.env.VIT_LENS_MODEL ?? builtInModel();
   if (!model) throw new UsageError('no --model given, $VIT_LENS_MODEL is not set and no built-in model is installed');
   const json = !!o.json;
@@ -196,6 +205,7 @@ async function main(argv: string[]): Promise<number> {
   if ((o.method !== undefined || o.class !== undefined) && command !== 'explain') throw new UsageError('--method and --class are for explain');
   const colormap = choice<Colormap>(o.colormap, 'colormap', COLORMAPS) ?? 'turbo';
   const opacity = numberOption(o.opacity, 'opacity', 0, 1) ?? 0.5;
+  const audit = { folds: intOption(o.folds, 'folds', 2) ?? 5, seed: intOption(o.seed, 'seed', 0) ?? 0, similarity: numberOption(o.similarity, 'similarity', 0.5, 1) };
   if (command === 'classify' && rest.length === 0) throw new UsageError('classify needs at least one IMAGE');
   if (command === 'explain' && rest.length !== 1) throw new UsageError('explain needs exactly one IMAGE');
 
@@ -210,6 +220,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(json ? JSON.stringify(info, null, 2) + '\n' : describeModel(info) + '\n');
       return 0;
     }
+    if (command === 'audit') return await runAudit(engine, rest[0], { ...audit, outDir: o.out, cacheDir: o['cache-dir'] }, json);
     if (folderMode) return await runClassifyFolder(engine, info, rest[0], o.out, topK, json);
     if (command === 'classify') {
       const { results, failures } = await engine.classify(rest, topK);
@@ -290,6 +301,54 @@ async function runClassifyFolder(engine: Engine, info: ModelInfo, dir: string, o
       process.stdout.write(`wrote ${r.csvFile}\nwrote ${r.jsonFile}\n`);
     }
     return r.partial ? 130 : r.failures.length ? 1 : 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** Ctrl-C stops at the next batch or fold and writes nothing (exit 130); features computed so far stay cached. */
+async function runAudit(engine: Engine, dir: string, opts: { folds: number; seed: number; similarity?: number; outDir?: string; cacheDir?: string }, json: boolean): Promise<number> {
+  const { auditDataset } = await import('./audit/audit');
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write('\nstopping (Ctrl-C again to quit at once)…\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const tty = process.stderr.isTTY && !json;
+  let lastStage = '';
+  try {
+    const r = await auditDataset(engine, dir, {
+      ...opts,
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (tty) process.stderr.write(`\r\x1b[K${p.message}`);
+        else if (p.stage !== lastStage || p.fraction === 1) process.stderr.write(`${p.message}\n`);
+        lastStage = p.stage;
+      },
+    });
+    if (tty) process.stderr.write('\r\x1b[K');
+    for (const s of r.skipped) process.stderr.write(`skipped: ${s.reason.startsWith(s.file) ? s.reason : `${s.file}: ${s.reason}`}\n`);
+    if (json) {
+      const { images, classes, labelIssues, duplicates, outliers, skipped, file } = r;
+      process.stdout.write(JSON.stringify({ images, classes, labelIssues, duplicates, outliers, skipped, file }) + '\n');
+    } else {
+      const t = r.timings;
+      process.stdout.write(`audited ${r.images} images in ${r.classes.length} classes with ${r.model} (${r.folds} folds; features ${t.features.toFixed(1)} s, ${t.computed} computed, heads ${t.crossValidation.toFixed(1)} s, neighbours ${t.neighbours.toFixed(1)} s)\n`);
+      process.stdout.write(`${r.labelIssues.length} label issues, ${r.duplicates.length} duplicate groups (${r.duplicates.filter((d) => d.conflicting).length} with conflicting labels), ${r.outliers.length} outliers\n`);
+      for (const l of r.labelIssues.slice(0, 10)) process.stdout.write(`  label issue  ${l.file}: labelled ${l.label}, looks like ${l.suggested} (self-confidence ${l.score.toFixed(3)})\n`);
+      for (const d of r.duplicates.slice(0, 5)) process.stdout.write(`  duplicates   ${d.files.join(', ')} (${d.exact ? 'identical files' : `similarity ${d.similarity.toFixed(4)}`}${d.conflicting ? `, conflicting labels ${d.labels.join(' / ')}` : ''})\n`);
+      for (const x of r.outliers.slice(0, 5)) process.stdout.write(`  outlier      ${x.file} (score ${x.score.toFixed(3)})\n`);
+      process.stdout.write(`wrote ${r.file}\n`);
+    }
+    return 0;
+  } catch (e) {
+    if (controller.signal.aborted) {
+      process.stderr.write('audit stopped; nothing written\n');
+      return 130;
+    }
+    throw e;
   } finally {
     process.off('SIGINT', onSigint);
   }

@@ -2,21 +2,21 @@
  * The ML engine behind both the worker and the CLI: holds one loaded model and answers classify and
  * explain. Nothing here knows about JSON-RPC or the terminal.
  */
+import { createHash } from 'crypto';
 import { promises as fs } from 'fs';
 import * as os from 'os';
+import * as path from 'path';
 import type * as ort from 'onnxruntime-node';
 import { Semaphore } from 'async-mutex';
-import * as path from 'path';
 import { decodeImageFile, DecodedImage, peekImageSize, resizeForModel, toPixelValues } from './preprocess';
-import { ProviderBackend, Provider, ProviderPreference, softmax, VitSession } from './inference';
+import { cleanOrtMessage, ProviderBackend, Provider, ProviderPreference, softmax, VitSession } from './inference';
 import { defaultCacheDir } from './model/hub';
 import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource';
 import { relevanceMap, RelevanceSession } from './explain/relevance';
 import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
 import { renderOverlayPng } from './explain/overlay';
-import { cleanOrtMessage } from './inference';
 import { Colormap, COLORMAPS } from './explain/colormaps';
-import { Dtype, HEAD_FUSIONS } from './model/onnxBuilder';
+import { Dtype, FEATURES_NAME, HEAD_FUSIONS } from './model/onnxBuilder';
 import type { ModelInfo, Prediction } from './protocol';
 import { fsPath } from './util/fileNames';
 
@@ -115,6 +115,8 @@ interface AttentionRun {
 interface Loaded {
   resolved: ResolvedModel;
   session: VitSession;
+  /** Names the network's weights for feature caches: the built graph's content key, or the ONNX bytes' hash. */
+  weightsKey: string;
 }
 
 export class Engine {
@@ -162,7 +164,8 @@ export class Engine {
     });
     // Only replace the current model once the new one is ready: a failed load keeps the old one.
     const previous = this.loaded;
-    this.loaded = { resolved, session };
+    const weightsKey = resolved.build ? path.basename(resolved.build.file, '.onnx') : createHash('sha256').update(resolved.onnx).digest('hex');
+    this.loaded = { resolved, session, weightsKey };
     this.lastRun = undefined;
     const oldRelevance = this.relevance;
     this.relevance = undefined;
@@ -230,6 +233,28 @@ export class Engine {
     const [h, w] = m.preprocess.size;
     const out = await session.run(pixels, [batch, 3, h, w], attentions ? m.attentionNames : []);
     return { logits: out.logits, numClasses: out.numClasses, attentions: attentions ? m.attentionNames.map((n) => out.outputs[n]) : undefined };
+  }
+
+  /**
+   * One preprocessed batch's [CLS] features (the final-LayerNorm token, the `features` output of the
+   * graphs we build). A foreign ONNX graph has no such output, so its logits stand in (`source`).
+   */
+  async features(pixels: Float32Array, batch: number): Promise<{ values: Float32Array; size: number; source: 'features' | 'logits' }> {
+    const { resolved: m, session } = this.require();
+    const [h, w] = m.preprocess.size;
+    if (session.outputNames.includes(FEATURES_NAME)) {
+      const out = await session.fetch(pixels, [batch, 3, h, w], [FEATURES_NAME]);
+      const t = out[FEATURES_NAME];
+      return { values: t.data as Float32Array, size: Number(t.dims[t.dims.length - 1]), source: 'features' };
+    }
+    const out = await session.run(pixels, [batch, 3, h, w]);
+    return { values: out.logits, size: out.numClasses, source: 'logits' };
+  }
+
+  /** What feature caches key on: the weights, the preprocessing and which output the features come from. */
+  featureIdentity(): { weights: string; preprocess: ResolvedModel['preprocess']; source: 'features' | 'logits' } {
+    const { resolved: m, session, weightsKey } = this.require();
+    return { weights: weightsKey, preprocess: m.preprocess, source: session.outputNames.includes(FEATURES_NAME) ? 'features' : 'logits' };
   }
 
   async explain(file: string, opts: ExplainOptions = {}): Promise<Explanation> {

@@ -319,9 +319,66 @@ export interface ClassifyFolderResult {
   createdAt: string;
 }
 
+export interface AuditParams extends WithProgress {
+  /** A class-folder dataset. */
+  folder: string;
+  /** Where audit.json goes; default: `folder`/.vit-lens. */
+  outDir?: string;
+  folds?: number;
+  seed?: number;
+  /** Thumbnail correlation at or above which images are near-duplicates. */
+  similarity?: number;
+}
+
+export const AuditParamsSchema: v.GenericSchema<unknown, AuditParams> = obj(
+  fields<AuditParams>()({
+    ...withProgress,
+    folder: path('a folder path'),
+    outDir: v.optional(path('a folder path')),
+    folds: v.optional(int(2, 100)),
+    seed: v.optional(int(0)),
+    similarity: v.optional(num(0, 1)),
+  }),
+);
+
+export type AuditKind = 'labelIssue' | 'duplicate' | 'outlier';
+
+export interface AuditDecision {
+  kind: AuditKind;
+  /** The item's files (one for label issues and outliers), relative with '/'. */
+  files: string[];
+  action: 'ignore' | 'move' | 'delete';
+  /** For moves: where the file went, relative with '/'. */
+  to?: string;
+  at: string;
+}
+
+/** What vitLens/audit answers and audit.json holds (server/audit/audit.ts). */
+export interface AuditReport {
+  version: number;
+  dataset: string;
+  model: string;
+  images: number;
+  classes: string[];
+  folds: number;
+  seed: number;
+  similarityThreshold: number;
+  labelIssues: { file: string; label: string; suggested: string; score: number }[];
+  duplicates: { files: string[]; similarity: number; conflicting: boolean; exact: boolean; labels: string[] }[];
+  outliers: { file: string; score: number }[];
+  skipped: { file: string; reason: string }[];
+  decisions: AuditDecision[];
+  /** Seconds per stage, and how many images had their features computed (not read from the cache). */
+  timings: { features: number; crossValidation: number; neighbours: number; computed: number };
+  file: string;
+}
+
+export type AuditResult = AuditReport;
+
 export const ScanDatasetRequest = new RequestType<ScanDatasetParams, ScanDatasetResult, void>('vitLens/scanDataset');
 export const ReadScalarsRequest = new RequestType<ReadScalarsParams, ReadScalarsResult, void>('vitLens/readScalars');
 export const ClassifyFolderRequest = new RequestType<ClassifyFolderParams, ClassifyFolderResult, void>('vitLens/classifyFolder');
+export const AuditRequest = new RequestType<AuditParams, AuditReport, void>('vitLens/audit');
 
 export const LoadModelRequest = new RequestType<LoadModelParams, ModelInfo, void>('vitLens/loadModel');
 export const ClassifyRequest = new RequestType<ClassifyParams, ClassifyResult, void>('vitLens/classify');

@@ -27,11 +27,14 @@ import {
 import type { GenericSchema } from 'valibot';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { Engine } from './engine';
+import { Engine, EngineOptions } from './engine';
 import { cudaProviderInstalled } from './inference';
 import { classifyFolder } from './classifyFolder';
 import { scanDatasetForEditor } from './datasetScan';
+import { auditDataset } from './audit/audit';
 import {
+  AuditParamsSchema,
+  AuditRequest,
   ClassifyFolderParamsSchema,
   ClassifyFolderRequest,
   ClassifyParamsSchema,
@@ -70,6 +73,7 @@ const [reader, writer] = transport();
 const connection = createConnection(ProposedFeatures.all, reader, writer);
 let shutdownRequested = false;
 let engine = new Engine({ onProviderFallback });
+let engineOptions: EngineOptions = {};
 let state: StatusResult['state'] = 'idle';
 let lastError: string | undefined;
 
@@ -149,7 +153,8 @@ connection.onInitialize((params) => {
     return new ResponseError(ErrorCodes.InvalidParams, `initialize: ${field} ${checked.problem}`);
   }
   const init = checked.value;
-  engine = new Engine({ provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, cacheDirOption: 'the vitLens.cacheDir setting', offline: init.offline, onProviderFallback });
+  engineOptions = { provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, cacheDirOption: 'the vitLens.cacheDir setting', offline: init.offline, onProviderFallback };
+  engine = new Engine(engineOptions);
   return { capabilities: {}, serverInfo: { name: 'vit-lens-worker' } };
 });
 
@@ -226,6 +231,31 @@ onRequest(ClassifyFolderRequest, ClassifyFolderParamsSchema, async (params, sign
           return engine.classify(files, topK, signal);
         }),
       onProgress: (done, total) => progress.report(total ? Math.floor((done / total) * 100) : 0, `${done} / ${total} images`),
+    });
+  } finally {
+    progress.done();
+  }
+});
+
+// Like classifyFolder: each feature batch takes its own turn on the model queue. The heads and the
+// neighbour pass then run here for a few seconds (10,000 images) without the model.
+onRequest(AuditRequest, AuditParamsSchema, async (params, signal, progress) => {
+  const info = engine.info();
+  progress.begin('Auditing dataset', 0, 'Listing images…', true);
+  try {
+    return await auditDataset(engine, params.folder, {
+      outDir: params.outDir,
+      folds: params.folds,
+      seed: params.seed,
+      similarity: params.similarity,
+      cacheDir: engineOptions.cacheDir,
+      signal,
+      runModel: (work) =>
+        serialised(() => {
+          if (engine.info().spec !== info.spec) throw new Error(`the model changed to ${engine.info().name} while auditing ${params.folder}; run the audit again`);
+          return work();
+        }),
+      onProgress: (p) => progress.report(Math.floor(p.fraction * 100), p.message),
     });
   } finally {
     progress.done();

@@ -42,8 +42,8 @@ export async function undoMove(state: SourceState, file: string): Promise<void> 
   void vscode.window.setStatusBarMessage(`$(discard) Moved ${path.basename(file)} back to “${path.basename(path.dirname(move.original))}”`, 4000);
 }
 
-/** Rename without overwriting; says why when it cannot. */
-async function rename(from: string, to: string): Promise<boolean> {
+/** Rename without overwriting; says why when it cannot. Also the dataset audit's moves (extension/audit/panel.ts). */
+export async function rename(from: string, to: string): Promise<boolean> {
   const target = vscode.Uri.file(to);
   try {
     await vscode.workspace.fs.stat(target);

@@ -57,6 +57,10 @@ export function registerRuns(ctx: Ctx): void {
     return r && useAsModel(ctx, r);
   });
   register('vitLens.runs.reveal', forEach((r) => reveal(r.dir)));
+  register('vitLens.runs.auditDataset', (clicked) => {
+    const dataset = targets(clicked)[0]?.info?.config.dataset;
+    return dataset && vscode.commands.executeCommand('vitLens.auditDataset', vscode.Uri.file(dataset));
+  });
   register('vitLens.runs.delete', async (clicked, selected) => {
     const runs = targets(clicked, selected);
     if (runs.length) await deleteRuns(store, runs);

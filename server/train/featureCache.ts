@@ -81,6 +81,12 @@ export class FeatureCache {
     return { cache, kept, skipped, computed };
   }
 
+  /** The content hash the sample's entry is filed under (equal hashes: byte-identical files). */
+  contentHash(sample: Sample): string | undefined {
+    const file = this.fileOf.get(sample.file);
+    return file && path.basename(file, '.f32');
+  }
+
   async load(sample: Sample): Promise<Float32Array> {
     const file = this.fileOf.get(sample.file);
     if (!file) throw new Error(`${sample.file}: not in the feature cache`);
