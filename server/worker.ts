@@ -5,6 +5,7 @@
  */
 import { CancellationToken, createConnection, LSPErrorCodes, ProposedFeatures, RequestHandler, RequestType, ResponseError, WorkDoneProgressParams, WorkDoneProgressReporter } from 'vscode-languageserver/node';
 import * as ort from 'onnxruntime-node';
+import * as os from 'os';
 import sharp from 'sharp';
 import { Engine, EngineOptions } from './engine';
 import { cudaProviderInstalled } from './inference';
@@ -12,6 +13,7 @@ import { classifyFolder } from './classifyFolder';
 import { scanDatasetForEditor } from './datasetScan';
 import { ClassifyFolderRequest, ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, ProviderFallbackNotification, ReadScalarsRequest, ScanDatasetRequest, StatusRequest, StatusResult } from './protocol';
 import { ScalarsReaders } from './scalarsReaders';
+import { testBackendsFromEnv } from './testSeams';
 
 const connection = createConnection(ProposedFeatures.all);
 let engine = new Engine({ onProviderFallback });
@@ -67,7 +69,9 @@ function onProviderFallback(note: string): void {
 
 connection.onInitialize((params) => {
   const init = (params.initializationOptions ?? {}) as EngineOptions;
-  engine = new Engine({ provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, offline: init.offline, onProviderFallback });
+  // backends: undefined (the real providers) unless a worker test set its env seam.
+  const backends = testBackendsFromEnv(process.env, init.threads ?? os.availableParallelism());
+  engine = new Engine({ provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, offline: init.offline, onProviderFallback, backends });
   return { capabilities: {}, serverInfo: { name: 'vit-lens-worker' } };
 });
 
