@@ -145,6 +145,7 @@ onRequest(ClassifyFolderRequest, async (params, signal, progress) => {
       outDir: params.outDir,
       model: info.name,
       signal,
+      batchSize: engine.classifyBatchSize(),
       classifyBatch: (files) =>
         serialised(() => {
           // Another model may have been loaded between two batches: do not mix two models' answers.

@@ -58,6 +58,7 @@ function top1OfCat(r: { results: { predictions: { index: number }[] }[] }): numb
 test('WebGPU failing mid-session in the worker: one providerFallback, the request answers, later ones run on the CPU', async () => {
   const info = await rpc.sendRequest(LoadModelRequest, { model: tinyOnnx });
   assert.equal(info.provider, 'webgpu', `expected WebGPU, got ${info.provider} (${info.providerNote})`);
+  assert.equal(info.batchSize, 64, 'GPU-sized batches (batchSize.test.ts works the number out)');
 
   const first = await rpc.sendRequest(ClassifyRequest, { images: [cat] }); // run 1: on the GPU
   assert.equal(top1OfCat(first), reference.photos['chelsea.png'].top1);
@@ -72,6 +73,7 @@ test('WebGPU failing mid-session in the worker: one providerFallback, the reques
   const status = await rpc.sendRequest(StatusRequest, {});
   assert.equal(status.state, 'ready');
   assert.equal(status.model?.provider, 'cpu');
+  assert.equal(status.model?.batchSize, 8, "back to the CPU's batch size");
   assert.match(status.model?.providerNote ?? '', /^WebGPU failed during a run \(WebGPU device lost \(VIT_LENS_TEST_FAIL_GPU_AFTER=1\)\); switched to CPU$/);
   assert.equal(fallbacks.length, 1, `expected one providerFallback notification, got ${fallbacks.length}`);
   assert.equal(fallbacks[0].provider, 'cpu');
