@@ -13,7 +13,7 @@ import { classifyFolder } from './classifyFolder';
 import { scanDatasetForEditor } from './datasetScan';
 import { ClassifyFolderRequest, ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, ProviderFallbackNotification, ReadScalarsRequest, ScanDatasetRequest, StatusRequest, StatusResult } from './protocol';
 import { ScalarsReaders } from './scalarsReaders';
-import { testBackendsFromEnv } from './testSeams';
+import { FAIL_GPU_AFTER_ENV, testBackendsFromEnv } from './testSeams';
 
 const connection = createConnection(ProposedFeatures.all);
 let engine = new Engine({ onProviderFallback });
@@ -71,6 +71,7 @@ connection.onInitialize((params) => {
   const init = (params.initializationOptions ?? {}) as EngineOptions;
   // backends: undefined (the real providers) unless a worker test set its env seam.
   const backends = testBackendsFromEnv(process.env, init.threads ?? os.availableParallelism());
+  if (backends) connection.console.warn(`${FAIL_GPU_AFTER_ENV} is set: WebGPU runs will fail on purpose (a test seam, not a setting)`);
   engine = new Engine({ provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, offline: init.offline, onProviderFallback, backends });
   return { capabilities: {}, serverInfo: { name: 'vit-lens-worker' } };
 });
