@@ -94,7 +94,6 @@ export interface Explanation {
   overlayPng?: Buffer;
 }
 
-
 interface AttentionRun {
   key: string;
   image: DecodedImage;
