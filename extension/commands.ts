@@ -18,7 +18,7 @@ export function registerCommands(ctx: Ctx): void {
     if (images) ResultsPanel.show(ctx, images.slice(0, 1), 'explain');
   });
   register('vitLens.selectModel', async () => {
-    const value = await ctx.picker.pick(ctx.settings().modelSetting);
+    const value = await ctx.picker.pick(ctx.settings().modelSetting, ctx.settings().dtype);
     if (value === undefined) return;
     // Load now, so the status bar shows the provider and a bad pick fails while the user is looking.
     const model = ctx.modelRequest();

@@ -77,6 +77,13 @@ export function resolveModelSpec(setting: string, extensionPath: string): string
   return expanded;
 }
 
+/** vitLens.dtype, written where it takes effect (as the model setting beside it). */
+export async function writeDtypeSetting(value: Dtype): Promise<void> {
+  const c = vscode.workspace.getConfiguration(SECTION);
+  const shadowed = vscode.workspace.isTrusted && c.inspect<string>('dtype')?.workspaceValue !== undefined;
+  await c.update('dtype', value, shadowed ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
+}
+
 export async function writeModelSetting(value: string): Promise<void> {
   const c = vscode.workspace.getConfiguration(SECTION);
   // Write where it takes effect: a workspace value would shadow a user-level write.

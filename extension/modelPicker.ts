@@ -1,8 +1,13 @@
-/** ViT: Select Model… — recent models, the built-in one, a hub id, or a local file/folder. Writes `vitLens.model`. */
+/**
+ * ViT: Select Model… — recent models, the built-in one, a hub id, or a local file/folder; then, when
+ * the model offers several weight precisions, which one (with its size). Writes `vitLens.model` and
+ * `vitLens.dtype`.
+ */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { writeModelSetting } from './config';
+import { Dtype, writeDtypeSetting, writeModelSetting } from './config';
+import { formatSize, listModelVariants, ModelVariant } from './modelVariants';
 
 const RECENT_KEY = 'vitLens.recentModels';
 const MAX_RECENT = 8;
@@ -30,7 +35,7 @@ export class ModelPicker {
   }
 
   /** Returns the new setting value, or undefined when the user cancelled. */
-  async pick(current: string): Promise<string | undefined> {
+  async pick(current: string, currentDtype: Dtype = 'fp32'): Promise<string | undefined> {
     const items: Pick[] = [];
     if (fs.existsSync(path.join(this.extensionPath, 'models', 'default'))) {
       items.push({
@@ -72,8 +77,36 @@ export class ModelPicker {
       value = uris?.[0]?.fsPath;
     }
     if (value === undefined) return undefined;
+    const dtype = await this.pickDtype(value === '' ? path.join(this.extensionPath, 'models', 'default') : value, currentDtype);
+    if (dtype === null) return undefined;
     await writeModelSetting(value);
+    if (dtype) await writeDtypeSetting(dtype);
     await this.remember(value);
     return value;
   }
+
+  /**
+   * The precision for `model`: asked when it offers several, taken when it offers one; fp32 for a
+   * single .onnx file (the worker refuses any other for it); unchanged for a hub id, whose files are
+   * not known before it downloads. null: cancelled.
+   */
+  private async pickDtype(model: string, current: Dtype): Promise<Dtype | undefined | null> {
+    const variants = await listModelVariants(model);
+    if (variants.length === 0) return path.extname(model).toLowerCase() === '.onnx' ? 'fp32' : undefined;
+    if (variants.length === 1) return variants[0].dtype;
+    const items = variants.map((v) => ({ label: v.dtype, description: describeVariant(v, current), detail: DTYPE_DETAIL[v.dtype], dtype: v.dtype }));
+    const chosen = await vscode.window.showQuickPick(items, { title: 'ViT Lens: Select Model — precision', placeHolder: `Weight precision for ${path.basename(model)} (vitLens.dtype)` });
+    return chosen ? chosen.dtype : null;
+  }
+}
+
+const DTYPE_DETAIL: Record<Dtype, string> = {
+  fp32: 'Full precision: the reference results',
+  fp16: 'Half-size weights, for WebGPU and CUDA (slower on the CPU)',
+  q8: 'int8 weights: the fastest on the CPU, a fraction of fp32\'s size; probabilities differ slightly from fp32',
+};
+
+function describeVariant(v: ModelVariant, current: Dtype): string {
+  const size = v.estimated ? `≈ ${formatSize(v.bytes)} (built from the weights)` : `${formatSize(v.bytes)} · ${v.file}`;
+  return v.dtype === current ? `${size} · current` : size;
 }

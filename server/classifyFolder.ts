@@ -23,7 +23,7 @@ export interface ClassifyFolderOptions {
   model: string;
   /** Classify absolute paths; failures name the file. */
   classifyBatch: (files: string[]) => Promise<BatchResult>;
-  /** Files per batch: progress and cancellation happen between batches. */
+  /** Files per batch (the engine's classifyBatchSize(): bigger on a GPU): progress and cancellation happen between batches. */
   batchSize?: number;
   signal?: AbortSignal;
   /** After listing (done = 0) and after every batch. */

@@ -155,6 +155,7 @@ function describeModel(info: ModelInfo): string {
     ['explain', info.explainAvailable ? 'attention rollout and raw attention available' : `unavailable: ${info.explainUnavailableReason}`],
     ['dtype', info.dtype],
     ['provider', `${PROVIDER_NAMES[info.provider]} · ${info.device}${info.providerNote ? ` (${info.providerNote})` : ''}`],
+    ['batch', `${info.batchSize} images per run (${info.provider === 'cpu' ? 'CPU' : "sized to the model's activations on a GPU"})`],
   ];
   if (info.builtFile) rows.push(['built graph', info.builtFile]);
   return rows.map(([k, v]) => `${k.padEnd(14)}${v}`).join('\n');
@@ -279,6 +280,7 @@ async function runClassifyFolder(engine: Engine, info: ModelInfo, dir: string, o
       outDir,
       model: info.name,
       signal: controller.signal,
+      batchSize: engine.classifyBatchSize(),
       classifyBatch: (files) => engine.classify(files, topK, controller.signal),
       onProgress: (done, total) => {
         if (tty) process.stderr.write(`\r\x1b[Kclassifying ${done} / ${total} images`);

@@ -9,6 +9,7 @@ import * as path from 'path';
 import type * as ort from 'onnxruntime-node';
 import { Semaphore } from 'async-mutex';
 import { decodeImageFile, DecodedImage, peekImageSize, resizeForModel, toPixelValues } from './preprocess';
+import { classifyBatchSize } from './batchSize';
 import { cleanOrtMessage, ProviderBackend, Provider, ProviderPreference, softmax, VitSession } from './inference';
 import { defaultCacheDir } from './model/hub';
 import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource';
@@ -96,9 +97,6 @@ export interface Explanation {
   overlayPng?: Buffer;
 }
 
-/** Batch size for classification: enough to amortise per-run overhead, small enough for big models' memory. */
-const CLASSIFY_BATCH = 8;
-
 interface AttentionRun {
   key: string;
   image: DecodedImage;
@@ -185,6 +183,7 @@ export class Engine {
       device: session.device,
       providerNote: session.providerNote && cleanOrtMessage(session.providerNote),
       dtype: m.dtype,
+      batchSize: this.classifyBatchSize(),
       numClasses: m.labels.length,
       labels: m.labels,
       labelsFrom: m.labelsFrom,
@@ -202,15 +201,29 @@ export class Engine {
     };
   }
 
+  /** Images per classification run on the provider the model runs on now (batchSize.ts); back to the CPU's after a GPU fallback. */
+  classifyBatchSize(): number {
+    const { resolved: m, session } = this.require();
+    return classifyBatchSize(session.provider, {
+      imageSize: m.preprocess.size,
+      patchSize: m.arch?.patchSize ?? m.patchSize,
+      numLayers: m.arch?.numLayers ?? Math.max(1, m.attentionNames.length),
+      numHeads: m.arch?.numHeads ?? m.numHeads,
+      hiddenSize: m.arch?.hiddenSize,
+      mlpSize: m.arch?.mlpSize,
+    });
+  }
+
   /** Classify files; a file that cannot be read is reported in `failures` and does not stop the rest. */
   async classify(files: string[], topK = 5, signal?: AbortSignal): Promise<{ results: ClassifiedImage[]; failures: ImageFailure[] }> {
     const { resolved: m } = this.require();
     checkTopK(topK);
     const results: ClassifiedImage[] = [];
     const failures: ImageFailure[] = [];
-    for (let start = 0; start < files.length; start += CLASSIFY_BATCH) {
+    for (let start = 0; start < files.length; ) {
       signal?.throwIfAborted();
-      const chunk = files.slice(start, start + CLASSIFY_BATCH);
+      // Asked per batch: a GPU that fell back to the CPU mid-folder continues with the CPU's size.
+      const chunk = files.slice(start, (start += this.classifyBatchSize()));
       const prepared = await Promise.all(chunk.map((f) => this.preparePixels(f).catch((e: Error) => e)));
       const ok: { file: string; pixels: Float32Array }[] = [];
       prepared.forEach((p, i) => {

@@ -68,6 +68,8 @@ export interface ModelInfo {
   providerNote?: string;
   /** Weight precision: fp32, fp16 (for GPUs) or q8 (int8 weights, dynamically quantized activations). */
   dtype: 'fp32' | 'fp16' | 'q8';
+  /** Images per classification run on this provider: 8 on the CPU, sized to the model's activations on a GPU. */
+  batchSize?: number;
   numClasses: number;
   labels: string[];
   labelsFrom: string;

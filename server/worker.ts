@@ -26,6 +26,7 @@ import {
 } from 'vscode-languageserver/node';
 import type { GenericSchema } from 'valibot';
 import * as ort from 'onnxruntime-node';
+import * as os from 'os';
 import sharp from 'sharp';
 import { Engine, EngineOptions } from './engine';
 import { cudaProviderInstalled } from './inference';
@@ -56,6 +57,7 @@ import {
 } from './protocol';
 import { ScalarsReaders } from './scalarsReaders';
 import { check, shortenLongRuns } from './util/validate';
+import { FAIL_GPU_AFTER_ENV, testBackendsFromEnv } from './testSeams';
 
 /** The transport the client asked for, made here (not by createConnection) so that its reader's errors can be seen. */
 function transport(): [MessageReader, MessageWriter] {
@@ -153,7 +155,10 @@ connection.onInitialize((params) => {
     return new ResponseError(ErrorCodes.InvalidParams, `initialize: ${field} ${checked.problem}`);
   }
   const init = checked.value;
-  engineOptions = { provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, cacheDirOption: 'the vitLens.cacheDir setting', offline: init.offline, onProviderFallback };
+  // backends: undefined (the real providers) unless a worker test set its env seam.
+  const backends = testBackendsFromEnv(process.env, init.threads ?? os.availableParallelism());
+  if (backends) connection.console.warn(`${FAIL_GPU_AFTER_ENV} is set: WebGPU runs will fail on purpose (a test seam, not a setting)`);
+  engineOptions = { provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, cacheDirOption: 'the vitLens.cacheDir setting', offline: init.offline, onProviderFallback, backends };
   engine = new Engine(engineOptions);
   return { capabilities: {}, serverInfo: { name: 'vit-lens-worker' } };
 });
@@ -224,6 +229,7 @@ onRequest(ClassifyFolderRequest, ClassifyFolderParamsSchema, async (params, sign
       outDir: params.outDir,
       model: info.name,
       signal,
+      batchSize: engine.classifyBatchSize(),
       classifyBatch: (files) =>
         serialised(() => {
           // Another model may have been loaded between two batches: do not mix two models' answers.

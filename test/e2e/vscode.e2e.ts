@@ -260,6 +260,15 @@ test('ViT: Select Model… → Built-in model switches the model (status bar, pa
   await page.keyboard.type('Built-in');
   await page.waitForTimeout(300);
   await page.keyboard.press('Enter');
+  // The built-in model is built from its weights: a second pick offers fp32/fp16/q8 with estimated sizes.
+  await page.locator('.quick-input-widget', { hasText: 'precision' }).waitFor({ timeout: 10_000 });
+  const fp32Row = page.locator('.quick-input-list .monaco-list-row', { hasText: 'fp32' }).first();
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'q8' }).first().waitFor({ timeout: 10_000 });
+  assert.match((await fp32Row.textContent()) ?? '', /≈ \d+ kB/);
+  await shot('8b-select-model-precision.png');
+  await page.keyboard.type('fp32');
+  await page.waitForTimeout(300);
+  await page.keyboard.press('Enter');
   const cli = JSON.parse(execFileSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'classify', path.join(workspace, 'coffee.png'), '--model', BUILT_IN, '--top-k', '5', '--json', '--cache-dir', path.join(tmp, 'cli-cache')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
   const expected = (cli.results[0].predictions as { label: string }[]).map((p) => p.label);
   // The pick is loaded at once: the status bar shows the model's name and provider.
