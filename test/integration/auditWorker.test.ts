@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { CancellationTokenSource, createMessageConnection, IPCMessageReader, IPCMessageWriter, ProgressType, ResponseError } from 'vscode-jsonrpc/node';
-import { AuditRequest, LoadModelRequest, StatusRequest } from '../../server/protocol';
+import { AuditRequest, ErrorCodes, LoadModelRequest, StatusRequest } from '../../server/protocol';
 import { writePlantedDataset } from '../unit/auditData';
 
 const root = path.join(__dirname, '..', '..');
@@ -70,5 +70,9 @@ test('an audit reports progress and returns the report it wrote', async () => {
 test('bad parameters are a clear error', async () => {
   const e = await rpc.sendRequest(AuditRequest.method, { folder: 42 }).catch((x) => x);
   assert.ok(e instanceof ResponseError);
-  assert.match(e.message, /audit: "folder" must be a folder path/);
+  assert.equal(e.code, ErrorCodes.InvalidParams);
+  assert.match(e.message, /vitLens\/audit: folder must be a folder path, got 42/);
+  const folds = await rpc.sendRequest(AuditRequest.method, { folder: '/tmp', folds: 1 }).catch((x) => x);
+  assert.equal(folds.code, ErrorCodes.InvalidParams);
+  assert.match(folds.message, /folds must be an integer in \[2, 100\], got 1/);
 });
