@@ -13,7 +13,7 @@ import sharp, { type KernelEnum, type Metadata } from 'sharp';
 import { decodeBmp, isBmp } from './formats/bmp';
 import type { PreprocessInfo } from './protocol';
 import { displayPath } from './util/fileNames';
-import { formatBytes, openRegularFile, readRange, readRegularFile, ReadLimit, UnreadableFileError } from './util/regularFile';
+import { formatBytes, MAX_CONFIG_FILE_BYTES, openRegularFile, readModelFile, readRange, readRegularFile, ReadLimit, UnreadableFileError } from './util/regularFile';
 
 /** PIL's resampling filter codes, as stored in `preprocessor_config.json` ("resample"). */
 const PIL_FILTERS: Record<number, keyof KernelEnum> = {
@@ -299,9 +299,11 @@ export async function readPreprocessorConfig(dir: string, fallbackSize: [number,
   const file = path.join(dir, 'preprocessor_config.json');
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
-  } catch {
-    return defaultPreprocess(fallbackSize);
+    text = (await readModelFile(file, MAX_CONFIG_FILE_BYTES, 'a preprocessor_config.json')).toString('utf8');
+  } catch (e) {
+    // Absent: the Hugging Face defaults. Present but a FIFO, a device or huge: say so.
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return defaultPreprocess(fallbackSize);
+    throw e;
   }
   try {
     return preprocessFromHf(JSON.parse(text), fallbackSize);

@@ -7,6 +7,7 @@ import * as path from 'path';
 import type { WeightMap } from '../model/tensor';
 import { archFromHfConfig, checkWeights, parseHfConfig, ViTArch, W } from '../model/vitConfig';
 import { readSafetensors, readSafetensorsHeader } from './safetensors';
+import { MAX_CONFIG_FILE_BYTES, readModelFile } from '../util/regularFile';
 
 /** Keys that already carry their canonical top-level name; anything else is a bare ViTModel key. */
 const CANONICAL_ROOTS = ['vit.', 'classifier.', 'pre_logits.'];
@@ -46,9 +47,10 @@ export async function archAndLabelsFromHfFolder(dir: string): Promise<{ arch: Vi
   const configPath = path.join(dir, 'config.json');
   let json: unknown;
   try {
-    json = JSON.parse(await fsp.readFile(configPath, 'utf8'));
+    json = JSON.parse((await readModelFile(configPath, MAX_CONFIG_FILE_BYTES, 'a config.json')).toString('utf8'));
   } catch (err) {
-    throw new Error(`${configPath}: cannot read the model config (${(err as Error).message})`);
+    const message = (err as Error).message;
+    throw new Error(message.startsWith(configPath) ? message : `${configPath}: cannot read the model config (${message})`);
   }
   const cfg = parseHfConfig(json, configPath);
   if (cfg.model_type && cfg.model_type !== 'vit') {

@@ -23,6 +23,7 @@ import { META_ARCH } from '../model/onnxBuilder';
 import { attr, dimsOf, GraphIndex, toNumber } from '../model/attentionTap';
 import { Lookup, PathStep } from './onnxGraphLookup';
 import { shortestFloat32, TensorReader } from './onnxTensors';
+import { readModelFile } from '../util/regularFile';
 
 type Node = onnx.INodeProto;
 
@@ -36,7 +37,7 @@ export interface OnnxWeights {
 export class OnnxNotRecognisedError extends Error {}
 
 export async function loadOnnxWeights(file: string): Promise<OnnxWeights> {
-  const bytes = await fs.readFile(file);
+  const bytes = await readModelFile(file, 2 ** 31 - 1, 'an .onnx file (a protobuf holds at most 2 GB)');
   let model: onnx.ModelProto;
   try {
     model = onnx.ModelProto.decode(bytes);

@@ -8,6 +8,7 @@
 import { promises as fsp } from 'fs';
 import { numel, Tensor } from '../model/tensor';
 import { tempPathFor } from '../util/atomicFile';
+import { openRegularFile, UnreadableFileError } from '../util/regularFile';
 
 /** Bytes per element of every dtype the format defines, so that non-float tensors can still be validated. */
 const ITEM_SIZE: Record<string, number> = {
@@ -79,14 +80,15 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
 }
 
 async function withFile<T>(file: string, use: (handle: fsp.FileHandle, size: number) => Promise<T>): Promise<T> {
-  let handle: fsp.FileHandle;
+  let opened: { handle: fsp.FileHandle; size: number };
   try {
-    handle = await fsp.open(file, 'r');
+    opened = await openRegularFile(file);
   } catch (err) {
-    throw new Error(`${file}: cannot read the file (${(err as Error).message})`);
+    throw new Error(`${file}: ${err instanceof UnreadableFileError ? err.problem : `cannot read the file (${(err as Error).message})`}`);
   }
+  const { handle, size } = opened;
   try {
-    return await use(handle, (await handle.stat()).size);
+    return await use(handle, size);
   } finally {
     await handle.close();
   }

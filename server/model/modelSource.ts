@@ -23,6 +23,7 @@ import type { WeightMap } from './tensor';
 import { writeFileAtomic } from '../util/atomicFile';
 import { processAlive } from '../util/processAlive';
 import { hashFileRemembered } from '../util/hashFile';
+import { MAX_CONFIG_FILE_BYTES, readModelFile } from '../util/regularFile';
 
 export type ModelKind = 'onnx' | 'hf-folder' | 'npz' | 'hub';
 
@@ -152,7 +153,7 @@ async function resolveFolder(dir: string, spec: string, opts: ResolveOptions): P
 
 async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file): Promise<ResolvedModel> {
   opts.onProgress?.({ stage: 'load', message: `Reading ${path.basename(file)}` });
-  const bytes = await fs.readFile(file);
+  const bytes = await readModelFile(file, MAX_ONNX_FILE_BYTES, 'an .onnx file (a protobuf holds at most 2 GB; larger models keep their weights in external data)');
   if (bytes.length === 0) throw new Error(`${file}: the file is empty, not an ONNX model`);
   let tap: ReturnType<typeof tapAttention>;
   try {
@@ -300,6 +301,9 @@ async function buildCached(
   return { bytes, file, reused: false, external: true };
 }
 
+/** A protobuf message cannot exceed 2 GB, so neither can an .onnx file without external data. */
+const MAX_ONNX_FILE_BYTES = 2 ** 31 - 1;
+
 /** Data files from builds killed midway (`<key>.onnx.data.<pid>.<time>.tmp`) are as big as the weights: remove them. */
 async function removeOrphanedData(builtDir: string): Promise<void> {
   for (const name of await fs.readdir(builtDir).catch(() => [])) {
@@ -318,9 +322,7 @@ async function chooseLabels(
   configSource: string,
 ): Promise<{ labels: string[]; from: string }> {
   if (labelsFile) {
-    const text = await fs.readFile(labelsFile, 'utf8').catch((e: Error) => {
-      throw new Error(`${labelsFile}: cannot read labels file (${e.message})`);
-    });
+    const text = (await readModelFile(labelsFile, MAX_CONFIG_FILE_BYTES, 'a labels file')).toString('utf8');
     const labels = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
     if (labels.length !== numClasses) {
       throw new Error(`${labelsFile}: has ${labels.length} labels but the model has ${numClasses} classes`);

@@ -2,6 +2,7 @@ import { createHash } from 'crypto';
 import { createReadStream, promises as fs } from 'fs';
 import * as path from 'path';
 import { writeFileAtomic } from './atomicFile';
+import { fileKind } from './regularFile';
 
 const CHUNK = 4 << 20;
 
@@ -12,7 +13,10 @@ const CHUNK = 4 << 20;
  */
 export async function hashFile(file: string, signal?: AbortSignal): Promise<string> {
   const h = createHash('sha256');
-  if ((await fs.stat(file)).size < CHUNK) return h.update(await fs.readFile(file, { signal })).digest('hex');
+  const st = await fs.stat(file);
+  // A FIFO would block and a link to /dev/zero never end (both report size 0).
+  if (!st.isFile()) throw new Error(`${file}: is ${fileKind(st)}, not a regular file; only regular files are read`);
+  if (st.size < CHUNK) return h.update(await fs.readFile(file, { signal })).digest('hex');
   for await (const chunk of createReadStream(file, { highWaterMark: CHUNK, signal })) h.update(chunk as Buffer);
   return h.digest('hex');
 }

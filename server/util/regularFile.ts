@@ -52,6 +52,22 @@ export async function readRegularFile(file: string, limit: ReadLimit): Promise<B
   }
 }
 
+/** Config and label files are a few kB; anything past this is not one. */
+export const MAX_CONFIG_FILE_BYTES = 16 << 20;
+
+/**
+ * A model's own file (ONNX graph, config.json, labels) as a regular file of at most `maxBytes`; the
+ * error names the file. ENOENT is passed through as the error's `code` for callers with a default.
+ */
+export async function readModelFile(file: string, maxBytes: number, what: string): Promise<Buffer> {
+  try {
+    return await readRegularFile(file, { maxBytes, tooLarge: (size) => `${formatBytes(size)}, more than ${what} can be (at most ${formatBytes(maxBytes)}); not read` });
+  } catch (e) {
+    if (e instanceof UnreadableFileError) throw Object.assign(new Error(`${file}: ${e.problem}`), { code: e.code });
+    throw e;
+  }
+}
+
 /** Up to `length` bytes from `position` (fewer at the end of the file). */
 export async function readRange(handle: fs.FileHandle, position: number, length: number): Promise<Buffer> {
   const out = Buffer.allocUnsafe(length);

@@ -386,3 +386,23 @@ test('A hub model loads behind a cancellable progress notification; Cancel stops
   assert.equal(await page.locator('.notifications-toasts .notification-toast', { hasText: 'could not' }).count(), 0, 'a cancelled load must not be reported as an error');
   await shot('14-hub-download-cancelled.png');
 }));
+
+test('vitLens.executionProvider: webgpu runs the model on WebGPU (lavapipe here) and the status bar says so', () => withFailureShot('webgpu', async () => {
+  // Settings written as a user would edit settings.json; the extension reloads the model on the change.
+  fs.writeFileSync(
+    path.join(workspace, '.vscode/settings.json'),
+    JSON.stringify({ 'vitLens.model': 'models/vit-tiny', 'vitLens.topK': 5, 'vitLens.executionProvider': 'webgpu' }, null, 2),
+  );
+  await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'coffee.png' }).click();
+  await explorerMenu('chelsea.png', 'Classify Image');
+  const panel = await panelFrame();
+  await panel.locator('#rows > li').first().locator('.label').first().waitFor({ timeout: 180_000 });
+  const bar = page.locator('.statusbar-item', { hasText: /vit-tiny · WebGPU · .*\(Vulkan\)/ }).first();
+  await bar.waitFor({ timeout: 180_000 }).catch(async (e) => {
+    throw new Error(`status bar: ${(await page.locator('.statusbar-item').allTextContents()).filter((t) => /vit-tiny|default/.test(t)).join(' | ')}; ${e.message}`);
+  });
+  // The labels equal the CPU's (the CLI on the CPU provider).
+  const cli = JSON.parse(execFileSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'classify', path.join(workspace, 'chelsea.png'), '--model', MODEL, '--provider', 'cpu', '--top-k', '5', '--json', '--cache-dir', path.join(tmp, 'cli-cache')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  assert.deepEqual(await panel.locator('#rows > li').first().locator('.label').allTextContents(), cli.results[0].predictions.map((p: { label: string }) => p.label));
+  await shot('15-webgpu-status-bar.png');
+}));

@@ -172,6 +172,47 @@ const ROWS: BadInput[] = [
     maxSeconds: 60,
     maxRssMb: 1400,
   },
+  // ---- the model's own files (server/util/regularFile.ts readModelFile; hashFile; safetensors) ----
+  ...(['model.safetensors', 'config.json', 'preprocessor_config.json'] as const).flatMap((name): BadInput[] => [
+    {
+      name: `model folder: ${name} is a FIFO`,
+      make: (dir) => classifyWith(hfFolderWith(dir, name, (p) => execFileSync('mkfifo', [p]))),
+      exit: 1,
+      stderr: new RegExp(`hf/${name.replace('.', '\\.')}: is a FIFO \\(named pipe\\), not a regular file`),
+      maxSeconds: 10,
+      maxRssMb: 300,
+    },
+    {
+      name: `model folder: ${name} is a link to /dev/zero`,
+      make: (dir) => classifyWith(hfFolderWith(dir, name, (p) => fs.symlinkSync('/dev/zero', p))),
+      exit: 1,
+      stderr: new RegExp(`hf/${name.replace('.', '\\.')}: is a device, not a regular file`),
+      maxSeconds: 10,
+      maxRssMb: 300,
+    },
+  ]),
+  {
+    name: 'an .onnx model that is a FIFO',
+    make: (dir) => {
+      execFileSync('mkfifo', [path.join(dir, 'model.onnx')]);
+      return classifyWith(path.join(dir, 'model.onnx'));
+    },
+    exit: 1,
+    stderr: /model\.onnx: is a FIFO \(named pipe\), not a regular file/,
+    maxSeconds: 10,
+    maxRssMb: 300,
+  },
+  {
+    name: '--labels naming a link to /dev/zero',
+    make: (dir) => {
+      fs.symlinkSync('/dev/zero', path.join(dir, 'labels.txt'));
+      return [...classifyWith(path.join(FIX, 'vit-tiny', 'model.onnx')), '--labels', path.join(dir, 'labels.txt')];
+    },
+    exit: 1,
+    stderr: /labels\.txt: is a device, not a regular file/,
+    maxSeconds: 10,
+    maxRssMb: 300,
+  },
 ];
 
 // ------------------------------------------------------------------------------------------------
@@ -179,6 +220,15 @@ const ROWS: BadInput[] = [
 // ------------------------------------------------------------------------------------------------
 
 const classifyWith = (model: string) => ['classify', PHOTO, '--model', model];
+
+/** A copy of the vit-tiny Hugging Face folder at DIR/hf whose `name` is replaced by what `place` makes. */
+function hfFolderWith(dir: string, name: string, place: (p: string) => void): string {
+  const folder = path.join(dir, 'hf');
+  fs.cpSync(path.join(FIX, 'vit-tiny', 'hf'), folder, { recursive: true });
+  fs.rmSync(path.join(folder, name));
+  place(path.join(folder, name));
+  return folder;
+}
 
 /** DIR/model/model.onnx whose initializers live in DATA_LOCATION, which `place` creates. */
 function externalDataModel(dir: string, place: (dataPath: string) => void): string {
