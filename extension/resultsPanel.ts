@@ -95,7 +95,7 @@ export class ResultsPanel implements vscode.Disposable {
 
   private setTitle(): void {
     const rows = this.state.rows;
-    this.panel.title = rows.length === 0 ? 'ViT Lens' : rows.length === 1 ? `ViT Lens: ${rows[0].name}` : `ViT Lens: ${rows.length} images`;
+    this.panel.title = rows.length === 0 ? 'ViT Lens' : rows.length === 1 ? `ViT Lens: ${path.basename(rows[0].path)}` : `ViT Lens: ${rows.length} images`;
   }
 
   /** The webview may load only the extension's bundles/styles and the folders of the images shown. */
@@ -120,7 +120,7 @@ export class ResultsPanel implements vscode.Disposable {
     this.state = {
       ...this.state,
       mode,
-      rows: images.map((p) => ({ path: p, name: path.basename(p), src: '' })),
+      rows: images.map((p) => ({ path: p, name: displayName(p), src: '' })),
       selected: 0,
       map: undefined,
       mapError: undefined,
@@ -320,7 +320,7 @@ export function restoreState(saved: unknown, s: Settings): PanelState {
     ? v.rows
         .filter((r): r is ImageRow => typeof r?.path === 'string' && path.isAbsolute(r.path) && isImagePath(r.path) && fs.existsSync(r.path))
         .slice(0, 1000)
-        .map((r) => ({ path: r.path, name: path.basename(r.path), src: '', predictions: Array.isArray(r.predictions) ? r.predictions : undefined, error: typeof r.error === 'string' ? r.error : undefined }))
+        .map((r) => ({ path: r.path, name: displayName(r.path), src: '', predictions: Array.isArray(r.predictions) ? r.predictions : undefined, error: typeof r.error === 'string' ? r.error : undefined }))
     : [];
   state.rows = rows;
   state.mode = v.mode === 'explain' ? 'explain' : 'classify';
@@ -331,6 +331,12 @@ export function restoreState(saved: unknown, s: Settings): PanelState {
     state.map = { ...map, values: map.values.map(Number) };
   }
   return state;
+}
+
+/** A row's name: workspace-relative inside the workspace, the file name elsewhere (a temp copy's folder says nothing). */
+function displayName(file: string): string {
+  const rel = vscode.workspace.asRelativePath(file, false);
+  return rel === file || path.isAbsolute(rel) ? path.basename(file) : rel;
 }
 
 function explainParams(image: string, c: Controls, topK: number, info: ModelInfo): ExplainParams {
