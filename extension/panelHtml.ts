@@ -28,6 +28,7 @@ const BODY = `<header class="toolbar">
     </figure>
     <p id="map-error" class="error" role="alert" hidden></p>
     <p id="scale-note" class="hint" hidden></p>
+    <p id="demo-note" class="note" role="note" hidden></p>
     <form id="controls" class="controls" aria-label="Attention controls">
       <vscode-form-group variant="vertical">
         <vscode-label for="method">Map</vscode-label>

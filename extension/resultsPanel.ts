@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { Controls, ImageRow, MapView, ModelSummary, PanelState, parseControls, parseWebviewMessage, WebviewMessage } from './panelProtocol';
+import { Controls, ImageRow, MapView, ModelSummary, PanelState, parseControls, parseModelSummary, parseWebviewMessage, WebviewMessage } from './panelProtocol';
 import { panelHtml } from './panelHtml';
 import { pageParts } from './webviewPage';
 import type { ExplainParams, ModelInfo } from './protocol';
@@ -72,7 +72,7 @@ export class ResultsPanel implements vscode.Disposable {
     private state: PanelState,
   ) {
     ResultsPanel.current = this;
-    if (host.worker.model) this.state.model = summarize(host.worker.model);
+    if (host.worker.model) this.state.model = summarize(host.worker.model, this.builtInModel());
     panel.iconPath = vscode.Uri.joinPath(host.extensionUri, 'media', 'icon.png');
     this.setResourceRoots();
     this.refreshSources();
@@ -82,10 +82,15 @@ export class ResultsPanel implements vscode.Disposable {
       panel.onDidDispose(() => this.dispose()),
       panel.webview.onDidReceiveMessage((m) => this.onMessage(m)),
       host.worker.onDidChangeModel((info) => {
-        if (info) this.state.model = summarize(info);
+        if (info) this.state.model = summarize(info, this.builtInModel());
         this.post();
       }),
     );
+  }
+
+  /** The built-in demo model's folder: the panel warns when it is used on images unlike its training data. */
+  private builtInModel(): string {
+    return path.join(this.host.extensionUri.fsPath, 'models', 'default');
   }
 
   private html(): string {
@@ -326,6 +331,8 @@ export function restoreState(saved: unknown, s: Settings): PanelState {
   state.mode = v.mode === 'explain' ? 'explain' : 'classify';
   state.selected = Number.isInteger(v.selected) && (v.selected as number) < rows.length && (v.selected as number) >= 0 ? (v.selected as number) : 0;
   state.controls = parseControls(v.controls) ?? state.controls;
+  // The header keeps naming the model after a reload, until the new worker has loaded it again.
+  state.model = parseModelSummary(v.model);
   const map = v.map;
   if (map && Array.isArray(map.values) && Array.isArray(map.grid) && map.values.length === map.grid[0] * map.grid[1] && rows[state.selected]?.path === map.image) {
     state.map = { ...map, values: map.values.map(Number) };
@@ -353,9 +360,10 @@ function describe(p: ExplainParams, cls?: { index: number; label: string }): str
   return `layer ${p.layer} · ${p.head === undefined ? `heads ${p.headFusion}` : `head ${p.head}`}`;
 }
 
-function summarize(info: ModelInfo): ModelSummary {
+function summarize(info: ModelInfo, builtIn: string): ModelSummary {
   return {
     name: info.name,
+    demo: path.resolve(info.spec) === path.resolve(builtIn) || undefined,
     provider: info.provider,
     numLayers: info.numLayers,
     numHeads: info.numHeads ?? info.architecture?.numHeads ?? 1,

@@ -33,6 +33,7 @@ const ui = {
   legend: $('legend'),
   legendBar: $<HTMLCanvasElement>('legend-bar'),
   scaleNote: $('scale-note'),
+  demoNote: $('demo-note'),
   controls: $('controls'),
   mapError: $('map-error'),
   radios: [...document.querySelectorAll<HTMLElement & { checked: boolean; value: string }>('vscode-radio[name="method"]')],
@@ -66,8 +67,33 @@ function upscaleFactor(w: number, h: number): number {
   return side > 0 && side < READABLE_SIDE ? Math.floor(READABLE_SIDE / side) : 1;
 }
 
+/** What the demo model's warning needs to know about the shown image (its training images are 28×28 grey). */
+let shownImage: { src: string; width: number; height: number; colour: boolean | undefined } | undefined;
+const DEMO_MAX_SIDE = 64;
+
+/**
+ * Whether an image has colour: sampled at 32×32 on a canvas. Undefined where the page may not read
+ * the pixels (a resource origin without CORS taints the canvas): then only the size is judged.
+ */
+function hasColour(img: HTMLImageElement): boolean | undefined {
+  try {
+    const c = document.createElement('canvas');
+    c.width = c.height = 32;
+    const g = c.getContext('2d', { willReadFrequently: true })!;
+    g.drawImage(img, 0, 0, 32, 32);
+    const d = g.getImageData(0, 0, 32, 32).data;
+    let coloured = 0;
+    for (let i = 0; i < d.length; i += 4) if (Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 24) coloured++;
+    return coloured > 1024 * 0.02;
+  } catch {
+    return undefined;
+  }
+}
+
 function fitImage(): void {
   const img = ui.image;
+  shownImage = { src: img.getAttribute('src') ?? '', width: img.naturalWidth, height: img.naturalHeight, colour: hasColour(img) };
+  renderDemoNote();
   const k = img.naturalWidth ? upscaleFactor(img.naturalWidth, img.naturalHeight) : 1;
   img.classList.toggle('pixelated', k > 1);
   img.style.width = k > 1 ? `${img.naturalWidth * k}px` : '';
@@ -122,6 +148,21 @@ window.addEventListener('message', (e: MessageEvent<HostMessage>) => {
   render();
 });
 
+/** The demo model on an image unlike its training data: say that its labels mean little here. */
+function renderDemoNote(): void {
+  const row = state?.rows[state.selected];
+  const img = shownImage;
+  const unlike: string[] = [];
+  if (state?.model?.demo && row && !row.error && img && img.src === row.src) {
+    if (img.colour) unlike.push('in colour');
+    if (Math.max(img.width, img.height) > DEMO_MAX_SIDE) unlike.push(`${img.width}×${img.height} px`);
+  }
+  ui.demoNote.hidden = unlike.length === 0;
+  ui.demoNote.textContent = unlike.length
+    ? `This image is ${unlike.join(' and ')}, unlike the 28×28 grey clothing images the built-in demo model learned from: it can only answer one of 10 clothing classes, so these labels say little. For photos, pick an ImageNet model with “ViT Lens: Select Model…” (e.g. google/vit-base-patch16-224).`
+    : '';
+}
+
 // ---- rendering ----
 function render(): void {
   if (!state) return;
@@ -145,6 +186,7 @@ function render(): void {
   ui.stage.hidden = !row || failed;
   if (failed) ui.scaleNote.hidden = true;
   for (const el of attentionControls) el.toggleAttribute('disabled', failed);
+  renderDemoNote();
   ui.controls.setAttribute('aria-disabled', String(failed));
   const map = s.map && row && s.map.image === row.path ? s.map : undefined;
   if (map) {

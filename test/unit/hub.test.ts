@@ -11,7 +11,7 @@ import type { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import {
-  defaultCacheDir, downloadHubModel, hubCacheFolder, hubEndpoint, HubProgress, isHubId,
+  defaultCacheDir, downloadHubModel, hubCacheFolder, hubEndpoint, HubProgress, hubWeightsSize, isHubId,
 } from '../../server/model/hub';
 
 interface Served {
@@ -325,4 +325,19 @@ test('isHubId and defaultCacheDir', () => {
   delete process.env.XDG_CACHE_HOME;
   assert.equal(defaultCacheDir(), path.join(os.homedir(), '.cache', 'vit-lens'));
   assert.equal(hubCacheFolder('a/b@refs/pr/1', '/c'), path.join('/c', 'hub', 'a--b', 'refs--pr--1'));
+});
+
+test('hubWeightsSize: the weights file a download would fetch and its size, by HEAD, without the body', { timeout: 10_000 }, async () => {
+  assert.deepEqual(await hubWeightsSize(ID, { endpoint }), { file: 'model.safetensors', bytes: weights.length });
+  // HEAD only: nothing lands in a cache, and a 404 for the safetensors falls back to the ONNX file.
+  serve({ 'config.json': config, 'onnx/model.onnx': Buffer.alloc(1234) });
+  assert.deepEqual(await hubWeightsSize(ID, { endpoint }), { file: 'onnx/model.onnx', bytes: 1234 });
+  serve({ 'config.json': config });
+  assert.equal(await hubWeightsSize(ID, { endpoint }), undefined);
+  // No network: an error naming the URL, for the caller to say it is offline.
+  const closed = http.createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const dead = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+  await new Promise((resolve) => closed.close(resolve));
+  await assert.rejects(hubWeightsSize(ID, { endpoint: dead }), /cannot reach http:\/\/127\.0\.0\.1:\d+\/org\/name\/resolve\/main\/model\.safetensors \(ECONNREFUSED\)/);
 });

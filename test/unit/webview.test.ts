@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { panelHtml } from '../../extension/panelHtml';
-import { parseWebviewMessage, type Controls, type PanelState } from '../../extension/panelProtocol';
+import { parseModelSummary, parseWebviewMessage, type Controls, type PanelState } from '../../extension/panelProtocol';
 import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type OpenedPage, type Theme, type ThemeVars } from './webviewHarness';
 
 const OUT = path.join(ROOT, 'test-output', 'webview');
@@ -292,7 +292,7 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
       // Legend: visible beside the caption, low end = turbo(0) #23171b, high end = turbo(1) #900c00.
       assert.equal(await page.locator('#legend').isVisible(), true);
       assert.deepEqual(await page.locator('#legend > span').allTextContents(), ['low', 'high']);
-      const ends = () => page.locator('#legend-bar').evaluate((c: any) => { const d = c.getContext('2d').getImageData(0, 0, c.width, 1).data; return [Array.from(d.slice(0, 3)), Array.from(d.slice(-4, -1))]; });
+      const ends = (): Promise<number[][]> => page.locator("#legend-bar").evaluate((c: any) => { const d = c.getContext('2d').getImageData(0, 0, c.width, 1).data; return [Array.from(d.slice(0, 3)), Array.from(d.slice(-4, -1))]; });
       const near = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]) <= 3);
       const [lo, hi] = await ends();
       assert.ok(near(lo, [35, 23, 27]) && near(hi, [144, 12, 0]), `turbo legend ends ${lo} ${hi}`);
@@ -349,6 +349,44 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
       assert.equal(await page.locator('#colormap').getAttribute('disabled'), null);
       await page.close();
     }
+  });
+
+
+  test('the built-in demo model on a colour photo says its labels mean little; on its own kind of image (28×28 grey) it does not', async () => {
+    const demo = { name: 'Fashion-MNIST demo (10 clothing classes)', provider: 'cpu' as const, numLayers: 6, numHeads: 4, explainAvailable: true, demo: true };
+    const sample = 'fashion-mnist-test-0-ankle-boot.png';
+    const { page, errors } = await openPanel({ theme: 'light' });
+    await send(page, { ...state, model: demo, map: undefined });
+    await page.locator('#image').evaluate((img: any) => img.decode());
+    await page.locator('#demo-note').waitFor({ state: 'visible', timeout: 5000 });
+    assert.match((await page.locator('#demo-note').textContent()) ?? '', /This image is in colour and 451×300 px, unlike the 28×28 grey clothing images the built-in demo model learned from/);
+    assert.equal(await page.locator('#model').textContent(), 'Fashion-MNIST demo (10 clothing classes) · CPU');
+    await page.screenshot({ path: path.join(OUT, 'panel-demo-note-light.png'), fullPage: true });
+    // Its own kind of image: no note.
+    const own: PanelState = { ...state, model: demo, map: undefined, rows: [{ path: `/samples/${sample}`, name: sample, src: `${origin}/samples/${sample}`, predictions: [{ label: 'Ankle boot', index: 9, score: 0.9 }] }] };
+    await send(page, own);
+    await page.locator('#image').evaluate((img: any) => img.decode());
+    await page.waitForFunction(() => (globalThis as any).document.getElementById('image').classList.contains('pixelated'));
+    assert.equal(await page.locator('#demo-note').isVisible(), false);
+    // Another model on the colour photo: no note either.
+    await send(page, { ...state, map: undefined });
+    await page.locator('#image').evaluate((img: any) => img.decode());
+    await page.waitForTimeout(100);
+    assert.equal(await page.locator('#demo-note').isVisible(), false);
+    assert.deepEqual(errors, [], 'console errors');
+    await page.close();
+  });
+
+  test('after a reload the header still names the model (the saved summary is kept when well-formed)', async () => {
+    const model = { name: 'colors-2024-05-01-1200', provider: 'cpu', numLayers: 2, numHeads: 4, explainAvailable: true };
+    assert.deepEqual(parseModelSummary(model), model);
+    assert.deepEqual(parseModelSummary({ ...model, demo: true, extra: 1 }), { ...model, demo: true });
+    for (const bad of [undefined, null, 'x', { ...model, name: '' }, { ...model, provider: 'tpu' }, { ...model, numLayers: -1 }, { ...model, numHeads: 1.5 }, { ...model, explainAvailable: 'yes' }]) {
+      assert.equal(parseModelSummary(bad), undefined, JSON.stringify(bad));
+    }
+    const { page } = await openPanel({ saved: { ...state, model: { ...model, provider: 'cpu' } } });
+    assert.equal(await page.locator('#model').textContent(), 'colors-2024-05-01-1200 · CPU');
+    await page.close();
   });
 
   test('restores from getState before the host answers (hide/show, reload)', async () => {
