@@ -7,6 +7,7 @@
  */
 import * as vscode from 'vscode';
 import { hubWeightsSize } from '../server/model/hub';
+import { formatBytes } from '../server/util/regularFile';
 import { writeModelSetting } from './config';
 
 export const STANDARD_MODEL = 'google/vit-base-patch16-224';
@@ -40,7 +41,7 @@ export async function ensureModelChosen(host: FirstRunHost): Promise<boolean> {
   let offline: string | undefined;
   try {
     const w = await hubWeightsSize(STANDARD_MODEL, { signal: AbortSignal.timeout(HEAD_TIMEOUT_MS) });
-    if (w?.bytes) size = `${Math.round(w.bytes / 1e6)} MB`;
+    if (w?.bytes) size = formatBytes(w.bytes);
   } catch (e) {
     offline = e instanceof Error ? e.message : String(e);
     host.log.warn(`first-run model prompt: ${offline}`);
