@@ -362,6 +362,13 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     assert.match((await page.locator('#demo-note').textContent()) ?? '', /This image is in colour and 451×300 px, unlike the 28×28 grey clothing images the built-in demo model learned from/);
     assert.equal(await page.locator('#model').textContent(), 'Fashion-MNIST demo (10 clothing classes) · CPU');
     await page.screenshot({ path: path.join(OUT, 'panel-demo-note-light.png'), fullPage: true });
+    for (const theme of ['dark', 'hc'] as const) {
+      const other = await openPanel({ theme });
+      await send(other.page, { ...state, model: demo, map: undefined });
+      await other.page.locator('#demo-note').waitFor({ state: 'visible', timeout: 5000 });
+      await other.page.screenshot({ path: path.join(OUT, `panel-demo-note-${theme}.png`), fullPage: true });
+      await other.page.close();
+    }
     // Its own kind of image: no note.
     const own: PanelState = { ...state, model: demo, map: undefined, rows: [{ path: `/samples/${sample}`, name: sample, src: `${origin}/samples/${sample}`, predictions: [{ label: 'Ankle boot', index: 9, score: 0.9 }] }] };
     await send(page, own);
