@@ -6,8 +6,7 @@
  * offline built-in model.
  */
 import * as vscode from 'vscode';
-import { hubWeightsSize } from '../server/model/hub';
-import { formatBytes } from '../server/util/regularFile';
+import { formatSize, hubWeightsSize } from './hubSize';
 import { writeModelSetting } from './config';
 
 export const STANDARD_MODEL = 'google/vit-base-patch16-224';
@@ -41,7 +40,7 @@ export async function ensureModelChosen(host: FirstRunHost): Promise<boolean> {
   let offline: string | undefined;
   try {
     const w = await hubWeightsSize(STANDARD_MODEL, { signal: AbortSignal.timeout(HEAD_TIMEOUT_MS) });
-    if (w?.bytes) size = formatBytes(w.bytes);
+    if (w?.bytes) size = formatSize(w.bytes);
   } catch (e) {
     offline = e instanceof Error ? e.message : String(e);
     host.log.warn(`first-run model prompt: ${offline}`);

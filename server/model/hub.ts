@@ -148,31 +148,6 @@ async function withFolderLock<T>(folder: string, signal: AbortSignal | undefined
   }
 }
 
-/**
- * The size in bytes of the weights a default download of `id` fetches (model.safetensors, else
- * onnx/model.onnx), from HEAD requests; `undefined` when the hub does not say. The hub answers an LFS
- * file with a redirect whose first response carries `x-linked-size`; a plain server sends
- * Content-Length. Throws when the hub cannot be reached, so a caller can say it is offline.
- */
-export async function hubWeightsSize(id: string, opts: { endpoint?: string; signal?: AbortSignal } = {}): Promise<{ file: string; bytes?: number } | undefined> {
-  const { repo, revision } = parseHubId(id);
-  const endpoint = opts.endpoint ?? hubEndpoint();
-  for (const file of DEFAULT_STEPS[2].alternatives) {
-    const url = hubFileUrl(endpoint, repo, revision, file);
-    let res: Response;
-    try {
-      res = await fetch(url, { method: 'HEAD', headers: requestHeaders(), signal: opts.signal, redirect: 'follow' });
-    } catch (err) {
-      throw new Error(`cannot reach ${url} (${describeCause(err)})`);
-    }
-    if (res.status === 404) continue;
-    if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`);
-    const size = Number(res.headers.get('x-linked-size') ?? res.headers.get('content-length') ?? NaN);
-    return { file, bytes: Number.isFinite(size) && size > 0 ? size : undefined };
-  }
-  return undefined;
-}
-
 async function fetchPending(id: string, folder: string, opts: DownloadOptions): Promise<string> {
   const { repo, revision } = parseHubId(id);
   // Looked at again under the lock: whoever held it before may have fetched these files.

@@ -11,8 +11,9 @@ import type { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import {
-  defaultCacheDir, downloadHubModel, hubCacheFolder, hubEndpoint, HubProgress, hubWeightsSize, isHubId,
+  defaultCacheDir, downloadHubModel, hubCacheFolder, hubEndpoint, HubProgress, isHubId,
 } from '../../server/model/hub';
+import { formatSize, hubWeightsSize } from '../../extension/hubSize';
 
 interface Served {
   files: Map<string, Buffer>;
@@ -327,8 +328,9 @@ test('isHubId and defaultCacheDir', () => {
   assert.equal(hubCacheFolder('a/b@refs/pr/1', '/c'), path.join('/c', 'hub', 'a--b', 'refs--pr--1'));
 });
 
-test('hubWeightsSize: the weights file a download would fetch and its size, by HEAD, without the body', { timeout: 10_000 }, async () => {
+test("hubWeightsSize (the extension's first-run question): the weights file the worker's download would fetch and its size, by HEAD", { timeout: 10_000 }, async () => {
   assert.deepEqual(await hubWeightsSize(ID, { endpoint }), { file: 'model.safetensors', bytes: weights.length });
+  assert.equal(formatSize(weights.length), '300.0 kB');
   // HEAD only: nothing lands in a cache, and a 404 for the safetensors falls back to the ONNX file.
   serve({ 'config.json': config, 'onnx/model.onnx': Buffer.alloc(1234) });
   assert.deepEqual(await hubWeightsSize(ID, { endpoint }), { file: 'onnx/model.onnx', bytes: 1234 });
