@@ -171,6 +171,7 @@ function render(): void {
   const row = s.rows[s.selected];
 
   ui.model.textContent = s.model ? `${s.model.name} · ${s.model.provider.toUpperCase()}` : '';
+  ui.model.title = ui.model.textContent;
   ui.busy.hidden = !s.busy;
   ui.busyText.textContent = s.busy ?? '';
   document.body.classList.toggle('is-busy', !!s.busy);

@@ -362,6 +362,13 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     assert.match((await page.locator('#demo-note').textContent()) ?? '', /This image is in colour and 451×300 px, unlike the 28×28 grey clothing images the built-in demo model learned from/);
     assert.equal(await page.locator('#model').textContent(), 'Fashion-MNIST demo (10 clothing classes) · CPU');
     await page.screenshot({ path: path.join(OUT, 'panel-demo-note-light.png'), fullPage: true });
+    // In a narrow panel the long name is cut with an ellipsis; the buttons stay on the header's one line.
+    await page.setViewportSize({ width: 480, height: 720 });
+    const [copyY, modelY] = await page.evaluate(() => ['save-overlay', 'model'].map((id) => (globalThis as any).document.getElementById(id).getBoundingClientRect().top));
+    assert.ok(Math.abs(copyY - modelY) < 12, `one header line (model at ${modelY}, Save Overlay at ${copyY})`);
+    assert.equal(await page.locator('#model').getAttribute('title'), 'Fashion-MNIST demo (10 clothing classes) · CPU');
+    await page.screenshot({ path: path.join(OUT, 'panel-demo-narrow-light.png') });
+    await page.setViewportSize({ width: 1000, height: 720 });
     for (const theme of ['dark', 'hc'] as const) {
       const other = await openPanel({ theme });
       await send(other.page, { ...state, model: demo, map: undefined });
