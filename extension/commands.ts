@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 import type { Ctx } from './ctx';
 import { IMAGE_EXTENSIONS, isImagePath } from './images';
+import { ensureModelChosen } from './firstRun';
 import { ResultsPanel } from './resultsPanel';
 
 const IMAGE_PREVIEW = 'imagePreview.previewEditor';
@@ -11,11 +12,11 @@ export function registerCommands(ctx: Ctx): void {
 
   register('vitLens.classifyImage', async (uri?: unknown, uris?: unknown) => {
     const images = await imagesFor(uri, uris, true);
-    if (images) ResultsPanel.show(ctx, images, 'classify');
+    if (images && (await ensureModelChosen(ctx))) ResultsPanel.show(ctx, images, 'classify');
   });
   register('vitLens.showAttention', async (uri?: unknown, uris?: unknown) => {
     const images = await imagesFor(uri, uris, false);
-    if (images) ResultsPanel.show(ctx, images.slice(0, 1), 'explain');
+    if (images && (await ensureModelChosen(ctx))) ResultsPanel.show(ctx, images.slice(0, 1), 'explain');
   });
   register('vitLens.selectModel', async () => {
     const value = await ctx.picker.pick(ctx.settings().modelSetting, ctx.settings().dtype);

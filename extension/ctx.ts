@@ -31,6 +31,7 @@ export class Ctx implements PanelHost, vscode.Disposable {
   ) {
     this.extensionUri = extension.extensionUri;
     this.picker = new ModelPicker(extension.globalState, extension.extensionPath);
+    this.status.builtIn = resolveModelSpec('', extension.extensionPath) ?? '';
     this.worker = new WorkerClient(vscode.Uri.joinPath(extension.extensionUri, 'dist', 'worker.js').fsPath, log, () => {
       const s = this.settings();
       return { provider: s.provider, cacheDir: s.cacheDir };

@@ -39,7 +39,7 @@ export class ModelPicker {
     const items: Pick[] = [];
     if (fs.existsSync(path.join(this.extensionPath, 'models', 'default'))) {
       items.push({
-        label: '$(package) Built-in model: Fashion-MNIST demo',
+        label: '$(package) Built-in model: Fashion-MNIST demo (10 clothing classes)',
         description: current === '' ? 'current' : 'offline',
         detail: '10 clothing classes, 28×28 grey images: for trying ViT Lens out; photos still get a clothing label',
         value: '',

@@ -22,9 +22,13 @@ const BODY = `<header class="toolbar">
         <img id="image" alt="">
         <canvas id="overlay" role="img" aria-label="Attention heatmap"></canvas>
       </div>
-      <figcaption id="map-caption"></figcaption>
+      <figcaption class="map-caption"><span id="map-caption"></span>
+        <span id="legend" class="legend" role="img" aria-label="Colour scale: low to high attention" hidden><span>low</span><canvas id="legend-bar" width="128" height="1"></canvas><span>high</span></span>
+      </figcaption>
     </figure>
     <p id="map-error" class="error" role="alert" hidden></p>
+    <p id="scale-note" class="hint" hidden></p>
+    <p id="demo-note" class="note" role="note" hidden></p>
     <form id="controls" class="controls" aria-label="Attention controls">
       <vscode-form-group variant="vertical">
         <vscode-label for="method">Map</vscode-label>

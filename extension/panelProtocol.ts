@@ -47,6 +47,26 @@ export interface ModelSummary {
   numHeads: number;
   explainAvailable: boolean;
   explainUnavailableReason?: string;
+  /** The built-in Fashion-MNIST demo: the panel says so when an image is unlike its 28×28 grey training images. */
+  demo?: boolean;
+}
+
+/** A saved ModelSummary (webview state, untrusted), kept only when well-formed. */
+export function parseModelSummary(v: unknown): ModelSummary | undefined {
+  const m = v as Partial<ModelSummary> | undefined;
+  if (typeof m !== 'object' || m === null || typeof m.name !== 'string' || !m.name || m.name.length > 200) return undefined;
+  if (m.provider !== 'webgpu' && m.provider !== 'cuda' && m.provider !== 'cpu') return undefined;
+  const count = (n: unknown) => Number.isInteger(n) && (n as number) > 0 && (n as number) <= 10_000;
+  if (!count(m.numLayers) || !count(m.numHeads) || typeof m.explainAvailable !== 'boolean') return undefined;
+  return {
+    name: m.name,
+    provider: m.provider,
+    numLayers: m.numLayers as number,
+    numHeads: m.numHeads as number,
+    explainAvailable: m.explainAvailable,
+    ...(typeof m.explainUnavailableReason === 'string' ? { explainUnavailableReason: m.explainUnavailableReason } : {}),
+    ...(m.demo === true ? { demo: true } : {}),
+  };
 }
 
 /** One attention map for the selected image, ready to draw. */

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { Controls, ImageRow, MapView, ModelSummary, PanelState, parseControls, parseWebviewMessage, WebviewMessage } from './panelProtocol';
+import { Controls, ImageRow, MapView, ModelSummary, PanelState, parseControls, parseModelSummary, parseWebviewMessage, WebviewMessage } from './panelProtocol';
 import { panelHtml } from './panelHtml';
 import { pageParts } from './webviewPage';
 import type { ExplainParams, ModelInfo } from './protocol';
@@ -72,7 +72,7 @@ export class ResultsPanel implements vscode.Disposable {
     private state: PanelState,
   ) {
     ResultsPanel.current = this;
-    if (host.worker.model) this.state.model = summarize(host.worker.model);
+    if (host.worker.model) this.state.model = summarize(host.worker.model, this.builtInModel());
     panel.iconPath = vscode.Uri.joinPath(host.extensionUri, 'media', 'icon.png');
     this.setResourceRoots();
     this.refreshSources();
@@ -82,10 +82,15 @@ export class ResultsPanel implements vscode.Disposable {
       panel.onDidDispose(() => this.dispose()),
       panel.webview.onDidReceiveMessage((m) => this.onMessage(m)),
       host.worker.onDidChangeModel((info) => {
-        if (info) this.state.model = summarize(info);
+        if (info) this.state.model = summarize(info, this.builtInModel());
         this.post();
       }),
     );
+  }
+
+  /** The built-in demo model's folder: the panel warns when it is used on images unlike its training data. */
+  private builtInModel(): string {
+    return path.join(this.host.extensionUri.fsPath, 'models', 'default');
   }
 
   private html(): string {
@@ -95,7 +100,7 @@ export class ResultsPanel implements vscode.Disposable {
 
   private setTitle(): void {
     const rows = this.state.rows;
-    this.panel.title = rows.length === 0 ? 'ViT Lens' : rows.length === 1 ? `ViT Lens: ${rows[0].name}` : `ViT Lens: ${rows.length} images`;
+    this.panel.title = rows.length === 0 ? 'ViT Lens' : rows.length === 1 ? `ViT Lens: ${path.basename(rows[0].path)}` : `ViT Lens: ${rows.length} images`;
   }
 
   /** The webview may load only the extension's bundles/styles and the folders of the images shown. */
@@ -120,7 +125,7 @@ export class ResultsPanel implements vscode.Disposable {
     this.state = {
       ...this.state,
       mode,
-      rows: images.map((p) => ({ path: p, name: path.basename(p), src: '' })),
+      rows: images.map((p) => ({ path: p, name: displayName(p), src: '' })),
       selected: 0,
       map: undefined,
       mapError: undefined,
@@ -320,17 +325,25 @@ export function restoreState(saved: unknown, s: Settings): PanelState {
     ? v.rows
         .filter((r): r is ImageRow => typeof r?.path === 'string' && path.isAbsolute(r.path) && isImagePath(r.path) && fs.existsSync(r.path))
         .slice(0, 1000)
-        .map((r) => ({ path: r.path, name: path.basename(r.path), src: '', predictions: Array.isArray(r.predictions) ? r.predictions : undefined, error: typeof r.error === 'string' ? r.error : undefined }))
+        .map((r) => ({ path: r.path, name: displayName(r.path), src: '', predictions: Array.isArray(r.predictions) ? r.predictions : undefined, error: typeof r.error === 'string' ? r.error : undefined }))
     : [];
   state.rows = rows;
   state.mode = v.mode === 'explain' ? 'explain' : 'classify';
   state.selected = Number.isInteger(v.selected) && (v.selected as number) < rows.length && (v.selected as number) >= 0 ? (v.selected as number) : 0;
   state.controls = parseControls(v.controls) ?? state.controls;
+  // The header keeps naming the model after a reload, until the new worker has loaded it again.
+  state.model = parseModelSummary(v.model);
   const map = v.map;
   if (map && Array.isArray(map.values) && Array.isArray(map.grid) && map.values.length === map.grid[0] * map.grid[1] && rows[state.selected]?.path === map.image) {
     state.map = { ...map, values: map.values.map(Number) };
   }
   return state;
+}
+
+/** A row's name: workspace-relative inside the workspace, the file name elsewhere (a temp copy's folder says nothing). */
+function displayName(file: string): string {
+  const rel = vscode.workspace.asRelativePath(file, false);
+  return rel === file || path.isAbsolute(rel) ? path.basename(file) : rel;
 }
 
 function explainParams(image: string, c: Controls, topK: number, info: ModelInfo): ExplainParams {
@@ -347,9 +360,10 @@ function describe(p: ExplainParams, cls?: { index: number; label: string }): str
   return `layer ${p.layer} · ${p.head === undefined ? `heads ${p.headFusion}` : `head ${p.head}`}`;
 }
 
-function summarize(info: ModelInfo): ModelSummary {
+function summarize(info: ModelInfo, builtIn: string): ModelSummary {
   return {
     name: info.name,
+    demo: path.resolve(info.spec) === path.resolve(builtIn) || undefined,
     provider: info.provider,
     numLayers: info.numLayers,
     numHeads: info.numHeads ?? info.architecture?.numHeads ?? 1,

@@ -1,6 +1,7 @@
 /** The status bar item: which model the panel uses and where it runs (WebGPU adapter, CUDA or CPU). Click → Select Model. */
 import * as vscode from 'vscode';
 import type { ModelInfo } from './protocol';
+import { DEMO_MODEL_NAME } from './firstRun';
 import { shortName } from './workerClient';
 
 const PROVIDER_LABELS = { webgpu: 'WebGPU', cuda: 'CUDA', cpu: 'CPU' } as const;
@@ -15,6 +16,9 @@ export function providerLabel(info: Pick<ModelInfo, 'provider' | 'device'>): str
 export class ModelStatusItem implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('vitLens.model', vscode.StatusBarAlignment.Right, 100);
 
+  /** The built-in model's folder: named for what it is before it is loaded. */
+  builtIn = '';
+
   constructor() {
     this.item.name = 'ViT Lens Model';
     this.item.command = 'vitLens.selectModel';
@@ -22,16 +26,19 @@ export class ModelStatusItem implements vscode.Disposable {
 
   /** `spec` is what the settings ask for (undefined: no model configured, none built in); `info` what the worker has loaded. */
   update(spec: string | undefined, info: ModelInfo | undefined, loading = false): void {
-    const name = info?.name ?? (spec ? shortName(spec) : 'no model');
+    const full = info?.name ?? (spec ? (spec === this.builtIn ? DEMO_MODEL_NAME : shortName(spec)) : 'no model');
+    // The bar is narrow: "Fashion-MNIST demo"; the tooltip has the whole name.
+    const name = full.replace(/ \([^)]*\)$/, '');
     const where = info ? ` · ${providerLabel(info)}` : '';
     this.item.text = `${loading ? '$(loading~spin)' : '$(eye)'} ${name}${where}`;
     const md = new vscode.MarkdownString(undefined, true);
     md.appendMarkdown('**ViT Lens**\n\n');
     if (info) {
-      md.appendMarkdown(`Model: \`${info.name}\` (${info.kind}, ${info.numClasses} classes, ${info.numLayers} layers)\n\n`);
+      md.appendMarkdown(`Model: **${info.name}** (${info.kind}, ${info.numClasses} classes, ${info.numLayers} layers)\n\n`);
+      if (spec === this.builtIn) md.appendMarkdown('The built-in demo: it knows only 10 kinds of clothing (28×28 grey images); for photos pick an ImageNet model\n\n');
       md.appendMarkdown(`Runs on: ${PROVIDER_LABELS[info.provider]} · ${info.device}${info.providerNote ? ` — ${info.providerNote}` : ''}\n\n`);
     } else if (spec) {
-      md.appendMarkdown(`Model: \`${spec}\` — ${loading ? 'loading…' : 'loads on first use'}\n\n`);
+      md.appendMarkdown(`Model: \`${spec === this.builtIn ? DEMO_MODEL_NAME : spec}\` — ${loading ? 'loading…' : 'loads on first use'}\n\n`);
     } else {
       md.appendMarkdown('No model: set `vitLens.model` or pick one\n\n');
     }

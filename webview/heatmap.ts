@@ -34,3 +34,15 @@ export function drawHeatmap(canvas: HTMLCanvasElement, grid: [number, number], v
   g.clearRect(0, 0, canvas.width, canvas.height);
   g.drawImage(small, 0, 0, canvas.width, canvas.height);
 }
+
+/** The colour scale of a colormap, low (left) to high (right), for the legend beside the heatmap. */
+export function drawColorScale(canvas: HTMLCanvasElement, colormap: ColormapName): void {
+  const lut = colormapLut(colormap);
+  const w = canvas.width;
+  const strip = new ImageData(w, 1);
+  for (let x = 0; x < w; x++) {
+    const level = Math.round((x / (w - 1)) * 255);
+    strip.data.set([lut[level * 3], lut[level * 3 + 1], lut[level * 3 + 2], 255], x * 4);
+  }
+  canvas.getContext('2d')!.putImageData(strip, 0, 0);
+}

@@ -13,7 +13,7 @@ import '@vscode-elements/elements/dist/vscode-radio/index.js';
 import '@vscode-elements/elements/dist/vscode-radio-group/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import type { Controls, HostMessage, PanelState, WebviewMessage } from '../extension/panelProtocol';
-import { drawHeatmap } from './heatmap';
+import { drawColorScale, drawHeatmap } from './heatmap';
 import { $, vscodeApi } from './vscodeApi';
 
 const vscode = vscodeApi<WebviewMessage, PanelState>();
@@ -30,6 +30,11 @@ const ui = {
   image: $<HTMLImageElement>('image'),
   overlay: $<HTMLCanvasElement>('overlay'),
   caption: $('map-caption'),
+  legend: $('legend'),
+  legendBar: $<HTMLCanvasElement>('legend-bar'),
+  scaleNote: $('scale-note'),
+  demoNote: $('demo-note'),
+  controls: $('controls'),
   mapError: $('map-error'),
   radios: [...document.querySelectorAll<HTMLElement & { checked: boolean; value: string }>('vscode-radio[name="method"]')],
   headFusion: $<Select>('head-fusion'),
@@ -47,6 +52,57 @@ const ui = {
   colormap: $<Select>('colormap'),
   rows: $('rows'),
 };
+/** The attention controls, disabled while the selected image could not be read (they would do nothing). */
+const attentionControls: HTMLElement[] = [...ui.radios, ui.headFusion, ui.discard, ui.layer, ui.head, ui.opacity, ui.colormap];
+
+/**
+ * Images smaller than this (e.g. 28×28 dataset images) are drawn scaled up by a whole factor with
+ * `image-rendering: pixelated`, so their pixels stay sharp squares; the overlay canvas covers the
+ * frame, which wraps the image, so it stays aligned whatever the drawn size.
+ */
+const READABLE_SIDE = 224;
+/** Whole-number factor that brings an image of natural size w×h up to READABLE_SIDE (1 when large enough). */
+function upscaleFactor(w: number, h: number): number {
+  const side = Math.max(w, h);
+  return side > 0 && side < READABLE_SIDE ? Math.floor(READABLE_SIDE / side) : 1;
+}
+
+/** What the demo model's warning needs to know about the shown image (its training images are 28×28 grey). */
+let shownImage: { src: string; width: number; height: number; colour: boolean | undefined } | undefined;
+const DEMO_MAX_SIDE = 64;
+
+/**
+ * Whether an image has colour: sampled at 32×32 on a canvas. Undefined where the page may not read
+ * the pixels (a resource origin without CORS taints the canvas): then only the size is judged.
+ */
+function hasColour(img: HTMLImageElement): boolean | undefined {
+  try {
+    const c = document.createElement('canvas');
+    c.width = c.height = 32;
+    const g = c.getContext('2d', { willReadFrequently: true })!;
+    g.drawImage(img, 0, 0, 32, 32);
+    const d = g.getImageData(0, 0, 32, 32).data;
+    let coloured = 0;
+    for (let i = 0; i < d.length; i += 4) if (Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 24) coloured++;
+    return coloured > 1024 * 0.02;
+  } catch {
+    return undefined;
+  }
+}
+
+function fitImage(): void {
+  const img = ui.image;
+  shownImage = { src: img.getAttribute('src') ?? '', width: img.naturalWidth, height: img.naturalHeight, colour: hasColour(img) };
+  renderDemoNote();
+  const k = img.naturalWidth ? upscaleFactor(img.naturalWidth, img.naturalHeight) : 1;
+  img.classList.toggle('pixelated', k > 1);
+  img.style.width = k > 1 ? `${img.naturalWidth * k}px` : '';
+  ui.scaleNote.hidden = k === 1;
+  ui.scaleNote.textContent = k > 1 ? `${img.naturalWidth}×${img.naturalHeight} px, shown ${k}× larger` : '';
+}
+ui.image.addEventListener('load', fitImage);
+// A file that cannot be decoded shows no broken-image glyph (its row says what is wrong).
+ui.image.addEventListener('error', () => (ui.stage.hidden = true));
 
 function post(m: WebviewMessage): void {
   vscode.postMessage(m);
@@ -92,6 +148,21 @@ window.addEventListener('message', (e: MessageEvent<HostMessage>) => {
   render();
 });
 
+/** The demo model on an image unlike its training data: say that its labels mean little here. */
+function renderDemoNote(): void {
+  const row = state?.rows[state.selected];
+  const img = shownImage;
+  const unlike: string[] = [];
+  if (state?.model?.demo && row && !row.error && img && img.src === row.src) {
+    if (img.colour) unlike.push('in colour');
+    if (Math.max(img.width, img.height) > DEMO_MAX_SIDE) unlike.push(`${img.width}×${img.height} px`);
+  }
+  ui.demoNote.hidden = unlike.length === 0;
+  ui.demoNote.textContent = unlike.length
+    ? `This image is ${unlike.join(' and ')}, unlike the 28×28 grey clothing images the built-in demo model learned from: it can only answer one of 10 clothing classes, so these labels say little. For photos, pick an ImageNet model with “ViT Lens: Select Model…” (e.g. google/vit-base-patch16-224).`
+    : '';
+}
+
 // ---- rendering ----
 function render(): void {
   if (!state) return;
@@ -100,20 +171,32 @@ function render(): void {
   const row = s.rows[s.selected];
 
   ui.model.textContent = s.model ? `${s.model.name} · ${s.model.provider.toUpperCase()}` : '';
+  ui.model.title = ui.model.textContent;
   ui.busy.hidden = !s.busy;
   ui.busyText.textContent = s.busy ?? '';
   document.body.classList.toggle('is-busy', !!s.busy);
   document.body.dataset.mode = s.mode;
 
-  // Image and heatmap.
-  if (row && ui.image.getAttribute('src') !== row.src) ui.image.src = row.src;
+  // Image and heatmap; an image that could not be read is not drawn (its row has the message).
+  const failed = !!row?.error;
+  if (row && !failed && ui.image.getAttribute('src') !== row.src) {
+    ui.image.style.width = '';
+    ui.image.src = row.src;
+  }
   ui.image.alt = row ? row.name : '';
-  ui.stage.hidden = !row;
+  ui.stage.hidden = !row || failed;
+  if (failed) ui.scaleNote.hidden = true;
+  for (const el of attentionControls) el.toggleAttribute('disabled', failed);
+  renderDemoNote();
+  ui.controls.setAttribute('aria-disabled', String(failed));
   const map = s.map && row && s.map.image === row.path ? s.map : undefined;
   if (map) {
     drawHeatmap(ui.overlay, map.grid, map.values, map.width, map.height, c.colormap);
     ui.overlay.dataset.drawn = `${map.label} · ${c.colormap}`;
     ui.overlay.hidden = false;
+    drawColorScale(ui.legendBar, c.colormap);
+    ui.legend.dataset.colormap = c.colormap;
+    ui.legend.hidden = false;
     ui.caption.textContent =
       map.method === 'rollout'
         ? `Attention rollout (${map.label})`
@@ -122,12 +205,15 @@ function render(): void {
           : `Raw attention (${map.label})`;
   } else {
     ui.overlay.hidden = true;
+    ui.legend.hidden = true;
     delete ui.overlay.dataset.drawn;
     ui.caption.textContent = '';
   }
   ui.overlay.style.opacity = String(c.opacity);
-  ui.mapError.hidden = !s.mapError;
-  ui.mapError.textContent = s.mapError ?? '';
+  // The selected row already shows its own error: said once, there.
+  const mapError = failed && s.mapError === row.error ? undefined : s.mapError;
+  ui.mapError.hidden = !mapError;
+  ui.mapError.textContent = mapError ?? '';
 
   // Controls mirror the state.
   for (const r of ui.radios) r.checked = r.value === c.method;
@@ -150,7 +236,7 @@ function render(): void {
   fillOptions(ui.head, [['fused', `All heads (${c.headFusion})`], ...Array.from({ length: heads }, (_, i): [string, string] => [String(i), `Head ${i}`])], c.head === null ? 'fused' : String(c.head));
   const explainable = s.model?.explainAvailable !== false;
   // Relevance reads the weights, not the graph's attention outputs: it can be saved where rollout cannot run.
-  ui.save.toggleAttribute('disabled', !map || (!explainable && map.method !== 'relevance'));
+  ui.save.toggleAttribute('disabled', failed || !map || (!explainable && map.method !== 'relevance'));
   ui.copy.toggleAttribute('disabled', !s.rows.some((r) => r.predictions));
 
   renderRows(s, map?.method === 'relevance' ? map.class?.index : undefined);
@@ -188,14 +274,10 @@ function renderRows(s: PanelState, explained: number | undefined): void {
     button.className = 'row-head';
     button.setAttribute('aria-pressed', String(index === s.selected));
     button.title = s.rows.length > 1 ? 'Show the attention of this image' : row.path;
-    const thumb = document.createElement('img');
-    thumb.src = row.src;
-    thumb.alt = '';
-    thumb.className = 'thumb';
     const name = document.createElement('span');
     name.className = 'name';
     name.textContent = row.name;
-    button.append(thumb, name);
+    button.append(thumbnail(row), name);
     button.addEventListener('click', () => {
       if (state && index !== state.selected) {
         state = { ...state, selected: index, map: undefined };
@@ -209,7 +291,7 @@ function renderRows(s: PanelState, explained: number | undefined): void {
       const p = document.createElement('p');
       p.className = 'error';
       p.setAttribute('role', 'alert');
-      p.textContent = row.error;
+      p.textContent = errorText(row);
       li.append(p);
     } else if (row.predictions) {
       li.append(predictionList(row.predictions, index === s.selected, explained));
@@ -222,6 +304,28 @@ function renderRows(s: PanelState, explained: number | undefined): void {
     return li;
   });
   ui.rows.replaceChildren(...items);
+}
+
+/** A row's thumbnail; a file that cannot be read gets an empty placeholder, never a broken-image glyph. */
+function thumbnail(row: PanelState['rows'][number]): HTMLElement {
+  const placeholder = () => {
+    const empty = document.createElement('span');
+    empty.className = 'thumb missing';
+    return empty;
+  };
+  if (row.error) return placeholder();
+  const img = document.createElement('img');
+  img.alt = '';
+  img.className = 'thumb';
+  img.addEventListener('load', () => img.classList.toggle('pixelated', Math.max(img.naturalWidth, img.naturalHeight) < 64));
+  img.addEventListener('error', () => img.replaceWith(placeholder()));
+  img.src = row.src;
+  return img;
+}
+
+/** The worker names files by absolute path (maybe a temp copy): the row shows its short name instead. */
+function errorText(row: PanelState['rows'][number]): string {
+  return (row.error ?? '').split(row.path).join(row.name);
 }
 
 /** The top-k bars; in the selected row each label is a button that explains that class (relevance). */

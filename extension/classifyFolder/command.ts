@@ -7,6 +7,7 @@ import { constants as fsConstants, promises as fs } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { ensureModelChosen } from '../firstRun';
 import type { Ctx } from '../ctx';
 import { ClassifyFolderRequest, ClassifyFolderResult } from '../protocol';
 import { KnownPredictionFiles, PredictionsPanel } from './predictionsPanel';
@@ -21,6 +22,7 @@ export async function classifyFolderCommand(ctx: Ctx, known: KnownPredictionFile
     void vscode.window.showInformationMessage(`ViT Lens is already classifying ${path.basename(folder)}.`);
     return;
   }
+  if (!(await ensureModelChosen(ctx))) return;
   const model = ctx.modelRequest();
   if (!model) return;
   running.add(folder);

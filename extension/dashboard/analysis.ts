@@ -143,8 +143,9 @@ export function timing(run: RunHeader, steps: readonly { step: number; time: str
   return { elapsed, eta };
 }
 
-/** "3d 4h", "1:02:03", "4:05", "12s". */
+/** "3d 4h", "1:02:03", "4:05", "12s", "0.4s" (a head-only fine-tune can finish in under a second: not "0s"). */
 export function formatDuration(seconds: number): string {
+  if (seconds < 9.95) return seconds < 0.05 ? (seconds > 0 ? '<0.1s' : '0s') : `${seconds.toFixed(1)}s`;
   const s = Math.max(0, Math.round(seconds));
   if (s < 60) return `${s}s`;
   if (s >= 86400) return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;

@@ -18,6 +18,7 @@ import { archAndLabelsFromHfFolder, loadHfWeights } from '../formats/hfSafetenso
 import { attentionOutputName, buildVitOnnx, BUILDER_VERSION, Dtype, externalDataSize, fusedAttentionOutputName, HEAD_FUSIONS } from './onnxBuilder';
 import { outputClassCount, tapAttention } from './attentionTap';
 import { defaultCacheDir, downloadHubModel, isHubId } from './hub';
+import { formatBytes } from '../util/regularFile';
 import type { ViTArch } from './vitConfig';
 import type { WeightMap } from './tensor';
 import { writeFileAtomic } from '../util/atomicFile';
@@ -84,6 +85,11 @@ export interface ResolveOptions {
 /** transformers.js's file for each dtype in a hub folder's onnx/ (as on the hub). */
 export const TRANSFORMERS_JS_FILES: Record<Dtype, string> = { fp32: 'model.onnx', fp16: 'model_fp16.onnx', q8: 'model_quantized.onnx' };
 
+/** "model.safetensors: 12.3 MB of 45.6 MB (27%)"; without a total, what has arrived. */
+export function downloadMessage(file: string, received: number, total?: number): string {
+  return total ? `${file}: ${formatBytes(received)} of ${formatBytes(total)} (${Math.floor((received / total) * 100)}%)` : `${file}: ${formatBytes(received)}`;
+}
+
 export async function resolveModel(spec: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
   const stat = await fs.stat(spec).catch(() => undefined);
   if (!stat) {
@@ -95,7 +101,8 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
         onProgress: (p) =>
           opts.onProgress?.({
             stage: 'download',
-            message: `Downloading ${spec}: ${p.file}`,
+            // The notification's title names the model already: the file and how far, in MB and percent.
+            message: downloadMessage(p.file, p.received, p.total),
             fraction: p.total ? p.received / p.total : undefined,
           }),
       });
@@ -143,12 +150,25 @@ async function resolveFolder(dir: string, spec: string, opts: ResolveOptions): P
   // whereas onnx/ in the transformers.js layout is whatever some exporter produced.
   if (!hasSafetensors) {
     // The ONNX reader finds this folder's config.json (labels) and preprocessor_config.json itself.
-    return { ...(await resolveOnnxFile(onnxFile, opts, spec)), kind: 'hf-folder', arch, dtype: opts.dtype ?? 'fp32' };
+    return { ...(await resolveOnnxFile(onnxFile, opts, spec)), kind: 'hf-folder', name: await folderModelName(dir), arch, dtype: opts.dtype ?? 'fp32' };
   }
   const labels = await chooseLabels(opts.labelsFile, configLabels, arch.numClasses, `${path.join(dir, 'config.json')} (id2label)`);
   const preprocess = await readPreprocessorConfig(dir, arch.imageSize);
   const built = await buildCachedOrInMemory(safetensors, arch, () => loadHfWeights(safetensors, arch), opts);
-  return { ...builtModel(spec, 'hf-folder', built, arch, opts.dtype), labels: labels.labels, labelsFrom: labels.from, preprocess };
+  return { ...builtModel(spec, 'hf-folder', built, arch, opts.dtype), name: await folderModelName(dir), labels: labels.labels, labelsFrom: labels.from, preprocess };
+}
+
+/**
+ * What a model folder is called in status bars and panels: config.json's `vit_lens_display_name`
+ * (the built-in demo says what it is: "Fashion-MNIST demo (10 clothing classes)"), else the run's
+ * name for a fine-tuning run's `export/` folder, else the folder's name.
+ */
+export async function folderModelName(dir: string): Promise<string> {
+  const config = await fs.readFile(path.join(dir, 'config.json'), 'utf8').then(JSON.parse, () => undefined);
+  const display = config?.vit_lens_display_name;
+  if (typeof display === 'string' && display.trim() && display.length <= 80) return display.trim();
+  const base = path.basename(dir.replace(/[\\/]+$/, ''));
+  return base === 'export' ? path.basename(path.dirname(path.resolve(dir))) : base;
 }
 
 async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file): Promise<ResolvedModel> {

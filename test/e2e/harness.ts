@@ -109,6 +109,23 @@ export class CodeServerSession {
     return this.page.screenshot({ path: path.join(this.opts.outDir, name) });
   }
 
+  /**
+   * Wait until the extension's log ("ViT Lens.log", the LogOutputChannel code-server writes under the
+   * user data folder) has a line matching `line`: an event the extension reports (e.g. "loaded <model>"),
+   * rather than a guess of how long it takes. The cap only turns a hang into a failure.
+   */
+  async waitForLog(line: RegExp, capMs = 600_000): Promise<string> {
+    const until = Date.now() + capMs;
+    for (;;) {
+      for (const f of findFiles(path.join(this.userData, 'logs'), (p) => /ViT Lens\.log$/.test(p))) {
+        const hit = fs.readFileSync(f, 'utf8').split('\n').find((l) => line.test(l));
+        if (hit) return hit;
+      }
+      if (Date.now() > until) throw new Error(`the extension's log never had a line matching ${line}`);
+      await this.page.waitForTimeout(250);
+    }
+  }
+
   /** Screenshot the workbench when a step fails, then fail. */
   async withFailureShot(name: string, body: () => Promise<void>): Promise<void> {
     try {

@@ -81,6 +81,8 @@ before(async () => {
   await makeColorDataset(path.join(datasetTmp, 'colors'), { classes: CLASSES, perClass: PER_CLASS });
   session = new CodeServerSession({
     outDir: OUT,
+    // The first-run model question (tested in vscode.e2e.ts) answered beforehand: the built-in model, no prompt.
+    userSettings: { 'vitLens.askForModel': false },
     setupWorkspace: (ws) => {
       fs.cpSync(path.join(datasetTmp, 'colors'), path.join(ws, 'colors'), { recursive: true });
       for (const [file, label] of Object.entries(FASHION)) {
@@ -512,8 +514,9 @@ test('Use as Current Model from the run\'s context menu, then Classify Image use
   assert.deepEqual(await labels.allTextContents(), expected.map((p) => p.label));
   const scores = await panel.locator('#rows > li').first().locator('.score').allTextContents();
   assert.deepEqual(scores, expected.map((p) => `${(p.score * 100).toFixed(1)}%`));
-  // The status bar names the model in use (its folder: export).
-  await page.locator('.statusbar-item', { hasText: /export · CPU/ }).first().waitFor({ timeout: 30_000 });
+  // The status bar and the panel header name the model in use by its run (not "export").
+  await page.locator('.statusbar-item', { hasText: `${runName} · CPU` }).first().waitFor({ timeout: 30_000 });
+  assert.equal(await panel.locator('#model').textContent(), `${runName} · CPU`);
   await panel.locator('#overlay[data-drawn]').waitFor({ timeout: 60_000 });
   await panel.locator('#image').evaluate((img: any) => img.decode());
   // The model-load progress notification closes once the model is loaded.

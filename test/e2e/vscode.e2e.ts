@@ -41,11 +41,13 @@ const panelFrame = (timeoutMs = 60_000): Promise<Frame> => session.webviewFrame(
 
 before(async () => {
   hub = http.createServer((req, res) => {
-    hubRequests.push(req.url ?? '');
-    const m = /^\/test-org\/vit-tiny\/resolve\/main\/(config\.json|preprocessor_config\.json|model\.safetensors)$/.exec(req.url ?? '');
+    hubRequests.push(`${req.method === 'HEAD' ? 'HEAD ' : ''}${req.url ?? ''}`);
+    // The test model under its own id and under the standard model's id (the first-run prompt's Download).
+    const m = /^\/(?:test-org\/vit-tiny|google\/vit-base-patch16-224)\/resolve\/main\/(config\.json|preprocessor_config\.json|model\.safetensors)$/.exec(req.url ?? '');
     if (!m) return void res.writeHead(404).end();
     const body = fs.readFileSync(path.join(MODEL, m[1]));
     res.writeHead(200, { 'content-length': body.length, 'content-type': 'application/octet-stream' });
+    if (req.method === 'HEAD') return void res.end();
     if (m[1] !== 'model.safetensors') return void res.end(body);
     // 40 chunks, 0.5 s apart: long enough to see the progress notification and cancel it.
     let i = 0;
@@ -251,6 +253,44 @@ test('Typing "ViT" in the command palette lists ViT Lens commands first; Get Sta
   await page.keyboard.press('Control+W');
 }));
 
+test('With no model set, the first Classify asks once (standard model with its size / demo / another); Download fetches it from the hub and classifies', () => withFailureShot('first-run', async () => {
+  await page.keyboard.press('Escape');
+  const settingsFile = path.join(workspace, '.vscode/settings.json');
+  const saved = fs.readFileSync(settingsFile, 'utf8');
+  // vitLens.model unset, as on a fresh install.
+  fs.writeFileSync(settingsFile, JSON.stringify({ 'vitLens.topK': 5 }, null, 2));
+  await page.waitForTimeout(1500);
+  const cli = JSON.parse(execFileSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'classify', path.join(workspace, 'coffee.png'), '--model', MODEL, '--top-k', '5', '--json', '--cache-dir', path.join(tmp, 'cli-cache')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  const expected = (cli.results[0].predictions as { label: string }[]).map((p) => p.label);
+
+  await explorerMenu('coffee.png', 'Classify Image');
+  const dialog = page.locator('.monaco-dialog-box', { hasText: 'google/vit-base-patch16-224' });
+  await dialog.waitFor({ timeout: 30_000 });
+  const size = fs.statSync(path.join(MODEL, 'model.safetensors')).size;
+  assert.match((await dialog.textContent()) ?? '', new RegExp(`ImageNet, 1000 classes; ${(size / 1e3).toFixed(1)} kB, downloaded once, cached`));
+  assert.ok(hubRequests.includes('HEAD /google/vit-base-patch16-224/resolve/main/model.safetensors'), `the size came from a HEAD request: ${hubRequests.join(', ')}`);
+  for (const b of ['Download', 'Use the offline demo model (10 clothing classes)', 'Choose another…']) await dialog.getByRole('button', { name: b, exact: true }).waitFor({ timeout: 5000 });
+  await shot('8a-first-run-prompt.png');
+  await dialog.getByRole('button', { name: 'Download', exact: true }).click();
+
+  // The download runs behind its progress notification: file, size and percent, the model id only in the title.
+  const progress = page.locator('.notifications-toasts .notification-toast', { hasText: 'loading google/vit-base-patch16-224' });
+  await progress.first().waitFor({ timeout: 30_000 });
+  await page.locator('.notifications-toasts .notification-toast', { hasText: /model\.safetensors: [\d.]+ kB of [\d.]+ kB \(\d+%\)/ }).first().waitFor({ timeout: 30_000 });
+  assert.equal(await progress.filter({ hasText: 'Downloading google' }).count(), 0, 'the message does not repeat the title');
+  await shot('8b-first-run-download.png');
+  const panel = await panelFrame();
+  const labels = panel.locator('#rows > li').first().locator('.label');
+  await labels.first().waitFor({ timeout: 120_000 });
+  assert.deepEqual(await labels.allTextContents(), expected);
+  assert.equal(await panel.locator('#model').textContent(), 'google/vit-base-patch16-224 · CPU');
+  await shot('8c-first-run-classified.png');
+
+  // Answered once: the next Classify with the demo model (setting empty again) does not ask.
+  fs.writeFileSync(settingsFile, saved);
+  await page.waitForTimeout(1000);
+}));
+
 test('ViT: Select Model… → Built-in model switches the model (status bar, panel labels)', { skip: fs.existsSync(BUILT_IN) ? false : 'no built-in model in models/default yet' }, () => withFailureShot('built-in', async () => {
   await page.keyboard.press('Escape');
   await session.runCommand('ViT Lens: Select Model');
@@ -271,8 +311,10 @@ test('ViT: Select Model… → Built-in model switches the model (status bar, pa
   await page.keyboard.press('Enter');
   const cli = JSON.parse(execFileSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'classify', path.join(workspace, 'coffee.png'), '--model', BUILT_IN, '--top-k', '5', '--json', '--cache-dir', path.join(tmp, 'cli-cache')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
   const expected = (cli.results[0].predictions as { label: string }[]).map((p) => p.label);
-  // The pick is loaded at once: the status bar shows the model's name and provider.
-  await page.locator('.statusbar-item', { hasText: /default · CPU/ }).first().waitFor({ timeout: 30_000 });
+  // The pick is loaded at once. Wait on the event itself (the extension logs "loaded <name>" when the
+  // worker answers), however long a loaded machine takes, then the status bar names it and its provider.
+  await session.waitForLog(/loaded Fashion-MNIST demo \(10 clothing classes\) \(hf-folder, CPU/);
+  await page.locator('.statusbar-item', { hasText: 'Fashion-MNIST demo · CPU' }).first().waitFor({ timeout: 10_000 });
   // The setting is written where it takes effect (here the workspace value shadowed the user one).
   assert.equal(JSON.parse(fs.readFileSync(path.join(workspace, '.vscode/settings.json'), 'utf8'))['vitLens.model'], '');
   await explorerMenu('coffee.png', 'Classify Image');
@@ -284,6 +326,9 @@ test('ViT: Select Model… → Built-in model switches the model (status bar, pa
     await page.waitForTimeout(250);
   }
   assert.deepEqual(await labels.allTextContents(), expected);
+  // coffee.png is a colour photo: the panel says the demo's labels mean little here (no prompt first: answered above).
+  await panel.locator('#demo-note', { hasText: 'unlike the 28×28 grey clothing images' }).waitFor({ timeout: 10_000 });
+  assert.equal(await page.locator('.monaco-dialog-box').count(), 0, 'the first-run question is asked only once');
   await shot('9-panel-built-in-model.png');
 }));
 

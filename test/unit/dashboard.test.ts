@@ -203,7 +203,17 @@ describe('training dashboard in headless Chromium', { skip: skipBrowser }, () =>
       const open = (await posted()).at(-1);
       assert.equal(open.type, 'openImage');
       assert.ok(parseDashboardMessage(open, 1, (id, f) => !!state.heldOut(f)), 'the message passes the extension’s validator');
-      await page.locator('#suspect-table button', { hasText: 'Move to class…' }).first().click();
+      // No caption is cut (each shows its whole text), and "Move to class…" stays on one line.
+      const cut = await page.locator('.thumb-caption').evaluateAll((els) => els.filter((e: any) => e.scrollWidth > e.clientWidth || e.scrollHeight > e.clientHeight + 1).map((e: any) => e.textContent));
+      assert.deepEqual(cut, [], 'clipped captions');
+      const move = page.locator('#suspect-table button', { hasText: 'Move to class…' }).first();
+      // Also in a narrow editor, where the table's columns squeeze.
+      const viewport = page.viewportSize()!;
+      await page.setViewportSize({ width: 560, height: viewport.height });
+      const [moveH, lineH] = await move.evaluate((b: any) => [b.getBoundingClientRect().height, parseFloat((globalThis as any).getComputedStyle(b).lineHeight) || 16]);
+      assert.ok(moveH < lineH * 2, `"Move to class…" wraps (${moveH}px tall)`);
+      await page.setViewportSize(viewport);
+      await move.click();
       assert.equal((await posted()).at(-1).type, 'moveImage');
       for (const m of await posted()) assert.ok(parseDashboardMessage(m, 1, (id, f) => !!state.heldOut(f)), `rejected: ${JSON.stringify(m)}`);
 

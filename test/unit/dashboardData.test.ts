@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { classReport, mistakenness, rankSuspects, selfConfidence, smoothEma, timing } from '../../extension/dashboard/analysis';
+import { classReport, formatDuration, mistakenness, rankSuspects, selfConfidence, smoothEma, timing } from '../../extension/dashboard/analysis';
 import { parseDashboardMessage, parseSavedSources, type RunHeader } from '../../extension/dashboard/model';
 import { RunSource } from '../../extension/dashboard/runSource';
 import { SourceState } from '../../extension/dashboard/sourceState';
@@ -294,4 +294,8 @@ describe('ScalarsReaders (vitLens/readScalars)', () => {
     assert.equal(readers.size, 2, 'at most maxReaders');
     await assert.rejects(readers.read({ folder: 42 } as any), /folder/);
   });
+});
+
+test('durations: a sub-second run is not "0s"; minutes and hours as clocks', () => {
+  assert.deepEqual([0, 0.02, 0.4, 2.04, 9.9, 12.4, 65, 3723, 90_000].map(formatDuration), ['0s', '<0.1s', '0.4s', '2.0s', '9.9s', '12s', '1:05', '1:02:03', '1d 1h']);
 });

@@ -13,6 +13,7 @@ import * as path from 'path';
 import {
   defaultCacheDir, downloadHubModel, hubCacheFolder, hubEndpoint, HubProgress, isHubId,
 } from '../../server/model/hub';
+import { formatSize, hubWeightsSize } from '../../extension/hubSize';
 
 interface Served {
   files: Map<string, Buffer>;
@@ -325,4 +326,20 @@ test('isHubId and defaultCacheDir', () => {
   delete process.env.XDG_CACHE_HOME;
   assert.equal(defaultCacheDir(), path.join(os.homedir(), '.cache', 'vit-lens'));
   assert.equal(hubCacheFolder('a/b@refs/pr/1', '/c'), path.join('/c', 'hub', 'a--b', 'refs--pr--1'));
+});
+
+test("hubWeightsSize (the extension's first-run question): the weights file the worker's download would fetch and its size, by HEAD", { timeout: 10_000 }, async () => {
+  assert.deepEqual(await hubWeightsSize(ID, { endpoint }), { file: 'model.safetensors', bytes: weights.length });
+  assert.equal(formatSize(weights.length), '300.0 kB');
+  // HEAD only: nothing lands in a cache, and a 404 for the safetensors falls back to the ONNX file.
+  serve({ 'config.json': config, 'onnx/model.onnx': Buffer.alloc(1234) });
+  assert.deepEqual(await hubWeightsSize(ID, { endpoint }), { file: 'onnx/model.onnx', bytes: 1234 });
+  serve({ 'config.json': config });
+  assert.equal(await hubWeightsSize(ID, { endpoint }), undefined);
+  // No network: an error naming the URL, for the caller to say it is offline.
+  const closed = http.createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const dead = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+  await new Promise((resolve) => closed.close(resolve));
+  await assert.rejects(hubWeightsSize(ID, { endpoint: dead }), /cannot reach http:\/\/127\.0\.0\.1:\d+\/org\/name\/resolve\/main\/model\.safetensors \(ECONNREFUSED\)/);
 });

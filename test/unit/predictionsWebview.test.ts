@@ -169,6 +169,36 @@ describe('predictions table in headless Chromium', { skip: skipBrowser }, () => 
     await page.close();
   });
 
+
+  test('28×28 thumbnails are drawn 2× larger and pixelated; a failure is named once, relative; a split editor scrolls instead of cutting columns', async () => {
+    for (const theme of ['dark', 'light'] as const) {
+      const { page, errors } = await open({ theme });
+      await send(page, sampleData(origin));
+      await page.waitForFunction(() => [...(globalThis as any).document.querySelectorAll('#spacer img')].every((i: any) => i.complete && i.naturalWidth > 0));
+      const thumbs = await page.locator('#spacer img').evaluateAll((imgs: any[]) =>
+        imgs.map((i) => [i.getBoundingClientRect().width, i.getBoundingClientRect().height, (globalThis as any).getComputedStyle(i).imageRendering]),
+      );
+      assert.equal(thumbs.length, 10);
+      for (const t of thumbs) assert.deepEqual(t, [56, 56, 'pixelated']);
+      const rowH = await page.locator('#spacer .row').first().evaluate((r: any) => r.getBoundingClientRect().height);
+      assert.ok(rowH >= 56, `the row (${rowH}px) holds the thumbnail`);
+      // The failure: its relative name once, then the problem; no absolute path.
+      await page.locator('#failures summary').click();
+      assert.equal(await page.locator('#failures-list li').first().textContent(), 'broken.png — cannot decode image (unsupported image format)');
+      await page.screenshot({ path: path.join(OUT, `table-thumbs-${theme}.png`) });
+
+      // Split editor: no header is cut ("Confid…"), the table scrolls sideways.
+      await page.setViewportSize({ width: 520, height: 640 });
+      const cut = await page.locator('.row.head button').evaluateAll((bs: any[]) => bs.filter((b) => b.parentElement.scrollWidth > b.parentElement.clientWidth).map((b) => b.textContent));
+      assert.deepEqual(cut, [], 'header cells cut');
+      const [scrollW, clientW] = await page.locator('#scroller').evaluate((s: any) => [s.scrollWidth, s.clientWidth]);
+      assert.ok(scrollW > clientW, `the table scrolls sideways (${scrollW} > ${clientW})`);
+      await page.screenshot({ path: path.join(OUT, `table-narrow-${theme}.png`) });
+      assert.deepEqual(errors, [], 'console errors');
+      await page.close();
+    }
+  });
+
   test('100k rows: only the rows in view are in the DOM; scrolling to the end shows the last row', async () => {
     const { page, errors } = await open({ theme: 'light' });
     // Built in the page: shipping 100k objects through the test driver alone takes seconds.

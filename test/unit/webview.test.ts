@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { panelHtml } from '../../extension/panelHtml';
-import { parseWebviewMessage, type Controls, type PanelState } from '../../extension/panelProtocol';
+import { parseModelSummary, parseWebviewMessage, type Controls, type PanelState } from '../../extension/panelProtocol';
 import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type OpenedPage, type Theme, type ThemeVars } from './webviewHarness';
 
 const OUT = path.join(ROOT, 'test-output', 'webview');
@@ -262,6 +262,145 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
       assert.deepEqual(errors, [], 'console errors');
       await page.close();
     }
+  });
+
+
+  /** Bounding box of an element in the page. */
+  const box = (page: Page, sel: string) => page.locator(sel).evaluate((el: any) => { const r = el.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height }; });
+
+  test('a 28×28 image is drawn 8× larger, pixelated, with the overlay exactly over it and a colour scale beside it (light, dark, high contrast)', async () => {
+    const sample = 'fashion-mnist-test-0-ankle-boot.png';
+    const small: PanelState = {
+      ...state,
+      rows: [{ path: `/samples/${sample}`, name: sample, src: `${origin}/samples/${sample}`, predictions: [{ label: 'Ankle boot', index: 9, score: 0.9 }] }],
+      map: { ...state.map!, image: `/samples/${sample}`, width: 28, height: 28 },
+    };
+    for (const theme of ['dark', 'light', 'hc'] as const) {
+      const { page, errors } = await openPanel({ theme });
+      await send(page, small);
+      await page.locator('#image').evaluate((img: any) => img.decode());
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('image').classList.contains('pixelated'));
+      const img = await box(page, '#image');
+      assert.deepEqual([img.w, img.h], [224, 224], 'drawn at 8× its 28 px');
+      assert.equal(await page.locator('#image').evaluate((el) => (globalThis as any).getComputedStyle(el).imageRendering), 'pixelated');
+      const overlay = await box(page, '#overlay');
+      assert.deepEqual(overlay, img, 'the heatmap covers the image exactly');
+      assert.match((await page.locator('#scale-note').textContent()) ?? '', /28×28 px, shown 8× larger/);
+      // The thumbnail in the row is sharp too.
+      await page.waitForFunction(() => (globalThis as any).document.querySelector('#rows img.thumb')?.classList.contains('pixelated'));
+
+      // Legend: visible beside the caption, low end = turbo(0) #23171b, high end = turbo(1) #900c00.
+      assert.equal(await page.locator('#legend').isVisible(), true);
+      assert.deepEqual(await page.locator('#legend > span').allTextContents(), ['low', 'high']);
+      const ends = (): Promise<number[][]> => page.locator("#legend-bar").evaluate((c: any) => { const d = c.getContext('2d').getImageData(0, 0, c.width, 1).data; return [Array.from(d.slice(0, 3)), Array.from(d.slice(-4, -1))]; });
+      const near = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]) <= 3);
+      const [lo, hi] = await ends();
+      assert.ok(near(lo, [35, 23, 27]) && near(hi, [144, 12, 0]), `turbo legend ends ${lo} ${hi}`);
+      const legend = await box(page, '#legend');
+      assert.ok(legend.y >= img.y + img.h && legend.x + legend.w <= (await box(page, '#detail')).x + (await box(page, '#detail')).w + 1, 'the legend sits under the heatmap, inside its column');
+      // The legend follows the colormap: gray goes black → white.
+      await page.locator('#colormap').click();
+      await page.locator('#colormap').getByRole('option', { name: 'gray', exact: true }).click();
+      assert.deepEqual(await ends(), [[0, 0, 0], [255, 255, 255]]);
+      await page.screenshot({ path: path.join(OUT, `panel-small-${theme}.png`), fullPage: true });
+      // No map: no legend.
+      await send(page, { ...small, map: undefined });
+      assert.equal(await page.locator('#legend').isVisible(), false);
+      // A large photo is drawn at its own size (capped by the column), not pixelated.
+      await send(page, state);
+      await page.locator('#image').evaluate((img: any) => img.decode());
+      await page.waitForFunction(() => !(globalThis as any).document.getElementById('image').classList.contains('pixelated'));
+      assert.deepEqual(await box(page, '#overlay'), await box(page, '#image'));
+      assert.equal(await page.locator('#scale-note').isVisible(), false);
+      assert.deepEqual(errors, [], 'console errors');
+      await page.close();
+    }
+  });
+
+  test('an image that cannot be read: its message once, its short name, no broken-image glyph, attention controls disabled', async () => {
+    const corrupt = '/tmp/vit-lens-abc123/not-an-image.jpg';
+    const broken: PanelState = {
+      ...state,
+      rows: [state.rows[0], { path: corrupt, name: 'bad/not-an-image.jpg', src: `${origin}/test/fixtures/bad/not-an-image.jpg`, error: `${corrupt}: not a PNG, JPEG, GIF, WebP or BMP image` }],
+      selected: 1,
+      map: undefined,
+      mapError: `${corrupt}: not a PNG, JPEG, GIF, WebP or BMP image`,
+    };
+    for (const theme of ['dark', 'light', 'hc'] as const) {
+      const { page, posted } = await openPanel({ theme });
+      await send(page, broken);
+      const text = await page.locator('body').innerText();
+      assert.equal(text.split('not a PNG, JPEG').length - 1, 1, `the message appears once:\n${text}`);
+      assert.equal(text.includes('/tmp/'), false, 'no temp path');
+      assert.match(await page.locator('#rows > li').nth(1).locator('.error').textContent() ?? '', /^bad\/not-an-image\.jpg: not a PNG/);
+      // Neither the stage nor the row shows the undecodable file as an <img> (no broken-image glyph).
+      assert.equal(await page.locator('#stage').isVisible(), false);
+      assert.equal(await page.locator('#rows > li').nth(1).locator('img').count(), 0);
+      assert.equal(await page.locator('#rows > li').nth(1).locator('.thumb.missing').count(), 1);
+      // The attention controls do nothing for this row: disabled, and clicking them posts nothing.
+      for (const id of ['head-fusion', 'discard-ratio', 'opacity', 'colormap', 'save-overlay']) assert.equal(await page.locator(`#${id}`).getAttribute('disabled'), '', id);
+      assert.equal(await page.locator('vscode-radio[value="attention"]').evaluate((r: any) => r.disabled), true);
+      const before = (await posted()).length;
+      await page.locator('vscode-radio[value="attention"]').click({ force: true });
+      assert.equal((await posted()).length, before, 'a disabled radio posts nothing');
+      await page.screenshot({ path: path.join(OUT, `panel-error-row-${theme}.png`), fullPage: true });
+      // Selecting the good row enables them again.
+      await send(page, { ...state, selected: 0 });
+      assert.equal(await page.locator('#colormap').getAttribute('disabled'), null);
+      await page.close();
+    }
+  });
+
+
+  test('the built-in demo model on a colour photo says its labels mean little; on its own kind of image (28×28 grey) it does not', async () => {
+    const demo = { name: 'Fashion-MNIST demo (10 clothing classes)', provider: 'cpu' as const, numLayers: 6, numHeads: 4, explainAvailable: true, demo: true };
+    const sample = 'fashion-mnist-test-0-ankle-boot.png';
+    const { page, errors } = await openPanel({ theme: 'light' });
+    await send(page, { ...state, model: demo, map: undefined });
+    await page.locator('#image').evaluate((img: any) => img.decode());
+    await page.locator('#demo-note').waitFor({ state: 'visible', timeout: 5000 });
+    assert.match((await page.locator('#demo-note').textContent()) ?? '', /This image is in colour and 451×300 px, unlike the 28×28 grey clothing images the built-in demo model learned from/);
+    assert.equal(await page.locator('#model').textContent(), 'Fashion-MNIST demo (10 clothing classes) · CPU');
+    await page.screenshot({ path: path.join(OUT, 'panel-demo-note-light.png'), fullPage: true });
+    // In a narrow panel the long name is cut with an ellipsis; the buttons stay on the header's one line.
+    await page.setViewportSize({ width: 480, height: 720 });
+    const [copyY, modelY] = await page.evaluate(() => ['save-overlay', 'model'].map((id) => (globalThis as any).document.getElementById(id).getBoundingClientRect().top));
+    assert.ok(Math.abs(copyY - modelY) < 12, `one header line (model at ${modelY}, Save Overlay at ${copyY})`);
+    assert.equal(await page.locator('#model').getAttribute('title'), 'Fashion-MNIST demo (10 clothing classes) · CPU');
+    await page.screenshot({ path: path.join(OUT, 'panel-demo-narrow-light.png') });
+    await page.setViewportSize({ width: 1000, height: 720 });
+    for (const theme of ['dark', 'hc'] as const) {
+      const other = await openPanel({ theme });
+      await send(other.page, { ...state, model: demo, map: undefined });
+      await other.page.locator('#demo-note').waitFor({ state: 'visible', timeout: 5000 });
+      await other.page.screenshot({ path: path.join(OUT, `panel-demo-note-${theme}.png`), fullPage: true });
+      await other.page.close();
+    }
+    // Its own kind of image: no note.
+    const own: PanelState = { ...state, model: demo, map: undefined, rows: [{ path: `/samples/${sample}`, name: sample, src: `${origin}/samples/${sample}`, predictions: [{ label: 'Ankle boot', index: 9, score: 0.9 }] }] };
+    await send(page, own);
+    await page.locator('#image').evaluate((img: any) => img.decode());
+    await page.waitForFunction(() => (globalThis as any).document.getElementById('image').classList.contains('pixelated'));
+    assert.equal(await page.locator('#demo-note').isVisible(), false);
+    // Another model on the colour photo: no note either.
+    await send(page, { ...state, map: undefined });
+    await page.locator('#image').evaluate((img: any) => img.decode());
+    await page.waitForTimeout(100);
+    assert.equal(await page.locator('#demo-note').isVisible(), false);
+    assert.deepEqual(errors, [], 'console errors');
+    await page.close();
+  });
+
+  test('after a reload the header still names the model (the saved summary is kept when well-formed)', async () => {
+    const model = { name: 'colors-2024-05-01-1200', provider: 'cpu', numLayers: 2, numHeads: 4, explainAvailable: true };
+    assert.deepEqual(parseModelSummary(model), model);
+    assert.deepEqual(parseModelSummary({ ...model, demo: true, extra: 1 }), { ...model, demo: true });
+    for (const bad of [undefined, null, 'x', { ...model, name: '' }, { ...model, provider: 'tpu' }, { ...model, numLayers: -1 }, { ...model, numHeads: 1.5 }, { ...model, explainAvailable: 'yes' }]) {
+      assert.equal(parseModelSummary(bad), undefined, JSON.stringify(bad));
+    }
+    const { page } = await openPanel({ saved: { ...state, model: { ...model, provider: 'cpu' } } });
+    assert.equal(await page.locator('#model').textContent(), 'colors-2024-05-01-1200 · CPU');
+    await page.close();
   });
 
   test('restores from getState before the host answers (hide/show, reload)', async () => {

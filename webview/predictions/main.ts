@@ -13,7 +13,9 @@ import { summaryText, viewRows } from './view';
 import { $, vscodeApi } from '../vscodeApi';
 
 /** Must match .row height in media/predictions.css. */
-const ROW_HEIGHT = 44;
+const ROW_HEIGHT = 60;
+/** Thumbnails from images smaller than this are drawn pixelated (sharp squares, not a blur). */
+const SMALL_SIDE = 64;
 const OVERSCAN = 8;
 
 const vscode = vscodeApi<WebviewMessage, ViewState>();
@@ -117,7 +119,7 @@ function renderAll(): void {
       const li = document.createElement('li');
       const code = document.createElement('code');
       code.textContent = f.file;
-      li.append(code, ` — ${f.error}`);
+      li.append(code, ` — ${failureText(d.folder, f.file, f.error)}`);
       return li;
     }),
   );
@@ -125,6 +127,13 @@ function renderAll(): void {
   ui.disagreements.disabled = !hasLabels;
   ui.disagreements.title = hasLabels ? '' : 'The folder has no class sub-folders to compare with';
   refilter();
+}
+
+/** The worker's message names the file by absolute path; the list already names it (relative) before the dash. */
+function failureText(folder: string, file: string, error: string): string {
+  const full = `${folder.replace(/[\\/]+$/, '')}/${file}`;
+  for (const prefix of [`${full}: `, `${file}: `]) if (error.startsWith(prefix)) return error.slice(prefix.length);
+  return error.split(full).join(file);
 }
 
 function refilter(): void {
@@ -199,6 +208,9 @@ function rowElement(d: TableData, r: TableRow, pos: number): HTMLElement {
   img.loading = 'lazy';
   img.decoding = 'async';
   img.alt = '';
+  img.addEventListener('load', () => img.classList.toggle('pixelated', Math.max(img.naturalWidth, img.naturalHeight) < SMALL_SIDE));
+  // No broken-image glyph for a file the browser cannot show.
+  img.addEventListener('error', () => (img.hidden = true));
   img.src = `${d.baseUri}/${r.file.split('/').map(encodeURIComponent).join('/')}`;
   thumb.append(img);
 
