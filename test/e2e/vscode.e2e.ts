@@ -229,19 +229,23 @@ test('A crashed worker is restarted with one notification and the next request w
 }));
 
 const BUILT_IN = path.join(ROOT, 'models/default');
-test('Typing "ViT" in the command palette lists ViT Lens commands first; Get Started opens the walkthrough', () => withFailureShot('palette', async () => {
+test('The command palette finds ViT Lens commands by their category; Get Started opens the walkthrough', () => withFailureShot('palette', async () => {
   await page.keyboard.press('Escape');
   await session.quickInputClosed();
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
   await input.waitFor({ state: 'visible', timeout: 10_000 });
-  await input.fill('>ViT');
   const rows = page.locator('.quick-input-list .monaco-list-row');
+  const labels = async () => (await rows.evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? e.textContent ?? ''))).slice(0, 8);
+  // VS Code lists the matches of a filter alphabetically (after recently used ones), so ">ViT" alone
+  // puts "Help: Video Tutorials" and every "View: …" first; the category is what finds ours.
+  await input.fill('>ViT Lens');
   await rows.first().waitFor({ timeout: 10_000 });
   await page.waitForTimeout(500);
-  const labels = (await rows.evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? e.textContent ?? ''))).slice(0, 5);
+  const ours = await labels();
   await shot('10-palette-vit.png');
-  for (const label of labels) assert.match(label, /^ViT Lens: /, `palette rows for "ViT": ${labels.join(' | ')}`);
+  assert.ok(ours.length >= 8, `palette rows for "ViT Lens": ${ours.join(' | ')}`);
+  for (const label of ours) assert.match(label, /^ViT Lens: /, `palette rows for "ViT Lens": ${ours.join(' | ')}`);
   await page.keyboard.press('Escape');
 
   await session.runCommand('ViT Lens: Get Started');
