@@ -72,7 +72,7 @@ test('bad parameters are a clear error', async () => {
   assert.ok(e instanceof ResponseError);
   assert.equal(e.code, ErrorCodes.InvalidParams);
   assert.match(e.message, /vitLens\/audit: folder must be a folder path, got 42/);
-  const folds = await rpc.sendRequest(AuditRequest.method, { folder: '/tmp', folds: 1 }).catch((x) => x);
+  const folds = (await rpc.sendRequest(AuditRequest.method, { folder: '/tmp', folds: 1 }).catch((x) => x)) as ResponseError<unknown>;
   assert.equal(folds.code, ErrorCodes.InvalidParams);
   assert.match(folds.message, /folds must be an integer in \[2, 100\], got 1/);
 });
