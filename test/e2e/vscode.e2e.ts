@@ -250,7 +250,7 @@ test('The command palette finds ViT Lens commands by their category; Get Started
 
   await session.runCommand('ViT Lens: Get Started');
   await page.locator('.gettingStartedContainer', { hasText: 'Get Started with ViT Lens' }).first().waitFor({ timeout: 30_000 });
-  for (const step of ['Pick a model', 'Classify an image', 'Show attention', 'Fine-tune on a folder', 'Open the dashboard']) {
+  for (const step of ['Pick a model', 'Classify an image', 'Show attention', 'Fine-tune on a folder', 'Open the dashboard', 'Audit a dataset']) {
     await page.locator('.gettingStartedContainer .getting-started-step', { hasText: step }).first().waitFor({ timeout: 10_000 });
   }
   await shot('11-walkthrough.png');
