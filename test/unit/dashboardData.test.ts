@@ -4,7 +4,7 @@
  * tailing a run folder (partial lines, truncation, atomic rewrite), the worker's scalar readers,
  * and validation of what the webview sends.
  */
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -20,19 +20,19 @@ import { ScalarsReaders } from '../../server/scalarsReaders';
 const ROOT = path.resolve(__dirname, '../..');
 const PY = '/usr/bin/python3';
 const python = (code: string, input: unknown): any => JSON.parse(execFileSync(PY, ['-c', code], { input: JSON.stringify(input), encoding: 'utf8' }));
-const havePandas = (() => {
+// The references: a machine without them fails here, loudly (.ci/run installs them).
+function requirePandas(): void {
   try {
     execFileSync(PY, ['-c', 'import pandas, numpy, scipy'], { stdio: 'pipe' });
-    return true;
-  } catch {
-    return false;
+  } catch (e) {
+    throw new Error(`${PY} with pandas, numpy and scipy is needed for the reference numbers (apt-get install python3-pandas python3-scipy): ${(e as Error).message}`);
   }
-})();
-const skipPy = havePandas ? false : `${PY} with pandas, numpy and scipy is not available`;
+}
 
 const close = (a: number | null, b: number | null, tol = 1e-9) => (a === null || b === null ? a === b : Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)));
 
-describe('numbers, against independent references', { skip: skipPy }, () => {
+describe('numbers, against independent references', () => {
+  before(requirePandas);
   test('debiased EMA equals pandas ewm(alpha=1-w, adjust=True).mean()', () => {
     const values = [2.3, 2.1, 1.7, 1.9, 1.2, 1.25, 0.9, 1.4, 0.7, 0.65, 0.8, 0.5];
     for (const w of [0, 0.3, 0.6, 0.9, 0.99, 0.999]) {
