@@ -98,7 +98,7 @@ describe('vitLens/classifyFolder', () => {
     assert.equal(r.failures.length, 1);
     assert.equal(r.failures[0].file, expected.corrupt);
     assert.ok(r.failures[0].error.includes(path.join(ds, expected.corrupt)), r.failures[0].error);
-    assert.equal(r.model, 'default');
+    assert.equal(r.model, 'Fashion-MNIST demo (10 clothing classes)');
     assert.equal(r.csvFile, path.join(ds, 'predictions.csv'));
     assert.equal(r.jsonFile, path.join(ds, 'predictions.json'));
   });
@@ -219,7 +219,7 @@ describe('vit-lens classify-folder (CLI)', () => {
     assert.equal(json.predictions.length, 14);
     // `classify DIR` is the same command.
     const q = spawnSync(process.execPath, [cliJs, 'classify', ds, '--model', model, '--offline', '--cache-dir', path.join(tmp, 'cache')], { encoding: 'utf8' });
-    assert.match(q.stdout, /classified 14 of 15 images with default, 1 failed; \d+\.\d% agree with their folder labels \(\d+\/14\)/);
+    assert.match(q.stdout, /classified 14 of 15 images with Fashion-MNIST demo \(10 clothing classes\), 1 failed; \d+\.\d% agree with their folder labels \(\d+\/14\)/);
     assert.ok(fs.existsSync(path.join(ds, 'predictions.csv')));
   });
 });
