@@ -245,7 +245,8 @@ test('The command palette finds ViT Lens commands by their category; Get Started
   const ours = await labels();
   await shot('10-palette-vit.png');
   assert.ok(ours.length >= 8, `palette rows for "ViT Lens": ${ours.join(' | ')}`);
-  for (const label of ours) assert.match(label, /^ViT Lens: /, `palette rows for "ViT Lens": ${ours.join(' | ')}`);
+  // Ours, or VS Code's own entry for our activity-bar container ("View: Show ViT Lens").
+  for (const label of ours) assert.match(label, /^ViT Lens: |^View: Show ViT Lens$/, `palette rows for "ViT Lens": ${ours.join(' | ')}`);
   await page.keyboard.press('Escape');
 
   await session.runCommand('ViT Lens: Get Started');
@@ -446,8 +447,9 @@ test('vitLens.executionProvider: webgpu runs the model on WebGPU (lavapipe here)
   await explorerMenu('chelsea.png', 'Classify Image');
   const panel = await panelFrame();
   await panel.locator('#rows > li').first().locator('.label').first().waitFor({ timeout: 180_000 });
-  const bar = page.locator('.statusbar-item', { hasText: /vit-tiny · WebGPU · .*\(Vulkan\)/ }).first();
-  await bar.waitFor({ timeout: 180_000 }).catch(async (e) => {
+  // The adapter's name, cut at 40 characters in the bar (lavapipe's is long).
+  const bar = page.locator('.statusbar-item', { hasText: /vit-tiny · WebGPU · llvmpipe/ }).first();
+  await bar.waitFor({ timeout: 120_000 }).catch(async (e) => {
     throw new Error(`status bar: ${(await page.locator('.statusbar-item').allTextContents()).filter((t) => /vit-tiny|default/.test(t)).join(' | ')}; ${e.message}`);
   });
   // The labels equal the CPU's (the CLI on the CPU provider).
