@@ -16,6 +16,9 @@ import type { Controls, HostMessage, PanelState, WebviewMessage } from '../exten
 import { drawColorScale, drawHeatmap } from './heatmap';
 import { $, vscodeApi } from './vscodeApi';
 
+/** How the status bar writes them ("WebGPU", not "WEBGPU"). */
+const PROVIDER_NAMES: Record<string, string> = { webgpu: 'WebGPU', cuda: 'CUDA', cpu: 'CPU' };
+
 const vscode = vscodeApi<WebviewMessage, PanelState>();
 let state: PanelState | undefined = vscode.getState();
 
@@ -170,7 +173,7 @@ function render(): void {
   const c = s.controls;
   const row = s.rows[s.selected];
 
-  ui.model.textContent = s.model ? `${s.model.name} · ${s.model.provider.toUpperCase()}` : '';
+  ui.model.textContent = s.model ? `${s.model.name} · ${PROVIDER_NAMES[s.model.provider] ?? s.model.provider}` : '';
   ui.model.title = ui.model.textContent;
   ui.busy.hidden = !s.busy;
   ui.busyText.textContent = s.busy ?? '';

@@ -455,5 +455,6 @@ test('vitLens.executionProvider: webgpu runs the model on WebGPU (lavapipe here)
   // The labels equal the CPU's (the CLI on the CPU provider).
   const cli = JSON.parse(execFileSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'classify', path.join(workspace, 'chelsea.png'), '--model', MODEL, '--provider', 'cpu', '--top-k', '5', '--json', '--cache-dir', path.join(tmp, 'cli-cache')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
   assert.deepEqual(await panel.locator('#rows > li').first().locator('.label').allTextContents(), cli.results[0].predictions.map((p: { label: string }) => p.label));
+  assert.equal(await panel.locator('#model').textContent(), 'vit-tiny · WebGPU');
   await shot('15-webgpu-status-bar.png');
 }));
