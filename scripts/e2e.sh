@@ -10,5 +10,5 @@ bash scripts/e2e-install.sh
 npm run package --silent
 ls -l vit-lens.vsix | awk '{ printf "VSIX size: %.1f MB\n", $5 / 1048576 }'
 VIT_LENS_REQUIRE_CHROMIUM=1 node scripts/run-tests.mjs test/unit/webview.test.ts test/unit/predictionsWebview.test.ts test/unit/dashboard.test.ts test/e2e/extensionHost.test.ts
-node --import tsx --test --test-reporter=spec --test-timeout=480000 test/e2e/vscode.e2e.ts
+node --import tsx --test --test-reporter=spec --test-timeout=900000 test/e2e/vscode.e2e.ts
 node --import tsx --test --test-reporter=spec --test-timeout=600000 test/e2e/training.e2e.ts
