@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Engine } from '../../server/engine';
+import { maxAbsDiff } from './arrays';
 
 const dir = path.join(__dirname, '..', 'fixtures', 'exports');
 const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
@@ -20,13 +21,6 @@ after(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
 function readF32(file: string): Float32Array {
   const b = fs.readFileSync(path.join(dir, file));
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 for (const [name, model] of Object.entries(manifest.models) as [string, { onnx: string; logits: string; attention: string }][]) {

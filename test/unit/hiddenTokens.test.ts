@@ -17,6 +17,7 @@ import type { WeightMap } from '../../server/model/tensor';
 import type { ViTArch } from '../../server/model/vitConfig';
 import { initBackend } from '../../server/train/backend';
 import { Params, tokensBefore } from '../../server/train/vitModel';
+import { maxAbsDiff } from './arrays';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'train');
 const meta = JSON.parse(readFileSync(path.join(DIR, 'hidden.json'), 'utf8'));
@@ -33,13 +34,6 @@ async function fixture() {
   const weights: WeightMap = new Map();
   for (const [k, t] of npz) if (k.startsWith('w/')) weights.set(k.slice(2), t);
   return { weights, x: npz.get('x')!.data, hidden: (i: number) => npz.get(`hidden/${i}`)!, logits: npz.get('logits')!.data };
-}
-
-function maxAbsDiff(x: ArrayLike<number>, y: ArrayLike<number>): number {
-  assert.equal(x.length, y.length);
-  let m = 0;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
-  return m;
 }
 
 test('truncated graph: ONNX Runtime tokens after block n equal torchvision\'s and our TF.js blocks\' (n = 0 … L)', async () => {

@@ -5,6 +5,7 @@ import { onnx } from 'onnx-proto';
 import { buildVitOnnx, readBuildMetadata, BUILDER_VERSION, attentionOutputName, fusedAttentionOutputName, HEAD_FUSIONS } from '../../server/model/onnxBuilder';
 import { ViTArch, W } from '../../server/model/vitConfig';
 import { randomWeights, TINY, TINY_TOKENS } from './tinyVit';
+import { maxAbsDiff } from './arrays';
 
 const TOKENS = TINY_TOKENS;
 
@@ -20,13 +21,6 @@ function randomPixels(n: number, seed: number): Float32Array {
 
 async function session(arch: ViTArch, weights = randomWeights(arch)): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(Buffer.from(buildVitOnnx(arch, weights)), { intraOpNumThreads: 1 });
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 const VARIANTS: [string, ViTArch][] = [

@@ -11,22 +11,11 @@ import * as path from 'path';
 import { Engine } from '../../server/engine';
 import { attentionRollout, HeadFusion, LayerAttention } from '../../server/explain/rollout';
 import { decodeImageFile, defaultPreprocess, resizeForModel, toPixelValues } from '../../server/preprocess';
+import { readF32, maxAbsDiff } from './arrays';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-parity-'));
 after(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
-
-function readF32(file: string): Float32Array {
-  const b = fs.readFileSync(file);
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, 'lengths differ');
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 /** The reference input: PIL-resized photos normalised the ViTImageProcessor way. */
 function referenceInput(dir: string, names: string[]): Float32Array {

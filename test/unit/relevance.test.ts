@@ -15,6 +15,7 @@ import { W, ViTArch } from '../../server/model/vitConfig';
 import { WeightMap } from '../../server/model/tensor';
 import { relevanceClsRow } from '../../server/explain/relevance';
 import { onnx } from 'onnx-proto';
+import { readF32, maxAbsDiff } from './arrays';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-relevance-'));
@@ -23,18 +24,6 @@ after(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
 interface RelevanceFixture {
   grid: [number, number];
   images: { image: string; classes: { index: number; label: string; role: string; values: number[] }[] }[];
-}
-
-function readF32(file: string): Float32Array {
-  const b = fs.readFileSync(file);
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, 'lengths differ');
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 async function loaded(model: string, labelsFile?: string): Promise<Engine> {

@@ -15,6 +15,7 @@ import { Engine } from '../../server/engine';
 import { attentionRollout, HeadFusion, LayerAttention } from '../../server/explain/rollout';
 import { defaultPreprocess, toPixelValues } from '../../server/preprocess';
 import { probeWebGpuAdapter } from '../../server/webgpuAdapter';
+import { readF32, maxAbsDiff } from './arrays';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-webgpu-'));
@@ -30,18 +31,6 @@ before(async () => {
   assert.ok('adapter' in p, `${'error' in p ? p.error : ''}\n${HOW_TO_INSTALL}`);
   console.log(`WebGPU adapter: ${p.adapter.name}${p.adapter.software ? ' (software)' : ''}`);
 });
-
-function readF32(file: string): Float32Array {
-  const b = fs.readFileSync(file);
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, 'lengths differ');
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 /** On WebGPU or failing: a CPU fallback would pass every comparison below without testing WebGPU. */
 async function onWebGpu(model: string, labelsFile?: string, dtype?: 'fp16'): Promise<Engine> {
