@@ -6,6 +6,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
+import { ensureModelChosen } from '../firstRun';
 import { AuditRequest, AuditResult } from '../protocol';
 import { AuditPanel } from './panel';
 
@@ -31,6 +32,8 @@ async function auditCommand(ctx: Ctx, arg: unknown): Promise<void> {
     void vscode.window.showInformationMessage(`ViT Lens is already auditing ${path.basename(folder)}.`);
     return;
   }
+  // The same first-run question as Classify Image and Classify Folder: with no model set, which one.
+  if (!(await ensureModelChosen(ctx))) return;
   const model = ctx.modelRequest();
   if (!model) return;
   running.add(folder);
