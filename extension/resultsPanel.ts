@@ -12,7 +12,7 @@ import * as vscode from 'vscode';
 import { Controls, ImageRow, MapView, ModelSummary, PanelState, parseControls, parseModelSummary, parseWebviewMessage, WebviewMessage } from './panelProtocol';
 import { panelHtml } from './panelHtml';
 import { pageParts } from './webviewPage';
-import type { ExplainParams, ModelInfo } from './protocol';
+import type { ExplainParams, ModelInfo } from '../common/workerRequests';
 import { isImagePath } from './images';
 import type { ModelRequest, WorkerClient } from './workerClient';
 import type { Settings } from './config';

@@ -1,6 +1,6 @@
 /** The status bar item: which model the panel uses and where it runs (WebGPU adapter, CUDA or CPU). Click → Select Model. */
 import * as vscode from 'vscode';
-import type { ModelInfo } from './protocol';
+import type { ModelInfo } from '../common/workerRequests';
 import { DEMO_MODEL_NAME } from './firstRun';
 import { shortName } from './workerClient';
 

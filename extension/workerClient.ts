@@ -10,7 +10,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { CloseHandlerResult, ErrorHandler, ErrorHandlerResult, LanguageClient, LanguageClientOptions, ServerOptions } from 'vscode-languageclient/node';
-import { ClassifyParams, ClassifyRequest, ClassifyResult, ExplainParams, ExplainRequest, ExplainResult, LoadModelRequest, ModelInfo, PROVIDER_FALLBACK_NOTIFICATION, ProviderPreference, WorkerRequest } from './protocol';
+import { ClassifyParams, ClassifyRequest, ClassifyResult, ExplainParams, ExplainRequest, ExplainResult, LoadModelRequest, ModelInfo, ProviderFallbackNotification, ProviderPreference, WorkerRequest } from '../common/workerRequests';
 import type { Dtype } from './config';
 
 type LanguageClientModule = typeof import('vscode-languageclient/node');
@@ -114,7 +114,7 @@ export class WorkerClient implements vscode.Disposable {
       }
     });
     // The GPU failed mid-run and the worker moved the model to the CPU: the status bar follows, one notice.
-    client.onNotification(PROVIDER_FALLBACK_NOTIFICATION, (info: ModelInfo) => {
+    client.onNotification(ProviderFallbackNotification.method, (info: ModelInfo) => {
       this.log.warn(info.providerNote ?? 'the model moved to the CPU');
       if (this.loaded && this.loaded.info.spec === info.spec) {
         this.loaded = { ...this.loaded, info };

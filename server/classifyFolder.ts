@@ -5,7 +5,7 @@
  */
 import { promises as fs } from 'fs';
 import * as path from 'path';
-import type { ClassifyFolderResult, FolderPrediction, Prediction } from './protocol';
+import type { ClassifyFolderResult, FolderPrediction, Prediction } from '../common/workerRequests';
 import { folderLabels, sameLabel } from './folderLabels';
 import { IMAGE_EXTENSIONS, listImages, SkippedFile } from './train/datasetFolder';
 import { writeFileAtomic } from './util/atomicFile';

@@ -19,7 +19,7 @@ import { classifyFolder, folderAccuracy } from './classifyFolder';
 import { COLORMAPS, Colormap } from './explain/colormaps';
 import type { ProgressEvent } from './model/modelSource';
 import type { HeadFusion } from './explain/rollout';
-import type { ModelInfo, Prediction } from './protocol';
+import type { ModelInfo, Prediction } from '../common/workerRequests';
 import { commandLineArgs, displayPath, fsPath } from './util/fileNames';
 
 const USAGE = `Usage:

@@ -10,7 +10,7 @@
 import sharp from 'sharp';
 import { decodeBmp, isBmp } from './formats/bmp';
 import { ImageError, MAX_IMAGE_PIXELS, readImageBytes } from './preprocess';
-import type { ScanDatasetParams, ScanDatasetResult } from './protocol';
+import type { ScanDatasetParams, ScanDatasetResult } from '../common/workerRequests';
 import { classCoverageWarnings, Sample, scanDataset } from './train/datasetFolder';
 import { hasRawBytes } from './util/fileNames';
 import { openRegularFile, readRange, UnreadableFileError } from './util/regularFile';

@@ -18,7 +18,7 @@ import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttentio
 import { renderOverlayPng } from './explain/overlay';
 import { Colormap, COLORMAPS } from './explain/colormaps';
 import { Dtype, FEATURES_NAME, HEAD_FUSIONS } from './model/onnxBuilder';
-import type { ModelInfo, Prediction } from './protocol';
+import type { ModelInfo, Prediction } from '../common/workerRequests';
 import { fsPath } from './util/fileNames';
 
 export interface EngineOptions {

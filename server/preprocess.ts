@@ -11,7 +11,7 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import sharp, { type KernelEnum, type Metadata } from 'sharp';
 import { decodeBmp, isBmp } from './formats/bmp';
-import type { PreprocessInfo } from './protocol';
+import type { PreprocessInfo } from '../common/workerRequests';
 import { displayPath } from './util/fileNames';
 import { formatBytes, MAX_CONFIG_FILE_BYTES, openRegularFile, readModelFile, readRange, readRegularFile, ReadLimit, UnreadableFileError } from './util/regularFile';
 

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'crypto';
 import * as path from 'path';
-import type { ReadScalarsParams, ReadScalarsResult } from './protocol';
+import type { ReadScalarsParams, ReadScalarsResult } from '../common/workerRequests';
 import { formatProblem, TfEventsFolder } from './tfevents';
 
 interface Reader {

@@ -2,7 +2,7 @@
  * The worker process: a language-server-style JSON-RPC connection (IPC or stdio, chosen by the
  * usual `--node-ipc` / `--stdio` arguments) around one Engine. A failing request answers with an
  * error; the worker itself keeps serving. Every request's params are checked against its schema
- * (server/protocol.ts) before anything acts on them. A corrupt message frame ends the worker (exit 1,
+ * (server/requestSchemas.ts) before anything acts on them. A corrupt message frame ends the worker (exit 1,
  * reason on stderr): after one, the stream cannot be trusted to be in step again, and the
  * extension's client restarts a worker that stopped.
  */
@@ -15,6 +15,7 @@ import {
   LSPErrorCodes,
   MessageReader,
   MessageWriter,
+  NotificationType,
   ProposedFeatures,
   RequestHandler,
   RequestType,
@@ -34,27 +35,31 @@ import { classifyFolder } from './classifyFolder';
 import { scanDatasetForEditor } from './datasetScan';
 import { auditDataset } from './audit/audit';
 import {
-  AuditParamsSchema,
   AuditRequest,
-  ClassifyFolderParamsSchema,
   ClassifyFolderRequest,
-  ClassifyParamsSchema,
   ClassifyRequest,
   ErrorCodes,
-  ExplainParamsSchema,
   ExplainRequest,
-  LoadModelParamsSchema,
   LoadModelRequest,
   ProviderFallbackNotification,
-  ReadScalarsParamsSchema,
   ReadScalarsRequest,
-  ScanDatasetParamsSchema,
   ScanDatasetRequest,
-  StatusParamsSchema,
   StatusRequest,
+  ModelInfo,
   StatusResult,
+  WorkerRequest,
+} from '../common/workerRequests';
+import {
+  AuditParamsSchema,
+  ClassifyFolderParamsSchema,
+  ClassifyParamsSchema,
+  ExplainParamsSchema,
+  LoadModelParamsSchema,
+  ReadScalarsParamsSchema,
+  ScanDatasetParamsSchema,
+  StatusParamsSchema,
   WorkerInitOptionsSchema,
-} from './protocol';
+} from './requestSchemas';
 import { ScalarsReaders } from './scalarsReaders';
 import { check, shortenLongRuns } from './util/validate';
 import { FAIL_GPU_AFTER_ENV, testBackendsFromEnv } from './testSeams';
@@ -107,7 +112,7 @@ function asResponseError(e: unknown, token: CancellationToken): ResponseError<vo
 }
 
 /** The params as their schema allows, or the InvalidParams error that names the first bad field. */
-function checkParams<P>(type: RequestType<P, unknown, void>, schema: GenericSchema<unknown, P>, params: unknown): { params: P } | { error: ResponseError<void> } {
+function checkParams<P>(type: WorkerRequest<P, unknown>, schema: GenericSchema<unknown, P>, params: unknown): { params: P } | { error: ResponseError<void> } {
   const r = check(schema, params, 'params');
   if (r.ok) return { params: r.value };
   const message = `${type.method}: ${r.field} ${r.problem}`;
@@ -120,7 +125,7 @@ function checkParams<P>(type: RequestType<P, unknown, void>, schema: GenericSche
  * errors and whose cancellation becomes an AbortSignal.
  */
 function onRequest<P, R>(
-  type: RequestType<P, R, void>,
+  type: WorkerRequest<P, R>,
   schema: GenericSchema<unknown, P>,
   work: (params: P, signal: AbortSignal, progress: WorkDoneProgressReporter) => Promise<R>,
 ): void {
@@ -139,13 +144,14 @@ function onRequest<P, R>(
       return asResponseError(e, token);
     }
   }) as unknown as RequestHandler<P, R, void>;
-  connection.onRequest(type, handler);
+  // A RequestType (one parameter), not the bare method name: vscode-jsonrpc would spread a params array into arguments.
+  connection.onRequest(new RequestType<P, R, void>(type.method), handler);
 }
 
 /** One log line and one notification; the run that failed is repeated on the CPU, so the request still answers. */
 function onProviderFallback(note: string): void {
   connection.console.warn(note);
-  void connection.sendNotification(ProviderFallbackNotification, engine.info());
+  void connection.sendNotification(new NotificationType<ModelInfo>(ProviderFallbackNotification.method), engine.info());
 }
 
 connection.onInitialize((params) => {

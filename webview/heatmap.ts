@@ -3,7 +3,7 @@
  * size of the image. The colormaps are the worker's own module (server/explain/colormaps.ts), so the
  * panel matches the PNG that "Save Overlay" writes. Opacity is the canvas's CSS opacity: changing it costs nothing.
  */
-import type { ColormapName } from '../extension/protocol';
+import type { ColormapName } from '../common/workerRequests';
 import { colormapLut } from '../server/explain/colormaps';
 
 /** The canvas is sized like the image (capped, it is only ever displayed scaled). */

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
 import { ensureModelChosen } from '../firstRun';
-import { AuditRequest, AuditResult } from '../protocol';
+import { AuditRequest, AuditResult } from '../../common/workerRequests';
 import { AuditPanel } from './panel';
 
 const running = new Set<string>();

@@ -1,5 +1,5 @@
 /** How the audit panel's lists change when a file is moved or deleted. Pure: the tests use it. */
-import type { AuditResult } from '../protocol';
+import type { AuditResult } from '../../common/workerRequests';
 
 export type Lists = Pick<AuditResult, 'labelIssues' | 'duplicates' | 'outliers' | 'decisions'>;
 

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
 import { rename } from '../dashboard/moves';
-import type { AuditDecision, AuditKind, AuditResult } from '../protocol';
+import type { AuditDecision, AuditKind, AuditResult } from '../../common/workerRequests';
 import { ResultsPanel } from '../resultsPanel';
 import { pageParts } from '../webviewPage';
 import { auditHtml } from './html';

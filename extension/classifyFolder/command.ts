@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ensureModelChosen } from '../firstRun';
 import type { Ctx } from '../ctx';
-import { ClassifyFolderRequest, ClassifyFolderResult } from '../protocol';
+import { ClassifyFolderRequest, ClassifyFolderResult } from '../../common/workerRequests';
 import { KnownPredictionFiles, PredictionsPanel } from './predictionsPanel';
 
 /** Folders being classified: a second click on the same folder reveals nothing new, it is refused. */

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
 import { isImagePath } from '../images';
-import type { ClassifyFolderResult } from '../protocol';
+import type { ClassifyFolderResult } from '../../common/workerRequests';
 import { pageParts } from '../webviewPage';
 import { ResultsPanel } from '../resultsPanel';
 import { predictionsHtml } from './html';

@@ -9,7 +9,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
-import { ReadScalarsRequest } from '../protocol';
+import { ReadScalarsRequest } from '../../common/workerRequests';
 import { ResultsPanel } from '../resultsPanel';
 import { dashboardHtml } from './html';
 import { DashboardSource, HostMessage, parseDashboardMessage, WebviewMessage } from './model';

@@ -13,7 +13,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { EpochMetrics, RunInfo, RunReport, StepMetrics } from '../protocol';
+import type { EpochMetrics, RunInfo, RunReport, StepMetrics } from '../../common/workerRequests';
 
 export interface RunSourceListener {
   /** New metrics lines; `reset`: forget everything received before (the file started over). */

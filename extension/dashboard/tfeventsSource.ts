@@ -7,7 +7,7 @@
  * No `vscode` import: `read` is `ctx.worker.request(ReadScalarsRequest, …)` in the extension and a
  * stub in tests.
  */
-import type { ReadScalarsParams, ReadScalarsResult } from '../protocol';
+import type { ReadScalarsParams, ReadScalarsResult } from '../../common/workerRequests';
 
 export interface TfEventsListener {
   /** New points; `reset`: the reader started over, forget what came before. */

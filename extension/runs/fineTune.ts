@@ -11,7 +11,7 @@ import type { Ctx } from '../ctx';
 import { isCancellation } from '../ctx';
 import { openDashboard } from '../dashboard';
 import { messageOf } from '../resultsPanel';
-import { ScanDatasetRequest, ScanDatasetResult } from '../protocol';
+import { ScanDatasetRequest, ScanDatasetResult } from '../../common/workerRequests';
 import { modelFacts, ModelFacts } from './baseModel';
 import { runForm } from './fineTuneForm';
 import { launchTrainer } from './launch';

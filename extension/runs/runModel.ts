@@ -8,7 +8,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { RunInfo } from '../protocol';
+import type { RunInfo } from '../../common/workerRequests';
 import { lastActivity as runActivity, shownStatus, ShownStatus, StatusFacts } from './runStatus';
 
 export { processAlive, REMOTE_SILENCE_MS, shownStatus } from './runStatus';

@@ -1,6 +1,6 @@
 /** The dataset summary shown before fine-tuning (from vitLens/scanDataset). Pure, for the unit tests. */
 import * as path from 'node:path';
-import type { ScanDatasetResult } from '../protocol';
+import type { ScanDatasetResult } from '../../common/workerRequests';
 
 /** max/min images per class above this is called out. */
 export const IMBALANCE_WARNING = 3;

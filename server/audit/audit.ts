@@ -19,7 +19,7 @@ import { defaultCacheDir } from '../model/hub';
 import { scanDataset, Sample } from '../train/datasetFolder';
 import { FeatureCache } from '../train/featureCache';
 import { folderLoader } from '../train/imageLoader';
-import type { AuditDecision, AuditKind, AuditReport } from '../protocol';
+import type { AuditDecision, AuditKind, AuditReport } from '../../common/workerRequests';
 import { writeFileAtomic } from '../util/atomicFile';
 import { rankedLabelIssues } from './confidentLearning';
 import { outOfFoldProbabilities } from './crossValidation';

@@ -1,7 +1,7 @@
 /**
  * Small building blocks for checking untrusted structured input (worker requests, config.json) with
  * valibot, and turning the first problem into one short sentence that names the field. Pure
- * TypeScript with no Node imports, so the protocol's schemas can live wherever the protocol does.
+ * TypeScript with no Node imports (the worker's request schemas, server/requestSchemas.ts, and config.json's).
  */
 import * as v from 'valibot';
 

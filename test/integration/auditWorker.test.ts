@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { CancellationTokenSource, createMessageConnection, IPCMessageReader, IPCMessageWriter, ProgressType, ResponseError } from 'vscode-jsonrpc/node';
-import { AuditRequest, ErrorCodes, LoadModelRequest, StatusRequest } from '../../server/protocol';
+import { AuditRequest, ErrorCodes, LoadModelRequest, StatusRequest } from '../../common/workerRequests';
 import { writePlantedDataset } from '../unit/auditData';
 
 const root = path.join(__dirname, '..', '..');

@@ -12,7 +12,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CancellationTokenSource, createMessageConnection, MessageConnection, ProgressType, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
-import { ClassifyFolderRequest, ClassifyFolderResult, ClassifyRequest, ExplainRequest, LoadModelRequest } from '../../server/protocol';
+import { ClassifyFolderRequest, ClassifyFolderResult, ClassifyRequest, ExplainRequest, LoadModelRequest } from '../../common/workerRequests';
+import { requestType } from './requestType';
 
 const root = path.join(__dirname, '..', '..');
 const workerJs = path.join(root, 'dist', 'worker.js');
@@ -65,7 +66,7 @@ before(async () => {
   rpc.listen();
   await rpc.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { cacheDir: path.join(tmp, 'cache'), provider: 'cpu', offline: true } });
   rpc.sendNotification('initialized', {});
-  await rpc.sendRequest(LoadModelRequest, { model });
+  await rpc.sendRequest(requestType(LoadModelRequest), { model });
 });
 
 after(async () => {
@@ -85,7 +86,7 @@ describe('vitLens/classifyFolder', () => {
     fs.mkdirSync(ds);
     expected = makeDataset(ds);
     const sub = rpc.onProgress(new ProgressType<any>(), 'folder-1', (p) => void progress.push(p));
-    r = await rpc.sendRequest(ClassifyFolderRequest, { folder: ds, topK: 3, workDoneToken: 'folder-1' });
+    r = await rpc.sendRequest(requestType(ClassifyFolderRequest), { folder: ds, topK: 3, workDoneToken: 'folder-1' });
     sub.dispose();
   });
 
@@ -104,7 +105,7 @@ describe('vitLens/classifyFolder', () => {
   });
 
   test('top-1 equals vitLens/classify on the same files', async () => {
-    const c = await rpc.sendRequest(ClassifyRequest, { images: r.predictions.map((p) => path.join(ds, p.file)), topK: 3 });
+    const c = await rpc.sendRequest(requestType(ClassifyRequest), { images: r.predictions.map((p) => path.join(ds, p.file)), topK: 3 });
     assert.equal(c.results.length, r.predictions.length);
     c.results.forEach((x, i) => {
       assert.equal(r.predictions[i].predicted, x.predictions[0].label, r.predictions[i].file);
@@ -154,7 +155,7 @@ describe('vitLens/classifyFolder', () => {
     fs.mkdirSync(loose);
     for (const f of Object.keys(labels).slice(0, 3)) fs.copyFileSync(path.join(samples, f), path.join(loose, f));
     const out = path.join(tmp, 'loose-out');
-    const x = await rpc.sendRequest(ClassifyFolderRequest, { folder: loose, outDir: out });
+    const x = await rpc.sendRequest(requestType(ClassifyFolderRequest), { folder: loose, outDir: out });
     assert.equal(x.predictions.length, 3);
     assert.ok(x.predictions.every((p) => p.folderLabel === undefined && p.agrees === undefined));
     assert.ok(fs.existsSync(path.join(out, 'predictions.csv')) && fs.existsSync(path.join(out, 'predictions.json')));
@@ -180,11 +181,11 @@ describe('vitLens/classifyFolder', () => {
       if (done > 0 && explained === -1) {
         explained = 0;
         // Sent while the folder is far from done: must not wait for all 3000 images.
-        void rpc.sendRequest(ExplainRequest, { image: path.join(samples, files[0]) }).then(() => (explained = done));
+        void rpc.sendRequest(requestType(ExplainRequest), { image: path.join(samples, files[0]) }).then(() => (explained = done));
       }
       if (explained > 0) source.cancel();
     });
-    const x = await rpc.sendRequest(ClassifyFolderRequest, { folder: big, workDoneToken: 'folder-2' }, source.token);
+    const x = await rpc.sendRequest(requestType(ClassifyFolderRequest), { folder: big, workDoneToken: 'folder-2' }, source.token);
     sub.dispose();
     assert.ok(explained > 0 && explained < 3000, `explain answered after ${explained} of 3000 images`);
     assert.equal(x.partial, true);
@@ -198,7 +199,7 @@ describe('vitLens/classifyFolder', () => {
   });
 
   test('a missing folder is a clear error', async () => {
-    await assert.rejects(rpc.sendRequest(ClassifyFolderRequest, { folder: path.join(tmp, 'nope') }), /nope: folder does not exist/);
+    await assert.rejects(rpc.sendRequest(requestType(ClassifyFolderRequest), { folder: path.join(tmp, 'nope') }), /nope: folder does not exist/);
   });
 });
 

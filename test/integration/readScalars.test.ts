@@ -11,7 +11,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { createMessageConnection, IPCMessageReader, IPCMessageWriter, MessageConnection } from 'vscode-jsonrpc/node';
-import { ReadScalarsRequest } from '../../server/protocol';
+import { ReadScalarsRequest } from '../../common/workerRequests';
+import { requestType } from './requestType';
 
 const root = path.join(__dirname, '..', '..');
 const FIX = path.join(root, 'test', 'fixtures', 'tfevents');
@@ -43,7 +44,7 @@ test('readScalars: everything first, then only new points; an unknown cursor res
   const folder = path.join(tmp, 'logs');
   fs.cpSync(FIX, folder, { recursive: true });
   fs.rmSync(path.join(folder, 'expected.json'));
-  const first = await rpc.sendRequest(ReadScalarsRequest, { folder });
+  const first = await rpc.sendRequest(requestType(ReadScalarsRequest), { folder });
   assert.equal(first.reset, false);
   const count = (r: typeof first) => r.scalars.reduce((n, s) => n + s.points.length, 0);
   assert.equal(count(first), expected.scalars.length);
@@ -52,20 +53,20 @@ test('readScalars: everything first, then only new points; an unknown cursor res
   assert.deepEqual(loss.points.map((p) => p.step), want.map((s: any) => s.step));
   assert.ok(Math.abs(loss.points[0].value - want[0].value) < 1e-6);
 
-  const none = await rpc.sendRequest(ReadScalarsRequest, { folder, cursor: first.cursor });
+  const none = await rpc.sendRequest(requestType(ReadScalarsRequest), { folder, cursor: first.cursor });
   assert.deepEqual([none.reset, count(none)], [false, 0]);
 
   // The live file's last record was half-written; its tail arrives.
   fs.appendFileSync(path.join(folder, expected.truncated.file), Buffer.from(expected.truncated.missingTailHex, 'hex'));
-  const more = await rpc.sendRequest(ReadScalarsRequest, { folder, cursor: first.cursor });
+  const more = await rpc.sendRequest(requestType(ReadScalarsRequest), { folder, cursor: first.cursor });
   assert.equal(count(more), 1);
   assert.deepEqual([more.scalars[0].run, more.scalars[0].tag, more.scalars[0].points[0].step], ['live', 'train/loss', expected.truncated.missingScalar.step]);
 
-  const reset = await rpc.sendRequest(ReadScalarsRequest, { folder, cursor: 'from-a-previous-worker' });
+  const reset = await rpc.sendRequest(requestType(ReadScalarsRequest), { folder, cursor: 'from-a-previous-worker' });
   assert.equal(reset.reset, true);
   assert.equal(count(reset), expected.scalars.length + 1);
   assert.notEqual(reset.cursor, 'from-a-previous-worker');
 
-  const missing = await rpc.sendRequest(ReadScalarsRequest, { folder: path.join(tmp, 'not-yet') });
+  const missing = await rpc.sendRequest(requestType(ReadScalarsRequest), { folder: path.join(tmp, 'not-yet') });
   assert.deepEqual([missing.scalars, missing.problems], [[], []], 'a folder that does not exist yet is not an error');
 });

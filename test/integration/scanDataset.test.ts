@@ -10,7 +10,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { CancellationTokenSource, createMessageConnection, MessageConnection, ProgressType, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
-import { ErrorCodes, ScanDatasetRequest } from '../../server/protocol';
+import { ErrorCodes, ScanDatasetRequest } from '../../common/workerRequests';
+import { requestType } from './requestType';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
 
 const root = path.join(__dirname, '..', '..');
@@ -48,7 +49,7 @@ test('counts per class, stratified split, imbalance; unreadable files only with 
   fs.copyFileSync(path.join(bad, 'zero.png'), path.join(ds, 'dog', 'empty.png'));
   fs.writeFileSync(path.join(ds, 'dog', 'notes.txt'), 'hello');
 
-  const quick = await rpc.sendRequest(ScanDatasetRequest, { folder: ds, valSplit: 0.2 });
+  const quick = await rpc.sendRequest(requestType(ScanDatasetRequest), { folder: ds, valSplit: 0.2 });
   assert.equal(quick.layout, 'class-folders');
   assert.deepEqual(quick.classes.map((c) => c.name), ['bird', 'cat', 'dog']);
   assert.equal(quick.images, 2 + 11 + 11, 'without checkImages the broken files still count');
@@ -56,7 +57,7 @@ test('counts per class, stratified split, imbalance; unreadable files only with 
 
   const progress: { kind: string; percentage?: number }[] = [];
   const sub = rpc.onProgress(new ProgressType<{ kind: string; percentage?: number }>(), 'scan-1', (p) => void progress.push(p));
-  const r = await rpc.sendRequest(ScanDatasetRequest, { folder: ds, checkImages: true, valSplit: 0.2, workDoneToken: 'scan-1' });
+  const r = await rpc.sendRequest(requestType(ScanDatasetRequest), { folder: ds, checkImages: true, valSplit: 0.2, workDoneToken: 'scan-1' });
   sub.dispose();
   assert.deepEqual(r.classes.map((c) => c.name), ['bird', 'cat', 'dog']);
   assert.deepEqual(r.classes[0], { name: 'bird', train: 1, val: 1 });
@@ -82,7 +83,7 @@ test('classes the trainer cannot learn once unreadable images are left out are c
   fs.mkdirSync(path.join(ds, 'train', 'fox'));
   fs.mkdirSync(path.join(ds, 'train', 'bird'));
   for (const d of ['fox', 'bird']) for (let i = 0; i < 3; i++) fs.copyFileSync(path.join(bad, 'not-an-image.jpg'), path.join(ds, 'train', d, `x${i}.jpg`));
-  const r = await rpc.sendRequest(ScanDatasetRequest, { folder: ds, checkImages: true });
+  const r = await rpc.sendRequest(requestType(ScanDatasetRequest), { folder: ds, checkImages: true });
   assert.ok(r.warnings.some((w) => w === `${ds}: class "fox" has no readable training images (only 2 validation ones); the model cannot learn it`), r.warnings.join('\n'));
   assert.ok(r.warnings.some((w) => w.startsWith(`${ds}: class "bird" has no readable images (all 3 skipped); the model cannot learn it`)), r.warnings.join('\n'));
 });
@@ -102,7 +103,7 @@ test('one class, no classes, no images and a missing folder are errors naming th
     [path.join(tmp, 'missing'), /does not exist/],
   ];
   for (const [folder, want] of cases) {
-    const e = await error(rpc.sendRequest(ScanDatasetRequest, { folder }));
+    const e = await error(rpc.sendRequest(requestType(ScanDatasetRequest), { folder }));
     assert.equal(e.code, ErrorCodes.BadInput);
     assert.match(e.message, want);
     assert.ok(e.message.includes(folder), `${e.message} names ${folder}`);
@@ -113,10 +114,10 @@ test('a cancelled scan answers RequestCancelled and the worker goes on', async (
   const big = path.join(tmp, 'big');
   await makeColorDataset(big, { classes: ['a', 'b'], perClass: 400, width: 8, height: 8 });
   const source = new CancellationTokenSource();
-  const pending = rpc.sendRequest(ScanDatasetRequest, { folder: big, checkImages: true }, source.token);
+  const pending = rpc.sendRequest(requestType(ScanDatasetRequest), { folder: big, checkImages: true }, source.token);
   setTimeout(() => source.cancel(), 5);
   const e = await error(pending);
   assert.equal(e.code, -32800);
-  const r = await rpc.sendRequest(ScanDatasetRequest, { folder: big });
+  const r = await rpc.sendRequest(requestType(ScanDatasetRequest), { folder: big });
   assert.equal(r.images, 800);
 });

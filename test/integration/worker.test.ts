@@ -19,7 +19,8 @@ import {
   StreamMessageReader,
   StreamMessageWriter,
 } from 'vscode-jsonrpc/node';
-import { ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, StatusRequest } from '../../server/protocol';
+import { ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, StatusRequest } from '../../common/workerRequests';
+import { requestType } from './requestType';
 
 const root = path.join(__dirname, '..', '..');
 const workerJs = path.join(root, 'dist', 'worker.js');
@@ -85,11 +86,11 @@ for (const transport of ['stdio', 'ipc'] as const) {
     });
 
     test('status before any model, and a request that needs one', async () => {
-      const s = await w.rpc.sendRequest(StatusRequest, {});
+      const s = await w.rpc.sendRequest(requestType(StatusRequest), {});
       assert.equal(s.state, 'idle');
       assert.equal(s.model, undefined);
       assert.equal(s.pid, w.proc.pid);
-      const e = await rejects(w.rpc.sendRequest(ClassifyRequest, { images: [cat] }));
+      const e = await rejects(w.rpc.sendRequest(requestType(ClassifyRequest), { images: [cat] }));
       assert.equal(e.code, ErrorCodes.NoModel);
     });
 
@@ -97,7 +98,7 @@ for (const transport of ['stdio', 'ipc'] as const) {
       const progress: unknown[] = [];
       const token = 'load-1';
       const sub = w.rpc.onProgress(new ProgressType<unknown>(), token, (v: unknown) => void progress.push(v));
-      const info = await w.rpc.sendRequest(LoadModelRequest, { model: tinyHf, workDoneToken: token });
+      const info = await w.rpc.sendRequest(requestType(LoadModelRequest), { model: tinyHf, workDoneToken: token });
       sub.dispose();
       assert.equal(info.kind, 'hf-folder');
       assert.equal(info.provider, 'cpu');
@@ -106,7 +107,7 @@ for (const transport of ['stdio', 'ipc'] as const) {
       assert.ok(progress.some((p) => (p as { kind: string }).kind === 'begin'), 'a progress begin was reported');
       assert.ok(progress.some((p) => (p as { kind: string }).kind === 'end'), 'a progress end was reported');
 
-      const r = await w.rpc.sendRequest(ClassifyRequest, { images: [cat, coffee], topK: 3 });
+      const r = await w.rpc.sendRequest(requestType(ClassifyRequest), { images: [cat, coffee], topK: 3 });
       assert.equal(r.failures.length, 0);
       assert.equal(r.results.length, 2);
       for (const [i, res] of r.results.entries()) {
@@ -114,32 +115,32 @@ for (const transport of ['stdio', 'ipc'] as const) {
         assert.ok(res.predictions[0].score >= res.predictions[1].score);
         assert.equal(res.predictions[0].index, reference.photos[i === 0 ? 'chelsea.png' : 'coffee.png'].top1, `top-1 of ${res.image}`);
       }
-      assert.equal((await w.rpc.sendRequest(StatusRequest, {})).state, 'ready');
+      assert.equal((await w.rpc.sendRequest(requestType(StatusRequest), {})).state, 'ready');
     });
 
     test('explain returns a normalised rollout map and an overlay PNG', async () => {
-      const r = await w.rpc.sendRequest(ExplainRequest, { image: cat, headFusion: 'max', discardRatio: 0.9, overlay: { colormap: 'turbo', opacity: 0.5 } });
+      const r = await w.rpc.sendRequest(requestType(ExplainRequest), { image: cat, headFusion: 'max', discardRatio: 0.9, overlay: { colormap: 'turbo', opacity: 0.5 } });
       assert.deepEqual(r.map.grid, [14, 14]);
       assert.equal(r.map.values.length, 196);
       assert.equal(Math.max(...r.map.values), 1);
       const png = Buffer.from(r.overlayPng!, 'base64');
       assert.deepEqual([...png.subarray(1, 4)], [...Buffer.from('PNG')]);
-      const raw = await w.rpc.sendRequest(ExplainRequest, { image: cat, layer: 1, head: 2 });
+      const raw = await w.rpc.sendRequest(requestType(ExplainRequest), { image: cat, layer: 1, head: 2 });
       assert.equal(raw.method, 'attention');
       assert.notDeepEqual(raw.map.values, r.map.values);
     });
 
     test('explain with method relevance: the top-1 class by default, another by index or label', async () => {
       const top1 = reference.photos['chelsea.png'].top1;
-      const r = await w.rpc.sendRequest(ExplainRequest, { image: cat, method: 'relevance', overlay: { colormap: 'viridis', opacity: 0.4 } });
+      const r = await w.rpc.sendRequest(requestType(ExplainRequest), { image: cat, method: 'relevance', overlay: { colormap: 'viridis', opacity: 0.4 } });
       assert.equal(r.method, 'relevance');
       assert.deepEqual(r.class, { index: top1, label: reference.labels[top1] });
       assert.deepEqual(r.map.grid, [14, 14]);
       assert.equal(Math.max(...r.map.values), 1);
       assert.deepEqual([...Buffer.from(r.overlayPng!, 'base64').subarray(1, 4)], [...Buffer.from('PNG')]);
       const other = (top1 + 1) % 10;
-      const byIndex = await w.rpc.sendRequest(ExplainRequest, { image: cat, method: 'relevance', class: other });
-      const byLabel = await w.rpc.sendRequest(ExplainRequest, { image: cat, method: 'relevance', class: reference.labels[other] });
+      const byIndex = await w.rpc.sendRequest(requestType(ExplainRequest), { image: cat, method: 'relevance', class: other });
+      const byLabel = await w.rpc.sendRequest(requestType(ExplainRequest), { image: cat, method: 'relevance', class: reference.labels[other] });
       assert.deepEqual(byIndex.class, { index: other, label: reference.labels[other] });
       assert.deepEqual(byLabel.map, byIndex.map);
       assert.notDeepEqual(byIndex.map.values, r.map.values);
@@ -150,7 +151,7 @@ for (const transport of ['stdio', 'ipc'] as const) {
         [{ image: cat, method: 'relevance', class: { index: 1 } }, ErrorCodes.InvalidParams, /class must be a class index or a label/],
         [{ image: cat, method: 'saliency' }, ErrorCodes.InvalidParams, /method must be one of rollout, relevance, attention, got "saliency"/],
       ] as [object, number, RegExp][]) {
-        const e = await rejects(w.rpc.sendRequest(ExplainRequest, params as never));
+        const e = await rejects(w.rpc.sendRequest(requestType(ExplainRequest), params as never));
         assert.equal(e.code, code, e.message);
         assert.match(e.message, want);
       }
@@ -159,11 +160,11 @@ for (const transport of ['stdio', 'ipc'] as const) {
     test('bad images give errors naming the file, and the worker keeps serving', async () => {
       for (const bad of ['zero.png', 'truncated.png', 'not-an-image.jpg', 'bomb.png']) {
         const file = path.join(fixtures, 'bad', bad);
-        const e = await rejects(w.rpc.sendRequest(ExplainRequest, { image: file }));
+        const e = await rejects(w.rpc.sendRequest(requestType(ExplainRequest), { image: file }));
         assert.equal(e.code, ErrorCodes.BadInput);
         assert.match(e.message, new RegExp(bad.replace('.', '\\.')));
       }
-      const r = await w.rpc.sendRequest(ClassifyRequest, { images: [path.join(fixtures, 'bad', 'zero.png'), cat] });
+      const r = await w.rpc.sendRequest(requestType(ClassifyRequest), { images: [path.join(fixtures, 'bad', 'zero.png'), cat] });
       assert.equal(r.results.length, 1, 'the good image is still classified');
       assert.equal(r.failures.length, 1);
       assert.match(r.failures[0].error, /zero\.png: file is empty/);
@@ -180,13 +181,13 @@ for (const transport of ['stdio', 'ipc'] as const) {
         [{ image: cat, overlay: { colormap: 'rainbow', opacity: 0.5 } }, ErrorCodes.InvalidParams, /overlay\.colormap must be one of/],
       ];
       for (const [params, code, want] of bad) {
-        const e = await rejects(w.rpc.sendRequest(ExplainRequest, params as never));
+        const e = await rejects(w.rpc.sendRequest(requestType(ExplainRequest), params as never));
         assert.equal(e.code, code, e.message);
         assert.match(e.message, want);
       }
-      const e = await rejects(w.rpc.sendRequest(ClassifyRequest, { images: [cat], topK: 0 }));
+      const e = await rejects(w.rpc.sendRequest(requestType(ClassifyRequest), { images: [cat], topK: 0 }));
       assert.match(e.message, /topK must be an integer/);
-      assert.match((await rejects(w.rpc.sendRequest(ClassifyRequest, { images: 'cat.png' } as never))).message, /images must be a list/);
+      assert.match((await rejects(w.rpc.sendRequest(requestType(ClassifyRequest), { images: 'cat.png' } as never))).message, /images must be a list/);
     });
 
     test('a failed model load keeps the previous model loaded', async () => {
@@ -195,36 +196,36 @@ for (const transport of ['stdio', 'ipc'] as const) {
       fs.mkdirSync(broken, { recursive: true });
       fs.copyFileSync(path.join(tinyHf, 'config.json'), path.join(broken, 'config.json'));
       fs.copyFileSync(path.join(fixtures, 'bad', 'bad-offsets.safetensors'), path.join(broken, 'model.safetensors'));
-      const e = await rejects(w.rpc.sendRequest(LoadModelRequest, { model: broken }));
+      const e = await rejects(w.rpc.sendRequest(requestType(LoadModelRequest), { model: broken }));
       assert.match(e.message, /model\.safetensors/);
       assert.match(e.message, /offset|beyond|end of (the )?file/i);
-      const s = await w.rpc.sendRequest(StatusRequest, {});
+      const s = await w.rpc.sendRequest(requestType(StatusRequest), {});
       assert.equal(s.state, 'ready');
       assert.equal(s.model?.spec, tinyHf);
       assert.ok(s.lastError);
-      const r = await w.rpc.sendRequest(ClassifyRequest, { images: [cat] });
+      const r = await w.rpc.sendRequest(requestType(ClassifyRequest), { images: [cat] });
       assert.equal(r.results.length, 1);
     });
 
     test('a cancelled request answers RequestCancelled and the worker goes on', async () => {
       const source = new CancellationTokenSource();
       const images = Array.from({ length: 64 }, () => cat);
-      const pending = w.rpc.sendRequest(ClassifyRequest, { images }, source.token);
+      const pending = w.rpc.sendRequest(requestType(ClassifyRequest), { images }, source.token);
       setTimeout(() => source.cancel(), 20);
       const outcome = await pending.then(
         () => 'finished',
         (e: ResponseError<unknown>) => e.code,
       );
       assert.ok(outcome === -32800 || outcome === 'finished', `cancel answered ${outcome}`);
-      const r = await w.rpc.sendRequest(ClassifyRequest, { images: [coffee] });
+      const r = await w.rpc.sendRequest(requestType(ClassifyRequest), { images: [coffee] });
       assert.equal(r.results.length, 1);
     });
 
     test('a torch.onnx export loads too (attention tapped from its graph)', async () => {
-      const info = await w.rpc.sendRequest(LoadModelRequest, { model: tinyOnnx });
+      const info = await w.rpc.sendRequest(requestType(LoadModelRequest), { model: tinyOnnx });
       assert.equal(info.kind, 'onnx');
       assert.ok(info.explainAvailable, info.explainUnavailableReason);
-      const r = await w.rpc.sendRequest(ExplainRequest, { image: cat });
+      const r = await w.rpc.sendRequest(requestType(ExplainRequest), { image: cat });
       assert.deepEqual(r.map.grid, [14, 14]);
     });
   });

@@ -12,7 +12,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { createMessageConnection, MessageConnection, ProgressType, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
-import { ClassifyFolderRequest, ClassifyRequest, LoadModelRequest, ModelInfo, ProviderFallbackNotification, StatusRequest } from '../../server/protocol';
+import { ClassifyFolderRequest, ClassifyRequest, LoadModelRequest, ModelInfo, ProviderFallbackNotification, StatusRequest } from '../../common/workerRequests';
+import { requestType } from './requestType';
 import { probeWebGpuAdapter } from '../../server/webgpuAdapter';
 
 const root = path.join(__dirname, '..', '..');
@@ -38,7 +39,7 @@ before(async () => {
   proc = spawn(process.execPath, [workerJs, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, VIT_LENS_TEST_FAIL_GPU_AFTER: '2' } });
   proc.stderr!.on('data', (d) => stderr.push(String(d))); // Dawn's limit warnings on lavapipe, and the worker's log
   rpc = createMessageConnection(new StreamMessageReader(proc.stdout!), new StreamMessageWriter(proc.stdin!));
-  rpc.onNotification(ProviderFallbackNotification, (info) => void fallbacks.push(info));
+  rpc.onNotification(ProviderFallbackNotification.method, (info: ModelInfo) => void fallbacks.push(info));
   rpc.listen();
   await rpc.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { cacheDir, provider: 'webgpu' } });
   rpc.sendNotification('initialized', {});
@@ -57,7 +58,7 @@ function top1OfCat(r: { results: { predictions: { index: number }[] }[] }): numb
 }
 
 test('WebGPU failing mid-session in the worker: one providerFallback, the request answers, later ones run on the CPU', async () => {
-  const info = await rpc.sendRequest(LoadModelRequest, { model: tinyOnnx });
+  const info = await rpc.sendRequest(requestType(LoadModelRequest), { model: tinyOnnx });
   assert.equal(info.provider, 'webgpu', `expected WebGPU, got ${info.provider} (${info.providerNote})`);
   assert.equal(info.batchSize, 64, 'GPU-sized batches (batchSize.test.ts works the number out)');
 
@@ -67,22 +68,22 @@ test('WebGPU failing mid-session in the worker: one providerFallback, the reques
   for (let i = 0; i < 40; i++) fs.copyFileSync(cat, path.join(folder, `cat-${i}.png`));
   const progress: string[] = [];
   const sub = rpc.onProgress(new ProgressType<{ message?: string }>(), 'folder', (p) => void (p.message && progress.push(p.message)));
-  const r = await rpc.sendRequest(ClassifyFolderRequest, { folder, workDoneToken: 'folder' }); // run 1: on the GPU
+  const r = await rpc.sendRequest(requestType(ClassifyFolderRequest), { folder, workDoneToken: 'folder' }); // run 1: on the GPU
   sub.dispose();
   assert.equal(r.predictions.length, 40);
   assert.deepEqual(progress.filter((m) => /^\d+ \/ 40 images$/.test(m)), ['0 / 40 images', '40 / 40 images']);
 
-  const first = await rpc.sendRequest(ClassifyRequest, { images: [cat] }); // run 2: on the GPU
+  const first = await rpc.sendRequest(requestType(ClassifyRequest), { images: [cat] }); // run 2: on the GPU
   assert.equal(top1OfCat(first), reference.photos['chelsea.png'].top1);
-  assert.equal((await rpc.sendRequest(StatusRequest, {})).model?.provider, 'webgpu');
+  assert.equal((await rpc.sendRequest(requestType(StatusRequest), {})).model?.provider, 'webgpu');
   assert.equal(fallbacks.length, 0);
 
-  const second = await rpc.sendRequest(ClassifyRequest, { images: [cat, coffee] }); // run 3: device lost → repeated on the CPU
+  const second = await rpc.sendRequest(requestType(ClassifyRequest), { images: [cat, coffee] }); // run 3: device lost → repeated on the CPU
   assert.equal(top1OfCat(second), reference.photos['chelsea.png'].top1);
   assert.equal(second.results[1].predictions[0].index, reference.photos['coffee.png'].top1);
-  for (let i = 0; i < 3; i++) await rpc.sendRequest(ClassifyRequest, { images: [coffee] }); // stays on the CPU: no new failure, no new notice
+  for (let i = 0; i < 3; i++) await rpc.sendRequest(requestType(ClassifyRequest), { images: [coffee] }); // stays on the CPU: no new failure, no new notice
 
-  const status = await rpc.sendRequest(StatusRequest, {});
+  const status = await rpc.sendRequest(requestType(StatusRequest), {});
   assert.equal(status.state, 'ready');
   assert.equal(status.model?.provider, 'cpu');
   assert.equal(status.model?.batchSize, 8, "back to the CPU's batch size");

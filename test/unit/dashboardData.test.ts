@@ -14,7 +14,7 @@ import { classReport, formatDuration, mistakenness, rankSuspects, selfConfidence
 import { parseDashboardMessage, parseSavedSources, type RunHeader } from '../../extension/dashboard/model';
 import { RunSource } from '../../extension/dashboard/runSource';
 import { SourceState } from '../../extension/dashboard/sourceState';
-import type { EpochMetrics, StepMetrics } from '../../extension/protocol';
+import type { EpochMetrics, StepMetrics } from '../../common/workerRequests';
 import { ScalarsReaders } from '../../server/scalarsReaders';
 
 const ROOT = path.resolve(__dirname, '../..');

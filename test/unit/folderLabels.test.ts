@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { classFolderOf, folderLabels, sameLabel } from '../../server/folderLabels';
 import { csvField, folderAccuracy, predictionsCsv } from '../../server/classifyFolder';
-import type { FolderPrediction } from '../../server/protocol';
+import type { FolderPrediction } from '../../common/workerRequests';
 
 test('the class folder is the first component, or the second under train/, val/ or test/', () => {
   assert.equal(classFolderOf('cat/1.png'), 'cat');

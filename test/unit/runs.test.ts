@@ -13,7 +13,7 @@ import { contextValue, describeRun, escapeMd, statusIcon, tooltipMarkdown } from
 import { discoverRuns, readLastStep, REMOTE_SILENCE_MS, RunEntry, shownStatus } from '../../extension/runs/runModel';
 import { summarizeScan } from '../../extension/runs/scanSummary';
 import { check, DEFAULT_ANSWERS, defaultLr, defaultRunName, effectiveLr, resumeArgs, trainArgs } from '../../extension/runs/trainArgs';
-import type { RunInfo } from '../../extension/protocol';
+import type { RunInfo } from '../../common/workerRequests';
 
 const root = path.join(__dirname, '..', '..');
 const tinyHf = path.join(root, 'test', 'fixtures', 'vit-tiny', 'hf');

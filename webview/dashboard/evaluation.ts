@@ -5,7 +5,7 @@
  */
 import { classReport } from '../../extension/dashboard/analysis';
 import type { HeldOutView, SourceView } from '../../extension/dashboard/model';
-import type { EpochMetrics } from '../../extension/protocol';
+import type { EpochMetrics } from '../../common/workerRequests';
 
 export interface EvalUi {
   normalize: boolean;

@@ -5,7 +5,7 @@
  * Colours: one per line for a single source (train and val apart), one per source when several are
  * overlaid (val dashed), so a run keeps its colour in every chart.
  */
-import type { EpochMetrics, StepMetrics } from '../../extension/protocol';
+import type { EpochMetrics, StepMetrics } from '../../common/workerRequests';
 import type { SourceView } from '../../extension/dashboard/model';
 import type { ChartSpec, Line } from './charts';
 

@@ -4,11 +4,12 @@
  *
  * Long requests (loadModel, classify, explain) accept a `workDoneToken` and report progress with
  * the LSP `$/progress` notifications; all requests honour `$/cancelRequest`.
+ *
+ * Pure TypeScript (common/): on the wire a request type is just its method name, so a request here
+ * is a method name that carries its parameter and result types, and neither side's copy of
+ * vscode-jsonrpc enters this file. The worker checks every request's params against the valibot
+ * schemas in server/requestSchemas.ts (typed against the interfaces here) before acting on them.
  */
-import { NotificationType, RequestType } from 'vscode-jsonrpc';
-import * as v from 'valibot';
-import { bool, fields, int, list, num, obj, oneOf, text } from './util/validate';
-
 export const PROVIDER_PREFERENCES = ['auto', 'webgpu', 'cuda', 'cpu'] as const;
 export const HEAD_FUSION_NAMES = ['mean', 'max', 'min'] as const;
 export const COLORMAP_NAMES = ['turbo', 'viridis', 'inferno', 'magma', 'plasma', 'gray'] as const;
@@ -18,18 +19,10 @@ export type ProviderPreference = (typeof PROVIDER_PREFERENCES)[number];
 export type HeadFusion = (typeof HEAD_FUSION_NAMES)[number];
 export type ColormapName = (typeof COLORMAP_NAMES)[number];
 
-// Every request's params are checked against the schema beside its type before the worker acts on
-// them (a client is another process and may send anything); a mismatch is answered with
-// InvalidParams naming the field. The annotation makes TypeScript check each schema against its type.
-
 /** Longest path accepted (Linux's PATH_MAX, in characters): longer ones cannot name a file anyway. */
 export const MAX_PATH_CHARS = 4096;
 /** Most images one classify request may name (Classify Folder sends batches, not a list). */
 export const MAX_IMAGES_PER_REQUEST = 10_000;
-
-const path = (what = 'a file path') => text(what, MAX_PATH_CHARS);
-const topK = () => int(1, 1000);
-const withProgress = { workDoneToken: v.optional(v.union([v.string(), v.number()], 'must be a string or a number')) };
 
 /** Mirrors LSP's WorkDoneProgressParams without depending on the LSP types. */
 export interface WithProgress {
@@ -104,15 +97,6 @@ export interface WorkerInitOptions {
   offline?: boolean;
 }
 
-export const WorkerInitOptionsSchema: v.GenericSchema<unknown, WorkerInitOptions> = obj(
-  fields<WorkerInitOptions>()({
-    provider: v.optional(oneOf(PROVIDER_PREFERENCES)),
-    threads: v.optional(int(1, 1024)),
-    cacheDir: v.optional(path('a folder path')),
-    offline: v.optional(bool()),
-  }),
-);
-
 export interface LoadModelParams extends WithProgress {
   /** .onnx file, Hugging Face folder, Google .npz, or hub id org/name[@revision]. */
   model: string;
@@ -121,28 +105,10 @@ export interface LoadModelParams extends WithProgress {
   dtype?: (typeof DTYPE_NAMES)[number];
 }
 
-export const LoadModelParamsSchema: v.GenericSchema<unknown, LoadModelParams> = obj(
-  fields<LoadModelParams>()({
-    ...withProgress,
-    model: path('a model path or hub id'),
-    labelsFile: v.optional(path()),
-    provider: v.optional(oneOf(PROVIDER_PREFERENCES)),
-    dtype: v.optional(oneOf(DTYPE_NAMES)),
-  }),
-);
-
 export interface ClassifyParams extends WithProgress {
   images: string[];
   topK?: number;
 }
-
-export const ClassifyParamsSchema: v.GenericSchema<unknown, ClassifyParams> = obj(
-  fields<ClassifyParams>()({
-    ...withProgress,
-    images: list(path('an image file path'), MAX_IMAGES_PER_REQUEST),
-    topK: v.optional(topK()),
-  }),
-);
 
 export interface ClassifyResult {
   results: { image: string; predictions: Prediction[]; logits: number[] }[];
@@ -169,21 +135,6 @@ export interface ExplainParams extends WithProgress {
   /** Also render the overlay PNG at the image's own size. */
   overlay?: { colormap: ColormapName; opacity: number };
 }
-
-export const ExplainParamsSchema: v.GenericSchema<unknown, ExplainParams> = obj(
-  fields<ExplainParams>()({
-    ...withProgress,
-    image: path('an image file path'),
-    method: v.optional(oneOf(EXPLAIN_METHOD_NAMES)),
-    class: v.optional(v.union([int(0), text('a class label', 1000)], 'must be a class index or a label')),
-    headFusion: v.optional(oneOf(HEAD_FUSION_NAMES)),
-    discardRatio: v.optional(num(0, 1, true)),
-    layer: v.optional(int(0)),
-    head: v.optional(int(0)),
-    topK: v.optional(topK()),
-    overlay: v.optional(obj({ colormap: oneOf(COLORMAP_NAMES), opacity: num(0, 1) })),
-  }),
-);
 
 export interface ExplainResult {
   image: string;
@@ -214,7 +165,7 @@ export interface StatusResult {
 // ---- Training UI (issue 5): dataset scan, TensorBoard scalars, classify a folder ----
 
 /** The run directory format (README, "Run directory format"), re-exported as types for the extension and other readers. */
-export type { RunInfo, RunStatus, TrainConfig, StepMetrics, EpochMetrics, RunReport, HeldOutPrediction } from './train/runFiles';
+export type { RunInfo, RunStatus, TrainConfig, StepMetrics, EpochMetrics, RunReport, HeldOutPrediction } from '../server/train/runFiles';
 
 export interface ScanDatasetParams extends WithProgress {
   folder: string;
@@ -223,16 +174,6 @@ export interface ScanDatasetParams extends WithProgress {
   valSplit?: number;
   seed?: number;
 }
-
-export const ScanDatasetParamsSchema: v.GenericSchema<unknown, ScanDatasetParams> = obj(
-  fields<ScanDatasetParams>()({
-    ...withProgress,
-    folder: path('a folder path'),
-    checkImages: v.optional(bool()),
-    valSplit: v.optional(num(0, 0.9)),
-    seed: v.optional(int(0, 2 ** 32 - 1)),
-  }),
-);
 
 export interface ScanDatasetResult {
   root: string;
@@ -260,13 +201,6 @@ export interface ReadScalarsParams {
   cursor?: string;
 }
 
-export const ReadScalarsParamsSchema: v.GenericSchema<unknown, ReadScalarsParams> = obj(
-  fields<ReadScalarsParams>()({
-    folder: path('a folder path'),
-    cursor: v.optional(text('a cursor from an earlier answer', 100)),
-  }),
-);
-
 export interface ReadScalarsResult {
   /** Pass back next time to get only newer points. */
   cursor: string;
@@ -284,15 +218,6 @@ export interface ClassifyFolderParams extends WithProgress {
   outDir?: string;
   topK?: number;
 }
-
-export const ClassifyFolderParamsSchema: v.GenericSchema<unknown, ClassifyFolderParams> = obj(
-  fields<ClassifyFolderParams>()({
-    ...withProgress,
-    folder: path('a folder path'),
-    outDir: v.optional(path('a folder path')),
-    topK: v.optional(topK()),
-  }),
-);
 
 export interface FolderPrediction {
   /** Path relative to the folder, '/' separators. */
@@ -332,17 +257,6 @@ export interface AuditParams extends WithProgress {
   similarity?: number;
 }
 
-export const AuditParamsSchema: v.GenericSchema<unknown, AuditParams> = obj(
-  fields<AuditParams>()({
-    ...withProgress,
-    folder: path('a folder path'),
-    outDir: v.optional(path('a folder path')),
-    folds: v.optional(int(2, 100)),
-    seed: v.optional(int(0)),
-    similarity: v.optional(num(0, 1)),
-  }),
-);
-
 export type AuditKind = 'labelIssue' | 'duplicate' | 'outlier';
 
 export interface AuditDecision {
@@ -377,19 +291,32 @@ export interface AuditReport {
 
 export type AuditResult = AuditReport;
 
-export const ScanDatasetRequest = new RequestType<ScanDatasetParams, ScanDatasetResult, void>('vitLens/scanDataset');
-export const ReadScalarsRequest = new RequestType<ReadScalarsParams, ReadScalarsResult, void>('vitLens/readScalars');
-export const ClassifyFolderRequest = new RequestType<ClassifyFolderParams, ClassifyFolderResult, void>('vitLens/classifyFolder');
-export const AuditRequest = new RequestType<AuditParams, AuditReport, void>('vitLens/audit');
+/** A worker request: its method name, with the parameter and result types attached for the compiler. */
+export interface WorkerRequest<P, R> {
+  readonly method: string;
+  /** Never set; only carries the types. */
+  readonly _types?: (p: P) => R;
+}
 
-export const LoadModelRequest = new RequestType<LoadModelParams, ModelInfo, void>('vitLens/loadModel');
-export const ClassifyRequest = new RequestType<ClassifyParams, ClassifyResult, void>('vitLens/classify');
-export const ExplainRequest = new RequestType<ExplainParams, ExplainResult, void>('vitLens/explain');
-export const StatusRequest = new RequestType<Record<string, never>, StatusResult, void>('vitLens/status');
+export const LoadModelRequest: WorkerRequest<LoadModelParams, ModelInfo> = { method: 'vitLens/loadModel' };
+export const ClassifyRequest: WorkerRequest<ClassifyParams, ClassifyResult> = { method: 'vitLens/classify' };
+export const ExplainRequest: WorkerRequest<ExplainParams, ExplainResult> = { method: 'vitLens/explain' };
+/** Takes no parameters: nothing, null or an object (whose fields are ignored). */
+export const StatusRequest: WorkerRequest<Record<string, never> | null | undefined, StatusResult> = { method: 'vitLens/status' };
+export const ScanDatasetRequest: WorkerRequest<ScanDatasetParams, ScanDatasetResult> = { method: 'vitLens/scanDataset' };
+export const ReadScalarsRequest: WorkerRequest<ReadScalarsParams, ReadScalarsResult> = { method: 'vitLens/readScalars' };
+export const ClassifyFolderRequest: WorkerRequest<ClassifyFolderParams, ClassifyFolderResult> = { method: 'vitLens/classifyFolder' };
+export const AuditRequest: WorkerRequest<AuditParams, AuditResult> = { method: 'vitLens/audit' };
+
+/** A worker → client notification: its method name, with the parameter type attached for the compiler. */
+export interface WorkerNotification<P> {
+  readonly method: string;
+  /** Never set; only carries the type. */
+  readonly _types?: (p: P) => void;
+}
+
 /** Worker → client: the GPU failed during a run and the model now runs on the CPU (info.providerNote says why). */
-export const ProviderFallbackNotification = new NotificationType<ModelInfo>('vitLens/providerFallback');
-/** Status takes no parameters: nothing, null or an object (whose fields are ignored). */
-export const StatusParamsSchema: v.GenericSchema<unknown, Record<string, never> | null | undefined> = v.nullish(obj({}));
+export const ProviderFallbackNotification: WorkerNotification<ModelInfo> = { method: 'vitLens/providerFallback' };
 
 /** Error codes in JSON-RPC error responses, beyond the standard ones. */
 export const ErrorCodes = {
