@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import type { ColormapName, HeadFusion, ProviderPreference } from '../common/workerRequests';
-import { COLORMAPS, HEAD_FUSIONS } from './panelProtocol';
+import { COLORMAPS, HEAD_FUSIONS } from '../common/webviewMessages/resultsPanel';
 
 export const SECTION = 'vitLens';
 

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { Controls, ImageRow, MapView, ModelSummary, PanelState, parseControls, parseModelSummary, parseWebviewMessage, WebviewMessage } from './panelProtocol';
+import { Controls, ImageRow, MapView, ModelSummary, PanelState, parseControls, parseModelSummary, parseWebviewMessage, WebviewMessage } from '../common/webviewMessages/resultsPanel';
 import { panelHtml } from './panelHtml';
 import { pageParts } from './webviewPage';
 import type { ExplainParams, ModelInfo } from '../common/workerRequests';

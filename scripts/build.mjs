@@ -3,6 +3,7 @@
 import { build } from 'esbuild';
 import asc from 'assemblyscript/asc';
 import { readFileSync } from 'fs';
+import { commonForbidden, commonPurityBuild, describeLeak, extensionForbidden, forbiddenInputs, webviewForbidden } from './bundleBoundaries.mjs';
 
 // Native modules, and all of TensorFlow.js: its backends register in the one tfjs-core instance they
 // import, and tfjs-backend-wasm loads its .wasm files from its own folder, so a bundled copy of the
@@ -19,7 +20,7 @@ const tfjsExternal = {
 };
 const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', sourcemap: true, external, plugins: [tfjsExternal], logLevel: 'warning' };
 
-const browser = { bundle: true, platform: 'browser', format: 'iife', target: 'chrome120', minify: true, sourcemap: true, logLevel: 'warning' };
+const browser = { bundle: true, platform: 'browser', format: 'iife', target: 'chrome120', minify: true, sourcemap: true, metafile: true, logLevel: 'warning' };
 
 // The trainer's fused kernels for TensorFlow.js's wasm backend (server/train/fused/), AssemblyScript →
 // wasm, in two builds: with relaxed SIMD (fused multiply-add) and plain SIMD for engines without it.
@@ -56,10 +57,10 @@ async function buildKernels() {
   }
 }
 
-const [, worker, , , , extension, languageClient] = await Promise.all([
+const [, worker, webview, dashboard, predictions, extension, languageClient, audit, , commonOnly] = await Promise.all([
   build({ ...common, entryPoints: ['server/cli.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } }),
   build({ ...common, entryPoints: ['server/worker.ts'], outfile: 'dist/worker.js', metafile: true }),
-  // The results panel runs in a browser (the webview); it shares only types and validators with the extension.
+  // The results panel runs in a browser (the webview); it shares only common/ with the extension.
   build({ ...browser, entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js' }),
   // The training dashboard (uPlot) and the Classify Folder table: webviews of their own.
   build({ ...browser, entryPoints: ['webview/dashboard/main.ts'], outfile: 'dist/dashboard.js' }),
@@ -70,16 +71,22 @@ const [, worker, , , , extension, languageClient] = await Promise.all([
   // The dataset audit panel (after the named results above, so their positions stay).
   build({ ...browser, entryPoints: ['webview/audit/main.ts'], outfile: 'dist/audit.js' }),
   buildKernels(),
+  // Not written: common/ bundled on its own, to prove it needs nothing outside itself (see bundleBoundaries.mjs).
+  build(commonPurityBuild()),
 ]);
 
 // Activation must stay fast: the extension talks to the worker and must never bundle (or require)
-// the engine or a native/ML module. Fail the build, not the user, if an import drags one in.
+// the engine or a native/ML module; the webviews run in a browser and share only common/ with the
+// extension. Fail the build, not the user, if an import drags one in (rules: bundleBoundaries.mjs).
 // vscode-languageclient belongs in dist/languageclient.js, loaded lazily.
-const forbidden = /^(server\/(?!protocol\.ts$)|node_modules\/(onnxruntime|sharp|@tensorflow|@img|vscode-languageclient|vscode-jsonrpc)\b)/;
-const leaked = Object.keys(extension.metafile.inputs).filter((f) => forbidden.test(f));
 const requires = [extension, languageClient].flatMap((b) => Object.values(b.metafile.outputs)).flatMap((o) => o.imports.filter((i) => i.external && i.path !== 'vscode' && !i.path.startsWith('node:') && /onnxruntime|sharp|tensorflow/.test(i.path)).map((i) => i.path));
-if (leaked.length || requires.length) {
-  console.error(`dist/extension.js must not include the engine, native/ML modules or the language client; it pulls in: ${[...leaked, ...requires].slice(0, 5).join(', ')}${leaked.length + requires.length > 5 ? ', …' : ''}`);
+const leaks = [
+  describeLeak('dist/extension.js', [...forbiddenInputs(extension.metafile, extensionForbidden), ...requires], 'must not include the engine, native/ML modules, the webviews or the language client'),
+  ...Object.entries({ webview, dashboard, predictions, audit }).map(([name, b]) => describeLeak(`dist/${name}.js`, forbiddenInputs(b.metafile, webviewForbidden), 'runs in a browser and may share only common/ with the extension')),
+  describeLeak('common/', forbiddenInputs(commonOnly.metafile, commonForbidden), 'must be pure TypeScript that needs no other layer, no vscode and no JSON-RPC'),
+].filter(Boolean);
+if (leaks.length) {
+  for (const leak of leaks) console.error(leak);
   process.exit(1);
 }
 

@@ -16,7 +16,7 @@ import { Engine, EXPLAIN_METHODS } from './engine';
 import { PROVIDER_NAMES, PROVIDER_PREFERENCES } from './inference';
 import { DTYPES } from './model/onnxBuilder';
 import { classifyFolder, folderAccuracy } from './classifyFolder';
-import { COLORMAPS, Colormap } from './explain/colormaps';
+import { COLORMAPS, Colormap } from '../common/colormaps';
 import type { ProgressEvent } from './model/modelSource';
 import type { HeadFusion } from './explain/rollout';
 import type { ModelInfo, Prediction } from '../common/workerRequests';

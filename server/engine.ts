@@ -16,7 +16,7 @@ import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource
 import { relevanceMap, RelevanceSession } from './explain/relevance';
 import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
 import { renderOverlayPng } from './explain/overlay';
-import { Colormap, COLORMAPS } from './explain/colormaps';
+import { Colormap, COLORMAPS } from '../common/colormaps';
 import { Dtype, FEATURES_NAME, HEAD_FUSIONS } from './model/onnxBuilder';
 import type { ModelInfo, Prediction } from '../common/workerRequests';
 import { fsPath } from './util/fileNames';

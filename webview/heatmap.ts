@@ -1,10 +1,10 @@
 /**
  * Draws an attention map (values on the patch grid, max = 1) as a coloured heatmap on a canvas the
- * size of the image. The colormaps are the worker's own module (server/explain/colormaps.ts), so the
+ * size of the image. The colormaps are the worker's own (common/colormaps.ts), so the
  * panel matches the PNG that "Save Overlay" writes. Opacity is the canvas's CSS opacity: changing it costs nothing.
  */
 import type { ColormapName } from '../common/workerRequests';
-import { colormapLut } from '../server/explain/colormaps';
+import { colormapLut } from '../common/colormaps';
 
 /** The canvas is sized like the image (capped, it is only ever displayed scaled). */
 const MAX_SIDE = 1024;

@@ -12,7 +12,7 @@ import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import '@vscode-elements/elements/dist/vscode-radio/index.js';
 import '@vscode-elements/elements/dist/vscode-radio-group/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
-import type { Controls, HostMessage, PanelState, WebviewMessage } from '../extension/panelProtocol';
+import type { Controls, HostMessage, PanelState, WebviewMessage } from '../common/webviewMessages/resultsPanel';
 import { drawColorScale, drawHeatmap } from './heatmap';
 import { $, vscodeApi } from './vscodeApi';
 

@@ -15,7 +15,7 @@ import { ResultsPanel } from '../resultsPanel';
 import { pageParts } from '../webviewPage';
 import { auditHtml } from './html';
 import { Lists, withoutFile } from './listEdits';
-import { HostMessage, listedFiles, parseWebviewMessage, WebviewMessage } from './protocol';
+import { HostMessage, listedFiles, parseWebviewMessage, WebviewMessage } from '../../common/webviewMessages/audit';
 
 export const AUDIT_VIEW_TYPE = 'vitLens.audit';
 

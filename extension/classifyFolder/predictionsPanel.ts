@@ -14,7 +14,7 @@ import type { ClassifyFolderResult } from '../../common/workerRequests';
 import { pageParts } from '../webviewPage';
 import { ResultsPanel } from '../resultsPanel';
 import { predictionsHtml } from './html';
-import { HostMessage, parseResultFile, parseViewState, parseWebviewMessage, tableRows, WebviewMessage } from './protocol';
+import { HostMessage, parseResultFile, parseViewState, parseWebviewMessage, tableRows, WebviewMessage } from '../../common/webviewMessages/predictions';
 
 export const PREDICTIONS_VIEW_TYPE = 'vitLens.predictions';
 

@@ -6,10 +6,10 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
-import { DashboardSource, parseSavedSources } from './model';
+import { DashboardSource, parseSavedSources } from '../../common/webviewMessages/dashboard';
 import { DASHBOARD_VIEW_TYPE, DashboardPanel } from './panel';
 
-export type { DashboardSource } from './model';
+export type { DashboardSource } from '../../common/webviewMessages/dashboard';
 
 export function registerDashboard(ctx: Ctx): void {
   ctx.push(

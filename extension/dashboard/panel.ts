@@ -12,7 +12,7 @@ import type { Ctx } from '../ctx';
 import { ReadScalarsRequest } from '../../common/workerRequests';
 import { ResultsPanel } from '../resultsPanel';
 import { dashboardHtml } from './html';
-import { DashboardSource, HostMessage, parseDashboardMessage, WebviewMessage } from './model';
+import { DashboardSource, HostMessage, parseDashboardMessage, WebviewMessage } from '../../common/webviewMessages/dashboard';
 import { moveImage, undoMove } from './moves';
 import { RunSource } from './runSource';
 import { SourceState } from './sourceState';

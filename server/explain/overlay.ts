@@ -5,7 +5,7 @@
 import sharp from 'sharp';
 import type { AttentionMap } from './rollout';
 import type { DecodedImage } from '../preprocess';
-import { Colormap, colormapLut } from './colormaps';
+import { Colormap, colormapLut } from '../../common/colormaps';
 
 /** Bilinearly upsample a [0, 1] map on its grid to width × height, as 8-bit levels. */
 export async function upsampleMap(map: AttentionMap, width: number, height: number): Promise<Buffer> {

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { auditHtml } from '../../extension/audit/html';
-import { parseViewState, parseWebviewMessage, type AuditViewData } from '../../extension/audit/protocol';
+import { parseViewState, parseWebviewMessage, type AuditViewData } from '../../common/webviewMessages/audit';
 import { withoutFile } from '../../extension/audit/listEdits';
 import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type ThemeVars } from './webviewHarness';
 

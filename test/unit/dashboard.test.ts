@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { dashboardHtml } from '../../extension/dashboard/html';
-import { HostMessage, parseDashboardMessage } from '../../extension/dashboard/model';
+import { HostMessage, parseDashboardMessage } from '../../common/webviewMessages/dashboard';
 import { RunSource } from '../../extension/dashboard/runSource';
 import { SourceState } from '../../extension/dashboard/sourceState';
 import { ScalarsReaders } from '../../server/scalarsReaders';

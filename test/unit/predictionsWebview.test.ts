@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { predictionsHtml } from '../../extension/classifyFolder/html';
-import { parseViewState, parseWebviewMessage, type TableData, type TableRow } from '../../extension/classifyFolder/protocol';
+import { parseViewState, parseWebviewMessage, type TableData, type TableRow } from '../../common/webviewMessages/predictions';
 import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type OpenedPage, type ThemeVars } from './webviewHarness';
 
 const OUT = path.join(ROOT, 'test-output', 'predictions');

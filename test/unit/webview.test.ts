@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { panelHtml } from '../../extension/panelHtml';
-import { parseModelSummary, parseWebviewMessage, type Controls, type PanelState } from '../../extension/panelProtocol';
+import { parseModelSummary, parseWebviewMessage, type Controls, type PanelState } from '../../common/webviewMessages/resultsPanel';
 import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type OpenedPage, type Theme, type ThemeVars } from './webviewHarness';
 
 const OUT = path.join(ROOT, 'test-output', 'webview');

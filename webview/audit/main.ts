@@ -5,8 +5,8 @@
  * selected tab with setState.
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
-import type { AuditTab, AuditViewData, HostMessage, ViewState, WebviewMessage } from '../../extension/audit/protocol';
-import { AUDIT_TABS, parseViewState, SORTS, sortedRows } from '../../extension/audit/protocol';
+import type { AuditTab, AuditViewData, HostMessage, ViewState, WebviewMessage } from '../../common/webviewMessages/audit';
+import { AUDIT_TABS, parseViewState, SORTS, sortedRows } from '../../common/webviewMessages/audit';
 import { $, vscodeApi } from '../vscodeApi';
 
 /** More rows than anyone reviews in one sitting; the rest stay in audit.json. */

@@ -5,7 +5,7 @@
  * place with setData while their series stay the same, and rebuilt when the series change.
  */
 import uPlot from 'uplot';
-import { smoothEma } from '../../extension/dashboard/analysis';
+import { smoothEma } from './analysis';
 
 export interface Line {
   label: string;

@@ -3,8 +3,8 @@
  * clicked cell. The matrix is an epoch's `confusion[true][predicted]`; by default the best epoch's,
  * because report.json's held-out predictions (the images a cell lists) are that epoch's.
  */
-import { classReport } from '../../extension/dashboard/analysis';
-import type { HeldOutView, SourceView } from '../../extension/dashboard/model';
+import { classReport } from './analysis';
+import type { HeldOutView, SourceView } from '../../common/webviewMessages/dashboard';
 import type { EpochMetrics } from '../../common/workerRequests';
 
 export interface EvalUi {

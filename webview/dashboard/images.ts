@@ -3,8 +3,8 @@
  * (ranked by cleanlab's self-confidence or FiftyOne's mistakenness) with Open / Move / Undo.
  * Clicking a thumbnail opens the image with its attention overlay in the results panel.
  */
-import { rankSuspects } from '../../extension/dashboard/analysis';
-import type { HeldOutView, SourceView } from '../../extension/dashboard/model';
+import { rankSuspects } from './analysis';
+import type { HeldOutView, SourceView } from '../../common/webviewMessages/dashboard';
 
 export interface ImageActions {
   open(h: HeldOutView): void;

@@ -6,8 +6,8 @@
  */
 import 'uplot/dist/uPlot.min.css';
 import './dashboard.css';
-import { formatDuration, timing } from '../../extension/dashboard/analysis';
-import type { DashboardSource, HeldOutView, HostMessage, SourceView, WebviewMessage } from '../../extension/dashboard/model';
+import { formatDuration, timing } from './analysis';
+import type { DashboardSource, HeldOutView, HostMessage, SourceView, WebviewMessage } from '../../common/webviewMessages/dashboard';
 import { palette, renderCharts, resetCharts, charts } from './charts';
 import { EvalUi, pickEpoch, renderCellImages, renderConfusion, renderReport } from './evaluation';
 import { ImageActions, renderGallery, renderSuspects, thumb } from './images';

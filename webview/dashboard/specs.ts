@@ -6,7 +6,7 @@
  * overlaid (val dashed), so a run keeps its colour in every chart.
  */
 import type { EpochMetrics, StepMetrics } from '../../common/workerRequests';
-import type { SourceView } from '../../extension/dashboard/model';
+import type { SourceView } from '../../common/webviewMessages/dashboard';
 import type { ChartSpec, Line } from './charts';
 
 export type Axis = 'step' | 'epoch';

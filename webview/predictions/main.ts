@@ -7,8 +7,8 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
-import type { HostMessage, SortKey, TableData, TableRow, ViewState, WebviewMessage } from '../../extension/classifyFolder/protocol';
-import { defaultViewState, parseViewState } from '../../extension/classifyFolder/protocol';
+import type { HostMessage, SortKey, TableData, TableRow, ViewState, WebviewMessage } from '../../common/webviewMessages/predictions';
+import { defaultViewState, parseViewState } from '../../common/webviewMessages/predictions';
 import { summaryText, viewRows } from './view';
 import { $, vscodeApi } from '../vscodeApi';
 

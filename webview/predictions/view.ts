@@ -1,5 +1,5 @@
 /** Which rows the table shows, in which order: the filters and the sort, over row indices (no copies of 100k rows). */
-import type { SortKey, TableRow, ViewState } from '../../extension/classifyFolder/protocol';
+import type { SortKey, TableRow, ViewState } from '../../common/webviewMessages/predictions';
 
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
 

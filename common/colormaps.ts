@@ -5,7 +5,7 @@
  */
 import { rgb as parseColor } from 'd3-color';
 import { interpolateInferno, interpolateMagma, interpolatePlasma, interpolateTurbo, interpolateViridis } from 'd3-scale-chromatic';
-import type { ColormapName } from '../../common/workerRequests';
+import type { ColormapName } from './workerRequests';
 
 export type Colormap = ColormapName;
 export const COLORMAPS: readonly Colormap[] = ['turbo', 'viridis', 'inferno', 'magma', 'plasma', 'gray'];

@@ -3,7 +3,7 @@
  * back from outside: webview messages, the webview's saved state, and predictions.json read from
  * disk. Free of `vscode` imports: the webview bundle and the tests use it too.
  */
-import type { ClassifyFolderResult, FolderPrediction } from '../../common/workerRequests';
+import type { ClassifyFolderResult, FolderPrediction } from '../workerRequests';
 
 /** One table row; the top-k beyond the runner-up stay in predictions.json (100k rows must stay light). */
 export interface TableRow {

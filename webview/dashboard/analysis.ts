@@ -3,7 +3,7 @@
  * scores for held-out images, elapsed time and ETA. Pure functions, shared by the webview (which
  * draws them) and the unit tests (which check them against pandas / numpy / scipy).
  */
-import type { RunHeader } from './model';
+import type { RunHeader } from '../../common/webviewMessages/dashboard';
 
 /**
  * TensorBoard's (and W&B's) debiased exponential moving average: `last = last·w + (1−w)·v`, divided

@@ -2,7 +2,7 @@
  * Messages between the audit panel (webview) and the extension, and the checks on what the webview
  * sends. Free of `vscode` imports: the webview bundle and the tests use it too.
  */
-import type { AuditKind, AuditResult } from '../../common/workerRequests';
+import type { AuditKind, AuditResult } from '../workerRequests';
 
 export type AuditTab = 'labelIssues' | 'duplicates' | 'outliers';
 export const AUDIT_TABS: readonly AuditTab[] = ['labelIssues', 'duplicates', 'outliers'];

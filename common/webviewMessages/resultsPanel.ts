@@ -6,7 +6,7 @@
  * every field before anything acts on it (a compromised or buggy webview must not be able to make
  * the worker read arbitrary files, or pass junk parameters through).
  */
-import type { ColormapName, HeadFusion, Prediction } from '../common/workerRequests';
+import type { ColormapName, HeadFusion, Prediction } from '../workerRequests';
 
 export const COLORMAPS: readonly ColormapName[] = ['turbo', 'viridis', 'inferno', 'magma', 'plasma', 'gray'];
 export const HEAD_FUSIONS: readonly HeadFusion[] = ['mean', 'max', 'min'];

@@ -6,7 +6,7 @@
  * and the state VS Code hands back after a reload) is untrusted: `parseDashboardMessage` and
  * `parseSavedSources` check every field before the extension acts on it.
  */
-import type { EpochMetrics, RunStatus, StepMetrics } from '../../common/workerRequests';
+import type { EpochMetrics, RunStatus, StepMetrics } from '../workerRequests';
 
 /** What a dashboard shows: one of our run folders, or a folder of TensorBoard event files. */
 export type DashboardSource = { kind: 'run'; dir: string } | { kind: 'tfevents'; dir: string };
