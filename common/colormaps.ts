@@ -5,10 +5,9 @@
  */
 import { rgb as parseColor } from 'd3-color';
 import { interpolateInferno, interpolateMagma, interpolatePlasma, interpolateTurbo, interpolateViridis } from 'd3-scale-chromatic';
-import type { ColormapName } from './workerRequests';
+import { COLORMAPS, type ColormapName } from './options';
 
 export type Colormap = ColormapName;
-export const COLORMAPS: readonly Colormap[] = ['turbo', 'viridis', 'inferno', 'magma', 'plasma', 'gray'];
 
 const interpolators: Record<Colormap, (t: number) => string> = {
   turbo: interpolateTurbo,

@@ -10,14 +10,9 @@
  * vscode-jsonrpc enters this file. The worker checks every request's params against the valibot
  * schemas in server/requestSchemas.ts (typed against the interfaces here) before acting on them.
  */
-export const PROVIDER_PREFERENCES = ['auto', 'webgpu', 'cuda', 'cpu'] as const;
-export const HEAD_FUSION_NAMES = ['mean', 'max', 'min'] as const;
-export const COLORMAP_NAMES = ['turbo', 'viridis', 'inferno', 'magma', 'plasma', 'gray'] as const;
-export const DTYPE_NAMES = ['fp32', 'fp16', 'q8'] as const;
-export const EXPLAIN_METHOD_NAMES = ['rollout', 'relevance', 'attention'] as const;
-export type ProviderPreference = (typeof PROVIDER_PREFERENCES)[number];
-export type HeadFusion = (typeof HEAD_FUSION_NAMES)[number];
-export type ColormapName = (typeof COLORMAP_NAMES)[number];
+import type { ColormapName, Dtype, ExplainMethod, HeadFusion, ProviderPreference } from './options';
+
+export type { ColormapName, Dtype, ExplainMethod, HeadFusion, ProviderPreference } from './options';
 
 /** Longest path accepted (Linux's PATH_MAX, in characters): longer ones cannot name a file anyway. */
 export const MAX_PATH_CHARS = 4096;
@@ -60,7 +55,7 @@ export interface ModelInfo {
   /** Why it is not on the provider that was asked for, how `auto` chose, or why it left the GPU mid-session. */
   providerNote?: string;
   /** Weight precision: fp32, fp16 (for GPUs) or q8 (int8 weights, dynamically quantized activations). */
-  dtype: 'fp32' | 'fp16' | 'q8';
+  dtype: Dtype;
   /** Images per classification run on this provider: 8 on the CPU, sized to the model's activations on a GPU. */
   batchSize?: number;
   numClasses: number;
@@ -102,7 +97,7 @@ export interface LoadModelParams extends WithProgress {
   model: string;
   labelsFile?: string;
   provider?: ProviderPreference;
-  dtype?: (typeof DTYPE_NAMES)[number];
+  dtype?: Dtype;
 }
 
 export interface ClassifyParams extends WithProgress {
@@ -115,9 +110,6 @@ export interface ClassifyResult {
   /** Images that could not be classified, each with a message naming the file and the problem. */
   failures: { image: string; error: string }[];
 }
-
-/** rollout (default), relevance (class-specific, Chefer et al. 2021), attention (one layer, raw). */
-export type ExplainMethod = (typeof EXPLAIN_METHOD_NAMES)[number];
 
 export interface ExplainParams extends WithProgress {
   image: string;

@@ -1,7 +1,7 @@
 /** The ViT commands. Explorer and editor-title invocations pass the image(s); the palette uses the active image or asks. */
 import * as vscode from 'vscode';
 import type { Ctx } from './ctx';
-import { IMAGE_EXTENSIONS, isImagePath } from './images';
+import { IMAGE_EXTENSIONS, isImagePath } from '../common/imageFiles';
 import { ensureModelChosen } from './firstRun';
 import { ResultsPanel } from './resultsPanel';
 
@@ -49,7 +49,7 @@ async function imagesFor(uri: unknown, uris: unknown, many: boolean): Promise<st
       picked =
         (await vscode.window.showOpenDialog({
           canSelectMany: many,
-          filters: { Images: IMAGE_EXTENSIONS },
+          filters: { Images: [...IMAGE_EXTENSIONS] },
           title: many ? 'Classify Images' : 'Show Attention Overlay',
           openLabel: many ? 'Classify' : 'Explain',
         })) ?? [];

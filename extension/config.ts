@@ -10,8 +10,7 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
-import type { ColormapName, HeadFusion, ProviderPreference } from '../common/workerRequests';
-import { COLORMAPS, HEAD_FUSIONS } from '../common/webviewMessages/resultsPanel';
+import { COLORMAPS, DTYPES, HEAD_FUSIONS, PROVIDER_PREFERENCES, type ColormapName, type Dtype, type HeadFusion, type ProviderPreference } from '../common/options';
 
 export const SECTION = 'vitLens';
 
@@ -22,8 +21,10 @@ function trustedValue<T>(config: vscode.WorkspaceConfiguration, key: string): T 
 }
 
 const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
+/** `value` when it is one of `choices`, else `fallback` (a hand-edited setting VS Code did not refuse). */
+const oneOf = <T extends string>(value: string, choices: readonly T[], fallback: T): T => (choices.includes(value as T) ? (value as T) : fallback);
 
-export type Dtype = 'fp32' | 'fp16' | 'q8';
+export type { Dtype } from '../common/options';
 
 export interface Settings {
   /** The `vitLens.model` setting as written (empty = built-in model). */
@@ -48,12 +49,12 @@ export function readSettings(): Settings {
   return {
     modelSetting: (trustedValue<string>(c, 'model') ?? '').trim(),
     topK: clamp(Math.round(c.get<number>('topK', 5)), 1, 100),
-    provider: provider === 'webgpu' || provider === 'cuda' || provider === 'cpu' ? provider : 'auto',
-    dtype: dtype === 'fp16' || dtype === 'q8' ? dtype : 'fp32',
-    headFusion: HEAD_FUSIONS.includes(headFusion as HeadFusion) ? (headFusion as HeadFusion) : 'mean',
+    provider: oneOf(provider, PROVIDER_PREFERENCES, 'auto'),
+    dtype: oneOf(dtype, DTYPES, 'fp32'),
+    headFusion: oneOf(headFusion, HEAD_FUSIONS, 'mean'),
     discardRatio: clamp(c.get<number>('rollout.discardRatio', 0.9), 0, 0.99),
     opacity: clamp(c.get<number>('overlay.opacity', 0.5), 0, 1),
-    colormap: COLORMAPS.includes(colormap as ColormapName) ? (colormap as ColormapName) : 'turbo',
+    colormap: oneOf(colormap, COLORMAPS, 'turbo'),
     cacheDir: cacheDir ? expandHome(cacheDir) : undefined,
   };
 }

@@ -13,7 +13,7 @@ import { Controls, ImageRow, MapView, ModelSummary, PanelState, parseControls, p
 import { panelHtml } from './panelHtml';
 import { pageParts } from './webviewPage';
 import type { ExplainParams, ModelInfo } from '../common/workerRequests';
-import { isImagePath } from './images';
+import { isImagePath } from '../common/imageFiles';
 import type { ModelRequest, WorkerClient } from './workerClient';
 import type { Settings } from './config';
 

@@ -7,7 +7,8 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import type { ClassifyFolderResult, FolderPrediction, Prediction } from '../common/workerRequests';
 import { folderLabels, sameLabel } from './folderLabels';
-import { IMAGE_EXTENSIONS, listImages, SkippedFile } from './train/datasetFolder';
+import { IMAGE_EXTENSIONS_DOTTED } from '../common/imageFiles';
+import { listImages, SkippedFile } from './train/datasetFolder';
 import { writeFileAtomic } from './util/atomicFile';
 import { displayPath, fsPath, hasRawBytes } from './util/fileNames';
 
@@ -48,7 +49,7 @@ export async function classifyFolder(folder: string, opts: ClassifyFolderOptions
     throw new Error(`${displayPath(outDir)}: the output folder's name is not valid UTF-8; give --out a folder whose name is`);
   }
   const rel = await listFolderImages(root);
-  if (rel.length === 0) throw new Error(`${displayPath(root)}: no images found (looked for ${IMAGE_EXTENSIONS.join(' ')} in any case, in all sub-folders)`);
+  if (rel.length === 0) throw new Error(`${displayPath(root)}: no images found (looked for ${IMAGE_EXTENSIONS_DOTTED} in any case, in all sub-folders)`);
   const labels = folderLabels(rel);
   const labelOf = new Map(rel.map((r, i) => [r, labels[i]]));
   const total = rel.length;

@@ -12,11 +12,10 @@
 import { promises as fs, existsSync } from 'fs';
 import * as path from 'path';
 import { parseArgs, ParseArgsConfig } from 'util';
-import { Engine, EXPLAIN_METHODS } from './engine';
-import { PROVIDER_NAMES, PROVIDER_PREFERENCES } from './inference';
-import { DTYPES } from './model/onnxBuilder';
+import { Engine } from './engine';
+import { PROVIDER_NAMES } from './inference';
 import { classifyFolder, folderAccuracy } from './classifyFolder';
-import { COLORMAPS, Colormap } from '../common/colormaps';
+import { COLORMAPS, DTYPES, EXPLAIN_METHODS, PROVIDER_PREFERENCES, type ColormapName as Colormap } from '../common/options';
 import type { ProgressEvent } from './model/modelSource';
 import type { HeadFusion } from './explain/rollout';
 import type { ModelInfo, Prediction } from '../common/workerRequests';

@@ -16,8 +16,8 @@ import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource
 import { relevanceMap, RelevanceSession } from './explain/relevance';
 import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
 import { renderOverlayPng } from './explain/overlay';
-import { Colormap, COLORMAPS } from '../common/colormaps';
-import { Dtype, FEATURES_NAME, HEAD_FUSIONS } from './model/onnxBuilder';
+import { COLORMAPS, EXPLAIN_METHODS, HEAD_FUSIONS, type ColormapName as Colormap, type Dtype, type ExplainMethod } from '../common/options';
+import { FEATURES_NAME } from './model/onnxBuilder';
 import type { ModelInfo, Prediction } from '../common/workerRequests';
 import { fsPath } from './util/fileNames';
 
@@ -63,8 +63,6 @@ export interface ImageFailure {
   error: string;
 }
 
-export const EXPLAIN_METHODS = ['rollout', 'relevance', 'attention'] as const;
-export type ExplainMethod = (typeof EXPLAIN_METHODS)[number];
 
 export interface ExplainOptions {
   /** Default: rollout, or attention when a layer is given. */

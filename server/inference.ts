@@ -17,9 +17,10 @@ import * as ort from 'onnxruntime-node';
 import { probeWebGpuAdapter } from './webgpuAdapter';
 import { ChoiceCache, timeWarmBatch } from './providerChoice';
 
-export type ProviderPreference = 'auto' | 'webgpu' | 'cuda' | 'cpu';
-export type Provider = 'webgpu' | 'cuda' | 'cpu';
-export const PROVIDER_PREFERENCES: readonly ProviderPreference[] = ['auto', 'webgpu', 'cuda', 'cpu'];
+import type { ProviderPreference } from '../common/options';
+
+export type { ProviderPreference } from '../common/options';
+export type Provider = Exclude<ProviderPreference, 'auto'>;
 export const PROVIDER_NAMES: Record<Provider, string> = { webgpu: 'WebGPU', cuda: 'CUDA', cpu: 'CPU' };
 
 /** What VitSession needs of an ONNX Runtime session (tests wrap real ones to fake a slow or failing device). */

@@ -6,14 +6,10 @@
  * They live with the worker, not in common/, so that valibot stays out of the extension bundle.
  */
 import * as v from 'valibot';
+import { COLORMAPS, DTYPES, EXPLAIN_METHODS, HEAD_FUSIONS, PROVIDER_PREFERENCES } from '../common/options';
 import {
-  COLORMAP_NAMES,
-  DTYPE_NAMES,
-  EXPLAIN_METHOD_NAMES,
-  HEAD_FUSION_NAMES,
   MAX_IMAGES_PER_REQUEST,
   MAX_PATH_CHARS,
-  PROVIDER_PREFERENCES,
   type AuditParams,
   type ClassifyFolderParams,
   type ClassifyParams,
@@ -44,7 +40,7 @@ export const LoadModelParamsSchema: v.GenericSchema<unknown, LoadModelParams> = 
     model: path('a model path or hub id'),
     labelsFile: v.optional(path()),
     provider: v.optional(oneOf(PROVIDER_PREFERENCES)),
-    dtype: v.optional(oneOf(DTYPE_NAMES)),
+    dtype: v.optional(oneOf(DTYPES)),
   }),
 );
 
@@ -60,14 +56,14 @@ export const ExplainParamsSchema: v.GenericSchema<unknown, ExplainParams> = obj(
   fields<ExplainParams>()({
     ...withProgress,
     image: path('an image file path'),
-    method: v.optional(oneOf(EXPLAIN_METHOD_NAMES)),
+    method: v.optional(oneOf(EXPLAIN_METHODS)),
     class: v.optional(v.union([int(0), text('a class label', 1000)], 'must be a class index or a label')),
-    headFusion: v.optional(oneOf(HEAD_FUSION_NAMES)),
+    headFusion: v.optional(oneOf(HEAD_FUSIONS)),
     discardRatio: v.optional(num(0, 1, true)),
     layer: v.optional(int(0)),
     head: v.optional(int(0)),
     topK: v.optional(topK()),
-    overlay: v.optional(obj({ colormap: oneOf(COLORMAP_NAMES), opacity: num(0, 1) })),
+    overlay: v.optional(obj({ colormap: oneOf(COLORMAPS), opacity: num(0, 1) })),
   }),
 );
 

@@ -6,12 +6,10 @@
  * every field before anything acts on it (a compromised or buggy webview must not be able to make
  * the worker read arbitrary files, or pass junk parameters through).
  */
-import type { ColormapName, HeadFusion, Prediction } from '../workerRequests';
+import { COLORMAPS, EXPLAIN_METHODS, HEAD_FUSIONS, type ColormapName, type ExplainMethod, type HeadFusion } from '../options';
+import type { Prediction } from '../workerRequests';
 
-export const COLORMAPS: readonly ColormapName[] = ['turbo', 'viridis', 'inferno', 'magma', 'plasma', 'gray'];
-export const HEAD_FUSIONS: readonly HeadFusion[] = ['mean', 'max', 'min'];
-export const METHODS = ['rollout', 'relevance', 'attention'] as const;
-export type Method = (typeof METHODS)[number];
+export type Method = ExplainMethod;
 
 /** Everything the user can set in the panel. */
 export interface Controls {
@@ -121,7 +119,7 @@ export function parseControls(v: unknown): Controls | undefined {
   const { method, headFusion, discardRatio, layer, head, opacity, colormap } = v;
   // Absent in states saved before relevance existed: the top-1 class.
   const classIndex = v.classIndex ?? null;
-  if (!METHODS.includes(method as Method)) return undefined;
+  if (!EXPLAIN_METHODS.includes(method as Method)) return undefined;
   if (classIndex !== null && !isInt(classIndex, 0, 1_000_000)) return undefined;
   if (!HEAD_FUSIONS.includes(headFusion as HeadFusion)) return undefined;
   if (!isNumber(discardRatio, 0, 0.99)) return undefined;

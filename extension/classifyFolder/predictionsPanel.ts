@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
-import { isImagePath } from '../images';
+import { isImagePath } from '../../common/imageFiles';
 import type { ClassifyFolderResult } from '../../common/workerRequests';
 import { pageParts } from '../webviewPage';
 import { ResultsPanel } from '../resultsPanel';

@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { SCRATCH_IMAGE_SIZE, SCRATCH_PATCH_SIZE, SCRATCH_PRESETS, type ScratchSize } from '../../common/training';
 
 export interface ModelFacts {
   spec: string;
@@ -18,12 +19,11 @@ export interface ModelFacts {
   layers?: number;
 }
 
-/** DeiT sizes as the trainer builds them (all 12 blocks, 16×16 patches, 224×224 by default). */
-const SCRATCH: Record<string, Omit<ModelFacts, 'spec'>> = {
-  'scratch:tiny': { imageSize: 224, patchSize: 16, layers: 12 },
-  'scratch:small': { imageSize: 224, patchSize: 16, layers: 12 },
-  'scratch:base': { imageSize: 224, patchSize: 16, layers: 12 },
-};
+/** The scratch sizes as the trainer builds them (common/training.ts). */
+function scratchFacts(spec: string): Omit<ModelFacts, 'spec'> | undefined {
+  const preset = Object.hasOwn(SCRATCH_PRESETS, spec.slice('scratch:'.length)) ? SCRATCH_PRESETS[spec.slice('scratch:'.length) as ScratchSize] : undefined;
+  return preset && { imageSize: SCRATCH_IMAGE_SIZE, patchSize: SCRATCH_PATCH_SIZE, layers: preset.numLayers };
+}
 
 function readConfig(dir: string): Omit<ModelFacts, 'spec'> | undefined {
   try {
@@ -36,7 +36,10 @@ function readConfig(dir: string): Omit<ModelFacts, 'spec'> | undefined {
 }
 
 export function modelFacts(spec: string): ModelFacts {
-  if (spec.startsWith('scratch:')) return SCRATCH[spec] ? { spec, ...SCRATCH[spec] } : { spec, unusable: `unknown scratch size "${spec}" (tiny, small or base)` };
+  if (spec.startsWith('scratch:')) {
+    const facts = scratchFacts(spec);
+    return facts ? { spec, ...facts } : { spec, unusable: `unknown scratch size "${spec}" (tiny, small or base)` };
+  }
   const st = fs.statSync(spec, { throwIfNoEntry: false });
   if (!st) {
     if (/^[\w.-]+\/[\w.-]+(@[\w./-]+)?$/.test(spec)) return { spec, unusable: `${spec} is a Hugging Face Hub id; the trainer needs the model on disk (a folder with config.json and model.safetensors)` };

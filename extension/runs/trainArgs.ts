@@ -1,12 +1,14 @@
 /**
  * Fine-tune answers → `vit-lens train` arguments, the default run name and the input checks.
  * Pure (no `vscode`): the unit tests check it, and an integration test runs the CLI with its output.
- * The ranges match server/train/cli.ts, so what passes here is not refused by the trainer.
+ * The ranges match server/train/cli.ts, so what passes here is not refused by the trainer; the
+ * learning-rate default is the trainer's own (common/training.ts).
  */
 import * as path from 'node:path';
+import { defaultLr, type Mode, type Optimizer } from '../../common/training';
 
-export type Mode = 'head' | 'last-k' | 'full';
-export type Optimizer = 'adamw' | 'sgd';
+export { defaultLr } from '../../common/training';
+export type { Mode, Optimizer } from '../../common/training';
 
 export interface FineTuneAnswers {
   /** A model folder, .npz, run folder or scratch:tiny|small|base. */
@@ -39,13 +41,6 @@ export const DEFAULT_ANSWERS: Omit<FineTuneAnswers, 'model'> = {
   lastK: 2,
   labelSmoothing: 0,
 };
-
-/** The trainer's default learning rate (server/train/cli.ts). */
-export function defaultLr(optimizer: Optimizer, mode: Mode, scratch: boolean): number {
-  if (optimizer === 'sgd') return mode === 'head' ? 0.1 : 0.01;
-  if (scratch) return 1e-3;
-  return mode === 'head' ? 1e-3 : mode === 'last-k' ? 3e-4 : 1e-4;
-}
 
 export function effectiveLr(a: FineTuneAnswers): number {
   return a.lr ?? defaultLr(a.optimizer, a.mode, a.model.startsWith('scratch:'));

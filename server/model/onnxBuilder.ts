@@ -23,6 +23,7 @@ import * as os from 'os';
 import { onnx } from 'onnx-proto';
 import { Tensor, WeightMap } from './tensor';
 import { ViTArch, W, checkWeights } from './vitConfig';
+import { HEAD_FUSIONS, type Dtype } from '../../common/options';
 
 /** Bump when the graph layout changes, so models cached by an older builder are rebuilt. */
 export const BUILDER_VERSION = '2';
@@ -37,7 +38,6 @@ export const FEATURES_NAME = 'features';
 export const attentionOutputName = (layer: number): string => `attentions.${layer}`;
 /** Tokens after blocks [0, n) — the input of block n — [N, T, D]; `hidden.0` is the embeddings. */
 export const hiddenOutputName = (afterBlocks: number): string => `hidden.${afterBlocks}`;
-export const HEAD_FUSIONS = ['mean', 'max', 'min'] as const;
 /** Each layer's attention with the heads already fused, [N, T, T]: what rollout reads. */
 export const fusedAttentionOutputName = (fusion: (typeof HEAD_FUSIONS)[number], layer: number): string => `attention_${fusion}.${layer}`;
 
@@ -60,8 +60,6 @@ const INT64 = onnx.TensorProto.DataType.INT64;
  * cores); everything else (patch conv, LayerNorm, attention
  * scores and softmax, head) stays fp32, so the attention maps rollout reads are exact fp32.
  */
-export const DTYPES = ['fp32', 'fp16', 'q8'] as const;
-export type Dtype = (typeof DTYPES)[number];
 /** Present on a graph built with a dtype other than fp32. */
 export const META_DTYPE = 'vit_lens.dtype';
 

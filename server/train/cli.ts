@@ -11,6 +11,7 @@ import { parseArgs, ParseArgsConfig } from 'util';
 import type { BackendName } from './backend';
 import { exportRun } from './exportModel';
 import { OPTIMIZER_DEFAULTS } from './optimizer';
+import { defaultLr, OPTIMIZERS, TRAIN_MODES } from '../../common/training';
 import { processAlive, readMetrics, readRunInfo, RunInfo, TrainConfig } from './runFiles';
 import { train, TrainOptions } from './trainer';
 import { lastActivity, shownStatus } from '../../extension/runs/runStatus';
@@ -96,20 +97,14 @@ export function checkpointEvery(v: string | undefined): TrainOptions['checkpoint
   return m[2] ? { seconds: m[2] === 'm' ? n * 60 : n } : { steps: n };
 }
 
-function defaultLr(optimizer: 'adamw' | 'sgd', mode: TrainConfig['mode'], scratch: boolean): number {
-  if (optimizer === 'sgd') return mode === 'head' ? 0.1 : 0.01;
-  if (scratch) return 1e-3;
-  return mode === 'head' ? 1e-3 : mode === 'last-k' ? 3e-4 : 1e-4;
-}
-
 export function configFromArgs(positionals: string[], o: Record<string, string | boolean | undefined>): TrainConfig {
   const s = (k: string) => o[k] as string | undefined;
   if (positionals.length !== 1) throw new TrainUsageError('train needs exactly one DATASET_DIR');
   if (!s('model')) throw new TrainUsageError('train needs --model INIT (a model folder, .npz, run folder or scratch:tiny|small|base)');
   const mode = (s('mode') ?? 'head') as TrainConfig['mode'];
-  if (!['head', 'last-k', 'full'].includes(mode)) throw new TrainUsageError(`--mode must be head, last-k or full, got "${mode}"`);
+  if (!TRAIN_MODES.includes(mode)) throw new TrainUsageError(`--mode must be head, last-k or full, got "${mode}"`);
   const optimizer = (s('optimizer') ?? 'adamw') as TrainConfig['optimizer'];
-  if (!['adamw', 'sgd'].includes(optimizer)) throw new TrainUsageError(`--optimizer must be adamw or sgd, got "${optimizer}"`);
+  if (!OPTIMIZERS.includes(optimizer)) throw new TrainUsageError(`--optimizer must be adamw or sgd, got "${optimizer}"`);
   if (o.augment && o['no-augment']) throw new TrainUsageError('--augment and --no-augment contradict each other');
   const d = OPTIMIZER_DEFAULTS[optimizer];
   return {

@@ -8,8 +8,7 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import { decodeFileName, fsPath } from '../util/fileNames';
 import { mixSeed, mulberry32, PURPOSE, shuffled } from './rng';
-
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.bmp', '.tif', '.tiff'];
+import { IMAGE_EXTENSIONS_DOTTED, isImagePath } from '../../common/imageFiles';
 
 export interface Sample {
   file: string;
@@ -71,7 +70,7 @@ export async function listImages(dir: string, skipped: SkippedFile[], seen: Set<
     }
     if (st.isDirectory()) out.push(...(await listImages(full, skipped, seen)));
     else if (!st.isFile()) skipped.push({ file: full, reason: 'not a regular file (a FIFO, device or socket); skipped' });
-    else if (IMAGE_EXTENSIONS.includes(path.extname(name).toLowerCase())) out.push(full);
+    else if (isImagePath(name)) out.push(full);
     else skipped.push({ file: full, reason: `not an image (extension "${path.extname(name) || 'none'}")` });
   }
   return out;
@@ -164,5 +163,5 @@ function checkClasses(root: string, classes: string[]): void {
 }
 
 function checkNotEmpty(root: string, samples: Sample[]): void {
-  if (samples.length === 0) throw new DatasetError(`${root}: no images found (looked for ${IMAGE_EXTENSIONS.join(' ')} in any case)`);
+  if (samples.length === 0) throw new DatasetError(`${root}: no images found (looked for ${IMAGE_EXTENSIONS_DOTTED} in any case)`);
 }

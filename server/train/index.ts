@@ -2,7 +2,8 @@
 export { train, TrainingError } from './trainer';
 export type { TrainOptions, TrainData } from './trainer';
 export { exportRun, exportHfFolder } from './exportModel';
-export { scanDataset, DatasetError, IMAGE_EXTENSIONS } from './datasetFolder';
+export { scanDataset, DatasetError } from './datasetFolder';
+export { IMAGE_EXTENSIONS } from '../../common/imageFiles';
 export type { Dataset, Sample, SkippedFile } from './datasetFolder';
 export {
   readRunInfo, readMetrics, processAlive, runFile, metricsFile, reportFile, checkpointFile, exportDir, RUN_FORMAT_VERSION,

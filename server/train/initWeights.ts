@@ -14,12 +14,7 @@ import { loadGoogleNpz } from '../formats/googleNpz';
 import { loadOnnxWeights } from '../formats/onnxWeights';
 import { mixSeed, mulberry32, PURPOSE, truncNormal } from './rng';
 
-/** DeiT/ViT sizes (Touvron et al. 2021; Dosovitskiy et al. 2020). */
-export const SCRATCH_PRESETS = {
-  tiny: { hiddenSize: 192, numLayers: 12, numHeads: 3, mlpSize: 768 },
-  small: { hiddenSize: 384, numLayers: 12, numHeads: 6, mlpSize: 1536 },
-  base: { hiddenSize: 768, numLayers: 12, numHeads: 12, mlpSize: 3072 },
-} as const;
+import { SCRATCH_IMAGE_SIZE, SCRATCH_PATCH_SIZE, SCRATCH_PRESETS, type ScratchSize } from '../../common/training';
 
 export interface InitOptions {
   numClasses: number;
@@ -93,13 +88,13 @@ export async function loadCheckpoint(spec: string): Promise<{ arch: ViTArch; wei
 }
 
 function scratch(spec: string, opts: InitOptions): InitResult {
-  const size = spec.slice('scratch:'.length) as keyof typeof SCRATCH_PRESETS;
+  const size = spec.slice('scratch:'.length) as ScratchSize;
   const preset = SCRATCH_PRESETS[size];
   if (!preset && !opts.scratchArch) throw new Error(`"${spec}": unknown scratch size (use scratch:tiny, scratch:small or scratch:base)`);
   const arch: ViTArch = {
     ...(preset ?? SCRATCH_PRESETS.tiny),
-    patchSize: opts.patchSize ?? 16,
-    imageSize: opts.imageSize ?? [224, 224],
+    patchSize: opts.patchSize ?? SCRATCH_PATCH_SIZE,
+    imageSize: opts.imageSize ?? [SCRATCH_IMAGE_SIZE, SCRATCH_IMAGE_SIZE],
     numChannels: 3,
     layerNormEps: 1e-6,
     qkvBias: true,
