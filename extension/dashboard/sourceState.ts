@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RunInfo, RunReport } from '../../common/workerRequests';
 import type { DashboardSource, HeldOutView, HostMessage, ReportView, RunHeader, ScalarSeries, SourceView } from '../../common/webviewMessages/dashboard';
-import { processAlive, shownStatus } from '../runs/runModel';
+import { processAlive, shownStatus } from '../runs/runFolders';
 import type { RunSourceListener } from './runSource';
 import type { TfEventsListener } from './tfeventsSource';
 

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
 import { cliPath, launchTrainer } from './launch';
-import type { RunEntry } from './runModel';
+import type { RunEntry } from './runFolders';
 import type { RunStore } from './store';
 import { resumeArgs } from './trainArgs';
 import { runCli } from './trainerProcess';

@@ -1,6 +1,6 @@
 /** How a run reads in the Runs view: description, icon, context value and tooltip (Markdown text). Pure, for the unit tests. */
 import * as path from 'node:path';
-import type { RunEntry } from './runModel';
+import type { RunEntry } from './runFolders';
 
 export const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
 

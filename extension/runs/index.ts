@@ -10,7 +10,7 @@ import type { Ctx } from '../ctx';
 import { openDashboard } from '../dashboard';
 import { deleteRuns, exportRun, resumeRun, reveal, stopRun, useAsModel } from './actions';
 import { fineTune } from './fineTune';
-import type { RunEntry } from './runModel';
+import type { RunEntry } from './runFolders';
 import { RunStore } from './store';
 import { RunNode, RunsTree } from './tree';
 

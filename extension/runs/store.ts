@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { expandHome } from '../config';
-import { discoverRuns, processAlive, RunEntry } from './runModel';
+import { discoverRuns, processAlive, RunEntry } from './runFolders';
 import type { Started } from './trainerProcess';
 
 const DEBOUNCE_MS = 250;

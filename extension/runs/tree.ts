@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { contextValue, describeRun, statusIcon, tooltipMarkdown } from './format';
-import type { RunEntry } from './runModel';
+import type { RunEntry } from './runFolders';
 import type { RunStore } from './store';
 
 export type RunNode = { kind: 'run'; run: RunEntry } | { kind: 'file'; run: RunEntry; file: string; label: string };

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { discoverRuns, REMOTE_SILENCE_MS } from '../../extension/runs/runModel';
+import { discoverRuns, REMOTE_SILENCE_MS } from '../../extension/runs/runFolders';
 import { DEFAULT_ANSWERS, resumeArgs, trainArgs } from '../../extension/runs/trainArgs';
 import { logFile, spawnTrainer, Started } from '../../extension/runs/trainerProcess';
 import { makeColorDataset } from '../fixtures/train/makeDataset';

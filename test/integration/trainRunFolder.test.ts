@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
-import { discoverRuns, processAlive } from '../../extension/runs/runModel';
+import { discoverRuns, processAlive } from '../../extension/runs/runFolders';
 import { CliOptions, runCli } from './runCli';
 
 const ROOT = path.join(__dirname, '..', '..');

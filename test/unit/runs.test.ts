@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { modelFacts } from '../../extension/runs/baseModel';
 import { contextValue, describeRun, escapeMd, statusIcon, tooltipMarkdown } from '../../extension/runs/format';
-import { discoverRuns, readLastStep, REMOTE_SILENCE_MS, RunEntry, shownStatus } from '../../extension/runs/runModel';
+import { discoverRuns, readLastStep, REMOTE_SILENCE_MS, RunEntry, shownStatus } from '../../extension/runs/runFolders';
 import { summarizeScan } from '../../extension/runs/scanSummary';
 import { check, DEFAULT_ANSWERS, defaultLr, defaultRunName, effectiveLr, resumeArgs, trainArgs } from '../../extension/runs/trainArgs';
 import type { RunInfo } from '../../common/workerRequests';
