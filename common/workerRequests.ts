@@ -157,7 +157,7 @@ export interface StatusResult {
 // ---- Training UI (issue 5): dataset scan, TensorBoard scalars, classify a folder ----
 
 /** The run directory format (README, "Run directory format"), re-exported as types for the extension and other readers. */
-export type { RunInfo, RunStatus, TrainConfig, StepMetrics, EpochMetrics, RunReport, HeldOutPrediction } from '../server/train/runFiles';
+export type { RunInfo, RunStatus, TrainConfig, StepMetrics, EpochMetrics, RunReport, HeldOutPrediction } from './runFolder';
 
 export interface ScanDatasetParams extends WithProgress {
   folder: string;

@@ -6,29 +6,20 @@
  * and the state VS Code hands back after a reload) is untrusted: `parseDashboardMessage` and
  * `parseSavedSources` check every field before the extension acts on it.
  */
-import type { EpochMetrics, RunStatus, StepMetrics } from '../workerRequests';
+import type { EpochMetrics, RunInfo, StepMetrics } from '../runFolder';
+import type { ShownStatus } from '../runStatus';
+import type { Mode } from '../training';
 
 /** What a dashboard shows: one of our run folders, or a folder of TensorBoard event files. */
 export type DashboardSource = { kind: 'run'; dir: string } | { kind: 'tfevents'; dir: string };
 
-/** The part of run.json the header needs (the rest stays in the extension). */
-export interface RunHeader {
-  status: RunStatus | 'interrupted';
-  reason?: string;
+/** The part of run.json the header needs (the rest stays in the extension), with the status as shown (common/runStatus.ts). */
+export type RunHeader = Pick<RunInfo, 'reason' | 'createdAt' | 'updatedAt' | 'finishedAt' | 'epoch' | 'totalEpochs' | 'step' | 'totalSteps' | 'bestEpoch' | 'bestValAcc' | 'classes'> & {
+  status: ShownStatus;
   backend: string;
-  mode?: string;
-  createdAt: string;
-  updatedAt: string;
-  finishedAt?: string;
-  epoch: number;
-  totalEpochs: number;
-  step: number;
-  totalSteps: number;
-  bestEpoch?: number;
-  bestValAcc?: number;
-  classes: string[];
+  mode?: Mode;
   dataset?: string;
-}
+};
 
 /** A held-out prediction from report.json, with its image as a webview resource. */
 export interface HeldOutView {

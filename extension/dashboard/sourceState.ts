@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RunInfo, RunReport } from '../../common/workerRequests';
 import type { DashboardSource, HeldOutView, HostMessage, ReportView, RunHeader, ScalarSeries, SourceView } from '../../common/webviewMessages/dashboard';
-import { processAlive, shownStatus } from '../runs/runFolders';
+import { shownStatus } from '../../common/runStatus';
+import { thisMachine } from '../runs/runProbes';
 import type { RunSourceListener } from './runSource';
 import type { TfEventsListener } from './tfeventsSource';
 
@@ -183,7 +184,7 @@ function isInside(file: string, dir: string): boolean {
 /** `lastActivity`: ms since the epoch of the run's newest write (decides "on another machine" vs "interrupted", as in the Runs view). */
 export function runHeader(info: RunInfo, lastActivity: number, now = Date.now()): RunHeader {
   return {
-    status: shownStatus(info, lastActivity, { alive: processAlive, now }).status,
+    status: shownStatus(info, lastActivity, { ...thisMachine(), now }).status,
     reason: info.reason,
     backend: String(info.backend ?? ''),
     mode: info.config?.mode,

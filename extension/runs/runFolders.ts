@@ -4,15 +4,14 @@
  *
  * A run's own run.json is the truth, with one correction: a `running` run whose process is gone was
  * killed (crash, reboot, closed terminal) and shows as `interrupted`. The rule, shared with
- * `vit-lens runs` and the trainer's lock, is runStatus.ts's.
+ * `vit-lens runs` and the trainer's lock, is common/runStatus.ts's.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { RunInfo } from '../../common/workerRequests';
-import { lastActivity as runActivity, shownStatus, ShownStatus, StatusFacts } from './runStatus';
+import { shownStatus, ShownStatus, StatusFacts } from '../../common/runStatus';
+import { lastActivity as runActivity } from './runProbes';
 
-export { processAlive, REMOTE_SILENCE_MS, shownStatus } from './runStatus';
-export type { ShownStatus } from './runStatus';
 
 export interface LastStep {
   epoch: number;

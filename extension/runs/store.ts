@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { expandHome } from '../config';
-import { discoverRuns, processAlive, RunEntry } from './runFolders';
+import { discoverRuns, RunEntry } from './runFolders';
+import { thisMachine } from './runProbes';
 import type { Started } from './trainerProcess';
 
 const DEBOUNCE_MS = 250;
@@ -113,7 +114,7 @@ export class RunStore implements vscode.Disposable {
     }
     this.reading = (async () => {
       try {
-        this.runs = await discoverRuns(this.dir, { alive: processAlive, now: Date.now(), exited: this.exited, starting: this.starting });
+        this.runs = await discoverRuns(this.dir, { ...thisMachine(), now: Date.now(), exited: this.exited, starting: this.starting });
         this.error = undefined;
       } catch (e) {
         this.runs = [];

@@ -14,7 +14,8 @@ import { OPTIMIZER_DEFAULTS } from './optimizer';
 import { defaultLr, OPTIMIZERS, TRAIN_MODES } from '../../common/training';
 import { processAlive, readMetrics, readRunInfo, RunInfo, TrainConfig } from './runFiles';
 import { train, TrainOptions } from './trainer';
-import { lastActivity, shownStatus } from '../../extension/runs/runStatus';
+import { shownStatus } from '../../common/runStatus';
+import { lastActivity, thisMachine } from '../../extension/runs/runProbes';
 
 export const TRAIN_USAGE = `Usage:
   vit-lens train DATASET_DIR --model INIT --out RUN_DIR [--mode head|last-k|full] [--last-k 2]
@@ -220,7 +221,7 @@ async function listRuns(dir: string, json: boolean): Promise<number> {
       const info = await readRunInfo(r);
       const last = (await readMetrics(r)).filter((m) => m.type === 'epoch').pop();
       // The Runs view's rule (one function for both): a crashed run is "interrupted", another host's live run "running".
-      const { status, elsewhere } = shownStatus(info, await lastActivity(r), { alive: processAlive, now: Date.now() });
+      const { status, elsewhere } = shownStatus(info, await lastActivity(r), { ...thisMachine(), now: Date.now() });
       rows.push({
         run: r, status, elsewhere: !!elsewhere, pid: info.pid, host: info.host ?? null, epoch: info.epoch, epochs: info.totalEpochs,
         validation: info.valImages > 0, bestValAcc: info.bestValAcc ?? null, bestTrainAcc: info.bestTrainAcc ?? null,

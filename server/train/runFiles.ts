@@ -10,105 +10,12 @@
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { writeFileAtomic } from '../util/atomicFile';
-import type { SkippedFile } from './datasetFolder';
+import type { EpochMetrics, RunInfo, RunReport, StepMetrics } from '../../common/runFolder';
 
 export const RUN_FORMAT_VERSION = 1;
 
-export type RunStatus = 'running' | 'finished' | 'failed' | 'stopped';
-
-export interface TrainConfig {
-  dataset: string;
-  model: string;
-  mode: 'head' | 'last-k' | 'full';
-  lastK: number;
-  epochs: number;
-  batchSize: number;
-  /** Micro-batches per optimizer step. */
-  accumulate: number;
-  lr: number;
-  optimizer: 'adamw' | 'sgd';
-  weightDecay: number;
-  momentum: number;
-  warmupSteps: number;
-  clipNorm: number;
-  labelSmoothing: number;
-  augment: boolean;
-  imageSize?: [number, number];
-  patchSize?: number;
-  valSplit: number;
-  seed: number;
-}
-
-export interface RunInfo {
-  format: number;
-  config: TrainConfig;
-  classes: string[];
-  backend: string;
-  backendNotes: string[];
-  status: RunStatus;
-  /** Why the run failed or stopped. */
-  reason?: string;
-  pid: number;
-  /** os.hostname() of the machine the trainer runs on (with pid: see extension/runs/runStatus.ts). */
-  host?: string;
-  createdAt: string;
-  updatedAt: string;
-  finishedAt?: string;
-  epoch: number;
-  totalEpochs: number;
-  step: number;
-  totalSteps: number;
-  /** Best validation accuracy; absent when there is no validation set (then see bestTrainAcc). */
-  bestValAcc?: number;
-  /** Without validation images only: the best epoch's training accuracy, by which it was chosen. */
-  bestTrainAcc?: number;
-  bestEpoch?: number;
-  trainImages: number;
-  valImages: number;
-  architecture?: import('../model/vitConfig').ViTArch;
-  preprocess?: import('../preprocess').PreprocessConfig;
-  initNotes: string[];
-}
-
-export interface StepMetrics {
-  type: 'step';
-  epoch: number;
-  step: number;
-  loss: number;
-  lr: number;
-  gradNorm: number;
-  imagesPerSec: number;
-  time: string;
-}
-
-export interface EpochMetrics {
-  type: 'epoch';
-  epoch: number;
-  step: number;
-  trainLoss: number;
-  trainAcc: number;
-  valLoss?: number;
-  valAcc?: number;
-  perClassAcc?: (number | null)[];
-  /** confusion[true][predicted] counts. */
-  confusion?: number[][];
-  seconds: number;
-  time: string;
-}
-
-export interface HeldOutPrediction {
-  file: string;
-  label: number;
-  predicted: number;
-  probabilities: number[];
-}
-
-export interface RunReport {
-  skipped: SkippedFile[];
-  warnings: string[];
-  bestEpoch?: number;
-  heldOut: HeldOutPrediction[];
-}
+// The run directory's record types are shared with the Runs view and the dashboard: common/runFolder.ts.
+export type { RunStatus, TrainConfig, RunInfo, StepMetrics, EpochMetrics, HeldOutPrediction, RunReport } from '../../common/runFolder';
 
 export const runFile = (dir: string) => path.join(dir, 'run.json');
 export const metricsFile = (dir: string) => path.join(dir, 'metrics.jsonl');

@@ -12,7 +12,8 @@
 import { promises as fs, readFileSync, unlinkSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ownerState, processAlive } from '../../extension/runs/runStatus';
+import { ownerState } from '../../common/runStatus';
+import { processAlive } from '../../extension/runs/runProbes';
 
 export const lockFile = (runDir: string) => path.join(runDir, 'run.lock');
 

@@ -1,2 +1,2 @@
-/** Is process `pid` still running? One implementation for the engine and the extension (see extension/runs/runStatus.ts). */
-export { processAlive } from '../../extension/runs/runStatus';
+/** Is process `pid` still running? One implementation for the engine and the extension (extension/runs/runProbes.ts). */
+export { processAlive } from '../../extension/runs/runProbes';

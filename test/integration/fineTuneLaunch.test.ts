@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { discoverRuns, REMOTE_SILENCE_MS } from '../../extension/runs/runFolders';
+import { discoverRuns } from '../../extension/runs/runFolders';
+import { REMOTE_SILENCE_MS } from '../../common/runStatus';
 import { DEFAULT_ANSWERS, resumeArgs, trainArgs } from '../../extension/runs/trainArgs';
 import { logFile, spawnTrainer, Started } from '../../extension/runs/trainerProcess';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
@@ -69,7 +70,7 @@ test('answers → a detached trainer that writes the run folder the view reads',
     { mode: info.config.mode, epochs: info.config.epochs, lr: info.config.lr, imageSize: info.config.imageSize, batchSize: info.config.batchSize, seed: info.config.seed, valSplit: info.config.valSplit, augment: info.config.augment },
     { mode: 'head', epochs: 1, lr: 1e-3, imageSize: [32, 32], batchSize: 8, seed: 3, valSplit: 0.2, augment: false },
   );
-  const [r] = await discoverRuns(runs, { alive, now: Date.now() });
+  const [r] = await discoverRuns(runs, { alive, host: os.hostname(), now: Date.now() });
   assert.equal(r.status, 'finished');
   assert.ok(fs.existsSync(path.join(runDir, 'export', 'config.json')), 'export/ for Use as Current Model');
 });
@@ -83,7 +84,7 @@ test('Stop (SIGTERM) → stopped; Resume → finished; a killed trainer → inte
   process.kill(first.pid, 'SIGTERM');
   const stopped = await exited(first);
   assert.equal(stopped.code, 130, fs.readFileSync(logFile(runDir), 'utf8'));
-  let [r] = (await discoverRuns(runs, { alive, now: Date.now() })).filter((x) => x.name === 'colors-full');
+  let [r] = (await discoverRuns(runs, { alive, host: os.hostname(), now: Date.now() })).filter((x) => x.name === 'colors-full');
   assert.equal(r.status, 'stopped');
   assert.ok(r.info!.epoch < 4);
 
@@ -91,9 +92,9 @@ test('Stop (SIGTERM) → stopped; Resume → finished; a killed trainer → inte
   await until('the resumed run to report running', () => readJson(path.join(runDir, 'run.json')).pid === second.pid);
   process.kill(second.pid, 'SIGKILL');
   await exited(second);
-  [r] = (await discoverRuns(runs, { alive, now: Date.now(), exited: new Set([second.pid]) })).filter((x) => x.name === 'colors-full');
+  [r] = (await discoverRuns(runs, { alive, host: os.hostname(), now: Date.now(), exited: new Set([second.pid]) })).filter((x) => x.name === 'colors-full');
   assert.equal(r.status, 'interrupted', 'a trainer this window saw die');
-  [r] = (await discoverRuns(runs, { alive, now: Date.now() + REMOTE_SILENCE_MS + 1000 })).filter((x) => x.name === 'colors-full');
+  [r] = (await discoverRuns(runs, { alive, host: os.hostname(), now: Date.now() + REMOTE_SILENCE_MS + 1000 })).filter((x) => x.name === 'colors-full');
   assert.equal(r.status, 'interrupted', 'a dead pid whose files went quiet');
 
   const third = await spawnTrainer(cliJs, resumeArgs(runDir, cache), runDir);

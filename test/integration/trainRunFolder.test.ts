@@ -11,7 +11,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
-import { discoverRuns, processAlive } from '../../extension/runs/runFolders';
+import { discoverRuns } from '../../extension/runs/runFolders';
+import { thisMachine } from '../../extension/runs/runProbes';
 import { CliOptions, runCli } from './runCli';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -224,7 +225,7 @@ test('vit-lens runs and the Runs view give every run the same status (one rule: 
   const ls = await cli(['runs', dir, '--json']);
   assert.equal(ls.code, 0, ls.stderr);
   const fromCli = Object.fromEntries(JSON.parse(ls.stdout).runs.map((r: { run: string; status: string }) => [path.basename(r.run), r.status]));
-  const fromView = Object.fromEntries((await discoverRuns(dir, { alive: processAlive, now: Date.now() })).map((r) => [r.name, r.status]));
+  const fromView = Object.fromEntries((await discoverRuns(dir, { ...thisMachine(), now: Date.now() })).map((r) => [r.name, r.status]));
   assert.deepEqual(fromCli, fromView);
   assert.deepEqual(fromCli, {
     'here-alive': 'running', 'here-dead-recent': 'interrupted', 'remote-recent': 'running', 'remote-silent': 'interrupted', 'old-format-recent': 'running', finished: 'finished',

@@ -10,7 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { modelFacts } from '../../extension/runs/baseModel';
 import { contextValue, describeRun, escapeMd, statusIcon, tooltipMarkdown } from '../../extension/runs/format';
-import { discoverRuns, readLastStep, REMOTE_SILENCE_MS, RunEntry, shownStatus } from '../../extension/runs/runFolders';
+import { discoverRuns, readLastStep, RunEntry } from '../../extension/runs/runFolders';
+import { REMOTE_SILENCE_MS, shownStatus } from '../../common/runStatus';
 import { summarizeScan } from '../../extension/runs/scanSummary';
 import { check, DEFAULT_ANSWERS, defaultLr, defaultRunName, effectiveLr, resumeArgs, trainArgs } from '../../extension/runs/trainArgs';
 import type { RunInfo } from '../../common/workerRequests';
@@ -46,12 +47,12 @@ test('status: a running run whose pid is gone is interrupted, unless its files c
   const now = 1_000_000_000;
   const dead = () => false;
   const alive = () => true;
-  assert.deepEqual(shownStatus(info(), now, { alive, now }), { status: 'running' });
-  assert.deepEqual(shownStatus(info(), now - REMOTE_SILENCE_MS - 1, { alive: dead, now }), { status: 'interrupted' });
-  assert.deepEqual(shownStatus(info(), now - 1000, { alive: dead, now }), { status: 'running', elsewhere: true });
+  assert.deepEqual(shownStatus(info(), now, { alive, host: os.hostname(), now }), { status: 'running' });
+  assert.deepEqual(shownStatus(info(), now - REMOTE_SILENCE_MS - 1, { alive: dead, host: os.hostname(), now }), { status: 'interrupted' });
+  assert.deepEqual(shownStatus(info(), now - 1000, { alive: dead, host: os.hostname(), now }), { status: 'running', elsewhere: true });
   // A pid this window saw exit is dead however fresh the files are.
-  assert.deepEqual(shownStatus(info(), now, { alive: dead, now, exited: new Set([4242]) }), { status: 'interrupted' });
-  for (const s of ['finished', 'failed', 'stopped'] as const) assert.deepEqual(shownStatus(info({ status: s }), now, { alive: dead, now }), { status: s });
+  assert.deepEqual(shownStatus(info(), now, { alive: dead, host: os.hostname(), now, exited: new Set([4242]) }), { status: 'interrupted' });
+  for (const s of ['finished', 'failed', 'stopped'] as const) assert.deepEqual(shownStatus(info({ status: s }), now, { alive: dead, host: os.hostname(), now }), { status: s });
 });
 
 test('status with the host recorded: on this host the pid decides at once; another host\'s pid is never checked here', () => {
@@ -83,7 +84,7 @@ test('discovery: runs newest first, unreadable run.json shown with the file and 
     fs.mkdirSync(path.join(dir, 'not-a-run'));
     fs.mkdirSync(path.join(dir, 'launching'));
     fs.appendFileSync(path.join(dir, 'new', 'metrics.jsonl'), '{"type":"step","epoch":3,"step":40,"loss":0.5,"lr":0.001,"gradNorm":1,"imagesPerSec":12.5}\n{"type":"epo');
-    const runs = await discoverRuns(dir, { alive: () => false, now: Date.now() + REMOTE_SILENCE_MS * 2, starting: new Map([[path.join(dir, 'launching'), 7]]) });
+    const runs = await discoverRuns(dir, { alive: () => false, host: os.hostname(), now: Date.now() + REMOTE_SILENCE_MS * 2, starting: new Map([[path.join(dir, 'launching'), 7]]) });
     const byName = Object.fromEntries(runs.map((r) => [r.name, r]));
     assert.deepEqual(Object.keys(byName).sort(), ['broken', 'launching', 'new', 'odd', 'old']);
     assert.deepEqual(runs.filter((r) => r.info).map((r) => r.name), ['new', 'old'], 'newest first');
@@ -93,10 +94,10 @@ test('discovery: runs newest first, unreadable run.json shown with the file and 
     assert.match(byName.broken.error!, /broken[\\/]run\.json: not valid JSON/);
     assert.match(byName.odd.error!, /"status" must be running, finished, failed or stopped, got "paused"/);
     assert.equal(byName.launching.status, 'starting');
-    const exited = await discoverRuns(dir, { alive: () => false, now: Date.now(), starting: new Map([[path.join(dir, 'launching'), 7]]), exited: new Set([7]) });
+    const exited = await discoverRuns(dir, { alive: () => false, host: os.hostname(), now: Date.now(), starting: new Map([[path.join(dir, 'launching'), 7]]), exited: new Set([7]) });
     assert.match(exited.find((r) => r.name === 'launching')!.error!, /exited before writing run\.json; see .*train\.log/);
     assert.deepEqual(await readLastStep(path.join(dir, 'new', 'metrics.jsonl')), { epoch: 3, step: 40, loss: 0.5, imagesPerSec: 12.5 });
-    assert.deepEqual(await discoverRuns(path.join(dir, 'missing'), { alive: () => true, now: 0 }), [], 'a runs folder that does not exist yet is empty');
+    assert.deepEqual(await discoverRuns(path.join(dir, 'missing'), { alive: () => true, host: os.hostname(), now: 0 }), [], 'a runs folder that does not exist yet is empty');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
