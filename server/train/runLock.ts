@@ -1,7 +1,7 @@
 /**
  * One trainer per run folder. RUN_DIR/run.lock is created with O_EXCL and holds the owner's pid,
  * host and start time. A lock whose owner is gone (same host, pid not alive: the rule of
- * extension/runs/runStatus.ts, which `vit-lens runs` and the Runs view use too) was left by a killed
+ * common/runStatus.ts, which `vit-lens runs` and the Runs view use too) was left by a killed
  * trainer and is taken over; one held by a live process, or by another host (whose pid cannot be
  * checked from here), is refused with a message naming the pid and host.
  *
