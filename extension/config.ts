@@ -10,6 +10,7 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
+import { builtInModel } from '../common/modelSpec';
 import { COLORMAPS, DTYPES, HEAD_FUSIONS, PROVIDER_PREFERENCES, type ColormapName, type Dtype, type HeadFusion, type ProviderPreference } from '../common/options';
 
 export const SECTION = 'vitLens';
@@ -67,8 +68,7 @@ export function expandHome(p: string): string {
 /** What the worker should load: the setting (a path relative to the first workspace folder, or a hub id), else the built-in model. */
 export function resolveModelSpec(setting: string, extensionPath: string): string | undefined {
   if (!setting) {
-    const builtIn = path.join(extensionPath, 'models', 'default');
-    return fs.existsSync(builtIn) ? builtIn : undefined;
+    return builtInModel(extensionPath, fs.existsSync);
   }
   const expanded = expandHome(setting);
   if (path.isAbsolute(expanded)) return expanded;

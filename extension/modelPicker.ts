@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { builtInModel } from '../common/modelSpec';
 import { Dtype, writeDtypeSetting, writeModelSetting } from './config';
 import { formatSize, listModelVariants, ModelVariant } from './modelVariants';
 
@@ -37,7 +38,8 @@ export class ModelPicker {
   /** Returns the new setting value, or undefined when the user cancelled. */
   async pick(current: string, currentDtype: Dtype = 'fp32'): Promise<string | undefined> {
     const items: Pick[] = [];
-    if (fs.existsSync(path.join(this.extensionPath, 'models', 'default'))) {
+    const builtIn = builtInModel(this.extensionPath, fs.existsSync);
+    if (builtIn) {
       items.push({
         label: '$(package) Built-in model: Fashion-MNIST demo (10 clothing classes)',
         description: current === '' ? 'current' : 'offline',
@@ -77,7 +79,7 @@ export class ModelPicker {
       value = uris?.[0]?.fsPath;
     }
     if (value === undefined) return undefined;
-    const dtype = await this.pickDtype(value === '' ? path.join(this.extensionPath, 'models', 'default') : value, currentDtype);
+    const dtype = await this.pickDtype(value === '' ? (builtIn ?? '') : value, currentDtype);
     if (dtype === null) return undefined;
     await writeModelSetting(value);
     if (dtype) await writeDtypeSetting(dtype);

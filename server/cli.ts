@@ -13,6 +13,7 @@ import { promises as fs, existsSync } from 'fs';
 import * as path from 'path';
 import { parseArgs, ParseArgsConfig } from 'util';
 import { Engine } from './engine';
+import { builtInModel } from '../common/modelSpec';
 import { PROVIDER_NAMES } from './inference';
 import { classifyFolder, folderAccuracy } from './classifyFolder';
 import { COLORMAPS, DTYPES, EXPLAIN_METHODS, PROVIDER_PREFERENCES, type ColormapName as Colormap } from '../common/options';
@@ -79,11 +80,8 @@ const OPTIONS = {
 class UsageError extends Error {}
 
 /** The model shipped inside the package (dist/ sits beside models/). */
-function builtInModel(): string | undefined {
-  for (const dir of [path.join(__dirname, '..', 'models', 'default'), path.join(__dirname, '..', '..', 'models', 'default')]) {
-    if (existsSync(path.join(dir, 'config.json'))) return dir;
-  }
-  return undefined;
+function packagedModel(): string | undefined {
+  return builtInModel(path.join(__dirname, '..'), existsSync) ?? builtInModel(path.join(__dirname, '..', '..'), existsSync);
 }
 
 function intOption(value: string | undefined, name: string, min: number): number | undefined {
@@ -181,7 +179,7 @@ async function main(argv: string[]): Promise<number> {
   const folderMode = command === 'classify-folder' || (command === 'classify' && rest.length === 1 && (await fs.stat(fsPath(rest[0])).catch(() => undefined))?.isDirectory() === true);
   if (command === 'classify-folder' && rest.length !== 1) throw new UsageError('classify-folder needs exactly one DIR');
   if (o.out && command !== 'explain' && command !== 'audit' && !folderMode) throw new UsageError('--out is for explain, classify-folder and audit');
-  const model = o.model ?? process.env.VIT_LENS_MODEL ?? builtInModel();
+  const model = o.model ?? process.env.VIT_LENS_MODEL ?? packagedModel();
   if (!model) throw new UsageError('no --model given, $VIT_LENS_MODEL is not set and no built-in model is installed');
   const json = !!o.json;
   const engine = new Engine({

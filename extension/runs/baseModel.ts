@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { classifyModelSpec } from '../../common/modelSpec';
 import { SCRATCH_IMAGE_SIZE, SCRATCH_PATCH_SIZE, SCRATCH_PRESETS, type ScratchSize } from '../../common/training';
 
 export interface ModelFacts {
@@ -41,13 +42,14 @@ export function modelFacts(spec: string): ModelFacts {
     return facts ? { spec, ...facts } : { spec, unusable: `unknown scratch size "${spec}" (tiny, small or base)` };
   }
   const st = fs.statSync(spec, { throwIfNoEntry: false });
-  if (!st) {
-    if (/^[\w.-]+\/[\w.-]+(@[\w./-]+)?$/.test(spec)) return { spec, unusable: `${spec} is a Hugging Face Hub id; the trainer needs the model on disk (a folder with config.json and model.safetensors)` };
-    return { spec, unusable: `${spec} does not exist` };
-  }
-  if (st.isFile()) {
-    if (spec.toLowerCase().endsWith('.npz')) return { spec };
-    if (spec.toLowerCase().endsWith('.onnx')) {
+  const kind = classifyModelSpec(spec, st && (st.isDirectory() ? { folder: true, hasRunJson: fs.existsSync(path.join(spec, 'run.json')) } : { folder: false }));
+  if (kind === 'hub') return { spec, unusable: `${spec} is a Hugging Face Hub id; the trainer needs the model on disk (a folder with config.json and model.safetensors)` };
+  if (kind === 'missing') return { spec, unusable: `${spec} does not exist` };
+  if (kind === 'npz' || kind === 'onnx' || kind === 'safetensors' || kind === 'other-file') {
+    if (kind === 'npz') return { spec };
+    // The trainer starts from the Hugging Face folder a model.safetensors sits in.
+    if (kind === 'safetensors') return { spec, unusable: `${path.basename(spec)} is read as part of its folder`, alternative: path.dirname(spec) };
+    if (kind === 'onnx') {
       // transformers.js layout: <folder>/onnx/model.onnx next to the safetensors weights; the folder
       // is the better start (same weights, and its preprocessor_config.json).
       const folder = path.dirname(path.dirname(spec));
@@ -58,10 +60,10 @@ export function modelFacts(spec: string): ModelFacts {
       // says clearly when it cannot (the launch shows that error from train.log).
       return { spec };
     }
-    return { spec, unusable: `${spec} is not a model the trainer reads (a folder, .npz or scratch:…)` };
+    return { spec, unusable: `${spec} is not a model the trainer reads (a folder, .npz, .onnx or scratch:…)` };
   }
   // One of our run folders: the trainer starts from its export/.
-  if (fs.existsSync(path.join(spec, 'run.json'))) {
+  if (kind === 'run-folder') {
     const facts = readConfig(path.join(spec, 'export'));
     return facts ? { spec, ...facts } : { spec, unusable: `${spec} is a run without an exported model (export/ is written when the run ends)` };
   }

@@ -12,6 +12,7 @@ import { isCancellation } from '../ctx';
 import { openDashboard } from '../dashboard';
 import { messageOf } from '../resultsPanel';
 import { ScanDatasetRequest, ScanDatasetResult } from '../../common/workerRequests';
+import { builtInModel } from '../../common/modelSpec';
 import { modelFacts, ModelFacts } from './baseModel';
 import { runForm } from './fineTuneForm';
 import { launchTrainer } from './launch';
@@ -122,8 +123,7 @@ function pickInitialModel(ctx: Ctx, remembered: string | undefined): ModelFacts 
 }
 
 function builtIn(ctx: Ctx): string | undefined {
-  const dir = path.join(ctx.extension.extensionPath, 'models', 'default');
-  return fs.existsSync(path.join(dir, 'config.json')) ? dir : undefined;
+  return builtInModel(ctx.extension.extensionPath, fs.existsSync);
 }
 
 type ModelPick = vscode.QuickPickItem & { spec?: string; browse?: boolean };
@@ -150,17 +150,17 @@ async function pickBaseModel(ctx: Ctx, store: RunStore, current: string): Promis
   items.push({ label: 'Tiny ViT from scratch', description: 'scratch:tiny', detail: 'DeiT-Ti (5M parameters): needs full mode and many images', spec: 'scratch:tiny' });
   items.push({ label: 'Small ViT from scratch', description: 'scratch:small', detail: 'DeiT-S (22M parameters)', spec: 'scratch:small' });
   items.push({ label: 'Other', kind: vscode.QuickPickItemKind.Separator });
-  items.push({ label: '$(folder) Model folder or .npz…', detail: 'A Hugging Face folder with config.json and model.safetensors, a Google vision_transformer .npz, or a run folder', browse: true });
+  items.push({ label: '$(folder) Model folder, .npz or .onnx…', detail: 'A Hugging Face folder with config.json and model.safetensors, a Google vision_transformer .npz, a ViT exported to .onnx, or a run folder', browse: true });
 
   for (;;) {
-    const pick = await vscode.window.showQuickPick(items, { title: 'Fine-tune ViT: Base model', placeHolder: 'The weights to start from (ONNX files cannot be fine-tuned: their weights are graph constants)', matchOnDetail: true });
+    const pick = await vscode.window.showQuickPick(items, { title: 'Fine-tune ViT: Base model', placeHolder: 'The weights to start from', matchOnDetail: true });
     if (!pick) return undefined;
     if (pick.spec) return modelFacts(pick.spec);
     if (!pick.browse) {
-      void vscode.window.showWarningMessage(`ViT Lens: ${pick.detail}. Pick a Hugging Face folder with model.safetensors, a .npz, or start from scratch.`);
+      void vscode.window.showWarningMessage(`ViT Lens: ${pick.detail}. Pick a Hugging Face folder with model.safetensors, a .npz, an .onnx, or start from scratch.`);
       continue;
     }
-    const uri = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: true, canSelectMany: false, filters: { 'ViT checkpoints': ['npz'] }, title: 'Base model: a folder or .npz' });
+    const uri = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: true, canSelectMany: false, filters: { 'ViT checkpoints': ['npz', 'onnx'] }, title: 'Base model: a folder, .npz or .onnx' });
     if (!uri?.[0]) continue;
     const f = modelFacts(uri[0].fsPath);
     if (!f.unusable) return f;

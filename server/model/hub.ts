@@ -11,6 +11,7 @@ import { existsSync, promises as fsp } from 'fs';
 import { processAlive } from '../util/processAlive';
 import * as os from 'os';
 import * as path from 'path';
+import { looksLikeHubId, parseHubId } from '../../common/modelSpec';
 
 export interface HubProgress {
   /** Path inside the repository, e.g. `model.safetensors`. */
@@ -55,25 +56,17 @@ const DEFAULT_STEPS: Step[] = [
 const ABSENT_LIST = '.absent.json';
 const PROGRESS_INTERVAL_MS = 100;
 
-const HUB_ID = /^([A-Za-z0-9][A-Za-z0-9_.-]*)\/([A-Za-z0-9][A-Za-z0-9_.-]*)(?:@([A-Za-z0-9_.\/-]+))?$/;
-/** A missing local file named like this is a typo'd path, not a repo. */
-const LOCAL_MODEL_EXT = /\.(onnx|npz|safetensors|json)$/i;
 
-export function parseHubId(id: string): { org: string; name: string; repo: string; revision: string } {
-  const m = HUB_ID.exec(id);
-  if (!m || id.includes('..')) throw new Error(`"${id}" is not a hub id of the form org/name or org/name@revision`);
-  return { org: m[1], name: m[2], repo: `${m[1]}/${m[2]}`, revision: m[3] ?? 'main' };
-}
-
+/** A hub id, not a local path (common/modelSpec.ts says what a hub id looks like). */
 export function isHubId(s: string): boolean {
-  const m = HUB_ID.exec(s);
-  return !!m && !s.includes('..') && !LOCAL_MODEL_EXT.test(m[2]) && !existsSync(s);
+  return looksLikeHubId(s) && !existsSync(s);
 }
 
 export function hubEndpoint(): string {
   return (process.env.HF_ENDPOINT || 'https://huggingface.co').replace(/\/+$/, '');
 }
 
+/** $VIT_LENS_CACHE, else $XDG_CACHE_HOME/vit-lens, else ~/.cache/vit-lens; an empty variable counts as unset (XDG spec). For the engine and the trainer. */
 export function defaultCacheDir(): string {
   if (process.env.VIT_LENS_CACHE) return process.env.VIT_LENS_CACHE;
   return path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'vit-lens');

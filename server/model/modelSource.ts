@@ -18,7 +18,8 @@ import { archAndLabelsFromHfFolder, loadHfWeights } from '../formats/hfSafetenso
 import { attentionOutputName, buildVitOnnx, BUILDER_VERSION, externalDataSize, fusedAttentionOutputName } from './onnxBuilder';
 import { HEAD_FUSIONS, type Dtype } from '../../common/options';
 import { outputClassCount, tapAttention } from './attentionTap';
-import { defaultCacheDir, downloadHubModel, isHubId } from './hub';
+import { defaultCacheDir, downloadHubModel } from './hub';
+import { classifyModelSpec, extensionOf } from '../../common/modelSpec';
 import { formatBytes } from '../util/regularFile';
 import type { ViTArch } from './vitConfig';
 import type { WeightMap } from './tensor';
@@ -93,45 +94,44 @@ export function downloadMessage(file: string, received: number, total?: number):
 
 export async function resolveModel(spec: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
   const stat = await fs.stat(spec).catch(() => undefined);
-  if (!stat) {
-    if (isHubId(spec)) {
-      const dir = await downloadHubModel(spec, {
-        cacheDir: opts.cacheDir,
-        offline: opts.offline,
-        signal: opts.signal,
-        onProgress: (p) =>
-          opts.onProgress?.({
-            stage: 'download',
-            // The notification's title names the model already: the file and how far, in MB and percent.
-            message: downloadMessage(p.file, p.received, p.total),
-            fraction: p.total ? p.received / p.total : undefined,
-          }),
-      });
-      // transformers.js layout without weights: its variant file for this dtype, fetched on demand.
-      const variant = `onnx/${TRANSFORMERS_JS_FILES[opts.dtype ?? 'fp32']}`;
-      if (opts.dtype && opts.dtype !== 'fp32' && !(await exists(path.join(dir, 'model.safetensors')))) {
-        await downloadHubModel(spec, { cacheDir: opts.cacheDir, offline: opts.offline, signal: opts.signal, files: [variant] });
-      }
-      const m = await resolveFolder(dir, spec, opts);
-      return { ...m, kind: 'hub', name: spec };
+  // The engine reads every folder as a Hugging Face folder.
+  const kind = classifyModelSpec(spec, stat && (stat.isDirectory() ? { folder: true, hasRunJson: false } : { folder: false }));
+  if (kind === 'hub') {
+    const dir = await downloadHubModel(spec, {
+      cacheDir: opts.cacheDir,
+      offline: opts.offline,
+      signal: opts.signal,
+      onProgress: (p) =>
+        opts.onProgress?.({
+          stage: 'download',
+          // The notification's title names the model already: the file and how far, in MB and percent.
+          message: downloadMessage(p.file, p.received, p.total),
+          fraction: p.total ? p.received / p.total : undefined,
+        }),
+    });
+    // transformers.js layout without weights: its variant file for this dtype, fetched on demand.
+    const variant = `onnx/${TRANSFORMERS_JS_FILES[opts.dtype ?? 'fp32']}`;
+    if (opts.dtype && opts.dtype !== 'fp32' && !(await exists(path.join(dir, 'model.safetensors')))) {
+      await downloadHubModel(spec, { cacheDir: opts.cacheDir, offline: opts.offline, signal: opts.signal, files: [variant] });
     }
-    throw new Error(`${spec}: no such file or folder, and not a hub id of the form org/name`);
+    const m = await resolveFolder(dir, spec, opts);
+    return { ...m, kind: 'hub', name: spec };
   }
-  if (stat.isDirectory()) return resolveFolder(spec, spec, opts);
-  const ext = path.extname(spec).toLowerCase();
-  if (ext === '.onnx') {
+  if (kind === 'missing' || kind === 'scratch') throw new Error(`${spec}: no such file or folder, and not a hub id of the form org/name`);
+  if (kind === 'hf-folder' || kind === 'run-folder') return resolveFolder(spec, spec, opts);
+  if (kind === 'onnx') {
     if (opts.dtype && opts.dtype !== 'fp32') throw new Error(`${spec}: --dtype ${opts.dtype} applies to models built from weights (safetensors, npz) or to a transformers.js folder's onnx/ variants, not to one .onnx file`);
     return resolveOnnxFile(spec, opts);
   }
-  if (ext === '.npz') return resolveNpz(spec, opts);
-  if (ext === '.safetensors') {
+  if (kind === 'npz') return resolveNpz(spec, opts);
+  if (kind === 'safetensors') {
     const dir = path.dirname(spec);
     if (path.basename(spec) !== 'model.safetensors' || !(await exists(path.join(dir, 'config.json')))) {
       throw new Error(`${spec}: a .safetensors file is loaded as part of a Hugging Face folder (config.json + model.safetensors); pass the folder`);
     }
     return resolveFolder(dir, spec, opts);
   }
-  throw new Error(`${spec}: unknown model format "${ext || '(no extension)'}"; expected .onnx, .npz, a Hugging Face folder or a hub id`);
+  throw new Error(`${spec}: unknown model format "${extensionOf(spec) || '(no extension)'}"; expected .onnx, .npz, a Hugging Face folder or a hub id`);
 }
 
 async function resolveFolder(dir: string, spec: string, opts: ResolveOptions): Promise<ResolvedModel> {

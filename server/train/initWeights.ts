@@ -14,6 +14,7 @@ import { loadGoogleNpz } from '../formats/googleNpz';
 import { loadOnnxWeights } from '../formats/onnxWeights';
 import { mixSeed, mulberry32, PURPOSE, truncNormal } from './rng';
 
+import { classifyModelSpec, extensionOf } from '../../common/modelSpec';
 import { SCRATCH_IMAGE_SIZE, SCRATCH_PATCH_SIZE, SCRATCH_PRESETS, type ScratchSize } from '../../common/training';
 
 export interface InitOptions {
@@ -64,10 +65,11 @@ export async function initialWeights(spec: string, opts: InitOptions): Promise<I
 /** Reads weights + architecture from a model folder, .npz, .onnx or run folder. */
 export async function loadCheckpoint(spec: string): Promise<{ arch: ViTArch; weights: WeightMap; file: string }> {
   const st = await fs.stat(spec).catch(() => undefined);
-  if (!st) throw new Error(`${spec}: no such model (expected a Hugging Face folder, a .npz or .onnx file, a run folder or scratch:tiny|small|base)`);
-  if (st.isDirectory()) {
+  const kind = classifyModelSpec(spec, st && (st.isDirectory() ? { folder: true, hasRunJson: await exists(path.join(spec, 'run.json')) } : { folder: false }));
+  if (kind === 'missing' || kind === 'hub' || kind === 'scratch') throw new Error(`${spec}: no such model (expected a Hugging Face folder, a .npz or .onnx file, a run folder or scratch:tiny|small|base)`);
+  if (kind === 'run-folder' || kind === 'hf-folder') {
     // One of our runs: its exported model (written at the end of every run) or its best checkpoint.
-    if (await exists(path.join(spec, 'run.json'))) {
+    if (kind === 'run-folder') {
       const exported = path.join(spec, 'export');
       if (await exists(path.join(exported, 'model.safetensors'))) return loadCheckpoint(exported);
       throw new Error(`${spec}: this run has no exported model yet (run "vit-lens export ${spec} --out DIR" or let it finish)`);
@@ -79,12 +81,11 @@ export async function loadCheckpoint(spec: string): Promise<{ arch: ViTArch; wei
     const { arch } = await archAndLabelsFromHfFolder(spec);
     return { arch, weights: await loadHfWeights(file, arch), file };
   }
-  const ext = path.extname(spec).toLowerCase();
-  if (ext === '.npz') return { ...(await loadGoogleNpz(spec)), file: spec };
-  if (ext === '.safetensors') return loadCheckpoint(path.dirname(spec));
+  if (kind === 'npz') return { ...(await loadGoogleNpz(spec)), file: spec };
+  if (kind === 'safetensors') return loadCheckpoint(path.dirname(spec));
   // A ViT exported to ONNX by our builder or by torch.onnx: weights recovered from the graph (onnxWeights.ts).
-  if (ext === '.onnx') return { ...(await loadOnnxWeights(spec)), file: spec };
-  throw new Error(`${spec}: unknown model format "${ext || '(none)'}"`);
+  if (kind === 'onnx') return { ...(await loadOnnxWeights(spec)), file: spec };
+  throw new Error(`${spec}: unknown model format "${extensionOf(spec) || '(none)'}"`);
 }
 
 function scratch(spec: string, opts: InitOptions): InitResult {

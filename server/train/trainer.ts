@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { WeightMap } from '../model/tensor';
 import type { ViTArch } from '../model/vitConfig';
 import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../preprocess';
+import { defaultCacheDir } from '../model/hub';
 import { onnxConfigDir } from '../model/modelSource';
 import { buildVitOnnx, FEATURES_NAME, hiddenOutputName } from '../model/onnxBuilder';
 import { VitSession } from '../inference';
@@ -71,9 +72,6 @@ export interface TrainOptions {
 export const DEFAULT_CHECKPOINT_SECONDS = 300;
 
 export class TrainingError extends Error {}
-
-const defaultCacheDir = () =>
-  process.env.VIT_LENS_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'vit-lens');
 
 const exists = async (file: string) => !!(await fs.stat(file).catch(() => undefined));
 
