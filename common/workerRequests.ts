@@ -119,7 +119,7 @@ export interface ExplainParams extends WithProgress {
   class?: number | string;
   headFusion?: HeadFusion;
   discardRatio?: number;
-  /** Raw attention of this layer instead of rollout. */
+  /** Raw attention of this layer instead of rollout (method attention without a layer: the last). */
   layer?: number;
   /** Head of `layer`; heads fused with `headFusion` when omitted. */
   head?: number;

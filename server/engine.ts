@@ -16,9 +16,9 @@ import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource
 import { relevanceMap, RelevanceSession } from './explain/relevance';
 import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
 import { renderOverlayPng } from './explain/overlay';
-import { COLORMAPS, EXPLAIN_METHODS, HEAD_FUSIONS, type ColormapName as Colormap, type Dtype, type ExplainMethod } from '../common/options';
+import { COLORMAPS, EXPLAIN_METHODS, HEAD_FUSIONS, type Dtype, type ExplainMethod } from '../common/options';
 import { FEATURES_NAME } from './model/onnxBuilder';
-import type { ModelInfo, Prediction } from '../common/workerRequests';
+import type { ExplainParams, ModelInfo, Prediction } from '../common/workerRequests';
 import { fsPath } from './util/fileNames';
 
 export interface EngineOptions {
@@ -63,20 +63,8 @@ export interface ImageFailure {
   error: string;
 }
 
-
-export interface ExplainOptions {
-  /** Default: rollout, or attention when a layer is given. */
-  method?: ExplainMethod;
-  /** Relevance only: the class to explain, as an index or a label (default: the top-1 prediction). */
-  class?: number | string;
-  headFusion?: HeadFusion;
-  discardRatio?: number;
-  /** Raw attention of this layer (default for method attention: the last) … */
-  layer?: number;
-  /** … for this head (all heads fused with headFusion when omitted). */
-  head?: number;
-  topK?: number;
-  overlay?: { colormap: Colormap; opacity: number };
+/** The explain request's options (common/workerRequests.ts), for the CLI and the worker alike. */
+export interface ExplainOptions extends Omit<ExplainParams, 'image' | 'workDoneToken'> {
   signal?: AbortSignal;
 }
 
