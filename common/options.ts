@@ -7,6 +7,8 @@
 /** Where a model runs; `auto` lets the worker choose (README, "GPU"). */
 export const PROVIDER_PREFERENCES = ['auto', 'webgpu', 'cuda', 'cpu'] as const;
 export type ProviderPreference = (typeof PROVIDER_PREFERENCES)[number];
+/** A provider a model actually runs on. */
+export type Provider = Exclude<ProviderPreference, 'auto'>;
 
 /** How the heads of one layer are fused into one attention map. */
 export const HEAD_FUSIONS = ['mean', 'max', 'min'] as const;

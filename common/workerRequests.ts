@@ -10,7 +10,7 @@
  * vscode-jsonrpc enters this file. The worker checks every request's params against the valibot
  * schemas in server/requestSchemas.ts (typed against the interfaces here) before acting on them.
  */
-import type { ColormapName, Dtype, ExplainMethod, HeadFusion, ProviderPreference } from './options';
+import type { ColormapName, Dtype, ExplainMethod, HeadFusion, Provider, ProviderPreference } from './options';
 
 export type { ColormapName, Dtype, ExplainMethod, HeadFusion, ProviderPreference } from './options';
 
@@ -49,7 +49,7 @@ export interface ModelInfo {
   name: string;
   spec: string;
   kind: 'onnx' | 'hf-folder' | 'npz' | 'hub';
-  provider: 'webgpu' | 'cuda' | 'cpu';
+  provider: Provider;
   /** What it runs on: the WebGPU adapter ("NVIDIA H100 (Vulkan)"), the CUDA device or the CPU model. */
   device: string;
   /** Why it is not on the provider that was asked for, how `auto` chose, or why it left the GPU mid-session. */

@@ -10,8 +10,9 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import yauzl from 'yauzl';
+import type { Dtype } from '../common/options';
 
-export type Dtype = 'fp32' | 'fp16' | 'q8';
+export type { Dtype } from '../common/options';
 
 export interface ModelVariant {
   dtype: Dtype;

@@ -17,10 +17,9 @@ import * as ort from 'onnxruntime-node';
 import { probeWebGpuAdapter } from './webgpuAdapter';
 import { ChoiceCache, timeWarmBatch } from './providerChoice';
 
-import type { ProviderPreference } from '../common/options';
+import type { Provider, ProviderPreference } from '../common/options';
 
-export type { ProviderPreference } from '../common/options';
-export type Provider = Exclude<ProviderPreference, 'auto'>;
+export type { Provider, ProviderPreference } from '../common/options';
 export const PROVIDER_NAMES: Record<Provider, string> = { webgpu: 'WebGPU', cuda: 'CUDA', cpu: 'CPU' };
 
 /** What VitSession needs of an ONNX Runtime session (tests wrap real ones to fake a slow or failing device). */

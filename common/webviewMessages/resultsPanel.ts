@@ -6,7 +6,7 @@
  * every field before anything acts on it (a compromised or buggy webview must not be able to make
  * the worker read arbitrary files, or pass junk parameters through).
  */
-import { COLORMAPS, EXPLAIN_METHODS, HEAD_FUSIONS, type ColormapName, type ExplainMethod, type HeadFusion } from '../options';
+import { COLORMAPS, EXPLAIN_METHODS, HEAD_FUSIONS, type ColormapName, type ExplainMethod, type HeadFusion, type Provider } from '../options';
 import type { Prediction } from '../workerRequests';
 
 export type Method = ExplainMethod;
@@ -40,7 +40,7 @@ export interface ImageRow {
 
 export interface ModelSummary {
   name: string;
-  provider: 'webgpu' | 'cuda' | 'cpu';
+  provider: Provider;
   numLayers: number;
   numHeads: number;
   explainAvailable: boolean;

@@ -11,7 +11,9 @@
  * discarded entries are skipped by comparing with the threshold rather than written as zeros.
  */
 
-export type HeadFusion = 'mean' | 'max' | 'min';
+import type { HeadFusion } from '../../common/options';
+
+export type { HeadFusion } from '../../common/options';
 
 /**
  * One image's attention probabilities for one layer: heads × tokens × tokens, row-major.

@@ -16,7 +16,7 @@ import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../
 import { loadGoogleNpz } from '../formats/googleNpz';
 import { archAndLabelsFromHfFolder, loadHfWeights } from '../formats/hfSafetensors';
 import { attentionOutputName, buildVitOnnx, BUILDER_VERSION, externalDataSize, fusedAttentionOutputName } from './onnxBuilder';
-import { HEAD_FUSIONS, type Dtype } from '../../common/options';
+import { HEAD_FUSIONS, type Dtype, type HeadFusion } from '../../common/options';
 import { outputClassCount, tapAttention } from './attentionTap';
 import { defaultCacheDir, downloadHubModel } from './hub';
 import { classifyModelSpec, extensionOf } from '../../common/modelSpec';
@@ -44,7 +44,7 @@ export interface ResolvedModel {
   logitsName: string;
   attentionNames: string[];
   /** Outputs with each layer's heads already fused ([N, T, T]), present in graphs we built. */
-  fusedAttentionNames?: Record<'mean' | 'max' | 'min', string[]>;
+  fusedAttentionNames?: Record<HeadFusion, string[]>;
   /** Heads per layer, when known before running (rank-3 attention outputs need it, or get it from the batch size). */
   numHeads?: number;
   patchSize?: number;

@@ -10,7 +10,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Tensor } from '../model/tensor';
 import { adamwStep, fusedOptimizer, sgdStep, sumOfSquares } from './fused/optim';
 
-export type OptimizerName = 'adamw' | 'sgd';
+import type { Optimizer as OptimizerName } from '../../common/training';
+
+export type { OptimizerName };
 
 export interface OptimizerConfig {
   name: OptimizerName;

@@ -14,6 +14,7 @@ import { fusedAttention } from './fused/attention';
 import { fusedKernels } from './fused/kernels';
 import { fusedLinear } from './fused/linear';
 import { fusedGelu, fusedLayerNorm } from './fused/norm';
+import type { Mode } from '../../common/training';
 
 export type Params = Map<string, tf.Variable>;
 
@@ -266,7 +267,7 @@ export function crossEntropy(logitsT: tf.Tensor2D, labels: Int32Array, smoothing
 }
 
 /** Names of the parameters a mode trains; everything else stays frozen. */
-export function trainableNames(arch: ViTArch, mode: 'head' | 'last-k' | 'full', lastK: number): string[] {
+export function trainableNames(arch: ViTArch, mode: Mode, lastK: number): string[] {
   const headNames: string[] = [W.headWeight, W.headBias];
   if (arch.preLogitsSize) headNames.unshift(W.preLogitsWeight, W.preLogitsBias);
   const blockNames = (i: number) => Object.values(W.layer(i)).filter((n) => arch.qkvBias || !/\.(query|key|value)\.bias$/.test(n));
