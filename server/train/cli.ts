@@ -24,8 +24,8 @@ export const TRAIN_USAGE = `Usage:
   vit-lens runs [DIR]                     list runs: status, epoch, best val acc
   vit-lens export RUN_DIR --out MODEL_DIR  best checkpoint as a Hugging Face folder
 
-INIT: a Hugging Face folder (config.json + model.safetensors), a Google .npz, one of our run folders,
-or scratch:tiny|small|base (with --patch 16 --image-size 224).
+INIT: a Hugging Face folder (config.json + model.safetensors), a Google .npz, a ViT exported to .onnx,
+one of our run folders, or scratch:tiny|small|base (with --patch 16 --image-size 224).
 
 More training options:
   --weight-decay W      (AdamW 0.05, SGD 0)     --momentum M       SGD momentum (0.9)
@@ -101,7 +101,7 @@ export function checkpointEvery(v: string | undefined): TrainOptions['checkpoint
 export function configFromArgs(positionals: string[], o: Record<string, string | boolean | undefined>): TrainConfig {
   const s = (k: string) => o[k] as string | undefined;
   if (positionals.length !== 1) throw new TrainUsageError('train needs exactly one DATASET_DIR');
-  if (!s('model')) throw new TrainUsageError('train needs --model INIT (a model folder, .npz, run folder or scratch:tiny|small|base)');
+  if (!s('model')) throw new TrainUsageError('train needs --model INIT (a model folder, .npz, .onnx, run folder or scratch:tiny|small|base)');
   const mode = (s('mode') ?? 'head') as TrainConfig['mode'];
   if (!TRAIN_MODES.includes(mode)) throw new TrainUsageError(`--mode must be head, last-k or full, got "${mode}"`);
   const optimizer = (s('optimizer') ?? 'adamw') as TrainConfig['optimizer'];
