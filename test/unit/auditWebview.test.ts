@@ -13,7 +13,7 @@ import type { Page } from 'playwright-core';
 import { auditHtml } from '../../extension/audit/html';
 import { parseViewState, parseWebviewMessage, type AuditViewData } from '../../extension/audit/protocol';
 import { withoutFile } from '../../extension/audit/listEdits';
-import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type ThemeVars } from './webviewHarness';
+import { cspViolations, ROOT, sharedStyle, skipBrowser, startHarness, type Harness, type ThemeVars } from './webviewHarness';
 
 const OUT = path.join(ROOT, 'test-output', 'audit');
 
@@ -99,6 +99,7 @@ describe('audit panel in headless Chromium', { skip: skipBrowser }, () => {
     assert.equal(await page.locator('#list > li').count(), 3);
     assert.match((await page.locator('#list > li').first().textContent()) ?? '', /labelled “Ankle boot”, looks like “Coat”/);
     assert.equal(await page.locator('#undo').getAttribute('disabled'), '');
+    assert.deepEqual(await sharedStyle(page), { background: 'rgb(31, 31, 31)', title: '600' });
     await imagesLoaded(page);
     await page.screenshot({ path: path.join(OUT, 'label-issues-dark.png') });
 

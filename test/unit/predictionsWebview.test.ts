@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { predictionsHtml } from '../../extension/classifyFolder/html';
 import { parseViewState, parseWebviewMessage, type TableData, type TableRow } from '../../extension/classifyFolder/protocol';
-import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type OpenedPage, type ThemeVars } from './webviewHarness';
+import { cspViolations, ROOT, sharedStyle, skipBrowser, startHarness, type Harness, type OpenedPage, type ThemeVars } from './webviewHarness';
 
 const OUT = path.join(ROOT, 'test-output', 'predictions');
 
@@ -111,6 +111,7 @@ describe('predictions table in headless Chromium', { skip: skipBrowser }, () => 
     assert.equal(await page.locator('#spacer .row').count(), 10);
     assert.match((await page.locator('#summary').textContent()) ?? '', /^10 images · 70\.0% agree with folder labels \(7\/10\) · 3 disagreements · 1 failed$/);
     assert.match((await page.locator('#failures-list').textContent()) ?? '', /broken\.png.*cannot decode/);
+    assert.deepEqual(await sharedStyle(page), { background: 'rgb(31, 31, 31)', title: '600' });
     await page.waitForFunction(() => [...(globalThis as any).document.querySelectorAll('#spacer img')].every((i: any) => i.complete && i.naturalWidth > 0));
     await page.screenshot({ path: path.join(OUT, 'table-dark.png') });
 

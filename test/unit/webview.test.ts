@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { panelHtml } from '../../extension/panelHtml';
 import { parseModelSummary, parseWebviewMessage, type Controls, type PanelState } from '../../extension/panelProtocol';
-import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type OpenedPage, type Theme, type ThemeVars } from './webviewHarness';
+import { cspViolations, ROOT, sharedStyle, skipBrowser, startHarness, type Harness, type OpenedPage, type Theme, type ThemeVars } from './webviewHarness';
 
 const OUT = path.join(ROOT, 'test-output', 'webview');
 
@@ -141,6 +141,7 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     const [barW, fillW] = await rows.nth(0).locator('.bar').first().evaluate((b: any) => [b.getBoundingClientRect().width, b.firstChild.getBoundingClientRect().width]);
     assert.ok(Math.abs(fillW / barW - 0.812) < 0.02, `bar fill ${fillW}/${barW}`);
     assert.match(await rows.nth(2).locator('.error').textContent() ?? '', /unsupported image/);
+    assert.deepEqual(await sharedStyle(page), { background: 'rgb(31, 31, 31)' });
 
     // The overlay: canvas at the image's size; hot quadrant = turbo(1) = #900c00, cold = turbo(0) = #23171b.
     await page.locator('#image').evaluate((img: any) => img.decode());

@@ -112,5 +112,16 @@ export async function startHarness(opts: { bundle: string; page: (origin: string
   };
 }
 
+/**
+ * What media/page.css (imported by each panel's stylesheet) sets: the body's background from the
+ * theme, and on the folder panels the header title's weight (600, not the browser's bold).
+ */
+export const sharedStyle = (page: Page): Promise<{ background: string; title?: string }> =>
+  page.evaluate(() => {
+    const g = globalThis as any;
+    const h1 = g.document.querySelector('.summary h1');
+    return { background: g.getComputedStyle(g.document.body).backgroundColor, ...(h1 ? { title: g.getComputedStyle(h1).fontWeight } : {}) };
+  });
+
 /** The CSP violations the page has reported (directive and blocked URI). */
 export const cspViolations = (page: Page): Promise<string[]> => page.evaluate(() => (globalThis as any).__cspViolations);
