@@ -10,11 +10,13 @@
  * Not named *.test.ts: the runner does not run it on its own.
  */
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import type { PageParts } from '../../extension/webviewPage';
 
 export const ROOT = path.resolve(__dirname, '../..');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -110,6 +112,26 @@ export async function startHarness(opts: { bundle: string; page: (origin: string
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/**
+ * For a `describe` of browser tests: before them, the harness serving the page `html` builds (the
+ * extension's own page function) around `bundle` and `style`; after them, closed. `out` (for
+ * screenshots) is created. The result stands for the started harness.
+ */
+export function browserHarness(opts: { bundle: string; style: string; html: (parts: PageParts) => string; themes: ThemeVars; out: string }): Harness {
+  let started: Harness | undefined;
+  before(async () => {
+    fs.mkdirSync(opts.out, { recursive: true });
+    const page = (o: string) => opts.html({ cspSource: o, nonce: 'testnonce123', scriptUri: `${o}/${opts.bundle}`, styleUri: `${o}/${opts.style}` });
+    started = await startHarness({ bundle: opts.bundle, page, themes: opts.themes });
+  });
+  after(() => started?.close());
+  const get = (): Harness => {
+    assert.ok(started, 'the browser harness did not start');
+    return started;
+  };
+  return { get origin() { return get().origin; }, open: (o) => get().open(o), close: () => get().close() };
 }
 
 /**
