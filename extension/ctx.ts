@@ -1,11 +1,15 @@
 /**
  * The extension's one context object (as in rust-analyzer's `Ctx`): it owns the log, the worker
- * client, the status bar item and every registration, and disposes them all on deactivate.
+ * client, the status bar item, the open panels and every registration, and disposes them all on deactivate.
  */
 import * as vscode from 'vscode';
+import type { AuditPanel } from './audit/panel';
+import type { PredictionsPanel } from './classifyFolder/predictionsPanel';
 import { readSettings, resolveModelSpec, Settings, SECTION } from './config';
+import type { DashboardPanel } from './dashboard/panel';
+import { PanelRegistry } from './disposable';
 import { ModelPicker } from './modelPicker';
-import type { PanelHost } from './resultsPanel';
+import type { PanelHost, ResultsPanel } from './resultsPanel';
 import { messageOf } from './resultsPanel';
 import { ModelStatusItem } from './statusBar';
 import { ModelRequest, WorkerClient } from './workerClient';
@@ -20,6 +24,13 @@ export class Ctx implements PanelHost, vscode.Disposable {
   readonly extensionUri: vscode.Uri;
   readonly worker: WorkerClient;
   readonly picker: ModelPicker;
+  /** Every open webview panel, by kind: disposing the context closes them all. */
+  readonly panels = {
+    results: new PanelRegistry<ResultsPanel>(),
+    dashboards: new PanelRegistry<DashboardPanel>(),
+    predictions: new PanelRegistry<PredictionsPanel>(),
+    audits: new PanelRegistry<AuditPanel>(),
+  };
   private readonly status = new ModelStatusItem();
   private readonly subscriptions: vscode.Disposable[] = [];
   private lastError = { text: '', at: 0 };
@@ -37,6 +48,7 @@ export class Ctx implements PanelHost, vscode.Disposable {
       return { provider: s.provider, cacheDir: s.cacheDir };
     });
     this.subscriptions.push(
+      ...Object.values(this.panels),
       this.status,
       this.worker.onDidChangeModel((info) => {
         this.status.update(this.modelSpec(), info);

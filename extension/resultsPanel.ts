@@ -16,14 +16,18 @@ import type { ExplainParams, ModelInfo } from '../common/workerRequests';
 import { isImagePath } from '../common/imageFiles';
 import type { ModelRequest, WorkerClient } from './workerClient';
 import type { Settings } from './config';
+import { Disposable, PanelRegistry } from './disposable';
 
 export const RESULTS_VIEW_TYPE = 'vitLens.results';
+/** There is one results panel: its key in the registry. */
+const ONLY = 'results';
 
 /** What the panel needs from the rest of the extension. */
 export interface PanelHost {
   readonly extensionUri: vscode.Uri;
   readonly worker: WorkerClient;
   readonly log: vscode.LogOutputChannel;
+  readonly panels: { readonly results: PanelRegistry<ResultsPanel> };
   settings(): Settings;
   /** The model to use, or undefined after telling the user why there is none. */
   modelRequest(): ModelRequest | undefined;
@@ -31,17 +35,14 @@ export interface PanelHost {
   reportError(what: string, e: unknown): void;
 }
 
-export class ResultsPanel implements vscode.Disposable {
-  private static current: ResultsPanel | undefined;
-  private readonly disposables: vscode.Disposable[] = [];
+export class ResultsPanel extends Disposable {
   private explainCts: vscode.CancellationTokenSource | undefined;
   private classifyCts: vscode.CancellationTokenSource | undefined;
-  private disposed = false;
 
   /** Open (or reuse) the panel on these images. */
   static show(host: PanelHost, images: string[], mode: PanelState['mode']): ResultsPanel {
     const column = vscode.ViewColumn.Beside;
-    let panel = ResultsPanel.current;
+    let panel = host.panels.results.get(ONLY);
     if (!panel) {
       const webviewPanel = vscode.window.createWebviewPanel(RESULTS_VIEW_TYPE, 'ViT Lens', { viewColumn: column, preserveFocus: false }, {
         enableScripts: true,
@@ -61,7 +62,7 @@ export class ResultsPanel implements vscode.Disposable {
 
   /** Called by the WebviewPanelSerializer after a window reload. */
   static revive(host: PanelHost, webviewPanel: vscode.WebviewPanel, saved: unknown): ResultsPanel {
-    ResultsPanel.current?.dispose();
+    host.panels.results.get(ONLY)?.dispose();
     const state = restoreState(saved, host.settings());
     return new ResultsPanel(host, webviewPanel, state);
   }
@@ -71,16 +72,19 @@ export class ResultsPanel implements vscode.Disposable {
     private readonly panel: vscode.WebviewPanel,
     private state: PanelState,
   ) {
-    ResultsPanel.current = this;
+    super();
+    this._register(host.panels.results.track(ONLY, this));
+    this._register(panel);
+    this._register({ dispose: () => [this.explainCts, this.classifyCts].forEach((cts) => cts?.cancel()) });
     if (host.worker.model) this.state.model = summarize(host.worker.model, this.builtInModel());
     panel.iconPath = vscode.Uri.joinPath(host.extensionUri, 'media', 'icon.png');
     this.setResourceRoots();
     this.refreshSources();
     this.setTitle();
     panel.webview.html = this.html();
-    this.disposables.push(
-      panel.onDidDispose(() => this.dispose()),
-      panel.webview.onDidReceiveMessage((m) => this.onMessage(m)),
+    this._register(panel.onDidDispose(() => this.dispose()));
+    this._register(panel.webview.onDidReceiveMessage((m) => this.onMessage(m)));
+    this._register(
       host.worker.onDidChangeModel((info) => {
         if (info) this.state.model = summarize(info, this.builtInModel());
         this.post();
@@ -153,7 +157,7 @@ export class ResultsPanel implements vscode.Disposable {
       this.update({ busy: n === 1 ? 'Classifying…' : `Classifying ${n} images…` });
       try {
         const r = await this.host.worker.classify(model, { images: this.state.rows.map((row) => row.path), topK: this.host.settings().topK }, cts.token);
-        if (cts.token.isCancellationRequested || this.disposed) return;
+        if (cts.token.isCancellationRequested || this.isDisposed) return;
         const byImage = new Map(r.results.map((x) => [x.image, x.predictions]));
         const failed = new Map(r.failures.map((f) => [f.image, f.error]));
         for (const row of this.state.rows) {
@@ -164,7 +168,7 @@ export class ResultsPanel implements vscode.Disposable {
         const firstOk = this.state.rows.findIndex((row) => !row.error);
         this.state.selected = firstOk >= 0 ? firstOk : 0;
       } catch (e) {
-        if (!cts.token.isCancellationRequested && !this.disposed) {
+        if (!cts.token.isCancellationRequested && !this.isDisposed) {
           this.host.reportError('classify', e);
           const message = panelMessage(e);
           for (const row of this.state.rows) if (!row.predictions) row.error = message;
@@ -198,13 +202,13 @@ export class ResultsPanel implements vscode.Disposable {
       }
       const params = explainParams(row.path, c, this.host.settings().topK, info);
       const r = await this.host.worker.explain(model, params, cts.token);
-      if (cts.token.isCancellationRequested || this.disposed) return;
+      if (cts.token.isCancellationRequested || this.isDisposed) return;
       // Explain answers with predictions too: in explain mode they fill the row.
       if (!row.predictions) row.predictions = r.predictions;
       const map: MapView = { image: r.image, width: r.width, height: r.height, method: r.method, grid: r.map.grid, values: r.map.values, label: describe(params, r.class), class: r.class };
       this.update({ busy: undefined, map, mapError: undefined });
     } catch (e) {
-      if (cts.token.isCancellationRequested || this.disposed) return;
+      if (cts.token.isCancellationRequested || this.isDisposed) return;
       this.host.log.error(`explain ${row.path}: ${messageOf(e)}`);
       this.update({ busy: undefined, map: undefined, mapError: panelMessage(e) });
     }
@@ -292,17 +296,7 @@ export class ResultsPanel implements vscode.Disposable {
   }
 
   private post(): void {
-    if (!this.disposed) void this.panel.webview.postMessage({ type: 'state', state: this.state });
-  }
-
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    if (ResultsPanel.current === this) ResultsPanel.current = undefined;
-    this.explainCts?.cancel();
-    this.classifyCts?.cancel();
-    this.panel.dispose();
-    for (const d of this.disposables.splice(0)) d.dispose();
+    if (!this.isDisposed) void this.panel.webview.postMessage({ type: 'state', state: this.state });
   }
 }
 

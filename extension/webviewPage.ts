@@ -52,6 +52,19 @@ ${body}
 </html>`;
 }
 
+/** The header of the folder panels (predictions table, dataset audit): title and summary, filled in by the page's script; `actions` on the right. */
+export function folderHeader(actions: string): string {
+  return `<header class="top">
+  <div class="summary">
+    <h1 id="title"></h1>
+    <p id="summary" class="muted" aria-live="polite"></p>
+  </div>
+  <div class="actions">
+    ${actions.trim().split('\n').join('\n    ')}
+  </div>
+</header>`;
+}
+
 /** A fresh nonce each time the HTML is set (128 random bits, base64url). */
 export function makeNonce(): string {
   const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));

@@ -1,20 +1,13 @@
 /** The audit panel's HTML: its body inside the shared page (extension/webviewPage.ts has the CSP). */
-import { webviewPage, type PageParts } from '../webviewPage';
+import { folderHeader, webviewPage, type PageParts } from '../webviewPage';
 
 export function auditHtml(parts: PageParts): string {
   return webviewPage({ ...parts, title: 'ViT Lens Dataset Audit', imgSrc: [], body: BODY });
 }
 
-const BODY = `<header class="top">
-  <div class="summary">
-    <h1 id="title"></h1>
-    <p id="summary" class="muted" aria-live="polite"></p>
-  </div>
-  <div class="actions">
-    <vscode-button id="undo" secondary disabled title="Undo the last move or ignore">Undo</vscode-button>
-    <vscode-button id="rerun" title="Audit the folder again with the current model">Audit Again</vscode-button>
-  </div>
-</header>
+const BODY = `${folderHeader(`
+<vscode-button id="undo" secondary disabled title="Undo the last move or ignore">Undo</vscode-button>
+<vscode-button id="rerun" title="Audit the folder again with the current model">Audit Again</vscode-button>`)}
 <p id="error" class="banner error" role="alert" hidden></p>
 <div class="tabs" role="tablist" aria-label="Audit findings">
   <button type="button" role="tab" id="tab-labelIssues" data-tab="labelIssues" aria-controls="list">Label issues <span class="count"></span></button>

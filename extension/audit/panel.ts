@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
 import { rename } from '../dashboard/moves';
+import { Disposable } from '../disposable';
 import type { AuditDecision, AuditKind, AuditResult } from '../../common/workerRequests';
 import { ResultsPanel } from '../resultsPanel';
 import { pageParts } from '../webviewPage';
@@ -29,15 +30,12 @@ interface UndoStep {
 const toAbs = (root: string, rel: string) => path.join(root, ...rel.split('/'));
 const toRel = (root: string, abs: string) => path.relative(root, abs).split(path.sep).join('/');
 
-export class AuditPanel implements vscode.Disposable {
-  private static readonly panels = new Map<string, AuditPanel>();
-  private readonly disposables: vscode.Disposable[] = [];
+export class AuditPanel extends Disposable {
   private readonly undoSteps: UndoStep[] = [];
   private files = new Set<string>();
-  private disposed = false;
 
   static show(ctx: Ctx, report: AuditResult): AuditPanel {
-    const existing = AuditPanel.panels.get(report.dataset);
+    const existing = ctx.panels.audits.get(report.dataset);
     if (existing) {
       existing.report = report;
       existing.undoSteps.length = 0;
@@ -54,7 +52,9 @@ export class AuditPanel implements vscode.Disposable {
     private readonly panel: vscode.WebviewPanel,
     private report: AuditResult,
   ) {
-    AuditPanel.panels.set(report.dataset, this);
+    super();
+    this._register(ctx.panels.audits.track(report.dataset, this));
+    this._register(panel);
     panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'icon.png');
     const ext = ctx.extensionUri;
     panel.webview.options = {
@@ -62,8 +62,8 @@ export class AuditPanel implements vscode.Disposable {
       localResourceRoots: [vscode.Uri.joinPath(ext, 'dist'), vscode.Uri.joinPath(ext, 'media'), vscode.Uri.file(report.dataset)],
     };
     panel.webview.html = auditHtml(pageParts(panel.webview, vscode.Uri.joinPath(ext, 'dist', 'audit.js'), vscode.Uri.joinPath(ext, 'media', 'audit.css')));
-    this.disposables.push(
-      panel.onDidDispose(() => this.dispose()),
+    this._register(panel.onDidDispose(() => this.dispose()));
+    this._register(
       panel.webview.onDidReceiveMessage((m) => {
         const msg = parseWebviewMessage(m, this.files);
         if (msg) void this.handle(msg).catch((e) => ctx.reportError('carry out the audit action', e));
@@ -84,7 +84,7 @@ export class AuditPanel implements vscode.Disposable {
         undo: this.undoSteps.at(-1)?.label, ignored: r.decisions.filter((d) => d.action === 'ignore').length,
       },
     };
-    if (!this.disposed) void this.panel.webview.postMessage(m);
+    if (!this.isDisposed) void this.panel.webview.postMessage(m);
   }
 
   /** Apply new lists, remember how to go back, and save audit.json. */
@@ -170,14 +170,6 @@ export class AuditPanel implements vscode.Disposable {
         return;
       }
     }
-  }
-
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    if (AuditPanel.panels.get(this.report.dataset) === this) AuditPanel.panels.delete(this.report.dataset);
-    this.panel.dispose();
-    for (const d of this.disposables.splice(0)) d.dispose();
   }
 }
 

@@ -2,23 +2,16 @@
  * The predictions table's HTML: its body inside the shared page (extension/webviewPage.ts, which
  * has the CSP; images from the extension and the classified folder, plus `data:`, no `blob:`).
  */
-import { webviewPage, type PageParts } from '../webviewPage';
+import { folderHeader, webviewPage, type PageParts } from '../webviewPage';
 
 export function predictionsHtml(parts: PageParts): string {
   return webviewPage({ ...parts, title: 'ViT Lens Predictions', imgSrc: ['data:'], body: BODY });
 }
 
-const BODY = `<header class="top">
-  <div class="summary">
-    <h1 id="title"></h1>
-    <p id="summary" class="muted" aria-live="polite"></p>
-  </div>
-  <div class="actions">
-    <vscode-button id="open-csv" secondary title="Open predictions.csv">Open CSV</vscode-button>
-    <vscode-button id="open-json" secondary title="Open predictions.json">Open JSON</vscode-button>
-    <vscode-button id="rerun" title="Classify the folder again with the current model">Classify Again</vscode-button>
-  </div>
-</header>
+const BODY = `${folderHeader(`
+<vscode-button id="open-csv" secondary title="Open predictions.csv">Open CSV</vscode-button>
+<vscode-button id="open-json" secondary title="Open predictions.json">Open JSON</vscode-button>
+<vscode-button id="rerun" title="Classify the folder again with the current model">Classify Again</vscode-button>`)}
 <p id="partial" class="banner" role="status" hidden></p>
 <p id="error" class="banner error" role="alert" hidden></p>
 <details id="failures" class="failures" hidden>

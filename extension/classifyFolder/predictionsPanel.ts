@@ -9,6 +9,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
+import { Disposable } from '../disposable';
 import { isImagePath } from '../../common/imageFiles';
 import type { ClassifyFolderResult } from '../../common/workerRequests';
 import { pageParts } from '../webviewPage';
@@ -32,16 +33,13 @@ export class KnownPredictionFiles {
   }
 }
 
-export class PredictionsPanel implements vscode.Disposable {
-  private static readonly panels = new Map<string, PredictionsPanel>();
-  private readonly disposables: vscode.Disposable[] = [];
+export class PredictionsPanel extends Disposable {
   private result: ClassifyFolderResult | undefined;
   private files = new Set<string>();
   private error: string | undefined;
-  private disposed = false;
 
   static show(ctx: Ctx, result: ClassifyFolderResult): PredictionsPanel {
-    const existing = PredictionsPanel.panels.get(result.folder);
+    const existing = ctx.panels.predictions.get(result.folder);
     if (existing) {
       existing.panel.reveal(undefined, false);
       existing.setResult(result);
@@ -68,7 +66,7 @@ export class PredictionsPanel implements vscode.Disposable {
     }
     const result = await readResult(jsonFile);
     if (typeof result === 'string') p.showError(`${jsonFile}: ${result}. Run “ViT Lens: Classify Folder” again.`);
-    else if (PredictionsPanel.panels.has(result.folder)) panel.dispose();
+    else if (ctx.panels.predictions.has(result.folder)) panel.dispose();
     else p.setResult(result);
   }
 
@@ -76,19 +74,18 @@ export class PredictionsPanel implements vscode.Disposable {
     private readonly ctx: Ctx,
     private readonly panel: vscode.WebviewPanel,
   ) {
+    super();
+    this._register(panel);
     panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'icon.png');
     this.setResourceRoots(undefined);
-    this.disposables.push(
-      panel.onDidDispose(() => this.dispose()),
-      panel.webview.onDidReceiveMessage((m) => this.onMessage(m)),
-    );
+    this._register(panel.onDidDispose(() => this.dispose()));
+    this._register(panel.webview.onDidReceiveMessage((m) => this.onMessage(m)));
   }
 
   private setResult(result: ClassifyFolderResult): void {
-    if (this.result && this.result.folder !== result.folder) PredictionsPanel.panels.delete(this.result.folder);
+    if (this.result?.folder !== result.folder) this._register(this.ctx.panels.predictions.track(result.folder, this));
     this.result = result;
     this.error = undefined;
-    PredictionsPanel.panels.set(result.folder, this);
     this.files = new Set(result.predictions.map((p) => p.file));
     this.panel.title = `Predictions: ${path.basename(result.folder)}`;
     this.setResourceRoots(result.folder);
@@ -119,7 +116,7 @@ export class PredictionsPanel implements vscode.Disposable {
       const baseUri = this.panel.webview.asWebviewUri(vscode.Uri.file(r.folder)).toString().replace(/\/$/, '');
       m = { type: 'data', data: { folder: r.folder, model: r.model, createdAt: r.createdAt, partial: r.partial, total: r.total, baseUri, csvFile: r.csvFile, jsonFile: r.jsonFile, rows: tableRows(r.predictions), failures: r.failures } };
     }
-    if (m && !this.disposed) void this.panel.webview.postMessage(m);
+    if (m && !this.isDisposed) void this.panel.webview.postMessage(m);
   }
 
   private onMessage(raw: unknown): void {
@@ -152,14 +149,6 @@ export class PredictionsPanel implements vscode.Disposable {
         if (r) await vscode.commands.executeCommand('vitLens.classifyFolder', vscode.Uri.file(r.folder));
         return;
     }
-  }
-
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    if (this.result && PredictionsPanel.panels.get(this.result.folder) === this) PredictionsPanel.panels.delete(this.result.folder);
-    this.panel.dispose();
-    for (const d of this.disposables.splice(0)) d.dispose();
   }
 }
 

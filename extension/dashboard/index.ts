@@ -24,7 +24,6 @@ export function registerDashboard(ctx: Ctx): void {
         DashboardPanel.revive(ctx, panel, sources);
       },
     }),
-    { dispose: () => DashboardPanel.disposeAll() },
   );
 }
 

@@ -9,6 +9,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
+import { Disposable } from '../disposable';
 import { ReadScalarsRequest } from '../../common/workerRequests';
 import { ResultsPanel } from '../resultsPanel';
 import { dashboardHtml } from './html';
@@ -21,18 +22,15 @@ import { pageParts } from '../webviewPage';
 
 export const DASHBOARD_VIEW_TYPE = 'vitLens.dashboard';
 
-export class DashboardPanel implements vscode.Disposable {
-  private static readonly open = new Map<string, DashboardPanel>();
+export class DashboardPanel extends Disposable {
   private readonly states: SourceState[];
-  private readonly disposables: vscode.Disposable[] = [];
   /** The webview said `ready` since it was last (re)loaded: deltas can go to it. */
   private ready = false;
   private roots = '';
-  private disposed = false;
 
   static show(ctx: Ctx, sources: DashboardSource[]): DashboardPanel {
     const key = keyOf(sources);
-    const existing = DashboardPanel.open.get(key);
+    const existing = ctx.panels.dashboards.get(key);
     if (existing) {
       existing.panel.reveal(undefined, false);
       return existing;
@@ -46,12 +44,8 @@ export class DashboardPanel implements vscode.Disposable {
   }
 
   static revive(ctx: Ctx, panel: vscode.WebviewPanel, sources: DashboardSource[]): DashboardPanel {
-    DashboardPanel.open.get(keyOf(sources))?.dispose();
+    ctx.panels.dashboards.get(keyOf(sources))?.dispose();
     return new DashboardPanel(ctx, panel, sources);
-  }
-
-  static disposeAll(): void {
-    for (const p of [...DashboardPanel.open.values()]) p.dispose();
   }
 
   private constructor(
@@ -59,32 +53,30 @@ export class DashboardPanel implements vscode.Disposable {
     private readonly panel: vscode.WebviewPanel,
     sources: DashboardSource[],
   ) {
-    DashboardPanel.open.set(keyOf(sources), this);
+    super();
+    this._register(ctx.panels.dashboards.track(keyOf(sources), this));
+    this._register(panel);
     this.states = sources.map((s, id) => new SourceState(id, s, (f) => this.panel.webview.asWebviewUri(vscode.Uri.file(f)).toString(), (m) => this.onSourceMessage(m)));
     panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'icon.png');
     panel.title = sources.length === 1 ? `Dashboard: ${this.states[0].view.name}` : `Dashboard: ${sources.length} runs`;
     this.setResourceRoots();
     panel.webview.html = this.html();
-    this.disposables.push(
-      panel.onDidDispose(() => this.dispose()),
+    this._register(panel.onDidDispose(() => this.dispose()));
+    this._register(
       panel.onDidChangeViewState(() => {
         // A hidden webview is torn down; it says `ready` again when shown.
         if (!panel.visible) this.ready = false;
       }),
-      panel.webview.onDidReceiveMessage((m) => this.onMessage(m)),
     );
+    this._register(panel.webview.onDidReceiveMessage((m) => this.onMessage(m)));
     for (const state of this.states) this.startSource(state);
   }
 
   private startSource(state: SourceState): void {
     if (state.view.kind === 'run') {
-      const source = new RunSource(state.view.dir, state.runListener);
-      source.start();
-      this.disposables.push({ dispose: () => source.dispose() });
+      this._register(new RunSource(state.view.dir, state.runListener)).start();
     } else {
-      const source = new TfEventsSource(state.view.dir, (params) => this.ctx.worker.request(ReadScalarsRequest, params), state.tfListener);
-      source.start();
-      this.disposables.push({ dispose: () => source.dispose() });
+      this._register(new TfEventsSource(state.view.dir, (params) => this.ctx.worker.request(ReadScalarsRequest, params), state.tfListener)).start();
     }
   }
 
@@ -118,7 +110,7 @@ export class DashboardPanel implements vscode.Disposable {
 
   private post(m: HostMessage): void {
     // Hidden or not loaded yet: the snapshot on `ready` will carry it.
-    if (this.disposed || !this.ready) return;
+    if (this.isDisposed || !this.ready) return;
     void this.panel.webview.postMessage(m);
   }
 
@@ -154,14 +146,6 @@ export class DashboardPanel implements vscode.Disposable {
         await vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(path.join(this.states[m.id].view.dir, 'run.json')));
         return;
     }
-  }
-
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    for (const [key, p] of DashboardPanel.open) if (p === this) DashboardPanel.open.delete(key);
-    this.panel.dispose();
-    for (const d of this.disposables.splice(0)) d.dispose();
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * Tails one run folder (README, "Run directory format") for the dashboard.
  *
- * metrics.jsonl is read incrementally from the byte offset of the last complete line; a
+ * metrics.jsonl is read incrementally (common/fileTail.ts, shared with the TensorBoard watcher); a
  * half-written last line is kept (as bytes, so a split UTF-8 character survives) until its newline
  * arrives. A file that shrank or was replaced (a resume rewrites it atomically, dropping lines after
  * the checkpoint) is read again from the start and reported as a reset. run.json and report.json
@@ -13,6 +13,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { FileTail } from '../../common/fileTail';
 import type { EpochMetrics, RunInfo, RunReport, StepMetrics } from '../../common/workerRequests';
 
 export interface RunSourceListener {
@@ -37,8 +38,7 @@ const POLL_MS = 1000;
 const WATCH_DEBOUNCE_MS = 50;
 
 export class RunSource {
-  private offset = 0;
-  private ino = -1;
+  private readonly metrics: FileTail;
   private partial: Buffer = Buffer.alloc(0);
   private lineNo = 0;
   private runKey: string | undefined;
@@ -55,7 +55,9 @@ export class RunSource {
     readonly dir: string,
     private readonly listener: RunSourceListener,
     private readonly pollMs = POLL_MS,
-  ) {}
+  ) {
+    this.metrics = new FileTail(() => fs.promises.open(path.join(dir, 'metrics.jsonl'), 'r'));
+  }
 
   /** First read right away, then watch and poll. */
   start(): void {
@@ -140,66 +142,48 @@ export class RunSource {
 
   private async readMetrics(): Promise<void> {
     const file = path.join(this.dir, 'metrics.jsonl');
-    let fh: fs.promises.FileHandle;
+    let chunk;
     try {
-      fh = await fs.promises.open(file, 'r');
+      chunk = await this.metrics.read();
     } catch {
       // Not written yet, or deleted: if we had read some, the run started over.
-      if (this.ino !== -1) {
-        this.ino = -1;
-        this.offset = 0;
+      if (this.metrics.seen) {
+        this.metrics.forget();
         this.partial = Buffer.alloc(0);
         this.lineNo = 0;
         this.restart([], []);
       }
       return;
     }
-    try {
-      const st = await fh.stat();
-      let reset = false;
-      if (st.ino !== this.ino || st.size < this.offset) {
-        // First read, an atomic rewrite (new inode) or a truncation.
-        reset = this.ino !== -1 || this.offset > 0;
-        this.ino = st.ino;
-        this.offset = 0;
-        this.partial = Buffer.alloc(0);
-        this.lineNo = 0;
-      }
-      if (st.size === this.offset) {
-        if (reset) this.restart([], []);
-        return;
-      }
-      const len = st.size - this.offset;
-      const buf = Buffer.alloc(len);
-      let got = 0;
-      while (got < len) {
-        const { bytesRead } = await fh.read(buf, got, len - got, this.offset + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      this.offset += got;
-      const data = this.partial.length ? Buffer.concat([this.partial, buf.subarray(0, got)]) : buf.subarray(0, got);
-      const end = data.lastIndexOf(0x0a);
-      // Keep a copy: `data` may be a view on a buffer that is reused.
-      this.partial = Buffer.from(data.subarray(end + 1));
-      const steps: StepMetrics[] = [];
-      const epochs: EpochMetrics[] = [];
-      if (end >= 0) {
-        for (const line of data.subarray(0, end).toString('utf8').split('\n')) {
-          this.lineNo++;
-          if (!line.trim()) continue;
-          const m = parseMetricsLine(line);
-          if (m?.type === 'step') steps.push(m);
-          else if (m?.type === 'epoch') epochs.push(m);
-          else this.listener.problem(`${file}, line ${this.lineNo}: not a metrics line; skipped`);
-        }
-      }
-      if (this.disposed) return;
-      if (reset) this.restart(steps, epochs);
-      else if (steps.length || epochs.length) this.listener.metrics(steps, epochs, false);
-    } finally {
-      await fh.close();
+    // An atomic rewrite (new inode) or a truncation.
+    if (chunk.restarted) {
+      this.partial = Buffer.alloc(0);
+      this.lineNo = 0;
     }
+    if (!chunk.bytes.length) {
+      if (chunk.restarted) this.restart([], []);
+      return;
+    }
+    const buf = Buffer.from(chunk.bytes.buffer, chunk.bytes.byteOffset, chunk.bytes.byteLength);
+    const data = this.partial.length ? Buffer.concat([this.partial, buf]) : buf;
+    const end = data.lastIndexOf(0x0a);
+    // Keep a copy: `data` may be a view on the chunk's bytes.
+    this.partial = Buffer.from(data.subarray(end + 1));
+    const steps: StepMetrics[] = [];
+    const epochs: EpochMetrics[] = [];
+    if (end >= 0) {
+      for (const line of data.subarray(0, end).toString('utf8').split('\n')) {
+        this.lineNo++;
+        if (!line.trim()) continue;
+        const m = parseMetricsLine(line);
+        if (m?.type === 'step') steps.push(m);
+        else if (m?.type === 'epoch') epochs.push(m);
+        else this.listener.problem(`${file}, line ${this.lineNo}: not a metrics line; skipped`);
+      }
+    }
+    if (this.disposed) return;
+    if (chunk.restarted) this.restart(steps, epochs);
+    else if (steps.length || epochs.length) this.listener.metrics(steps, epochs, false);
   }
 
   private restart(steps: StepMetrics[], epochs: EpochMetrics[]): void {

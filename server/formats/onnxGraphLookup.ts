@@ -1,14 +1,15 @@
 /**
- * Producer/consumer lookups over an ONNX graph, with constant folding of the few values the
- * torch.onnx weight recovery needs (onnxWeights.ts), followed through Identity dedup nodes.
+ * The walks over an ONNX graph that the torch.onnx weight recovery (onnxWeights.ts) needs: back
+ * through moves to a tensor's source, forward to a residual Add, to the ·V MatMul, the attention
+ * scale. Built on the shared graph index (onnxGraph.ts); "constant" is a stored value seen through
+ * Identity dedup nodes.
  */
 import { onnx } from 'onnx-proto';
-import { attr, tensorInts, toNumber } from '../model/attentionTap';
 import { numel } from '../model/tensor';
+import { attr, OnnxGraph, tensorInts, toNumber } from './onnxGraph';
 import { TensorReader } from './onnxTensors';
 
 type Node = onnx.INodeProto;
-type TensorProto = onnx.ITensorProto;
 const DT = onnx.TensorProto.DataType;
 
 /** One node passed when tracing back: `from` its input, to its output `out`. */
@@ -23,51 +24,9 @@ const MOVES = new Set(['Reshape', 'Transpose', 'Identity', 'Cast', 'Flatten', 'S
 /** Scaling by a constant (q * dh^-0.5, scores / sqrt(dh)). */
 const SCALES = new Set(['Mul', 'Div']);
 
-/** Producer/consumer lookups and constant folding of the few things we need (through Identity dedup nodes). */
-export class Lookup {
-  private readonly producer = new Map<string, Node>();
-  private readonly consumers = new Map<string, Node[]>();
-  private readonly inits = new Map<string, TensorProto>();
-
-  constructor(graph: onnx.IGraphProto) {
-    for (const t of graph.initializer ?? []) this.inits.set(t.name ?? '', t);
-    for (const n of graph.node ?? []) {
-      for (const o of n.output ?? []) this.producer.set(o, n);
-      for (const i of n.input ?? []) {
-        if (!i) continue;
-        const list = this.consumers.get(i);
-        if (list) list.push(n);
-        else this.consumers.set(i, [n]);
-      }
-    }
-  }
-
-  producerOf(name: string): Node | undefined {
-    return this.producer.get(name);
-  }
-
-  consumersOf(name: string): Node[] {
-    return this.consumers.get(name) ?? [];
-  }
-
-  /** An initializer or Constant value, seen through Identity (torch's dedup of equal parameters). */
-  constant(name: string): TensorProto | undefined {
-    for (let hop = 0; hop < 8; hop++) {
-      const init = this.inits.get(name);
-      if (init) return init;
-      const p = this.producer.get(name);
-      if (p?.opType === 'Constant') return attr(p, 'value')?.t ?? undefined;
-      if (p?.opType !== 'Identity') return undefined;
-      name = p.input?.[0] ?? '';
-    }
-    return undefined;
-  }
-
-  ints(name: string): number[] | undefined {
-    const t = this.constant(name);
-    return t ? tensorInts(t) : undefined;
-  }
-
+/** The weight recovery's walks over one graph. */
+export class Lookup extends OnnxGraph {
+  /** A small (≤ 16 values) constant as numbers: scales, epsilons. */
   floats(name: string): number[] | undefined {
     const t = this.constant(name);
     if (!t || numel((t.dims ?? []).map(toNumber)) > 16) return undefined;
@@ -91,7 +50,7 @@ export class Lookup {
   opsBetween(name: string, source: string, hops: number): Set<string> | undefined {
     if (name === source) return new Set();
     if (hops === 0) return undefined;
-    const p = this.producer.get(name);
+    const p = this.producerOf(name);
     if (!p) return undefined;
     // The union over every path (GELU's x * (1 + erf(x / √2)) / 2 reaches x both directly and through Erf).
     let ops: Set<string> | undefined;
@@ -111,7 +70,7 @@ export class Lookup {
     const pathNodes: PathStep[] = [];
     for (let hop = 0; hop < 12; hop++) {
       if (stop(name)) return { hit: name, path: pathNodes.reverse() };
-      const p = this.producer.get(name);
+      const p = this.producerOf(name);
       if (!p) return undefined;
       const op = p.opType ?? '';
       const activations = (p.input ?? []).filter((i) => i && !this.constant(i));
@@ -163,7 +122,7 @@ export class Lookup {
     // Between the scores and the Softmax.
     let name = softmax.input?.[0] ?? '';
     for (let hop = 0; hop < 4 && name !== scores.output?.[0]; hop++) {
-      const p = this.producer.get(name);
+      const p = this.producerOf(name);
       if (!p) break;
       if (SCALES.has(p.opType ?? '')) return ofScale(p);
       name = (p.input ?? []).find((i) => i && !this.constant(i)) ?? '';
@@ -171,7 +130,7 @@ export class Lookup {
     // On q's path.
     name = scores.input?.[0] ?? '';
     for (let hop = 0; hop < 8; hop++) {
-      const p = this.producer.get(name);
+      const p = this.producerOf(name);
       if (!p || !(MOVES.has(p.opType ?? '') || SCALES.has(p.opType ?? '') || ['Gather', 'Split', 'Slice'].includes(p.opType ?? ''))) break;
       if (SCALES.has(p.opType ?? '')) return ofScale(p);
       name = p.input?.[0] ?? '';
@@ -182,7 +141,7 @@ export class Lookup {
   /** Whether the path from the final norm to the classifier takes token 0 (x[:, 0]): a Gather index 0 or a Slice 0:1 on axis 1. */
   picksFirstToken(name: string, source: string): boolean {
     for (let hop = 0; hop < 8 && name !== source; hop++) {
-      const p = this.producer.get(name);
+      const p = this.producerOf(name);
       if (!p) return false;
       if (p.opType === 'Gather') {
         const idx = this.ints(p.input?.[1] ?? '');

@@ -1,11 +1,11 @@
 /**
  * ONNX initializer data as our Tensor: raw_data (little-endian), float_data/double_data, int32_data
- * (fp16), and external data files next to the model.
+ * (fp16), and external data files next to the model (read, or inlined into the model).
  */
 import { onnx } from 'onnx-proto';
-import { toNumber } from '../model/attentionTap';
 import { numel, Tensor } from '../model/tensor';
-import { ExternalDataReader } from './externalData';
+import { ExternalDataReader, type ExternalDataRef } from './externalData';
+import { toNumber } from './onnxGraph';
 
 type TensorProto = onnx.ITensorProto;
 const DT = onnx.TensorProto.DataType;
@@ -18,8 +18,7 @@ export class TensorReader {
 
   read(t: TensorProto): Tensor {
     if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
-      const entry = (key: string) => t.externalData?.find((e) => e.key === key)?.value ?? undefined;
-      const rawData = this.external.read({ tensor: t.name ?? '', location: entry('location'), offset: entry('offset'), length: entry('length') });
+      const rawData = this.external.read(externalRef(t));
       return TensorReader.inline({ ...t, rawData, dataLocation: onnx.TensorProto.DataLocation.DEFAULT }, this.file);
     }
     return TensorReader.inline(t, this.file);
@@ -51,6 +50,41 @@ export class TensorReader {
     if (data.length !== n) throw new Error(`${file}: tensor "${t.name}" has ${data.length} values for shape [${shape.join(', ')}]`);
     return { shape, data };
   }
+}
+
+const MAX_PROTO_BYTES = 2 ** 31 - 1; // protobuf's hard limit on one message
+
+/**
+ * Moves tensors stored in external data files (big exports keep weights beside the .onnx) into the
+ * model, since ONNX Runtime cannot resolve relative data files for a model passed as bytes.
+ * Returns whether anything was inlined.
+ */
+export function inlineExternalData(model: onnx.ModelProto, modelDir: string | undefined): boolean {
+  const tensors: TensorProto[] = [...(model.graph?.initializer ?? [])];
+  for (const n of model.graph?.node ?? []) for (const a of n.attribute ?? []) if (a.t) tensors.push(a.t);
+  const external = tensors.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
+  if (external.length === 0) return false;
+
+  if (!modelDir) {
+    throw new Error(`ONNX model stores its weights in external data ("${externalRef(external[0]).location}", expected next to the .onnx file); open the model from its file so that data can be found`);
+  }
+  const reader = new ExternalDataReader(modelDir, 'ONNX model');
+  let total = 0;
+  for (const t of external) {
+    const data = reader.read(externalRef(t));
+    total += data.length;
+    if (total > MAX_PROTO_BYTES) throw new Error(`ONNX model's external data exceeds 2 GB, too large to load as one protobuf`);
+    t.rawData = data;
+    t.externalData = [];
+    t.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
+  }
+  return true;
+}
+
+/** Where an external tensor's bytes are, as stored in its `external_data` entries. */
+function externalRef(t: TensorProto): ExternalDataRef {
+  const entry = (key: string) => t.externalData?.find((e) => e.key === key)?.value ?? undefined;
+  return { tensor: t.name ?? '', location: entry('location'), offset: entry('offset'), length: entry('length') };
 }
 
 function halfToFloat(h: number): number {

@@ -20,7 +20,8 @@ import { onnx } from 'onnx-proto';
 import { numel, Tensor, transpose2d as transpose, WeightMap } from '../model/tensor';
 import { checkWeights, ViTArch, W } from '../model/vitConfig';
 import { META_ARCH } from '../model/onnxBuilder';
-import { attr, dimsOf, GraphIndex, toNumber } from '../model/attentionTap';
+import { AttentionFinder } from '../model/attentionTap';
+import { attr, dimsOf, toNumber } from './onnxGraph';
 import { Lookup, PathStep } from './onnxGraphLookup';
 import { shortestFloat32, TensorReader } from './onnxTensors';
 import { readModelFile } from '../util/regularFile';
@@ -104,11 +105,11 @@ interface Norm {
 
 function fromTorchExport(graph: onnx.IGraphProto, reader: TensorReader, fail: (what: string) => never): OnnxWeights {
   const nodes = graph.node ?? [];
-  const g = new GraphIndex(graph);
   const x = new Lookup(graph);
+  const g = new AttentionFinder(x);
 
   // Patch embedding: the first Conv on the image input, kernel == stride.
-  const input = g.imageInput();
+  const input = x.imageInput();
   const conv = nodes.find((n) => n.opType === 'Conv' && x.reachesFrom(n.input?.[0] ?? '', input.name, 3));
   if (!conv) fail('no patch-embedding Conv on the image input');
   const convW = x.constant(conv!.input?.[1] ?? '');

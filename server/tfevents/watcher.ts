@@ -7,6 +7,7 @@
  */
 import { promises as fsp } from 'fs';
 import * as path from 'path';
+import { FileTail } from '../../common/fileTail';
 import { EventDecoder, Scalar } from './events';
 import { scanRecords } from './tfrecord';
 
@@ -45,13 +46,12 @@ interface FileState {
   abs: string;
   rel: string;
   run: string;
-  /** Offset of the first byte not yet consumed (a record boundary); past the end while a too-large record is being skipped. */
-  offset: number;
-  /** The file's size at the last read: a smaller size means it was truncated or replaced. */
-  size: number;
+  /**
+   * Its offset is a record boundary: the first byte not yet consumed; past the end while a too-large
+   * record is being skipped; Infinity once the framing is broken (not read further unless the file starts over).
+   */
+  tail: FileTail;
   decoder: EventDecoder;
-  /** Set when the framing is broken at `offset`; the file is not read further unless it shrinks. */
-  stuckAt?: number;
   fileVersion?: string;
 }
 
@@ -95,7 +95,7 @@ export class TfEventsFolder {
       if (!st) {
         const rel = path.relative(this.root, abs).split(path.sep).join('/');
         const dir = path.posix.dirname(rel);
-        st = { abs, rel, run: dir, offset: 0, size: 0, decoder: new EventDecoder() };
+        st = { abs, rel, run: dir, tail: new FileTail(() => fsp.open(abs, 'r'), MAX_READ), decoder: new EventDecoder() };
         this.files.set(abs, st);
       }
       try {
@@ -108,45 +108,29 @@ export class TfEventsFolder {
   }
 
   private async readFile(st: FileState, out: RunScalar[], problems: TfEventsProblem[]): Promise<void> {
-    const fh = await fsp.open(st.abs, 'r');
-    try {
-      const size = (await fh.stat()).size;
-      if (size < st.size) {
-        // Truncated or replaced by a new writer: start over with fresh state.
-        problems.push({ file: st.abs, message: `file shrank from ${st.size} to ${size} bytes; reading it again from the start` });
-        st.offset = 0;
-        st.stuckAt = undefined;
-        st.decoder = new EventDecoder();
-      }
-      st.size = size;
-      if (st.stuckAt !== undefined || size <= st.offset) return;
-      const len = Math.min(size - st.offset, MAX_READ);
-      const buf = Buffer.alloc(len);
-      let got = 0;
-      while (got < len) {
-        const { bytesRead } = await fh.read(buf, got, len - got, st.offset + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      // A record that cannot fit in one read is skipped (and reported) instead of waited for forever.
-      const scan = scanRecords(buf.subarray(0, got), st.offset, MAX_READ - RECORD_FRAMING);
-      for (const rec of scan.records) {
-        try {
-          const ev = st.decoder.decode(rec.data);
-          if (ev.fileVersion) st.fileVersion = ev.fileVersion;
-          for (const s of ev.scalars) out.push({ ...s, run: st.run, file: st.rel });
-        } catch (e) {
-          problems.push({ file: st.abs, offset: rec.offset, message: `undecodable Event record: ${(e as Error).message}` });
-        }
-      }
-      for (const p of scan.problems) {
-        problems.push({ file: st.abs, offset: p.offset, message: p.fatal ? `${p.message}; the rest of the file is skipped` : p.message });
-      }
-      st.offset = scan.nextOffset;
-      if (scan.stopped) st.stuckAt = scan.nextOffset;
-    } finally {
-      await fh.close();
+    const chunk = await st.tail.read();
+    if (chunk.restarted) {
+      // Truncated or replaced by a new writer: start over with fresh state.
+      const what = chunk.size < chunk.previousSize ? `file shrank from ${chunk.previousSize} to ${chunk.size} bytes` : 'file was replaced';
+      problems.push({ file: st.abs, message: `${what}; reading it again from the start` });
+      st.decoder = new EventDecoder();
     }
+    if (!chunk.bytes.length) return;
+    // A record that cannot fit in one read is skipped (and reported) instead of waited for forever.
+    const scan = scanRecords(Buffer.from(chunk.bytes.buffer, chunk.bytes.byteOffset, chunk.bytes.byteLength), chunk.position, MAX_READ - RECORD_FRAMING);
+    for (const rec of scan.records) {
+      try {
+        const ev = st.decoder.decode(rec.data);
+        if (ev.fileVersion) st.fileVersion = ev.fileVersion;
+        for (const s of ev.scalars) out.push({ ...s, run: st.run, file: st.rel });
+      } catch (e) {
+        problems.push({ file: st.abs, offset: rec.offset, message: `undecodable Event record: ${(e as Error).message}` });
+      }
+    }
+    for (const p of scan.problems) {
+      problems.push({ file: st.abs, offset: p.offset, message: p.fatal ? `${p.message}; the rest of the file is skipped` : p.message });
+    }
+    st.tail.offset = scan.stopped ? Number.POSITIVE_INFINITY : scan.nextOffset;
   }
 
   private async findFiles(dir: string, problems: TfEventsProblem[]): Promise<string[]> {

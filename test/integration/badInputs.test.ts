@@ -24,15 +24,10 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import { fsPath } from '../../server/util/fileNames';
+import type { BadInput as Row } from './badInput';
 import { runCliMeasured } from './measuredCli';
 
-interface BadInput {
-  name: string;
-  make: (dir: string) => string[] | Promise<string[]>;
-  exit: number;
-  stderr: RegExp;
-  stdout?: RegExp;
-  maxSeconds: number;
+interface BadInput extends Row {
   maxRssMb: number;
   env?: Record<string, string>;
 }
@@ -65,7 +60,7 @@ const ROWS: BadInput[] = [
   },
   {
     name: 'ONNX external data: a FIFO',
-    make: (dir) => classifyWith(externalDataModel(dir, (p) => execFileSync('mkfifo', [p]))),
+    make: (dir) => classifyWith(externalDataModel(dir, mkfifo)),
     exit: 1,
     stderr: /timm-style-opset17\.onnx\.data of tensor "[^"]+" is not a regular file \(a FIFO/,
     maxSeconds: 10,
@@ -86,10 +81,7 @@ const ROWS: BadInput[] = [
   },
   {
     name: 'image: a FIFO named x.png',
-    make: (dir) => {
-      execFileSync('mkfifo', [path.join(dir, 'x.png')]);
-      return ['classify', path.join(dir, 'x.png')];
-    },
+    make: (dir) => ['classify', mkfifo(path.join(dir, 'x.png'))],
     exit: 1,
     stderr: /x\.png: is a FIFO \(named pipe\), not a regular file/,
     maxSeconds: 10,
@@ -148,7 +140,7 @@ const ROWS: BadInput[] = [
       fs.mkdirSync(folder);
       fs.copyFileSync(PHOTO, path.join(folder, 'ok.jpg'));
       fs.copyFileSync(PHOTO, fsPath(path.join(folder, nonUtf8('\xfcber.jpg'))));
-      execFileSync('mkfifo', [path.join(folder, 'pipe.png')]);
+      mkfifo(path.join(folder, 'pipe.png'));
       fs.symlinkSync('/dev/zero', path.join(folder, 'zero.png'));
       return ['classify-folder', folder, '--out', path.join(dir, 'out')];
     },
@@ -176,7 +168,7 @@ const ROWS: BadInput[] = [
   ...(['model.safetensors', 'config.json', 'preprocessor_config.json'] as const).flatMap((name): BadInput[] => [
     {
       name: `model folder: ${name} is a FIFO`,
-      make: (dir) => classifyWith(hfFolderWith(dir, name, (p) => execFileSync('mkfifo', [p]))),
+      make: (dir) => classifyWith(hfFolderWith(dir, name, mkfifo)),
       exit: 1,
       stderr: new RegExp(`hf/${name.replace('.', '\\.')}: is a FIFO \\(named pipe\\), not a regular file`),
       maxSeconds: 10,
@@ -193,10 +185,7 @@ const ROWS: BadInput[] = [
   ]),
   {
     name: 'an .onnx model that is a FIFO',
-    make: (dir) => {
-      execFileSync('mkfifo', [path.join(dir, 'model.onnx')]);
-      return classifyWith(path.join(dir, 'model.onnx'));
-    },
+    make: (dir) => classifyWith(mkfifo(path.join(dir, 'model.onnx'))),
     exit: 1,
     stderr: /model\.onnx: is a FIFO \(named pipe\), not a regular file/,
     maxSeconds: 10,
@@ -220,6 +209,12 @@ const ROWS: BadInput[] = [
 // ------------------------------------------------------------------------------------------------
 
 const classifyWith = (model: string) => ['classify', PHOTO, '--model', model];
+
+/** A named pipe at `file` (a read of it would block forever): its path. */
+function mkfifo(file: string): string {
+  execFileSync('mkfifo', [file]);
+  return file;
+}
 
 /** A copy of the vit-tiny Hugging Face folder at DIR/hf whose `name` is replaced by what `place` makes. */
 function hfFolderWith(dir: string, name: string, place: (p: string) => void): string {

@@ -5,7 +5,7 @@
  * checks the exit code, a phrase of stderr (naming the file and the problem) and wall time, and no
  * row may show ANSI codes, ONNX Runtime's C++ source paths, a JavaScript internal error or a stack.
  *
- * A row (type BadInput, as in badInputs.test.ts):
+ * A row (type BadInput, badInput.ts):
  *   name        what the input is
  *   make(dir)   builds the input inside `dir` (a fresh empty temp folder) and returns the CLI arguments
  *   exit        the expected exit code
@@ -23,16 +23,8 @@ import { onnx } from 'onnx-proto';
 import { archAndLabelsFromHfFolder, loadHfWeights } from '../../server/formats/hfSafetensors';
 import { buildVitOnnx } from '../../server/model/onnxBuilder';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
+import type { BadInput } from './badInput';
 import { runCli } from './runCli';
-
-interface BadInput {
-  name: string;
-  make: (dir: string) => string[] | Promise<string[]>;
-  exit: number;
-  stderr: RegExp;
-  stdout?: RegExp;
-  maxSeconds: number;
-}
 
 const FIX = path.join(__dirname, '..', 'fixtures');
 const TINY_HF = path.join(FIX, 'vit-tiny', 'hf');

@@ -6,37 +6,28 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, fork } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { createMessageConnection, IPCMessageReader, IPCMessageWriter, MessageConnection } from 'vscode-jsonrpc/node';
+import type { MessageConnection } from 'vscode-jsonrpc/node';
 import { ReadScalarsRequest } from '../../common/workerRequests';
+import { fixtures, startWorker, stopWorker, type WorkerProcess } from './workerProcess';
 import { requestType } from './requestType';
 
-const root = path.join(__dirname, '..', '..');
-const FIX = path.join(root, 'test', 'fixtures', 'tfevents');
+const FIX = path.join(fixtures, 'tfevents');
 const expected = JSON.parse(fs.readFileSync(path.join(FIX, 'expected.json'), 'utf8'));
 
-let proc: ChildProcess;
+let worker: WorkerProcess;
 let rpc: MessageConnection;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-scalars-'));
 
 before(async () => {
-  const workerJs = path.join(root, 'dist', 'worker.js');
-  assert.ok(fs.existsSync(workerJs), `${workerJs} is missing: run npm run build first`);
-  proc = fork(workerJs, ['--node-ipc'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-  rpc = createMessageConnection(new IPCMessageReader(proc), new IPCMessageWriter(proc));
-  rpc.listen();
-  await rpc.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { cacheDir: tmp, provider: 'cpu' } });
-  rpc.sendNotification('initialized', {});
+  worker = await startWorker({ transport: 'ipc', init: { cacheDir: tmp, provider: 'cpu' } });
+  rpc = worker.rpc;
 });
 
 after(async () => {
-  await rpc.sendRequest('shutdown').catch(() => undefined);
-  await rpc.sendNotification('exit').catch(() => undefined);
-  rpc.dispose();
-  if (proc.exitCode === null) proc.kill();
+  await stopWorker(worker);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

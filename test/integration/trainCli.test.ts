@@ -3,26 +3,15 @@
  * the exported model loading in classify with the same probabilities the trainer computed, the
  * feature cache, SIGINT → "stopped" → --resume, and usage/dataset errors.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { makeColorDataset } from '../fixtures/train/makeDataset';
-import { CliOptions, CliRun, runCli } from './runCli';
+import { trainingSetup } from './trainingSetup';
 
 const root = path.join(__dirname, '..', '..');
 const tinyHf = path.join(root, 'test', 'fixtures', 'vit-tiny', 'hf');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-train-cli-'));
-const dataset = path.join(tmp, 'ds');
-const cacheDir = path.join(tmp, 'cache');
-after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-before(async () => {
-  await makeColorDataset(dataset, { perClass: 6 });
-});
-
-type Run = CliRun;
-const cli = (args: string[], opts: Pick<CliOptions, 'onStderr'> = {}): Promise<Run> => runCli(args, { ...opts, env: { VIT_LENS_CACHE: cacheDir } });
+const { tmp, dataset, cacheDir, cli } = trainingSetup('train-cli', { perClass: 6 });
 
 const readJson = (f: string) => JSON.parse(fs.readFileSync(f, 'utf8'));
 const common = ['--model', tinyHf, '--image-size', '32', '--batch-size', '8', '--cache-dir', cacheDir];

@@ -2,24 +2,14 @@
  * `vit-lens train --model FILE.onnx` end to end through the built CLI (dist/cli.js): a torchvision
  * ViT exported by torch.onnx as INIT, head mode, one epoch; and a non-ViT ONNX refused clearly.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { makeColorDataset } from '../fixtures/train/makeDataset';
-import { runCli } from './runCli';
+import { trainingSetup } from './trainingSetup';
 
 const root = path.join(__dirname, '..', '..');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-train-onnx-'));
-const dataset = path.join(tmp, 'ds');
-const cacheDir = path.join(tmp, 'cache');
-after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-before(async () => {
-  await makeColorDataset(dataset, { perClass: 4 });
-});
-
-const cli = (args: string[]) => runCli(args, { env: { VIT_LENS_CACHE: cacheDir } });
+const { tmp, dataset, cacheDir, cli } = trainingSetup('train-onnx', { perClass: 4 });
 
 test('train --model model.onnx (torch.onnx export of torchvision ViT) --mode head --epochs 1', async () => {
   const model = path.join(root, 'test', 'fixtures', 'vit-prelogits', 'model.onnx');

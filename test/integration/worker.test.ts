@@ -4,64 +4,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, fork, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import {
-  CancellationTokenSource,
-  createMessageConnection,
-  IPCMessageReader,
-  IPCMessageWriter,
-  MessageConnection,
-  ProgressType,
-  ResponseError,
-  StreamMessageReader,
-  StreamMessageWriter,
-} from 'vscode-jsonrpc/node';
+import { CancellationTokenSource, ProgressType, ResponseError } from 'vscode-jsonrpc/node';
 import { ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, StatusRequest } from '../../common/workerRequests';
+import { cat, coffee, fixtures, reference, startWorker, stopWorker, tinyHf, tinyOnnx, type WorkerProcess } from './workerProcess';
 import { requestType } from './requestType';
-
-const root = path.join(__dirname, '..', '..');
-const workerJs = path.join(root, 'dist', 'worker.js');
-const fixtures = path.join(root, 'test', 'fixtures');
-const tinyHf = path.join(fixtures, 'vit-tiny', 'hf');
-const tinyOnnx = path.join(fixtures, 'vit-tiny', 'model.onnx');
-const cat = path.join(fixtures, 'photos', 'chelsea.png');
-const coffee = path.join(fixtures, 'photos', 'coffee.png');
-const reference = JSON.parse(fs.readFileSync(path.join(fixtures, 'vit-tiny', 'reference.json'), 'utf8'));
-
-interface Worker {
-  proc: ChildProcess;
-  rpc: MessageConnection;
-  stderr: string[];
-}
-
-async function startWorker(transport: 'stdio' | 'ipc', cacheDir: string): Promise<Worker> {
-  assert.ok(fs.existsSync(workerJs), `${workerJs} is missing: run npm run build first`);
-  const stderr: string[] = [];
-  let proc: ChildProcess;
-  let rpc: MessageConnection;
-  if (transport === 'stdio') {
-    proc = spawn(process.execPath, [workerJs, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    rpc = createMessageConnection(new StreamMessageReader(proc.stdout!), new StreamMessageWriter(proc.stdin!));
-  } else {
-    proc = fork(workerJs, ['--node-ipc'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-    rpc = createMessageConnection(new IPCMessageReader(proc), new IPCMessageWriter(proc));
-  }
-  proc.stderr!.on('data', (d) => stderr.push(String(d)));
-  rpc.listen();
-  await rpc.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { cacheDir, provider: 'cpu' } });
-  rpc.sendNotification('initialized', {});
-  return { proc, rpc, stderr };
-}
-
-async function stopWorker(w: Worker): Promise<void> {
-  await w.rpc.sendRequest('shutdown').catch(() => undefined);
-  await w.rpc.sendNotification('exit').catch(() => undefined);
-  w.rpc.dispose();
-  if (w.proc.exitCode === null) w.proc.kill();
-}
 
 async function rejects(p: Promise<unknown>): Promise<ResponseError<unknown>> {
   try {
@@ -75,10 +24,10 @@ async function rejects(p: Promise<unknown>): Promise<ResponseError<unknown>> {
 
 for (const transport of ['stdio', 'ipc'] as const) {
   describe(`worker over ${transport}`, () => {
-    let w: Worker;
+    let w: WorkerProcess;
     const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-worker-'));
     before(async () => {
-      w = await startWorker(transport, cacheDir);
+      w = await startWorker({ transport, init: { cacheDir, provider: 'cpu' } });
     });
     after(async () => {
       await stopWorker(w);

@@ -7,49 +7,37 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { createMessageConnection, MessageConnection, ProgressType, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { MessageConnection, ProgressType } from 'vscode-jsonrpc/node';
 import { ClassifyFolderRequest, ClassifyRequest, LoadModelRequest, ModelInfo, ProviderFallbackNotification, StatusRequest } from '../../common/workerRequests';
-import { requestType } from './requestType';
 import { probeWebGpuAdapter } from '../../server/webgpuAdapter';
+import { cat, coffee, reference, startWorker, stopWorker, tinyOnnx, type WorkerProcess } from './workerProcess';
+import { requestType } from './requestType';
 
-const root = path.join(__dirname, '..', '..');
-const workerJs = path.join(root, 'dist', 'worker.js');
-const fixtures = path.join(root, 'test', 'fixtures');
-const tinyOnnx = path.join(fixtures, 'vit-tiny', 'model.onnx');
-const cat = path.join(fixtures, 'photos', 'chelsea.png');
-const coffee = path.join(fixtures, 'photos', 'coffee.png');
-const reference = JSON.parse(fs.readFileSync(path.join(fixtures, 'vit-tiny', 'reference.json'), 'utf8'));
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-gpu-fallback-'));
 
-let proc: ChildProcess;
+let worker: WorkerProcess;
 let rpc: MessageConnection;
 const fallbacks: ModelInfo[] = [];
-const stderr: string[] = [];
 
 before(async () => {
-  assert.ok(fs.existsSync(workerJs), `${workerJs} is missing: run npm run build first`);
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const p = await probeWebGpuAdapter();
   assert.ok('adapter' in p, `no WebGPU adapter (${'error' in p ? p.error : ''}): install lavapipe with scripts/install-lavapipe.sh`);
   // Two good GPU runs (a folder of 12 in one batch, then one classify), then every GPU run fails.
-  proc = spawn(process.execPath, [workerJs, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, VIT_LENS_TEST_FAIL_GPU_AFTER: '2' } });
-  proc.stderr!.on('data', (d) => stderr.push(String(d))); // Dawn's limit warnings on lavapipe, and the worker's log
-  rpc = createMessageConnection(new StreamMessageReader(proc.stdout!), new StreamMessageWriter(proc.stdin!));
-  rpc.onNotification(ProviderFallbackNotification.method, (info: ModelInfo) => void fallbacks.push(info));
-  rpc.listen();
-  await rpc.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { cacheDir, provider: 'webgpu' } });
-  rpc.sendNotification('initialized', {});
+  // Its stderr keeps Dawn's limit warnings on lavapipe, and the worker's log.
+  worker = await startWorker({
+    init: { cacheDir, provider: 'webgpu' },
+    env: { VIT_LENS_TEST_FAIL_GPU_AFTER: '2' },
+    onConnection: (c) => c.onNotification(ProviderFallbackNotification.method, (info: ModelInfo) => void fallbacks.push(info)),
+  });
+  rpc = worker.rpc;
 });
 
 after(async () => {
-  await rpc?.sendRequest('shutdown').catch(() => undefined);
-  await rpc?.sendNotification('exit').catch(() => undefined);
-  rpc?.dispose();
-  if (proc && proc.exitCode === null) proc.kill();
+  await stopWorker(worker);
   fs.rmSync(cacheDir, { recursive: true, force: true });
 });
 
@@ -91,5 +79,5 @@ test('WebGPU failing mid-session in the worker: one providerFallback, the reques
   assert.equal(fallbacks.length, 1, `expected one providerFallback notification, got ${fallbacks.length}`);
   assert.equal(fallbacks[0].provider, 'cpu');
   assert.equal(fallbacks[0].providerNote, status.model?.providerNote);
-  assert.equal(proc.exitCode, null, `the worker is still running; its stderr:\n${stderr.join('')}`);
+  assert.equal(worker.proc.exitCode, null, `the worker is still running; its stderr:\n${worker.stderr.join('')}`);
 });

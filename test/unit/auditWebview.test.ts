@@ -5,15 +5,14 @@
  * button, the saved tab, and the message validation. Screenshots (dark, light, high contrast) go
  * to test-output/audit/.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { auditHtml } from '../../extension/audit/html';
 import { parseViewState, parseWebviewMessage, type AuditViewData } from '../../common/webviewMessages/audit';
 import { withoutFile } from '../../extension/audit/listEdits';
-import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type ThemeVars } from './webviewHarness';
+import { browserHarness, cspViolations, ROOT, sharedStyle, skipBrowser, type ThemeVars } from './webviewHarness';
 
 const OUT = path.join(ROOT, 'test-output', 'audit');
 
@@ -76,16 +75,7 @@ function sampleData(origin: string, undo?: string): AuditViewData {
 }
 
 describe('audit panel in headless Chromium', { skip: skipBrowser }, () => {
-  let harness: Harness;
-  before(async () => {
-    fs.mkdirSync(OUT, { recursive: true });
-    harness = await startHarness({
-      bundle: 'dist/audit.js',
-      page: (o) => auditHtml({ cspSource: o, nonce: 'testnonce789', scriptUri: `${o}/dist/audit.js`, styleUri: `${o}/media/audit.css` }),
-      themes: THEMES,
-    });
-  });
-  after(() => harness?.close());
+  const harness = browserHarness({ bundle: 'dist/audit.js', style: 'media/audit.css', html: auditHtml, themes: THEMES, out: OUT });
 
   const send = (page: Page, data: AuditViewData) => page.evaluate((d) => (globalThis as any).postMessage({ type: 'data', data: d }, '*'), data);
   const imagesLoaded = (page: Page) => page.waitForFunction(() => [...(globalThis as any).document.querySelectorAll('#list img')].every((i: any) => i.complete && i.naturalWidth > 0));
@@ -99,6 +89,7 @@ describe('audit panel in headless Chromium', { skip: skipBrowser }, () => {
     assert.equal(await page.locator('#list > li').count(), 3);
     assert.match((await page.locator('#list > li').first().textContent()) ?? '', /labelled “Ankle boot”, looks like “Coat”/);
     assert.equal(await page.locator('#undo').getAttribute('disabled'), '');
+    assert.deepEqual(await sharedStyle(page), { background: 'rgb(31, 31, 31)', title: '600' });
     await imagesLoaded(page);
     await page.screenshot({ path: path.join(OUT, 'label-issues-dark.png') });
 

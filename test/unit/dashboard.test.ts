@@ -20,7 +20,7 @@ import { HostMessage, parseDashboardMessage } from '../../common/webviewMessages
 import { RunSource } from '../../extension/dashboard/runSource';
 import { SourceState } from '../../extension/dashboard/sourceState';
 import { ScalarsReaders } from '../../server/scalarsReaders';
-import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type ThemeVars } from './webviewHarness';
+import { browserHarness, cspViolations, ROOT, skipBrowser, type ThemeVars } from './webviewHarness';
 
 const OUT = path.join(ROOT, 'test-output', 'dashboard');
 const FIX = path.join(ROOT, 'test', 'fixtures', 'dashboard');
@@ -36,22 +36,15 @@ const THEMES: ThemeVars = {
 };
 
 describe('training dashboard in headless Chromium', { skip: skipBrowser }, () => {
-  let harness: Harness;
+  const harness = browserHarness({ bundle: 'dist/dashboard.js', style: 'dist/dashboard.css', html: dashboardHtml, themes: THEMES, out: OUT });
   let origin = '';
   const tmpDirs: string[] = [];
 
-  before(async () => {
-    fs.mkdirSync(OUT, { recursive: true });
-    harness = await startHarness({
-      bundle: 'dist/dashboard.js',
-      page: (o) => dashboardHtml({ cspSource: o, nonce: 'testnonce123', scriptUri: `${o}/dist/dashboard.js`, styleUri: `${o}/dist/dashboard.css` }),
-      themes: THEMES,
-    });
+  before(() => {
     origin = harness.origin;
   });
 
-  after(async () => {
-    await harness?.close();
+  after(() => {
     for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
   });
 

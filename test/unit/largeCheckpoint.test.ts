@@ -4,11 +4,10 @@
  * The first test hashes, reads and writes 2.5 GB (the cache's data file, with fsync): ~1.5–2 min and
  * ~2.6 GiB peak RSS on two cores shared with other work, and 2.5 GB of disk while it runs.
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'crypto';
 import { promises as fsp } from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { Engine } from '../../server/engine';
@@ -17,16 +16,10 @@ import { resolveModel } from '../../server/model/modelSource';
 import { hashFileRemembered } from '../../server/util/hashFile';
 import { randomWeights, TINY } from './tinyVit';
 import { VIT_H14, writeSparseVitFolder } from './sparseCheckpoint';
+import { tempDirs } from './tempDirs';
 
 const IMAGE = path.join(__dirname, '..', '..', 'samples', 'fashion-mnist-test-0-ankle-boot.png');
-const tempDirs: string[] = [];
-after(() => Promise.all(tempDirs.map((d) => fsp.rm(d, { recursive: true, force: true }))));
-
-async function tempDir(): Promise<string> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'vit-lens-large-'));
-  tempDirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('large');
 
 test('a ViT-H/14-sized checkpoint (2.5 GB of zeros) loads, builds with external data and gives equal finite logits', { timeout: 240_000 }, async () => {
   const dir = await tempDir();

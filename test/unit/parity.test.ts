@@ -9,22 +9,12 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Engine } from '../../server/engine';
-import { attentionRollout, HeadFusion, LayerAttention } from '../../server/explain/rollout';
 import { decodeImageFile, defaultPreprocess, resizeForModel, toPixelValues } from '../../server/preprocess';
 import { readF32, maxAbsDiff } from './arrays';
+import { FIXTURES, HEAD_FUSIONS, VIT_PRELOGITS, VIT_TINY } from './parityFixtures';
 
-const fixtures = path.join(__dirname, '..', 'fixtures');
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-parity-'));
 after(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
-
-/** The reference input: PIL-resized photos normalised the ViTImageProcessor way. */
-function referenceInput(dir: string, names: string[]): Float32Array {
-  const cfg = defaultPreprocess([224, 224]);
-  const per = 3 * 224 * 224;
-  const out = new Float32Array(per * names.length);
-  names.forEach((n, i) => toPixelValues(fs.readFileSync(path.join(dir, n)), cfg, out, i * per));
-  return out;
-}
 
 async function loaded(model: string, labelsFile?: string): Promise<Engine> {
   const e = new Engine({ cacheDir, provider: 'cpu' });
@@ -33,22 +23,15 @@ async function loaded(model: string, labelsFile?: string): Promise<Engine> {
 }
 
 describe('vit-tiny (torchvision ViT, 224 px, patch 16, 2 layers, 4 heads)', () => {
-  const dir = path.join(fixtures, 'vit-tiny');
+  const { dir, T, H } = VIT_TINY;
   const ref = JSON.parse(fs.readFileSync(path.join(dir, 'reference.json'), 'utf8'));
-  const photos = path.join(fixtures, 'photos');
-  const input = referenceInput(photos, ['chelsea.pil224.bin', 'coffee.pil224.bin']);
+  const photos = path.join(FIXTURES, 'photos');
+  const input = VIT_TINY.input();
   const refLogits = readF32(path.join(dir, 'logits.bin'));
   const refCls = readF32(path.join(dir, 'attn_cls.bin')); // [layer, image, head, 197]
   const refLayer0 = readF32(path.join(dir, 'attn_layer0.bin')); // [1, head, 197, 197]
-  const T = 197;
-  const H = 4;
 
-  const kinds: [string, string, string?][] = [
-    ['torch.onnx export', path.join(dir, 'model.onnx'), path.join(dir, 'google-labels.txt')],
-    ['Hugging Face folder (safetensors)', path.join(dir, 'hf')],
-    ['Google npz', path.join(dir, 'google.npz'), path.join(dir, 'google-labels.txt')],
-  ];
-  for (const [kind, model, labels] of kinds) {
+  for (const [kind, model, labels] of VIT_TINY.kinds) {
     test(`${kind}: logits, attention and rollout match PyTorch to 1e-4`, async () => {
       const engine = await loaded(model, labels);
       try {
@@ -73,15 +56,9 @@ describe('vit-tiny (torchvision ViT, 224 px, patch 16, 2 layers, 4 heads)', () =
         const dFull = maxAbsDiff((atts[0].data as Float32Array).subarray(0, H * T * T), refLayer0);
         assert.ok(dFull <= 1e-4, `layer 0 full attention diff ${dFull}`);
 
-        for (const fusion of ['mean', 'max', 'min'] as HeadFusion[]) {
+        for (const fusion of HEAD_FUSIONS) {
           for (const discard of [0, 0.9]) {
-            const refMaps = readF32(path.join(dir, `rollout_${fusion}_${discard.toFixed(1)}.bin`));
-            for (let img = 0; img < 2; img++) {
-              const layers: LayerAttention[] = atts.map((t) => ({ data: t.data as Float32Array, offset: img * H * T * T, heads: H, tokens: T }));
-              const map = attentionRollout(layers, { grid: [14, 14], prefixTokens: 1 }, { headFusion: fusion, discardRatio: discard });
-              const d = maxAbsDiff(map.values, refMaps.subarray(img * 196, (img + 1) * 196));
-              assert.ok(d <= 1e-4, `rollout ${fusion}/${discard} image ${img} diff ${d}`);
-            }
+            VIT_TINY.rolloutDiffs(atts, fusion, discard).forEach((d, img) => assert.ok(d <= 1e-4, `rollout ${fusion}/${discard} image ${img} diff ${d}`));
           }
         }
       } finally {
@@ -116,15 +93,10 @@ describe('vit-tiny (torchvision ViT, 224 px, patch 16, 2 layers, 4 heads)', () =
 });
 
 describe('vit-prelogits (tanh pre-logits layer, no qkv bias, 32 px, patch 8)', () => {
-  const dir = path.join(fixtures, 'vit-prelogits');
+  const { dir } = VIT_PRELOGITS;
   const input = readF32(path.join(dir, 'input.bin'));
   const refLogits = readF32(path.join(dir, 'logits.bin'));
-  const kinds: [string, string, string?][] = [
-    ['torch.onnx export', path.join(dir, 'model.onnx')],
-    ['Hugging Face folder', path.join(dir, 'hf')],
-    ['Google npz', path.join(dir, 'google.npz'), path.join(dir, 'google-labels.txt')],
-  ];
-  for (const [kind, model, labels] of kinds) {
+  for (const [kind, model, labels] of VIT_PRELOGITS.kinds) {
     test(`${kind}: logits match PyTorch to 1e-4`, async () => {
       const engine = await loaded(model, labels);
       try {

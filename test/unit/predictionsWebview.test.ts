@@ -7,14 +7,14 @@
  *
  * Skipped without Chromium unless VIT_LENS_REQUIRE_CHROMIUM=1 (npm run test:e2e), which fails instead.
  */
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { predictionsHtml } from '../../extension/classifyFolder/html';
 import { parseViewState, parseWebviewMessage, type TableData, type TableRow } from '../../common/webviewMessages/predictions';
-import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type OpenedPage, type ThemeVars } from './webviewHarness';
+import { browserHarness, cspViolations, ROOT, sharedStyle, skipBrowser, type OpenedPage, type ThemeVars } from './webviewHarness';
 
 const OUT = path.join(ROOT, 'test-output', 'predictions');
 
@@ -75,20 +75,11 @@ function sampleData(origin: string): TableData {
 }
 
 describe('predictions table in headless Chromium', { skip: skipBrowser }, () => {
-  let harness: Harness;
+  const harness = browserHarness({ bundle: 'dist/predictions.js', style: 'media/predictions.css', html: predictionsHtml, themes: THEMES, out: OUT });
   let origin = '';
-
-  before(async () => {
-    fs.mkdirSync(OUT, { recursive: true });
-    harness = await startHarness({
-      bundle: 'dist/predictions.js',
-      page: (o) => predictionsHtml({ cspSource: o, nonce: 'testnonce456', scriptUri: `${o}/dist/predictions.js`, styleUri: `${o}/media/predictions.css` }),
-      themes: THEMES,
-    });
+  before(() => {
     origin = harness.origin;
   });
-
-  after(() => harness?.close());
 
   const open = (opts: { saved?: unknown; theme?: 'dark' | 'light'; height?: number } = {}): Promise<OpenedPage> =>
     harness.open({ viewport: { width: 1100, height: opts.height ?? 640 }, saved: opts.saved, theme: opts.theme });
@@ -111,6 +102,7 @@ describe('predictions table in headless Chromium', { skip: skipBrowser }, () => 
     assert.equal(await page.locator('#spacer .row').count(), 10);
     assert.match((await page.locator('#summary').textContent()) ?? '', /^10 images · 70\.0% agree with folder labels \(7\/10\) · 3 disagreements · 1 failed$/);
     assert.match((await page.locator('#failures-list').textContent()) ?? '', /broken\.png.*cannot decode/);
+    assert.deepEqual(await sharedStyle(page), { background: 'rgb(31, 31, 31)', title: '600' });
     await page.waitForFunction(() => [...(globalThis as any).document.querySelectorAll('#spacer img')].every((i: any) => i.complete && i.naturalWidth > 0));
     await page.screenshot({ path: path.join(OUT, 'table-dark.png') });
 

@@ -1,21 +1,14 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../server/formats/safetensors';
 import { archAndLabelsFromHfFolder, loadHfWeights } from '../../server/formats/hfSafetensors';
 import type { Tensor } from '../../server/model/tensor';
 import { ViTArch, W } from '../../server/model/vitConfig';
+import { tempDirs } from './tempDirs';
 
-const tempDirs: string[] = [];
-after(() => Promise.all(tempDirs.map((d) => fsp.rm(d, { recursive: true, force: true }))));
-
-async function tempDir(): Promise<string> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'vit-lens-st-'));
-  tempDirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('st');
 
 /** A safetensors file from a raw header object and data bytes, with no padding (so data may be unaligned). */
 function rawFile(header: unknown, data: Uint8Array, headerText = JSON.stringify(header)): Buffer {

@@ -12,12 +12,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Engine } from '../../server/engine';
-import { attentionRollout, HeadFusion, LayerAttention } from '../../server/explain/rollout';
-import { defaultPreprocess, toPixelValues } from '../../server/preprocess';
 import { probeWebGpuAdapter } from '../../server/webgpuAdapter';
 import { readF32, maxAbsDiff } from './arrays';
+import { FIXTURES, HEAD_FUSIONS, VIT_PRELOGITS, VIT_TINY } from './parityFixtures';
 
-const fixtures = path.join(__dirname, '..', 'fixtures');
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-webgpu-'));
 after(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
 
@@ -42,21 +40,11 @@ async function onWebGpu(model: string, labelsFile?: string, dtype?: 'fp16'): Pro
 }
 
 describe('WebGPU: vit-tiny (torchvision ViT, 224 px, patch 16, 2 layers, 4 heads)', () => {
-  const dir = path.join(fixtures, 'vit-tiny');
-  const cfg = defaultPreprocess([224, 224]);
-  const per = 3 * 224 * 224;
-  const input = new Float32Array(per * 2);
-  ['chelsea.pil224.bin', 'coffee.pil224.bin'].forEach((n, i) => toPixelValues(fs.readFileSync(path.join(fixtures, 'photos', n)), cfg, input, i * per));
+  const { dir, T, H } = VIT_TINY;
+  const input = VIT_TINY.input();
   const refLogits = readF32(path.join(dir, 'logits.bin'));
   const refLayer0 = readF32(path.join(dir, 'attn_layer0.bin')); // [1, head, 197, 197]
-  const T = 197;
-  const H = 4;
-  const kinds: [string, string, string?][] = [
-    ['torch.onnx export', path.join(dir, 'model.onnx'), path.join(dir, 'google-labels.txt')],
-    ['Hugging Face folder (safetensors)', path.join(dir, 'hf')],
-    ['Google npz', path.join(dir, 'google.npz'), path.join(dir, 'google-labels.txt')],
-  ];
-  for (const [kind, model, labels] of kinds) {
+  for (const [kind, model, labels] of VIT_TINY.kinds) {
     test(`${kind}: logits, attention and rollout match PyTorch to 1e-4`, async () => {
       const engine = await onWebGpu(model, labels);
       try {
@@ -66,15 +54,9 @@ describe('WebGPU: vit-tiny (torchvision ViT, 224 px, patch 16, 2 layers, 4 heads
         const atts = out.attentions!;
         const dLayer0 = maxAbsDiff((atts[0].data as Float32Array).subarray(0, H * T * T), refLayer0);
         assert.ok(dLayer0 <= 1e-4, `layer 0 attention diff ${dLayer0}`);
-        for (const fusion of ['mean', 'max', 'min'] as HeadFusion[]) {
+        for (const fusion of HEAD_FUSIONS) {
           for (const discard of [0, 0.9]) {
-            const refMaps = readF32(path.join(dir, `rollout_${fusion}_${discard.toFixed(1)}.bin`));
-            for (let img = 0; img < 2; img++) {
-              const layers: LayerAttention[] = atts.map((t) => ({ data: t.data as Float32Array, offset: img * H * T * T, heads: H, tokens: T }));
-              const map = attentionRollout(layers, { grid: [14, 14], prefixTokens: 1 }, { headFusion: fusion, discardRatio: discard });
-              const d = maxAbsDiff(map.values, refMaps.subarray(img * 196, (img + 1) * 196));
-              assert.ok(d <= 1e-4, `rollout ${fusion}/${discard} image ${img} diff ${d}`);
-            }
+            VIT_TINY.rolloutDiffs(atts, fusion, discard).forEach((d, img) => assert.ok(d <= 1e-4, `rollout ${fusion}/${discard} image ${img} diff ${d}`));
           }
         }
         // The engine's own explain: on our built graphs it reads the head-fused maps reduced on the GPU.
@@ -82,8 +64,8 @@ describe('WebGPU: vit-tiny (torchvision ViT, 224 px, patch 16, 2 layers, 4 heads
         const cpu = new Engine({ cacheDir, provider: 'cpu' });
         await cpu.load(model, { labelsFile: labels });
         try {
-          for (const fusion of ['mean', 'max', 'min'] as HeadFusion[]) {
-            const photo = path.join(fixtures, 'photos', 'chelsea.png');
+          for (const fusion of HEAD_FUSIONS) {
+            const photo = path.join(FIXTURES, 'photos', 'chelsea.png');
             const ours = await engine.explain(photo, { headFusion: fusion, discardRatio: 0.9 });
             const ref = await cpu.explain(photo, { headFusion: fusion, discardRatio: 0.9 });
             const d = maxAbsDiff(ours.map.values, ref.map.values);
@@ -100,15 +82,10 @@ describe('WebGPU: vit-tiny (torchvision ViT, 224 px, patch 16, 2 layers, 4 heads
 });
 
 describe('WebGPU: vit-prelogits (tanh pre-logits layer, no qkv bias, 32 px, patch 8)', () => {
-  const dir = path.join(fixtures, 'vit-prelogits');
+  const { dir } = VIT_PRELOGITS;
   const input = readF32(path.join(dir, 'input.bin'));
   const refLogits = readF32(path.join(dir, 'logits.bin'));
-  const kinds: [string, string, string?][] = [
-    ['torch.onnx export', path.join(dir, 'model.onnx')],
-    ['Hugging Face folder', path.join(dir, 'hf')],
-    ['Google npz', path.join(dir, 'google.npz'), path.join(dir, 'google-labels.txt')],
-  ];
-  for (const [kind, model, labels] of kinds) {
+  for (const [kind, model, labels] of VIT_PRELOGITS.kinds) {
     test(`${kind}: logits match PyTorch to 1e-4`, async () => {
       const engine = await onWebGpu(model, labels);
       try {
@@ -122,13 +99,8 @@ describe('WebGPU: vit-prelogits (tanh pre-logits layer, no qkv bias, 32 px, patc
 });
 
 describe('WebGPU fp16: vit-tiny built in half precision', () => {
-  const dir = path.join(fixtures, 'vit-tiny');
-  const cfg = defaultPreprocess([224, 224]);
-  const per = 3 * 224 * 224;
-  const input = new Float32Array(per * 2);
-  ['chelsea.pil224.bin', 'coffee.pil224.bin'].forEach((n, i) => toPixelValues(fs.readFileSync(path.join(fixtures, 'photos', n)), cfg, input, i * per));
-  const T = 197;
-  const H = 4;
+  const { dir, T, H } = VIT_TINY;
+  const input = VIT_TINY.input();
   // Half precision keeps ~3 significant digits (measured on lavapipe: logits 5.2e-3, attention 3.6e-3).
   // Rollout without discarding: a discard threshold turns tiny differences into entries kept or dropped
   // (1.2e-1 at discard 0.9), which says nothing about precision.
@@ -140,13 +112,7 @@ describe('WebGPU fp16: vit-tiny built in half precision', () => {
       const refLogits = readF32(path.join(dir, 'logits.bin'));
       const dLogits = maxAbsDiff(out.logits, refLogits);
       const dLayer0 = maxAbsDiff((out.attentions![0].data as Float32Array).subarray(0, H * T * T), readF32(path.join(dir, 'attn_layer0.bin')));
-      let dRollout = 0;
-      const refMaps = readF32(path.join(dir, 'rollout_mean_0.0.bin'));
-      for (let img = 0; img < 2; img++) {
-        const layers: LayerAttention[] = out.attentions!.map((t) => ({ data: t.data as Float32Array, offset: img * H * T * T, heads: H, tokens: T }));
-        const map = attentionRollout(layers, { grid: [14, 14], prefixTokens: 1 }, { headFusion: 'mean', discardRatio: 0 });
-        dRollout = Math.max(dRollout, maxAbsDiff(map.values, refMaps.subarray(img * 196, (img + 1) * 196)));
-      }
+      const dRollout = Math.max(...VIT_TINY.rolloutDiffs(out.attentions!, 'mean', 0));
       console.log(`fp16 on WebGPU vs PyTorch fp32: logits ${dLogits.toExponential(2)}, layer-0 attention ${dLayer0.toExponential(2)}, rollout ${dRollout.toExponential(2)}`);
       assert.ok(dLogits > 0, 'identical to fp32: the graph did not compute in half precision');
       assert.ok(dLogits <= 2e-2, `logits max abs diff ${dLogits}`);

@@ -9,15 +9,14 @@
  * Without Chromium (a dev machine that has not run scripts/e2e-install.sh) the browser tests are
  * skipped; `npm run test:e2e` sets VIT_LENS_REQUIRE_CHROMIUM=1 so that there they fail instead.
  */
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { panelHtml } from '../../extension/panelHtml';
 import { parseModelSummary, parseWebviewMessage, type Controls, type PanelState } from '../../common/webviewMessages/resultsPanel';
-import { cspViolations, ROOT, skipBrowser, startHarness, type Harness, type OpenedPage, type Theme, type ThemeVars } from './webviewHarness';
+import { browserHarness, cspViolations, ROOT, sharedStyle, skipBrowser, type OpenedPage, type Theme, type ThemeVars } from './webviewHarness';
 
 const OUT = path.join(ROOT, 'test-output', 'webview');
 
@@ -79,17 +78,11 @@ function quadrantMap(): number[] {
 }
 
 describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
-  let harness: Harness;
+  const harness = browserHarness({ bundle: 'dist/webview.js', style: 'media/panel.css', html: panelHtml, themes: THEMES, out: OUT });
   let origin = '';
   let state: PanelState;
 
-  before(async () => {
-    fs.mkdirSync(OUT, { recursive: true });
-    harness = await startHarness({
-      bundle: 'dist/webview.js',
-      page: (o) => panelHtml({ cspSource: o, nonce: 'testnonce123', scriptUri: `${o}/dist/webview.js`, styleUri: `${o}/media/panel.css` }),
-      themes: THEMES,
-    });
+  before(() => {
     origin = harness.origin;
     const photo = (name: string) => ({ path: `/photos/${name}`, name, src: `${origin}/test/fixtures/photos/${name}` });
     state = {
@@ -107,7 +100,6 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     };
   });
 
-  after(() => harness?.close());
 
   /** A page with the fake host: acquireVsCodeApi records posted messages and keeps setState's value. */
   async function openPanel(opts: { saved?: PanelState; theme?: Theme } = {}): Promise<OpenedPage> {
@@ -141,6 +133,7 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     const [barW, fillW] = await rows.nth(0).locator('.bar').first().evaluate((b: any) => [b.getBoundingClientRect().width, b.firstChild.getBoundingClientRect().width]);
     assert.ok(Math.abs(fillW / barW - 0.812) < 0.02, `bar fill ${fillW}/${barW}`);
     assert.match(await rows.nth(2).locator('.error').textContent() ?? '', /unsupported image/);
+    assert.deepEqual(await sharedStyle(page), { background: 'rgb(31, 31, 31)' });
 
     // The overlay: canvas at the image's size; hot quadrant = turbo(1) = #900c00, cold = turbo(0) = #23171b.
     await page.locator('#image').evaluate((img: any) => img.decode());

@@ -10,11 +10,13 @@
  * Not named *.test.ts: the runner does not run it on its own.
  */
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import type { PageParts } from '../../extension/webviewPage';
 
 export const ROOT = path.resolve(__dirname, '../..');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -111,6 +113,37 @@ export async function startHarness(opts: { bundle: string; page: (origin: string
     },
   };
 }
+
+/**
+ * For a `describe` of browser tests: before them, the harness serving the page `html` builds (the
+ * extension's own page function) around `bundle` and `style`; after them, closed. `out` (for
+ * screenshots) is created. The result stands for the started harness.
+ */
+export function browserHarness(opts: { bundle: string; style: string; html: (parts: PageParts) => string; themes: ThemeVars; out: string }): Harness {
+  let started: Harness | undefined;
+  before(async () => {
+    fs.mkdirSync(opts.out, { recursive: true });
+    const page = (o: string) => opts.html({ cspSource: o, nonce: 'testnonce123', scriptUri: `${o}/${opts.bundle}`, styleUri: `${o}/${opts.style}` });
+    started = await startHarness({ bundle: opts.bundle, page, themes: opts.themes });
+  });
+  after(() => started?.close());
+  const get = (): Harness => {
+    assert.ok(started, 'the browser harness did not start');
+    return started;
+  };
+  return { get origin() { return get().origin; }, open: (o) => get().open(o), close: () => get().close() };
+}
+
+/**
+ * What media/page.css (imported by each panel's stylesheet) sets: the body's background from the
+ * theme, and on the folder panels the header title's weight (600, not the browser's bold).
+ */
+export const sharedStyle = (page: Page): Promise<{ background: string; title?: string }> =>
+  page.evaluate(() => {
+    const g = globalThis as any;
+    const h1 = g.document.querySelector('.summary h1');
+    return { background: g.getComputedStyle(g.document.body).backgroundColor, ...(h1 ? { title: g.getComputedStyle(h1).fontWeight } : {}) };
+  });
 
 /** The CSP violations the page has reported (directive and blocked URI). */
 export const cspViolations = (page: Page): Promise<string[]> => page.evaluate(() => (globalThis as any).__cspViolations);
