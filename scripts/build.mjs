@@ -70,6 +70,8 @@ const [, worker, , , , extension, languageClient] = await Promise.all([
   // The dataset audit panel (after the named results above, so their positions stay).
   build({ ...browser, entryPoints: ['webview/audit/main.ts'], outfile: 'dist/audit.js' }),
   buildKernels(),
+  // A data-parallel training thread (server/train/threads.ts starts it from dist/cli.js's folder).
+  build({ ...common, entryPoints: ['server/train/trainThread.ts'], outfile: 'dist/trainThread.js' }),
 ]);
 
 // Activation must stay fast: the extension talks to the worker and must never bundle (or require)

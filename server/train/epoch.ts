@@ -9,7 +9,7 @@ import { evaluate, Evaluation } from './evaluate';
 import { clipGradients } from './optimizer';
 import { mixSeed, mulberry32, PURPOSE, shuffled } from './rng';
 import { appendMetrics, checkpointFile, writeReport, writeRunInfo } from './runFiles';
-import { bestAccuracy, snapshot, TrainingError, TrainingRun } from './runState';
+import { bestAccuracy, SliceGradients, snapshot, TrainingError, TrainingRun } from './runState';
 import { learningRate } from './schedule';
 import type { LoadedBatch } from './trainInputs';
 
@@ -53,36 +53,47 @@ export async function trainOneEpoch(run: TrainingRun, epoch: number): Promise<'d
   return 'done';
 }
 
-/** Accumulated gradients of one optimizer step: micro-batch means weighted by size, so they are those of one large batch. */
+/** Accumulated gradients of one optimizer step: micro-batch (and thread-slice) means weighted by size, so they are those of one large batch. */
 async function stepGradients(run: TrainingRun, epoch: number, queue: BatchQueue, lr: number) {
   const { loop, config } = run;
   const micro = Math.min(config.accumulate, run.microPerEpoch - loop.batchInEpoch);
-  const parts: { n: number; loss: number; grads: Map<string, tf.Tensor> }[] = [];
+  const parts: SliceGradients[] = [];
   let stepImages = 0;
   for (let m = 0; m < micro; m++) {
     const batch = await queue.take();
     if (!batch.kept.length) continue;
     const labels = Int32Array.from(batch.kept.map((s) => s.label));
-    const r = await run.gradients(batch.input, labels);
+    const slices = await run.gradients(batch.input, labels);
     batch.input.x.dispose();
-    if (!Number.isFinite(r.loss)) {
-      for (const g of r.grads.values()) g.dispose();
-      throw new TrainingError(`loss became ${r.loss} at epoch ${epoch + 1}, step ${loop.step + 1} (lr ${lr.toExponential(3)}); stopped instead of training on garbage — try a lower --lr`);
+    const bad = slices.find((r) => !Number.isFinite(r.loss));
+    if (bad) {
+      for (const r of slices) for (const g of r.grads.values()) g.dispose();
+      throw new TrainingError(`loss became ${bad.loss} at epoch ${epoch + 1}, step ${loop.step + 1} (lr ${lr.toExponential(3)}); stopped instead of training on garbage — try a lower --lr`);
     }
-    parts.push({ n: labels.length, loss: r.loss, grads: r.grads });
-    loop.epochCorrect += r.correct;
+    for (const r of slices) {
+      parts.push(r);
+      loop.epochCorrect += r.correct;
+    }
     stepImages += labels.length;
   }
+  return { ...sumParts(parts, stepImages), stepImages };
+}
+
+/**
+ * The size-weighted sum of `parts` (of `images` images in all) in their order, and their weighted
+ * mean loss. The parts' gradients are disposed, except a single part's, which is returned as it is.
+ */
+export function sumParts(parts: SliceGradients[], images: number): { accumulated?: Map<string, tf.Tensor>; stepLoss: number } {
   let accumulated: Map<string, tf.Tensor> | undefined;
   let stepLoss = 0;
   for (const part of parts) {
-    const w = part.n / stepImages;
+    const w = part.n / images;
     stepLoss += part.loss * w;
     if (!accumulated) accumulated = new Map([...part.grads].map(([k, g]) => [k, parts.length === 1 ? g : tf.tidy(() => g.mul(w))]));
     else for (const [k, g] of part.grads) { const s = tf.tidy(() => accumulated!.get(k)!.add(g.mul(w))); accumulated.get(k)!.dispose(); accumulated.set(k, s); }
     if (parts.length > 1) for (const g of part.grads.values()) g.dispose();
   }
-  return { accumulated, stepLoss, stepImages };
+  return { accumulated, stepLoss };
 }
 
 /** One optimizer step (unless every image of its micro-batches was unreadable), its metrics line, and a within-epoch checkpoint when due. */

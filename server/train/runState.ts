@@ -8,6 +8,7 @@ import type { SkippedFile } from './datasetFolder';
 import type { PixelLoader } from './imageLoader';
 import type { Optimizer } from './optimizer';
 import type { RunInfo, RunReport, TrainConfig } from './runFiles';
+import type { DataParallel } from './threads';
 import type { PreparedInputs } from './trainInputs';
 import type { ForwardInput, Params } from './vitModel';
 
@@ -18,6 +19,11 @@ export interface BatchGradients {
   loss: number;
   grads: Map<string, tf.Tensor>;
   correct: number;
+}
+
+/** BatchGradients of `n` images: a whole micro-batch, or one thread's slice of it (threads.ts). */
+export interface SliceGradients extends BatchGradients {
+  n: number;
 }
 
 export interface TrainingRun {
@@ -49,8 +55,10 @@ export interface TrainingRun {
   checkpointWritten(): void;
   /** Logs images found unreadable since the last call, and classes left without images. */
   warnUnreadable(): void;
-  /** Loss and gradients of the trainable parameters on one micro-batch. */
-  gradients(input: ForwardInput, labels: Int32Array): Promise<BatchGradients>;
+  /** Loss and gradients of the trainable parameters on one micro-batch: one part, or one per thread's slice (threads.ts), in a fixed order. */
+  gradients(input: ForwardInput, labels: Int32Array): Promise<SliceGradients[]>;
+  /** The worker threads of a data-parallel run (closed by finishRun). */
+  pool?: DataParallel;
 }
 
 /** The current weights as plain arrays (for checkpoints). */

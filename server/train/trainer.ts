@@ -28,6 +28,7 @@ import {
 import { lockRun, RunLock } from './runLock';
 import { bestAccuracy, TrainingError, TrainingRun } from './runState';
 import { lossAndGrads } from './step';
+import { DataParallel } from './threads';
 import { buildInputs, PreparedInputs } from './trainInputs';
 import { Params, trainableNames } from './vitModel';
 
@@ -60,6 +61,11 @@ export interface TrainOptions {
    * when `seconds` have passed since the last one (default: every 300 s). Epoch ends always checkpoint.
    */
   checkpointEvery?: { steps: number } | { seconds: number };
+  /**
+   * Threads to train on (default 1). On the wasm backend, more than one splits every micro-batch
+   * over worker_threads (threads.ts); other backends use their own threading and train on one.
+   */
+  threads?: number;
 }
 
 /** About every 5 minutes: a kill loses at most that much work, and writing a checkpoint costs a negligible share of it. */
@@ -154,7 +160,9 @@ async function trainLocked(opts: TrainOptions, log: (line: string) => void): Pro
     pre: setup.pre, cacheDir: opts.cacheDir ?? defaultCacheDir(), skipped, log, backendName: setup.backend.name,
   });
   if (inputs.train.length === 0) throw new TrainingError(`${setup.config.dataset}: no readable training images`);
-  const run = openRun(opts, setup, model, loop, inputs, skipped, log);
+  const { pool, note } = await startThreads(opts, setup, model);
+  inputs.notes.push(note);
+  const run = openRun(opts, setup, model, loop, inputs, skipped, log, pool);
   try {
     await writeRunInfo(runDir, run.info);
     await startRun(run, opts, restart, setup);
@@ -267,7 +275,9 @@ async function resumeState(opts: TrainOptions, { params, optimizer }: Model, log
 }
 
 /** The run's state for the epochs: step counts, run.json's record, the checkpoint clock, the unreadable-image warnings. */
-function openRun(opts: TrainOptions, setup: RunSetup, model: Model, loop: LoopState, inputs: PreparedInputs, skipped: SkippedFile[], log: (line: string) => void): TrainingRun {
+function openRun(
+  opts: TrainOptions, setup: RunSetup, model: Model, loop: LoopState, inputs: PreparedInputs, skipped: SkippedFile[], log: (line: string) => void, pool?: DataParallel,
+): TrainingRun {
   const { backend, data, arch, init, pre, previous } = setup;
   let config = setup.config;
   const microPerEpoch = Math.ceil(inputs.train.length / config.batchSize);
@@ -310,9 +320,21 @@ function openRun(opts: TrainOptions, setup: RunSetup, model: Model, loop: LoopSt
     checkpointDue: () => (checkpointSteps > 0 ? run.loop.step % checkpointSteps === 0 : checkpointSeconds > 0 && Date.now() - lastCheckpoint >= checkpointSeconds * 1000),
     checkpointWritten: () => { lastCheckpoint = Date.now(); },
     warnUnreadable: unreadableWarner(config, data, inputs, skipped, report, log),
-    gradients: async (input, labels) => lossAndGrads(model.params, arch, trainable, input, labels, config.labelSmoothing),
+    gradients: pool
+      ? (input, labels) => pool.gradients(input, labels)
+      : async (input, labels) => [{ ...lossAndGrads(model.params, arch, trainable, input, labels, config.labelSmoothing), n: labels.length }],
+    pool,
   };
   return run;
+}
+
+/** The worker threads of a data-parallel run (wasm only), and run.json's note on the thread count. */
+async function startThreads(opts: TrainOptions, { backend, config, arch }: RunSetup, model: Model): Promise<{ pool?: DataParallel; note: string }> {
+  const threads = opts.threads ?? 1;
+  if (threads <= 1) return { note: 'threads: 1' };
+  if (backend.name !== 'wasm') return { note: `threads: 1 (${threads} asked for; only the wasm backend trains data-parallel on worker_threads, ${backend.name} uses its own threading)` };
+  const pool = await DataParallel.start(threads, model.params, [...model.trainable], arch, config.labelSmoothing);
+  return { pool, note: `threads: ${threads} (data-parallel on worker_threads)` };
 }
 
 /** Unreadable images are found while caching (head, last-k) or while training (full, augmented): said on stderr as they are found, not only in report.json. */
@@ -368,6 +390,7 @@ async function finishRun(run: TrainingRun, opts: TrainOptions, status: RunInfo['
       for (const v of run.params.values()) v.dispose();
       run.optimizer.dispose();
       await run.inputs.dispose();
+      await run.pool?.close();
     }
   }
 }
