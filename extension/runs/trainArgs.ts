@@ -3,6 +3,7 @@
  * Pure (no `vscode`): the unit tests check it, and an integration test runs the CLI with its output.
  * The ranges match server/train/cli.ts, so what passes here is not refused by the trainer.
  */
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 export type Mode = 'head' | 'last-k' | 'full';
@@ -27,6 +28,8 @@ export interface FineTuneAnswers {
   labelSmoothing: number;
   /** undefined: the optimizer's default. */
   weightDecay?: number;
+  /** Training threads (wasm backend); undefined: the trainer's default, all cores. */
+  threads?: number;
 }
 
 export const DEFAULT_ANSWERS: Omit<FineTuneAnswers, 'model'> = {
@@ -45,6 +48,11 @@ export function defaultLr(optimizer: Optimizer, mode: Mode, scratch: boolean): n
   if (optimizer === 'sgd') return mode === 'head' ? 0.1 : 0.01;
   if (scratch) return 1e-3;
   return mode === 'head' ? 1e-3 : mode === 'last-k' ? 3e-4 : 1e-4;
+}
+
+/** Training threads launched from the editor: all cores but one, which stays with the editor. */
+export function editorTrainThreads(cores = os.availableParallelism()): number {
+  return Math.max(1, cores - 1);
 }
 
 export function effectiveLr(a: FineTuneAnswers): number {
@@ -72,12 +80,13 @@ export function trainArgs(dataset: string, runDir: string, a: FineTuneAnswers, c
   if (a.augment !== undefined) args.push(a.augment ? '--augment' : '--no-augment');
   if (a.labelSmoothing) args.push('--label-smoothing', String(a.labelSmoothing));
   if (a.weightDecay !== undefined) args.push('--weight-decay', String(a.weightDecay));
+  if (a.threads !== undefined) args.push('--threads', String(a.threads));
   if (cacheDir) args.push('--cache-dir', cacheDir);
   return args;
 }
 
-export function resumeArgs(runDir: string, cacheDir?: string): string[] {
-  return ['train', '--out', runDir, '--resume', ...(cacheDir ? ['--cache-dir', cacheDir] : [])];
+export function resumeArgs(runDir: string, cacheDir?: string, threads?: number): string[] {
+  return ['train', '--out', runDir, '--resume', ...(cacheDir ? ['--cache-dir', cacheDir] : []), ...(threads !== undefined ? ['--threads', String(threads)] : [])];
 }
 
 // ---- input checks: undefined when fine, else the message shown under the input box ----
