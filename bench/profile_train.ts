@@ -4,6 +4,7 @@
  * synchronously, so wall time is kernel time) and prints the totals per kernel and shape.
  *
  *   node --import tsx bench/profile_train.ts [--backend wasm] [--batch-size 128] [--steps 20] [--patch 7] [--tfjs-optimizer]
+ *                                            [--arch small|vit-b16]   (vit-b16: ViT-B/16 at 224; give --batch-size 8 --steps 2 --warmup 1)
  *
  * --tfjs-optimizer: clipping and the optimizer step on TF.js's kernels instead of the fused ones.
  */
@@ -23,23 +24,30 @@ const { values: o } = parseArgs({
     patch: { type: 'string', default: '7' },
     'no-kernels': { type: 'boolean', default: false },
     'tfjs-optimizer': { type: 'boolean', default: false },
+    arch: { type: 'string', default: 'small' },
+    warmup: { type: 'string', default: '3' },
   },
 });
 
 (async () => {
   await initBackend(o.backend as 'wasm');
   const B = Number(o['batch-size']);
-  const P = Number(o.patch);
-  const init = await initialWeights('scratch:bench', {
-    numClasses: 10, imageSize: [28, 28], patchSize: P, seed: 0,
-    scratchArch: { hiddenSize: 64, numLayers: 6, numHeads: 4, mlpSize: 128, patchSize: P },
-  });
+  if (o.arch !== 'small' && o.arch !== 'vit-b16') throw new Error(`--arch must be small or vit-b16, got "${o.arch}"`);
+  const vitB = o.arch === 'vit-b16';
+  const P = vitB ? 16 : Number(o.patch);
+  const S = vitB ? 224 : 28;
+  const init = vitB
+    ? await initialWeights('scratch:base', { numClasses: 10, imageSize: [S, S], patchSize: P, seed: 0 })
+    : await initialWeights('scratch:bench', {
+      numClasses: 10, imageSize: [S, S], patchSize: P, seed: 0,
+      scratchArch: { hiddenSize: 64, numLayers: 6, numHeads: 4, mlpSize: 128, patchSize: P },
+    });
   const arch = init.arch;
   const params: Params = new Map();
   for (const [k, t] of init.weights) params.set(k, tf.variable(tf.tensor(t.data, t.shape), true, `p/${k}`));
   const trainable = trainableNames(arch, 'full', 0);
   const opt = new Optimizer({ name: 'adamw', weightDecay: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, momentum: 0 }, { fused: !o['tfjs-optimizer'] });
-  const x = new Float32Array(B * 3 * 28 * 28).map(() => Math.random() * 2 - 1);
+  const x = new Float32Array(B * 3 * S * S).map(() => Math.random() * 2 - 1);
   const y = Int32Array.from({ length: B }, (_, i) => i % 10);
 
   const totals = new Map<string, { ms: number; n: number }>();
@@ -71,7 +79,7 @@ const { values: o } = parseArgs({
   if (!o['no-kernels']) wrap();
   const phase = { grads: 0, clip: 0, update: 0 };
   const step = () => {
-    const xt = tf.tensor4d(x, [B, 3, 28, 28]);
+    const xt = tf.tensor4d(x, [B, 3, S, S]);
     let t = performance.now();
     const r = lossAndGrads(params, arch, trainable, { kind: 'pixels', x: xt }, y, 0.1);
     phase.grads += performance.now() - t;
@@ -84,7 +92,7 @@ const { values: o } = parseArgs({
     for (const g of r.grads.values()) g.dispose();
     xt.dispose();
   };
-  for (let i = 0; i < 3; i++) step();
+  for (let i = 0; i < Number(o.warmup); i++) step();
   if (!o['no-kernels']) wrap(); // kernels registered during the first steps (server/train/fused)
   const steps = Number(o.steps);
   timing = !o['no-kernels'];

@@ -95,8 +95,54 @@ def lr_at(step, base, warm, total):
     return 0.5 * base * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
 
+def vit_b16(a):
+    """ViT-B/16 at 224 on random data: a few steps of full fine-tuning, or of the last k blocks +
+    norm + head on given tokens (our trainer's last-k trains on cached tokens). One JSON line."""
+    model = ViT(768, 12, 12, 3072, 16, image=224, classes=10)
+    if a.mode == 'last-k':
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for m in [*model.blocks[12 - a.last_k:], model.norm, model.head]:
+            for p in m.parameters():
+                p.requires_grad_(True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.05)
+    y = torch.arange(a.batch_size) % 10
+    times = []
+    for s in range(a.steps + 1):
+        x = torch.rand(a.batch_size, 3, 224, 224) * 2 - 1
+        if a.mode == 'last-k':
+            with torch.no_grad():
+                x = model.patch(x).flatten(2).transpose(1, 2)
+                x = torch.cat([model.cls.expand(x.shape[0], -1, -1), x], 1) + model.pos
+                for b in model.blocks[:12 - a.last_k]:
+                    x = b(x)
+        t0 = time.perf_counter()
+        if a.mode == 'last-k':
+            h = x
+            for b in model.blocks[12 - a.last_k:]:
+                h = b(h)
+            out = model.head(model.norm(h[:, 0]))
+        else:
+            out = model(x)
+        loss = F.cross_entropy(out, y)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        dt = time.perf_counter() - t0
+        print(json.dumps(dict(step=s, seconds=dt, loss=loss.item())), flush=True)
+        if s:
+            times.append(dt)
+    print(json.dumps(dict(done=True, images_per_sec=a.batch_size * len(times) / sum(times), threads=torch.get_num_threads())), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument('--arch', default='small')
+    ap.add_argument('--mode', default='full')
+    ap.add_argument('--last-k', type=int, default=2)
+    ap.add_argument('--steps', type=int, default=2)
     for k, v in dict(hidden=64, layers=6, heads=4, mlp=128, patch=7, epochs=10, batch_size=128, limit=60000, seed=0, threads=0).items():
         ap.add_argument('--' + k.replace('_', '-'), type=int, default=v)
     for k, v in dict(lr=1e-3, weight_decay=0.05, smoothing=0.1, clip=1.0, warmup_fraction=0.05).items():
@@ -106,6 +152,8 @@ def main():
     if a.threads:
         torch.set_num_threads(a.threads)
         torch.set_num_interop_threads(a.threads)
+    if a.arch == 'vit-b16':
+        return vit_b16(a)
     xtr, ytr = read_idx('train')
     xte, yte = read_idx('t10k')
     xtr, ytr = xtr[:a.limit], ytr[:a.limit]

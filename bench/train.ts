@@ -4,7 +4,9 @@
  * same run. Prints images/s of both, the ratio, and test accuracy after the same number of epochs.
  *
  *   npm run bench:train -- [--epochs 10] [--limit 60000] [--batch-size 128] [--skip-torch]
+ *                          [--threads 1,2]    (each side at each thread count; ratios printed)
  *                          [--save-builtin]   (export our model to models/default + samples/)
+ *   npm run bench:train -- --arch vit-b16 [--threads 2] [--steps 2]   (bench/train_vitb16.ts)
  * Needs `apt-get install dataset-fashion-mnist` and, for the peer, Debian's python3-torch.
  */
 import { spawn } from 'child_process';
@@ -28,7 +30,10 @@ const { values: o } = parseArgs({
     'batch-size': { type: 'string', default: '128' },
     lr: { type: 'string', default: '1e-3' },
     'skip-torch': { type: 'boolean' },
-    'torch-threads': { type: 'string', default: '1' },
+    threads: { type: 'string', default: '1' },
+    'torch-threads': { type: 'string' },
+    arch: { type: 'string', default: 'small' },
+    steps: { type: 'string', default: '2' },
     'save-builtin': { type: 'boolean' },
     'run-dir': { type: 'string' },
     backend: { type: 'string', default: 'wasm' },
@@ -53,8 +58,14 @@ async function testAccuracy(params: Params, arch: ViTArch, test: ReturnType<type
   return correct / test.count;
 }
 
-async function runOurs(): Promise<{ imagesPerSec: number; testAcc: number; seconds: number; runDir: string; cpuUtilization: number }> {
-  const runDir = o['run-dir'] ?? path.join(os.tmpdir(), `vit-lens-bench-${Date.now()}`);
+/** Thread counts to measure, e.g. "1,2" (the first is the baseline of the speed-up lines). */
+const threadCounts = o.threads.split(',').map((t) => Number(t));
+if (!threadCounts.every((t) => Number.isInteger(t) && t >= 1)) throw new Error(`--threads must be a thread count or a list (1,2), got "${o.threads}"`);
+
+interface OurResult { imagesPerSec: number; testAcc: number; seconds: number; runDir: string; cpuUtilization: number; kernels?: string; threads: number }
+
+async function runOurs(threads: number): Promise<OurResult> {
+  const runDir = o['run-dir'] && threadCounts.length === 1 ? o['run-dir'] : path.join(os.tmpdir(), `vit-lens-bench-${Date.now()}-t${threads}`);
   const { data, test } = fashionMnistData({ limit });
   const config: TrainConfig = {
     dataset: 'fashion-mnist', model: 'scratch:bench', mode: 'full', lastK: 0, epochs, batchSize, accumulate: 1, lr,
@@ -63,7 +74,7 @@ async function runOurs(): Promise<{ imagesPerSec: number; testAcc: number; secon
   };
   const t0 = Date.now();
   const cpu0 = process.cpuUsage();
-  const info = await train({ runDir, config, data, scratchArch: ARCH, backend: o.backend as 'wasm', logEvery: 50, log: (l) => console.error(`[ours] ${l}`) });
+  const info = await train({ runDir, config, data, scratchArch: ARCH, backend: o.backend as 'wasm', threads, logEvery: 50, log: (l) => console.error(`[ours] ${l}`) });
   const seconds = (Date.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const cpuUtilization = (cpu.user + cpu.system) / 1e6 / seconds;
@@ -77,14 +88,14 @@ async function runOurs(): Promise<{ imagesPerSec: number; testAcc: number; secon
   for (const v of params.values()) v.dispose();
   // The backend notes say which kernels ran (fused relaxed-SIMD / plain SIMD, or TF.js's own).
   const kernels = info.backendNotes.find((n) => n.startsWith('fused kernels:'))?.replace('fused kernels: ', '');
-  return { imagesPerSec: (limit * epochs) / trainSeconds, testAcc, seconds, runDir, cpuUtilization, kernels };
+  return { imagesPerSec: (limit * epochs) / trainSeconds, testAcc, seconds, runDir, cpuUtilization, kernels, threads };
 }
 
-function runTorch(): Promise<{ imagesPerSec: number; testAcc: number[]; threads: number; interopThreads: number; cpuUtilization: number }> {
+function runTorch(threads: number): Promise<{ imagesPerSec: number; testAcc: number[]; threads: number; interopThreads: number; cpuUtilization: number }> {
   return new Promise((resolve, reject) => {
     const args = ['bench/torch_train.py', '--epochs', String(epochs), '--limit', String(limit), '--batch-size', String(batchSize), '--lr', String(lr),
       '--hidden', String(ARCH.hiddenSize), '--layers', String(ARCH.numLayers), '--heads', String(ARCH.numHeads), '--mlp', String(ARCH.mlpSize), '--patch', String(ARCH.patchSize),
-      '--threads', String(o['torch-threads'])];
+      '--threads', o['torch-threads'] ?? String(threads)];
     const p = spawn('/usr/bin/python3', args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let last = '';
     p.stdout.on('data', (d: Buffer) => {
@@ -103,21 +114,32 @@ function runTorch(): Promise<{ imagesPerSec: number; testAcc: number[]; threads:
 }
 
 (async () => {
-  console.error(`Fashion-MNIST, ViT hidden ${ARCH.hiddenSize}, ${ARCH.numLayers} layers, ${ARCH.numHeads} heads, MLP ${ARCH.mlpSize}, patch ${ARCH.patchSize}; batch ${batchSize}, AdamW lr ${lr}, ${epochs} epochs on ${limit} images`);
-  const ours = await runOurs();
-  const torch = o['skip-torch'] ? undefined : await runTorch();
-  const lines = [
-    // tfjs-backend-wasm never loads its threaded binary in Node (WASM_HAS_MULTITHREAD_SUPPORT is false there), so wasm is 1 thread.
-    `ours (TF.js ${o.backend}${ours.kernels ? `, fused kernels ${ours.kernels}` : ''}, 1 thread, ${(ours.cpuUtilization * 100).toFixed(0)}% CPU): ${ours.imagesPerSec.toFixed(1)} images/s, test accuracy ${(ours.testAcc * 100).toFixed(2)}% after ${epochs} epochs (${ours.seconds.toFixed(0)} s in all)`,
-  ];
-  if (torch) {
-    lines.push(`PyTorch CPU (${torch.threads} intra-op / ${torch.interopThreads} inter-op thread${torch.threads > 1 ? 's' : ''}, OMP/MKL/OPENBLAS pinned, ${(torch.cpuUtilization * 100).toFixed(0)}% CPU while training): ${torch.imagesPerSec.toFixed(1)} images/s, test accuracy ${(torch.testAcc[torch.testAcc.length - 1] * 100).toFixed(2)}% after ${epochs} epochs`);
-    lines.push(`throughput ratio ours/PyTorch: ${(ours.imagesPerSec / torch.imagesPerSec).toFixed(3)}×`);
+  if (o.arch === 'vit-b16') {
+    const { benchVitB16 } = await import('./train_vitb16');
+    return benchVitB16({ threads: threadCounts[threadCounts.length - 1], steps: Number(o.steps), batchSize: o['batch-size'] === '128' ? 8 : batchSize, lastK: 2, skipTorch: !!o['skip-torch'] });
   }
+  if (o.arch !== 'small') throw new Error(`--arch must be small or vit-b16, got "${o.arch}"`);
+  console.error(`Fashion-MNIST, ViT hidden ${ARCH.hiddenSize}, ${ARCH.numLayers} layers, ${ARCH.numHeads} heads, MLP ${ARCH.mlpSize}, patch ${ARCH.patchSize}; batch ${batchSize}, AdamW lr ${lr}, ${epochs} epochs on ${limit} images`);
+  const lines: string[] = [];
+  const results: { threads: number; ours: OurResult; torch?: Awaited<ReturnType<typeof runTorch>> }[] = [];
+  for (const threads of threadCounts) {
+    const ours = await runOurs(threads);
+    const torch = o['skip-torch'] ? undefined : await runTorch(threads);
+    results.push({ threads, ours, torch });
+    // tfjs-backend-wasm never loads its threaded binary in Node (WASM_HAS_MULTITHREAD_SUPPORT is false there): more threads are worker_threads, data-parallel.
+    lines.push(`ours (TF.js ${o.backend}${ours.kernels ? `, fused kernels ${ours.kernels}` : ''}, ${threads} thread${threads > 1 ? 's' : ''}, ${(ours.cpuUtilization * 100).toFixed(0)}% CPU of the main thread): ${ours.imagesPerSec.toFixed(1)} images/s, test accuracy ${(ours.testAcc * 100).toFixed(2)}% after ${epochs} epochs (${ours.seconds.toFixed(0)} s in all)`);
+    if (torch) {
+      lines.push(`PyTorch CPU (${torch.threads} intra-op / ${torch.interopThreads} inter-op thread${torch.threads > 1 ? 's' : ''}, OMP/MKL/OPENBLAS pinned, ${(torch.cpuUtilization * 100).toFixed(0)}% CPU while training): ${torch.imagesPerSec.toFixed(1)} images/s, test accuracy ${(torch.testAcc[torch.testAcc.length - 1] * 100).toFixed(2)}% after ${epochs} epochs`);
+      lines.push(`throughput ratio ours/PyTorch at ${threads} thread${threads > 1 ? 's' : ''} each: ${(ours.imagesPerSec / torch.imagesPerSec).toFixed(3)}×`);
+    }
+  }
+  const [first, ...more] = results;
+  for (const r of more) lines.push(`ours ${r.threads} threads / ours ${first.threads}: ${(r.ours.imagesPerSec / first.ours.imagesPerSec).toFixed(3)}×${r.torch && first.torch ? `  (PyTorch ${r.threads} / ${first.threads}: ${(r.torch.imagesPerSec / first.torch.imagesPerSec).toFixed(3)}×)` : ''}`);
   console.log(lines.join('\n'));
-  const summary = { date: new Date().toISOString(), arch: ARCH, epochs, limit, batchSize, lr, ours, torch };
-  await fs.writeFile(path.join(ours.runDir, 'bench.json'), JSON.stringify(summary, null, 2));
-  if (o['save-builtin']) await saveBuiltIn(exportDir(ours.runDir), ours.runDir, summary);
+  const last = results[results.length - 1];
+  const summary = { date: new Date().toISOString(), arch: ARCH, epochs, limit, batchSize, lr, results, ours: last.ours, torch: last.torch };
+  await fs.writeFile(path.join(last.ours.runDir, 'bench.json'), JSON.stringify(summary, null, 2));
+  if (o['save-builtin']) await saveBuiltIn(exportDir(last.ours.runDir), last.ours.runDir, summary);
 })().catch((e) => {
   console.error(e);
   process.exit(1);

@@ -73,6 +73,8 @@ const [, worker, webview, dashboard, predictions, extension, languageClient, aud
   buildKernels(),
   // Not written: common/ bundled on its own, to prove it needs nothing outside itself (see bundleBoundaries.mjs).
   build(commonPurityBuild()),
+  // A data-parallel training thread (server/train/threads.ts starts it from dist/cli.js's folder).
+  build({ ...common, entryPoints: ['server/train/trainThread.ts'], outfile: 'dist/trainThread.js' }),
 ]);
 
 // Activation must stay fast: the extension talks to the worker and must never bundle (or require)

@@ -6,7 +6,7 @@ import type { Ctx } from '../ctx';
 import { cliPath, launchTrainer } from './launch';
 import type { RunEntry } from './runFolders';
 import type { RunStore } from './store';
-import { resumeArgs } from './trainArgs';
+import { editorTrainThreads, resumeArgs } from './trainArgs';
 import { runCli } from './trainerProcess';
 
 export function stopRun(store: RunStore, r: RunEntry): void {
@@ -41,7 +41,7 @@ export async function resumeRun(ctx: Ctx, store: RunStore, r: RunEntry): Promise
     void vscode.window.showInformationMessage(`ViT Lens: ${r.name} has finished all ${r.info.totalEpochs} epochs; start a new run to train further.`);
     return;
   }
-  await launchTrainer(ctx, store, r.dir, resumeArgs(r.dir, ctx.settings().cacheDir), `resume ${r.name}`);
+  await launchTrainer(ctx, store, r.dir, resumeArgs(r.dir, ctx.settings().cacheDir, editorTrainThreads()), `resume ${r.name}`);
 }
 
 const hasModel = (dir: string) => fs.existsSync(path.join(dir, 'config.json')) && (fs.existsSync(path.join(dir, 'model.safetensors')) || fs.existsSync(path.join(dir, 'onnx', 'model.onnx')));

@@ -18,7 +18,7 @@ import { runForm } from './fineTuneForm';
 import { launchTrainer } from './launch';
 import { summarizeScan } from './scanSummary';
 import type { RunStore } from './store';
-import { DEFAULT_ANSWERS, defaultRunName, FineTuneAnswers, trainArgs } from './trainArgs';
+import { DEFAULT_ANSWERS, defaultRunName, editorTrainThreads, FineTuneAnswers, trainArgs } from './trainArgs';
 
 const MEMORY_KEY = 'vitLens.fineTune.answers';
 const MEMORY_LIMIT = 30;
@@ -57,7 +57,7 @@ export async function fineTune(ctx: Ctx, store: RunStore, reveal: (dir: string) 
   // Most recent last; the oldest datasets are forgotten beyond MEMORY_LIMIT.
   const { [folder]: _old, ...others } = memory;
   await ctx.extension.workspaceState.update(MEMORY_KEY, Object.fromEntries([...Object.entries(others).slice(-(MEMORY_LIMIT - 1)), [folder, state.answers]]));
-  const ok = await launchTrainer(ctx, store, runDir, trainArgs(folder, runDir, state.answers, ctx.settings().cacheDir), `start ${state.name}`);
+  const ok = await launchTrainer(ctx, store, runDir, trainArgs(folder, runDir, { threads: editorTrainThreads(), ...state.answers }, ctx.settings().cacheDir), `start ${state.name}`);
   if (!ok) return;
   await reveal(runDir);
   openDashboard(ctx, [{ kind: 'run', dir: runDir }]);

@@ -4,6 +4,7 @@
  * The ranges match server/train/cli.ts, so what passes here is not refused by the trainer; the
  * learning-rate default is the trainer's own (common/training.ts).
  */
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { defaultLr, type Mode, type Optimizer } from '../../common/training';
 
@@ -29,6 +30,8 @@ export interface FineTuneAnswers {
   labelSmoothing: number;
   /** undefined: the optimizer's default. */
   weightDecay?: number;
+  /** Training threads (wasm backend); undefined: the trainer's default, all cores. */
+  threads?: number;
 }
 
 export const DEFAULT_ANSWERS: Omit<FineTuneAnswers, 'model'> = {
@@ -41,6 +44,11 @@ export const DEFAULT_ANSWERS: Omit<FineTuneAnswers, 'model'> = {
   lastK: 2,
   labelSmoothing: 0,
 };
+
+/** Training threads launched from the editor: all cores but one, which stays with the editor. */
+export function editorTrainThreads(cores = os.availableParallelism()): number {
+  return Math.max(1, cores - 1);
+}
 
 export function effectiveLr(a: FineTuneAnswers): number {
   return a.lr ?? defaultLr(a.optimizer, a.mode, a.model.startsWith('scratch:'));
@@ -67,12 +75,13 @@ export function trainArgs(dataset: string, runDir: string, a: FineTuneAnswers, c
   if (a.augment !== undefined) args.push(a.augment ? '--augment' : '--no-augment');
   if (a.labelSmoothing) args.push('--label-smoothing', String(a.labelSmoothing));
   if (a.weightDecay !== undefined) args.push('--weight-decay', String(a.weightDecay));
+  if (a.threads !== undefined) args.push('--threads', String(a.threads));
   if (cacheDir) args.push('--cache-dir', cacheDir);
   return args;
 }
 
-export function resumeArgs(runDir: string, cacheDir?: string): string[] {
-  return ['train', '--out', runDir, '--resume', ...(cacheDir ? ['--cache-dir', cacheDir] : [])];
+export function resumeArgs(runDir: string, cacheDir?: string, threads?: number): string[] {
+  return ['train', '--out', runDir, '--resume', ...(cacheDir ? ['--cache-dir', cacheDir] : []), ...(threads !== undefined ? ['--threads', String(threads)] : [])];
 }
 
 // ---- input checks: undefined when fine, else the message shown under the input box ----

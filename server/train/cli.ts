@@ -6,6 +6,7 @@
  * Exit codes: 0 finished, 1 failed, 2 bad usage, 130 stopped by SIGINT/SIGTERM (resumable).
  */
 import { promises as fs } from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { parseArgs, ParseArgsConfig } from 'util';
 import type { BackendName } from './backend';
@@ -34,6 +35,7 @@ More training options:
   --augment / --no-augment   random-resized-crop + flip (default: on for full, off otherwise)
   --patch P             patch size for scratch models (16)
   --backend B           tensorflow-gpu|tensorflow|wasm|cpu (default: the fastest that starts)
+  --threads N           wasm: train data-parallel on N threads (default: all cores)
   --cache-dir DIR       feature cache (default: $VIT_LENS_CACHE or ~/.cache/vit-lens)
   --checkpoint-every N  within an epoch, checkpoint every N optimizer steps, or every Ns / Nm
                         (default 5m; 0 = at epoch ends only); also allowed with --resume
@@ -66,6 +68,7 @@ const OPTIONS = {
   resume: { type: 'boolean' },
   'checkpoint-every': { type: 'string' },
   backend: { type: 'string' },
+  threads: { type: 'string' },
   'cache-dir': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -155,7 +158,8 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
     if (command !== 'train') throw new TrainUsageError(`unknown command "${command}"`);
     if (!o.out) throw new TrainUsageError('train needs --out RUN_DIR');
     const config = o.resume ? ({} as TrainConfig) : configFromArgs(positionals, o);
-    return await runTraining(o.out, config, !!o.resume, o.backend as BackendName | undefined, o['cache-dir'], checkpointEvery(o['checkpoint-every']));
+    const threads = num(o.threads, 'threads', 1, 1024, true) ?? os.availableParallelism();
+    return await runTraining(o.out, config, !!o.resume, o.backend as BackendName | undefined, o['cache-dir'], checkpointEvery(o['checkpoint-every']), threads);
   } catch (e) {
     if (e instanceof TrainUsageError) {
       process.stderr.write(`vit-lens ${command}: ${e.message}\n\n${TRAIN_USAGE}`);
@@ -167,7 +171,9 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
   }
 }
 
-async function runTraining(out: string, config: TrainConfig, resume: boolean, backend: BackendName | undefined, cacheDir: string | undefined, every: TrainOptions['checkpointEvery']): Promise<number> {
+async function runTraining(
+  out: string, config: TrainConfig, resume: boolean, backend: BackendName | undefined, cacheDir: string | undefined, every: TrainOptions['checkpointEvery'], threads: number,
+): Promise<number> {
   if (backend && !['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].includes(backend)) throw new TrainUsageError(`--backend must be tensorflow-gpu, tensorflow, wasm or cpu, got "${backend}"`);
   let stop = false;
   // First signal: finish the current step, checkpoint, exit "stopped". A second one kills as usual.
@@ -185,6 +191,7 @@ async function runTraining(out: string, config: TrainConfig, resume: boolean, ba
     backend,
     cacheDir,
     checkpointEvery: every,
+    threads,
     shouldStop: () => stop,
     log: (l) => process.stderr.write(l + '\n'),
   });

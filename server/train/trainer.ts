@@ -6,38 +6,34 @@
  * and the loop position, optimizer state and running sums are checkpointed together, so a resumed
  * run takes exactly the steps the uninterrupted run would have taken.
  */
-import { createHash } from 'crypto';
 import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { WeightMap } from '../model/tensor';
 import type { ViTArch } from '../model/vitConfig';
 import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../preprocess';
 import { defaultCacheDir } from '../model/hub';
 import { onnxConfigDir } from '../model/modelSource';
-import { buildVitOnnx, FEATURES_NAME, hiddenOutputName } from '../model/onnxBuilder';
-import { VitSession } from '../inference';
-import { BackendName, initBackend } from './backend';
-import { loadCheckpoint, LoopState, saveCheckpoint } from './checkpoint';
+import { BackendChoice, BackendName, initBackend } from './backend';
+import { loadCheckpoint, LoopState } from './checkpoint';
 import { classCoverageWarnings, Dataset, Sample, scanDataset, SkippedFile } from './datasetFolder';
-import { evaluate, Evaluation } from './evaluate';
+import { evaluateAndCheckpoint, trainOneEpoch } from './epoch';
 import { exportHfFolder } from './exportModel';
-import { FeatureCache } from './featureCache';
 import { isTempFileName, removeOrphanTempFiles } from '../util/atomicFile';
-import { hashFile } from '../util/hashFile';
 import { folderLoader, PixelLoader } from './imageLoader';
 import { initialWeights, InitResult } from './initWeights';
-import { clipGradients, Optimizer } from './optimizer';
-import { mixSeed, mulberry32, PURPOSE, shuffled } from './rng';
+import { Optimizer } from './optimizer';
 import {
-  appendMetrics, checkpointFile, exportDir, readRunInfo, RunInfo, RunReport, runFile, RUN_FORMAT_VERSION, TrainConfig,
-  truncateMetrics, writeReport, writeRunInfo,
+  checkpointFile, exportDir, readRunInfo, RunInfo, RunReport, runFile, RUN_FORMAT_VERSION, TrainConfig, truncateMetrics, writeReport, writeRunInfo,
 } from './runFiles';
 import { lockRun, RunLock } from './runLock';
-import { learningRate } from './schedule';
+import { bestAccuracy, TrainingError, TrainingRun } from './runState';
 import { lossAndGrads } from './step';
-import { ForwardInput, Params, tokensBefore, trainableNames } from './vitModel';
+import { DataParallel } from './threads';
+import { buildInputs, PreparedInputs } from './trainInputs';
+import { Params, trainableNames } from './vitModel';
+
+export { TrainingError } from './runState';
 
 /** In-memory data (the benchmark's Fashion-MNIST) instead of a folder; `loader` maps a sample to pixels. */
 export interface TrainData extends Omit<Dataset, 'root' | 'layout'> {
@@ -66,12 +62,16 @@ export interface TrainOptions {
    * when `seconds` have passed since the last one (default: every 300 s). Epoch ends always checkpoint.
    */
   checkpointEvery?: { steps: number } | { seconds: number };
+  /**
+   * Threads to train on (default 1). On the wasm backend, more than one splits every micro-batch
+   * over worker_threads (threads.ts); other backends use their own threading and train on one.
+   */
+  threads?: number;
 }
 
 /** About every 5 minutes: a kill loses at most that much work, and writing a checkpoint costs a negligible share of it. */
 export const DEFAULT_CHECKPOINT_SECONDS = 300;
 
-export class TrainingError extends Error {}
 
 const exists = async (file: string) => !!(await fs.stat(file).catch(() => undefined));
 
@@ -140,9 +140,67 @@ async function cleanTempFiles(runDir: string, log: (l: string) => void): Promise
   }
 }
 
+/**
+ * The stages of a run, in order: set it up (backend, data, initial weights), resume its state,
+ * build the inputs (frozen-backbone cache), then epochs of trainOneEpoch + evaluateAndCheckpoint
+ * (epoch.ts), then finishRun (status, export, release).
+ */
 async function trainLocked(opts: TrainOptions, log: (line: string) => void): Promise<RunInfo> {
   const runDir = opts.runDir;
   await cleanTempFiles(runDir, log);
+  const setup = await setUpRun(opts, log);
+  // Created only once the dataset and model are known to be usable, so a typo leaves no empty run folder.
+  await fs.mkdir(path.join(runDir, 'checkpoints'), { recursive: true });
+  const model = createModel(setup);
+  const { loop, restart } = await resumeState(opts, model, log);
+  const skipped: SkippedFile[] = [...setup.data.skipped];
+  const inputs = await buildInputs({
+    config: setup.config, arch: setup.arch, init: setup.init, params: model.params, train: setup.data.train, val: setup.data.val, loader: setup.data.loader,
+    pre: setup.pre, cacheDir: opts.cacheDir ?? defaultCacheDir(), skipped, log, backendName: setup.backend.name,
+  });
+  if (inputs.train.length === 0) throw new TrainingError(`${setup.config.dataset}: no readable training images`);
+  const { pool, note } = await startThreads(opts, setup, model);
+  inputs.notes.push(note);
+  const run = openRun(opts, setup, model, loop, inputs, skipped, log, pool);
+  try {
+    await writeRunInfo(runDir, run.info);
+    await startRun(run, opts, restart, setup);
+    for (let epoch = loop.epoch; epoch < run.config.epochs; epoch++) {
+      const epochStart = Date.now();
+      if ((await trainOneEpoch(run, epoch)) === 'stopped') {
+        await finishRun(run, opts, 'stopped', STOP_REASON);
+        return run.info;
+      }
+      await evaluateAndCheckpoint(run, epoch, epochStart);
+      if (opts.shouldStop?.() && epoch + 1 < run.config.epochs) {
+        await finishRun(run, opts, 'stopped', STOP_REASON);
+        return run.info;
+      }
+    }
+    await finishRun(run, opts, 'finished');
+    return run.info;
+  } catch (e) {
+    await finishRun(run, opts, 'failed', (e as Error).message).catch((e2) => log(`warning: after the failure, ${(e2 as Error).message}`));
+    throw e;
+  }
+}
+
+const STOP_REASON = 'stop requested (SIGINT/SIGTERM)';
+
+interface RunSetup {
+  backend: BackendChoice;
+  config: TrainConfig;
+  /** The run being resumed. */
+  previous?: RunInfo;
+  data: TrainData;
+  init: InitResult;
+  arch: ViTArch;
+  pre: PreprocessConfig;
+}
+
+/** The backend, the config (a resumed run's own), the dataset and the initial weights, each checked before anything is written. */
+async function setUpRun(opts: TrainOptions, log: (line: string) => void): Promise<RunSetup> {
+  const runDir = opts.runDir;
   const backend = await initBackend(opts.backend);
   let config = opts.config;
   let previous: RunInfo | undefined;
@@ -170,20 +228,33 @@ async function trainLocked(opts: TrainOptions, log: (line: string) => void): Pro
   if (config.mode === 'last-k' && (config.lastK < 1 || config.lastK > arch.numLayers)) {
     throw new TrainingError(`--last-k ${config.lastK} must be between 1 and the model's ${arch.numLayers} layers`);
   }
+  return { backend, config, previous, data, init, arch, pre };
+}
 
-  // Created only once the dataset and model are known to be usable, so a typo leaves no empty run folder.
-  await fs.mkdir(path.join(runDir, 'checkpoints'), { recursive: true });
+interface Model {
+  params: Params;
+  trainable: Set<string>;
+  optimizer: Optimizer;
+}
+
+/** The parameters as TF.js variables (trainable per mode) and a fresh optimizer. */
+function createModel({ config, init, arch }: RunSetup): Model {
   const uid = `run${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const trainable = new Set(trainableNames(arch, config.mode, config.lastK));
   const params: Params = new Map();
   for (const [name, t] of init.weights) params.set(name, tf.variable(tf.tensor(t.data, t.shape), trainable.has(name), `${uid}/${name}`));
-
   const optimizer = new Optimizer({
     name: config.optimizer, weightDecay: config.weightDecay, momentum: config.momentum, beta1: 0.9, beta2: 0.999, eps: 1e-8,
   });
+  return { params, trainable, optimizer };
+}
+
+/** The loop position: the start, or (--resume) the latest checkpoint's weights, optimizer state and position. */
+async function resumeState(opts: TrainOptions, { params, optimizer }: Model, log: (line: string) => void): Promise<{ loop: LoopState; restart: boolean }> {
+  const runDir = opts.runDir;
   let loop: LoopState = { epoch: 0, batchInEpoch: 0, step: 0, bestValAcc: -1, bestEpoch: -1, epochLossSum: 0, epochCorrect: 0, epochSeen: 0 };
   // Killed before its first checkpoint: --resume starts the run over (same config, same seed).
-  const restart = opts.resume && !(await exists(checkpointFile(runDir, 'latest')));
+  const restart = !!opts.resume && !(await exists(checkpointFile(runDir, 'latest')));
   if (restart) {
     log(`${checkpointFile(runDir, 'latest')} does not exist (the run ended before its first checkpoint); starting it over from the beginning`);
     await fs.rm(checkpointFile(runDir, 'best'), { force: true });
@@ -199,14 +270,16 @@ async function trainLocked(opts: TrainOptions, log: (line: string) => void): Pro
     await truncateMetrics(runDir, loop.step, loop.epoch);
     log(`resuming at epoch ${loop.epoch + 1}, step ${loop.step}`);
   }
+  return { loop, restart };
+}
 
-  const skipped: SkippedFile[] = [...data.skipped];
-  const inputs = await prepareInputs(config, arch, init, params, data, pre, opts.cacheDir ?? defaultCacheDir(), skipped, log, backend.name);
-  const trainSamples = inputs.train;
-  const valSamples = inputs.val;
-  if (trainSamples.length === 0) throw new TrainingError(`${config.dataset}: no readable training images`);
-
-  const microPerEpoch = Math.ceil(trainSamples.length / config.batchSize);
+/** The run's state for the epochs: step counts, run.json's record, the checkpoint clock, the unreadable-image warnings. */
+function openRun(
+  opts: TrainOptions, setup: RunSetup, model: Model, loop: LoopState, inputs: PreparedInputs, skipped: SkippedFile[], log: (line: string) => void, pool?: DataParallel,
+): TrainingRun {
+  const { backend, data, arch, init, pre, previous } = setup;
+  let config = setup.config;
+  const microPerEpoch = Math.ceil(inputs.train.length / config.batchSize);
   const stepsPerEpoch = Math.ceil(microPerEpoch / config.accumulate);
   const totalSteps = stepsPerEpoch * config.epochs;
   // -1 = automatic: 5% of the steps, resolved here (and recorded) because it depends on the dataset size.
@@ -227,186 +300,98 @@ async function trainLocked(opts: TrainOptions, log: (line: string) => void): Pro
     totalEpochs: config.epochs,
     step: loop.step,
     totalSteps,
-    ...bestAccuracy(loop, valSamples.length > 0),
-    trainImages: trainSamples.length,
-    valImages: valSamples.length,
+    ...bestAccuracy(loop, inputs.val.length > 0),
+    trainImages: inputs.train.length,
+    valImages: inputs.val.length,
     architecture: arch,
     preprocess: pre,
     initNotes: init.notes,
-  };
-  const snapshot = async (): Promise<WeightMap> => {
-    const w: WeightMap = new Map();
-    for (const [name, v] of params) w.set(name, { shape: v.shape.slice(), data: (await v.data()) as Float32Array });
-    return w;
-  };
-  let released = false;
-  const release = async () => {
-    if (released) return;
-    released = true;
-    for (const v of params.values()) v.dispose();
-    optimizer.dispose();
-    await inputs.dispose();
-  };
-  const finish = async (status: RunInfo['status'], reason?: string) => {
-    info.status = status;
-    info.reason = reason;
-    info.finishedAt = new Date().toISOString();
-    // The status first (a small write): whatever fails next (the export on a full disk), run.json tells the truth.
-    await writeRunInfo(runDir, info);
-    try {
-      if (status === 'failed') await cleanTempFiles(runDir, log);
-      if (opts.exportAtEnd !== false && (await exists(checkpointFile(runDir, 'best')))) {
-        const { weights } = await loadCheckpoint(checkpointFile(runDir, 'best'));
-        await exportHfFolder(exportDir(runDir), arch, weights, data.classes, pre, { vit_lens: { bestEpoch: info.bestEpoch, bestValAcc: info.bestValAcc } });
-      }
-    } finally {
-      await release();
-    }
   };
   const every = opts.checkpointEvery ?? { seconds: DEFAULT_CHECKPOINT_SECONDS };
   const checkpointSteps = 'steps' in every ? every.steps : 0;
   const checkpointSeconds = 'seconds' in every ? every.seconds : 0;
   let lastCheckpoint = Date.now();
-  const checkpointDue = () => (checkpointSteps > 0 ? loop.step % checkpointSteps === 0 : checkpointSeconds > 0 && Date.now() - lastCheckpoint >= checkpointSeconds * 1000);
-
   const report: RunReport = { skipped, warnings: [...data.warnings], heldOut: [] };
-  try {
-    await writeRunInfo(runDir, info);
-    // Unreadable images are found while caching (head, last-k) or while training (full, augmented): said on stderr as they are found, not only in report.json.
-    let skipsSaid = data.skipped.length;
-    const warnUnreadable = () => {
-      if (skipped.length > skipsSaid) {
-        const first = skipped[skipsSaid];
-        log(`warning: ${skipped.length - skipsSaid} image${skipped.length - skipsSaid > 1 ? 's' : ''} could not be read and ${skipped.length - skipsSaid > 1 ? 'are' : 'is'} left out (listed in report.json), e.g. ${first.reason.startsWith(first.file) ? first.reason : `${first.file}: ${first.reason}`}`);
-        skipsSaid = skipped.length;
-      }
-      const unread = new Set(skipped.map((k) => k.file));
-      const readable = (s: Sample) => !unread.has(s.file);
-      for (const w of classCoverageWarnings(config.dataset, data.classes, [...data.train, ...data.val], trainSamples.filter(readable), valSamples.filter(readable))) {
-        if (report.warnings.includes(w)) continue;
-        report.warnings.push(w);
-        log(`warning: ${w}`);
-      }
-    };
-    warnUnreadable();
-    if (!valSamples.length) log(`note: no validation images: the best epoch is chosen by training accuracy, and no validation accuracy is reported`);
-    if (opts.resume && !restart) {
-      const old = await fs.readFile(path.join(runDir, 'report.json'), 'utf8').then((t) => JSON.parse(t) as RunReport).catch(() => undefined);
-      if (old) report.heldOut = old.heldOut, report.bestEpoch = old.bestEpoch;
-    }
-    await writeReport(runDir, report);
-    log(`training ${trainSamples.length} images (${valSamples.length} validation), ${data.classes.length} classes, mode ${config.mode}, backend ${backend.name}, ${totalSteps} steps`);
-    for (let epoch = loop.epoch; epoch < config.epochs; epoch++) {
-      const epochStart = Date.now();
-      const order = shuffled(trainSamples, mulberry32(mixSeed(config.seed, PURPOSE.shuffle, epoch)));
-      const batchAt = (b: number) => inputs.trainBatch(order.slice(b * config.batchSize, (b + 1) * config.batchSize), epoch, b);
-      let next = loop.batchInEpoch < microPerEpoch ? batchAt(loop.batchInEpoch) : undefined;
-      while (loop.batchInEpoch < microPerEpoch) {
-        const stepStart = Date.now();
-        const lr = learningRate(loop.step, config.lr, config.warmupSteps, totalSteps);
-        const micro = Math.min(config.accumulate, microPerEpoch - loop.batchInEpoch);
-        let accumulated: Map<string, tf.Tensor> | undefined;
-        let stepLoss = 0;
-        let stepImages = 0;
-        const parts: { n: number; loss: number; grads: Map<string, tf.Tensor> }[] = [];
-        for (let m = 0; m < micro; m++) {
-          const batch = await next!;
-          loop.batchInEpoch++;
-          next = loop.batchInEpoch < microPerEpoch ? batchAt(loop.batchInEpoch) : undefined;
-          if (!batch.kept.length) continue;
-          const labels = Int32Array.from(batch.kept.map((s) => s.label));
-          const r = lossAndGrads(params, arch, [...trainable], batch.input, labels, config.labelSmoothing);
-          batch.input.x.dispose();
-          if (!Number.isFinite(r.loss)) {
-            for (const g of r.grads.values()) g.dispose();
-            throw new TrainingError(`loss became ${r.loss} at epoch ${epoch + 1}, step ${loop.step + 1} (lr ${lr.toExponential(3)}); stopped instead of training on garbage — try a lower --lr`);
-          }
-          parts.push({ n: labels.length, loss: r.loss, grads: r.grads });
-          loop.epochCorrect += r.correct;
-          stepImages += labels.length;
-        }
-        // Micro-batch means weighted by size: the accumulated gradient is that of one large batch.
-        for (const part of parts) {
-          const w = part.n / stepImages;
-          stepLoss += part.loss * w;
-          if (!accumulated) accumulated = new Map([...part.grads].map(([k, g]) => [k, parts.length === 1 ? g : tf.tidy(() => g.mul(w))]));
-          else for (const [k, g] of part.grads) { const s = tf.tidy(() => accumulated!.get(k)!.add(g.mul(w))); accumulated.get(k)!.dispose(); accumulated.set(k, s); }
-          if (parts.length > 1) for (const g of part.grads.values()) g.dispose();
-        }
-        if (accumulated) {
-          const { norm: gradNorm, scale } = clipGradients(accumulated, config.clipNorm);
-          optimizer.apply(params, accumulated, lr, scale);
-          for (const g of accumulated.values()) g.dispose();
-          loop.step++;
-          loop.epochLossSum += stepLoss * stepImages;
-          loop.epochSeen += stepImages;
-          const ips = (stepImages * 1000) / Math.max(1, Date.now() - stepStart);
-          if (loop.step % (opts.logEvery ?? 10) === 0 || loop.batchInEpoch === microPerEpoch) {
-            await appendMetrics(runDir, { type: 'step', epoch, step: loop.step, loss: stepLoss, lr, gradNorm, imagesPerSec: ips, time: new Date().toISOString() });
-            log(`epoch ${epoch + 1}/${config.epochs} step ${loop.step}/${totalSteps} loss ${stepLoss.toFixed(4)} lr ${lr.toExponential(2)} ${ips.toFixed(1)} img/s`);
-          }
-          // Within the epoch (its end checkpoints anyway): the loop position makes the resume exact.
-          if (loop.batchInEpoch < microPerEpoch && checkpointDue()) {
-            await saveCheckpoint(checkpointFile(runDir, 'latest'), await snapshot(), await optimizer.state(), loop);
-            lastCheckpoint = Date.now();
-            info.step = loop.step;
-            await writeRunInfo(runDir, info);
-            log(`checkpoint at epoch ${epoch + 1}, step ${loop.step}`);
-          }
-        }
-        if (opts.shouldStop?.() && loop.batchInEpoch < microPerEpoch) {
-          await next?.then((b) => b.input.x.dispose()).catch(() => {});
-          await saveCheckpoint(checkpointFile(runDir, 'latest'), await snapshot(), await optimizer.state(), loop);
-          info.epoch = epoch;
-          info.step = loop.step;
-          log(`stopped at epoch ${epoch + 1}, step ${loop.step}; resume with --resume`);
-          await finish('stopped', 'stop requested (SIGINT/SIGTERM)');
-          return info;
-        }
-      }
-      // End of epoch: validate, checkpoint, record.
-      const ev: Evaluation | undefined = valSamples.length ? await evaluate(params, arch, valSamples, config.batchSize, (b) => inputs.evalBatch(b)) : undefined;
-      warnUnreadable();
-      const trainLoss = loop.epochSeen ? loop.epochLossSum / loop.epochSeen : NaN;
-      const trainAcc = loop.epochSeen ? loop.epochCorrect / loop.epochSeen : 0;
-      const score = ev ? ev.acc : trainAcc;
-      const weights = await snapshot();
-      if (score > loop.bestValAcc) {
-        loop.bestValAcc = score;
-        loop.bestEpoch = epoch;
-        await saveCheckpoint(checkpointFile(runDir, 'best'), weights, undefined, loop);
-        report.bestEpoch = epoch;
-        report.heldOut = ev?.predictions ?? [];
-        await writeReport(runDir, report);
-      }
-      await appendMetrics(runDir, {
-        type: 'epoch', epoch, step: loop.step, trainLoss, trainAcc,
-        ...(ev ? { valLoss: ev.loss, valAcc: ev.acc, perClassAcc: ev.perClassAcc, confusion: ev.confusion } : {}),
-        seconds: (Date.now() - epochStart) / 1000, time: new Date().toISOString(),
-      });
-      log(`epoch ${epoch + 1}/${config.epochs}: train loss ${trainLoss.toFixed(4)} acc ${(trainAcc * 100).toFixed(2)}%${ev ? `, val loss ${ev.loss.toFixed(4)} acc ${(ev.acc * 100).toFixed(2)}%` : ''}`);
-      loop = { ...loop, epoch: epoch + 1, batchInEpoch: 0, epochLossSum: 0, epochCorrect: 0, epochSeen: 0 };
-      await saveCheckpoint(checkpointFile(runDir, 'latest'), weights, await optimizer.state(), loop);
-      lastCheckpoint = Date.now();
-      Object.assign(info, { epoch: epoch + 1, step: loop.step, ...bestAccuracy(loop, valSamples.length > 0) });
-      await writeRunInfo(runDir, info);
-      if (opts.shouldStop?.() && epoch + 1 < config.epochs) {
-        await finish('stopped', 'stop requested (SIGINT/SIGTERM)');
-        return info;
-      }
-    }
-    await finish('finished');
-    return info;
-  } catch (e) {
-    await finish('failed', (e as Error).message).catch((e2) => log(`warning: after the failure, ${(e2 as Error).message}`));
-    throw e;
-  }
+  const trainable = [...model.trainable];
+  const run: TrainingRun = {
+    runDir: opts.runDir, config, arch, pre, classes: data.classes, loader: data.loader, params: model.params, trainable, optimizer: model.optimizer,
+    loop, inputs, info, report, skipped, microPerEpoch, totalSteps, log, logEvery: opts.logEvery ?? 10, shouldStop: opts.shouldStop,
+    checkpointDue: () => (checkpointSteps > 0 ? run.loop.step % checkpointSteps === 0 : checkpointSeconds > 0 && Date.now() - lastCheckpoint >= checkpointSeconds * 1000),
+    checkpointWritten: () => { lastCheckpoint = Date.now(); },
+    warnUnreadable: unreadableWarner(config, data, inputs, skipped, report, log),
+    gradients: pool
+      ? (input, labels) => pool.gradients(input, labels)
+      : async (input, labels) => [{ ...lossAndGrads(model.params, arch, trainable, input, labels, config.labelSmoothing), n: labels.length }],
+    pool,
+  };
+  return run;
 }
 
-/** run.json's best-epoch fields: validation accuracy, or without validation images the training accuracy that chose the epoch (never called validation accuracy). */
-function bestAccuracy(loop: LoopState, validation: boolean): Pick<RunInfo, 'bestValAcc' | 'bestTrainAcc' | 'bestEpoch'> {
-  if (loop.bestEpoch < 0) return { bestValAcc: undefined, bestTrainAcc: undefined, bestEpoch: undefined };
-  return validation ? { bestValAcc: loop.bestValAcc, bestEpoch: loop.bestEpoch } : { bestTrainAcc: loop.bestValAcc, bestEpoch: loop.bestEpoch };
+/** The worker threads of a data-parallel run (wasm only), and run.json's note on the thread count. */
+async function startThreads(opts: TrainOptions, { backend, config, arch }: RunSetup, model: Model): Promise<{ pool?: DataParallel; note: string }> {
+  const threads = opts.threads ?? 1;
+  if (threads <= 1) return { note: 'threads: 1' };
+  if (backend.name !== 'wasm') return { note: `threads: 1 (${threads} asked for; only the wasm backend trains data-parallel on worker_threads, ${backend.name} uses its own threading)` };
+  const pool = await DataParallel.start(threads, model.params, [...model.trainable], arch, config.labelSmoothing);
+  return { pool, note: `threads: ${threads} (data-parallel on worker_threads)` };
+}
+
+/** Unreadable images are found while caching (head, last-k) or while training (full, augmented): said on stderr as they are found, not only in report.json. */
+function unreadableWarner(config: TrainConfig, data: TrainData, inputs: PreparedInputs, skipped: SkippedFile[], report: RunReport, log: (line: string) => void): () => void {
+  let skipsSaid = data.skipped.length;
+  return () => {
+    if (skipped.length > skipsSaid) {
+      const first = skipped[skipsSaid];
+      log(`warning: ${skipped.length - skipsSaid} image${skipped.length - skipsSaid > 1 ? 's' : ''} could not be read and ${skipped.length - skipsSaid > 1 ? 'are' : 'is'} left out (listed in report.json), e.g. ${first.reason.startsWith(first.file) ? first.reason : `${first.file}: ${first.reason}`}`);
+      skipsSaid = skipped.length;
+    }
+    const unread = new Set(skipped.map((k) => k.file));
+    const readable = (s: Sample) => !unread.has(s.file);
+    for (const w of classCoverageWarnings(config.dataset, data.classes, [...data.train, ...data.val], inputs.train.filter(readable), inputs.val.filter(readable))) {
+      if (report.warnings.includes(w)) continue;
+      report.warnings.push(w);
+      log(`warning: ${w}`);
+    }
+  };
+}
+
+/** Before the first step: warnings so far, report.json (a resumed run keeps its best epoch's held-out predictions), the summary line. */
+async function startRun(run: TrainingRun, opts: TrainOptions, restart: boolean, setup: RunSetup): Promise<void> {
+  const { runDir, report, inputs, config } = run;
+  run.warnUnreadable();
+  if (!inputs.val.length) run.log(`note: no validation images: the best epoch is chosen by training accuracy, and no validation accuracy is reported`);
+  if (opts.resume && !restart) {
+    const old = await fs.readFile(path.join(runDir, 'report.json'), 'utf8').then((t) => JSON.parse(t) as RunReport).catch(() => undefined);
+    if (old) report.heldOut = old.heldOut, report.bestEpoch = old.bestEpoch;
+  }
+  await writeReport(runDir, report);
+  run.log(`training ${inputs.train.length} images (${inputs.val.length} validation), ${run.classes.length} classes, mode ${config.mode}, backend ${setup.backend.name}, ${run.totalSteps} steps`);
+}
+
+const released = new WeakSet<TrainingRun>();
+
+/** The status first (a small write): whatever fails next (the export on a full disk), run.json tells the truth. Then the export of the best checkpoint, then the memory. */
+async function finishRun(run: TrainingRun, opts: TrainOptions, status: RunInfo['status'], reason?: string): Promise<void> {
+  const { info, runDir } = run;
+  info.status = status;
+  info.reason = reason;
+  info.finishedAt = new Date().toISOString();
+  await writeRunInfo(runDir, info);
+  try {
+    if (status === 'failed') await cleanTempFiles(runDir, run.log);
+    if (opts.exportAtEnd !== false && (await exists(checkpointFile(runDir, 'best')))) {
+      const { weights } = await loadCheckpoint(checkpointFile(runDir, 'best'));
+      await exportHfFolder(exportDir(runDir), run.arch, weights, run.classes, run.pre, { vit_lens: { bestEpoch: info.bestEpoch, bestValAcc: info.bestValAcc } });
+    }
+  } finally {
+    if (!released.has(run)) {
+      released.add(run);
+      for (const v of run.params.values()) v.dispose();
+      run.optimizer.dispose();
+      await run.inputs.dispose();
+      await run.pool?.close();
+    }
+  }
 }
 
 async function folderData(config: TrainConfig): Promise<TrainData> {
@@ -423,139 +408,5 @@ async function folderData(config: TrainConfig): Promise<TrainData> {
     }
   }
   return { ...ds, loader: async () => { throw new Error('loader not set'); }, preprocess: pre };
-}
-
-interface PreparedInputs {
-  train: Sample[];
-  val: Sample[];
-  trainBatch(batch: Sample[], epoch: number, index: number): Promise<{ input: ForwardInput; kept: Sample[] }>;
-  evalBatch(batch: Sample[]): Promise<{ input: ForwardInput; kept: Sample[] }>;
-  dispose(): Promise<void>;
-  /** Where the frozen part could not run as intended (joins the backend's notes in run.json). */
-  notes: string[];
-}
-
-/**
- * What the trainable part of the network sees: pixels (full), tokens after block L−k (last-k) or
- * [CLS] features (head). The frozen part runs once per image into the disk cache, unless
- * augmentation was asked for, in which case it runs on every augmented batch.
- */
-async function prepareInputs(
-  config: TrainConfig, arch: ViTArch, init: InitResult, params: Params, data: TrainData, pre: PreprocessConfig,
-  cacheDir: string, skipped: SkippedFile[], log: (l: string) => void, backendName: BackendName,
-): Promise<PreparedInputs> {
-  const notes: string[] = [];
-  const [H, Wd] = arch.imageSize;
-  const C = arch.numChannels;
-  const pixelsPer = C * H * Wd;
-  const loadPixels = async (batch: Sample[], random?: (i: number) => () => number) => {
-    const results = await Promise.all(batch.map((s, i) => data.loader(s, random?.(i)).then((x) => ({ s, x }), (e: Error) => ({ s, e }))));
-    const kept: Sample[] = [];
-    const xs: Float32Array[] = [];
-    for (const r of results) {
-      if ('e' in r) {
-        if (!skipped.some((k) => k.file === r.s.file)) skipped.push({ file: r.s.file, reason: r.e.message });
-      } else {
-        kept.push(r.s);
-        xs.push(r.x);
-      }
-    }
-    const pixels = new Float32Array(kept.length * pixelsPer);
-    xs.forEach((x, i) => pixels.set(x, i * pixelsPer));
-    return { pixels, kept };
-  };
-  const augRandom = (epoch: number, index: number) => (i: number) => mulberry32(mixSeed(config.seed, PURPOSE.augment, epoch, index * 1_000_003 + i));
-  const toPixels = (pixels: Float32Array, n: number): ForwardInput => ({ kind: 'pixels', x: tf.tensor4d(pixels, [n, C, H, Wd]) });
-
-  if (config.mode === 'full') {
-    return {
-      train: data.train,
-      val: data.val,
-      trainBatch: async (b, epoch, index) => {
-        const { pixels, kept } = await loadPixels(b, config.augment ? augRandom(epoch, index) : undefined);
-        return { input: toPixels(pixels, kept.length), kept };
-      },
-      evalBatch: async (b) => {
-        const { pixels, kept } = await loadPixels(b);
-        return { input: toPixels(pixels, kept.length), kept };
-      },
-      dispose: async () => {},
-      notes,
-    };
-  }
-
-  // Frozen backbone on ONNX Runtime: the full graph's [CLS] features (head), or a graph truncated
-  // after block L−k whose only output is the tokens there (last-k). Our TF.js blocks compute the
-  // last-k tokens only when ONNX Runtime cannot start (noted in run.json's backendNotes).
-  const fromBlock = arch.numLayers - config.lastK;
-  const T = 1 + (H / arch.patchSize) * (Wd / arch.patchSize);
-  const D = arch.hiddenSize;
-  let session: VitSession | undefined;
-  let produce: (pixels: Float32Array, n: number) => Promise<Float32Array>;
-  let size: number;
-  let wrap: (x: Float32Array, n: number) => ForwardInput;
-  /** Which engine computed the cached values; part of the cache key for last-k (values differ in the last bits). */
-  let producer: string;
-  if (config.mode === 'head') {
-    session = await VitSession.create(buildVitOnnx(arch, init.weights), { input: 'pixel_values', logits: 'logits' }, {});
-    produce = async (pixels, n) => (await session!.run(pixels, [n, C, H, Wd], [FEATURES_NAME])).outputs[FEATURES_NAME].data as Float32Array;
-    size = D;
-    wrap = (x, n) => ({ kind: 'features', x: tf.tensor2d(x, [n, D]) });
-    producer = 'onnxruntime';
-  } else {
-    const hidden = hiddenOutputName(fromBlock);
-    try {
-      session = await VitSession.create(buildVitOnnx(arch, init.weights, { hiddenAfter: fromBlock }), { input: 'pixel_values', logits: hidden }, {});
-    } catch (e) {
-      const note = `last-k: ONNX Runtime could not start (${(e as Error).message.split('\n')[0]}); the frozen blocks run on our TF.js blocks (${backendName}) instead`;
-      notes.push(note);
-      log(`warning: ${note}`);
-    }
-    if (session) {
-      const s = session;
-      produce = async (pixels, n) => (await s.fetch(pixels, [n, C, H, Wd], [hidden]))[hidden].data as Float32Array;
-      producer = 'onnxruntime';
-    } else {
-      produce = async (pixels, n) => tf.tidy(() => tokensBefore(params, arch, tf.tensor4d(pixels, [n, C, H, Wd]), fromBlock).dataSync() as Float32Array);
-      producer = 'tfjs';
-    }
-    log(`frozen backbone: embeddings${fromBlock ? ` and blocks 1–${fromBlock} of ${arch.numLayers}` : ''} on ${session ? `ONNX Runtime (${session.provider})` : `TF.js (${backendName})`}`);
-    size = T * D;
-    wrap = (x, n) => ({ kind: 'tokens', x: tf.tensor3d(x, [n, T, D]), fromBlock });
-  }
-  const dispose = async () => { await session?.release(); };
-  if (config.augment) {
-    log(`augmentation on: the frozen backbone runs on every batch (no feature cache)`);
-    const run = async (b: Sample[], random?: (i: number) => () => number) => {
-      const { pixels, kept } = await loadPixels(b, random);
-      return { input: wrap(kept.length ? await produce(pixels, kept.length) : new Float32Array(0), kept.length), kept };
-    };
-    return { train: data.train, val: data.val, trainBatch: (b, e, i) => run(b, augRandom(e, i)), evalBatch: (b) => run(b), dispose, notes };
-  }
-  const key = createHash('sha256')
-    .update(JSON.stringify({
-      v: 1, mode: config.mode, fromBlock, arch, pre, source: init.weightsFile ? await hashFile(init.weightsFile) : `${init.source}/${config.seed}`,
-      // Head caches keep their v1 key (always ONNX Runtime); last-k tokens from the TF.js fallback are kept apart.
-      ...(config.mode === 'last-k' ? { producer } : {}),
-    }))
-    .digest('hex')
-    .slice(0, 24);
-  const opts = { cacheDir: path.join(cacheDir, 'train-features'), key, size, batchSize: config.batchSize, loader: data.loader, produce, pixelsPerSample: pixelsPer };
-  let lastPct = -1;
-  const progress = (what: string) => (done: number, total: number) => {
-    const pct = Math.floor((done / total) * 10);
-    if (pct !== lastPct) log(`caching ${config.mode === 'head' ? 'features' : 'tokens'} (${what}): ${done}/${total}`), (lastPct = pct);
-  };
-  const tr = await FeatureCache.build(data.train, { ...opts, onProgress: progress('train') });
-  const va = await FeatureCache.build(data.val, { ...opts, onProgress: progress('val') });
-  skipped.push(...tr.skipped, ...va.skipped);
-  log(`frozen backbone: ${tr.computed + va.computed} images computed, ${tr.kept.length + va.kept.length - tr.computed - va.computed} from cache`);
-  const fromCache = async (cache: FeatureCache, b: Sample[]) => {
-    const xs = await Promise.all(b.map((s) => cache.load(s)));
-    const all = new Float32Array(b.length * size);
-    xs.forEach((x, i) => all.set(x, i * size));
-    return { input: wrap(all, b.length), kept: b };
-  };
-  return { train: tr.kept, val: va.kept, trainBatch: (b) => fromCache(tr.cache, b), evalBatch: (b) => fromCache(va.cache, b), dispose, notes };
 }
 

@@ -24,6 +24,8 @@ function maxRelDiff(a: tf.Tensor, b: tf.Tensor): number {
 
 const SHAPES: [M: number, K: number, N: number][] = [
   [1, 1, 1], [3, 5, 7], [4, 8, 8], [7, 13, 10], [9, 64, 17], [2176, 64, 64], [2048, 147, 64], [130, 2176, 9], [33, 128, 192],
+  // Wider than the GEMM's column block (256) and longer than its K block (512), neither a multiple: every block edge at once.
+  [70, 600, 521], [5, 30, 777],
 ];
 
 test('the fused kernels load on the wasm backend (else every fused test below would test TF.js against itself)', async () => {

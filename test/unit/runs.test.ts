@@ -13,7 +13,7 @@ import { contextValue, describeRun, escapeMd, statusIcon, tooltipMarkdown } from
 import { discoverRuns, readLastStep, RunEntry } from '../../extension/runs/runFolders';
 import { REMOTE_SILENCE_MS, shownStatus } from '../../common/runStatus';
 import { summarizeScan } from '../../extension/runs/scanSummary';
-import { check, DEFAULT_ANSWERS, defaultLr, defaultRunName, effectiveLr, resumeArgs, trainArgs } from '../../extension/runs/trainArgs';
+import { check, DEFAULT_ANSWERS, defaultLr, defaultRunName, editorTrainThreads, effectiveLr, resumeArgs, trainArgs } from '../../extension/runs/trainArgs';
 import type { RunInfo } from '../../common/workerRequests';
 
 const root = path.join(__dirname, '..', '..');
@@ -141,6 +141,10 @@ test('answers → vit-lens train arguments', () => {
   const b = { ...a, mode: 'last-k' as const, lastK: 3, lr: 5e-4, imageSize: 384, augment: false, labelSmoothing: 0.1, weightDecay: 0.01, optimizer: 'sgd' as const };
   assert.deepEqual(trainArgs('/d', '/r', b, '/cache'), ['train', '/d', '--out', '/r', '--model', '/m/vit', '--mode', 'last-k', '--epochs', '10', '--last-k', '3', '--lr', '0.0005', '--image-size', '384', '--batch-size', '32', '--optimizer', 'sgd', '--val-split', '0.2', '--seed', '0', '--no-augment', '--label-smoothing', '0.1', '--weight-decay', '0.01', '--cache-dir', '/cache']);
   assert.deepEqual(resumeArgs('/r'), ['train', '--out', '/r', '--resume']);
+  // The editor keeps one core: a run started or resumed from it trains on the others.
+  assert.deepEqual(trainArgs('/d', '/r', { ...a, threads: 3 }).slice(-2), ['--threads', '3']);
+  assert.deepEqual(resumeArgs('/r', '/c', 3), ['train', '--out', '/r', '--resume', '--cache-dir', '/c', '--threads', '3']);
+  assert.deepEqual([editorTrainThreads(8), editorTrainThreads(2), editorTrainThreads(1)], [7, 1, 1]);
   assert.equal(defaultLr('adamw', 'head', false), 1e-3);
   assert.equal(defaultLr('adamw', 'last-k', false), 3e-4);
   assert.equal(defaultLr('adamw', 'full', false), 1e-4);

@@ -17,13 +17,25 @@ export function gemm(k: KernelExports, M: number, N: number, K: number, a: numbe
   const [ars, aks, brs, bcs] = [ta ? 1 : K, ta ? M : 1, tb ? 1 : N, tb ? K : 1];
   // Long inner dimensions (weight gradients sum over all B·T rows) go in slices of K_BLOCK, each
   // accumulated into C, so that a slice of the packed B and of A stays in L1 across a row block.
-  for (let k0 = 0; k0 < K; k0 += K_BLOCK) {
-    const kb = Math.min(K_BLOCK, K - k0);
-    const first = k0 === 0;
-    k.gemm(M, N, kb, a + 4 * k0 * aks, ars, aks, b + 4 * k0 * brs, brs, bcs, c, N, first ? bias : 0, first ? addend : c, scratchSpace(packBytes(kb, N)));
+  // Wide outputs (ViT-B's MLP: N = 3072) go in column blocks of N_BLOCK, so that the packed slice of
+  // B (K_BLOCK × N_BLOCK floats) stays in L2 while every row block of A passes over it; otherwise
+  // each 4 rows of A stream all of it from memory. Each C element still sums its K products in
+  // order, so the result is the same to the bit.
+  for (let n0 = 0; n0 < N; n0 += N_BLOCK) {
+    const nb = Math.min(N_BLOCK, N - n0);
+    for (let k0 = 0; k0 < K; k0 += K_BLOCK) {
+      const kb = Math.min(K_BLOCK, K - k0);
+      const first = k0 === 0;
+      const cn = c + 4 * n0;
+      k.gemm(
+        M, nb, kb, a + 4 * k0 * aks, ars, aks, b + 4 * (k0 * brs + n0 * bcs), brs, bcs, cn, N,
+        first && bias ? bias + 4 * n0 : 0, first ? (addend ? addend + 4 * n0 : 0) : cn, scratchSpace(packBytes(kb, nb)),
+      );
+    }
   }
 }
 const K_BLOCK = 512;
+const N_BLOCK = 256;
 
 function register(k: KernelExports): void {
   registerFused(LINEAR, ({ inputs }) => {

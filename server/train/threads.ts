@@ -1,0 +1,214 @@
+/**
+ * Data-parallel training on worker_threads (`--threads N`, wasm backend): tfjs-backend-wasm runs on
+ * one thread, so each of N−1 workers holds its own wasm backend + fused kernels and a copy of the
+ * model, and every micro-batch is cut into N contiguous slices: the first is computed here, the
+ * others in the workers at the same time. Each worker writes its slice's gradients into its own
+ * region of a SharedArrayBuffer; the slices' gradients are then summed here, weighted by slice size,
+ * in thread order (so a run is deterministic for a given N), and the one optimizer step runs here.
+ * The updated trainable weights go back to the workers through a second SharedArrayBuffer.
+ */
+import * as path from 'path';
+import { Worker } from 'worker_threads';
+import * as tf from '@tensorflow/tfjs-core';
+import type { ViTArch } from '../model/vitConfig';
+import { BatchGradients, SliceGradients, TrainingError } from './runState';
+import { lossAndGrads } from './step';
+import type { ForwardInput, Params } from './vitModel';
+
+/** A trainable parameter's place in the shared weight and gradient buffers (float32 elements). */
+export interface SharedSlot {
+  name: string;
+  shape: number[];
+  offset: number;
+  size: number;
+}
+
+/** What a worker gets at start (trainThread.ts). */
+export interface ThreadInit {
+  index: number;
+  threads: number;
+  arch: ViTArch;
+  smoothing: number;
+  /** Parameters that do not train: their values, once. */
+  frozen: { name: string; shape: number[]; data: Float32Array }[];
+  slots: SharedSlot[];
+  weights: SharedArrayBuffer;
+  /** This worker's gradient region. */
+  grads: SharedArrayBuffer;
+}
+
+export interface SliceRequest {
+  kind: ForwardInput['kind'];
+  fromBlock?: number;
+  shape: number[];
+  x: Float32Array;
+  labels: Int32Array;
+  /** Changes whenever the shared weights were rewritten (after each optimizer step). */
+  weightsVersion: number;
+}
+
+export type ThreadReply = { ready: true } | { loss: number; correct: number } | { error: string };
+
+/** Sizes of N contiguous slices of n images (the first ones one larger when n is not a multiple of N). */
+export function sliceSizes(n: number, threads: number): number[] {
+  return Array.from({ length: threads }, (_, i) => Math.floor(n / threads) + (i < n % threads ? 1 : 0));
+}
+
+/** The worker's entry: the bundle's dist/trainThread.js, or the TypeScript source under tsx (tests, benchmarks). */
+function threadEntry(): { file: string; eval: boolean } {
+  if (__filename.endsWith('.ts')) {
+    const source = path.join(__dirname, 'trainThread.ts');
+    const tsx = 'tsx/cjs'; // a variable: the bundle (where this branch never runs) must not resolve it
+    return { file: `require(${JSON.stringify(require.resolve(tsx))}); require(${JSON.stringify(source)});`, eval: true };
+  }
+  return { file: path.join(__dirname, 'trainThread.js'), eval: false };
+}
+
+interface Pending {
+  resolve: (r: { loss: number; correct: number }) => void;
+  reject: (e: Error) => void;
+}
+
+export class DataParallel {
+  private version = 0;
+  /** The trainable variables' tensors as last written to the shared weights (dataIds change on assign). */
+  private written: object[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private broken?: Error;
+
+  private constructor(
+    readonly threads: number,
+    private readonly workers: Worker[],
+    private readonly slots: SharedSlot[],
+    private readonly weights: Float32Array,
+    private readonly grads: Float32Array[],
+    private readonly params: Params,
+    private readonly arch: ViTArch,
+    private readonly smoothing: number,
+  ) {
+    workers.forEach((w, i) => {
+      w.on('message', (m: ThreadReply) => {
+        const p = this.pending.get(i);
+        if (!p) return;
+        this.pending.delete(i);
+        if ('error' in m) p.reject(new TrainingError(`training thread ${i + 2} of ${threads} failed: ${m.error}`));
+        else if ('loss' in m) p.resolve(m);
+      });
+      const fail = (e: Error) => {
+        this.broken ??= new TrainingError(`training thread ${i + 2} of ${threads} failed: ${e.message}`);
+        this.pending.get(i)?.reject(this.broken);
+        this.pending.delete(i);
+      };
+      w.on('error', fail);
+      w.on('exit', (code) => fail(new Error(`it exited (code ${code})`)));
+    });
+  }
+
+  /** Starts `threads − 1` workers, each with its own wasm backend and a copy of the model. */
+  static async start(threads: number, params: Params, trainable: readonly string[], arch: ViTArch, smoothing: number): Promise<DataParallel> {
+    const slots: SharedSlot[] = [];
+    let total = 0;
+    for (const name of trainable) {
+      const v = params.get(name)!;
+      slots.push({ name, shape: v.shape.slice(), offset: total, size: v.size });
+      total += v.size;
+    }
+    const trainableSet = new Set(trainable);
+    const frozen = [...params].filter(([n]) => !trainableSet.has(n)).map(([name, v]) => ({ name, shape: v.shape.slice(), data: v.dataSync() as Float32Array }));
+    const weightsBuffer = new SharedArrayBuffer(total * 4);
+    const gradBuffers = Array.from({ length: threads - 1 }, () => new SharedArrayBuffer(total * 4));
+    const entry = threadEntry();
+    const workers: Worker[] = [];
+    try {
+      for (let i = 1; i < threads; i++) {
+        const init: ThreadInit = { index: i, threads, arch, smoothing, frozen, slots, weights: weightsBuffer, grads: gradBuffers[i - 1] };
+        workers.push(new Worker(entry.file, { eval: entry.eval, workerData: init }));
+      }
+      await Promise.all(workers.map((w, i) => new Promise<void>((resolve, reject) => {
+        const onExit = (code: number) => reject(new Error(`thread ${i + 2} exited (code ${code}) while starting`));
+        w.once('message', (m: ThreadReply) => {
+          w.off('exit', onExit);
+          if ('error' in m) reject(new Error(`thread ${i + 2}: ${m.error}`));
+          else resolve();
+        });
+        w.once('error', reject);
+        w.once('exit', onExit);
+      })));
+    } catch (e) {
+      await Promise.all(workers.map((w) => w.terminate()));
+      throw new TrainingError(`could not start ${threads} training threads: ${(e as Error).message}`);
+    }
+    return new DataParallel(threads, workers, slots, new Float32Array(weightsBuffer), gradBuffers.map((b) => new Float32Array(b)), params, arch, smoothing);
+  }
+
+  /** Copies the trainable weights into the shared buffer when the optimizer has changed them since the last copy. */
+  private shareWeights(): void {
+    const vars = this.slots.map((s) => this.params.get(s.name)!);
+    if (vars.every((v, i) => v.dataId === this.written[i])) return;
+    vars.forEach((v, i) => this.weights.set(v.dataSync() as Float32Array, this.slots[i].offset));
+    this.written = vars.map((v) => v.dataId);
+    this.version++;
+  }
+
+  /** Loss and gradients of one micro-batch as one part per non-empty slice, in thread order. */
+  async gradients(input: ForwardInput, labels: Int32Array): Promise<SliceGradients[]> {
+    if (this.broken) throw this.broken;
+    this.shareWeights();
+    const sizes = sliceSizes(labels.length, this.threads);
+    const x = input.x.dataSync() as Float32Array;
+    const per = x.length / Math.max(1, labels.length);
+    const rest = input.x.shape.slice(1);
+    const replies: Promise<{ loss: number; correct: number }>[] = [];
+    let start = sizes[0];
+    for (let t = 1; t < this.threads; t++) {
+      const n = sizes[t];
+      if (n) {
+        const request: SliceRequest = {
+          kind: input.kind, fromBlock: input.kind === 'tokens' ? input.fromBlock : undefined, shape: [n, ...rest],
+          x: x.slice(start * per, (start + n) * per), labels: labels.slice(start, start + n), weightsVersion: this.version,
+        };
+        replies.push(new Promise((resolve, reject) => {
+          this.pending.set(t - 1, { resolve, reject });
+          this.workers[t - 1].postMessage(request, [request.x.buffer as ArrayBuffer, request.labels.buffer as ArrayBuffer]);
+        }));
+      } else {
+        replies.push(Promise.resolve({ loss: 0, correct: 0 }));
+      }
+      start += n;
+    }
+    // This thread's slice, computed while the workers compute theirs.
+    let own: BatchGradients | undefined;
+    let ownError: unknown;
+    if (sizes[0]) {
+      try {
+        const xs = tf.tidy(() => input.x.slice(0, sizes[0]));
+        const sliceInput = { ...input, x: xs } as ForwardInput;
+        own = lossAndGrads(this.params, this.arch, this.slots.map((s) => s.name), sliceInput, labels.slice(0, sizes[0]), this.smoothing);
+        xs.dispose();
+      } catch (e) {
+        ownError = e;
+      }
+    }
+    const settled = await Promise.allSettled(replies);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed || ownError) {
+      if (own) for (const g of own.grads.values()) g.dispose();
+      throw failed ? failed.reason : ownError;
+    }
+    const parts: SliceGradients[] = [];
+    if (own) parts.push({ ...own, n: sizes[0] });
+    settled.forEach((s, i) => {
+      const n = sizes[i + 1];
+      if (!n || s.status !== 'fulfilled') return;
+      const region = this.grads[i];
+      const grads = new Map(this.slots.map((slot) => [slot.name, tf.tensor(region.subarray(slot.offset, slot.offset + slot.size), slot.shape)]));
+      parts.push({ loss: s.value.loss, correct: s.value.correct, grads, n });
+    });
+    return parts;
+  }
+
+  async close(): Promise<void> {
+    this.broken ??= new TrainingError('training threads closed');
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
