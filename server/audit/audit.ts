@@ -134,7 +134,7 @@ export async function auditDataset(engine: Engine, dataset: string, opts: AuditO
   t0 = Date.now();
   const K = ds.classes.length;
   progress({ stage: 'folds', message: `cross-validation 0/${folds} folds`, fraction: 0 });
-  const probs = outOfFoldProbabilities(X, dim, labels, K, {
+  const probs = await outOfFoldProbabilities(X, dim, labels, K, {
     folds,
     seed,
     signal: opts.signal,

@@ -3,10 +3,17 @@
  * run once per image and its output stored on disk, keyed by (backbone, preprocessing) and the image
  * file's content hash. Later epochs and later runs on the same data read the cache instead of
  * decoding and running the backbone again. Nothing is held in memory beyond one batch.
+ *
+ * Finding an image's entry needs its content hash; hashing 10,000 images on every run took most of a
+ * cached audit. So, as make and rsync do, a file whose path, size and modification time (ns) are
+ * those of the last run keeps the hash it had then (INDEX_FILE, one per backbone key). Known limit:
+ * a file rewritten with different content but the same size and mtime (e.g. `touch -r`) keeps its
+ * old features until its size or mtime changes.
  */
 import { promises as fs } from 'fs';
-import { hashFile } from '../util/hashFile';
 import * as path from 'path';
+import { writeFileAtomic } from '../util/atomicFile';
+import { hashFile } from '../util/hashFile';
 import type { Sample, SkippedFile } from './datasetFolder';
 import type { PixelLoader } from './imageLoader';
 
@@ -24,6 +31,20 @@ export interface FeatureCacheOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** Per backbone key: absolute image path → [`size:mtimeNs`, content hash] as of the last run. */
+export const INDEX_FILE = 'files.json';
+
+type HashIndex = Record<string, [stamp: string, hash: string]>;
+
+async function readIndex(file: string): Promise<HashIndex> {
+  try {
+    const index: unknown = JSON.parse(await fs.readFile(file, 'utf8'));
+    return index && typeof index === 'object' && !Array.isArray(index) ? (index as HashIndex) : {};
+  } catch {
+    return {}; // missing or torn by a crash: every file is hashed again
+  }
+}
+
 export class FeatureCache {
   private readonly fileOf = new Map<string, string>();
 
@@ -34,6 +55,9 @@ export class FeatureCache {
     const cache = new FeatureCache(opts);
     const dir = path.join(opts.cacheDir, opts.key);
     await fs.mkdir(dir, { recursive: true });
+    const indexFile = path.join(dir, INDEX_FILE);
+    const index = await readIndex(indexFile);
+    let indexChanged = false;
     const kept: Sample[] = [];
     const skipped: SkippedFile[] = [];
     let pending: { sample: Sample; target: string; pixels: Float32Array }[] = [];
@@ -57,7 +81,15 @@ export class FeatureCache {
     for (const sample of samples) {
       let hash: string;
       try {
-        hash = await hashFile(sample.file);
+        const st = await fs.stat(sample.file, { bigint: true });
+        const stamp = `${st.size}:${st.mtimeNs}`;
+        const known = index[sample.file];
+        if (st.isFile() && Array.isArray(known) && known[0] === stamp && typeof known[1] === 'string') hash = known[1];
+        else {
+          hash = await hashFile(sample.file);
+          index[sample.file] = [stamp, hash];
+          indexChanged = true;
+        }
       } catch (e) {
         skipped.push({ file: sample.file, reason: `cannot read (${(e as Error).message})` });
         continue;
@@ -78,6 +110,9 @@ export class FeatureCache {
       opts.onProgress?.(++done, samples.length);
     }
     await flush();
+    // Written after the features, so an entry never names features that are not on disk yet. Two
+    // runs at once may each drop the other's new entries: that only costs a re-hash next time.
+    if (indexChanged) await writeFileAtomic(indexFile, JSON.stringify(index)).catch(() => undefined);
     return { cache, kept, skipped, computed };
   }
 
