@@ -126,6 +126,7 @@ describe('audit panel in headless Chromium', { skip: skipBrowser }, () => {
     await page.locator('#tab-duplicates').click();
     assert.equal(await page.locator('#list > li.group').count(), 2);
     assert.equal(await page.locator('#list > li.group.conflicting').count(), 1);
+    assert.match((await page.locator('#explain').textContent()) ?? '', /16×16 pixel thumbnails .*not by the model’s features/, 'the panel says what duplicates are compared by');
     assert.match((await page.locator('#list > li.group').first().textContent()) ?? '', /conflicting labels: Sandal \/ Sneaker/);
     assert.match((await page.locator('#list > li.group').nth(1).textContent()) ?? '', /identical files/);
     await page.locator('#list > li.group').first().locator('.group-head button.ignore').click();
