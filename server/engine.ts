@@ -20,7 +20,7 @@ import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttentio
 import { renderOverlayPng } from './explain/overlay';
 import { Colormap, COLORMAPS } from './explain/colormaps';
 import { Dtype, FEATURES_NAME, HEAD_FUSIONS } from './model/onnxBuilder';
-import type { ModelInfo, Prediction } from './protocol';
+import type { ModelInfo, Prediction, TrainingDataNote } from './protocol';
 import { fsPath } from './util/fileNames';
 
 export interface EngineOptions {
@@ -63,7 +63,7 @@ export interface ClassifiedImage {
    * model): the image's distance to its nearest training images, and the threshold 99% of the
    * training images stay under; `unlike` when it is above.
    */
-  trainingData?: { distance: number; threshold: number; unlike: boolean };
+  trainingData?: TrainingDataNote;
 }
 
 export interface ImageFailure {

@@ -144,8 +144,16 @@ export const ClassifyParamsSchema: v.GenericSchema<unknown, ClassifyParams> = ob
   }),
 );
 
+/** An image's distance to the model's training sample, the threshold 99% of training images stay under, and whether it is above. */
+export interface TrainingDataNote {
+  distance: number;
+  threshold: number;
+  unlike: boolean;
+}
+
 export interface ClassifyResult {
-  results: { image: string; predictions: Prediction[]; logits: number[] }[];
+  /** trainingData: see ClassifiedImage (server/engine.ts); only for models that carry a training sample. */
+  results: { image: string; predictions: Prediction[]; logits: number[]; trainingData?: TrainingDataNote }[];
   /** Images that could not be classified, each with a message naming the file and the problem. */
   failures: { image: string; error: string }[];
 }
