@@ -51,6 +51,8 @@ export interface AuditOptions {
   runModel?: <T>(work: () => Promise<T>) => Promise<T>;
   signal?: AbortSignal;
   onProgress?: (p: { stage: 'features' | 'folds' | 'neighbours'; message: string; fraction: number }) => void;
+  /** The features and labels the heads are trained on (bench:audit hands them to the scikit-learn peer). */
+  onFeatures?: (features: Float32Array, dim: number, labels: Int32Array) => void;
 }
 
 export const auditFileOf = (dataset: string, outDir?: string): string => path.join(path.resolve(outDir ?? path.join(dataset, '.vit-lens')), AUDIT_FILE);
@@ -129,6 +131,7 @@ export async function auditDataset(engine: Engine, dataset: string, opts: AuditO
   }
   const labels = Int32Array.from(samples, (s) => s.label);
   const featureSeconds = (Date.now() - t0) / 1000;
+  opts.onFeatures?.(X, dim, labels);
 
   // 2. Out-of-fold probabilities and confident learning.
   t0 = Date.now();
