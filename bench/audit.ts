@@ -55,19 +55,21 @@ async function main(): Promise<void> {
     }
     // The peer the issue names: cleanlab's recipe (scikit-learn cross_val_predict + confident learning) on the same features, same run.
     const { X, dim, labels } = kept!;
+    const cpu0 = process.cpuUsage();
     let t1 = performance.now();
     const probs = await outOfFoldProbabilities(X, dim, labels, r.classes.length, { folds: 5, seed: 0 });
     const oursHeads = (performance.now() - t1) / 1000;
     t1 = performance.now();
     const flagged = rankedLabelIssues(labels, probs, r.classes.length).map((x) => x.index);
     const oursCl = (performance.now() - t1) / 1000;
+    const oursCpu = process.cpuUsage(cpu0);
     fs.writeFileSync(path.join(tmp, 'features.f32'), new Uint8Array(X.buffer, X.byteOffset, X.byteLength));
     fs.writeFileSync(path.join(tmp, 'labels.json'), JSON.stringify(Array.from(labels)));
     fs.writeFileSync(path.join(tmp, 'ours.json'), JSON.stringify(flagged));
     const peer = JSON.parse(execFileSync('/usr/bin/python3', [path.join(__dirname, '..', 'scripts', 'audit_peer.py'), path.join(tmp, 'features.f32'), path.join(tmp, 'labels.json'), String(dim), path.join(tmp, 'ours.json')], { encoding: 'utf8' }));
     const ours = oursHeads + oursCl;
     const theirs = peer.heads + peer.confidentLearning;
-    console.log(`heads + confident learning on the same ${labels.length} × ${dim} features: ours ${oursHeads.toFixed(2)} + ${oursCl.toFixed(2)} s, scikit-learn cross_val_predict + numpy confident learning ${peer.heads.toFixed(2)} + ${peer.confidentLearning.toFixed(2)} s: ${(theirs / ours).toFixed(2)}× (flagged ${flagged.length} vs ${peer.flagged}, ${peer.common} in common)`);
+    console.log(`heads + confident learning on the same ${labels.length} × ${dim} features: ours ${oursHeads.toFixed(2)} + ${oursCl.toFixed(2)} s, scikit-learn cross_val_predict + numpy confident learning ${peer.heads.toFixed(2)} + ${peer.confidentLearning.toFixed(2)} s (CPU ${((oursCpu.user + oursCpu.system) / 1e6).toFixed(2)} s vs ${peer.cpu.toFixed(2)} s); theirs ÷ ours: wall ${(theirs / ours).toFixed(2)}×, CPU ${(peer.cpu / ((oursCpu.user + oursCpu.system) / 1e6)).toFixed(2)}× (flagged ${flagged.length} vs ${peer.flagged}, ${peer.common} in common)`);
     const flips = new Set(planted.flips.map((f) => f.file));
     const issues = r.labelIssues.map((l) => l.file);
     // A planted pair counts as found when one group holds both files (at 10,000 images a pair can join a group of natural near-duplicates).
