@@ -124,11 +124,10 @@ export async function auditDataset(engine: Engine, dataset: string, opts: AuditO
   if (n < folds) throw new Error(`${root}: ${n} readable images; the audit needs at least ${folds} (one per fold)`);
   const X = new Float32Array(n * dim);
   const T = new Float32Array(n * thumbSize);
-  for (let i = 0; i < n; i++) {
-    const v = await built.cache.load(samples[i]);
+  await built.cache.loadAll(samples, (i, v) => {
     X.set(v.subarray(0, dim), i * dim);
     T.set(v.subarray(dim), i * thumbSize);
-  }
+  });
   const labels = Int32Array.from(samples, (s) => s.label);
   const featureSeconds = (Date.now() - t0) / 1000;
   opts.onFeatures?.(X, dim, labels);

@@ -36,6 +36,9 @@ export const INDEX_FILE = 'files.json';
 
 type HashIndex = Record<string, [stamp: string, hash: string]>;
 
+/** Samples whose files are looked up at once. */
+const PROBE = 64;
+
 async function readIndex(file: string): Promise<HashIndex> {
   try {
     const index: unknown = JSON.parse(await fs.readFile(file, 'utf8'));
@@ -77,8 +80,9 @@ export class FeatureCache {
       computed += n;
       pending = [];
     };
-    let done = 0;
-    for (const sample of samples) {
+    // Where each sample's entry is and whether it exists, for PROBE samples at a time: one by one,
+    // the stat and read round trips through libuv's thread pool took most of a cached audit.
+    const probe = async (sample: Sample): Promise<{ target: string; cached: boolean } | { error: string }> => {
       let hash: string;
       try {
         const st = await fs.stat(sample.file, { bigint: true });
@@ -91,23 +95,35 @@ export class FeatureCache {
           indexChanged = true;
         }
       } catch (e) {
-        skipped.push({ file: sample.file, reason: `cannot read (${(e as Error).message})` });
-        continue;
+        return { error: `cannot read (${(e as Error).message})` };
       }
       const target = path.join(dir, `${hash}.f32`);
-      cache.fileOf.set(sample.file, target);
       const st = await fs.stat(target).catch(() => undefined);
-      if (!st || st.size !== opts.size * 4) {
-        try {
-          pending.push({ sample, target, pixels: await opts.loader(sample) });
-        } catch (e) {
-          skipped.push({ file: sample.file, reason: (e as Error).message });
+      return { target, cached: !!st && st.size === opts.size * 4 };
+    };
+    let done = 0;
+    for (let start = 0; start < samples.length; start += PROBE) {
+      const chunk = samples.slice(start, start + PROBE);
+      const probed = await Promise.all(chunk.map(probe));
+      for (const [i, sample] of chunk.entries()) {
+        const p = probed[i];
+        if ('error' in p) {
+          skipped.push({ file: sample.file, reason: p.error });
           continue;
         }
-        if (pending.length >= opts.batchSize) await flush();
+        cache.fileOf.set(sample.file, p.target);
+        if (!p.cached) {
+          try {
+            pending.push({ sample, target: p.target, pixels: await opts.loader(sample) });
+          } catch (e) {
+            skipped.push({ file: sample.file, reason: (e as Error).message });
+            continue;
+          }
+          if (pending.length >= opts.batchSize) await flush();
+        }
+        kept.push(sample);
+        opts.onProgress?.(++done, samples.length);
       }
-      kept.push(sample);
-      opts.onProgress?.(++done, samples.length);
     }
     await flush();
     // Written after the features, so an entry never names features that are not on disk yet. Two
@@ -120,6 +136,14 @@ export class FeatureCache {
   contentHash(sample: Sample): string | undefined {
     const file = this.fileOf.get(sample.file);
     return file && path.basename(file, '.f32');
+  }
+
+  /** Entries of several samples, read PROBE at a time. */
+  async loadAll(samples: Sample[], into: (i: number, values: Float32Array) => void): Promise<void> {
+    for (let start = 0; start < samples.length; start += PROBE) {
+      const values = await Promise.all(samples.slice(start, start + PROBE).map((s) => this.load(s)));
+      values.forEach((v, i) => into(start + i, v));
+    }
   }
 
   async load(sample: Sample): Promise<Float32Array> {
