@@ -21,7 +21,7 @@ import { BackendName, initBackend } from './backend';
 import { loadCheckpoint, LoopState, saveCheckpoint } from './checkpoint';
 import { classCoverageWarnings, Dataset, Sample, scanDataset, SkippedFile } from './datasetFolder';
 import { evaluate, Evaluation } from './evaluate';
-import { exportHfFolder } from './exportModel';
+import { exportHfFolder, writeTrainingSampleOf } from './exportModel';
 import { FeatureCache } from './featureCache';
 import { isTempFileName, removeOrphanTempFiles } from '../util/atomicFile';
 import { hashFile } from '../util/hashFile';
@@ -260,6 +260,7 @@ async function trainLocked(opts: TrainOptions, log: (line: string) => void): Pro
       if (opts.exportAtEnd !== false && (await exists(checkpointFile(runDir, 'best')))) {
         const { weights } = await loadCheckpoint(checkpointFile(runDir, 'best'));
         await exportHfFolder(exportDir(runDir), arch, weights, data.classes, pre, { vit_lens: { bestEpoch: info.bestEpoch, bestValAcc: info.bestValAcc } });
+        await writeTrainingSampleOf(exportDir(runDir), data.train, pre);
       }
     } finally {
       await release();
