@@ -105,8 +105,16 @@ export interface ClassifyParams extends WithProgress {
   topK?: number;
 }
 
+/** An image's distance to the model's training sample, the threshold 99% of training images stay under, and whether it is above. */
+export interface TrainingDataNote {
+  distance: number;
+  threshold: number;
+  unlike: boolean;
+}
+
 export interface ClassifyResult {
-  results: { image: string; predictions: Prediction[]; logits: number[] }[];
+  /** trainingData: see ClassifiedImage (server/engine.ts); only for models that carry a training sample. */
+  results: { image: string; predictions: Prediction[]; logits: number[]; trainingData?: TrainingDataNote }[];
   /** Images that could not be classified, each with a message naming the file and the problem. */
   failures: { image: string; error: string }[];
 }

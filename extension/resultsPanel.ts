@@ -158,10 +158,12 @@ export class ResultsPanel extends Disposable {
       try {
         const r = await this.host.worker.classify(model, { images: this.state.rows.map((row) => row.path), topK: this.host.settings().topK }, cts.token);
         if (cts.token.isCancellationRequested || this.isDisposed) return;
-        const byImage = new Map(r.results.map((x) => [x.image, x.predictions]));
+        const byImage = new Map(r.results.map((x) => [x.image, x]));
         const failed = new Map(r.failures.map((f) => [f.image, f.error]));
         for (const row of this.state.rows) {
-          row.predictions = byImage.get(row.path);
+          const result = byImage.get(row.path);
+          row.predictions = result?.predictions;
+          row.unlikeTraining = result?.trainingData?.unlike ? { distance: result.trainingData.distance, threshold: result.trainingData.threshold } : undefined;
           row.error = failed.get(row.path);
         }
         for (const f of r.failures) this.host.log.warn(f.error);
@@ -311,6 +313,10 @@ export function initialState(s: Settings): PanelState {
 }
 
 /** The webview's saved state, kept only where it is well-formed and names image files that still exist. */
+/** A saved "unlike the training data" note, if well-formed. */
+const savedNote = (n: unknown): ImageRow['unlikeTraining'] =>
+  typeof n === 'object' && n !== null && Number.isFinite((n as { distance?: unknown }).distance) && Number.isFinite((n as { threshold?: unknown }).threshold) ? { distance: (n as { distance: number }).distance, threshold: (n as { threshold: number }).threshold } : undefined;
+
 export function restoreState(saved: unknown, s: Settings): PanelState {
   const state = initialState(s);
   if (typeof saved !== 'object' || saved === null) return state;
@@ -319,7 +325,7 @@ export function restoreState(saved: unknown, s: Settings): PanelState {
     ? v.rows
         .filter((r): r is ImageRow => typeof r?.path === 'string' && path.isAbsolute(r.path) && isImagePath(r.path) && fs.existsSync(r.path))
         .slice(0, 1000)
-        .map((r) => ({ path: r.path, name: displayName(r.path), src: '', predictions: Array.isArray(r.predictions) ? r.predictions : undefined, error: typeof r.error === 'string' ? r.error : undefined }))
+        .map((r) => ({ path: r.path, name: displayName(r.path), src: '', predictions: Array.isArray(r.predictions) ? r.predictions : undefined, unlikeTraining: savedNote(r.unlikeTraining), error: typeof r.error === 'string' ? r.error : undefined }))
     : [];
   state.rows = rows;
   state.mode = v.mode === 'explain' ? 'explain' : 'classify';

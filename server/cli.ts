@@ -121,6 +121,11 @@ function progressPrinter(json: boolean): (p: ProgressEvent) => void {
   };
 }
 
+/** Classify's note for an image unlike the model's training sample (server/model/trainingSample.ts). */
+function unlikeTrainingNote(t: { distance: number; threshold: number }): string {
+  return `  note: unlike the training data (distance ${t.distance.toFixed(2)} to its nearest training images; 99% of them are within ${t.threshold.toFixed(2)}): these labels say little`;
+}
+
 function formatPredictions(preds: Prediction[]): string {
   return preds.map((p) => `  ${(p.score * 100).toFixed(1).padStart(5)}%  ${p.label}`).join('\n');
 }
@@ -226,7 +231,7 @@ async function main(argv: string[]): Promise<number> {
       if (json) {
         process.stdout.write(JSON.stringify(failures.length ? { results, failures } : { results }) + '\n');
       } else {
-        for (const r of results) process.stdout.write(`${displayPath(r.image)}\n${formatPredictions(r.predictions)}\n`);
+        for (const r of results) process.stdout.write(`${displayPath(r.image)}\n${formatPredictions(r.predictions)}\n${r.trainingData?.unlike ? `${unlikeTrainingNote(r.trainingData)}\n` : ''}`);
       }
       return failures.length ? 1 : 0;
     }

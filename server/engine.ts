@@ -11,14 +11,16 @@ import { Semaphore } from 'async-mutex';
 import { decodeImageFile, DecodedImage, peekImageSize, resizeForModel, toPixelValues } from './preprocess';
 import { classifyBatchSize } from './batchSize';
 import { cleanOrtMessage, ProviderBackend, Provider, ProviderPreference, softmax, VitSession } from './inference';
+import { thumbnail } from './audit/thumbnail';
 import { defaultCacheDir } from './model/hub';
+import { readTrainingSample, trainingSampleScorer } from './model/trainingSample';
 import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource';
 import { relevanceMap, RelevanceSession } from './explain/relevance';
 import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
 import { renderOverlayPng } from './explain/overlay';
 import { COLORMAPS, EXPLAIN_METHODS, HEAD_FUSIONS, type Dtype, type ExplainMethod } from '../common/options';
 import { FEATURES_NAME } from './model/onnxBuilder';
-import type { ExplainParams, ModelInfo, Prediction } from '../common/workerRequests';
+import type { ExplainParams, ModelInfo, Prediction, TrainingDataNote } from '../common/workerRequests';
 import { fsPath } from './util/fileNames';
 
 export interface EngineOptions {
@@ -56,6 +58,12 @@ export interface ClassifiedImage {
   image: string;
   predictions: Prediction[];
   logits: number[];
+  /**
+   * Only for models whose folder carries a training sample (training_sample.json, e.g. the built-in
+   * model): the image's distance to its nearest training images, and the threshold 99% of the
+   * training images stay under; `unlike` when it is above.
+   */
+  trainingData?: TrainingDataNote;
 }
 
 export interface ImageFailure {
@@ -101,6 +109,8 @@ interface Loaded {
   session: VitSession;
   /** Names the network's weights for feature caches: the built graph's content key, or the ONNX bytes' hash. */
   weightsKey: string;
+  /** Distance of a thumbnail to the model folder's training sample, with its threshold (trainingSample.ts). */
+  trainingSample?: { score: (thumb: Float32Array) => number; threshold: number };
 }
 
 export class Engine {
@@ -149,7 +159,11 @@ export class Engine {
     // Only replace the current model once the new one is ready: a failed load keeps the old one.
     const previous = this.loaded;
     const weightsKey = resolved.build ? path.basename(resolved.build.file, '.onnx') : createHash('sha256').update(resolved.onnx).digest('hex');
-    this.loaded = { resolved, session, weightsKey };
+    // A model folder may carry a sample of its training images; a broken one only loses the note.
+    const folder = (await fs.stat(resolved.spec).catch(() => undefined))?.isDirectory() ? resolved.spec : undefined;
+    const sample = folder ? await readTrainingSample(folder).catch((e: Error) => void opts.onWarning?.(e.message)) : undefined;
+    const trainingSample = sample ? { score: trainingSampleScorer(sample), threshold: sample.threshold } : undefined;
+    this.loaded = { resolved, session, weightsKey, trainingSample };
     this.lastRun = undefined;
     const oldRelevance = this.relevance;
     this.relevance = undefined;
@@ -218,9 +232,16 @@ export class Engine {
       });
       if (ok.length === 0) continue;
       const out = await this.runBatch(ok.map((o) => o.pixels));
+      const sample = this.loaded?.trainingSample;
+      const [h, w] = m.preprocess.size;
       ok.forEach((o, i) => {
         const logits = out.logits.subarray(i * out.numClasses, (i + 1) * out.numClasses);
-        results.push({ image: o.file, predictions: topPredictions(logits, m.labels, topK), logits: Array.from(logits) });
+        const r: ClassifiedImage = { image: o.file, predictions: topPredictions(logits, m.labels, topK), logits: Array.from(logits) };
+        if (sample) {
+          const distance = sample.score(thumbnail(o.pixels, 0, h, w));
+          r.trainingData = { distance, threshold: sample.threshold, unlike: distance > sample.threshold };
+        }
+        results.push(r);
       });
     }
     return { results, failures };

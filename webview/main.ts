@@ -160,10 +160,14 @@ function renderDemoNote(): void {
     if (img.colour) unlike.push('in colour');
     if (Math.max(img.width, img.height) > DEMO_MAX_SIDE) unlike.push(`${img.width}×${img.height} px`);
   }
-  ui.demoNote.hidden = unlike.length === 0;
+  // From classify: the model's training sample says the image is far from every training image.
+  const far = row && !row.error ? row.unlikeTraining : undefined;
+  ui.demoNote.hidden = unlike.length === 0 && !far;
   ui.demoNote.textContent = unlike.length
     ? `This image is ${unlike.join(' and ')}, unlike the 28×28 grey clothing images the built-in demo model learned from: it can only answer one of 10 clothing classes, so these labels say little. For photos, pick an ImageNet model with “ViT Lens: Select Model…” (e.g. google/vit-base-patch16-224).`
-    : '';
+    : far
+      ? `This image is unlike the training data of this model (distance ${far.distance.toFixed(2)} to its nearest training images; 99% of them are within ${far.threshold.toFixed(2)}): its labels say little here.`
+      : '';
 }
 
 // ---- rendering ----

@@ -9,6 +9,8 @@ export const AUDIT_TABS: readonly AuditTab[] = ['labelIssues', 'duplicates', 'ou
 
 export interface AuditViewData {
   folder: string;
+  /** The audit.json shown (kept in the webview state, so a window reload reopens it). */
+  file: string;
   model: string;
   images: number;
   classes: string[];
@@ -46,6 +48,8 @@ export const SORTS: Record<AuditTab, readonly string[]> = {
 export interface ViewState {
   tab: AuditTab;
   sort: Record<AuditTab, string>;
+  /** The audit.json shown, for the panel serializer. */
+  file?: string;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -76,7 +80,7 @@ export function parseViewState(v: unknown): ViewState {
   const tab = isObject(v) && AUDIT_TABS.includes(v.tab as AuditTab) ? (v.tab as AuditTab) : 'labelIssues';
   const saved = isObject(v) && isObject(v.sort) ? v.sort : {};
   const sort = Object.fromEntries(AUDIT_TABS.map((t) => [t, SORTS[t].includes(saved[t] as string) ? (saved[t] as string) : 'worst'])) as Record<AuditTab, string>;
-  return { tab, sort };
+  return { tab, sort, ...(isObject(v) && typeof v.file === 'string' ? { file: v.file } : {}) };
 }
 
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -87,7 +87,9 @@ export type WebviewMessage =
   | { type: 'openImage'; id: number; file: string }
   | { type: 'moveImage'; id: number; file: string }
   | { type: 'undoMove'; id: number; file: string }
-  | { type: 'revealRun'; id: number };
+  | { type: 'revealRun'; id: number }
+  /** ViT: Audit Dataset on the run's dataset folder. */
+  | { type: 'auditDataset'; id: number };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isId = (v: unknown, count: number): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) < count;
@@ -102,7 +104,8 @@ export function parseDashboardMessage(v: unknown, sourceCount: number, hasImage:
     case 'ready':
       return { type: 'ready' };
     case 'revealRun':
-      return isId(v.id, sourceCount) ? { type: 'revealRun', id: v.id } : undefined;
+    case 'auditDataset':
+      return isId(v.id, sourceCount) ? { type: v.type, id: v.id } : undefined;
     case 'openImage':
     case 'moveImage':
     case 'undoMove':

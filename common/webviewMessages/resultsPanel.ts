@@ -35,6 +35,8 @@ export interface ImageRow {
   /** The image as a webview resource URI. */
   src: string;
   predictions?: Prediction[];
+  /** From classify, for models that carry a training sample: the image is unlike their training data. */
+  unlikeTraining?: { distance: number; threshold: number };
   error?: string;
 }
 

@@ -6,12 +6,23 @@ import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
 import { FolderCommand, runOnFolder, withFolderProgress } from '../folderCommand';
 import { AuditRequest } from '../../common/workerRequests';
-import { AuditPanel } from './panel';
+import { AUDIT_VIEW_TYPE, AuditPanel } from './panel';
+import { readSavedAudit } from './saved';
 
 const AUDIT_DATASET: FolderCommand = { title: 'Audit Dataset', openLabel: 'Audit', verb: 'audit', doing: 'auditing' };
 
 export function registerAudit(ctx: Ctx): void {
-  ctx.push(vscode.commands.registerCommand('vitLens.auditDataset', (uri?: unknown) => auditCommand(ctx, uri)));
+  ctx.push(
+    vscode.commands.registerCommand('vitLens.auditDataset', (uri?: unknown) => auditCommand(ctx, uri)),
+    // A window reload reopens the panel on its audit.json (as it is now, with the moves and ignores made).
+    vscode.window.registerWebviewPanelSerializer(AUDIT_VIEW_TYPE, {
+      deserializeWebviewPanel: async (panel, state) => {
+        const report = await readSavedAudit(state);
+        if (report) AuditPanel.revive(ctx, panel, report);
+        else panel.dispose();
+      },
+    }),
+  );
 }
 
 function auditCommand(ctx: Ctx, arg: unknown): Promise<void> {

@@ -47,6 +47,12 @@ export class AuditPanel extends Disposable {
     return new AuditPanel(ctx, panel, report);
   }
 
+  /** After a window reload (the serializer in index.ts). */
+  static revive(ctx: Ctx, panel: vscode.WebviewPanel, report: AuditResult): AuditPanel {
+    ctx.panels.audits.get(report.dataset)?.dispose();
+    return new AuditPanel(ctx, panel, report);
+  }
+
   private constructor(
     private readonly ctx: Ctx,
     private readonly panel: vscode.WebviewPanel,
@@ -79,7 +85,7 @@ export class AuditPanel extends Disposable {
     const m: HostMessage = {
       type: 'data',
       data: {
-        folder: r.dataset, model: r.model, images: r.images, classes: r.classes, baseUri,
+        folder: r.dataset, file: r.file, model: r.model, images: r.images, classes: r.classes, baseUri,
         labelIssues: r.labelIssues, duplicates: r.duplicates, outliers: r.outliers,
         undo: this.undoSteps.at(-1)?.label, ignored: r.decisions.filter((d) => d.action === 'ignore').length,
       },

@@ -145,6 +145,11 @@ export class DashboardPanel extends Disposable {
       case 'revealRun':
         await vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(path.join(this.states[m.id].view.dir, 'run.json')));
         return;
+      case 'auditDataset': {
+        const dataset = this.states[m.id].dataset;
+        if (dataset) await vscode.commands.executeCommand('vitLens.auditDataset', vscode.Uri.file(dataset));
+        return;
+      }
     }
   }
 }

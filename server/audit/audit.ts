@@ -51,6 +51,8 @@ export interface AuditOptions {
   runModel?: <T>(work: () => Promise<T>) => Promise<T>;
   signal?: AbortSignal;
   onProgress?: (p: { stage: 'features' | 'folds' | 'neighbours'; message: string; fraction: number }) => void;
+  /** The features and labels the heads are trained on (bench:audit hands them to the scikit-learn peer). */
+  onFeatures?: (features: Float32Array, dim: number, labels: Int32Array) => void;
 }
 
 export const auditFileOf = (dataset: string, outDir?: string): string => path.join(path.resolve(outDir ?? path.join(dataset, '.vit-lens')), AUDIT_FILE);
@@ -122,19 +124,19 @@ export async function auditDataset(engine: Engine, dataset: string, opts: AuditO
   if (n < folds) throw new Error(`${root}: ${n} readable images; the audit needs at least ${folds} (one per fold)`);
   const X = new Float32Array(n * dim);
   const T = new Float32Array(n * thumbSize);
-  for (let i = 0; i < n; i++) {
-    const v = await built.cache.load(samples[i]);
+  await built.cache.loadAll(samples, (i, v) => {
     X.set(v.subarray(0, dim), i * dim);
     T.set(v.subarray(dim), i * thumbSize);
-  }
+  });
   const labels = Int32Array.from(samples, (s) => s.label);
   const featureSeconds = (Date.now() - t0) / 1000;
+  opts.onFeatures?.(X, dim, labels);
 
   // 2. Out-of-fold probabilities and confident learning.
   t0 = Date.now();
   const K = ds.classes.length;
   progress({ stage: 'folds', message: `cross-validation 0/${folds} folds`, fraction: 0 });
-  const probs = outOfFoldProbabilities(X, dim, labels, K, {
+  const probs = await outOfFoldProbabilities(X, dim, labels, K, {
     folds,
     seed,
     signal: opts.signal,

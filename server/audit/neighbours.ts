@@ -56,13 +56,15 @@ export async function neighbours(U: Float32Array, n: number, dim: number, opts: 
   // Each row's k largest similarities so far, unsorted, with the position of the smallest.
   const top = new Float64Array(n * k).fill(-Infinity);
   const minAt = new Int32Array(n);
+  // The smallest of each row's k, so that the n²/2 pairs' common case is one comparison, not a call.
+  const floor = new Float64Array(n).fill(-Infinity);
   const push = (i: number, s: number) => {
     const base = i * k;
-    if (s <= top[base + minAt[i]]) return;
     top[base + minAt[i]] = s;
     let m = 0;
     for (let t = 1; t < k; t++) if (top[base + t] < top[base + m]) m = t;
     minAt[i] = m;
+    floor[i] = top[base + m];
   };
   const pairs: [number, number, number][] = [];
   const session = await ort.InferenceSession.create(gemmModel(), { graphOptimizationLevel: 'all', executionMode: 'sequential', interOpNumThreads: 1 });
@@ -81,8 +83,8 @@ export async function neighbours(U: Float32Array, n: number, dim: number, opts: 
           const sim = s[r * rest + c];
           const j = start + c;
           if (sim >= opts.threshold) pairs.push([i, j, sim]);
-          push(i, sim);
-          push(j, sim);
+          if (sim > floor[i]) push(i, sim);
+          if (sim > floor[j]) push(j, sim);
         }
       }
     }

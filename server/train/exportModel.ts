@@ -10,8 +10,12 @@ import type { WeightMap } from '../model/tensor';
 import { hfConfigFromArch, ViTArch, W } from '../model/vitConfig';
 import { writeSafetensors } from '../formats/safetensors';
 import type { PreprocessConfig } from '../preprocess';
+import { THUMB, thumbnail } from '../audit/thumbnail';
+import { buildTrainingSample, writeTrainingSample } from '../model/trainingSample';
 import { writeFileAtomic } from '../util/atomicFile';
 import { loadCheckpoint } from './checkpoint';
+import { scanDataset, type Sample } from './datasetFolder';
+import { folderLoader } from './imageLoader';
 import { checkpointFile, readRunInfo } from './runFiles';
 
 export function preprocessorJson(pre: PreprocessConfig): Record<string, unknown> {
@@ -55,6 +59,35 @@ export async function exportHfFolder(outDir: string, arch: ViTArch, weights: Wei
   await writeFileAtomic(path.join(outDir, 'preprocessor_config.json'), JSON.stringify(preprocessorJson(pre), null, 2) + '\n');
 }
 
+/** Training images per class in an export's training sample (decoding them is the cost, at the end of a run). */
+const SAMPLE_PER_CLASS = 100;
+
+/**
+ * training_sample.json for an exported model (server/model/trainingSample.ts): thumbnails of up to
+ * SAMPLE_PER_CLASS training images per class, so that classify can say when an image is unlike them.
+ * Unreadable images are left out; with no more readable images than the 10 neighbours compared, no sample is written.
+ */
+export async function writeTrainingSampleOf(outDir: string, train: Sample[], pre: PreprocessConfig): Promise<boolean> {
+  const perClass = new Map<number, number>();
+  const picked = [...train].sort((a, b) => (a.file < b.file ? -1 : 1)).filter((s) => {
+    const n = perClass.get(s.label) ?? 0;
+    perClass.set(s.label, n + 1);
+    return n < SAMPLE_PER_CLASS;
+  });
+  const load = folderLoader(pre);
+  const [h, w] = pre.size;
+  const thumbs: Float32Array[] = [];
+  for (const s of picked) {
+    const pixels = await load(s).catch(() => undefined);
+    if (pixels) thumbs.push(thumbnail(pixels, 0, h, w));
+  }
+  if (thumbs.length <= 10) return false;
+  const all = new Float32Array(thumbs.length * THUMB * THUMB);
+  thumbs.forEach((t, i) => all.set(t, i * THUMB * THUMB));
+  await writeTrainingSample(outDir, buildTrainingSample(all, thumbs.length));
+  return true;
+}
+
 /** `vit-lens export RUN_DIR --out MODEL_DIR`: the run's best checkpoint (else its latest). */
 export async function exportRun(runDir: string, outDir: string): Promise<{ checkpoint: string }> {
   const info = await readRunInfo(runDir);
@@ -66,5 +99,9 @@ export async function exportRun(runDir: string, outDir: string): Promise<{ check
   await exportHfFolder(outDir, info.architecture, weights, info.classes, info.preprocess, {
     vit_lens: { run: path.resolve(runDir), checkpoint: path.basename(file), bestEpoch: info.bestEpoch, bestValAcc: info.bestValAcc },
   });
+  // The run's training split, as the trainer drew it; a dataset moved or deleted since only loses the sample.
+  const c = info.config;
+  const ds = c?.dataset ? await scanDataset(c.dataset, { valSplit: c.valSplit, seed: c.seed }).catch(() => undefined) : undefined;
+  if (ds) await writeTrainingSampleOf(outDir, ds.train, info.preprocess);
   return { checkpoint: file };
 }

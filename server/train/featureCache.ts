@@ -3,10 +3,17 @@
  * run once per image and its output stored on disk, keyed by (backbone, preprocessing) and the image
  * file's content hash. Later epochs and later runs on the same data read the cache instead of
  * decoding and running the backbone again. Nothing is held in memory beyond one batch.
+ *
+ * Finding an image's entry needs its content hash; hashing 10,000 images on every run took most of a
+ * cached audit. So, as make and rsync do, a file whose path, size and modification time (ns) are
+ * those of the last run keeps the hash it had then (INDEX_FILE, one per backbone key). Known limit:
+ * a file rewritten with different content but the same size and mtime (e.g. `touch -r`) keeps its
+ * old features until its size or mtime changes.
  */
 import { promises as fs } from 'fs';
-import { hashFile } from '../util/hashFile';
 import * as path from 'path';
+import { writeFileAtomic } from '../util/atomicFile';
+import { hashFile } from '../util/hashFile';
 import type { Sample, SkippedFile } from './datasetFolder';
 import type { PixelLoader } from './imageLoader';
 
@@ -24,6 +31,23 @@ export interface FeatureCacheOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** Per backbone key: absolute image path → [`size:mtimeNs`, content hash] as of the last run. */
+export const INDEX_FILE = 'files.json';
+
+type HashIndex = Record<string, [stamp: string, hash: string]>;
+
+/** Samples whose files are looked up at once. */
+const PROBE = 64;
+
+async function readIndex(file: string): Promise<HashIndex> {
+  try {
+    const index: unknown = JSON.parse(await fs.readFile(file, 'utf8'));
+    return index && typeof index === 'object' && !Array.isArray(index) ? (index as HashIndex) : {};
+  } catch {
+    return {}; // missing or torn by a crash: every file is hashed again
+  }
+}
+
 export class FeatureCache {
   private readonly fileOf = new Map<string, string>();
 
@@ -34,6 +58,9 @@ export class FeatureCache {
     const cache = new FeatureCache(opts);
     const dir = path.join(opts.cacheDir, opts.key);
     await fs.mkdir(dir, { recursive: true });
+    const indexFile = path.join(dir, INDEX_FILE);
+    const index = await readIndex(indexFile);
+    let indexChanged = false;
     const kept: Sample[] = [];
     const skipped: SkippedFile[] = [];
     let pending: { sample: Sample; target: string; pixels: Float32Array }[] = [];
@@ -53,31 +80,55 @@ export class FeatureCache {
       computed += n;
       pending = [];
     };
-    let done = 0;
-    for (const sample of samples) {
+    // Where each sample's entry is and whether it exists, for PROBE samples at a time: one by one,
+    // the stat and read round trips through libuv's thread pool took most of a cached audit.
+    const probe = async (sample: Sample): Promise<{ target: string; cached: boolean } | { error: string }> => {
       let hash: string;
       try {
-        hash = await hashFile(sample.file);
+        const st = await fs.stat(sample.file, { bigint: true });
+        const stamp = `${st.size}:${st.mtimeNs}`;
+        const known = index[sample.file];
+        if (st.isFile() && Array.isArray(known) && known[0] === stamp && typeof known[1] === 'string') hash = known[1];
+        else {
+          hash = await hashFile(sample.file);
+          index[sample.file] = [stamp, hash];
+          indexChanged = true;
+        }
       } catch (e) {
-        skipped.push({ file: sample.file, reason: `cannot read (${(e as Error).message})` });
-        continue;
+        return { error: `cannot read (${(e as Error).message})` };
       }
       const target = path.join(dir, `${hash}.f32`);
-      cache.fileOf.set(sample.file, target);
       const st = await fs.stat(target).catch(() => undefined);
-      if (!st || st.size !== opts.size * 4) {
-        try {
-          pending.push({ sample, target, pixels: await opts.loader(sample) });
-        } catch (e) {
-          skipped.push({ file: sample.file, reason: (e as Error).message });
+      return { target, cached: !!st && st.size === opts.size * 4 };
+    };
+    let done = 0;
+    for (let start = 0; start < samples.length; start += PROBE) {
+      const chunk = samples.slice(start, start + PROBE);
+      const probed = await Promise.all(chunk.map(probe));
+      for (const [i, sample] of chunk.entries()) {
+        const p = probed[i];
+        if ('error' in p) {
+          skipped.push({ file: sample.file, reason: p.error });
           continue;
         }
-        if (pending.length >= opts.batchSize) await flush();
+        cache.fileOf.set(sample.file, p.target);
+        if (!p.cached) {
+          try {
+            pending.push({ sample, target: p.target, pixels: await opts.loader(sample) });
+          } catch (e) {
+            skipped.push({ file: sample.file, reason: (e as Error).message });
+            continue;
+          }
+          if (pending.length >= opts.batchSize) await flush();
+        }
+        kept.push(sample);
+        opts.onProgress?.(++done, samples.length);
       }
-      kept.push(sample);
-      opts.onProgress?.(++done, samples.length);
     }
     await flush();
+    // Written after the features, so an entry never names features that are not on disk yet. Two
+    // runs at once may each drop the other's new entries: that only costs a re-hash next time.
+    if (indexChanged) await writeFileAtomic(indexFile, JSON.stringify(index)).catch(() => undefined);
     return { cache, kept, skipped, computed };
   }
 
@@ -85,6 +136,14 @@ export class FeatureCache {
   contentHash(sample: Sample): string | undefined {
     const file = this.fileOf.get(sample.file);
     return file && path.basename(file, '.f32');
+  }
+
+  /** Entries of several samples, read PROBE at a time. */
+  async loadAll(samples: Sample[], into: (i: number, values: Float32Array) => void): Promise<void> {
+    for (let start = 0; start < samples.length; start += PROBE) {
+      const values = await Promise.all(samples.slice(start, start + PROBE).map((s) => this.load(s)));
+      values.forEach((v, i) => into(start + i, v));
+    }
   }
 
   async load(sample: Sample): Promise<Float32Array> {

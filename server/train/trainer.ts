@@ -18,7 +18,7 @@ import { BackendChoice, BackendName, initBackend } from './backend';
 import { loadCheckpoint, LoopState } from './checkpoint';
 import { classCoverageWarnings, Dataset, Sample, scanDataset, SkippedFile } from './datasetFolder';
 import { evaluateAndCheckpoint, trainOneEpoch } from './epoch';
-import { exportHfFolder } from './exportModel';
+import { exportHfFolder, writeTrainingSampleOf } from './exportModel';
 import { isTempFileName, removeOrphanTempFiles } from '../util/atomicFile';
 import { folderLoader, PixelLoader } from './imageLoader';
 import { initialWeights, InitResult } from './initWeights';
@@ -382,6 +382,7 @@ async function finishRun(run: TrainingRun, opts: TrainOptions, status: RunInfo['
     if (opts.exportAtEnd !== false && (await exists(checkpointFile(runDir, 'best')))) {
       const { weights } = await loadCheckpoint(checkpointFile(runDir, 'best'));
       await exportHfFolder(exportDir(runDir), run.arch, weights, run.classes, run.pre, { vit_lens: { bestEpoch: info.bestEpoch, bestValAcc: info.bestValAcc } });
+      await writeTrainingSampleOf(exportDir(runDir), run.inputs.train, run.pre);
     }
   } finally {
     if (!released.has(run)) {

@@ -16,8 +16,10 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Frame, Page } from 'playwright-core';
+import { makeColorDataset } from '../fixtures/train/makeDataset';
 import { CodeServerSession, ROOT } from './harness';
 
 const OUT = path.join(ROOT, 'test-output', 'e2e');
@@ -39,7 +41,13 @@ const withFailureShot = (name: string, body: () => Promise<void>) => session.wit
 /** The results panel's document. */
 const panelFrame = (timeoutMs = 60_000): Promise<Frame> => session.webviewFrame('#rows', 'the ViT Lens results panel', timeoutMs);
 
+/** A class-folder dataset (red/green/blue noise images) with one planted flip: a blue image filed under red. */
+const DATASET_SOURCE = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-e2e-dataset-'));
+const FLIP = 'img-from-blue.png';
+
 before(async () => {
+  await makeColorDataset(DATASET_SOURCE, { perClass: 8 });
+  fs.renameSync(path.join(DATASET_SOURCE, 'blue', 'img7.png'), path.join(DATASET_SOURCE, 'red', FLIP));
   hub = http.createServer((req, res) => {
     hubRequests.push(`${req.method === 'HEAD' ? 'HEAD ' : ''}${req.url ?? ''}`);
     // The test model under its own id and under the standard model's id (the first-run prompt's Download).
@@ -68,6 +76,7 @@ before(async () => {
     setupWorkspace: (ws) => {
       for (const f of PHOTOS) fs.copyFileSync(path.join(ROOT, 'test/fixtures/photos', f), path.join(ws, f));
       fs.cpSync(MODEL, path.join(ws, 'models', 'vit-tiny'), { recursive: true });
+      fs.cpSync(DATASET_SOURCE, path.join(ws, 'dataset'), { recursive: true });
       // Workspace settings: the model as a workspace-relative path (the workspace is trusted here).
       fs.writeFileSync(path.join(ws, '.vscode/settings.json'), JSON.stringify({ 'vitLens.model': 'models/vit-tiny', 'vitLens.topK': 5 }, null, 2));
     },
@@ -77,6 +86,7 @@ before(async () => {
 });
 
 after(async () => {
+  fs.rmSync(DATASET_SOURCE, { recursive: true, force: true });
   hub?.closeAllConnections();
   hub?.close();
   await session?.close();
@@ -141,6 +151,50 @@ test('Classify Image from the explorer shows the CLI labels and an attention ove
   assert.notEqual(third.hash, second.hash, 'raw attention overlay equals the rollout one');
   await shot('4-panel-raw-attention.png');
 });
+
+test('Audit Dataset from the explorer: the planted flip is listed, Move to class… moves it to the suggested class, Undo puts it back; a reload restores the panel', () => withFailureShot('audit', async () => {
+  const flipped = path.join(workspace, 'dataset', 'red', FLIP);
+  const moved = path.join(workspace, 'dataset', 'blue', FLIP);
+  await explorerMenu('dataset', 'Audit Dataset');
+  const audit = await session.webviewFrame('#tab-labelIssues', 'the audit panel', 180_000);
+  const row = audit.locator('#list > li.row', { hasText: `red/${FLIP}` });
+  await row.waitFor({ timeout: 180_000 });
+  assert.match((await row.textContent()) ?? '', /labelled “red”, looks like “blue”/);
+  await shot('audit-1-panel.png');
+
+  // Move to class… → the quick pick offers the suggested class first.
+  await row.locator('button', { hasText: 'Move to class…' }).click();
+  const first = page.locator('.quick-input-list .monaco-list-row').first();
+  await first.waitFor({ timeout: 30_000 });
+  assert.match((await first.textContent()) ?? '', /blue.*suggested by the audit/);
+  await shot('audit-2-move-pick.png');
+  await first.click();
+  for (const until = Date.now() + 30_000; !fs.existsSync(moved); ) {
+    assert.ok(Date.now() < until, `${moved} did not appear`);
+    await page.waitForTimeout(200);
+  }
+  assert.equal(fs.existsSync(flipped), false, 'moved, not copied');
+  await row.waitFor({ state: 'detached', timeout: 30_000 });
+
+  // Undo: the file is back in red/ and listed again.
+  await audit.locator('#undo').click();
+  for (const until = Date.now() + 30_000; !fs.existsSync(flipped); ) {
+    assert.ok(Date.now() < until, `${flipped} was not restored`);
+    await page.waitForTimeout(200);
+  }
+  assert.equal(fs.existsSync(moved), false);
+  await row.waitFor({ timeout: 30_000 });
+  await shot('audit-3-after-undo.png');
+
+  // A window reload restores the panel from its audit.json (the serializer), with the row.
+  await page.waitForTimeout(2000);
+  await page.reload();
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  await page.locator('.tabs-container .tab', { hasText: 'Audit: dataset' }).first().click({ timeout: 30_000 });
+  const restored = await session.webviewFrame('#tab-labelIssues', 'the restored audit panel', 60_000);
+  await restored.locator('#list > li.row', { hasText: `red/${FLIP}` }).waitFor({ timeout: 30_000 });
+  await shot('audit-4-after-reload.png');
+}));
 
 test('Selecting several images in the explorer classifies them all in one panel', () => withFailureShot('multi-select', async () => {
   await page.keyboard.press('Escape');

@@ -58,6 +58,10 @@ test('head mode: run folder contract, export, classify with the exported model',
       assert.ok(Math.abs(p.score - h.probabilities[p.index]) < 1e-4, `${h.file}: ONNX ${p.label} ${p.score} vs trainer ${h.probabilities[p.index]}`);
     }
   });
+  // The export carries a sample of its training images, so classify can say when an image is unlike them;
+  // held-out images of the same colours are not.
+  assert.ok(fs.existsSync(path.join(run, 'export', 'training_sample.json')), 'export/training_sample.json is missing');
+  for (const r of results) assert.equal(r.trainingData?.unlike, false, `${r.image}: ${JSON.stringify(r.trainingData)}`);
 
   // A second run on the same data and backbone reads the cache.
   const again = await cli(['train', dataset, '--out', path.join(tmp, 'runs', 'head2'), '--mode', 'head', '--epochs', '1', ...common]);
@@ -76,6 +80,8 @@ test('head mode: run folder contract, export, classify with the exported model',
   const st = await cli(['classify', images[0].file, '--model', out, '--json']);
   assert.equal(st.code, 0, st.stderr);
   assert.equal(JSON.parse(st.stdout).results[0].predictions.length, 3);
+  // `vit-lens export` writes the training sample too (the run's training split, from run.json's dataset).
+  assert.equal(JSON.parse(st.stdout).results[0].trainingData?.unlike, false);
 });
 
 // Per-step training losses and per-epoch validation losses of these exact runs, recorded before the

@@ -25,13 +25,13 @@ function blobs(n: number, seed: number): { X: Float32Array; y: Int32Array; dim: 
   return { X, y, dim, K };
 }
 
-test('the fitted head matches scipy L-BFGS-B on the same objective', () => {
+test('the fitted head matches scipy L-BFGS-B on the same objective', async () => {
   const { X, y, dim, K } = blobs(150, 7);
   const n = y.length;
   const l2 = 1e-2;
   const rows = Int32Array.from({ length: n }, (_, i) => i);
   const X64 = Float64Array.from(X);
-  const head = fitSoftmax(X64, dim, y, rows, K, { l2, iterations: 200 });
+  const head = await fitSoftmax(X64, dim, y, rows, K, { l2, iterations: 200 });
   const probs = new Float64Array(n * K);
   predictSoftmax(head, X64, rows, probs);
   const rowsOf = (a: Float32Array) => Array.from({ length: n }, (_, i) => Array.from(a.subarray(i * dim, (i + 1) * dim)));
@@ -61,16 +61,16 @@ test('folds are stratified, balanced and seeded', () => {
   assert.notDeepEqual(stratifiedFolds(labels, 3, 5, 1), folds);
 });
 
-test("an image's out-of-fold probabilities do not depend on its own label", () => {
+test("an image's out-of-fold probabilities do not depend on its own label", async () => {
   const { X, y, dim, K } = blobs(120, 3);
   // Folds fixed up front: stratifying by the flipped label could otherwise move the image.
   const foldOf = stratifiedFolds(y, K, 4, 0);
   const opts = { folds: 4, seed: 0, foldOf, softmax: { l2: 1e-2, iterations: 30 } };
-  const before = outOfFoldProbabilities(X, dim, y, K, opts);
+  const before = await outOfFoldProbabilities(X, dim, y, K, opts);
   for (const i of [0, 17, 101]) {
     const flipped = y.slice();
     flipped[i] = (y[i] + 1) % K;
-    const after = outOfFoldProbabilities(X, dim, flipped, K, opts);
+    const after = await outOfFoldProbabilities(X, dim, flipped, K, opts);
     assert.deepEqual(Array.from(after.subarray(i * K, (i + 1) * K)), Array.from(before.subarray(i * K, (i + 1) * K)), `image ${i}`);
     // …while the heads of the other folds, which did see the flip, changed.
     const other = foldOf.findIndex((f) => f !== foldOf[i]);

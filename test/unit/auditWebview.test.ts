@@ -55,6 +55,7 @@ const THEMES: ThemeVars = {
 function sampleData(origin: string, undo?: string): AuditViewData {
   return {
     folder: '/data/fashion-audit',
+    file: '/data/fashion-audit/.vit-lens/audit.json',
     model: 'default',
     images: 321,
     classes: ['Ankle boot', 'Bag', 'Coat', 'Dress', 'Pullover', 'Sandal', 'Shirt', 'Sneaker', 'T-shirt_top', 'Trouser'],
@@ -117,6 +118,7 @@ describe('audit panel in headless Chromium', { skip: skipBrowser }, () => {
     await page.locator('#tab-duplicates').click();
     assert.equal(await page.locator('#list > li.group').count(), 2);
     assert.equal(await page.locator('#list > li.group.conflicting').count(), 1);
+    assert.match((await page.locator('#explain').textContent()) ?? '', /16×16 pixel thumbnails .*not by the model’s features/, 'the panel says what duplicates are compared by');
     assert.match((await page.locator('#list > li.group').first().textContent()) ?? '', /conflicting labels: Sandal \/ Sneaker/);
     assert.match((await page.locator('#list > li.group').nth(1).textContent()) ?? '', /identical files/);
     await page.locator('#list > li.group').first().locator('.group-head button.ignore').click();
@@ -128,7 +130,8 @@ describe('audit panel in headless Chromium', { skip: skipBrowser }, () => {
     await page.locator('#tab-duplicates').focus();
     await page.keyboard.press('ArrowRight');
     assert.equal(await page.locator('#tab-outliers').getAttribute('aria-selected'), 'true');
-    assert.deepEqual(await page.evaluate(() => (globalThis as any).__state), { tab: 'outliers', sort: { labelIssues: 'worst', duplicates: 'worst', outliers: 'worst' } });
+    // The audit file too: the serializer reopens it after a window reload.
+    assert.deepEqual(await page.evaluate(() => (globalThis as any).__state), { tab: 'outliers', sort: { labelIssues: 'worst', duplicates: 'worst', outliers: 'worst' }, file: '/data/fashion-audit/.vit-lens/audit.json' });
     assert.match((await page.locator('#list').textContent()) ?? '', /fashion-mnist-test-0-ankle-boot\.png/);
 
     await send(page, sampleData(harness.origin, 'move fashion-mnist-test-6-coat.png back to “Ankle boot”'));

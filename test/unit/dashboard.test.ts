@@ -208,6 +208,9 @@ describe('training dashboard in headless Chromium', { skip: skipBrowser }, () =>
       await page.setViewportSize(viewport);
       await move.click();
       assert.equal((await posted()).at(-1).type, 'moveImage');
+      // The run's dataset gets an audit link (the held-out suspects above cover only the validation split).
+      await page.locator('.run button.audit-dataset', { hasText: 'Audit this dataset' }).click();
+      assert.deepEqual((await posted()).at(-1), { type: 'auditDataset', id: 0 });
       for (const m of await posted()) assert.ok(parseDashboardMessage(m, 1, (id, f) => !!state.heldOut(f)), `rejected: ${JSON.stringify(m)}`);
 
       // Suspects: most suspect first (lowest probability of the folder's label).

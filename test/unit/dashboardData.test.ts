@@ -254,9 +254,10 @@ describe('webview messages are validated', () => {
     assert.deepEqual(parseDashboardMessage({ type: 'openImage', id: 0, file: '/data/cat/1.png', extra: 1 }, 1, has), { type: 'openImage', id: 0, file: '/data/cat/1.png' });
     assert.deepEqual(parseDashboardMessage({ type: 'moveImage', id: 0, file: '/data/cat/1.png' }, 1, has), { type: 'moveImage', id: 0, file: '/data/cat/1.png' });
     assert.deepEqual(parseDashboardMessage({ type: 'revealRun', id: 0 }, 1, has), { type: 'revealRun', id: 0 });
+    assert.deepEqual(parseDashboardMessage({ type: 'auditDataset', id: 0, dir: '/etc' }, 1, has), { type: 'auditDataset', id: 0 });
   });
   test('rejects malformed messages and files that are not held-out images of the source', () => {
-    for (const m of [null, [], 'ready', { type: 'openImage', id: 0, file: '/etc/passwd' }, { type: 'openImage', id: 1, file: '/data/cat/1.png' }, { type: 'moveImage', id: -1, file: '/data/cat/1.png' }, { type: 'undoMove', id: 0.5, file: '/data/cat/1.png' }, { type: 'openImage', id: 0 }, { type: 'revealRun', id: 3 }, { type: 'deleteRun', id: 0 }]) {
+    for (const m of [null, [], 'ready', { type: 'openImage', id: 0, file: '/etc/passwd' }, { type: 'openImage', id: 1, file: '/data/cat/1.png' }, { type: 'moveImage', id: -1, file: '/data/cat/1.png' }, { type: 'undoMove', id: 0.5, file: '/data/cat/1.png' }, { type: 'openImage', id: 0 }, { type: 'revealRun', id: 3 }, { type: 'auditDataset', id: 1 }, { type: 'deleteRun', id: 0 }]) {
       assert.equal(parseDashboardMessage(m, 1, has), undefined, JSON.stringify(m));
     }
   });

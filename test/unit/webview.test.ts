@@ -380,6 +380,12 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     await page.locator('#image').evaluate((img: any) => img.decode());
     await page.waitForTimeout(100);
     assert.equal(await page.locator('#demo-note').isVisible(), false);
+    // A model that carries a training sample said (classify) that this image is unlike its training data.
+    const far = { ...state, map: undefined, rows: state.rows.map((r, i) => (i === state.selected ? { ...r, unlikeTraining: { distance: 0.68, threshold: 0.42 } } : r)) };
+    await send(page, far);
+    await page.locator('#demo-note').waitFor({ state: 'visible', timeout: 5000 });
+    assert.match((await page.locator('#demo-note').textContent()) ?? '', /This image is unlike the training data of this model \(distance 0\.68 to its nearest training images; 99% of them are within 0\.42\)/);
+    await page.screenshot({ path: path.join(OUT, 'panel-unlike-training-light.png'), fullPage: true });
     assert.deepEqual(errors, [], 'console errors');
     await page.close();
   });

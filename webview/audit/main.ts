@@ -31,8 +31,9 @@ const ui = {
 
 const EXPLAIN: Record<AuditTab, string> = {
   labelIssues: 'Images whose folder disagrees with what cross-validated heads on every other image predict (confident learning), least likely label first.',
-  duplicates: 'Identical files and images whose thumbnails nearly match, grouped; groups filed under different classes first.',
-  outliers: 'Images least like their nearest neighbours in the dataset, most unusual first.',
+  // Pixels, not the model's features: measured on real photos, they find resized and re-encoded copies better (README).
+  duplicates: 'Identical files, and images whose 16×16 pixel thumbnails nearly match (compared by pixels, not by the model’s features), grouped; groups filed under different classes first.',
+  outliers: 'Images least like their 10 nearest neighbours in the dataset, compared by 16×16 pixel thumbnails, most unusual first.',
 };
 
 for (const b of ui.tabs) b.addEventListener('click', () => selectTab(b.dataset.tab as AuditTab, true));
@@ -63,6 +64,8 @@ window.addEventListener('message', (e: MessageEvent<HostMessage>) => {
   const m = e.data;
   if (m?.type === 'data') {
     data = m.data;
+    view = { ...view, file: data.file };
+    vscode.setState(view);
     ui.error.hidden = true;
     render();
   } else if (m?.type === 'error') {

@@ -260,6 +260,16 @@ function renderHeader(): void {
       fact('elapsed', formatDuration(t.elapsed));
       if (t.eta !== undefined) fact('ETA', formatDuration(t.eta));
       if (r.bestEpoch !== undefined) fact('best', `epoch ${r.bestEpoch + 1}${typeof r.bestValAcc === 'number' ? ` · ${(r.bestValAcc * 100).toFixed(1)}%` : ''}`, 'best');
+      if (r.dataset) {
+        // The validation split's suspects cover a fifth of the images; the audit checks them all.
+        const audit = document.createElement('button');
+        audit.type = 'button';
+        audit.className = 'link audit-dataset';
+        audit.textContent = 'Audit this dataset';
+        audit.title = `Check every image of ${r.dataset} for wrong labels, duplicates and outliers`;
+        audit.addEventListener('click', () => post({ type: 'auditDataset', id: s.id }));
+        div.append(audit);
+      }
       return div;
     }),
   );
