@@ -13,6 +13,7 @@ import { exportRun } from './exportModel';
 import { OPTIMIZER_DEFAULTS } from './optimizer';
 import { processAlive, readMetrics, readRunInfo, RunInfo, TrainConfig } from './runFiles';
 import { train, TrainOptions } from './trainer';
+import { TorchOptions, trainTorch } from './torchBackend';
 import { lastActivity, shownStatus } from '../../extension/runs/runStatus';
 
 export const TRAIN_USAGE = `Usage:
@@ -31,7 +32,13 @@ More training options:
   --label-smoothing E   (0)                      --accumulate N     micro-batches per step (1)
   --augment / --no-augment   random-resized-crop + flip (default: on for full, off otherwise)
   --patch P             patch size for scratch models (16)
-  --backend B           tensorflow-gpu|tensorflow|wasm|cpu (default: the fastest that starts)
+  --backend B           tensorflow-gpu|tensorflow|wasm|cpu (default: the fastest that starts), or torch:
+                        PyTorch DistributedDataParallel under torchrun (see "Training on PyTorch")
+  --python PATH         (torch) interpreter with PyTorch ≥ 1.13 (default: $VIT_LENS_PYTHON, python3)
+  --nproc N             (torch) processes on this machine (default: one per CUDA device, else 1)
+  --device cuda|cpu     (torch) default cuda when PyTorch sees a GPU (NCCL + mixed precision), else cpu (gloo)
+  --nnodes M --node-rank K --rdzv-endpoint HOST:PORT
+                        (torch) multi-node: one command per node, same --out on a shared folder
   --cache-dir DIR       feature cache (default: $VIT_LENS_CACHE or ~/.cache/vit-lens)
   --checkpoint-every N  within an epoch, checkpoint every N optimizer steps, or every Ns / Nm
                         (default 5m; 0 = at epoch ends only); also allowed with --resume
@@ -65,6 +72,12 @@ const OPTIONS = {
   'checkpoint-every': { type: 'string' },
   backend: { type: 'string' },
   'cache-dir': { type: 'string' },
+  python: { type: 'string' },
+  nproc: { type: 'string' },
+  device: { type: 'string' },
+  nnodes: { type: 'string' },
+  'node-rank': { type: 'string' },
+  'rdzv-endpoint': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
@@ -159,6 +172,9 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
     if (command !== 'train') throw new TrainUsageError(`unknown command "${command}"`);
     if (!o.out) throw new TrainUsageError('train needs --out RUN_DIR');
     const config = o.resume ? ({} as TrainConfig) : configFromArgs(positionals, o);
+    if (o.backend === 'torch' || (o.resume && (await readRunInfo(o.out).catch(() => undefined))?.backend === 'torch')) {
+      return await runTorchTraining(o.out, config, !!o.resume, torchOptions(o), checkpointEvery(o['checkpoint-every']));
+    }
     return await runTraining(o.out, config, !!o.resume, o.backend as BackendName | undefined, o['cache-dir'], checkpointEvery(o['checkpoint-every']));
   } catch (e) {
     if (e instanceof TrainUsageError) {
@@ -172,7 +188,7 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
 }
 
 async function runTraining(out: string, config: TrainConfig, resume: boolean, backend: BackendName | undefined, cacheDir: string | undefined, every: TrainOptions['checkpointEvery']): Promise<number> {
-  if (backend && !['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].includes(backend)) throw new TrainUsageError(`--backend must be tensorflow-gpu, tensorflow, wasm or cpu, got "${backend}"`);
+  if (backend && !['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].includes(backend)) throw new TrainUsageError(`--backend must be tensorflow-gpu, tensorflow, wasm, cpu or torch, got "${backend}"`);
   let stop = false;
   // First signal: finish the current step, checkpoint, exit "stopped". A second one kills as usual.
   const onSignal = (sig: NodeJS.Signals) => {
@@ -191,6 +207,40 @@ async function runTraining(out: string, config: TrainConfig, resume: boolean, ba
     checkpointEvery: every,
     shouldStop: () => stop,
     log: (l) => process.stderr.write(l + '\n'),
+  });
+  process.stdout.write(`${info.status}: ${out} (epoch ${info.epoch}/${info.totalEpochs}${bestText(info)})\n`);
+  return info.status === 'stopped' ? 130 : 0;
+}
+
+/** --backend torch's own flags. */
+function torchOptions(o: Record<string, string | boolean | undefined>): TorchOptions {
+  const s = (k: string) => o[k] as string | undefined;
+  const device = s('device');
+  if (device && !['cuda', 'cpu'].includes(device)) throw new TrainUsageError(`--device must be cuda or cpu, got "${device}"`);
+  const nnodes = num(s('nnodes'), 'nnodes', 1, 100000, true);
+  const endpoint = s('rdzv-endpoint');
+  if (nnodes && nnodes > 1 && !/^[^:]+:\d+$/.test(endpoint ?? '')) throw new TrainUsageError('--nnodes > 1 needs --rdzv-endpoint HOST:PORT (node 0\'s address) and --node-rank K');
+  return {
+    python: s('python'), nproc: num(s('nproc'), 'nproc', 1, 4096, true), device: device as TorchOptions['device'],
+    nnodes, nodeRank: num(s('node-rank'), 'node-rank', 0, 100000, true), masterEndpoint: endpoint,
+  };
+}
+
+async function runTorchTraining(out: string, config: TrainConfig, resume: boolean, torch: TorchOptions, every: TrainOptions['checkpointEvery']): Promise<number> {
+  let request: ((level: 1 | 2) => void) | undefined;
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) process.stderr.write(`\n${sig}: stopping all ranks after the current step (again to abort)\n`);
+    request?.(signals === 1 ? 1 : 2);
+    if (signals > 1) process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const info = await trainTorch({
+    runDir: out, config, resume, torch, checkpointEvery: every,
+    log: (l) => process.stderr.write(l + '\n'),
+    onStopRequest: (r) => { request = r; if (signals) r(1); },
   });
   process.stdout.write(`${info.status}: ${out} (epoch ${info.epoch}/${info.totalEpochs}${bestText(info)})\n`);
   return info.status === 'stopped' ? 130 : 0;
