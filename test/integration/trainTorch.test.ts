@@ -1,0 +1,145 @@
+/**
+ * `--backend torch` (server/train/torchBackend.ts + server/train/torch/train.py) on this machine's CPU
+ * with Debian's python3-torch (/usr/bin/python3; the tests fail, not skip, when it is missing):
+ * per-step loss parity with our TF.js trainer from the same initial weights and batches, a 2-process
+ * DDP run (gloo) equal to 1 process at the same global batch, stop + resume exact, and the run folder
+ * read by our readers, `vit-lens runs` and the engine (classify with the exported model).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import sharp from 'sharp';
+import { readSafetensors } from '../../server/formats/safetensors';
+import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, readIdx } from '../../server/train/fashionMnist';
+import { readMetrics, readRunInfo, RunReport, StepMetrics, TrainConfig } from '../../server/train/runFiles';
+import { TorchOptions, trainTorch } from '../../server/train/torchBackend';
+import { train } from '../../server/train/trainer';
+import { runCli } from './runCli';
+
+const PYTHON = '/usr/bin/python3';
+const root = path.join(__dirname, '..', '..');
+const tinyHf = path.join(root, 'test', 'fixtures', 'vit-tiny', 'hf');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-torch-'));
+const dataset = path.join(tmp, 'fashion');
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** The first 12 Fashion-MNIST training images of 4 classes as PNG folders: 48 images, ~39 train, 20 steps over 4 epochs at batch 8. */
+before(async () => {
+  const set = readIdx(FASHION_MNIST_DIR, 'train');
+  const n = set.rows * set.cols;
+  const count = new Map<number, number>();
+  for (let i = 0; i < set.count && [...count.values()].reduce((a, b) => a + b, 0) < 48; i++) {
+    const label = set.labels[i];
+    if (label >= 4 || (count.get(label) ?? 0) >= 12) continue;
+    const dir = path.join(dataset, FASHION_MNIST_CLASSES[label].replace('/', '-'));
+    fs.mkdirSync(dir, { recursive: true });
+    await sharp(Buffer.from(set.pixels.subarray(i * n, (i + 1) * n)), { raw: { width: set.cols, height: set.rows, channels: 1 } }).png().toFile(path.join(dir, `${i}.png`));
+    count.set(label, (count.get(label) ?? 0) + 1);
+  }
+});
+
+const config: TrainConfig = {
+  dataset, model: tinyHf, mode: 'full', lastK: 2, epochs: 4, batchSize: 8, accumulate: 1, lr: 1e-3, optimizer: 'adamw', weightDecay: 0.05,
+  momentum: 0.9, warmupSteps: 3, clipNorm: 1, labelSmoothing: 0.1, augment: false, imageSize: [32, 32], valSplit: 0.2, seed: 7,
+};
+
+const quiet = () => {};
+async function torchRun(name: string, torch: TorchOptions, extra: Partial<Parameters<typeof trainTorch>[0]> = {}) {
+  const runDir = path.join(tmp, 'runs', name);
+  const info = await trainTorch({ runDir, config, resume: false, torch: { python: PYTHON, device: 'cpu', ...torch }, logEvery: 1, log: quiet, ...extra });
+  return { runDir, info };
+}
+const steps = async (runDir: string) => (await readMetrics(runDir)).filter((m): m is StepMetrics => m.type === 'step');
+const stepLosses = async (runDir: string) => (await steps(runDir)).map((m) => m.loss);
+/** Pre-clipping gradient norms: unlike Adam's losses, they show a wrongly scaled gradient. */
+const gradNorms = async (runDir: string) => (await steps(runDir)).map((m) => m.gradNorm);
+const maxRel = (a: number[], b: number[]) => Math.max(...a.map((x, i) => Math.abs(x - b[i]) / Math.abs(b[i])));
+async function maxWeightDiff(a: string, b: string): Promise<number> {
+  const [x, y] = [(await readSafetensors(a)).tensors, (await readSafetensors(b)).tensors];
+  assert.deepEqual([...x.keys()].sort(), [...y.keys()].sort());
+  let m = 0;
+  for (const [k, t] of x) for (let i = 0; i < t.data.length; i++) m = Math.max(m, Math.abs(t.data[i] - y.get(k)!.data[i]));
+  return m;
+}
+
+let oneProcess: string;
+
+test('1 process: 20 steps match our TF.js trainer within 1e-4 relative per step (same weights, same batches)', async () => {
+  const tfRun = path.join(tmp, 'runs', 'tfjs');
+  await train({ runDir: tfRun, config, backend: 'cpu', logEvery: 1, exportAtEnd: false });
+  const { runDir, info } = await torchRun('torch1', { nproc: 1 });
+  oneProcess = runDir;
+  assert.equal(info.status, 'finished');
+  const [ours, torch] = [await stepLosses(tfRun), await stepLosses(runDir)];
+  assert.equal(torch.length, 20);
+  assert.equal(ours.length, 20);
+  const rel = maxRel(torch, ours);
+  console.log(`# torch vs TF.js: max relative step-loss difference ${rel.toExponential(2)} over 20 steps`);
+  assert.ok(rel <= 1e-4, `torch ${torch.map((l) => l.toFixed(6))}\nTF.js ${ours.map((l) => l.toFixed(6))}`);
+  assert.ok(torch[19] < torch[0] * 0.9, 'training lowers the loss');
+  const g = maxRel(await gradNorms(runDir), await gradNorms(tfRun));
+  console.log(`# torch vs TF.js: max relative gradient-norm difference ${g.toExponential(2)}`);
+  assert.ok(g <= 1e-3, `gradient norms differ by ${g}`);
+});
+
+test('2 processes (DDP, gloo) equal 1 process at the same global batch; the run folder is ours', async () => {
+  const { runDir, info } = await torchRun('torch2', { nproc: 2 });
+  assert.equal(info.status, 'finished');
+  const rel = maxRel(await stepLosses(runDir), await stepLosses(oneProcess));
+  const w = await maxWeightDiff(path.join(runDir, 'checkpoints', 'latest.safetensors'), path.join(oneProcess, 'checkpoints', 'latest.safetensors'));
+  console.log(`# 2 vs 1 process: max relative step-loss difference ${rel.toExponential(2)}, max weight difference ${w.toExponential(2)}`);
+  assert.ok(rel < 1e-5, `step losses differ by ${rel}`);
+  const g = maxRel(await gradNorms(runDir), await gradNorms(oneProcess));
+  assert.ok(g < 1e-4, `gradient norms differ by ${g}`);
+  assert.ok(w < 1e-4, `final weights differ by ${w}`);
+
+  // Our readers and the CLI read the folder as any run.
+  const run = await readRunInfo(runDir);
+  assert.equal(run.backend, 'torch');
+  assert.deepEqual((run as unknown as { devices: string[] }).devices, ['cpu:0', 'cpu:1']);
+  assert.equal(run.epoch, 4);
+  assert.equal(run.step, 20);
+  assert.ok(run.bestValAcc !== undefined && run.bestEpoch !== undefined);
+  const epochs = (await readMetrics(runDir)).filter((m) => m.type === 'epoch');
+  assert.equal(epochs.length, 4);
+  for (const e of epochs) assert.ok(e.type === 'epoch' && e.confusion!.length === 4 && Number.isFinite(e.valLoss));
+  const ls = await runCli(['runs', path.join(tmp, 'runs'), '--json']);
+  const row = JSON.parse(ls.stdout).runs.find((r: { run: string }) => r.run === runDir);
+  assert.equal(row.status, 'finished');
+  assert.equal(row.backend, 'torch');
+  assert.equal(row.bestValAcc, run.bestValAcc);
+
+  // The export (our builder) classifies held-out images with the probabilities PyTorch computed.
+  const report = JSON.parse(fs.readFileSync(path.join(runDir, 'report.json'), 'utf8')) as RunReport;
+  assert.equal(report.heldOut.length, run.valImages);
+  const images = report.heldOut.slice(0, 3);
+  const c = await runCli(['classify', ...images.map((h) => h.file), '--model', path.join(runDir, 'export'), '--json', '--top-k', '4']);
+  assert.equal(c.code, 0, c.stderr);
+  JSON.parse(c.stdout).results.forEach((r: { predictions: { index: number; score: number }[] }, i: number) => {
+    for (const p of r.predictions) assert.ok(Math.abs(p.score - images[i].probabilities[p.index]) < 1e-4, `${images[i].file}: ONNX ${p.score} vs torch ${images[i].probabilities[p.index]}`);
+  });
+});
+
+test('stop after a step, then --resume: the same steps and weights as the uninterrupted run', async () => {
+  let request: ((level: 1 | 2) => void) | undefined;
+  const { runDir, info } = await torchRun('stopped', { nproc: 1 }, {
+    onStopRequest: (r) => (request = r),
+    log: (l) => { if (/ step 7\//.test(l)) request!(1); },
+  });
+  assert.equal(info.status, 'stopped');
+  assert.ok(info.step >= 7 && info.step < 20, `stopped at step ${info.step}`);
+  assert.ok(fs.existsSync(path.join(runDir, 'export', 'onnx', 'model.onnx')), 'a stopped run is exported too');
+  const resumed = await trainTorch({ runDir, config: {} as TrainConfig, resume: true, torch: { python: PYTHON, device: 'cpu', nproc: 1 }, logEvery: 1, log: quiet });
+  assert.equal(resumed.status, 'finished');
+  assert.deepEqual(await stepLosses(runDir), await stepLosses(oneProcess));
+  assert.equal(await maxWeightDiff(path.join(runDir, 'checkpoints', 'latest.safetensors'), path.join(oneProcess, 'checkpoints', 'latest.safetensors')), 0);
+});
+
+test('a failing rank is named with its last lines; missing torch is a clear error', async () => {
+  await assert.rejects(torchRun('nan', { nproc: 2 }, { config: { ...config, lr: 1e30, epochs: 1 } }), /rank \d failed:[\s\S]*loss became/);
+  assert.equal((await readRunInfo(path.join(tmp, 'runs', 'nan'))).status, 'failed');
+  await assert.rejects(torchRun('nopython', { python: path.join(tmp, 'no-such-python') }), /cannot run it/);
+  await assert.rejects(torchRun('notorch', { python: process.execPath }), /did not answer the torch check|cannot import torch/);
+});
