@@ -27,6 +27,8 @@ export interface FineTuneAnswers {
   labelSmoothing: number;
   /** undefined: the optimizer's default. */
   weightDecay?: number;
+  /** Train with PyTorch (--backend torch) using this interpreter; undefined: the built-in trainer. */
+  torchPython?: string;
 }
 
 export const DEFAULT_ANSWERS: Omit<FineTuneAnswers, 'model'> = {
@@ -73,6 +75,7 @@ export function trainArgs(dataset: string, runDir: string, a: FineTuneAnswers, c
   if (a.labelSmoothing) args.push('--label-smoothing', String(a.labelSmoothing));
   if (a.weightDecay !== undefined) args.push('--weight-decay', String(a.weightDecay));
   if (cacheDir) args.push('--cache-dir', cacheDir);
+  if (a.torchPython) args.push('--backend', 'torch', '--python', a.torchPython);
   return args;
 }
 

@@ -13,7 +13,7 @@ import { exportRun } from './exportModel';
 import { OPTIMIZER_DEFAULTS } from './optimizer';
 import { processAlive, readMetrics, readRunInfo, RunInfo, TrainConfig } from './runFiles';
 import { train, TrainOptions } from './trainer';
-import { TorchOptions, trainTorch } from './torchBackend';
+import { probePython, TorchOptions, torchLabel, trainTorch } from './torchBackend';
 import { lastActivity, shownStatus } from '../../extension/runs/runStatus';
 
 export const TRAIN_USAGE = `Usage:
@@ -21,6 +21,7 @@ export const TRAIN_USAGE = `Usage:
         [--epochs 10] [--batch-size 32] [--lr LR] [--optimizer adamw|sgd] [--image-size 224]
         [--val-split 0.2] [--seed 0] [--checkpoint-every 5m] [--resume]
   vit-lens runs [DIR]                     list runs: status, epoch, best val acc
+  vit-lens torch-check [--python PATH] [--json]   the interpreter --backend torch would use, and what it has
   vit-lens export RUN_DIR --out MODEL_DIR  best checkpoint as a Hugging Face folder
 
 INIT: a Hugging Face folder (config.json + model.safetensors), a Google .npz, one of our run folders,
@@ -163,6 +164,7 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
   }
   try {
     if (command === 'runs') return await listRuns(positionals[0] ?? '.', !!o.json);
+    if (command === 'torch-check') return torchCheck(o.python, !!o.json);
     if (command === 'export') {
       if (positionals.length !== 1 || !o.out) throw new TrainUsageError('export needs RUN_DIR and --out MODEL_DIR');
       const { checkpoint } = await exportRun(positionals[0], o.out);
@@ -210,6 +212,18 @@ async function runTraining(out: string, config: TrainConfig, resume: boolean, ba
   });
   process.stdout.write(`${info.status}: ${out} (epoch ${info.epoch}/${info.totalEpochs}${bestText(info)})\n`);
   return info.status === 'stopped' ? 130 : 0;
+}
+
+/** What --backend torch would find (the Fine-tune form asks this): exit 0 when it can train, 1 with the reason when not. */
+function torchCheck(python: string | undefined, json: boolean): number {
+  try {
+    const p = probePython(python);
+    process.stdout.write(json ? JSON.stringify({ ...p, label: torchLabel(p) }) + '\n' : `${torchLabel(p)}: ${p.python}, torch ${p.torch}\n`);
+    return 0;
+  } catch (e) {
+    process.stdout.write(json ? JSON.stringify({ error: (e as Error).message }) + '\n' : `${(e as Error).message}\n`);
+    return 1;
+  }
 }
 
 /** --backend torch's own flags. */

@@ -102,6 +102,14 @@ const freePort = () => new Promise<number>((resolve, reject) => {
   s.on('error', reject);
 });
 
+/** run.json of a torch run: our RunInfo plus the devices and how PyTorch was started (resume reuses it). */
+export interface TorchRunInfo extends RunInfo {
+  devices: string[];
+  torch: { python: string; version: string; nproc: number; device: 'cuda' | 'cpu' };
+}
+
+const definedOnly = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+
 interface Job {
   runDir: string;
   config: TrainConfig;
@@ -159,6 +167,9 @@ export interface TorchTrainOptions {
 
 export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
   const { runDir, log } = opts;
+  // --resume without --python/--nproc: the interpreter and process count the run started with.
+  const started = opts.resume ? ((await readRunInfo(runDir).catch(() => undefined)) as TorchRunInfo | undefined)?.torch : undefined;
+  opts = { ...opts, torch: { python: started?.python, nproc: started?.nproc, device: started?.device, ...definedOnly(opts.torch) } };
   const probe = probePython(opts.torch.python);
   const device = opts.torch.device ?? (probe.cuda ? 'cuda' : 'cpu');
   if (device === 'cuda' && !probe.cuda) throw new TrainingError(`${probe.python}: torch ${probe.torch} sees no CUDA device (torch.cuda.is_available() is False); use --device cpu or a CUDA build of PyTorch`);
@@ -238,10 +249,10 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
     const nodes = opts.torch.nnodes ?? 1;
     const devices = Array.from({ length: nproc }, (_, i) => (device === 'cuda' ? `cuda:${i} ${probe.devices[i]}` : `cpu:${i}`));
     const now = new Date().toISOString();
-    const info: RunInfo & { devices: string[] } = {
+    const info: TorchRunInfo = {
       format: RUN_FORMAT_VERSION, config, classes: data.classes, backend: 'torch',
       backendNotes: [`PyTorch ${probe.torch} (${probe.python}), ${nodes > 1 ? `${nodes} nodes × ` : ''}${nproc} process${nproc > 1 ? 'es' : ''} on ${device === 'cuda' ? `CUDA (NCCL${opts.torch.amp === false ? '' : ', mixed precision'})` : 'CPU (gloo)'}`],
-      devices, status: 'running', pid: process.pid, host: os.hostname(), createdAt: previous?.createdAt ?? now, updatedAt: now,
+      devices, torch: { python: probe.python, version: probe.torch, nproc, device }, status: 'running', pid: process.pid, host: os.hostname(), createdAt: previous?.createdAt ?? now, updatedAt: now,
       epoch: loop.epoch ?? 0, totalEpochs: config.epochs, step: loop.step ?? 0, totalSteps,
       ...(loop.bestEpoch !== undefined && loop.bestEpoch >= 0 ? { [val.length ? 'bestValAcc' : 'bestTrainAcc']: loop.bestValAcc, bestEpoch: loop.bestEpoch } : {}),
       trainImages: train.length, valImages: val.length, architecture: arch, preprocess: pre, initNotes: init.notes,

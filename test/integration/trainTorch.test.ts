@@ -142,4 +142,47 @@ test('a failing rank is named with its last lines; missing torch is a clear erro
   assert.equal((await readRunInfo(path.join(tmp, 'runs', 'nan'))).status, 'failed');
   await assert.rejects(torchRun('nopython', { python: path.join(tmp, 'no-such-python') }), /cannot run it/);
   await assert.rejects(torchRun('notorch', { python: process.execPath }), /did not answer the torch check|cannot import torch/);
+  // What the Fine-tune form asks.
+  const check = await runCli(['torch-check', '--python', PYTHON, '--json']);
+  assert.equal(check.code, 0, check.stdout);
+  assert.equal(JSON.parse(check.stdout).label, 'PyTorch · CPU');
+});
+
+test('through the CLI, 2 processes: SIGTERM stops every rank after the step, kill -9 leaves a resumable run, --resume finishes both', async () => {
+  const args = (out: string) => ['train', dataset, '--out', out, '--model', tinyHf, '--image-size', '32', '--batch-size', '8', '--epochs', '4', '--no-augment', '--mode', 'full',
+    '--backend', 'torch', '--python', PYTHON, '--nproc', '2', '--device', 'cpu', '--checkpoint-every', '1'];
+  // The trainer logs every 10 steps; step 10 is mid-epoch 2 (5 steps an epoch): signal it there.
+  const term = path.join(tmp, 'runs', 'cli-term');
+  let sent = false;
+  const r = await runCli(args(term), { onStderr: (s, kill) => { if (!sent && / step 10\//.test(s)) kill('SIGTERM'), (sent = true); } });
+  assert.equal(r.code, 130, r.stderr);
+  assert.match(r.stdout, /^stopped: /);
+  const stopped = await readRunInfo(term);
+  assert.equal(stopped.status, 'stopped');
+  assert.ok(stopped.step >= 10 && stopped.step < 20);
+  const ls = JSON.parse((await runCli(['runs', term, '--json'])).stdout).runs[0];
+  assert.equal(ls.status, 'stopped');
+
+  const killed = path.join(tmp, 'runs', 'cli-kill9');
+  let killedOnce = false;
+  await runCli(args(killed), { onStderr: (s, kill) => { if (!killedOnce && / step 10\//.test(s)) kill('SIGKILL'), (killedOnce = true); } });
+  // The ranks see their launcher gone, checkpoint after the step and exit.
+  const outcome = path.join(killed, 'torch', 'outcome.json');
+  for (let i = 0; i < 120 && !fs.existsSync(outcome); i++) await new Promise((res) => setTimeout(res, 500));
+  assert.ok(fs.existsSync(outcome), 'the ranks did not stop after the launcher was killed');
+  assert.equal(JSON.parse((await runCli(['runs', killed, '--json'])).stdout).runs[0].status, 'interrupted');
+
+  for (const run of [term, killed]) {
+    const resumed = await runCli(['train', '--out', run, '--resume']); // the interpreter, device and --nproc come from run.json
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stderr, /resuming at epoch/);
+    const info = await readRunInfo(run);
+    assert.equal(info.status, 'finished');
+    assert.equal(info.step, 20);
+    // Metrics written after the checkpoint were dropped: each step once, in order.
+    const logged = (await steps(run)).map((m) => m.step);
+    assert.deepEqual(logged, [...logged].sort((x, y) => x - y));
+    assert.equal(new Set(logged).size, logged.length);
+    assert.equal(logged[logged.length - 1], 20);
+  }
 });
