@@ -170,6 +170,9 @@ test('through the CLI, 2 processes: SIGTERM stops every rank after the step, kil
   const outcome = path.join(killed, 'torch', 'outcome.json');
   for (let i = 0; i < 120 && !fs.existsSync(outcome); i++) await new Promise((res) => setTimeout(res, 500));
   assert.ok(fs.existsSync(outcome), 'the ranks did not stop after the launcher was killed');
+  const ended = JSON.parse(fs.readFileSync(outcome, 'utf8'));
+  assert.equal(ended.status, 'stopped', 'the ranks ran on without their launcher');
+  assert.ok(ended.step < 20);
   assert.equal(JSON.parse((await runCli(['runs', killed, '--json'])).stdout).runs[0].status, 'interrupted');
 
   for (const run of [term, killed]) {
