@@ -189,6 +189,8 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
     if (!existed) await fs.rmdir(runDir).catch(() => {});
     throw e;
   }
+  let written = false;
+  let settled = false;
   try {
     await cleanTempFiles(runDir, log);
     let config = opts.config;
@@ -258,6 +260,7 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
       trainImages: train.length, valImages: val.length, architecture: arch, preprocess: pre, initNotes: init.notes,
     };
     await writeRunInfo(runDir, info);
+    written = true;
     const report: RunReport = { skipped, warnings: [...data.warnings], heldOut: [] };
     if (opts.resume && loop.step !== undefined) {
       const prev = await fs.readFile(path.join(runDir, 'report.json'), 'utf8').then((t) => JSON.parse(t) as RunReport).catch(() => undefined);
@@ -281,12 +284,20 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
     final.reason = failure ?? (final.status === 'stopped' ? 'stop requested (SIGINT/SIGTERM)' : undefined);
     final.finishedAt = new Date().toISOString();
     await writeRunInfo(runDir, final);
+    settled = true;
     if (existsSync(checkpointFile(runDir, 'best'))) {
       const { weights } = await loadCheckpoint(checkpointFile(runDir, 'best'));
       await exportHfFolder(exportDir(runDir), arch, weights, data.classes, pre, { vit_lens: { bestEpoch: final.bestEpoch, bestValAcc: final.bestValAcc } });
     }
     if (failure) throw new TrainingError(failure);
     return final;
+  } catch (e) {
+    // Failed after run.json said "running" (torchrun could not start, a full disk): say so there.
+    if (written && !settled) {
+      const info = await readRunInfo(runDir).catch(() => undefined);
+      if (info) await writeRunInfo(runDir, { ...info, status: 'failed', reason: (e as Error).message, finishedAt: new Date().toISOString() }).catch(() => {});
+    }
+    throw e;
   } finally {
     await lock.release();
     if (!existed && !existsSync(runFile(runDir))) await fs.rm(runDir, { recursive: true, force: true }).catch(() => {});
@@ -326,7 +337,10 @@ async function runTorchrun(opts: TorchTrainOptions, probe: TorchProbe, jobFile: 
     if (level === 1) void fs.writeFile(path.join(path.dirname(jobFile), 'stop'), `${new Date().toISOString()}\n`).catch(() => {});
     else if (child.pid) try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
   });
-  return new Promise((resolve) => child.on('close', (code, signal) => {
+  return new Promise((resolve) => child.on('error', (e) => {
+    opts.log(`${probe.python}: ${e.message}`);
+    resolve(127);
+  }).on('close', (code, signal) => {
     if (partial) opts.log(partial);
     resolve(code ?? (signal ? 128 : 1));
   }));

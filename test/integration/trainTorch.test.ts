@@ -17,6 +17,7 @@ import { readMetrics, readRunInfo, RunReport, StepMetrics, TrainConfig } from '.
 import { TorchOptions, trainTorch } from '../../server/train/torchBackend';
 import { train } from '../../server/train/trainer';
 import { runCli } from './runCli';
+import { RunSource } from '../../extension/dashboard/runSource';
 
 const PYTHON = '/usr/bin/python3';
 const root = path.join(__dirname, '..', '..');
@@ -110,6 +111,18 @@ test('2 processes (DDP, gloo) equal 1 process at the same global batch; the run 
   assert.equal(row.status, 'finished');
   assert.equal(row.backend, 'torch');
   assert.equal(row.bestValAcc, run.bestValAcc);
+
+  // The dashboard's reader replays the folder without a complaint.
+  const seen = { steps: 0, epochs: 0, status: '', heldOut: 0, problems: [] as string[] };
+  const source = new RunSource(runDir, {
+    metrics: (st, ep) => { seen.steps += st.length; seen.epochs += ep.length; },
+    runInfo: (i, err) => { seen.status = i?.status ?? `error: ${err}`; },
+    report: (rep, err) => { seen.heldOut = rep?.heldOut.length ?? (err ? -1 : 0); },
+    problem: (m) => seen.problems.push(m),
+  }, 60_000);
+  await source.poll();
+  source.dispose();
+  assert.deepEqual(seen, { steps: 20, epochs: 4, status: 'finished', heldOut: run.valImages, problems: [] });
 
   // The export (our builder) classifies held-out images with the probabilities PyTorch computed.
   const report = JSON.parse(fs.readFileSync(path.join(runDir, 'report.json'), 'utf8')) as RunReport;
