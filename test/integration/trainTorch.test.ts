@@ -202,3 +202,20 @@ test('through the CLI, 2 processes: SIGTERM stops every rank after the step, kil
     assert.equal(logged[logged.length - 1], 20);
   }
 });
+
+test('last-k with SGD-momentum and 2-batch accumulation matches TF.js too; head mode with augmentation trains', async () => {
+  const lastK: TrainConfig = { ...config, mode: 'last-k', lastK: 1, optimizer: 'sgd', lr: 0.05, weightDecay: 1e-4, accumulate: 2, clipNorm: 0.5, labelSmoothing: 0 };
+  const tfRun = path.join(tmp, 'runs', 'tfjs-lastk');
+  await train({ runDir: tfRun, config: lastK, backend: 'cpu', logEvery: 1, exportAtEnd: false, cacheDir: path.join(tmp, 'cache') });
+  const { runDir } = await torchRun('torch-lastk', { nproc: 1 }, { config: lastK });
+  const [ours, torch] = [await stepLosses(tfRun), await stepLosses(runDir)];
+  assert.equal(torch.length, 12); // 5 batches an epoch in steps of 2, 2, 1
+  const rel = maxRel(torch, ours);
+  console.log(`# last-k/SGD/accumulate 2, torch vs TF.js: max relative step-loss difference ${rel.toExponential(2)}`);
+  assert.ok(rel <= 1e-4, `torch ${torch.map((l) => l.toFixed(6))}\nTF.js ${ours.map((l) => l.toFixed(6))}`);
+
+  const { runDir: aug, info } = await torchRun('torch-head-aug', { nproc: 2 }, { config: { ...config, mode: 'head', augment: true, epochs: 2 } });
+  assert.equal(info.status, 'finished');
+  const losses = await stepLosses(aug);
+  assert.ok(losses.every(Number.isFinite) && losses.length === 10);
+});
