@@ -307,10 +307,16 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
 /** Nodes other than node 0 (multi-node): wait for node 0's job in the shared run folder, then join. */
 async function followerNode(opts: TorchTrainOptions, probe: TorchProbe, jobFile: string, nproc: number): Promise<RunInfo> {
   opts.log(`node ${opts.torch.nodeRank}: waiting for ${jobFile} (written by node 0 on the shared run folder)`);
-  while (!existsSync(jobFile)) await new Promise((r) => setTimeout(r, 1000));
+  // A job file from an earlier launch (resume) does not count: node 0 writes a new one each time.
+  const since = Date.now() - 5000;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  while (((await fs.stat(jobFile).catch(() => undefined))?.mtimeMs ?? 0) < since) await sleep(1000);
   const code = await runTorchrun(opts, probe, jobFile, nproc);
   if (code !== 0) throw new TrainingError(await rankFailure(path.dirname(jobFile), code));
-  return readRunInfo(opts.runDir);
+  // Node 0 sets the final status after its ranks exit; report that, not "running".
+  let info = await readRunInfo(opts.runDir);
+  for (let i = 0; i < 120 && info.status === 'running'; i++) await sleep(1000), (info = await readRunInfo(opts.runDir));
+  return info;
 }
 
 /** Runs torchrun in its own process group; a first stop request writes the stop file (all ranks stop after the step), a second kills the group. */

@@ -219,3 +219,16 @@ test('last-k with SGD-momentum and 2-batch accumulation matches TF.js too; head 
   const losses = await stepLosses(aug);
   assert.ok(losses.every(Number.isFinite) && losses.length === 10);
 });
+
+test('multi-node recipe, two "nodes" on this machine: node 0 prepares and finishes the run, node 1 joins', async () => {
+  const out = path.join(tmp, 'runs', 'two-nodes');
+  const port = 20000 + (process.pid % 20000);
+  const args = (rank: number) => ['train', dataset, '--out', out, '--model', tinyHf, '--image-size', '32', '--batch-size', '8', '--epochs', '1', '--mode', 'full',
+    '--backend', 'torch', '--python', PYTHON, '--device', 'cpu', '--nproc', '1', '--nnodes', '2', '--node-rank', String(rank), '--rdzv-endpoint', `127.0.0.1:${port}`];
+  const [node0, node1] = await Promise.all([runCli(args(0)), runCli(args(1))]);
+  assert.equal(node0.code, 0, node0.stderr);
+  assert.equal(node1.code, 0, node1.stderr);
+  assert.match(node0.stderr, /on 2 processes/);
+  assert.match(node1.stdout, /^finished: /);
+  assert.equal((await readRunInfo(out)).status, 'finished');
+});
