@@ -2,7 +2,7 @@
 // Native modules stay external: they ship their own binaries for each platform.
 import { build } from 'esbuild';
 import asc from 'assemblyscript/asc';
-import { readFileSync } from 'fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'fs';
 import { commonForbidden, commonPurityBuild, describeLeak, extensionForbidden, forbiddenInputs, webviewForbidden } from './bundleBoundaries.mjs';
 
 // Native modules, and all of TensorFlow.js: its backends register in the one tfjs-core instance they
@@ -56,6 +56,10 @@ async function buildKernels() {
     if (wasmSectionIds(readFileSync(file)).includes(11)) throw new Error(`${file}: has a data segment (lookup tables or strings in server/train/wasm/assembly)`);
   }
 }
+
+// --backend torch runs this one Python file (server/train/torchBackend.ts finds it beside dist/cli.js).
+mkdirSync('dist', { recursive: true });
+copyFileSync('server/train/torch/train.py', 'dist/torch-train.py');
 
 const [, worker, webview, dashboard, predictions, extension, languageClient, audit, , commonOnly] = await Promise.all([
   build({ ...common, entryPoints: ['server/cli.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } }),

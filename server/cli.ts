@@ -163,7 +163,7 @@ function describeModel(info: ModelInfo): string {
   return rows.map(([k, v]) => `${k.padEnd(14)}${v}`).join('\n');
 }
 
-const TRAIN_COMMANDS = ['train', 'runs', 'export'];
+const TRAIN_COMMANDS = ['train', 'runs', 'export', 'torch-check'];
 
 async function main(argv: string[]): Promise<number> {
   if (TRAIN_COMMANDS.includes(argv[0])) {

@@ -15,7 +15,8 @@ import { ScanDatasetRequest, ScanDatasetResult } from '../../common/workerReques
 import { builtInModel } from '../../common/modelSpec';
 import { modelFacts, ModelFacts } from './baseModel';
 import { runForm } from './fineTuneForm';
-import { launchTrainer } from './launch';
+import { cliPath, launchTrainer } from './launch';
+import { findTorch } from './torchChoice';
 import { summarizeScan } from './scanSummary';
 import type { RunStore } from './store';
 import { DEFAULT_ANSWERS, defaultRunName, editorTrainThreads, FineTuneAnswers, trainArgs } from './trainArgs';
@@ -29,6 +30,7 @@ export async function fineTune(ctx: Ctx, store: RunStore, reveal: (dir: string) 
   const memory = ctx.extension.workspaceState.get<Record<string, Partial<FineTuneAnswers>>>(MEMORY_KEY) ?? {};
   const remembered = memory[folder] ?? {};
 
+  const torch = findTorch(cliPath(ctx)); // asked while the folder is scanned
   const scan = await scanWithProgress(ctx, folder, remembered.valSplit ?? DEFAULT_ANSWERS.valSplit);
   if (!scan) return;
   if (!(await confirmSummary(scan))) return;
@@ -37,6 +39,9 @@ export async function fineTune(ctx: Ctx, store: RunStore, reveal: (dir: string) 
   const taken = (name: string) => fs.existsSync(path.join(store.runsDir, name));
   const answers: FineTuneAnswers = { ...DEFAULT_ANSWERS, ...remembered, model: facts.spec };
   if (facts.spec.startsWith('scratch:') && !remembered.mode) answers.mode = 'full';
+  const found = await torch;
+  // PyTorch stays chosen for this dataset only while that interpreter still imports torch.
+  answers.torchPython = found.label && remembered.torchPython ? found.python : undefined;
   const summary = `${summarizeScan(scan).message} · runs go to ${store.runsDir}`;
   const state = await runForm(
     { answers, name: '', facts },
@@ -45,6 +50,7 @@ export async function fineTune(ctx: Ctx, store: RunStore, reveal: (dir: string) 
       nameTaken: taken,
       defaultName: (mode) => defaultRunName(folder, mode, new Date(), taken),
       pickBaseModel: (current) => pickBaseModel(ctx, store, current),
+      torch: found,
     },
   );
   if (!state) return;

@@ -7,6 +7,7 @@
 import * as vscode from 'vscode';
 import { ModelFacts } from './baseModel';
 import { check, defaultLr, effectiveLr, FineTuneAnswers, Mode } from './trainArgs';
+import { pickTorch, TorchFound, torchRow } from './torchChoice';
 
 export interface FormState {
   answers: FineTuneAnswers;
@@ -22,6 +23,8 @@ export interface FormHooks {
   defaultName(mode: Mode): string;
   /** The dataset summary, shown as the form's placeholder. */
   summary: string;
+  /** What `vit-lens torch-check` found (the PyTorch row); absent: no row. */
+  torch?: TorchFound;
 }
 
 type Row = vscode.QuickPickItem & { key: string };
@@ -80,6 +83,7 @@ export async function runForm(state: FormState, hooks: FormHooks): Promise<FormS
       { key: 'lr', label: 'Learning rate', description: a.lr === undefined ? `${lrDefault} (default for ${a.mode}, ${a.optimizer})` : String(a.lr) },
       { key: 'imageSize', label: 'Image size', description: a.imageSize ? `${a.imageSize}×${a.imageSize}` : `${state.facts.imageSize ?? 224}×${state.facts.imageSize ?? 224} (the model's)` },
       { key: 'name', label: 'Run name', description: state.name },
+      ...(hooks.torch ? [torchRow(hooks.torch, a.torchPython)] : []),
       { key: 'advanced', label: 'Advanced…', description: `batch ${a.batchSize}, ${a.optimizer}, val ${a.valSplit}, seed ${a.seed}, augment ${a.augment === undefined ? 'auto' : a.augment ? 'on' : 'off'}` },
     ];
     const key = await choose(title, hooks.summary, rows, active);
@@ -107,6 +111,9 @@ export async function runForm(state: FormState, hooks: FormHooks): Promise<FormS
     } else if (key === 'name') {
       const v = await ask(`${title}: Run name`, state.name, 'The run folder under vitLens.runsDir', (x) => check.runName(x, hooks.nameTaken));
       if (v && v !== state.name) Object.assign(state, { name: v, nameEdited: true });
+    } else if (key === 'torch' && hooks.torch) {
+      const v = await pickTorch(hooks.torch, a.torchPython);
+      if (v !== 'keep') a.torchPython = v;
     } else if (key === 'advanced') {
       await advanced(state, title);
     }

@@ -32,6 +32,8 @@ export interface FineTuneAnswers {
   weightDecay?: number;
   /** Training threads (wasm backend); undefined: the trainer's default, all cores. */
   threads?: number;
+  /** Train with PyTorch (--backend torch) using this interpreter; undefined: the built-in trainer. */
+  torchPython?: string;
 }
 
 export const DEFAULT_ANSWERS: Omit<FineTuneAnswers, 'model'> = {
@@ -77,6 +79,7 @@ export function trainArgs(dataset: string, runDir: string, a: FineTuneAnswers, c
   if (a.weightDecay !== undefined) args.push('--weight-decay', String(a.weightDecay));
   if (a.threads !== undefined) args.push('--threads', String(a.threads));
   if (cacheDir) args.push('--cache-dir', cacheDir);
+  if (a.torchPython) args.push('--backend', 'torch', '--python', a.torchPython);
   return args;
 }
 

@@ -17,12 +17,14 @@ import { processAlive, readMetrics, readRunInfo, RunInfo, TrainConfig } from './
 import { train, TrainOptions } from './trainer';
 import { shownStatus } from '../../common/runStatus';
 import { lastActivity, thisMachine } from '../../extension/runs/runProbes';
+import { probePython, TorchOptions, torchLabel, trainTorch } from './torchBackend';
 
 export const TRAIN_USAGE = `Usage:
   vit-lens train DATASET_DIR --model INIT --out RUN_DIR [--mode head|last-k|full] [--last-k 2]
         [--epochs 10] [--batch-size 32] [--lr LR] [--optimizer adamw|sgd] [--image-size 224]
         [--val-split 0.2] [--seed 0] [--checkpoint-every 5m] [--resume]
   vit-lens runs [DIR]                     list runs: status, epoch, best val acc
+  vit-lens torch-check [--python PATH] [--json]   the interpreter --backend torch would use, and what it has
   vit-lens export RUN_DIR --out MODEL_DIR  best checkpoint as a Hugging Face folder
 
 INIT: a Hugging Face folder (config.json + model.safetensors), a Google .npz, a ViT exported to .onnx,
@@ -34,8 +36,14 @@ More training options:
   --label-smoothing E   (0)                      --accumulate N     micro-batches per step (1)
   --augment / --no-augment   random-resized-crop + flip (default: on for full, off otherwise)
   --patch P             patch size for scratch models (16)
-  --backend B           tensorflow-gpu|tensorflow|wasm|cpu (default: the fastest that starts)
+  --backend B           tensorflow-gpu|tensorflow|wasm|cpu (default: the fastest that starts), or torch:
+                        PyTorch DistributedDataParallel under torchrun (see "Training on PyTorch")
   --threads N           wasm: train data-parallel on N threads (default: all cores)
+  --python PATH         (torch) interpreter with PyTorch ≥ 1.13 (default: $VIT_LENS_PYTHON, python3)
+  --nproc N             (torch) processes on this machine (default: one per CUDA device, else 1)
+  --device cuda|cpu     (torch) default cuda when PyTorch sees a GPU (NCCL + mixed precision), else cpu (gloo)
+  --nnodes M --node-rank K --rdzv-endpoint HOST:PORT
+                        (torch) multi-node: one command per node, same --out on a shared folder
   --cache-dir DIR       feature cache (default: $VIT_LENS_CACHE or ~/.cache/vit-lens)
   --checkpoint-every N  within an epoch, checkpoint every N optimizer steps, or every Ns / Nm
                         (default 5m; 0 = at epoch ends only); also allowed with --resume
@@ -70,6 +78,12 @@ const OPTIONS = {
   backend: { type: 'string' },
   threads: { type: 'string' },
   'cache-dir': { type: 'string' },
+  python: { type: 'string' },
+  nproc: { type: 'string' },
+  device: { type: 'string' },
+  nnodes: { type: 'string' },
+  'node-rank': { type: 'string' },
+  'rdzv-endpoint': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
@@ -149,6 +163,7 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
   }
   try {
     if (command === 'runs') return await listRuns(positionals[0] ?? '.', !!o.json);
+    if (command === 'torch-check') return torchCheck(o.python, !!o.json);
     if (command === 'export') {
       if (positionals.length !== 1 || !o.out) throw new TrainUsageError('export needs RUN_DIR and --out MODEL_DIR');
       const { checkpoint } = await exportRun(positionals[0], o.out);
@@ -158,6 +173,9 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
     if (command !== 'train') throw new TrainUsageError(`unknown command "${command}"`);
     if (!o.out) throw new TrainUsageError('train needs --out RUN_DIR');
     const config = o.resume ? ({} as TrainConfig) : configFromArgs(positionals, o);
+    if (o.backend === 'torch' || (o.resume && (await readRunInfo(o.out).catch(() => undefined))?.backend === 'torch')) {
+      return await runTorchTraining(o.out, config, !!o.resume, torchOptions(o), checkpointEvery(o['checkpoint-every']));
+    }
     const threads = num(o.threads, 'threads', 1, 1024, true) ?? os.availableParallelism();
     return await runTraining(o.out, config, !!o.resume, o.backend as BackendName | undefined, o['cache-dir'], checkpointEvery(o['checkpoint-every']), threads);
   } catch (e) {
@@ -174,7 +192,7 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
 async function runTraining(
   out: string, config: TrainConfig, resume: boolean, backend: BackendName | undefined, cacheDir: string | undefined, every: TrainOptions['checkpointEvery'], threads: number,
 ): Promise<number> {
-  if (backend && !['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].includes(backend)) throw new TrainUsageError(`--backend must be tensorflow-gpu, tensorflow, wasm or cpu, got "${backend}"`);
+  if (backend && !['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].includes(backend)) throw new TrainUsageError(`--backend must be tensorflow-gpu, tensorflow, wasm, cpu or torch, got "${backend}"`);
   let stop = false;
   // First signal: finish the current step, checkpoint, exit "stopped". A second one kills as usual.
   const onSignal = (sig: NodeJS.Signals) => {
@@ -194,6 +212,52 @@ async function runTraining(
     threads,
     shouldStop: () => stop,
     log: (l) => process.stderr.write(l + '\n'),
+  });
+  process.stdout.write(`${info.status}: ${out} (epoch ${info.epoch}/${info.totalEpochs}${bestText(info)})\n`);
+  return info.status === 'stopped' ? 130 : 0;
+}
+
+/** What --backend torch would find (the Fine-tune form asks this): exit 0 when it can train, 1 with the reason when not. */
+function torchCheck(python: string | undefined, json: boolean): number {
+  try {
+    const p = probePython(python);
+    process.stdout.write(json ? JSON.stringify({ ...p, label: torchLabel(p) }) + '\n' : `${torchLabel(p)}: ${p.python}, torch ${p.torch}\n`);
+    return 0;
+  } catch (e) {
+    process.stdout.write(json ? JSON.stringify({ error: (e as Error).message }) + '\n' : `${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+/** --backend torch's own flags. */
+function torchOptions(o: Record<string, string | boolean | undefined>): TorchOptions {
+  const s = (k: string) => o[k] as string | undefined;
+  const device = s('device');
+  if (device && !['cuda', 'cpu'].includes(device)) throw new TrainUsageError(`--device must be cuda or cpu, got "${device}"`);
+  const nnodes = num(s('nnodes'), 'nnodes', 1, 100000, true);
+  const endpoint = s('rdzv-endpoint');
+  if (nnodes && nnodes > 1 && !/^[^:]+:\d+$/.test(endpoint ?? '')) throw new TrainUsageError('--nnodes > 1 needs --rdzv-endpoint HOST:PORT (node 0\'s address) and --node-rank K');
+  return {
+    python: s('python'), nproc: num(s('nproc'), 'nproc', 1, 4096, true), device: device as TorchOptions['device'],
+    nnodes, nodeRank: num(s('node-rank'), 'node-rank', 0, 100000, true), masterEndpoint: endpoint,
+  };
+}
+
+async function runTorchTraining(out: string, config: TrainConfig, resume: boolean, torch: TorchOptions, every: TrainOptions['checkpointEvery']): Promise<number> {
+  let request: ((level: 1 | 2) => void) | undefined;
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) process.stderr.write(`\n${sig}: stopping all ranks after the current step (again to abort)\n`);
+    request?.(signals === 1 ? 1 : 2);
+    if (signals > 1) process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const info = await trainTorch({
+    runDir: out, config, resume, torch, checkpointEvery: every,
+    log: (l) => process.stderr.write(l + '\n'),
+    onStopRequest: (r) => { request = r; if (signals) r(1); },
   });
   process.stdout.write(`${info.status}: ${out} (epoch ${info.epoch}/${info.totalEpochs}${bestText(info)})\n`);
   return info.status === 'stopped' ? 130 : 0;

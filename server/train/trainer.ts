@@ -109,7 +109,7 @@ export async function train(opts: TrainOptions): Promise<RunInfo> {
 const BEFORE_RUN_JSON = new Set(['train.log', 'run.lock', '.DS_Store']);
 
 /** --out for a new run: a new or empty folder, never one holding someone else's files (they would be overwritten). */
-async function checkNewRunFolder(runDir: string): Promise<void> {
+export async function checkNewRunFolder(runDir: string): Promise<void> {
   if (await exists(runFile(runDir))) throw new TrainingError(`${runDir}: already holds a run; pass --resume to continue it or choose another --out`);
   let entries: import('fs').Dirent[];
   try {
@@ -133,7 +133,7 @@ async function checkNewRunFolder(runDir: string): Promise<void> {
 }
 
 /** Removes temp files that a killed or failed write left in the run folder (ours only: see removeOrphanTempFiles). */
-async function cleanTempFiles(runDir: string, log: (l: string) => void): Promise<void> {
+export async function cleanTempFiles(runDir: string, log: (l: string) => void): Promise<void> {
   for (const dir of [runDir, path.join(runDir, 'checkpoints'), exportDir(runDir), path.join(exportDir(runDir), 'onnx')]) {
     const removed = await removeOrphanTempFiles(dir).catch(() => []);
     if (removed.length) log(`removed ${removed.length} temp file${removed.length > 1 ? 's' : ''} left by an interrupted write in ${dir}: ${removed.join(', ')}`);
@@ -395,7 +395,7 @@ async function finishRun(run: TrainingRun, opts: TrainOptions, status: RunInfo['
   }
 }
 
-async function folderData(config: TrainConfig): Promise<TrainData> {
+export async function folderData(config: TrainConfig): Promise<TrainData> {
   const ds = await scanDataset(config.dataset, { valSplit: config.valSplit, seed: config.seed });
   // The preprocessing of the initial model (mean/std) is kept; the size follows the training size.
   let pre = defaultPreprocess();

@@ -140,6 +140,7 @@ test('answers → vit-lens train arguments', () => {
   assert.deepEqual(trainArgs('/data/ds', '/runs/r', a), ['train', '/data/ds', '--out', '/runs/r', '--model', '/m/vit', '--mode', 'head', '--epochs', '10', '--batch-size', '32', '--optimizer', 'adamw', '--val-split', '0.2', '--seed', '0']);
   const b = { ...a, mode: 'last-k' as const, lastK: 3, lr: 5e-4, imageSize: 384, augment: false, labelSmoothing: 0.1, weightDecay: 0.01, optimizer: 'sgd' as const };
   assert.deepEqual(trainArgs('/d', '/r', b, '/cache'), ['train', '/d', '--out', '/r', '--model', '/m/vit', '--mode', 'last-k', '--epochs', '10', '--last-k', '3', '--lr', '0.0005', '--image-size', '384', '--batch-size', '32', '--optimizer', 'sgd', '--val-split', '0.2', '--seed', '0', '--no-augment', '--label-smoothing', '0.1', '--weight-decay', '0.01', '--cache-dir', '/cache']);
+  assert.deepEqual(trainArgs('/d', '/r', { ...a, torchPython: '/usr/bin/python3' }).slice(-4), ['--backend', 'torch', '--python', '/usr/bin/python3']);
   assert.deepEqual(resumeArgs('/r'), ['train', '--out', '/r', '--resume']);
   // The editor keeps one core: a run started or resumed from it trains on the others.
   assert.deepEqual(trainArgs('/d', '/r', { ...a, threads: 3 }).slice(-2), ['--threads', '3']);

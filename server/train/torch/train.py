@@ -1,0 +1,604 @@
+"""ViT Lens trainer on PyTorch: one ViT fine-tuning run, data-parallel under torchrun.
+
+    python -m torch.distributed.run --nproc_per_node N train.py RUN_DIR/torch/job.json
+
+The TypeScript launcher (server/train/torchBackend.ts) prepares everything this file needs in
+RUN_DIR/torch/: job.json (config, architecture, classes, schedule), init.safetensors (initial
+weights, our canonical names), train.u8 / val.u8 (decoded, resized HWC uint8 images, the same
+pixels the TF.js trainer sees). This file writes the run folder like the TF.js trainer does:
+metrics.jsonl, checkpoints/{latest,best}.safetensors (weights + optimizer state + loop position),
+report.json's held-out predictions, run.json's progress; the launcher exports the model at the end.
+
+Same arithmetic as server/train/trainer.ts: the shuffle and crop boxes come from the same seeded
+generator (rng.ts), the loss is the mean over each optimizer step's images, weight decay applies to
+matrices only, clipping and schedule as clip_grad_norm_ and linear warmup + cosine.
+
+Depends only on torch (1.13 or later). No pickle: tensors are read and written as safetensors here.
+"""
+import json
+import math
+import os
+import signal
+import struct
+import sys
+import time
+import traceback
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+# ---------------------------------------------------------------- safetensors (JSON header + raw bytes)
+
+DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64, "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", {}) or {}
+    body = memoryview(data)[8 + n:]
+    out = {}
+    for name, e in header.items():
+        a, b = e["data_offsets"]
+        raw = bytearray(body[a:b])
+        t = torch.frombuffer(raw, dtype=DTYPES[e["dtype"]]) if b > a else torch.empty(0, dtype=DTYPES[e["dtype"]])
+        out[name] = t.reshape(e["shape"]).float()
+    return out, meta
+
+
+def temp_path(path):
+    """Our temp-file pattern (server/util/atomicFile.ts): hidden, beside the target, naming its writer's pid."""
+    return os.path.join(os.path.dirname(path), ".%s.%d.%x.tmp" % (os.path.basename(path), os.getpid(), time.time_ns() & 0xFFFFFFFF))
+
+
+def write_atomic(path, data):
+    tmp = temp_path(path)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_safetensors(path, tensors, metadata):
+    header, offset, blobs = {"__metadata__": metadata}, 0, []
+    for name, t in tensors.items():
+        b = t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
+        offset += len(b)
+        blobs.append(b)
+    js = json.dumps(header, separators=(",", ":")).encode()
+    js += b" " * ((8 - len(js) % 8) % 8)
+    write_atomic(path, struct.pack("<Q", len(js)) + js + b"".join(blobs))
+
+
+# ---------------------------------------------------------------- seeded randomness (server/train/rng.ts)
+
+M32 = 0xFFFFFFFF
+
+
+def imul(a, b):
+    return (a * b) & M32
+
+
+def mulberry32(seed):
+    state = [seed & M32]
+
+    def rnd():
+        state[0] = (state[0] + 0x6D2B79F5) & M32
+        t = state[0]
+        t = imul(t ^ (t >> 15), t | 1)
+        t ^= (t + imul(t ^ (t >> 7), t | 61)) & M32
+        return ((t ^ (t >> 14)) & M32) / 4294967296
+
+    return rnd
+
+
+def mix_seed(*parts):
+    h = 0x811C9DC5
+    for p in parts:
+        v = p & M32
+        for _ in range(4):
+            h = imul(h ^ (v & 0xFF), 0x01000193)
+            v >>= 8
+    h ^= h >> 16
+    h = imul(h, 0x85EBCA6B)
+    h ^= h >> 13
+    return h & M32
+
+
+def shuffled(n, rnd):
+    a = list(range(n))
+    for i in range(n - 1, 0, -1):
+        j = math.floor(rnd() * (i + 1))
+        a[i], a[j] = a[j], a[i]
+    return a
+
+
+PURPOSE_SHUFFLE, PURPOSE_AUGMENT = 3, 4
+
+
+def learning_rate(step, base, warmup, total):
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * base * (1 + math.cos(math.pi * progress))
+
+
+# ---------------------------------------------------------------- the model (server/train/vitModel.ts)
+
+
+def layer_names(i):
+    p = "vit.encoder.layer.%d." % i
+    return {k: p + v for k, v in dict(
+        n1w="layernorm_before.weight", n1b="layernorm_before.bias", qw="attention.attention.query.weight", qb="attention.attention.query.bias",
+        kw="attention.attention.key.weight", kb="attention.attention.key.bias", vw="attention.attention.value.weight", vb="attention.attention.value.bias",
+        pw="attention.output.dense.weight", pb="attention.output.dense.bias", n2w="layernorm_after.weight", n2b="layernorm_after.bias",
+        f1w="intermediate.dense.weight", f1b="intermediate.dense.bias", f2w="output.dense.weight", f2b="output.dense.bias").items()}
+
+
+def trainable_names(arch, mode, last_k, names):
+    head = [n for n in ("pre_logits.dense.weight", "pre_logits.dense.bias") if n in names] + ["classifier.weight", "classifier.bias"]
+    if mode == "head":
+        return head
+    first = 0 if mode == "full" else arch["numLayers"] - last_k
+    out = [n for n in names if n.startswith("vit.embeddings.")] if mode == "full" else []
+    for i in range(first, arch["numLayers"]):
+        out += [n for n in layer_names(i).values() if n in names]
+    return out + ["vit.layernorm.weight", "vit.layernorm.bias"] + head
+
+
+class ViT(torch.nn.Module):
+    """Parameters keyed by our canonical (Hugging Face) names; the forward pass as plain functions over them."""
+
+    def __init__(self, arch, weights):
+        super().__init__()
+        self.arch = arch
+        self.names = list(weights)
+        self.params = torch.nn.ParameterList([torch.nn.Parameter(weights[n].clone()) for n in self.names])
+        self.index = {n: i for i, n in enumerate(self.names)}
+
+    def p(self, name):
+        return self.params[self.index[name]] if name in self.index else None
+
+    def embed(self, x):
+        a = self.arch
+        t = F.conv2d(x, self.p("vit.embeddings.patch_embeddings.projection.weight"), self.p("vit.embeddings.patch_embeddings.projection.bias"), stride=a["patchSize"])
+        t = t.flatten(2).transpose(1, 2)
+        cls = self.p("vit.embeddings.cls_token").expand(x.shape[0], -1, -1)
+        return torch.cat([cls, t], 1) + self.p("vit.embeddings.position_embeddings")
+
+    def block(self, i, x):
+        a, l = self.arch, layer_names(i)
+        n, t, d = x.shape
+        heads = a["numHeads"]
+        dh = d // heads
+        h = F.layer_norm(x, (d,), self.p(l["n1w"]), self.p(l["n1b"]), a["layerNormEps"])
+        split = lambda y: y.reshape(n, t, heads, dh).transpose(1, 2)
+        q, k, v = (split(F.linear(h, self.p(l[w]), self.p(l[b]))) for w, b in (("qw", "qb"), ("kw", "kb"), ("vw", "vb")))
+        attn = torch.softmax(q @ k.transpose(-1, -2) * (1 / math.sqrt(dh)), -1)
+        ctx = (attn @ v).transpose(1, 2).reshape(n, t, d)
+        x = x + F.linear(ctx, self.p(l["pw"]), self.p(l["pb"]))
+        h = F.layer_norm(x, (d,), self.p(l["n2w"]), self.p(l["n2b"]), a["layerNormEps"])
+        return x + F.linear(F.gelu(F.linear(h, self.p(l["f1w"]), self.p(l["f1b"]))), self.p(l["f2w"]), self.p(l["f2b"]))
+
+    def tokens_before(self, x, to_block):
+        x = self.embed(x)
+        for i in range(to_block):
+            x = self.block(i, x)
+        return x
+
+    def features(self, tokens):
+        return F.layer_norm(tokens[:, 0], (tokens.shape[-1],), self.p("vit.layernorm.weight"), self.p("vit.layernorm.bias"), self.arch["layerNormEps"])
+
+    def head(self, f):
+        if "pre_logits.dense.weight" in self.index:
+            f = torch.tanh(F.linear(f, self.p("pre_logits.dense.weight"), self.p("pre_logits.dense.bias")))
+        return F.linear(f, self.p("classifier.weight"), self.p("classifier.bias"))
+
+    def forward(self, x, kind="pixels", from_block=0):
+        """Logits from pixels, from tokens entering block `from_block`, or from final [CLS] features."""
+        if kind == "features":
+            return self.head(x)
+        if kind == "pixels":
+            x = self.embed(x)
+        for i in range(from_block, self.arch["numLayers"]):
+            x = self.block(i, x)
+        return self.head(self.features(x))
+
+    def weights(self):
+        return {n: self.params[i].detach() for i, n in enumerate(self.names)}
+
+
+# ---------------------------------------------------------------- data (uint8 HWC images from the launcher)
+
+
+class Images:
+    """N decoded images, resized to the model's input, as the launcher wrote them (memory-mapped)."""
+
+    def __init__(self, path, n, h, w, pre):
+        self.n, self.h, self.w = n, h, w
+        self.u8 = torch.from_file(path, shared=False, size=n * h * w * 3, dtype=torch.uint8).reshape(n, h, w, 3) if n else None
+        scale = pre["rescaleFactor"] if pre["doRescale"] else 1.0
+        mean = pre["mean"] if pre["doNormalize"] else [0.0, 0.0, 0.0]
+        inv_std = [1 / s for s in pre["std"]] if pre["doNormalize"] else [1.0, 1.0, 1.0]
+        self.scale = scale
+        self.mean = torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)
+        self.inv_std = torch.tensor(inv_std, dtype=torch.float64).view(1, 3, 1, 1)
+
+    def normalise(self, u8_nhwc):
+        # (v·scale − mean)·(1/std) in float64, then float32: server/preprocess.ts's toPixelValues exactly.
+        x = u8_nhwc.permute(0, 3, 1, 2).double()
+        return ((x * self.scale - self.mean) * self.inv_std).float()
+
+    def batch(self, idx, augment=None):
+        if augment is None or not idx:
+            return self.normalise(self.u8[idx])
+        return torch.cat([self.normalise(self.augmented(i, augment(k))) for k, i in enumerate(idx)])
+
+    def augmented(self, i, rnd):
+        """Random-resized-crop (the trainer's box rule, imageLoader.ts) of the resized image, bilinear back to size, then a coin-flip mirror."""
+        img = self.u8[i]
+        left, top, w, h = crop_box(self.w, self.h, rnd)
+        crop = img[top:top + h, left:left + w].permute(2, 0, 1).unsqueeze(0).float()
+        out = F.interpolate(crop, size=(self.h, self.w), mode="bilinear", align_corners=False).round().clamp(0, 255).to(torch.uint8)
+        if rnd() < 0.5:
+            out = out.flip(-1)
+        return out.permute(0, 2, 3, 1)
+
+
+def crop_box(width, height, rnd, scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3)):
+    area = width * height
+    lr0, lr1 = math.log(ratio[0]), math.log(ratio[1])
+    for _ in range(10):
+        target = area * (scale[0] + rnd() * (scale[1] - scale[0]))
+        r = math.exp(lr0 + rnd() * (lr1 - lr0))
+        w, h = round(math.sqrt(target * r)), round(math.sqrt(target / r))
+        if 0 < w <= width and 0 < h <= height:
+            return math.floor(rnd() * (width - w + 1)), math.floor(rnd() * (height - h + 1)), w, h
+    s = min(width, height)
+    return (width - s) // 2, (height - s) // 2, s, s
+
+
+# ---------------------------------------------------------------- run-folder files (server/train/runFiles.ts)
+
+
+def read_json(path, default=None):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def write_json(path, value, indent=None):
+    write_atomic(path, (json.dumps(value, indent=indent) + "\n").encode())
+
+
+def now_iso():
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
+
+
+def save_checkpoint(path, model, optimizer, loop, trainable, cfg):
+    tensors = dict(model.weights())
+    if optimizer is not None:
+        for name in trainable:
+            st = optimizer.state.get(model.p(name), {})
+            slots = [st.get("exp_avg"), st.get("exp_avg_sq")] if cfg["optimizer"] == "adamw" else [st.get("momentum_buffer")]
+            for i, s in enumerate(slots):
+                if s is not None:
+                    tensors["optim.%d.%s" % (i, name)] = s
+    write_safetensors(path, tensors, {"vit_lens.loop_state": json.dumps(loop), "format": "pt"})
+
+
+def restore_optimizer(optimizer, model, tensors, step, cfg):
+    for name, t in tensors.items():
+        if not name.startswith("optim."):
+            continue
+        slot, pname = name.split(".", 2)[1:]
+        p = model.p(pname)
+        st = optimizer.state[p]
+        key = ("exp_avg", "exp_avg_sq")[int(slot)] if cfg["optimizer"] == "adamw" else "momentum_buffer"
+        st[key] = t.to(p.device)
+        if cfg["optimizer"] == "adamw":
+            st["step"] = torch.tensor(float(step))
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def main(job_path):
+    job = read_json(job_path)
+    run_dir, tdir = job["runDir"], os.path.dirname(job_path)
+    cfg, arch = job["config"], job["arch"]
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    cuda = job["device"] == "cuda"
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    if world > 1:
+        dist.init_process_group("nccl" if cuda else "gloo")
+    torch.manual_seed(cfg["seed"])
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if rank == 0 else (lambda line: None)
+
+    # Stop requests: a signal to any rank, the launcher's stop file, or the launcher gone (kill -9) —
+    # all ranks learn it in the same step's all-reduce and stop together after that step.
+    stop_local = [False]
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop_local.__setitem__(0, True))
+    stop_file = os.path.join(tdir, "stop")
+
+    launcher = int(os.environ.get("VIT_LENS_LAUNCHER_PID", "0"))
+
+    def stop_wanted():
+        """This rank's view: a signal, the stop file (rank 0 reads it), or its node's launcher gone."""
+        if stop_local[0] or (rank == 0 and os.path.exists(stop_file)):
+            return True
+        try:
+            if launcher:
+                os.kill(launcher, 0)
+            return False
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+
+    weights, _ = read_safetensors(os.path.join(tdir, "init.safetensors"))
+    model = ViT(arch, weights).to(device)
+    trainable = trainable_names(arch, cfg["mode"], cfg["lastK"], model.names)
+    for i, n in enumerate(model.names):
+        model.params[i].requires_grad_(n in trainable)
+    decay = [model.p(n) for n in trainable if model.p(n).dim() >= 2 and n.endswith(".weight")]
+    no_decay = [model.p(n) for n in trainable if not (model.p(n).dim() >= 2 and n.endswith(".weight"))]
+    groups = [{"params": decay, "weight_decay": cfg["weightDecay"]}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg["optimizer"] == "adamw":
+        optimizer = torch.optim.AdamW(groups, lr=cfg["lr"], betas=(0.9, 0.999), eps=1e-8)
+    else:
+        optimizer = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"])
+
+    loop = dict(epoch=0, batchInEpoch=0, step=0, bestValAcc=-1, bestEpoch=-1, epochLossSum=0, epochCorrect=0, epochSeen=0)
+    latest = os.path.join(run_dir, "checkpoints", "latest.safetensors")
+    if job.get("resume") and os.path.exists(latest):
+        tensors, meta = read_safetensors(latest)
+        with torch.no_grad():
+            for n in model.names:
+                if n in tensors:
+                    model.p(n).copy_(tensors[n].to(device))
+        loop = json.loads(meta["vit_lens.loop_state"])
+        restore_optimizer(optimizer, model, tensors, loop["step"], cfg)
+        log("resuming at epoch %d, step %d" % (loop["epoch"] + 1, loop["step"]))
+
+    h, w = arch["imageSize"]
+    train = Images(os.path.join(tdir, "train.u8"), len(job["trainLabels"]), h, w, job["preprocess"])
+    val = Images(os.path.join(tdir, "val.u8"), len(job["valLabels"]), h, w, job["preprocess"])
+    train_labels = torch.tensor(job["trainLabels"], dtype=torch.int64)
+    val_labels = torch.tensor(job["valLabels"], dtype=torch.int64)
+    from_block = arch["numLayers"] - cfg["lastK"] if cfg["mode"] == "last-k" else 0
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if cuda else None)
+
+    # AMP on CUDA: bfloat16 where the card has it (no loss scaling), else float16 with a GradScaler.
+    amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda and job.get("amp", True) else None
+    scaler = torch.cuda.amp.GradScaler() if amp_dtype == torch.float16 else None
+
+    def autocast():
+        return torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else torch.autocast("cpu", enabled=False)
+
+    def frozen_input(x):
+        """What the trainable part sees: pixels (full), tokens after block L−k (last-k), [CLS] features (head)."""
+        if cfg["mode"] == "full":
+            return x, "pixels"
+        with torch.no_grad(), autocast():
+            if cfg["mode"] == "head":
+                return model.features(model.tokens_before(x, arch["numLayers"])).float(), "features"
+            return model.tokens_before(x, from_block).float(), "tokens"
+
+    # Head mode without augmentation: the frozen backbone runs once per image (the TF.js trainer caches these features on disk).
+    cached = None
+    if cfg["mode"] == "head" and not cfg["augment"]:
+        bs = cfg["batchSize"]
+        cached = torch.cat([frozen_input(train.batch(list(range(i, min(i + bs, train.n)))).to(device))[0] for i in range(0, train.n, bs)])
+
+    def train_input(idx, epoch, micro):
+        if cached is not None:
+            return cached[idx], "features"
+        aug = (lambda k: mulberry32(mix_seed(cfg["seed"], PURPOSE_AUGMENT, epoch, micro * 1_000_003 + k))) if cfg["augment"] else None
+        return frozen_input(train.batch(idx, aug).to(device))
+
+    def evaluate():
+        model.eval()
+        K = arch["numClasses"]
+        confusion = [[0] * K for _ in range(K)]
+        preds, loss_sum = [], 0.0
+        with torch.no_grad():
+            for i in range(0, val.n, cfg["batchSize"]):
+                idx = list(range(i, min(i + cfg["batchSize"], val.n)))
+                x, kind = frozen_input(val.batch(idx).to(device))
+                with autocast():
+                    z = model(x, kind, from_block).float()
+                y = val_labels[idx].to(device)
+                loss_sum += F.cross_entropy(z, y, reduction="sum").item()
+                probs = torch.softmax(z, -1).cpu()
+                for j, k in enumerate(idx):
+                    p = probs[j].tolist()
+                    best = max(range(K), key=lambda c: (p[c], -c))
+                    confusion[job["valLabels"][k]][best] += 1
+                    preds.append(dict(file=job["valFiles"][k], label=job["valLabels"][k], predicted=best, probabilities=[round(v * 1e6) / 1e6 for v in p]))
+        model.train()
+        correct = sum(confusion[k][k] for k in range(K))
+        per_class = [(row[k] / sum(row)) if sum(row) else None for k, row in enumerate(confusion)]
+        return dict(loss=loss_sum / val.n, acc=correct / val.n, perClassAcc=per_class, confusion=confusion, predictions=preds)
+
+    def update_run_json(**fields):
+        info = read_json(os.path.join(run_dir, "run.json"))
+        info.update(fields)
+        info["updatedAt"] = now_iso()
+        write_json(os.path.join(run_dir, "run.json"), info, indent=2)
+
+    def best_fields():
+        if loop["bestEpoch"] < 0:
+            return {}
+        key = "bestValAcc" if val.n else "bestTrainAcc"
+        return {key: loop["bestValAcc"], "bestEpoch": loop["bestEpoch"]}
+
+    def append_metrics(m):
+        with open(os.path.join(run_dir, "metrics.jsonl"), "a") as f:
+            f.write(json.dumps(m) + "\n")
+
+    bs, acc_n = cfg["batchSize"], cfg["accumulate"]
+    micro_per_epoch = math.ceil(train.n / bs)
+    total_steps = job["totalSteps"]
+    every = job.get("checkpointEvery") or {"seconds": 300}
+    last_checkpoint = time.time()
+    model.train()
+    log("training %d images (%d validation) on %d process%s (%s), mode %s, %d steps" % (train.n, val.n, world, "es" if world > 1 else "", "cuda" if cuda else "cpu", cfg["mode"], total_steps))
+    stopped = False
+    for epoch in range(loop["epoch"], cfg["epochs"]):
+        epoch_start = time.time()
+        order = shuffled(train.n, mulberry32(mix_seed(cfg["seed"], PURPOSE_SHUFFLE, epoch)))
+        while loop["batchInEpoch"] < micro_per_epoch:
+            step_start = time.time()
+            lr = learning_rate(loop["step"], cfg["lr"], cfg["warmupSteps"], total_steps)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            micro = min(acc_n, micro_per_epoch - loop["batchInEpoch"])
+            first = loop["batchInEpoch"]
+            step_images = sum(len(order[b * bs:(b + 1) * bs]) for b in range(first, first + micro))
+            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+            correct = torch.zeros((), dtype=torch.float64, device=device)
+            for m in range(micro):
+                b = first + m
+                batch = order[b * bs:(b + 1) * bs]
+                # This rank's share of the micro-batch; its summed loss × world / step images makes DDP's
+                # gradient average the gradient of the mean loss over all the step's images.
+                mine = [batch[i] for i in torch.tensor_split(torch.arange(len(batch)), world)[rank].tolist()]
+                x, kind = train_input(mine, epoch, b)
+                y = train_labels[mine].to(device)
+                sync = m == micro - 1 or world == 1
+                ctx = net.no_sync() if not sync else _nullcontext()
+                with ctx:
+                    with autocast():
+                        z = net(x, kind, from_block)
+                    loss = F.cross_entropy(z.float(), y, reduction="sum", label_smoothing=cfg["labelSmoothing"])
+                    scaled = loss * (world / step_images)
+                    (scaler.scale(scaled) if scaler else scaled).backward()
+                loss_sum += loss.detach().double()
+                correct += (z.detach().argmax(1) == y).sum().double()
+            loop["batchInEpoch"] += micro
+            if scaler:
+                scaler.unscale_(optimizer)
+            params = [model.p(n) for n in trainable]
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg["clipNorm"] if cfg["clipNorm"] > 0 else float("inf"))
+            stats = torch.stack([loss_sum, correct, torch.tensor(1.0 if stop_wanted() else 0.0, dtype=torch.float64, device=device)])
+            if world > 1:
+                dist.all_reduce(stats)
+            step_loss = stats[0].item() / step_images
+            if not math.isfinite(step_loss):
+                raise RuntimeError("loss became %s at epoch %d, step %d (lr %.3e); stopped instead of training on garbage — try a lower --lr" % (step_loss, epoch + 1, loop["step"] + 1, lr))
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            loop["step"] += 1
+            loop["epochLossSum"] += step_loss * step_images
+            loop["epochCorrect"] += int(stats[1].item())
+            loop["epochSeen"] += step_images
+            stop = stats[2].item() > 0
+            if rank == 0:
+                ips = step_images / max(1e-3, time.time() - step_start)
+                if loop["step"] % job.get("logEvery", 10) == 0 or loop["batchInEpoch"] == micro_per_epoch:
+                    append_metrics(dict(type="step", epoch=epoch, step=loop["step"], loss=step_loss, lr=lr, gradNorm=float(grad_norm), imagesPerSec=ips, time=now_iso()))
+                    log("epoch %d/%d step %d/%d loss %.4f lr %.2e %.1f img/s" % (epoch + 1, cfg["epochs"], loop["step"], total_steps, step_loss, lr, ips))
+                due = loop["step"] % every["steps"] == 0 if "steps" in every and every["steps"] > 0 else ("seconds" in every and every["seconds"] > 0 and time.time() - last_checkpoint >= every["seconds"])
+                if loop["batchInEpoch"] < micro_per_epoch and (due or stop):
+                    save_checkpoint(latest, model, optimizer, loop, trainable, cfg)
+                    last_checkpoint = time.time()
+                    update_run_json(step=loop["step"], epoch=epoch)
+                    log("checkpoint at epoch %d, step %d" % (epoch + 1, loop["step"]))
+            if stop and loop["batchInEpoch"] < micro_per_epoch:
+                log("stopped at epoch %d, step %d; resume with --resume" % (epoch + 1, loop["step"]))
+                stopped = True
+                break
+        if stopped:
+            break
+        # End of epoch: validate, checkpoint, record (rank 0; the others wait at the barrier).
+        if rank == 0:
+            ev = evaluate() if val.n else None
+            train_loss = loop["epochLossSum"] / loop["epochSeen"] if loop["epochSeen"] else float("nan")
+            train_acc = loop["epochCorrect"] / loop["epochSeen"] if loop["epochSeen"] else 0.0
+            score = ev["acc"] if ev else train_acc
+            if score > loop["bestValAcc"]:
+                loop["bestValAcc"], loop["bestEpoch"] = score, epoch
+                save_checkpoint(os.path.join(run_dir, "checkpoints", "best.safetensors"), model, None, loop, trainable, cfg)
+                report = read_json(os.path.join(run_dir, "report.json"), {"skipped": [], "warnings": [], "heldOut": []})
+                report["bestEpoch"], report["heldOut"] = epoch, ev["predictions"] if ev else []
+                write_json(os.path.join(run_dir, "report.json"), report)
+            m = dict(type="epoch", epoch=epoch, step=loop["step"], trainLoss=train_loss, trainAcc=train_acc)
+            if ev:
+                m.update(valLoss=ev["loss"], valAcc=ev["acc"], perClassAcc=ev["perClassAcc"], confusion=ev["confusion"])
+            m.update(seconds=time.time() - epoch_start, time=now_iso())
+            append_metrics(m)
+            log("epoch %d/%d: train loss %.4f acc %.2f%%%s" % (epoch + 1, cfg["epochs"], train_loss, train_acc * 100, ", val loss %.4f acc %.2f%%" % (ev["loss"], ev["acc"] * 100) if ev else ""))
+        loop.update(epoch=epoch + 1, batchInEpoch=0, epochLossSum=0, epochCorrect=0, epochSeen=0)
+        if rank == 0:
+            save_checkpoint(latest, model, optimizer, loop, trainable, cfg)
+            last_checkpoint = time.time()
+            update_run_json(epoch=epoch + 1, step=loop["step"], **best_fields())
+        if world > 1:
+            dist.barrier()
+        flag = torch.tensor([1.0 if stop_wanted() else 0.0], device=device)
+        if world > 1:
+            dist.all_reduce(flag)
+        if flag.item() > 0 and epoch + 1 < cfg["epochs"]:
+            stopped = True
+            break
+    if rank == 0:
+        write_json(os.path.join(tdir, "outcome.json"), {"status": "stopped" if stopped else "finished", "epoch": loop["epoch"], "step": loop["step"]})
+    if world > 1:
+        dist.destroy_process_group()
+
+
+class _Tee:
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, s):
+        for f in self.streams:
+            f.write(s)
+        return len(s)
+
+    def flush(self):
+        for f in self.streams:
+            f.flush()
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+if __name__ == "__main__":
+    # Each rank's stderr also goes to RUN_DIR/torch/rank<N>.log, so the launcher can name a failed rank and show its last lines.
+    job_file = sys.argv[1]
+    r = int(os.environ.get("RANK", 0))
+    log_file = open(os.path.join(os.path.dirname(job_file), "rank%d.log" % r), "a")
+    sys.stderr = _Tee(sys.__stderr__, log_file)
+    try:
+        main(job_file)
+    except BaseException:
+        text = traceback.format_exc()
+        with open(os.path.join(os.path.dirname(job_file), "rank%d.failed" % r), "w") as f:
+            f.write(text)
+        sys.stderr.write(text)
+        sys.exit(1)
