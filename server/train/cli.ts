@@ -8,7 +8,7 @@
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { parseArgs, ParseArgsConfig } from 'util';
-import type { BackendName } from './backend';
+import { BACKEND_NAMES, BackendName, formatListing, listBackends } from './backend';
 import { exportRun } from './exportModel';
 import { OPTIMIZER_DEFAULTS } from './optimizer';
 import { processAlive, readMetrics, readRunInfo, RunInfo, TrainConfig } from './runFiles';
@@ -18,7 +18,8 @@ import { lastActivity, shownStatus } from '../../extension/runs/runStatus';
 export const TRAIN_USAGE = `Usage:
   vit-lens train DATASET_DIR --model INIT --out RUN_DIR [--mode head|last-k|full] [--last-k 2]
         [--epochs 10] [--batch-size 32] [--lr LR] [--optimizer adamw|sgd] [--image-size 224]
-        [--val-split 0.2] [--seed 0] [--checkpoint-every 5m] [--resume]
+        [--val-split 0.2] [--seed 0] [--checkpoint-every 5m] [--backend auto] [--resume]
+  vit-lens train --list-backends [--json]  what each backend would run on, and what auto picks
   vit-lens runs [DIR]                     list runs: status, epoch, best val acc
   vit-lens export RUN_DIR --out MODEL_DIR  best checkpoint as a Hugging Face folder
 
@@ -31,7 +32,9 @@ More training options:
   --label-smoothing E   (0)                      --accumulate N     micro-batches per step (1)
   --augment / --no-augment   random-resized-crop + flip (default: on for full, off otherwise)
   --patch P             patch size for scratch models (16)
-  --backend B           tensorflow-gpu|tensorflow|wasm|cpu (default: the fastest that starts)
+  --backend B           auto|tensorflow-gpu|webgpu|tensorflow|wasm|cpu (default auto: the first
+                        that starts in that order; webgpu only on a hardware adapter, a software
+                        one such as lavapipe only when named)
   --cache-dir DIR       feature cache (default: $VIT_LENS_CACHE or ~/.cache/vit-lens)
   --checkpoint-every N  within an epoch, checkpoint every N optimizer steps, or every Ns / Nm
                         (default 5m; 0 = at epoch ends only); also allowed with --resume
@@ -64,6 +67,7 @@ const OPTIONS = {
   resume: { type: 'boolean' },
   'checkpoint-every': { type: 'string' },
   backend: { type: 'string' },
+  'list-backends': { type: 'boolean' },
   'cache-dir': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -157,9 +161,14 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
       return 0;
     }
     if (command !== 'train') throw new TrainUsageError(`unknown command "${command}"`);
+    if (o['list-backends']) {
+      const listing = await listBackends();
+      process.stdout.write(o.json ? JSON.stringify(listing) + '\n' : formatListing(listing));
+      return 0;
+    }
     if (!o.out) throw new TrainUsageError('train needs --out RUN_DIR');
     const config = o.resume ? ({} as TrainConfig) : configFromArgs(positionals, o);
-    return await runTraining(o.out, config, !!o.resume, o.backend as BackendName | undefined, o['cache-dir'], checkpointEvery(o['checkpoint-every']));
+    return await runTraining(o.out, config, !!o.resume, backendOption(o.backend), o['cache-dir'], checkpointEvery(o['checkpoint-every']));
   } catch (e) {
     if (e instanceof TrainUsageError) {
       process.stderr.write(`vit-lens ${command}: ${e.message}\n\n${TRAIN_USAGE}`);
@@ -171,8 +180,14 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
   }
 }
 
+/** --backend: undefined for auto. */
+function backendOption(v: string | undefined): BackendName | undefined {
+  if (v === undefined || v === 'auto') return undefined;
+  if (!(BACKEND_NAMES as readonly string[]).includes(v)) throw new TrainUsageError(`--backend must be auto, ${BACKEND_NAMES.join(', ')}, got "${v}"`);
+  return v as BackendName;
+}
+
 async function runTraining(out: string, config: TrainConfig, resume: boolean, backend: BackendName | undefined, cacheDir: string | undefined, every: TrainOptions['checkpointEvery']): Promise<number> {
-  if (backend && !['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].includes(backend)) throw new TrainUsageError(`--backend must be tensorflow-gpu, tensorflow, wasm or cpu, got "${backend}"`);
   let stop = false;
   // First signal: finish the current step, checkpoint, exit "stopped". A second one kills as usual.
   const onSignal = (sig: NodeJS.Signals) => {

@@ -317,7 +317,7 @@ async function trainLocked(opts: TrainOptions, log: (line: string) => void): Pro
           next = loop.batchInEpoch < microPerEpoch ? batchAt(loop.batchInEpoch) : undefined;
           if (!batch.kept.length) continue;
           const labels = Int32Array.from(batch.kept.map((s) => s.label));
-          const r = lossAndGrads(params, arch, [...trainable], batch.input, labels, config.labelSmoothing);
+          const r = await lossAndGrads(params, arch, [...trainable], batch.input, labels, config.labelSmoothing);
           batch.input.x.dispose();
           if (!Number.isFinite(r.loss)) {
             for (const g of r.grads.values()) g.dispose();
@@ -336,7 +336,7 @@ async function trainLocked(opts: TrainOptions, log: (line: string) => void): Pro
           if (parts.length > 1) for (const g of part.grads.values()) g.dispose();
         }
         if (accumulated) {
-          const { norm: gradNorm, scale } = clipGradients(accumulated, config.clipNorm);
+          const { norm: gradNorm, scale } = await clipGradients(accumulated, config.clipNorm);
           optimizer.apply(params, accumulated, lr, scale);
           for (const g of accumulated.values()) g.dispose();
           loop.step++;
@@ -518,7 +518,12 @@ async function prepareInputs(
       produce = async (pixels, n) => (await s.fetch(pixels, [n, C, H, Wd], [hidden]))[hidden].data as Float32Array;
       producer = 'onnxruntime';
     } else {
-      produce = async (pixels, n) => tf.tidy(() => tokensBefore(params, arch, tf.tensor4d(pixels, [n, C, H, Wd]), fromBlock).dataSync() as Float32Array);
+      produce = async (pixels, n) => {
+        const tokens = tf.tidy(() => tokensBefore(params, arch, tf.tensor4d(pixels, [n, C, H, Wd]), fromBlock));
+        const out = (await tokens.data()) as Float32Array;
+        tokens.dispose();
+        return out;
+      };
       producer = 'tfjs';
     }
     log(`frozen backbone: embeddings${fromBlock ? ` and blocks 1–${fromBlock} of ${arch.numLayers}` : ''} on ${session ? `ONNX Runtime (${session.provider})` : `TF.js (${backendName})`}`);

@@ -47,8 +47,8 @@ async function run(name: OptimizerName): Promise<{ losses: number[]; final: Map<
     const b = step % meta.num_batches;
     const x = tf.tensor4d(xs.data.subarray(b * per, (b + 1) * per), [meta.batch, a.channels, a.image, a.image]);
     const y = Int32Array.from(ys.data.subarray(b * meta.batch, (b + 1) * meta.batch));
-    const r = lossAndGrads(params, arch, trainable, { kind: 'pixels', x }, y, meta.common.smoothing);
-    const { scale } = clipGradients(r.grads, meta.common.clip);
+    const r = await lossAndGrads(params, arch, trainable, { kind: 'pixels', x }, y, meta.common.smoothing);
+    const { scale } = await clipGradients(r.grads, meta.common.clip);
     opt.apply(params, r.grads, learningRate(step, cfg.lr, meta.common.warmup, meta.common.total), scale);
     for (const g of r.grads.values()) g.dispose();
     x.dispose();
