@@ -15,6 +15,7 @@ import * as tf from '../tfjs';
 import { dawnGpu, gpuDeviceNodesExist, probeWebGpuAdapter, WebGpuAdapter } from '../webgpuAdapter';
 import { fusedKernelVariant, loadFusedKernels } from './fused/kernels';
 import { registerWasmTrainingKernels } from './wasmKernels';
+import { registerWebGpuTrainingKernels } from './webgpuKernels';
 
 export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
 /** The `auto` order, fastest first. */
@@ -97,11 +98,12 @@ async function startWebGpu(forced: boolean): Promise<{ device: string; notes: st
   await import('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu'))) throw new Error('the TF.js WebGPU backend failed to initialise');
   await tf.ready();
+  registerWebGpuTrainingKernels();
   return {
     device: webGpuDevice(adapter),
     notes: [
       `webgpu: adapter ${adapter.name}, vendor "${adapter.vendor}", architecture "${adapter.architecture}"${adapter.software ? ' (software, forced by --backend webgpu)' : ''}`,
-      "webgpu: TF.js's own WebGPU kernels (the fused kernels are wasm-only)",
+      "webgpu: TF.js's own WebGPU kernels (the fused kernels are wasm-only), AddN split to the device's storage-buffer limit",
     ],
   };
 }

@@ -4,6 +4,7 @@ import type { ViTArch } from '../model/vitConfig';
 import type { Sample } from './datasetFolder';
 import type { HeldOutPrediction } from './runFiles';
 import { crossEntropy, ForwardInput, logits, Params } from './vitModel';
+import { throwIfWebGpuFailed } from './webgpuKernels';
 
 export interface Evaluation {
   loss: number;
@@ -38,6 +39,7 @@ export async function evaluate(
     const [loss] = await lossT.data();
     const probs = (await probsT.data()) as Float32Array;
     tf.dispose([lossT, probsT]);
+    throwIfWebGpuFailed();
     lossSum += loss * kept.length;
     seen += kept.length;
     kept.forEach((s, j) => {

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ViTArch } from '../model/vitConfig';
 import { crossEntropy, ForwardInput, logits, Params } from './vitModel';
+import { throwIfWebGpuFailed } from './webgpuKernels';
 
 export interface StepResult {
   loss: number;
@@ -32,6 +33,7 @@ export async function lossAndGrads(
   const pred = await predicted!.data();
   value.dispose();
   predicted!.dispose();
+  throwIfWebGpuFailed();
   let correct = 0;
   for (let i = 0; i < labels.length; i++) if (pred[i] === labels[i]) correct++;
   const byName = new Map<string, tf.Tensor>();
