@@ -12,7 +12,7 @@
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '../tfjs';
-import { dawnGpu, gpuDeviceNodesExist, probeWebGpuAdapter, WebGpuAdapter } from '../webgpuAdapter';
+import { AdapterProbe, dawnGpu, gpuDeviceNodesExist, probeWebGpuAdapter, WebGpuAdapter } from '../webgpuAdapter';
 import { fusedKernelVariant, loadFusedKernels } from './fused/kernels';
 import { registerWasmTrainingKernels } from './wasmKernels';
 import { registerWebGpuTrainingKernels } from './webgpuKernels';
@@ -74,11 +74,18 @@ function wasmDist(): string {
   return path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
 }
 
-/** The adapter WebGPU would run on, or why `auto` (or, with `forced`, anyone) cannot use it. */
-async function webGpuAdapter(forced: boolean): Promise<WebGpuAdapter> {
+/** How the machine is asked; the tests pass other device-node answers. */
+export interface WebGpuProbes {
+  nodesExist: () => boolean;
+  probe: () => Promise<AdapterProbe>;
+}
+const REAL_PROBES: WebGpuProbes = { nodesExist: gpuDeviceNodesExist, probe: probeWebGpuAdapter };
+
+/** The adapter WebGPU would run on, or (throws) why `auto` (`forced`: `--backend webgpu`) cannot use it. */
+export async function webGpuAdapter(forced: boolean, probes = REAL_PROBES): Promise<WebGpuAdapter> {
   // Without a device node only a software device can answer: do not pay for loading Dawn to learn that.
-  if (!forced && !gpuDeviceNodesExist()) throw new Error('no GPU device node (/dev/dri/renderD*, /dev/nvidia0, /dev/dxg)');
-  const p = await probeWebGpuAdapter();
+  if (!forced && !probes.nodesExist()) throw new Error('no GPU device node (/dev/dri/renderD*, /dev/nvidia0, /dev/dxg)');
+  const p = await probes.probe();
   if ('error' in p) throw new Error(p.error);
   if (p.adapter.software && !forced) throw new Error(`only a software adapter, ${p.adapter.name}: a CPU emulation, slower than wasm (--backend webgpu uses it anyway)`);
   return p.adapter;

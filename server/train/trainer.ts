@@ -219,6 +219,7 @@ async function trainLocked(opts: TrainOptions, log: (line: string) => void): Pro
     config,
     classes: data.classes,
     backend: backend.name,
+    device: backend.device,
     backendNotes: [...backend.notes, ...inputs.notes],
     status: 'running',
     pid: process.pid,
@@ -297,7 +298,7 @@ async function trainLocked(opts: TrainOptions, log: (line: string) => void): Pro
       if (old) report.heldOut = old.heldOut, report.bestEpoch = old.bestEpoch;
     }
     await writeReport(runDir, report);
-    log(`training ${trainSamples.length} images (${valSamples.length} validation), ${data.classes.length} classes, mode ${config.mode}, backend ${backend.name}, ${totalSteps} steps`);
+    log(`training ${trainSamples.length} images (${valSamples.length} validation), ${data.classes.length} classes, mode ${config.mode}, backend ${backend.name} (${backend.device}), ${totalSteps} steps`);
     for (let epoch = loop.epoch; epoch < config.epochs; epoch++) {
       const epochStart = Date.now();
       const order = shuffled(trainSamples, mulberry32(mixSeed(config.seed, PURPOSE.shuffle, epoch)));
