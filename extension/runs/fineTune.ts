@@ -14,10 +14,12 @@ import { messageOf } from '../resultsPanel';
 import { ScanDatasetRequest, ScanDatasetResult } from '../protocol';
 import { modelFacts, ModelFacts } from './baseModel';
 import { runForm } from './fineTuneForm';
-import { launchTrainer } from './launch';
+import { cliPath, launchTrainer } from './launch';
 import { summarizeScan } from './scanSummary';
 import type { RunStore } from './store';
 import { DEFAULT_ANSWERS, defaultRunName, FineTuneAnswers, trainArgs } from './trainArgs';
+import { BackendsProbe, probeTrainBackends } from './trainBackends';
+import { runCli } from './trainerProcess';
 
 const MEMORY_KEY = 'vitLens.fineTune.answers';
 const MEMORY_LIMIT = 30;
@@ -28,6 +30,8 @@ export async function fineTune(ctx: Ctx, store: RunStore, reveal: (dir: string) 
   const memory = ctx.extension.workspaceState.get<Record<string, Partial<FineTuneAnswers>>>(MEMORY_KEY) ?? {};
   const remembered = memory[folder] ?? {};
 
+  // Asked while the folder is scanned; the form shows the answer.
+  const backends = trainBackends(ctx);
   const scan = await scanWithProgress(ctx, folder, remembered.valSplit ?? DEFAULT_ANSWERS.valSplit);
   if (!scan) return;
   if (!(await confirmSummary(scan))) return;
@@ -41,6 +45,7 @@ export async function fineTune(ctx: Ctx, store: RunStore, reveal: (dir: string) 
     { answers, name: '', facts },
     {
       summary,
+      backends: await backends,
       nameTaken: taken,
       defaultName: (mode) => defaultRunName(folder, mode, new Date(), taken),
       pickBaseModel: (current) => pickBaseModel(ctx, store, current),
@@ -60,6 +65,20 @@ export async function fineTune(ctx: Ctx, store: RunStore, reveal: (dir: string) 
   if (!ok) return;
   await reveal(runDir);
   openDashboard(ctx, [{ kind: 'run', dir: runDir }]);
+}
+
+let backendsProbe: Promise<BackendsProbe> | undefined;
+
+/** What the trainer's backends would run on, asked once per window (again after a failed ask). */
+function trainBackends(ctx: Ctx): Promise<BackendsProbe> {
+  backendsProbe ??= probeTrainBackends((args) => runCli(cliPath(ctx), args, AbortSignal.timeout(30_000))).then((p) => {
+    if ('error' in p) {
+      ctx.log.warn(`vit-lens train --list-backends: ${p.error}`);
+      backendsProbe = undefined;
+    }
+    return p;
+  });
+  return backendsProbe;
 }
 
 async function datasetFolder(arg: unknown): Promise<string | undefined> {

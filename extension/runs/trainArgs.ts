@@ -7,6 +7,8 @@ import * as path from 'node:path';
 
 export type Mode = 'head' | 'last-k' | 'full';
 export type Optimizer = 'adamw' | 'sgd';
+/** The form's backend choices: the trainer's `auto`, or one forced (`--backend webgpu|wasm`). */
+export type TrainBackend = 'auto' | 'webgpu' | 'wasm';
 
 export interface FineTuneAnswers {
   /** A model folder, .npz, run folder or scratch:tiny|small|base. */
@@ -27,6 +29,8 @@ export interface FineTuneAnswers {
   labelSmoothing: number;
   /** undefined: the optimizer's default. */
   weightDecay?: number;
+  /** undefined: auto (the trainer picks). */
+  backend?: TrainBackend;
 }
 
 export const DEFAULT_ANSWERS: Omit<FineTuneAnswers, 'model'> = {
@@ -72,6 +76,7 @@ export function trainArgs(dataset: string, runDir: string, a: FineTuneAnswers, c
   if (a.augment !== undefined) args.push(a.augment ? '--augment' : '--no-augment');
   if (a.labelSmoothing) args.push('--label-smoothing', String(a.labelSmoothing));
   if (a.weightDecay !== undefined) args.push('--weight-decay', String(a.weightDecay));
+  if (a.backend && a.backend !== 'auto') args.push('--backend', a.backend);
   if (cacheDir) args.push('--cache-dir', cacheDir);
   return args;
 }

@@ -30,10 +30,11 @@ test('auto skips a software adapter and a machine without GPU device nodes; --ba
 
 test('--backend webgpu starts on the adapter and names it', async () => {
   assert.ok('adapter' in probe);
+  const { adapter } = probe;
   const b = await initBackend('webgpu');
   assert.equal(tf.getBackend(), 'webgpu');
-  assert.equal(b.device, `WebGPU · ${probe.adapter.name}`);
-  assert.ok(b.notes.some((n) => n.includes(probe.adapter.name) && n.includes(`vendor "${probe.adapter.vendor}"`)), b.notes.join('\n'));
+  assert.equal(b.device, `WebGPU · ${adapter.name}`);
+  assert.ok(b.notes.some((n) => n.includes(adapter.name) && n.includes(`vendor "${adapter.vendor}"`)), b.notes.join('\n'));
 });
 
 test('addN of 40 tensors (over the 8 storage buffers a WebGPU shader may bind) adds up', async () => {
