@@ -9,7 +9,8 @@ import type { TrainBackend } from './trainArgs';
 /** server/train/backend.ts's BackendListing, as the CLI prints it. */
 export interface BackendListing {
   auto: string;
-  backends: { name: string; device?: string; unavailable?: string; autoSkips?: string }[];
+  /** `software`: the WebGPU adapter is a CPU emulation (lavapipe, SwiftShader). */
+  backends: { name: string; device?: string; unavailable?: string; autoSkips?: string; software?: boolean }[];
 }
 
 export type BackendsProbe = { listing: BackendListing } | { error: string };
@@ -20,7 +21,7 @@ export const LIST_BACKENDS_ARGS = ['train', '--list-backends', '--json'];
 export function parseListing(stdout: string): BackendListing {
   const v = JSON.parse(stdout.trim().split('\n').pop() ?? '') as Partial<BackendListing>;
   const str = (x: unknown) => x === undefined || typeof x === 'string';
-  if (typeof v?.auto !== 'string' || !Array.isArray(v.backends) || !v.backends.every((b) => typeof b?.name === 'string' && str(b.device) && str(b.unavailable) && str(b.autoSkips))) {
+  if (typeof v?.auto !== 'string' || !Array.isArray(v.backends) || !v.backends.every((b) => typeof b?.name === 'string' && str(b.device) && str(b.unavailable) && str(b.autoSkips) && (b.software === undefined || typeof b.software === 'boolean'))) {
     throw new Error('unexpected answer from vit-lens train --list-backends');
   }
   return v as BackendListing;
@@ -50,9 +51,11 @@ export function backendDevice(choice: TrainBackend, p: BackendsProbe): string {
 
 const LABELS: Record<TrainBackend, string> = { auto: 'Auto', webgpu: 'WebGPU', wasm: 'CPU (wasm)' };
 
-/** The Backend row's text: "Auto · WebGPU · NVIDIA …". */
+/** The Backend row's text: "Auto: WebGPU · NVIDIA …", "CPU · 1 thread (wasm …)", "WebGPU: unavailable: …". */
 export function backendSummary(choice: TrainBackend, p: BackendsProbe): string {
-  return `${LABELS[choice]} · ${backendDevice(choice, p)}`;
+  const device = backendDevice(choice, p);
+  if (choice === 'auto') return `Auto: ${device}`;
+  return /^(unknown|unavailable)\b/.test(device) ? `${LABELS[choice]}: ${device}` : device;
 }
 
 /** The rows of the backend picker, each saying what it would run on. */
@@ -65,7 +68,7 @@ export function backendChoices(p: BackendsProbe): { key: TrainBackend; label: st
       key: 'webgpu',
       label: LABELS.webgpu,
       description: backendDevice('webgpu', p),
-      detail: webgpu?.autoSkips && /software/.test(webgpu.autoSkips)
+      detail: webgpu?.software
         ? 'This adapter emulates a GPU on the CPU: correct, but much slower than the CPU backend.'
         : 'Any GPU with a Vulkan, Metal or D3D12 driver, through TF.js\'s WebGPU kernels; no CUDA install.',
     },

@@ -118,7 +118,8 @@ async function startWebGpu(forced: boolean): Promise<{ device: string; notes: st
 export interface BackendListing {
   /** What `auto` would start. */
   auto: BackendName;
-  backends: { name: BackendName; device?: string; unavailable?: string; autoSkips?: string }[];
+  /** `software`: the WebGPU adapter is a CPU emulation (lavapipe, SwiftShader). */
+  backends: { name: BackendName; device?: string; unavailable?: string; autoSkips?: string; software?: boolean }[];
 }
 
 /**
@@ -139,7 +140,7 @@ export async function listBackends(): Promise<BackendListing> {
           // Forced: any adapter at all (a software one) can still be picked by hand.
           const p = await probeWebGpuAdapter();
           if ('error' in p) throw new Error(p.error);
-          backends.push({ name, device: webGpuDevice(p.adapter), autoSkips: firstLine(e) });
+          backends.push({ name, device: webGpuDevice(p.adapter), autoSkips: firstLine(e), ...(p.adapter.software ? { software: true } : {}) });
           continue;
         }
       } else if (name === 'tensorflow-gpu' || name === 'tensorflow') {

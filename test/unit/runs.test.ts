@@ -140,6 +140,9 @@ test('answers → vit-lens train arguments', () => {
   const b = { ...a, mode: 'last-k' as const, lastK: 3, lr: 5e-4, imageSize: 384, augment: false, labelSmoothing: 0.1, weightDecay: 0.01, optimizer: 'sgd' as const };
   assert.deepEqual(trainArgs('/d', '/r', b, '/cache'), ['train', '/d', '--out', '/r', '--model', '/m/vit', '--mode', 'last-k', '--epochs', '10', '--last-k', '3', '--lr', '0.0005', '--image-size', '384', '--batch-size', '32', '--optimizer', 'sgd', '--val-split', '0.2', '--seed', '0', '--no-augment', '--label-smoothing', '0.1', '--weight-decay', '0.01', '--cache-dir', '/cache']);
   assert.deepEqual(resumeArgs('/r'), ['train', '--out', '/r', '--resume']);
+  assert.deepEqual(trainArgs('/d', '/r', { ...a, backend: 'webgpu' }).slice(-2), ['--backend', 'webgpu']);
+  assert.deepEqual(trainArgs('/d', '/r', { ...a, backend: 'wasm' }).slice(-2), ['--backend', 'wasm']);
+  assert.ok(!trainArgs('/d', '/r', { ...a, backend: 'auto' }).includes('--backend'));
   assert.equal(defaultLr('adamw', 'head', false), 1e-3);
   assert.equal(defaultLr('adamw', 'last-k', false), 3e-4);
   assert.equal(defaultLr('adamw', 'full', false), 1e-4);
