@@ -34,7 +34,8 @@ More training options:
   --patch P             patch size for scratch models (16)
   --backend B           auto|tensorflow-gpu|webgpu|tensorflow|wasm|cpu (default auto: the first
                         that starts in that order; webgpu only on a hardware adapter, a software
-                        one such as lavapipe only when named)
+                        one such as lavapipe only when named); --resume keeps the run's
+                        backend unless --backend is given
   --cache-dir DIR       feature cache (default: $VIT_LENS_CACHE or ~/.cache/vit-lens)
   --checkpoint-every N  within an epoch, checkpoint every N optimizer steps, or every Ns / Nm
                         (default 5m; 0 = at epoch ends only); also allowed with --resume
@@ -168,7 +169,10 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
     }
     if (!o.out) throw new TrainUsageError('train needs --out RUN_DIR');
     const config = o.resume ? ({} as TrainConfig) : configFromArgs(positionals, o);
-    return await runTraining(o.out, config, !!o.resume, backendOption(o.backend), o['cache-dir'], checkpointEvery(o['checkpoint-every']));
+    let backend = backendOption(o.backend);
+    // A resumed run keeps its backend: another one would not continue it bit for bit.
+    if (o.resume && o.backend === undefined) backend = await readRunInfo(o.out).then((i) => (BACKEND_NAMES as readonly string[]).includes(i.backend) ? (i.backend as BackendName) : undefined, () => undefined);
+    return await runTraining(o.out, config, !!o.resume, backend, o['cache-dir'], checkpointEvery(o['checkpoint-every']));
   } catch (e) {
     if (e instanceof TrainUsageError) {
       process.stderr.write(`vit-lens ${command}: ${e.message}\n\n${TRAIN_USAGE}`);
