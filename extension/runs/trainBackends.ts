@@ -63,13 +63,13 @@ export function backendChoices(p: BackendsProbe): { key: TrainBackend; label: st
   const webgpu = 'listing' in p ? p.listing.backends.find((b) => b.name === 'webgpu') : undefined;
   const skipped = webgpu?.autoSkips ? ` Auto skips WebGPU here: ${webgpu.autoSkips}.` : '';
   return [
-    { key: 'auto', label: LABELS.auto, description: backendDevice('auto', p), detail: `The fastest that starts: CUDA (tfjs-node-gpu) → WebGPU on a hardware GPU → TensorFlow → wasm → plain JavaScript.${skipped}` },
+    { key: 'auto', label: LABELS.auto, description: backendDevice('auto', p), detail: `The first that starts: CUDA → WebGPU (hardware GPU) → TensorFlow → wasm → JavaScript.${skipped}` },
     {
       key: 'webgpu',
       label: LABELS.webgpu,
       description: backendDevice('webgpu', p),
       detail: webgpu?.software
-        ? 'This adapter emulates a GPU on the CPU: correct, but much slower than the CPU backend.'
+        ? 'Emulates a GPU on the CPU: correct, but much slower than CPU (wasm).'
         : 'Any GPU with a Vulkan, Metal or D3D12 driver, through TF.js\'s WebGPU kernels; no CUDA install.',
     },
     { key: 'wasm', label: LABELS.wasm, description: backendDevice('wasm', p), detail: 'TF.js\'s WebAssembly backend with our fused kernels, on the CPU: works everywhere.' },

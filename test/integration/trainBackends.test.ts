@@ -30,7 +30,7 @@ test('the form learns what each backend runs on, from a separate process', async
   if (p.adapter.software) {
     assert.match(webgpu.autoSkips!, /software adapter|no GPU device node/);
     assert.notEqual(listing.auto, 'webgpu');
-    assert.match(backendChoices(probe).find((c) => c.key === 'webgpu')!.detail, /emulates a GPU on the CPU/);
+    assert.match(backendChoices(probe).find((c) => c.key === 'webgpu')!.detail, /Emulates a GPU on the CPU/);
   }
   // No native TensorFlow here: auto is the first backend that is available.
   assert.equal(listing.auto, listing.backends.find((b) => !b.unavailable && !b.autoSkips)!.name);
