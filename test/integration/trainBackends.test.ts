@@ -46,3 +46,21 @@ test('a broken answer or a failing CLI reads as unknown, not as a crash', async 
   assert.match(backendSummary('auto', failed), /^Auto: unknown \(vit-lens train: unknown option\)$/);
   assert.match(backendSummary('webgpu', failed), /^WebGPU: unknown/);
 });
+
+test('--resume keeps the run\'s backend unless --backend is given', async () => {
+  const { execFile } = await import('child_process');
+  const os = await import('os');
+  const { makeColorDataset } = await import('../fixtures/train/makeDataset');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-resume-backend-'));
+  const cli = (args: string[]) => new Promise<string>((resolve, reject) => execFile(process.execPath, [cliJs, ...args], (e, _out, err) => (e ? reject(new Error(`${e.message}\n${err}`)) : resolve(err))));
+  try {
+    await makeColorDataset(path.join(tmp, 'ds'), { perClass: 4 });
+    const run = path.join(tmp, 'run');
+    const common = ['--out', run, '--cache-dir', path.join(tmp, 'cache')];
+    await cli(['train', path.join(tmp, 'ds'), ...common, '--model', path.join(__dirname, '..', 'fixtures', 'vit-tiny', 'hf'), '--mode', 'head', '--epochs', '1', '--image-size', '32', '--batch-size', '8', '--backend', 'cpu']);
+    assert.match(await cli(['train', ...common, '--resume']), /backend cpu \(CPU · 1 thread \(TF\.js JavaScript kernels\)\)/);
+    assert.match(await cli(['train', ...common, '--resume', '--backend', 'auto']), /backend wasm \(CPU/);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
