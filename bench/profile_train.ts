@@ -78,13 +78,13 @@ const { values: o } = parseArgs({
   };
   if (!o['no-kernels']) wrap();
   const phase = { grads: 0, clip: 0, update: 0 };
-  const step = () => {
+  const step = async () => {
     const xt = tf.tensor4d(x, [B, 3, S, S]);
     let t = performance.now();
-    const r = lossAndGrads(params, arch, trainable, { kind: 'pixels', x: xt }, y, 0.1);
+    const r = await lossAndGrads(params, arch, trainable, { kind: 'pixels', x: xt }, y, 0.1);
     phase.grads += performance.now() - t;
     t = performance.now();
-    const { scale } = clipGradients(r.grads, 1, { fused: !o['tfjs-optimizer'] });
+    const { scale } = await clipGradients(r.grads, 1, { fused: !o['tfjs-optimizer'] });
     phase.clip += performance.now() - t;
     t = performance.now();
     opt.apply(params, r.grads, 1e-4, scale);
@@ -92,14 +92,14 @@ const { values: o } = parseArgs({
     for (const g of r.grads.values()) g.dispose();
     xt.dispose();
   };
-  for (let i = 0; i < Number(o.warmup); i++) step();
+  for (let i = 0; i < Number(o.warmup); i++) await step();
   if (!o['no-kernels']) wrap(); // kernels registered during the first steps (server/train/fused)
   const steps = Number(o.steps);
   timing = !o['no-kernels'];
   phase.grads = phase.clip = phase.update = 0;
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
-  for (let i = 0; i < steps; i++) step();
+  for (let i = 0; i < steps; i++) await step();
   const ms = (performance.now() - t0) / steps;
   const cpu = process.cpuUsage(cpu0);
   const kernelMs = [...totals.values()].reduce((a, e) => a + e.ms, 0) / steps;

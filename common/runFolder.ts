@@ -38,6 +38,8 @@ export interface RunInfo {
   config: TrainConfig;
   classes: string[];
   backend: string;
+  /** What ran the steps, for people ("WebGPU · NVIDIA H100 (Vulkan)", "CPU · 2 threads (wasm + fused kernels)"); absent in older runs. */
+  device?: string;
   backendNotes: string[];
   status: RunStatus;
   /** Why the run failed or stopped. */

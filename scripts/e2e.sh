@@ -12,3 +12,4 @@ ls -l vit-lens.vsix | awk '{ printf "VSIX size: %.1f MB\n", $5 / 1048576 }'
 VIT_LENS_REQUIRE_CHROMIUM=1 node scripts/run-tests.mjs test/unit/webview.test.ts test/unit/predictionsWebview.test.ts test/unit/dashboard.test.ts test/e2e/extensionHost.test.ts
 node --import tsx --test --test-reporter=spec --test-timeout=900000 test/e2e/vscode.e2e.ts
 node --import tsx --test --test-reporter=spec --test-timeout=600000 test/e2e/training.e2e.ts
+node --import tsx --test --test-reporter=spec --test-timeout=900000 test/e2e/trainBackend.e2e.ts

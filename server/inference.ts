@@ -14,12 +14,15 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { probeWebGpuAdapter } from './webgpuAdapter';
+import { gpuDeviceNodesExist, probeWebGpuAdapter } from './webgpuAdapter';
 import { ChoiceCache, timeWarmBatch } from './providerChoice';
 
 import type { Provider, ProviderPreference } from '../common/options';
 
 export type { Provider, ProviderPreference } from '../common/options';
+
+/** Moved to webgpuAdapter.ts (the trainer needs it without ONNX Runtime); callers know it from here. */
+export { gpuDeviceNodesExist };
 export const PROVIDER_NAMES: Record<Provider, string> = { webgpu: 'WebGPU', cuda: 'CUDA', cpu: 'CPU' };
 
 /** What VitSession needs of an ONNX Runtime session (tests wrap real ones to fake a slow or failing device). */
@@ -71,20 +74,6 @@ export function cudaProviderInstalled(): boolean {
 
 export function cpuDescription(threads: number): string {
   return `${os.cpus()[0]?.model.trim() || os.arch()} (${threads} thread${threads === 1 ? '' : 's'})`;
-}
-
-/**
- * Linux: a GPU has a DRM render node (/dev/dri/renderD*), or NVIDIA's /dev/nvidia0, or WSL's /dev/dxg;
- * a machine with none of them has at most a software Vulkan device. Elsewhere: assume one may exist.
- */
-export function gpuDeviceNodesExist(dev = '/dev'): boolean {
-  if (process.platform !== 'linux') return true;
-  if (fs.existsSync(path.join(dev, 'nvidia0')) || fs.existsSync(path.join(dev, 'dxg'))) return true;
-  try {
-    return fs.readdirSync(path.join(dev, 'dri')).some((n) => n.startsWith('renderD'));
-  } catch {
-    return false;
-  }
 }
 
 export function defaultBackends(threads: number): Record<Provider, ProviderBackend> {

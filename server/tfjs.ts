@@ -6,6 +6,10 @@
  * The two registration modules are ES sources; scripts/build.mjs bundles them into dist/cli.js
  * (they reach the one engine and registries through tfjs's globals), the rest stays external.
  */
+// The package first: its engine.js creates the one global engine on load, and the bundled copy that
+// comes with the registrations below would otherwise create it with its own Tensor class, whose ops
+// (tensor.clone() …) are never set up — whichever module loads first wins.
+import '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
 import '@tensorflow/tfjs-backend-cpu';

@@ -7,6 +7,7 @@
  * Loaded lazily: loading dawn.node takes ~10 ms and finding the adapter ~200 ms (measured on
  * lavapipe), so only a session that may use WebGPU pays for it, once per process.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 
 export interface WebGpuAdapter {
@@ -24,6 +25,7 @@ export interface WebGpuAdapter {
 /** The little of Dawn's API used here (the full types are @webgpu/types, which would add globals). */
 export interface DawnAdapterInfo { vendor: string; architecture: string; device: string; description: string; isFallbackAdapter?: boolean }
 interface DawnGpu { requestAdapter(o?: { powerPreference?: string }): Promise<{ info: DawnAdapterInfo } | null> }
+interface DawnBindings { create(flags: string[]): DawnGpu; globals: Record<string, unknown> }
 
 export type AdapterProbe = { adapter: WebGpuAdapter } | { error: string };
 
@@ -44,20 +46,52 @@ export function isSoftwareAdapter(info: Partial<DawnAdapterInfo>): boolean {
   return info.isFallbackAdapter === true || info.architecture === 'software' || SOFTWARE.test(`${info.description} ${info.device} ${info.vendor}`);
 }
 
-async function probe(): Promise<AdapterProbe> {
+let dawn: { gpu: DawnGpu; globals: Record<string, unknown> } | undefined;
+
+/**
+ * Dawn's GPU object (navigator.gpu's equivalent) and its WebGPU globals (GPUBufferUsage …), loaded
+ * once per process: the adapter probe and the trainer's TF.js WebGPU backend share one instance.
+ * Throws, saying so, when the bindings cannot load on this platform.
+ */
+export function dawnGpu(): { gpu: DawnGpu; globals: Record<string, unknown> } {
+  if (dawn) return dawn;
   // Dawn's Vulkan loader wants a runtime dir; without one it prints warnings and may find no device.
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  let create: (flags: string[]) => DawnGpu;
+  let bindings: DawnBindings;
   try {
     const dir = path.dirname(require.resolve('webgpu/package.json'));
     const arch = process.platform === 'darwin' ? 'universal' : process.arch;
     // The package's own index.js is ESM and only re-exports this binding.
-    ({ create } = require(path.join(dir, 'dist', `${process.platform}-${arch}`, 'dawn.node')) as { create: typeof create });
+    bindings = require(path.join(dir, 'dist', `${process.platform}-${arch}`, 'dawn.node')) as DawnBindings;
   } catch (e) {
-    return { error: `the WebGPU bindings (npm package "webgpu") cannot load on ${process.platform}-${process.arch}: ${firstLine(e)}` };
+    throw new Error(`the WebGPU bindings (npm package "webgpu") cannot load on ${process.platform}-${process.arch}: ${firstLine(e)}`);
+  }
+  dawn = { gpu: bindings.create([]), globals: bindings.globals };
+  return dawn;
+}
+
+/**
+ * Linux: a GPU has a DRM render node (/dev/dri/renderD*), or NVIDIA's /dev/nvidia0, or WSL's /dev/dxg;
+ * a machine with none of them has at most a software Vulkan device. Elsewhere: assume one may exist.
+ */
+export function gpuDeviceNodesExist(dev = '/dev'): boolean {
+  if (process.platform !== 'linux') return true;
+  if (fs.existsSync(path.join(dev, 'nvidia0')) || fs.existsSync(path.join(dev, 'dxg'))) return true;
+  try {
+    return fs.readdirSync(path.join(dev, 'dri')).some((n) => n.startsWith('renderD'));
+  } catch {
+    return false;
+  }
+}
+
+async function probe(): Promise<AdapterProbe> {
+  let gpu: DawnGpu;
+  try {
+    gpu = dawnGpu().gpu;
+  } catch (e) {
+    return { error: firstLine(e) };
   }
   try {
-    const gpu = create([]);
     // A broken driver must not hang every `auto` load: give up after a while and use the CPU.
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ADAPTER_TIMEOUT_MS).unref()));

@@ -20,6 +20,8 @@ import { findTorch } from './torchChoice';
 import { summarizeScan } from './scanSummary';
 import type { RunStore } from './store';
 import { DEFAULT_ANSWERS, defaultRunName, editorTrainThreads, FineTuneAnswers, trainArgs } from './trainArgs';
+import { BackendsProbe, probeTrainBackends } from './trainBackends';
+import { runCli } from './trainerProcess';
 
 const MEMORY_KEY = 'vitLens.fineTune.answers';
 const MEMORY_LIMIT = 30;
@@ -30,7 +32,9 @@ export async function fineTune(ctx: Ctx, store: RunStore, reveal: (dir: string) 
   const memory = ctx.extension.workspaceState.get<Record<string, Partial<FineTuneAnswers>>>(MEMORY_KEY) ?? {};
   const remembered = memory[folder] ?? {};
 
-  const torch = findTorch(cliPath(ctx)); // asked while the folder is scanned
+  // Asked while the folder is scanned; the form shows the answers.
+  const torch = findTorch(cliPath(ctx));
+  const backends = trainBackends(ctx);
   const scan = await scanWithProgress(ctx, folder, remembered.valSplit ?? DEFAULT_ANSWERS.valSplit);
   if (!scan) return;
   if (!(await confirmSummary(scan))) return;
@@ -47,6 +51,7 @@ export async function fineTune(ctx: Ctx, store: RunStore, reveal: (dir: string) 
     { answers, name: '', facts },
     {
       summary,
+      backends: await backends,
       nameTaken: taken,
       defaultName: (mode) => defaultRunName(folder, mode, new Date(), taken),
       pickBaseModel: (current) => pickBaseModel(ctx, store, current),
@@ -67,6 +72,20 @@ export async function fineTune(ctx: Ctx, store: RunStore, reveal: (dir: string) 
   if (!ok) return;
   await reveal(runDir);
   openDashboard(ctx, [{ kind: 'run', dir: runDir }]);
+}
+
+let backendsProbe: Promise<BackendsProbe> | undefined;
+
+/** What the trainer's backends would run on, asked once per window (again after a failed ask). */
+function trainBackends(ctx: Ctx): Promise<BackendsProbe> {
+  backendsProbe ??= probeTrainBackends((args) => runCli(cliPath(ctx), args, AbortSignal.timeout(30_000))).then((p) => {
+    if ('error' in p) {
+      ctx.log.warn(`vit-lens train --list-backends: ${p.error}`);
+      backendsProbe = undefined;
+    }
+    return p;
+  });
+  return backendsProbe;
 }
 
 async function datasetFolder(arg: unknown): Promise<string | undefined> {

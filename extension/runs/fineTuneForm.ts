@@ -6,7 +6,8 @@
  */
 import * as vscode from 'vscode';
 import { ModelFacts } from './baseModel';
-import { check, defaultLr, effectiveLr, FineTuneAnswers, Mode } from './trainArgs';
+import { check, defaultLr, effectiveLr, FineTuneAnswers, Mode, TrainBackend } from './trainArgs';
+import { backendChoices, backendDevice, BackendsProbe, backendSummary } from './trainBackends';
 import { pickTorch, TorchFound, torchRow } from './torchChoice';
 
 export interface FormState {
@@ -25,6 +26,8 @@ export interface FormHooks {
   summary: string;
   /** What `vit-lens torch-check` found (the PyTorch row); absent: no row. */
   torch?: TorchFound;
+  /** What each backend would run on (asked of the CLI, see trainBackends.ts). */
+  backends: BackendsProbe;
 }
 
 type Row = vscode.QuickPickItem & { key: string };
@@ -75,13 +78,14 @@ export async function runForm(state: FormState, hooks: FormHooks): Promise<FormS
     const a = state.answers;
     const lrDefault = defaultLr(a.optimizer, a.mode, a.model.startsWith('scratch:'));
     const rows: Row[] = [
-      { key: 'start', label: '$(play) Start Training', detail: `${state.name} · ${a.mode} · ${a.epochs} epochs · lr ${effectiveLr(a)}` },
+      { key: 'start', label: '$(play) Start Training', detail: `${state.name} · ${a.mode} · ${a.epochs} epochs · lr ${effectiveLr(a)} · ${a.torchPython ? 'PyTorch' : backendDevice(a.backend ?? 'auto', hooks.backends)}` },
       { key: '', label: 'Settings', kind: vscode.QuickPickItemKind.Separator },
       { key: 'model', label: 'Base model', description: a.model },
       { key: 'mode', label: 'Mode', description: MODES.find((m) => m.mode === a.mode)!.label + (a.mode === 'last-k' ? ` (k = ${a.lastK})` : '') },
       { key: 'epochs', label: 'Epochs', description: String(a.epochs) },
       { key: 'lr', label: 'Learning rate', description: a.lr === undefined ? `${lrDefault} (default for ${a.mode}, ${a.optimizer})` : String(a.lr) },
       { key: 'imageSize', label: 'Image size', description: a.imageSize ? `${a.imageSize}×${a.imageSize}` : `${state.facts.imageSize ?? 224}×${state.facts.imageSize ?? 224} (the model's)` },
+      { key: 'backend', label: 'Backend', description: backendSummary(a.backend ?? 'auto', hooks.backends) },
       { key: 'name', label: 'Run name', description: state.name },
       ...(hooks.torch ? [torchRow(hooks.torch, a.torchPython)] : []),
       { key: 'advanced', label: 'Advanced…', description: `batch ${a.batchSize}, ${a.optimizer}, val ${a.valSplit}, seed ${a.seed}, augment ${a.augment === undefined ? 'auto' : a.augment ? 'on' : 'off'}` },
@@ -108,6 +112,9 @@ export async function runForm(state: FormState, hooks: FormHooks): Promise<FormS
       const own = state.facts.imageSize ?? 224;
       const v = await ask(`${title}: Image size`, String(a.imageSize ?? own), `Square input size; the model's is ${own}. Position embeddings are interpolated for other sizes.`, (x) => check.imageSize(x, state.facts.patchSize));
       if (v) a.imageSize = Number(v) === own ? undefined : Number(v);
+    } else if (key === 'backend') {
+      const b = await choose(`${title}: Backend`, 'Where the training steps run', backendChoices(hooks.backends), a.backend ?? 'auto');
+      if (b) a.backend = b === 'auto' ? undefined : (b as TrainBackend);
     } else if (key === 'name') {
       const v = await ask(`${title}: Run name`, state.name, 'The run folder under vitLens.runsDir', (x) => check.runName(x, hooks.nameTaken));
       if (v && v !== state.name) Object.assign(state, { name: v, nameEdited: true });

@@ -70,7 +70,7 @@ export function tooltipMarkdown(r: RunEntry): string {
     ['Images', `${i.trainImages ?? '?'} train, ${i.valImages ?? '?'} validation`],
     ['Model', c.model && escapeMd(c.model)],
     ['Mode', c.mode === 'last-k' ? `last-k (k = ${c.lastK})` : c.mode],
-    ['Backend', i.backend],
+    ['Backend', i.device ? `${i.backend}: ${escapeMd(i.device)}` : i.backend],
     ['Optimizer', `${c.optimizer}, lr ${c.lr}, batch ${c.batchSize}${c.accumulate > 1 ? ` × ${c.accumulate}` : ''}${c.imageSize ? `, ${c.imageSize[0]}×${c.imageSize[1]}` : ''}`],
     ['Progress', `epoch ${i.epoch}/${i.totalEpochs}, step ${Math.max(i.step, r.lastStep?.step ?? 0)}/${i.totalSteps}${r.lastStep ? `, loss ${r.lastStep.loss.toFixed(4)}, ${r.lastStep.imagesPerSec.toFixed(1)} img/s` : ''}`],
     ['Best val acc', typeof i.bestValAcc === 'number' ? `${pct(i.bestValAcc)} (epoch ${(i.bestEpoch ?? 0) + 1})` : undefined],

@@ -10,6 +10,8 @@ import { defaultLr, type Mode, type Optimizer } from '../../common/training';
 
 export { defaultLr } from '../../common/training';
 export type { Mode, Optimizer } from '../../common/training';
+/** The form's backend choices: the trainer's `auto`, or one forced (`--backend webgpu|wasm`). */
+export type TrainBackend = 'auto' | 'webgpu' | 'wasm';
 
 export interface FineTuneAnswers {
   /** A model folder, .npz, run folder or scratch:tiny|small|base. */
@@ -34,6 +36,8 @@ export interface FineTuneAnswers {
   threads?: number;
   /** Train with PyTorch (--backend torch) using this interpreter; undefined: the built-in trainer. */
   torchPython?: string;
+  /** undefined: auto (the trainer picks). */
+  backend?: TrainBackend;
 }
 
 export const DEFAULT_ANSWERS: Omit<FineTuneAnswers, 'model'> = {
@@ -77,9 +81,13 @@ export function trainArgs(dataset: string, runDir: string, a: FineTuneAnswers, c
   if (a.augment !== undefined) args.push(a.augment ? '--augment' : '--no-augment');
   if (a.labelSmoothing) args.push('--label-smoothing', String(a.labelSmoothing));
   if (a.weightDecay !== undefined) args.push('--weight-decay', String(a.weightDecay));
-  if (a.threads !== undefined) args.push('--threads', String(a.threads));
-  if (cacheDir) args.push('--cache-dir', cacheDir);
+  // PyTorch (its own row in the form) takes precedence over the TF.js backend and its threads.
   if (a.torchPython) args.push('--backend', 'torch', '--python', a.torchPython);
+  else {
+    if (a.backend && a.backend !== 'auto') args.push('--backend', a.backend);
+    if (a.threads !== undefined) args.push('--threads', String(a.threads));
+  }
+  if (cacheDir) args.push('--cache-dir', cacheDir);
   return args;
 }
 

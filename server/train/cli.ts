@@ -9,7 +9,7 @@ import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseArgs, ParseArgsConfig } from 'util';
-import type { BackendName } from './backend';
+import { BACKEND_NAMES, BackendName, formatListing, listBackends } from './backend';
 import { exportRun } from './exportModel';
 import { OPTIMIZER_DEFAULTS } from './optimizer';
 import { defaultLr, OPTIMIZERS, TRAIN_MODES } from '../../common/training';
@@ -22,7 +22,8 @@ import { probePython, TorchOptions, torchLabel, trainTorch } from './torchBacken
 export const TRAIN_USAGE = `Usage:
   vit-lens train DATASET_DIR --model INIT --out RUN_DIR [--mode head|last-k|full] [--last-k 2]
         [--epochs 10] [--batch-size 32] [--lr LR] [--optimizer adamw|sgd] [--image-size 224]
-        [--val-split 0.2] [--seed 0] [--checkpoint-every 5m] [--resume]
+        [--val-split 0.2] [--seed 0] [--checkpoint-every 5m] [--backend auto] [--resume]
+  vit-lens train --list-backends [--json]  what each backend would run on, and what auto picks
   vit-lens runs [DIR]                     list runs: status, epoch, best val acc
   vit-lens torch-check [--python PATH] [--json]   the interpreter --backend torch would use, and what it has
   vit-lens export RUN_DIR --out MODEL_DIR  best checkpoint as a Hugging Face folder
@@ -36,7 +37,10 @@ More training options:
   --label-smoothing E   (0)                      --accumulate N     micro-batches per step (1)
   --augment / --no-augment   random-resized-crop + flip (default: on for full, off otherwise)
   --patch P             patch size for scratch models (16)
-  --backend B           tensorflow-gpu|tensorflow|wasm|cpu (default: the fastest that starts), or torch:
+  --backend B           auto|tensorflow-gpu|webgpu|tensorflow|wasm|cpu (default auto: the first
+                        that starts in that order; webgpu only on a hardware adapter, a software
+                        one such as lavapipe only when named); --resume keeps the run's
+                        backend unless --backend is given; or torch:
                         PyTorch DistributedDataParallel under torchrun (see "Training on PyTorch")
   --threads N           wasm: train data-parallel on N threads (default: all cores)
   --python PATH         (torch) interpreter with PyTorch ≥ 1.13 (default: $VIT_LENS_PYTHON, python3)
@@ -77,6 +81,7 @@ const OPTIONS = {
   'checkpoint-every': { type: 'string' },
   backend: { type: 'string' },
   threads: { type: 'string' },
+  'list-backends': { type: 'boolean' },
   'cache-dir': { type: 'string' },
   python: { type: 'string' },
   nproc: { type: 'string' },
@@ -171,13 +176,21 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
       return 0;
     }
     if (command !== 'train') throw new TrainUsageError(`unknown command "${command}"`);
+    if (o['list-backends']) {
+      const listing = await listBackends();
+      process.stdout.write(o.json ? JSON.stringify(listing) + '\n' : formatListing(listing));
+      return 0;
+    }
     if (!o.out) throw new TrainUsageError('train needs --out RUN_DIR');
     const config = o.resume ? ({} as TrainConfig) : configFromArgs(positionals, o);
     if (o.backend === 'torch' || (o.resume && (await readRunInfo(o.out).catch(() => undefined))?.backend === 'torch')) {
       return await runTorchTraining(o.out, config, !!o.resume, torchOptions(o), checkpointEvery(o['checkpoint-every']));
     }
     const threads = num(o.threads, 'threads', 1, 1024, true) ?? os.availableParallelism();
-    return await runTraining(o.out, config, !!o.resume, o.backend as BackendName | undefined, o['cache-dir'], checkpointEvery(o['checkpoint-every']), threads);
+    let backend = backendOption(o.backend);
+    // A resumed run keeps its backend: another one would not continue it bit for bit.
+    if (o.resume && o.backend === undefined) backend = await readRunInfo(o.out).then((i) => (BACKEND_NAMES as readonly string[]).includes(i.backend) ? (i.backend as BackendName) : undefined, () => undefined);
+    return await runTraining(o.out, config, !!o.resume, backend, o['cache-dir'], checkpointEvery(o['checkpoint-every']), threads);
   } catch (e) {
     if (e instanceof TrainUsageError) {
       process.stderr.write(`vit-lens ${command}: ${e.message}\n\n${TRAIN_USAGE}`);
@@ -189,10 +202,16 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
   }
 }
 
+/** --backend: undefined for auto. */
+function backendOption(v: string | undefined): BackendName | undefined {
+  if (v === undefined || v === 'auto') return undefined;
+  if (!(BACKEND_NAMES as readonly string[]).includes(v)) throw new TrainUsageError(`--backend must be auto, ${BACKEND_NAMES.join(', ')}, got "${v}"`);
+  return v as BackendName;
+}
+
 async function runTraining(
   out: string, config: TrainConfig, resume: boolean, backend: BackendName | undefined, cacheDir: string | undefined, every: TrainOptions['checkpointEvery'], threads: number,
 ): Promise<number> {
-  if (backend && !['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].includes(backend)) throw new TrainUsageError(`--backend must be tensorflow-gpu, tensorflow, wasm, cpu or torch, got "${backend}"`);
   let stop = false;
   // First signal: finish the current step, checkpoint, exit "stopped". A second one kills as usual.
   const onSignal = (sig: NodeJS.Signals) => {

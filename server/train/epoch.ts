@@ -103,7 +103,7 @@ async function takeStep(run: TrainingRun, epoch: number, queue: BatchQueue): Pro
   const lr = learningRate(loop.step, config.lr, config.warmupSteps, run.totalSteps);
   const { accumulated, stepLoss, stepImages } = await stepGradients(run, epoch, queue, lr);
   if (!accumulated) return;
-  const { norm: gradNorm, scale } = clipGradients(accumulated, config.clipNorm);
+  const { norm: gradNorm, scale } = await clipGradients(accumulated, config.clipNorm);
   run.optimizer.apply(run.params, accumulated, lr, scale);
   for (const g of accumulated.values()) g.dispose();
   loop.step++;

@@ -4,6 +4,7 @@ import type { ViTArch } from '../model/vitConfig';
 import type { Sample } from './datasetFolder';
 import type { HeldOutPrediction } from './runFiles';
 import { crossEntropy, ForwardInput, logits, Params } from './vitModel';
+import { throwIfWebGpuFailed } from './webgpuKernels';
 
 export interface Evaluation {
   loss: number;
@@ -29,11 +30,16 @@ export async function evaluate(
     const { input, kept } = await loadBatch(samples.slice(i, i + batchSize));
     if (!kept.length) continue;
     const labels = Int32Array.from(kept.map((s) => s.label));
-    const { loss, probs } = tf.tidy(() => {
+    // Read back with data(): the WebGPU backend has no synchronous read in Node.
+    const [lossT, probsT] = tf.tidy(() => {
       const z = logits(params, arch, input);
-      return { loss: crossEntropy(z, labels, 0).dataSync()[0], probs: tf.softmax(z).dataSync() as Float32Array };
+      return [crossEntropy(z, labels, 0), tf.softmax(z)];
     });
     input.x.dispose();
+    const [loss] = await lossT.data();
+    const probs = (await probsT.data()) as Float32Array;
+    tf.dispose([lossT, probsT]);
+    throwIfWebGpuFailed();
     lossSum += loss * kept.length;
     seen += kept.length;
     kept.forEach((s, j) => {

@@ -47,7 +47,7 @@ export async function initialWeights(spec: string, opts: InitOptions): Promise<I
   if (opts.imageSize && (opts.imageSize[0] !== arch.imageSize[0] || opts.imageSize[1] !== arch.imageSize[1])) {
     const P = arch.patchSize;
     if (opts.imageSize[0] % P || opts.imageSize[1] % P) throw new Error(`--image-size ${opts.imageSize.join('x')} is not a multiple of ${spec}'s patch size ${P}`);
-    weights.set(W.posEmbed, interpolatePositions(weights.get(W.posEmbed)!, [arch.imageSize[0] / P, arch.imageSize[1] / P], [opts.imageSize[0] / P, opts.imageSize[1] / P]));
+    weights.set(W.posEmbed, await interpolatePositions(weights.get(W.posEmbed)!, [arch.imageSize[0] / P, arch.imageSize[1] / P], [opts.imageSize[0] / P, opts.imageSize[1] / P]));
     notes.push(`position embeddings interpolated (bilinear) from ${arch.imageSize.join('x')} to ${opts.imageSize.join('x')}`);
     arch.imageSize = opts.imageSize;
   }
@@ -134,12 +134,14 @@ function scratch(spec: string, opts: InitOptions): InitResult {
 }
 
 /** Bilinear resize of the patch-position grid ([CLS] position kept), like the official code's scipy zoom(order=1). */
-export function interpolatePositions(pos: Tensor, from: [number, number], to: [number, number]): Tensor {
+export async function interpolatePositions(pos: Tensor, from: [number, number], to: [number, number]): Promise<Tensor> {
   const D = pos.shape[2];
-  const out = tf.tidy(() => {
+  const resized = tf.tidy(() => {
     const grid = tf.tensor(pos.data.subarray(D), [1, from[0], from[1], D]) as tf.Tensor4D;
-    return tf.image.resizeBilinear(grid, to, true).dataSync() as Float32Array;
+    return tf.image.resizeBilinear(grid, to, true);
   });
+  const out = (await resized.data()) as Float32Array;
+  resized.dispose();
   const data = new Float32Array((1 + to[0] * to[1]) * D);
   data.set(pos.data.subarray(0, D));
   data.set(out, D);

@@ -153,16 +153,21 @@ export class Optimizer {
  * to pass to Optimizer.apply as its gradScale. `grads` are not modified. With the fused kernels the
  * sum of squares is accumulated in float64 straight from the heap; TF.js's kernels sum in float32.
  */
-export function clipGradients(grads: Map<string, tf.Tensor>, maxNorm: number, options: OptimizerOptions = {}): { norm: number; scale: number } {
+export async function clipGradients(grads: Map<string, tf.Tensor>, maxNorm: number, options: OptimizerOptions = {}): Promise<{ norm: number; scale: number }> {
   const list = [...grads.values()];
   const k = (options.fused ?? true) && list.length ? fusedOptimizer(...list) : undefined;
-  const norm = k
-    ? Math.sqrt(sumOfSquares(k, list))
-    : list.length ? tf.tidy(() => tf.sqrt(tf.addN(list.map((g) => g.square().sum()))).dataSync()[0]) : 0;
+  const norm = k ? Math.sqrt(sumOfSquares(k, list)) : list.length ? await readScalar(tf.tidy(() => tf.sqrt(tf.addN(list.map((g) => g.square().sum()))))) : 0;
   let scale = 1;
   if (maxNorm > 0) {
     const coef = maxNorm / (norm + 1e-6);
     if (coef < 1) scale = coef;
   }
   return { norm, scale };
+}
+
+/** A scalar's value, disposing it; async because the WebGPU backend cannot read synchronously in Node. */
+async function readScalar(t: tf.Tensor): Promise<number> {
+  const [v] = await t.data();
+  t.dispose();
+  return v;
 }

@@ -183,7 +183,7 @@ export class DataParallel {
       try {
         const xs = tf.tidy(() => input.x.slice(0, sizes[0]));
         const sliceInput = { ...input, x: xs } as ForwardInput;
-        own = lossAndGrads(this.params, this.arch, this.slots.map((s) => s.name), sliceInput, labels.slice(0, sizes[0]), this.smoothing);
+        own = await lossAndGrads(this.params, this.arch, this.slots.map((s) => s.name), sliceInput, labels.slice(0, sizes[0]), this.smoothing);
         xs.dispose();
       } catch (e) {
         ownError = e;

@@ -157,7 +157,13 @@ async function frozenBackbone({ config, arch, init, params, log, backendName }: 
   return {
     produce: s
       ? async (pixels, n) => (await s.fetch(pixels, [n, C, H, W], [hidden]))[hidden].data as Float32Array
-      : async (pixels, n) => tf.tidy(() => tokensBefore(params, arch, tf.tensor4d(pixels, [n, C, H, W]), fromBlock).dataSync() as Float32Array),
+      : async (pixels, n) => {
+          // Read back asynchronously: WebGPU has no synchronous read in Node.
+          const tokens = tf.tidy(() => tokensBefore(params, arch, tf.tensor4d(pixels, [n, C, H, W]), fromBlock));
+          const out = (await tokens.data()) as Float32Array;
+          tokens.dispose();
+          return out;
+        },
     size: T * D,
     wrap: (x, n) => ({ kind: 'tokens', x: tf.tensor3d(x, [n, T, D]), fromBlock }),
     producer: s ? 'onnxruntime' : 'tfjs',

@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   const names = init.slots.map((s) => s.name);
   let version = -1;
   let requests = 0;
-  port.on('message', (m: SliceRequest) => {
+  port.on('message', async (m: SliceRequest) => {
     try {
       requests++;
       if (failAt[0] === init.index + 1 && failAt[1] === requests) throw new Error(`simulated failure on slice ${requests} (VIT_LENS_TEST_THREAD_FAILURE)`);
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
       }
       const x = tf.tensor(m.x, m.shape);
       const input = (m.kind === 'tokens' ? { kind: m.kind, x, fromBlock: m.fromBlock } : { kind: m.kind, x }) as ForwardInput;
-      const r = lossAndGrads(params, init.arch, names, input, m.labels, init.smoothing);
+      const r = await lossAndGrads(params, init.arch, names, input, m.labels, init.smoothing);
       x.dispose();
       for (const s of init.slots) {
         const g = r.grads.get(s.name)!;

@@ -290,6 +290,8 @@ function openRun(
     config,
     classes: data.classes,
     backend: backend.name,
+    // The wasm backend names one thread; a data-parallel run trains on the pool's threads.
+    device: pool ? backend.device.replace(/\b1 thread\b/, `${pool.threads} threads`) : backend.device,
     backendNotes: [...backend.notes, ...inputs.notes],
     status: 'running',
     pid: process.pid,
@@ -321,7 +323,7 @@ function openRun(
     warnUnreadable: unreadableWarner(config, data, inputs, skipped, report, log),
     gradients: pool
       ? (input, labels) => pool.gradients(input, labels)
-      : async (input, labels) => [{ ...lossAndGrads(model.params, arch, trainable, input, labels, config.labelSmoothing), n: labels.length }],
+      : async (input, labels) => [{ ...(await lossAndGrads(model.params, arch, trainable, input, labels, config.labelSmoothing)), n: labels.length }],
     pool,
   };
   return run;
@@ -365,7 +367,7 @@ async function startRun(run: TrainingRun, opts: TrainOptions, restart: boolean, 
     if (old) report.heldOut = old.heldOut, report.bestEpoch = old.bestEpoch;
   }
   await writeReport(runDir, report);
-  run.log(`training ${inputs.train.length} images (${inputs.val.length} validation), ${run.classes.length} classes, mode ${config.mode}, backend ${setup.backend.name}, ${run.totalSteps} steps`);
+  run.log(`training ${inputs.train.length} images (${inputs.val.length} validation), ${run.classes.length} classes, mode ${config.mode}, backend ${setup.backend.name} (${setup.backend.device}), ${run.totalSteps} steps`);
 }
 
 const released = new WeakSet<TrainingRun>();

@@ -146,6 +146,9 @@ test('answers → vit-lens train arguments', () => {
   assert.deepEqual(trainArgs('/d', '/r', { ...a, threads: 3 }).slice(-2), ['--threads', '3']);
   assert.deepEqual(resumeArgs('/r', '/c', 3), ['train', '--out', '/r', '--resume', '--cache-dir', '/c', '--threads', '3']);
   assert.deepEqual([editorTrainThreads(8), editorTrainThreads(2), editorTrainThreads(1)], [7, 1, 1]);
+  assert.deepEqual(trainArgs('/d', '/r', { ...a, backend: 'webgpu' }).slice(-2), ['--backend', 'webgpu']);
+  assert.deepEqual(trainArgs('/d', '/r', { ...a, backend: 'wasm' }).slice(-2), ['--backend', 'wasm']);
+  assert.ok(!trainArgs('/d', '/r', { ...a, backend: 'auto' }).includes('--backend'));
   assert.equal(defaultLr('adamw', 'head', false), 1e-3);
   assert.equal(defaultLr('adamw', 'last-k', false), 3e-4);
   assert.equal(defaultLr('adamw', 'full', false), 1e-4);

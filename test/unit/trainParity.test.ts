@@ -5,7 +5,8 @@
  *
  * Runs on the fused wasm kernels (server/train/fused), relaxed-SIMD build; trainParityTfjsKernels and
  * trainParityPlainSimd run it again on TF.js's own kernels (the fallback when the fused ones are
- * missing or switched off) and on the fused kernels' plain-SIMD build (engines without relaxed SIMD).
+ * missing or switched off) and on the fused kernels' plain-SIMD build (engines without relaxed SIMD);
+ * trainParityWebgpu runs it on `--backend webgpu` (TF.js's WebGPU kernels; lavapipe without a GPU).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import * as path from 'path';
 import { readFileSync } from 'fs';
 import * as tf from '@tensorflow/tfjs';
 import { readNpz } from '../../server/formats/npz';
-import { initBackend } from '../../server/train/backend';
+import { BackendName, initBackend } from '../../server/train/backend';
 import { fusedKernelVariant } from '../../server/train/fused/kernels';
 import { Optimizer, OPTIMIZER_DEFAULTS, OptimizerName, clipGradients } from '../../server/train/optimizer';
 import { learningRate } from '../../server/train/schedule';
@@ -23,11 +24,14 @@ import type { ViTArch } from '../../server/model/vitConfig';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'train');
 const meta = JSON.parse(readFileSync(path.join(DIR, 'parity.json'), 'utf8'));
-const KERNELS = { '0': 'TF.js', simd: 'fused plain-SIMD' }[process.env.VIT_LENS_FUSED_KERNELS ?? ''] ?? 'fused';
+/** Set by trainParityWebgpu.test.ts before it imports this file. */
+const BACKEND = (process.env.VIT_LENS_TEST_TRAIN_BACKEND ?? 'wasm') as BackendName;
+const KERNELS = BACKEND !== 'wasm' ? `${BACKEND} TF.js` : { '0': 'TF.js', simd: 'fused plain-SIMD' }[process.env.VIT_LENS_FUSED_KERNELS ?? ''] ?? 'fused';
 
 async function run(name: OptimizerName): Promise<{ losses: number[]; final: Map<string, Float32Array>; ref: Map<string, import('../../server/model/tensor').Tensor> }> {
-  await initBackend('wasm');
-  assert.equal(fusedKernelVariant(), KERNELS === 'TF.js' ? undefined : KERNELS === 'fused' ? 'relaxed-simd' : 'simd', `expected the ${KERNELS} kernels`);
+  const backend = await initBackend(BACKEND);
+  assert.equal(tf.getBackend(), BACKEND, backend.notes.join('\n'));
+  assert.equal(fusedKernelVariant(), KERNELS === 'fused' ? 'relaxed-simd' : KERNELS === 'fused plain-SIMD' ? 'simd' : undefined, `expected the ${KERNELS} kernels`);
   const npz = await readNpz(path.join(DIR, 'parity.npz'));
   const a = meta.arch;
   const arch: ViTArch = {
@@ -47,15 +51,15 @@ async function run(name: OptimizerName): Promise<{ losses: number[]; final: Map<
     const b = step % meta.num_batches;
     const x = tf.tensor4d(xs.data.subarray(b * per, (b + 1) * per), [meta.batch, a.channels, a.image, a.image]);
     const y = Int32Array.from(ys.data.subarray(b * meta.batch, (b + 1) * meta.batch));
-    const r = lossAndGrads(params, arch, trainable, { kind: 'pixels', x }, y, meta.common.smoothing);
-    const { scale } = clipGradients(r.grads, meta.common.clip);
+    const r = await lossAndGrads(params, arch, trainable, { kind: 'pixels', x }, y, meta.common.smoothing);
+    const { scale } = await clipGradients(r.grads, meta.common.clip);
     opt.apply(params, r.grads, learningRate(step, cfg.lr, meta.common.warmup, meta.common.total), scale);
     for (const g of r.grads.values()) g.dispose();
     x.dispose();
     losses.push(r.loss);
   }
   const final = new Map<string, Float32Array>();
-  for (const [k, v] of params) final.set(k, v.dataSync() as Float32Array);
+  for (const [k, v] of params) final.set(k, (await v.data()) as Float32Array);
   for (const v of params.values()) v.dispose();
   opt.dispose();
   return { losses, final, ref: npz };

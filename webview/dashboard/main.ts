@@ -276,6 +276,7 @@ function renderHeader(): void {
 }
 
 function backendLabel(b: string): string {
+  if (b === 'webgpu') return 'WebGPU';
   if (/gpu|cuda/i.test(b)) return `CUDA (${b})`;
   if (b === 'wasm') return 'wasm';
   if (b === 'tensorflow' || b === 'cpu') return `CPU (${b})`;
