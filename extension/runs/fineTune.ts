@@ -41,6 +41,7 @@ export async function fineTune(ctx: Ctx, store: RunStore, reveal: (dir: string) 
     { answers, name: '', facts },
     {
       summary,
+      trainImages: scan.classes.reduce((n, c) => n + c.train, 0),
       nameTaken: taken,
       defaultName: (mode) => defaultRunName(folder, mode, new Date(), taken),
       pickBaseModel: (current) => pickBaseModel(ctx, store, current),

@@ -6,6 +6,7 @@
  */
 import * as vscode from 'vscode';
 import { ModelFacts } from './baseModel';
+import { scratchAdvice } from './scratchAdvice';
 import { check, defaultLr, effectiveLr, FineTuneAnswers, Mode } from './trainArgs';
 
 export interface FormState {
@@ -22,6 +23,8 @@ export interface FormHooks {
   defaultName(mode: Mode): string;
   /** The dataset summary, shown as the form's placeholder. */
   summary: string;
+  /** Training images the scan found (before the model is picked: it decides whether from scratch is advisable). */
+  trainImages: number;
 }
 
 type Row = vscode.QuickPickItem & { key: string };
@@ -75,6 +78,7 @@ export async function runForm(state: FormState, hooks: FormHooks): Promise<FormS
       { key: 'start', label: '$(play) Start Training', detail: `${state.name} · ${a.mode} · ${a.epochs} epochs · lr ${effectiveLr(a)}` },
       { key: '', label: 'Settings', kind: vscode.QuickPickItemKind.Separator },
       { key: 'model', label: 'Base model', description: a.model },
+      ...scratchRow(a.model, hooks.trainImages),
       { key: 'mode', label: 'Mode', description: MODES.find((m) => m.mode === a.mode)!.label + (a.mode === 'last-k' ? ` (k = ${a.lastK})` : '') },
       { key: 'epochs', label: 'Epochs', description: String(a.epochs) },
       { key: 'lr', label: 'Learning rate', description: a.lr === undefined ? `${lrDefault} (default for ${a.mode}, ${a.optimizer})` : String(a.lr) },
@@ -111,6 +115,12 @@ export async function runForm(state: FormState, hooks: FormHooks): Promise<FormS
       await advanced(state, title);
     }
   }
+}
+
+/** A warning under the base model when it is a scratch model and the dataset is small; picking it picks the model. */
+function scratchRow(model: string, trainImages: number): Row[] {
+  const advice = scratchAdvice(model, trainImages);
+  return advice ? [{ key: 'model', label: '$(warning) Few images for training from scratch', detail: advice }] : [];
 }
 
 async function advanced(state: FormState, title: string): Promise<void> {
