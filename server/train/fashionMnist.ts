@@ -59,8 +59,10 @@ export function rgbOf(set: IdxImages, i: number): Buffer {
   return out;
 }
 
-/** Train split as TrainData (samples named "fashion-mnist/<split>/<index>"); `limit` takes the first N. */
-/** `augment`: random-resized-crop + flip as folder datasets get it (imageLoader.ts); `flip`: a flip only. */
+/**
+ * Train split as TrainData (samples named "fashion-mnist/<split>/<index>"); `limit` takes the first N.
+ * `augment`: random-resized-crop + flip as folder datasets get it (imageLoader.ts); `flip`: a flip only.
+ */
 export function fashionMnistData(opts: { dir?: string; limit?: number; val?: 'none' | 'test'; flip?: boolean; augment?: AugmentConfig } = {}): { data: TrainData; train: IdxImages; test: IdxImages } {
   const dir = opts.dir ?? FASHION_MNIST_DIR;
   const train = readIdx(dir, 'train');
