@@ -1,7 +1,7 @@
 /**
  * When training from scratch is unlikely to work: a ViT has none of a CNN's built-in assumptions
  * about images and learns them from data, so on a few hundred images it stays far below what a
- * pretrained model reaches after fine-tuning (README, "Training from scratch": measured on 960 and 320
+ * pretrained model reaches after fine-tuning (README, "Training from scratch": ViT-Tiny on 320 and 960
  * Fashion-MNIST images, torchvision's VisionTransformer as well as ours). Pure: the CLI's start log
  * and the Fine-tune form both show it.
  */
