@@ -8,8 +8,8 @@
  *
  *   npm run bench:small-data -- [--seeds 1] [--augment none|default|SCALE] [--epochs 15] [--limit 960]
  *                               [--test-limit 2000] [--torch-init torchvision|timm] [--skip-torch]
- * --seeds N runs seeds 0..N-1 (--first-seed S: S..S+N-1); --augment default is what `--augment` gives 28-px images (imageLoader.ts),
- * SCALE a random-resized-crop area floor (with flip) on both sides.
+ * --seeds N runs seeds 0..N-1 (--first-seed S: S..S+N-1); --augment default is what `--augment` gives 28-px
+ * images (imageLoader.ts: a flip only), SCALE a random-resized-crop area floor with flip (1: flip only), both sides.
  * Needs `apt-get install dataset-fashion-mnist python3-torch python3-torchvision`.
  */
 import { spawn } from 'child_process';
@@ -83,7 +83,8 @@ async function oursOne(seed: number): Promise<SeedResult> {
 
 function torchAll(): Promise<SeedResult[]> {
   const args = ['bench/torch_small_data.py', '--seeds', seeds.join(','), '--epochs', String(epochs), '--limit', String(limit), '--test-limit', String(testLimit),
-    '--crop-scale', String(augment ? augment.scale[0] : 0), '--init', String(o['torch-init']), '--threads', '1'];
+    // Area floor 1 leaves torchvision's RandomResizedCrop the whole image: a flip only, as crop: false.
+    '--crop-scale', String(!augment ? 0 : augment.crop === false ? 1 : augment.scale[0]), '--init', String(o['torch-init']), '--threads', '1'];
   return new Promise((resolve, reject) => {
     const p = spawn('/usr/bin/python3', args, { stdio: ['ignore', 'pipe', 'inherit'] });
     const out: SeedResult[] = [];
@@ -104,7 +105,7 @@ const sd = (xs: number[]) => (xs.length < 2 ? NaN : Math.sqrt(xs.reduce((a, x) =
 const pct = (xs: number[]) => `${(mean(xs) * 100).toFixed(1)}%${xs.length > 1 ? ` ± ${(sd(xs) * 100).toFixed(1)}` : ''} [${xs.map((x) => (x * 100).toFixed(1)).join(', ')}]`;
 
 (async () => {
-  const what = augment ? `random-resized-crop scale [${augment.scale.join(', ')}] + flip` : 'no augmentation';
+  const what = !augment ? 'no augmentation' : augment.crop === false ? 'horizontal flip' : `random-resized-crop scale [${augment.scale.join(', ')}] + flip`;
   console.error(`scratch:tiny (patch 7, 28×28) on the first ${limit} Fashion-MNIST training images, ${epochs} epochs, batch 64, AdamW 1e-3, ${what}; seeds ${seeds.join(', ')}; scored on the first ${testLimit} test images`);
   const t0 = Date.now();
   const torchP = o['skip-torch'] ? Promise.resolve(undefined) : torchAll();

@@ -6,7 +6,8 @@ evaluated on the first M test images. One JSON line per seed: test accuracy, sec
 
   --init torchvision   torchvision's init (Xavier-uniform MLP, zero biases...), the reference
   --init timm          timm's truncated normal (std .02) everywhere: what our scratch models used before
-  --crop-scale S       RandomResizedCrop(scale=(S, 1)) + horizontal flip; 0 = no augmentation
+  --crop-scale S       RandomResizedCrop(scale=(S, 1)) + horizontal flip; 0 = no augmentation; 1 = a flip
+                       only (at area 1 no box of another aspect ratio fits, so the crop is the whole image)
 
 Needs Debian's python3-torch and python3-torchvision; run with /usr/bin/python3.
 """
