@@ -52,6 +52,7 @@ export async function fineTune(ctx: Ctx, store: RunStore, reveal: (dir: string) 
     {
       summary,
       backends: await backends,
+      trainImages: scan.classes.reduce((n, c) => n + c.train, 0),
       nameTaken: taken,
       defaultName: (mode) => defaultRunName(folder, mode, new Date(), taken),
       pickBaseModel: (current) => pickBaseModel(ctx, store, current),

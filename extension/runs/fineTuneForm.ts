@@ -6,6 +6,7 @@
  */
 import * as vscode from 'vscode';
 import { ModelFacts } from './baseModel';
+import { scratchAdvice } from './scratchAdvice';
 import { check, defaultLr, effectiveLr, FineTuneAnswers, Mode, TrainBackend } from './trainArgs';
 import { backendChoices, backendDevice, BackendsProbe, backendSummary } from './trainBackends';
 import { pickTorch, TorchFound, torchRow } from './torchChoice';
@@ -28,6 +29,8 @@ export interface FormHooks {
   torch?: TorchFound;
   /** What each backend would run on (asked of the CLI, see trainBackends.ts). */
   backends: BackendsProbe;
+  /** Training images the scan found (before the model is picked: it decides whether from scratch is advisable). */
+  trainImages: number;
 }
 
 type Row = vscode.QuickPickItem & { key: string };
@@ -81,6 +84,7 @@ export async function runForm(state: FormState, hooks: FormHooks): Promise<FormS
       { key: 'start', label: '$(play) Start Training', detail: `${state.name} · ${a.mode} · ${a.epochs} epochs · lr ${effectiveLr(a)} · ${a.torchPython ? 'PyTorch' : backendDevice(a.backend ?? 'auto', hooks.backends)}` },
       { key: '', label: 'Settings', kind: vscode.QuickPickItemKind.Separator },
       { key: 'model', label: 'Base model', description: a.model },
+      ...scratchRow(a.model, hooks.trainImages),
       { key: 'mode', label: 'Mode', description: MODES.find((m) => m.mode === a.mode)!.label + (a.mode === 'last-k' ? ` (k = ${a.lastK})` : '') },
       { key: 'epochs', label: 'Epochs', description: String(a.epochs) },
       { key: 'lr', label: 'Learning rate', description: a.lr === undefined ? `${lrDefault} (default for ${a.mode}, ${a.optimizer})` : String(a.lr) },
@@ -125,6 +129,12 @@ export async function runForm(state: FormState, hooks: FormHooks): Promise<FormS
       await advanced(state, title);
     }
   }
+}
+
+/** A warning under the base model when it is a scratch model and the dataset is small; picking it picks the model. */
+function scratchRow(model: string, trainImages: number): Row[] {
+  const advice = scratchAdvice(model, trainImages);
+  return advice ? [{ key: 'model', label: '$(warning) Few images for training from scratch', detail: advice }] : [];
 }
 
 async function advanced(state: FormState, title: string): Promise<void> {

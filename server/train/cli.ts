@@ -14,6 +14,8 @@ import { exportRun } from './exportModel';
 import { OPTIMIZER_DEFAULTS } from './optimizer';
 import { defaultLr, OPTIMIZERS, TRAIN_MODES } from '../../common/training';
 import { processAlive, readMetrics, readRunInfo, RunInfo, TrainConfig } from './runFiles';
+import { scanDataset } from './datasetFolder';
+import { scratchAdvice } from '../../extension/runs/scratchAdvice';
 import { train, TrainOptions } from './trainer';
 import { shownStatus } from '../../common/runStatus';
 import { lastActivity, thisMachine } from '../../extension/runs/runProbes';
@@ -221,6 +223,12 @@ async function runTraining(
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  if (!resume && config.model.startsWith('scratch:')) {
+    // A listing only (no decoding); a dataset error is left for train() to report.
+    const ds = await scanDataset(config.dataset, { valSplit: config.valSplit, seed: config.seed }).catch(() => undefined);
+    const advice = ds && scratchAdvice(config.model, ds.train.length);
+    if (advice) process.stderr.write(`note: ${advice}\n`);
+  }
   const info = await train({
     runDir: out,
     config,

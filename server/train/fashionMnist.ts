@@ -8,7 +8,7 @@ import * as path from 'path';
 import { gunzipSync } from 'zlib';
 import { defaultPreprocess } from '../preprocess';
 import type { Sample } from './datasetFolder';
-import { flipChw } from './imageLoader';
+import { augmentedPixels, AugmentConfig, flipChw } from './imageLoader';
 import type { TrainData } from './trainer';
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -51,8 +51,19 @@ export function pixelsOf(set: IdxImages, i: number): Float32Array {
   return out;
 }
 
-/** Train split as TrainData (samples named "fashion-mnist/<split>/<index>"); `limit` takes the first N. */
-export function fashionMnistData(opts: { dir?: string; limit?: number; val?: 'none' | 'test'; flip?: boolean } = {}): { data: TrainData; train: IdxImages; test: IdxImages } {
+/** One image as interleaved 8-bit RGB (grey replicated), the form decoded image files take. */
+export function rgbOf(set: IdxImages, i: number): Buffer {
+  const n = set.rows * set.cols;
+  const out = Buffer.alloc(3 * n);
+  for (let j = 0; j < n; j++) out[3 * j] = out[3 * j + 1] = out[3 * j + 2] = set.pixels[i * n + j];
+  return out;
+}
+
+/**
+ * Train split as TrainData (samples named "fashion-mnist/<split>/<index>"); `limit` takes the first N.
+ * `augment`: random-resized-crop + flip as folder datasets get it (imageLoader.ts); `flip`: a flip only.
+ */
+export function fashionMnistData(opts: { dir?: string; limit?: number; val?: 'none' | 'test'; flip?: boolean; augment?: AugmentConfig } = {}): { data: TrainData; train: IdxImages; test: IdxImages } {
   const dir = opts.dir ?? FASHION_MNIST_DIR;
   const train = readIdx(dir, 'train');
   const test = readIdx(dir, 't10k');
@@ -68,7 +79,9 @@ export function fashionMnistData(opts: { dir?: string; limit?: number; val?: 'no
     preprocess: { ...defaultPreprocess([train.rows, train.cols]) },
     loader: async (s, random) => {
       const [, split, idx] = s.file.split('/');
-      const x = pixelsOf(split === 'train' ? train : test, Number(idx));
+      const set = split === 'train' ? train : test;
+      if (random && opts.augment) return augmentedPixels(rgbOf(set, Number(idx)), set.cols, set.rows, data.preprocess, opts.augment, random);
+      const x = pixelsOf(set, Number(idx));
       if (random && opts.flip && random() < 0.5) flipChw(x, 3, train.rows, train.cols);
       return x;
     },

@@ -12,7 +12,7 @@ import { ViTArch, W, checkWeights } from '../model/vitConfig';
 import { archAndLabelsFromHfFolder, loadHfWeights } from '../formats/hfSafetensors';
 import { loadGoogleNpz } from '../formats/googleNpz';
 import { loadOnnxWeights } from '../formats/onnxWeights';
-import { mixSeed, mulberry32, PURPOSE, truncNormal } from './rng';
+import { mixSeed, mulberry32, normal, PURPOSE, truncNormal, TRUNC_2SIGMA_STD, uniform } from './rng';
 
 import { classifyModelSpec, extensionOf } from '../../common/modelSpec';
 import { SCRATCH_IMAGE_SIZE, SCRATCH_PATCH_SIZE, SCRATCH_PRESETS, type ScratchSize } from '../../common/training';
@@ -110,21 +110,29 @@ function scratch(spec: string, opts: InitOptions): InitResult {
   const P = arch.patchSize;
   const T = 1 + (arch.imageSize[0] / P) * (arch.imageSize[1] / P);
   const weights: WeightMap = new Map();
-  // timm's init: truncated normal (std .02) for matrices and positions, zeros for biases, ones for norm scales.
-  const normal = (shape: number[], std = 0.02): Tensor => ({ shape, data: truncNormal(random, numel(shape), std) });
+  // The ViT paper's own code (google-research/vision_transformer, models_vit.py), also torchvision's:
+  // Xavier-uniform dense kernels, MLP biases normal(1e-6), other biases zero, LeCun-normal patch
+  // kernel, position embeddings normal(0.02), [CLS] and head zero. timm's truncated normal (std .02)
+  // everywhere trains markedly worse from scratch on small data (README, "Training from scratch").
+  const xavier = (shape: [number, number]): Tensor => ({ shape, data: uniform(random, numel(shape), Math.sqrt(6 / (shape[0] + shape[1]))) });
+  const gauss = (shape: number[], std: number): Tensor => ({ shape, data: normal(random, numel(shape), std) });
   const fill = (shape: number[], v: number): Tensor => ({ shape, data: new Float32Array(numel(shape)).fill(v) });
-  weights.set(W.clsToken, normal([1, 1, D], 1e-6));
-  weights.set(W.posEmbed, normal([1, T, D]));
-  weights.set(W.patchWeight, normal([D, arch.numChannels, P, P]));
+  const patchFanIn = arch.numChannels * P * P;
+  weights.set(W.clsToken, fill([1, 1, D], 0));
+  weights.set(W.posEmbed, gauss([1, T, D], 0.02));
+  // lecun_normal: a normal truncated at ±2σ, σ scaled up by 1/0.8796 so that the kept values have variance 1/fan_in.
+  weights.set(W.patchWeight, { shape: [D, arch.numChannels, P, P], data: truncNormal(random, D * patchFanIn, Math.sqrt(1 / patchFanIn) / TRUNC_2SIGMA_STD) });
   weights.set(W.patchBias, fill([D], 0));
   for (let i = 0; i < arch.numLayers; i++) {
     const l = W.layer(i);
     for (const n of [l.norm1Weight, l.norm2Weight]) weights.set(n, fill([D], 1));
-    for (const n of [l.norm1Bias, l.norm2Bias, l.qBias, l.kBias, l.vBias, l.projBias, l.fc2Bias]) weights.set(n, fill([D], 0));
-    for (const n of [l.qWeight, l.kWeight, l.vWeight, l.projWeight]) weights.set(n, normal([D, D]));
-    weights.set(l.fc1Weight, normal([arch.mlpSize, D]));
-    weights.set(l.fc1Bias, fill([arch.mlpSize], 0));
-    weights.set(l.fc2Weight, normal([D, arch.mlpSize]));
+    for (const n of [l.norm1Bias, l.norm2Bias, l.qBias, l.kBias, l.vBias, l.projBias]) weights.set(n, fill([D], 0));
+    // Flax's attention kernels are [D, heads, D/heads] and Xavier sees them flattened to D×D.
+    for (const n of [l.qWeight, l.kWeight, l.vWeight, l.projWeight]) weights.set(n, xavier([D, D]));
+    weights.set(l.fc1Weight, xavier([arch.mlpSize, D]));
+    weights.set(l.fc1Bias, gauss([arch.mlpSize], 1e-6));
+    weights.set(l.fc2Weight, xavier([D, arch.mlpSize]));
+    weights.set(l.fc2Bias, gauss([D], 1e-6));
   }
   weights.set(W.finalNormWeight, fill([D], 1));
   weights.set(W.finalNormBias, fill([D], 0));

@@ -54,4 +54,21 @@ export function truncNormal(random: () => number, n: number, std: number): Float
   return out;
 }
 
+/** Standard deviation of a standard normal truncated to ±2 (JAX's truncated_normal initialisers divide by it). */
+export const TRUNC_2SIGMA_STD = 0.87962566103423978;
+
+/** Normal(0, std), Box–Muller (paper code's nn.initializers.normal: position embeddings, MLP biases). */
+export function normal(random: () => number, n: number, std: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random()) * std;
+  return out;
+}
+
+/** Uniform on [-bound, bound) (Xavier/Glorot uniform with bound sqrt(6 / (fanIn + fanOut))). */
+export function uniform(random: () => number, n: number, bound: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (2 * random() - 1) * bound;
+  return out;
+}
+
 export const PURPOSE = { init: 1, split: 2, shuffle: 3, augment: 4 } as const;
