@@ -23,6 +23,16 @@ export default tseslint.config(
     },
   },
   {
+    // A promise nobody awaits loses its error: in the extension host that is a silent failure, in the
+    // worker an unhandled rejection. These two rules need types, so they cover the shipped code only.
+    files: ['server/**/*.ts', 'extension/**/*.ts', 'common/**/*.ts'],
+    languageOptions: { parserOptions: { project: './tsconfig.json', tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+    },
+  },
+  {
     files: ['webview/**/*.ts'],
     languageOptions: { globals: { ...globals.browser } },
   },
