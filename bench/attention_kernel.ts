@@ -53,7 +53,10 @@ const stats = (ms: number[]) => {
     const t1 = performance.now();
     k.attentionBackward(B, T, H, dh, ptr(s.dctx), ptr(s.qkv), ptr(s.probs), ptr(s.dqkv), scratch);
     const t2 = performance.now();
-    if (r >= 10) fwd.push(t1 - t0), bwd.push(t2 - t1);
+    if (r >= 10) {
+      fwd.push(t1 - t0);
+      bwd.push(t2 - t1);
+    }
   }
   console.log(`kernel forward:  ${stats(fwd)}\nkernel backward: ${stats(bwd)}`);
 

@@ -21,6 +21,7 @@ let lcModule: LanguageClientModule | undefined;
  * the computed path keeps esbuild from inlining it here.
  */
 function lc(): LanguageClientModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use from a computed path (above)
   lcModule ??= require(path.join(__dirname, 'languageclient.js')) as LanguageClientModule;
   return lcModule;
 }

@@ -105,6 +105,7 @@ export function defaultBackends(threads: number): Record<Provider, ProviderBacke
  */
 export function cleanOrtMessage(message: string): string {
   return message
+    // eslint-disable-next-line no-control-regex -- ANSI colour codes start with ESC
     .replace(/\x1b\[[0-9;]*m/g, '')
     .replace(/\S+\.(?:cc|cpp|cxx|h|hpp|cu):\d+\s+(?:(?:[\w:<>,*&]+\s+){0,3}?(?:onnxruntime|std)::[^(]*\([^)]*\)(?:\s*const)?(?:\s*\[with [^\]]*\])?\s*)?/g, '')
     .replace(/\s+/g, ' ')

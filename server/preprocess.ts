@@ -7,7 +7,6 @@
  * libvips would otherwise premultiply alpha or use shrink-on-load, both of which move pixels away
  * from what PIL produces.
  */
-import { promises as fs } from 'fs';
 import * as path from 'path';
 import sharp, { type KernelEnum, type Metadata } from 'sharp';
 import { decodeBmp, isBmp } from './formats/bmp';

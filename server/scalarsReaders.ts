@@ -66,7 +66,12 @@ export class ScalarsReaders {
     while (this.readers.size > this.maxReaders) {
       let oldest: string | undefined;
       let t = Infinity;
-      for (const [cursor, r] of this.readers) if (r.lastUsed < t) (t = r.lastUsed), (oldest = cursor);
+      for (const [cursor, r] of this.readers) {
+        if (r.lastUsed < t) {
+          t = r.lastUsed;
+          oldest = cursor;
+        }
+      }
       if (oldest === undefined) return;
       this.readers.delete(oldest);
     }

@@ -62,6 +62,7 @@ export function dawnGpu(): { gpu: DawnGpu; globals: Record<string, unknown> } {
     const dir = path.dirname(require.resolve('webgpu/package.json'));
     const arch = process.platform === 'darwin' ? 'universal' : process.arch;
     // The package's own index.js is ESM and only re-exports this binding.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a native addon at a platform-dependent path
     bindings = require(path.join(dir, 'dist', `${process.platform}-${arch}`, 'dawn.node')) as DawnBindings;
   } catch (e) {
     throw new Error(`the WebGPU bindings (npm package "webgpu") cannot load on ${process.platform}-${process.arch}: ${firstLine(e)}`);

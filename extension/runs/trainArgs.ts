@@ -124,6 +124,7 @@ export const check = {
   runName(v: string, taken: (name: string) => boolean): string | undefined {
     const t = v.trim();
     if (!t) return 'A run needs a name';
+    // eslint-disable-next-line no-control-regex -- control characters are what this refuses
     if (/[\\/:*?"<>|\u0000-\u001f]/.test(t) || t === '.' || t === '..') return 'Use letters, digits, "-", "_" and "." (the name becomes a folder)';
     if (taken(t)) return `A run named "${t}" already exists`;
     return undefined;

@@ -65,8 +65,15 @@ export async function readDecisions(file: string): Promise<AuditDecision[]> {
   try {
     const d: unknown = (JSON.parse(text) as Partial<AuditReport>).decisions;
     // Hand-edited files: keep only well-formed decisions.
-    const ok = (x: any): x is AuditDecision =>
-      ['labelIssue', 'duplicate', 'outlier'].includes(x?.kind) && ['ignore', 'move', 'delete'].includes(x?.action) && Array.isArray(x.files) && x.files.every((f: unknown) => typeof f === 'string');
+    const ok = (x: unknown): x is AuditDecision => {
+      const r = (x ?? {}) as { kind?: unknown; action?: unknown; files?: unknown };
+      return (
+        ['labelIssue', 'duplicate', 'outlier'].includes(r.kind as string) &&
+        ['ignore', 'move', 'delete'].includes(r.action as string) &&
+        Array.isArray(r.files) &&
+        r.files.every((f: unknown) => typeof f === 'string')
+      );
+    };
     return Array.isArray(d) ? d.filter(ok) : [];
   } catch (e) {
     throw new Error(`${file}: not a valid audit file (${(e as Error).message}); delete it to start afresh`);

@@ -166,7 +166,11 @@ async function minimise(lossAndGradient: (w: Float64Array, grad: Float64Array) =
     }
     const sy = dot(s, yv);
     if (sy > 1e-12) {
-      if (S.length === memory) S.shift(), Y.shift(), rho.shift();
+      if (S.length === memory) {
+        S.shift();
+        Y.shift();
+        rho.shift();
+      }
       S.push(s);
       Y.push(yv);
       rho.push(1 / sy);

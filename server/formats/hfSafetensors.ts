@@ -2,7 +2,6 @@
  * Hugging Face ViT folders: `config.json` + `model.safetensors` (ViTForImageClassification, or a bare
  * ViTModel whose keys lack the `vit.` prefix).
  */
-import { promises as fsp } from 'fs';
 import * as path from 'path';
 import type { WeightMap } from '../model/tensor';
 import { archFromHfConfig, checkWeights, parseHfConfig, ViTArch, W } from '../model/vitConfig';

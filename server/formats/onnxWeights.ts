@@ -14,7 +14,6 @@
  *
  * Whatever cannot be placed with certainty is an error naming the file and what was not recognised.
  */
-import { promises as fs } from 'fs';
 import * as path from 'path';
 import { onnx } from 'onnx-proto';
 import { numel, Tensor, transpose2d as transpose, WeightMap } from '../model/tensor';

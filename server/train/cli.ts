@@ -13,7 +13,7 @@ import { BACKEND_NAMES, BackendName, formatListing, listBackends } from './backe
 import { exportRun } from './exportModel';
 import { OPTIMIZER_DEFAULTS } from './optimizer';
 import { defaultLr, OPTIMIZERS, TRAIN_MODES } from '../../common/training';
-import { processAlive, readMetrics, readRunInfo, RunInfo, TrainConfig } from './runFiles';
+import { readMetrics, readRunInfo, RunInfo, TrainConfig } from './runFiles';
 import { scanDataset } from './datasetFolder';
 import { scratchAdvice } from '../../extension/runs/scratchAdvice';
 import { train, TrainOptions } from './trainer';

@@ -7,7 +7,6 @@
  * does; this side then sets the final status and exports the best checkpoint with our builder.
  */
 import { spawn, spawnSync } from 'child_process';
-import { randomUUID } from 'crypto';
 import { existsSync, promises as fs, readFileSync } from 'fs';
 import * as net from 'net';
 import * as os from 'os';
@@ -142,7 +141,10 @@ async function writeImages(file: string, samples: Sample[], pre: PreprocessConfi
       for (let j = 0; j < part.length; j++) {
         const p = pixels[j];
         if (p instanceof Error) skipped.push({ file: part[j].file, reason: p.message });
-        else await h.write(p), kept.push(part[j]);
+        else {
+          await h.write(p);
+          kept.push(part[j]);
+        }
       }
     }
     await h.sync();
@@ -264,7 +266,10 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
     const report: RunReport = { skipped, warnings: [...data.warnings], heldOut: [] };
     if (opts.resume && loop.step !== undefined) {
       const prev = await fs.readFile(path.join(runDir, 'report.json'), 'utf8').then((t) => JSON.parse(t) as RunReport).catch(() => undefined);
-      if (prev) report.heldOut = prev.heldOut, report.bestEpoch = prev.bestEpoch;
+      if (prev) {
+        report.heldOut = prev.heldOut;
+        report.bestEpoch = prev.bestEpoch;
+      }
     }
     await writeReport(runDir, report);
     if (skipped.length > data.skipped.length) log(`warning: ${skipped.length - data.skipped.length} image(s) could not be read and are left out (listed in report.json)`);
@@ -315,7 +320,10 @@ async function followerNode(opts: TorchTrainOptions, probe: TorchProbe, jobFile:
   if (code !== 0) throw new TrainingError(await rankFailure(path.dirname(jobFile), code));
   // Node 0 sets the final status after its ranks exit; report that, not "running".
   let info = await readRunInfo(opts.runDir);
-  for (let i = 0; i < 120 && info.status === 'running'; i++) await sleep(1000), (info = await readRunInfo(opts.runDir));
+  for (let i = 0; i < 120 && info.status === 'running'; i++) {
+    await sleep(1000);
+    info = await readRunInfo(opts.runDir);
+  }
   return info;
 }
 

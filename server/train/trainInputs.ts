@@ -204,7 +204,10 @@ async function cachedInputs(src: InputSources, backbone: FrozenBackbone, notes: 
   let lastPct = -1;
   const progress = (what: string) => (done: number, total: number) => {
     const pct = Math.floor((done / total) * 10);
-    if (pct !== lastPct) log(`caching ${config.mode === 'head' ? 'features' : 'tokens'} (${what}): ${done}/${total}`), (lastPct = pct);
+    if (pct !== lastPct) {
+      log(`caching ${config.mode === 'head' ? 'features' : 'tokens'} (${what}): ${done}/${total}`);
+      lastPct = pct;
+    }
   };
   const tr = await FeatureCache.build(src.train, { ...opts, onProgress: progress('train') });
   const va = await FeatureCache.build(src.val, { ...opts, onProgress: progress('val') });

@@ -36,7 +36,8 @@ async function main(): Promise<void> {
   const names = init.slots.map((s) => s.name);
   let version = -1;
   let requests = 0;
-  port.on('message', async (m: SliceRequest) => {
+  // One slice at a time: the main thread sends the next request only after this one's reply.
+  const onSlice = async (m: SliceRequest): Promise<void> => {
     try {
       requests++;
       if (failAt[0] === init.index + 1 && failAt[1] === requests) throw new Error(`simulated failure on slice ${requests} (VIT_LENS_TEST_THREAD_FAILURE)`);
@@ -57,7 +58,8 @@ async function main(): Promise<void> {
     } catch (e) {
       reply({ error: (e as Error).message });
     }
-  });
+  };
+  port.on('message', (m: SliceRequest) => void onSlice(m));
   reply({ ready: true });
 }
 

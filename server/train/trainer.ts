@@ -364,7 +364,10 @@ async function startRun(run: TrainingRun, opts: TrainOptions, restart: boolean, 
   if (!inputs.val.length) run.log(`note: no validation images: the best epoch is chosen by training accuracy, and no validation accuracy is reported`);
   if (opts.resume && !restart) {
     const old = await fs.readFile(path.join(runDir, 'report.json'), 'utf8').then((t) => JSON.parse(t) as RunReport).catch(() => undefined);
-    if (old) report.heldOut = old.heldOut, report.bestEpoch = old.bestEpoch;
+    if (old) {
+      report.heldOut = old.heldOut;
+      report.bestEpoch = old.bestEpoch;
+    }
   }
   await writeReport(runDir, report);
   run.log(`training ${inputs.train.length} images (${inputs.val.length} validation), ${run.classes.length} classes, mode ${config.mode}, backend ${setup.backend.name} (${setup.backend.device}), ${run.totalSteps} steps`);
