@@ -8,7 +8,11 @@ import globals from 'globals';
 export default tseslint.config(
   {
     ignores: [
-      'dist/**', 'node_modules/**', 'test-output/**', 'models/**', 'samples/**',
+      'dist/**',
+      'node_modules/**',
+      'test-output/**',
+      'models/**',
+      'samples/**',
       // AssemblyScript: TypeScript syntax with its own types (i32, f32, load<T>), built by asc.
       'server/train/wasm/assembly/**',
     ],
@@ -19,7 +23,10 @@ export default tseslint.config(
   {
     languageOptions: { globals: { ...globals.node } },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       // Ambient declarations (types for globals the project's lib lacks) are what namespaces are still for.
       '@typescript-eslint/no-namespace': ['error', { allowDeclarations: true }],
     },

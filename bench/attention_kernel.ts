@@ -40,8 +40,11 @@ const stats = (ms: number[]) => {
   console.log(`${backend.notes.join('; ')}; B ${B}, T ${T}, H ${H}, dh ${dh}`);
 
   const sets = Array.from({ length: nSets }, () => ({
-    qkv: tf.randomNormal([B * T, 3 * D]), dctx: tf.randomNormal([B * T, D]),
-    ctx: output([B * T, D]), probs: output([B, H, T, T]), dqkv: output([B * T, 3 * D]),
+    qkv: tf.randomNormal([B * T, 3 * D]),
+    dctx: tf.randomNormal([B * T, D]),
+    ctx: output([B * T, D]),
+    probs: output([B, H, T, T]),
+    dqkv: output([B * T, 3 * D]),
   }));
   const scratch = scratchSpace((dh + T) * Math.ceil(T / 4) * 4 * 4);
   const fwd: number[] = [];
@@ -74,6 +77,19 @@ const stats = (ms: number[]) => {
   // dataSync waits for nothing on wasm but makes sure the result is used; tidy returns nothing
   // (it walks returned containers element by element).
   const op = time(() => tf.tidy(() => void fusedAttention(qkv, B, T, H)!.dataSync()));
-  const opGrad = time(() => tf.tidy(() => void tf.grads((x: tf.Tensor) => fusedAttention(x as tf.Tensor2D, B, T, H)!.mul(w).sum())([qkv])[0].dataSync()));
-  console.log(`op forward:            ${op}\nop forward + backward: ${opGrad} (includes a Multiply and Sum for the loss)`);
+  const opGrad = time(() =>
+    tf.tidy(
+      () =>
+        void tf
+          .grads((x: tf.Tensor) =>
+            fusedAttention(x as tf.Tensor2D, B, T, H)!
+              .mul(w)
+              .sum(),
+          )([qkv])[0]
+          .dataSync(),
+    ),
+  );
+  console.log(
+    `op forward:            ${op}\nop forward + backward: ${opGrad} (includes a Multiply and Sum for the loss)`,
+  );
 })();

@@ -23,7 +23,9 @@ async function main(): Promise<void> {
     const dataset = path.join(tmp, 'data');
     let t0 = performance.now();
     const planted = await writePlantedDataset(dataset, 998);
-    console.log(`${planted.images} images written in ${((performance.now() - t0) / 1000).toFixed(1)} s (not timed below); ${os.availableParallelism()} CPUs, ${os.cpus()[0]?.model ?? 'unknown CPU'}, load average ${os.loadavg()[0].toFixed(1)}`);
+    console.log(
+      `${planted.images} images written in ${((performance.now() - t0) / 1000).toFixed(1)} s (not timed below); ${os.availableParallelism()} CPUs, ${os.cpus()[0]?.model ?? 'unknown CPU'}, load average ${os.loadavg()[0].toFixed(1)}`,
+    );
     const engine = new Engine({ cacheDir: path.join(tmp, 'cache') });
     t0 = performance.now();
     await engine.load(path.join(__dirname, '..', 'models', 'default'));
@@ -32,12 +34,17 @@ async function main(): Promise<void> {
     const run = async (what: string): Promise<AuditReport> => {
       const start = performance.now();
       const cpu0 = process.cpuUsage();
-      const r = await auditDataset(engine, dataset, { cacheDir: path.join(tmp, 'cache'), onFeatures: (X, dim, labels) => (kept = { X, dim, labels }) });
+      const r = await auditDataset(engine, dataset, {
+        cacheDir: path.join(tmp, 'cache'),
+        onFeatures: (X, dim, labels) => (kept = { X, dim, labels }),
+      });
       const total = (performance.now() - start) / 1000;
       // CPU seconds of this process (all threads): on a shared machine, wall time also counts other people's work.
       const cpu = process.cpuUsage(cpu0);
       const t = r.timings;
-      console.log(`${what.padEnd(7)} total ${total.toFixed(1)} s: features ${t.features.toFixed(1)} s (${t.computed} computed), ${r.folds}-fold heads ${t.crossValidation.toFixed(1)} s, neighbours ${t.neighbours.toFixed(1)} s, rest ${(total - t.features - t.crossValidation - t.neighbours).toFixed(1)} s; CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s, load average ${os.loadavg()[0].toFixed(1)}`);
+      console.log(
+        `${what.padEnd(7)} total ${total.toFixed(1)} s: features ${t.features.toFixed(1)} s (${t.computed} computed), ${r.folds}-fold heads ${t.crossValidation.toFixed(1)} s, neighbours ${t.neighbours.toFixed(1)} s, rest ${(total - t.features - t.crossValidation - t.neighbours).toFixed(1)} s; CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s, load average ${os.loadavg()[0].toFixed(1)}`,
+      );
       return r;
     };
     await run('cold');
@@ -60,31 +67,51 @@ async function main(): Promise<void> {
     const probs = await outOfFoldProbabilities(X, dim, labels, r.classes.length, { folds: 5, seed: 0 });
     const oursHeads = (performance.now() - t1) / 1000;
     t1 = performance.now();
-    const flagged = rankedLabelIssues(labels, probs, r.classes.length).map((x) => x.index);
+    const flagged = rankedLabelIssues(labels, probs, r.classes.length).map(x => x.index);
     const oursCl = (performance.now() - t1) / 1000;
     const oursCpu = process.cpuUsage(cpu0);
     fs.writeFileSync(path.join(tmp, 'features.f32'), new Uint8Array(X.buffer, X.byteOffset, X.byteLength));
     fs.writeFileSync(path.join(tmp, 'labels.json'), JSON.stringify(Array.from(labels)));
     fs.writeFileSync(path.join(tmp, 'ours.json'), JSON.stringify(flagged));
-    const peer = JSON.parse(execFileSync('/usr/bin/python3', [path.join(__dirname, '..', 'scripts', 'audit_peer.py'), path.join(tmp, 'features.f32'), path.join(tmp, 'labels.json'), String(dim), path.join(tmp, 'ours.json')], { encoding: 'utf8' }));
+    const peer = JSON.parse(
+      execFileSync(
+        '/usr/bin/python3',
+        [
+          path.join(__dirname, '..', 'scripts', 'audit_peer.py'),
+          path.join(tmp, 'features.f32'),
+          path.join(tmp, 'labels.json'),
+          String(dim),
+          path.join(tmp, 'ours.json'),
+        ],
+        { encoding: 'utf8' },
+      ),
+    );
     const ours = oursHeads + oursCl;
     const theirs = peer.heads + peer.confidentLearning;
-    console.log(`heads + confident learning on the same ${labels.length} × ${dim} features: ours ${oursHeads.toFixed(2)} + ${oursCl.toFixed(2)} s, scikit-learn cross_val_predict + numpy confident learning ${peer.heads.toFixed(2)} + ${peer.confidentLearning.toFixed(2)} s (CPU ${((oursCpu.user + oursCpu.system) / 1e6).toFixed(2)} s vs ${peer.cpu.toFixed(2)} s); theirs ÷ ours: wall ${(theirs / ours).toFixed(2)}×, CPU ${(peer.cpu / ((oursCpu.user + oursCpu.system) / 1e6)).toFixed(2)}× (flagged ${flagged.length} vs ${peer.flagged}, ${peer.common} in common)`);
-    const flips = new Set(planted.flips.map((f) => f.file));
-    const issues = r.labelIssues.map((l) => l.file);
+    console.log(
+      `heads + confident learning on the same ${labels.length} × ${dim} features: ours ${oursHeads.toFixed(2)} + ${oursCl.toFixed(2)} s, scikit-learn cross_val_predict + numpy confident learning ${peer.heads.toFixed(2)} + ${peer.confidentLearning.toFixed(2)} s (CPU ${((oursCpu.user + oursCpu.system) / 1e6).toFixed(2)} s vs ${peer.cpu.toFixed(2)} s); theirs ÷ ours: wall ${(theirs / ours).toFixed(2)}×, CPU ${(peer.cpu / ((oursCpu.user + oursCpu.system) / 1e6)).toFixed(2)}× (flagged ${flagged.length} vs ${peer.flagged}, ${peer.common} in common)`,
+    );
+    const flips = new Set(planted.flips.map(f => f.file));
+    const issues = r.labelIssues.map(l => l.file);
     // A planted pair counts as found when one group holds both files (at 10,000 images a pair can join a group of natural near-duplicates).
-    const rankOf = (files: string[]) => r.duplicates.findIndex((d) => files.every((f) => d.files.includes(f)));
+    const rankOf = (files: string[]) => r.duplicates.findIndex(d => files.every(f => d.files.includes(f)));
     const photos = new Set(planted.outliers);
-    console.log(`label issues: ${issues.length} flagged, flips flagged ${issues.filter((f) => flips.has(f)).length}/10, flips in the top 100: ${issues.slice(0, 100).filter((f) => flips.has(f)).length}`);
-    console.log(`duplicates: ${r.duplicates.length} groups, planted pairs at ranks ${planted.duplicates.map((d) => rankOf(d.files)).join(', ')}`);
-    console.log(`outliers: ${r.outliers.length} listed, photos in the top 10: ${r.outliers.slice(0, 10).filter((o) => photos.has(o.file)).length}/5`);
+    console.log(
+      `label issues: ${issues.length} flagged, flips flagged ${issues.filter(f => flips.has(f)).length}/10, flips in the top 100: ${issues.slice(0, 100).filter(f => flips.has(f)).length}`,
+    );
+    console.log(
+      `duplicates: ${r.duplicates.length} groups, planted pairs at ranks ${planted.duplicates.map(d => rankOf(d.files)).join(', ')}`,
+    );
+    console.log(
+      `outliers: ${r.outliers.length} listed, photos in the top 10: ${r.outliers.slice(0, 10).filter(o => photos.has(o.file)).length}/5`,
+    );
     await engine.dispose();
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
 
-main().catch((e) => {
+main().catch(e => {
   console.error(e);
   process.exit(1);
 });

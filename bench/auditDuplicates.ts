@@ -21,8 +21,36 @@ import { folderLoader } from '../server/train/imageLoader';
 import { SKIMAGE_DATA } from '../test/unit/auditData';
 
 const root = path.join(__dirname, '..');
-const MODELS = [path.join(root, 'models', 'default'), path.join(root, 'test', 'fixtures', 'vit-tiny', 'hf'), path.join(root, 'test', 'fixtures', 'vit-prelogits', 'hf')];
-const PHOTOS = ['astronaut.png', 'brick.png', 'camera.png', 'cell.png', 'chelsea.png', 'coffee.png', 'coins.png', 'color.png', 'grass.png', 'gravel.png', 'horse.png', 'hubble_deep_field.jpg', 'ihc.png', 'logo.png', 'microaneurysms.png', 'moon.png', 'motorcycle_left.png', 'motorcycle_right.png', 'page.png', 'phantom.png', 'retina.jpg', 'rocket.jpg', 'text.png'];
+const MODELS = [
+  path.join(root, 'models', 'default'),
+  path.join(root, 'test', 'fixtures', 'vit-tiny', 'hf'),
+  path.join(root, 'test', 'fixtures', 'vit-prelogits', 'hf'),
+];
+const PHOTOS = [
+  'astronaut.png',
+  'brick.png',
+  'camera.png',
+  'cell.png',
+  'chelsea.png',
+  'coffee.png',
+  'coins.png',
+  'color.png',
+  'grass.png',
+  'gravel.png',
+  'horse.png',
+  'hubble_deep_field.jpg',
+  'ihc.png',
+  'logo.png',
+  'microaneurysms.png',
+  'moon.png',
+  'motorcycle_left.png',
+  'motorcycle_right.png',
+  'page.png',
+  'phantom.png',
+  'retina.jpg',
+  'rocket.jpg',
+  'text.png',
+];
 
 type Copy = 'resized' | 'jpeg' | 'crop';
 const COPIES: Copy[] = ['resized', 'jpeg', 'crop'];
@@ -33,15 +61,23 @@ async function copyOf(data: Buffer, how: Copy): Promise<Buffer> {
   if (how === 'jpeg') return img.flatten().jpeg({ quality: 60 }).toBuffer();
   if (how === 'crop') {
     const [w, h] = [Math.round(width * 0.9), Math.round(height * 0.9)];
-    return img.extract({ left: Math.floor((width - w) / 2), top: Math.floor((height - h) / 2), width: w, height: h }).png().toBuffer();
+    return img
+      .extract({ left: Math.floor((width - w) / 2), top: Math.floor((height - h) / 2), width: w, height: h })
+      .png()
+      .toBuffer();
   }
   // Small images (Fashion-MNIST, faces) are enlarged, photos shrunk: both are how copies arise.
   const f = width < 100 ? 2 : 0.5;
-  return img.resize(Math.round(width * f), Math.round(height * f), { kernel: 'lanczos3' }).png().toBuffer();
+  return img
+    .resize(Math.round(width * f), Math.round(height * f), { kernel: 'lanczos3' })
+    .png()
+    .toBuffer();
 }
 
 /** Every image file and, for copies, the index of its original. */
-async function writeImages(dir: string): Promise<{ files: string[]; originalOf: number[]; group: string[]; kind: string[] }> {
+async function writeImages(
+  dir: string,
+): Promise<{ files: string[]; originalOf: number[]; group: string[]; kind: string[] }> {
   const files: string[] = [];
   const originalOf: number[] = [];
   const group: string[] = [];
@@ -54,19 +90,35 @@ async function writeImages(dir: string): Promise<{ files: string[]; originalOf: 
     originalOf.push(from);
     group.push(g);
   };
-  const originals: { name: string; data: Buffer; group: string }[] = PHOTOS.map((p) => ({ name: `photo-${p.replace(/\.\w+$/, '')}.png`, data: fs.readFileSync(path.join(SKIMAGE_DATA, p)), group: 'photo' }));
+  const originals: { name: string; data: Buffer; group: string }[] = PHOTOS.map(p => ({
+    name: `photo-${p.replace(/\.\w+$/, '')}.png`,
+    data: fs.readFileSync(path.join(SKIMAGE_DATA, p)),
+    group: 'photo',
+  }));
   // LFW subset: 200 grey 25×25 faces, float64 in [0, 1] (.npy, header then data).
   const npy = fs.readFileSync(path.join(SKIMAGE_DATA, 'lfw_subset.npy'));
   const headerLen = npy.readUInt16LE(8);
   const faces = new Float64Array(npy.buffer.slice(npy.byteOffset + 10 + headerLen, npy.byteOffset + npy.byteLength));
   for (let i = 0; i < 100; i++) {
-    const px = Uint8Array.from(faces.subarray(i * 625, (i + 1) * 625), (v) => Math.round(v * 255));
-    originals.push({ name: `face-${i}.png`, data: await sharp(Buffer.from(px), { raw: { width: 25, height: 25, channels: 1 } }).png().toBuffer(), group: 'face' });
+    const px = Uint8Array.from(faces.subarray(i * 625, (i + 1) * 625), v => Math.round(v * 255));
+    originals.push({
+      name: `face-${i}.png`,
+      data: await sharp(Buffer.from(px), { raw: { width: 25, height: 25, channels: 1 } })
+        .png()
+        .toBuffer(),
+      group: 'face',
+    });
   }
   const test = readIdx(FASHION_MNIST_DIR, 't10k');
   for (let i = 0; i < 300; i++) {
     const px = Buffer.from(test.pixels.subarray(i * 784, (i + 1) * 784));
-    originals.push({ name: `fmnist-${i}.png`, data: await sharp(px, { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer(), group: 'fmnist' });
+    originals.push({
+      name: `fmnist-${i}.png`,
+      data: await sharp(px, { raw: { width: 28, height: 28, channels: 1 } })
+        .png()
+        .toBuffer(),
+      group: 'fmnist',
+    });
   }
   for (const o of originals) await add(o.name, o.data, -1, o.group);
   // Copies: every photo, every 5th face and every 15th Fashion-MNIST image, each way.
@@ -75,7 +127,8 @@ async function writeImages(dir: string): Promise<{ files: string[]; originalOf: 
     const idx = Number(/-(\d+)\.png$/.exec(o.name)?.[1] ?? 0);
     if (o.group === 'face' && idx % 5) continue;
     if (o.group === 'fmnist' && idx % 15) continue;
-    for (const how of COPIES) await add(`${o.name.replace('.png', '')}.${how}.png`, await copyOf(o.data, how), i, o.group, how);
+    for (const how of COPIES)
+      await add(`${o.name.replace('.png', '')}.${how}.png`, await copyOf(o.data, how), i, o.group, how);
   }
   return { files, originalOf, group, kind };
 }
@@ -101,12 +154,16 @@ function score(U: Float32Array, n: number, dim: number, originalOf: number[], su
     }
   }
   sims.sort((a, b) => b.s - a.s);
-  const positives = sims.filter((p) => p.copy).length;
+  const positives = sims.filter(p => p.copy).length;
   let hits = 0;
   let ap = 0;
   sims.forEach((p, r) => p.copy && (ap += ++hits / (r + 1)));
-  const firstNegative = sims.findIndex((p) => !p.copy);
-  return { ap: ap / Math.max(1, positives), found: `${sims.slice(0, firstNegative).length}/${positives}`, nn: `${nn}/${copies}` };
+  const firstNegative = sims.findIndex(p => !p.copy);
+  return {
+    ap: ap / Math.max(1, positives),
+    found: `${sims.slice(0, firstNegative).length}/${positives}`,
+    nn: `${nn}/${copies}`,
+  };
 }
 
 async function main(): Promise<void> {
@@ -114,8 +171,15 @@ async function main(): Promise<void> {
   try {
     const { files, originalOf, group, kind } = await writeImages(tmp);
     const n = files.length;
-    console.log(`${n} images (${originalOf.filter((o) => o >= 0).length} copies: resized, JPEG q60, 90% centre crop)`);
-    console.log('model'.padEnd(34) + 'representation'.padEnd(16) + 'subset'.padEnd(9) + 'AP'.padEnd(7) + 'found@0FP'.padEnd(11) + 'NN');
+    console.log(`${n} images (${originalOf.filter(o => o >= 0).length} copies: resized, JPEG q60, 90% centre crop)`);
+    console.log(
+      'model'.padEnd(34) +
+        'representation'.padEnd(16) +
+        'subset'.padEnd(9) +
+        'AP'.padEnd(7) +
+        'found@0FP'.padEnd(11) +
+        'NN',
+    );
     for (const model of MODELS) {
       const engine = new Engine({ cacheDir: path.join(tmp, 'cache') });
       await engine.load(model);
@@ -138,8 +202,14 @@ async function main(): Promise<void> {
       // Both: the two unit vectors side by side, scaled so that the cosine is the mean of the two cosines.
       const both = new Float32Array(n * (dim + THUMB * THUMB));
       for (let i = 0; i < n; i++) {
-        both.set(Uf.subarray(i * dim, (i + 1) * dim).map((v) => v * Math.SQRT1_2), i * (dim + THUMB * THUMB));
-        both.set(Ut.subarray(i * THUMB * THUMB, (i + 1) * THUMB * THUMB).map((v) => v * Math.SQRT1_2), i * (dim + THUMB * THUMB) + dim);
+        both.set(
+          Uf.subarray(i * dim, (i + 1) * dim).map(v => v * Math.SQRT1_2),
+          i * (dim + THUMB * THUMB),
+        );
+        both.set(
+          Ut.subarray(i * THUMB * THUMB, (i + 1) * THUMB * THUMB).map(v => v * Math.SQRT1_2),
+          i * (dim + THUMB * THUMB) + dim,
+        );
       }
       const reps: [string, Float32Array, number][] = [
         [`[CLS] ${dim}-d`, Uf, dim],
@@ -149,8 +219,20 @@ async function main(): Promise<void> {
       for (const [name, U, d] of reps) {
         for (const sub of ['all', 'photo', 'face', 'fmnist', ...COPIES]) {
           // A copy kind: the originals and that kind of copies only.
-          const r = score(U, n, d, originalOf, (i) => sub === 'all' || group[i] === sub || kind[i] === sub || ((COPIES as string[]).includes(sub) && originalOf[i] < 0));
-          console.log(`${path.relative(root, model).padEnd(34)}${name.padEnd(16)}${sub.padEnd(9)}${r.ap.toFixed(3).padEnd(7)}${r.found.padEnd(11)}${r.nn}`);
+          const r = score(
+            U,
+            n,
+            d,
+            originalOf,
+            i =>
+              sub === 'all' ||
+              group[i] === sub ||
+              kind[i] === sub ||
+              ((COPIES as string[]).includes(sub) && originalOf[i] < 0),
+          );
+          console.log(
+            `${path.relative(root, model).padEnd(34)}${name.padEnd(16)}${sub.padEnd(9)}${r.ap.toFixed(3).padEnd(7)}${r.found.padEnd(11)}${r.nn}`,
+          );
         }
       }
       await engine.dispose();
@@ -160,7 +242,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
+main().catch(e => {
   console.error(e);
   process.exit(1);
 });

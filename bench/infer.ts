@@ -34,7 +34,10 @@ function fp32PeakGflops(threads: number): { gflops: number; how: string } {
   const intel = /GenuineIntel/.test(info);
   const perCycle = flags === 'avx512f' && intel ? 64 : flags === 'sse' ? 8 : 32;
   const ghz = (Number(info.match(/^cpu MHz\s*:\s*([\d.]+)/m)?.[1]) || os.cpus()[0]?.speed || 2000) / 1000;
-  return { gflops: threads * ghz * perCycle, how: `${threads} × ${ghz.toFixed(2)} GHz × ${perCycle} FLOP/cycle (${flags})` };
+  return {
+    gflops: threads * ghz * perCycle,
+    how: `${threads} × ${ghz.toFixed(2)} GHz × ${perCycle} FLOP/cycle (${flags})`,
+  };
 }
 
 const threads = Number(process.env.BENCH_THREADS ?? os.availableParallelism());
@@ -62,10 +65,23 @@ async function main(): Promise<void> {
     console.log(`ViT-B/16, 224 px, random weights, CPU, ${threads} threads (${os.cpus()[0]?.model ?? 'unknown CPU'})`);
     console.log('PyTorch: building the model, saving its weights, timing …');
     const torch = JSON.parse(
-      execFileSync('/usr/bin/python3', [path.join(__dirname, 'torch_infer.py'), dir, '--threads', String(threads), '--runs1', String(runs1), '--runs8', String(runs8)], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'inherit'],
-      }),
+      execFileSync(
+        '/usr/bin/python3',
+        [
+          path.join(__dirname, 'torch_infer.py'),
+          dir,
+          '--threads',
+          String(threads),
+          '--runs1',
+          String(runs1),
+          '--runs8',
+          String(runs8),
+        ],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      ),
     );
 
     const engine = new Engine({ provider: 'cpu', threads, cacheDir: path.join(dir, 'cache') });
@@ -133,7 +149,10 @@ async function main(): Promise<void> {
     let q8Diff = 0;
     let q8Agree = 0;
     for (let i = 0; i < refLogits.length; i++) q8Diff = Math.max(q8Diff, Math.abs(q8Check.logits[i] - refLogits[i]));
-    const argmax = (a: Float32Array, i: number) => { const r = a.subarray(i * 1000, (i + 1) * 1000); return r.indexOf(Math.max(...r)); };
+    const argmax = (a: Float32Array, i: number) => {
+      const r = a.subarray(i * 1000, (i + 1) * 1000);
+      return r.indexOf(Math.max(...r));
+    };
     for (let i = 0; i < 8; i++) q8Agree += Number(argmax(q8Check.logits, i) === argmax(refLogits, i));
     for (let i = 0; i < 3; i++) await q8.runPixels(x1, 1);
     const q8t1 = await timed(() => q8.runPixels(x1, 1), runs1);
@@ -156,7 +175,10 @@ async function main(): Promise<void> {
         gpu = { device: info.device, ms1: median(w1), ips8: 8000 / median(w8), diff };
       } else console.log(`WebGPU did not start: ${info.providerNote}`);
       await wg.dispose();
-    } else console.log(`WebGPU: ${'adapter' in probe ? `${probe.adapter.name} is a software adapter (BENCH_WEBGPU=1 to time it anyway)` : probe.error}`);
+    } else
+      console.log(
+        `WebGPU: ${'adapter' in probe ? `${probe.adapter.name} is a software adapter (BENCH_WEBGPU=1 to time it anyway)` : probe.error}`,
+      );
 
     const ours1 = median(plain);
     const ours8 = 8000 / median(t8);
@@ -164,27 +186,64 @@ async function main(): Promise<void> {
     const q88 = 8000 / median(q8t8);
     const flops = vitFlops();
     const peak = fp32PeakGflops(threads);
-    const gf = (ips: number) => `${((ips * flops) / 1e9).toFixed(1)} (${(((ips * flops) / 1e9 / peak.gflops) * 100).toFixed(0)}%)`;
+    const gf = (ips: number) =>
+      `${((ips * flops) / 1e9).toFixed(1)} (${(((ips * flops) / 1e9 / peak.gflops) * 100).toFixed(0)}%)`;
     const rows: string[][] = [
       ['', 'ours fp32', 'ours q8', `PyTorch ${torch.torch}`, 'q8/fp32', 'q8/PyTorch', 'fp32/PyTorch'],
-      ['batch 1, ms/img (median)', ours1.toFixed(1), q81.toFixed(1), torch.batch1_ms_median.toFixed(1), `${(ours1 / q81).toFixed(2)}×`, `${(torch.batch1_ms_median / q81).toFixed(2)}×`, `${(torch.batch1_ms_median / ours1).toFixed(2)}×`],
-      ['batch 8, img/s', ours8.toFixed(2), q88.toFixed(2), torch.batch8_img_per_s.toFixed(2), `${(q88 / ours8).toFixed(2)}×`, `${(q88 / torch.batch8_img_per_s).toFixed(2)}×`, `${(ours8 / torch.batch8_img_per_s).toFixed(2)}×`],
+      [
+        'batch 1, ms/img (median)',
+        ours1.toFixed(1),
+        q81.toFixed(1),
+        torch.batch1_ms_median.toFixed(1),
+        `${(ours1 / q81).toFixed(2)}×`,
+        `${(torch.batch1_ms_median / q81).toFixed(2)}×`,
+        `${(torch.batch1_ms_median / ours1).toFixed(2)}×`,
+      ],
+      [
+        'batch 8, img/s',
+        ours8.toFixed(2),
+        q88.toFixed(2),
+        torch.batch8_img_per_s.toFixed(2),
+        `${(q88 / ours8).toFixed(2)}×`,
+        `${(q88 / torch.batch8_img_per_s).toFixed(2)}×`,
+        `${(ours8 / torch.batch8_img_per_s).toFixed(2)}×`,
+      ],
       ['batch 8, GFLOP/s (% peak)', gf(ours8), gf(q88), gf(torch.batch8_img_per_s), '', '', ''],
     ];
-    if (gpu) rows.push([`WebGPU: ${gpu.device}`, `${gpu.ms1.toFixed(1)} ms/img at batch 1, ${gpu.ips8.toFixed(2)} img/s at batch 8, ${gf(gpu.ips8)} GFLOP/s; logits vs PyTorch ${gpu.diff.toExponential(2)}`]);
+    if (gpu)
+      rows.push([
+        `WebGPU: ${gpu.device}`,
+        `${gpu.ms1.toFixed(1)} ms/img at batch 1, ${gpu.ips8.toFixed(2)} img/s at batch 8, ${gf(gpu.ips8)} GFLOP/s; logits vs PyTorch ${gpu.diff.toExponential(2)}`,
+      ]);
     console.log('');
-    for (const r of rows) console.log(r.length === 2 ? `${r[0]}: ${r[1]}` : `${r[0].padEnd(27)}${r.slice(1).map((c, i) => c.padStart(i < 3 ? 18 : 13)).join('')}`);
+    for (const r of rows)
+      console.log(
+        r.length === 2
+          ? `${r[0]}: ${r[1]}`
+          : `${r[0].padEnd(27)}${r
+              .slice(1)
+              .map((c, i) => c.padStart(i < 3 ? 18 : 13))
+              .join('')}`,
+      );
     console.log('');
-    console.log(`${(flops / 1e9).toFixed(1)} GFLOP per image; fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s = ${peak.how} (q8's int8 rate is counted in the same FLOPs)`);
-    console.log(`logits vs PyTorch on the same weights (batch 8): fp32 max abs diff ${maxDiff.toExponential(2)}; q8 max abs diff ${q8Diff.toExponential(2)}, top-1 agrees on ${q8Agree}/8`);
-    console.log(`model load: ${(coldLoad / 1000).toFixed(2)} s first time (build ONNX + cache), ${(warmLoad / 1000).toFixed(2)} s from cache`);
+    console.log(
+      `${(flops / 1e9).toFixed(1)} GFLOP per image; fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s = ${peak.how} (q8's int8 rate is counted in the same FLOPs)`,
+    );
+    console.log(
+      `logits vs PyTorch on the same weights (batch 8): fp32 max abs diff ${maxDiff.toExponential(2)}; q8 max abs diff ${q8Diff.toExponential(2)}, top-1 agrees on ${q8Agree}/8`,
+    );
+    console.log(
+      `model load: ${(coldLoad / 1000).toFixed(2)} s first time (build ONNX + cache), ${(warmLoad / 1000).toFixed(2)} s from cache`,
+    );
     const classifyMs = median(classify);
     const explainMs = median(explain);
     console.log(
       `classify one photo (decode + resize + inference): ${classifyMs.toFixed(1)} ms; explain (same + attention maps + rollout): ${explainMs.toFixed(1)} ms; ` +
         `rollout overhead ${(((explainMs - classifyMs) / ours1) * 100).toFixed(1)}% of inference (${(explainMs - classifyMs).toFixed(1)} ms)`,
     );
-    console.log(`re-running rollout on cached maps (new fusion/discard in the panel): ${median(rolloutOnly).toFixed(2)} ms`);
+    console.log(
+      `re-running rollout on cached maps (new fusion/discard in the panel): ${median(rolloutOnly).toFixed(2)} ms`,
+    );
     const [inf, roll, rel, relExplain] = [plainR, rolloutR, relevance, relevanceExplain].map(median);
     console.log(
       `class relevance map (forward + backward, one graph): ${rel.toFixed(1)} ms = ${(rel / inf).toFixed(2)}× one inference (${inf.toFixed(1)} ms); ` +
@@ -196,7 +255,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
+main().catch(e => {
   console.error(e);
   process.exit(1);
 });

@@ -39,14 +39,20 @@ const { values: o } = parseArgs({
   const init = vitB
     ? await initialWeights('scratch:base', { numClasses: 10, imageSize: [S, S], patchSize: P, seed: 0 })
     : await initialWeights('scratch:bench', {
-      numClasses: 10, imageSize: [S, S], patchSize: P, seed: 0,
-      scratchArch: { hiddenSize: 64, numLayers: 6, numHeads: 4, mlpSize: 128, patchSize: P },
-    });
+        numClasses: 10,
+        imageSize: [S, S],
+        patchSize: P,
+        seed: 0,
+        scratchArch: { hiddenSize: 64, numLayers: 6, numHeads: 4, mlpSize: 128, patchSize: P },
+      });
   const arch = init.arch;
   const params: Params = new Map();
   for (const [k, t] of init.weights) params.set(k, tf.variable(tf.tensor(t.data, t.shape), true, `p/${k}`));
   const trainable = trainableNames(arch, 'full', 0);
-  const opt = new Optimizer({ name: 'adamw', weightDecay: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, momentum: 0 }, { fused: !o['tfjs-optimizer'] });
+  const opt = new Optimizer(
+    { name: 'adamw', weightDecay: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, momentum: 0 },
+    { fused: !o['tfjs-optimizer'] },
+  );
   const x = new Float32Array(B * 3 * S * S).map(() => Math.random() * 2 - 1);
   const y = Int32Array.from({ length: B }, (_, i) => i % 10);
 
@@ -58,16 +64,32 @@ const { values: o } = parseArgs({
       if (wrapped.has(k.kernelName)) continue;
       wrapped.add(k.kernelName);
       const f = k.kernelFunc;
-      (k as { kernelFunc: typeof f }).kernelFunc = (args) => {
+      (k as { kernelFunc: typeof f }).kernelFunc = args => {
         if (!timing) return f(args);
         const t0 = performance.now();
         const r = f(args);
         const ms = performance.now() - t0;
-        const shapes = Object.values(args.inputs).map((t) => (t as tf.Tensor).shape.join('x')).join(',');
+        const shapes = Object.values(args.inputs)
+          .map(t => (t as tf.Tensor).shape.join('x'))
+          .join(',');
         const a = args.attrs as Record<string, unknown> | undefined;
-        const flags = a && ('transposeA' in a || 'transposeB' in a) ? ` tA=${a.transposeA ? 1 : 0} tB=${a.transposeB ? 1 : 0}` : '';
+        const flags =
+          a && ('transposeA' in a || 'transposeB' in a) ? ` tA=${a.transposeA ? 1 : 0} tB=${a.transposeB ? 1 : 0}` : '';
         let key = `${k.kernelName} ${shapes}${flags}`;
-        if (process.env.TRACE_KERNEL === k.kernelName) key += " @ " + (new Error().stack ?? "").split("\n").slice(2, 9).map((s) => s.trim().replace(/^at /, "").replace(/\(.*node_modules\//, "(").replace(/\(\/work\/wt\/perf\//, "(")).join(" < ");
+        if (process.env.TRACE_KERNEL === k.kernelName)
+          key +=
+            ' @ ' +
+            (new Error().stack ?? '')
+              .split('\n')
+              .slice(2, 9)
+              .map(s =>
+                s
+                  .trim()
+                  .replace(/^at /, '')
+                  .replace(/\(.*node_modules\//, '(')
+                  .replace(/\(\/work\/wt\/perf\//, '('),
+              )
+              .join(' < ');
         const e = totals.get(key) ?? { ms: 0, n: 0 };
         e.ms += ms;
         e.n++;
@@ -103,8 +125,12 @@ const { values: o } = parseArgs({
   const ms = (performance.now() - t0) / steps;
   const cpu = process.cpuUsage(cpu0);
   const kernelMs = [...totals.values()].reduce((a, e) => a + e.ms, 0) / steps;
-  console.log(`${o.backend} batch ${B}: ${ms.toFixed(1)} ms/step = ${((B * 1000) / ms).toFixed(1)} img/s; kernels ${kernelMs.toFixed(1)} ms/step; CPU ${(((cpu.user + cpu.system) / 1000 / steps / ms) * 100).toFixed(0)}%; tensors alive ${tf.memory().numTensors}`);
-  console.log(`phases (ms/step): forward+backward ${(phase.grads / steps).toFixed(1)}, clip ${(phase.clip / steps).toFixed(1)}, optimizer ${(phase.update / steps).toFixed(1)}`);
+  console.log(
+    `${o.backend} batch ${B}: ${ms.toFixed(1)} ms/step = ${((B * 1000) / ms).toFixed(1)} img/s; kernels ${kernelMs.toFixed(1)} ms/step; CPU ${(((cpu.user + cpu.system) / 1000 / steps / ms) * 100).toFixed(0)}%; tensors alive ${tf.memory().numTensors}`,
+  );
+  console.log(
+    `phases (ms/step): forward+backward ${(phase.grads / steps).toFixed(1)}, clip ${(phase.clip / steps).toFixed(1)}, optimizer ${(phase.update / steps).toFixed(1)}`,
+  );
   if (!o['no-kernels']) {
     const byKernel = new Map<string, { ms: number; n: number }>();
     for (const [k, e] of totals) {
@@ -115,8 +141,10 @@ const { values: o } = parseArgs({
       byKernel.set(name, b);
     }
     console.log('\nby kernel (ms/step, calls/step):');
-    for (const [k, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25)) console.log(`  ${(e.ms / steps).toFixed(2).padStart(7)} ${String(e.n / steps).padStart(5)}  ${k}`);
+    for (const [k, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25))
+      console.log(`  ${(e.ms / steps).toFixed(2).padStart(7)} ${String(e.n / steps).padStart(5)}  ${k}`);
     console.log('\nby kernel and shape:');
-    for (const [k, e] of [...totals].sort((a, b) => b[1].ms - a[1].ms).slice(0, 30)) console.log(`  ${(e.ms / steps).toFixed(2).padStart(7)} ${String(e.n / steps).padStart(5)}  ${k}`);
+    for (const [k, e] of [...totals].sort((a, b) => b[1].ms - a[1].ms).slice(0, 30))
+      console.log(`  ${(e.ms / steps).toFixed(2).padStart(7)} ${String(e.n / steps).padStart(5)}  ${k}`);
   }
 })();

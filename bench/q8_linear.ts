@@ -12,8 +12,16 @@ import { onnx } from 'onnx-proto';
 const [M, K, N] = [8 * 197, 768, 3072];
 const runs = Number(process.env.BENCH_RUNS ?? 10);
 const T = onnx.TensorProto.DataType;
-const vi = (name: string, elemType: number, dims: number[]) => ({ name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } });
-const init = (name: string, dataType: number, dims: number[], bytes: Uint8Array) => ({ name, dataType, dims, rawData: bytes });
+const vi = (name: string, elemType: number, dims: number[]) => ({
+  name,
+  type: { tensorType: { elemType, shape: { dim: dims.map(d => ({ dimValue: d })) } } },
+});
+const init = (name: string, dataType: number, dims: number[], bytes: Uint8Array) => ({
+  name,
+  dataType,
+  dims,
+  rawData: bytes,
+});
 
 const w = Float32Array.from({ length: K * N }, (_, i) => Math.sin(i * 0.37) * 0.05);
 const scale = new Float32Array(N);
@@ -26,24 +34,45 @@ for (let n = 0; n < N; n++) {
 }
 const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const W = init('W', T.FLOAT, [K, N], bytes(w));
-const Q = [init('Wq', T.INT8, [K, N], bytes(q)), init('Ws', T.FLOAT, [N], bytes(scale)), init('Wz', T.INT8, [N], new Uint8Array(N))];
+const Q = [
+  init('Wq', T.INT8, [K, N], bytes(q)),
+  init('Ws', T.FLOAT, [N], bytes(scale)),
+  init('Wz', T.INT8, [N], new Uint8Array(N)),
+];
 
 function model(nodes: onnx.INodeProto[], inits: onnx.ITensorProto[]): Uint8Array {
   return onnx.ModelProto.encode({
     irVersion: 8,
-    opsetImport: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
-    graph: { name: 'linear', input: [vi('x', T.FLOAT, [M, K])], output: [vi('y', T.FLOAT, [M, N])], node: nodes, initializer: inits },
+    opsetImport: [
+      { domain: '', version: 17 },
+      { domain: 'com.microsoft', version: 1 },
+    ],
+    graph: {
+      name: 'linear',
+      input: [vi('x', T.FLOAT, [M, K])],
+      output: [vi('y', T.FLOAT, [M, N])],
+      node: nodes,
+      initializer: inits,
+    },
   }).finish();
 }
 
 const variants: Record<string, Uint8Array> = {
   'fp32 MatMul': model([{ opType: 'MatMul', input: ['x', 'W'], output: ['y'] }], [W]),
-  DynamicQuantizeMatMul: model([{ opType: 'DynamicQuantizeMatMul', domain: 'com.microsoft', input: ['x', 'Wq', 'Ws', 'Wz'], output: ['y'] }], Q),
+  DynamicQuantizeMatMul: model(
+    [{ opType: 'DynamicQuantizeMatMul', domain: 'com.microsoft', input: ['x', 'Wq', 'Ws', 'Wz'], output: ['y'] }],
+    Q,
+  ),
   'DQL + MatMulInteger + Cast + Mul': model(
     [
       { opType: 'DynamicQuantizeLinear', input: ['x'], output: ['xq', 'xs', 'xz'] },
       { opType: 'MatMulInteger', input: ['xq', 'Wq', 'xz', 'Wz'], output: ['acc'] },
-      { opType: 'Cast', input: ['acc'], output: ['accf'], attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: T.FLOAT }] },
+      {
+        opType: 'Cast',
+        input: ['acc'],
+        output: ['accf'],
+        attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: T.FLOAT }],
+      },
       { opType: 'Mul', input: ['xs', 'Ws'], output: ['s'] },
       { opType: 'Mul', input: ['accf', 's'], output: ['y'] },
     ],
@@ -52,7 +81,12 @@ const variants: Record<string, Uint8Array> = {
   'DQL + MatMulIntegerToFloat': model(
     [
       { opType: 'DynamicQuantizeLinear', input: ['x'], output: ['xq', 'xs', 'xz'] },
-      { opType: 'MatMulIntegerToFloat', domain: 'com.microsoft', input: ['xq', 'Wq', 'xs', 'Ws', 'xz', 'Wz'], output: ['y'] },
+      {
+        opType: 'MatMulIntegerToFloat',
+        domain: 'com.microsoft',
+        input: ['xq', 'Wq', 'xs', 'Ws', 'xz', 'Wz'],
+        output: ['y'],
+      },
     ],
     Q,
   ),
@@ -60,10 +94,21 @@ const variants: Record<string, Uint8Array> = {
 
 async function main(): Promise<void> {
   const threads = Number(process.env.BENCH_THREADS ?? os.availableParallelism());
-  const x = new ort.Tensor('float32', Float32Array.from({ length: M * K }, (_, i) => Math.cos(i * 0.11)), [M, K]);
+  const x = new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: M * K }, (_, i) => Math.cos(i * 0.11)),
+    [M, K],
+  );
   const sessions: [string, ort.InferenceSession][] = [];
   for (const [name, bytes] of Object.entries(variants)) {
-    sessions.push([name, await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: threads, executionProviders: ['cpu'] })]);
+    sessions.push([
+      name,
+      await ort.InferenceSession.create(bytes, {
+        graphOptimizationLevel: 'all',
+        intraOpNumThreads: threads,
+        executionProviders: ['cpu'],
+      }),
+    ]);
   }
   const ref = (await sessions[0][1].run({ x })).y.data as Float32Array;
   const times = new Map<string, number[]>(sessions.map(([n]) => [n, []]));
@@ -86,7 +131,9 @@ async function main(): Promise<void> {
   const base = median(times.get('fp32 MatMul')!);
   for (const [name] of sessions) {
     const ms = median(times.get(name)!);
-    console.log(`${name.padEnd(36)}${ms.toFixed(1).padStart(9)} ms ${(flop / ms / 1e6).toFixed(1).padStart(7)} GFLOP/s ${(base / ms).toFixed(2).padStart(6)}× fp32   max |Δ| vs fp32 ${errors.get(name)!.toExponential(1)}`);
+    console.log(
+      `${name.padEnd(36)}${ms.toFixed(1).padStart(9)} ms ${(flop / ms / 1e6).toFixed(1).padStart(7)} GFLOP/s ${(base / ms).toFixed(2).padStart(6)}× fp32   max |Δ| vs fp32 ${errors.get(name)!.toExponential(1)}`,
+    );
   }
 }
 
@@ -95,7 +142,7 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-main().catch((e) => {
+main().catch(e => {
   console.error(e);
   process.exit(1);
 });

@@ -28,19 +28,40 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
   const params: Params = new Map();
   for (const [n, t] of weights) params.set(n, tf.variable(tf.tensor(t.data, t.shape), false));
   const x = new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i * 0.37));
-  const ortInfer = await VitSession.create(buildVitOnnx(arch, weights), { input: 'pixel_values', logits: 'logits' }, { provider: 'cpu' });
-  const ortRelevance = await ort.InferenceSession.create(buildRelevanceOnnx(arch, weights), { graphOptimizationLevel: 'all', executionProviders: ['cpu'] });
+  const ortInfer = await VitSession.create(
+    buildVitOnnx(arch, weights),
+    { input: 'pixel_values', logits: 'logits' },
+    { provider: 'cpu' },
+  );
+  const ortRelevance = await ort.InferenceSession.create(buildRelevanceOnnx(arch, weights), {
+    graphOptimizationLevel: 'all',
+    executionProviders: ['cpu'],
+  });
 
-  const tfForward = () => tf.tidy(() => logits(params, arch, { kind: 'pixels', x: tf.tensor4d(x, [1, 3, 224, 224]) }).dataSync());
+  const tfForward = () =>
+    tf.tidy(() => logits(params, arch, { kind: 'pixels', x: tf.tensor4d(x, [1, 3, 224, 224]) }).dataSync());
   const tfGradient = () =>
     tf.tidy(() => {
-      const g = tf.grad((px: tf.Tensor) => logits(params, arch, { kind: 'pixels', x: px as tf.Tensor4D }).slice([0, 3], [1, 1]).sum());
+      const g = tf.grad((px: tf.Tensor) =>
+        logits(params, arch, { kind: 'pixels', x: px as tf.Tensor4D })
+          .slice([0, 3], [1, 1])
+          .sum(),
+      );
       return g(tf.tensor4d(x, [1, 3, 224, 224])).dataSync();
     });
   const ortOnce = () => ortInfer.run(x, [1, 3, 224, 224]);
-  const ortRel = () => ortRelevance.run({ pixel_values: new ort.Tensor('float32', x, [1, 3, 224, 224]), target: new ort.Tensor('int64', BigInt64Array.from([3n]), [1]) });
+  const ortRel = () =>
+    ortRelevance.run({
+      pixel_values: new ort.Tensor('float32', x, [1, 3, 224, 224]),
+      target: new ort.Tensor('int64', BigInt64Array.from([3n]), [1]),
+    });
 
-  const times: Record<string, number[]> = { ortInference: [], ortRelevance: [], tfjsForward: [], tfjsForwardBackward: [] };
+  const times: Record<string, number[]> = {
+    ortInference: [],
+    ortRelevance: [],
+    tfjsForward: [],
+    tfjsForwardBackward: [],
+  };
   const time = async (name: string, f: () => unknown) => {
     const t0 = performance.now();
     await f();
@@ -58,5 +79,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
   }
   const inf = median(times.ortInference);
   console.log(`ViT-B/16, batch 1, ${runs} runs each, TF.js ${backend.name} (${backend.notes.join('; ')}), ORT CPU`);
-  for (const [name, ts] of Object.entries(times)) console.log(`${name.padEnd(22)}${median(ts).toFixed(0).padStart(8)} ms  ${(median(ts) / inf).toFixed(2)}× one ORT inference`);
+  for (const [name, ts] of Object.entries(times))
+    console.log(
+      `${name.padEnd(22)}${median(ts).toFixed(0).padStart(8)} ms  ${(median(ts) / inf).toFixed(2)}× one ORT inference`,
+    );
 })();

@@ -45,8 +45,13 @@ const limit = Number(o.limit);
 const testLimit = Number(o['test-limit']);
 const SIZE: [number, number] = [28, 28];
 const augment: AugmentConfig | undefined =
-  o.augment === 'none' ? undefined : o.augment === 'default' ? defaultAugment(SIZE) : { ...DEFAULT_AUGMENT, scale: [Number(o.augment), 1] };
-if (augment && !(augment.scale[0] > 0 && augment.scale[0] <= 1)) throw new Error(`--augment must be none, default or an area floor in (0, 1], got "${o.augment}"`);
+  o.augment === 'none'
+    ? undefined
+    : o.augment === 'default'
+      ? defaultAugment(SIZE)
+      : { ...DEFAULT_AUGMENT, scale: [Number(o.augment), 1] };
+if (augment && !(augment.scale[0] > 0 && augment.scale[0] <= 1))
+  throw new Error(`--augment must be none, default or an area floor in (0, 1], got "${o.augment}"`);
 
 interface SeedResult {
   seed: number;
@@ -58,22 +63,52 @@ async function oursOne(seed: number): Promise<SeedResult> {
   const runDir = await fs.mkdtemp(path.join(os.tmpdir(), 'vit-lens-small-data-'));
   const { data, test } = fashionMnistData({ limit, augment });
   const config: TrainConfig = {
-    dataset: 'fashion-mnist', model: 'scratch:tiny', mode: 'full', lastK: 0, epochs, batchSize: 64, accumulate: 1, lr: 1e-3,
-    optimizer: 'adamw', weightDecay: 0.05, momentum: 0, warmupSteps: -1, clipNorm: 1, labelSmoothing: 0, augment: !!augment,
-    imageSize: SIZE, patchSize: 7, valSplit: 0, seed,
+    dataset: 'fashion-mnist',
+    model: 'scratch:tiny',
+    mode: 'full',
+    lastK: 0,
+    epochs,
+    batchSize: 64,
+    accumulate: 1,
+    lr: 1e-3,
+    optimizer: 'adamw',
+    weightDecay: 0.05,
+    momentum: 0,
+    warmupSteps: -1,
+    clipNorm: 1,
+    labelSmoothing: 0,
+    augment: !!augment,
+    imageSize: SIZE,
+    patchSize: 7,
+    valSplit: 0,
+    seed,
   };
-  const info = await train({ runDir, config, data, backend: o.backend as 'wasm', exportAtEnd: false, logEvery: 1e9, log: (l) => console.error(`[ours seed ${seed}] ${l}`) });
+  const info = await train({
+    runDir,
+    config,
+    data,
+    backend: o.backend as 'wasm',
+    exportAtEnd: false,
+    logEvery: 1e9,
+    log: l => console.error(`[ours seed ${seed}] ${l}`),
+  });
   const trainSeconds = (await readMetrics(runDir)).reduce((a, m) => a + (m.type === 'epoch' ? m.seconds : 0), 0);
   // The final weights (the point PyTorch is scored at), on the first `testLimit` test images.
   const ck = await loadCheckpoint(checkpointFile(runDir, 'latest'));
   const arch = info.architecture!;
-  const params: Params = new Map([...ck.weights].map(([k, t]) => [k, tf.variable(tf.tensor(t.data, t.shape), false, `bench/${seed}/${k}`)]));
+  const params: Params = new Map(
+    [...ck.weights].map(([k, t]) => [k, tf.variable(tf.tensor(t.data, t.shape), false, `bench/${seed}/${k}`)]),
+  );
   let correct = 0;
   for (let i = 0; i < testLimit; i += 250) {
     const n = Math.min(250, testLimit - i);
     const x = new Float32Array(n * 3 * 784);
     for (let j = 0; j < n; j++) x.set(pixelsOf(test, i + j), j * 3 * 784);
-    const pred = tf.tidy(() => logits(params, arch, { kind: 'pixels', x: tf.tensor4d(x, [n, 3, 28, 28]) }).argMax(1).dataSync());
+    const pred = tf.tidy(() =>
+      logits(params, arch, { kind: 'pixels', x: tf.tensor4d(x, [n, 3, 28, 28]) })
+        .argMax(1)
+        .dataSync(),
+    );
     for (let j = 0; j < n; j++) if (pred[j] === test.labels[i + j]) correct++;
   }
   for (const v of params.values()) v.dispose();
@@ -82,43 +117,76 @@ async function oursOne(seed: number): Promise<SeedResult> {
 }
 
 function torchAll(): Promise<SeedResult[]> {
-  const args = ['bench/torch_small_data.py', '--seeds', seeds.join(','), '--epochs', String(epochs), '--limit', String(limit), '--test-limit', String(testLimit),
+  const args = [
+    'bench/torch_small_data.py',
+    '--seeds',
+    seeds.join(','),
+    '--epochs',
+    String(epochs),
+    '--limit',
+    String(limit),
+    '--test-limit',
+    String(testLimit),
     // Area floor 1 leaves torchvision's RandomResizedCrop the whole image: a flip only, as crop: false.
-    '--crop-scale', String(!augment ? 0 : augment.crop === false ? 1 : augment.scale[0]), '--init', String(o['torch-init']), '--threads', '1'];
+    '--crop-scale',
+    String(!augment ? 0 : augment.crop === false ? 1 : augment.scale[0]),
+    '--init',
+    String(o['torch-init']),
+    '--threads',
+    '1',
+  ];
   return new Promise((resolve, reject) => {
     const p = spawn('/usr/bin/python3', args, { stdio: ['ignore', 'pipe', 'inherit'] });
     const out: SeedResult[] = [];
     p.stdout.on('data', (d: Buffer) => {
       for (const line of d.toString().split('\n').filter(Boolean)) {
         const r = JSON.parse(line);
-        console.error(`[torch seed ${r.seed}] test accuracy ${(r.test_acc * 100).toFixed(1)}%, ${r.train_seconds.toFixed(0)} s`);
+        console.error(
+          `[torch seed ${r.seed}] test accuracy ${(r.test_acc * 100).toFixed(1)}%, ${r.train_seconds.toFixed(0)} s`,
+        );
         out.push({ seed: r.seed, testAcc: r.test_acc, trainSeconds: r.train_seconds });
       }
     });
     p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`bench/torch_small_data.py exited with ${code}`))));
+    p.on('close', code =>
+      code === 0 ? resolve(out) : reject(new Error(`bench/torch_small_data.py exited with ${code}`)),
+    );
   });
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const sd = (xs: number[]) => (xs.length < 2 ? NaN : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
-const pct = (xs: number[]) => `${(mean(xs) * 100).toFixed(1)}%${xs.length > 1 ? ` ± ${(sd(xs) * 100).toFixed(1)}` : ''} [${xs.map((x) => (x * 100).toFixed(1)).join(', ')}]`;
+const sd = (xs: number[]) =>
+  xs.length < 2 ? NaN : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1));
+const pct = (xs: number[]) =>
+  `${(mean(xs) * 100).toFixed(1)}%${xs.length > 1 ? ` ± ${(sd(xs) * 100).toFixed(1)}` : ''} [${xs.map(x => (x * 100).toFixed(1)).join(', ')}]`;
 
 (async () => {
-  const what = !augment ? 'no augmentation' : augment.crop === false ? 'horizontal flip' : `random-resized-crop scale [${augment.scale.join(', ')}] + flip`;
-  console.error(`scratch:tiny (patch 7, 28×28) on the first ${limit} Fashion-MNIST training images, ${epochs} epochs, batch 64, AdamW 1e-3, ${what}; seeds ${seeds.join(', ')}; scored on the first ${testLimit} test images`);
+  const what = !augment
+    ? 'no augmentation'
+    : augment.crop === false
+      ? 'horizontal flip'
+      : `random-resized-crop scale [${augment.scale.join(', ')}] + flip`;
+  console.error(
+    `scratch:tiny (patch 7, 28×28) on the first ${limit} Fashion-MNIST training images, ${epochs} epochs, batch 64, AdamW 1e-3, ${what}; seeds ${seeds.join(', ')}; scored on the first ${testLimit} test images`,
+  );
   const t0 = Date.now();
   const torchP = o['skip-torch'] ? Promise.resolve(undefined) : torchAll();
   const ours: SeedResult[] = [];
   for (const seed of seeds) ours.push(await oursOne(seed));
   const torch = await torchP;
-  const lines = [`ours (TF.js ${o.backend}, 1 thread): test accuracy ${pct(ours.map((r) => r.testAcc))}, training ${mean(ours.map((r) => r.trainSeconds)).toFixed(0)} s per seed`];
+  const lines = [
+    `ours (TF.js ${o.backend}, 1 thread): test accuracy ${pct(ours.map(r => r.testAcc))}, training ${mean(ours.map(r => r.trainSeconds)).toFixed(0)} s per seed`,
+  ];
   if (torch) {
-    lines.push(`torchvision VisionTransformer (${o['torch-init']} init, PyTorch CPU, 1 thread): test accuracy ${pct(torch.map((r) => r.testAcc))}, training ${mean(torch.map((r) => r.trainSeconds)).toFixed(0)} s per seed`);
-    lines.push(`ratio ours/torchvision: accuracy ${(mean(ours.map((r) => r.testAcc)) / mean(torch.map((r) => r.testAcc))).toFixed(3)}×, training time ${(mean(ours.map((r) => r.trainSeconds)) / mean(torch.map((r) => r.trainSeconds))).toFixed(2)}× (both running at once; ${((Date.now() - t0) / 1000).toFixed(0)} s wall in all)`);
+    lines.push(
+      `torchvision VisionTransformer (${o['torch-init']} init, PyTorch CPU, 1 thread): test accuracy ${pct(torch.map(r => r.testAcc))}, training ${mean(torch.map(r => r.trainSeconds)).toFixed(0)} s per seed`,
+    );
+    lines.push(
+      `ratio ours/torchvision: accuracy ${(mean(ours.map(r => r.testAcc)) / mean(torch.map(r => r.testAcc))).toFixed(3)}×, training time ${(mean(ours.map(r => r.trainSeconds)) / mean(torch.map(r => r.trainSeconds))).toFixed(2)}× (both running at once; ${((Date.now() - t0) / 1000).toFixed(0)} s wall in all)`,
+    );
   }
   console.log(lines.join('\n'));
-})().catch((e) => {
+})().catch(e => {
   console.error(e);
   process.exit(1);
 });

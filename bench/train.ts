@@ -46,56 +46,129 @@ const limit = Number(o.limit);
 const batchSize = Number(o['batch-size']);
 const lr = Number(o.lr);
 
-async function testAccuracy(params: Params, arch: ViTArch, test: ReturnType<typeof fashionMnistData>['test']): Promise<number> {
+async function testAccuracy(
+  params: Params,
+  arch: ViTArch,
+  test: ReturnType<typeof fashionMnistData>['test'],
+): Promise<number> {
   let correct = 0;
   for (let i = 0; i < test.count; i += 500) {
     const n = Math.min(500, test.count - i);
     const x = new Float32Array(n * 3 * 784);
     for (let j = 0; j < n; j++) x.set(pixelsOf(test, i + j), j * 3 * 784);
-    const pred = tf.tidy(() => logits(params, arch, { kind: 'pixels', x: tf.tensor4d(x, [n, 3, 28, 28]) }).argMax(1).dataSync());
+    const pred = tf.tidy(() =>
+      logits(params, arch, { kind: 'pixels', x: tf.tensor4d(x, [n, 3, 28, 28]) })
+        .argMax(1)
+        .dataSync(),
+    );
     for (let j = 0; j < n; j++) if (pred[j] === test.labels[i + j]) correct++;
   }
   return correct / test.count;
 }
 
 /** Thread counts to measure, e.g. "1,2" (the first is the baseline of the speed-up lines). */
-const threadCounts = o.threads.split(',').map((t) => Number(t));
-if (!threadCounts.every((t) => Number.isInteger(t) && t >= 1)) throw new Error(`--threads must be a thread count or a list (1,2), got "${o.threads}"`);
+const threadCounts = o.threads.split(',').map(t => Number(t));
+if (!threadCounts.every(t => Number.isInteger(t) && t >= 1))
+  throw new Error(`--threads must be a thread count or a list (1,2), got "${o.threads}"`);
 
-interface OurResult { imagesPerSec: number; testAcc: number; seconds: number; runDir: string; cpuUtilization: number; kernels?: string; threads: number }
+interface OurResult {
+  imagesPerSec: number;
+  testAcc: number;
+  seconds: number;
+  runDir: string;
+  cpuUtilization: number;
+  kernels?: string;
+  threads: number;
+}
 
 async function runOurs(threads: number): Promise<OurResult> {
-  const runDir = o['run-dir'] && threadCounts.length === 1 ? o['run-dir'] : path.join(os.tmpdir(), `vit-lens-bench-${Date.now()}-t${threads}`);
+  const runDir =
+    o['run-dir'] && threadCounts.length === 1
+      ? o['run-dir']
+      : path.join(os.tmpdir(), `vit-lens-bench-${Date.now()}-t${threads}`);
   const { data, test } = fashionMnistData({ limit });
   const config: TrainConfig = {
-    dataset: 'fashion-mnist', model: 'scratch:bench', mode: 'full', lastK: 0, epochs, batchSize, accumulate: 1, lr,
-    optimizer: 'adamw', weightDecay: 0.05, momentum: 0, warmupSteps: -1, clipNorm: 1, labelSmoothing: 0.1, augment: false,
-    imageSize: [28, 28], patchSize: 7, valSplit: 0, seed: 0,
+    dataset: 'fashion-mnist',
+    model: 'scratch:bench',
+    mode: 'full',
+    lastK: 0,
+    epochs,
+    batchSize,
+    accumulate: 1,
+    lr,
+    optimizer: 'adamw',
+    weightDecay: 0.05,
+    momentum: 0,
+    warmupSteps: -1,
+    clipNorm: 1,
+    labelSmoothing: 0.1,
+    augment: false,
+    imageSize: [28, 28],
+    patchSize: 7,
+    valSplit: 0,
+    seed: 0,
   };
   const t0 = Date.now();
   const cpu0 = process.cpuUsage();
-  const info = await train({ runDir, config, data, scratchArch: ARCH, backend: o.backend as 'wasm', threads, logEvery: 50, log: (l) => console.error(`[ours] ${l}`) });
+  const info = await train({
+    runDir,
+    config,
+    data,
+    scratchArch: ARCH,
+    backend: o.backend as 'wasm',
+    threads,
+    logEvery: 50,
+    log: l => console.error(`[ours] ${l}`),
+  });
   const seconds = (Date.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const cpuUtilization = (cpu.user + cpu.system) / 1e6 / seconds;
-  const epochsM = (await readMetrics(runDir)).filter((m) => m.type === 'epoch');
+  const epochsM = (await readMetrics(runDir)).filter(m => m.type === 'epoch');
   const trainSeconds = epochsM.reduce((a, m) => a + (m.type === 'epoch' ? m.seconds : 0), 0);
   // Final weights (the same point in training as PyTorch's last epoch), evaluated on the test set.
   const ck = await loadCheckpoint(checkpointFile(runDir, 'latest'));
   const arch = info.architecture!;
-  const params: Params = new Map([...ck.weights].map(([k, t]) => [k, tf.variable(tf.tensor(t.data, t.shape), false, `bench/${k}`)]));
+  const params: Params = new Map(
+    [...ck.weights].map(([k, t]) => [k, tf.variable(tf.tensor(t.data, t.shape), false, `bench/${k}`)]),
+  );
   const testAcc = await testAccuracy(params, arch, test);
   for (const v of params.values()) v.dispose();
   // The backend notes say which kernels ran (fused relaxed-SIMD / plain SIMD, or TF.js's own).
-  const kernels = info.backendNotes.find((n) => n.startsWith('fused kernels:'))?.replace('fused kernels: ', '');
+  const kernels = info.backendNotes.find(n => n.startsWith('fused kernels:'))?.replace('fused kernels: ', '');
   return { imagesPerSec: (limit * epochs) / trainSeconds, testAcc, seconds, runDir, cpuUtilization, kernels, threads };
 }
 
-function runTorch(threads: number): Promise<{ imagesPerSec: number; testAcc: number[]; threads: number; interopThreads: number; cpuUtilization: number }> {
+function runTorch(threads: number): Promise<{
+  imagesPerSec: number;
+  testAcc: number[];
+  threads: number;
+  interopThreads: number;
+  cpuUtilization: number;
+}> {
   return new Promise((resolve, reject) => {
-    const args = ['bench/torch_train.py', '--epochs', String(epochs), '--limit', String(limit), '--batch-size', String(batchSize), '--lr', String(lr),
-      '--hidden', String(ARCH.hiddenSize), '--layers', String(ARCH.numLayers), '--heads', String(ARCH.numHeads), '--mlp', String(ARCH.mlpSize), '--patch', String(ARCH.patchSize),
-      '--threads', o['torch-threads'] ?? String(threads)];
+    const args = [
+      'bench/torch_train.py',
+      '--epochs',
+      String(epochs),
+      '--limit',
+      String(limit),
+      '--batch-size',
+      String(batchSize),
+      '--lr',
+      String(lr),
+      '--hidden',
+      String(ARCH.hiddenSize),
+      '--layers',
+      String(ARCH.numLayers),
+      '--heads',
+      String(ARCH.numHeads),
+      '--mlp',
+      String(ARCH.mlpSize),
+      '--patch',
+      String(ARCH.patchSize),
+      '--threads',
+      o['torch-threads'] ?? String(threads),
+    ];
     const p = spawn('/usr/bin/python3', args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let last = '';
     p.stdout.on('data', (d: Buffer) => {
@@ -105,10 +178,16 @@ function runTorch(threads: number): Promise<{ imagesPerSec: number; testAcc: num
       }
     });
     p.on('error', reject);
-    p.on('close', (code) => {
+    p.on('close', code => {
       if (code !== 0) return reject(new Error(`bench/torch_train.py exited with ${code}`));
       const r = JSON.parse(last);
-      resolve({ imagesPerSec: r.images_per_sec, testAcc: r.test_acc, threads: r.threads, interopThreads: r.interop_threads, cpuUtilization: r.cpu_utilization });
+      resolve({
+        imagesPerSec: r.images_per_sec,
+        testAcc: r.test_acc,
+        threads: r.threads,
+        interopThreads: r.interop_threads,
+        cpuUtilization: r.cpu_utilization,
+      });
     });
   });
 }
@@ -116,10 +195,18 @@ function runTorch(threads: number): Promise<{ imagesPerSec: number; testAcc: num
 (async () => {
   if (o.arch === 'vit-b16') {
     const { benchVitB16 } = await import('./train_vitb16');
-    return benchVitB16({ threads: threadCounts[threadCounts.length - 1], steps: Number(o.steps), batchSize: o['batch-size'] === '128' ? 8 : batchSize, lastK: 2, skipTorch: !!o['skip-torch'] });
+    return benchVitB16({
+      threads: threadCounts[threadCounts.length - 1],
+      steps: Number(o.steps),
+      batchSize: o['batch-size'] === '128' ? 8 : batchSize,
+      lastK: 2,
+      skipTorch: !!o['skip-torch'],
+    });
   }
   if (o.arch !== 'small') throw new Error(`--arch must be small or vit-b16, got "${o.arch}"`);
-  console.error(`Fashion-MNIST, ViT hidden ${ARCH.hiddenSize}, ${ARCH.numLayers} layers, ${ARCH.numHeads} heads, MLP ${ARCH.mlpSize}, patch ${ARCH.patchSize}; batch ${batchSize}, AdamW lr ${lr}, ${epochs} epochs on ${limit} images`);
+  console.error(
+    `Fashion-MNIST, ViT hidden ${ARCH.hiddenSize}, ${ARCH.numLayers} layers, ${ARCH.numHeads} heads, MLP ${ARCH.mlpSize}, patch ${ARCH.patchSize}; batch ${batchSize}, AdamW lr ${lr}, ${epochs} epochs on ${limit} images`,
+  );
   const lines: string[] = [];
   const results: { threads: number; ours: OurResult; torch?: Awaited<ReturnType<typeof runTorch>> }[] = [];
   for (const threads of threadCounts) {
@@ -127,20 +214,39 @@ function runTorch(threads: number): Promise<{ imagesPerSec: number; testAcc: num
     const torch = o['skip-torch'] ? undefined : await runTorch(threads);
     results.push({ threads, ours, torch });
     // tfjs-backend-wasm never loads its threaded binary in Node (WASM_HAS_MULTITHREAD_SUPPORT is false there): more threads are worker_threads, data-parallel.
-    lines.push(`ours (TF.js ${o.backend}${ours.kernels ? `, fused kernels ${ours.kernels}` : ''}, ${threads} thread${threads > 1 ? 's' : ''}, ${(ours.cpuUtilization * 100).toFixed(0)}% CPU of the main thread): ${ours.imagesPerSec.toFixed(1)} images/s, test accuracy ${(ours.testAcc * 100).toFixed(2)}% after ${epochs} epochs (${ours.seconds.toFixed(0)} s in all)`);
+    lines.push(
+      `ours (TF.js ${o.backend}${ours.kernels ? `, fused kernels ${ours.kernels}` : ''}, ${threads} thread${threads > 1 ? 's' : ''}, ${(ours.cpuUtilization * 100).toFixed(0)}% CPU of the main thread): ${ours.imagesPerSec.toFixed(1)} images/s, test accuracy ${(ours.testAcc * 100).toFixed(2)}% after ${epochs} epochs (${ours.seconds.toFixed(0)} s in all)`,
+    );
     if (torch) {
-      lines.push(`PyTorch CPU (${torch.threads} intra-op / ${torch.interopThreads} inter-op thread${torch.threads > 1 ? 's' : ''}, OMP/MKL/OPENBLAS pinned, ${(torch.cpuUtilization * 100).toFixed(0)}% CPU while training): ${torch.imagesPerSec.toFixed(1)} images/s, test accuracy ${(torch.testAcc[torch.testAcc.length - 1] * 100).toFixed(2)}% after ${epochs} epochs`);
-      lines.push(`throughput ratio ours/PyTorch at ${threads} thread${threads > 1 ? 's' : ''} each: ${(ours.imagesPerSec / torch.imagesPerSec).toFixed(3)}×`);
+      lines.push(
+        `PyTorch CPU (${torch.threads} intra-op / ${torch.interopThreads} inter-op thread${torch.threads > 1 ? 's' : ''}, OMP/MKL/OPENBLAS pinned, ${(torch.cpuUtilization * 100).toFixed(0)}% CPU while training): ${torch.imagesPerSec.toFixed(1)} images/s, test accuracy ${(torch.testAcc[torch.testAcc.length - 1] * 100).toFixed(2)}% after ${epochs} epochs`,
+      );
+      lines.push(
+        `throughput ratio ours/PyTorch at ${threads} thread${threads > 1 ? 's' : ''} each: ${(ours.imagesPerSec / torch.imagesPerSec).toFixed(3)}×`,
+      );
     }
   }
   const [first, ...more] = results;
-  for (const r of more) lines.push(`ours ${r.threads} threads / ours ${first.threads}: ${(r.ours.imagesPerSec / first.ours.imagesPerSec).toFixed(3)}×${r.torch && first.torch ? `  (PyTorch ${r.threads} / ${first.threads}: ${(r.torch.imagesPerSec / first.torch.imagesPerSec).toFixed(3)}×)` : ''}`);
+  for (const r of more)
+    lines.push(
+      `ours ${r.threads} threads / ours ${first.threads}: ${(r.ours.imagesPerSec / first.ours.imagesPerSec).toFixed(3)}×${r.torch && first.torch ? `  (PyTorch ${r.threads} / ${first.threads}: ${(r.torch.imagesPerSec / first.torch.imagesPerSec).toFixed(3)}×)` : ''}`,
+    );
   console.log(lines.join('\n'));
   const last = results[results.length - 1];
-  const summary = { date: new Date().toISOString(), arch: ARCH, epochs, limit, batchSize, lr, results, ours: last.ours, torch: last.torch };
+  const summary = {
+    date: new Date().toISOString(),
+    arch: ARCH,
+    epochs,
+    limit,
+    batchSize,
+    lr,
+    results,
+    ours: last.ours,
+    torch: last.torch,
+  };
   await fs.writeFile(path.join(last.ours.runDir, 'bench.json'), JSON.stringify(summary, null, 2));
   if (o['save-builtin']) await saveBuiltIn(exportDir(last.ours.runDir), last.ours.runDir, summary);
-})().catch((e) => {
+})().catch(e => {
   console.error(e);
   process.exit(1);
 });

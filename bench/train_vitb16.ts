@@ -33,7 +33,8 @@ async function ours(mode: Mode, o: VitB16Options): Promise<number> {
   const trainable = trainableNames(arch, mode, o.lastK);
   const trainableSet = new Set(trainable);
   const params: Params = new Map();
-  for (const [k, t] of init.weights) params.set(k, tf.variable(tf.tensor(t.data, t.shape), trainableSet.has(k), `vitb/${mode}/${k}`));
+  for (const [k, t] of init.weights)
+    params.set(k, tf.variable(tf.tensor(t.data, t.shape), trainableSet.has(k), `vitb/${mode}/${k}`));
   init.weights.clear();
   const opt = new Optimizer({ name: 'adamw', weightDecay: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, momentum: 0 });
   const B = o.batchSize;
@@ -46,16 +47,22 @@ async function ours(mode: Mode, o: VitB16Options): Promise<number> {
   const times: number[] = [];
   try {
     for (let s = 0; s <= o.steps; s++) {
-      const input: ForwardInput = tokens ? { kind: 'tokens', x: tokens.clone() as tf.Tensor3D, fromBlock } : { kind: 'pixels', x: pixels() };
+      const input: ForwardInput = tokens
+        ? { kind: 'tokens', x: tokens.clone() as tf.Tensor3D, fromBlock }
+        : { kind: 'pixels', x: pixels() };
       const t0 = performance.now();
-      const parts = pool ? await pool.gradients(input, labels) : [{ ...lossAndGrads(params, arch, trainable, input, labels, 0), n: B }];
+      const parts = pool
+        ? await pool.gradients(input, labels)
+        : [{ ...lossAndGrads(params, arch, trainable, input, labels, 0), n: B }];
       input.x.dispose();
       const { accumulated } = sumParts(parts, B);
       const { scale } = clipGradients(accumulated!, 1);
       opt.apply(params, accumulated!, 1e-4, scale);
       for (const g of accumulated!.values()) g.dispose();
       const ms = performance.now() - t0;
-      console.error(`[ours] ViT-B/16 ${mode}, ${o.threads} thread${o.threads > 1 ? 's' : ''}: step ${s}${s ? '' : ' (warm-up)'} ${(ms / 1000).toFixed(2)} s, loss ${parts.map((p) => p.loss.toFixed(3)).join('/')}`);
+      console.error(
+        `[ours] ViT-B/16 ${mode}, ${o.threads} thread${o.threads > 1 ? 's' : ''}: step ${s}${s ? '' : ' (warm-up)'} ${(ms / 1000).toFixed(2)} s, loss ${parts.map(p => p.loss.toFixed(3)).join('/')}`,
+      );
       if (s) times.push(ms);
     }
   } finally {
@@ -69,7 +76,21 @@ async function ours(mode: Mode, o: VitB16Options): Promise<number> {
 
 function torch(mode: Mode, o: VitB16Options): Promise<number> {
   return new Promise((resolve, reject) => {
-    const args = ['bench/torch_train.py', '--arch', 'vit-b16', '--mode', mode, '--last-k', String(o.lastK), '--steps', String(o.steps), '--batch-size', String(o.batchSize), '--threads', String(o.threads)];
+    const args = [
+      'bench/torch_train.py',
+      '--arch',
+      'vit-b16',
+      '--mode',
+      mode,
+      '--last-k',
+      String(o.lastK),
+      '--steps',
+      String(o.steps),
+      '--batch-size',
+      String(o.batchSize),
+      '--threads',
+      String(o.threads),
+    ];
     const p = spawn('/usr/bin/python3', args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let last = '';
     p.stdout.on('data', (d: Buffer) => {
@@ -79,16 +100,24 @@ function torch(mode: Mode, o: VitB16Options): Promise<number> {
       }
     });
     p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(JSON.parse(last).images_per_sec) : reject(new Error(`bench/torch_train.py exited with ${code}`))));
+    p.on('close', code =>
+      code === 0
+        ? resolve(JSON.parse(last).images_per_sec)
+        : reject(new Error(`bench/torch_train.py exited with ${code}`)),
+    );
   });
 }
 
 export async function benchVitB16(o: VitB16Options): Promise<void> {
-  const lines: string[] = [`ViT-B/16 at 224, batch ${o.batchSize}, AdamW, clip 1.0, random data, ${o.steps} timed steps after 1 warm-up, ${o.threads} thread${o.threads > 1 ? 's' : ''} each`];
+  const lines: string[] = [
+    `ViT-B/16 at 224, batch ${o.batchSize}, AdamW, clip 1.0, random data, ${o.steps} timed steps after 1 warm-up, ${o.threads} thread${o.threads > 1 ? 's' : ''} each`,
+  ];
   for (const mode of ['full', 'last-k'] as const) {
     const a = await ours(mode, o);
     const b = o.skipTorch ? undefined : await torch(mode, o);
-    lines.push(`${mode === 'full' ? 'full fine-tune' : `last-${o.lastK} (cached tokens)`}: ours ${a.toFixed(2)} images/s${b ? `, PyTorch ${b.toFixed(2)} images/s, ratio ours/PyTorch ${(a / b).toFixed(3)}×` : ''}`);
+    lines.push(
+      `${mode === 'full' ? 'full fine-tune' : `last-${o.lastK} (cached tokens)`}: ours ${a.toFixed(2)} images/s${b ? `, PyTorch ${b.toFixed(2)} images/s, ratio ours/PyTorch ${(a / b).toFixed(3)}×` : ''}`,
+    );
   }
   console.log(lines.join('\n'));
 }

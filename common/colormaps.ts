@@ -4,7 +4,13 @@
  * writes ("Save Overlay", `explain --out`) use identical colours.
  */
 import { rgb as parseColor } from 'd3-color';
-import { interpolateInferno, interpolateMagma, interpolatePlasma, interpolateTurbo, interpolateViridis } from 'd3-scale-chromatic';
+import {
+  interpolateInferno,
+  interpolateMagma,
+  interpolatePlasma,
+  interpolateTurbo,
+  interpolateViridis,
+} from 'd3-scale-chromatic';
 import { COLORMAPS, type ColormapName } from './options';
 
 export type Colormap = ColormapName;
@@ -15,7 +21,7 @@ const interpolators: Record<Colormap, (t: number) => string> = {
   inferno: interpolateInferno,
   magma: interpolateMagma,
   plasma: interpolatePlasma,
-  gray: (t) => `rgb(${Math.round(t * 255)}, ${Math.round(t * 255)}, ${Math.round(t * 255)})`,
+  gray: t => `rgb(${Math.round(t * 255)}, ${Math.round(t * 255)}, ${Math.round(t * 255)})`,
 };
 
 const lutCache = new Map<Colormap, Uint8Array>();

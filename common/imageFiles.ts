@@ -12,4 +12,4 @@ export function isImagePath(p: string): boolean {
 }
 
 /** The extensions as a message lists them: ".jpg .jpeg .png …". */
-export const IMAGE_EXTENSIONS_DOTTED = IMAGE_EXTENSIONS.map((e) => `.${e}`).join(' ');
+export const IMAGE_EXTENSIONS_DOTTED = IMAGE_EXTENSIONS.map(e => `.${e}`).join(' ');

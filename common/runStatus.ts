@@ -42,9 +42,14 @@ export function ownerState(owner: Owner, here: Here): 'alive' | 'gone' | 'unknow
 }
 
 /** What to show for a run whose run.json says `info.status`; `lastActivity`: ms since the epoch of its newest write. */
-export function shownStatus(info: Owner & { status: RecordedStatus }, lastActivity: number, o: StatusFacts): { status: ShownStatus; elsewhere?: boolean } {
+export function shownStatus(
+  info: Owner & { status: RecordedStatus },
+  lastActivity: number,
+  o: StatusFacts,
+): { status: ShownStatus; elsewhere?: boolean } {
   if (info.status !== 'running') return { status: info.status };
-  const state = o.exited?.has(info.pid) && (info.host === undefined || info.host === o.host) ? 'gone' : ownerState(info, o);
+  const state =
+    o.exited?.has(info.pid) && (info.host === undefined || info.host === o.host) ? 'gone' : ownerState(info, o);
   if (state === 'alive') return { status: 'running' };
   if (state === 'gone') return { status: 'interrupted' };
   if (o.now - lastActivity < REMOTE_SILENCE_MS) return { status: 'running', elsewhere: true };

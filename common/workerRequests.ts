@@ -165,7 +165,15 @@ export interface StatusResult {
 // ---- Training UI (issue 5): dataset scan, TensorBoard scalars, classify a folder ----
 
 /** The run directory format (README, "Run directory format"), re-exported as types for the extension and other readers. */
-export type { RunInfo, RunStatus, TrainConfig, StepMetrics, EpochMetrics, RunReport, HeldOutPrediction } from './runFolder';
+export type {
+  RunInfo,
+  RunStatus,
+  TrainConfig,
+  StepMetrics,
+  EpochMetrics,
+  RunReport,
+  HeldOutPrediction,
+} from './runFolder';
 
 export interface ScanDatasetParams extends WithProgress {
   folder: string;
@@ -302,10 +310,18 @@ export const LoadModelRequest: WorkerRequest<LoadModelParams, ModelInfo> = { met
 export const ClassifyRequest: WorkerRequest<ClassifyParams, ClassifyResult> = { method: 'vitLens/classify' };
 export const ExplainRequest: WorkerRequest<ExplainParams, ExplainResult> = { method: 'vitLens/explain' };
 /** Takes no parameters: nothing, null or an object (whose fields are ignored). */
-export const StatusRequest: WorkerRequest<Record<string, never> | null | undefined, StatusResult> = { method: 'vitLens/status' };
-export const ScanDatasetRequest: WorkerRequest<ScanDatasetParams, ScanDatasetResult> = { method: 'vitLens/scanDataset' };
-export const ReadScalarsRequest: WorkerRequest<ReadScalarsParams, ReadScalarsResult> = { method: 'vitLens/readScalars' };
-export const ClassifyFolderRequest: WorkerRequest<ClassifyFolderParams, ClassifyFolderResult> = { method: 'vitLens/classifyFolder' };
+export const StatusRequest: WorkerRequest<Record<string, never> | null | undefined, StatusResult> = {
+  method: 'vitLens/status',
+};
+export const ScanDatasetRequest: WorkerRequest<ScanDatasetParams, ScanDatasetResult> = {
+  method: 'vitLens/scanDataset',
+};
+export const ReadScalarsRequest: WorkerRequest<ReadScalarsParams, ReadScalarsResult> = {
+  method: 'vitLens/readScalars',
+};
+export const ClassifyFolderRequest: WorkerRequest<ClassifyFolderParams, ClassifyFolderResult> = {
+  method: 'vitLens/classifyFolder',
+};
 export const AuditRequest: WorkerRequest<AuditParams, AuditResult> = { method: 'vitLens/audit' };
 
 /** A worker → client notification: its method name, with the parameter type attached for the compiler. */

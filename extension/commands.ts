@@ -8,7 +8,8 @@ import { ResultsPanel } from './resultsPanel';
 const IMAGE_PREVIEW = 'imagePreview.previewEditor';
 
 export function registerCommands(ctx: Ctx): void {
-  const register = (id: string, run: (...args: unknown[]) => unknown) => ctx.push(vscode.commands.registerCommand(id, run));
+  const register = (id: string, run: (...args: unknown[]) => unknown) =>
+    ctx.push(vscode.commands.registerCommand(id, run));
 
   register('vitLens.classifyImage', async (uri?: unknown, uris?: unknown) => {
     const images = await imagesFor(uri, uris, true);
@@ -23,15 +24,20 @@ export function registerCommands(ctx: Ctx): void {
     if (value === undefined) return;
     // Load now, so the status bar shows the provider and a bad pick fails while the user is looking.
     const model = ctx.modelRequest();
-    if (model) await ctx.worker.ensureModel(model).catch((e) => ctx.reportError('load the model', e));
+    if (model) await ctx.worker.ensureModel(model).catch(e => ctx.reportError('load the model', e));
   });
   register('vitLens.gettingStarted', () =>
-    vscode.commands.executeCommand('workbench.action.openWalkthrough', `${ctx.extension.extension.id}#vitLens.gettingStarted`, false),
+    vscode.commands.executeCommand(
+      'workbench.action.openWalkthrough',
+      `${ctx.extension.extension.id}#vitLens.gettingStarted`,
+      false,
+    ),
   );
   register('vitLens.showWorkerLog', () => ctx.log.show());
   register('vitLens.restartWorker', () =>
-    vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Restarting the ViT Lens worker' }, () =>
-      ctx.worker.restart().catch((e) => ctx.reportError('restart the worker', e)),
+    vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Window, title: 'Restarting the ViT Lens worker' },
+      () => ctx.worker.restart().catch(e => ctx.reportError('restart the worker', e)),
     ),
   );
 }
@@ -56,14 +62,18 @@ async function imagesFor(uri: unknown, uris: unknown, many: boolean): Promise<st
       if (picked.length === 0) return undefined;
     }
   }
-  const nonFile = picked.find((u) => u.scheme !== 'file');
+  const nonFile = picked.find(u => u.scheme !== 'file');
   if (nonFile) {
-    void vscode.window.showErrorMessage(`ViT Lens reads images from disk; ${nonFile.toString()} is not a file on this machine.`);
+    void vscode.window.showErrorMessage(
+      `ViT Lens reads images from disk; ${nonFile.toString()} is not a file on this machine.`,
+    );
     return undefined;
   }
-  const images = picked.map((u) => u.fsPath).filter(isImagePath);
+  const images = picked.map(u => u.fsPath).filter(isImagePath);
   if (images.length === 0) {
-    void vscode.window.showErrorMessage(`ViT Lens: not an image (${IMAGE_EXTENSIONS.join(', ')}): ${picked.map((u) => u.fsPath).join(', ')}`);
+    void vscode.window.showErrorMessage(
+      `ViT Lens: not an image (${IMAGE_EXTENSIONS.join(', ')}): ${picked.map(u => u.fsPath).join(', ')}`,
+    );
     return undefined;
   }
   return images;

@@ -11,7 +11,16 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import { builtInModel } from '../common/modelSpec';
-import { COLORMAPS, DTYPES, HEAD_FUSIONS, PROVIDER_PREFERENCES, type ColormapName, type Dtype, type HeadFusion, type ProviderPreference } from '../common/options';
+import {
+  COLORMAPS,
+  DTYPES,
+  HEAD_FUSIONS,
+  PROVIDER_PREFERENCES,
+  type ColormapName,
+  type Dtype,
+  type HeadFusion,
+  type ProviderPreference,
+} from '../common/options';
 
 export const SECTION = 'vitLens';
 
@@ -23,7 +32,8 @@ function trustedValue<T>(config: vscode.WorkspaceConfiguration, key: string): T 
 
 const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
 /** `value` when it is one of `choices`, else `fallback` (a hand-edited setting VS Code did not refuse). */
-const oneOf = <T extends string>(value: string, choices: readonly T[], fallback: T): T => (choices.includes(value as T) ? (value as T) : fallback);
+const oneOf = <T extends string>(value: string, choices: readonly T[], fallback: T): T =>
+  choices.includes(value as T) ? (value as T) : fallback;
 
 export type { Dtype } from '../common/options';
 

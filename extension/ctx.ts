@@ -50,13 +50,15 @@ export class Ctx implements PanelHost, vscode.Disposable {
     this.subscriptions.push(
       ...Object.values(this.panels),
       this.status,
-      this.worker.onDidChangeModel((info) => {
+      this.worker.onDidChangeModel(info => {
         this.status.update(this.modelSpec(), info);
         if (info) void this.picker.remember(this.settings().modelSetting);
       }),
       // A spinner while a model loads (a hub download can take minutes).
-      this.worker.onDidChangeLoading((m) => this.status.update(m?.spec ?? this.modelSpec(), m ? undefined : this.worker.model, !!m)),
-      vscode.workspace.onDidChangeConfiguration((e) => this.onConfigChanged(e)),
+      this.worker.onDidChangeLoading(m =>
+        this.status.update(m?.spec ?? this.modelSpec(), m ? undefined : this.worker.model, !!m),
+      ),
+      vscode.workspace.onDidChangeConfiguration(e => this.onConfigChanged(e)),
       vscode.workspace.onDidGrantWorkspaceTrust(() => this.status.update(this.modelSpec(), this.worker.model)),
     );
     this.status.update(this.modelSpec(), undefined);
@@ -81,8 +83,11 @@ export class Ctx implements PanelHost, vscode.Disposable {
       if (!this.missingModelShown) {
         this.missingModelShown = true;
         void vscode.window
-          .showErrorMessage('ViT Lens: no model is configured and this build has no built-in model. Select an .onnx file, a Hugging Face folder or hub id, or a .npz checkpoint.', 'Select Model…')
-          .then((pick) => {
+          .showErrorMessage(
+            'ViT Lens: no model is configured and this build has no built-in model. Select an .onnx file, a Hugging Face folder or hub id, or a .npz checkpoint.',
+            'Select Model…',
+          )
+          .then(pick => {
             this.missingModelShown = false;
             if (pick) void vscode.commands.executeCommand('vitLens.selectModel');
           });
@@ -101,10 +106,12 @@ export class Ctx implements PanelHost, vscode.Disposable {
     const now = Date.now();
     if (text === this.lastError.text && now - this.lastError.at < 10_000) return;
     this.lastError = { text, at: now };
-    void vscode.window.showErrorMessage(`ViT Lens could not ${what}: ${text}`, 'Select Model…', 'Show Log').then((pick) => {
-      if (pick === 'Select Model…') void vscode.commands.executeCommand('vitLens.selectModel');
-      if (pick === 'Show Log') this.log.show(true);
-    });
+    void vscode.window
+      .showErrorMessage(`ViT Lens could not ${what}: ${text}`, 'Select Model…', 'Show Log')
+      .then(pick => {
+        if (pick === 'Select Model…') void vscode.commands.executeCommand('vitLens.selectModel');
+        if (pick === 'Show Log') this.log.show(true);
+      });
   }
 
   private onConfigChanged(e: vscode.ConfigurationChangeEvent): void {
@@ -113,7 +120,7 @@ export class Ctx implements PanelHost, vscode.Disposable {
     // The cache dir is a worker start option; the model and provider are per request and reload lazily.
     if (e.affectsConfiguration(`${SECTION}.cacheDir`) && this.worker.isRunning) {
       this.log.info('vitLens.cacheDir changed: restarting the worker');
-      void this.worker.restart().catch((err) => this.reportError('restart the worker', err));
+      void this.worker.restart().catch(err => this.reportError('restart the worker', err));
     }
   }
 

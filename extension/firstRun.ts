@@ -48,13 +48,20 @@ export async function ensureModelChosen(host: FirstRunHost): Promise<boolean> {
   const answer = offline
     ? await vscode.window.showWarningMessage(
         `ViT Lens classifies with ${STANDARD_MODEL} (ImageNet, 1000 classes), but the Hugging Face Hub cannot be reached, so it cannot be downloaded now.`,
-        { modal: true, detail: `The built-in demo model works offline; it knows only 10 clothing classes (Fashion-MNIST), so photos get a clothing label.\n\n${offline}` },
+        {
+          modal: true,
+          detail: `The built-in demo model works offline; it knows only 10 clothing classes (Fashion-MNIST), so photos get a clothing label.\n\n${offline}`,
+        },
         USE_DEMO,
         CHOOSE,
       )
     : await vscode.window.showInformationMessage(
         `ViT Lens classifies with ${STANDARD_MODEL} (ImageNet, 1000 classes; ${size ?? 'size unknown'}, downloaded once, cached).`,
-        { modal: true, detail: 'Or use the built-in demo model: offline, but it knows only 10 clothing classes (Fashion-MNIST). You can change the model any time with “ViT Lens: Select Model…”.' },
+        {
+          modal: true,
+          detail:
+            'Or use the built-in demo model: offline, but it knows only 10 clothing classes (Fashion-MNIST). You can change the model any time with “ViT Lens: Select Model…”.',
+        },
         DOWNLOAD,
         USE_DEMO,
         CHOOSE,

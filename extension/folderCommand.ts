@@ -22,7 +22,12 @@ export interface FolderCommand {
 const running = new Set<string>();
 
 /** Run `work` on the folder once the model is loaded; nothing (after telling the user why) when there is no folder or model. */
-export async function runOnFolder(ctx: Ctx, cmd: FolderCommand, arg: unknown, work: (folder: string) => Promise<void>): Promise<void> {
+export async function runOnFolder(
+  ctx: Ctx,
+  cmd: FolderCommand,
+  arg: unknown,
+  work: (folder: string) => Promise<void>,
+): Promise<void> {
   const folder = await pickFolder(cmd, arg);
   if (!folder) return;
   const key = `${cmd.doing}\n${folder}`;
@@ -53,10 +58,20 @@ export async function withFolderProgress<R>(
   ctx: Ctx,
   cmd: FolderCommand,
   folder: string,
-  request: (progress: vscode.Progress<{ message?: string; increment?: number }>, token: vscode.CancellationToken) => Thenable<R>,
+  request: (
+    progress: vscode.Progress<{ message?: string; increment?: number }>,
+    token: vscode.CancellationToken,
+  ) => Thenable<R>,
 ): Promise<R | undefined> {
   try {
-    return await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `ViT Lens: ${cmd.doing} ${path.basename(folder)}`, cancellable: true }, request);
+    return await vscode.window.withProgress(
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: `ViT Lens: ${cmd.doing} ${path.basename(folder)}`,
+        cancellable: true,
+      },
+      request,
+    );
   } catch (e) {
     ctx.reportError(`${cmd.verb} ${folder}`, e);
     return undefined;
@@ -78,7 +93,9 @@ async function pickFolder(cmd: FolderCommand, arg: unknown): Promise<string | un
     if (!uri) return undefined;
   }
   if (uri.scheme !== 'file') {
-    void vscode.window.showErrorMessage(`ViT Lens reads images from disk; ${uri.toString()} is not a folder on this machine.`);
+    void vscode.window.showErrorMessage(
+      `ViT Lens reads images from disk; ${uri.toString()} is not a folder on this machine.`,
+    );
     return undefined;
   }
   const st = await fs.stat(uri.fsPath).catch(() => undefined);

@@ -12,7 +12,10 @@ const WEIGHTS = ['model.safetensors', 'onnx/model.onnx'];
  * hub answers an LFS file with a redirect whose first response carries `x-linked-size`; a plain
  * server sends Content-Length. Throws when the hub cannot be reached, so the caller can say so.
  */
-export async function hubWeightsSize(id: string, opts: { endpoint?: string; signal?: AbortSignal } = {}): Promise<{ file: string; bytes?: number } | undefined> {
+export async function hubWeightsSize(
+  id: string,
+  opts: { endpoint?: string; signal?: AbortSignal } = {},
+): Promise<{ file: string; bytes?: number } | undefined> {
   const endpoint = (opts.endpoint ?? (process.env.HF_ENDPOINT || 'https://huggingface.co')).replace(/\/+$/, '');
   const headers: Record<string, string> = { 'user-agent': 'vit-lens', 'accept-encoding': 'identity' };
   const token = process.env.HF_TOKEN || process.env.HUGGING_FACE_HUB_TOKEN;

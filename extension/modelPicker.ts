@@ -26,7 +26,7 @@ export class ModelPicker {
   /** Remember a model the user ran successfully or picked. */
   async remember(spec: string): Promise<void> {
     if (!spec) return;
-    const recent = [spec, ...this.recent().filter((r) => r !== spec)].slice(0, MAX_RECENT);
+    const recent = [spec, ...this.recent().filter(r => r !== spec)].slice(0, MAX_RECENT);
     await this.memento.update(RECENT_KEY, recent);
   }
 
@@ -50,14 +50,36 @@ export class ModelPicker {
     const recent = this.recent();
     if (recent.length) {
       items.push({ label: 'Recent', kind: vscode.QuickPickItemKind.Separator });
-      for (const r of recent) items.push({ label: `$(history) ${path.basename(r) || r}`, description: r === current ? 'current' : undefined, detail: r, value: r });
+      for (const r of recent)
+        items.push({
+          label: `$(history) ${path.basename(r) || r}`,
+          description: r === current ? 'current' : undefined,
+          detail: r,
+          value: r,
+        });
     }
     items.push({ label: 'Other', kind: vscode.QuickPickItemKind.Separator });
-    items.push({ label: '$(cloud-download) Hugging Face Hub model…', detail: 'A hub id such as google/vit-base-patch16-224 (downloaded once into the cache)', action: 'hub' });
-    items.push({ label: '$(file) Model file…', detail: 'An .onnx model or a Google vision_transformer .npz checkpoint', action: 'file' });
-    items.push({ label: '$(folder) Hugging Face model folder…', detail: 'A folder with config.json and model.safetensors or onnx/model.onnx', action: 'folder' });
+    items.push({
+      label: '$(cloud-download) Hugging Face Hub model…',
+      detail: 'A hub id such as google/vit-base-patch16-224 (downloaded once into the cache)',
+      action: 'hub',
+    });
+    items.push({
+      label: '$(file) Model file…',
+      detail: 'An .onnx model or a Google vision_transformer .npz checkpoint',
+      action: 'file',
+    });
+    items.push({
+      label: '$(folder) Hugging Face model folder…',
+      detail: 'A folder with config.json and model.safetensors or onnx/model.onnx',
+      action: 'folder',
+    });
 
-    const chosen = await vscode.window.showQuickPick(items, { title: 'ViT Lens: Select Model', placeHolder: current ? `Current: ${current}` : 'Current: built-in model', matchOnDetail: true });
+    const chosen = await vscode.window.showQuickPick(items, {
+      title: 'ViT Lens: Select Model',
+      placeHolder: current ? `Current: ${current}` : 'Current: built-in model',
+      matchOnDetail: true,
+    });
     if (!chosen) return undefined;
     let value = chosen.value;
     if (chosen.action === 'hub') {
@@ -65,7 +87,7 @@ export class ModelPicker {
         title: 'Hugging Face Hub model',
         prompt: 'org/name, optionally @revision',
         placeHolder: 'google/vit-base-patch16-224',
-        validateInput: (v) => (HUB_ID.test(v.trim()) ? undefined : 'Expected org/name or org/name@revision'),
+        validateInput: v => (HUB_ID.test(v.trim()) ? undefined : 'Expected org/name or org/name@revision'),
       });
       value = value?.trim();
     } else if (chosen.action === 'file' || chosen.action === 'folder') {
@@ -96,8 +118,16 @@ export class ModelPicker {
     const variants = await listModelVariants(model);
     if (variants.length === 0) return path.extname(model).toLowerCase() === '.onnx' ? 'fp32' : undefined;
     if (variants.length === 1) return variants[0].dtype;
-    const items = variants.map((v) => ({ label: v.dtype, description: describeVariant(v, current), detail: DTYPE_DETAIL[v.dtype], dtype: v.dtype }));
-    const chosen = await vscode.window.showQuickPick(items, { title: 'ViT Lens: Select Model — precision', placeHolder: `Weight precision for ${path.basename(model)} (vitLens.dtype)` });
+    const items = variants.map(v => ({
+      label: v.dtype,
+      description: describeVariant(v, current),
+      detail: DTYPE_DETAIL[v.dtype],
+      dtype: v.dtype,
+    }));
+    const chosen = await vscode.window.showQuickPick(items, {
+      title: 'ViT Lens: Select Model — precision',
+      placeHolder: `Weight precision for ${path.basename(model)} (vitLens.dtype)`,
+    });
     return chosen ? chosen.dtype : null;
   }
 }
@@ -105,7 +135,7 @@ export class ModelPicker {
 const DTYPE_DETAIL: Record<Dtype, string> = {
   fp32: 'Full precision: the reference results',
   fp16: 'Half-size weights, for WebGPU and CUDA (slower on the CPU)',
-  q8: 'int8 weights: the fastest on the CPU, a fraction of fp32\'s size; probabilities differ slightly from fp32',
+  q8: "int8 weights: the fastest on the CPU, a fraction of fp32's size; probabilities differ slightly from fp32",
 };
 
 function describeVariant(v: ModelVariant, current: Dtype): string {

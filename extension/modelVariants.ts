@@ -24,7 +24,11 @@ export interface ModelVariant {
 }
 
 /** transformers.js's file in onnx/ for each dtype (as TRANSFORMERS_JS_FILES in modelSource.ts). */
-export const TRANSFORMERS_JS_FILES: Record<Dtype, string> = { fp32: 'model.onnx', fp16: 'model_fp16.onnx', q8: 'model_quantized.onnx' };
+export const TRANSFORMERS_JS_FILES: Record<Dtype, string> = {
+  fp32: 'model.onnx',
+  fp16: 'model_fp16.onnx',
+  q8: 'model_quantized.onnx',
+};
 
 /** Parameters of a model built from weights: all of them, and those q8 stores as int8 (the blocks' linear layers). */
 export interface ParamCount {
@@ -46,7 +50,11 @@ export function estimatedBuildBytes(p: ParamCount): Record<Dtype, number> {
   const rest = p.total - p.q8.elements;
   const graph = GRAPH_BYTES.base + GRAPH_BYTES.perLayer * p.layers;
   const graphQ8 = GRAPH_BYTES.base + GRAPH_BYTES.perLayerQ8 * p.layers;
-  return { fp32: 4 * p.total + graph, fp16: 2 * p.total + graph, q8: p.q8.elements + 5 * p.q8.channels + 4 * rest + graphQ8 };
+  return {
+    fp32: 4 * p.total + graph,
+    fp16: 2 * p.total + graph,
+    q8: p.q8.elements + 5 * p.q8.channels + 4 * rest + graphQ8,
+  };
 }
 
 /** The variants `spec` (the vitLens.model value) offers; [] for a single .onnx, a hub id or anything unreadable. */
@@ -76,7 +84,9 @@ async function folderVariants(dir: string): Promise<ModelVariant[]> {
     // Exports over 2 GB keep their weights beside the graph: model.onnx_data, model.onnx_data_1, …
     const siblings = await fs.readdir(path.join(dir, 'onnx')).catch(() => [] as string[]);
     let bytes = size;
-    for (const s of siblings) if (s.startsWith(`${name}_data`) || s === `${name}.data`) bytes += (await fileSize(path.join(dir, 'onnx', s))) ?? 0;
+    for (const s of siblings)
+      if (s.startsWith(`${name}_data`) || s === `${name}.data`)
+        bytes += (await fileSize(path.join(dir, 'onnx', s))) ?? 0;
     out.push({ dtype, bytes, file: `onnx/${name}`, estimated: false });
   }
   return out;
@@ -84,7 +94,7 @@ async function folderVariants(dir: string): Promise<ModelVariant[]> {
 
 function built(p: ParamCount): ModelVariant[] {
   const sizes = estimatedBuildBytes(p);
-  return (['fp32', 'fp16', 'q8'] as const).map((dtype) => ({ dtype, bytes: sizes[dtype], estimated: true }));
+  return (['fp32', 'fp16', 'q8'] as const).map(dtype => ({ dtype, bytes: sizes[dtype], estimated: true }));
 }
 
 /** From the JSON header only: 8 bytes of little-endian length, then {name: {dtype, shape, data_offsets}}. */
@@ -157,7 +167,10 @@ async function npyShape(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<number[
   stream.destroy();
   const m = /'shape':\s*\(([^)]*)\)/.exec(head);
   if (!m) throw new Error(`${entry.fileName}: no .npy shape in its header`);
-  return m[1].split(',').filter((d) => d.trim()).map(Number);
+  return m[1]
+    .split(',')
+    .filter(d => d.trim())
+    .map(Number);
 }
 
 /** "343 MB" / "1.2 GB" / "871 kB": decimal units, as file managers show. */

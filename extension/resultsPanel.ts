@@ -9,7 +9,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { Controls, ImageRow, MapView, ModelSummary, PanelState, parseControls, parseModelSummary, parseWebviewMessage, WebviewMessage } from '../common/webviewMessages/resultsPanel';
+import {
+  Controls,
+  ImageRow,
+  MapView,
+  ModelSummary,
+  PanelState,
+  parseControls,
+  parseModelSummary,
+  parseWebviewMessage,
+  WebviewMessage,
+} from '../common/webviewMessages/resultsPanel';
 import { panelHtml } from './panelHtml';
 import { pageParts } from './webviewPage';
 import type { ExplainParams, ModelInfo } from '../common/workerRequests';
@@ -44,13 +54,18 @@ export class ResultsPanel extends Disposable {
     const column = vscode.ViewColumn.Beside;
     let panel = host.panels.results.get(ONLY);
     if (!panel) {
-      const webviewPanel = vscode.window.createWebviewPanel(RESULTS_VIEW_TYPE, 'ViT Lens', { viewColumn: column, preserveFocus: false }, {
-        enableScripts: true,
-        // The webview's own copy of the state (setState) restores it when shown again; keeping the
-        // whole page alive while hidden would cost memory for nothing.
-        retainContextWhenHidden: false,
-        localResourceRoots: [],
-      });
+      const webviewPanel = vscode.window.createWebviewPanel(
+        RESULTS_VIEW_TYPE,
+        'ViT Lens',
+        { viewColumn: column, preserveFocus: false },
+        {
+          enableScripts: true,
+          // The webview's own copy of the state (setState) restores it when shown again; keeping the
+          // whole page alive while hidden would cost memory for nothing.
+          retainContextWhenHidden: false,
+          localResourceRoots: [],
+        },
+      );
       panel = new ResultsPanel(host, webviewPanel, initialState(host.settings()));
     } else {
       // Where the user left it: revealing "beside" every time would open a new editor group per run.
@@ -75,7 +90,7 @@ export class ResultsPanel extends Disposable {
     super();
     this._register(host.panels.results.track(ONLY, this));
     this._register(panel);
-    this._register({ dispose: () => [this.explainCts, this.classifyCts].forEach((cts) => cts?.cancel()) });
+    this._register({ dispose: () => [this.explainCts, this.classifyCts].forEach(cts => cts?.cancel()) });
     if (host.worker.model) this.state.model = summarize(host.worker.model, this.builtInModel());
     panel.iconPath = vscode.Uri.joinPath(host.extensionUri, 'media', 'icon.png');
     this.setResourceRoots();
@@ -83,9 +98,9 @@ export class ResultsPanel extends Disposable {
     this.setTitle();
     panel.webview.html = this.html();
     this._register(panel.onDidDispose(() => this.dispose()));
-    this._register(panel.webview.onDidReceiveMessage((m) => this.onMessage(m)));
+    this._register(panel.webview.onDidReceiveMessage(m => this.onMessage(m)));
     this._register(
-      host.worker.onDidChangeModel((info) => {
+      host.worker.onDidChangeModel(info => {
         if (info) this.state.model = summarize(info, this.builtInModel());
         this.post();
       }),
@@ -99,23 +114,34 @@ export class ResultsPanel extends Disposable {
 
   private html(): string {
     const ext = this.host.extensionUri;
-    return panelHtml(pageParts(this.panel.webview, vscode.Uri.joinPath(ext, 'dist', 'webview.js'), vscode.Uri.joinPath(ext, 'media', 'panel.css')));
+    return panelHtml(
+      pageParts(
+        this.panel.webview,
+        vscode.Uri.joinPath(ext, 'dist', 'webview.js'),
+        vscode.Uri.joinPath(ext, 'media', 'panel.css'),
+      ),
+    );
   }
 
   private setTitle(): void {
     const rows = this.state.rows;
-    this.panel.title = rows.length === 0 ? 'ViT Lens' : rows.length === 1 ? `ViT Lens: ${path.basename(rows[0].path)}` : `ViT Lens: ${rows.length} images`;
+    this.panel.title =
+      rows.length === 0
+        ? 'ViT Lens'
+        : rows.length === 1
+          ? `ViT Lens: ${path.basename(rows[0].path)}`
+          : `ViT Lens: ${rows.length} images`;
   }
 
   /** The webview may load only the extension's bundles/styles and the folders of the images shown. */
   private setResourceRoots(): void {
-    const folders = [...new Set(this.state.rows.map((r) => path.dirname(r.path)))];
+    const folders = [...new Set(this.state.rows.map(r => path.dirname(r.path)))];
     this.panel.webview.options = {
       enableScripts: true,
       localResourceRoots: [
         vscode.Uri.joinPath(this.host.extensionUri, 'dist'),
         vscode.Uri.joinPath(this.host.extensionUri, 'media'),
-        ...folders.map((f) => vscode.Uri.file(f)),
+        ...folders.map(f => vscode.Uri.file(f)),
       ],
     };
   }
@@ -129,12 +155,18 @@ export class ResultsPanel extends Disposable {
     this.state = {
       ...this.state,
       mode,
-      rows: images.map((p) => ({ path: p, name: displayName(p), src: '' })),
+      rows: images.map(p => ({ path: p, name: displayName(p), src: '' })),
       selected: 0,
       map: undefined,
       mapError: undefined,
       // Settings are the defaults of each new run; in-panel tweaks last until the next one.
-      controls: { ...this.state.controls, headFusion: s.headFusion, discardRatio: s.discardRatio, opacity: s.opacity, colormap: s.colormap },
+      controls: {
+        ...this.state.controls,
+        headFusion: s.headFusion,
+        discardRatio: s.discardRatio,
+        opacity: s.opacity,
+        colormap: s.colormap,
+      },
     };
     this.setTitle();
     this.setResourceRoots();
@@ -156,18 +188,24 @@ export class ResultsPanel extends Disposable {
       const n = this.state.rows.length;
       this.update({ busy: n === 1 ? 'Classifying…' : `Classifying ${n} images…` });
       try {
-        const r = await this.host.worker.classify(model, { images: this.state.rows.map((row) => row.path), topK: this.host.settings().topK }, cts.token);
+        const r = await this.host.worker.classify(
+          model,
+          { images: this.state.rows.map(row => row.path), topK: this.host.settings().topK },
+          cts.token,
+        );
         if (cts.token.isCancellationRequested || this.isDisposed) return;
-        const byImage = new Map(r.results.map((x) => [x.image, x]));
-        const failed = new Map(r.failures.map((f) => [f.image, f.error]));
+        const byImage = new Map(r.results.map(x => [x.image, x]));
+        const failed = new Map(r.failures.map(f => [f.image, f.error]));
         for (const row of this.state.rows) {
           const result = byImage.get(row.path);
           row.predictions = result?.predictions;
-          row.unlikeTraining = result?.trainingData?.unlike ? { distance: result.trainingData.distance, threshold: result.trainingData.threshold } : undefined;
+          row.unlikeTraining = result?.trainingData?.unlike
+            ? { distance: result.trainingData.distance, threshold: result.trainingData.threshold }
+            : undefined;
           row.error = failed.get(row.path);
         }
         for (const f of r.failures) this.host.log.warn(f.error);
-        const firstOk = this.state.rows.findIndex((row) => !row.error);
+        const firstOk = this.state.rows.findIndex(row => !row.error);
         this.state.selected = firstOk >= 0 ? firstOk : 0;
       } catch (e) {
         if (!cts.token.isCancellationRequested && !this.isDisposed) {
@@ -194,12 +232,23 @@ export class ResultsPanel extends Disposable {
     this.explainCts?.cancel();
     const cts = (this.explainCts = new vscode.CancellationTokenSource());
     const c = this.state.controls;
-    this.update({ busy: c.method === 'rollout' ? 'Computing attention rollout…' : c.method === 'relevance' ? 'Computing class relevance…' : `Reading attention of layer ${c.layer}…` });
+    this.update({
+      busy:
+        c.method === 'rollout'
+          ? 'Computing attention rollout…'
+          : c.method === 'relevance'
+            ? 'Computing class relevance…'
+            : `Reading attention of layer ${c.layer}…`,
+    });
     try {
       const info = await this.host.worker.ensureModel(model);
       // Relevance reads the weights, not the graph's attention outputs, so it may work where rollout cannot.
       if (!info.explainAvailable && c.method !== 'relevance') {
-        this.update({ busy: undefined, map: undefined, mapError: `This model cannot be explained: ${info.explainUnavailableReason ?? 'no attention outputs'}` });
+        this.update({
+          busy: undefined,
+          map: undefined,
+          mapError: `This model cannot be explained: ${info.explainUnavailableReason ?? 'no attention outputs'}`,
+        });
         return;
       }
       const params = explainParams(row.path, c, this.host.settings().topK, info);
@@ -207,7 +256,16 @@ export class ResultsPanel extends Disposable {
       if (cts.token.isCancellationRequested || this.isDisposed) return;
       // Explain answers with predictions too: in explain mode they fill the row.
       if (!row.predictions) row.predictions = r.predictions;
-      const map: MapView = { image: r.image, width: r.width, height: r.height, method: r.method, grid: r.map.grid, values: r.map.values, label: describe(params, r.class), class: r.class };
+      const map: MapView = {
+        image: r.image,
+        width: r.width,
+        height: r.height,
+        method: r.method,
+        grid: r.map.grid,
+        values: r.map.values,
+        label: describe(params, r.class),
+        class: r.class,
+      };
       this.update({ busy: undefined, map, mapError: undefined });
     } catch (e) {
       if (cts.token.isCancellationRequested || this.isDisposed) return;
@@ -260,9 +318,20 @@ export class ResultsPanel extends Disposable {
     return {
       model: this.state.model?.name,
       provider: this.state.model?.provider,
-      results: rows.filter((r) => r.predictions).map((r) => ({ image: r.path, predictions: r.predictions })),
-      failures: rows.filter((r) => r.error).map((r) => ({ image: r.path, error: r.error })),
-      ...(this.state.map ? { attention: { image: this.state.map.image, method: this.state.map.method, settings: this.state.map.label, ...(this.state.map.class ? { class: this.state.map.class } : {}), grid: this.state.map.grid, values: this.state.map.values } } : {}),
+      results: rows.filter(r => r.predictions).map(r => ({ image: r.path, predictions: r.predictions })),
+      failures: rows.filter(r => r.error).map(r => ({ image: r.path, error: r.error })),
+      ...(this.state.map
+        ? {
+            attention: {
+              image: this.state.map.image,
+              method: this.state.map.method,
+              settings: this.state.map.label,
+              ...(this.state.map.class ? { class: this.state.map.class } : {}),
+              grid: this.state.map.grid,
+              values: this.state.map.values,
+            },
+          }
+        : {}),
     };
   }
 
@@ -272,9 +341,14 @@ export class ResultsPanel extends Disposable {
     const model = this.host.modelRequest();
     if (!row || !model) return;
     const stem = path.basename(row.path, path.extname(row.path));
-    const cls = this.state.controls.method === 'relevance' ? this.state.map?.class?.label.replace(/[^\p{L}\p{N}_-]+/gu, '_') : undefined;
+    const cls =
+      this.state.controls.method === 'relevance'
+        ? this.state.map?.class?.label.replace(/[^\p{L}\p{N}_-]+/gu, '_')
+        : undefined;
     const target = await vscode.window.showSaveDialog({
-      defaultUri: vscode.Uri.file(path.join(path.dirname(row.path), `${stem}.${this.state.controls.method}${cls ? `.${cls}` : ''}.png`)),
+      defaultUri: vscode.Uri.file(
+        path.join(path.dirname(row.path), `${stem}.${this.state.controls.method}${cls ? `.${cls}` : ''}.png`),
+      ),
       filters: { 'PNG image': ['png'] },
       title: 'Save Attention Overlay',
     });
@@ -282,7 +356,10 @@ export class ResultsPanel extends Disposable {
     try {
       const info = await this.host.worker.ensureModel(model);
       const c = this.state.controls;
-      const r = await this.host.worker.explain(model, { ...explainParams(row.path, c, 1, info), overlay: { colormap: c.colormap, opacity: c.opacity } });
+      const r = await this.host.worker.explain(model, {
+        ...explainParams(row.path, c, 1, info),
+        overlay: { colormap: c.colormap, opacity: c.opacity },
+      });
       if (!r.overlayPng) throw new Error('the worker returned no overlay');
       await vscode.workspace.fs.writeFile(target, Buffer.from(r.overlayPng, 'base64'));
       const pick = await vscode.window.showInformationMessage(`Saved ${path.basename(target.fsPath)}`, 'Open');
@@ -308,14 +385,28 @@ export function initialState(s: Settings): PanelState {
     mode: 'classify',
     rows: [],
     selected: 0,
-    controls: { method: 'rollout', classIndex: null, headFusion: s.headFusion, discardRatio: s.discardRatio, layer: 0, head: null, opacity: s.opacity, colormap: s.colormap },
+    controls: {
+      method: 'rollout',
+      classIndex: null,
+      headFusion: s.headFusion,
+      discardRatio: s.discardRatio,
+      layer: 0,
+      head: null,
+      opacity: s.opacity,
+      colormap: s.colormap,
+    },
   };
 }
 
 /** The webview's saved state, kept only where it is well-formed and names image files that still exist. */
 /** A saved "unlike the training data" note, if well-formed. */
 const savedNote = (n: unknown): ImageRow['unlikeTraining'] =>
-  typeof n === 'object' && n !== null && Number.isFinite((n as { distance?: unknown }).distance) && Number.isFinite((n as { threshold?: unknown }).threshold) ? { distance: (n as { distance: number }).distance, threshold: (n as { threshold: number }).threshold } : undefined;
+  typeof n === 'object' &&
+  n !== null &&
+  Number.isFinite((n as { distance?: unknown }).distance) &&
+  Number.isFinite((n as { threshold?: unknown }).threshold)
+    ? { distance: (n as { distance: number }).distance, threshold: (n as { threshold: number }).threshold }
+    : undefined;
 
 export function restoreState(saved: unknown, s: Settings): PanelState {
   const state = initialState(s);
@@ -323,18 +414,37 @@ export function restoreState(saved: unknown, s: Settings): PanelState {
   const v = saved as Partial<PanelState>;
   const rows: ImageRow[] = Array.isArray(v.rows)
     ? v.rows
-        .filter((r): r is ImageRow => typeof r?.path === 'string' && path.isAbsolute(r.path) && isImagePath(r.path) && fs.existsSync(r.path))
+        .filter(
+          (r): r is ImageRow =>
+            typeof r?.path === 'string' && path.isAbsolute(r.path) && isImagePath(r.path) && fs.existsSync(r.path),
+        )
         .slice(0, 1000)
-        .map((r) => ({ path: r.path, name: displayName(r.path), src: '', predictions: Array.isArray(r.predictions) ? r.predictions : undefined, unlikeTraining: savedNote(r.unlikeTraining), error: typeof r.error === 'string' ? r.error : undefined }))
+        .map(r => ({
+          path: r.path,
+          name: displayName(r.path),
+          src: '',
+          predictions: Array.isArray(r.predictions) ? r.predictions : undefined,
+          unlikeTraining: savedNote(r.unlikeTraining),
+          error: typeof r.error === 'string' ? r.error : undefined,
+        }))
     : [];
   state.rows = rows;
   state.mode = v.mode === 'explain' ? 'explain' : 'classify';
-  state.selected = Number.isInteger(v.selected) && (v.selected as number) < rows.length && (v.selected as number) >= 0 ? (v.selected as number) : 0;
+  state.selected =
+    Number.isInteger(v.selected) && (v.selected as number) < rows.length && (v.selected as number) >= 0
+      ? (v.selected as number)
+      : 0;
   state.controls = parseControls(v.controls) ?? state.controls;
   // The header keeps naming the model after a reload, until the new worker has loaded it again.
   state.model = parseModelSummary(v.model);
   const map = v.map;
-  if (map && Array.isArray(map.values) && Array.isArray(map.grid) && map.values.length === map.grid[0] * map.grid[1] && rows[state.selected]?.path === map.image) {
+  if (
+    map &&
+    Array.isArray(map.values) &&
+    Array.isArray(map.grid) &&
+    map.values.length === map.grid[0] * map.grid[1] &&
+    rows[state.selected]?.path === map.image
+  ) {
     state.map = { ...map, values: map.values.map(Number) };
   }
   return state;
@@ -347,7 +457,10 @@ function displayName(file: string): string {
 }
 
 function explainParams(image: string, c: Controls, topK: number, info: ModelInfo): ExplainParams {
-  if (c.method === 'relevance') return c.classIndex === null ? { image, method: 'relevance', topK } : { image, method: 'relevance', class: c.classIndex, topK };
+  if (c.method === 'relevance')
+    return c.classIndex === null
+      ? { image, method: 'relevance', topK }
+      : { image, method: 'relevance', class: c.classIndex, topK };
   const base: ExplainParams = { image, headFusion: c.headFusion, topK };
   if (c.method === 'rollout') return { ...base, discardRatio: c.discardRatio };
   const layer = Math.min(c.layer, info.numLayers - 1);
@@ -375,7 +488,8 @@ function summarize(info: ModelInfo, builtIn: string): ModelSummary {
 /** What the panel says about a failure: the worker's message (it names the file and problem), or what to do after a crash. */
 function panelMessage(e: unknown): string {
   const code = (e as { code?: unknown } | undefined)?.code;
-  if (code === -32097 || code === -32096) return 'The worker stopped while working on this and has been restarted. Run the command again.';
+  if (code === -32097 || code === -32096)
+    return 'The worker stopped while working on this and has been restarted. Run the command again.';
   return messageOf(e);
 }
 

@@ -34,11 +34,20 @@ export class ModelStatusItem implements vscode.Disposable {
     const md = new vscode.MarkdownString(undefined, true);
     md.appendMarkdown('**ViT Lens**\n\n');
     if (info) {
-      md.appendMarkdown(`Model: **${info.name}** (${info.kind}, ${info.numClasses} classes, ${info.numLayers} layers)\n\n`);
-      if (spec === this.builtIn) md.appendMarkdown('The built-in demo: it knows only 10 kinds of clothing (28×28 grey images); for photos pick an ImageNet model\n\n');
-      md.appendMarkdown(`Runs on: ${PROVIDER_LABELS[info.provider]} · ${info.device}${info.providerNote ? ` — ${info.providerNote}` : ''}\n\n`);
+      md.appendMarkdown(
+        `Model: **${info.name}** (${info.kind}, ${info.numClasses} classes, ${info.numLayers} layers)\n\n`,
+      );
+      if (spec === this.builtIn)
+        md.appendMarkdown(
+          'The built-in demo: it knows only 10 kinds of clothing (28×28 grey images); for photos pick an ImageNet model\n\n',
+        );
+      md.appendMarkdown(
+        `Runs on: ${PROVIDER_LABELS[info.provider]} · ${info.device}${info.providerNote ? ` — ${info.providerNote}` : ''}\n\n`,
+      );
     } else if (spec) {
-      md.appendMarkdown(`Model: \`${spec === this.builtIn ? DEMO_MODEL_NAME : spec}\` — ${loading ? 'loading…' : 'loads on first use'}\n\n`);
+      md.appendMarkdown(
+        `Model: \`${spec === this.builtIn ? DEMO_MODEL_NAME : spec}\` — ${loading ? 'loading…' : 'loads on first use'}\n\n`,
+      );
     } else {
       md.appendMarkdown('No model: set `vitLens.model` or pick one\n\n');
     }

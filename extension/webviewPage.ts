@@ -72,7 +72,11 @@ export function makeNonce(): string {
 }
 
 /** The parts for `webview`, with a fresh nonce: `script` and `style` are files the webview may load (see localResourceRoots). */
-export function pageParts(webview: Pick<vscode.Webview, 'cspSource' | 'asWebviewUri'>, script: vscode.Uri, style: vscode.Uri): PageParts {
+export function pageParts(
+  webview: Pick<vscode.Webview, 'cspSource' | 'asWebviewUri'>,
+  script: vscode.Uri,
+  style: vscode.Uri,
+): PageParts {
   return {
     cspSource: webview.cspSource,
     nonce: makeNonce(),

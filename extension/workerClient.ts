@@ -9,8 +9,27 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { CloseHandlerResult, ErrorHandler, ErrorHandlerResult, LanguageClient, LanguageClientOptions, ServerOptions } from 'vscode-languageclient/node';
-import { ClassifyParams, ClassifyRequest, ClassifyResult, ExplainParams, ExplainRequest, ExplainResult, LoadModelRequest, ModelInfo, ProviderFallbackNotification, ProviderPreference, WorkerRequest } from '../common/workerRequests';
+import type {
+  CloseHandlerResult,
+  ErrorHandler,
+  ErrorHandlerResult,
+  LanguageClient,
+  LanguageClientOptions,
+  ServerOptions,
+} from 'vscode-languageclient/node';
+import {
+  ClassifyParams,
+  ClassifyRequest,
+  ClassifyResult,
+  ExplainParams,
+  ExplainRequest,
+  ExplainResult,
+  LoadModelRequest,
+  ModelInfo,
+  ProviderFallbackNotification,
+  ProviderPreference,
+  WorkerRequest,
+} from '../common/workerRequests';
 import type { Dtype } from './config';
 
 type LanguageClientModule = typeof import('vscode-languageclient/node');
@@ -76,8 +95,8 @@ export class WorkerClient implements vscode.Disposable {
     const client = this.client;
     // Restarting after a crash: wait for it rather than start a second worker.
     if (client?.state === State.Starting) {
-      await new Promise<void>((resolve) => {
-        const sub = client.onDidChangeState((e) => {
+      await new Promise<void>(resolve => {
+        const sub = client.onDidChangeState(e => {
           if (e.newState !== State.Starting) {
             sub.dispose();
             resolve();
@@ -96,7 +115,11 @@ export class WorkerClient implements vscode.Disposable {
     const { LanguageClient, RevealOutputChannelOn, State, TransportKind } = lc();
     const serverOptions: ServerOptions = {
       run: { module: this.workerModule, transport: TransportKind.ipc },
-      debug: { module: this.workerModule, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6019'] } },
+      debug: {
+        module: this.workerModule,
+        transport: TransportKind.ipc,
+        options: { execArgv: ['--nolazy', '--inspect=6019'] },
+      },
     };
     const clientOptions: LanguageClientOptions = {
       // The worker serves no documents; it only answers vitLens/* requests.
@@ -107,7 +130,7 @@ export class WorkerClient implements vscode.Disposable {
       errorHandler: this.errorHandler(),
     };
     const client = new LanguageClient('vitLens', 'ViT Lens worker', serverOptions, clientOptions);
-    client.onDidChangeState((e) => {
+    client.onDidChangeState(e => {
       // A new worker process has no model loaded.
       if (e.newState !== State.Running && this.loaded) {
         this.loaded = undefined;
@@ -121,7 +144,9 @@ export class WorkerClient implements vscode.Disposable {
         this.loaded = { ...this.loaded, info };
         this.modelChanged.fire(info);
       }
-      void vscode.window.showWarningMessage(`ViT Lens: ${info.providerNote ?? 'the GPU failed; the model now runs on the CPU'}.`);
+      void vscode.window.showWarningMessage(
+        `ViT Lens: ${info.providerNote ?? 'the GPU failed; the model now runs on the CPU'}.`,
+      );
     });
     this.client = client;
     try {
@@ -140,16 +165,27 @@ export class WorkerClient implements vscode.Disposable {
       // A transport error on one message; the connection decides whether it is closed.
       error: (error: Error, _message, count): ErrorHandlerResult => {
         this.log.error(`worker connection error: ${error.message}`);
-        return { action: count !== undefined && count >= 3 ? ErrorAction.Shutdown : ErrorAction.Continue, handled: true };
+        return {
+          action: count !== undefined && count >= 3 ? ErrorAction.Shutdown : ErrorAction.Continue,
+          handled: true,
+        };
       },
       closed: (): CloseHandlerResult => {
         const now = Date.now();
-        this.crashes = this.crashes.filter((t) => now - t < CRASH_WINDOW_MS).concat(now);
+        this.crashes = this.crashes.filter(t => now - t < CRASH_WINDOW_MS).concat(now);
         if (this.crashes.length > MAX_CRASHES_IN_WINDOW) {
           this.log.error(`worker crashed ${this.crashes.length} times in 3 minutes; not restarting it`);
           void vscode.window
-            .showErrorMessage(`ViT Lens: the worker crashed ${this.crashes.length} times in 3 minutes and was not restarted.`, 'Show Log', 'Restart Worker')
-            .then((pick) => pick && vscode.commands.executeCommand(pick === 'Show Log' ? 'vitLens.showWorkerLog' : 'vitLens.restartWorker'));
+            .showErrorMessage(
+              `ViT Lens: the worker crashed ${this.crashes.length} times in 3 minutes and was not restarted.`,
+              'Show Log',
+              'Restart Worker',
+            )
+            .then(
+              pick =>
+                pick &&
+                vscode.commands.executeCommand(pick === 'Show Log' ? 'vitLens.showWorkerLog' : 'vitLens.restartWorker'),
+            );
           return { action: CloseAction.DoNotRestart, handled: true };
         }
         this.log.warn('worker stopped unexpectedly; restarting it');
@@ -157,8 +193,11 @@ export class WorkerClient implements vscode.Disposable {
         if (now - this.lastCrashNotice > CRASH_WINDOW_MS) {
           this.lastCrashNotice = now;
           void vscode.window
-            .showWarningMessage('ViT Lens: the worker stopped unexpectedly and was restarted. The model reloads on next use.', 'Show Log')
-            .then((pick) => pick && vscode.commands.executeCommand('vitLens.showWorkerLog'));
+            .showWarningMessage(
+              'ViT Lens: the worker stopped unexpectedly and was restarted. The model reloads on next use.',
+              'Show Log',
+            )
+            .then(pick => pick && vscode.commands.executeCommand('vitLens.showWorkerLog'));
         }
         return { action: CloseAction.Restart, handled: true };
       },
@@ -189,15 +228,26 @@ export class WorkerClient implements vscode.Disposable {
   private load(client: LanguageClient, m: ModelRequest): Promise<ModelInfo> {
     const title = `ViT Lens: loading ${shortName(m.spec)}`;
     return Promise.resolve(
-      vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
-        const t0 = Date.now();
-        const info = await sendWithProgress(client, LoadModelRequest, { model: m.spec, provider: m.provider, dtype: m.dtype }, token, progress);
-        this.log.info(`loaded ${info.name} (${info.kind}, ${info.provider.toUpperCase()} on ${info.device}) in ${Date.now() - t0} ms`);
-        if (info.providerNote) this.log.warn(info.providerNote);
-        this.loaded = { key: WorkerClient.key(m), info };
-        this.modelChanged.fire(info);
-        return info;
-      }),
+      vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title, cancellable: true },
+        async (progress, token) => {
+          const t0 = Date.now();
+          const info = await sendWithProgress(
+            client,
+            LoadModelRequest,
+            { model: m.spec, provider: m.provider, dtype: m.dtype },
+            token,
+            progress,
+          );
+          this.log.info(
+            `loaded ${info.name} (${info.kind}, ${info.provider.toUpperCase()} on ${info.device}) in ${Date.now() - t0} ms`,
+          );
+          if (info.providerNote) this.log.warn(info.providerNote);
+          this.loaded = { key: WorkerClient.key(m), info };
+          this.modelChanged.fire(info);
+          return info;
+        },
+      ),
     );
   }
 
@@ -212,7 +262,12 @@ export class WorkerClient implements vscode.Disposable {
   }
 
   /** Any other worker request (dataset scan, scalars, classify folder): starts the worker if needed; the worker's work-done reports go to `progress` (a withProgress notification). */
-  async request<P extends object, R>(request: WorkerRequest<P, R>, params: P, token?: vscode.CancellationToken, progress?: NotificationProgress): Promise<R> {
+  async request<P extends object, R>(
+    request: WorkerRequest<P, R>,
+    params: P,
+    token?: vscode.CancellationToken,
+    progress?: NotificationProgress,
+  ): Promise<R> {
     const client = await this.started();
     return progress ? sendWithProgress(client, request, params, token, progress) : send(client, request, params, token);
   }
@@ -249,7 +304,12 @@ export class WorkerClient implements vscode.Disposable {
   }
 }
 
-function send<P, R>(client: LanguageClient, request: WorkerRequest<P, R>, params: P, token?: vscode.CancellationToken): Promise<R> {
+function send<P, R>(
+  client: LanguageClient,
+  request: WorkerRequest<P, R>,
+  params: P,
+  token?: vscode.CancellationToken,
+): Promise<R> {
   // With a method name, vscode-jsonrpc treats a trailing argument that is not a CancellationToken
   // (undefined included) as one more positional parameter: never pass an absent token along.
   return token ? client.sendRequest<R>(request.method, params, token) : client.sendRequest<R>(request.method, params);
@@ -270,7 +330,7 @@ async function sendWithProgress<P extends object, R>(
 ): Promise<R> {
   const workDoneToken = `vitLens-${Date.now()}-${Math.random().toString(36).slice(2)}`;
   let last = 0;
-  const sub = client.onProgress(lc().WorkDoneProgress.type, workDoneToken, (p) => {
+  const sub = client.onProgress(lc().WorkDoneProgress.type, workDoneToken, p => {
     if (p.kind === 'end') return;
     const pct = p.percentage ?? last;
     progress.report({ message: p.message, increment: Math.max(0, pct - last) });

@@ -12,20 +12,26 @@ import { join } from 'path';
 
 const engineAndNative = 'server/|node_modules/(onnxruntime|sharp|@tensorflow|@img)\\b';
 
-export const extensionForbidden = new RegExp(`^(${engineAndNative}|webview/|node_modules/(vscode-languageclient|vscode-jsonrpc)\\b)`);
-export const webviewForbidden = new RegExp(`^(${engineAndNative}|extension/|node_modules/(vscode-languageclient|vscode-jsonrpc|vscode-languageserver)\\b)`);
-export const commonForbidden = new RegExp(`^(server/|extension/|webview/|test/|node_modules/(vscode-|onnxruntime|sharp|@tensorflow|@img)\\b)`);
+export const extensionForbidden = new RegExp(
+  `^(${engineAndNative}|webview/|node_modules/(vscode-languageclient|vscode-jsonrpc)\\b)`,
+);
+export const webviewForbidden = new RegExp(
+  `^(${engineAndNative}|extension/|node_modules/(vscode-languageclient|vscode-jsonrpc|vscode-languageserver)\\b)`,
+);
+export const commonForbidden = new RegExp(
+  `^(server/|extension/|webview/|test/|node_modules/(vscode-|onnxruntime|sharp|@tensorflow|@img)\\b)`,
+);
 
 /** The bundle's source inputs that match `forbidden` (from an esbuild metafile). */
 export function forbiddenInputs(metafile, forbidden) {
-  return Object.keys(metafile.inputs).filter((f) => forbidden.test(f));
+  return Object.keys(metafile.inputs).filter(f => forbidden.test(f));
 }
 
 /** Every .ts file under common/ (run from the repository root), as entry points for the purity check. */
 export function commonFiles() {
   return readdirSync('common', { recursive: true })
-    .filter((f) => f.endsWith('.ts'))
-    .map((f) => join('common', f));
+    .filter(f => f.endsWith('.ts'))
+    .map(f => join('common', f));
 }
 
 /** esbuild options that bundle all of common/ with nothing external: a Node built-in or 'vscode' fails to resolve there. */

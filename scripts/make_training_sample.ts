@@ -23,7 +23,8 @@ async function main(): Promise<void> {
   const train = readIdx(FASHION_MNIST_DIR, 'train');
   const picked: number[] = [];
   const per = new Array(10).fill(0);
-  for (let i = 0; i < train.count && picked.length < 10 * PER_CLASS; i++) if (per[train.labels[i]]++ < PER_CLASS) picked.push(i);
+  for (let i = 0; i < train.count && picked.length < 10 * PER_CLASS; i++)
+    if (per[train.labels[i]]++ < PER_CLASS) picked.push(i);
   const thumbs = new Float32Array(picked.length * THUMB * THUMB);
   picked.forEach((i, r) => {
     // The grey image as the RGB the engine decodes a grey PNG to (28×28: no resize).
@@ -36,7 +37,7 @@ async function main(): Promise<void> {
   console.log(`${dir}: ${picked.length} training images; threshold (99th percentile) ${sample.threshold.toFixed(3)}`);
 }
 
-main().catch((e) => {
+main().catch(e => {
   console.error(e);
   process.exit(1);
 });

@@ -37,7 +37,7 @@ export const CSV_HEADER = ['file', 'folder_label', 'predicted', 'confidence', 'a
 export async function listFolderImages(root: string): Promise<string[]> {
   const skipped: SkippedFile[] = [];
   const files = await listImages(root, skipped, new Set());
-  return files.map((f) => path.relative(root, f).split(path.sep).join('/'));
+  return files.map(f => path.relative(root, f).split(path.sep).join('/'));
 }
 
 export async function classifyFolder(folder: string, opts: ClassifyFolderOptions): Promise<ClassifyFolderResult> {
@@ -46,10 +46,15 @@ export async function classifyFolder(folder: string, opts: ClassifyFolderOptions
   const st = await fs.stat(fsPath(root)).catch(() => undefined);
   if (!st?.isDirectory()) throw new Error(`${displayPath(root)}: ${st ? 'not a folder' : 'folder does not exist'}`);
   if (hasRawBytes(outDir)) {
-    throw new Error(`${displayPath(outDir)}: the output folder's name is not valid UTF-8; give --out a folder whose name is`);
+    throw new Error(
+      `${displayPath(outDir)}: the output folder's name is not valid UTF-8; give --out a folder whose name is`,
+    );
   }
   const rel = await listFolderImages(root);
-  if (rel.length === 0) throw new Error(`${displayPath(root)}: no images found (looked for ${IMAGE_EXTENSIONS_DOTTED} in any case, in all sub-folders)`);
+  if (rel.length === 0)
+    throw new Error(
+      `${displayPath(root)}: no images found (looked for ${IMAGE_EXTENSIONS_DOTTED} in any case, in all sub-folders)`,
+    );
   const labels = folderLabels(rel);
   const labelOf = new Map(rel.map((r, i) => [r, labels[i]]));
   const total = rel.length;
@@ -66,7 +71,7 @@ export async function classifyFolder(folder: string, opts: ClassifyFolderOptions
     const chunk = rel.slice(start, start + batchSize);
     let out: BatchResult;
     try {
-      out = await opts.classifyBatch(chunk.map((r) => path.join(root, r)));
+      out = await opts.classifyBatch(chunk.map(r => path.join(root, r)));
     } catch (e) {
       // Cancelled inside a batch: keep what earlier batches did.
       if (opts.signal?.aborted) {
@@ -80,7 +85,14 @@ export async function classifyFolder(folder: string, opts: ClassifyFolderOptions
       const file = relOf(r.image);
       const folderLabel = labelOf.get(file);
       const top = r.predictions[0];
-      predictions.push({ file, folderLabel, predicted: top.label, confidence: top.score, agrees: folderLabel === undefined ? undefined : sameLabel(folderLabel, top.label), top: r.predictions });
+      predictions.push({
+        file,
+        folderLabel,
+        predicted: top.label,
+        confidence: top.score,
+        agrees: folderLabel === undefined ? undefined : sameLabel(folderLabel, top.label),
+        top: r.predictions,
+      });
     }
     for (const f of out.failures) failures.push({ file: relOf(f.image), error: f.error });
     opts.onProgress?.(Math.min(total, start + chunk.length), total);
@@ -110,16 +122,18 @@ export function csvField(v: string): string {
 export function predictionsCsv(predictions: FolderPrediction[]): string {
   const lines = [CSV_HEADER.join(',')];
   for (const p of predictions) {
-    const topK = p.top.map((t) => `${t.label}:${t.score.toFixed(6)}`).join(';');
+    const topK = p.top.map(t => `${t.label}:${t.score.toFixed(6)}`).join(';');
     const agrees = p.agrees === undefined ? '' : String(p.agrees);
-    lines.push([p.file, p.folderLabel ?? '', p.predicted, p.confidence.toFixed(6), agrees, topK].map(csvField).join(','));
+    lines.push(
+      [p.file, p.folderLabel ?? '', p.predicted, p.confidence.toFixed(6), agrees, topK].map(csvField).join(','),
+    );
   }
   return lines.join('\r\n') + '\r\n';
 }
 
 /** Share of labelled images whose prediction agrees with the folder; undefined without labels. */
 export function folderAccuracy(predictions: FolderPrediction[]): { correct: number; labelled: number } | undefined {
-  const labelled = predictions.filter((p) => p.agrees !== undefined);
+  const labelled = predictions.filter(p => p.agrees !== undefined);
   if (labelled.length === 0) return undefined;
-  return { correct: labelled.filter((p) => p.agrees).length, labelled: labelled.length };
+  return { correct: labelled.filter(p => p.agrees).length, labelled: labelled.length };
 }

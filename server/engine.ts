@@ -16,7 +16,14 @@ import { defaultCacheDir } from './model/hub';
 import { readTrainingSample, trainingSampleScorer } from './model/trainingSample';
 import { resolveModel, ResolvedModel, ResolveOptions } from './model/modelSource';
 import { relevanceMap, RelevanceSession } from './explain/relevance';
-import { attentionRollout, AttentionMap, HeadFusion, LayerAttention, rawAttention, TokenLayout } from './explain/rollout';
+import {
+  attentionRollout,
+  AttentionMap,
+  HeadFusion,
+  LayerAttention,
+  rawAttention,
+  TokenLayout,
+} from './explain/rollout';
 import { renderOverlayPng } from './explain/overlay';
 import { COLORMAPS, EXPLAIN_METHODS, HEAD_FUSIONS, type Dtype, type ExplainMethod } from '../common/options';
 import { FEATURES_NAME } from './model/onnxBuilder';
@@ -137,8 +144,19 @@ export class Engine {
     return this.loaded !== undefined;
   }
 
-  async load(spec: string, opts: Pick<ResolveOptions, 'labelsFile' | 'signal' | 'onProgress' | 'onWarning' | 'dtype'> & { provider?: ProviderPreference } = {}): Promise<ModelInfo> {
-    const resolved = await resolveModel(spec, { ...opts, dtype: opts.dtype ?? this.options.dtype, cacheDir: this.options.cacheDir, cacheDirOption: this.options.cacheDirOption, offline: this.options.offline });
+  async load(
+    spec: string,
+    opts: Pick<ResolveOptions, 'labelsFile' | 'signal' | 'onProgress' | 'onWarning' | 'dtype'> & {
+      provider?: ProviderPreference;
+    } = {},
+  ): Promise<ModelInfo> {
+    const resolved = await resolveModel(spec, {
+      ...opts,
+      dtype: opts.dtype ?? this.options.dtype,
+      cacheDir: this.options.cacheDir,
+      cacheDirOption: this.options.cacheDirOption,
+      offline: this.options.offline,
+    });
     opts.signal?.throwIfAborted();
     opts.onProgress?.({ stage: 'load', message: `Starting ONNX Runtime for ${resolved.name}` });
     const [h, w] = resolved.preprocess.size;
@@ -158,16 +176,20 @@ export class Engine {
     });
     // Only replace the current model once the new one is ready: a failed load keeps the old one.
     const previous = this.loaded;
-    const weightsKey = resolved.build ? path.basename(resolved.build.file, '.onnx') : createHash('sha256').update(resolved.onnx).digest('hex');
+    const weightsKey = resolved.build
+      ? path.basename(resolved.build.file, '.onnx')
+      : createHash('sha256').update(resolved.onnx).digest('hex');
     // A model folder may carry a sample of its training images; a broken one only loses the note.
     const folder = (await fs.stat(resolved.spec).catch(() => undefined))?.isDirectory() ? resolved.spec : undefined;
-    const sample = folder ? await readTrainingSample(folder).catch((e: Error) => void opts.onWarning?.(e.message)) : undefined;
+    const sample = folder
+      ? await readTrainingSample(folder).catch((e: Error) => void opts.onWarning?.(e.message))
+      : undefined;
     const trainingSample = sample ? { score: trainingSampleScorer(sample), threshold: sample.threshold } : undefined;
     this.loaded = { resolved, session, weightsKey, trainingSample };
     this.lastRun = undefined;
     const oldRelevance = this.relevance;
     this.relevance = undefined;
-    await oldRelevance?.then((r) => r.release()).catch(() => undefined);
+    await oldRelevance?.then(r => r.release()).catch(() => undefined);
     resolved.onnx = new Uint8Array(0); // the session holds its own copy; do not keep hundreds of MB twice
     await previous?.session.release();
     return this.info();
@@ -192,7 +214,16 @@ export class Engine {
       numLayers: m.arch?.numLayers ?? m.attentionNames.length,
       numHeads: m.numHeads,
       architecture: m.arch
-        ? { hiddenSize: m.arch.hiddenSize, numLayers: m.arch.numLayers, numHeads: m.arch.numHeads, mlpSize: m.arch.mlpSize, patchSize: m.arch.patchSize, layerNormEps: m.arch.layerNormEps, qkvBias: m.arch.qkvBias, preLogitsSize: m.arch.preLogitsSize }
+        ? {
+            hiddenSize: m.arch.hiddenSize,
+            numLayers: m.arch.numLayers,
+            numHeads: m.arch.numHeads,
+            mlpSize: m.arch.mlpSize,
+            patchSize: m.arch.patchSize,
+            layerNormEps: m.arch.layerNormEps,
+            qkvBias: m.arch.qkvBias,
+            preLogitsSize: m.arch.preLogitsSize,
+          }
         : undefined,
       preprocess: m.preprocess,
       explainAvailable: !m.explainUnavailable,
@@ -215,28 +246,36 @@ export class Engine {
   }
 
   /** Classify files; a file that cannot be read is reported in `failures` and does not stop the rest. */
-  async classify(files: string[], topK = 5, signal?: AbortSignal): Promise<{ results: ClassifiedImage[]; failures: ImageFailure[] }> {
+  async classify(
+    files: string[],
+    topK = 5,
+    signal?: AbortSignal,
+  ): Promise<{ results: ClassifiedImage[]; failures: ImageFailure[] }> {
     const { resolved: m } = this.require();
     checkTopK(topK);
     const results: ClassifiedImage[] = [];
     const failures: ImageFailure[] = [];
-    for (let start = 0; start < files.length; ) {
+    for (let start = 0; start < files.length;) {
       signal?.throwIfAborted();
       // Asked per batch: a GPU that fell back to the CPU mid-folder continues with the CPU's size.
       const chunk = files.slice(start, (start += this.classifyBatchSize()));
-      const prepared = await Promise.all(chunk.map((f) => this.preparePixels(f).catch((e: Error) => e)));
+      const prepared = await Promise.all(chunk.map(f => this.preparePixels(f).catch((e: Error) => e)));
       const ok: { file: string; pixels: Float32Array }[] = [];
       prepared.forEach((p, i) => {
         if (p instanceof Error) failures.push({ image: chunk[i], error: p.message });
         else ok.push({ file: chunk[i], pixels: p });
       });
       if (ok.length === 0) continue;
-      const out = await this.runBatch(ok.map((o) => o.pixels));
+      const out = await this.runBatch(ok.map(o => o.pixels));
       const sample = this.loaded?.trainingSample;
       const [h, w] = m.preprocess.size;
       ok.forEach((o, i) => {
         const logits = out.logits.subarray(i * out.numClasses, (i + 1) * out.numClasses);
-        const r: ClassifiedImage = { image: o.file, predictions: topPredictions(logits, m.labels, topK), logits: Array.from(logits) };
+        const r: ClassifiedImage = {
+          image: o.file,
+          predictions: topPredictions(logits, m.labels, topK),
+          logits: Array.from(logits),
+        };
         if (sample) {
           const distance = sample.score(thumbnail(o.pixels, 0, h, w));
           r.trainingData = { distance, threshold: sample.threshold, unlike: distance > sample.threshold };
@@ -248,18 +287,29 @@ export class Engine {
   }
 
   /** Run one already-preprocessed batch (N × C × H × W); used by parity tests and benchmarks. */
-  async runPixels(pixels: Float32Array, batch: number, attentions = false): Promise<{ logits: Float32Array; numClasses: number; attentions?: ort.Tensor[] }> {
+  async runPixels(
+    pixels: Float32Array,
+    batch: number,
+    attentions = false,
+  ): Promise<{ logits: Float32Array; numClasses: number; attentions?: ort.Tensor[] }> {
     const { resolved: m, session } = this.require();
     const [h, w] = m.preprocess.size;
     const out = await session.run(pixels, [batch, 3, h, w], attentions ? m.attentionNames : []);
-    return { logits: out.logits, numClasses: out.numClasses, attentions: attentions ? m.attentionNames.map((n) => out.outputs[n]) : undefined };
+    return {
+      logits: out.logits,
+      numClasses: out.numClasses,
+      attentions: attentions ? m.attentionNames.map(n => out.outputs[n]) : undefined,
+    };
   }
 
   /**
    * One preprocessed batch's [CLS] features (the final-LayerNorm token, the `features` output of the
    * graphs we build). A foreign ONNX graph has no such output, so its logits stand in (`source`).
    */
-  async features(pixels: Float32Array, batch: number): Promise<{ values: Float32Array; size: number; source: 'features' | 'logits' }> {
+  async features(
+    pixels: Float32Array,
+    batch: number,
+  ): Promise<{ values: Float32Array; size: number; source: 'features' | 'logits' }> {
     const { resolved: m, session } = this.require();
     const [h, w] = m.preprocess.size;
     if (session.outputNames.includes(FEATURES_NAME)) {
@@ -274,7 +324,11 @@ export class Engine {
   /** What feature caches key on: the weights, the preprocessing and which output the features come from. */
   featureIdentity(): { weights: string; preprocess: ResolvedModel['preprocess']; source: 'features' | 'logits' } {
     const { resolved: m, session, weightsKey } = this.require();
-    return { weights: weightsKey, preprocess: m.preprocess, source: session.outputNames.includes(FEATURES_NAME) ? 'features' : 'logits' };
+    return {
+      weights: weightsKey,
+      preprocess: m.preprocess,
+      source: session.outputNames.includes(FEATURES_NAME) ? 'features' : 'logits',
+    };
   }
 
   async explain(file: string, opts: ExplainOptions = {}): Promise<Explanation> {
@@ -297,7 +351,10 @@ export class Engine {
       map = rawAttention(layer, this.tokenLayout(layer.tokens), opts.head ?? fusion);
     } else {
       const layers = run.fused?.[fusion] ?? run.heads!;
-      map = attentionRollout(layers, this.tokenLayout(layers[0].tokens), { headFusion: fusion, discardRatio: opts.discardRatio ?? 0.9 });
+      map = attentionRollout(layers, this.tokenLayout(layers[0].tokens), {
+        headFusion: fusion,
+        discardRatio: opts.discardRatio ?? 0.9,
+      });
     }
     const overlayPng = opts.overlay ? await renderOverlayPng(run.image, map, opts.overlay) : undefined;
     return {
@@ -322,7 +379,12 @@ export class Engine {
     const key = await this.runKey(file);
     const last = this.lastRun?.key === key ? this.lastRun : undefined;
     // The top-1 class is known once the image has run, and its map may be cached already.
-    const classIndex = opts.class !== undefined ? this.classIndex(opts.class) : last ? topPredictions(last.logits, m.labels, 1)[0].index : -1;
+    const classIndex =
+      opts.class !== undefined
+        ? this.classIndex(opts.class)
+        : last
+          ? topPredictions(last.logits, m.labels, 1)[0].index
+          : -1;
     let map = classIndex >= 0 ? last?.relevance?.get(classIndex) : undefined;
     let run = last;
     let explained = classIndex;
@@ -363,15 +425,24 @@ export class Engine {
     const label = String(spec);
     const exact = labels.indexOf(label);
     if (exact >= 0) return exact;
-    const folded = labels.findIndex((l) => l.toLowerCase() === label.toLowerCase());
+    const folded = labels.findIndex(l => l.toLowerCase() === label.toLowerCase());
     if (folded >= 0) return folded;
-    throw new Error(`class "${spec}" is not one of this model's labels (${labels.slice(0, 10).join(', ')}${labels.length > 10 ? ', …' : ''})`);
+    throw new Error(
+      `class "${spec}" is not one of this model's labels (${labels.slice(0, 10).join(', ')}${labels.length > 10 ? ', …' : ''})`,
+    );
   }
 
   /** One image's relevance for a class (−1: top-1) from already-preprocessed pixels; for parity tests and benchmarks. */
-  async relevancePixels(pixels: Float32Array, classIndex = -1): Promise<{ map: AttentionMap; classIndex: number; logits: Float32Array }> {
+  async relevancePixels(
+    pixels: Float32Array,
+    classIndex = -1,
+  ): Promise<{ map: AttentionMap; classIndex: number; logits: Float32Array }> {
     const out = await (await this.relevanceSession()).run(pixels, classIndex);
-    return { map: relevanceMap(out.layers, this.tokenLayout(out.tokens), out.tokens), classIndex: out.classIndex, logits: out.logits };
+    return {
+      map: relevanceMap(out.layers, this.tokenLayout(out.tokens), out.tokens),
+      classIndex: out.classIndex,
+      logits: out.logits,
+    };
   }
 
   private relevanceSession(): Promise<RelevanceSession> {
@@ -379,14 +450,22 @@ export class Engine {
       const { resolved: m, session } = this.require();
       const file = m.build?.file ?? m.originalOnnxFile;
       this.relevance = (async () => {
-        if (!file) throw new Error(`class relevance is not available for ${m.name}: no ONNX file to read its weights from`);
+        if (!file)
+          throw new Error(`class relevance is not available for ${m.name}: no ONNX file to read its weights from`);
         const [h, w] = m.preprocess.size;
-        const created = await RelevanceSession.create(file, { cuda: session.provider === 'cuda', threads: this.options.threads ?? os.availableParallelism() }).catch((e: Error) => {
-          throw new Error(`class relevance is not available for this model (rollout and attention still work): ${e.message}`);
+        const created = await RelevanceSession.create(file, {
+          cuda: session.provider === 'cuda',
+          threads: this.options.threads ?? os.availableParallelism(),
+        }).catch((e: Error) => {
+          throw new Error(
+            `class relevance is not available for this model (rollout and attention still work): ${e.message}`,
+          );
         });
         if (created.arch.imageSize[0] !== h || created.arch.imageSize[1] !== w) {
           await created.release();
-          throw new Error(`class relevance is not available for this model: its preprocessing gives ${h}×${w} images but the network takes ${created.arch.imageSize.join('×')}`);
+          throw new Error(
+            `class relevance is not available for this model: its preprocessing gives ${h}×${w} images but the network takes ${created.arch.imageSize.join('×')}`,
+          );
         }
         return created;
       })();
@@ -400,7 +479,7 @@ export class Engine {
   }
 
   async dispose(): Promise<void> {
-    await this.relevance?.then((r) => r.release()).catch(() => undefined);
+    await this.relevance?.then(r => r.release()).catch(() => undefined);
     this.relevance = undefined;
     await this.loaded?.session.release();
     this.loaded = undefined;
@@ -414,11 +493,14 @@ export class Engine {
 
   private async prepare(file: string): Promise<{ image: DecodedImage; pixels: Float32Array }> {
     const size = await peekImageSize(file);
-    return this.decodeBudget.runExclusive(async () => {
-      const image = await decodeImageFile(file);
-      const cfg = this.require().resolved.preprocess;
-      return { image, pixels: toPixelValues(await resizeForModel(image, cfg), cfg) };
-    }, budgetWeight(size, this.decodeBudgetMp));
+    return this.decodeBudget.runExclusive(
+      async () => {
+        const image = await decodeImageFile(file);
+        const cfg = this.require().resolved.preprocess;
+        return { image, pixels: toPixelValues(await resizeForModel(image, cfg), cfg) };
+      },
+      budgetWeight(size, this.decodeBudgetMp),
+    );
   }
 
   /** Model input for one file; the full-size decode is dropped as soon as it is resized. */
@@ -455,10 +537,10 @@ export class Engine {
     const names = need === 'heads' ? m.attentionNames : Object.values(m.fusedAttentionNames!).flat();
     const out = await this.runBatch([pixels], names);
     const run: AttentionRun = last ?? { key, image, pixels, logits: out.logits.slice(0, out.numClasses) };
-    if (need === 'heads') run.heads = m.attentionNames.map((n) => this.layerAttention(n, out.outputs[n], 1, 0));
+    if (need === 'heads') run.heads = m.attentionNames.map(n => this.layerAttention(n, out.outputs[n], 1, 0));
     else {
       const fused = m.fusedAttentionNames!;
-      const view = (names: string[]) => names.map((n) => this.layerAttention(n, out.outputs[n], 1, 0));
+      const view = (names: string[]) => names.map(n => this.layerAttention(n, out.outputs[n], 1, 0));
       run.fused = { mean: view(fused.mean), max: view(fused.max), min: view(fused.min) };
     }
     this.lastRun = run;
@@ -503,18 +585,22 @@ function checkExplainOptions(opts: ExplainOptions): void {
     throw new Error(`a layer (and head) applies to method attention, not ${opts.method}`);
   }
   if (opts.class !== undefined && opts.method !== 'relevance') throw new Error('a class applies to method relevance');
-  if (opts.class !== undefined && typeof opts.class !== 'number' && typeof opts.class !== 'string') throw new Error('class must be an index or a label');
+  if (opts.class !== undefined && typeof opts.class !== 'number' && typeof opts.class !== 'string')
+    throw new Error('class must be an index or a label');
   if (opts.headFusion !== undefined && !HEAD_FUSIONS.includes(opts.headFusion)) {
     throw new Error(`head fusion must be one of ${HEAD_FUSIONS.join(', ')}, got "${opts.headFusion}"`);
   }
   if (opts.discardRatio !== undefined && !(opts.discardRatio >= 0 && opts.discardRatio < 1)) {
     throw new Error(`discard ratio must be in [0, 1), got ${opts.discardRatio}`);
   }
-  if (opts.head !== undefined && opts.layer === undefined && opts.method !== 'attention') throw new Error('a head needs a layer');
+  if (opts.head !== undefined && opts.layer === undefined && opts.method !== 'attention')
+    throw new Error('a head needs a layer');
   if (opts.topK !== undefined) checkTopK(opts.topK);
   if (opts.overlay) {
-    if (!COLORMAPS.includes(opts.overlay.colormap)) throw new Error(`colormap must be one of ${COLORMAPS.join(', ')}, got "${opts.overlay.colormap}"`);
-    if (!(opts.overlay.opacity >= 0 && opts.overlay.opacity <= 1)) throw new Error(`overlay opacity must be in [0, 1], got ${opts.overlay.opacity}`);
+    if (!COLORMAPS.includes(opts.overlay.colormap))
+      throw new Error(`colormap must be one of ${COLORMAPS.join(', ')}, got "${opts.overlay.colormap}"`);
+    if (!(opts.overlay.opacity >= 0 && opts.overlay.opacity <= 1))
+      throw new Error(`overlay opacity must be in [0, 1], got ${opts.overlay.opacity}`);
   }
 }
 
@@ -525,5 +611,7 @@ function checkTopK(k: number): void {
 export function topPredictions(logits: ArrayLike<number>, labels: string[], k: number): Prediction[] {
   const probs = softmax(logits);
   const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a] || a - b);
-  return order.slice(0, Math.max(1, Math.min(k, order.length))).map((i) => ({ label: labels[i] ?? `class_${i}`, index: i, score: probs[i] }));
+  return order
+    .slice(0, Math.max(1, Math.min(k, order.length)))
+    .map(i => ({ label: labels[i] ?? `class_${i}`, index: i, score: probs[i] }));
 }

@@ -22,7 +22,7 @@ export function classFolderOf(rel: string): string | undefined {
  */
 export function folderLabels(relFiles: string[]): (string | undefined)[] {
   const labels = relFiles.map(classFolderOf);
-  if (labels.some((l) => l === undefined)) return relFiles.map(() => undefined);
+  if (labels.some(l => l === undefined)) return relFiles.map(() => undefined);
   if (new Set(labels).size < 2) return relFiles.map(() => undefined);
   return labels;
 }
@@ -32,6 +32,10 @@ export function folderLabels(relFiles: string[]): (string | undefined)[] {
  * people write "ankle_boot" for "Ankle boot": compare case-insensitively over letters and digits only.
  */
 export function sameLabel(folderLabel: string, predicted: string): boolean {
-  const norm = (s: string) => s.normalize('NFKC').toLowerCase().replace(/[^\p{L}\p{N}]+/gu, '');
+  const norm = (s: string) =>
+    s
+      .normalize('NFKC')
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}]+/gu, '');
   return norm(folderLabel) === norm(predicted);
 }

@@ -64,7 +64,15 @@ export function cudaProviderInstalled(): boolean {
     const binDir = path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin');
     for (const napi of fs.readdirSync(binDir)) {
       const dir = path.join(binDir, napi, process.platform, process.arch);
-      if (fs.existsSync(path.join(dir, process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so'))) return true;
+      if (
+        fs.existsSync(
+          path.join(
+            dir,
+            process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so',
+          ),
+        )
+      )
+        return true;
     }
   } catch {
     // not installed the usual way: treat as CPU-only
@@ -84,7 +92,12 @@ export function defaultBackends(threads: number): Record<Provider, ProviderBacke
     },
     cuda: {
       probe: async () =>
-        cudaProviderInstalled() ? { device: 'CUDA device 0' } : { unavailable: 'onnxruntime-node was installed without its CUDA provider (reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12)' },
+        cudaProviderInstalled()
+          ? { device: 'CUDA device 0' }
+          : {
+              unavailable:
+                'onnxruntime-node was installed without its CUDA provider (reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12)',
+            },
       create: (model, base) => createSession(model, { ...base, executionProviders: ['cuda', 'cpu'] }),
     },
     webgpu: {
@@ -94,7 +107,8 @@ export function defaultBackends(threads: number): Record<Provider, ProviderBacke
       },
       hardwareMayExist: gpuDeviceNodesExist,
       // Warnings only: ORT reports every shape op it leaves on the CPU, which is by design.
-      create: (model, base) => createSession(model, { ...base, logSeverityLevel: 3, executionProviders: ['webgpu', 'cpu'] }),
+      create: (model, base) =>
+        createSession(model, { ...base, logSeverityLevel: 3, executionProviders: ['webgpu', 'cpu'] }),
     },
   };
 }
@@ -104,12 +118,17 @@ export function defaultBackends(threads: number): Record<Provider, ProviderBacke
  * source path and line, and the C++ function signature after it. What is left says what is wrong.
  */
 export function cleanOrtMessage(message: string): string {
-  return message
-    // eslint-disable-next-line no-control-regex -- ANSI colour codes start with ESC
-    .replace(/\x1b\[[0-9;]*m/g, '')
-    .replace(/\S+\.(?:cc|cpp|cxx|h|hpp|cu):\d+\s+(?:(?:[\w:<>,*&]+\s+){0,3}?(?:onnxruntime|std)::[^(]*\([^)]*\)(?:\s*const)?(?:\s*\[with [^\]]*\])?\s*)?/g, '')
-    .replace(/\s+/g, ' ')
-    .trim();
+  return (
+    message
+      // eslint-disable-next-line no-control-regex -- ANSI colour codes start with ESC
+      .replace(/\x1b\[[0-9;]*m/g, '')
+      .replace(
+        /\S+\.(?:cc|cpp|cxx|h|hpp|cu):\d+\s+(?:(?:[\w:<>,*&]+\s+){0,3}?(?:onnxruntime|std)::[^(]*\([^)]*\)(?:\s*const)?(?:\s*\[with [^\]]*\])?\s*)?/g,
+        '',
+      )
+      .replace(/\s+/g, ' ')
+      .trim()
+  );
 }
 
 /** An ORT failure as an Error whose message is cleaned (see cleanOrtMessage). */
@@ -142,7 +161,11 @@ export class VitSession {
     readonly logitsName: string,
     /** Kept while on a GPU, to start a CPU session if the device fails; dropped on the CPU. */
     private model: Uint8Array | string | undefined,
-    private readonly cpu: { backend: ProviderBackend; base: ort.InferenceSession.SessionOptions; onFallback?: (note: string) => void },
+    private readonly cpu: {
+      backend: ProviderBackend;
+      base: ort.InferenceSession.SessionOptions;
+      onFallback?: (note: string) => void;
+    },
   ) {}
 
   get provider(): Provider {
@@ -159,7 +182,11 @@ export class VitSession {
     return this.current.note;
   }
 
-  static async create(model: Uint8Array | string, names: { input: string; logits: string }, opts: SessionOptions = {}): Promise<VitSession> {
+  static async create(
+    model: Uint8Array | string,
+    names: { input: string; logits: string },
+    opts: SessionOptions = {},
+  ): Promise<VitSession> {
     const threads = opts.threads ?? os.availableParallelism();
     const backends = { ...defaultBackends(threads), ...opts.backends };
     const base: ort.InferenceSession.SessionOptions = {
@@ -170,12 +197,22 @@ export class VitSession {
       logSeverityLevel: ORT_LOG_SEVERITY,
     };
     const want = opts.provider ?? 'auto';
-    const started = want === 'auto' ? await startAuto(model, names.input, backends, base, opts) : await startRequested(want, model, backends, base);
-    return new VitSession(started.session, started, names.input, names.logits, started.provider === 'cpu' ? undefined : model, {
-      backend: backends.cpu,
-      base,
-      onFallback: opts.onFallback,
-    });
+    const started =
+      want === 'auto'
+        ? await startAuto(model, names.input, backends, base, opts)
+        : await startRequested(want, model, backends, base);
+    return new VitSession(
+      started.session,
+      started,
+      names.input,
+      names.logits,
+      started.provider === 'cpu' ? undefined : model,
+      {
+        backend: backends.cpu,
+        base,
+        onFallback: opts.onFallback,
+      },
+    );
   }
 
   get outputNames(): readonly string[] {
@@ -186,8 +223,15 @@ export class VitSession {
    * Run a batch of CHW pixel tensors (already normalised), N × C × H × W in one Float32Array,
    * fetching the logits and any `extra` outputs (attention maps are only copied out when asked for).
    */
-  async run(pixels: Float32Array, dims: [number, number, number, number], extra: readonly string[] = []): Promise<RunResult> {
-    const out = await this.runFeeds({ [this.inputName]: new ort.Tensor('float32', pixels, dims) }, [this.logitsName, ...extra]).catch((e: unknown) => {
+  async run(
+    pixels: Float32Array,
+    dims: [number, number, number, number],
+    extra: readonly string[] = [],
+  ): Promise<RunResult> {
+    const out = await this.runFeeds({ [this.inputName]: new ort.Tensor('float32', pixels, dims) }, [
+      this.logitsName,
+      ...extra,
+    ]).catch((e: unknown) => {
       throw ortError(e);
     });
     const logits = out[this.logitsName];
@@ -197,10 +241,16 @@ export class VitSession {
   }
 
   /** Run a batch and fetch exactly `names` (no logits: for graphs without them, e.g. a truncated `hidden.{n}` graph). */
-  async fetch(pixels: Float32Array, dims: [number, number, number, number], names: readonly string[]): Promise<Record<string, ort.Tensor>> {
-    const out = await this.runFeeds({ [this.inputName]: new ort.Tensor('float32', pixels, dims) }, [...names]).catch((e: unknown) => {
-      throw ortError(e);
-    });
+  async fetch(
+    pixels: Float32Array,
+    dims: [number, number, number, number],
+    names: readonly string[],
+  ): Promise<Record<string, ort.Tensor>> {
+    const out = await this.runFeeds({ [this.inputName]: new ort.Tensor('float32', pixels, dims) }, [...names]).catch(
+      (e: unknown) => {
+        throw ortError(e);
+      },
+    );
     const picked: Record<string, ort.Tensor> = {};
     for (const name of names) picked[name] = out[name];
     return picked;
@@ -215,7 +265,10 @@ export class VitSession {
    * CPU from then on (one onFallback call). If the CPU fails too, the input was at fault, not the
    * device: the GPU session is kept and the original error thrown.
    */
-  private async runFeeds(feeds: ort.InferenceSession.FeedsType, fetches: string[]): Promise<ort.InferenceSession.ReturnType> {
+  private async runFeeds(
+    feeds: ort.InferenceSession.FeedsType,
+    fetches: string[],
+  ): Promise<ort.InferenceSession.ReturnType> {
     try {
       return await this.session.run(feeds, fetches);
     } catch (e) {
@@ -231,7 +284,11 @@ export class VitSession {
       const failed = this.session;
       const note = `${PROVIDER_NAMES[this.current.provider]} failed during a run (${firstLine(e)}); switched to CPU`;
       this.session = cpu;
-      this.current = { provider: 'cpu', device: (await this.cpu.backend.probe().then((p) => ('device' in p ? p.device : 'CPU'))), note };
+      this.current = {
+        provider: 'cpu',
+        device: await this.cpu.backend.probe().then(p => ('device' in p ? p.device : 'CPU')),
+        note,
+      };
       this.model = undefined;
       await failed.release().catch(() => undefined);
       this.cpu.onFallback?.(note);
@@ -241,7 +298,12 @@ export class VitSession {
 }
 
 /** An explicit provider: used even on a software adapter; the CPU, with the reason, when it cannot start. */
-async function startRequested(want: Provider, model: Uint8Array | string, backends: Record<Provider, ProviderBackend>, base: ort.InferenceSession.SessionOptions): Promise<Started> {
+async function startRequested(
+  want: Provider,
+  model: Uint8Array | string,
+  backends: Record<Provider, ProviderBackend>,
+  base: ort.InferenceSession.SessionOptions,
+): Promise<Started> {
   let note: string | undefined;
   if (want !== 'cpu') {
     const p = await backends[want].probe();
@@ -257,7 +319,11 @@ async function startRequested(want: Provider, model: Uint8Array | string, backen
   return { ...(await startCpu(model, backends.cpu, base)), note };
 }
 
-async function startCpu(model: Uint8Array | string, cpu: ProviderBackend, base: ort.InferenceSession.SessionOptions): Promise<Started> {
+async function startCpu(
+  model: Uint8Array | string,
+  cpu: ProviderBackend,
+  base: ort.InferenceSession.SessionOptions,
+): Promise<Started> {
   const p = await cpu.probe();
   return { session: await cpu.create(model, base), provider: 'cpu', device: 'device' in p ? p.device : 'CPU' };
 }
@@ -283,9 +349,15 @@ async function startAuto(
   const cpuProbe = await backends.cpu.probe();
   candidates.push({ provider: 'cpu', device: 'device' in cpuProbe ? cpuProbe.device : 'CPU' });
 
-  const cache = opts.choiceCacheFile ? new ChoiceCache(opts.choiceCacheFile, model, candidates.map((c) => `${c.provider}:${c.device}`)) : undefined;
+  const cache = opts.choiceCacheFile
+    ? new ChoiceCache(
+        opts.choiceCacheFile,
+        model,
+        candidates.map(c => `${c.provider}:${c.device}`),
+      )
+    : undefined;
   const remembered = await cache?.get();
-  const pick = candidates.find((c) => c.provider === remembered?.provider);
+  const pick = candidates.find(c => c.provider === remembered?.provider);
   if (pick && remembered) {
     try {
       return { session: await backends[pick.provider].create(model, base), ...pick, note: remembered.note };
@@ -300,7 +372,10 @@ async function startAuto(
     let session: RunnableSession | undefined;
     try {
       session = await backends[c.provider].create(model, base);
-      timings.push({ started: { session, ...c }, ms: await timeWarmBatch(session, inputName, opts.timingInput ?? [1, 3, 224, 224]) });
+      timings.push({
+        started: { session, ...c },
+        ms: await timeWarmBatch(session, inputName, opts.timingInput ?? [1, 3, 224, 224]),
+      });
     } catch (e) {
       await session?.release().catch(() => undefined);
       failures.push(`${PROVIDER_NAMES[c.provider]} failed (${firstLine(e)})`);
@@ -310,7 +385,7 @@ async function startAuto(
   const [best, ...rest] = timings;
   for (const t of rest) await t.started.session.release();
   if (!best) return { ...(await startCpu(model, backends.cpu, base)), note: `auto: ${failures.join('; ')}; using CPU` };
-  const note = `auto chose ${PROVIDER_NAMES[best.started.provider]}: ${timings.map((t) => `${PROVIDER_NAMES[t.started.provider]} ${t.ms.toFixed(1)} ms`).join(' vs ')} per image${failures.length ? `; ${failures.join('; ')}` : ''}`;
+  const note = `auto chose ${PROVIDER_NAMES[best.started.provider]}: ${timings.map(t => `${PROVIDER_NAMES[t.started.provider]} ${t.ms.toFixed(1)} ms`).join(' vs ')} per image${failures.length ? `; ${failures.join('; ')}` : ''}`;
   await cache?.set({ provider: best.started.provider, note });
   return { ...best.started, note };
 }
@@ -320,8 +395,13 @@ function firstLine(e: unknown): string {
 }
 
 /** The overloads of InferenceSession.create take a path or bytes, not the union. */
-function createSession(model: Uint8Array | string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
-  return typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
+function createSession(
+  model: Uint8Array | string,
+  options: ort.InferenceSession.SessionOptions,
+): Promise<ort.InferenceSession> {
+  return typeof model === 'string'
+    ? ort.InferenceSession.create(model, options)
+    : ort.InferenceSession.create(model, options);
 }
 
 export function softmax(logits: ArrayLike<number>, start = 0, count = logits.length): Float64Array {

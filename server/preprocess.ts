@@ -12,7 +12,16 @@ import sharp, { type KernelEnum, type Metadata } from 'sharp';
 import { decodeBmp, isBmp } from './formats/bmp';
 import type { PreprocessInfo } from '../common/workerRequests';
 import { displayPath } from './util/fileNames';
-import { formatBytes, MAX_CONFIG_FILE_BYTES, openRegularFile, readModelFile, readRange, readRegularFile, ReadLimit, UnreadableFileError } from './util/regularFile';
+import {
+  formatBytes,
+  MAX_CONFIG_FILE_BYTES,
+  openRegularFile,
+  readModelFile,
+  readRange,
+  readRegularFile,
+  ReadLimit,
+  UnreadableFileError,
+} from './util/regularFile';
 
 /** PIL's resampling filter codes, as stored in `preprocessor_config.json` ("resample"). */
 const PIL_FILTERS: Record<number, keyof KernelEnum> = {
@@ -53,7 +62,7 @@ export function preprocessFromHf(raw: Record<string, unknown>, fallbackSize: [nu
   const triple = (k: string): [number, number, number] | undefined => {
     const v = raw[k];
     if (typeof v === 'number') return [v, v, v];
-    if (Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number')) return v as [number, number, number];
+    if (Array.isArray(v) && v.length === 3 && v.every(x => typeof x === 'number')) return v as [number, number, number];
     return undefined;
   };
   const size = sizeOf(raw.size as SizeField | undefined);
@@ -96,7 +105,10 @@ export interface DecodedImage {
 
 /** An error about one input file; the message always starts with the file name. */
 export class ImageError extends Error {
-  constructor(readonly file: string, readonly problem: string) {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+  ) {
     super(`${displayPath(file)}: ${problem}`);
     this.name = 'ImageError';
   }
@@ -110,7 +122,7 @@ export const MAX_IMAGE_FILE_BYTES = MAX_IMAGE_PIXELS * 8 + (64 << 20);
 
 const IMAGE_READ_LIMIT: ReadLimit = {
   maxBytes: MAX_IMAGE_FILE_BYTES,
-  tooLarge: (size) =>
+  tooLarge: size =>
     `file is ${formatBytes(size)}, more than any image within the ${(MAX_IMAGE_PIXELS / 1e6).toFixed(0)}-megapixel limit needs ` +
     `(${formatBytes(MAX_IMAGE_FILE_BYTES)}: 16-bit RGBA uncompressed, plus metadata); not read`,
 };
@@ -154,9 +166,15 @@ function imageReadError(file: string, e: unknown): ImageError {
   if (!(e instanceof UnreadableFileError)) return new ImageError(file, `cannot read file (${(e as Error).message})`);
   if (e.code === 'ENOENT' && file.includes('\uFFFD')) {
     // What Node makes of a name that is not UTF-8 where the raw bytes could not be recovered.
-    return new ImageError(file, 'file not found (the name contains U+FFFD, the replacement for bytes that are not valid UTF-8)');
+    return new ImageError(
+      file,
+      'file not found (the name contains U+FFFD, the replacement for bytes that are not valid UTF-8)',
+    );
   }
-  return new ImageError(file, e.code === 'EISDIR' || e.problem.startsWith('is a folder') ? 'is a folder, not an image' : e.problem);
+  return new ImageError(
+    file,
+    e.code === 'EISDIR' || e.problem.startsWith('is a folder') ? 'is a folder, not an image' : e.problem,
+  );
 }
 
 export async function decodeImage(bytes: Buffer, file: string): Promise<DecodedImage> {
@@ -170,7 +188,10 @@ export async function decodeImage(bytes: Buffer, file: string): Promise<DecodedI
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (e) {
-    throw new ImageError(file, `not a readable image (${shortSharpMessage(e)}); supported: png, jpeg, webp, gif, bmp, tiff`);
+    throw new ImageError(
+      file,
+      `not a readable image (${shortSharpMessage(e)}); supported: png, jpeg, webp, gif, bmp, tiff`,
+    );
   }
   const width = meta.width ?? 0;
   const height = meta.height ?? 0;
@@ -181,7 +202,12 @@ export async function decodeImage(bytes: Buffer, file: string): Promise<DecodedI
       // one when the file has none), which was 9.4 levels mean / 28 max away from PIL. PIL's
       // convert("RGB") uses the naive formula R = (255-C)(255-K)/255 (Convert.c cmyk2rgb), so keep
       // the decoded CMYK as it is and apply that formula, with PIL's rounding.
-      const { data, info } = await sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS, failOn: 'error', pages: 1, ignoreIcc: true })
+      const { data, info } = await sharp(bytes, {
+        limitInputPixels: MAX_IMAGE_PIXELS,
+        failOn: 'error',
+        pages: 1,
+        ignoreIcc: true,
+      })
         .rotate()
         .pipelineColourspace('cmyk')
         .toColourspace('cmyk')
@@ -200,7 +226,12 @@ export async function decodeImage(bytes: Buffer, file: string): Promise<DecodedI
     }
     // ignoreIcc: PIL's convert("RGB") ignores embedded colour profiles, and models were trained on
     // what PIL gives; applying the profile moved a real photo's pixels by ~6 levels on average.
-    const { data, info } = await sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS, failOn: 'error', pages: 1, ignoreIcc: true })
+    const { data, info } = await sharp(bytes, {
+      limitInputPixels: MAX_IMAGE_PIXELS,
+      failOn: 'error',
+      pages: 1,
+      ignoreIcc: true,
+    })
       .rotate() // apply EXIF orientation, as HF's load_image (ImageOps.exif_transpose) does
       .toColourspace('srgb') // grayscale and 16-bit end as 8-bit sRGB (CMYK is handled above)
       .removeAlpha()
@@ -235,7 +266,10 @@ function checkPixelCount(file: string, width: number, height: number): void {
 
 function shortSharpMessage(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
-  return msg.split('\n')[0].replace(/^Input (buffer|file) /, '').trim();
+  return msg
+    .split('\n')[0]
+    .replace(/^Input (buffer|file) /, '')
+    .trim();
 }
 
 /** Resize (and centre-crop) decoded RGB to the model's input size. Returns HWC uint8 RGB. */
@@ -243,7 +277,10 @@ export async function resizeForModel(img: DecodedImage, cfg: PreprocessConfig): 
   const [outH, outW] = cfg.size;
   if (!cfg.doResize) {
     if (img.width !== outW || img.height !== outH) {
-      throw new ImageError(img.file, `is ${img.width}×${img.height} but the model needs ${outW}×${outH} and its processor does not resize`);
+      throw new ImageError(
+        img.file,
+        `is ${img.width}×${img.height} but the model needs ${outW}×${outH} and its processor does not resize`,
+      );
     }
     return img.rgb;
   }
@@ -269,7 +306,9 @@ export async function resizeForModel(img: DecodedImage, cfg: PreprocessConfig): 
       throw new ImageError(img.file, `resized to ${resizeW}×${resizeH}, smaller than the ${outW}×${outH} crop`);
     }
     // transformers' center_crop: top = (h - crop_h) // 2, left = (w - crop_w) // 2
-    pipeline = sharp(await pipeline.raw().toBuffer(), { raw: { width: resizeW, height: resizeH, channels: 3 } }).extract({
+    pipeline = sharp(await pipeline.raw().toBuffer(), {
+      raw: { width: resizeW, height: resizeH, channels: 3 },
+    }).extract({
       left: Math.floor((resizeW - outW) / 2),
       top: Math.floor((resizeH - outH) / 2),
       width: outW,

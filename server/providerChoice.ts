@@ -20,7 +20,11 @@ export interface Choice {
  * Milliseconds for one run on a zero image batch, after one untimed run (the first run on a GPU
  * compiles its shaders and uploads the weights; that is paid once per session, not per batch).
  */
-export async function timeWarmBatch(session: RunnableSession, inputName: string, dims: [number, number, number, number]): Promise<number> {
+export async function timeWarmBatch(
+  session: RunnableSession,
+  inputName: string,
+  dims: [number, number, number, number],
+): Promise<number> {
   const feeds = { [inputName]: new ort.Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b)), dims) };
   const fetches = [session.outputNames[0]];
   await session.run(feeds, fetches);

@@ -105,4 +105,6 @@ export const AuditParamsSchema: v.GenericSchema<unknown, AuditParams> = obj(
 );
 
 /** Status takes no parameters: nothing, null or an object (whose fields are ignored). */
-export const StatusParamsSchema: v.GenericSchema<unknown, Record<string, never> | null | undefined> = v.nullish(obj({}));
+export const StatusParamsSchema: v.GenericSchema<unknown, Record<string, never> | null | undefined> = v.nullish(
+  obj({}),
+);

@@ -29,8 +29,10 @@ export class ScalarsReaders {
   }
 
   async read(params: ReadScalarsParams): Promise<ReadScalarsResult> {
-    if (typeof params?.folder !== 'string' || !params.folder) throw new Error('readScalars: "folder" must be a folder path');
-    if (params.cursor !== undefined && typeof params.cursor !== 'string') throw new Error('readScalars: "cursor" must be a string');
+    if (typeof params?.folder !== 'string' || !params.folder)
+      throw new Error('readScalars: "folder" must be a folder path');
+    if (params.cursor !== undefined && typeof params.cursor !== 'string')
+      throw new Error('readScalars: "cursor" must be a string');
     this.dropIdle();
     const folder = path.resolve(params.folder);
     let cursor = params.cursor;

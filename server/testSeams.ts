@@ -9,11 +9,15 @@ import { defaultBackends, Provider } from './inference';
 
 export const FAIL_GPU_AFTER_ENV = 'VIT_LENS_TEST_FAIL_GPU_AFTER';
 
-export function testBackendsFromEnv(env: NodeJS.ProcessEnv, threads: number): Partial<Record<Provider, ProviderBackend>> | undefined {
+export function testBackendsFromEnv(
+  env: NodeJS.ProcessEnv,
+  threads: number,
+): Partial<Record<Provider, ProviderBackend>> | undefined {
   const raw = env[FAIL_GPU_AFTER_ENV];
   if (raw === undefined) return undefined;
   const after = Number(raw);
-  if (!Number.isInteger(after) || after < 0) throw new Error(`${FAIL_GPU_AFTER_ENV}=${raw}: expected a whole number of runs`);
+  if (!Number.isInteger(after) || after < 0)
+    throw new Error(`${FAIL_GPU_AFTER_ENV}=${raw}: expected a whole number of runs`);
   return { webgpu: failingAfter(defaultBackends(threads).webgpu, after) };
 }
 

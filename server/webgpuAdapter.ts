@@ -23,9 +23,20 @@ export interface WebGpuAdapter {
 }
 
 /** The little of Dawn's API used here (the full types are @webgpu/types, which would add globals). */
-export interface DawnAdapterInfo { vendor: string; architecture: string; device: string; description: string; isFallbackAdapter?: boolean }
-interface DawnGpu { requestAdapter(o?: { powerPreference?: string }): Promise<{ info: DawnAdapterInfo } | null> }
-interface DawnBindings { create(flags: string[]): DawnGpu; globals: Record<string, unknown> }
+export interface DawnAdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  isFallbackAdapter?: boolean;
+}
+interface DawnGpu {
+  requestAdapter(o?: { powerPreference?: string }): Promise<{ info: DawnAdapterInfo } | null>;
+}
+interface DawnBindings {
+  create(flags: string[]): DawnGpu;
+  globals: Record<string, unknown>;
+}
 
 export type AdapterProbe = { adapter: WebGpuAdapter } | { error: string };
 
@@ -43,7 +54,11 @@ const SOFTWARE = /llvmpipe|lavapipe|swiftshader|softpipe|microsoft basic render|
 
 /** A CPU rasteriser posing as a GPU: Dawn's fallback flag, or the names Mesa, Google and Microsoft give theirs. */
 export function isSoftwareAdapter(info: Partial<DawnAdapterInfo>): boolean {
-  return info.isFallbackAdapter === true || info.architecture === 'software' || SOFTWARE.test(`${info.description} ${info.device} ${info.vendor}`);
+  return (
+    info.isFallbackAdapter === true ||
+    info.architecture === 'software' ||
+    SOFTWARE.test(`${info.description} ${info.device} ${info.vendor}`)
+  );
 }
 
 let dawn: { gpu: DawnGpu; globals: Record<string, unknown> } | undefined;
@@ -65,7 +80,9 @@ export function dawnGpu(): { gpu: DawnGpu; globals: Record<string, unknown> } {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- a native addon at a platform-dependent path
     bindings = require(path.join(dir, 'dist', `${process.platform}-${arch}`, 'dawn.node')) as DawnBindings;
   } catch (e) {
-    throw new Error(`the WebGPU bindings (npm package "webgpu") cannot load on ${process.platform}-${process.arch}: ${firstLine(e)}`);
+    throw new Error(
+      `the WebGPU bindings (npm package "webgpu") cannot load on ${process.platform}-${process.arch}: ${firstLine(e)}`,
+    );
   }
   dawn = { gpu: bindings.create([]), globals: bindings.globals };
   return dawn;
@@ -79,7 +96,7 @@ export function gpuDeviceNodesExist(dev = '/dev'): boolean {
   if (process.platform !== 'linux') return true;
   if (fs.existsSync(path.join(dev, 'nvidia0')) || fs.existsSync(path.join(dev, 'dxg'))) return true;
   try {
-    return fs.readdirSync(path.join(dev, 'dri')).some((n) => n.startsWith('renderD'));
+    return fs.readdirSync(path.join(dev, 'dri')).some(n => n.startsWith('renderD'));
   } catch {
     return false;
   }
@@ -95,15 +112,33 @@ async function probe(): Promise<AdapterProbe> {
   try {
     // A broken driver must not hang every `auto` load: give up after a while and use the CPU.
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ADAPTER_TIMEOUT_MS).unref()));
-    const adapter = await Promise.race([gpu.requestAdapter({ powerPreference: 'high-performance' }), timeout]).finally(() => clearTimeout(timer));
-    if (adapter === 'timeout') return { error: `no answer from the WebGPU adapter query within ${ADAPTER_TIMEOUT_MS / 1000} s` };
-    if (!adapter) return { error: 'no WebGPU adapter found (no Vulkan/D3D12/Metal device; on Linux install the GPU vendor\'s Vulkan driver or Mesa\'s)' };
+    const timeout = new Promise<'timeout'>(
+      resolve => (timer = setTimeout(() => resolve('timeout'), ADAPTER_TIMEOUT_MS).unref()),
+    );
+    const adapter = await Promise.race([gpu.requestAdapter({ powerPreference: 'high-performance' }), timeout]).finally(
+      () => clearTimeout(timer),
+    );
+    if (adapter === 'timeout')
+      return { error: `no answer from the WebGPU adapter query within ${ADAPTER_TIMEOUT_MS / 1000} s` };
+    if (!adapter)
+      return {
+        error:
+          "no WebGPU adapter found (no Vulkan/D3D12/Metal device; on Linux install the GPU vendor's Vulkan driver or Mesa's)",
+      };
     const info = adapter.info;
     const backend = process.platform === 'win32' ? 'D3D12' : process.platform === 'darwin' ? 'Metal' : 'Vulkan';
     const label = info.description || [info.vendor, info.device].filter(Boolean).join(' ') || 'unknown adapter';
     const software = isSoftwareAdapter(info);
-    return { adapter: { name: `${label} (${backend})`, vendor: info.vendor, architecture: info.architecture, description: info.description, software, backend } };
+    return {
+      adapter: {
+        name: `${label} (${backend})`,
+        vendor: info.vendor,
+        architecture: info.architecture,
+        description: info.description,
+        software,
+        backend,
+      },
+    };
   } catch (e) {
     return { error: `WebGPU adapter query failed: ${firstLine(e)}` };
   }

@@ -69,7 +69,8 @@ function transport(): [MessageReader, MessageWriter] {
   if (process.argv.includes('--node-ipc')) return [new IPCMessageReader(process), new IPCMessageWriter(process)];
   if (process.argv.includes('--stdio')) {
     // stdout carries the messages: anything a library prints goes to stderr instead.
-    for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) console[level] = (...args: unknown[]) => void process.stderr.write(format(...args) + '\n');
+    for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const)
+      console[level] = (...args: unknown[]) => void process.stderr.write(format(...args) + '\n');
     return [new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout)];
   }
   process.stderr.write('vit-lens worker: start it with --node-ipc or --stdio\n');
@@ -107,12 +108,17 @@ function asResponseError(e: unknown, token: CancellationToken): ResponseError<vo
   // Messages quote paths and values the client sent: long ones are cut, not echoed whole.
   const message = shortenLongRuns(e instanceof Error ? e.message : String(e));
   connection.console.error(message);
-  if (message === 'no model is loaded') return new ResponseError(ErrorCodes.NoModel, 'No model is loaded: load one first (vitLens/loadModel).');
+  if (message === 'no model is loaded')
+    return new ResponseError(ErrorCodes.NoModel, 'No model is loaded: load one first (vitLens/loadModel).');
   return new ResponseError(ErrorCodes.BadInput, message);
 }
 
 /** The params as their schema allows, or the InvalidParams error that names the first bad field. */
-function checkParams<P>(type: WorkerRequest<P, unknown>, schema: GenericSchema<unknown, P>, params: unknown): { params: P } | { error: ResponseError<void> } {
+function checkParams<P>(
+  type: WorkerRequest<P, unknown>,
+  schema: GenericSchema<unknown, P>,
+  params: unknown,
+): { params: P } | { error: ResponseError<void> } {
   const r = check(schema, params, 'params');
   if (r.ok) return { params: r.value };
   const message = `${type.method}: ${r.field} ${r.problem}`;
@@ -154,7 +160,7 @@ function onProviderFallback(note: string): void {
   void connection.sendNotification(new NotificationType<ModelInfo>(ProviderFallbackNotification.method), engine.info());
 }
 
-connection.onInitialize((params) => {
+connection.onInitialize(params => {
   const checked = check(WorkerInitOptionsSchema, params.initializationOptions ?? {}, 'initializationOptions');
   if (!checked.ok) {
     const field = checked.field === 'initializationOptions' ? checked.field : `initializationOptions.${checked.field}`;
@@ -163,65 +169,78 @@ connection.onInitialize((params) => {
   const init = checked.value;
   // backends: undefined (the real providers) unless a worker test set its env seam.
   const backends = testBackendsFromEnv(process.env, init.threads ?? os.availableParallelism());
-  if (backends) connection.console.warn(`${FAIL_GPU_AFTER_ENV} is set: WebGPU runs will fail on purpose (a test seam, not a setting)`);
-  engineOptions = { provider: init.provider, threads: init.threads, cacheDir: init.cacheDir, cacheDirOption: 'the vitLens.cacheDir setting', offline: init.offline, onProviderFallback, backends };
+  if (backends)
+    connection.console.warn(
+      `${FAIL_GPU_AFTER_ENV} is set: WebGPU runs will fail on purpose (a test seam, not a setting)`,
+    );
+  engineOptions = {
+    provider: init.provider,
+    threads: init.threads,
+    cacheDir: init.cacheDir,
+    cacheDirOption: 'the vitLens.cacheDir setting',
+    offline: init.offline,
+    onProviderFallback,
+    backends,
+  };
   engine = new Engine(engineOptions);
   return { capabilities: {}, serverInfo: { name: 'vit-lens-worker' } };
 });
 
 onRequest(LoadModelRequest, LoadModelParamsSchema, (params, signal, progress) =>
-    serialised(async () => {
-      state = 'loading';
-      progress.begin('Loading model', undefined, params.model, true);
-      try {
-        const info = await engine.load(params.model, {
-          labelsFile: params.labelsFile,
-          provider: params.provider,
-          dtype: params.dtype,
-          signal,
-          onWarning: (message) => connection.console.warn(message),
-          onProgress: (p) => progress.report(p.fraction === undefined ? 0 : Math.round(p.fraction * 100), p.message),
-        });
-        lastError = undefined;
-        return info;
-      } catch (e) {
-        lastError = e instanceof Error ? e.message : String(e);
-        throw e;
-      } finally {
-        state = engine.isLoaded ? 'ready' : 'idle';
-        progress.done();
-      }
-    }),
+  serialised(async () => {
+    state = 'loading';
+    progress.begin('Loading model', undefined, params.model, true);
+    try {
+      const info = await engine.load(params.model, {
+        labelsFile: params.labelsFile,
+        provider: params.provider,
+        dtype: params.dtype,
+        signal,
+        onWarning: message => connection.console.warn(message),
+        onProgress: p => progress.report(p.fraction === undefined ? 0 : Math.round(p.fraction * 100), p.message),
+      });
+      lastError = undefined;
+      return info;
+    } catch (e) {
+      lastError = e instanceof Error ? e.message : String(e);
+      throw e;
+    } finally {
+      state = engine.isLoaded ? 'ready' : 'idle';
+      progress.done();
+    }
+  }),
 );
 
-onRequest(ClassifyRequest, ClassifyParamsSchema, (params, signal) => serialised(() => engine.classify(params.images, params.topK ?? 5, signal)));
+onRequest(ClassifyRequest, ClassifyParamsSchema, (params, signal) =>
+  serialised(() => engine.classify(params.images, params.topK ?? 5, signal)),
+);
 
 onRequest(ExplainRequest, ExplainParamsSchema, (params, signal) =>
-    serialised(async () => {
-      const r = await engine.explain(params.image, {
-        method: params.method,
-        class: params.class,
-        headFusion: params.headFusion,
-        discardRatio: params.discardRatio,
-        layer: params.layer,
-        head: params.head,
-        topK: params.topK,
-        overlay: params.overlay,
-        signal,
-      });
-      return {
-        image: r.image,
-        width: r.width,
-        height: r.height,
-        predictions: r.predictions,
-        method: r.method,
-        class: r.class,
-        layer: r.layer,
-        head: r.head,
-        map: { grid: r.map.grid, values: Array.from(r.map.values) },
-        overlayPng: r.overlayPng?.toString('base64'),
-      };
-    }),
+  serialised(async () => {
+    const r = await engine.explain(params.image, {
+      method: params.method,
+      class: params.class,
+      headFusion: params.headFusion,
+      discardRatio: params.discardRatio,
+      layer: params.layer,
+      head: params.head,
+      topK: params.topK,
+      overlay: params.overlay,
+      signal,
+    });
+    return {
+      image: r.image,
+      width: r.width,
+      height: r.height,
+      predictions: r.predictions,
+      method: r.method,
+      class: r.class,
+      layer: r.layer,
+      head: r.head,
+      map: { grid: r.map.grid, values: Array.from(r.map.values) },
+      overlayPng: r.overlayPng?.toString('base64'),
+    };
+  }),
 );
 
 // Each batch takes its own turn on the model queue, so an explain from the editor waits for one
@@ -236,13 +255,17 @@ onRequest(ClassifyFolderRequest, ClassifyFolderParamsSchema, async (params, sign
       model: info.name,
       signal,
       batchSize: engine.classifyBatchSize(),
-      classifyBatch: (files) =>
+      classifyBatch: files =>
         serialised(() => {
           // Another model may have been loaded between two batches: do not mix two models' answers.
-          if (engine.info().spec !== info.spec) throw new Error(`the model changed to ${engine.info().name} while classifying ${params.folder}; run Classify Folder again`);
+          if (engine.info().spec !== info.spec)
+            throw new Error(
+              `the model changed to ${engine.info().name} while classifying ${params.folder}; run Classify Folder again`,
+            );
           return engine.classify(files, topK, signal);
         }),
-      onProgress: (done, total) => progress.report(total ? Math.floor((done / total) * 100) : 0, `${done} / ${total} images`),
+      onProgress: (done, total) =>
+        progress.report(total ? Math.floor((done / total) * 100) : 0, `${done} / ${total} images`),
     });
   } finally {
     progress.done();
@@ -262,12 +285,15 @@ onRequest(AuditRequest, AuditParamsSchema, async (params, signal, progress) => {
       similarity: params.similarity,
       cacheDir: engineOptions.cacheDir,
       signal,
-      runModel: (work) =>
+      runModel: work =>
         serialised(() => {
-          if (engine.info().spec !== info.spec) throw new Error(`the model changed to ${engine.info().name} while auditing ${params.folder}; run the audit again`);
+          if (engine.info().spec !== info.spec)
+            throw new Error(
+              `the model changed to ${engine.info().name} while auditing ${params.folder}; run the audit again`,
+            );
           return work();
         }),
-      onProgress: (p) => progress.report(Math.floor(p.fraction * 100), p.message),
+      onProgress: p => progress.report(Math.floor(p.fraction * 100), p.message),
     });
   } finally {
     progress.done();
@@ -287,7 +313,7 @@ onRequest(ScanDatasetRequest, ScanDatasetParamsSchema, async (params, signal, pr
 // Reading event files does not touch the model: not on the serialised queue, so a dashboard
 // stays live while a long classify or explain runs.
 const scalarsReaders = new ScalarsReaders();
-onRequest(ReadScalarsRequest, ReadScalarsParamsSchema, (params) => scalarsReaders.read(params));
+onRequest(ReadScalarsRequest, ReadScalarsParamsSchema, params => scalarsReaders.read(params));
 
 onRequest(StatusRequest, StatusParamsSchema, async () => status());
 
@@ -297,7 +323,11 @@ const status = (): StatusResult => ({
   lastError,
   pid: process.pid,
   rssBytes: process.memoryUsage().rss,
-  versions: { node: process.versions.node, onnxruntime: ort.env.versions.node ?? ort.env.versions.common, sharp: sharp.versions.sharp ?? '' },
+  versions: {
+    node: process.versions.node,
+    onnxruntime: ort.env.versions.node ?? ort.env.versions.common,
+    sharp: sharp.versions.sharp ?? '',
+  },
   cudaProviderInstalled: cudaProviderInstalled(),
 });
 
@@ -307,7 +337,7 @@ connection.onShutdown(() => {
 });
 
 /** A frame that cannot be parsed (bad header, body that is not JSON) leaves the stream out of step: stop, saying why. */
-reader.onError((e) => {
+reader.onError(e => {
   const reason = `corrupt message from the client (${shortenLongRuns(e instanceof Error ? e.message : String(e))}); the worker stops and the client may start a new one`;
   process.stderr.write(`vit-lens worker: ${reason}\n`);
   void engine.dispose().finally(() => process.exit(1));
@@ -316,7 +346,9 @@ reader.onError((e) => {
 reader.onClose(() => void engine.dispose().finally(() => process.exit(shutdownRequested ? 0 : 1)));
 
 // A bug in one request must not take the model (and the user's session) down with it.
-process.on('uncaughtException', (e) => connection.console.error(`uncaught: ${e.stack ?? e}`));
-process.on('unhandledRejection', (e) => connection.console.error(`unhandled rejection: ${e instanceof Error ? e.stack : e}`));
+process.on('uncaughtException', e => connection.console.error(`uncaught: ${e.stack ?? e}`));
+process.on('unhandledRejection', e =>
+  connection.console.error(`unhandled rejection: ${e instanceof Error ? e.stack : e}`),
+);
 
 connection.listen();

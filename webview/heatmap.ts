@@ -9,7 +9,14 @@ import { colormapLut } from '../common/colormaps';
 /** The canvas is sized like the image (capped, it is only ever displayed scaled). */
 const MAX_SIDE = 1024;
 
-export function drawHeatmap(canvas: HTMLCanvasElement, grid: [number, number], values: number[], width: number, height: number, colormap: ColormapName): void {
+export function drawHeatmap(
+  canvas: HTMLCanvasElement,
+  grid: [number, number],
+  values: number[],
+  width: number,
+  height: number,
+  colormap: ColormapName,
+): void {
   const scale = Math.min(1, MAX_SIDE / Math.max(width, height));
   canvas.width = Math.max(1, Math.round(width * scale));
   canvas.height = Math.max(1, Math.round(height * scale));

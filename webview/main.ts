@@ -39,7 +39,9 @@ const ui = {
   demoNote: $('demo-note'),
   controls: $('controls'),
   mapError: $('map-error'),
-  radios: [...document.querySelectorAll<HTMLElement & { checked: boolean; value: string }>('vscode-radio[name="method"]')],
+  radios: [
+    ...document.querySelectorAll<HTMLElement & { checked: boolean; value: string }>('vscode-radio[name="method"]'),
+  ],
   headFusion: $<Select>('head-fusion'),
   discard: $<HTMLInputElement>('discard-ratio'),
   discardValue: $('discard-value'),
@@ -56,7 +58,15 @@ const ui = {
   rows: $('rows'),
 };
 /** The attention controls, disabled while the selected image could not be read (they would do nothing). */
-const attentionControls: HTMLElement[] = [...ui.radios, ui.headFusion, ui.discard, ui.layer, ui.head, ui.opacity, ui.colormap];
+const attentionControls: HTMLElement[] = [
+  ...ui.radios,
+  ui.headFusion,
+  ui.discard,
+  ui.layer,
+  ui.head,
+  ui.opacity,
+  ui.colormap,
+];
 
 /**
  * Images smaller than this (e.g. 28×28 dataset images) are drawn scaled up by a whole factor with
@@ -86,7 +96,8 @@ function hasColour(img: HTMLImageElement): boolean | undefined {
     g.drawImage(img, 0, 0, 32, 32);
     const d = g.getImageData(0, 0, 32, 32).data;
     let coloured = 0;
-    for (let i = 0; i < d.length; i += 4) if (Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 24) coloured++;
+    for (let i = 0; i < d.length; i += 4)
+      if (Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 24) coloured++;
     return coloured > 1024 * 0.02;
   } catch {
     return undefined;
@@ -95,7 +106,12 @@ function hasColour(img: HTMLImageElement): boolean | undefined {
 
 function fitImage(): void {
   const img = ui.image;
-  shownImage = { src: img.getAttribute('src') ?? '', width: img.naturalWidth, height: img.naturalHeight, colour: hasColour(img) };
+  shownImage = {
+    src: img.getAttribute('src') ?? '',
+    width: img.naturalWidth,
+    height: img.naturalHeight,
+    colour: hasColour(img),
+  };
   renderDemoNote();
   const k = img.naturalWidth ? upscaleFactor(img.naturalWidth, img.naturalHeight) : 1;
   img.classList.toggle('pixelated', k > 1);
@@ -123,15 +139,20 @@ function setControls(patch: Partial<Controls>, reexplain: boolean): void {
 // ---- control events (no inline handlers: CSP forbids them) ----
 for (const radio of ui.radios) {
   radio.addEventListener('change', () => {
-    if (radio.checked && state && state.controls.method !== radio.value) setControls({ method: radio.value as Controls['method'], classIndex: null }, true);
+    if (radio.checked && state && state.controls.method !== radio.value)
+      setControls({ method: radio.value as Controls['method'], classIndex: null }, true);
   });
 }
-ui.headFusion.addEventListener('change', () => setControls({ headFusion: ui.headFusion.value as Controls['headFusion'] }, true));
+ui.headFusion.addEventListener('change', () =>
+  setControls({ headFusion: ui.headFusion.value as Controls['headFusion'] }, true),
+);
 ui.discard.addEventListener('input', () => (ui.discardValue.textContent = Number(ui.discard.value).toFixed(2)));
 // 'change' fires on release / key press, so dragging does not flood the worker.
 ui.discard.addEventListener('change', () => setControls({ discardRatio: Number(ui.discard.value) }, true));
 ui.layer.addEventListener('change', () => setControls({ layer: Number(ui.layer.value) }, true));
-ui.head.addEventListener('change', () => setControls({ head: ui.head.value === 'fused' ? null : Number(ui.head.value) }, true));
+ui.head.addEventListener('change', () =>
+  setControls({ head: ui.head.value === 'fused' ? null : Number(ui.head.value) }, true),
+);
 ui.opacity.addEventListener('input', () => {
   if (!state) return;
   state.controls.opacity = Number(ui.opacity.value);
@@ -139,7 +160,9 @@ ui.opacity.addEventListener('input', () => {
   ui.opacityValue.textContent = `${Math.round(state.controls.opacity * 100)}%`;
 });
 ui.opacity.addEventListener('change', () => setControls({ opacity: Number(ui.opacity.value) }, false));
-ui.colormap.addEventListener('change', () => setControls({ colormap: ui.colormap.value as Controls['colormap'] }, false));
+ui.colormap.addEventListener('change', () =>
+  setControls({ colormap: ui.colormap.value as Controls['colormap'] }, false),
+);
 ui.copy.addEventListener('click', () => post({ type: 'copyJson' }));
 ui.save.addEventListener('click', () => post({ type: 'saveOverlay' }));
 
@@ -239,12 +262,23 @@ function render(): void {
   ui.headGroup.hidden = !raw;
   const layers = s.model?.numLayers ?? 0;
   const heads = s.model?.numHeads ?? 0;
-  fillOptions(ui.layer, Array.from({ length: layers }, (_, i) => [String(i), `Layer ${i}`]), String(c.layer));
-  fillOptions(ui.head, [['fused', `All heads (${c.headFusion})`], ...Array.from({ length: heads }, (_, i): [string, string] => [String(i), `Head ${i}`])], c.head === null ? 'fused' : String(c.head));
+  fillOptions(
+    ui.layer,
+    Array.from({ length: layers }, (_, i) => [String(i), `Layer ${i}`]),
+    String(c.layer),
+  );
+  fillOptions(
+    ui.head,
+    [
+      ['fused', `All heads (${c.headFusion})`],
+      ...Array.from({ length: heads }, (_, i): [string, string] => [String(i), `Head ${i}`]),
+    ],
+    c.head === null ? 'fused' : String(c.head),
+  );
   const explainable = s.model?.explainAvailable !== false;
   // Relevance reads the weights, not the graph's attention outputs: it can be saved where rollout cannot run.
   ui.save.toggleAttribute('disabled', failed || !map || (!explainable && map.method !== 'relevance'));
-  ui.copy.toggleAttribute('disabled', !s.rows.some((r) => r.predictions));
+  ui.copy.toggleAttribute('disabled', !s.rows.some(r => r.predictions));
 
   renderRows(s, map?.method === 'relevance' ? map.class?.index : undefined);
 }
@@ -255,7 +289,7 @@ function setSelect(select: Select, value: string): void {
 
 /** Rebuild a select's options only when they change (rebuilding would close an open dropdown). */
 function fillOptions(select: Select, options: [string, string][], value: string): void {
-  const key = options.map((o) => o.join('=')).join(',');
+  const key = options.map(o => o.join('=')).join(',');
   if (select.dataset.options !== key) {
     select.dataset.options = key;
     select.replaceChildren(
@@ -324,7 +358,9 @@ function thumbnail(row: PanelState['rows'][number]): HTMLElement {
   const img = document.createElement('img');
   img.alt = '';
   img.className = 'thumb';
-  img.addEventListener('load', () => img.classList.toggle('pixelated', Math.max(img.naturalWidth, img.naturalHeight) < 64));
+  img.addEventListener('load', () =>
+    img.classList.toggle('pixelated', Math.max(img.naturalWidth, img.naturalHeight) < 64),
+  );
   img.addEventListener('error', () => img.replaceWith(placeholder()));
   img.src = row.src;
   return img;
@@ -336,7 +372,11 @@ function errorText(row: PanelState['rows'][number]): string {
 }
 
 /** The top-k bars; in the selected row each label is a button that explains that class (relevance). */
-function predictionList(predictions: NonNullable<PanelState['rows'][number]['predictions']>, selected: boolean, explained: number | undefined): HTMLElement {
+function predictionList(
+  predictions: NonNullable<PanelState['rows'][number]['predictions']>,
+  selected: boolean,
+  explained: number | undefined,
+): HTMLElement {
   const ol = document.createElement('ol');
   ol.className = 'predictions';
   for (const p of predictions) {
@@ -353,7 +393,8 @@ function predictionList(predictions: NonNullable<PanelState['rows'][number]['pre
       label.title = `Why “${p.label}”? Show the class relevance of class ${p.index}`;
       label.setAttribute('aria-pressed', String(p.index === explained));
       label.addEventListener('click', () => {
-        if (state && !(state.controls.method === 'relevance' && p.index === explained)) setControls({ method: 'relevance', classIndex: p.index }, true);
+        if (state && !(state.controls.method === 'relevance' && p.index === explained))
+          setControls({ method: 'relevance', classIndex: p.index }, true);
       });
     }
     const value = document.createElement('span');

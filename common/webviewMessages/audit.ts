@@ -68,7 +68,10 @@ export function parseWebviewMessage(v: unknown, files: ReadonlySet<string>): Web
     case 'delete':
       return typeof v.file === 'string' && files.has(v.file) ? { type: v.type, file: v.file } : undefined;
     case 'ignore':
-      return KINDS.includes(v.kind as AuditKind) && Array.isArray(v.files) && v.files.length > 0 && v.files.every((f) => typeof f === 'string' && files.has(f))
+      return KINDS.includes(v.kind as AuditKind) &&
+        Array.isArray(v.files) &&
+        v.files.length > 0 &&
+        v.files.every(f => typeof f === 'string' && files.has(f))
         ? { type: 'ignore', kind: v.kind as AuditKind, files: v.files as string[] }
         : undefined;
     default:
@@ -79,14 +82,19 @@ export function parseWebviewMessage(v: unknown, files: ReadonlySet<string>): Web
 export function parseViewState(v: unknown): ViewState {
   const tab = isObject(v) && AUDIT_TABS.includes(v.tab as AuditTab) ? (v.tab as AuditTab) : 'labelIssues';
   const saved = isObject(v) && isObject(v.sort) ? v.sort : {};
-  const sort = Object.fromEntries(AUDIT_TABS.map((t) => [t, SORTS[t].includes(saved[t] as string) ? (saved[t] as string) : 'worst'])) as Record<AuditTab, string>;
+  const sort = Object.fromEntries(
+    AUDIT_TABS.map(t => [t, SORTS[t].includes(saved[t] as string) ? (saved[t] as string) : 'worst']),
+  ) as Record<AuditTab, string>;
   return { tab, sort, ...(isObject(v) && typeof v.file === 'string' ? { file: v.file } : {}) };
 }
 
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** A tab's rows in the chosen order ('worst' keeps the audit's ranking); the input is not changed. */
-export function sortedRows<T extends { file?: string; files?: string[]; label?: string; suggested?: string }>(rows: readonly T[], sort: string): T[] {
+export function sortedRows<T extends { file?: string; files?: string[]; label?: string; suggested?: string }>(
+  rows: readonly T[],
+  sort: string,
+): T[] {
   const file = (r: T) => r.file ?? r.files?.[0] ?? '';
   switch (sort) {
     case 'file':
@@ -104,5 +112,9 @@ export function sortedRows<T extends { file?: string; files?: string[]; label?: 
 
 /** Every file the lists name. */
 export function listedFiles(d: Pick<AuditViewData, 'labelIssues' | 'duplicates' | 'outliers'>): Set<string> {
-  return new Set([...d.labelIssues.map((l) => l.file), ...d.duplicates.flatMap((g) => g.files), ...d.outliers.map((o) => o.file)]);
+  return new Set([
+    ...d.labelIssues.map(l => l.file),
+    ...d.duplicates.flatMap(g => g.files),
+    ...d.outliers.map(o => o.file),
+  ]);
 }

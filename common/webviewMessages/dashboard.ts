@@ -14,7 +14,20 @@ import type { Mode } from '../training';
 export type DashboardSource = { kind: 'run'; dir: string } | { kind: 'tfevents'; dir: string };
 
 /** The part of run.json the header needs (the rest stays in the extension), with the status as shown (common/runStatus.ts). */
-export type RunHeader = Pick<RunInfo, 'reason' | 'createdAt' | 'updatedAt' | 'finishedAt' | 'epoch' | 'totalEpochs' | 'step' | 'totalSteps' | 'bestEpoch' | 'bestValAcc' | 'classes'> & {
+export type RunHeader = Pick<
+  RunInfo,
+  | 'reason'
+  | 'createdAt'
+  | 'updatedAt'
+  | 'finishedAt'
+  | 'epoch'
+  | 'totalEpochs'
+  | 'step'
+  | 'totalSteps'
+  | 'bestEpoch'
+  | 'bestValAcc'
+  | 'classes'
+> & {
   status: ShownStatus;
   backend: string;
   mode?: Mode;
@@ -75,7 +88,11 @@ export type HostMessage =
   /** New metrics lines (appended to the source's lists). */
   | { type: 'append'; id: number; steps: StepMetrics[]; epochs: EpochMetrics[] }
   /** New TensorBoard points, merged into series by (run, tag). */
-  | { type: 'scalars'; id: number; scalars: { run: string; tag: string; step: number[]; value: number[]; wallTime: number[] }[] }
+  | {
+      type: 'scalars';
+      id: number;
+      scalars: { run: string; tag: string; step: number[]; value: number[]; wallTime: number[] }[];
+    }
   /** Replaces the small fields of a source. */
   | { type: 'meta'; id: number; run?: RunHeader; report?: ReportView; problems: string[]; notice?: string }
   /** The source started over (metrics.jsonl truncated by a resume, the worker restarted). */
@@ -92,13 +109,18 @@ export type WebviewMessage =
   | { type: 'auditDataset'; id: number };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isId = (v: unknown, count: number): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) < count;
+const isId = (v: unknown, count: number): v is number =>
+  Number.isInteger(v) && (v as number) >= 0 && (v as number) < count;
 
 /**
  * A message from the webview if it is well-formed, else undefined. `hasImage` says whether a path
  * is one of that source's held-out images (so a webview cannot open or move any other file).
  */
-export function parseDashboardMessage(v: unknown, sourceCount: number, hasImage: (id: number, file: string) => boolean): WebviewMessage | undefined {
+export function parseDashboardMessage(
+  v: unknown,
+  sourceCount: number,
+  hasImage: (id: number, file: string) => boolean,
+): WebviewMessage | undefined {
   if (!isObject(v)) return undefined;
   switch (v.type) {
     case 'ready':
@@ -109,7 +131,8 @@ export function parseDashboardMessage(v: unknown, sourceCount: number, hasImage:
     case 'openImage':
     case 'moveImage':
     case 'undoMove':
-      if (!isId(v.id, sourceCount) || typeof v.file !== 'string' || v.file.length > 4096 || !hasImage(v.id, v.file)) return undefined;
+      if (!isId(v.id, sourceCount) || typeof v.file !== 'string' || v.file.length > 4096 || !hasImage(v.id, v.file))
+        return undefined;
       return { type: v.type, id: v.id, file: v.file };
     default:
       return undefined;
@@ -121,7 +144,8 @@ export function parseSavedSources(saved: unknown, isAbsolute: (p: string) => boo
   if (!isObject(saved) || !Array.isArray(saved.sources)) return [];
   const out: DashboardSource[] = [];
   for (const s of saved.sources.slice(0, 16)) {
-    if (!isObject(s) || (s.kind !== 'run' && s.kind !== 'tfevents') || typeof s.dir !== 'string' || !isAbsolute(s.dir)) continue;
+    if (!isObject(s) || (s.kind !== 'run' && s.kind !== 'tfevents') || typeof s.dir !== 'string' || !isAbsolute(s.dir))
+      continue;
     out.push({ kind: s.kind, dir: s.dir });
   }
   return out;

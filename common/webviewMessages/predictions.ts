@@ -96,7 +96,13 @@ export function parseViewState(v: unknown): ViewState {
 export function parseResultFile(v: unknown): ClassifyFolderResult | string {
   if (!isObject(v)) return 'not a JSON object';
   const { folder, model, predictions, failures, csvFile, jsonFile, partial, total, createdAt } = v;
-  if (typeof folder !== 'string' || typeof model !== 'string' || typeof csvFile !== 'string' || typeof jsonFile !== 'string') return 'missing folder, model or file names';
+  if (
+    typeof folder !== 'string' ||
+    typeof model !== 'string' ||
+    typeof csvFile !== 'string' ||
+    typeof jsonFile !== 'string'
+  )
+    return 'missing folder, model or file names';
   if (!Array.isArray(predictions) || !Array.isArray(failures)) return 'missing predictions or failures';
   const okPrediction = (p: unknown): p is FolderPrediction =>
     isObject(p) &&
@@ -107,7 +113,8 @@ export function parseResultFile(v: unknown): ClassifyFolderResult | string {
     (p.agrees === undefined || typeof p.agrees === 'boolean') &&
     Array.isArray(p.top);
   if (!predictions.every(okPrediction)) return 'a prediction is malformed';
-  if (!failures.every((f) => isObject(f) && typeof f.file === 'string' && typeof f.error === 'string')) return 'a failure is malformed';
+  if (!failures.every(f => isObject(f) && typeof f.file === 'string' && typeof f.error === 'string'))
+    return 'a failure is malformed';
   return {
     folder,
     model,
@@ -122,12 +129,13 @@ export function parseResultFile(v: unknown): ClassifyFolderResult | string {
 }
 
 export function tableRows(predictions: FolderPrediction[]): TableRow[] {
-  return predictions.map((p) => {
+  return predictions.map(p => {
     const second = p.top[1];
     const row: TableRow = { file: p.file, predicted: p.predicted, confidence: p.confidence };
     if (p.folderLabel !== undefined) row.folderLabel = p.folderLabel;
     if (p.agrees !== undefined) row.agrees = p.agrees;
-    if (second && typeof second.label === 'string' && typeof second.score === 'number') row.runnerUp = { label: second.label, score: second.score };
+    if (second && typeof second.label === 'string' && typeof second.score === 'number')
+      row.runnerUp = { label: second.label, score: second.score };
     return row;
   });
 }

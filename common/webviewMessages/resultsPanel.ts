@@ -6,7 +6,15 @@
  * every field before anything acts on it (a compromised or buggy webview must not be able to make
  * the worker read arbitrary files, or pass junk parameters through).
  */
-import { COLORMAPS, EXPLAIN_METHODS, HEAD_FUSIONS, type ColormapName, type ExplainMethod, type HeadFusion, type Provider } from '../options';
+import {
+  COLORMAPS,
+  EXPLAIN_METHODS,
+  HEAD_FUSIONS,
+  type ColormapName,
+  type ExplainMethod,
+  type HeadFusion,
+  type Provider,
+} from '../options';
 import type { Prediction } from '../workerRequests';
 
 export type Method = ExplainMethod;
@@ -54,7 +62,8 @@ export interface ModelSummary {
 /** A saved ModelSummary (webview state, untrusted), kept only when well-formed. */
 export function parseModelSummary(v: unknown): ModelSummary | undefined {
   const m = v as Partial<ModelSummary> | undefined;
-  if (typeof m !== 'object' || m === null || typeof m.name !== 'string' || !m.name || m.name.length > 200) return undefined;
+  if (typeof m !== 'object' || m === null || typeof m.name !== 'string' || !m.name || m.name.length > 200)
+    return undefined;
   if (m.provider !== 'webgpu' && m.provider !== 'cuda' && m.provider !== 'cpu') return undefined;
   const count = (n: unknown) => Number.isInteger(n) && (n as number) > 0 && (n as number) <= 10_000;
   if (!count(m.numLayers) || !count(m.numHeads) || typeof m.explainAvailable !== 'boolean') return undefined;
@@ -112,8 +121,10 @@ export type WebviewMessage =
   | { type: 'saveOverlay' };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isInt = (v: unknown, min: number, max: number): v is number => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
-const isNumber = (v: unknown, min: number, max: number): v is number => typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max;
+const isInt = (v: unknown, min: number, max: number): v is number =>
+  Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+const isNumber = (v: unknown, min: number, max: number): v is number =>
+  typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max;
 
 /** The controls if every field is well-formed, else undefined. Layer/head bounds are checked against the model by the caller. */
 export function parseControls(v: unknown): Controls | undefined {
@@ -129,7 +140,16 @@ export function parseControls(v: unknown): Controls | undefined {
   if (head !== null && !isInt(head, 0, 1023)) return undefined;
   if (!isNumber(opacity, 0, 1)) return undefined;
   if (!COLORMAPS.includes(colormap as ColormapName)) return undefined;
-  return { method: method as Method, classIndex, headFusion: headFusion as HeadFusion, discardRatio, layer, head: head as number | null, opacity, colormap: colormap as ColormapName };
+  return {
+    method: method as Method,
+    classIndex,
+    headFusion: headFusion as HeadFusion,
+    discardRatio,
+    layer,
+    head: head as number | null,
+    opacity,
+    colormap: colormap as ColormapName,
+  };
 }
 
 /** Validate a message from the webview; undefined means "ignore it". */
@@ -144,7 +164,9 @@ export function parseWebviewMessage(v: unknown, rowCount: number): WebviewMessag
       return isInt(v.index, 0, rowCount - 1) ? { type: 'select', index: v.index } : undefined;
     case 'setControls': {
       const controls = parseControls(v.controls);
-      return controls && typeof v.reexplain === 'boolean' ? { type: 'setControls', controls, reexplain: v.reexplain } : undefined;
+      return controls && typeof v.reexplain === 'boolean'
+        ? { type: 'setControls', controls, reexplain: v.reexplain }
+        : undefined;
     }
     default:
       return undefined;

@@ -26,11 +26,15 @@ export function registerAudit(ctx: Ctx): void {
 }
 
 function auditCommand(ctx: Ctx, arg: unknown): Promise<void> {
-  return runOnFolder(ctx, AUDIT_DATASET, arg, async (folder) => {
-    const result = await withFolderProgress(ctx, AUDIT_DATASET, folder, (progress, token) => ctx.worker.request(AuditRequest, { folder }, token, progress));
+  return runOnFolder(ctx, AUDIT_DATASET, arg, async folder => {
+    const result = await withFolderProgress(ctx, AUDIT_DATASET, folder, (progress, token) =>
+      ctx.worker.request(AuditRequest, { folder }, token, progress),
+    );
     if (!result) return;
     for (const s of result.skipped) ctx.log.warn(`${s.file}: ${s.reason}`);
-    ctx.log.info(`audited ${result.images} images in ${folder}: ${result.labelIssues.length} label issues, ${result.duplicates.length} duplicate groups, ${result.outliers.length} outliers; wrote ${result.file}`);
+    ctx.log.info(
+      `audited ${result.images} images in ${folder}: ${result.labelIssues.length} label issues, ${result.duplicates.length} duplicate groups, ${result.outliers.length} outliers; wrote ${result.file}`,
+    );
     AuditPanel.show(ctx, result);
   });
 }

@@ -43,7 +43,12 @@ export class AuditPanel extends Disposable {
       existing.post();
       return existing;
     }
-    const panel = vscode.window.createWebviewPanel(AUDIT_VIEW_TYPE, `Audit: ${path.basename(report.dataset)}`, vscode.ViewColumn.Active, { enableScripts: true, localResourceRoots: [] });
+    const panel = vscode.window.createWebviewPanel(
+      AUDIT_VIEW_TYPE,
+      `Audit: ${path.basename(report.dataset)}`,
+      vscode.ViewColumn.Active,
+      { enableScripts: true, localResourceRoots: [] },
+    );
     return new AuditPanel(ctx, panel, report);
   }
 
@@ -65,14 +70,24 @@ export class AuditPanel extends Disposable {
     const ext = ctx.extensionUri;
     panel.webview.options = {
       enableScripts: true,
-      localResourceRoots: [vscode.Uri.joinPath(ext, 'dist'), vscode.Uri.joinPath(ext, 'media'), vscode.Uri.file(report.dataset)],
+      localResourceRoots: [
+        vscode.Uri.joinPath(ext, 'dist'),
+        vscode.Uri.joinPath(ext, 'media'),
+        vscode.Uri.file(report.dataset),
+      ],
     };
-    panel.webview.html = auditHtml(pageParts(panel.webview, vscode.Uri.joinPath(ext, 'dist', 'audit.js'), vscode.Uri.joinPath(ext, 'media', 'audit.css')));
+    panel.webview.html = auditHtml(
+      pageParts(
+        panel.webview,
+        vscode.Uri.joinPath(ext, 'dist', 'audit.js'),
+        vscode.Uri.joinPath(ext, 'media', 'audit.css'),
+      ),
+    );
     this._register(panel.onDidDispose(() => this.dispose()));
     this._register(
-      panel.webview.onDidReceiveMessage((m) => {
+      panel.webview.onDidReceiveMessage(m => {
         const msg = parseWebviewMessage(m, this.files);
-        if (msg) void this.handle(msg).catch((e) => ctx.reportError('carry out the audit action', e));
+        if (msg) void this.handle(msg).catch(e => ctx.reportError('carry out the audit action', e));
         else ctx.log.warn(`ignored a malformed message from the audit panel: ${JSON.stringify(m)?.slice(0, 200)}`);
       }),
     );
@@ -85,9 +100,17 @@ export class AuditPanel extends Disposable {
     const m: HostMessage = {
       type: 'data',
       data: {
-        folder: r.dataset, file: r.file, model: r.model, images: r.images, classes: r.classes, baseUri,
-        labelIssues: r.labelIssues, duplicates: r.duplicates, outliers: r.outliers,
-        undo: this.undoSteps.at(-1)?.label, ignored: r.decisions.filter((d) => d.action === 'ignore').length,
+        folder: r.dataset,
+        file: r.file,
+        model: r.model,
+        images: r.images,
+        classes: r.classes,
+        baseUri,
+        labelIssues: r.labelIssues,
+        duplicates: r.duplicates,
+        outliers: r.outliers,
+        undo: this.undoSteps.at(-1)?.label,
+        ignored: r.decisions.filter(d => d.action === 'ignore').length,
       },
     };
     if (!this.isDisposed) void this.panel.webview.postMessage(m);
@@ -106,7 +129,11 @@ export class AuditPanel extends Disposable {
   }
 
   private kindOf(file: string): AuditKind {
-    return this.report.labelIssues.some((l) => l.file === file) ? 'labelIssue' : this.report.outliers.some((o) => o.file === file) ? 'outlier' : 'duplicate';
+    return this.report.labelIssues.some(l => l.file === file)
+      ? 'labelIssue'
+      : this.report.outliers.some(o => o.file === file)
+        ? 'outlier'
+        : 'duplicate';
   }
 
   private async handle(m: WebviewMessage): Promise<void> {
@@ -124,10 +151,12 @@ export class AuditPanel extends Disposable {
       case 'move': {
         const from = toAbs(r.dataset, m.file);
         const current = path.basename(path.dirname(from));
-        const suggested = r.labelIssues.find((l) => l.file === m.file)?.suggested;
-        const items = r.classes.filter((c) => c !== current).sort((a, b) => Number(b === suggested) - Number(a === suggested));
+        const suggested = r.labelIssues.find(l => l.file === m.file)?.suggested;
+        const items = r.classes
+          .filter(c => c !== current)
+          .sort((a, b) => Number(b === suggested) - Number(a === suggested));
         const pick = await vscode.window.showQuickPick(
-          items.map((c) => ({ label: c, description: c === suggested ? 'suggested by the audit' : undefined })),
+          items.map(c => ({ label: c, description: c === suggested ? 'suggested by the audit' : undefined })),
           { title: `Move ${path.basename(from)} to class…`, placeHolder: `Now in “${current}”` },
         );
         if (!pick) return;
@@ -135,34 +164,58 @@ export class AuditPanel extends Disposable {
         const to = path.join(path.dirname(path.dirname(from)), pick.label, path.basename(from));
         if (!(await rename(from, to))) return;
         const rel = toRel(r.dataset, to);
-        const before = { labelIssues: r.labelIssues, duplicates: r.duplicates, outliers: r.outliers, decisions: r.decisions };
-        await this.commit({ ...withoutFile(before, m.file, rel), decisions: this.decision(this.kindOf(m.file), [m.file], 'move', rel) }, {
-          label: `move ${path.basename(from)} back to “${current}”`,
-          lists: before,
-          revert: () => rename(to, from),
-        });
+        const before = {
+          labelIssues: r.labelIssues,
+          duplicates: r.duplicates,
+          outliers: r.outliers,
+          decisions: r.decisions,
+        };
+        await this.commit(
+          { ...withoutFile(before, m.file, rel), decisions: this.decision(this.kindOf(m.file), [m.file], 'move', rel) },
+          {
+            label: `move ${path.basename(from)} back to “${current}”`,
+            lists: before,
+            revert: () => rename(to, from),
+          },
+        );
         return;
       }
       case 'delete': {
         const file = toAbs(r.dataset, m.file);
-        const ok = await vscode.window.showWarningMessage(`Move ${m.file} to the trash?`, { modal: true, detail: 'Restore it from the system trash to undo.' }, 'Delete');
+        const ok = await vscode.window.showWarningMessage(
+          `Move ${m.file} to the trash?`,
+          { modal: true, detail: 'Restore it from the system trash to undo.' },
+          'Delete',
+        );
         if (ok !== 'Delete') return;
         await vscode.workspace.fs.delete(vscode.Uri.file(file), { useTrash: true });
         // Earlier undo steps would bring the deleted file back into the lists.
         this.undoSteps.length = 0;
-        await this.commit({ ...withoutFile(r, m.file), decisions: this.decision(this.kindOf(m.file), [m.file], 'delete') }, undefined);
+        await this.commit(
+          { ...withoutFile(r, m.file), decisions: this.decision(this.kindOf(m.file), [m.file], 'delete') },
+          undefined,
+        );
         return;
       }
       case 'ignore': {
-        const before = { labelIssues: r.labelIssues, duplicates: r.duplicates, outliers: r.outliers, decisions: r.decisions };
+        const before = {
+          labelIssues: r.labelIssues,
+          duplicates: r.duplicates,
+          outliers: r.outliers,
+          decisions: r.decisions,
+        };
         const key = m.files.slice().sort().join('\n');
         const lists: Lists = {
-          labelIssues: m.kind === 'labelIssue' ? r.labelIssues.filter((l) => l.file !== m.files[0]) : r.labelIssues,
-          outliers: m.kind === 'outlier' ? r.outliers.filter((o) => o.file !== m.files[0]) : r.outliers,
-          duplicates: m.kind === 'duplicate' ? r.duplicates.filter((g) => g.files.slice().sort().join('\n') !== key) : r.duplicates,
+          labelIssues: m.kind === 'labelIssue' ? r.labelIssues.filter(l => l.file !== m.files[0]) : r.labelIssues,
+          outliers: m.kind === 'outlier' ? r.outliers.filter(o => o.file !== m.files[0]) : r.outliers,
+          duplicates:
+            m.kind === 'duplicate' ? r.duplicates.filter(g => g.files.slice().sort().join('\n') !== key) : r.duplicates,
           decisions: this.decision(m.kind, m.files, 'ignore'),
         };
-        await this.commit(lists, { label: `show ${m.files.length === 1 ? path.basename(m.files[0]) : `the group of ${m.files.length}`} again`, lists: before });
+        await this.commit(lists, {
+          label: `show ${m.files.length === 1 ? path.basename(m.files[0]) : `the group of ${m.files.length}`} again`,
+          lists: before,
+        });
         return;
       }
       case 'undo': {

@@ -20,7 +20,15 @@ export async function readSavedAudit(state: unknown): Promise<AuditResult | unde
     return undefined;
   }
   const lists = ['classes', 'labelIssues', 'duplicates', 'outliers', 'decisions', 'skipped'];
-  if (!isObject(r) || typeof r.dataset !== 'string' || !path.isAbsolute(r.dataset) || typeof r.model !== 'string' || typeof r.images !== 'number' || !lists.every((k) => Array.isArray(r[k]))) return undefined;
+  if (
+    !isObject(r) ||
+    typeof r.dataset !== 'string' ||
+    !path.isAbsolute(r.dataset) ||
+    typeof r.model !== 'string' ||
+    typeof r.images !== 'number' ||
+    !lists.every(k => Array.isArray(r[k]))
+  )
+    return undefined;
   // The file is where it was found, whatever an older copy says.
   return { ...(r as unknown as AuditResult), file };
 }

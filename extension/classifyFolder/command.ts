@@ -12,20 +12,30 @@ import { FolderCommand, runOnFolder, withFolderProgress } from '../folderCommand
 import { ClassifyFolderRequest } from '../../common/workerRequests';
 import { KnownPredictionFiles, PredictionsPanel } from './predictionsPanel';
 
-const CLASSIFY_FOLDER: FolderCommand = { title: 'Classify Folder', openLabel: 'Classify', verb: 'classify', doing: 'classifying' };
+const CLASSIFY_FOLDER: FolderCommand = {
+  title: 'Classify Folder',
+  openLabel: 'Classify',
+  verb: 'classify',
+  doing: 'classifying',
+};
 
 export function classifyFolderCommand(ctx: Ctx, known: KnownPredictionFiles, arg?: unknown): Promise<void> {
-  return runOnFolder(ctx, CLASSIFY_FOLDER, arg, async (folder) => {
+  return runOnFolder(ctx, CLASSIFY_FOLDER, arg, async folder => {
     const outDir = await outputFolder(ctx, folder);
     const result = await withFolderProgress(ctx, CLASSIFY_FOLDER, folder, (progress, token) =>
       ctx.worker.request(ClassifyFolderRequest, { folder, outDir, topK: ctx.settings().topK }, token, progress),
     );
     if (!result) return;
     for (const f of result.failures) ctx.log.warn(f.error);
-    ctx.log.info(`classified ${result.predictions.length} of ${result.total} images in ${folder}${result.partial ? ' (stopped early)' : ''}; wrote ${result.csvFile} and ${result.jsonFile}`);
+    ctx.log.info(
+      `classified ${result.predictions.length} of ${result.total} images in ${folder}${result.partial ? ' (stopped early)' : ''}; wrote ${result.csvFile} and ${result.jsonFile}`,
+    );
     await known.add(result.jsonFile);
     PredictionsPanel.show(ctx, result);
-    if (outDir !== folder) void vscode.window.showInformationMessage(`ViT Lens cannot write into ${folder}; predictions.csv and .json are in ${outDir}.`);
+    if (outDir !== folder)
+      void vscode.window.showInformationMessage(
+        `ViT Lens cannot write into ${folder}; predictions.csv and .json are in ${outDir}.`,
+      );
   });
 }
 

@@ -7,7 +7,9 @@ import { KnownPredictionFiles, PREDICTIONS_VIEW_TYPE, PredictionsPanel } from '.
 export function registerClassifyFolder(ctx: Ctx): void {
   const known = new KnownPredictionFiles(ctx.extension.globalState);
   ctx.push(
-    vscode.commands.registerCommand('vitLens.classifyFolder', (uri?: unknown) => classifyFolderCommand(ctx, known, uri)),
+    vscode.commands.registerCommand('vitLens.classifyFolder', (uri?: unknown) =>
+      classifyFolderCommand(ctx, known, uri),
+    ),
     vscode.window.registerWebviewPanelSerializer(PREDICTIONS_VIEW_TYPE, {
       deserializeWebviewPanel: (panel, state) => PredictionsPanel.revive(ctx, panel, state, known),
     }),

@@ -15,7 +15,14 @@ import type { ClassifyFolderResult } from '../../common/workerRequests';
 import { pageParts } from '../webviewPage';
 import { ResultsPanel } from '../resultsPanel';
 import { predictionsHtml } from './html';
-import { HostMessage, parseResultFile, parseViewState, parseWebviewMessage, tableRows, WebviewMessage } from '../../common/webviewMessages/predictions';
+import {
+  HostMessage,
+  parseResultFile,
+  parseViewState,
+  parseWebviewMessage,
+  tableRows,
+  WebviewMessage,
+} from '../../common/webviewMessages/predictions';
 
 export const PREDICTIONS_VIEW_TYPE = 'vitLens.predictions';
 
@@ -28,7 +35,7 @@ export class KnownPredictionFiles {
     return this.memento.get<string[]>(KnownPredictionFiles.KEY, []).includes(file);
   }
   async add(file: string): Promise<void> {
-    const files = this.memento.get<string[]>(KnownPredictionFiles.KEY, []).filter((f) => f !== file);
+    const files = this.memento.get<string[]>(KnownPredictionFiles.KEY, []).filter(f => f !== file);
     await this.memento.update(KnownPredictionFiles.KEY, [file, ...files].slice(0, KnownPredictionFiles.MAX));
   }
 }
@@ -57,7 +64,12 @@ export class PredictionsPanel extends Disposable {
   }
 
   /** After a window reload: re-read the predictions.json named in the saved state, if this extension wrote it. */
-  static async revive(ctx: Ctx, panel: vscode.WebviewPanel, saved: unknown, known: KnownPredictionFiles): Promise<void> {
+  static async revive(
+    ctx: Ctx,
+    panel: vscode.WebviewPanel,
+    saved: unknown,
+    known: KnownPredictionFiles,
+  ): Promise<void> {
     const p = new PredictionsPanel(ctx, panel);
     const jsonFile = parseViewState(saved).jsonFile;
     if (!jsonFile || !path.isAbsolute(jsonFile) || !known.has(jsonFile)) {
@@ -79,14 +91,14 @@ export class PredictionsPanel extends Disposable {
     panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'icon.png');
     this.setResourceRoots(undefined);
     this._register(panel.onDidDispose(() => this.dispose()));
-    this._register(panel.webview.onDidReceiveMessage((m) => this.onMessage(m)));
+    this._register(panel.webview.onDidReceiveMessage(m => this.onMessage(m)));
   }
 
   private setResult(result: ClassifyFolderResult): void {
     if (this.result?.folder !== result.folder) this._register(this.ctx.panels.predictions.track(result.folder, this));
     this.result = result;
     this.error = undefined;
-    this.files = new Set(result.predictions.map((p) => p.file));
+    this.files = new Set(result.predictions.map(p => p.file));
     this.panel.title = `Predictions: ${path.basename(result.folder)}`;
     this.setResourceRoots(result.folder);
     this.post();
@@ -103,9 +115,19 @@ export class PredictionsPanel extends Disposable {
     const ext = this.ctx.extensionUri;
     this.panel.webview.options = {
       enableScripts: true,
-      localResourceRoots: [vscode.Uri.joinPath(ext, 'dist'), vscode.Uri.joinPath(ext, 'media'), ...(folder ? [vscode.Uri.file(folder)] : [])],
+      localResourceRoots: [
+        vscode.Uri.joinPath(ext, 'dist'),
+        vscode.Uri.joinPath(ext, 'media'),
+        ...(folder ? [vscode.Uri.file(folder)] : []),
+      ],
     };
-    this.panel.webview.html = predictionsHtml(pageParts(this.panel.webview, vscode.Uri.joinPath(ext, 'dist', 'predictions.js'), vscode.Uri.joinPath(ext, 'media', 'predictions.css')));
+    this.panel.webview.html = predictionsHtml(
+      pageParts(
+        this.panel.webview,
+        vscode.Uri.joinPath(ext, 'dist', 'predictions.js'),
+        vscode.Uri.joinPath(ext, 'media', 'predictions.css'),
+      ),
+    );
   }
 
   private post(): void {
@@ -114,7 +136,21 @@ export class PredictionsPanel extends Disposable {
     else if (this.result) {
       const r = this.result;
       const baseUri = this.panel.webview.asWebviewUri(vscode.Uri.file(r.folder)).toString().replace(/\/$/, '');
-      m = { type: 'data', data: { folder: r.folder, model: r.model, createdAt: r.createdAt, partial: r.partial, total: r.total, baseUri, csvFile: r.csvFile, jsonFile: r.jsonFile, rows: tableRows(r.predictions), failures: r.failures } };
+      m = {
+        type: 'data',
+        data: {
+          folder: r.folder,
+          model: r.model,
+          createdAt: r.createdAt,
+          partial: r.partial,
+          total: r.total,
+          baseUri,
+          csvFile: r.csvFile,
+          jsonFile: r.jsonFile,
+          rows: tableRows(r.predictions),
+          failures: r.failures,
+        },
+      };
     }
     if (m && !this.isDisposed) void this.panel.webview.postMessage(m);
   }
@@ -122,7 +158,9 @@ export class PredictionsPanel extends Disposable {
   private onMessage(raw: unknown): void {
     const m = parseWebviewMessage(raw, this.files);
     if (!m) {
-      this.ctx.log.warn(`ignored a malformed message from the predictions table: ${JSON.stringify(raw)?.slice(0, 200)}`);
+      this.ctx.log.warn(
+        `ignored a malformed message from the predictions table: ${JSON.stringify(raw)?.slice(0, 200)}`,
+      );
       return;
     }
     void this.handle(m);
@@ -143,7 +181,11 @@ export class PredictionsPanel extends Disposable {
         return;
       }
       case 'openFile':
-        if (r) await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(m.which === 'csv' ? r.csvFile : r.jsonFile));
+        if (r)
+          await vscode.commands.executeCommand(
+            'vscode.open',
+            vscode.Uri.file(m.which === 'csv' ? r.csvFile : r.jsonFile),
+          );
         return;
       case 'rerun':
         if (r) await vscode.commands.executeCommand('vitLens.classifyFolder', vscode.Uri.file(r.folder));

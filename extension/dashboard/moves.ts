@@ -22,15 +22,27 @@ export async function moveImage(state: SourceState, file: string): Promise<void>
       label: c,
       description: `${((h.probabilities[index] ?? 0) * 100).toFixed(1)}%${index === h.predicted ? ' · predicted' : ''}${c === current ? ' · current folder' : ''}`,
     }))
-    .filter((i) => i.label !== current)
+    .filter(i => i.label !== current)
     // The model's pick first (the quick pick's default), then by probability.
-    .sort((a, b) => (a.index === h.predicted ? -1 : b.index === h.predicted ? 1 : (h.probabilities[b.index] ?? 0) - (h.probabilities[a.index] ?? 0)));
-  const pick = await vscode.window.showQuickPick(items, { title: `Move ${name} to class…`, placeHolder: `Now in “${current}”; the model says “${classes[h.predicted]}”` });
+    .sort((a, b) =>
+      a.index === h.predicted
+        ? -1
+        : b.index === h.predicted
+          ? 1
+          : (h.probabilities[b.index] ?? 0) - (h.probabilities[a.index] ?? 0),
+    );
+  const pick = await vscode.window.showQuickPick(items, {
+    title: `Move ${name} to class…`,
+    placeHolder: `Now in “${current}”; the model says “${classes[h.predicted]}”`,
+  });
   if (!pick) return;
   const target = path.join(parent, classes[pick.index], name);
   if (!(await rename(file, target))) return;
   state.moved(file, target, pick.index);
-  const undo = await vscode.window.showInformationMessage(`Moved ${name} from “${current}” to “${classes[pick.index]}”.`, 'Undo');
+  const undo = await vscode.window.showInformationMessage(
+    `Moved ${name} from “${current}” to “${classes[pick.index]}”.`,
+    'Undo',
+  );
   if (undo) await undoMove(state, target);
 }
 
@@ -39,7 +51,10 @@ export async function undoMove(state: SourceState, file: string): Promise<void> 
   if (!move) return;
   if (!(await rename(file, move.original))) return;
   state.unmoved(move.original);
-  void vscode.window.setStatusBarMessage(`$(discard) Moved ${path.basename(file)} back to “${path.basename(path.dirname(move.original))}”`, 4000);
+  void vscode.window.setStatusBarMessage(
+    `$(discard) Moved ${path.basename(file)} back to “${path.basename(path.dirname(move.original))}”`,
+    4000,
+  );
 }
 
 /** Rename without overwriting; says why when it cannot. Also the dataset audit's moves (extension/audit/panel.ts). */
@@ -57,7 +72,9 @@ export async function rename(from: string, to: string): Promise<boolean> {
     await vscode.workspace.fs.rename(vscode.Uri.file(from), target, { overwrite: false });
     return true;
   } catch (e) {
-    void vscode.window.showErrorMessage(`Could not move ${path.basename(from)}: ${e instanceof Error ? e.message : String(e)}`);
+    void vscode.window.showErrorMessage(
+      `Could not move ${path.basename(from)}: ${e instanceof Error ? e.message : String(e)}`,
+    );
     return false;
   }
 }

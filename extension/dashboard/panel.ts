@@ -13,7 +13,12 @@ import { Disposable } from '../disposable';
 import { ReadScalarsRequest } from '../../common/workerRequests';
 import { ResultsPanel } from '../resultsPanel';
 import { dashboardHtml } from './html';
-import { DashboardSource, HostMessage, parseDashboardMessage, WebviewMessage } from '../../common/webviewMessages/dashboard';
+import {
+  DashboardSource,
+  HostMessage,
+  parseDashboardMessage,
+  WebviewMessage,
+} from '../../common/webviewMessages/dashboard';
 import { moveImage, undoMove } from './moves';
 import { RunSource } from './runSource';
 import { SourceState } from './sourceState';
@@ -56,7 +61,15 @@ export class DashboardPanel extends Disposable {
     super();
     this._register(ctx.panels.dashboards.track(keyOf(sources), this));
     this._register(panel);
-    this.states = sources.map((s, id) => new SourceState(id, s, (f) => this.panel.webview.asWebviewUri(vscode.Uri.file(f)).toString(), (m) => this.onSourceMessage(m)));
+    this.states = sources.map(
+      (s, id) =>
+        new SourceState(
+          id,
+          s,
+          f => this.panel.webview.asWebviewUri(vscode.Uri.file(f)).toString(),
+          m => this.onSourceMessage(m),
+        ),
+    );
     panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'icon.png');
     panel.title = sources.length === 1 ? `Dashboard: ${this.states[0].view.name}` : `Dashboard: ${sources.length} runs`;
     this.setResourceRoots();
@@ -68,7 +81,7 @@ export class DashboardPanel extends Disposable {
         if (!panel.visible) this.ready = false;
       }),
     );
-    this._register(panel.webview.onDidReceiveMessage((m) => this.onMessage(m)));
+    this._register(panel.webview.onDidReceiveMessage(m => this.onMessage(m)));
     for (const state of this.states) this.startSource(state);
   }
 
@@ -76,13 +89,25 @@ export class DashboardPanel extends Disposable {
     if (state.view.kind === 'run') {
       this._register(new RunSource(state.view.dir, state.runListener)).start();
     } else {
-      this._register(new TfEventsSource(state.view.dir, (params) => this.ctx.worker.request(ReadScalarsRequest, params), state.tfListener)).start();
+      this._register(
+        new TfEventsSource(
+          state.view.dir,
+          params => this.ctx.worker.request(ReadScalarsRequest, params),
+          state.tfListener,
+        ),
+      ).start();
     }
   }
 
   private html(): string {
     const dist = vscode.Uri.joinPath(this.ctx.extensionUri, 'dist');
-    return dashboardHtml(pageParts(this.panel.webview, vscode.Uri.joinPath(dist, 'dashboard.js'), vscode.Uri.joinPath(dist, 'dashboard.css')));
+    return dashboardHtml(
+      pageParts(
+        this.panel.webview,
+        vscode.Uri.joinPath(dist, 'dashboard.js'),
+        vscode.Uri.joinPath(dist, 'dashboard.css'),
+      ),
+    );
   }
 
   /**
@@ -91,7 +116,7 @@ export class DashboardPanel extends Disposable {
    * in practice once, when run.json has been read.
    */
   private setResourceRoots(): void {
-    const folders = [...new Set(this.states.flatMap((s) => s.imageRoots()))].sort();
+    const folders = [...new Set(this.states.flatMap(s => s.imageRoots()))].sort();
     const key = folders.join('\n');
     if (key === this.roots && this.panel.webview.options.localResourceRoots?.length) return;
     this.roots = key;
@@ -99,7 +124,11 @@ export class DashboardPanel extends Disposable {
     this.ready = false;
     this.panel.webview.options = {
       enableScripts: true,
-      localResourceRoots: [vscode.Uri.joinPath(this.ctx.extensionUri, 'dist'), vscode.Uri.joinPath(this.ctx.extensionUri, 'media'), ...folders.map((f) => vscode.Uri.file(f))],
+      localResourceRoots: [
+        vscode.Uri.joinPath(this.ctx.extensionUri, 'dist'),
+        vscode.Uri.joinPath(this.ctx.extensionUri, 'media'),
+        ...folders.map(f => vscode.Uri.file(f)),
+      ],
     };
   }
 
@@ -116,7 +145,7 @@ export class DashboardPanel extends Disposable {
 
   private snapshot(): void {
     this.ready = true;
-    this.post({ type: 'snapshot', sources: this.states.map((s) => s.view) });
+    this.post({ type: 'snapshot', sources: this.states.map(s => s.view) });
   }
 
   private onMessage(raw: unknown): void {
@@ -125,7 +154,7 @@ export class DashboardPanel extends Disposable {
       this.ctx.log.warn(`ignored a malformed message from the dashboard: ${JSON.stringify(raw)?.slice(0, 200)}`);
       return;
     }
-    void this.handle(m).catch((e) => this.ctx.reportError('update the dashboard', e));
+    void this.handle(m).catch(e => this.ctx.reportError('update the dashboard', e));
   }
 
   private async handle(m: WebviewMessage): Promise<void> {
@@ -143,7 +172,10 @@ export class DashboardPanel extends Disposable {
         await undoMove(this.states[m.id], m.file);
         return;
       case 'revealRun':
-        await vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(path.join(this.states[m.id].view.dir, 'run.json')));
+        await vscode.commands.executeCommand(
+          'revealFileInOS',
+          vscode.Uri.file(path.join(this.states[m.id].view.dir, 'run.json')),
+        );
         return;
       case 'auditDataset': {
         const dataset = this.states[m.id].dataset;
@@ -155,5 +187,5 @@ export class DashboardPanel extends Disposable {
 }
 
 function keyOf(sources: DashboardSource[]): string {
-  return JSON.stringify(sources.map((s) => [s.kind, path.resolve(s.dir)]));
+  return JSON.stringify(sources.map(s => [s.kind, path.resolve(s.dir)]));
 }

@@ -112,12 +112,18 @@ export class RunSource {
     if (key === this.runKey || this.disposed) return;
     this.runKey = key;
     if (!st) {
-      this.listener.runInfo(undefined, dirExists ? `${this.dir} is not a run folder: it has no run.json (yet).` : `The run folder ${this.dir} does not exist.`);
+      this.listener.runInfo(
+        undefined,
+        dirExists
+          ? `${this.dir} is not a run folder: it has no run.json (yet).`
+          : `The run folder ${this.dir} does not exist.`,
+      );
       return;
     }
     try {
       const info = JSON.parse(await fs.promises.readFile(file, 'utf8')) as RunInfo;
-      if (typeof info !== 'object' || info === null || !Array.isArray(info.classes)) throw new Error('not a run.json (no classes)');
+      if (typeof info !== 'object' || info === null || !Array.isArray(info.classes))
+        throw new Error('not a run.json (no classes)');
       this.listener.runInfo(info);
     } catch (e) {
       this.listener.runInfo(undefined, `${file} is corrupt: ${(e as Error).message}`);
@@ -216,7 +222,11 @@ export function parseMetricsLine(line: string): StepMetrics | EpochMetrics | und
   const numOrNull = (v: unknown) => v === null || v === undefined || isNum(v);
   if (r.type === 'step' && numOrNull(r.loss) && numOrNull(r.lr)) return m as StepMetrics;
   if (r.type === 'epoch' && numOrNull(r.trainLoss)) {
-    if (r.confusion !== undefined && !(Array.isArray(r.confusion) && r.confusion.every((row) => Array.isArray(row) && row.every(isNum)))) delete r.confusion;
+    if (
+      r.confusion !== undefined &&
+      !(Array.isArray(r.confusion) && r.confusion.every(row => Array.isArray(row) && row.every(isNum)))
+    )
+      delete r.confusion;
     return m as EpochMetrics;
   }
   return undefined;

@@ -8,7 +8,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RunInfo, RunReport } from '../../common/workerRequests';
-import type { DashboardSource, HeldOutView, HostMessage, ReportView, RunHeader, ScalarSeries, SourceView } from '../../common/webviewMessages/dashboard';
+import type {
+  DashboardSource,
+  HeldOutView,
+  HostMessage,
+  ReportView,
+  RunHeader,
+  ScalarSeries,
+  SourceView,
+} from '../../common/webviewMessages/dashboard';
 import { shownStatus } from '../../common/runStatus';
 import { thisMachine } from '../runs/runProbes';
 import type { RunSourceListener } from './runSource';
@@ -32,7 +40,16 @@ export class SourceState {
     private readonly toSrc: (file: string) => string,
     private readonly emit: (m: HostMessage) => void,
   ) {
-    this.view = { id, kind: source.kind, dir: source.dir, name: path.basename(source.dir) || source.dir, steps: [], epochs: [], scalars: [], problems: [] };
+    this.view = {
+      id,
+      kind: source.kind,
+      dir: source.dir,
+      name: path.basename(source.dir) || source.dir,
+      steps: [],
+      epochs: [],
+      scalars: [],
+      problems: [],
+    };
     if (source.kind === 'tfevents') this.view.notice = 'Reading event files…';
   }
 
@@ -59,7 +76,9 @@ export class SourceState {
     },
     runInfo: (info, error) => {
       const lastStep = this.view.steps.at(-1)?.time;
-      this.view.run = info ? runHeader(info, Math.max(Date.parse(info.updatedAt) || 0, lastStep ? Date.parse(lastStep) || 0 : 0)) : undefined;
+      this.view.run = info
+        ? runHeader(info, Math.max(Date.parse(info.updatedAt) || 0, lastStep ? Date.parse(lastStep) || 0 : 0))
+        : undefined;
       this.runError = error;
       this.update();
     },
@@ -68,7 +87,7 @@ export class SourceState {
       this.reportError = error;
       this.update();
     },
-    problem: (message) => this.addProblems([message]),
+    problem: message => this.addProblems([message]),
   };
 
   readonly tfListener: TfEventsListener = {
@@ -86,7 +105,13 @@ export class SourceState {
           this.series.set(key, series);
           this.view.scalars.push(series);
         }
-        const d = { run: s.run, tag: s.tag, step: s.points.map((p) => p.step), value: s.points.map((p) => p.value), wallTime: s.points.map((p) => p.wallTime) };
+        const d = {
+          run: s.run,
+          tag: s.tag,
+          step: s.points.map(p => p.step),
+          value: s.points.map(p => p.value),
+          wallTime: s.points.map(p => p.wallTime),
+        };
         series.step.push(...d.step);
         series.value.push(...d.value);
         series.wallTime.push(...d.wallTime);
@@ -101,8 +126,8 @@ export class SourceState {
       if (delta.length) this.emit({ type: 'scalars', id: this.view.id, scalars: delta });
       if (notice !== this.view.notice) this.update();
     },
-    problems: (problems) => this.addProblems(problems),
-    error: (message) => {
+    problems: problems => this.addProblems(problems),
+    error: message => {
       this.tfError = message;
       this.update();
     },
@@ -136,17 +161,35 @@ export class SourceState {
     const classes = this.view.run?.classes.length ?? Infinity;
     const heldOut: HeldOutView[] = [];
     for (const h of Array.isArray(r.heldOut) ? r.heldOut : []) {
-      if (typeof h?.file !== 'string' || !Number.isInteger(h.label) || !Number.isInteger(h.predicted) || !Array.isArray(h.probabilities)) continue;
+      if (
+        typeof h?.file !== 'string' ||
+        !Number.isInteger(h.label) ||
+        !Number.isInteger(h.predicted) ||
+        !Array.isArray(h.probabilities)
+      )
+        continue;
       if (h.label >= classes || h.predicted >= classes) continue;
       const move = this.moves.get(h.file);
       const file = move?.to ?? h.file;
-      heldOut.push({ file, src: this.toSrc(file), label: h.label, predicted: h.predicted, probabilities: h.probabilities.map(Number), movedTo: move?.cls });
+      heldOut.push({
+        file,
+        src: this.toSrc(file),
+        label: h.label,
+        predicted: h.predicted,
+        probabilities: h.probabilities.map(Number),
+        movedTo: move?.cls,
+      });
     }
-    return { bestEpoch: r.bestEpoch, warnings: Array.isArray(r.warnings) ? r.warnings.map(String) : [], skipped: Array.isArray(r.skipped) ? r.skipped.length : 0, heldOut };
+    return {
+      bestEpoch: r.bestEpoch,
+      warnings: Array.isArray(r.warnings) ? r.warnings.map(String) : [],
+      skipped: Array.isArray(r.skipped) ? r.skipped.length : 0,
+      heldOut,
+    };
   }
 
   heldOut(file: string): HeldOutView | undefined {
-    return this.view.report?.heldOut.find((h) => h.file === file);
+    return this.view.report?.heldOut.find(h => h.file === file);
   }
 
   /** Record a move done by the panel (`from` is where the image was); the list shows it at its new place. */
@@ -171,7 +214,8 @@ export class SourceState {
   imageRoots(): string[] {
     const roots = new Set<string>();
     if (this.dataset) roots.add(this.dataset);
-    for (const h of this.view.report?.heldOut ?? []) if (!this.dataset || !isInside(h.file, this.dataset)) roots.add(path.dirname(h.file));
+    for (const h of this.view.report?.heldOut ?? [])
+      if (!this.dataset || !isInside(h.file, this.dataset)) roots.add(path.dirname(h.file));
     return [...roots];
   }
 }

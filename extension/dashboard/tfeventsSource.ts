@@ -40,7 +40,9 @@ export class TfEventsSource {
     if (this.busy || this.disposed) return;
     this.busy = true;
     try {
-      const r = await this.read(this.cursor === undefined ? { folder: this.dir } : { folder: this.dir, cursor: this.cursor });
+      const r = await this.read(
+        this.cursor === undefined ? { folder: this.dir } : { folder: this.dir, cursor: this.cursor },
+      );
       if (this.disposed) return;
       this.cursor = r.cursor;
       if (this.failing) {

@@ -42,7 +42,9 @@ export function describeRun(r: RunEntry): string {
   const parts = [datasetName(i.config.dataset)];
   if (r.status === 'running' && i.totalSteps > 0) {
     const step = Math.max(i.step, r.lastStep?.step ?? 0);
-    parts.push(`epoch ${Math.min(i.totalEpochs, i.epoch + 1)}/${i.totalEpochs} · ${Math.floor((100 * step) / i.totalSteps)}%`);
+    parts.push(
+      `epoch ${Math.min(i.totalEpochs, i.epoch + 1)}/${i.totalEpochs} · ${Math.floor((100 * step) / i.totalSteps)}%`,
+    );
   } else {
     parts.push(`epoch ${i.epoch}/${i.totalEpochs}`);
   }
@@ -54,7 +56,7 @@ export function describeRun(r: RunEntry): string {
 
 /** Markdown that shows paths and names literally. */
 export function escapeMd(s: string): string {
-  return s.replace(/[\\`*_{}[\]()#+\-.!|<>~]/g, (c) => `\\${c}`);
+  return s.replace(/[\\`*_{}[\]()#+\-.!|<>~]/g, c => `\\${c}`);
 }
 
 const when = (iso: string | undefined) => (iso ? new Date(iso).toLocaleString() : undefined);
@@ -66,22 +68,39 @@ export function tooltipMarkdown(r: RunEntry): string {
   const c = i.config;
   const rows: [string, string | undefined][] = [
     ['Dataset', c.dataset && escapeMd(c.dataset)],
-    ['Classes', i.classes?.length ? `${i.classes.length}: ${escapeMd(i.classes.slice(0, 8).join(', '))}${i.classes.length > 8 ? ', …' : ''}` : undefined],
+    [
+      'Classes',
+      i.classes?.length
+        ? `${i.classes.length}: ${escapeMd(i.classes.slice(0, 8).join(', '))}${i.classes.length > 8 ? ', …' : ''}`
+        : undefined,
+    ],
     ['Images', `${i.trainImages ?? '?'} train, ${i.valImages ?? '?'} validation`],
     ['Model', c.model && escapeMd(c.model)],
     ['Mode', c.mode === 'last-k' ? `last-k (k = ${c.lastK})` : c.mode],
     ['Backend', i.device ? `${i.backend}: ${escapeMd(i.device)}` : i.backend],
-    ['Optimizer', `${c.optimizer}, lr ${c.lr}, batch ${c.batchSize}${c.accumulate > 1 ? ` × ${c.accumulate}` : ''}${c.imageSize ? `, ${c.imageSize[0]}×${c.imageSize[1]}` : ''}`],
-    ['Progress', `epoch ${i.epoch}/${i.totalEpochs}, step ${Math.max(i.step, r.lastStep?.step ?? 0)}/${i.totalSteps}${r.lastStep ? `, loss ${r.lastStep.loss.toFixed(4)}, ${r.lastStep.imagesPerSec.toFixed(1)} img/s` : ''}`],
-    ['Best val acc', typeof i.bestValAcc === 'number' ? `${pct(i.bestValAcc)} (epoch ${(i.bestEpoch ?? 0) + 1})` : undefined],
+    [
+      'Optimizer',
+      `${c.optimizer}, lr ${c.lr}, batch ${c.batchSize}${c.accumulate > 1 ? ` × ${c.accumulate}` : ''}${c.imageSize ? `, ${c.imageSize[0]}×${c.imageSize[1]}` : ''}`,
+    ],
+    [
+      'Progress',
+      `epoch ${i.epoch}/${i.totalEpochs}, step ${Math.max(i.step, r.lastStep?.step ?? 0)}/${i.totalSteps}${r.lastStep ? `, loss ${r.lastStep.loss.toFixed(4)}, ${r.lastStep.imagesPerSec.toFixed(1)} img/s` : ''}`,
+    ],
+    [
+      'Best val acc',
+      typeof i.bestValAcc === 'number' ? `${pct(i.bestValAcc)} (epoch ${(i.bestEpoch ?? 0) + 1})` : undefined,
+    ],
     ['Started', when(i.createdAt)],
     ['Updated', when(i.updatedAt)],
     ['Finished', when(i.finishedAt)],
     ['Reason', i.reason && escapeMd(i.reason)],
     ['Pid', i.status === 'running' ? String(i.pid) : undefined],
   ];
-  const body = rows.filter(([, v]) => v !== undefined && v !== '').map(([k, v]) => `| ${k} | ${String(v).replace(/\n/g, ' ')} |`);
+  const body = rows
+    .filter(([, v]) => v !== undefined && v !== '')
+    .map(([k, v]) => `| ${k} | ${String(v).replace(/\n/g, ' ')} |`);
   let md = `${head}\n\n| | |\n|---|---|\n${body.join('\n')}`;
-  if (r.status === 'interrupted') md += '\n\nThe trainer process is gone (killed or crashed). **Resume** continues from the last checkpoint.';
+  if (r.status === 'interrupted')
+    md += '\n\nThe trainer process is gone (killed or crashed). **Resume** continues from the last checkpoint.';
   return md;
 }

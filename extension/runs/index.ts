@@ -17,25 +17,34 @@ import { RunNode, RunsTree } from './tree';
 export function registerRuns(ctx: Ctx): void {
   const store = new RunStore(ctx.extension.globalStorageUri, ctx.log);
   const tree = new RunsTree(store);
-  const view = vscode.window.createTreeView('vitLens.runs', { treeDataProvider: tree, canSelectMany: true, showCollapseAll: true });
+  const view = vscode.window.createTreeView('vitLens.runs', {
+    treeDataProvider: tree,
+    canSelectMany: true,
+    showCollapseAll: true,
+  });
   const updateMessage = () => {
     // The welcome content covers "no runs"; a folder that cannot be listed needs saying.
     view.message = store.listError;
   };
   ctx.push(store, tree, view, store.onDidChange(updateMessage));
-  ctx.push(vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('vitLens.runsDir') && store.reconfigure()));
+  ctx.push(
+    vscode.workspace.onDidChangeConfiguration(e => e.affectsConfiguration('vitLens.runsDir') && store.reconfigure()),
+  );
 
   /** The runs a command applies to: the clicked item and, when it is part of a multi-selection, the whole selection. */
   const targets = (clicked?: unknown, selected?: unknown): RunEntry[] => {
-    const nodes = (Array.isArray(selected) && selected.length ? selected : clicked ? [clicked] : view.selection) as RunNode[];
-    const dirs = [...new Set(nodes.filter((n) => n && typeof n === 'object' && 'run' in n).map((n) => n.run.dir))];
+    const nodes = (
+      Array.isArray(selected) && selected.length ? selected : clicked ? [clicked] : view.selection
+    ) as RunNode[];
+    const dirs = [...new Set(nodes.filter(n => n && typeof n === 'object' && 'run' in n).map(n => n.run.dir))];
     // The node may predate the last refresh: act on the current state of the run.
-    return dirs.map((d) => store.find(d)).filter((r): r is RunEntry => !!r);
+    return dirs.map(d => store.find(d)).filter((r): r is RunEntry => !!r);
   };
   const forEach = (run: (r: RunEntry) => unknown) => async (clicked?: unknown, selected?: unknown) => {
     for (const r of targets(clicked, selected)) await run(r);
   };
-  const register = (id: string, fn: (...args: unknown[]) => unknown) => ctx.push(vscode.commands.registerCommand(id, fn));
+  const register = (id: string, fn: (...args: unknown[]) => unknown) =>
+    ctx.push(vscode.commands.registerCommand(id, fn));
 
   const revealRun = async (dir: string) => {
     await store.reload();
@@ -43,21 +52,37 @@ export function registerRuns(ctx: Ctx): void {
     if (node) await view.reveal(node, { select: true, focus: false }).then(undefined, () => undefined);
   };
 
-  register('vitLens.fineTune', (arg) => fineTune(ctx, store, revealRun, arg));
+  register('vitLens.fineTune', arg => fineTune(ctx, store, revealRun, arg));
   register('vitLens.runs.refresh', () => store.refresh(true));
   register('vitLens.runs.openDashboard', (clicked, selected) => {
-    const runs = targets(clicked, selected).filter((r) => r.info);
-    if (runs.length) openDashboard(ctx, runs.map((r) => ({ kind: 'run', dir: r.dir })));
+    const runs = targets(clicked, selected).filter(r => r.info);
+    if (runs.length)
+      openDashboard(
+        ctx,
+        runs.map(r => ({ kind: 'run', dir: r.dir })),
+      );
   });
-  register('vitLens.runs.stop', forEach((r) => stopRun(store, r)));
-  register('vitLens.runs.resume', forEach((r) => resumeRun(ctx, store, r)));
-  register('vitLens.runs.export', forEach((r) => exportRun(ctx, r)));
-  register('vitLens.runs.useAsModel', (clicked) => {
+  register(
+    'vitLens.runs.stop',
+    forEach(r => stopRun(store, r)),
+  );
+  register(
+    'vitLens.runs.resume',
+    forEach(r => resumeRun(ctx, store, r)),
+  );
+  register(
+    'vitLens.runs.export',
+    forEach(r => exportRun(ctx, r)),
+  );
+  register('vitLens.runs.useAsModel', clicked => {
     const r = targets(clicked)[0];
     return r && useAsModel(ctx, r);
   });
-  register('vitLens.runs.reveal', forEach((r) => reveal(r.dir)));
-  register('vitLens.runs.auditDataset', (clicked) => {
+  register(
+    'vitLens.runs.reveal',
+    forEach(r => reveal(r.dir)),
+  );
+  register('vitLens.runs.auditDataset', clicked => {
     const dataset = targets(clicked)[0]?.info?.config.dataset;
     return dataset && vscode.commands.executeCommand('vitLens.auditDataset', vscode.Uri.file(dataset));
   });

@@ -12,7 +12,13 @@ export function cliPath(ctx: Ctx): string {
 }
 
 /** Spawns `vit-lens <args>` detached, logging to <runDir>/train.log; false when it could not start. */
-export async function launchTrainer(ctx: Ctx, store: RunStore, runDir: string, args: string[], what: string): Promise<boolean> {
+export async function launchTrainer(
+  ctx: Ctx,
+  store: RunStore,
+  runDir: string,
+  args: string[],
+  what: string,
+): Promise<boolean> {
   let started;
   try {
     started = await spawnTrainer(cliPath(ctx), args, runDir);
@@ -29,10 +35,15 @@ export async function launchTrainer(ctx: Ctx, store: RunStore, runDir: string, a
     if (code === 0 || code === 130 || Date.now() - t0 > EARLY_EXIT_MS) return;
     // Notifications show one paragraph: the CLI's own error line (before any usage text), else the log's last lines.
     const lines = tailLines(logFile(runDir), 40).split('\n');
-    const tail = [...lines].reverse().find((l) => /^vit-lens \w+: /.test(l)) ?? lines.slice(-3).join(' ⏎ ');
-    void vscode.window.showErrorMessage(`ViT Lens could not ${what}: the trainer exited at once (code ${code ?? signal}). ${tail}`, 'Open Log').then((pick) => {
-      if (pick) void vscode.window.showTextDocument(vscode.Uri.file(logFile(runDir)));
-    });
+    const tail = [...lines].reverse().find(l => /^vit-lens \w+: /.test(l)) ?? lines.slice(-3).join(' ⏎ ');
+    void vscode.window
+      .showErrorMessage(
+        `ViT Lens could not ${what}: the trainer exited at once (code ${code ?? signal}). ${tail}`,
+        'Open Log',
+      )
+      .then(pick => {
+        if (pick) void vscode.window.showTextDocument(vscode.Uri.file(logFile(runDir)));
+      });
   });
   return true;
 }

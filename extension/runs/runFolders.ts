@@ -12,7 +12,6 @@ import type { RunInfo } from '../../common/workerRequests';
 import { shownStatus, ShownStatus, StatusFacts } from '../../common/runStatus';
 import { lastActivity as runActivity } from './runProbes';
 
-
 export interface LastStep {
   epoch: number;
   step: number;
@@ -46,8 +45,8 @@ export async function discoverRuns(runsDir: string, o: DiscoverOptions): Promise
     if (e.code === 'ENOENT') return [];
     throw new Error(`${runsDir}: cannot list the runs folder (${e.code ?? e.message})`);
   });
-  const dirs = entries.filter((e) => e.isDirectory() || e.isSymbolicLink()).map((e) => path.join(runsDir, e.name));
-  const runs = (await Promise.all(dirs.map((d) => readRun(d, o)))).filter((r): r is RunEntry => !!r);
+  const dirs = entries.filter(e => e.isDirectory() || e.isSymbolicLink()).map(e => path.join(runsDir, e.name));
+  const runs = (await Promise.all(dirs.map(d => readRun(d, o)))).filter((r): r is RunEntry => !!r);
   const key = (r: RunEntry) => r.info?.createdAt ?? new Date(r.lastActivity).toISOString();
   return runs.sort((a, b) => (key(a) < key(b) ? 1 : key(a) > key(b) ? -1 : a.name.localeCompare(b.name)));
 }
@@ -60,7 +59,14 @@ export async function readRun(dir: string, o: DiscoverOptions): Promise<RunEntry
   if (!st) {
     const pid = o.starting?.get(dir);
     if (pid === undefined) return undefined;
-    if (o.exited?.has(pid)) return { dir, name, status: 'unreadable', error: `the trainer exited before writing run.json; see ${path.join(dir, 'train.log')}`, lastActivity: o.now };
+    if (o.exited?.has(pid))
+      return {
+        dir,
+        name,
+        status: 'unreadable',
+        error: `the trainer exited before writing run.json; see ${path.join(dir, 'train.log')}`,
+        lastActivity: o.now,
+      };
     return { dir, name, status: 'starting', lastActivity: o.now };
   }
   const lastActivity = await runActivity(dir);
@@ -85,7 +91,8 @@ export function parseRunInfo(text: string, file: string): RunInfo {
   }
   const o = v as Partial<RunInfo> | null;
   if (!o || typeof o !== 'object' || Array.isArray(o)) throw new Error(`${file}: expected a JSON object`);
-  if (!['running', 'finished', 'failed', 'stopped'].includes(o.status as string)) throw new Error(`${file}: "status" must be running, finished, failed or stopped, got ${JSON.stringify(o.status)}`);
+  if (!['running', 'finished', 'failed', 'stopped'].includes(o.status as string))
+    throw new Error(`${file}: "status" must be running, finished, failed or stopped, got ${JSON.stringify(o.status)}`);
   if (!o.config || typeof o.config !== 'object') throw new Error(`${file}: "config" is missing`);
   for (const k of ['pid', 'epoch', 'totalEpochs'] as const) {
     if (typeof o[k] !== 'number') throw new Error(`${file}: "${k}" must be a number, got ${JSON.stringify(o[k])}`);

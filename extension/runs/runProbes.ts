@@ -27,6 +27,13 @@ export function thisMachine(): Here {
 /** Newest mtime (ms since the epoch) of the files a live trainer keeps writing: run.json, metrics.jsonl, the latest checkpoint. */
 export async function lastActivity(runDir: string): Promise<number> {
   const files = ['run.json', 'metrics.jsonl', path.join('checkpoints', 'latest.safetensors')];
-  const times = await Promise.all(files.map((f) => fs.stat(path.join(runDir, f)).then((s) => s.mtimeMs, () => 0)));
+  const times = await Promise.all(
+    files.map(f =>
+      fs.stat(path.join(runDir, f)).then(
+        s => s.mtimeMs,
+        () => 0,
+      ),
+    ),
+  );
   return Math.max(...times);
 }

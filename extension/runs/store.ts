@@ -18,7 +18,8 @@ const TICK_MS = 3000;
 const IDLE_TICKS = 10;
 
 export function resolveRunsDir(fallback: vscode.Uri): string {
-  const setting = vscode.workspace.getConfiguration('vitLens').get<string>('runsDir', '.vit-lens/runs').trim() || '.vit-lens/runs';
+  const setting =
+    vscode.workspace.getConfiguration('vitLens').get<string>('runsDir', '.vit-lens/runs').trim() || '.vit-lens/runs';
   const expanded = expandHome(setting);
   if (path.isAbsolute(expanded)) return expanded;
   const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
@@ -43,7 +44,10 @@ export class RunStore implements vscode.Disposable {
   private readonly exited = new Set<number>();
   private dir: string;
 
-  constructor(private readonly storage: vscode.Uri, private readonly log: vscode.LogOutputChannel) {
+  constructor(
+    private readonly storage: vscode.Uri,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
     this.dir = resolveRunsDir(storage);
     this.watch();
     this.timer = setInterval(() => this.tick(), TICK_MS);
@@ -65,7 +69,7 @@ export class RunStore implements vscode.Disposable {
   }
 
   find(dir: string): RunEntry | undefined {
-    return this.runs.find((r) => r.dir === dir);
+    return this.runs.find(r => r.dir === dir);
   }
 
   /** The setting changed: look somewhere else. */
@@ -114,14 +118,19 @@ export class RunStore implements vscode.Disposable {
     }
     this.reading = (async () => {
       try {
-        this.runs = await discoverRuns(this.dir, { ...thisMachine(), now: Date.now(), exited: this.exited, starting: this.starting });
+        this.runs = await discoverRuns(this.dir, {
+          ...thisMachine(),
+          now: Date.now(),
+          exited: this.exited,
+          starting: this.starting,
+        });
         this.error = undefined;
       } catch (e) {
         this.runs = [];
         this.error = (e as Error).message;
         this.log.warn(`Runs view: ${this.error}`);
       }
-      for (const [dir] of this.starting) if (this.runs.some((r) => r.dir === dir && r.info)) this.starting.delete(dir);
+      for (const [dir] of this.starting) if (this.runs.some(r => r.dir === dir && r.info)) this.starting.delete(dir);
       this.changed.fire();
     })().finally(() => (this.reading = undefined));
     await this.reading;
@@ -136,7 +145,7 @@ export class RunStore implements vscode.Disposable {
       this.watch();
       return this.refresh(true);
     }
-    const busy = this.runs.some((r) => r.status === 'running' || r.status === 'starting');
+    const busy = this.runs.some(r => r.status === 'running' || r.status === 'starting');
     if (busy || ++this.ticks % IDLE_TICKS === 0) this.refresh(true);
   }
 
@@ -146,7 +155,9 @@ export class RunStore implements vscode.Disposable {
     // Until the folder exists the timer looks for it. A RelativePattern on a folder outside the
     // workspace gets its own watcher from VS Code.
     if (!this.watching) return;
-    const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(this.dir), '{*,*/run.json,*/metrics.jsonl}'));
+    const w = vscode.workspace.createFileSystemWatcher(
+      new vscode.RelativePattern(vscode.Uri.file(this.dir), '{*,*/run.json,*/metrics.jsonl}'),
+    );
     const on = () => this.refresh();
     this.watchers.push(w, w.onDidCreate(on), w.onDidChange(on), w.onDidDelete(on));
   }

@@ -77,7 +77,16 @@ export function trainArgs(dataset: string, runDir: string, a: FineTuneAnswers, c
   if (a.mode === 'last-k') args.push('--last-k', String(a.lastK));
   if (a.lr !== undefined) args.push('--lr', String(a.lr));
   if (a.imageSize !== undefined) args.push('--image-size', String(a.imageSize));
-  args.push('--batch-size', String(a.batchSize), '--optimizer', a.optimizer, '--val-split', String(a.valSplit), '--seed', String(a.seed));
+  args.push(
+    '--batch-size',
+    String(a.batchSize),
+    '--optimizer',
+    a.optimizer,
+    '--val-split',
+    String(a.valSplit),
+    '--seed',
+    String(a.seed),
+  );
   if (a.augment !== undefined) args.push(a.augment ? '--augment' : '--no-augment');
   if (a.labelSmoothing) args.push('--label-smoothing', String(a.labelSmoothing));
   if (a.weightDecay !== undefined) args.push('--weight-decay', String(a.weightDecay));
@@ -92,7 +101,14 @@ export function trainArgs(dataset: string, runDir: string, a: FineTuneAnswers, c
 }
 
 export function resumeArgs(runDir: string, cacheDir?: string, threads?: number): string[] {
-  return ['train', '--out', runDir, '--resume', ...(cacheDir ? ['--cache-dir', cacheDir] : []), ...(threads !== undefined ? ['--threads', String(threads)] : [])];
+  return [
+    'train',
+    '--out',
+    runDir,
+    '--resume',
+    ...(cacheDir ? ['--cache-dir', cacheDir] : []),
+    ...(threads !== undefined ? ['--threads', String(threads)] : []),
+  ];
 }
 
 // ---- input checks: undefined when fine, else the message shown under the input box ----
@@ -108,7 +124,8 @@ function number(v: string, what: string, lo: number, hi: number, integer: boolea
 
 export const check = {
   epochs: (v: string) => number(v, 'Epochs', 1, 100000, true),
-  lr: (v: string) => number(v, 'Learning rate', 0, 100, false) ?? (Number(v) === 0 ? 'A learning rate of 0 trains nothing' : undefined),
+  lr: (v: string) =>
+    number(v, 'Learning rate', 0, 100, false) ?? (Number(v) === 0 ? 'A learning rate of 0 trains nothing' : undefined),
   batchSize: (v: string) => number(v, 'Batch size', 1, 65536, true),
   valSplit: (v: string) => number(v, 'Validation split', 0, 0.9, false),
   seed: (v: string) => number(v, 'Seed', 0, 2 ** 31, true),
@@ -125,7 +142,8 @@ export const check = {
     const t = v.trim();
     if (!t) return 'A run needs a name';
     // eslint-disable-next-line no-control-regex -- control characters are what this refuses
-    if (/[\\/:*?"<>|\u0000-\u001f]/.test(t) || t === '.' || t === '..') return 'Use letters, digits, "-", "_" and "." (the name becomes a folder)';
+    if (/[\\/:*?"<>|\u0000-\u001f]/.test(t) || t === '.' || t === '..')
+      return 'Use letters, digits, "-", "_" and "." (the name becomes a folder)';
     if (taken(t)) return `A run named "${t}" already exists`;
     return undefined;
   },

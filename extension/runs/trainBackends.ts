@@ -21,13 +21,26 @@ export const LIST_BACKENDS_ARGS = ['train', '--list-backends', '--json'];
 export function parseListing(stdout: string): BackendListing {
   const v = JSON.parse(stdout.trim().split('\n').pop() ?? '') as Partial<BackendListing>;
   const str = (x: unknown) => x === undefined || typeof x === 'string';
-  if (typeof v?.auto !== 'string' || !Array.isArray(v.backends) || !v.backends.every((b) => typeof b?.name === 'string' && str(b.device) && str(b.unavailable) && str(b.autoSkips) && (b.software === undefined || typeof b.software === 'boolean'))) {
+  if (
+    typeof v?.auto !== 'string' ||
+    !Array.isArray(v.backends) ||
+    !v.backends.every(
+      b =>
+        typeof b?.name === 'string' &&
+        str(b.device) &&
+        str(b.unavailable) &&
+        str(b.autoSkips) &&
+        (b.software === undefined || typeof b.software === 'boolean'),
+    )
+  ) {
     throw new Error('unexpected answer from vit-lens train --list-backends');
   }
   return v as BackendListing;
 }
 
-export async function probeTrainBackends(runCli: (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>): Promise<BackendsProbe> {
+export async function probeTrainBackends(
+  runCli: (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>,
+): Promise<BackendsProbe> {
   try {
     const r = await runCli(LIST_BACKENDS_ARGS);
     if (r.code !== 0) return { error: r.stderr.trim().split('\n').pop() || `exit code ${r.code}` };
@@ -37,13 +50,19 @@ export async function probeTrainBackends(runCli: (args: string[]) => Promise<{ c
   }
 }
 
-const NAMES: Record<string, string> = { 'tensorflow-gpu': 'CUDA', webgpu: 'WebGPU', tensorflow: 'TensorFlow', wasm: 'CPU', cpu: 'CPU' };
+const NAMES: Record<string, string> = {
+  'tensorflow-gpu': 'CUDA',
+  webgpu: 'WebGPU',
+  tensorflow: 'TensorFlow',
+  wasm: 'CPU',
+  cpu: 'CPU',
+};
 
 /** What `choice` will run on: "WebGPU · NVIDIA GeForce RTX 4090 (Vulkan)", "CPU · 1 thread (wasm + fused kernels)", or why not. */
 export function backendDevice(choice: TrainBackend, p: BackendsProbe): string {
   if ('error' in p) return `unknown (${p.error})`;
   const name = choice === 'auto' ? p.listing.auto : choice;
-  const b = p.listing.backends.find((x) => x.name === name);
+  const b = p.listing.backends.find(x => x.name === name);
   if (!b) return `unknown (${name})`;
   if (b.unavailable) return `unavailable: ${b.unavailable}`;
   return b.device ?? NAMES[name] ?? name;
@@ -59,19 +78,31 @@ export function backendSummary(choice: TrainBackend, p: BackendsProbe): string {
 }
 
 /** The rows of the backend picker, each saying what it would run on. */
-export function backendChoices(p: BackendsProbe): { key: TrainBackend; label: string; description: string; detail: string }[] {
-  const webgpu = 'listing' in p ? p.listing.backends.find((b) => b.name === 'webgpu') : undefined;
+export function backendChoices(
+  p: BackendsProbe,
+): { key: TrainBackend; label: string; description: string; detail: string }[] {
+  const webgpu = 'listing' in p ? p.listing.backends.find(b => b.name === 'webgpu') : undefined;
   const skipped = webgpu?.autoSkips ? ` Auto skips WebGPU here: ${webgpu.autoSkips}.` : '';
   return [
-    { key: 'auto', label: LABELS.auto, description: backendDevice('auto', p), detail: `The first that starts: CUDA → WebGPU (hardware GPU) → TensorFlow → wasm → JavaScript.${skipped}` },
+    {
+      key: 'auto',
+      label: LABELS.auto,
+      description: backendDevice('auto', p),
+      detail: `The first that starts: CUDA → WebGPU (hardware GPU) → TensorFlow → wasm → JavaScript.${skipped}`,
+    },
     {
       key: 'webgpu',
       label: LABELS.webgpu,
       description: backendDevice('webgpu', p),
       detail: webgpu?.software
         ? 'Emulates a GPU on the CPU: correct, but much slower than CPU (wasm).'
-        : 'Any GPU with a Vulkan, Metal or D3D12 driver, through TF.js\'s WebGPU kernels; no CUDA install.',
+        : "Any GPU with a Vulkan, Metal or D3D12 driver, through TF.js's WebGPU kernels; no CUDA install.",
     },
-    { key: 'wasm', label: LABELS.wasm, description: backendDevice('wasm', p), detail: 'TF.js\'s WebAssembly backend with our fused kernels, on the CPU: works everywhere.' },
+    {
+      key: 'wasm',
+      label: LABELS.wasm,
+      description: backendDevice('wasm', p),
+      detail: "TF.js's WebAssembly backend with our fused kernels, on the CPU: works everywhere.",
+    },
   ];
 }

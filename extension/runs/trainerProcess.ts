@@ -27,15 +27,22 @@ export function spawnTrainer(cliJs: string, args: string[], runDir: string): Pro
   let child: ChildProcess;
   try {
     fs.writeSync(log, `\n# ${new Date().toISOString()} vit-lens ${args.map(quote).join(' ')}\n`);
-    child = spawn(process.execPath, [cliJs, ...args], { detached: true, stdio: ['ignore', log, log], env: nodeEnv(), windowsHide: true });
+    child = spawn(process.execPath, [cliJs, ...args], {
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: nodeEnv(),
+      windowsHide: true,
+    });
   } finally {
     // The child holds its own copy of the descriptor.
     fs.closeSync(log);
   }
   return new Promise((resolve, reject) => {
-    child.once('error', (e) => reject(new Error(`could not start ${cliJs}: ${e.message}`)));
+    child.once('error', e => reject(new Error(`could not start ${cliJs}: ${e.message}`)));
     child.once('spawn', () => {
-      const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.once('exit', (code, signal) => res({ code, signal })));
+      const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(res =>
+        child.once('exit', (code, signal) => res({ code, signal })),
+      );
       child.unref();
       resolve({ pid: child.pid!, exit });
     });
@@ -43,15 +50,24 @@ export function spawnTrainer(cliJs: string, args: string[], runDir: string): Pro
 }
 
 /** A short CLI command (export) with its output collected; killed when `signal` aborts. */
-export function runCli(cliJs: string, args: string[], signal?: AbortSignal): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  cliJs: string,
+  args: string[],
+  signal?: AbortSignal,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: nodeEnv(), signal, windowsHide: true });
+    const child = spawn(process.execPath, [cliJs, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: nodeEnv(),
+      signal,
+      windowsHide: true,
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.on('data', d => (stdout += d));
+    child.stderr.on('data', d => (stderr += d));
     child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', code => resolve({ code, stdout, stderr }));
   });
 }
 
@@ -64,7 +80,12 @@ export function tailLines(file: string, n: number): string {
       const len = Math.min(size, 16384);
       const buf = Buffer.alloc(len);
       fs.readSync(fd, buf, 0, len, size - len);
-      return buf.toString('utf8').split('\n').filter((l) => l.trim()).slice(-n).join('\n');
+      return buf
+        .toString('utf8')
+        .split('\n')
+        .filter(l => l.trim())
+        .slice(-n)
+        .join('\n');
     } finally {
       fs.closeSync(fd);
     }

@@ -17,7 +17,7 @@ export class RunsTree implements vscode.TreeDataProvider<RunNode>, vscode.Dispos
 
   constructor(store: RunStore) {
     this.sub = store.onDidChange(() => {
-      this.nodes = new Map(store.entries.map((run) => [run.dir, { kind: 'run' as const, run }]));
+      this.nodes = new Map(store.entries.map(run => [run.dir, { kind: 'run' as const, run }]));
       this.changed.fire(undefined);
     });
   }
@@ -35,7 +35,9 @@ export class RunsTree implements vscode.TreeDataProvider<RunNode>, vscode.Dispos
       ['report.json', 'report.json'],
       ['export', 'export/'],
     ];
-    return files.filter(([f]) => fs.existsSync(path.join(parent.run.dir, f))).map(([f, label]) => ({ kind: 'file', run: parent.run, file: path.join(parent.run.dir, f), label }));
+    return files
+      .filter(([f]) => fs.existsSync(path.join(parent.run.dir, f)))
+      .map(([f, label]) => ({ kind: 'file', run: parent.run, file: path.join(parent.run.dir, f), label }));
   }
 
   getParent(n: RunNode): RunNode | undefined {
@@ -48,7 +50,9 @@ export class RunsTree implements vscode.TreeDataProvider<RunNode>, vscode.Dispos
       const item = new vscode.TreeItem(uri, vscode.TreeItemCollapsibleState.None);
       item.label = n.label;
       item.contextValue = 'runFile';
-      item.command = n.label.endsWith('/') ? { command: 'revealFileInOS', title: 'Reveal', arguments: [uri] } : { command: 'vscode.open', title: 'Open', arguments: [uri] };
+      item.command = n.label.endsWith('/')
+        ? { command: 'revealFileInOS', title: 'Reveal', arguments: [uri] }
+        : { command: 'vscode.open', title: 'Open', arguments: [uri] };
       return item;
     }
     const r = n.run;

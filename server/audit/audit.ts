@@ -55,7 +55,8 @@ export interface AuditOptions {
   onFeatures?: (features: Float32Array, dim: number, labels: Int32Array) => void;
 }
 
-export const auditFileOf = (dataset: string, outDir?: string): string => path.join(path.resolve(outDir ?? path.join(dataset, '.vit-lens')), AUDIT_FILE);
+export const auditFileOf = (dataset: string, outDir?: string): string =>
+  path.join(path.resolve(outDir ?? path.join(dataset, '.vit-lens')), AUDIT_FILE);
 
 export const decisionKey = (kind: AuditKind, files: string[]): string => `${kind}:${files.slice().sort().join('\n')}`;
 
@@ -97,10 +98,13 @@ export async function auditDataset(engine: Engine, dataset: string, opts: AuditO
   // 1. [CLS] features and a pixel thumbnail, computed once per image content and kept in the feature cache.
   let t0 = Date.now();
   const identity = engine.featureIdentity();
-  const key = createHash('sha256').update(JSON.stringify({ v: 1, what: `cls-features+thumbnail${THUMB}`, ...identity })).digest('hex').slice(0, 24);
+  const key = createHash('sha256')
+    .update(JSON.stringify({ v: 1, what: `cls-features+thumbnail${THUMB}`, ...identity }))
+    .digest('hex')
+    .slice(0, 24);
   const [h, w] = identity.preprocess.size;
   const pixelsPerSample = 3 * h * w;
-  const runModel = opts.runModel ?? ((work) => work());
+  const runModel = opts.runModel ?? (work => work());
   const dim = (await runModel(() => engine.features(new Float32Array(pixelsPerSample), 1))).size;
   const thumbSize = THUMB * THUMB;
   const size = dim + thumbSize;
@@ -122,7 +126,8 @@ export async function auditDataset(engine: Engine, dataset: string, opts: AuditO
       return out;
     },
     onProgress: (done, total) => {
-      if (done === total || done % 256 === 0) progress({ stage: 'features', message: `features ${done}/${total}`, fraction: done / total });
+      if (done === total || done % 256 === 0)
+        progress({ stage: 'features', message: `features ${done}/${total}`, fraction: done / total });
       if (done % 64 === 0) opts.signal?.throwIfAborted();
     },
   });
@@ -135,7 +140,7 @@ export async function auditDataset(engine: Engine, dataset: string, opts: AuditO
     X.set(v.subarray(0, dim), i * dim);
     T.set(v.subarray(dim), i * thumbSize);
   });
-  const labels = Int32Array.from(samples, (s) => s.label);
+  const labels = Int32Array.from(samples, s => s.label);
   const featureSeconds = (Date.now() - t0) / 1000;
   opts.onFeatures?.(X, dim, labels);
 
@@ -147,7 +152,8 @@ export async function auditDataset(engine: Engine, dataset: string, opts: AuditO
     folds,
     seed,
     signal: opts.signal,
-    onFold: (done) => progress({ stage: 'folds', message: `cross-validation ${done}/${folds} folds`, fraction: done / folds }),
+    onFold: done =>
+      progress({ stage: 'folds', message: `cross-validation ${done}/${folds} folds`, fraction: done / folds }),
   });
   const foldSeconds = (Date.now() - t0) / 1000;
 
@@ -155,8 +161,12 @@ export async function auditDataset(engine: Engine, dataset: string, opts: AuditO
   t0 = Date.now();
   progress({ stage: 'neighbours', message: 'comparing images', fraction: 0 });
   // Thumbnails centred then normalised: their cosine is the Pearson correlation of the pixels.
-  const nb = await neighbours(normalisedRows(T, n, thumbSize, true), n, thumbSize, { threshold, k: opts.neighbours ?? 10, signal: opts.signal });
-  const hashes = samples.map((s) => built.cache.contentHash(s) ?? s.file);
+  const nb = await neighbours(normalisedRows(T, n, thumbSize, true), n, thumbSize, {
+    threshold,
+    k: opts.neighbours ?? 10,
+    signal: opts.signal,
+  });
+  const hashes = samples.map(s => built.cache.contentHash(s) ?? s.file);
   const firstWithHash = new Map<string, number>();
   hashes.forEach((hash, i) => {
     const first = firstWithHash.get(hash);
@@ -165,29 +175,39 @@ export async function auditDataset(engine: Engine, dataset: string, opts: AuditO
   });
   const neighbourSeconds = (Date.now() - t0) / 1000;
 
-  const hidden = new Set(decisions.filter((d) => d.action === 'ignore').map((d) => decisionKey(d.kind, d.files)));
-  const files = samples.map((s) => rel(s.file));
+  const hidden = new Set(decisions.filter(d => d.action === 'ignore').map(d => decisionKey(d.kind, d.files)));
+  const files = samples.map(s => rel(s.file));
   const labelIssues = rankedLabelIssues(labels, probs, K)
-    .map((r) => ({ file: files[r.index], label: ds.classes[labels[r.index]], suggested: ds.classes[r.suggested], score: r.selfConfidence }))
-    .filter((r) => !hidden.has(decisionKey('labelIssue', [r.file])));
+    .map(r => ({
+      file: files[r.index],
+      label: ds.classes[labels[r.index]],
+      suggested: ds.classes[r.suggested],
+      score: r.selfConfidence,
+    }))
+    .filter(r => !hidden.has(decisionKey('labelIssue', [r.file])));
   const duplicates = groupPairs(n, nb.pairs)
-    .map((g) => {
-      const groupLabels = [...new Set(g.members.map((i) => ds.classes[labels[i]]))];
+    .map(g => {
+      const groupLabels = [...new Set(g.members.map(i => ds.classes[labels[i]]))];
       return {
-        files: g.members.map((i) => files[i]),
+        files: g.members.map(i => files[i]),
         similarity: g.similarity,
         conflicting: groupLabels.length > 1,
-        exact: g.members.every((i) => hashes[i] === hashes[g.members[0]]),
+        exact: g.members.every(i => hashes[i] === hashes[g.members[0]]),
         labels: groupLabels,
       };
     })
-    .filter((d) => !hidden.has(decisionKey('duplicate', d.files)))
-    .sort((a, b) => Number(b.conflicting) - Number(a.conflicting) || b.similarity - a.similarity || (a.files[0] < b.files[0] ? -1 : 1));
+    .filter(d => !hidden.has(decisionKey('duplicate', d.files)))
+    .sort(
+      (a, b) =>
+        Number(b.conflicting) - Number(a.conflicting) ||
+        b.similarity - a.similarity ||
+        (a.files[0] < b.files[0] ? -1 : 1),
+    );
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => nb.outlierScore[b] - nb.outlierScore[a] || a - b);
   const outliers = order
     .slice(0, outlierCount(nb.outlierScore, opts.maxOutliers))
-    .map((i) => ({ file: files[i], score: nb.outlierScore[i] }))
-    .filter((o) => !hidden.has(decisionKey('outlier', [o.file])));
+    .map(i => ({ file: files[i], score: nb.outlierScore[i] }))
+    .filter(o => !hidden.has(decisionKey('outlier', [o.file])));
 
   const report: AuditReport = {
     version: AUDIT_VERSION,
@@ -203,7 +223,12 @@ export async function auditDataset(engine: Engine, dataset: string, opts: AuditO
     outliers,
     skipped: [...ds.skipped, ...built.skipped],
     decisions,
-    timings: { features: featureSeconds, crossValidation: foldSeconds, neighbours: neighbourSeconds, computed: built.computed },
+    timings: {
+      features: featureSeconds,
+      crossValidation: foldSeconds,
+      neighbours: neighbourSeconds,
+      computed: built.computed,
+    },
     file,
   };
   opts.signal?.throwIfAborted();
@@ -219,6 +244,6 @@ function outlierCount(scores: Float64Array, max?: number): number {
   const sorted = Float64Array.from(scores).sort();
   const q = (f: number) => sorted[Math.min(sorted.length - 1, Math.floor(f * (sorted.length - 1)))];
   const fence = q(0.75) + 3 * (q(0.75) - q(0.25));
-  const above = sorted.filter((s) => s > fence).length;
+  const above = sorted.filter(s => s > fence).length;
   return Math.min(above, max ?? Math.max(10, Math.ceil(sorted.length / 100)));
 }

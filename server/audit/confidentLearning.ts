@@ -40,7 +40,12 @@ export function classThresholds(labels: Int32Array, probs: Float64Array, K: numb
 }
 
 /** C[given][true] counts (K × K row-major), diagonal at least 1. */
-export function confidentJoint(labels: Int32Array, probs: Float64Array, K: number, thresholds = classThresholds(labels, probs, K)): Float64Array {
+export function confidentJoint(
+  labels: Int32Array,
+  probs: Float64Array,
+  K: number,
+  thresholds = classThresholds(labels, probs, K),
+): Float64Array {
   const C = new Float64Array(K * K);
   labels.forEach((l, i) => {
     let best = -1;
@@ -57,7 +62,7 @@ export function confidentJoint(labels: Int32Array, probs: Float64Array, K: numbe
 /** Q̂[given][true], summing to 1. */
 export function calibratedJoint(C: Float64Array, labels: Int32Array, K: number): Float64Array {
   const count = new Float64Array(K);
-  labels.forEach((l) => count[l]++);
+  labels.forEach(l => count[l]++);
   const Q = new Float64Array(K * K);
   let total = 0;
   for (let i = 0; i < K; i++) {
@@ -65,7 +70,7 @@ export function calibratedJoint(C: Float64Array, labels: Int32Array, K: number):
     for (let j = 0; j < K; j++) row += C[i * K + j];
     for (let j = 0; j < K; j++) total += Q[i * K + j] = (C[i * K + j] / row) * count[i];
   }
-  return Q.map((q) => q / total);
+  return Q.map(q => q / total);
 }
 
 /** Which images are label issues (prune by noise rate). */
@@ -102,6 +107,9 @@ export interface LabelIssue {
 export function rankedLabelIssues(labels: Int32Array, probs: Float64Array, K: number): LabelIssue[] {
   const issues = findLabelIssues(labels, probs, K);
   const out: LabelIssue[] = [];
-  issues.forEach((bad, i) => bad && out.push({ index: i, suggested: argmax(probs, i * K, K), selfConfidence: probs[i * K + labels[i]] }));
+  issues.forEach(
+    (bad, i) =>
+      bad && out.push({ index: i, suggested: argmax(probs, i * K, K), selfConfidence: probs[i * K + labels[i]] }),
+  );
   return out.sort((a, b) => a.selfConfidence - b.selfConfidence || a.index - b.index);
 }

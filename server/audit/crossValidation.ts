@@ -49,7 +49,13 @@ export interface CrossValOptions {
 }
 
 /** n × K out-of-fold probabilities, row-major. */
-export async function outOfFoldProbabilities(X: Float32Array, dim: number, labels: Int32Array, numClasses: number, opts: CrossValOptions): Promise<Float64Array> {
+export async function outOfFoldProbabilities(
+  X: Float32Array,
+  dim: number,
+  labels: Int32Array,
+  numClasses: number,
+  opts: CrossValOptions,
+): Promise<Float64Array> {
   const n = labels.length;
   const Xs = standardise(X, n, dim);
   const fold = opts.foldOf ?? stratifiedFolds(labels, numClasses, opts.folds, opts.seed);
@@ -59,7 +65,15 @@ export async function outOfFoldProbabilities(X: Float32Array, dim: number, label
     const train: number[] = [];
     const test: number[] = [];
     fold.forEach((g, i) => (g === f ? test : train).push(i));
-    const head = await fitSoftmax(Xs, dim, labels, Int32Array.from(train), numClasses, opts.softmax ?? DEFAULT_SOFTMAX, opts.signal);
+    const head = await fitSoftmax(
+      Xs,
+      dim,
+      labels,
+      Int32Array.from(train),
+      numClasses,
+      opts.softmax ?? DEFAULT_SOFTMAX,
+      opts.signal,
+    );
     predictSoftmax(head, Xs, Int32Array.from(test), probs);
     opts.onFold?.(f + 1, opts.folds);
   }

@@ -33,10 +33,15 @@ function objectiveModel(): Uint8Array {
   const DOUBLE = onnx.TensorProto.DataType.DOUBLE;
   const info = (name: string, dims: string[]): onnx.IValueInfoProto => ({
     name,
-    type: { tensorType: { elemType: DOUBLE, shape: { dim: dims.map((d) => ({ dimParam: d })) } } },
+    type: { tensorType: { elemType: DOUBLE, shape: { dim: dims.map(d => ({ dimParam: d })) } } },
   });
   const INT = onnx.AttributeProto.AttributeType.INT;
-  const node = (opType: string, input: string[], output: string, attribute: onnx.IAttributeProto[] = []): onnx.INodeProto => ({ opType, input, output: [output], attribute });
+  const node = (
+    opType: string,
+    input: string[],
+    output: string,
+    attribute: onnx.IAttributeProto[] = [],
+  ): onnx.INodeProto => ({ opType, input, output: [output], attribute });
   return onnx.ModelProto.encode({
     irVersion: 8,
     opsetImport: [{ domain: '', version: 17 }],
@@ -44,7 +49,13 @@ function objectiveModel(): Uint8Array {
     graph: {
       name: 'softmax_objective',
       // y: one-hot labels already divided by n; scale: [1/n].
-      input: [info('x', ['n', 'd']), info('y', ['n', 'k']), info('scale', ['one']), info('w', ['k', 'd']), info('b', ['k'])],
+      input: [
+        info('x', ['n', 'd']),
+        info('y', ['n', 'k']),
+        info('scale', ['one']),
+        info('w', ['k', 'd']),
+        info('b', ['k']),
+      ],
       output: [info('loss', []), info('grad_w', ['k', 'd']), info('grad_b', ['k'])],
       initializer: [{ name: 'rows_axis', dataType: onnx.TensorProto.DataType.INT64, dims: [1], int64Data: [0] }],
       node: [
@@ -75,7 +86,12 @@ async function softmaxObjective(X: Float64Array, dim: number, y: Int32Array, row
     x.set(X.subarray(i * dim, (i + 1) * dim), r * dim);
     onehot[r * K + y[i]] = 1 / Math.max(1, n);
   });
-  const session = await ort.InferenceSession.create(objectiveModel(), { graphOptimizationLevel: 'all', executionMode: 'sequential', interOpNumThreads: 1, intraOpNumThreads: 1 });
+  const session = await ort.InferenceSession.create(objectiveModel(), {
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    interOpNumThreads: 1,
+    intraOpNumThreads: 1,
+  });
   const fixed = {
     x: new ort.Tensor('float64', x, [n, dim]),
     y: new ort.Tensor('float64', onehot, [n, K]),
@@ -85,7 +101,11 @@ async function softmaxObjective(X: Float64Array, dim: number, y: Int32Array, row
   return {
     /** Objective at w (weights [K, dim] then K biases); its gradient into `grad`. */
     async evaluate(w: Float64Array, grad: Float64Array): Promise<number> {
-      const out = await session.run({ ...fixed, w: new ort.Tensor('float64', w.slice(0, bias), [K, dim]), b: new ort.Tensor('float64', w.slice(bias), [K]) });
+      const out = await session.run({
+        ...fixed,
+        w: new ort.Tensor('float64', w.slice(0, bias), [K, dim]),
+        b: new ort.Tensor('float64', w.slice(bias), [K]),
+      });
       grad.set(out.grad_w.data as Float64Array, 0);
       grad.set(out.grad_b.data as Float64Array, bias);
       let penalty = 0;
@@ -105,17 +125,34 @@ const dot = (a: Float64Array, b: Float64Array) => {
   return s;
 };
 
-export async function fitSoftmax(X: Float64Array, dim: number, y: Int32Array, rows: Int32Array, K: number, opts: SoftmaxOptions = DEFAULT_SOFTMAX, signal?: AbortSignal): Promise<SoftmaxHead> {
+export async function fitSoftmax(
+  X: Float64Array,
+  dim: number,
+  y: Int32Array,
+  rows: Int32Array,
+  K: number,
+  opts: SoftmaxOptions = DEFAULT_SOFTMAX,
+  signal?: AbortSignal,
+): Promise<SoftmaxHead> {
   const objective = await softmaxObjective(X, dim, y, rows, K, opts.l2);
   try {
-    return await minimise(objective.evaluate, (dim + 1) * K, opts.iterations, signal).then((params) => ({ dim, classes: K, params }));
+    return await minimise(objective.evaluate, (dim + 1) * K, opts.iterations, signal).then(params => ({
+      dim,
+      classes: K,
+      params,
+    }));
   } finally {
     await objective.release();
   }
 }
 
 /** L-BFGS from w = 0 for `iterations` steps (fewer once the line search makes no progress). */
-async function minimise(lossAndGradient: (w: Float64Array, grad: Float64Array) => Promise<number>, P: number, iterations: number, signal?: AbortSignal): Promise<Float64Array> {
+async function minimise(
+  lossAndGradient: (w: Float64Array, grad: Float64Array) => Promise<number>,
+  P: number,
+  iterations: number,
+  signal?: AbortSignal,
+): Promise<Float64Array> {
   const w = new Float64Array(P);
   let g = new Float64Array(P);
   let f = await lossAndGradient(w, g);
@@ -135,7 +172,9 @@ async function minimise(lossAndGradient: (w: Float64Array, grad: Float64Array) =
       alpha[m] = rho[m] * dot(S[m], dir);
       for (let j = 0; j < P; j++) dir[j] -= alpha[m] * Y[m][j];
     }
-    const gamma = S.length ? dot(S[S.length - 1], Y[Y.length - 1]) / dot(Y[Y.length - 1], Y[Y.length - 1]) : 1 / Math.max(1e-12, Math.sqrt(dot(g, g)));
+    const gamma = S.length
+      ? dot(S[S.length - 1], Y[Y.length - 1]) / dot(Y[Y.length - 1], Y[Y.length - 1])
+      : 1 / Math.max(1e-12, Math.sqrt(dot(g, g)));
     for (let j = 0; j < P; j++) dir[j] *= gamma;
     for (let m = 0; m < S.length; m++) {
       const beta = rho[m] * dot(Y[m], dir);

@@ -26,7 +26,7 @@ function gemmModel(): Uint8Array {
   const FLOAT = onnx.TensorProto.DataType.FLOAT;
   const info = (name: string, dims: string[]): onnx.IValueInfoProto => ({
     name,
-    type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => ({ dimParam: d })) } } },
+    type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map(d => ({ dimParam: d })) } } },
   });
   return onnx.ModelProto.encode({
     irVersion: 8,
@@ -36,7 +36,14 @@ function gemmModel(): Uint8Array {
       name: 'similarity',
       input: [info('a', ['m', 'd']), info('b', ['n', 'd'])],
       output: [info('s', ['m', 'n'])],
-      node: [{ opType: 'Gemm', input: ['a', 'b'], output: ['s'], attribute: [{ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] }],
+      node: [
+        {
+          opType: 'Gemm',
+          input: ['a', 'b'],
+          output: ['s'],
+          attribute: [{ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
+        },
+      ],
     },
   }).finish();
 }
@@ -51,7 +58,12 @@ export interface NeighbourResult {
 const BLOCK = 512;
 
 /** `U`: n rows of `dim` values, L2-normalised (normalisedRows). */
-export async function neighbours(U: Float32Array, n: number, dim: number, opts: { threshold: number; k: number; signal?: AbortSignal }): Promise<NeighbourResult> {
+export async function neighbours(
+  U: Float32Array,
+  n: number,
+  dim: number,
+  opts: { threshold: number; k: number; signal?: AbortSignal },
+): Promise<NeighbourResult> {
   const k = Math.max(1, Math.min(opts.k, n - 1));
   // Each row's k largest similarities so far, unsorted, with the position of the smallest.
   const top = new Float64Array(n * k).fill(-Infinity);
@@ -67,7 +79,11 @@ export async function neighbours(U: Float32Array, n: number, dim: number, opts: 
     floor[i] = top[base + m];
   };
   const pairs: [number, number, number][] = [];
-  const session = await ort.InferenceSession.create(gemmModel(), { graphOptimizationLevel: 'all', executionMode: 'sequential', interOpNumThreads: 1 });
+  const session = await ort.InferenceSession.create(gemmModel(), {
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    interOpNumThreads: 1,
+  });
   try {
     for (let start = 0; start < n; start += BLOCK) {
       opts.signal?.throwIfAborted();
@@ -124,5 +140,8 @@ export function groupPairs(n: number, pairs: [number, number, number][]): { memb
     if (!groups.has(r)) groups.set(r, new Set());
     groups.get(r)!.add(i).add(j);
   }
-  return [...groups].map(([r, members]) => ({ members: [...members].sort((a, b) => a - b), similarity: Math.min(1, weakest.get(r) ?? 1) }));
+  return [...groups].map(([r, members]) => ({
+    members: [...members].sort((a, b) => a - b),
+    similarity: Math.min(1, weakest.get(r) ?? 1),
+  }));
 }

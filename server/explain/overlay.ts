@@ -37,5 +37,7 @@ export async function renderOverlayPng(image: DecodedImage, map: AttentionMap, o
     out[q + 1] = Math.round((1 - alpha) * rgb[q + 1] + alpha * lut[l + 1]);
     out[q + 2] = Math.round((1 - alpha) * rgb[q + 2] + alpha * lut[l + 2]);
   }
-  return sharp(out, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(out, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }

@@ -12,7 +12,14 @@
  */
 import * as ort from 'onnxruntime-node';
 import { loadOnnxWeights } from '../formats/onnxWeights';
-import { buildRelevanceOnnx, relevanceOutputName, RELEVANCE_INPUT, RELEVANCE_LOGITS, RELEVANCE_TARGET, RELEVANCE_TARGET_USED } from '../model/relevanceGraph';
+import {
+  buildRelevanceOnnx,
+  relevanceOutputName,
+  RELEVANCE_INPUT,
+  RELEVANCE_LOGITS,
+  RELEVANCE_TARGET,
+  RELEVANCE_TARGET_USED,
+} from '../model/relevanceGraph';
 import type { ViTArch } from '../model/vitConfig';
 import { AttentionMap, patchMap, TokenLayout } from './rollout';
 
@@ -74,7 +81,11 @@ export class RelevanceSession {
   async run(pixels: Float32Array, classIndex: number): Promise<RelevanceRun> {
     const [h, w] = this.arch.imageSize;
     const L = this.arch.numLayers;
-    const names = [RELEVANCE_LOGITS, RELEVANCE_TARGET_USED, ...Array.from({ length: L }, (_, i) => relevanceOutputName(i))];
+    const names = [
+      RELEVANCE_LOGITS,
+      RELEVANCE_TARGET_USED,
+      ...Array.from({ length: L }, (_, i) => relevanceOutputName(i)),
+    ];
     const out = await this.session.run(
       {
         [RELEVANCE_INPUT]: new ort.Tensor('float32', pixels, [1, this.arch.numChannels, h, w]),
@@ -82,7 +93,7 @@ export class RelevanceSession {
       },
       names,
     );
-    const layers = names.slice(2).map((n) => out[n].data as Float32Array);
+    const layers = names.slice(2).map(n => out[n].data as Float32Array);
     return {
       logits: out[RELEVANCE_LOGITS].data as Float32Array,
       classIndex: Number((out[RELEVANCE_TARGET_USED].data as BigInt64Array)[0]),

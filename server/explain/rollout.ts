@@ -41,7 +41,11 @@ export interface AttentionMap {
 }
 
 /** Fuse heads into a T×T matrix (written into `out`). */
-export function fuseHeads(layer: LayerAttention, fusion: HeadFusion, out = new Float32Array(layer.tokens * layer.tokens)): Float32Array {
+export function fuseHeads(
+  layer: LayerAttention,
+  fusion: HeadFusion,
+  out = new Float32Array(layer.tokens * layer.tokens),
+): Float32Array {
   const { data, offset, heads, tokens } = layer;
   const n = tokens * tokens;
   out.set(data.subarray(offset, offset + n));
@@ -100,7 +104,7 @@ export function selectKth(m: Float32Array, k: number): { value: number; below: n
   if (anyBits < 0) {
     const sorted = Float32Array.from(m).sort();
     const value = sorted[k];
-    const below = sorted.findIndex((x) => x >= value);
+    const below = sorted.findIndex(x => x >= value);
     let equal = 0;
     while (below + equal < sorted.length && sorted[below + equal] === value) equal++;
     return { value, below, equal };
@@ -131,7 +135,8 @@ export interface RolloutOptions {
 /** Attention rollout for one image. `layers` in model order (first block first). */
 export function attentionRollout(layers: LayerAttention[], layout: TokenLayout, opts: RolloutOptions): AttentionMap {
   if (layers.length === 0) throw new Error('rollout needs at least one attention layer');
-  if (!(opts.discardRatio >= 0 && opts.discardRatio < 1)) throw new Error(`discard ratio must be in [0, 1), got ${opts.discardRatio}`);
+  if (!(opts.discardRatio >= 0 && opts.discardRatio < 1))
+    throw new Error(`discard ratio must be in [0, 1), got ${opts.discardRatio}`);
   const T = layers[0].tokens;
   const n = T * T;
   const scratch = new Float32Array(n);
@@ -142,7 +147,10 @@ export function attentionRollout(layers: LayerAttention[], layout: TokenLayout, 
     const layer = layers[l];
     if (layer.tokens !== T) throw new Error(`layer ${l} has ${layer.tokens} tokens, layer 0 has ${T}`);
     // Maps fused in the graph are read where they lie; per-head maps are fused into scratch first.
-    let F = layer.heads === 1 ? layer.data.subarray(layer.offset, layer.offset + n) : fuseHeads(layer, opts.headFusion, scratch);
+    let F =
+      layer.heads === 1
+        ? layer.data.subarray(layer.offset, layer.offset + n)
+        : fuseHeads(layer, opts.headFusion, scratch);
     // Discarding = keeping only entries above the k-th smallest, plus entry 0. When ties at the
     // threshold would be split (only some of them discarded), fall back to zeroing explicitly.
     let threshold = -Infinity;
@@ -212,7 +220,9 @@ export function rawAttention(layer: LayerAttention, layout: TokenLayout, head: n
 export function patchMap(clsRow: ArrayLike<number>, layout: TokenLayout, T: number): AttentionMap {
   const [rows, cols] = layout.grid;
   if (layout.prefixTokens + rows * cols !== T) {
-    throw new Error(`attention has ${T} tokens but a ${rows}×${cols} grid with ${layout.prefixTokens} prefix token(s) needs ${layout.prefixTokens + rows * cols}`);
+    throw new Error(
+      `attention has ${T} tokens but a ${rows}×${cols} grid with ${layout.prefixTokens} prefix token(s) needs ${layout.prefixTokens + rows * cols}`,
+    );
   }
   const values = new Float32Array(rows * cols);
   let max = 0;

@@ -24,7 +24,10 @@ export function isBmp(bytes: Buffer): boolean {
  * `checkSize` runs on the header's dimensions before any pixel buffer is allocated, so a header
  * that claims a huge image is refused without allocating it.
  */
-export function decodeBmp(bytes: Buffer, checkSize: (width: number, height: number) => void): { width: number; height: number; rgb: Buffer } {
+export function decodeBmp(
+  bytes: Buffer,
+  checkSize: (width: number, height: number) => void,
+): { width: number; height: number; rgb: Buffer } {
   const headerSize = bytes.readUInt32LE(14);
   if (headerSize < 40) throw new Error(`unsupported BMP header (${headerSize} bytes, OS/2 format)`);
   const width = bytes.readInt32LE(18);
@@ -36,7 +39,8 @@ export function decodeBmp(bytes: Buffer, checkSize: (width: number, height: numb
   const compression = bytes.readUInt32LE(30);
   const colors = bytes.readUInt32LE(46);
   if (![1, 4, 8, 16, 24, 32].includes(bpp)) throw new Error(`unsupported BMP bit depth ${bpp}`);
-  if (compression === 1 || compression === 2) throw new Error(`RLE${compression === 1 ? 8 : 4}-compressed BMP is not supported`);
+  if (compression === 1 || compression === 2)
+    throw new Error(`RLE${compression === 1 ? 8 : 4}-compressed BMP is not supported`);
   if (![0, 3, 6].includes(compression)) throw new Error(`unsupported BMP compression ${compression}`);
   const stride = Math.floor((width * bpp + 31) / 32) * 4;
   if (bytes.length < offset + stride * height) {
@@ -75,8 +79,11 @@ export function decodeBmp(bytes: Buffer, checkSize: (width: number, height: numb
 const IDENTITY = Uint8Array.from({ length: 256 }, (_, v) => v);
 
 function expand16Luts(bytes: Buffer, compression: number): Uint8Array[] {
-  const masks = compression === 0 ? [0x7c00, 0x3e0, 0x1f] : [bytes.readUInt32LE(54), bytes.readUInt32LE(58), bytes.readUInt32LE(62)];
-  return masks.map((mask) => {
+  const masks =
+    compression === 0
+      ? [0x7c00, 0x3e0, 0x1f]
+      : [bytes.readUInt32LE(54), bytes.readUInt32LE(58), bytes.readUInt32LE(62)];
+  return masks.map(mask => {
     let k = 0;
     for (let m = mask; m; m >>>= 1) k += m & 1;
     if (k < 1 || k > 8) return IDENTITY;

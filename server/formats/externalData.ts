@@ -23,14 +23,19 @@ export class ExternalDataReader {
    * @param modelDir the folder of the .onnx file.
    * @param where what every message starts with (the model file, or "ONNX model").
    */
-  constructor(private readonly modelDir: string, private readonly where: string) {}
+  constructor(
+    private readonly modelDir: string,
+    private readonly where: string,
+  ) {}
 
   read(ref: ExternalDataRef): Buffer {
     const { tensor, location } = ref;
     if (!location) throw this.error(`tensor "${tensor}" is marked as external data but names no file`);
     const file = path.resolve(this.modelDir, location);
     if (!inside(path.resolve(this.modelDir), file)) {
-      throw this.error(`external data "${location}" of tensor "${tensor}" lies outside the model folder ${this.modelDir}`);
+      throw this.error(
+        `external data "${location}" of tensor "${tensor}" lies outside the model folder ${this.modelDir}`,
+      );
     }
     let real: string;
     try {
@@ -42,7 +47,9 @@ export class ExternalDataReader {
       throw this.error(`its weights are in external data, but ${file} (tensor "${tensor}") ${problem}`);
     }
     if (!inside(this.folderReal, real)) {
-      throw this.error(`external data ${file} of tensor "${tensor}" is a link to ${real}, outside the model folder ${this.folderReal}; refusing to read it`);
+      throw this.error(
+        `external data ${file} of tensor "${tensor}" is a link to ${real}, outside the model folder ${this.folderReal}; refusing to read it`,
+      );
     }
     let fd: number;
     try {
@@ -50,21 +57,28 @@ export class ExternalDataReader {
       // O_NOFOLLOW: `real` has no links left; one put there since is not followed.
       fd = fs.openSync(real, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOFOLLOW ?? 0));
     } catch (e) {
-      throw this.error(`external data ${file} (tensor "${tensor}") cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw this.error(
+        `external data ${file} (tensor "${tensor}") cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
     }
     try {
       const st = fs.fstatSync(fd);
-      if (!st.isFile()) throw this.error(`external data ${file} of tensor "${tensor}" is not a regular file (${fileKind(st)})`);
+      if (!st.isFile())
+        throw this.error(`external data ${file} of tensor "${tensor}" is not a regular file (${fileKind(st)})`);
       const offset = byteCount(ref.offset, 0);
       const length = offset === undefined ? undefined : byteCount(ref.length, st.size - offset);
       if (offset === undefined || length === undefined) {
-        throw this.error(`tensor "${tensor}" has an invalid external data offset "${ref.offset}" or length "${ref.length}"`);
+        throw this.error(
+          `tensor "${tensor}" has an invalid external data offset "${ref.offset}" or length "${ref.length}"`,
+        );
       }
       if (length < 0 || offset + length > st.size) {
-        throw this.error(`tensor "${tensor}" needs bytes ${offset}–${offset + Math.max(0, length)} of ${file}, but it has only ${st.size} bytes`);
+        throw this.error(
+          `tensor "${tensor}" needs bytes ${offset}–${offset + Math.max(0, length)} of ${file}, but it has only ${st.size} bytes`,
+        );
       }
       const out = Buffer.allocUnsafe(length);
-      for (let done = 0; done < length; ) {
+      for (let done = 0; done < length;) {
         const n = fs.readSync(fd, out, done, length - done, offset + done);
         if (n === 0) throw this.error(`${file} (tensor "${tensor}") ended early while being read`);
         done += n;

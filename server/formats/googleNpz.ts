@@ -17,7 +17,7 @@ const OPTIMIZER_STATE = /^opt\/(?!target\/)/;
 const BLOCK_KEY = /^Transformer\/encoderblock_(\d+)\//;
 
 export async function loadGoogleNpz(file: string): Promise<{ arch: ViTArch; weights: WeightMap }> {
-  const raw = await readNpz(file, { include: (name) => !OPTIMIZER_STATE.test(name) });
+  const raw = await readNpz(file, { include: name => !OPTIMIZER_STATE.test(name) });
   const npz = new Map<string, Tensor>();
   for (const [key, t] of raw) npz.set(stripPrefix(key), t);
   if (!npz.has('embedding/kernel')) {
@@ -97,7 +97,11 @@ export async function loadGoogleNpz(file: string): Promise<{ arch: ViTArch; weig
     const attn = `${b}MultiHeadDotProductAttention_1/`;
     put(l.norm1Weight, `${b}LayerNorm_0/scale`, get(`${b}LayerNorm_0/scale`));
     put(l.norm1Bias, `${b}LayerNorm_0/bias`, get(`${b}LayerNorm_0/bias`));
-    const qkv: [string, string, string][] = [['query', l.qWeight, l.qBias], ['key', l.kWeight, l.kBias], ['value', l.vWeight, l.vBias]];
+    const qkv: [string, string, string][] = [
+      ['query', l.qWeight, l.qBias],
+      ['key', l.kWeight, l.kBias],
+      ['value', l.vWeight, l.vBias],
+    ];
     for (const [part, weightName, biasName] of qkv) {
       const key = `${attn}${part}/kernel`;
       const kernel = get(key);
@@ -115,7 +119,11 @@ export async function loadGoogleNpz(file: string): Promise<{ arch: ViTArch; weig
     const outKey = `${attn}out/kernel`;
     const outKernel = get(outKey);
     expectRank(outKey, outKernel, 3, '[H, dh, D]');
-    put(l.projWeight, outKey, transpose2d(reshape(outKernel, [outKernel.shape[0] * outKernel.shape[1], outKernel.shape[2]])));
+    put(
+      l.projWeight,
+      outKey,
+      transpose2d(reshape(outKernel, [outKernel.shape[0] * outKernel.shape[1], outKernel.shape[2]])),
+    );
     put(l.projBias, `${attn}out/bias`, get(`${attn}out/bias`));
     put(l.norm2Weight, `${b}LayerNorm_2/scale`, get(`${b}LayerNorm_2/scale`));
     put(l.norm2Bias, `${b}LayerNorm_2/bias`, get(`${b}LayerNorm_2/bias`));
@@ -137,14 +145,19 @@ export async function loadGoogleNpz(file: string): Promise<{ arch: ViTArch; weig
   put(W.headBias, 'head/bias', get('head/bias'));
 
   // Left-over keys mean a different model family (e.g. the hybrid ResNet+ViT); loading it as a plain ViT would be silently wrong.
-  const unused = [...npz.keys()].filter((k) => !used.has(k));
+  const unused = [...npz.keys()].filter(k => !used.has(k));
   if (unused.length) {
-    const shown = unused.slice(0, 5).map((k) => `"${k}"`).join(', ');
-    throw new Error(`${file}: unexpected keys for a plain ViT: ${shown}${unused.length > 5 ? ` and ${unused.length - 5} more` : ''}`);
+    const shown = unused
+      .slice(0, 5)
+      .map(k => `"${k}"`)
+      .join(', ');
+    throw new Error(
+      `${file}: unexpected keys for a plain ViT: ${shown}${unused.length > 5 ? ` and ${unused.length - 5} more` : ''}`,
+    );
   }
 
   try {
-    checkWeights(arch, (name) => weights.get(name)?.shape, file);
+    checkWeights(arch, name => weights.get(name)?.shape, file);
   } catch (err) {
     const name = /tensor "([^"]+)"/.exec((err as Error).message)?.[1];
     const key = name && origin.get(name);

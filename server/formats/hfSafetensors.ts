@@ -21,13 +21,15 @@ export async function loadHfWeights(safetensorsPath: string, arch: ViTArch): Pro
     weights.set(name, t);
   }
   try {
-    checkWeights(arch, (name) => weights.get(name)?.shape, safetensorsPath);
+    checkWeights(arch, name => weights.get(name)?.shape, safetensorsPath);
   } catch (err) {
     // A "missing" tensor may really be there with an integer dtype; say so instead.
     const missing = /missing tensor "([^"]+)"/.exec((err as Error).message)?.[1];
     const skippedAs = missing && [...skipped].find(([key]) => canonicalName(key) === missing);
     if (skippedAs) {
-      throw new Error(`${safetensorsPath}: tensor "${skippedAs[0]}" has dtype ${skippedAs[1]}; only F32, F16, BF16 and F64 are supported`);
+      throw new Error(
+        `${safetensorsPath}: tensor "${skippedAs[0]}" has dtype ${skippedAs[1]}; only F32, F16, BF16 and F64 are supported`,
+      );
     }
     throw err;
   }
@@ -35,7 +37,7 @@ export async function loadHfWeights(safetensorsPath: string, arch: ViTArch): Pro
 }
 
 function canonicalName(key: string): string {
-  return CANONICAL_ROOTS.some((r) => key.startsWith(r)) ? key : `vit.${key}`;
+  return CANONICAL_ROOTS.some(r => key.startsWith(r)) ? key : `vit.${key}`;
 }
 
 /**
@@ -49,7 +51,9 @@ export async function archAndLabelsFromHfFolder(dir: string): Promise<{ arch: Vi
     json = JSON.parse((await readModelFile(configPath, MAX_CONFIG_FILE_BYTES, 'a config.json')).toString('utf8'));
   } catch (err) {
     const message = (err as Error).message;
-    throw new Error(message.startsWith(configPath) ? message : `${configPath}: cannot read the model config (${message})`);
+    throw new Error(
+      message.startsWith(configPath) ? message : `${configPath}: cannot read the model config (${message})`,
+    );
   }
   const cfg = parseHfConfig(json, configPath);
   if (cfg.model_type && cfg.model_type !== 'vit') {
@@ -62,7 +66,9 @@ export async function archAndLabelsFromHfFolder(dir: string): Promise<{ arch: Vi
     const header = await readSafetensorsHeader(weightsPath).catch(() => undefined);
     numClasses = header?.entries.get(W.headWeight)?.shape[0] ?? 0;
     if (!numClasses) {
-      throw new Error(`${configPath}: no id2label or num_labels, and ${weightsPath} has no readable "${W.headWeight}" to count classes from`);
+      throw new Error(
+        `${configPath}: no id2label or num_labels, and ${weightsPath} has no readable "${W.headWeight}" to count classes from`,
+      );
     }
   }
   return { arch: archFromHfConfig(cfg, numClasses, configPath), labels };

@@ -40,13 +40,16 @@ export async function readNpz(file: string, opts: ReadNpzOptions = {}): Promise<
     zip = await yauzl.fromFdPromise(fd, { lazyEntries: true, autoClose: false });
   } catch (err) {
     close(fd, () => undefined);
-    throw (err as Error).message.startsWith(file) ? err : new Error(`${file}: corrupt zip archive (${(err as Error).message})`);
+    throw (err as Error).message.startsWith(file)
+      ? err
+      : new Error(`${file}: corrupt zip archive (${(err as Error).message})`);
   }
   try {
     const entries: Entry[] = [];
     try {
       for await (const entry of zip.eachEntry()) {
-        if (!entry.fileName.endsWith('/') && (!opts.include || opts.include(stripNpy(entry.fileName)))) entries.push(entry);
+        if (!entry.fileName.endsWith('/') && (!opts.include || opts.include(stripNpy(entry.fileName))))
+          entries.push(entry);
       }
     } catch (err) {
       throw new Error(`${file}: corrupt zip archive (${(err as Error).message})`);
@@ -78,7 +81,9 @@ function checkDeclaredSizes(file: string, entries: Entry[]): void {
   }
   const budget = 0.75 * os.totalmem();
   if (total > budget) {
-    throw new Error(`${file}: its arrays declare ${formatBytes(total)} uncompressed, more than three quarters of this machine's memory (${formatBytes(os.totalmem())}); not inflated`);
+    throw new Error(
+      `${file}: its arrays declare ${formatBytes(total)} uncompressed, more than three quarters of this machine's memory (${formatBytes(os.totalmem())}); not inflated`,
+    );
   }
 }
 
@@ -100,7 +105,8 @@ async function inflateNpy(zip: ZipFile, entry: Entry, where: string): Promise<Ui
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       if (out) {
-        if (filled + chunk.length > declared) throw new Error(`${where}: inflates to more than the ${declared} bytes the zip declares`);
+        if (filled + chunk.length > declared)
+          throw new Error(`${where}: inflates to more than the ${declared} bytes the zip declares`);
         chunk.copy(out, filled);
         filled += chunk.length;
         continue;
@@ -110,7 +116,9 @@ async function inflateNpy(zip: ZipFile, entry: Entry, where: string): Promise<Ui
       const header = readNpyHeader(where, bytes);
       if (!header) continue; // not all of the header yet
       if (header.dataStart + header.byteLength !== declared) {
-        throw new Error(`${where}: ${declared - header.dataStart} data bytes but ${header.descr} shape (${header.shape.join(', ')}) needs ${header.byteLength} (sizes from the zip directory and the .npy header; not inflated)`);
+        throw new Error(
+          `${where}: ${declared - header.dataStart} data bytes but ${header.descr} shape (${header.shape.join(', ')}) needs ${header.byteLength} (sizes from the zip directory and the .npy header; not inflated)`,
+        );
       }
       out = Buffer.allocUnsafe(declared);
       filled = bytes.copy(out);
@@ -147,7 +155,9 @@ async function hasZipMagic(fd: number): Promise<boolean> {
   const b = Buffer.alloc(4);
   const { bytesRead } = await promisify(read)(fd, b, 0, 4, 0);
   // Local file header "PK\3\4", or "PK\5\6" for an empty archive.
-  return bytesRead === 4 && b[0] === 0x50 && b[1] === 0x4b && ((b[2] === 3 && b[3] === 4) || (b[2] === 5 && b[3] === 6));
+  return (
+    bytesRead === 4 && b[0] === 0x50 && b[1] === 0x4b && ((b[2] === 3 && b[3] === 4) || (b[2] === 5 && b[3] === 6))
+  );
 }
 
 function stripNpy(name: string): string {
@@ -180,7 +190,9 @@ function readNpyHeader(where: string, bytes: Uint8Array): NpyHeader | undefined 
   if (headerLength > MAX_NPY_HEADER) throw new Error(`${where}: corrupt .npy header (it claims ${headerLength} bytes)`);
   const dataStart = 8 + lengthSize + headerLength;
   if (dataStart > bytes.length) return undefined;
-  const header = Buffer.from(bytes.buffer, bytes.byteOffset + 8 + lengthSize, headerLength).toString(major === 3 ? 'utf8' : 'latin1');
+  const header = Buffer.from(bytes.buffer, bytes.byteOffset + 8 + lengthSize, headerLength).toString(
+    major === 3 ? 'utf8' : 'latin1',
+  );
   const { descr, fortranOrder, shape } = parseNpyHeader(where, header);
   const kind = DTYPE_KIND[descr];
   if (!kind) throw new Error(`${where}: dtype '${descr}' is not supported (only '<f4', '<f8', '<f2')`);
@@ -199,10 +211,14 @@ export function parseNpy(where: string, bytes: Uint8Array): Tensor {
     if (bytes.length < 8 + lengthSize) throw new Error(`${where}: .npy header is truncated`);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const headerLength = lengthSize === 2 ? view.getUint16(8, true) : view.getUint32(8, true);
-    throw new Error(`${where}: .npy header length ${headerLength} is beyond the end of the array (${bytes.length} bytes)`);
+    throw new Error(
+      `${where}: .npy header length ${headerLength} is beyond the end of the array (${bytes.length} bytes)`,
+    );
   }
   if (bytes.length - h.dataStart !== h.byteLength) {
-    throw new Error(`${where}: ${bytes.length - h.dataStart} data bytes but ${h.descr} shape (${h.shape.join(', ')}) needs ${h.byteLength}`);
+    throw new Error(
+      `${where}: ${bytes.length - h.dataStart} data bytes but ${h.descr} shape (${h.shape.join(', ')}) needs ${h.byteLength}`,
+    );
   }
   const count = numel(h.shape);
   const data = decodeFloats(bytes.subarray(h.dataStart), h.kind, count);
@@ -217,9 +233,12 @@ function parseNpyHeader(where: string, header: string): { descr: string; fortran
   if (descr === undefined || fortran === undefined || shapeText === undefined) {
     throw new Error(`${where}: corrupt .npy header ${JSON.stringify(header.trim())}`);
   }
-  const parts = shapeText.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const parts = shapeText
+    .split(',')
+    .map(s => s.trim())
+    .filter(s => s !== '');
   const shape = parts.map(Number);
-  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+  if (!shape.every(d => Number.isSafeInteger(d) && d >= 0)) {
     throw new Error(`${where}: corrupt .npy header: shape (${shapeText})`);
   }
   return { descr, fortranOrder: fortran === 'True', shape };
@@ -231,5 +250,5 @@ function parseNpyHeader(where: string, header: string): { descr: string; fortran
 function fortranToC(src: Float32Array, shape: number[]): Float32Array {
   if (shape.length < 2) return src;
   const reversed = shape.map((_, i) => shape.length - 1 - i);
-  return permute({ shape: reversed.map((a) => shape[a]), data: src }, reversed).data;
+  return permute({ shape: reversed.map(a => shape[a]), data: src }, reversed).data;
 }

@@ -28,8 +28,8 @@ export class OnnxGraph {
     for (const name of this.initializers.keys()) this.folded.add(name);
     // Nodes are topologically sorted (an ONNX requirement), so one pass propagates constness.
     for (const n of this.nodes) {
-      const inputs = (n.input ?? []).filter((i) => i !== '');
-      const constant = n.opType === 'Constant' || (inputs.length > 0 && inputs.every((i) => this.folded.has(i)));
+      const inputs = (n.input ?? []).filter(i => i !== '');
+      const constant = n.opType === 'Constant' || (inputs.length > 0 && inputs.every(i => this.folded.has(i)));
       for (const o of n.output ?? []) {
         this.producer.set(o, n);
         if (constant) this.folded.add(o);
@@ -91,7 +91,7 @@ export class OnnxGraph {
 
   /** The first graph input that is not an initializer (old exporters list weights as inputs too). */
   imageInput(): { name: string; type: onnx.ITypeProto | null | undefined } {
-    const input = (this.graph.input ?? []).find((i) => !this.initializers.has(i.name ?? ''));
+    const input = (this.graph.input ?? []).find(i => !this.initializers.has(i.name ?? ''));
     if (!input?.name) throw new Error('ONNX model has no (non-initializer) input');
     return { name: input.name, type: input.type };
   }
@@ -115,7 +115,7 @@ export class OnnxGraph {
 }
 
 export function attr(node: Node, name: string): onnx.IAttributeProto | undefined {
-  return node.attribute?.find((a) => a.name === name);
+  return node.attribute?.find(a => a.name === name);
 }
 
 export function toNumber(v: number | { toNumber(): number } | null | undefined): number {
@@ -124,7 +124,7 @@ export function toNumber(v: number | { toNumber(): number } | null | undefined):
 }
 
 export function dimsOf(type: onnx.ITypeProto | null | undefined): (number | string)[] {
-  return (type?.tensorType?.shape?.dim ?? []).map((d) => {
+  return (type?.tensorType?.shape?.dim ?? []).map(d => {
     const value = toNumber(d.dimValue);
     return value > 0 ? value : d.dimParam || '?';
   });

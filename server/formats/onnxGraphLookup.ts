@@ -20,7 +20,17 @@ export interface PathStep {
 }
 
 /** Ops that only move or relabel values; walked through when tracing a tensor back to its source. */
-const MOVES = new Set(['Reshape', 'Transpose', 'Identity', 'Cast', 'Flatten', 'Squeeze', 'Unsqueeze', 'Dropout', 'Expand']);
+const MOVES = new Set([
+  'Reshape',
+  'Transpose',
+  'Identity',
+  'Cast',
+  'Flatten',
+  'Squeeze',
+  'Unsqueeze',
+  'Dropout',
+  'Expand',
+]);
 /** Scaling by a constant (q * dh^-0.5, scores / sqrt(dh)). */
 const SCALES = new Set(['Mul', 'Div']);
 
@@ -30,7 +40,8 @@ export class Lookup extends OnnxGraph {
   floats(name: string): number[] | undefined {
     const t = this.constant(name);
     if (!t || numel((t.dims ?? []).map(toNumber)) > 16) return undefined;
-    if (t.dataType === DT.FLOAT || t.dataType === DT.DOUBLE || t.dataType === DT.FLOAT16) return Array.from(TensorReader.inline(t, '').data);
+    if (t.dataType === DT.FLOAT || t.dataType === DT.DOUBLE || t.dataType === DT.FLOAT16)
+      return Array.from(TensorReader.inline(t, '').data);
     return tensorInts(t);
   }
 
@@ -73,7 +84,7 @@ export class Lookup extends OnnxGraph {
       const p = this.producerOf(name);
       if (!p) return undefined;
       const op = p.opType ?? '';
-      const activations = (p.input ?? []).filter((i) => i && !this.constant(i));
+      const activations = (p.input ?? []).filter(i => i && !this.constant(i));
       let from: string | undefined;
       if (MOVES.has(op) || SCALES.has(op) || op === 'Gather' || op === 'Split' || op === 'Slice') from = p.input?.[0];
       if (!from || this.constant(from) || (SCALES.has(op) && activations.length !== 1)) return undefined;
@@ -90,7 +101,8 @@ export class Lookup extends OnnxGraph {
       const next: string[] = [];
       for (const name of frontier) {
         for (const c of this.consumersOf(name)) {
-          if (c.opType === 'Add' && c.input?.length === 2 && c.input.includes(stream) && c.input.includes(name)) return c.output?.[0];
+          if (c.opType === 'Add' && c.input?.length === 2 && c.input.includes(stream) && c.input.includes(name))
+            return c.output?.[0];
           if (MOVES.has(c.opType ?? '')) next.push(...(c.output ?? []));
         }
       }
@@ -115,7 +127,7 @@ export class Lookup extends OnnxGraph {
   /** sqrt(dh) implied by a constant scaling of q or of the scores (x * c → 1/c, x / c → c); undefined when none. */
   attentionScale(scores: Node, softmax: Node): number | undefined {
     const ofScale = (op: Node): number | undefined => {
-      const c = op.input!.map((i) => (this.constant(i) ? this.floats(i) : undefined)).find((v) => v?.length === 1);
+      const c = op.input!.map(i => (this.constant(i) ? this.floats(i) : undefined)).find(v => v?.length === 1);
       if (!c) return undefined;
       return op.opType === 'Div' ? c[0] : 1 / c[0];
     };
@@ -125,13 +137,21 @@ export class Lookup extends OnnxGraph {
       const p = this.producerOf(name);
       if (!p) break;
       if (SCALES.has(p.opType ?? '')) return ofScale(p);
-      name = (p.input ?? []).find((i) => i && !this.constant(i)) ?? '';
+      name = (p.input ?? []).find(i => i && !this.constant(i)) ?? '';
     }
     // On q's path.
     name = scores.input?.[0] ?? '';
     for (let hop = 0; hop < 8; hop++) {
       const p = this.producerOf(name);
-      if (!p || !(MOVES.has(p.opType ?? '') || SCALES.has(p.opType ?? '') || ['Gather', 'Split', 'Slice'].includes(p.opType ?? ''))) break;
+      if (
+        !p ||
+        !(
+          MOVES.has(p.opType ?? '') ||
+          SCALES.has(p.opType ?? '') ||
+          ['Gather', 'Split', 'Slice'].includes(p.opType ?? '')
+        )
+      )
+        break;
       if (SCALES.has(p.opType ?? '')) return ofScale(p);
       name = p.input?.[0] ?? '';
     }
@@ -148,10 +168,10 @@ export class Lookup extends OnnxGraph {
         return toNumber(attr(p, 'axis')?.i ?? 0) === 1 && idx?.length === 1 && idx[0] === 0;
       }
       if (p.opType === 'Slice') {
-        const [starts, ends, axes] = [2, 3, 4].map((k) => this.ints(p.input?.[k - 1] ?? ''));
+        const [starts, ends, axes] = [2, 3, 4].map(k => this.ints(p.input?.[k - 1] ?? ''));
         return starts?.join() === '0' && ends?.join() === '1' && (axes?.join() ?? '1') === '1';
       }
-      name = (p.input ?? []).find((i) => i && !this.constant(i)) ?? '';
+      name = (p.input ?? []).find(i => i && !this.constant(i)) ?? '';
     }
     return false;
   }

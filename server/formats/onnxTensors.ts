@@ -12,7 +12,10 @@ const DT = onnx.TensorProto.DataType;
 
 export class TensorReader {
   private readonly external: ExternalDataReader;
-  constructor(dir: string, private readonly file: string) {
+  constructor(
+    dir: string,
+    private readonly file: string,
+  ) {
     this.external = new ExternalDataReader(dir, file);
   }
 
@@ -33,7 +36,8 @@ export class TensorReader {
       if (raw) {
         data = new Float32Array(n);
         const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-        if (raw.byteLength !== 4 * n) throw new Error(`${file}: tensor "${t.name}" has ${raw.byteLength} bytes for ${n} floats`);
+        if (raw.byteLength !== 4 * n)
+          throw new Error(`${file}: tensor "${t.name}" has ${raw.byteLength} bytes for ${n} floats`);
         for (let i = 0; i < n; i++) data[i] = view.getFloat32(i * 4, true);
       } else data = Float32Array.from(t.floatData ?? []);
     } else if (t.dataType === DT.DOUBLE) {
@@ -42,12 +46,17 @@ export class TensorReader {
         data = Float32Array.from({ length: n }, (_, i) => view.getFloat64(i * 8, true));
       } else data = Float32Array.from(t.doubleData ?? []);
     } else if (t.dataType === DT.FLOAT16) {
-      const halves = raw ? Array.from({ length: n }, (_, i) => raw[2 * i] | (raw[2 * i + 1] << 8)) : (t.int32Data ?? []);
+      const halves = raw
+        ? Array.from({ length: n }, (_, i) => raw[2 * i] | (raw[2 * i + 1] << 8))
+        : (t.int32Data ?? []);
       data = Float32Array.from(halves, halfToFloat);
     } else {
-      throw new Error(`${file}: tensor "${t.name}" has data type ${onnx.TensorProto.DataType[t.dataType ?? 0]}, not a float type`);
+      throw new Error(
+        `${file}: tensor "${t.name}" has data type ${onnx.TensorProto.DataType[t.dataType ?? 0]}, not a float type`,
+      );
     }
-    if (data.length !== n) throw new Error(`${file}: tensor "${t.name}" has ${data.length} values for shape [${shape.join(', ')}]`);
+    if (data.length !== n)
+      throw new Error(`${file}: tensor "${t.name}" has ${data.length} values for shape [${shape.join(', ')}]`);
     return { shape, data };
   }
 }
@@ -62,18 +71,21 @@ const MAX_PROTO_BYTES = 2 ** 31 - 1; // protobuf's hard limit on one message
 export function inlineExternalData(model: onnx.ModelProto, modelDir: string | undefined): boolean {
   const tensors: TensorProto[] = [...(model.graph?.initializer ?? [])];
   for (const n of model.graph?.node ?? []) for (const a of n.attribute ?? []) if (a.t) tensors.push(a.t);
-  const external = tensors.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
+  const external = tensors.filter(t => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
   if (external.length === 0) return false;
 
   if (!modelDir) {
-    throw new Error(`ONNX model stores its weights in external data ("${externalRef(external[0]).location}", expected next to the .onnx file); open the model from its file so that data can be found`);
+    throw new Error(
+      `ONNX model stores its weights in external data ("${externalRef(external[0]).location}", expected next to the .onnx file); open the model from its file so that data can be found`,
+    );
   }
   const reader = new ExternalDataReader(modelDir, 'ONNX model');
   let total = 0;
   for (const t of external) {
     const data = reader.read(externalRef(t));
     total += data.length;
-    if (total > MAX_PROTO_BYTES) throw new Error(`ONNX model's external data exceeds 2 GB, too large to load as one protobuf`);
+    if (total > MAX_PROTO_BYTES)
+      throw new Error(`ONNX model's external data exceeds 2 GB, too large to load as one protobuf`);
     t.rawData = data;
     t.externalData = [];
     t.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
@@ -83,7 +95,7 @@ export function inlineExternalData(model: onnx.ModelProto, modelDir: string | un
 
 /** Where an external tensor's bytes are, as stored in its `external_data` entries. */
 function externalRef(t: TensorProto): ExternalDataRef {
-  const entry = (key: string) => t.externalData?.find((e) => e.key === key)?.value ?? undefined;
+  const entry = (key: string) => t.externalData?.find(e => e.key === key)?.value ?? undefined;
   return { tensor: t.name ?? '', location: entry('location'), offset: entry('offset'), length: entry('length') };
 }
 

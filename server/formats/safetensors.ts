@@ -12,9 +12,21 @@ import { openRegularFile, UnreadableFileError } from '../util/regularFile';
 
 /** Bytes per element of every dtype the format defines, so that non-float tensors can still be validated. */
 const ITEM_SIZE: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2,
-  I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
-  F8_E4M3: 1, F8_E5M2: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
 };
 
 /** A real header is a few hundred KB; a bigger one means a corrupt or hostile file. */
@@ -84,7 +96,9 @@ async function withFile<T>(file: string, use: (handle: fsp.FileHandle, size: num
   try {
     opened = await openRegularFile(file);
   } catch (err) {
-    throw new Error(`${file}: ${err instanceof UnreadableFileError ? err.problem : `cannot read the file (${(err as Error).message})`}`);
+    throw new Error(
+      `${file}: ${err instanceof UnreadableFileError ? err.problem : `cannot read the file (${(err as Error).message})`}`,
+    );
   }
   const { handle, size } = opened;
   try {
@@ -109,7 +123,8 @@ async function readRange(file: string, handle: fsp.FileHandle, into: Uint8Array,
   while (done < into.byteLength) {
     const want = Math.min(into.byteLength - done, MAX_READ_BYTES);
     const { bytesRead } = await handle.read(into, done, want, position + done);
-    if (bytesRead === 0) throw new Error(`${file}: file ended at byte ${position + done} while reading (was it truncated?)`);
+    if (bytesRead === 0)
+      throw new Error(`${file}: file ended at byte ${position + done} while reading (was it truncated?)`);
     done += bytesRead;
   }
 }
@@ -213,7 +228,9 @@ export async function writeSafetensors(
   for (const [name, t] of tensors) {
     if (name === '__metadata__') throw new Error(`${file}: "__metadata__" cannot be used as a tensor name`);
     if (t.data.length !== numel(t.shape)) {
-      throw new Error(`${file}: tensor "${name}" has ${t.data.length} values but shape [${t.shape.join(', ')}] needs ${numel(t.shape)}`);
+      throw new Error(
+        `${file}: tensor "${name}" has ${t.data.length} values but shape [${t.shape.join(', ')}] needs ${numel(t.shape)}`,
+      );
     }
     header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;

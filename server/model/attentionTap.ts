@@ -62,10 +62,12 @@ export function tapAttention(modelBytes: Uint8Array, modelDir?: string): { bytes
   const logitsName = graph.output?.[0]?.name;
   if (!logitsName) throw new Error('ONNX model has no outputs');
 
-  const attentions = g.nodes.filter((n) => n.opType === 'Softmax' && !n.domain).flatMap((softmax) => {
-    const scores = a.scoresMatMul(softmax.input?.[0] ?? '');
-    return scores && a.feedsMatMul(softmax.output?.[0] ?? '') ? [{ softmax, scores }] : [];
-  });
+  const attentions = g.nodes
+    .filter(n => n.opType === 'Softmax' && !n.domain)
+    .flatMap(softmax => {
+      const scores = a.scoresMatMul(softmax.input?.[0] ?? '');
+      return scores && a.feedsMatMul(softmax.output?.[0] ?? '') ? [{ softmax, scores }] : [];
+    });
 
   const patch = a.patchEmbedding(input.name);
   const inputShape = dimsOf(input.type);
@@ -76,7 +78,7 @@ export function tapAttention(modelBytes: Uint8Array, modelDir?: string): { bytes
     inputShape,
     inputElemType: input.type?.tensorType?.elemType ?? undefined,
     logitsName,
-    attentionOutputs: attentions.map((a) => a.softmax.output![0]),
+    attentionOutputs: attentions.map(a => a.softmax.output![0]),
     attentionRank: 4,
     patchSize: patch?.size,
     imageSize,
@@ -90,9 +92,14 @@ export function tapAttention(modelBytes: Uint8Array, modelDir?: string): { bytes
   }
   const first = attentions[0];
   info.attentionRank = a.attentionRank(first.softmax, first.scores) ?? 4;
-  info.numHeads = a.numHeads(first.scores, info.attentionRank, patch?.channels, typeof inputShape[0] === 'number' ? inputShape[0] : undefined);
+  info.numHeads = a.numHeads(
+    first.scores,
+    info.attentionRank,
+    patch?.channels,
+    typeof inputShape[0] === 'number' ? inputShape[0] : undefined,
+  );
 
-  const existing = new Set((graph.output ?? []).map((o) => o.name));
+  const existing = new Set((graph.output ?? []).map(o => o.name));
   for (const name of info.attentionOutputs) {
     // The shape is left unknown (ORT infers it); the element type must be right or ORT refuses the model.
     if (!existing.has(name)) graph.output!.push({ name, type: { tensorType: { elemType: g.elemType(name) } } });
@@ -126,7 +133,7 @@ export class AttentionFinder {
   scoresMatMul(name: string, depth = 0): Node | undefined {
     const p = this.g.producerOf(name);
     if (!p || depth > 4) return undefined;
-    const activations = (p.input ?? []).filter((i) => i !== '' && !this.g.isFolded(i));
+    const activations = (p.input ?? []).filter(i => i !== '' && !this.g.isFolded(i));
     if (MATMUL_OPS.has(p.opType ?? '')) return activations.length === 2 ? p : undefined;
     if (!SCORE_PATH_OPS.has(p.opType ?? '')) return undefined;
     for (const i of activations) {
@@ -139,8 +146,9 @@ export class AttentionFinder {
   /** Whether `name` (a Softmax output) is multiplied by another activation (V), within a few pass-through ops. */
   feedsMatMul(name: string, depth = 0): boolean {
     if (depth > 3) return false;
-    return this.g.consumersOf(name).some((c) => {
-      if (MATMUL_OPS.has(c.opType ?? '')) return (c.input ?? []).some((i) => i !== name && i !== '' && !this.g.isFolded(i));
+    return this.g.consumersOf(name).some(c => {
+      if (MATMUL_OPS.has(c.opType ?? ''))
+        return (c.input ?? []).some(i => i !== name && i !== '' && !this.g.isFolded(i));
       return PROBS_PATH_OPS.has(c.opType ?? '') && this.feedsMatMul(c.output?.[0] ?? '', depth + 1);
     });
   }
@@ -164,7 +172,7 @@ export class AttentionFinder {
           if (shape) return asRank(shape.length);
         }
         if (!ELEMENTWISE_OPS.has(p.opType ?? '')) break;
-        name = (p.input ?? []).find((i) => !this.g.isFolded(i)) ?? '';
+        name = (p.input ?? []).find(i => !this.g.isFolded(i)) ?? '';
       }
     }
     return undefined;
@@ -176,7 +184,12 @@ export class AttentionFinder {
    * its shape is computed at run time as Concat(T, N * H, D / H), and H is the constant in that Mul/Div.
    * Failing those, D / dh with D from the patch embedding's channels.
    */
-  numHeads(scores: Node, rank: 3 | 4, hiddenSize: number | undefined, staticBatch: number | undefined): number | undefined {
+  numHeads(
+    scores: Node,
+    rank: 3 | 4,
+    hiddenSize: number | undefined,
+    staticBatch: number | undefined,
+  ): number | undefined {
     const shapeName = this.headSplitShapeName(scores.input?.[0] ?? '');
     if (!shapeName) return undefined;
     const shape = this.knownShapeSuffix(shapeName) ?? [];
@@ -184,10 +197,15 @@ export class AttentionFinder {
     const headDim = shape[shape.length - 1];
     if (rank === 4 && beforeLast && beforeLast > 0) return beforeLast;
     if (rank === 3) {
-      const pieces = this.g.producerOf(shapeName)?.opType === 'Concat' ? this.g.producerOf(shapeName)!.input ?? [] : [];
-      const fromPieces = pieces.length === 3 ? this.constantOperand(pieces[1], 'Mul') ?? this.constantOperand(pieces[2], 'Div') : undefined;
+      const pieces =
+        this.g.producerOf(shapeName)?.opType === 'Concat' ? (this.g.producerOf(shapeName)!.input ?? []) : [];
+      const fromPieces =
+        pieces.length === 3
+          ? (this.constantOperand(pieces[1], 'Mul') ?? this.constantOperand(pieces[2], 'Div'))
+          : undefined;
       if (fromPieces && fromPieces > 0) return fromPieces;
-      if (staticBatch && beforeLast && beforeLast > 0 && beforeLast % staticBatch === 0) return beforeLast / staticBatch;
+      if (staticBatch && beforeLast && beforeLast > 0 && beforeLast % staticBatch === 0)
+        return beforeLast / staticBatch;
     }
     if (hiddenSize && headDim && headDim > 0 && hiddenSize % headDim === 0) return hiddenSize / headDim;
     return undefined;
@@ -204,7 +222,12 @@ export class AttentionFinder {
             const weightDims = this.g.initializer(c.input?.[1] ?? '')?.dims?.map(toNumber);
             const kernel = attr(c, 'kernel_shape')?.ints?.map(toNumber) ?? weightDims?.slice(2);
             const strides = attr(c, 'strides')?.ints?.map(toNumber);
-            if (kernel?.length === 2 && kernel[0] === kernel[1] && strides?.every((s, i) => s === kernel[i]) && kernel[0] > 1) {
+            if (
+              kernel?.length === 2 &&
+              kernel[0] === kernel[1] &&
+              strides?.every((s, i) => s === kernel[i]) &&
+              kernel[0] > 1
+            ) {
               return { size: kernel[0], channels: weightDims?.[0] };
             }
           } else if (ELEMENTWISE_OPS.has(c.opType ?? '')) {
@@ -222,7 +245,14 @@ export class AttentionFinder {
     const grid = Math.floor(imageSize[0] / patch.size) * Math.floor(imageSize[1] / patch.size);
     for (const t of this.g.allInitializers()) {
       const d = (t.dims ?? []).map(toNumber);
-      if (d.length === 3 && d[0] === 1 && d[1] > grid && d[1] <= grid + 8 && (!patch.channels || d[2] === patch.channels)) return d[1];
+      if (
+        d.length === 3 &&
+        d[0] === 1 &&
+        d[1] > grid &&
+        d[1] <= grid + 8 &&
+        (!patch.channels || d[2] === patch.channels)
+      )
+        return d[1];
     }
     return undefined;
   }
@@ -249,16 +279,17 @@ export class AttentionFinder {
         const b = weight(1) ?? weight(0);
         if (b?.length === 1 && b[0] > 1) return b[0];
       }
-      name = (p.input ?? []).find((i) => !this.g.isFolded(i)) ?? '';
+      name = (p.input ?? []).find(i => !this.g.isFolded(i)) ?? '';
     }
     return undefined;
   }
 
   noAttentionReason(): string {
-    const softmaxes = this.g.nodes.filter((n) => n.opType === 'Softmax').length;
-    const fused = this.g.nodes.find((n) => /Attention$/.test(n.opType ?? ''));
+    const softmaxes = this.g.nodes.filter(n => n.opType === 'Softmax').length;
+    const fused = this.g.nodes.find(n => /Attention$/.test(n.opType ?? ''));
     let why = `no attention Softmax feeding a MatMul found in ${this.g.nodes.length} nodes`;
-    if (fused) why += ` (the graph uses fused ${fused.domain ? fused.domain + '.' : ''}${fused.opType} ops, which do not expose attention weights; export it without ONNX Runtime attention fusion)`;
+    if (fused)
+      why += ` (the graph uses fused ${fused.domain ? fused.domain + '.' : ''}${fused.opType} ops, which do not expose attention weights; export it without ONNX Runtime attention fusion)`;
     else if (softmaxes > 0) why += ` (${softmaxes} Softmax node(s), none between two MatMuls)`;
     return `${why}, so attention maps cannot be shown for this model`;
   }
@@ -275,7 +306,7 @@ export class AttentionFinder {
       if (!p) return undefined;
       if (p.opType === 'Reshape') return p.input?.[1];
       if (!through.has(p.opType ?? '')) return undefined;
-      name = (p.input ?? []).find((i) => !this.g.isFolded(i)) ?? '';
+      name = (p.input ?? []).find(i => !this.g.isFolded(i)) ?? '';
     }
     return undefined;
   }

@@ -56,7 +56,6 @@ const DEFAULT_STEPS: Step[] = [
 const ABSENT_LIST = '.absent.json';
 const PROGRESS_INTERVAL_MS = 100;
 
-
 /** A hub id, not a local path (common/modelSpec.ts says what a hub id looks like). */
 export function isHubId(s: string): boolean {
   return looksLikeHubId(s) && !existsSync(s);
@@ -93,7 +92,8 @@ export async function downloadHubModel(id: string, opts: DownloadOptions = {}): 
   const folder = hubCacheFolder(id, opts.cacheDir ?? defaultCacheDir());
   const pending = await pendingFiles(folder, opts);
   if (opts.offline ?? isOfflineEnv()) {
-    if (pending.some((s) => s.required)) throw new Error(`Model "${id}" is not in the cache (${folder}) and offline mode is on`);
+    if (pending.some(s => s.required))
+      throw new Error(`Model "${id}" is not in the cache (${folder}) and offline mode is on`);
     return folder;
   }
   if (pending.length === 0) return folder;
@@ -103,12 +103,14 @@ export async function downloadHubModel(id: string, opts: DownloadOptions = {}): 
 }
 
 async function pendingFiles(folder: string, opts: DownloadOptions): Promise<Step[]> {
-  const steps = opts.files ? opts.files.map((f) => ({ alternatives: [checkRepoPath(f)], required: true })) : DEFAULT_STEPS;
+  const steps = opts.files
+    ? opts.files.map(f => ({ alternatives: [checkRepoPath(f)], required: true }))
+    : DEFAULT_STEPS;
   const absent = await readAbsentList(folder);
   const pending: Step[] = [];
   for (const step of steps) {
-    const local = await Promise.all(step.alternatives.map((f) => isFile(path.join(folder, f))));
-    const knownAbsent = !step.required && step.alternatives.every((f) => absent.has(f));
+    const local = await Promise.all(step.alternatives.map(f => isFile(path.join(folder, f))));
+    const knownAbsent = !step.required && step.alternatives.every(f => absent.has(f));
     if (!local.some(Boolean) && !knownAbsent) pending.push(step);
   }
   return pending;
@@ -131,7 +133,7 @@ async function withFolderLock<T>(folder: string, signal: AbortSignal | undefined
         await fsp.rm(lock, { force: true }); // left by a process that died mid-download
         continue;
       }
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise(r => setTimeout(r, 200));
     }
   }
   try {
@@ -150,9 +152,12 @@ async function fetchPending(id: string, folder: string, opts: DownloadOptions): 
 
   const endpoint = (opts.endpoint ?? hubEndpoint()).replace(/\/+$/, '');
   const ctx: FetchContext = {
-    id, folder, signal: opts.signal, onProgress: throttled(opts.onProgress),
+    id,
+    folder,
+    signal: opts.signal,
+    onProgress: throttled(opts.onProgress),
     headers: requestHeaders(),
-    url: (file) => hubFileUrl(endpoint, repo, revision, file),
+    url: file => hubFileUrl(endpoint, repo, revision, file),
   };
   for (const step of pending) {
     let found = false;
@@ -164,11 +169,14 @@ async function fetchPending(id: string, folder: string, opts: DownloadOptions): 
     }
     if (found) continue;
     if (step.required) {
-      const urls = step.alternatives.map((f) => ctx.url(f)).join(', ');
-      const what = step.alternatives.length > 1 ? `none of ${step.alternatives.join(', ')} exist` : `${step.alternatives[0]} does not exist`;
+      const urls = step.alternatives.map(f => ctx.url(f)).join(', ');
+      const what =
+        step.alternatives.length > 1
+          ? `none of ${step.alternatives.join(', ')} exist`
+          : `${step.alternatives[0]} does not exist`;
       throw new Error(`Model "${id}": ${what} on the hub (HTTP 404 for ${urls}); check the model id and revision`);
     }
-    step.alternatives.forEach((f) => absent.add(f));
+    step.alternatives.forEach(f => absent.add(f));
   }
   await fsp.writeFile(path.join(folder, ABSENT_LIST), JSON.stringify([...absent]));
   return folder;
@@ -212,7 +220,9 @@ async function fetchFile(ctx: FetchContext, file: string): Promise<boolean> {
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel();
       const hint = process.env.HF_TOKEN ? 'HF_TOKEN is set but was refused' : 'set HF_TOKEN if it is private or gated';
-      throw new Error(`Model "${ctx.id}": ${url} answered HTTP ${res.status}; the repository does not exist or needs access (${hint})`);
+      throw new Error(
+        `Model "${ctx.id}": ${url} answered HTTP ${res.status}; the repository does not exist or needs access (${hint})`,
+      );
     }
     if (!res.ok) {
       await res.body?.cancel();
@@ -237,7 +247,9 @@ async function fetchFile(ctx: FetchContext, file: string): Promise<boolean> {
     }
     const received = await writeBody(ctx, res, file, url, partial, start, total);
     if (total !== undefined && received !== total) {
-      throw new Error(`Model "${ctx.id}": download of ${url} ended at ${received} of ${total} bytes; ${partial} is kept and the next attempt resumes it`);
+      throw new Error(
+        `Model "${ctx.id}": download of ${url} ended at ${received} of ${total} bytes; ${partial} is kept and the next attempt resumes it`,
+      );
     }
     await fsp.rename(partial, dest);
     return true;
@@ -247,7 +259,13 @@ async function fetchFile(ctx: FetchContext, file: string): Promise<boolean> {
 
 /** Stream the body into `partial` (appending after `start` bytes); returns the bytes on disk. */
 async function writeBody(
-  ctx: FetchContext, res: Response, file: string, url: string, partial: string, start: number, total: number | undefined,
+  ctx: FetchContext,
+  res: Response,
+  file: string,
+  url: string,
+  partial: string,
+  start: number,
+  total: number | undefined,
 ): Promise<number> {
   const handle = await fsp.open(partial, start > 0 ? 'a' : 'w');
   let received = start;
@@ -306,7 +324,7 @@ function throttled(onProgress: DownloadOptions['onProgress']): FetchContext['onP
 }
 
 function checkRepoPath(file: string): string {
-  if (!file || path.isAbsolute(file) || file.split(/[\\/]/).some((part) => part === '..' || part === '')) {
+  if (!file || path.isAbsolute(file) || file.split(/[\\/]/).some(part => part === '..' || part === '')) {
     throw new Error(`"${file}" is not a file path inside a repository`);
   }
   return file;

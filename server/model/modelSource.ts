@@ -15,7 +15,13 @@ import * as path from 'path';
 import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../preprocess';
 import { loadGoogleNpz } from '../formats/googleNpz';
 import { archAndLabelsFromHfFolder, loadHfWeights } from '../formats/hfSafetensors';
-import { attentionOutputName, buildVitOnnx, BUILDER_VERSION, externalDataSize, fusedAttentionOutputName } from './onnxBuilder';
+import {
+  attentionOutputName,
+  buildVitOnnx,
+  BUILDER_VERSION,
+  externalDataSize,
+  fusedAttentionOutputName,
+} from './onnxBuilder';
 import { HEAD_FUSIONS, type Dtype, type HeadFusion } from '../../common/options';
 import { outputClassCount, tapAttention } from './attentionTap';
 import { defaultCacheDir, downloadHubModel } from './hub';
@@ -85,23 +91,32 @@ export interface ResolveOptions {
 }
 
 /** transformers.js's file for each dtype in a hub folder's onnx/ (as on the hub). */
-export const TRANSFORMERS_JS_FILES: Record<Dtype, string> = { fp32: 'model.onnx', fp16: 'model_fp16.onnx', q8: 'model_quantized.onnx' };
+export const TRANSFORMERS_JS_FILES: Record<Dtype, string> = {
+  fp32: 'model.onnx',
+  fp16: 'model_fp16.onnx',
+  q8: 'model_quantized.onnx',
+};
 
 /** "model.safetensors: 12.3 MB of 45.6 MB (27%)"; without a total, what has arrived. */
 export function downloadMessage(file: string, received: number, total?: number): string {
-  return total ? `${file}: ${formatBytes(received)} of ${formatBytes(total)} (${Math.floor((received / total) * 100)}%)` : `${file}: ${formatBytes(received)}`;
+  return total
+    ? `${file}: ${formatBytes(received)} of ${formatBytes(total)} (${Math.floor((received / total) * 100)}%)`
+    : `${file}: ${formatBytes(received)}`;
 }
 
 export async function resolveModel(spec: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
   const stat = await fs.stat(spec).catch(() => undefined);
   // The engine reads every folder as a Hugging Face folder.
-  const kind = classifyModelSpec(spec, stat && (stat.isDirectory() ? { folder: true, hasRunJson: false } : { folder: false }));
+  const kind = classifyModelSpec(
+    spec,
+    stat && (stat.isDirectory() ? { folder: true, hasRunJson: false } : { folder: false }),
+  );
   if (kind === 'hub') {
     const dir = await downloadHubModel(spec, {
       cacheDir: opts.cacheDir,
       offline: opts.offline,
       signal: opts.signal,
-      onProgress: (p) =>
+      onProgress: p =>
         opts.onProgress?.({
           stage: 'download',
           // The notification's title names the model already: the file and how far, in MB and percent.
@@ -112,26 +127,39 @@ export async function resolveModel(spec: string, opts: ResolveOptions = {}): Pro
     // transformers.js layout without weights: its variant file for this dtype, fetched on demand.
     const variant = `onnx/${TRANSFORMERS_JS_FILES[opts.dtype ?? 'fp32']}`;
     if (opts.dtype && opts.dtype !== 'fp32' && !(await exists(path.join(dir, 'model.safetensors')))) {
-      await downloadHubModel(spec, { cacheDir: opts.cacheDir, offline: opts.offline, signal: opts.signal, files: [variant] });
+      await downloadHubModel(spec, {
+        cacheDir: opts.cacheDir,
+        offline: opts.offline,
+        signal: opts.signal,
+        files: [variant],
+      });
     }
     const m = await resolveFolder(dir, spec, opts);
     return { ...m, kind: 'hub', name: spec };
   }
-  if (kind === 'missing' || kind === 'scratch') throw new Error(`${spec}: no such file or folder, and not a hub id of the form org/name`);
+  if (kind === 'missing' || kind === 'scratch')
+    throw new Error(`${spec}: no such file or folder, and not a hub id of the form org/name`);
   if (kind === 'hf-folder' || kind === 'run-folder') return resolveFolder(spec, spec, opts);
   if (kind === 'onnx') {
-    if (opts.dtype && opts.dtype !== 'fp32') throw new Error(`${spec}: --dtype ${opts.dtype} applies to models built from weights (safetensors, npz) or to a transformers.js folder's onnx/ variants, not to one .onnx file`);
+    if (opts.dtype && opts.dtype !== 'fp32')
+      throw new Error(
+        `${spec}: --dtype ${opts.dtype} applies to models built from weights (safetensors, npz) or to a transformers.js folder's onnx/ variants, not to one .onnx file`,
+      );
     return resolveOnnxFile(spec, opts);
   }
   if (kind === 'npz') return resolveNpz(spec, opts);
   if (kind === 'safetensors') {
     const dir = path.dirname(spec);
     if (path.basename(spec) !== 'model.safetensors' || !(await exists(path.join(dir, 'config.json')))) {
-      throw new Error(`${spec}: a .safetensors file is loaded as part of a Hugging Face folder (config.json + model.safetensors); pass the folder`);
+      throw new Error(
+        `${spec}: a .safetensors file is loaded as part of a Hugging Face folder (config.json + model.safetensors); pass the folder`,
+      );
     }
     return resolveFolder(dir, spec, opts);
   }
-  throw new Error(`${spec}: unknown model format "${extensionOf(spec) || '(no extension)'}"; expected .onnx, .npz, a Hugging Face folder or a hub id`);
+  throw new Error(
+    `${spec}: unknown model format "${extensionOf(spec) || '(no extension)'}"; expected .onnx, .npz, a Hugging Face folder or a hub id`,
+  );
 }
 
 async function resolveFolder(dir: string, spec: string, opts: ResolveOptions): Promise<ResolvedModel> {
@@ -151,12 +179,29 @@ async function resolveFolder(dir: string, spec: string, opts: ResolveOptions): P
   // whereas onnx/ in the transformers.js layout is whatever some exporter produced.
   if (!hasSafetensors) {
     // The ONNX reader finds this folder's config.json (labels) and preprocessor_config.json itself.
-    return { ...(await resolveOnnxFile(onnxFile, opts, spec)), kind: 'hf-folder', name: await folderModelName(dir), arch, dtype: opts.dtype ?? 'fp32' };
+    return {
+      ...(await resolveOnnxFile(onnxFile, opts, spec)),
+      kind: 'hf-folder',
+      name: await folderModelName(dir),
+      arch,
+      dtype: opts.dtype ?? 'fp32',
+    };
   }
-  const labels = await chooseLabels(opts.labelsFile, configLabels, arch.numClasses, `${path.join(dir, 'config.json')} (id2label)`);
+  const labels = await chooseLabels(
+    opts.labelsFile,
+    configLabels,
+    arch.numClasses,
+    `${path.join(dir, 'config.json')} (id2label)`,
+  );
   const preprocess = await readPreprocessorConfig(dir, arch.imageSize);
   const built = await buildCachedOrInMemory(safetensors, arch, () => loadHfWeights(safetensors, arch), opts);
-  return { ...builtModel(spec, 'hf-folder', built, arch, opts.dtype), name: await folderModelName(dir), labels: labels.labels, labelsFrom: labels.from, preprocess };
+  return {
+    ...builtModel(spec, 'hf-folder', built, arch, opts.dtype),
+    name: await folderModelName(dir),
+    labels: labels.labels,
+    labelsFrom: labels.from,
+    preprocess,
+  };
 }
 
 /**
@@ -174,7 +219,11 @@ export async function folderModelName(dir: string): Promise<string> {
 
 async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file): Promise<ResolvedModel> {
   opts.onProgress?.({ stage: 'load', message: `Reading ${path.basename(file)}` });
-  const bytes = await readModelFile(file, MAX_ONNX_FILE_BYTES, 'an .onnx file (a protobuf holds at most 2 GB; larger models keep their weights in external data)');
+  const bytes = await readModelFile(
+    file,
+    MAX_ONNX_FILE_BYTES,
+    'an .onnx file (a protobuf holds at most 2 GB; larger models keep their weights in external data)',
+  );
   if (bytes.length === 0) throw new Error(`${file}: the file is empty, not an ONNX model`);
   let tap: ReturnType<typeof tapAttention>;
   try {
@@ -194,16 +243,26 @@ async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file):
   // Some fp16 exports (e.g. transformers.js's model_fp16.onnx) take float16 pixels; we feed float32.
   if (info.inputElemType && info.inputElemType !== onnx.TensorProto.DataType.FLOAT) {
     const type = onnx.TensorProto.DataType[info.inputElemType]?.toLowerCase() ?? `type ${info.inputElemType}`;
-    throw new Error(`${file}: input "${info.inputName}" is ${type}; ViT Lens feeds float32 pixels (for a Hugging Face folder, build from model.safetensors with --dtype fp16 instead)`);
+    throw new Error(
+      `${file}: input "${info.inputName}" is ${type}; ViT Lens feeds float32 pixels (for a Hugging Face folder, build from model.safetensors with --dtype fp16 instead)`,
+    );
   }
-  const dims = info.inputShape.map((d) => (typeof d === 'number' && d > 0 ? d : undefined));
+  const dims = info.inputShape.map(d => (typeof d === 'number' && d > 0 ? d : undefined));
   const imageSize: [number, number] = [dims[2] ?? info.imageSize?.[0] ?? 224, dims[3] ?? info.imageSize?.[1] ?? 224];
   const configDir = await onnxConfigDir(file);
   let configLabels: string[] | undefined;
   if (configDir) configLabels = (await archAndLabelsFromHfFolder(configDir).catch(() => undefined))?.labels;
   const numClasses = outputClassCount(tapped, info.logitsName);
-  if (!numClasses) throw new Error(`${file}: cannot tell how many classes the model has (output "${info.logitsName}" has no static last dimension)`);
-  const labels = await chooseLabels(opts.labelsFile, configLabels, numClasses, configDir ? `${path.join(configDir, 'config.json')} (id2label)` : '');
+  if (!numClasses)
+    throw new Error(
+      `${file}: cannot tell how many classes the model has (output "${info.logitsName}" has no static last dimension)`,
+    );
+  const labels = await chooseLabels(
+    opts.labelsFile,
+    configLabels,
+    numClasses,
+    configDir ? `${path.join(configDir, 'config.json')} (id2label)` : '',
+  );
   const preprocess = configDir ? await readPreprocessorConfig(configDir, imageSize) : defaultPreprocess(imageSize);
   return {
     spec,
@@ -221,7 +280,8 @@ async function resolveOnnxFile(file: string, opts: ResolveOptions, spec = file):
     labels: labels.labels,
     labelsFrom: labels.from,
     preprocess,
-    explainUnavailable: info.attentionOutputs.length === 0 ? `${file}: ${info.reason ?? 'no attention found'}` : undefined,
+    explainUnavailable:
+      info.attentionOutputs.length === 0 ? `${file}: ${info.reason ?? 'no attention found'}` : undefined,
   };
 }
 
@@ -232,7 +292,12 @@ async function resolveNpz(file: string, opts: ResolveOptions): Promise<ResolvedM
   const { arch } = await load();
   const built = await buildCachedOrInMemory(file, arch, async () => (await load()).weights, opts);
   const labels = await chooseLabels(opts.labelsFile, undefined, arch.numClasses, '');
-  return { ...builtModel(file, 'npz', built, arch, opts.dtype), labels: labels.labels, labelsFrom: labels.from, preprocess: defaultPreprocess(arch.imageSize) };
+  return {
+    ...builtModel(file, 'npz', built, arch, opts.dtype),
+    labels: labels.labels,
+    labelsFrom: labels.from,
+    preprocess: defaultPreprocess(arch.imageSize),
+  };
 }
 
 function builtModel(spec: string, kind: ModelKind, built: BuiltGraph, arch: ViTArch, dtype: Dtype = 'fp32') {
@@ -246,7 +311,9 @@ function builtModel(spec: string, kind: ModelKind, built: BuiltGraph, arch: ViTA
     inputName: 'pixel_values',
     logitsName: 'logits',
     attentionNames: layers.map(attentionOutputName),
-    fusedAttentionNames: Object.fromEntries(HEAD_FUSIONS.map((f) => [f, layers.map((i) => fusedAttentionOutputName(f, i))])) as ResolvedModel['fusedAttentionNames'],
+    fusedAttentionNames: Object.fromEntries(
+      HEAD_FUSIONS.map(f => [f, layers.map(i => fusedAttentionOutputName(f, i))]),
+    ) as ResolvedModel['fusedAttentionNames'],
     numHeads: arch.numHeads,
     patchSize: arch.patchSize,
     imageSize: arch.imageSize,
@@ -292,7 +359,8 @@ async function buildCached(
     const dataSize = externalDataSize(cached);
     if (dataSize === 0) return { bytes: cached, file, reused: true, external: false };
     // The graph is renamed into place after its data, so a missing or short data file was deleted or damaged since: rebuild.
-    if ((await fs.stat(dataFile).catch(() => undefined))?.size === dataSize) return { bytes: cached, file, reused: true, external: true };
+    if ((await fs.stat(dataFile).catch(() => undefined))?.size === dataSize)
+      return { bytes: cached, file, reused: true, external: true };
   }
   opts.signal?.throwIfAborted();
   opts.onProgress?.({ stage: 'build', message: `Building ONNX graph from ${path.basename(weightsFile)}` });
@@ -311,7 +379,11 @@ async function buildCached(
   const tmp = `${dataFile}.${process.pid}.${Date.now().toString(36)}.tmp`;
   let bytes: Uint8Array;
   try {
-    bytes = buildVitOnnx(arch, weights, { producer: 'vit-lens', dtype, externalData: { file: tmp, location: path.basename(dataFile) } });
+    bytes = buildVitOnnx(arch, weights, {
+      producer: 'vit-lens',
+      dtype,
+      externalData: { file: tmp, location: path.basename(dataFile) },
+    });
     opts.signal?.throwIfAborted();
     await fs.rename(tmp, dataFile);
   } catch (err) {
@@ -344,7 +416,10 @@ async function chooseLabels(
 ): Promise<{ labels: string[]; from: string }> {
   if (labelsFile) {
     const text = (await readModelFile(labelsFile, MAX_CONFIG_FILE_BYTES, 'a labels file')).toString('utf8');
-    const labels = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+    const labels = text
+      .split(/\r?\n/)
+      .map(l => l.trim())
+      .filter(l => l.length > 0);
     if (labels.length !== numClasses) {
       throw new Error(`${labelsFile}: has ${labels.length} labels but the model has ${numClasses} classes`);
     }

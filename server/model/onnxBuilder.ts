@@ -39,7 +39,8 @@ export const attentionOutputName = (layer: number): string => `attentions.${laye
 /** Tokens after blocks [0, n) — the input of block n — [N, T, D]; `hidden.0` is the embeddings. */
 export const hiddenOutputName = (afterBlocks: number): string => `hidden.${afterBlocks}`;
 /** Each layer's attention with the heads already fused, [N, T, T]: what rollout reads. */
-export const fusedAttentionOutputName = (fusion: (typeof HEAD_FUSIONS)[number], layer: number): string => `attention_${fusion}.${layer}`;
+export const fusedAttentionOutputName = (fusion: (typeof HEAD_FUSIONS)[number], layer: number): string =>
+  `attention_${fusion}.${layer}`;
 
 export const OPSET = 17; // first opset with LayerNormalization
 export const IR_VERSION = 8;
@@ -90,7 +91,7 @@ const EXTERNAL_ALIGN = 64 * 1024;
 export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: BuildOptions = {}): Uint8Array {
   // raw_data is little-endian by definition; we copy Float32Array bytes as they are in memory.
   if (os.endianness() !== 'LE') throw new Error('buildVitOnnx needs a little-endian host');
-  checkWeights(arch, (name) => weights.get(name)?.shape, 'buildVitOnnx');
+  checkWeights(arch, name => weights.get(name)?.shape, 'buildVitOnnx');
   const [imgH, imgW] = arch.imageSize;
   const P = arch.patchSize;
   if (imgH % P !== 0 || imgW % P !== 0) {
@@ -113,7 +114,12 @@ export function buildVitOnnx(arch: ViTArch, weights: WeightMap, opts: BuildOptio
   }
 }
 
-function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, external: ExternalDataWriter | undefined): Uint8Array {
+function encodeGraph(
+  arch: ViTArch,
+  weights: WeightMap,
+  opts: BuildOptions,
+  external: ExternalDataWriter | undefined,
+): Uint8Array {
   const [imgH, imgW] = arch.imageSize;
   const P = arch.patchSize;
   const cut = opts.hiddenAfter;
@@ -122,7 +128,9 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
   const g = new GraphBuilder(weights, fp16, external);
   /** fp16: compute `name` internally and emit it as an fp32 graph output `output`. */
   const asOutput = (op: string, name: string, inputs: string[], attrs: Record<string, AttrValue>, output: string) =>
-    fp16 ? g.node('Cast', `${name}/to_fp32`, [g.node(op, name, inputs, attrs)], { to: FLOAT }, output) : g.node(op, name, inputs, attrs, output);
+    fp16
+      ? g.node('Cast', `${name}/to_fp32`, [g.node(op, name, inputs, attrs)], { to: FLOAT }, output)
+      : g.node(op, name, inputs, attrs, output);
   const attentionOutputs: onnx.IValueInfoProto[] = [];
   const fusedOutputs: onnx.IValueInfoProto[] = [];
   const D = arch.hiddenSize;
@@ -140,10 +148,18 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
   const patches = g.node('Transpose', 'embeddings/tokens_last', [grid], { perm: [0, 2, 1] });
   // [CLS] is one [1, 1, D] parameter; Expand needs the batch size, which is only known at run time.
   const batch = g.node('Shape', 'embeddings/batch_size', [INPUT_NAME], { start: 0, end: 1 });
-  const clsShape = g.node('Concat', 'embeddings/cls_shape', [batch, g.int64s('const/cls_shape_tail', [1, 1])], { axis: 0 });
+  const clsShape = g.node('Concat', 'embeddings/cls_shape', [batch, g.int64s('const/cls_shape_tail', [1, 1])], {
+    axis: 0,
+  });
   const cls = g.node('Expand', 'embeddings/cls_expand', [g.weight(W.clsToken), clsShape]);
   const seq = g.node('Concat', 'embeddings/prepend_cls', [cls, patches], { axis: 1 });
-  let x = g.node('Add', 'embeddings/add_positions', [seq, g.weight(W.posEmbed)], {}, cut === 0 ? hiddenOutputName(0) : 'embeddings/add_positions');
+  let x = g.node(
+    'Add',
+    'embeddings/add_positions',
+    [seq, g.weight(W.posEmbed)],
+    {},
+    cut === 0 ? hiddenOutputName(0) : 'embeddings/add_positions',
+  );
 
   const headsShape = g.int64s('const/split_heads_shape', [0, 0, H, dh]);
   const mergedShape = g.int64s('const/merge_heads_shape', [0, 0, D]);
@@ -158,7 +174,14 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
     const linear = (name: string, input: string, weight: string, bias: string | undefined) => {
       if (q8) {
         const [wq, scale, zero] = g.weightQuantized(weight);
-        return g.node('DynamicQuantizeMatMul', at(name), [input, wq, scale, zero, ...(bias ? [g.weight(bias)] : [])], {}, at(name), MS_DOMAIN);
+        return g.node(
+          'DynamicQuantizeMatMul',
+          at(name),
+          [input, wq, scale, zero, ...(bias ? [g.weight(bias)] : [])],
+          {},
+          at(name),
+          MS_DOMAIN,
+        );
       }
       const y = g.node('MatMul', at(name), [input, g.weightTransposed(weight)]);
       return bias ? g.node('Add', at(`${name}_bias`), [y, g.weight(bias)]) : y;
@@ -171,20 +194,46 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
     const v = linear('attn/v', ln1, w.vWeight, arch.qkvBias ? w.vBias : undefined);
     // Scaling Q ([N, T, D]) is cheaper than scaling the scores ([N, H, T, T]) and equal in exact arithmetic.
     const qScaled = g.node('Mul', at('attn/q_scale'), [q, qkScale]);
-    const qHeads = g.node('Transpose', at('attn/q_heads'), [g.node('Reshape', at('attn/q_split'), [qScaled, headsShape])], { perm: [0, 2, 1, 3] });
-    const kHeadsT = g.node('Transpose', at('attn/k_heads_t'), [g.node('Reshape', at('attn/k_split'), [k, headsShape])], { perm: [0, 2, 3, 1] });
-    const vHeads = g.node('Transpose', at('attn/v_heads'), [g.node('Reshape', at('attn/v_split'), [v, headsShape])], { perm: [0, 2, 1, 3] });
+    const qHeads = g.node(
+      'Transpose',
+      at('attn/q_heads'),
+      [g.node('Reshape', at('attn/q_split'), [qScaled, headsShape])],
+      { perm: [0, 2, 1, 3] },
+    );
+    const kHeadsT = g.node(
+      'Transpose',
+      at('attn/k_heads_t'),
+      [g.node('Reshape', at('attn/k_split'), [k, headsShape])],
+      { perm: [0, 2, 3, 1] },
+    );
+    const vHeads = g.node('Transpose', at('attn/v_heads'), [g.node('Reshape', at('attn/v_split'), [v, headsShape])], {
+      perm: [0, 2, 1, 3],
+    });
     const scores = g.node('MatMul', at('attn/scores'), [qHeads, kHeadsT]);
-    const probs = g.node('Softmax', at('attn/softmax'), [scores], { axis: -1 }, fp16 ? at('attn/softmax') : attentionOutputName(i));
+    const probs = g.node(
+      'Softmax',
+      at('attn/softmax'),
+      [scores],
+      { axis: -1 },
+      fp16 ? at('attn/softmax') : attentionOutputName(i),
+    );
     // Rollout multiplies these maps layer after layer: they leave the graph in fp32 whatever the dtype.
-    const probs32 = fp16 ? g.node('Cast', at('attn/probs_fp32'), [probs], { to: FLOAT }, attentionOutputName(i)) : probs;
+    const probs32 = fp16
+      ? g.node('Cast', at('attn/probs_fp32'), [probs], { to: FLOAT }, attentionOutputName(i))
+      : probs;
     attentionOutputs.push(valueInfo(probs32, ['batch', H, tokens, tokens]));
     // Rollout needs the heads fused. Fetching [N, H, T, T] and fusing in JS costs ~20% of a ViT-B
     // forward pass (copying 22 MB out, then a JS pass over it); these reductions cost ORT well under 1%
     // and are H times smaller to fetch. ORT runs every node whatever is fetched, so keep them cheap.
     for (const fusion of HEAD_FUSIONS) {
       const op = fusion === 'mean' ? 'ReduceMean' : fusion === 'max' ? 'ReduceMax' : 'ReduceMin';
-      const fused = g.node(op, at(`attn/heads_${fusion}`), [probs32], { axes: [1], keepdims: 0 }, fusedAttentionOutputName(fusion, i));
+      const fused = g.node(
+        op,
+        at(`attn/heads_${fusion}`),
+        [probs32],
+        { axes: [1], keepdims: 0 },
+        fusedAttentionOutputName(fusion, i),
+      );
       fusedOutputs.push(valueInfo(fused, ['batch', tokens, tokens]));
     }
     const ctx = g.node('MatMul', at('attn/context'), [probs, vHeads]);
@@ -205,7 +254,7 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
 
   if (cut !== undefined) {
     // The shared constants (attention scale, GELU's) are made before the loop; with no block they are unused.
-    const used = new Set(g.nodes.flatMap((n) => n.input ?? []));
+    const used = new Set(g.nodes.flatMap(n => n.input ?? []));
     return onnx.ModelProto.encode({
       irVersion: IR_VERSION,
       opsetImport: [{ domain: '', version: OPSET }, ...(q8 ? [{ domain: MS_DOMAIN, version: 1 }] : [])],
@@ -216,7 +265,7 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
         input: [valueInfo(INPUT_NAME, ['batch', arch.numChannels, imgH, imgW])],
         output: [valueInfo(x, ['batch', tokens, D])],
         node: g.nodes,
-        initializer: g.initializers.filter((t) => used.has(t.name!)),
+        initializer: g.initializers.filter(t => used.has(t.name!)),
       },
       metadataProps: [
         { key: META_ARCH, value: JSON.stringify(arch) },
@@ -227,12 +276,20 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
   }
 
   const normed = g.layerNorm('head/final_ln', x, W.finalNormWeight, W.finalNormBias, arch.layerNormEps);
-  const clsOut = g.node('Gather', 'head/take_cls', [normed, g.int64Scalar('const/token0', 0)], { axis: 1 }, fp16 ? 'head/take_cls' : FEATURES_NAME);
+  const clsOut = g.node(
+    'Gather',
+    'head/take_cls',
+    [normed, g.int64Scalar('const/token0', 0)],
+    { axis: 1 },
+    fp16 ? 'head/take_cls' : FEATURES_NAME,
+  );
   const features = fp16 ? g.node('Cast', 'head/features_fp32', [clsOut], { to: FLOAT }, FEATURES_NAME) : clsOut;
   let z = clsOut;
   if (arch.preLogitsSize) {
     const pre = g.node('MatMul', 'head/pre_logits', [z, g.weightTransposed(W.preLogitsWeight)]);
-    z = g.node('Tanh', 'head/pre_logits_tanh', [g.node('Add', 'head/pre_logits_bias', [pre, g.weight(W.preLogitsBias)])]);
+    z = g.node('Tanh', 'head/pre_logits_tanh', [
+      g.node('Add', 'head/pre_logits_bias', [pre, g.weight(W.preLogitsBias)]),
+    ]);
   }
   const headMm = g.node('MatMul', 'head/classifier', [z, g.weightTransposed(W.headWeight)]);
   const logits = asOutput('Add', 'head/classifier_bias', [headMm, g.weight(W.headBias)], {}, LOGITS_NAME);
@@ -246,7 +303,12 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
       name: 'vit',
       input: [valueInfo(INPUT_NAME, ['batch', arch.numChannels, imgH, imgW])],
       // logits first: tools that look at "the" output of a classifier take the first one.
-      output: [valueInfo(logits, ['batch', arch.numClasses]), valueInfo(features, ['batch', D]), ...attentionOutputs, ...fusedOutputs],
+      output: [
+        valueInfo(logits, ['batch', arch.numClasses]),
+        valueInfo(features, ['batch', D]),
+        ...attentionOutputs,
+        ...fusedOutputs,
+      ],
       node: g.nodes,
       initializer: g.initializers,
     },
@@ -266,10 +328,12 @@ function encodeGraph(arch: ViTArch, weights: WeightMap, opts: BuildOptions, exte
  * The arch and builder version recorded by buildVitOnnx, or undefined for a model it did not build;
  * `variant` is set (to its single output's name) for a truncated graph.
  */
-export function readBuildMetadata(modelBytes: Uint8Array): { arch: ViTArch; builderVersion: string; variant?: string } | undefined {
+export function readBuildMetadata(
+  modelBytes: Uint8Array,
+): { arch: ViTArch; builderVersion: string; variant?: string } | undefined {
   // Decoding does not copy raw_data (protobufjs returns subarrays), so this is cheap even for large models.
   const props = onnx.ModelProto.decode(modelBytes).metadataProps ?? [];
-  const get = (key: string) => props.find((p) => p.key === key)?.value ?? undefined;
+  const get = (key: string) => props.find(p => p.key === key)?.value ?? undefined;
   const arch = get(META_ARCH);
   const builderVersion = get(META_BUILDER_VERSION);
   if (arch === undefined || builderVersion === undefined) return undefined;
@@ -282,7 +346,7 @@ export function externalDataSize(modelBytes: Uint8Array): number {
   let end = 0;
   for (const t of onnx.ModelProto.decode(modelBytes).graph?.initializer ?? []) {
     if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
-    const field = (key: string) => Number(t.externalData?.find((e) => e.key === key)?.value ?? 0);
+    const field = (key: string) => Number(t.externalData?.find(e => e.key === key)?.value ?? 0);
     end = Math.max(end, field('offset') + field('length'));
   }
   return end;
@@ -304,7 +368,14 @@ export class GraphBuilder {
     private readonly external?: ExternalDataWriter,
   ) {}
 
-  node(op: string, name: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputName = name, domain?: string): string {
+  node(
+    op: string,
+    name: string,
+    inputs: string[],
+    attrs: Record<string, AttrValue> = {},
+    outputName = name,
+    domain?: string,
+  ): string {
     this.nodes.push({
       opType: op,
       ...(domain ? { domain } : {}),
@@ -318,7 +389,10 @@ export class GraphBuilder {
 
   layerNorm(name: string, x: string, weight: string, bias: string, epsilon: number): string {
     // The attribute is a float32, so an eps of 1e-12 is stored as ~1e-12 (as in torch's own export).
-    return this.node('LayerNormalization', name, [x, this.weight(weight), this.weight(bias)], { axis: -1, epsilon: { float: epsilon } });
+    return this.node('LayerNormalization', name, [x, this.weight(weight), this.weight(bias)], {
+      axis: -1,
+      epsilon: { float: epsilon },
+    });
   }
 
   /** A weight stored as is (a view of its Float32Array, no copy). */
@@ -354,7 +428,8 @@ export class GraphBuilder {
       const scale = max > 0 ? max / 127 : 1;
       scales[r] = scale;
       // Stored transposed, (in, out), as MatMul's B.
-      for (let c = 0; c < cols; c++) q[c * rows + r] = Math.max(-127, Math.min(127, Math.round(t.data[r * cols + c] / scale)));
+      for (let c = 0; c < cols; c++)
+        q[c * rows + r] = Math.max(-127, Math.min(127, Math.round(t.data[r * cols + c] / scale)));
     }
     const [wq, sc, zp] = [`${name}.q8`, `${name}.q8_scale`, `${name}.q8_zero`];
     this.addOnce(wq, () => ({ name: wq, dataType: INT8, dims: [cols, rows], rawData: new Uint8Array(q.buffer) }));
@@ -382,7 +457,9 @@ export class GraphBuilder {
   /** A weight as fp32 (fp16 when `half`), in the external data file when it is big enough to matter. */
   private floatInitializer(name: string, dims: number[], data: Float32Array): onnx.ITensorProto {
     if (this.external && data.byteLength >= EXTERNAL_MIN_BYTES) {
-      const bytes = this.half ? new Uint8Array(toFloat16Bits(data).buffer) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      const bytes = this.half
+        ? new Uint8Array(toFloat16Bits(data).buffer)
+        : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       return { name, dataType: this.half ? FLOAT16 : FLOAT, dims, ...this.external.append(bytes) };
     }
     return floatInitializer(name, dims, data, this.half);
@@ -422,7 +499,8 @@ class ExternalDataWriter {
 
   append(bytes: Uint8Array): Pick<onnx.ITensorProto, 'dataLocation' | 'externalData'> {
     const start = Math.ceil(this.offset / EXTERNAL_ALIGN) * EXTERNAL_ALIGN;
-    for (let done = 0; done < bytes.byteLength; ) done += fs.writeSync(this.fd, bytes, done, bytes.byteLength - done, start + done);
+    for (let done = 0; done < bytes.byteLength;)
+      done += fs.writeSync(this.fd, bytes, done, bytes.byteLength - done, start + done);
     this.offset = start + bytes.byteLength;
     return {
       dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
@@ -452,8 +530,10 @@ export function toFloat16Bits(data: Float32Array): Uint16Array {
     const sign = (x >>> 16) & 0x8000;
     const exp = (x >>> 23) & 0xff;
     const mant = x & 0x7fffff;
-    if (exp === 0xff) out[i] = sign | 0x7c00 | (mant ? 0x200 : 0); // inf, NaN
-    else if (exp > 142) out[i] = sign | 0x7c00; // overflow → inf
+    if (exp === 0xff)
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0); // inf, NaN
+    else if (exp > 142)
+      out[i] = sign | 0x7c00; // overflow → inf
     else if (exp >= 113) {
       // normal: drop 13 mantissa bits, round half to even (a carry into the exponent is correct)
       const h = ((exp - 112) << 10) | (mant >>> 13);
@@ -478,7 +558,7 @@ export function valueInfo(name: string, dims: (number | string)[]): onnx.IValueI
     type: {
       tensorType: {
         elemType: FLOAT,
-        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+        shape: { dim: dims.map(d => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
       },
     },
   };

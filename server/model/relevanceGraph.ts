@@ -27,7 +27,7 @@ export const relevanceOutputName = (layer: number): string => `relevance_attenti
 
 export function buildRelevanceOnnx(arch: ViTArch, weights: WeightMap): Uint8Array {
   if (os.endianness() !== 'LE') throw new Error('buildRelevanceOnnx needs a little-endian host');
-  checkWeights(arch, (name) => weights.get(name)?.shape, 'buildRelevanceOnnx');
+  checkWeights(arch, name => weights.get(name)?.shape, 'buildRelevanceOnnx');
   const g = new GraphBuilder(weights);
   const [imgH, imgW] = arch.imageSize;
   const P = arch.patchSize;
@@ -59,15 +59,23 @@ export function buildRelevanceOnnx(arch: ViTArch, weights: WeightMap): Uint8Arra
     const xhat = g.node('Mul', `${name}/xhat`, [g.node('Sub', `${name}/centred`, [ln.x, ln.mean]), ln.invStd]);
     const gg = g.node('Mul', `${name}/dy_gamma`, [dy, g.weight(ln.gamma)]);
     const m1 = g.node('ReduceMean', `${name}/mean_dy`, [gg], { axes: [-1], keepdims: 1 });
-    const m2 = g.node('ReduceMean', `${name}/mean_dy_xhat`, [g.node('Mul', `${name}/dy_xhat`, [gg, xhat])], { axes: [-1], keepdims: 1 });
-    const inner = g.node('Sub', `${name}/minus_proj`, [g.node('Sub', `${name}/minus_mean`, [gg, m1]), g.node('Mul', `${name}/xhat_m2`, [xhat, m2])]);
+    const m2 = g.node('ReduceMean', `${name}/mean_dy_xhat`, [g.node('Mul', `${name}/dy_xhat`, [gg, xhat])], {
+      axes: [-1],
+      keepdims: 1,
+    });
+    const inner = g.node('Sub', `${name}/minus_proj`, [
+      g.node('Sub', `${name}/minus_mean`, [gg, m1]),
+      g.node('Mul', `${name}/xhat_m2`, [xhat, m2]),
+    ]);
     return g.node('Mul', `${name}/dx`, [inner, ln.invStd]);
   };
 
   const headsShape = g.int64s('const/heads_shape', [T, H, dh]);
   const tokensShape = g.int64s('const/tokens_shape', [T, D]);
-  const toHeads = (name: string, x: string, perm: number[]) => g.node('Transpose', name, [g.node('Reshape', `${name}/split`, [x, headsShape])], { perm });
-  const fromHeads = (name: string, x: string) => g.node('Reshape', name, [g.node('Transpose', `${name}/tokens`, [x], { perm: [1, 0, 2] }), tokensShape]);
+  const toHeads = (name: string, x: string, perm: number[]) =>
+    g.node('Transpose', name, [g.node('Reshape', `${name}/split`, [x, headsShape])], { perm });
+  const fromHeads = (name: string, x: string) =>
+    g.node('Reshape', name, [g.node('Transpose', `${name}/tokens`, [x], { perm: [1, 0, 2] }), tokensShape]);
   const qkScale = g.float('const/attn_scale', 1 / Math.sqrt(dh));
   const invSqrt2 = g.float('const/inv_sqrt2', Math.SQRT1_2);
   const half = g.float('const/half', 0.5);
@@ -75,11 +83,22 @@ export function buildRelevanceOnnx(arch: ViTArch, weights: WeightMap): Uint8Arra
   const invSqrt2Pi = g.float('const/inv_sqrt_2pi', 1 / Math.sqrt(2 * Math.PI));
 
   // ---- forward ----
-  const conv = g.node('Conv', 'embed/patch_conv', [RELEVANCE_INPUT, g.weight(W.patchWeight), g.weight(W.patchBias)], { kernel_shape: [P, P], strides: [P, P] });
-  const patches = g.node('Transpose', 'embed/tokens_last', [g.node('Reshape', 'embed/flatten', [conv, g.int64s('const/grid_shape', [D, T - 1])])], { perm: [1, 0] });
+  const conv = g.node('Conv', 'embed/patch_conv', [RELEVANCE_INPUT, g.weight(W.patchWeight), g.weight(W.patchBias)], {
+    kernel_shape: [P, P],
+    strides: [P, P],
+  });
+  const patches = g.node(
+    'Transpose',
+    'embed/tokens_last',
+    [g.node('Reshape', 'embed/flatten', [conv, g.int64s('const/grid_shape', [D, T - 1])])],
+    { perm: [1, 0] },
+  );
   const cls = g.node('Reshape', 'embed/cls', [g.weight(W.clsToken), g.int64s('const/cls_shape', [1, D])]);
   const pos = g.node('Reshape', 'embed/pos', [g.weight(W.posEmbed), tokensShape]);
-  let x = g.node('Add', 'embed/add_positions', [g.node('Concat', 'embed/prepend_cls', [cls, patches], { axis: 0 }), pos]);
+  let x = g.node('Add', 'embed/add_positions', [
+    g.node('Concat', 'embed/prepend_cls', [cls, patches], { axis: 0 }),
+    pos,
+  ]);
 
   const blocks = [];
   for (let i = 0; i < arch.numLayers; i++) {
@@ -98,26 +117,48 @@ export function buildRelevanceOnnx(arch: ViTArch, weights: WeightMap): Uint8Arra
     const x1 = g.node('Add', at('attn_residual'), [x, linear(at('proj'), ctx, w.projWeight, w.projBias)]);
     const ln2 = layerNorm(at('ln2'), x1, w.norm2Weight, w.norm2Bias);
     const u = linear(at('fc1'), ln2.y, w.fc1Weight, w.fc1Bias);
-    const cdf = g.node('Add', at('gelu_cdf'), [g.node('Mul', at('gelu_half_erf'), [g.node('Erf', at('gelu_erf'), [g.node('Mul', at('gelu_scaled'), [u, invSqrt2])]), half]), half]);
+    const cdf = g.node('Add', at('gelu_cdf'), [
+      g.node('Mul', at('gelu_half_erf'), [
+        g.node('Erf', at('gelu_erf'), [g.node('Mul', at('gelu_scaled'), [u, invSqrt2])]),
+        half,
+      ]),
+      half,
+    ]);
     const gelu = g.node('Mul', at('gelu'), [u, cdf]);
     x = g.node('Add', at('mlp_residual'), [x1, linear(at('fc2'), gelu, w.fc2Weight, w.fc2Bias)]);
     blocks.push({ w, at, ln1, qh, kh, vh, probs, ln2, u, cdf });
   }
-  const clsToken = g.node('Slice', 'head/cls', [x, g.int64s('const/zero', [0]), g.int64s('const/one_i', [1]), g.int64s('const/axis0', [0])]);
+  const clsToken = g.node('Slice', 'head/cls', [
+    x,
+    g.int64s('const/zero', [0]),
+    g.int64s('const/one_i', [1]),
+    g.int64s('const/axis0', [0]),
+  ]);
   const lnF = layerNorm('head/final_ln', clsToken, W.finalNormWeight, W.finalNormBias);
   let z = lnF.y;
   let tanh: string | undefined;
-  if (arch.preLogitsSize) z = tanh = g.node('Tanh', 'head/pre_logits_tanh', [linear('head/pre_logits', z, W.preLogitsWeight, W.preLogitsBias)]);
+  if (arch.preLogitsSize)
+    z = tanh = g.node('Tanh', 'head/pre_logits_tanh', [
+      linear('head/pre_logits', z, W.preLogitsWeight, W.preLogitsBias),
+    ]);
   const logits = linear(RELEVANCE_LOGITS, z, W.headWeight, W.headBias);
 
   // ---- backward, from d logits = one-hot(target) ----
   const argmax = g.node('ArgMax', 'grad/argmax', [logits], { axis: 1, keepdims: 0 });
   const negative = g.node('Less', 'grad/target_negative', [RELEVANCE_TARGET, g.int64s('const/zero_i', [0])]);
   const target = g.node('Where', RELEVANCE_TARGET_USED, [negative, argmax, RELEVANCE_TARGET]);
-  const seed = g.node('OneHot', 'grad/seed', [target, g.int64s('const/classes', [K]), g.floats('const/off_on', [0, 1])], { axis: -1 }); // [1, K]
+  const seed = g.node(
+    'OneHot',
+    'grad/seed',
+    [target, g.int64s('const/classes', [K]), g.floats('const/off_on', [0, 1])],
+    { axis: -1 },
+  ); // [1, K]
   let dz = linearBack('grad/head', seed, W.headWeight);
   if (tanh) {
-    const dtanh = g.node('Sub', 'grad/tanh_deriv', [g.float('const/one', 1), g.node('Mul', 'grad/tanh_sq', [tanh, tanh])]);
+    const dtanh = g.node('Sub', 'grad/tanh_deriv', [
+      g.float('const/one', 1),
+      g.node('Mul', 'grad/tanh_sq', [tanh, tanh]),
+    ]);
     dz = linearBack('grad/pre_logits', g.node('Mul', 'grad/pre_logits_tanh', [dz, dtanh]), W.preLogitsWeight);
   }
   const dCls = layerNormBack('grad/final_ln', dz, lnF);
@@ -128,7 +169,10 @@ export function buildRelevanceOnnx(arch: ViTArch, weights: WeightMap): Uint8Arra
     const { w, at, ln1, qh, kh, vh, probs, ln2, u, cdf } = blocks[i];
     const b = (s: string) => at(`grad/${s}`);
     // MLP: y = x1 + fc2(gelu(fc1(ln2(x1)))); gelu'(u) = Φ(u) + u·φ(u).
-    const pdf = g.node('Mul', b('gelu_pdf'), [g.node('Exp', b('gelu_exp'), [g.node('Mul', b('gelu_sq'), [g.node('Mul', b('gelu_u2'), [u, u]), minusHalf])]), invSqrt2Pi]);
+    const pdf = g.node('Mul', b('gelu_pdf'), [
+      g.node('Exp', b('gelu_exp'), [g.node('Mul', b('gelu_sq'), [g.node('Mul', b('gelu_u2'), [u, u]), minusHalf])]),
+      invSqrt2Pi,
+    ]);
     const dGelu = g.node('Add', b('gelu_deriv'), [cdf, g.node('Mul', b('gelu_u_pdf'), [u, pdf])]);
     const du = g.node('Mul', b('fc1_out'), [linearBack(b('fc2'), dx, w.fc2Weight), dGelu]);
     const dx1 = g.node('Add', b('x1'), [dx, layerNormBack(b('ln2'), linearBack(b('fc1'), du, w.fc1Weight), ln2)]);
@@ -143,10 +187,21 @@ export function buildRelevanceOnnx(arch: ViTArch, weights: WeightMap): Uint8Arra
     const probsT = g.node('Transpose', b('probs_t'), [probs], { perm: [0, 2, 1] });
     const dv = fromHeads(b('v'), g.node('MatMul', b('v_heads'), [probsT, dCtx]));
     // Softmax: dS = A ⊙ (dA − Σ_j dA·A); S = q̃·kᵀ with q̃ = q·scale.
-    const rowDot = g.node('ReduceSum', b('softmax_dot'), [g.node('Mul', b('softmax_prod'), [dProbs, probs]), g.int64s('const/last_axis', [-1])], { keepdims: 1 });
+    const rowDot = g.node(
+      'ReduceSum',
+      b('softmax_dot'),
+      [g.node('Mul', b('softmax_prod'), [dProbs, probs]), g.int64s('const/last_axis', [-1])],
+      { keepdims: 1 },
+    );
     const dScores = g.node('Mul', b('scores'), [probs, g.node('Sub', b('softmax_centred'), [dProbs, rowDot])]);
-    const dq = g.node('Mul', b('q'), [fromHeads(b('q_scaled'), g.node('MatMul', b('q_heads'), [dScores, kh])), qkScale]);
-    const dk = fromHeads(b('k'), g.node('MatMul', b('k_heads'), [g.node('Transpose', b('scores_t'), [dScores], { perm: [0, 2, 1] }), qh]));
+    const dq = g.node('Mul', b('q'), [
+      fromHeads(b('q_scaled'), g.node('MatMul', b('q_heads'), [dScores, kh])),
+      qkScale,
+    ]);
+    const dk = fromHeads(
+      b('k'),
+      g.node('MatMul', b('k_heads'), [g.node('Transpose', b('scores_t'), [dScores], { perm: [0, 2, 1] }), qh]),
+    );
     const dLn1 = g.node('Add', b('ln1_out'), [
       g.node('Add', b('ln1_qk'), [linearBack(b('q_in'), dq, w.qWeight), linearBack(b('k_in'), dk, w.kWeight)]),
       linearBack(b('v_in'), dv, w.vWeight),
@@ -160,8 +215,21 @@ export function buildRelevanceOnnx(arch: ViTArch, weights: WeightMap): Uint8Arra
     producerName: 'vit-lens',
     graph: {
       name: 'vit_relevance',
-      input: [valueInfo(RELEVANCE_INPUT, [1, arch.numChannels, imgH, imgW]), { ...valueInfo(RELEVANCE_TARGET, [1]), type: { tensorType: { elemType: onnx.TensorProto.DataType.INT64, shape: { dim: [{ dimValue: 1 }] } } } }],
-      output: [valueInfo(logits, [1, K]), { ...valueInfo(target, [1]), type: { tensorType: { elemType: onnx.TensorProto.DataType.INT64, shape: { dim: [{ dimValue: 1 }] } } } }, ...outputs],
+      input: [
+        valueInfo(RELEVANCE_INPUT, [1, arch.numChannels, imgH, imgW]),
+        {
+          ...valueInfo(RELEVANCE_TARGET, [1]),
+          type: { tensorType: { elemType: onnx.TensorProto.DataType.INT64, shape: { dim: [{ dimValue: 1 }] } } },
+        },
+      ],
+      output: [
+        valueInfo(logits, [1, K]),
+        {
+          ...valueInfo(target, [1]),
+          type: { tensorType: { elemType: onnx.TensorProto.DataType.INT64, shape: { dim: [{ dimValue: 1 }] } } },
+        },
+        ...outputs,
+      ],
       node: g.nodes,
       initializer: g.initializers,
     },

@@ -31,11 +31,11 @@ export function transpose2d(t: Tensor): Tensor {
 /** General axis permutation: output axis i is input axis perm[i]. */
 export function permute(t: Tensor, perm: number[]): Tensor {
   const rank = t.shape.length;
-  const shape = perm.map((p) => t.shape[p]);
+  const shape = perm.map(p => t.shape[p]);
   const inStride = new Array<number>(rank);
   inStride[rank - 1] = 1;
   for (let a = rank - 2; a >= 0; a--) inStride[a] = inStride[a + 1] * t.shape[a + 1];
-  const stride = perm.map((p) => inStride[p]);
+  const stride = perm.map(p => inStride[p]);
   const out = new Float32Array(t.data.length);
   const index = new Array<number>(rank).fill(0);
   let offset = 0;

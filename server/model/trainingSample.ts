@@ -33,7 +33,8 @@ export interface TrainingSample {
 }
 
 /** Rows of int8 → unit-ish float rows (the quantisation is part of the sample: scores use these). */
-const decode = (s: TrainingSample) => Float32Array.from(new Int8Array(Buffer.from(s.vectors, 'base64').buffer.slice(0)), (v) => v / 127);
+const decode = (s: TrainingSample) =>
+  Float32Array.from(new Int8Array(Buffer.from(s.vectors, 'base64').buffer.slice(0)), v => v / 127);
 
 function meanDistance(U: Float32Array, count: number, u: ArrayLike<number>, skip: number, k: number): number {
   const top: number[] = [];
@@ -54,10 +55,20 @@ function meanDistance(U: Float32Array, count: number, u: ArrayLike<number>, skip
 /** `thumbs`: n thumbnails (THUMB² values each) of training images. */
 export function buildTrainingSample(thumbs: Float32Array, n: number): TrainingSample {
   const U = normalisedRows(thumbs, n, SIZE, true);
-  const bytes = Int8Array.from(U, (v) => Math.round(v * 127));
-  const sample: TrainingSample = { version: 1, method: 'thumbnail-knn', k: K, count: n, threshold: 0, percentile: PERCENTILE, vectors: Buffer.from(bytes.buffer).toString('base64') };
+  const bytes = Int8Array.from(U, v => Math.round(v * 127));
+  const sample: TrainingSample = {
+    version: 1,
+    method: 'thumbnail-knn',
+    k: K,
+    count: n,
+    threshold: 0,
+    percentile: PERCENTILE,
+    vectors: Buffer.from(bytes.buffer).toString('base64'),
+  };
   const Q = decode(sample);
-  const own = Float64Array.from({ length: n }, (_, i) => meanDistance(Q, n, Q.subarray(i * SIZE, (i + 1) * SIZE), i, K)).sort();
+  const own = Float64Array.from({ length: n }, (_, i) =>
+    meanDistance(Q, n, Q.subarray(i * SIZE, (i + 1) * SIZE), i, K),
+  ).sort();
   sample.threshold = own[Math.max(0, Math.ceil((PERCENTILE / 100) * n) - 1)];
   return sample;
 }
@@ -65,10 +76,11 @@ export function buildTrainingSample(thumbs: Float32Array, n: number): TrainingSa
 /** Scores one thumbnail against a sample; decode once per sample with `trainingSampleScorer`. */
 export function trainingSampleScorer(sample: TrainingSample): (thumb: Float32Array) => number {
   const Q = decode(sample);
-  return (thumb) => meanDistance(Q, sample.count, normalisedRows(thumb, 1, SIZE, true), -1, sample.k);
+  return thumb => meanDistance(Q, sample.count, normalisedRows(thumb, 1, SIZE, true), -1, sample.k);
 }
 
-export const writeTrainingSample = (dir: string, s: TrainingSample) => writeFileAtomic(path.join(dir, TRAINING_SAMPLE_FILE), JSON.stringify(s) + '\n');
+export const writeTrainingSample = (dir: string, s: TrainingSample) =>
+  writeFileAtomic(path.join(dir, TRAINING_SAMPLE_FILE), JSON.stringify(s) + '\n');
 
 /** The model folder's sample, if it has one; a broken file is named. */
 export async function readTrainingSample(dir: string): Promise<TrainingSample | undefined> {
@@ -81,7 +93,19 @@ export async function readTrainingSample(dir: string): Promise<TrainingSample | 
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }
-  const ok = s?.version === 1 && s.method === 'thumbnail-knn' && Number.isInteger(s.k) && s.k > 0 && Number.isInteger(s.count) && s.count > s.k && Number.isFinite(s.threshold) && typeof s.vectors === 'string' && Buffer.from(s.vectors, 'base64').length === s.count * SIZE;
-  if (!ok) throw new Error(`${file}: not a training sample (version 1, thumbnail-knn, ${SIZE} int8 values per image); delete it or make it again`);
+  const ok =
+    s?.version === 1 &&
+    s.method === 'thumbnail-knn' &&
+    Number.isInteger(s.k) &&
+    s.k > 0 &&
+    Number.isInteger(s.count) &&
+    s.count > s.k &&
+    Number.isFinite(s.threshold) &&
+    typeof s.vectors === 'string' &&
+    Buffer.from(s.vectors, 'base64').length === s.count * SIZE;
+  if (!ok)
+    throw new Error(
+      `${file}: not a training sample (version 1, thumbnail-knn, ${SIZE} int8 values per image); delete it or make it again`,
+    );
   return s;
 }

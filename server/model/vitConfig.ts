@@ -94,28 +94,51 @@ export const HF_VIT_DEFAULTS = {
  * Bounds far beyond any published ViT (ViT-22B: width 6144, 48 layers, 48 heads) that still stop a
  * hostile config from making us loop or allocate without end before the weights are even read.
  */
-const LIMITS = { width: 65_536, layers: 1024, heads: 1024, mlp: 262_144, imageSize: 16_384, classes: 1_000_000 } as const;
+const LIMITS = {
+  width: 65_536,
+  layers: 1024,
+  heads: 1024,
+  mlp: 262_144,
+  imageSize: 16_384,
+  classes: 1_000_000,
+} as const;
 
 /** The schema of every `config.json` field we read (all optional: transformers' defaults fill the gaps). */
 const HfViTConfigSchema: v.GenericSchema<unknown, HfViTConfig> = obj({
-  model_type: v.optional(v.string((i) => `must be a string, got ${show(i.input)}`)),
+  model_type: v.optional(v.string(i => `must be a string, got ${show(i.input)}`)),
   hidden_size: v.optional(int(1, LIMITS.width)),
   num_hidden_layers: v.optional(int(1, LIMITS.layers)),
   num_attention_heads: v.optional(int(1, LIMITS.heads)),
   intermediate_size: v.optional(int(1, LIMITS.mlp)),
-  hidden_act: v.optional(v.string((i) => `must be a string, got ${show(i.input)}`)),
+  hidden_act: v.optional(v.string(i => `must be a string, got ${show(i.input)}`)),
   layer_norm_eps: v.optional(positive()),
-  image_size: v.optional(v.union([int(1, LIMITS.imageSize), v.tuple([int(1, LIMITS.imageSize), int(1, LIMITS.imageSize)])], (i) => `must be an integer or [height, width], got ${show(i.input)}`)),
+  image_size: v.optional(
+    v.union(
+      [int(1, LIMITS.imageSize), v.tuple([int(1, LIMITS.imageSize), int(1, LIMITS.imageSize)])],
+      i => `must be an integer or [height, width], got ${show(i.input)}`,
+    ),
+  ),
   patch_size: v.optional(int(1, LIMITS.imageSize)),
   // The engine and the trainer feed RGB images.
-  num_channels: v.optional(v.pipe(v.number((i) => `must be 3 (RGB), got ${show(i.input)}`), v.check((n) => n === 3, (i) => `must be 3 (RGB), got ${show(i.input)}`))),
+  num_channels: v.optional(
+    v.pipe(
+      v.number(i => `must be 3 (RGB), got ${show(i.input)}`),
+      v.check(
+        n => n === 3,
+        i => `must be 3 (RGB), got ${show(i.input)}`,
+      ),
+    ),
+  ),
   qkv_bias: v.optional(bool()),
   id2label: v.optional(
     v.pipe(
-      v.custom<object>((x) => typeof x === 'object' && x !== null && !Array.isArray(x), (i) => `must be an object mapping class indices ("0", "1", …) to labels, got ${show(i.input)}`),
+      v.custom<object>(
+        x => typeof x === 'object' && x !== null && !Array.isArray(x),
+        i => `must be an object mapping class indices ("0", "1", …) to labels, got ${show(i.input)}`,
+      ),
       v.record(
         v.pipe(v.string(), v.regex(/^(0|[1-9]\d{0,6})$/, 'is a key that is not a class index ("0", "1", …)')),
-        v.string((i) => `must map each class index to a string label, got ${show(i.input)}`),
+        v.string(i => `must map each class index to a string label, got ${show(i.input)}`),
       ),
     ),
   ),
@@ -130,7 +153,8 @@ const HfViTConfigSchema: v.GenericSchema<unknown, HfViTConfig> = obj({
 export function parseHfConfig(json: unknown, configPath: string): HfViTConfig {
   const r = check(HfViTConfigSchema, json, 'config');
   if (r.ok) return r.value;
-  if (r.field === 'config') throw new Error(`${configPath}: must be a JSON object, ${r.problem.replace(/^must be an object, /, '')}`);
+  if (r.field === 'config')
+    throw new Error(`${configPath}: must be a JSON object, ${r.problem.replace(/^must be an object, /, '')}`);
   throw new Error(`${configPath}: "${r.field}" ${r.problem}`);
 }
 
@@ -139,16 +163,24 @@ export function checkArch(arch: ViTArch, source: string, fields = ARCH_FIELDS): 
   const fail = (message: string) => {
     throw new Error(`${source}: ${message}`);
   };
-  if (arch.hiddenSize % arch.numHeads !== 0) fail(`${fields.hiddenSize} ${arch.hiddenSize} is not divisible by ${fields.numHeads} ${arch.numHeads}`);
+  if (arch.hiddenSize % arch.numHeads !== 0)
+    fail(`${fields.hiddenSize} ${arch.hiddenSize} is not divisible by ${fields.numHeads} ${arch.numHeads}`);
   for (const [i, side] of (['height', 'width'] as const).entries()) {
     const size = arch.imageSize[i];
-    if (size % arch.patchSize !== 0) fail(`${fields.imageSize} ${side} ${size} is not a multiple of ${fields.patchSize} ${arch.patchSize}`);
+    if (size % arch.patchSize !== 0)
+      fail(`${fields.imageSize} ${side} ${size} is not a multiple of ${fields.patchSize} ${arch.patchSize}`);
   }
   if (!(arch.layerNormEps > 0)) fail(`${fields.layerNormEps} must be > 0, got ${arch.layerNormEps}`);
 }
 
 /** How `checkArch` names the fields: config.json's names by default. */
-const ARCH_FIELDS = { hiddenSize: 'hidden_size', numHeads: 'num_attention_heads', imageSize: 'image_size', patchSize: 'patch_size', layerNormEps: 'layer_norm_eps' };
+const ARCH_FIELDS = {
+  hiddenSize: 'hidden_size',
+  numHeads: 'num_attention_heads',
+  imageSize: 'image_size',
+  patchSize: 'patch_size',
+  layerNormEps: 'layer_norm_eps',
+};
 
 /** The architecture a checked config describes (see parseHfConfig), with transformers' defaults for missing fields. */
 export function archFromHfConfig(cfg: HfViTConfig, numClasses: number, configPath = 'config.json'): ViTArch {
@@ -223,12 +255,19 @@ export function checkWeights(arch: ViTArch, shapes: (name: string) => number[] |
   for (let i = 0; i < arch.numLayers; i++) {
     const l = W.layer(i);
     want.push(
-      [l.norm1Weight, [D]], [l.norm1Bias, [D]],
-      [l.qWeight, [D, D]], [l.kWeight, [D, D]], [l.vWeight, [D, D]],
-      [l.projWeight, [D, D]], [l.projBias, [D]],
-      [l.norm2Weight, [D]], [l.norm2Bias, [D]],
-      [l.fc1Weight, [M, D]], [l.fc1Bias, [M]],
-      [l.fc2Weight, [D, M]], [l.fc2Bias, [D]],
+      [l.norm1Weight, [D]],
+      [l.norm1Bias, [D]],
+      [l.qWeight, [D, D]],
+      [l.kWeight, [D, D]],
+      [l.vWeight, [D, D]],
+      [l.projWeight, [D, D]],
+      [l.projBias, [D]],
+      [l.norm2Weight, [D]],
+      [l.norm2Bias, [D]],
+      [l.fc1Weight, [M, D]],
+      [l.fc1Bias, [M]],
+      [l.fc2Weight, [D, M]],
+      [l.fc2Bias, [D]],
     );
     if (arch.qkvBias) want.push([l.qBias, [D]], [l.kBias, [D]], [l.vBias, [D]]);
   }

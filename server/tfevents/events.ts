@@ -70,11 +70,10 @@ interface DecodedEvent {
   summary?: { value?: DecodedValue[] };
 }
 
-
 /** The single value of a scalar tensor, or undefined if it is not a float/double scalar. */
 export function tensorScalar(t: DecodedTensor): number | undefined {
   const dims = t.tensor_shape?.dim ?? [];
-  if (dims.some((d) => (d.size ?? 0) !== 1)) return undefined;
+  if (dims.some(d => (d.size ?? 0) !== 1)) return undefined;
   const dtype = t.dtype ?? 0;
   if (dtype === DT_FLOAT) {
     if (t.float_val && t.float_val.length === 1) return t.float_val[0];

@@ -97,14 +97,22 @@ export function scanRecords(buf: Buffer, base = 0, maxRecord = MAX_RECORD): TfRe
     }
     const n = Number(len);
     if (n > maxRecord) {
-      problems.push({ offset: base + pos, message: `record of ${n} bytes is larger than the reader's limit of ${maxRecord} bytes (record skipped)`, fatal: false });
+      problems.push({
+        offset: base + pos,
+        message: `record of ${n} bytes is larger than the reader's limit of ${maxRecord} bytes (record skipped)`,
+        fatal: false,
+      });
       return { records, problems, nextOffset: base + pos + HEADER + n + FOOTER, stopped: false };
     }
     if (buf.length - pos < HEADER + n + FOOTER) break; // partial record: wait for more bytes
     const start = pos + HEADER;
     const dataCrc = buf.readUInt32LE(start + n);
     if (maskedCrc32c(buf, start, start + n) !== dataCrc) {
-      problems.push({ offset: base + pos, message: `data CRC mismatch in a ${n}-byte record (record skipped)`, fatal: false });
+      problems.push({
+        offset: base + pos,
+        message: `data CRC mismatch in a ${n}-byte record (record skipped)`,
+        fatal: false,
+      });
     } else {
       records.push({ offset: base + pos, data: buf.subarray(start, start + n) });
     }

@@ -70,7 +70,7 @@ export class TfEventsFolder {
 
   /** Run names seen so far, sorted. */
   get runs(): string[] {
-    return [...new Set([...this.files.values()].map((f) => f.run))].sort();
+    return [...new Set([...this.files.values()].map(f => f.run))].sort();
   }
 
   /**
@@ -95,7 +95,13 @@ export class TfEventsFolder {
       if (!st) {
         const rel = path.relative(this.root, abs).split(path.sep).join('/');
         const dir = path.posix.dirname(rel);
-        st = { abs, rel, run: dir, tail: new FileTail(() => fsp.open(abs, 'r'), MAX_READ), decoder: new EventDecoder() };
+        st = {
+          abs,
+          rel,
+          run: dir,
+          tail: new FileTail(() => fsp.open(abs, 'r'), MAX_READ),
+          decoder: new EventDecoder(),
+        };
         this.files.set(abs, st);
       }
       try {
@@ -111,24 +117,39 @@ export class TfEventsFolder {
     const chunk = await st.tail.read();
     if (chunk.restarted) {
       // Truncated or replaced by a new writer: start over with fresh state.
-      const what = chunk.size < chunk.previousSize ? `file shrank from ${chunk.previousSize} to ${chunk.size} bytes` : 'file was replaced';
+      const what =
+        chunk.size < chunk.previousSize
+          ? `file shrank from ${chunk.previousSize} to ${chunk.size} bytes`
+          : 'file was replaced';
       problems.push({ file: st.abs, message: `${what}; reading it again from the start` });
       st.decoder = new EventDecoder();
     }
     if (!chunk.bytes.length) return;
     // A record that cannot fit in one read is skipped (and reported) instead of waited for forever.
-    const scan = scanRecords(Buffer.from(chunk.bytes.buffer, chunk.bytes.byteOffset, chunk.bytes.byteLength), chunk.position, MAX_READ - RECORD_FRAMING);
+    const scan = scanRecords(
+      Buffer.from(chunk.bytes.buffer, chunk.bytes.byteOffset, chunk.bytes.byteLength),
+      chunk.position,
+      MAX_READ - RECORD_FRAMING,
+    );
     for (const rec of scan.records) {
       try {
         const ev = st.decoder.decode(rec.data);
         if (ev.fileVersion) st.fileVersion = ev.fileVersion;
         for (const s of ev.scalars) out.push({ ...s, run: st.run, file: st.rel });
       } catch (e) {
-        problems.push({ file: st.abs, offset: rec.offset, message: `undecodable Event record: ${(e as Error).message}` });
+        problems.push({
+          file: st.abs,
+          offset: rec.offset,
+          message: `undecodable Event record: ${(e as Error).message}`,
+        });
       }
     }
     for (const p of scan.problems) {
-      problems.push({ file: st.abs, offset: p.offset, message: p.fatal ? `${p.message}; the rest of the file is skipped` : p.message });
+      problems.push({
+        file: st.abs,
+        offset: p.offset,
+        message: p.fatal ? `${p.message}; the rest of the file is skipped` : p.message,
+      });
     }
     st.tail.offset = scan.stopped ? Number.POSITIVE_INFINITY : scan.nextOffset;
   }
@@ -140,7 +161,8 @@ export class TfEventsFolder {
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       // A missing root is normal before training starts writing; anything else is worth saying.
-      if (!(dir === this.root && err.code === 'ENOENT')) problems.push({ file: dir, message: `cannot list folder: ${err.message}` });
+      if (!(dir === this.root && err.code === 'ENOENT'))
+        problems.push({ file: dir, message: `cannot list folder: ${err.message}` });
       return [];
     }
     const found: string[] = [];
@@ -169,7 +191,7 @@ export class TfEventsFolder {
       if (r.problems.length && onProblems) onProblems(r.problems);
     };
     const run = () => {
-      tick().catch((e) => onProblems?.([{ file: this.root, message: String(e) }]));
+      tick().catch(e => onProblems?.([{ file: this.root, message: String(e) }]));
     };
     run();
     const timer = setInterval(run, intervalMs);

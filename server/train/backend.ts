@@ -84,10 +84,14 @@ const REAL_PROBES: WebGpuProbes = { nodesExist: gpuDeviceNodesExist, probe: prob
 /** The adapter WebGPU would run on, or (throws) why `auto` (`forced`: `--backend webgpu`) cannot use it. */
 export async function webGpuAdapter(forced: boolean, probes = REAL_PROBES): Promise<WebGpuAdapter> {
   // Without a device node only a software device can answer: do not pay for loading Dawn to learn that.
-  if (!forced && !probes.nodesExist()) throw new Error('no GPU device node (/dev/dri/renderD*, /dev/nvidia0, /dev/dxg)');
+  if (!forced && !probes.nodesExist())
+    throw new Error('no GPU device node (/dev/dri/renderD*, /dev/nvidia0, /dev/dxg)');
   const p = await probes.probe();
   if ('error' in p) throw new Error(p.error);
-  if (p.adapter.software && !forced) throw new Error(`only a software adapter, ${p.adapter.name}: a CPU emulation, slower than wasm (--backend webgpu uses it anyway)`);
+  if (p.adapter.software && !forced)
+    throw new Error(
+      `only a software adapter, ${p.adapter.name}: a CPU emulation, slower than wasm (--backend webgpu uses it anyway)`,
+    );
   return p.adapter;
 }
 
@@ -140,7 +144,12 @@ export async function listBackends(): Promise<BackendListing> {
           // Forced: any adapter at all (a software one) can still be picked by hand.
           const p = await probeWebGpuAdapter();
           if ('error' in p) throw new Error(p.error);
-          backends.push({ name, device: webGpuDevice(p.adapter), autoSkips: firstLine(e), ...(p.adapter.software ? { software: true } : {}) });
+          backends.push({
+            name,
+            device: webGpuDevice(p.adapter),
+            autoSkips: firstLine(e),
+            ...(p.adapter.software ? { software: true } : {}),
+          });
           continue;
         }
       } else if (name === 'tensorflow-gpu' || name === 'tensorflow') {
@@ -160,9 +169,12 @@ export async function listBackends(): Promise<BackendListing> {
 
 /** `--list-backends` as text, one line per backend, `auto` first. */
 export function formatListing(l: BackendListing): string {
-  const auto = l.backends.find((b) => b.name === l.auto);
+  const auto = l.backends.find(b => b.name === l.auto);
   const lines = [`auto: ${l.auto}${auto?.device ? ` (${auto.device})` : ''}  [${os.cpus().length} CPU cores]`];
-  for (const b of l.backends) lines.push(`  ${b.name.padEnd(15)} ${b.unavailable ? `unavailable: ${b.unavailable}` : b.device}${b.autoSkips ? `; auto skips it: ${b.autoSkips}` : ''}`);
+  for (const b of l.backends)
+    lines.push(
+      `  ${b.name.padEnd(15)} ${b.unavailable ? `unavailable: ${b.unavailable}` : b.device}${b.autoSkips ? `; auto skips it: ${b.autoSkips}` : ''}`,
+    );
   return lines.join('\n') + '\n';
 }
 

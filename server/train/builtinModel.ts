@@ -16,13 +16,27 @@ export async function saveBuiltIn(exported: string, runDir: string, bench: Recor
   }
   const info = await readRunInfo(runDir);
   const metrics = await readMetrics(runDir);
-  await fs.writeFile(path.join(dest, 'metrics.json'), JSON.stringify({
-    trainedOn: 'Fashion-MNIST (60,000 training images, 28×28 grayscale, 10 classes); tested on its 10,000 test images',
-    trainer: 'vit-lens TF.js trainer (server/train), from scratch, full mode',
-    run: { config: info.config, backend: info.backend, architecture: info.architecture, createdAt: info.createdAt, finishedAt: info.finishedAt },
-    bench,
-    epochs: metrics.filter((m) => m.type === 'epoch'),
-  }, null, 2) + '\n');
+  await fs.writeFile(
+    path.join(dest, 'metrics.json'),
+    JSON.stringify(
+      {
+        trainedOn:
+          'Fashion-MNIST (60,000 training images, 28×28 grayscale, 10 classes); tested on its 10,000 test images',
+        trainer: 'vit-lens TF.js trainer (server/train), from scratch, full mode',
+        run: {
+          config: info.config,
+          backend: info.backend,
+          architecture: info.architecture,
+          createdAt: info.createdAt,
+          finishedAt: info.finishedAt,
+        },
+        bench,
+        epochs: metrics.filter(m => m.type === 'epoch'),
+      },
+      null,
+      2,
+    ) + '\n',
+  );
   // Test images (never trained on), one per class, named by their true label.
   const test = readIdx(FASHION_MNIST_DIR, 't10k');
   const samples = path.join(ROOT, 'samples');
@@ -32,7 +46,11 @@ export async function saveBuiltIn(exported: string, runDir: string, bench: Recor
     let i = 0;
     while (test.labels[i] !== c) i++;
     const name = `fashion-mnist-test-${i}-${FASHION_MNIST_CLASSES[c].toLowerCase().replace(/[^a-z]+/g, '-')}.png`;
-    await sharp(Buffer.from(test.pixels.subarray(i * 784, (i + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(path.join(samples, name));
+    await sharp(Buffer.from(test.pixels.subarray(i * 784, (i + 1) * 784)), {
+      raw: { width: 28, height: 28, channels: 1 },
+    })
+      .png()
+      .toFile(path.join(samples, name));
     labels[name] = FASHION_MNIST_CLASSES[c];
   }
   await fs.writeFile(path.join(samples, 'labels.json'), JSON.stringify(labels, null, 2) + '\n');

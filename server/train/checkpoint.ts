@@ -22,13 +22,20 @@ export interface LoopState {
 
 const META_KEY = 'vit_lens.loop_state';
 
-export async function saveCheckpoint(file: string, weights: WeightMap, optimizer: Map<string, Tensor> | undefined, loop: LoopState): Promise<void> {
+export async function saveCheckpoint(
+  file: string,
+  weights: WeightMap,
+  optimizer: Map<string, Tensor> | undefined,
+  loop: LoopState,
+): Promise<void> {
   const all = new Map<string, Tensor>(weights);
   if (optimizer) for (const [k, t] of optimizer) all.set(k, t);
   await writeSafetensors(file, all, { [META_KEY]: JSON.stringify(loop), format: 'pt' });
 }
 
-export async function loadCheckpoint(file: string): Promise<{ weights: WeightMap; optimizer: Map<string, Tensor>; loop?: LoopState }> {
+export async function loadCheckpoint(
+  file: string,
+): Promise<{ weights: WeightMap; optimizer: Map<string, Tensor>; loop?: LoopState }> {
   const { tensors, metadata } = await readSafetensors(file);
   const weights: WeightMap = new Map();
   const optimizer = new Map<string, Tensor>();

@@ -117,7 +117,10 @@ function imageSize(v: string | undefined): [number, number] | undefined {
 export function checkpointEvery(v: string | undefined): TrainOptions['checkpointEvery'] {
   if (v === undefined) return undefined;
   const m = /^(\d+(?:\.\d+)?)(s|m)?$/.exec(v.trim());
-  if (!m || (!m[2] && !Number.isInteger(Number(m[1])))) throw new TrainUsageError(`--checkpoint-every must be a number of steps (500), seconds (90s) or minutes (5m), got "${v}"`);
+  if (!m || (!m[2] && !Number.isInteger(Number(m[1]))))
+    throw new TrainUsageError(
+      `--checkpoint-every must be a number of steps (500), seconds (90s) or minutes (5m), got "${v}"`,
+    );
   const n = Number(m[1]);
   return m[2] ? { seconds: m[2] === 'm' ? n * 60 : n } : { steps: n };
 }
@@ -125,11 +128,15 @@ export function checkpointEvery(v: string | undefined): TrainOptions['checkpoint
 export function configFromArgs(positionals: string[], o: Record<string, string | boolean | undefined>): TrainConfig {
   const s = (k: string) => o[k] as string | undefined;
   if (positionals.length !== 1) throw new TrainUsageError('train needs exactly one DATASET_DIR');
-  if (!s('model')) throw new TrainUsageError('train needs --model INIT (a model folder, .npz, .onnx, run folder or scratch:tiny|small|base)');
+  if (!s('model'))
+    throw new TrainUsageError(
+      'train needs --model INIT (a model folder, .npz, .onnx, run folder or scratch:tiny|small|base)',
+    );
   const mode = (s('mode') ?? 'head') as TrainConfig['mode'];
   if (!TRAIN_MODES.includes(mode)) throw new TrainUsageError(`--mode must be head, last-k or full, got "${mode}"`);
   const optimizer = (s('optimizer') ?? 'adamw') as TrainConfig['optimizer'];
-  if (!OPTIMIZERS.includes(optimizer)) throw new TrainUsageError(`--optimizer must be adamw or sgd, got "${optimizer}"`);
+  if (!OPTIMIZERS.includes(optimizer))
+    throw new TrainUsageError(`--optimizer must be adamw or sgd, got "${optimizer}"`);
   if (o.augment && o['no-augment']) throw new TrainUsageError('--augment and --no-augment contradict each other');
   const d = OPTIMIZER_DEFAULTS[optimizer];
   return {
@@ -191,8 +198,20 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
     const threads = num(o.threads, 'threads', 1, 1024, true) ?? os.availableParallelism();
     let backend = backendOption(o.backend);
     // A resumed run keeps its backend: another one would not continue it bit for bit.
-    if (o.resume && o.backend === undefined) backend = await readRunInfo(o.out).then((i) => (BACKEND_NAMES as readonly string[]).includes(i.backend) ? (i.backend as BackendName) : undefined, () => undefined);
-    return await runTraining(o.out, config, !!o.resume, backend, o['cache-dir'], checkpointEvery(o['checkpoint-every']), threads);
+    if (o.resume && o.backend === undefined)
+      backend = await readRunInfo(o.out).then(
+        i => ((BACKEND_NAMES as readonly string[]).includes(i.backend) ? (i.backend as BackendName) : undefined),
+        () => undefined,
+      );
+    return await runTraining(
+      o.out,
+      config,
+      !!o.resume,
+      backend,
+      o['cache-dir'],
+      checkpointEvery(o['checkpoint-every']),
+      threads,
+    );
   } catch (e) {
     if (e instanceof TrainUsageError) {
       process.stderr.write(`vit-lens ${command}: ${e.message}\n\n${TRAIN_USAGE}`);
@@ -207,12 +226,19 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
 /** --backend: undefined for auto. */
 function backendOption(v: string | undefined): BackendName | undefined {
   if (v === undefined || v === 'auto') return undefined;
-  if (!(BACKEND_NAMES as readonly string[]).includes(v)) throw new TrainUsageError(`--backend must be auto, ${BACKEND_NAMES.join(', ')}, got "${v}"`);
+  if (!(BACKEND_NAMES as readonly string[]).includes(v))
+    throw new TrainUsageError(`--backend must be auto, ${BACKEND_NAMES.join(', ')}, got "${v}"`);
   return v as BackendName;
 }
 
 async function runTraining(
-  out: string, config: TrainConfig, resume: boolean, backend: BackendName | undefined, cacheDir: string | undefined, every: TrainOptions['checkpointEvery'], threads: number,
+  out: string,
+  config: TrainConfig,
+  resume: boolean,
+  backend: BackendName | undefined,
+  cacheDir: string | undefined,
+  every: TrainOptions['checkpointEvery'],
+  threads: number,
 ): Promise<number> {
   let stop = false;
   // First signal: finish the current step, checkpoint, exit "stopped". A second one kills as usual.
@@ -225,7 +251,9 @@ async function runTraining(
   process.on('SIGTERM', onSignal);
   if (!resume && config.model.startsWith('scratch:')) {
     // A listing only (no decoding); a dataset error is left for train() to report.
-    const ds = await scanDataset(config.dataset, { valSplit: config.valSplit, seed: config.seed }).catch(() => undefined);
+    const ds = await scanDataset(config.dataset, { valSplit: config.valSplit, seed: config.seed }).catch(
+      () => undefined,
+    );
     const advice = ds && scratchAdvice(config.model, ds.train.length);
     if (advice) process.stderr.write(`note: ${advice}\n`);
   }
@@ -238,7 +266,7 @@ async function runTraining(
     checkpointEvery: every,
     threads,
     shouldStop: () => stop,
-    log: (l) => process.stderr.write(l + '\n'),
+    log: l => process.stderr.write(l + '\n'),
   });
   process.stdout.write(`${info.status}: ${out} (epoch ${info.epoch}/${info.totalEpochs}${bestText(info)})\n`);
   return info.status === 'stopped' ? 130 : 0;
@@ -248,7 +276,11 @@ async function runTraining(
 function torchCheck(python: string | undefined, json: boolean): number {
   try {
     const p = probePython(python);
-    process.stdout.write(json ? JSON.stringify({ ...p, label: torchLabel(p) }) + '\n' : `${torchLabel(p)}: ${p.python}, torch ${p.torch}\n`);
+    process.stdout.write(
+      json
+        ? JSON.stringify({ ...p, label: torchLabel(p) }) + '\n'
+        : `${torchLabel(p)}: ${p.python}, torch ${p.torch}\n`,
+    );
     return 0;
   } catch (e) {
     process.stdout.write(json ? JSON.stringify({ error: (e as Error).message }) + '\n' : `${(e as Error).message}\n`);
@@ -260,17 +292,29 @@ function torchCheck(python: string | undefined, json: boolean): number {
 function torchOptions(o: Record<string, string | boolean | undefined>): TorchOptions {
   const s = (k: string) => o[k] as string | undefined;
   const device = s('device');
-  if (device && !['cuda', 'cpu'].includes(device)) throw new TrainUsageError(`--device must be cuda or cpu, got "${device}"`);
+  if (device && !['cuda', 'cpu'].includes(device))
+    throw new TrainUsageError(`--device must be cuda or cpu, got "${device}"`);
   const nnodes = num(s('nnodes'), 'nnodes', 1, 100000, true);
   const endpoint = s('rdzv-endpoint');
-  if (nnodes && nnodes > 1 && !/^[^:]+:\d+$/.test(endpoint ?? '')) throw new TrainUsageError('--nnodes > 1 needs --rdzv-endpoint HOST:PORT (node 0\'s address) and --node-rank K');
+  if (nnodes && nnodes > 1 && !/^[^:]+:\d+$/.test(endpoint ?? ''))
+    throw new TrainUsageError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (node 0's address) and --node-rank K");
   return {
-    python: s('python'), nproc: num(s('nproc'), 'nproc', 1, 4096, true), device: device as TorchOptions['device'],
-    nnodes, nodeRank: num(s('node-rank'), 'node-rank', 0, 100000, true), masterEndpoint: endpoint,
+    python: s('python'),
+    nproc: num(s('nproc'), 'nproc', 1, 4096, true),
+    device: device as TorchOptions['device'],
+    nnodes,
+    nodeRank: num(s('node-rank'), 'node-rank', 0, 100000, true),
+    masterEndpoint: endpoint,
   };
 }
 
-async function runTorchTraining(out: string, config: TrainConfig, resume: boolean, torch: TorchOptions, every: TrainOptions['checkpointEvery']): Promise<number> {
+async function runTorchTraining(
+  out: string,
+  config: TrainConfig,
+  resume: boolean,
+  torch: TorchOptions,
+  every: TrainOptions['checkpointEvery'],
+): Promise<number> {
   let request: ((level: 1 | 2) => void) | undefined;
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -282,9 +326,16 @@ async function runTorchTraining(out: string, config: TrainConfig, resume: boolea
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const info = await trainTorch({
-    runDir: out, config, resume, torch, checkpointEvery: every,
-    log: (l) => process.stderr.write(l + '\n'),
-    onStopRequest: (r) => { request = r; if (signals) r(1); },
+    runDir: out,
+    config,
+    resume,
+    torch,
+    checkpointEvery: every,
+    log: l => process.stderr.write(l + '\n'),
+    onStopRequest: r => {
+      request = r;
+      if (signals) r(1);
+    },
   });
   process.stdout.write(`${info.status}: ${out} (epoch ${info.epoch}/${info.totalEpochs}${bestText(info)})\n`);
   return info.status === 'stopped' ? 130 : 0;
@@ -294,7 +345,8 @@ async function runTorchTraining(out: string, config: TrainConfig, resume: boolea
 function bestText(info: RunInfo): string {
   const at = `at epoch ${(info.bestEpoch ?? 0) + 1}`;
   if (info.bestValAcc !== undefined) return `, best val acc ${(info.bestValAcc * 100).toFixed(2)}% ${at}`;
-  if (info.bestTrainAcc !== undefined) return `, no validation set: best train acc ${(info.bestTrainAcc * 100).toFixed(2)}% ${at}`;
+  if (info.bestTrainAcc !== undefined)
+    return `, no validation set: best train acc ${(info.bestTrainAcc * 100).toFixed(2)}% ${at}`;
   return '';
 }
 
@@ -305,11 +357,11 @@ async function findRuns(dir: string): Promise<string[]> {
   });
   const out: string[] = [];
   for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    if (e.isDirectory() && (await fs.stat(path.join(dir, e.name, 'run.json')).catch(() => undefined))) out.push(path.join(dir, e.name));
+    if (e.isDirectory() && (await fs.stat(path.join(dir, e.name, 'run.json')).catch(() => undefined)))
+      out.push(path.join(dir, e.name));
   }
   return out;
 }
-
 
 async function listRuns(dir: string, json: boolean): Promise<number> {
   const runs = await findRuns(dir);
@@ -317,13 +369,24 @@ async function listRuns(dir: string, json: boolean): Promise<number> {
   for (const r of runs) {
     try {
       const info = await readRunInfo(r);
-      const last = (await readMetrics(r)).filter((m) => m.type === 'epoch').pop();
+      const last = (await readMetrics(r)).filter(m => m.type === 'epoch').pop();
       // The Runs view's rule (one function for both): a crashed run is "interrupted", another host's live run "running".
       const { status, elsewhere } = shownStatus(info, await lastActivity(r), { ...thisMachine(), now: Date.now() });
       rows.push({
-        run: r, status, elsewhere: !!elsewhere, pid: info.pid, host: info.host ?? null, epoch: info.epoch, epochs: info.totalEpochs,
-        validation: info.valImages > 0, bestValAcc: info.bestValAcc ?? null, bestTrainAcc: info.bestTrainAcc ?? null,
-        lastValAcc: last && 'valAcc' in last ? last.valAcc ?? null : null, mode: info.config.mode, backend: info.backend, updatedAt: info.updatedAt,
+        run: r,
+        status,
+        elsewhere: !!elsewhere,
+        pid: info.pid,
+        host: info.host ?? null,
+        epoch: info.epoch,
+        epochs: info.totalEpochs,
+        validation: info.valImages > 0,
+        bestValAcc: info.bestValAcc ?? null,
+        bestTrainAcc: info.bestTrainAcc ?? null,
+        lastValAcc: last && 'valAcc' in last ? (last.valAcc ?? null) : null,
+        mode: info.config.mode,
+        backend: info.backend,
+        updatedAt: info.updatedAt,
       });
     } catch (e) {
       rows.push({ run: r, status: 'unreadable', error: (e as Error).message });
@@ -340,9 +403,12 @@ async function listRuns(dir: string, json: boolean): Promise<number> {
   const pct = (v: unknown) => (typeof v === 'number' ? `${(v * 100).toFixed(2)}%` : '-');
   process.stdout.write(`${'RUN'.padEnd(40)} ${'STATUS'.padEnd(12)} ${'EPOCH'.padEnd(8)} BEST VAL ACC\n`);
   for (const r of rows) {
-    const best = r.validation === false ? `none (no validation set; best train acc ${pct(r.bestTrainAcc)})` : pct(r.bestValAcc);
+    const best =
+      r.validation === false ? `none (no validation set; best train acc ${pct(r.bestTrainAcc)})` : pct(r.bestValAcc);
     const where = r.elsewhere ? `  (on ${r.host ?? 'another machine'}, pid ${r.pid})` : '';
-    process.stdout.write(`${String(r.run).padEnd(40)} ${String(r.status).padEnd(12)} ${`${r.epoch ?? '-'}/${r.epochs ?? '-'}`.padEnd(8)} ${best}${where}\n`);
+    process.stdout.write(
+      `${String(r.run).padEnd(40)} ${String(r.status).padEnd(12)} ${`${r.epoch ?? '-'}/${r.epochs ?? '-'}`.padEnd(8)} ${best}${where}\n`,
+    );
   }
   return 0;
 }

@@ -38,7 +38,10 @@ export async function listImages(dir: string, skipped: SkippedFile[], seen: Set<
   try {
     real = await fs.realpath(fsPath(dir), 'buffer').then(decodeFileName);
   } catch (e) {
-    skipped.push({ file: dir, reason: `cannot resolve (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` });
+    skipped.push({
+      file: dir,
+      reason: `cannot resolve (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    });
     return [];
   }
   if (seen.has(real)) {
@@ -49,9 +52,15 @@ export async function listImages(dir: string, skipped: SkippedFile[], seen: Set<
   let entries: { name: string; entry: import('fs').Dirent<Buffer> }[];
   try {
     // Names as bytes: a name that is not valid UTF-8 stays openable (util/fileNames).
-    entries = (await fs.readdir(fsPath(dir), { withFileTypes: true, encoding: 'buffer' })).map((entry) => ({ name: decodeFileName(entry.name), entry }));
+    entries = (await fs.readdir(fsPath(dir), { withFileTypes: true, encoding: 'buffer' })).map(entry => ({
+      name: decodeFileName(entry.name),
+      entry,
+    }));
   } catch (e) {
-    skipped.push({ file: dir, reason: `cannot list folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` });
+    skipped.push({
+      file: dir,
+      reason: `cannot list folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    });
     return [];
   }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -69,7 +78,8 @@ export async function listImages(dir: string, skipped: SkippedFile[], seen: Set<
       st = target;
     }
     if (st.isDirectory()) out.push(...(await listImages(full, skipped, seen)));
-    else if (!st.isFile()) skipped.push({ file: full, reason: 'not a regular file (a FIFO, device or socket); skipped' });
+    else if (!st.isFile())
+      skipped.push({ file: full, reason: 'not a regular file (a FIFO, device or socket); skipped' });
     else if (isImagePath(name)) out.push(full);
     else skipped.push({ file: full, reason: `not an image (extension "${path.extname(name) || 'none'}")` });
   }
@@ -81,12 +91,21 @@ async function subfolders(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const e of entries) {
     if (e.name.startsWith('.')) continue;
-    if (e.isDirectory() || (e.isSymbolicLink() && (await fs.stat(path.join(dir, e.name)).catch(() => undefined))?.isDirectory())) out.push(e.name);
+    if (
+      e.isDirectory() ||
+      (e.isSymbolicLink() && (await fs.stat(path.join(dir, e.name)).catch(() => undefined))?.isDirectory())
+    )
+      out.push(e.name);
   }
   return out.sort();
 }
 
-async function readClassFolders(root: string, classes: string[], skipped: SkippedFile[], warnings: string[]): Promise<Sample[]> {
+async function readClassFolders(
+  root: string,
+  classes: string[],
+  skipped: SkippedFile[],
+  warnings: string[],
+): Promise<Sample[]> {
   const samples: Sample[] = [];
   const seen = new Set<string>();
   for (let label = 0; label < classes.length; label++) {
@@ -100,13 +119,21 @@ async function readClassFolders(root: string, classes: string[], skipped: Skippe
 }
 
 /** Stratified split: each class keeps ⌈valFraction·n⌉ of its images for validation (none when it has one). */
-export function stratifiedSplit(samples: Sample[], numClasses: number, valFraction: number, seed: number): { train: Sample[]; val: Sample[] } {
+export function stratifiedSplit(
+  samples: Sample[],
+  numClasses: number,
+  valFraction: number,
+  seed: number,
+): { train: Sample[]; val: Sample[] } {
   const train: Sample[] = [];
   const val: Sample[] = [];
   for (let c = 0; c < numClasses; c++) {
-    const mine = samples.filter((s) => s.label === c);
+    const mine = samples.filter(s => s.label === c);
     const order = shuffled(mine, mulberry32(mixSeed(seed, PURPOSE.split, c)));
-    const nVal = mine.length < 2 || valFraction <= 0 ? 0 : Math.min(mine.length - 1, Math.max(1, Math.round(valFraction * mine.length)));
+    const nVal =
+      mine.length < 2 || valFraction <= 0
+        ? 0
+        : Math.min(mine.length - 1, Math.max(1, Math.round(valFraction * mine.length)));
     val.push(...order.slice(0, nVal));
     train.push(...order.slice(nVal));
   }
@@ -121,9 +148,11 @@ export async function scanDataset(root: string, opts: { valSplit: number; seed: 
   const skipped: SkippedFile[] = [];
   const warnings: string[] = [];
   const top = await subfolders(root);
-  const valName = top.find((d) => d === 'val') ?? top.find((d) => d === 'test');
+  const valName = top.find(d => d === 'val') ?? top.find(d => d === 'test');
   if (top.includes('train') && valName) {
-    const classes = [...new Set([...(await subfolders(path.join(root, 'train'))), ...(await subfolders(path.join(root, valName)))])].sort();
+    const classes = [
+      ...new Set([...(await subfolders(path.join(root, 'train'))), ...(await subfolders(path.join(root, valName)))]),
+    ].sort();
     checkClasses(root, classes);
     const train = await readClassFolders(path.join(root, 'train'), classes, skipped, warnings);
     const val = await readClassFolders(path.join(root, valName), classes, skipped, warnings);
@@ -134,7 +163,8 @@ export async function scanDataset(root: string, opts: { valSplit: number; seed: 
   const all = await readClassFolders(root, top, skipped, warnings);
   checkNotEmpty(root, all);
   const { train, val } = stratifiedSplit(all, top.length, opts.valSplit, opts.seed);
-  if (opts.valSplit > 0 && val.length === 0) warnings.push(`${root}: too few images per class for a validation split; no validation`);
+  if (opts.valSplit > 0 && val.length === 0)
+    warnings.push(`${root}: too few images per class for a validation split; no validation`);
   return { root, layout: 'class-folders', classes: top, train, val, skipped, warnings };
 }
 
@@ -143,25 +173,41 @@ export async function scanDataset(root: string, opts: { valSplit: number; seed: 
  * walk found; `train`, `val`: the readable ones. A class with no readable image cannot be learned,
  * and accuracy on the other classes alone says nothing about it.
  */
-export function classCoverageWarnings(root: string, classes: string[], listed: Sample[], train: Sample[], val: Sample[]): string[] {
-  const count = (samples: Sample[]) => samples.reduce((n, s) => (n[s.label]++, n), new Array<number>(classes.length).fill(0));
+export function classCoverageWarnings(
+  root: string,
+  classes: string[],
+  listed: Sample[],
+  train: Sample[],
+  val: Sample[],
+): string[] {
+  const count = (samples: Sample[]) =>
+    samples.reduce((n, s) => (n[s.label]++, n), new Array<number>(classes.length).fill(0));
   const [nListed, nTrain, nVal] = [count(listed), count(train), count(val)];
   const warnings: string[] = [];
   classes.forEach((name, c) => {
     if (nListed[c] > 0 && nTrain[c] + nVal[c] === 0) {
-      warnings.push(`${root}: class "${name}" has no readable images (all ${nListed[c]} skipped); the model cannot learn it${val.length ? ', and validation accuracy covers only the other classes' : ''}`);
+      warnings.push(
+        `${root}: class "${name}" has no readable images (all ${nListed[c]} skipped); the model cannot learn it${val.length ? ', and validation accuracy covers only the other classes' : ''}`,
+      );
     } else if (nTrain[c] === 0 && nVal[c] > 0) {
-      warnings.push(`${root}: class "${name}" has no readable training images (only ${nVal[c]} validation ones); the model cannot learn it`);
+      warnings.push(
+        `${root}: class "${name}" has no readable training images (only ${nVal[c]} validation ones); the model cannot learn it`,
+      );
     }
   });
   return warnings;
 }
 
 function checkClasses(root: string, classes: string[]): void {
-  if (classes.length === 0) throw new DatasetError(`${root}: no class folders found (expected ${root}/<class name>/<images>, or train/ and val/ folders with class sub-folders)`);
-  if (classes.length === 1) throw new DatasetError(`${root}: only one class folder ("${classes[0]}"); a classifier needs at least two classes`);
+  if (classes.length === 0)
+    throw new DatasetError(
+      `${root}: no class folders found (expected ${root}/<class name>/<images>, or train/ and val/ folders with class sub-folders)`,
+    );
+  if (classes.length === 1)
+    throw new DatasetError(`${root}: only one class folder ("${classes[0]}"); a classifier needs at least two classes`);
 }
 
 function checkNotEmpty(root: string, samples: Sample[]): void {
-  if (samples.length === 0) throw new DatasetError(`${root}: no images found (looked for ${IMAGE_EXTENSIONS_DOTTED} in any case)`);
+  if (samples.length === 0)
+    throw new DatasetError(`${root}: no images found (looked for ${IMAGE_EXTENSIONS_DOTTED} in any case)`);
 }

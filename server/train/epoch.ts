@@ -17,8 +17,10 @@ import type { LoadedBatch } from './trainInputs';
 function batchQueue(run: TrainingRun, epoch: number) {
   const { config, loop, microPerEpoch } = run;
   const order = shuffled(run.inputs.train, mulberry32(mixSeed(config.seed, PURPOSE.shuffle, epoch)));
-  const batchAt = (b: number) => run.inputs.trainBatch(order.slice(b * config.batchSize, (b + 1) * config.batchSize), epoch, b);
-  let next: Promise<LoadedBatch> | undefined = loop.batchInEpoch < microPerEpoch ? batchAt(loop.batchInEpoch) : undefined;
+  const batchAt = (b: number) =>
+    run.inputs.trainBatch(order.slice(b * config.batchSize, (b + 1) * config.batchSize), epoch, b);
+  let next: Promise<LoadedBatch> | undefined =
+    loop.batchInEpoch < microPerEpoch ? batchAt(loop.batchInEpoch) : undefined;
   return {
     /** The next micro-batch; advances loop.batchInEpoch. */
     async take(): Promise<LoadedBatch> {
@@ -29,7 +31,7 @@ function batchQueue(run: TrainingRun, epoch: number) {
     },
     /** Frees the batch loading ahead (the run stops before using it). */
     async discard(): Promise<void> {
-      await next?.then((b) => b.input.x.dispose()).catch(() => {});
+      await next?.then(b => b.input.x.dispose()).catch(() => {});
     },
   };
 }
@@ -43,7 +45,12 @@ export async function trainOneEpoch(run: TrainingRun, epoch: number): Promise<'d
     await takeStep(run, epoch, queue);
     if (run.shouldStop?.() && loop.batchInEpoch < microPerEpoch) {
       await queue.discard();
-      await saveCheckpoint(checkpointFile(run.runDir, 'latest'), await snapshot(run.params), await run.optimizer.state(), loop);
+      await saveCheckpoint(
+        checkpointFile(run.runDir, 'latest'),
+        await snapshot(run.params),
+        await run.optimizer.state(),
+        loop,
+      );
       run.info.epoch = epoch;
       run.info.step = loop.step;
       run.log(`stopped at epoch ${epoch + 1}, step ${loop.step}; resume with --resume`);
@@ -62,13 +69,15 @@ async function stepGradients(run: TrainingRun, epoch: number, queue: BatchQueue,
   for (let m = 0; m < micro; m++) {
     const batch = await queue.take();
     if (!batch.kept.length) continue;
-    const labels = Int32Array.from(batch.kept.map((s) => s.label));
+    const labels = Int32Array.from(batch.kept.map(s => s.label));
     const slices = await run.gradients(batch.input, labels);
     batch.input.x.dispose();
-    const bad = slices.find((r) => !Number.isFinite(r.loss));
+    const bad = slices.find(r => !Number.isFinite(r.loss));
     if (bad) {
       for (const r of slices) for (const g of r.grads.values()) g.dispose();
-      throw new TrainingError(`loss became ${bad.loss} at epoch ${epoch + 1}, step ${loop.step + 1} (lr ${lr.toExponential(3)}); stopped instead of training on garbage — try a lower --lr`);
+      throw new TrainingError(
+        `loss became ${bad.loss} at epoch ${epoch + 1}, step ${loop.step + 1} (lr ${lr.toExponential(3)}); stopped instead of training on garbage — try a lower --lr`,
+      );
     }
     for (const r of slices) {
       parts.push(r);
@@ -83,14 +92,23 @@ async function stepGradients(run: TrainingRun, epoch: number, queue: BatchQueue,
  * The size-weighted sum of `parts` (of `images` images in all) in their order, and their weighted
  * mean loss. The parts' gradients are disposed, except a single part's, which is returned as it is.
  */
-export function sumParts(parts: SliceGradients[], images: number): { accumulated?: Map<string, tf.Tensor>; stepLoss: number } {
+export function sumParts(
+  parts: SliceGradients[],
+  images: number,
+): { accumulated?: Map<string, tf.Tensor>; stepLoss: number } {
   let accumulated: Map<string, tf.Tensor> | undefined;
   let stepLoss = 0;
   for (const part of parts) {
     const w = part.n / images;
     stepLoss += part.loss * w;
-    if (!accumulated) accumulated = new Map([...part.grads].map(([k, g]) => [k, parts.length === 1 ? g : tf.tidy(() => g.mul(w))]));
-    else for (const [k, g] of part.grads) { const s = tf.tidy(() => accumulated!.get(k)!.add(g.mul(w))); accumulated.get(k)!.dispose(); accumulated.set(k, s); }
+    if (!accumulated)
+      accumulated = new Map([...part.grads].map(([k, g]) => [k, parts.length === 1 ? g : tf.tidy(() => g.mul(w))]));
+    else
+      for (const [k, g] of part.grads) {
+        const s = tf.tidy(() => accumulated!.get(k)!.add(g.mul(w)));
+        accumulated.get(k)!.dispose();
+        accumulated.set(k, s);
+      }
     if (parts.length > 1) for (const g of part.grads.values()) g.dispose();
   }
   return { accumulated, stepLoss };
@@ -111,12 +129,28 @@ async function takeStep(run: TrainingRun, epoch: number, queue: BatchQueue): Pro
   loop.epochSeen += stepImages;
   const ips = (stepImages * 1000) / Math.max(1, Date.now() - stepStart);
   if (loop.step % run.logEvery === 0 || loop.batchInEpoch === run.microPerEpoch) {
-    await appendMetrics(runDir, { type: 'step', epoch, step: loop.step, loss: stepLoss, lr, gradNorm, imagesPerSec: ips, time: new Date().toISOString() });
-    run.log(`epoch ${epoch + 1}/${config.epochs} step ${loop.step}/${run.totalSteps} loss ${stepLoss.toFixed(4)} lr ${lr.toExponential(2)} ${ips.toFixed(1)} img/s`);
+    await appendMetrics(runDir, {
+      type: 'step',
+      epoch,
+      step: loop.step,
+      loss: stepLoss,
+      lr,
+      gradNorm,
+      imagesPerSec: ips,
+      time: new Date().toISOString(),
+    });
+    run.log(
+      `epoch ${epoch + 1}/${config.epochs} step ${loop.step}/${run.totalSteps} loss ${stepLoss.toFixed(4)} lr ${lr.toExponential(2)} ${ips.toFixed(1)} img/s`,
+    );
   }
   // Within the epoch (its end checkpoints anyway): the loop position makes the resume exact.
   if (loop.batchInEpoch < run.microPerEpoch && run.checkpointDue()) {
-    await saveCheckpoint(checkpointFile(runDir, 'latest'), await snapshot(run.params), await run.optimizer.state(), loop);
+    await saveCheckpoint(
+      checkpointFile(runDir, 'latest'),
+      await snapshot(run.params),
+      await run.optimizer.state(),
+      loop,
+    );
     run.checkpointWritten();
     run.info.step = loop.step;
     await writeRunInfo(runDir, run.info);
@@ -128,7 +162,9 @@ async function takeStep(run: TrainingRun, epoch: number, queue: BatchQueue): Pro
 export async function evaluateAndCheckpoint(run: TrainingRun, epoch: number, epochStart: number): Promise<void> {
   const { config, runDir, inputs, report } = run;
   const valSamples = inputs.val;
-  const ev: Evaluation | undefined = valSamples.length ? await evaluate(run.params, run.arch, valSamples, config.batchSize, (b) => inputs.evalBatch(b)) : undefined;
+  const ev: Evaluation | undefined = valSamples.length
+    ? await evaluate(run.params, run.arch, valSamples, config.batchSize, b => inputs.evalBatch(b))
+    : undefined;
   run.warnUnreadable();
   let loop = run.loop;
   const trainLoss = loop.epochSeen ? loop.epochLossSum / loop.epochSeen : NaN;
@@ -144,11 +180,18 @@ export async function evaluateAndCheckpoint(run: TrainingRun, epoch: number, epo
     await writeReport(runDir, report);
   }
   await appendMetrics(runDir, {
-    type: 'epoch', epoch, step: loop.step, trainLoss, trainAcc,
+    type: 'epoch',
+    epoch,
+    step: loop.step,
+    trainLoss,
+    trainAcc,
     ...(ev ? { valLoss: ev.loss, valAcc: ev.acc, perClassAcc: ev.perClassAcc, confusion: ev.confusion } : {}),
-    seconds: (Date.now() - epochStart) / 1000, time: new Date().toISOString(),
+    seconds: (Date.now() - epochStart) / 1000,
+    time: new Date().toISOString(),
   });
-  run.log(`epoch ${epoch + 1}/${config.epochs}: train loss ${trainLoss.toFixed(4)} acc ${(trainAcc * 100).toFixed(2)}%${ev ? `, val loss ${ev.loss.toFixed(4)} acc ${(ev.acc * 100).toFixed(2)}%` : ''}`);
+  run.log(
+    `epoch ${epoch + 1}/${config.epochs}: train loss ${trainLoss.toFixed(4)} acc ${(trainAcc * 100).toFixed(2)}%${ev ? `, val loss ${ev.loss.toFixed(4)} acc ${(ev.acc * 100).toFixed(2)}%` : ''}`,
+  );
   loop = run.loop = { ...loop, epoch: epoch + 1, batchInEpoch: 0, epochLossSum: 0, epochCorrect: 0, epochSeen: 0 };
   await saveCheckpoint(checkpointFile(runDir, 'latest'), weights, await run.optimizer.state(), loop);
   run.checkpointWritten();

@@ -29,7 +29,7 @@ export async function evaluate(
   for (let i = 0; i < samples.length; i += batchSize) {
     const { input, kept } = await loadBatch(samples.slice(i, i + batchSize));
     if (!kept.length) continue;
-    const labels = Int32Array.from(kept.map((s) => s.label));
+    const labels = Int32Array.from(kept.map(s => s.label));
     // Read back with data(): the WebGPU backend has no synchronous read in Node.
     const [lossT, probsT] = tf.tidy(() => {
       const z = logits(params, arch, input);
@@ -47,7 +47,12 @@ export async function evaluate(
       let best = 0;
       for (let k = 1; k < K; k++) if (p[k] > p[best]) best = k;
       confusion[s.label][best]++;
-      predictions.push({ file: s.file, label: s.label, predicted: best, probabilities: p.map((v) => Math.round(v * 1e6) / 1e6) });
+      predictions.push({
+        file: s.file,
+        label: s.label,
+        predicted: best,
+        probabilities: p.map(v => Math.round(v * 1e6) / 1e6),
+      });
     });
   }
   const correct = confusion.reduce((a, row, k) => a + row[k], 0);

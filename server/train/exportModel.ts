@@ -36,7 +36,7 @@ export function preprocessorJson(pre: PreprocessConfig): Record<string, unknown>
 function modelTensors(arch: ViTArch, weights: WeightMap): WeightMap {
   const names: string[] = [W.clsToken, W.posEmbed, W.patchWeight, W.patchBias];
   for (let i = 0; i < arch.numLayers; i++) {
-    names.push(...Object.values(W.layer(i)).filter((n) => arch.qkvBias || !/\.(query|key|value)\.bias$/.test(n)));
+    names.push(...Object.values(W.layer(i)).filter(n => arch.qkvBias || !/\.(query|key|value)\.bias$/.test(n)));
   }
   names.push(W.finalNormWeight, W.finalNormBias);
   if (arch.preLogitsSize) names.push(W.preLogitsWeight, W.preLogitsBias);
@@ -50,13 +50,29 @@ function modelTensors(arch: ViTArch, weights: WeightMap): WeightMap {
   return out;
 }
 
-export async function exportHfFolder(outDir: string, arch: ViTArch, weights: WeightMap, labels: string[], pre: PreprocessConfig, extra: Record<string, unknown> = {}): Promise<void> {
+export async function exportHfFolder(
+  outDir: string,
+  arch: ViTArch,
+  weights: WeightMap,
+  labels: string[],
+  pre: PreprocessConfig,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
   const tensors = modelTensors(arch, weights);
   await fs.mkdir(path.join(outDir, 'onnx'), { recursive: true });
   await writeSafetensors(path.join(outDir, 'model.safetensors'), tensors, { format: 'pt' });
-  await writeFileAtomic(path.join(outDir, 'onnx', 'model.onnx'), buildVitOnnx(arch, tensors, { producer: 'vit-lens train' }));
-  await writeFileAtomic(path.join(outDir, 'config.json'), JSON.stringify({ ...hfConfigFromArch(arch, labels), ...extra }, null, 2) + '\n');
-  await writeFileAtomic(path.join(outDir, 'preprocessor_config.json'), JSON.stringify(preprocessorJson(pre), null, 2) + '\n');
+  await writeFileAtomic(
+    path.join(outDir, 'onnx', 'model.onnx'),
+    buildVitOnnx(arch, tensors, { producer: 'vit-lens train' }),
+  );
+  await writeFileAtomic(
+    path.join(outDir, 'config.json'),
+    JSON.stringify({ ...hfConfigFromArch(arch, labels), ...extra }, null, 2) + '\n',
+  );
+  await writeFileAtomic(
+    path.join(outDir, 'preprocessor_config.json'),
+    JSON.stringify(preprocessorJson(pre), null, 2) + '\n',
+  );
 }
 
 /** Training images per class in an export's training sample (decoding them is the cost, at the end of a run). */
@@ -69,11 +85,13 @@ const SAMPLE_PER_CLASS = 100;
  */
 export async function writeTrainingSampleOf(outDir: string, train: Sample[], pre: PreprocessConfig): Promise<boolean> {
   const perClass = new Map<number, number>();
-  const picked = [...train].sort((a, b) => (a.file < b.file ? -1 : 1)).filter((s) => {
-    const n = perClass.get(s.label) ?? 0;
-    perClass.set(s.label, n + 1);
-    return n < SAMPLE_PER_CLASS;
-  });
+  const picked = [...train]
+    .sort((a, b) => (a.file < b.file ? -1 : 1))
+    .filter(s => {
+      const n = perClass.get(s.label) ?? 0;
+      perClass.set(s.label, n + 1);
+      return n < SAMPLE_PER_CLASS;
+    });
   const load = folderLoader(pre);
   const [h, w] = pre.size;
   const thumbs: Float32Array[] = [];
@@ -93,15 +111,24 @@ export async function exportRun(runDir: string, outDir: string): Promise<{ check
   const info = await readRunInfo(runDir);
   let file = checkpointFile(runDir, 'best');
   if (!(await fs.stat(file).catch(() => undefined))) file = checkpointFile(runDir, 'latest');
-  if (!(await fs.stat(file).catch(() => undefined))) throw new Error(`${runDir}: no checkpoint yet (checkpoints/best.safetensors and latest.safetensors are missing)`);
+  if (!(await fs.stat(file).catch(() => undefined)))
+    throw new Error(`${runDir}: no checkpoint yet (checkpoints/best.safetensors and latest.safetensors are missing)`);
   const { weights } = await loadCheckpoint(file);
-  if (!info.architecture || !info.preprocess) throw new Error(`${runDir}/run.json: no architecture/preprocess recorded`);
+  if (!info.architecture || !info.preprocess)
+    throw new Error(`${runDir}/run.json: no architecture/preprocess recorded`);
   await exportHfFolder(outDir, info.architecture, weights, info.classes, info.preprocess, {
-    vit_lens: { run: path.resolve(runDir), checkpoint: path.basename(file), bestEpoch: info.bestEpoch, bestValAcc: info.bestValAcc },
+    vit_lens: {
+      run: path.resolve(runDir),
+      checkpoint: path.basename(file),
+      bestEpoch: info.bestEpoch,
+      bestValAcc: info.bestValAcc,
+    },
   });
   // The run's training split, as the trainer drew it; a dataset moved or deleted since only loses the sample.
   const c = info.config;
-  const ds = c?.dataset ? await scanDataset(c.dataset, { valSplit: c.valSplit, seed: c.seed }).catch(() => undefined) : undefined;
+  const ds = c?.dataset
+    ? await scanDataset(c.dataset, { valSplit: c.valSplit, seed: c.seed }).catch(() => undefined)
+    : undefined;
   if (ds) await writeTrainingSampleOf(outDir, ds.train, info.preprocess);
   return { checkpoint: file };
 }

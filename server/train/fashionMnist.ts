@@ -12,7 +12,18 @@ import { augmentedPixels, AugmentConfig, flipChw } from './imageLoader';
 import type { TrainData } from './trainer';
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
-export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+export const FASHION_MNIST_CLASSES = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+];
 
 export interface IdxImages {
   count: number;
@@ -28,14 +39,23 @@ export function readIdx(dir: string, split: 'train' | 't10k'): IdxImages {
     try {
       return gunzipSync(readFileSync(file));
     } catch (e) {
-      throw new Error(`${file}: cannot read (${(e as Error).message}); install it with "apt-get install dataset-fashion-mnist"`);
+      throw new Error(
+        `${file}: cannot read (${(e as Error).message}); install it with "apt-get install dataset-fashion-mnist"`,
+      );
     }
   };
   const img = read(`${split}-images-idx3-ubyte.gz`);
   const lab = read(`${split}-labels-idx1-ubyte.gz`);
-  if (img.readUInt32BE(0) !== 2051 || lab.readUInt32BE(0) !== 2049) throw new Error(`${dir}: ${split} files are not IDX images/labels`);
+  if (img.readUInt32BE(0) !== 2051 || lab.readUInt32BE(0) !== 2049)
+    throw new Error(`${dir}: ${split} files are not IDX images/labels`);
   const count = img.readUInt32BE(4);
-  return { count, rows: img.readUInt32BE(8), cols: img.readUInt32BE(12), pixels: img.subarray(16), labels: lab.subarray(8, 8 + count) };
+  return {
+    count,
+    rows: img.readUInt32BE(8),
+    cols: img.readUInt32BE(12),
+    pixels: img.subarray(16),
+    labels: lab.subarray(8, 8 + count),
+  };
 }
 
 /** Normalised like the exported preprocessor (rescale 1/255, mean = std = 0.5), so training pixels equal inference pixels. */
@@ -63,7 +83,9 @@ export function rgbOf(set: IdxImages, i: number): Buffer {
  * Train split as TrainData (samples named "fashion-mnist/<split>/<index>"); `limit` takes the first N.
  * `augment`: random-resized-crop + flip as folder datasets get it (imageLoader.ts); `flip`: a flip only.
  */
-export function fashionMnistData(opts: { dir?: string; limit?: number; val?: 'none' | 'test'; flip?: boolean; augment?: AugmentConfig } = {}): { data: TrainData; train: IdxImages; test: IdxImages } {
+export function fashionMnistData(
+  opts: { dir?: string; limit?: number; val?: 'none' | 'test'; flip?: boolean; augment?: AugmentConfig } = {},
+): { data: TrainData; train: IdxImages; test: IdxImages } {
   const dir = opts.dir ?? FASHION_MNIST_DIR;
   const train = readIdx(dir, 'train');
   const test = readIdx(dir, 't10k');
@@ -80,7 +102,8 @@ export function fashionMnistData(opts: { dir?: string; limit?: number; val?: 'no
     loader: async (s, random) => {
       const [, split, idx] = s.file.split('/');
       const set = split === 'train' ? train : test;
-      if (random && opts.augment) return augmentedPixels(rgbOf(set, Number(idx)), set.cols, set.rows, data.preprocess, opts.augment, random);
+      if (random && opts.augment)
+        return augmentedPixels(rgbOf(set, Number(idx)), set.cols, set.rows, data.preprocess, opts.augment, random);
       const x = pixelsOf(set, Number(idx));
       if (random && opts.flip && random() < 0.5) flipChw(x, 3, train.rows, train.cols);
       return x;

@@ -54,7 +54,10 @@ export class FeatureCache {
   private constructor(private readonly opts: FeatureCacheOptions) {}
 
   /** Fill the cache for `samples`; unreadable ones are returned in `skipped` and left out of `kept`. */
-  static async build(samples: Sample[], opts: FeatureCacheOptions): Promise<{ cache: FeatureCache; kept: Sample[]; skipped: SkippedFile[]; computed: number }> {
+  static async build(
+    samples: Sample[],
+    opts: FeatureCacheOptions,
+  ): Promise<{ cache: FeatureCache; kept: Sample[]; skipped: SkippedFile[]; computed: number }> {
     const cache = new FeatureCache(opts);
     const dir = path.join(opts.cacheDir, opts.key);
     await fs.mkdir(dir, { recursive: true });
@@ -141,7 +144,7 @@ export class FeatureCache {
   /** Entries of several samples, read PROBE at a time. */
   async loadAll(samples: Sample[], into: (i: number, values: Float32Array) => void): Promise<void> {
     for (let start = 0; start < samples.length; start += PROBE) {
-      const values = await Promise.all(samples.slice(start, start + PROBE).map((s) => this.load(s)));
+      const values = await Promise.all(samples.slice(start, start + PROBE).map(s => this.load(s)));
       values.forEach((v, i) => into(start + i, v));
     }
   }

@@ -34,7 +34,12 @@ export function defaultAugment(size: [number, number]): AugmentConfig {
 export type PixelLoader = (sample: Sample, random?: () => number) => Promise<Float32Array>;
 
 /** torchvision RandomResizedCrop.get_params: 10 tries at a random box, then a centre crop. */
-export function randomCropBox(width: number, height: number, aug: AugmentConfig, random: () => number): { left: number; top: number; width: number; height: number } {
+export function randomCropBox(
+  width: number,
+  height: number,
+  aug: AugmentConfig,
+  random: () => number,
+): { left: number; top: number; width: number; height: number } {
   const area = width * height;
   const [lr0, lr1] = [Math.log(aug.ratio[0]), Math.log(aug.ratio[1])];
   for (let i = 0; i < 10; i++) {
@@ -43,7 +48,12 @@ export function randomCropBox(width: number, height: number, aug: AugmentConfig,
     const w = Math.round(Math.sqrt(target * ratio));
     const h = Math.round(Math.sqrt(target / ratio));
     if (w > 0 && h > 0 && w <= width && h <= height) {
-      return { left: Math.floor(random() * (width - w + 1)), top: Math.floor(random() * (height - h + 1)), width: w, height: h };
+      return {
+        left: Math.floor(random() * (width - w + 1)),
+        top: Math.floor(random() * (height - h + 1)),
+        width: w,
+        height: h,
+      };
     }
   }
   const s = Math.min(width, height);
@@ -65,7 +75,14 @@ export function flipChw(x: Float32Array, c: number, h: number, w: number): void 
 }
 
 /** Random-resized-crop of decoded RGB to the model size, then maybe a flip: one augmented sample. */
-export async function augmentedPixels(rgb: Buffer, width: number, height: number, pre: PreprocessConfig, aug: AugmentConfig, random: () => number): Promise<Float32Array> {
+export async function augmentedPixels(
+  rgb: Buffer,
+  width: number,
+  height: number,
+  pre: PreprocessConfig,
+  aug: AugmentConfig,
+  random: () => number,
+): Promise<Float32Array> {
   const [h, w] = pre.size;
   const box = aug.crop === false ? { left: 0, top: 0, width, height } : randomCropBox(width, height, aug, random);
   const out = await sharp(rgb, { raw: { width, height, channels: 3 } })

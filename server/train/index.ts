@@ -6,9 +6,25 @@ export { scanDataset, DatasetError } from './datasetFolder';
 export { IMAGE_EXTENSIONS } from '../../common/imageFiles';
 export type { Dataset, Sample, SkippedFile } from './datasetFolder';
 export {
-  readRunInfo, readMetrics, processAlive, runFile, metricsFile, reportFile, checkpointFile, exportDir, RUN_FORMAT_VERSION,
+  readRunInfo,
+  readMetrics,
+  processAlive,
+  runFile,
+  metricsFile,
+  reportFile,
+  checkpointFile,
+  exportDir,
+  RUN_FORMAT_VERSION,
 } from './runFiles';
-export type { RunInfo, RunStatus, TrainConfig, StepMetrics, EpochMetrics, RunReport, HeldOutPrediction } from './runFiles';
+export type {
+  RunInfo,
+  RunStatus,
+  TrainConfig,
+  StepMetrics,
+  EpochMetrics,
+  RunReport,
+  HeldOutPrediction,
+} from './runFiles';
 export { initBackend } from './backend';
 export type { BackendName, BackendChoice } from './backend';
 export { runTrainCommand, configFromArgs, TRAIN_USAGE } from './cli';

@@ -46,37 +46,59 @@ export async function initialWeights(spec: string, opts: InitOptions): Promise<I
   const weights = loaded.weights;
   if (opts.imageSize && (opts.imageSize[0] !== arch.imageSize[0] || opts.imageSize[1] !== arch.imageSize[1])) {
     const P = arch.patchSize;
-    if (opts.imageSize[0] % P || opts.imageSize[1] % P) throw new Error(`--image-size ${opts.imageSize.join('x')} is not a multiple of ${spec}'s patch size ${P}`);
-    weights.set(W.posEmbed, await interpolatePositions(weights.get(W.posEmbed)!, [arch.imageSize[0] / P, arch.imageSize[1] / P], [opts.imageSize[0] / P, opts.imageSize[1] / P]));
-    notes.push(`position embeddings interpolated (bilinear) from ${arch.imageSize.join('x')} to ${opts.imageSize.join('x')}`);
+    if (opts.imageSize[0] % P || opts.imageSize[1] % P)
+      throw new Error(`--image-size ${opts.imageSize.join('x')} is not a multiple of ${spec}'s patch size ${P}`);
+    weights.set(
+      W.posEmbed,
+      await interpolatePositions(
+        weights.get(W.posEmbed)!,
+        [arch.imageSize[0] / P, arch.imageSize[1] / P],
+        [opts.imageSize[0] / P, opts.imageSize[1] / P],
+      ),
+    );
+    notes.push(
+      `position embeddings interpolated (bilinear) from ${arch.imageSize.join('x')} to ${opts.imageSize.join('x')}`,
+    );
     arch.imageSize = opts.imageSize;
   }
   // A fresh zero head, as the official fine-tuning code does: the first steps then start from uniform predictions.
   const width = arch.preLogitsSize ?? arch.hiddenSize;
   weights.set(W.headWeight, { shape: [opts.numClasses, width], data: new Float32Array(opts.numClasses * width) });
   weights.set(W.headBias, { shape: [opts.numClasses], data: new Float32Array(opts.numClasses) });
-  if (arch.numClasses !== opts.numClasses) notes.push(`classifier replaced: ${arch.numClasses} → ${opts.numClasses} classes`);
+  if (arch.numClasses !== opts.numClasses)
+    notes.push(`classifier replaced: ${arch.numClasses} → ${opts.numClasses} classes`);
   else notes.push('classifier re-initialised for the new classes');
   arch.numClasses = opts.numClasses;
-  checkWeights(arch, (n) => weights.get(n)?.shape, spec);
+  checkWeights(arch, n => weights.get(n)?.shape, spec);
   return { arch, weights, source: spec, weightsFile: loaded.file, notes };
 }
 
 /** Reads weights + architecture from a model folder, .npz, .onnx or run folder. */
 export async function loadCheckpoint(spec: string): Promise<{ arch: ViTArch; weights: WeightMap; file: string }> {
   const st = await fs.stat(spec).catch(() => undefined);
-  const kind = classifyModelSpec(spec, st && (st.isDirectory() ? { folder: true, hasRunJson: await exists(path.join(spec, 'run.json')) } : { folder: false }));
-  if (kind === 'missing' || kind === 'hub' || kind === 'scratch') throw new Error(`${spec}: no such model (expected a Hugging Face folder, a .npz or .onnx file, a run folder or scratch:tiny|small|base)`);
+  const kind = classifyModelSpec(
+    spec,
+    st &&
+      (st.isDirectory() ? { folder: true, hasRunJson: await exists(path.join(spec, 'run.json')) } : { folder: false }),
+  );
+  if (kind === 'missing' || kind === 'hub' || kind === 'scratch')
+    throw new Error(
+      `${spec}: no such model (expected a Hugging Face folder, a .npz or .onnx file, a run folder or scratch:tiny|small|base)`,
+    );
   if (kind === 'run-folder' || kind === 'hf-folder') {
     // One of our runs: its exported model (written at the end of every run) or its best checkpoint.
     if (kind === 'run-folder') {
       const exported = path.join(spec, 'export');
       if (await exists(path.join(exported, 'model.safetensors'))) return loadCheckpoint(exported);
-      throw new Error(`${spec}: this run has no exported model yet (run "vit-lens export ${spec} --out DIR" or let it finish)`);
+      throw new Error(
+        `${spec}: this run has no exported model yet (run "vit-lens export ${spec} --out DIR" or let it finish)`,
+      );
     }
     const file = path.join(spec, 'model.safetensors');
     if (!(await exists(file))) {
-      throw new Error(`${spec}: no model.safetensors; training needs the weights (an ONNX-only folder cannot be fine-tuned)`);
+      throw new Error(
+        `${spec}: no model.safetensors; training needs the weights (an ONNX-only folder cannot be fine-tuned)`,
+      );
     }
     const { arch } = await archAndLabelsFromHfFolder(spec);
     return { arch, weights: await loadHfWeights(file, arch), file };
@@ -91,7 +113,8 @@ export async function loadCheckpoint(spec: string): Promise<{ arch: ViTArch; wei
 function scratch(spec: string, opts: InitOptions): InitResult {
   const size = spec.slice('scratch:'.length) as ScratchSize;
   const preset = SCRATCH_PRESETS[size];
-  if (!preset && !opts.scratchArch) throw new Error(`"${spec}": unknown scratch size (use scratch:tiny, scratch:small or scratch:base)`);
+  if (!preset && !opts.scratchArch)
+    throw new Error(`"${spec}": unknown scratch size (use scratch:tiny, scratch:small or scratch:base)`);
   const arch: ViTArch = {
     ...(preset ?? SCRATCH_PRESETS.tiny),
     patchSize: opts.patchSize ?? SCRATCH_PATCH_SIZE,
@@ -114,14 +137,20 @@ function scratch(spec: string, opts: InitOptions): InitResult {
   // Xavier-uniform dense kernels, MLP biases normal(1e-6), other biases zero, LeCun-normal patch
   // kernel, position embeddings normal(0.02), [CLS] and head zero. timm's truncated normal (std .02)
   // everywhere trains markedly worse from scratch on small data (README, "Training from scratch").
-  const xavier = (shape: [number, number]): Tensor => ({ shape, data: uniform(random, numel(shape), Math.sqrt(6 / (shape[0] + shape[1]))) });
+  const xavier = (shape: [number, number]): Tensor => ({
+    shape,
+    data: uniform(random, numel(shape), Math.sqrt(6 / (shape[0] + shape[1]))),
+  });
   const gauss = (shape: number[], std: number): Tensor => ({ shape, data: normal(random, numel(shape), std) });
   const fill = (shape: number[], v: number): Tensor => ({ shape, data: new Float32Array(numel(shape)).fill(v) });
   const patchFanIn = arch.numChannels * P * P;
   weights.set(W.clsToken, fill([1, 1, D], 0));
   weights.set(W.posEmbed, gauss([1, T, D], 0.02));
   // lecun_normal: a normal truncated at ±2σ, σ scaled up by 1/0.8796 so that the kept values have variance 1/fan_in.
-  weights.set(W.patchWeight, { shape: [D, arch.numChannels, P, P], data: truncNormal(random, D * patchFanIn, Math.sqrt(1 / patchFanIn) / TRUNC_2SIGMA_STD) });
+  weights.set(W.patchWeight, {
+    shape: [D, arch.numChannels, P, P],
+    data: truncNormal(random, D * patchFanIn, Math.sqrt(1 / patchFanIn) / TRUNC_2SIGMA_STD),
+  });
   weights.set(W.patchBias, fill([D], 0));
   for (let i = 0; i < arch.numLayers; i++) {
     const l = W.layer(i);
@@ -138,7 +167,12 @@ function scratch(spec: string, opts: InitOptions): InitResult {
   weights.set(W.finalNormBias, fill([D], 0));
   weights.set(W.headWeight, fill([opts.numClasses, D], 0));
   weights.set(W.headBias, fill([opts.numClasses], 0));
-  return { arch, weights, source: spec, notes: [`from scratch: hidden ${D}, ${arch.numLayers} layers, patch ${P}, ${arch.imageSize.join('x')}`] };
+  return {
+    arch,
+    weights,
+    source: spec,
+    notes: [`from scratch: hidden ${D}, ${arch.numLayers} layers, patch ${P}, ${arch.imageSize.join('x')}`],
+  };
 }
 
 /** Bilinear resize of the patch-position grid ([CLS] position kept), like the official code's scipy zoom(order=1). */

@@ -46,7 +46,10 @@ export class Optimizer {
   private readonly slots = new Map<string, tf.Variable[]>();
   private readonly fused: boolean;
 
-  constructor(readonly config: OptimizerConfig, options: OptimizerOptions = {}) {
+  constructor(
+    readonly config: OptimizerConfig,
+    options: OptimizerOptions = {},
+  ) {
     this.fused = options.fused ?? true;
   }
 
@@ -69,7 +72,13 @@ export class Optimizer {
           if (c.name === 'adamw') {
             const [m, s] = this.slotsFor(name, v, 2);
             const [p1, m1, s1] = adamwStep(v, m, s, g0, {
-              gradScale, decay: wd ? 1 - lr * wd : 1, beta1: c.beta1, beta2: c.beta2, sqrtBc2: Math.sqrt(bc2), eps: c.eps, stepSize: lr / bc1,
+              gradScale,
+              decay: wd ? 1 - lr * wd : 1,
+              beta1: c.beta1,
+              beta2: c.beta2,
+              sqrtBc2: Math.sqrt(bc2),
+              eps: c.eps,
+              stepSize: lr / bc1,
             });
             v.assign(p1);
             m.assign(m1);
@@ -77,7 +86,13 @@ export class Optimizer {
           } else {
             const fresh = !this.slots.has(name);
             const buf = c.momentum ? this.slotsFor(name, v, 1)[0] : v;
-            const [p1, buf1] = sgdStep(v, buf, g0, { gradScale, weightDecay: wd, momentum: c.momentum, lr, mode: !c.momentum ? 0 : fresh ? 1 : 2 });
+            const [p1, buf1] = sgdStep(v, buf, g0, {
+              gradScale,
+              weightDecay: wd,
+              momentum: c.momentum,
+              lr,
+              mode: !c.momentum ? 0 : fresh ? 1 : 2,
+            });
             v.assign(p1);
             if (buf1) buf.assign(buf1);
           }
@@ -153,10 +168,18 @@ export class Optimizer {
  * to pass to Optimizer.apply as its gradScale. `grads` are not modified. With the fused kernels the
  * sum of squares is accumulated in float64 straight from the heap; TF.js's kernels sum in float32.
  */
-export async function clipGradients(grads: Map<string, tf.Tensor>, maxNorm: number, options: OptimizerOptions = {}): Promise<{ norm: number; scale: number }> {
+export async function clipGradients(
+  grads: Map<string, tf.Tensor>,
+  maxNorm: number,
+  options: OptimizerOptions = {},
+): Promise<{ norm: number; scale: number }> {
   const list = [...grads.values()];
   const k = (options.fused ?? true) && list.length ? fusedOptimizer(...list) : undefined;
-  const norm = k ? Math.sqrt(sumOfSquares(k, list)) : list.length ? await readScalar(tf.tidy(() => tf.sqrt(tf.addN(list.map((g) => g.square().sum()))))) : 0;
+  const norm = k
+    ? Math.sqrt(sumOfSquares(k, list))
+    : list.length
+      ? await readScalar(tf.tidy(() => tf.sqrt(tf.addN(list.map(g => g.square().sum())))))
+      : 0;
   let scale = 1;
   if (maxNorm > 0) {
     const coef = maxNorm / (norm + 1e-6);

@@ -45,7 +45,7 @@ export function shuffled<T>(items: readonly T[], random: () => number): T[] {
 /** Normal(0, std) truncated to ±2 std, as timm's trunc_normal_ initialiser. */
 export function truncNormal(random: () => number, n: number, std: number): Float32Array {
   const out = new Float32Array(n);
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     const u = 1 - random();
     const v = random();
     const z = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);

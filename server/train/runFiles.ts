@@ -15,12 +15,21 @@ import type { EpochMetrics, RunInfo, RunReport, StepMetrics } from '../../common
 export const RUN_FORMAT_VERSION = 1;
 
 // The run directory's record types are shared with the Runs view and the dashboard: common/runFolder.ts.
-export type { RunStatus, TrainConfig, RunInfo, StepMetrics, EpochMetrics, HeldOutPrediction, RunReport } from '../../common/runFolder';
+export type {
+  RunStatus,
+  TrainConfig,
+  RunInfo,
+  StepMetrics,
+  EpochMetrics,
+  HeldOutPrediction,
+  RunReport,
+} from '../../common/runFolder';
 
 export const runFile = (dir: string) => path.join(dir, 'run.json');
 export const metricsFile = (dir: string) => path.join(dir, 'metrics.jsonl');
 export const reportFile = (dir: string) => path.join(dir, 'report.json');
-export const checkpointFile = (dir: string, which: 'latest' | 'best') => path.join(dir, 'checkpoints', `${which}.safetensors`);
+export const checkpointFile = (dir: string, which: 'latest' | 'best') =>
+  path.join(dir, 'checkpoints', `${which}.safetensors`);
 export const exportDir = (dir: string) => path.join(dir, 'export');
 
 export async function writeRunInfo(dir: string, info: RunInfo): Promise<void> {
@@ -32,7 +41,9 @@ export async function writeRunInfo(dir: string, info: RunInfo): Promise<void> {
     // Disk full: no new file can be created, but run.json's own blocks can be overwritten, and a
     // status that says "failed" matters more here than an atomic replacement.
     if (!['ENOSPC', 'EDQUOT'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
-    const h = await fs.open(runFile(dir), 'r+').catch(() => { throw e; });
+    const h = await fs.open(runFile(dir), 'r+').catch(() => {
+      throw e;
+    });
     try {
       const bytes = Buffer.from(text);
       await h.write(bytes, 0, bytes.length, 0);
@@ -80,8 +91,8 @@ export async function readMetrics(dir: string): Promise<(StepMetrics | EpochMetr
 
 /** On resume, forget metrics written after the checkpoint (a crash may have left some). */
 export async function truncateMetrics(dir: string, step: number, epochsDone: number): Promise<void> {
-  const kept = (await readMetrics(dir)).filter((m) => (m.type === 'step' ? m.step <= step : m.epoch < epochsDone));
-  await writeFileAtomic(metricsFile(dir), kept.map((m) => JSON.stringify(m) + '\n').join(''));
+  const kept = (await readMetrics(dir)).filter(m => (m.type === 'step' ? m.step <= step : m.epoch < epochsDone));
+  await writeFileAtomic(metricsFile(dir), kept.map(m => JSON.stringify(m) + '\n').join(''));
 }
 
 export async function writeReport(dir: string, report: RunReport): Promise<void> {

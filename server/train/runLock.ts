@@ -32,7 +32,11 @@ export class RunLock {
   private held = true;
   private readonly onExit = () => this.releaseSync();
 
-  constructor(readonly file: string, private readonly text: string, readonly replaced?: LockOwner) {
+  constructor(
+    readonly file: string,
+    private readonly text: string,
+    readonly replaced?: LockOwner,
+  ) {
     process.on('exit', this.onExit);
   }
 
@@ -41,7 +45,8 @@ export class RunLock {
     if (!this.held) return;
     this.held = false;
     process.off('exit', this.onExit);
-    if ((await fs.readFile(this.file, 'utf8').catch(() => undefined)) === this.text) await fs.rm(this.file, { force: true });
+    if ((await fs.readFile(this.file, 'utf8').catch(() => undefined)) === this.text)
+      await fs.rm(this.file, { force: true });
   }
 
   /** release() for the 'exit' event, where only synchronous code runs. */
@@ -70,27 +75,37 @@ function parseOwner(text: string): LockOwner | undefined {
 export async function lockRun(runDir: string): Promise<RunLock> {
   const file = lockFile(runDir);
   const host = os.hostname();
-  const text = JSON.stringify({ pid: process.pid, host, startedAt: new Date().toISOString() } satisfies LockOwner) + '\n';
+  const text =
+    JSON.stringify({ pid: process.pid, host, startedAt: new Date().toISOString() } satisfies LockOwner) + '\n';
   let replaced: LockOwner | undefined;
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
       await fs.writeFile(file, text, { flag: 'wx' });
       return new RunLock(file, text, replaced);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`${file}: cannot create the run lock (${(e as Error).message})`);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new Error(`${file}: cannot create the run lock (${(e as Error).message})`);
     }
     const held = await fs.readFile(file, 'utf8').catch(() => undefined);
     if (held === undefined) continue; // released in between
     const owner = parseOwner(held);
     if (!owner) {
       const age = Date.now() - ((await fs.stat(file).catch(() => undefined))?.mtimeMs ?? 0);
-      if (age < UNPARSED_GRACE_MS) throw new RunLockedError(`${runDir}: another vit-lens train is starting in this folder (${file} is being written)`);
+      if (age < UNPARSED_GRACE_MS)
+        throw new RunLockedError(
+          `${runDir}: another vit-lens train is starting in this folder (${file} is being written)`,
+        );
     } else if (!(owner.host === host && owner.pid === process.pid)) {
       // (Our own pid on our host cannot be a live owner: this process holds no lock yet, so the pid was reused.)
       const state = ownerState(owner, { alive: processAlive, host });
-      if (state === 'alive') throw new RunLockedError(`${runDir}: in use by vit-lens train, pid ${owner.pid} on ${owner.host} (since ${owner.startedAt}); wait for it to end or stop it first`);
+      if (state === 'alive')
+        throw new RunLockedError(
+          `${runDir}: in use by vit-lens train, pid ${owner.pid} on ${owner.host} (since ${owner.startedAt}); wait for it to end or stop it first`,
+        );
       if (state === 'unknown') {
-        throw new RunLockedError(`${runDir}: in use by vit-lens train, pid ${owner.pid} on host ${owner.host} (since ${owner.startedAt}), which cannot be checked from ${host}; if that process is gone, delete ${file}`);
+        throw new RunLockedError(
+          `${runDir}: in use by vit-lens train, pid ${owner.pid} on host ${owner.host} (since ${owner.startedAt}), which cannot be checked from ${host}; if that process is gone, delete ${file}`,
+        );
       }
     }
     if (await breakStale(file, held)) replaced = owner;

@@ -69,7 +69,12 @@ export async function snapshot(params: Params): Promise<WeightMap> {
 }
 
 /** run.json's best-epoch fields: validation accuracy, or without validation images the training accuracy that chose the epoch (never called validation accuracy). */
-export function bestAccuracy(loop: LoopState, validation: boolean): Pick<RunInfo, 'bestValAcc' | 'bestTrainAcc' | 'bestEpoch'> {
+export function bestAccuracy(
+  loop: LoopState,
+  validation: boolean,
+): Pick<RunInfo, 'bestValAcc' | 'bestTrainAcc' | 'bestEpoch'> {
   if (loop.bestEpoch < 0) return { bestValAcc: undefined, bestTrainAcc: undefined, bestEpoch: undefined };
-  return validation ? { bestValAcc: loop.bestValAcc, bestEpoch: loop.bestEpoch } : { bestTrainAcc: loop.bestValAcc, bestEpoch: loop.bestEpoch };
+  return validation
+    ? { bestValAcc: loop.bestValAcc, bestEpoch: loop.bestEpoch }
+    : { bestTrainAcc: loop.bestValAcc, bestEpoch: loop.bestEpoch };
 }

@@ -22,7 +22,7 @@ export async function lossAndGrads(
   labels: Int32Array,
   smoothing: number,
 ): Promise<StepResult> {
-  const vars = trainable.map((n) => params.get(n)!);
+  const vars = trainable.map(n => params.get(n)!);
   let predicted: tf.Tensor | undefined;
   const { value, grads } = tf.variableGrads(() => {
     const z = logits(params, arch, input);

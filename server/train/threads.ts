@@ -59,7 +59,10 @@ function threadEntry(): { file: string; eval: boolean } {
   if (__filename.endsWith('.ts')) {
     const source = path.join(__dirname, 'trainThread.ts');
     const tsx = 'tsx/cjs'; // a variable: the bundle (where this branch never runs) must not resolve it
-    return { file: `require(${JSON.stringify(require.resolve(tsx))}); require(${JSON.stringify(source)});`, eval: true };
+    return {
+      file: `require(${JSON.stringify(require.resolve(tsx))}); require(${JSON.stringify(source)});`,
+      eval: true,
+    };
   }
   return { file: path.join(__dirname, 'trainThread.js'), eval: false };
 }
@@ -100,12 +103,18 @@ export class DataParallel {
         this.pending.delete(i);
       };
       w.on('error', fail);
-      w.on('exit', (code) => fail(new Error(`it exited (code ${code})`)));
+      w.on('exit', code => fail(new Error(`it exited (code ${code})`)));
     });
   }
 
   /** Starts `threads − 1` workers, each with its own wasm backend and a copy of the model. */
-  static async start(threads: number, params: Params, trainable: readonly string[], arch: ViTArch, smoothing: number): Promise<DataParallel> {
+  static async start(
+    threads: number,
+    params: Params,
+    trainable: readonly string[],
+    arch: ViTArch,
+    smoothing: number,
+  ): Promise<DataParallel> {
     const slots: SharedSlot[] = [];
     let total = 0;
     for (const name of trainable) {
@@ -114,39 +123,65 @@ export class DataParallel {
       total += v.size;
     }
     const trainableSet = new Set(trainable);
-    const frozen = [...params].filter(([n]) => !trainableSet.has(n)).map(([name, v]) => ({ name, shape: v.shape.slice(), data: v.dataSync() as Float32Array }));
+    const frozen = [...params]
+      .filter(([n]) => !trainableSet.has(n))
+      .map(([name, v]) => ({ name, shape: v.shape.slice(), data: v.dataSync() as Float32Array }));
     const weightsBuffer = new SharedArrayBuffer(total * 4);
     const gradBuffers = Array.from({ length: threads - 1 }, () => new SharedArrayBuffer(total * 4));
     const entry = threadEntry();
     const workers: Worker[] = [];
     try {
       for (let i = 1; i < threads; i++) {
-        const init: ThreadInit = { index: i, threads, arch, smoothing, frozen, slots, weights: weightsBuffer, grads: gradBuffers[i - 1] };
+        const init: ThreadInit = {
+          index: i,
+          threads,
+          arch,
+          smoothing,
+          frozen,
+          slots,
+          weights: weightsBuffer,
+          grads: gradBuffers[i - 1],
+        };
         workers.push(new Worker(entry.file, { eval: entry.eval, workerData: init }));
       }
-      await Promise.all(workers.map((w, i) => new Promise<void>((resolve, reject) => {
-        const onExit = (code: number) => reject(new Error(`thread ${i + 2} exited (code ${code}) while starting`));
-        w.once('message', (m: ThreadReply) => {
-          w.off('exit', onExit);
-          if ('error' in m) reject(new Error(`thread ${i + 2}: ${m.error}`));
-          else resolve();
-        });
-        w.once('error', reject);
-        w.once('exit', onExit);
-      })));
+      await Promise.all(
+        workers.map(
+          (w, i) =>
+            new Promise<void>((resolve, reject) => {
+              const onExit = (code: number) =>
+                reject(new Error(`thread ${i + 2} exited (code ${code}) while starting`));
+              w.once('message', (m: ThreadReply) => {
+                w.off('exit', onExit);
+                if ('error' in m) reject(new Error(`thread ${i + 2}: ${m.error}`));
+                else resolve();
+              });
+              w.once('error', reject);
+              w.once('exit', onExit);
+            }),
+        ),
+      );
     } catch (e) {
-      await Promise.all(workers.map((w) => w.terminate()));
+      await Promise.all(workers.map(w => w.terminate()));
       throw new TrainingError(`could not start ${threads} training threads: ${(e as Error).message}`);
     }
-    return new DataParallel(threads, workers, slots, new Float32Array(weightsBuffer), gradBuffers.map((b) => new Float32Array(b)), params, arch, smoothing);
+    return new DataParallel(
+      threads,
+      workers,
+      slots,
+      new Float32Array(weightsBuffer),
+      gradBuffers.map(b => new Float32Array(b)),
+      params,
+      arch,
+      smoothing,
+    );
   }
 
   /** Copies the trainable weights into the shared buffer when the optimizer has changed them since the last copy. */
   private shareWeights(): void {
-    const vars = this.slots.map((s) => this.params.get(s.name)!);
+    const vars = this.slots.map(s => this.params.get(s.name)!);
     if (vars.every((v, i) => v.dataId === this.written[i])) return;
     vars.forEach((v, i) => this.weights.set(v.dataSync() as Float32Array, this.slots[i].offset));
-    this.written = vars.map((v) => v.dataId);
+    this.written = vars.map(v => v.dataId);
     this.version++;
   }
 
@@ -164,13 +199,22 @@ export class DataParallel {
       const n = sizes[t];
       if (n) {
         const request: SliceRequest = {
-          kind: input.kind, fromBlock: input.kind === 'tokens' ? input.fromBlock : undefined, shape: [n, ...rest],
-          x: x.slice(start * per, (start + n) * per), labels: labels.slice(start, start + n), weightsVersion: this.version,
+          kind: input.kind,
+          fromBlock: input.kind === 'tokens' ? input.fromBlock : undefined,
+          shape: [n, ...rest],
+          x: x.slice(start * per, (start + n) * per),
+          labels: labels.slice(start, start + n),
+          weightsVersion: this.version,
         };
-        replies.push(new Promise((resolve, reject) => {
-          this.pending.set(t - 1, { resolve, reject });
-          this.workers[t - 1].postMessage(request, [request.x.buffer as ArrayBuffer, request.labels.buffer as ArrayBuffer]);
-        }));
+        replies.push(
+          new Promise((resolve, reject) => {
+            this.pending.set(t - 1, { resolve, reject });
+            this.workers[t - 1].postMessage(request, [
+              request.x.buffer as ArrayBuffer,
+              request.labels.buffer as ArrayBuffer,
+            ]);
+          }),
+        );
       } else {
         replies.push(Promise.resolve({ loss: 0, correct: 0 }));
       }
@@ -183,7 +227,14 @@ export class DataParallel {
       try {
         const xs = tf.tidy(() => input.x.slice(0, sizes[0]));
         const sliceInput = { ...input, x: xs } as ForwardInput;
-        own = await lossAndGrads(this.params, this.arch, this.slots.map((s) => s.name), sliceInput, labels.slice(0, sizes[0]), this.smoothing);
+        own = await lossAndGrads(
+          this.params,
+          this.arch,
+          this.slots.map(s => s.name),
+          sliceInput,
+          labels.slice(0, sizes[0]),
+          this.smoothing,
+        );
         xs.dispose();
       } catch (e) {
         ownError = e;
@@ -201,7 +252,12 @@ export class DataParallel {
       const n = sizes[i + 1];
       if (!n || s.status !== 'fulfilled') return;
       const region = this.grads[i];
-      const grads = new Map(this.slots.map((slot) => [slot.name, tf.tensor(region.subarray(slot.offset, slot.offset + slot.size), slot.shape)]));
+      const grads = new Map(
+        this.slots.map(slot => [
+          slot.name,
+          tf.tensor(region.subarray(slot.offset, slot.offset + slot.size), slot.shape),
+        ]),
+      );
       parts.push({ loss: s.value.loss, correct: s.value.correct, grads, n });
     });
     return parts;
@@ -209,6 +265,6 @@ export class DataParallel {
 
   async close(): Promise<void> {
     this.broken ??= new TrainingError('training threads closed');
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    await Promise.all(this.workers.map(w => w.terminate()));
   }
 }

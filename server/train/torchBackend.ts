@@ -20,7 +20,17 @@ import { exportHfFolder } from './exportModel';
 import { loadCheckpoint } from './checkpoint';
 import { initialWeights } from './initWeights';
 import {
-  checkpointFile, exportDir, readRunInfo, RunInfo, RunReport, runFile, RUN_FORMAT_VERSION, TrainConfig, truncateMetrics, writeReport, writeRunInfo,
+  checkpointFile,
+  exportDir,
+  readRunInfo,
+  RunInfo,
+  RunReport,
+  runFile,
+  RUN_FORMAT_VERSION,
+  TrainConfig,
+  truncateMetrics,
+  writeReport,
+  writeRunInfo,
 } from './runFiles';
 import { lockRun } from './runLock';
 import { checkNewRunFolder, cleanTempFiles, folderData, TrainingError } from './trainer';
@@ -65,17 +75,29 @@ export function probePython(explicit?: string): TorchProbe {
   const python = explicit ?? process.env.VIT_LENS_PYTHON ?? 'python3';
   const from = explicit ? '--python' : process.env.VIT_LENS_PYTHON ? 'VIT_LENS_PYTHON' : 'python3 on PATH';
   const r = spawnSync(python, ['-c', PROBE], { encoding: 'utf8', timeout: 120_000 });
-  if (r.error) throw new TrainingError(`${python} (${from}): cannot run it (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}); pass --python PATH to an interpreter with PyTorch`);
+  if (r.error)
+    throw new TrainingError(
+      `${python} (${from}): cannot run it (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}); pass --python PATH to an interpreter with PyTorch`,
+    );
   let out: { error?: string; torch?: string; cuda?: boolean; distributed?: boolean; devices?: string[] };
   try {
     out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
   } catch {
-    throw new TrainingError(`${python} (${from}): did not answer the torch check (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
+    throw new TrainingError(
+      `${python} (${from}): did not answer the torch check (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' ')}`,
+    );
   }
-  if (out.error) throw new TrainingError(`${python} (${from}) cannot import torch (${out.error}); install PyTorch for it (pip install torch) or pass --python PATH to an interpreter that has it`);
-  const [major, minor] = (out.torch ?? '0.0').split('.').map((s) => parseInt(s, 10));
-  if (major < MIN_TORCH[0] || (major === MIN_TORCH[0] && minor < MIN_TORCH[1])) throw new TrainingError(`${python} (${from}) has torch ${out.torch}, too old: --backend torch needs ${MIN_TORCH.join('.')} or later`);
-  if (!out.distributed) throw new TrainingError(`${python} (${from}): this torch ${out.torch} was built without torch.distributed`);
+  if (out.error)
+    throw new TrainingError(
+      `${python} (${from}) cannot import torch (${out.error}); install PyTorch for it (pip install torch) or pass --python PATH to an interpreter that has it`,
+    );
+  const [major, minor] = (out.torch ?? '0.0').split('.').map(s => parseInt(s, 10));
+  if (major < MIN_TORCH[0] || (major === MIN_TORCH[0] && minor < MIN_TORCH[1]))
+    throw new TrainingError(
+      `${python} (${from}) has torch ${out.torch}, too old: --backend torch needs ${MIN_TORCH.join('.')} or later`,
+    );
+  if (!out.distributed)
+    throw new TrainingError(`${python} (${from}): this torch ${out.torch} was built without torch.distributed`);
   return { python, torch: out.torch!, cuda: !!out.cuda, devices: out.devices ?? [] };
 }
 
@@ -86,20 +108,25 @@ export function torchLabel(p: Pick<TorchProbe, 'cuda' | 'devices'>): string {
 
 /** train.py beside the bundle (dist/torch-train.py, copied by the build) or in the source tree. */
 export function trainScript(): string {
-  for (const f of [path.join(__dirname, 'torch-train.py'), path.join(__dirname, 'torch', 'train.py'), path.join(__dirname, '..', 'server', 'train', 'torch', 'train.py')]) {
+  for (const f of [
+    path.join(__dirname, 'torch-train.py'),
+    path.join(__dirname, 'torch', 'train.py'),
+    path.join(__dirname, '..', 'server', 'train', 'torch', 'train.py'),
+  ]) {
     if (existsSync(f)) return f;
   }
   throw new Error('train.py for --backend torch is missing from this installation');
 }
 
-const freePort = () => new Promise<number>((resolve, reject) => {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1', () => {
-    const port = (s.address() as net.AddressInfo).port;
-    s.close(() => resolve(port));
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
   });
-  s.on('error', reject);
-});
 
 /** run.json of a torch run: our RunInfo plus the devices and how PyTorch was started (resume reuses it). */
 export interface TorchRunInfo extends RunInfo {
@@ -107,7 +134,8 @@ export interface TorchRunInfo extends RunInfo {
   torch: { python: string; version: string; nproc: number; device: 'cuda' | 'cpu' };
 }
 
-const definedOnly = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+const definedOnly = <T extends object>(o: T): Partial<T> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 interface Job {
   runDir: string;
@@ -130,14 +158,25 @@ interface Job {
  * Decodes and resizes each sample (the engine's preprocessing up to the uint8 pixels) into one raw
  * file, written atomically; unreadable images are left out and listed in `skipped`.
  */
-async function writeImages(file: string, samples: Sample[], pre: PreprocessConfig, skipped: SkippedFile[]): Promise<Sample[]> {
+async function writeImages(
+  file: string,
+  samples: Sample[],
+  pre: PreprocessConfig,
+  skipped: SkippedFile[],
+): Promise<Sample[]> {
   const temp = tempPathFor(file);
   const h = await fs.open(temp, 'w');
   const kept: Sample[] = [];
   try {
     for (let i = 0; i < samples.length; i += 16) {
       const part = samples.slice(i, i + 16);
-      const pixels = await Promise.all(part.map((s) => decodeImageFile(s.file).then((img) => resizeForModel(img, pre)).catch((e: Error) => e)));
+      const pixels = await Promise.all(
+        part.map(s =>
+          decodeImageFile(s.file)
+            .then(img => resizeForModel(img, pre))
+            .catch((e: Error) => e),
+        ),
+      );
       for (let j = 0; j < part.length; j++) {
         const p = pixels[j];
         if (p instanceof Error) skipped.push({ file: part[j].file, reason: p.message });
@@ -170,13 +209,24 @@ export interface TorchTrainOptions {
 export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
   const { runDir, log } = opts;
   // --resume without --python/--nproc: the interpreter and process count the run started with.
-  const started = opts.resume ? ((await readRunInfo(runDir).catch(() => undefined)) as TorchRunInfo | undefined)?.torch : undefined;
-  opts = { ...opts, torch: { python: started?.python, nproc: started?.nproc, device: started?.device, ...definedOnly(opts.torch) } };
+  const started = opts.resume
+    ? ((await readRunInfo(runDir).catch(() => undefined)) as TorchRunInfo | undefined)?.torch
+    : undefined;
+  opts = {
+    ...opts,
+    torch: { python: started?.python, nproc: started?.nproc, device: started?.device, ...definedOnly(opts.torch) },
+  };
   const probe = probePython(opts.torch.python);
   const device = opts.torch.device ?? (probe.cuda ? 'cuda' : 'cpu');
-  if (device === 'cuda' && !probe.cuda) throw new TrainingError(`${probe.python}: torch ${probe.torch} sees no CUDA device (torch.cuda.is_available() is False); use --device cpu or a CUDA build of PyTorch`);
+  if (device === 'cuda' && !probe.cuda)
+    throw new TrainingError(
+      `${probe.python}: torch ${probe.torch} sees no CUDA device (torch.cuda.is_available() is False); use --device cpu or a CUDA build of PyTorch`,
+    );
   const nproc = opts.torch.nproc ?? (device === 'cuda' ? probe.devices.length : 1);
-  if (device === 'cuda' && nproc > probe.devices.length) throw new TrainingError(`--nproc ${nproc}: only ${probe.devices.length} CUDA device${probe.devices.length === 1 ? '' : 's'} here`);
+  if (device === 'cuda' && nproc > probe.devices.length)
+    throw new TrainingError(
+      `--nproc ${nproc}: only ${probe.devices.length} CUDA device${probe.devices.length === 1 ? '' : 's'} here`,
+    );
   const tdir = path.join(runDir, 'torch');
   const jobFile = path.join(tdir, 'job.json');
   if ((opts.torch.nodeRank ?? 0) > 0) return followerNode(opts, probe, jobFile, nproc);
@@ -201,10 +251,17 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
     await initBackend('cpu'); // for position-embedding interpolation in initialWeights
     const data = await folderData(config);
     if (previous && previous.classes.join('\n') !== data.classes.join('\n')) {
-      throw new TrainingError(`${config.dataset}: classes changed since the run started (${previous.classes.join(', ')} → ${data.classes.join(', ')})`);
+      throw new TrainingError(
+        `${config.dataset}: classes changed since the run started (${previous.classes.join(', ')} → ${data.classes.join(', ')})`,
+      );
     }
     for (const w of data.warnings) log(`warning: ${w}`);
-    const init = await initialWeights(config.model, { numClasses: data.classes.length, imageSize: config.imageSize, patchSize: config.patchSize, seed: config.seed });
+    const init = await initialWeights(config.model, {
+      numClasses: data.classes.length,
+      imageSize: config.imageSize,
+      patchSize: config.patchSize,
+      seed: config.seed,
+    });
     const arch = init.arch;
     const pre: PreprocessConfig = { ...data.preprocess, size: arch.imageSize };
     if (config.mode === 'last-k' && (config.lastK < 1 || config.lastK > arch.numLayers)) {
@@ -212,7 +269,8 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
     }
     await fs.mkdir(path.join(runDir, 'checkpoints'), { recursive: true });
     await fs.mkdir(tdir, { recursive: true });
-    for (const f of await fs.readdir(tdir)) if (/^(stop|outcome\.json|rank\d+\.(log|failed))$/.test(f)) await fs.rm(path.join(tdir, f), { force: true });
+    for (const f of await fs.readdir(tdir))
+      if (/^(stop|outcome\.json|rank\d+\.(log|failed))$/.test(f)) await fs.rm(path.join(tdir, f), { force: true });
 
     // Loop position: from the latest checkpoint's header (metrics written after it are dropped).
     let loop: Partial<LoopState> = {};
@@ -233,12 +291,20 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
     const old = opts.resume ? (JSON.parse(await fs.readFile(jobFile, 'utf8').catch(() => 'null')) as Job | null) : null;
     let train: Sample[];
     let val: Sample[];
-    const sameList = (files: string[] | undefined, samples: Sample[]) => !!files && samples.length >= files.length && files.every((f) => samples.some((s) => s.file === f));
-    if (old && sameList(old.trainFiles, data.train) && sameList(old.valFiles, data.val) && existsSync(path.join(tdir, 'train.u8')) && existsSync(path.join(tdir, 'val.u8'))) {
+    const sameList = (files: string[] | undefined, samples: Sample[]) =>
+      !!files && samples.length >= files.length && files.every(f => samples.some(s => s.file === f));
+    if (
+      old &&
+      sameList(old.trainFiles, data.train) &&
+      sameList(old.valFiles, data.val) &&
+      existsSync(path.join(tdir, 'train.u8')) &&
+      existsSync(path.join(tdir, 'val.u8'))
+    ) {
       train = old.trainFiles.map((file, i) => ({ file, label: old.trainLabels[i] }));
       val = old.valFiles.map((file, i) => ({ file, label: old.valLabels[i] }));
       const kept = new Set([...old.trainFiles, ...old.valFiles]);
-      for (const s of [...data.train, ...data.val]) if (!kept.has(s.file)) skipped.push({ file: s.file, reason: 'could not be read when the run started' });
+      for (const s of [...data.train, ...data.val])
+        if (!kept.has(s.file)) skipped.push({ file: s.file, reason: 'could not be read when the run started' });
     } else {
       log(`decoding ${data.train.length + data.val.length} images for PyTorch (${arch.imageSize.join('×')})`);
       train = await writeImages(path.join(tdir, 'train.u8'), data.train, pre, skipped);
@@ -251,38 +317,79 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
     const totalSteps = Math.ceil(microPerEpoch / config.accumulate) * config.epochs;
     if (config.warmupSteps < 0) config = { ...config, warmupSteps: Math.ceil(0.05 * totalSteps) };
     const nodes = opts.torch.nnodes ?? 1;
-    const devices = Array.from({ length: nproc }, (_, i) => (device === 'cuda' ? `cuda:${i} ${probe.devices[i]}` : `cpu:${i}`));
+    const devices = Array.from({ length: nproc }, (_, i) =>
+      device === 'cuda' ? `cuda:${i} ${probe.devices[i]}` : `cpu:${i}`,
+    );
     const now = new Date().toISOString();
     const info: TorchRunInfo = {
-      format: RUN_FORMAT_VERSION, config, classes: data.classes, backend: 'torch',
-      backendNotes: [`PyTorch ${probe.torch} (${probe.python}), ${nodes > 1 ? `${nodes} nodes × ` : ''}${nproc} process${nproc > 1 ? 'es' : ''} on ${device === 'cuda' ? `CUDA (NCCL${opts.torch.amp === false ? '' : ', mixed precision'})` : 'CPU (gloo)'}`],
-      devices, torch: { python: probe.python, version: probe.torch, nproc, device }, status: 'running', pid: process.pid, host: os.hostname(), createdAt: previous?.createdAt ?? now, updatedAt: now,
-      epoch: loop.epoch ?? 0, totalEpochs: config.epochs, step: loop.step ?? 0, totalSteps,
-      ...(loop.bestEpoch !== undefined && loop.bestEpoch >= 0 ? { [val.length ? 'bestValAcc' : 'bestTrainAcc']: loop.bestValAcc, bestEpoch: loop.bestEpoch } : {}),
-      trainImages: train.length, valImages: val.length, architecture: arch, preprocess: pre, initNotes: init.notes,
+      format: RUN_FORMAT_VERSION,
+      config,
+      classes: data.classes,
+      backend: 'torch',
+      backendNotes: [
+        `PyTorch ${probe.torch} (${probe.python}), ${nodes > 1 ? `${nodes} nodes × ` : ''}${nproc} process${nproc > 1 ? 'es' : ''} on ${device === 'cuda' ? `CUDA (NCCL${opts.torch.amp === false ? '' : ', mixed precision'})` : 'CPU (gloo)'}`,
+      ],
+      devices,
+      torch: { python: probe.python, version: probe.torch, nproc, device },
+      status: 'running',
+      pid: process.pid,
+      host: os.hostname(),
+      createdAt: previous?.createdAt ?? now,
+      updatedAt: now,
+      epoch: loop.epoch ?? 0,
+      totalEpochs: config.epochs,
+      step: loop.step ?? 0,
+      totalSteps,
+      ...(loop.bestEpoch !== undefined && loop.bestEpoch >= 0
+        ? { [val.length ? 'bestValAcc' : 'bestTrainAcc']: loop.bestValAcc, bestEpoch: loop.bestEpoch }
+        : {}),
+      trainImages: train.length,
+      valImages: val.length,
+      architecture: arch,
+      preprocess: pre,
+      initNotes: init.notes,
     };
     await writeRunInfo(runDir, info);
     written = true;
     const report: RunReport = { skipped, warnings: [...data.warnings], heldOut: [] };
     if (opts.resume && loop.step !== undefined) {
-      const prev = await fs.readFile(path.join(runDir, 'report.json'), 'utf8').then((t) => JSON.parse(t) as RunReport).catch(() => undefined);
+      const prev = await fs
+        .readFile(path.join(runDir, 'report.json'), 'utf8')
+        .then(t => JSON.parse(t) as RunReport)
+        .catch(() => undefined);
       if (prev) {
         report.heldOut = prev.heldOut;
         report.bestEpoch = prev.bestEpoch;
       }
     }
     await writeReport(runDir, report);
-    if (skipped.length > data.skipped.length) log(`warning: ${skipped.length - data.skipped.length} image(s) could not be read and are left out (listed in report.json)`);
+    if (skipped.length > data.skipped.length)
+      log(
+        `warning: ${skipped.length - data.skipped.length} image(s) could not be read and are left out (listed in report.json)`,
+      );
     const job: Job = {
-      runDir: path.resolve(runDir), config, arch, preprocess: pre,
-      trainFiles: train.map((s) => s.file), trainLabels: train.map((s) => s.label), valFiles: val.map((s) => s.file), valLabels: val.map((s) => s.label),
-      totalSteps, device, amp: opts.torch.amp !== false, resume: opts.resume && loop.step !== undefined, checkpointEvery: opts.checkpointEvery, logEvery: opts.logEvery,
+      runDir: path.resolve(runDir),
+      config,
+      arch,
+      preprocess: pre,
+      trainFiles: train.map(s => s.file),
+      trainLabels: train.map(s => s.label),
+      valFiles: val.map(s => s.file),
+      valLabels: val.map(s => s.label),
+      totalSteps,
+      device,
+      amp: opts.torch.amp !== false,
+      resume: opts.resume && loop.step !== undefined,
+      checkpointEvery: opts.checkpointEvery,
+      logEvery: opts.logEvery,
     };
     await fs.writeFile(jobFile + '.part', JSON.stringify(job));
     await fs.rename(jobFile + '.part', jobFile);
 
     const code = await runTorchrun(opts, probe, jobFile, nproc);
-    const outcome = JSON.parse(await fs.readFile(path.join(tdir, 'outcome.json'), 'utf8').catch(() => 'null')) as { status: 'finished' | 'stopped' } | null;
+    const outcome = JSON.parse(await fs.readFile(path.join(tdir, 'outcome.json'), 'utf8').catch(() => 'null')) as {
+      status: 'finished' | 'stopped';
+    } | null;
     const final = await readRunInfo(runDir);
     const failure = code === 0 && outcome ? undefined : await rankFailure(tdir, code);
     final.status = failure ? 'failed' : outcome!.status;
@@ -292,7 +399,9 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
     settled = true;
     if (existsSync(checkpointFile(runDir, 'best'))) {
       const { weights } = await loadCheckpoint(checkpointFile(runDir, 'best'));
-      await exportHfFolder(exportDir(runDir), arch, weights, data.classes, pre, { vit_lens: { bestEpoch: final.bestEpoch, bestValAcc: final.bestValAcc } });
+      await exportHfFolder(exportDir(runDir), arch, weights, data.classes, pre, {
+        vit_lens: { bestEpoch: final.bestEpoch, bestValAcc: final.bestValAcc },
+      });
     }
     if (failure) throw new TrainingError(failure);
     return final;
@@ -300,7 +409,13 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
     // Failed after run.json said "running" (torchrun could not start, a full disk): say so there.
     if (written && !settled) {
       const info = await readRunInfo(runDir).catch(() => undefined);
-      if (info) await writeRunInfo(runDir, { ...info, status: 'failed', reason: (e as Error).message, finishedAt: new Date().toISOString() }).catch(() => {});
+      if (info)
+        await writeRunInfo(runDir, {
+          ...info,
+          status: 'failed',
+          reason: (e as Error).message,
+          finishedAt: new Date().toISOString(),
+        }).catch(() => {});
     }
     throw e;
   } finally {
@@ -310,11 +425,16 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
 }
 
 /** Nodes other than node 0 (multi-node): wait for node 0's job in the shared run folder, then join. */
-async function followerNode(opts: TorchTrainOptions, probe: TorchProbe, jobFile: string, nproc: number): Promise<RunInfo> {
+async function followerNode(
+  opts: TorchTrainOptions,
+  probe: TorchProbe,
+  jobFile: string,
+  nproc: number,
+): Promise<RunInfo> {
   opts.log(`node ${opts.torch.nodeRank}: waiting for ${jobFile} (written by node 0 on the shared run folder)`);
   // A job file from an earlier launch (resume) does not count: node 0 writes a new one each time.
   const since = Date.now() - 5000;
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
   while (((await fs.stat(jobFile).catch(() => undefined))?.mtimeMs ?? 0) < since) await sleep(1000);
   const code = await runTorchrun(opts, probe, jobFile, nproc);
   if (code !== 0) throw new TrainingError(await rankFailure(path.dirname(jobFile), code));
@@ -328,18 +448,50 @@ async function followerNode(opts: TorchTrainOptions, probe: TorchProbe, jobFile:
 }
 
 /** Runs torchrun in its own process group; a first stop request writes the stop file (all ranks stop after the step), a second kills the group. */
-async function runTorchrun(opts: TorchTrainOptions, probe: TorchProbe, jobFile: string, nproc: number): Promise<number> {
+async function runTorchrun(
+  opts: TorchTrainOptions,
+  probe: TorchProbe,
+  jobFile: string,
+  nproc: number,
+): Promise<number> {
   const t = opts.torch;
   const nodes = t.nnodes ?? 1;
-  const rdzv = nodes > 1
-    ? ['--nnodes', String(nodes), '--node_rank', String(t.nodeRank ?? 0), '--master_addr', t.masterEndpoint!.split(':')[0], '--master_port', t.masterEndpoint!.split(':')[1]]
-    : ['--nnodes', '1', '--node_rank', '0', '--master_addr', '127.0.0.1', '--master_port', String(await freePort())];
+  const rdzv =
+    nodes > 1
+      ? [
+          '--nnodes',
+          String(nodes),
+          '--node_rank',
+          String(t.nodeRank ?? 0),
+          '--master_addr',
+          t.masterEndpoint!.split(':')[0],
+          '--master_port',
+          t.masterEndpoint!.split(':')[1],
+        ]
+      : ['--nnodes', '1', '--node_rank', '0', '--master_addr', '127.0.0.1', '--master_port', String(await freePort())];
   // --redirects/--tee given explicitly: torchrun 1.13 on Python 3.11 cannot parse its own default "0" (Std flag lookup).
-  const args = ['-m', 'torch.distributed.run', '--nproc_per_node', String(nproc), ...rdzv, '--redirects', '2', '--tee', '2', trainScript(), jobFile];
+  const args = [
+    '-m',
+    'torch.distributed.run',
+    '--nproc_per_node',
+    String(nproc),
+    ...rdzv,
+    '--redirects',
+    '2',
+    '--tee',
+    '2',
+    trainScript(),
+    jobFile,
+  ];
   opts.log(`${probe.python} ${args.join(' ')}`);
   const child = spawn(probe.python, args, {
-    detached: true, stdio: ['ignore', 'inherit', 'pipe'],
-    env: { ...process.env, VIT_LENS_LAUNCHER_PID: String(process.pid), OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? String(Math.max(1, Math.floor(os.cpus().length / nproc))) },
+    detached: true,
+    stdio: ['ignore', 'inherit', 'pipe'],
+    env: {
+      ...process.env,
+      VIT_LENS_LAUNCHER_PID: String(process.pid),
+      OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? String(Math.max(1, Math.floor(os.cpus().length / nproc))),
+    },
   });
   let partial = '';
   child.stderr!.on('data', (d: Buffer) => {
@@ -347,25 +499,37 @@ async function runTorchrun(opts: TorchTrainOptions, probe: TorchProbe, jobFile: 
     partial = lines.pop()!;
     for (const l of lines) opts.log(l.replace(/^\[[a-z]*\d+\]:/, ''));
   });
-  opts.onStopRequest?.((level) => {
-    if (level === 1) void fs.writeFile(path.join(path.dirname(jobFile), 'stop'), `${new Date().toISOString()}\n`).catch(() => {});
-    else if (child.pid) try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
+  opts.onStopRequest?.(level => {
+    if (level === 1)
+      void fs.writeFile(path.join(path.dirname(jobFile), 'stop'), `${new Date().toISOString()}\n`).catch(() => {});
+    else if (child.pid)
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
   });
-  return new Promise((resolve) => child.on('error', (e) => {
-    opts.log(`${probe.python}: ${e.message}`);
-    resolve(127);
-  }).on('close', (code, signal) => {
-    if (partial) opts.log(partial);
-    resolve(code ?? (signal ? 128 : 1));
-  }));
+  return new Promise(resolve =>
+    child
+      .on('error', e => {
+        opts.log(`${probe.python}: ${e.message}`);
+        resolve(127);
+      })
+      .on('close', (code, signal) => {
+        if (partial) opts.log(partial);
+        resolve(code ?? (signal ? 128 : 1));
+      }),
+  );
 }
 
 /** The failed rank(s) and the last lines each wrote (RUN_DIR/torch/rank<N>.failed and .log from train.py). */
 async function rankFailure(tdir: string, code: number): Promise<string> {
-  const names = (await fs.readdir(tdir).catch(() => [] as string[])).filter((f) => /^rank\d+\.failed$/.test(f)).sort();
+  const names = (await fs.readdir(tdir).catch(() => [] as string[])).filter(f => /^rank\d+\.failed$/.test(f)).sort();
   if (!names.length) return `torchrun exited with code ${code} and no rank reported an error (see the log above)`;
-  return names.map((f) => {
-    const text = readFileSync(path.join(tdir, f), 'utf8').trim().split('\n');
-    return `rank ${/\d+/.exec(f)![0]} failed: ${text.slice(-6).join('\n  ')}`;
-  }).join('\n');
+  return names
+    .map(f => {
+      const text = readFileSync(path.join(tdir, f), 'utf8').trim().split('\n');
+      return `rank ${/\d+/.exec(f)![0]} failed: ${text.slice(-6).join('\n  ')}`;
+    })
+    .join('\n');
 }

@@ -80,12 +80,19 @@ function pixelReader({ arch, loader, skipped }: InputSources) {
   const C = arch.numChannels;
   const pixelsPer = C * H * W;
   const load = async (batch: Sample[], random?: Random) => {
-    const results = await Promise.all(batch.map((s, i) => loader(s, random?.(i)).then((x) => ({ s, x }), (e: Error) => ({ s, e }))));
+    const results = await Promise.all(
+      batch.map((s, i) =>
+        loader(s, random?.(i)).then(
+          x => ({ s, x }),
+          (e: Error) => ({ s, e }),
+        ),
+      ),
+    );
     const kept: Sample[] = [];
     const xs: Float32Array[] = [];
     for (const r of results) {
       if ('e' in r) {
-        if (!skipped.some((k) => k.file === r.s.file)) skipped.push({ file: r.s.file, reason: r.e.message });
+        if (!skipped.some(k => k.file === r.s.file)) skipped.push({ file: r.s.file, reason: r.e.message });
       } else {
         kept.push(r.s);
         xs.push(r.x);
@@ -95,13 +102,19 @@ function pixelReader({ arch, loader, skipped }: InputSources) {
     xs.forEach((x, i) => pixels.set(x, i * pixelsPer));
     return { pixels, kept };
   };
-  const toTensor = (pixels: Float32Array, n: number): ForwardInput => ({ kind: 'pixels', x: tf.tensor4d(pixels, [n, C, H, W]) });
+  const toTensor = (pixels: Float32Array, n: number): ForwardInput => ({
+    kind: 'pixels',
+    x: tf.tensor4d(pixels, [n, C, H, W]),
+  });
   return { load, toTensor, pixelsPer, shape: [C, H, W] as const };
 }
 type PixelReader = ReturnType<typeof pixelReader>;
 
 /** Per-image random streams of one training batch, derived from (seed, epoch, batch, position). */
-const augRandom = (config: TrainConfig, epoch: number, index: number): Random => (i) => mulberry32(mixSeed(config.seed, PURPOSE.augment, epoch, index * 1_000_003 + i));
+const augRandom =
+  (config: TrainConfig, epoch: number, index: number): Random =>
+  i =>
+    mulberry32(mixSeed(config.seed, PURPOSE.augment, epoch, index * 1_000_003 + i));
 
 function pixelInputs(src: InputSources, read: PixelReader, notes: string[]): PreparedInputs {
   const { config } = src;
@@ -112,7 +125,7 @@ function pixelInputs(src: InputSources, read: PixelReader, notes: string[]): Pre
       const { pixels, kept } = await read.load(b, config.augment ? augRandom(config, epoch, index) : undefined);
       return { input: read.toTensor(pixels, kept.length), kept };
     },
-    evalBatch: async (b) => {
+    evalBatch: async b => {
       const { pixels, kept } = await read.load(b);
       return { input: read.toTensor(pixels, kept.length), kept };
     },
@@ -126,16 +139,24 @@ function pixelInputs(src: InputSources, read: PixelReader, notes: string[]): Pre
  * after block L−k whose only output is the tokens there (last-k). Our TF.js blocks compute the
  * last-k tokens only when ONNX Runtime cannot start (noted in run.json's backendNotes).
  */
-async function frozenBackbone({ config, arch, init, params, log, backendName }: InputSources, notes: string[]): Promise<FrozenBackbone> {
+async function frozenBackbone(
+  { config, arch, init, params, log, backendName }: InputSources,
+  notes: string[],
+): Promise<FrozenBackbone> {
   const [H, W] = arch.imageSize;
   const C = arch.numChannels;
   const fromBlock = arch.numLayers - config.lastK;
   const T = 1 + (H / arch.patchSize) * (W / arch.patchSize);
   const D = arch.hiddenSize;
   if (config.mode === 'head') {
-    const session = await VitSession.create(buildVitOnnx(arch, init.weights), { input: 'pixel_values', logits: 'logits' }, {});
+    const session = await VitSession.create(
+      buildVitOnnx(arch, init.weights),
+      { input: 'pixel_values', logits: 'logits' },
+      {},
+    );
     return {
-      produce: async (pixels, n) => (await session.run(pixels, [n, C, H, W], [FEATURES_NAME])).outputs[FEATURES_NAME].data as Float32Array,
+      produce: async (pixels, n) =>
+        (await session.run(pixels, [n, C, H, W], [FEATURES_NAME])).outputs[FEATURES_NAME].data as Float32Array,
       size: D,
       wrap: (x, n) => ({ kind: 'features', x: tf.tensor2d(x, [n, D]) }),
       producer: 'onnxruntime',
@@ -146,13 +167,19 @@ async function frozenBackbone({ config, arch, init, params, log, backendName }: 
   const hidden = hiddenOutputName(fromBlock);
   let session: VitSession | undefined;
   try {
-    session = await VitSession.create(buildVitOnnx(arch, init.weights, { hiddenAfter: fromBlock }), { input: 'pixel_values', logits: hidden }, {});
+    session = await VitSession.create(
+      buildVitOnnx(arch, init.weights, { hiddenAfter: fromBlock }),
+      { input: 'pixel_values', logits: hidden },
+      {},
+    );
   } catch (e) {
     const note = `last-k: ONNX Runtime could not start (${(e as Error).message.split('\n')[0]}); the frozen blocks run on our TF.js blocks (${backendName}) instead`;
     notes.push(note);
     log(`warning: ${note}`);
   }
-  log(`frozen backbone: embeddings${fromBlock ? ` and blocks 1–${fromBlock} of ${arch.numLayers}` : ''} on ${session ? `ONNX Runtime (${session.provider})` : `TF.js (${backendName})`}`);
+  log(
+    `frozen backbone: embeddings${fromBlock ? ` and blocks 1–${fromBlock} of ${arch.numLayers}` : ''} on ${session ? `ONNX Runtime (${session.provider})` : `TF.js (${backendName})`}`,
+  );
   const s = session;
   return {
     produce: s
@@ -168,19 +195,37 @@ async function frozenBackbone({ config, arch, init, params, log, backendName }: 
     wrap: (x, n) => ({ kind: 'tokens', x: tf.tensor3d(x, [n, T, D]), fromBlock }),
     producer: s ? 'onnxruntime' : 'tfjs',
     fromBlock,
-    release: async () => { await s?.release(); },
+    release: async () => {
+      await s?.release();
+    },
   };
 }
 
 /** With augmentation every batch differs, so the frozen backbone runs on every batch (no cache). */
-function augmentedInputs(src: InputSources, read: PixelReader, backbone: FrozenBackbone, notes: string[]): PreparedInputs {
+function augmentedInputs(
+  src: InputSources,
+  read: PixelReader,
+  backbone: FrozenBackbone,
+  notes: string[],
+): PreparedInputs {
   src.log(`augmentation on: the frozen backbone runs on every batch (no feature cache)`);
   const run = async (b: Sample[], random?: Random) => {
     const { pixels, kept } = await read.load(b, random);
-    return { input: backbone.wrap(kept.length ? await backbone.produce(pixels, kept.length) : new Float32Array(0), kept.length), kept };
+    return {
+      input: backbone.wrap(
+        kept.length ? await backbone.produce(pixels, kept.length) : new Float32Array(0),
+        kept.length,
+      ),
+      kept,
+    };
   };
   return {
-    train: src.train, val: src.val, trainBatch: (b, e, i) => run(b, augRandom(src.config, e, i)), evalBatch: (b) => run(b), dispose: backbone.release, notes,
+    train: src.train,
+    val: src.val,
+    trainBatch: (b, e, i) => run(b, augRandom(src.config, e, i)),
+    evalBatch: b => run(b),
+    dispose: backbone.release,
+    notes,
   };
 }
 
@@ -189,16 +234,28 @@ async function cachedInputs(src: InputSources, backbone: FrozenBackbone, notes: 
   const { config, arch, init, pre, log } = src;
   const { size, wrap } = backbone;
   const key = createHash('sha256')
-    .update(JSON.stringify({
-      v: 1, mode: config.mode, fromBlock: backbone.fromBlock, arch, pre, source: init.weightsFile ? await hashFile(init.weightsFile) : `${init.source}/${config.seed}`,
-      // Head caches keep their v1 key (always ONNX Runtime); last-k tokens from the TF.js fallback are kept apart.
-      ...(config.mode === 'last-k' ? { producer: backbone.producer } : {}),
-    }))
+    .update(
+      JSON.stringify({
+        v: 1,
+        mode: config.mode,
+        fromBlock: backbone.fromBlock,
+        arch,
+        pre,
+        source: init.weightsFile ? await hashFile(init.weightsFile) : `${init.source}/${config.seed}`,
+        // Head caches keep their v1 key (always ONNX Runtime); last-k tokens from the TF.js fallback are kept apart.
+        ...(config.mode === 'last-k' ? { producer: backbone.producer } : {}),
+      }),
+    )
     .digest('hex')
     .slice(0, 24);
   const [H, W] = arch.imageSize;
   const opts = {
-    cacheDir: path.join(src.cacheDir, 'train-features'), key, size, batchSize: config.batchSize, loader: src.loader, produce: backbone.produce,
+    cacheDir: path.join(src.cacheDir, 'train-features'),
+    key,
+    size,
+    batchSize: config.batchSize,
+    loader: src.loader,
+    produce: backbone.produce,
     pixelsPerSample: arch.numChannels * H * W,
   };
   let lastPct = -1;
@@ -212,12 +269,21 @@ async function cachedInputs(src: InputSources, backbone: FrozenBackbone, notes: 
   const tr = await FeatureCache.build(src.train, { ...opts, onProgress: progress('train') });
   const va = await FeatureCache.build(src.val, { ...opts, onProgress: progress('val') });
   src.skipped.push(...tr.skipped, ...va.skipped);
-  log(`frozen backbone: ${tr.computed + va.computed} images computed, ${tr.kept.length + va.kept.length - tr.computed - va.computed} from cache`);
+  log(
+    `frozen backbone: ${tr.computed + va.computed} images computed, ${tr.kept.length + va.kept.length - tr.computed - va.computed} from cache`,
+  );
   const fromCache = async (cache: FeatureCache, b: Sample[]) => {
-    const xs = await Promise.all(b.map((s) => cache.load(s)));
+    const xs = await Promise.all(b.map(s => cache.load(s)));
     const all = new Float32Array(b.length * size);
     xs.forEach((x, i) => all.set(x, i * size));
     return { input: wrap(all, b.length), kept: b };
   };
-  return { train: tr.kept, val: va.kept, trainBatch: (b) => fromCache(tr.cache, b), evalBatch: (b) => fromCache(va.cache, b), dispose: backbone.release, notes };
+  return {
+    train: tr.kept,
+    val: va.kept,
+    trainBatch: b => fromCache(tr.cache, b),
+    evalBatch: b => fromCache(va.cache, b),
+    dispose: backbone.release,
+    notes,
+  };
 }

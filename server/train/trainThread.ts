@@ -21,7 +21,8 @@ async function main(): Promise<void> {
   const backend = await initBackend('wasm');
   if (backend.name !== 'wasm') throw new Error(`the wasm backend did not start (${backend.notes.join('; ')})`);
   const params: Params = new Map();
-  for (const f of init.frozen) params.set(f.name, tf.variable(tf.tensor(f.data, f.shape), false, `thread${init.index}/${f.name}`));
+  for (const f of init.frozen)
+    params.set(f.name, tf.variable(tf.tensor(f.data, f.shape), false, `thread${init.index}/${f.name}`));
   const weights = new Float32Array(init.weights);
   const grads = new Float32Array(init.grads);
   const load = () => {
@@ -33,20 +34,23 @@ async function main(): Promise<void> {
       t.dispose();
     }
   };
-  const names = init.slots.map((s) => s.name);
+  const names = init.slots.map(s => s.name);
   let version = -1;
   let requests = 0;
   // One slice at a time: the main thread sends the next request only after this one's reply.
   const onSlice = async (m: SliceRequest): Promise<void> => {
     try {
       requests++;
-      if (failAt[0] === init.index + 1 && failAt[1] === requests) throw new Error(`simulated failure on slice ${requests} (VIT_LENS_TEST_THREAD_FAILURE)`);
+      if (failAt[0] === init.index + 1 && failAt[1] === requests)
+        throw new Error(`simulated failure on slice ${requests} (VIT_LENS_TEST_THREAD_FAILURE)`);
       if (m.weightsVersion !== version) {
         load();
         version = m.weightsVersion;
       }
       const x = tf.tensor(m.x, m.shape);
-      const input = (m.kind === 'tokens' ? { kind: m.kind, x, fromBlock: m.fromBlock } : { kind: m.kind, x }) as ForwardInput;
+      const input = (
+        m.kind === 'tokens' ? { kind: m.kind, x, fromBlock: m.fromBlock } : { kind: m.kind, x }
+      ) as ForwardInput;
       const r = await lossAndGrads(params, init.arch, names, input, m.labels, init.smoothing);
       x.dispose();
       for (const s of init.slots) {
@@ -63,4 +67,4 @@ async function main(): Promise<void> {
   reply({ ready: true });
 }
 
-main().catch((e) => reply({ error: (e as Error).message }));
+main().catch(e => reply({ error: (e as Error).message }));

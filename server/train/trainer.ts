@@ -24,7 +24,17 @@ import { folderLoader, PixelLoader } from './imageLoader';
 import { initialWeights, InitResult } from './initWeights';
 import { Optimizer } from './optimizer';
 import {
-  checkpointFile, exportDir, readRunInfo, RunInfo, RunReport, runFile, RUN_FORMAT_VERSION, TrainConfig, truncateMetrics, writeReport, writeRunInfo,
+  checkpointFile,
+  exportDir,
+  readRunInfo,
+  RunInfo,
+  RunReport,
+  runFile,
+  RUN_FORMAT_VERSION,
+  TrainConfig,
+  truncateMetrics,
+  writeReport,
+  writeRunInfo,
 } from './runFiles';
 import { lockRun, RunLock } from './runLock';
 import { bestAccuracy, TrainingError, TrainingRun } from './runState';
@@ -72,7 +82,6 @@ export interface TrainOptions {
 /** About every 5 minutes: a kill loses at most that much work, and writing a checkpoint costs a negligible share of it. */
 export const DEFAULT_CHECKPOINT_SECONDS = 300;
 
-
 const exists = async (file: string) => !!(await fs.stat(file).catch(() => undefined));
 
 /**
@@ -110,33 +119,47 @@ const BEFORE_RUN_JSON = new Set(['train.log', 'run.lock', '.DS_Store']);
 
 /** --out for a new run: a new or empty folder, never one holding someone else's files (they would be overwritten). */
 export async function checkNewRunFolder(runDir: string): Promise<void> {
-  if (await exists(runFile(runDir))) throw new TrainingError(`${runDir}: already holds a run; pass --resume to continue it or choose another --out`);
+  if (await exists(runFile(runDir)))
+    throw new TrainingError(`${runDir}: already holds a run; pass --resume to continue it or choose another --out`);
   let entries: import('fs').Dirent[];
   try {
     entries = await fs.readdir(runDir, { withFileTypes: true });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return;
-    throw new TrainingError(`${runDir}: cannot be the run folder (${code === 'ENOTDIR' ? 'it is a file' : (e as Error).message})`);
+    throw new TrainingError(
+      `${runDir}: cannot be the run folder (${code === 'ENOTDIR' ? 'it is a file' : (e as Error).message})`,
+    );
   }
   const foreign: string[] = [];
   for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    const ours = e.name === 'checkpoints'
-      ? e.isDirectory() && (await fs.readdir(path.join(runDir, e.name))).every(isTempFileName)
-      : BEFORE_RUN_JSON.has(e.name) || isTempFileName(e.name);
+    const ours =
+      e.name === 'checkpoints'
+        ? e.isDirectory() && (await fs.readdir(path.join(runDir, e.name))).every(isTempFileName)
+        : BEFORE_RUN_JSON.has(e.name) || isTempFileName(e.name);
     if (!ours) foreign.push(e.isDirectory() ? `${e.name}/` : e.name);
   }
   if (foreign.length) {
     const shown = foreign.slice(0, 5).join(', ') + (foreign.length > 5 ? ` and ${foreign.length - 5} more` : '');
-    throw new TrainingError(`${runDir}: not empty and not a vit-lens run (no run.json); it holds ${shown}. Its files would be overwritten: choose a new or empty folder for --out`);
+    throw new TrainingError(
+      `${runDir}: not empty and not a vit-lens run (no run.json); it holds ${shown}. Its files would be overwritten: choose a new or empty folder for --out`,
+    );
   }
 }
 
 /** Removes temp files that a killed or failed write left in the run folder (ours only: see removeOrphanTempFiles). */
 export async function cleanTempFiles(runDir: string, log: (l: string) => void): Promise<void> {
-  for (const dir of [runDir, path.join(runDir, 'checkpoints'), exportDir(runDir), path.join(exportDir(runDir), 'onnx')]) {
+  for (const dir of [
+    runDir,
+    path.join(runDir, 'checkpoints'),
+    exportDir(runDir),
+    path.join(exportDir(runDir), 'onnx'),
+  ]) {
     const removed = await removeOrphanTempFiles(dir).catch(() => []);
-    if (removed.length) log(`removed ${removed.length} temp file${removed.length > 1 ? 's' : ''} left by an interrupted write in ${dir}: ${removed.join(', ')}`);
+    if (removed.length)
+      log(
+        `removed ${removed.length} temp file${removed.length > 1 ? 's' : ''} left by an interrupted write in ${dir}: ${removed.join(', ')}`,
+      );
   }
 }
 
@@ -155,8 +178,18 @@ async function trainLocked(opts: TrainOptions, log: (line: string) => void): Pro
   const { loop, restart } = await resumeState(opts, model, log);
   const skipped: SkippedFile[] = [...setup.data.skipped];
   const inputs = await buildInputs({
-    config: setup.config, arch: setup.arch, init: setup.init, params: model.params, train: setup.data.train, val: setup.data.val, loader: setup.data.loader,
-    pre: setup.pre, cacheDir: opts.cacheDir ?? defaultCacheDir(), skipped, log, backendName: setup.backend.name,
+    config: setup.config,
+    arch: setup.arch,
+    init: setup.init,
+    params: model.params,
+    train: setup.data.train,
+    val: setup.data.val,
+    loader: setup.data.loader,
+    pre: setup.pre,
+    cacheDir: opts.cacheDir ?? defaultCacheDir(),
+    skipped,
+    log,
+    backendName: setup.backend.name,
   });
   if (inputs.train.length === 0) throw new TrainingError(`${setup.config.dataset}: no readable training images`);
   const { pool, note } = await startThreads(opts, setup, model);
@@ -180,7 +213,9 @@ async function trainLocked(opts: TrainOptions, log: (line: string) => void): Pro
     await finishRun(run, opts, 'finished');
     return run.info;
   } catch (e) {
-    await finishRun(run, opts, 'failed', (e as Error).message).catch((e2) => log(`warning: after the failure, ${(e2 as Error).message}`));
+    await finishRun(run, opts, 'failed', (e as Error).message).catch(e2 =>
+      log(`warning: after the failure, ${(e2 as Error).message}`),
+    );
     throw e;
   }
 }
@@ -212,7 +247,9 @@ async function setUpRun(opts: TrainOptions, log: (line: string) => void): Promis
   }
   const data: TrainData = opts.data ?? (await folderData(config));
   if (previous && previous.classes.join('\n') !== data.classes.join('\n')) {
-    throw new TrainingError(`${config.dataset}: classes changed since the run started (${previous.classes.join(', ')} → ${data.classes.join(', ')})`);
+    throw new TrainingError(
+      `${config.dataset}: classes changed since the run started (${previous.classes.join(', ')} → ${data.classes.join(', ')})`,
+    );
   }
   for (const w of data.warnings) log(`warning: ${w}`);
   const init = await initialWeights(config.model, {
@@ -242,25 +279,46 @@ function createModel({ config, init, arch }: RunSetup): Model {
   const uid = `run${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const trainable = new Set(trainableNames(arch, config.mode, config.lastK));
   const params: Params = new Map();
-  for (const [name, t] of init.weights) params.set(name, tf.variable(tf.tensor(t.data, t.shape), trainable.has(name), `${uid}/${name}`));
+  for (const [name, t] of init.weights)
+    params.set(name, tf.variable(tf.tensor(t.data, t.shape), trainable.has(name), `${uid}/${name}`));
   const optimizer = new Optimizer({
-    name: config.optimizer, weightDecay: config.weightDecay, momentum: config.momentum, beta1: 0.9, beta2: 0.999, eps: 1e-8,
+    name: config.optimizer,
+    weightDecay: config.weightDecay,
+    momentum: config.momentum,
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
   });
   return { params, trainable, optimizer };
 }
 
 /** The loop position: the start, or (--resume) the latest checkpoint's weights, optimizer state and position. */
-async function resumeState(opts: TrainOptions, { params, optimizer }: Model, log: (line: string) => void): Promise<{ loop: LoopState; restart: boolean }> {
+async function resumeState(
+  opts: TrainOptions,
+  { params, optimizer }: Model,
+  log: (line: string) => void,
+): Promise<{ loop: LoopState; restart: boolean }> {
   const runDir = opts.runDir;
-  let loop: LoopState = { epoch: 0, batchInEpoch: 0, step: 0, bestValAcc: -1, bestEpoch: -1, epochLossSum: 0, epochCorrect: 0, epochSeen: 0 };
+  let loop: LoopState = {
+    epoch: 0,
+    batchInEpoch: 0,
+    step: 0,
+    bestValAcc: -1,
+    bestEpoch: -1,
+    epochLossSum: 0,
+    epochCorrect: 0,
+    epochSeen: 0,
+  };
   // Killed before its first checkpoint: --resume starts the run over (same config, same seed).
   const restart = !!opts.resume && !(await exists(checkpointFile(runDir, 'latest')));
   if (restart) {
-    log(`${checkpointFile(runDir, 'latest')} does not exist (the run ended before its first checkpoint); starting it over from the beginning`);
+    log(
+      `${checkpointFile(runDir, 'latest')} does not exist (the run ended before its first checkpoint); starting it over from the beginning`,
+    );
     await fs.rm(checkpointFile(runDir, 'best'), { force: true });
     await truncateMetrics(runDir, 0, 0);
   } else if (opts.resume) {
-    const ck = await loadCheckpoint(checkpointFile(runDir, 'latest')).catch((e) => {
+    const ck = await loadCheckpoint(checkpointFile(runDir, 'latest')).catch(e => {
       throw new TrainingError(`${runDir}: cannot resume (${(e as Error).message})`);
     });
     if (!ck.loop) throw new TrainingError(`${checkpointFile(runDir, 'latest')}: no loop state; cannot resume`);
@@ -275,7 +333,14 @@ async function resumeState(opts: TrainOptions, { params, optimizer }: Model, log
 
 /** The run's state for the epochs: step counts, run.json's record, the checkpoint clock, the unreadable-image warnings. */
 function openRun(
-  opts: TrainOptions, setup: RunSetup, model: Model, loop: LoopState, inputs: PreparedInputs, skipped: SkippedFile[], log: (line: string) => void, pool?: DataParallel,
+  opts: TrainOptions,
+  setup: RunSetup,
+  model: Model,
+  loop: LoopState,
+  inputs: PreparedInputs,
+  skipped: SkippedFile[],
+  log: (line: string) => void,
+  pool?: DataParallel,
 ): TrainingRun {
   const { backend, data, arch, init, pre, previous } = setup;
   let config = setup.config;
@@ -316,40 +381,89 @@ function openRun(
   const report: RunReport = { skipped, warnings: [...data.warnings], heldOut: [] };
   const trainable = [...model.trainable];
   const run: TrainingRun = {
-    runDir: opts.runDir, config, arch, pre, classes: data.classes, loader: data.loader, params: model.params, trainable, optimizer: model.optimizer,
-    loop, inputs, info, report, skipped, microPerEpoch, totalSteps, log, logEvery: opts.logEvery ?? 10, shouldStop: opts.shouldStop,
-    checkpointDue: () => (checkpointSteps > 0 ? run.loop.step % checkpointSteps === 0 : checkpointSeconds > 0 && Date.now() - lastCheckpoint >= checkpointSeconds * 1000),
-    checkpointWritten: () => { lastCheckpoint = Date.now(); },
+    runDir: opts.runDir,
+    config,
+    arch,
+    pre,
+    classes: data.classes,
+    loader: data.loader,
+    params: model.params,
+    trainable,
+    optimizer: model.optimizer,
+    loop,
+    inputs,
+    info,
+    report,
+    skipped,
+    microPerEpoch,
+    totalSteps,
+    log,
+    logEvery: opts.logEvery ?? 10,
+    shouldStop: opts.shouldStop,
+    checkpointDue: () =>
+      checkpointSteps > 0
+        ? run.loop.step % checkpointSteps === 0
+        : checkpointSeconds > 0 && Date.now() - lastCheckpoint >= checkpointSeconds * 1000,
+    checkpointWritten: () => {
+      lastCheckpoint = Date.now();
+    },
     warnUnreadable: unreadableWarner(config, data, inputs, skipped, report, log),
     gradients: pool
       ? (input, labels) => pool.gradients(input, labels)
-      : async (input, labels) => [{ ...(await lossAndGrads(model.params, arch, trainable, input, labels, config.labelSmoothing)), n: labels.length }],
+      : async (input, labels) => [
+          {
+            ...(await lossAndGrads(model.params, arch, trainable, input, labels, config.labelSmoothing)),
+            n: labels.length,
+          },
+        ],
     pool,
   };
   return run;
 }
 
 /** The worker threads of a data-parallel run (wasm only), and run.json's note on the thread count. */
-async function startThreads(opts: TrainOptions, { backend, config, arch }: RunSetup, model: Model): Promise<{ pool?: DataParallel; note: string }> {
+async function startThreads(
+  opts: TrainOptions,
+  { backend, config, arch }: RunSetup,
+  model: Model,
+): Promise<{ pool?: DataParallel; note: string }> {
   const threads = opts.threads ?? 1;
   if (threads <= 1) return { note: 'threads: 1' };
-  if (backend.name !== 'wasm') return { note: `threads: 1 (${threads} asked for; only the wasm backend trains data-parallel on worker_threads, ${backend.name} uses its own threading)` };
+  if (backend.name !== 'wasm')
+    return {
+      note: `threads: 1 (${threads} asked for; only the wasm backend trains data-parallel on worker_threads, ${backend.name} uses its own threading)`,
+    };
   const pool = await DataParallel.start(threads, model.params, [...model.trainable], arch, config.labelSmoothing);
   return { pool, note: `threads: ${threads} (data-parallel on worker_threads)` };
 }
 
 /** Unreadable images are found while caching (head, last-k) or while training (full, augmented): said on stderr as they are found, not only in report.json. */
-function unreadableWarner(config: TrainConfig, data: TrainData, inputs: PreparedInputs, skipped: SkippedFile[], report: RunReport, log: (line: string) => void): () => void {
+function unreadableWarner(
+  config: TrainConfig,
+  data: TrainData,
+  inputs: PreparedInputs,
+  skipped: SkippedFile[],
+  report: RunReport,
+  log: (line: string) => void,
+): () => void {
   let skipsSaid = data.skipped.length;
   return () => {
     if (skipped.length > skipsSaid) {
       const first = skipped[skipsSaid];
-      log(`warning: ${skipped.length - skipsSaid} image${skipped.length - skipsSaid > 1 ? 's' : ''} could not be read and ${skipped.length - skipsSaid > 1 ? 'are' : 'is'} left out (listed in report.json), e.g. ${first.reason.startsWith(first.file) ? first.reason : `${first.file}: ${first.reason}`}`);
+      log(
+        `warning: ${skipped.length - skipsSaid} image${skipped.length - skipsSaid > 1 ? 's' : ''} could not be read and ${skipped.length - skipsSaid > 1 ? 'are' : 'is'} left out (listed in report.json), e.g. ${first.reason.startsWith(first.file) ? first.reason : `${first.file}: ${first.reason}`}`,
+      );
       skipsSaid = skipped.length;
     }
-    const unread = new Set(skipped.map((k) => k.file));
+    const unread = new Set(skipped.map(k => k.file));
     const readable = (s: Sample) => !unread.has(s.file);
-    for (const w of classCoverageWarnings(config.dataset, data.classes, [...data.train, ...data.val], inputs.train.filter(readable), inputs.val.filter(readable))) {
+    for (const w of classCoverageWarnings(
+      config.dataset,
+      data.classes,
+      [...data.train, ...data.val],
+      inputs.train.filter(readable),
+      inputs.val.filter(readable),
+    )) {
       if (report.warnings.includes(w)) continue;
       report.warnings.push(w);
       log(`warning: ${w}`);
@@ -361,22 +475,35 @@ function unreadableWarner(config: TrainConfig, data: TrainData, inputs: Prepared
 async function startRun(run: TrainingRun, opts: TrainOptions, restart: boolean, setup: RunSetup): Promise<void> {
   const { runDir, report, inputs, config } = run;
   run.warnUnreadable();
-  if (!inputs.val.length) run.log(`note: no validation images: the best epoch is chosen by training accuracy, and no validation accuracy is reported`);
+  if (!inputs.val.length)
+    run.log(
+      `note: no validation images: the best epoch is chosen by training accuracy, and no validation accuracy is reported`,
+    );
   if (opts.resume && !restart) {
-    const old = await fs.readFile(path.join(runDir, 'report.json'), 'utf8').then((t) => JSON.parse(t) as RunReport).catch(() => undefined);
+    const old = await fs
+      .readFile(path.join(runDir, 'report.json'), 'utf8')
+      .then(t => JSON.parse(t) as RunReport)
+      .catch(() => undefined);
     if (old) {
       report.heldOut = old.heldOut;
       report.bestEpoch = old.bestEpoch;
     }
   }
   await writeReport(runDir, report);
-  run.log(`training ${inputs.train.length} images (${inputs.val.length} validation), ${run.classes.length} classes, mode ${config.mode}, backend ${setup.backend.name} (${setup.backend.device}), ${run.totalSteps} steps`);
+  run.log(
+    `training ${inputs.train.length} images (${inputs.val.length} validation), ${run.classes.length} classes, mode ${config.mode}, backend ${setup.backend.name} (${setup.backend.device}), ${run.totalSteps} steps`,
+  );
 }
 
 const released = new WeakSet<TrainingRun>();
 
 /** The status first (a small write): whatever fails next (the export on a full disk), run.json tells the truth. Then the export of the best checkpoint, then the memory. */
-async function finishRun(run: TrainingRun, opts: TrainOptions, status: RunInfo['status'], reason?: string): Promise<void> {
+async function finishRun(
+  run: TrainingRun,
+  opts: TrainOptions,
+  status: RunInfo['status'],
+  reason?: string,
+): Promise<void> {
   const { info, runDir } = run;
   info.status = status;
   info.reason = reason;
@@ -386,7 +513,9 @@ async function finishRun(run: TrainingRun, opts: TrainOptions, status: RunInfo['
     if (status === 'failed') await cleanTempFiles(runDir, run.log);
     if (opts.exportAtEnd !== false && (await exists(checkpointFile(runDir, 'best')))) {
       const { weights } = await loadCheckpoint(checkpointFile(runDir, 'best'));
-      await exportHfFolder(exportDir(runDir), run.arch, weights, run.classes, run.pre, { vit_lens: { bestEpoch: info.bestEpoch, bestValAcc: info.bestValAcc } });
+      await exportHfFolder(exportDir(runDir), run.arch, weights, run.classes, run.pre, {
+        vit_lens: { bestEpoch: info.bestEpoch, bestValAcc: info.bestValAcc },
+      });
       await writeTrainingSampleOf(exportDir(runDir), run.inputs.train, run.pre);
     }
   } finally {
@@ -406,13 +535,22 @@ export async function folderData(config: TrainConfig): Promise<TrainData> {
   let pre = defaultPreprocess();
   if (!config.model.startsWith('scratch:')) {
     const dir = (await fs.stat(config.model).catch(() => undefined))?.isDirectory() ? config.model : undefined;
-    if (dir) pre = await readPreprocessorConfig((await fs.stat(path.join(dir, 'export')).catch(() => undefined)) ? path.join(dir, 'export') : dir, [224, 224]);
+    if (dir)
+      pre = await readPreprocessorConfig(
+        (await fs.stat(path.join(dir, 'export')).catch(() => undefined)) ? path.join(dir, 'export') : dir,
+        [224, 224],
+      );
     // An .onnx INIT takes its folder's preprocessing, as the engine does when it classifies with it.
     else if (config.model.toLowerCase().endsWith('.onnx')) {
       const configDir = await onnxConfigDir(config.model);
       if (configDir) pre = await readPreprocessorConfig(configDir, [224, 224]);
     }
   }
-  return { ...ds, loader: async () => { throw new Error('loader not set'); }, preprocess: pre };
+  return {
+    ...ds,
+    loader: async () => {
+      throw new Error('loader not set');
+    },
+    preprocess: pre,
+  };
 }
-

@@ -99,7 +99,11 @@ const matMulWtBias = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, s
       return [tf.matMul(g, ws), tf.matMul(gT, xs), gT.sum(1)];
     },
   };
-}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D;
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (
+  x: tf.Tensor2D,
+  w: tf.Tensor2D,
+  b: tf.Tensor1D,
+) => tf.Tensor2D;
 
 /**
  * residual + x [..., in] · W(out, in)ᵀ + b, on the flattened leading dimensions. With the fused
@@ -135,11 +139,18 @@ function layerNormRows(eps: number) {
         const d = dy as tf.Tensor2D;
         const [xh, rs, gm] = saved;
         const g = d.mul(gm);
-        const dx = g.sub(g.mean(-1, true)).sub(xh.mul(g.mul(xh).mean(-1, true))).mul(rs);
+        const dx = g
+          .sub(g.mean(-1, true))
+          .sub(xh.mul(g.mul(xh).mean(-1, true)))
+          .mul(rs);
         return [dx, d.mul(xh).sum(0), d.sum(0)];
       },
     };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D) => tf.Tensor2D;
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (
+    x: tf.Tensor2D,
+    g: tf.Tensor1D,
+    b: tf.Tensor1D,
+  ) => tf.Tensor2D;
 }
 const layerNormByEps = new Map<number, ReturnType<typeof layerNormRows>>();
 
@@ -217,7 +228,11 @@ export function block(params: Params, arch: ViTArch, i: number, x: tf.Tensor3D):
     const qkv = linear(h, wqkv, bqkv).reshape([n * t, 3 * D]) as tf.Tensor2D;
     ctx = fusedAttention(qkv, n, t, H)!;
   } else {
-    const heads = (y: tf.Tensor) => y.reshape([n, t, H, dh]).transpose([0, 2, 1, 3]).reshape([n * H, t, dh]) as tf.Tensor3D;
+    const heads = (y: tf.Tensor) =>
+      y
+        .reshape([n, t, H, dh])
+        .transpose([0, 2, 1, 3])
+        .reshape([n * H, t, dh]) as tf.Tensor3D;
     const q = heads(linear(h, p(params, l.qWeight), bias(l.qBias)));
     const k = heads(linear(h, p(params, l.kWeight), bias(l.kBias)));
     const v = heads(linear(h, p(params, l.vWeight), bias(l.vBias)));
@@ -226,7 +241,12 @@ export function block(params: Params, arch: ViTArch, i: number, x: tf.Tensor3D):
   }
   const x1 = linear(ctx, p(params, l.projWeight), p(params, l.projBias), x).reshape([n, t, D]);
   const h2 = layerNorm(x1, p(params, l.norm2Weight), p(params, l.norm2Bias), eps);
-  return linear(gelu(linear(h2, p(params, l.fc1Weight), p(params, l.fc1Bias))), p(params, l.fc2Weight), p(params, l.fc2Bias), x1) as tf.Tensor3D;
+  return linear(
+    gelu(linear(h2, p(params, l.fc1Weight), p(params, l.fc1Bias))),
+    p(params, l.fc2Weight),
+    p(params, l.fc2Bias),
+    x1,
+  ) as tf.Tensor3D;
 }
 
 /** Final LayerNorm on the [CLS] token → features [N, D]. */
@@ -260,7 +280,13 @@ export function logits(params: Params, arch: ViTArch, input: ForwardInput): tf.T
 /** Mean cross-entropy with label smoothing, as torch's CrossEntropyLoss(label_smoothing=ε). */
 export function crossEntropy(logitsT: tf.Tensor2D, labels: Int32Array, smoothing: number): tf.Scalar {
   const K = logitsT.shape[1];
-  const target = tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), K).toFloat().mul(1 - smoothing).add(smoothing / K));
+  const target = tf.tidy(() =>
+    tf
+      .oneHot(tf.tensor1d(labels, 'int32'), K)
+      .toFloat()
+      .mul(1 - smoothing)
+      .add(smoothing / K),
+  );
   const loss = tf.logSoftmax(logitsT).mul(target).sum(1).neg().mean() as tf.Scalar;
   target.dispose();
   return loss;
@@ -270,7 +296,8 @@ export function crossEntropy(logitsT: tf.Tensor2D, labels: Int32Array, smoothing
 export function trainableNames(arch: ViTArch, mode: Mode, lastK: number): string[] {
   const headNames: string[] = [W.headWeight, W.headBias];
   if (arch.preLogitsSize) headNames.unshift(W.preLogitsWeight, W.preLogitsBias);
-  const blockNames = (i: number) => Object.values(W.layer(i)).filter((n) => arch.qkvBias || !/\.(query|key|value)\.bias$/.test(n));
+  const blockNames = (i: number) =>
+    Object.values(W.layer(i)).filter(n => arch.qkvBias || !/\.(query|key|value)\.bias$/.test(n));
   if (mode === 'head') return headNames;
   const out: string[] = [];
   if (mode === 'full') out.push(W.clsToken, W.posEmbed, W.patchWeight, W.patchBias);

@@ -30,7 +30,7 @@ export function registerWasmTrainingKernels(): void {
   tf.registerKernel({
     kernelName: tf.Identity,
     backendName: 'wasm',
-    kernelFunc: (args) => {
+    kernelFunc: args => {
       const x = args.inputs.x as tf.TensorInfo;
       return x.dtype === 'string' ? identity.kernelFunc(args) : share(x, args.backend as unknown as RefCountingBackend);
     },
@@ -39,7 +39,7 @@ export function registerWasmTrainingKernels(): void {
   tf.registerKernel({
     kernelName: tf.Cast,
     backendName: 'wasm',
-    kernelFunc: (args) => {
+    kernelFunc: args => {
       const x = args.inputs.x as tf.TensorInfo;
       return x.dtype === (args.attrs as { dtype: string }).dtype && x.dtype !== 'string'
         ? share(x, args.backend as unknown as RefCountingBackend)

@@ -31,10 +31,10 @@ export function registerWebGpuTrainingKernels(): void {
   registered = true;
   const backend = tf.findBackend('webgpu') as unknown as WebGpuBackendLike;
   const device = backend.device;
-  device.onuncapturederror = (e) => {
+  device.onuncapturederror = e => {
     failure ??= (e.error?.message ?? String(e)).split('\n')[0];
   };
-  void device.lost.then((info) => {
+  void device.lost.then(info => {
     failure ??= `device lost: ${info.message ?? 'no reason given'}`;
   });
 
@@ -45,14 +45,17 @@ export function registerWebGpuTrainingKernels(): void {
   tf.registerKernel({
     kernelName: tf.AddN,
     backendName: 'webgpu',
-    kernelFunc: (args) => {
+    kernelFunc: args => {
       let inputs = args.inputs as unknown as tf.TensorInfo[];
       const partials: tf.TensorInfo[] = [];
       while (inputs.length > perProgram) {
         const next: tf.TensorInfo[] = [];
         for (let i = 0; i < inputs.length; i += perProgram) {
           const chunk = inputs.slice(i, i + perProgram);
-          const sum = chunk.length === 1 ? chunk[0] : (addN.kernelFunc({ ...args, inputs: chunk as unknown as tf.NamedTensorInfoMap }) as tf.TensorInfo);
+          const sum =
+            chunk.length === 1
+              ? chunk[0]
+              : (addN.kernelFunc({ ...args, inputs: chunk as unknown as tf.NamedTensorInfoMap }) as tf.TensorInfo);
           if (chunk.length > 1) partials.push(sum);
           next.push(sum);
         }

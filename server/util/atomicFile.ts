@@ -9,7 +9,10 @@ let serial = 0;
  * and naming its writer's pid so that a cleanup can tell a live writer's file from an orphan.
  */
 export function tempPathFor(file: string): string {
-  return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now().toString(36)}${(serial++).toString(36)}.tmp`);
+  return path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${process.pid}.${Date.now().toString(36)}${(serial++).toString(36)}.tmp`,
+  );
 }
 
 /** Our temp names: tempPathFor's, and the older `<name>.<pid>.<id>.tmp` that writeFileAtomic used to leave. */

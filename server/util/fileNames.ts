@@ -15,7 +15,7 @@ export function decodeFileName(bytes: Buffer): string {
   const text = bytes.toString('utf8');
   if (!text.includes('\uFFFD') || Buffer.from(text, 'utf8').equals(bytes)) return text;
   let out = '';
-  for (let i = 0; i < bytes.length; ) {
+  for (let i = 0; i < bytes.length;) {
     const n = utf8SequenceLength(bytes, i);
     if (n > 0) {
       out += bytes.toString('utf8', i, i + n);
@@ -49,7 +49,9 @@ export function hasRawBytes(p: string): boolean {
 
 /** A path for messages: escaped bytes shown as \xNN (printed as is they would become U+FFFD). */
 export function displayPath(p: string): string {
-  return hasRawBytes(p) ? p.replace(new RegExp(LONE_ESCAPE.source, 'g'), (c) => `\\x${(c.charCodeAt(0) - 0xdc00).toString(16)}`) : p;
+  return hasRawBytes(p)
+    ? p.replace(new RegExp(LONE_ESCAPE.source, 'g'), c => `\\x${(c.charCodeAt(0) - 0xdc00).toString(16)}`)
+    : p;
 }
 
 /**
@@ -59,18 +61,21 @@ export function displayPath(p: string): string {
  */
 export function commandLineArgs(argv: string[] = process.argv): string[] {
   const args = argv.slice(2);
-  if (!args.some((a) => a.includes('\uFFFD'))) return args;
+  if (!args.some(a => a.includes('\uFFFD'))) return args;
   let raw: Buffer[];
   try {
     const bytes = readFileSync('/proc/self/cmdline');
     raw = [];
-    for (let start = 0, end = bytes.indexOf(0); end >= 0; start = end + 1, end = bytes.indexOf(0, start)) raw.push(bytes.subarray(start, end));
+    for (let start = 0, end = bytes.indexOf(0); end >= 0; start = end + 1, end = bytes.indexOf(0, start))
+      raw.push(bytes.subarray(start, end));
   } catch {
     return args;
   }
   // Node's own options (--import, …) come before the script; the arguments are the last ones.
   const tail = raw.slice(raw.length - args.length);
-  return args.map((a, i) => (tail.length === args.length && tail[i].toString('utf8') === a ? decodeFileName(tail[i]) : a));
+  return args.map((a, i) =>
+    tail.length === args.length && tail[i].toString('utf8') === a ? decodeFileName(tail[i]) : a,
+  );
 }
 
 /** Length of the valid UTF-8 sequence at `i` (RFC 3629: no overlongs, no surrogates, ≤ U+10FFFF), 0 if invalid. */

@@ -36,7 +36,10 @@ const SETTLED_MS = 2000;
 export async function hashFileRemembered(file: string, memoDir: string, signal?: AbortSignal): Promise<string> {
   const identity = async () => {
     const s = await fs.stat(file, { bigint: true });
-    return { key: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`, changedMs: Number((s.ctimeNs > s.mtimeNs ? s.ctimeNs : s.mtimeNs) / 1_000_000n) };
+    return {
+      key: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`,
+      changedMs: Number((s.ctimeNs > s.mtimeNs ? s.ctimeNs : s.mtimeNs) / 1_000_000n),
+    };
   };
   const before = await identity();
   const memo = path.join(memoDir, createHash('sha256').update(before.key).digest('hex').slice(0, 32));

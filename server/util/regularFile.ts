@@ -10,7 +10,10 @@ import { fsPath } from './fileNames';
 
 /** Why a file was not read; `problem` does not repeat the file name (callers prefix it). */
 export class UnreadableFileError extends Error {
-  constructor(readonly problem: string, readonly code?: string) {
+  constructor(
+    readonly problem: string,
+    readonly code?: string,
+  ) {
     super(problem);
   }
 }
@@ -28,7 +31,14 @@ export async function openRegularFile(file: string): Promise<{ handle: fs.FileHa
     handle = await fs.open(fsPath(file), constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UnreadableFileError(code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a folder, not a file' : `cannot read file (${code ?? (e as Error).message})`, code);
+    throw new UnreadableFileError(
+      code === 'ENOENT'
+        ? 'file not found'
+        : code === 'EISDIR'
+          ? 'is a folder, not a file'
+          : `cannot read file (${code ?? (e as Error).message})`,
+      code,
+    );
   }
   const st = await handle.stat().catch(async (e: Error) => {
     await handle.close();
@@ -36,7 +46,12 @@ export async function openRegularFile(file: string): Promise<{ handle: fs.FileHa
   });
   if (!st.isFile()) {
     await handle.close();
-    throw new UnreadableFileError(st.isDirectory() ? 'is a folder, not a file' : `is ${fileKind(st)}, not a regular file; only regular files are read`, 'ENOTREG');
+    throw new UnreadableFileError(
+      st.isDirectory()
+        ? 'is a folder, not a file'
+        : `is ${fileKind(st)}, not a regular file; only regular files are read`,
+      'ENOTREG',
+    );
   }
   return { handle, size: st.size };
 }
@@ -61,7 +76,10 @@ export const MAX_CONFIG_FILE_BYTES = 16 << 20;
  */
 export async function readModelFile(file: string, maxBytes: number, what: string): Promise<Buffer> {
   try {
-    return await readRegularFile(file, { maxBytes, tooLarge: (size) => `${formatBytes(size)}, more than ${what} can be (at most ${formatBytes(maxBytes)}); not read` });
+    return await readRegularFile(file, {
+      maxBytes,
+      tooLarge: size => `${formatBytes(size)}, more than ${what} can be (at most ${formatBytes(maxBytes)}); not read`,
+    });
   } catch (e) {
     if (e instanceof UnreadableFileError) throw Object.assign(new Error(`${file}: ${e.problem}`), { code: e.code });
     throw e;

@@ -18,7 +18,9 @@ export function shorten(text: string, max = MAX_QUOTED_CHARS): string {
 
 /** Every whitespace-free run longer than `max` in a message (paths, echoed values) shortened; the whole message capped too. */
 export function shortenLongRuns(message: string, max = MAX_QUOTED_CHARS * 2): string {
-  const runs = message.replace(/(\S{2,}?)([:;,.)"']*)(?=\s|$)/g, (all, run: string, trailing: string) => (run.length > max ? shorten(run, max) + trailing : all));
+  const runs = message.replace(/(\S{2,}?)([:;,.)"']*)(?=\s|$)/g, (all, run: string, trailing: string) =>
+    run.length > max ? shorten(run, max) + trailing : all,
+  );
   return runs.length > max * 8 ? shorten(runs, max * 8) : runs;
 }
 
@@ -66,9 +68,9 @@ export function check<T>(schema: v.GenericSchema<unknown, T>, input: unknown, ro
 /** A non-empty string of at most `maxChars` characters, described as `what` ("a file path"). */
 export const text = (what: string, maxChars: number) =>
   v.pipe(
-    v.string((i) => `must be ${what}, got ${show(i.input)}`),
+    v.string(i => `must be ${what}, got ${show(i.input)}`),
     v.nonEmpty(`must be ${what}, got an empty string`),
-    v.maxLength(maxChars, (i) => `is ${(i.input as string).length} characters long; at most ${maxChars} are accepted`),
+    v.maxLength(maxChars, i => `is ${(i.input as string).length} characters long; at most ${maxChars} are accepted`),
   );
 
 /** An integer in [min, max]. */
@@ -80,8 +82,13 @@ export const int = (min: number, max = Number.MAX_SAFE_INTEGER) => {
 
 /** A finite number in [min, max] (or [min, max) when `maxExclusive`). */
 export const num = (min: number, max: number, maxExclusive = false) => {
-  const message = (i: { input: unknown }) => `must be a number in [${min}, ${max}${maxExclusive ? ')' : ']'}, got ${show(i.input)}`;
-  return v.pipe(v.number(message), v.minValue(min, message), maxExclusive ? v.ltValue(max, message) : v.maxValue(max, message));
+  const message = (i: { input: unknown }) =>
+    `must be a number in [${min}, ${max}${maxExclusive ? ')' : ']'}, got ${show(i.input)}`;
+  return v.pipe(
+    v.number(message),
+    v.minValue(min, message),
+    maxExclusive ? v.ltValue(max, message) : v.maxValue(max, message),
+  );
 };
 
 /** A number > 0 (finite). */
@@ -92,9 +99,9 @@ export const positive = () => {
 
 /** One of `values`. */
 export const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
-  v.picklist(values, (i) => `must be one of ${values.join(', ')}, got ${show(i.input)}`);
+  v.picklist(values, i => `must be one of ${values.join(', ')}, got ${show(i.input)}`);
 
-export const bool = () => v.boolean((i) => `must be true or false, got ${show(i.input)}`);
+export const bool = () => v.boolean(i => `must be true or false, got ${show(i.input)}`);
 
 /**
  * The fields of T's schema, as a compile-time check that they are exactly T's: a field added to T
@@ -110,15 +117,15 @@ export const fields =
 export const obj = <const E extends v.ObjectEntries>(entries: E) => {
   const notObject = (i: { input: unknown }) => `must be an object, got ${show(i.input)}`;
   return v.pipe(
-    v.custom<object>((x) => typeof x === 'object' && x !== null && !Array.isArray(x), notObject),
+    v.custom<object>(x => typeof x === 'object' && x !== null && !Array.isArray(x), notObject),
     // valibot reports a missing field with the object's message, and only then with a path.
-    v.object(entries, (i) => (i.path ? 'is missing' : notObject(i))),
+    v.object(entries, i => (i.path ? 'is missing' : notObject(i))),
   );
 };
 
 /** A list of `item`, at most `maxItems` long. */
 export const list = <const S extends v.GenericSchema>(item: S, maxItems: number) =>
   v.pipe(
-    v.array(item, (i) => `must be a list, got ${show(i.input)}`),
-    v.maxLength(maxItems, (i) => `has ${(i.input as unknown[]).length} entries; at most ${maxItems} are accepted`),
+    v.array(item, i => `must be a list, got ${show(i.input)}`),
+    v.maxLength(maxItems, i => `has ${(i.input as unknown[]).length} entries; at most ${maxItems} are accepted`),
   );

@@ -5,7 +5,13 @@
  * selected tab with setState.
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
-import type { AuditTab, AuditViewData, HostMessage, ViewState, WebviewMessage } from '../../common/webviewMessages/audit';
+import type {
+  AuditTab,
+  AuditViewData,
+  HostMessage,
+  ViewState,
+  WebviewMessage,
+} from '../../common/webviewMessages/audit';
 import { AUDIT_TABS, parseViewState, SORTS, sortedRows } from '../../common/webviewMessages/audit';
 import { $, vscodeApi } from '../vscodeApi';
 
@@ -26,24 +32,33 @@ const ui = {
   sort: $<HTMLSelectElement>('sort'),
   list: $('list'),
   empty: $('empty'),
-  tabs: AUDIT_TABS.map((t) => $<HTMLButtonElement>(`tab-${t}`)),
+  tabs: AUDIT_TABS.map(t => $<HTMLButtonElement>(`tab-${t}`)),
 };
 
 const EXPLAIN: Record<AuditTab, string> = {
-  labelIssues: 'Images whose folder disagrees with what cross-validated heads on every other image predict (confident learning), least likely label first.',
+  labelIssues:
+    'Images whose folder disagrees with what cross-validated heads on every other image predict (confident learning), least likely label first.',
   // Pixels, not the model's features: measured on real photos, they find resized and re-encoded copies better (README).
-  duplicates: 'Identical files, and images whose 16×16 pixel thumbnails nearly match (compared by pixels, not by the model’s features), grouped; groups filed under different classes first.',
-  outliers: 'Images least like their 10 nearest neighbours in the dataset, compared by 16×16 pixel thumbnails, most unusual first.',
+  duplicates:
+    'Identical files, and images whose 16×16 pixel thumbnails nearly match (compared by pixels, not by the model’s features), grouped; groups filed under different classes first.',
+  outliers:
+    'Images least like their 10 nearest neighbours in the dataset, compared by 16×16 pixel thumbnails, most unusual first.',
 };
 
 for (const b of ui.tabs) b.addEventListener('click', () => selectTab(b.dataset.tab as AuditTab, true));
-document.querySelector('[role="tablist"]')!.addEventListener('keydown', (e) => {
+document.querySelector('[role="tablist"]')!.addEventListener('keydown', e => {
   const ke = e as KeyboardEvent;
   if (ke.key !== 'ArrowRight' && ke.key !== 'ArrowLeft') return;
   const i = AUDIT_TABS.indexOf(view.tab);
   selectTab(AUDIT_TABS[(i + (ke.key === 'ArrowRight' ? 1 : AUDIT_TABS.length - 1)) % AUDIT_TABS.length], true);
 });
-const SORT_NAMES: Record<string, string> = { worst: 'worst first', file: 'file', label: 'label', suggested: 'suggested class', size: 'group size' };
+const SORT_NAMES: Record<string, string> = {
+  worst: 'worst first',
+  file: 'file',
+  label: 'label',
+  suggested: 'suggested class',
+  size: 'group size',
+};
 ui.sort.addEventListener('change', () => {
   view = { ...view, sort: { ...view.sort, [view.tab]: ui.sort.value } };
   vscode.setState(view);
@@ -51,13 +66,18 @@ ui.sort.addEventListener('change', () => {
 });
 ui.undo.addEventListener('click', () => post({ type: 'undo' }));
 $('rerun').addEventListener('click', () => post({ type: 'rerun' }));
-ui.list.addEventListener('click', (e) => {
+ui.list.addEventListener('click', e => {
   const el = (e.target as HTMLElement).closest<HTMLElement>('[data-action]');
   if (!el) return;
   const file = el.dataset.file!;
   const action = el.dataset.action;
   if (action === 'open' || action === 'move' || action === 'delete') post({ type: action, file });
-  else if (action === 'ignore') post({ type: 'ignore', kind: el.dataset.kind as 'labelIssue' | 'duplicate' | 'outlier', files: JSON.parse(el.dataset.files!) });
+  else if (action === 'ignore')
+    post({
+      type: 'ignore',
+      kind: el.dataset.kind as 'labelIssue' | 'duplicate' | 'outlier',
+      files: JSON.parse(el.dataset.files!),
+    });
 });
 
 window.addEventListener('message', (e: MessageEvent<HostMessage>) => {
@@ -88,7 +108,13 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: 
   return e;
 }
 
-function button(label: string, action: string, file: string, title: string, extra: Record<string, string> = {}): HTMLButtonElement {
+function button(
+  label: string,
+  action: string,
+  file: string,
+  title: string,
+  extra: Record<string, string> = {},
+): HTMLButtonElement {
   const b = el('button', `action ${action}`, label);
   b.type = 'button';
   b.title = title;
@@ -111,8 +137,17 @@ function thumb(d: AuditViewData, file: string): HTMLElement {
 
 const fileActions = (file: string, kind: 'labelIssue' | 'duplicate' | 'outlier', ignoreFiles?: string[]) => {
   const span = el('span', 'buttons');
-  span.append(button('Move to class…', 'move', file, `Move ${file} into another class folder`), button('Delete', 'delete', file, `Move ${file} to the trash`));
-  if (ignoreFiles) span.append(button('Ignore', 'ignore', file, 'Hide this finding, also in later audits', { kind, files: JSON.stringify(ignoreFiles) }));
+  span.append(
+    button('Move to class…', 'move', file, `Move ${file} into another class folder`),
+    button('Delete', 'delete', file, `Move ${file} to the trash`),
+  );
+  if (ignoreFiles)
+    span.append(
+      button('Ignore', 'ignore', file, 'Hide this finding, also in later audits', {
+        kind,
+        files: JSON.stringify(ignoreFiles),
+      }),
+    );
   return span;
 };
 
@@ -124,7 +159,7 @@ function render(): void {
     b.querySelector('.count')!.textContent = data ? String(data[tab].length) : '';
   }
   ui.explain.textContent = EXPLAIN[view.tab];
-  ui.sort.replaceChildren(...SORTS[view.tab].map((k) => new Option(SORT_NAMES[k], k, false, k === view.sort[view.tab])));
+  ui.sort.replaceChildren(...SORTS[view.tab].map(k => new Option(SORT_NAMES[k], k, false, k === view.sort[view.tab])));
   const order = view.sort[view.tab];
   if (!data) return;
   const d = data;
@@ -139,7 +174,14 @@ function render(): void {
     for (const l of sortedRows(d.labelIssues, order).slice(0, MAX_ROWS)) {
       const li = el('li', 'row');
       const text = el('span', 'text');
-      text.append(el('code', 'file', l.file), el('span', 'detail', `labelled “${l.label}”, looks like “${l.suggested}” · ${(l.score * 100).toFixed(1)}% for its label`));
+      text.append(
+        el('code', 'file', l.file),
+        el(
+          'span',
+          'detail',
+          `labelled “${l.label}”, looks like “${l.suggested}” · ${(l.score * 100).toFixed(1)}% for its label`,
+        ),
+      );
       li.append(thumb(d, l.file), text, fileActions(l.file, 'labelIssue', [l.file]));
       rows.push(li);
     }
@@ -147,7 +189,10 @@ function render(): void {
     for (const o of sortedRows(d.outliers, order).slice(0, MAX_ROWS)) {
       const li = el('li', 'row');
       const text = el('span', 'text');
-      text.append(el('code', 'file', o.file), el('span', 'detail', `distance to its nearest images ${o.score.toFixed(3)}`));
+      text.append(
+        el('code', 'file', o.file),
+        el('span', 'detail', `distance to its nearest images ${o.score.toFixed(3)}`),
+      );
       li.append(thumb(d, o.file), text, fileActions(o.file, 'outlier', [o.file]));
       rows.push(li);
     }
@@ -155,8 +200,19 @@ function render(): void {
     for (const g of sortedRows(d.duplicates, order).slice(0, MAX_ROWS)) {
       const li = el('li', `group${g.conflicting ? ' conflicting' : ''}`);
       const head = el('div', 'group-head');
-      head.append(el('span', 'detail', `${g.files.length} images · ${g.exact ? 'identical files' : `similarity ${g.similarity.toFixed(3)}`}${g.conflicting ? ` · conflicting labels: ${g.labels.join(' / ')}` : ''}`));
-      head.append(button('Ignore', 'ignore', g.files[0], 'Hide this group, also in later audits', { kind: 'duplicate', files: JSON.stringify(g.files) }));
+      head.append(
+        el(
+          'span',
+          'detail',
+          `${g.files.length} images · ${g.exact ? 'identical files' : `similarity ${g.similarity.toFixed(3)}`}${g.conflicting ? ` · conflicting labels: ${g.labels.join(' / ')}` : ''}`,
+        ),
+      );
+      head.append(
+        button('Ignore', 'ignore', g.files[0], 'Hide this group, also in later audits', {
+          kind: 'duplicate',
+          files: JSON.stringify(g.files),
+        }),
+      );
       li.append(head);
       for (const f of g.files) {
         const row = el('div', 'row member');
@@ -171,7 +227,8 @@ function render(): void {
   ui.list.replaceChildren(...rows);
   const total = d[view.tab].length;
   ui.empty.hidden = total > 0 && total <= MAX_ROWS;
-  ui.empty.textContent = total === 0 ? 'Nothing found.' : `Showing the first ${MAX_ROWS} of ${total}; all are in audit.json.`;
+  ui.empty.textContent =
+    total === 0 ? 'Nothing found.' : `Showing the first ${MAX_ROWS} of ${total}; all are in audit.json.`;
 }
 
 render();

@@ -16,7 +16,7 @@ export function smoothEma(values: readonly (number | null)[], weight: number): (
   if (w === 0) return values.slice();
   let last = 0;
   let n = 0;
-  return values.map((v) => {
+  return values.map(v => {
     if (v === null || !Number.isFinite(v)) return v;
     last = last * w + (1 - w) * v;
     n++;
@@ -45,7 +45,7 @@ export interface ClassReport {
 /** Precision, recall and F1 per class from `confusion[true][predicted]` (sklearn's classification_report). */
 export function classReport(confusion: readonly (readonly number[])[]): ClassReport {
   const k = confusion.length;
-  const rowSum = confusion.map((r) => r.reduce((a, b) => a + b, 0));
+  const rowSum = confusion.map(r => r.reduce((a, b) => a + b, 0));
   const colSum = Array.from({ length: k }, (_, j) => confusion.reduce((a, r) => a + (r[j] ?? 0), 0));
   const total = rowSum.reduce((a, b) => a + b, 0);
   const diag = confusion.reduce((a, r, i) => a + (r[i] ?? 0), 0);
@@ -53,7 +53,12 @@ export function classReport(confusion: readonly (readonly number[])[]): ClassRep
     const tp = r[i] ?? 0;
     const precision = colSum[i] > 0 ? tp / colSum[i] : null;
     const recall = rowSum[i] > 0 ? tp / rowSum[i] : null;
-    const f1 = precision === null || recall === null ? null : precision + recall > 0 ? (2 * precision * recall) / (precision + recall) : 0;
+    const f1 =
+      precision === null || recall === null
+        ? null
+        : precision + recall > 0
+          ? (2 * precision * recall) / (precision + recall)
+          : 0;
     return { precision, recall, f1, support: rowSum[i] };
   });
   const mean = (key: 'precision' | 'recall' | 'f1', weighted: boolean) => {
@@ -110,9 +115,18 @@ export interface Suspect<T> {
 }
 
 /** Items ranked most suspect first: by self-confidence ascending, or by mistakenness descending. */
-export function rankSuspects<T extends { label: number; predicted: number; probabilities: number[] }>(items: readonly T[], by: 'selfConfidence' | 'mistakenness'): Suspect<T>[] {
-  const scored = items.map((item) => ({ item, selfConfidence: selfConfidence(item.probabilities, item.label), mistakenness: mistakenness(item.probabilities, item.label, item.predicted) }));
-  return scored.sort((a, b) => (by === 'selfConfidence' ? a.selfConfidence - b.selfConfidence : b.mistakenness - a.mistakenness));
+export function rankSuspects<T extends { label: number; predicted: number; probabilities: number[] }>(
+  items: readonly T[],
+  by: 'selfConfidence' | 'mistakenness',
+): Suspect<T>[] {
+  const scored = items.map(item => ({
+    item,
+    selfConfidence: selfConfidence(item.probabilities, item.label),
+    mistakenness: mistakenness(item.probabilities, item.label, item.predicted),
+  }));
+  return scored.sort((a, b) =>
+    by === 'selfConfidence' ? a.selfConfidence - b.selfConfidence : b.mistakenness - a.mistakenness,
+  );
 }
 
 export interface Timing {

@@ -68,7 +68,7 @@ function clean(line: Line, logY: boolean): [number[], (number | null)[]] {
     byX.set(x, y);
   }
   const xs = [...byX.keys()].sort((a, b) => a - b);
-  return [xs, xs.map((x) => byX.get(x) ?? null)];
+  return [xs, xs.map(x => byX.get(x) ?? null)];
 }
 
 interface Drawn {
@@ -88,20 +88,35 @@ function build(spec: ChartSpec, o: ChartOptions): Drawn {
     const dash = line.dashed ? [6, 4] : undefined;
     if (smooth) {
       tables.push([xs, ys]);
-      series.push({ label: `${line.label} (raw)`, stroke: line.color, alpha: 0.25, width: 1, dash, spanGaps: true, points: { show: false } });
+      series.push({
+        label: `${line.label} (raw)`,
+        stroke: line.color,
+        alpha: 0.25,
+        width: 1,
+        dash,
+        spanGaps: true,
+        points: { show: false },
+      });
       labels.push('');
       tables.push([xs, smoothEma(ys, o.smoothing)]);
     } else {
       tables.push([xs, ys]);
     }
-    series.push({ label: line.label, stroke: line.color, width: 2, dash, spanGaps: true, points: { show: xs.length < 3, size: 5, fill: line.color } });
+    series.push({
+      label: line.label,
+      stroke: line.color,
+      width: 2,
+      dash,
+      spanGaps: true,
+      points: { show: xs.length < 3, size: 5, fill: line.color },
+    });
     labels.push(line.label);
   }
   const data = tables.length ? uPlot.join(tables) : ([[]] as unknown as uPlot.AlignedData);
   return { data, series, labels };
 }
 
-const WHOLE_INCREMENTS = Array.from({ length: 16 }, (_, e) => [1, 2, 5].map((m) => m * 10 ** e)).flat();
+const WHOLE_INCREMENTS = Array.from({ length: 16 }, (_, e) => [1, 2, 5].map(m => m * 10 ** e)).flat();
 
 function options(spec: ChartSpec, d: Drawn, o: ChartOptions, width: number, readout: HTMLElement): uPlot.Options {
   const fg = cssVar('--vscode-descriptionForeground', cssVar('--vscode-foreground', '#999'));
@@ -117,7 +132,7 @@ function options(spec: ChartSpec, d: Drawn, o: ChartOptions, width: number, read
     labelSize: label ? 14 : 0,
     size: 36,
     // Compact ticks: 1.2e-3 rather than 0.001 three times, 2.5e+11 rather than overlapping digits.
-    values: (_u, splits) => splits.map((v) => (v === null || v === undefined ? '' : fmt(v))),
+    values: (_u, splits) => splits.map(v => (v === null || v === undefined ? '' : fmt(v))),
   });
   return {
     width,
@@ -126,12 +141,15 @@ function options(spec: ChartSpec, d: Drawn, o: ChartOptions, width: number, read
     padding: [8, 12, 0, 0],
     scales: { x: { time: false }, y: o.logY ? { distr: 3, log: 10 } : { distr: 1 } },
     // Steps and epochs are whole numbers: no 1.2, 1.4 … ticks on a short run.
-    axes: [{ ...axis(spec.xLabel), incrs: WHOLE_INCREMENTS }, { ...axis(), size: 56 }],
+    axes: [
+      { ...axis(spec.xLabel), incrs: WHOLE_INCREMENTS },
+      { ...axis(), size: 56 },
+    ],
     series: d.series,
     cursor: { drag: { x: true, y: false, setScale: true } },
     hooks: {
       setCursor: [
-        (u) => {
+        u => {
           const i = u.cursor.idx;
           if (i === null || i === undefined) return void (readout.textContent = '');
           const x = u.data[0][i];
@@ -173,7 +191,7 @@ export function renderCharts(container: HTMLElement, specs: ChartSpec[], o: Char
       order.push(groupEl);
     }
     const d = build(spec, o);
-    const key = JSON.stringify([d.series.map((s) => [s.label, s.stroke, s.alpha, s.dash]), o.logY, width]);
+    const key = JSON.stringify([d.series.map(s => [s.label, s.stroke, s.alpha, s.dash]), o.logY, width]);
     let chart = charts.get(spec.id);
     if (chart && chart.key === key) {
       chart.plot.setData(d.data);

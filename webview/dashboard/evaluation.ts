@@ -21,25 +21,37 @@ export interface Hooks {
 }
 
 /** The epoch lines that carry a confusion matrix, and the one to show. */
-export function pickEpoch(s: SourceView, wanted: number | null): { withConfusion: EpochMetrics[]; shown?: EpochMetrics } {
-  const withConfusion = s.epochs.filter((e) => Array.isArray(e.confusion) && e.confusion.length > 0);
+export function pickEpoch(
+  s: SourceView,
+  wanted: number | null,
+): { withConfusion: EpochMetrics[]; shown?: EpochMetrics } {
+  const withConfusion = s.epochs.filter(e => Array.isArray(e.confusion) && e.confusion.length > 0);
   const best = s.report?.bestEpoch ?? s.run?.bestEpoch;
-  const shown = withConfusion.find((e) => e.epoch === wanted) ?? withConfusion.find((e) => e.epoch === best) ?? withConfusion[withConfusion.length - 1];
+  const shown =
+    withConfusion.find(e => e.epoch === wanted) ??
+    withConfusion.find(e => e.epoch === best) ??
+    withConfusion[withConfusion.length - 1];
   return { withConfusion, shown };
 }
 
 const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)}%`);
 
-export function renderConfusion(table: HTMLTableElement, s: SourceView, e: EpochMetrics, ui: EvalUi, hooks: Hooks): void {
+export function renderConfusion(
+  table: HTMLTableElement,
+  s: SourceView,
+  e: EpochMetrics,
+  ui: EvalUi,
+  hooks: Hooks,
+): void {
   const m = e.confusion!;
   const classes = s.run?.classes ?? m.map((_, i) => String(i));
-  const rowSum = m.map((r) => r.reduce((a, b) => a + b, 0));
+  const rowSum = m.map(r => r.reduce((a, b) => a + b, 0));
   const max = Math.max(1, ...m.flat());
   const head = document.createElement('tr');
   const corner = document.createElement('th');
   corner.className = 'corner';
   corner.textContent = 'true ╲ predicted';
-  head.append(corner, ...classes.map((c) => th(c, 'col')));
+  head.append(corner, ...classes.map(c => th(c, 'col')));
   const rows = m.map((r, i) => {
     const tr = document.createElement('tr');
     tr.append(th(classes[i] ?? String(i), 'row'));
@@ -57,7 +69,9 @@ export function renderConfusion(table: HTMLTableElement, s: SourceView, e: Epoch
       const t = ui.normalize ? share : count / max;
       b.style.setProperty('--level', String(count === 0 ? 0 : 0.12 + 0.88 * t));
       if (ui.cell && ui.cell[0] === i && ui.cell[1] === j) b.setAttribute('aria-pressed', 'true');
-      b.addEventListener('click', () => hooks.selectCell(ui.cell && ui.cell[0] === i && ui.cell[1] === j ? null : [i, j]));
+      b.addEventListener('click', () =>
+        hooks.selectCell(ui.cell && ui.cell[0] === i && ui.cell[1] === j ? null : [i, j]),
+      );
       td.append(b);
       tr.append(td);
     });
@@ -70,7 +84,7 @@ export function renderReport(table: HTMLTableElement, s: SourceView, e: EpochMet
   const rep = classReport(e.confusion!);
   const classes = s.run?.classes ?? rep.perClass.map((_, i) => String(i));
   const head = document.createElement('tr');
-  head.append(...['class', 'precision', 'recall', 'F1', 'support'].map((t) => th(t, 'col')));
+  head.append(...['class', 'precision', 'recall', 'F1', 'support'].map(t => th(t, 'col')));
   const row = (name: string, p: number | null, r: number | null, f: number | null, support: string, cls?: string) => {
     const tr = document.createElement('tr');
     if (cls) tr.className = cls;
@@ -90,16 +104,18 @@ export function renderCellImages(el: HTMLElement, s: SourceView, ui: EvalUi, hoo
   if (!ui.cell) return void el.replaceChildren();
   const [t, p] = ui.cell;
   const classes = s.run?.classes ?? [];
-  const files = (s.report?.heldOut ?? []).filter((h) => h.label === t && h.predicted === p);
+  const files = (s.report?.heldOut ?? []).filter(h => h.label === t && h.predicted === p);
   const h = document.createElement('h3');
   h.textContent = `${classes[t] ?? t} → ${classes[p] ?? p}: ${files.length} held-out image${files.length === 1 ? '' : 's'}`;
   const list = document.createElement('div');
   list.className = 'thumbs';
-  list.append(...files.map((f) => hooks.thumb(f, classes, `${pct(f.probabilities[p] ?? null)} ${classes[p] ?? p}`)));
+  list.append(...files.map(f => hooks.thumb(f, classes, `${pct(f.probabilities[p] ?? null)} ${classes[p] ?? p}`)));
   if (!files.length) {
     const note = document.createElement('p');
     note.className = 'note';
-    note.textContent = s.report ? 'None.' : 'No report.json yet: held-out images are listed once an epoch has been evaluated.';
+    note.textContent = s.report
+      ? 'None.'
+      : 'No report.json yet: held-out images are listed once an epoch has been evaluated.';
     el.replaceChildren(h, note);
   } else el.replaceChildren(h, list);
 }

@@ -36,17 +36,45 @@ export function thumb(h: HeldOutView, classes: string[], caption: string, action
   return b;
 }
 
-export function renderGallery(mis: HTMLElement, low: HTMLElement, count: HTMLElement, s: SourceView, actions: ImageActions): void {
+export function renderGallery(
+  mis: HTMLElement,
+  low: HTMLElement,
+  count: HTMLElement,
+  s: SourceView,
+  actions: ImageActions,
+): void {
   const heldOut = s.report?.heldOut ?? [];
   const classes = s.run?.classes ?? [];
-  const wrong = heldOut.filter((h) => h.predicted !== h.label).sort((a, b) => (b.probabilities[b.predicted] ?? 0) - (a.probabilities[a.predicted] ?? 0));
+  const wrong = heldOut
+    .filter(h => h.predicted !== h.label)
+    .sort((a, b) => (b.probabilities[b.predicted] ?? 0) - (a.probabilities[a.predicted] ?? 0));
   count.textContent = `${wrong.length} of ${heldOut.length} held-out images (best epoch's predictions)`;
-  mis.replaceChildren(...wrong.slice(0, 60).map((h) => thumb(h, classes, `${classes[h.label] ?? h.label} → ${classes[h.predicted] ?? h.predicted} ${pct(h.probabilities[h.predicted])}`, actions)));
+  mis.replaceChildren(
+    ...wrong
+      .slice(0, 60)
+      .map(h =>
+        thumb(
+          h,
+          classes,
+          `${classes[h.label] ?? h.label} → ${classes[h.predicted] ?? h.predicted} ${pct(h.probabilities[h.predicted])}`,
+          actions,
+        ),
+      ),
+  );
   const unsure = [...heldOut].sort((a, b) => Math.max(...a.probabilities) - Math.max(...b.probabilities)).slice(0, 12);
-  low.replaceChildren(...unsure.map((h) => thumb(h, classes, `${classes[h.predicted] ?? h.predicted} ${pct(h.probabilities[h.predicted])}`, actions)));
+  low.replaceChildren(
+    ...unsure.map(h =>
+      thumb(h, classes, `${classes[h.predicted] ?? h.predicted} ${pct(h.probabilities[h.predicted])}`, actions),
+    ),
+  );
 }
 
-export function renderSuspects(table: HTMLTableElement, s: SourceView, by: 'selfConfidence' | 'mistakenness', actions: ImageActions): void {
+export function renderSuspects(
+  table: HTMLTableElement,
+  s: SourceView,
+  by: 'selfConfidence' | 'mistakenness',
+  actions: ImageActions,
+): void {
   const classes = s.run?.classes ?? [];
   const ranked = rankSuspects(s.report?.heldOut ?? [], by).slice(0, 50);
   const head = document.createElement('tr');
@@ -80,9 +108,21 @@ export function renderSuspects(table: HTMLTableElement, s: SourceView, by: 'self
     const buttons = document.createElement('span');
     buttons.className = 'actions';
     buttons.append(button('Open', 'Show with its attention overlay', () => actions.open(h)));
-    if (h.movedTo === undefined) buttons.append(button('Move to class…', "Move the file into another class folder of the dataset", () => actions.move(h)));
+    if (h.movedTo === undefined)
+      buttons.append(
+        button('Move to class…', 'Move the file into another class folder of the dataset', () => actions.move(h)),
+      );
     else buttons.append(button('Undo', 'Move it back', () => actions.undo(h)));
-    tr.append(cell(String(i + 1)), cell(img), cell(name), cell(label), cell(pct(r.selfConfidence)), cell(`${classes[h.predicted] ?? h.predicted} ${pct(h.probabilities[h.predicted])}`), cell(r.mistakenness.toFixed(3)), cell(buttons));
+    tr.append(
+      cell(String(i + 1)),
+      cell(img),
+      cell(name),
+      cell(label),
+      cell(pct(r.selfConfidence)),
+      cell(`${classes[h.predicted] ?? h.predicted} ${pct(h.probabilities[h.predicted])}`),
+      cell(r.mistakenness.toFixed(3)),
+      cell(buttons),
+    );
     return tr;
   });
   table.replaceChildren(head, ...rows);

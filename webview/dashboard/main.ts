@@ -7,7 +7,13 @@
 import 'uplot/dist/uPlot.min.css';
 import './dashboard.css';
 import { formatDuration, timing } from './analysis';
-import type { DashboardSource, HeldOutView, HostMessage, SourceView, WebviewMessage } from '../../common/webviewMessages/dashboard';
+import type {
+  DashboardSource,
+  HeldOutView,
+  HostMessage,
+  SourceView,
+  WebviewMessage,
+} from '../../common/webviewMessages/dashboard';
 import { palette, renderCharts, resetCharts, charts } from './charts';
 import { EvalUi, pickEpoch, renderCellImages, renderConfusion, renderReport } from './evaluation';
 import { ImageActions, renderGallery, renderSuspects, thumb } from './images';
@@ -33,7 +39,11 @@ const ui: Saved = {
   logY: saved?.logY === true,
   rank: saved?.rank === 'mistakenness' ? 'mistakenness' : 'selfConfidence',
   evalSource: saved?.evalSource ?? null,
-  eval: { normalize: saved?.eval?.normalize === true, cell: saved?.eval?.cell ?? null, epoch: saved?.eval?.epoch ?? null },
+  eval: {
+    normalize: saved?.eval?.normalize === true,
+    cell: saved?.eval?.cell ?? null,
+    epoch: saved?.eval?.epoch ?? null,
+  },
 };
 let sources: SourceView[] = [];
 /** Bumped when what the evaluation sections show may have changed (they are not redrawn for every new step). */
@@ -84,7 +94,7 @@ window.addEventListener('message', (e: MessageEvent<HostMessage>) => {
     case 'snapshot':
       sources = m.sources;
       evalVersion++;
-      ui.sources = sources.map((s) => ({ kind: s.kind, dir: s.dir }));
+      ui.sources = sources.map(s => ({ kind: s.kind, dir: s.dir }));
       save();
       break;
     case 'append': {
@@ -99,7 +109,7 @@ window.addEventListener('message', (e: MessageEvent<HostMessage>) => {
       const s = sources[m.id];
       if (!s) return;
       for (const d of m.scalars) {
-        let series = s.scalars.find((x) => x.run === d.run && x.tag === d.tag);
+        let series = s.scalars.find(x => x.run === d.run && x.tag === d.tag);
         if (!series) s.scalars.push((series = { run: d.run, tag: d.tag, step: [], value: [], wallTime: [] }));
         series.step.push(...d.step);
         series.value.push(...d.value);
@@ -129,9 +139,9 @@ window.addEventListener('message', (e: MessageEvent<HostMessage>) => {
 });
 
 const actions: ImageActions = {
-  open: (h) => post({ type: 'openImage', id: evalSource()?.id ?? 0, file: h.file }),
-  move: (h) => post({ type: 'moveImage', id: evalSource()?.id ?? 0, file: h.file }),
-  undo: (h) => post({ type: 'undoMove', id: evalSource()?.id ?? 0, file: h.file }),
+  open: h => post({ type: 'openImage', id: evalSource()?.id ?? 0, file: h.file }),
+  move: h => post({ type: 'moveImage', id: evalSource()?.id ?? 0, file: h.file }),
+  undo: h => post({ type: 'undoMove', id: evalSource()?.id ?? 0, file: h.file }),
 };
 
 function post(m: WebviewMessage): void {
@@ -144,9 +154,15 @@ el.axisEpoch.addEventListener('click', () => setUi({ axis: 'epoch' }));
 el.smoothing.addEventListener('input', () => setUi({ smoothing: Number(el.smoothing.value) }));
 el.logY.addEventListener('change', () => setUi({ logY: el.logY.checked }));
 el.normalize.addEventListener('change', () => setUi({ eval: { ...ui.eval, normalize: el.normalize.checked } }));
-el.evalEpoch.addEventListener('change', () => setUi({ eval: { ...ui.eval, epoch: Number(el.evalEpoch.value), cell: null } }));
-el.evalRun.addEventListener('change', () => setUi({ evalSource: Number(el.evalRun.value), eval: { ...ui.eval, cell: null, epoch: null } }));
-el.suspectRank.addEventListener('change', () => setUi({ rank: el.suspectRank.value === 'mistakenness' ? 'mistakenness' : 'selfConfidence' }));
+el.evalEpoch.addEventListener('change', () =>
+  setUi({ eval: { ...ui.eval, epoch: Number(el.evalEpoch.value), cell: null } }),
+);
+el.evalRun.addEventListener('change', () =>
+  setUi({ evalSource: Number(el.evalRun.value), eval: { ...ui.eval, cell: null, epoch: null } }),
+);
+el.suspectRank.addEventListener('change', () =>
+  setUi({ rank: el.suspectRank.value === 'mistakenness' ? 'mistakenness' : 'selfConfidence' }),
+);
 
 function setUi(patch: Partial<Saved>): void {
   Object.assign(ui, patch);
@@ -162,7 +178,7 @@ new MutationObserver(() => {
 new ResizeObserver(() => schedule()).observe(el.charts);
 // Elapsed and ETA move on while a run runs.
 setInterval(() => {
-  if (sources.some((s) => s.run?.status === 'running')) renderHeader();
+  if (sources.some(s => s.run?.status === 'running')) renderHeader();
 }, 1000);
 
 let pending = false;
@@ -177,15 +193,15 @@ function schedule(): void {
 
 /** The run the evaluation sections show: the chosen one, else the first with held-out data or epochs. */
 function evalSource(): SourceView | undefined {
-  const runs = sources.filter((s) => s.kind === 'run');
-  return runs.find((s) => s.id === ui.evalSource) ?? runs.find((s) => s.report?.heldOut.length) ?? runs[0];
+  const runs = sources.filter(s => s.kind === 'run');
+  return runs.find(s => s.id === ui.evalSource) ?? runs.find(s => s.report?.heldOut.length) ?? runs[0];
 }
 
 // ---- rendering ----
 function render(): void {
   el.axisStep.setAttribute('aria-checked', String(ui.axis === 'step'));
   el.axisEpoch.setAttribute('aria-checked', String(ui.axis === 'epoch'));
-  el.axisEpoch.toggleAttribute('disabled', !sources.some((s) => s.kind === 'run'));
+  el.axisEpoch.toggleAttribute('disabled', !sources.some(s => s.kind === 'run'));
   el.smoothing.value = String(ui.smoothing);
   el.smoothingValue.textContent = ui.smoothing.toFixed(3);
   el.logY.checked = ui.logY;
@@ -196,7 +212,7 @@ function render(): void {
   renderNotices();
   const colors = palette();
   el.legend.replaceChildren(
-    ...legendEntries(sources, colors).map((l) => {
+    ...legendEntries(sources, colors).map(l => {
       const span = document.createElement('span');
       span.className = 'legend-item';
       const sw = document.createElement('i');
@@ -213,7 +229,7 @@ function render(): void {
 function renderHeader(): void {
   const now = Date.now();
   el.runs.replaceChildren(
-    ...sources.map((s) => {
+    ...sources.map(s => {
       const div = document.createElement('div');
       div.className = 'run';
       const name = document.createElement('button');
@@ -237,11 +253,11 @@ function renderHeader(): void {
         status.className = 'status tensorboard';
         status.textContent = 'TensorBoard';
         div.append(status);
-        const runs = new Set(s.scalars.map((x) => x.run));
-        const last = Math.max(-Infinity, ...s.scalars.map((x) => x.step[x.step.length - 1] ?? -Infinity));
-        const wall = Math.max(-Infinity, ...s.scalars.map((x) => x.wallTime[x.wallTime.length - 1] ?? -Infinity));
+        const runs = new Set(s.scalars.map(x => x.run));
+        const last = Math.max(-Infinity, ...s.scalars.map(x => x.step[x.step.length - 1] ?? -Infinity));
+        const wall = Math.max(-Infinity, ...s.scalars.map(x => x.wallTime[x.wallTime.length - 1] ?? -Infinity));
         fact('runs', String(runs.size));
-        fact('tags', String(new Set(s.scalars.map((x) => x.tag)).size));
+        fact('tags', String(new Set(s.scalars.map(x => x.tag)).size));
         if (Number.isFinite(last)) fact('step', String(last));
         if (Number.isFinite(wall)) fact('last point', `${formatDuration(now / 1000 - wall)} ago`);
         return div;
@@ -259,7 +275,12 @@ function renderHeader(): void {
       fact('step', `${r.step}/${r.totalSteps}`);
       fact('elapsed', formatDuration(t.elapsed));
       if (t.eta !== undefined) fact('ETA', formatDuration(t.eta));
-      if (r.bestEpoch !== undefined) fact('best', `epoch ${r.bestEpoch + 1}${typeof r.bestValAcc === 'number' ? ` · ${(r.bestValAcc * 100).toFixed(1)}%` : ''}`, 'best');
+      if (r.bestEpoch !== undefined)
+        fact(
+          'best',
+          `epoch ${r.bestEpoch + 1}${typeof r.bestValAcc === 'number' ? ` · ${(r.bestValAcc * 100).toFixed(1)}%` : ''}`,
+          'best',
+        );
       if (r.dataset) {
         // The validation split's suspects cover a fifth of the images; the audit checks them all.
         const audit = document.createElement('button');
@@ -284,22 +305,22 @@ function backendLabel(b: string): string {
 }
 
 function renderNotices(): void {
-  const notes = sources.filter((s) => s.notice).map((s) => `${s.name}: ${s.notice}`);
+  const notes = sources.filter(s => s.notice).map(s => `${s.name}: ${s.notice}`);
   if (!sources.length) notes.push('Waiting for the extension…');
   el.notices.replaceChildren(
-    ...notes.map((n) => {
+    ...notes.map(n => {
       const p = document.createElement('p');
       p.className = 'notice';
       p.textContent = n;
       return p;
     }),
   );
-  const problems = sources.flatMap((s) => s.problems.map((p) => `${s.name}: ${p}`));
+  const problems = sources.flatMap(s => s.problems.map(p => `${s.name}: ${p}`));
   el.problems.hidden = !problems.length;
   const summary = el.problems.querySelector('summary')!;
   summary.textContent = `${problems.length} problem${problems.length === 1 ? '' : 's'} reading the logs`;
   el.problemList.replaceChildren(
-    ...problems.map((p) => {
+    ...problems.map(p => {
       const li = document.createElement('li');
       li.textContent = p;
       return li;
@@ -313,9 +334,13 @@ function renderEvaluation(): void {
   const key = JSON.stringify([evalVersion, s?.id, ui.eval, ui.rank, sources.length]);
   if (key === evalKey) return;
   evalKey = key;
-  const runs = sources.filter((x) => x.kind === 'run');
+  const runs = sources.filter(x => x.kind === 'run');
   el.evalRunLabel.hidden = runs.length < 2;
-  fillSelect(el.evalRun, runs.map((r) => [String(r.id), r.name]), String(s?.id ?? ''));
+  fillSelect(
+    el.evalRun,
+    runs.map(r => [String(r.id), r.name]),
+    String(s?.id ?? ''),
+  );
   const { withConfusion, shown } = s ? pickEpoch(s, ui.eval.epoch) : { withConfusion: [], shown: undefined };
   el.evaluation.hidden = !s || !shown;
   const heldOut = s?.report?.heldOut ?? [];
@@ -324,14 +349,21 @@ function renderEvaluation(): void {
   if (!s) return;
   const bestEpoch = s.report?.bestEpoch;
   if (shown) {
-    fillSelect(el.evalEpoch, withConfusion.map((e) => [String(e.epoch), `${e.epoch + 1}${e.epoch === bestEpoch ? ' (best)' : ''}`]), String(shown.epoch));
+    fillSelect(
+      el.evalEpoch,
+      withConfusion.map(e => [String(e.epoch), `${e.epoch + 1}${e.epoch === bestEpoch ? ' (best)' : ''}`]),
+      String(shown.epoch),
+    );
     el.evalNote.textContent =
       bestEpoch === undefined
         ? 'Validation confusion matrix. Held-out images appear once report.json is written.'
         : shown.epoch === bestEpoch
           ? `Validation confusion matrix of epoch ${shown.epoch + 1}, the best epoch, whose predictions report.json keeps: click a cell for its images.`
           : `Epoch ${shown.epoch + 1}'s counts; the images a cell lists are the best epoch's (${bestEpoch + 1}) predictions.`;
-    const hooks = { selectCell: (cell: [number, number] | null) => setUi({ eval: { ...ui.eval, cell } }), thumb: (h: HeldOutView, classes: string[], caption: string) => thumb(h, classes, caption, actions) };
+    const hooks = {
+      selectCell: (cell: [number, number] | null) => setUi({ eval: { ...ui.eval, cell } }),
+      thumb: (h: HeldOutView, classes: string[], caption: string) => thumb(h, classes, caption, actions),
+    };
     renderConfusion(el.confusion, s, shown, ui.eval, hooks);
     renderReport(el.prf, s, shown);
     renderCellImages(el.cellImages, s, ui.eval, hooks);
@@ -343,7 +375,7 @@ function renderEvaluation(): void {
 }
 
 function fillSelect(select: HTMLSelectElement, options: [string, string][], value: string): void {
-  const key = options.map((o) => o.join('=')).join('\n');
+  const key = options.map(o => o.join('=')).join('\n');
   if (select.dataset.options !== key) {
     select.dataset.options = key;
     select.replaceChildren(

@@ -7,7 +7,14 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
-import type { HostMessage, SortKey, TableData, TableRow, ViewState, WebviewMessage } from '../../common/webviewMessages/predictions';
+import type {
+  HostMessage,
+  SortKey,
+  TableData,
+  TableRow,
+  ViewState,
+  WebviewMessage,
+} from '../../common/webviewMessages/predictions';
 import { defaultViewState, parseViewState } from '../../common/webviewMessages/predictions';
 import { summaryText, viewRows } from './view';
 import { $, vscodeApi } from '../vscodeApi';
@@ -72,11 +79,11 @@ $('rerun').addEventListener('click', () => post({ type: 'rerun' }));
 ui.scroller.addEventListener('scroll', () => requestAnimationFrame(renderRows), { passive: true });
 window.addEventListener('resize', () => requestAnimationFrame(renderRows));
 
-ui.spacer.addEventListener('click', (e) => {
+ui.spacer.addEventListener('click', e => {
   const row = (e.target as HTMLElement).closest<HTMLElement>('.row');
   if (row?.dataset.file) post({ type: 'explain', file: row.dataset.file });
 });
-ui.spacer.addEventListener('keydown', (e) => {
+ui.spacer.addEventListener('keydown', e => {
   const row = (e.target as HTMLElement).closest<HTMLElement>('.row');
   if (!row) return;
   const pos = Number(row.dataset.pos);
@@ -115,7 +122,7 @@ function renderAll(): void {
   ui.failures.hidden = d.failures.length === 0;
   ui.failuresSummary.textContent = `${d.failures.length.toLocaleString()} image${d.failures.length === 1 ? '' : 's'} could not be classified`;
   ui.failuresList.replaceChildren(
-    ...d.failures.slice(0, 1000).map((f) => {
+    ...d.failures.slice(0, 1000).map(f => {
       const li = document.createElement('li');
       const code = document.createElement('code');
       code.textContent = f.file;
@@ -123,7 +130,7 @@ function renderAll(): void {
       return li;
     }),
   );
-  const hasLabels = d.rows.some((r) => r.agrees !== undefined);
+  const hasLabels = d.rows.some(r => r.agrees !== undefined);
   ui.disagreements.disabled = !hasLabels;
   ui.disagreements.title = hasLabels ? '' : 'The folder has no class sub-folders to compare with';
   refilter();
@@ -141,8 +148,12 @@ function refilter(): void {
   if (ui.filter.value !== view.filter) ui.filter.value = view.filter;
   ui.disagreements.checked = view.disagreementsOnly;
   order = viewRows(data.rows, view);
-  for (const h of ui.headers) h.setAttribute('aria-sort', h.dataset.key === view.sort ? (view.descending ? 'descending' : 'ascending') : 'none');
-  ui.shown.textContent = order.length === data.rows.length ? '' : `showing ${order.length.toLocaleString()} of ${data.rows.length.toLocaleString()}`;
+  for (const h of ui.headers)
+    h.setAttribute('aria-sort', h.dataset.key === view.sort ? (view.descending ? 'descending' : 'ascending') : 'none');
+  ui.shown.textContent =
+    order.length === data.rows.length
+      ? ''
+      : `showing ${order.length.toLocaleString()} of ${data.rows.length.toLocaleString()}`;
   ui.scroller.setAttribute('aria-rowcount', String(order.length + 1));
   ui.spacer.style.height = `${order.length * ROW_HEIGHT}px`;
   ui.empty.hidden = order.length > 0;
@@ -179,7 +190,8 @@ function focusRow(pos: number): void {
   const top = ui.spacer.offsetTop + pos * ROW_HEIGHT;
   const headH = ui.spacer.offsetTop;
   if (top < ui.scroller.scrollTop + headH) ui.scroller.scrollTop = top - headH;
-  else if (top + ROW_HEIGHT > ui.scroller.scrollTop + ui.scroller.clientHeight) ui.scroller.scrollTop = top + ROW_HEIGHT - ui.scroller.clientHeight;
+  else if (top + ROW_HEIGHT > ui.scroller.scrollTop + ui.scroller.clientHeight)
+    ui.scroller.scrollTop = top + ROW_HEIGHT - ui.scroller.clientHeight;
   renderRows();
   live.get(pos)?.focus();
 }
@@ -208,7 +220,9 @@ function rowElement(d: TableData, r: TableRow, pos: number): HTMLElement {
   img.loading = 'lazy';
   img.decoding = 'async';
   img.alt = '';
-  img.addEventListener('load', () => img.classList.toggle('pixelated', Math.max(img.naturalWidth, img.naturalHeight) < SMALL_SIDE));
+  img.addEventListener('load', () =>
+    img.classList.toggle('pixelated', Math.max(img.naturalWidth, img.naturalHeight) < SMALL_SIDE),
+  );
   // No broken-image glyph for a file the browser cannot show.
   img.addEventListener('error', () => (img.hidden = true));
   img.src = `${d.baseUri}/${r.file.split('/').map(encodeURIComponent).join('/')}`;

@@ -35,11 +35,13 @@ export function viewRows(rows: TableRow[], v: ViewState): number[] {
 }
 
 export function summaryText(rows: TableRow[], failures: number): string {
-  const labelled = rows.filter((r) => r.agrees !== undefined);
+  const labelled = rows.filter(r => r.agrees !== undefined);
   const parts = [`${rows.length.toLocaleString()} images`];
   if (labelled.length) {
-    const correct = labelled.filter((r) => r.agrees).length;
-    parts.push(`${((correct / labelled.length) * 100).toFixed(1)}% agree with folder labels (${correct.toLocaleString()}/${labelled.length.toLocaleString()})`);
+    const correct = labelled.filter(r => r.agrees).length;
+    parts.push(
+      `${((correct / labelled.length) * 100).toFixed(1)}% agree with folder labels (${correct.toLocaleString()}/${labelled.length.toLocaleString()})`,
+    );
     parts.push(`${(labelled.length - correct).toLocaleString()} disagreements`);
   } else parts.push('no folder labels');
   if (failures) parts.push(`${failures.toLocaleString()} failed`);

@@ -33,7 +33,16 @@ function register(k: KernelExports): void {
     const batch = rows / tokens;
     const ctx = output([rows, D]);
     const probs = output([batch, heads, tokens, tokens]);
-    k.attentionForward(batch, tokens, heads, dh, ptr(qkv), ptr(ctx), ptr(probs), scratchSpace(scratchBytes(tokens, dh)));
+    k.attentionForward(
+      batch,
+      tokens,
+      heads,
+      dh,
+      ptr(qkv),
+      ptr(ctx),
+      ptr(probs),
+      scratchSpace(scratchBytes(tokens, dh)),
+    );
     return [ctx, probs];
   });
   registerFused(ATTENTION_GRAD, ({ inputs }) => {
@@ -41,7 +50,17 @@ function register(k: KernelExports): void {
     const [batch, heads, tokens] = probs.shape;
     const dh = dctx.shape[1] / heads;
     const dqkv = output(qkv.shape);
-    k.attentionBackward(batch, tokens, heads, dh, ptr(dctx), ptr(qkv), ptr(probs), ptr(dqkv), scratchSpace(scratchBytes(tokens, dh)));
+    k.attentionBackward(
+      batch,
+      tokens,
+      heads,
+      dh,
+      ptr(dctx),
+      ptr(qkv),
+      ptr(probs),
+      ptr(dqkv),
+      scratchSpace(scratchBytes(tokens, dh)),
+    );
     return dqkv;
   });
 }
@@ -61,7 +80,9 @@ function attentionFor(tokens: number, heads: number): (qkv: tf.Tensor2D) => tf.T
       save([qkv, probs]);
       return {
         value: ctx as tf.Tensor2D,
-        gradFunc: (dy, [qkvs, ps]) => [tf.engine().runKernel(ATTENTION_GRAD, { dctx: dy as tf.Tensor, qkv: qkvs, probs: ps }) as tf.Tensor],
+        gradFunc: (dy, [qkvs, ps]) => [
+          tf.engine().runKernel(ATTENTION_GRAD, { dctx: dy as tf.Tensor, qkv: qkvs, probs: ps }) as tf.Tensor,
+        ],
       };
     });
     byShape.set(key, f);
@@ -75,9 +96,15 @@ function attentionFor(tokens: number, heads: number): (qkv: tf.Tensor2D) => tf.T
  * the context [batch·tokens, D] (heads merged, ready for the output projection); scale 1/√dh.
  * Undefined when the fused kernels are not loaded (other backends, VIT_LENS_FUSED_KERNELS=0).
  */
-export function fusedAttention(qkv: tf.Tensor2D, batch: number, tokens: number, heads: number): tf.Tensor2D | undefined {
+export function fusedAttention(
+  qkv: tf.Tensor2D,
+  batch: number,
+  tokens: number,
+  heads: number,
+): tf.Tensor2D | undefined {
   if (!kernelsWith(register)) return undefined;
   const [rows, cols] = qkv.shape;
-  if (rows !== batch * tokens || cols % (3 * heads) !== 0) throw new Error(`fusedAttention: qkv [${qkv.shape}] does not fit ${batch}×${tokens} tokens and ${heads} heads`);
+  if (rows !== batch * tokens || cols % (3 * heads) !== 0)
+    throw new Error(`fusedAttention: qkv [${qkv.shape}] does not fit ${batch}×${tokens} tokens and ${heads} heads`);
   return attentionFor(tokens, heads)(qkv);
 }

@@ -23,8 +23,22 @@ import * as tf from '@tensorflow/tfjs-core';
 
 /** The module's exports; pointers are byte offsets into the wasm backend's memory. */
 export interface KernelExports {
-  gemm(M: number, N: number, K: number, a: number, ars: number, aks: number, b: number, brs: number, bcs: number,
-    c: number, ldc: number, bias: number, accumulate: number, scratch: number): void;
+  gemm(
+    M: number,
+    N: number,
+    K: number,
+    a: number,
+    ars: number,
+    aks: number,
+    b: number,
+    brs: number,
+    bcs: number,
+    c: number,
+    ldc: number,
+    bias: number,
+    accumulate: number,
+    scratch: number,
+  ): void;
   colSum(M: number, N: number, x: number, ldx: number, out: number): void;
   [name: string]: (...args: number[]) => number | void;
 }
@@ -72,14 +86,21 @@ export function loadFusedKernels(): string {
   if (process.env.VIT_LENS_FUSED_KERNELS === '0') return 'fused kernels: off (VIT_LENS_FUSED_KERNELS=0)';
   const backend = tf.backend() as unknown as WasmBackend;
   const memory = backend.wasm?.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory)) return 'fused kernels: unavailable (the wasm backend does not expose its memory)';
+  if (!(memory instanceof WebAssembly.Memory))
+    return 'fused kernels: unavailable (the wasm backend does not expose its memory)';
   const dirs = [__dirname, path.join(__dirname, '..', '..', '..', 'dist')];
-  const builds = [['train-kernels-relaxed.wasm', 'relaxed-simd'], ['train-kernels.wasm', 'simd']] as const;
-  for (const [file, variant] of builds.filter(([, v]) => process.env.VIT_LENS_FUSED_KERNELS !== 'simd' || v === 'simd')) {
-    const found = dirs.map((d) => path.join(d, file)).find((f) => fs.existsSync(f));
+  const builds = [
+    ['train-kernels-relaxed.wasm', 'relaxed-simd'],
+    ['train-kernels.wasm', 'simd'],
+  ] as const;
+  for (const [file, variant] of builds.filter(
+    ([, v]) => process.env.VIT_LENS_FUSED_KERNELS !== 'simd' || v === 'simd',
+  )) {
+    const found = dirs.map(d => path.join(d, file)).find(f => fs.existsSync(f));
     if (!found) continue;
     const bytes = fs.readFileSync(found);
-    if (variant === 'relaxed-simd' && !WebAssembly.validate(bytes)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    if (variant === 'relaxed-simd' && !WebAssembly.validate(bytes))
+      v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
     if (!WebAssembly.validate(bytes)) continue;
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
     loaded = { exports: instance.exports as unknown as KernelExports, variant, backend };
@@ -133,7 +154,9 @@ export function kernelsWith(register: (k: KernelExports) => void): KernelExports
 
 /** tf.customGrad typed for the op files: a forward over tensors (then `save`) and its gradient. */
 export type GradFunc = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => tf.Tensor[];
-export const customGrad = tf.customGrad as unknown as <F>(f: (...args: never[]) => { value: tf.Tensor; gradFunc: GradFunc }) => F;
+export const customGrad = tf.customGrad as unknown as <F>(
+  f: (...args: never[]) => { value: tf.Tensor; gradFunc: GradFunc },
+) => F;
 
 /** Registers a kernel on the wasm backend under `name` (once). */
 export function registerFused(name: string, kernelFunc: tf.KernelFunc): void {

@@ -13,7 +13,19 @@ const LINEAR_GRAD = 'VitLensLinearGrad';
 const packBytes = (K: number, N: number) => K * Math.ceil(N / 8) * 8 * 4;
 
 /** C[M,N] = A[M,K]·B[K,N] (+ bias) (+ R); A and B row-major tensors, each optionally read transposed. */
-export function gemm(k: KernelExports, M: number, N: number, K: number, a: number, ta: boolean, b: number, tb: boolean, c: number, bias = 0, addend = 0): void {
+export function gemm(
+  k: KernelExports,
+  M: number,
+  N: number,
+  K: number,
+  a: number,
+  ta: boolean,
+  b: number,
+  tb: boolean,
+  c: number,
+  bias = 0,
+  addend = 0,
+): void {
   const [ars, aks, brs, bcs] = [ta ? 1 : K, ta ? M : 1, tb ? 1 : N, tb ? K : 1];
   // Long inner dimensions (weight gradients sum over all B·T rows) go in slices of K_BLOCK, each
   // accumulated into C, so that a slice of the packed B and of A stays in L1 across a row block.
@@ -28,8 +40,20 @@ export function gemm(k: KernelExports, M: number, N: number, K: number, a: numbe
       const first = k0 === 0;
       const cn = c + 4 * n0;
       k.gemm(
-        M, nb, kb, a + 4 * k0 * aks, ars, aks, b + 4 * (k0 * brs + n0 * bcs), brs, bcs, cn, N,
-        first && bias ? bias + 4 * n0 : 0, first ? (addend ? addend + 4 * n0 : 0) : cn, scratchSpace(packBytes(kb, nb)),
+        M,
+        nb,
+        kb,
+        a + 4 * k0 * aks,
+        ars,
+        aks,
+        b + 4 * (k0 * brs + n0 * bcs),
+        brs,
+        bcs,
+        cn,
+        N,
+        first && bias ? bias + 4 * n0 : 0,
+        first ? (addend ? addend + 4 * n0 : 0) : cn,
+        scratchSpace(packBytes(kb, nb)),
       );
     }
   }
@@ -92,7 +116,12 @@ const variants = new Map<string, Linear>();
  * x [M, in] · W(out, in)ᵀ (+ b) (+ residual [M, out]), or undefined when the fused kernels are not
  * loaded. The residual is added inside the GEMM: a transformer block's skip connection costs no pass.
  */
-export function fusedLinear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D, residual?: tf.Tensor2D): tf.Tensor2D | undefined {
+export function fusedLinear(
+  x: tf.Tensor2D,
+  w: tf.Tensor2D,
+  b?: tf.Tensor1D,
+  residual?: tf.Tensor2D,
+): tf.Tensor2D | undefined {
   if (!kernelsWith(register)) return undefined;
   const key = `${b ? 'b' : ''}${residual ? 'r' : ''}`;
   let f = variants.get(key);

@@ -25,7 +25,17 @@ function register(k: KernelExports): void {
     const y = output([M, D]);
     const mean = output([M]);
     const rstd = output([M]);
-    k.layerNormForward(M, D, ptr(x), ptr(gamma), ptr(beta), (attrs as { eps: number }).eps, ptr(y), ptr(mean), ptr(rstd));
+    k.layerNormForward(
+      M,
+      D,
+      ptr(x),
+      ptr(gamma),
+      ptr(beta),
+      (attrs as { eps: number }).eps,
+      ptr(y),
+      ptr(mean),
+      ptr(rstd),
+    );
     return [y, mean, rstd];
   });
   // → [dx [M, D], dγ [D], dβ [D]].
@@ -35,7 +45,19 @@ function register(k: KernelExports): void {
     const dx = output([M, D]);
     const dgamma = output([D]);
     const dbeta = output([D]);
-    k.layerNormBackward(M, D, ptr(dy), ptr(x), ptr(gamma), ptr(mean), ptr(rstd), ptr(dx), ptr(dgamma), ptr(dbeta), scratchSpace(8 * D));
+    k.layerNormBackward(
+      M,
+      D,
+      ptr(dy),
+      ptr(x),
+      ptr(gamma),
+      ptr(mean),
+      ptr(rstd),
+      ptr(dx),
+      ptr(dgamma),
+      ptr(dbeta),
+      scratchSpace(8 * D),
+    );
     return [dx, dgamma, dbeta];
   });
   registerFused(GELU, ({ inputs }) => {
@@ -66,7 +88,9 @@ function layerNormFor(eps: number): LayerNormFn {
       return {
         value: y,
         gradFunc: (dy, [xs, gs, ms, rs]) =>
-          tf.engine().runKernel(LAYER_NORM_GRAD, { dy: dy as tf.Tensor, x: xs, gamma: gs, mean: ms, rstd: rs }) as tf.Tensor[],
+          tf
+            .engine()
+            .runKernel(LAYER_NORM_GRAD, { dy: dy as tf.Tensor, x: xs, gamma: gs, mean: ms, rstd: rs }) as tf.Tensor[],
       };
     });
     layerNormByEps.set(eps, f);
@@ -86,7 +110,12 @@ const gelu = customGrad<(x: tf.Tensor) => tf.Tensor>((x: tf.Tensor, save: tf.Gra
  * LayerNorm over the rows of x [M, D] (biased variance, ε inside the square root, as torch), or
  * undefined when the fused kernels are not loaded.
  */
-export function fusedLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D | undefined {
+export function fusedLayerNorm(
+  x: tf.Tensor2D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  eps: number,
+): tf.Tensor2D | undefined {
   return kernelsWith(register) ? layerNormFor(eps)(x, gamma, beta) : undefined;
 }
 

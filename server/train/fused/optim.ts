@@ -39,8 +39,25 @@ function register(k: KernelExports): void {
     const { p, m, v, g } = inputs as Record<'p' | 'm' | 'v' | 'g', tf.TensorInfo>;
     const a = attrs as unknown as AdamWStep;
     const [pOut, mOut, vOut] = [output(p.shape), output(p.shape), output(p.shape)];
-    k.adamw(size(p), ptr(p), ptr(m), ptr(v), ptr(g), a.gradScale, a.decay, a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2,
-      a.sqrtBc2, a.eps, a.stepSize, ptr(pOut), ptr(mOut), ptr(vOut));
+    k.adamw(
+      size(p),
+      ptr(p),
+      ptr(m),
+      ptr(v),
+      ptr(g),
+      a.gradScale,
+      a.decay,
+      a.beta1,
+      1 - a.beta1,
+      a.beta2,
+      1 - a.beta2,
+      a.sqrtBc2,
+      a.eps,
+      a.stepSize,
+      ptr(pOut),
+      ptr(mOut),
+      ptr(vOut),
+    );
     return [pOut, mOut, vOut];
   });
   registerFused(SGD, ({ inputs, attrs }) => {
@@ -48,15 +65,26 @@ function register(k: KernelExports): void {
     const a = attrs as unknown as SgdStep;
     const pOut = output(p.shape);
     const bufOut = a.mode ? output(p.shape) : undefined;
-    k.sgd(size(p), ptr(p), a.mode === 2 ? ptr(buf) : 0, ptr(g), a.gradScale, a.weightDecay, a.momentum, a.lr, a.mode,
-      ptr(pOut), bufOut ? ptr(bufOut) : 0);
+    k.sgd(
+      size(p),
+      ptr(p),
+      a.mode === 2 ? ptr(buf) : 0,
+      ptr(g),
+      a.gradScale,
+      a.weightDecay,
+      a.momentum,
+      a.lr,
+      a.mode,
+      ptr(pOut),
+      bufOut ? ptr(bufOut) : 0,
+    );
     return bufOut ? [pOut, bufOut] : [pOut];
   });
 }
 
 /** The kernels, registered, or undefined when the fused kernels are not loaded or a tensor is not float32. */
 export function fusedOptimizer(...tensors: tf.Tensor[]): KernelExports | undefined {
-  return tensors.every((t) => t.dtype === 'float32') ? kernelsWith(register) : undefined;
+  return tensors.every(t => t.dtype === 'float32') ? kernelsWith(register) : undefined;
 }
 
 /** [p', m', v'] (new tensors; the caller assigns and disposes them). */
