@@ -28,7 +28,7 @@ const PHOTOS = ['chelsea.png', 'coffee.png', 'rocket.jpg'];
 
 /** A slow local stand-in for the Hugging Face Hub (HF_ENDPOINT): serves the test model, weights in slow chunks. */
 let hub: http.Server | undefined;
-let hubRequests: string[] = [];
+const hubRequests: string[] = [];
 let session: CodeServerSession;
 let page: Page;
 let workspace = '';

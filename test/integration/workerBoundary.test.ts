@@ -35,7 +35,7 @@ interface RawWorker {
   request: (method: string, params?: unknown) => Promise<Reply>;
 }
 
-function startRaw(transport: 'stdio' | 'ipc', cacheDir: string): RawWorker {
+function startRaw(transport: 'stdio' | 'ipc'): RawWorker {
   assert.ok(fs.existsSync(workerJs), `${workerJs} is missing: run npm run build first`);
   const proc =
     transport === 'stdio'
@@ -138,7 +138,7 @@ for (const transport of ['stdio', 'ipc'] as const) {
     const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-boundary-'));
     let w: RawWorker;
     before(async () => {
-      w = startRaw(transport, cacheDir);
+      w = startRaw(transport);
       await initialize(w, cacheDir);
     });
     after(async () => {
@@ -186,7 +186,7 @@ describe('corrupt frames over stdio', () => {
   ];
   for (const [name, frame, reason] of FRAMES) {
     test(`${name}: the worker exits non-zero, saying why`, { timeout: 30_000 }, async () => {
-      const w = startRaw('stdio', cacheDir);
+      const w = startRaw('stdio');
       try {
         await initialize(w, cacheDir);
         assert.equal((await w.request('vitLens/status', {})).error, undefined);
