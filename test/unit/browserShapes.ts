@@ -62,9 +62,29 @@ export interface Win {
   getComputedStyle(el: El): Style;
   postMessage(message: unknown, targetOrigin: string): void;
   scrollTo(x: number, y: number): void;
+  navigator: { clipboard: { readText(): Promise<string> } };
   /** What the page posted to the fake host. */
   __posted: unknown[];
   /** The fake host's setState value. */
   __state: unknown;
   __cspViolations: string[];
+}
+
+/** One of the dashboard's live charts (webview/dashboard/charts.ts): its element, spec and uPlot. */
+export interface LiveChart {
+  el: El;
+  spec: { group?: string; lines: { label: string; x: number[]; y: (number | null)[] }[] };
+  plot: {
+    width: number;
+    ctx: { canvas: Canvas };
+    data: (number | null)[][];
+    series: { label: string; show?: boolean; stroke?: unknown; _stroke?: unknown }[];
+    scales: { y: { distr: number } };
+    setSeries(index: number, opts: { show: boolean }): void;
+  };
+}
+
+/** The dashboard page's window: its charts by id, kept for the tests (webview/dashboard/main.ts). */
+export interface ChartsWin extends Win {
+  __vitLensCharts: Map<string, LiveChart>;
 }

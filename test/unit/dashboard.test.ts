@@ -22,12 +22,7 @@ import { SourceState } from '../../extension/dashboard/sourceState';
 import { ScalarsReaders } from '../../server/scalarsReaders';
 import { browserHarness, cspViolations, ROOT, skipBrowser, type ThemeVars } from './webviewHarness';
 import type { RunReport } from '../../common/runFolder';
-import type { Win, El, Img, Canvas } from './browserShapes';
-
-/** What the dashboard page keeps on window for the tests: its uPlot charts by id (webview/dashboard/charts.ts). */
-interface ChartsWin extends Win {
-  __vitLensCharts: Map<string, { el: El; plot: { data: (number | null | undefined)[][]; series: { label: string; stroke?: unknown; _stroke?: unknown }[]; scales: { y: { distr: number } } } }>;
-}
+import type { ChartsWin, Win, El, Img, Canvas } from './browserShapes';
 
 const OUT = path.join(ROOT, 'test-output', 'dashboard');
 const FIX = path.join(ROOT, 'test', 'fixtures', 'dashboard');
