@@ -45,4 +45,12 @@ export default tseslint.config(
     files: ['webview/**/*.ts'],
     languageOptions: { globals: { ...globals.browser } },
   },
+  {
+    // CommonJS scripts (e.g. test/integration/reportMaxRss.cjs, preloaded with node --require): require() is how they import.
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { ...globals.node, ...globals.commonjs } },
+    rules: {
+      '@typescript-eslint/no-require-imports': 'off',
+    },
+  },
 );

@@ -16,16 +16,32 @@ const ROOT = path.resolve(__dirname, '../..');
 
 /** A `vscode` where every member is a callable, constructible no-op; `overrides` replaces parts of it. */
 function fakeVscode(overrides: Record<string, unknown>): unknown {
-  const handler: ProxyHandler<any> = {
+  const handler: ProxyHandler<() => void> = {
     get: (_t, k) => (k === 'then' ? undefined : k === Symbol.toPrimitive ? () => '' : fake),
     apply: () => fake,
     construct: () => fake,
   };
-  const fake: any = new Proxy(function () {}, handler);
+  const fake: object = new Proxy(function () {}, handler);
   // A plain object: the bundle copies the module's own properties (esbuild's ESM interop).
   const names = ['window', 'workspace', 'commands', 'env', 'Uri', 'EventEmitter', 'StatusBarAlignment', 'ProgressLocation', 'ViewColumn', 'ConfigurationTarget', 'CancellationTokenSource', 'CancellationError', 'MarkdownString', 'QuickPickItemKind', 'TabInputCustom', 'TabInputText', 'Disposable', 'RelativePattern', 'TreeItem', 'TreeItemCollapsibleState', 'ThemeIcon', 'ThemeColor'];
   return { ...Object.fromEntries(names.map((n) => [n, fake])), ...overrides };
 }
+
+/** What the tests use of dist/extension.js. */
+interface ExtensionModule {
+  activate(context: unknown): void;
+  deactivate(): Promise<void> | void;
+}
+
+/** What the Runs view's tree data provider gives the tests. */
+interface RunsTreeProvider {
+  getChildren(): unknown[];
+  getTreeItem(node: unknown): { label: string; description: string; contextValue: string; iconPath: { id: string } };
+}
+
+/** A CommonJS load: it must go through Module._load (patched by withFakeVscode) and require.cache (cleared for a fresh copy). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a runtime load under the patched Module._load, which an import cannot be
+const load = (file: string): unknown => require(file);
 
 const memento = () => ({ get: () => undefined, update: async () => undefined });
 const fakeContext = () => ({ extensionPath: ROOT, extensionUri: { fsPath: ROOT }, globalStorageUri: { fsPath: path.join(os.tmpdir(), 'vit-lens-e2e-no-storage') }, globalState: memento(), workspaceState: memento(), subscriptions: [] });
@@ -51,7 +67,7 @@ test('activation loads no engine, native or ML module (nor the language client) 
       {
         createOutputChannel: () => ({ info: (m: string) => logged.push(m), warn() {}, error() {}, show() {}, dispose() {} }),
       },
-      { get: (t: any, k) => t[k] ?? (() => new Proxy({}, { get: () => () => undefined })) },
+      { get: (t, k) => (t as Record<string | symbol, unknown>)[k] ?? (() => new Proxy({}, { get: () => () => undefined })) },
     ),
     workspace: {
       isTrusted: true,
@@ -62,7 +78,7 @@ test('activation loads no engine, native or ML module (nor the language client) 
     },
   });
   const t0 = performance.now();
-  const ext = withFakeVscode(vscode, () => require(path.join(ROOT, 'dist/extension.js')));
+  const ext = withFakeVscode(vscode, () => load(path.join(ROOT, 'dist/extension.js'))) as ExtensionModule;
   ext.activate(fakeContext());
   const ms = performance.now() - t0;
   const loaded = Object.keys(require.cache).filter((f) => !before.has(f));
@@ -86,7 +102,7 @@ test('untrusted workspace: vitLens.model and vitLens.cacheDir from workspace set
   };
   let trusted = false;
   const vscode = fakeVscode({ workspace: { getConfiguration: () => configuration, get isTrusted() { return trusted; } } });
-  const config = withFakeVscode(vscode, () => require(path.join(ROOT, 'extension/config.ts'))) as typeof import('../../extension/config');
+  const config = withFakeVscode(vscode, () => load(path.join(ROOT, 'extension/config.ts'))) as typeof import('../../extension/config');
   const untrusted = config.readSettings();
   assert.equal(untrusted.modelSetting, '/home/me/models/vit.onnx');
   assert.equal(untrusted.cacheDir, undefined);
@@ -103,16 +119,16 @@ test('Runs view at activation: lists the runs under vitLens.runsDir and watches 
   fs.mkdirSync(runDir, { recursive: true });
   const info = { format: 1, status: 'finished', pid: 1, epoch: 2, totalEpochs: 2, step: 4, totalSteps: 4, bestValAcc: 0.875, bestEpoch: 1, classes: ['a', 'b'], config: { dataset: '/data/flowers', mode: 'head' }, createdAt: '2024-01-01T00:00:00Z' };
   fs.writeFileSync(path.join(runDir, 'run.json'), JSON.stringify(info));
-  const views: { id: string; provider: any }[] = [];
+  const views: { id: string; provider: RunsTreeProvider }[] = [];
   const watched: { base: string; pattern: string }[] = [];
   const noop = () => ({ dispose() {} });
   const vscode = fakeVscode({
     window: new Proxy(
       {
         createOutputChannel: () => ({ info() {}, warn() {}, error() {}, show() {}, dispose() {} }),
-        createTreeView: (id: string, o: { treeDataProvider: unknown }) => (views.push({ id, provider: o.treeDataProvider }), { dispose() {}, selection: [] }),
+        createTreeView: (id: string, o: { treeDataProvider: RunsTreeProvider }) => (views.push({ id, provider: o.treeDataProvider }), { dispose() {}, selection: [] }),
       },
-      { get: (t: any, k) => t[k] ?? (() => new Proxy({}, { get: () => () => undefined })) },
+      { get: (t, k) => (t as Record<string | symbol, unknown>)[k] ?? (() => new Proxy({}, { get: () => () => undefined })) },
     ),
     workspace: {
       isTrusted: true,
@@ -139,13 +155,13 @@ test('Runs view at activation: lists the runs under vitLens.runsDir and watches 
   const ext = withFakeVscode(vscode, () => {
     // A fresh copy of the bundle, bound to this test's stand-in.
     delete require.cache[path.join(ROOT, 'dist/extension.js')];
-    return require(path.join(ROOT, 'dist/extension.js'));
+    return load(path.join(ROOT, 'dist/extension.js')) as ExtensionModule;
   });
   ext.activate(fakeContext());
   try {
     assert.deepEqual(views.map((v) => v.id), ['vitLens.runs']);
     assert.deepEqual(watched, [{ base: path.join(ws, 'out', 'runs'), pattern: '{*,*/run.json,*/metrics.jsonl}' }]);
-    let nodes: any[] = [];
+    let nodes: unknown[] = [];
     for (let i = 0; i < 50 && nodes.length === 0; i++) {
       await new Promise((r) => setTimeout(r, 10));
       nodes = views[0].provider.getChildren();

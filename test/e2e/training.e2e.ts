@@ -31,6 +31,7 @@ import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Frame, Page } from 'playwright-core';
 import { CodeServerSession, ROOT } from './harness';
+import type { Canvas, ChartsWin, Control, El, Img } from '../unit/browserShapes';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
 import * as protobuf from 'protobufjs';
 import { frameRecord } from '../../server/tfevents/tfrecord';
@@ -126,18 +127,18 @@ async function tableFiles(table: Frame): Promise<string[]> {
   // (No named functions inside evaluate: tsx's keepNames would reference a __name the page lacks.)
   const scroller = table.locator('#scroller');
   const seen = new Map<number, string>();
-  await scroller.evaluate((s: any) => void (s.scrollTop = 0));
+  await scroller.evaluate((s: El) => void (s.scrollTop = 0));
   for (let step = 0; step < 1000; step++) {
     await page.waitForTimeout(100);
-    const { rows, done } = await scroller.evaluate((s: any) => ({
-      rows: [...s.querySelectorAll('#spacer .row[data-file]')].map((r: any) => [Number(r.dataset.pos), r.dataset.file as string] as [number, string]),
+    const { rows, done } = await scroller.evaluate((s: El) => ({
+      rows: [...s.querySelectorAll('#spacer .row[data-file]')].map((r) => [Number(r.dataset.pos), r.dataset.file as string] as [number, string]),
       done: s.scrollTop + s.clientHeight >= s.scrollHeight - 1,
     }));
     for (const [pos, file] of rows) seen.set(pos, file);
     if (done) break;
-    await scroller.evaluate((s: any) => void (s.scrollTop += Math.max(44, s.clientHeight - 88)));
+    await scroller.evaluate((s: El) => void (s.scrollTop += Math.max(44, s.clientHeight - 88)));
   }
-  await scroller.evaluate((s: any) => void (s.scrollTop = 0));
+  await scroller.evaluate((s: El) => void (s.scrollTop = 0));
   return [...seen.entries()].sort((x, y) => x[0] - y[0]).map(([, f]) => f);
 }
 
@@ -178,11 +179,11 @@ function readCsv(file: string): string[][] {
 
 async function setDisagreementsOnly(table: Frame, on: boolean): Promise<void> {
   const box = table.locator('#disagreements');
-  for (let i = 0; i < 5 && (await box.evaluate((b: any) => !!b.checked)) !== on; i++) {
+  for (let i = 0; i < 5 && (await box.evaluate((b: Control) => !!b.checked)) !== on; i++) {
     await box.click();
     await page.waitForTimeout(300);
   }
-  assert.equal(await box.evaluate((b: any) => !!b.checked), on, 'could not toggle "Disagreements only"');
+  assert.equal(await box.evaluate((b: Control) => !!b.checked), on, 'could not toggle "Disagreements only"');
 }
 
 test('Classify Folder on a class-folder dataset: 24-row table, predictions.csv/.json, disagreements, row → results panel', () => withFailureShot('classify-colors', async () => {
@@ -224,7 +225,7 @@ test('Classify Folder on a class-folder dataset: 24-row table, predictions.csv/.
   assert.equal(await first.locator('.cell.predicted').textContent(), p0.predicted);
   assert.equal(await first.locator('.pct').textContent(), `${(p0.confidence * 100).toFixed(1)}%`);
   assert.equal(await first.locator('.badge').textContent(), 'disagree');
-  await first.locator('.thumb img').evaluate((img: any) => img.decode());
+  await first.locator('.thumb img').evaluate((img: Img) => img.decode());
   await shot('2-predictions-table-colors.png');
 
   // Disagreements only: here every row (the count line stays empty when all rows show).
@@ -244,7 +245,7 @@ test('Classify Folder on a class-folder dataset: 24-row table, predictions.csv/.
   await labels.first().waitFor({ timeout: 60_000 });
   assert.deepEqual(await labels.allTextContents(), byFile.get(file)!.top.map((t) => t.label));
   await panel.locator('#overlay[data-drawn]').waitFor({ timeout: 60_000 });
-  await panel.locator('#image').evaluate((img: any) => img.decode());
+  await panel.locator('#image').evaluate((img: Img) => img.decode());
   await shot('3-row-click-results-panel.png');
 }));
 
@@ -404,14 +405,14 @@ test('The dashboard opened by Fine-tune shows the finished run and its curves (u
   const steps = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
   const read = () =>
     dash.evaluate(() =>
-      [...((globalThis as any).__vitLensCharts as Map<string, any>).entries()].map(([id, c]) => ({
+      [...(globalThis as unknown as ChartsWin).__vitLensCharts.entries()].map(([id, c]) => ({
         id,
-        labels: c.plot.series.slice(1).map((s: any) => String(s.label)),
+        labels: c.plot.series.slice(1).map((s) => String(s.label)),
         plotWidth: c.plot.width as number,
         boxWidth: c.el.clientWidth as number,
-        shown: c.plot.series.slice(1).map((s: any) => s.show !== false),
+        shown: c.plot.series.slice(1).map((s) => s.show !== false),
         values: c.plot.data.slice(1).map((ys: (number | null)[]) => ys.filter((v) => v !== null && v !== undefined && Number.isFinite(v)).length),
-        painted: ((cv: any) => {
+        painted: ((cv: Canvas) => {
           const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
           let n = 0;
           for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) n++;
@@ -438,13 +439,13 @@ test('The dashboard opened by Fine-tune shows the finished run and its curves (u
   // The lines are drawn, not only the axes: hiding the series removes painted pixels.
   const before = byId.get('run:loss')!.painted;
   await dash.evaluate(() => {
-    const c = ((globalThis as any).__vitLensCharts as Map<string, any>).get('run:loss');
+    const c = (globalThis as unknown as ChartsWin).__vitLensCharts.get('run:loss')!;
     for (let i = 1; i < c.plot.series.length; i++) c.plot.setSeries(i, { show: false });
   });
   await page.waitForTimeout(300);
   const hidden = (await read()).find((c) => c.id === 'run:loss')!;
   await dash.evaluate(() => {
-    const c = ((globalThis as any).__vitLensCharts as Map<string, any>).get('run:loss');
+    const c = (globalThis as unknown as ChartsWin).__vitLensCharts.get('run:loss')!;
     for (let i = 1; i < c.plot.series.length; i++) c.plot.setSeries(i, { show: true });
   });
   await page.waitForTimeout(300);
@@ -518,7 +519,7 @@ test('Use as Current Model from the run\'s context menu, then Classify Image use
   await page.locator('.statusbar-item', { hasText: `${runName} · CPU` }).first().waitFor({ timeout: 30_000 });
   assert.equal(await panel.locator('#model').textContent(), `${runName} · CPU`);
   await panel.locator('#overlay[data-drawn]').waitFor({ timeout: 60_000 });
-  await panel.locator('#image').evaluate((img: any) => img.decode());
+  await panel.locator('#image').evaluate((img: Img) => img.decode());
   // The model-load progress notification closes once the model is loaded.
   await page.locator('.notifications-toasts .notification-toast', { hasText: `loading ${runName}/export` }).first().waitFor({ state: 'detached', timeout: 30_000 });
   await shot('11-classify-image-fine-tuned-model.png');
@@ -709,18 +710,18 @@ const scalarRecord = (wallTime: number, step: number, tag: string, value: number
 type TfChart = { id: string; title: string; group: string; points: number; painted: number; lines: { label: string; x: number[]; y: (number | null)[] }[] };
 const readTfCharts = (dash: Frame): Promise<TfChart[]> =>
   dash.evaluate(() =>
-    [...((globalThis as any).__vitLensCharts as Map<string, any>).entries()].map(([id, c]) => ({
+    [...(globalThis as unknown as ChartsWin).__vitLensCharts.entries()].map(([id, c]) => ({
       id,
       title: c.el.querySelector('.chart-title')?.textContent ?? '',
       group: c.spec.group ?? '',
       points: Number(c.el.dataset.points),
-      painted: ((cv: any) => {
+      painted: ((cv: Canvas) => {
         const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
         let n = 0;
         for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) n++;
         return n;
       })(c.plot.ctx.canvas),
-      lines: c.spec.lines.map((l: any) => ({ label: l.label as string, x: [...l.x] as number[], y: [...l.y] as (number | null)[] })),
+      lines: c.spec.lines.map((l) => ({ label: l.label as string, x: [...l.x] as number[], y: [...l.y] as (number | null)[] })),
     })),
   );
 

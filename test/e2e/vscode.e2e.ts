@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import type { Frame, Page } from 'playwright-core';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
 import { CodeServerSession, ROOT } from './harness';
+import type { Canvas, Img, Win } from '../unit/browserShapes';
 
 const OUT = path.join(ROOT, 'test-output', 'e2e');
 const MODEL = path.join(ROOT, 'test/fixtures/vit-tiny/hf');
@@ -28,7 +29,7 @@ const PHOTOS = ['chelsea.png', 'coffee.png', 'rocket.jpg'];
 
 /** A slow local stand-in for the Hugging Face Hub (HF_ENDPOINT): serves the test model, weights in slow chunks. */
 let hub: http.Server | undefined;
-let hubRequests: string[] = [];
+const hubRequests: string[] = [];
 let session: CodeServerSession;
 let page: Page;
 let workspace = '';
@@ -96,7 +97,7 @@ after(async () => {
 async function overlayPixels(): Promise<{ hash: number; nonZero: number; width: number; height: number; drawn: string }> {
   return (await panelFrame())
     .locator('#overlay')
-    .evaluate((c: any) => {
+    .evaluate((c: Canvas) => {
       const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
       let hash = 0;
       let nonZero = 0;
@@ -233,7 +234,7 @@ test('After a window reload the panel is restored from its saved state (WebviewP
   await panel.locator('#overlay[data-drawn]').waitFor({ timeout: 30_000 });
   assert.ok((await overlayPixels()).nonZero > 0);
   assert.deepEqual(workerPids(), [], 'the restored panel should not need the worker');
-  await panel.locator('#image').evaluate((img: any) => img.decode());
+  await panel.locator('#image').evaluate((img: Img) => img.decode());
   await shot('6-panel-after-reload.png');
 }));
 
@@ -444,9 +445,10 @@ test('Copy JSON puts the panel\'s results on the clipboard', () => withFailureSh
   const panel = await panelFrame();
   const labels = await panel.locator('#rows > li').first().locator('.label').allTextContents();
   await panel.locator('#copy-json').click();
-  let copied: any;
+  /** The panel's results as Copy JSON writes them (the fields checked here). */
+  let copied: { results: { image: string; predictions: { label: string }[] }[]; attention?: { values: number[]; grid: number[] } } | undefined;
   for (let i = 0; i < 40 && !copied; i++) {
-    const text = await page.evaluate(() => (globalThis as any).navigator.clipboard.readText() as Promise<string>).catch(() => '');
+    const text = await page.evaluate(() => (globalThis as unknown as Win).navigator.clipboard.readText() as Promise<string>).catch(() => '');
     try {
       copied = JSON.parse(text);
     } catch {

@@ -15,6 +15,9 @@ import { CancellationTokenSource, createMessageConnection, MessageConnection, Pr
 import { ClassifyFolderRequest, ClassifyFolderResult, ClassifyRequest, ExplainRequest, LoadModelRequest } from '../../common/workerRequests';
 import { requestType } from './requestType';
 
+/** The $/progress values of a work-done progress (LSP's begin, report and end, in one shape). */
+type WorkDoneProgress = { kind: string; message?: string; percentage?: number };
+
 const root = path.join(__dirname, '..', '..');
 const workerJs = path.join(root, 'dist', 'worker.js');
 const cliJs = path.join(root, 'dist', 'cli.js');
@@ -80,12 +83,12 @@ describe('vitLens/classifyFolder', () => {
   const ds = path.join(tmp, 'ds');
   let expected: { images: string[]; corrupt: string };
   let r: ClassifyFolderResult;
-  const progress: { kind: string; message?: string; percentage?: number }[] = [];
+  const progress: WorkDoneProgress[] = [];
 
   before(async () => {
     fs.mkdirSync(ds);
     expected = makeDataset(ds);
-    const sub = rpc.onProgress(new ProgressType<any>(), 'folder-1', (p) => void progress.push(p));
+    const sub = rpc.onProgress(new ProgressType<WorkDoneProgress>(), 'folder-1', (p) => void progress.push(p));
     r = await rpc.sendRequest(requestType(ClassifyFolderRequest), { folder: ds, topK: 3, workDoneToken: 'folder-1' });
     sub.dispose();
   });
@@ -174,7 +177,7 @@ describe('vitLens/classifyFolder', () => {
     const source = new CancellationTokenSource();
     let explained = -1;
     let done = 0;
-    const sub = rpc.onProgress(new ProgressType<any>(), 'folder-2', (p) => {
+    const sub = rpc.onProgress(new ProgressType<WorkDoneProgress>(), 'folder-2', (p) => {
       const m = /^(\d+) \/ \d+ images$/.exec(p.message ?? '');
       if (!m) return;
       done = Number(m[1]);

@@ -28,14 +28,39 @@ type Run = CliRun;
 const cli = (args: string[], env: Record<string, string | undefined> = {}): Promise<Run> =>
   runCli(args, { env: { VIT_LENS_CACHE: cacheDir, VIT_LENS_MODEL: undefined, HF_HUB_OFFLINE: undefined, ...env } });
 
-function json(r: Run): any {
+/** `classify --json`. */
+interface ClassifyJson {
+  results: { image: string; predictions: { index: number; label: string; score: number }[]; logits: number[] }[];
+  failures?: { image: string }[];
+}
+interface MapJson {
+  grid: number[];
+  values: number[];
+}
+/** `explain --json`: of the maps, the one the options ask for (the others undefined). */
+interface ExplainJson {
+  image: string;
+  predictions: { index: number; label: string; score: number }[];
+  rollout: MapJson;
+  attention: MapJson & { layer: number; head: number };
+  relevance: MapJson;
+  class: { index: number; label: string };
+  overlay: string;
+}
+/** `info --json` (the fields the tests read). */
+interface InfoJson {
+  kind: string;
+  explainAvailable: boolean;
+}
+
+function json<T>(r: Run): T {
   assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout); // throws unless stdout is exactly one JSON document
 }
 
 describe('classify', () => {
   test('--json prints the documented document with softmax scores sorted high to low', async () => {
-    const doc = json(await cli(['classify', cat, coffee, '--model', path.join(tiny, 'hf'), '--top-k', '3', '--json']));
+    const doc = json<ClassifyJson>(await cli(['classify', cat, coffee, '--model', path.join(tiny, 'hf'), '--top-k', '3', '--json']));
     assert.deepEqual(Object.keys(doc), ['results']);
     assert.equal(doc.results.length, 2);
     for (const [i, r] of doc.results.entries()) {
@@ -61,7 +86,7 @@ describe('classify', () => {
       ['--model', path.join(tiny, 'google.npz'), '--labels', path.join(tiny, 'google-labels.txt')],
     ];
     for (const m of models) {
-      const doc = json(await cli(['classify', cat, '--json', ...m]));
+      const doc = json<ClassifyJson>(await cli(['classify', cat, '--json', ...m]));
       assert.equal(doc.results[0].predictions[0].label, reference.photos['chelsea.png'].top1_label, m.join(' '));
     }
   });
@@ -71,18 +96,18 @@ describe('classify', () => {
     fs.mkdirSync(path.join(folder, 'onnx'), { recursive: true });
     for (const f of ['config.json', 'preprocessor_config.json']) fs.copyFileSync(path.join(tiny, 'hf', f), path.join(folder, f));
     fs.copyFileSync(path.join(tiny, 'model.onnx'), path.join(folder, 'onnx', 'model.onnx'));
-    const doc = json(await cli(['classify', cat, '--json', '--model', folder]));
-    const viaSafetensors = json(await cli(['classify', cat, '--json', '--model', path.join(tiny, 'hf')]));
+    const doc = json<ClassifyJson>(await cli(['classify', cat, '--json', '--model', folder]));
+    const viaSafetensors = json<ClassifyJson>(await cli(['classify', cat, '--json', '--model', path.join(tiny, 'hf')]));
     assert.deepEqual(doc.results[0].predictions.map((p: { label: string }) => p.label), viaSafetensors.results[0].predictions.map((p: { label: string }) => p.label));
     const d = Math.max(...doc.results[0].logits.map((l: number, i: number) => Math.abs(l - viaSafetensors.results[0].logits[i])));
     assert.ok(d <= 1e-4, `logits differ by ${d}`);
-    const info = json(await cli(['info', '--json', '--model', folder]));
+    const info = json<InfoJson>(await cli(['info', '--json', '--model', folder]));
     assert.equal(info.kind, 'hf-folder');
     assert.ok(info.explainAvailable);
   });
 
   test('an .onnx file without labels falls back to class_N', async () => {
-    const doc = json(await cli(['classify', cat, '--json', '--model', path.join(tiny, 'model.onnx')]));
+    const doc = json<ClassifyJson>(await cli(['classify', cat, '--json', '--model', path.join(tiny, 'model.onnx')]));
     assert.match(doc.results[0].predictions[0].label, /^class_\d$/);
   });
 
@@ -109,7 +134,7 @@ describe('explain', () => {
     const pil224 = path.join(cacheDir, 'chelsea-pil224.png');
     await sharp(fs.readFileSync(path.join(fixtures, 'photos', 'chelsea.pil224.bin')), { raw: { width: 224, height: 224, channels: 3 } }).png().toFile(pil224);
     const out = path.join(cacheDir, 'overlay.png');
-    const doc = json(await cli(['explain', pil224, '--model', path.join(tiny, 'hf'), '--head-fusion', 'max', '--discard-ratio', '0.9', '--out', out, '--json']));
+    const doc = json<ExplainJson>(await cli(['explain', pil224, '--model', path.join(tiny, 'hf'), '--head-fusion', 'max', '--discard-ratio', '0.9', '--out', out, '--json']));
     assert.deepEqual(doc.rollout.grid, [14, 14]);
     const b = fs.readFileSync(path.join(tiny, 'rollout_max_0.9.bin'));
     const ref = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + 196 * 4)); // image 0 = chelsea
@@ -121,13 +146,13 @@ describe('explain', () => {
     assert.deepEqual([meta.format, meta.width, meta.height], ['png', 224, 224]);
     // For a photo of another size the overlay keeps the photo's size.
     const out2 = path.join(cacheDir, 'overlay-full.png');
-    json(await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--out', out2, '--json']));
+    json<ExplainJson>(await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--out', out2, '--json']));
     const meta2 = await sharp(out2).metadata();
     assert.deepEqual([meta2.width, meta2.height], [451, 300]);
   });
 
   test('--layer/--head gives raw attention under "attention"', async () => {
-    const doc = json(await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--layer', '0', '--head', '1', '--json']));
+    const doc = json<ExplainJson>(await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--layer', '0', '--head', '1', '--json']));
     assert.equal(doc.rollout, undefined);
     assert.equal(doc.attention.layer, 0);
     assert.equal(doc.attention.head, 1);
@@ -136,15 +161,15 @@ describe('explain', () => {
 
   test('--method relevance gives the class map under "relevance" with "class" (top-1 by default, --class by label or index)', async () => {
     const top1 = reference.photos['chelsea.png'].top1;
-    const doc = json(await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--method', 'relevance', '--json']));
+    const doc = json<ExplainJson>(await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--method', 'relevance', '--json']));
     assert.deepEqual(Object.keys(doc), ['image', 'predictions', 'relevance', 'class']);
     assert.deepEqual(doc.class, { index: top1, label: reference.labels[top1] });
     assert.deepEqual(doc.relevance.grid, [14, 14]);
     assert.equal(doc.relevance.values.length, 196);
     assert.equal(Math.max(...doc.relevance.values), 1);
     const other = (top1 + 1) % 10;
-    const byLabel = json(await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--method', 'relevance', '--class', reference.labels[other].toUpperCase(), '--json']));
-    const byIndex = json(await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--method', 'relevance', '--class', String(other), '--json']));
+    const byLabel = json<ExplainJson>(await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--method', 'relevance', '--class', reference.labels[other].toUpperCase(), '--json']));
+    const byIndex = json<ExplainJson>(await cli(['explain', cat, '--model', path.join(tiny, 'hf'), '--method', 'relevance', '--class', String(other), '--json']));
     assert.deepEqual(byLabel.class, { index: other, label: reference.labels[other] });
     assert.deepEqual(byLabel.relevance, byIndex.relevance);
     assert.notDeepEqual(byLabel.relevance.values, doc.relevance.values);
@@ -168,9 +193,9 @@ describe('explain', () => {
   test('a graph without attention still classifies, and explain says why it cannot', async () => {
     const cnn = path.join(cacheDir, 'cnn.onnx');
     fs.writeFileSync(cnn, tinyCnn());
-    const info = json(await cli(['info', '--model', cnn, '--json']));
+    const info = json<InfoJson>(await cli(['info', '--model', cnn, '--json']));
     assert.equal(info.explainAvailable, false);
-    assert.equal(json(await cli(['classify', cat, '--model', cnn, '--json'])).results[0].predictions.length, 5);
+    assert.equal(json<ClassifyJson>(await cli(['classify', cat, '--model', cnn, '--json'])).results[0].predictions.length, 5);
     const r = await cli(['explain', cat, '--model', cnn]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /cnn\.onnx/);
@@ -252,11 +277,11 @@ describe('hub id', () => {
 
   test('downloads into the cache, then works offline from it', async () => {
     const hubCache = fs.mkdtempSync(path.join(cacheDir, 'hub-'));
-    const doc = json(await cli(['classify', cat, '--model', 'test-org/vit-tiny', '--cache-dir', hubCache, '--json'], { HF_ENDPOINT: endpoint }));
+    const doc = json<ClassifyJson>(await cli(['classify', cat, '--model', 'test-org/vit-tiny', '--cache-dir', hubCache, '--json'], { HF_ENDPOINT: endpoint }));
     assert.equal(doc.results[0].predictions[0].index, reference.photos['chelsea.png'].top1);
     assert.ok(requests.some((u) => u.endsWith('/model.safetensors')));
     const before = requests.length;
-    const offline = json(await cli(['classify', cat, '--model', 'test-org/vit-tiny', '--cache-dir', hubCache, '--offline', '--json'], { HF_ENDPOINT: endpoint }));
+    const offline = json<ClassifyJson>(await cli(['classify', cat, '--model', 'test-org/vit-tiny', '--cache-dir', hubCache, '--offline', '--json'], { HF_ENDPOINT: endpoint }));
     assert.deepEqual(offline.results[0].logits, doc.results[0].logits);
     assert.equal(requests.length, before, 'offline made no requests');
   });

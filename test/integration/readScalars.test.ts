@@ -15,7 +15,18 @@ import { fixtures, startWorker, stopWorker, type WorkerProcess } from './workerP
 import { requestType } from './requestType';
 
 const FIX = path.join(fixtures, 'tfevents');
-const expected = JSON.parse(fs.readFileSync(path.join(FIX, 'expected.json'), 'utf8'));
+/** One scalar of test/fixtures/tfevents/expected.json (scripts/make_tfevents_fixtures.py). */
+interface ExpectedScalar {
+  run: string;
+  file: string;
+  tag: string;
+  step: number;
+  wallTime: number;
+  value: number;
+}
+const expected: { scalars: ExpectedScalar[]; truncated: { file: string; completeBytes: number; size: number; missingTailHex: string; missingScalar: ExpectedScalar } } = JSON.parse(
+  fs.readFileSync(path.join(FIX, 'expected.json'), 'utf8'),
+);
 
 let worker: WorkerProcess;
 let rpc: MessageConnection;
@@ -40,8 +51,8 @@ test('readScalars: everything first, then only new points; an unknown cursor res
   const count = (r: typeof first) => r.scalars.reduce((n, s) => n + s.points.length, 0);
   assert.equal(count(first), expected.scalars.length);
   const loss = first.scalars.find((s) => s.run === 'run_a' && s.tag === 'train/loss')!;
-  const want = expected.scalars.filter((s: any) => s.run === 'run_a' && s.tag === 'train/loss');
-  assert.deepEqual(loss.points.map((p) => p.step), want.map((s: any) => s.step));
+  const want = expected.scalars.filter((s) => s.run === 'run_a' && s.tag === 'train/loss');
+  assert.deepEqual(loss.points.map((p) => p.step), want.map((s) => s.step));
   assert.ok(Math.abs(loss.points[0].value - want[0].value) < 1e-6);
 
   const none = await rpc.sendRequest(requestType(ReadScalarsRequest), { folder, cursor: first.cursor });

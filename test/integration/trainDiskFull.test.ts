@@ -63,7 +63,10 @@ test('disk full mid-run: run.json says failed with the reason, no temp files sta
   const run = train({
     runDir, config, backend: 'wasm', cacheDir: path.join(tmp, 'cache'), logEvery: 1, log: (l) => log.push(l),
     shouldStop: () => {
-      if (!filled) fillDisk(), (filled = true);
+      if (!filled) {
+        fillDisk();
+        filled = true;
+      }
       return false;
     },
   });

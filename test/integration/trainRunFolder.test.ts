@@ -123,7 +123,10 @@ test('the lock is released on SIGTERM (stopped), on a second signal (abort) and 
   let sent = false;
   const r = await train(once, ['--epochs', '50', '--checkpoint-every', '0'], {
     onStderr: (s, kill) => {
-      if (!sent && /training \d+ images/.test(s)) (sent = true), kill('SIGTERM');
+      if (!sent && /training \d+ images/.test(s)) {
+        sent = true;
+        kill('SIGTERM');
+      }
     },
   });
   assert.equal(r.code, 130, r.stderr);
@@ -135,8 +138,14 @@ test('the lock is released on SIGTERM (stopped), on a second signal (abort) and 
   // The second signal only after the first was seen (signals sent together merge into one).
   const t = await train(twice, ['--epochs', '50'], {
     onStderr: (s, kill) => {
-      if (signals === 0 && /training \d+ images/.test(s)) signals++, kill('SIGTERM');
-      if (signals === 1 && /SIGTERM: stopping after the current step/.test(s)) signals++, kill('SIGTERM');
+      if (signals === 0 && /training \d+ images/.test(s)) {
+        signals++;
+        kill('SIGTERM');
+      }
+      if (signals === 1 && /SIGTERM: stopping after the current step/.test(s)) {
+        signals++;
+        kill('SIGTERM');
+      }
     },
   });
   assert.equal(t.code, 130, t.stderr);

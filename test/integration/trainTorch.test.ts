@@ -167,7 +167,7 @@ test('through the CLI, 2 processes: SIGTERM stops every rank after the step, kil
   // The trainer logs every 10 steps; step 10 is mid-epoch 2 (5 steps an epoch): signal it there.
   const term = path.join(tmp, 'runs', 'cli-term');
   let sent = false;
-  const r = await runCli(args(term), { onStderr: (s, kill) => { if (!sent && / step 10\//.test(s)) kill('SIGTERM'), (sent = true); } });
+  const r = await runCli(args(term), { onStderr: (s, kill) => { if (!sent && / step 10\//.test(s)) { kill('SIGTERM'); sent = true; } } });
   assert.equal(r.code, 130, r.stderr);
   assert.match(r.stdout, /^stopped: /);
   const stopped = await readRunInfo(term);
@@ -178,7 +178,7 @@ test('through the CLI, 2 processes: SIGTERM stops every rank after the step, kil
 
   const killed = path.join(tmp, 'runs', 'cli-kill9');
   let killedOnce = false;
-  await runCli(args(killed), { onStderr: (s, kill) => { if (!killedOnce && / step 10\//.test(s)) kill('SIGKILL'), (killedOnce = true); } });
+  await runCli(args(killed), { onStderr: (s, kill) => { if (!killedOnce && / step 10\//.test(s)) { kill('SIGKILL'); killedOnce = true; } } });
   // The ranks see their launcher gone, checkpoint after the step and exit.
   const outcome = path.join(killed, 'torch', 'outcome.json');
   for (let i = 0; i < 120 && !fs.existsSync(outcome); i++) await new Promise((res) => setTimeout(res, 500));

@@ -35,7 +35,7 @@ interface RawWorker {
   request: (method: string, params?: unknown) => Promise<Reply>;
 }
 
-function startRaw(transport: 'stdio' | 'ipc', cacheDir: string): RawWorker {
+function startRaw(transport: 'stdio' | 'ipc'): RawWorker {
   assert.ok(fs.existsSync(workerJs), `${workerJs} is missing: run npm run build first`);
   const proc =
     transport === 'stdio'
@@ -138,7 +138,7 @@ for (const transport of ['stdio', 'ipc'] as const) {
     const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-boundary-'));
     let w: RawWorker;
     before(async () => {
-      w = startRaw(transport, cacheDir);
+      w = startRaw(transport);
       await initialize(w, cacheDir);
     });
     after(async () => {
@@ -186,7 +186,7 @@ describe('corrupt frames over stdio', () => {
   ];
   for (const [name, frame, reason] of FRAMES) {
     test(`${name}: the worker exits non-zero, saying why`, { timeout: 30_000 }, async () => {
-      const w = startRaw('stdio', cacheDir);
+      const w = startRaw('stdio');
       try {
         await initialize(w, cacheDir);
         assert.equal((await w.request('vitLens/status', {})).error, undefined);
@@ -206,12 +206,12 @@ describe('corrupt frames over stdio', () => {
   }
 
   test('a clean shutdown still exits 0, and closing stdin without one exits 1', { timeout: 30_000 }, async () => {
-    const clean = startRaw('stdio', cacheDir);
+    const clean = startRaw('stdio');
     await initialize(clean, cacheDir);
     await clean.request('shutdown');
     clean.send({ jsonrpc: '2.0', method: 'exit' });
     assert.deepEqual(await clean.exited, { code: 0, signal: null });
-    const dropped = startRaw('stdio', cacheDir);
+    const dropped = startRaw('stdio');
     await initialize(dropped, cacheDir);
     dropped.proc.stdin!.end();
     assert.deepEqual(await dropped.exited, { code: 1, signal: null });
@@ -220,7 +220,7 @@ describe('corrupt frames over stdio', () => {
 
 test('over IPC, a message that is not JSON-RPC is ignored and the worker goes on serving', { timeout: 30_000 }, async () => {
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-ipc-'));
-  const w = startRaw('ipc', cacheDir);
+  const w = startRaw('ipc');
   try {
     await initialize(w, cacheDir);
     for (const junk of ['garbage', 42, {}, { jsonrpc: '2.0', id: 'x' }, [1, 2]]) w.send(junk);
@@ -234,7 +234,7 @@ test('over IPC, a message that is not JSON-RPC is ignored and the worker goes on
 
 test('initializationOptions are checked like request params', { timeout: 30_000 }, async () => {
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-init-'));
-  const w = startRaw('ipc', cacheDir);
+  const w = startRaw('ipc');
   try {
     for (const [options, want] of [
       [{ cacheDir: 5 }, /^initialize: initializationOptions\.cacheDir must be a folder path, got 5$/],
@@ -256,7 +256,7 @@ test('a cache folder that cannot be written: the model loads from memory, with o
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-cache-file-'));
   const notAFolder = path.join(tmp, 'cache');
   fs.writeFileSync(notAFolder, 'a file where the cache folder should be');
-  const w = startRaw('ipc', notAFolder);
+  const w = startRaw('ipc');
   try {
     await initialize(w, notAFolder);
     const load = await w.request('vitLens/loadModel', { model: tinyHf });

@@ -13,6 +13,7 @@ import { auditHtml } from '../../extension/audit/html';
 import { parseViewState, parseWebviewMessage, type AuditViewData } from '../../common/webviewMessages/audit';
 import { withoutFile } from '../../extension/audit/listEdits';
 import { browserHarness, cspViolations, ROOT, sharedStyle, skipBrowser, type ThemeVars } from './webviewHarness';
+import type { Win, Img } from './browserShapes';
 
 const OUT = path.join(ROOT, 'test-output', 'audit');
 
@@ -78,8 +79,8 @@ function sampleData(origin: string, undo?: string): AuditViewData {
 describe('audit panel in headless Chromium', { skip: skipBrowser }, () => {
   const harness = browserHarness({ bundle: 'dist/audit.js', style: 'media/audit.css', html: auditHtml, themes: THEMES, out: OUT });
 
-  const send = (page: Page, data: AuditViewData) => page.evaluate((d) => (globalThis as any).postMessage({ type: 'data', data: d }, '*'), data);
-  const imagesLoaded = (page: Page) => page.waitForFunction(() => [...(globalThis as any).document.querySelectorAll('#list img')].every((i: any) => i.complete && i.naturalWidth > 0));
+  const send = (page: Page, data: AuditViewData) => page.evaluate((d) => (globalThis as unknown as Win).postMessage({ type: 'data', data: d }, '*'), data);
+  const imagesLoaded = (page: Page) => page.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll<Img>('#list img')].every((i) => i.complete && i.naturalWidth > 0));
 
   test('tabs, row actions, undo and the saved tab; CSP holds', async () => {
     const { page, posted, errors } = await harness.open({ viewport: { width: 1000, height: 520 }, theme: 'dark' });
@@ -131,7 +132,7 @@ describe('audit panel in headless Chromium', { skip: skipBrowser }, () => {
     await page.keyboard.press('ArrowRight');
     assert.equal(await page.locator('#tab-outliers').getAttribute('aria-selected'), 'true');
     // The audit file too: the serializer reopens it after a window reload.
-    assert.deepEqual(await page.evaluate(() => (globalThis as any).__state), { tab: 'outliers', sort: { labelIssues: 'worst', duplicates: 'worst', outliers: 'worst' }, file: '/data/fashion-audit/.vit-lens/audit.json' });
+    assert.deepEqual(await page.evaluate(() => (globalThis as unknown as Win).__state), { tab: 'outliers', sort: { labelIssues: 'worst', duplicates: 'worst', outliers: 'worst' }, file: '/data/fashion-audit/.vit-lens/audit.json' });
     assert.match((await page.locator('#list').textContent()) ?? '', /fashion-mnist-test-0-ankle-boot\.png/);
 
     await send(page, sampleData(harness.origin, 'move fashion-mnist-test-6-coat.png back to “Ankle boot”'));

@@ -16,11 +16,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { dashboardHtml } from '../../extension/dashboard/html';
-import { HostMessage, parseDashboardMessage } from '../../common/webviewMessages/dashboard';
+import { HostMessage, parseDashboardMessage, type WebviewMessage } from '../../common/webviewMessages/dashboard';
 import { RunSource } from '../../extension/dashboard/runSource';
 import { SourceState } from '../../extension/dashboard/sourceState';
 import { ScalarsReaders } from '../../server/scalarsReaders';
 import { browserHarness, cspViolations, ROOT, skipBrowser, type ThemeVars } from './webviewHarness';
+import type { RunReport } from '../../common/runFolder';
+import type { ChartsWin, Win, El, Img, Canvas } from './browserShapes';
 
 const OUT = path.join(ROOT, 'test-output', 'dashboard');
 const FIX = path.join(ROOT, 'test', 'fixtures', 'dashboard');
@@ -51,12 +53,12 @@ describe('training dashboard in headless Chromium', { skip: skipBrowser }, () =>
   /** The page plus the extension-side pipeline: RunSource → SourceState → postMessage, snapshot on `ready`. */
   async function openDashboard(sources: SourceState[], opts: { theme?: 'dark' | 'light'; saved?: unknown; width?: number } = {}) {
     const { page, errors, posted } = await harness.open({ viewport: { width: opts.width ?? 1200, height: 900 }, saved: opts.saved, theme: opts.theme });
-    await page.waitForFunction(() => (globalThis as any).__posted.some((m: any) => m.type === 'ready'));
+    await page.waitForFunction(() => (globalThis as unknown as Win).__posted.some((m) => (m as { type: string }).type === 'ready'));
     await send(page, { type: 'snapshot', sources: sources.map((s) => s.view) });
     return { page, errors, posted };
   }
 
-  const send = (page: Page, m: HostMessage) => page.evaluate((msg) => (globalThis as any).postMessage(msg, '*'), JSON.parse(JSON.stringify(m)));
+  const send = (page: Page, m: HostMessage) => page.evaluate((msg) => (globalThis as unknown as Win).postMessage(msg, '*'), JSON.parse(JSON.stringify(m)));
 
   /** A SourceState whose deltas go to whichever page is attached (buffering: none before the snapshot). */
   function runState(id: number, dir: string) {
@@ -69,16 +71,16 @@ describe('training dashboard in headless Chromium', { skip: skipBrowser }, () =>
 
   const chartInfo = (page: Page, id: string) =>
     page.evaluate((chartId) => {
-      const c = (globalThis as any).__vitLensCharts.get(chartId);
+      const c = (globalThis as unknown as ChartsWin).__vitLensCharts.get(chartId);
       if (!c) return undefined;
       const u = c.plot;
       return {
         points: u.data[0].length as number,
-        labels: u.series.slice(1).map((s: any) => s.label as string) as string[],
-        nonNull: u.data.slice(1).map((d: any[]) => d.filter((v) => v !== null && v !== undefined).length as number),
-        data: u.data.map((d: any[]) => Array.from(d)) as (number | null)[][],
+        labels: u.series.slice(1).map((s) => s.label as string) as string[],
+        nonNull: u.data.slice(1).map((d) => d.filter((v) => v !== null && v !== undefined).length as number),
+        data: u.data.map((d) => Array.from(d)) as (number | null)[][],
         distr: u.scales.y.distr as number,
-        pixels: c.el.querySelector('canvas').toDataURL() as string,
+        pixels: (c.el.querySelector('canvas') as Canvas).toDataURL() as string,
       };
     }, id);
 
@@ -172,7 +174,7 @@ describe('training dashboard in headless Chromium', { skip: skipBrowser }, () =>
       await page.locator('#axis-step').click();
 
       // Confusion matrix of the best epoch (report.json's predictions are that epoch's).
-      const report = JSON.parse(fixture('report.json'));
+      const report: RunReport = JSON.parse(fixture('report.json'));
       const best = lines.map((l: string) => JSON.parse(l)).find((m) => m.type === 'epoch' && m.epoch === report.bestEpoch);
       const cells = page.locator('#confusion button.cell');
       assert.equal(await cells.count(), 16);
@@ -181,10 +183,10 @@ describe('training dashboard in headless Chromium', { skip: skipBrowser }, () =>
       const pairs: [number, number][] = [[0, 1], [2, 0], [1, 1]];
       for (const [t, p] of pairs) {
         await page.locator(`#confusion button.cell[data-row="${t}"][data-col="${p}"]`).click();
-        const expected = report.heldOut.filter((h: any) => h.label === t && h.predicted === p).map((h: any) => h.file).sort();
+        const expected = report.heldOut.filter((h) => h.label === t && h.predicted === p).map((h) => h.file).sort();
         assert.equal(expected.length, best.confusion[t][p], 'the fixture is consistent: the cell counts the held-out images');
         await waitFor('cell images', () => page.locator('#cell-images .thumb').count(), (n) => n === expected.length);
-        const listed = (await page.locator('#cell-images .thumb').evaluateAll((els) => els.map((e: any) => e.dataset.file as string))).sort();
+        const listed = (await page.locator('#cell-images .thumb').evaluateAll((els) => els.map((e: El) => e.dataset.file as string))).sort();
         assert.deepEqual(listed, expected, `cell ${classes[t]} → ${classes[p]}`);
         assert.match((await page.locator('#cell-images h3').textContent())!, new RegExp(`${classes[t]} → ${classes[p]}: ${expected.length} held-out`));
       }
@@ -193,21 +195,21 @@ describe('training dashboard in headless Chromium', { skip: skipBrowser }, () =>
 
       // Clicking a thumbnail asks the extension to open it (validated like every message).
       await page.locator('#cell-images .thumb').first().click();
-      const open = (await posted()).at(-1);
+      const open = (await posted()).at(-1) as WebviewMessage;
       assert.equal(open.type, 'openImage');
       assert.ok(parseDashboardMessage(open, 1, (id, f) => !!state.heldOut(f)), 'the message passes the extension’s validator');
       // No caption is cut (each shows its whole text), and "Move to class…" stays on one line.
-      const cut = await page.locator('.thumb-caption').evaluateAll((els) => els.filter((e: any) => e.scrollWidth > e.clientWidth || e.scrollHeight > e.clientHeight + 1).map((e: any) => e.textContent));
+      const cut = await page.locator('.thumb-caption').evaluateAll((els) => els.filter((e: El) => e.scrollWidth > e.clientWidth || e.scrollHeight > e.clientHeight + 1).map((e: El) => e.textContent));
       assert.deepEqual(cut, [], 'clipped captions');
       const move = page.locator('#suspect-table button', { hasText: 'Move to class…' }).first();
       // Also in a narrow editor, where the table's columns squeeze.
       const viewport = page.viewportSize()!;
       await page.setViewportSize({ width: 560, height: viewport.height });
-      const [moveH, lineH] = await move.evaluate((b: any) => [b.getBoundingClientRect().height, parseFloat((globalThis as any).getComputedStyle(b).lineHeight) || 16]);
+      const [moveH, lineH] = await move.evaluate((b: El) => [b.getBoundingClientRect().height, parseFloat((globalThis as unknown as Win).getComputedStyle(b).lineHeight) || 16]);
       assert.ok(moveH < lineH * 2, `"Move to class…" wraps (${moveH}px tall)`);
       await page.setViewportSize(viewport);
       await move.click();
-      assert.equal((await posted()).at(-1).type, 'moveImage');
+      assert.equal(((await posted()).at(-1) as WebviewMessage).type, 'moveImage');
       // The run's dataset gets an audit link (the held-out suspects above cover only the validation split).
       await page.locator('.run button.audit-dataset', { hasText: 'Audit this dataset' }).click();
       assert.deepEqual((await posted()).at(-1), { type: 'auditDataset', id: 0 });
@@ -215,18 +217,18 @@ describe('training dashboard in headless Chromium', { skip: skipBrowser }, () =>
 
       // Suspects: most suspect first (lowest probability of the folder's label).
       const firstSuspect = await page.locator('#suspect-table tr').nth(1).getAttribute('data-file');
-      const lowest = [...report.heldOut].sort((a: any, b: any) => a.probabilities[a.label] - b.probabilities[b.label])[0].file;
+      const lowest = [...report.heldOut].sort((a, b) => a.probabilities[a.label] - b.probabilities[b.label])[0].file;
       assert.equal(firstSuspect, lowest);
 
-      await page.locator('#cell-images .thumb img').first().evaluate((img: any) => img.decode());
+      await page.locator('#cell-images .thumb img').first().evaluate((img: Img) => img.decode());
       // The controls bar is sticky: from the top it sits under the header, as a user sees it.
-      await page.evaluate(() => (globalThis as any).scrollTo(0, 0));
+      await page.evaluate(() => (globalThis as unknown as Win).scrollTo(0, 0));
       await page.screenshot({ path: path.join(OUT, 'dashboard-dark.png'), fullPage: true });
       assert.deepEqual(await cspViolations(page), [], 'CSP violations');
       assert.deepEqual(errors, [], 'console errors');
 
       // Reload (hidden and shown again): the page keeps its settings and asks for a snapshot.
-      const saved = await page.evaluate(() => (globalThis as any).__state);
+      const saved = (await page.evaluate(() => (globalThis as unknown as Win).__state)) as { sources: unknown };
       assert.deepEqual(saved.sources, [{ kind: 'run', dir }]);
       await page.close();
       box.page = undefined;
@@ -264,7 +266,7 @@ describe('training dashboard in headless Chromium', { skip: skipBrowser }, () =>
     const { page, errors } = await openDashboard([a.state, b.state], { theme: 'light' });
     const loss = await waitFor('overlay', () => chartInfo(page, 'run:loss'), (c) => !!c && c.labels.length === 8);
     assert.deepEqual(loss!.labels.filter((l) => !l.endsWith('(raw)')), ['lr-1e-2 train loss', 'lr-1e-2 val loss', 'lr-3e-3 train loss', 'lr-3e-3 val loss']);
-    const strokes = await page.evaluate(() => (globalThis as any).__vitLensCharts.get('run:loss').plot.series.slice(1).map((s: any) => s._stroke ?? s.stroke));
+    const strokes = await page.evaluate(() => (globalThis as unknown as ChartsWin).__vitLensCharts.get('run:loss')!.plot.series.slice(1).map((s) => s._stroke ?? s.stroke));
     assert.equal(new Set(strokes.slice(0, 4)).size, 1, 'run A in one colour');
     assert.notEqual(strokes[0], strokes[4], 'run B in another');
     assert.deepEqual(await page.locator('#legend .legend-item').allTextContents(), ['lr-1e-2', 'lr-3e-3']);
@@ -292,7 +294,7 @@ describe('training dashboard in headless Chromium', { skip: skipBrowser }, () =>
     assert.deepEqual(await page.locator('.chart-group').allTextContents(), ['eval', 'train']);
     // Every TensorBoard run has a legend entry whose swatch has its line's colour.
     const legend = await page.locator('#legend .legend-item').evaluateAll((items) =>
-      items.map((i) => ({ label: i.textContent ?? '', color: (globalThis as any).getComputedStyle(i.querySelector('i')).backgroundColor as string })),
+      items.map((i) => ({ label: i.textContent ?? '', color: (globalThis as unknown as Win).getComputedStyle(i.querySelector('i')).backgroundColor as string })),
     );
     // A string, not a function: tsx would wrap inner helpers in __name, which the page lacks.
     const lineColors: Record<string, string> = await page.evaluate(`(() => {

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { classReport, formatDuration, mistakenness, rankSuspects, selfConfidence, smoothEma, timing } from '../../webview/dashboard/analysis';
-import { parseDashboardMessage, parseSavedSources, type RunHeader } from '../../common/webviewMessages/dashboard';
+import { parseDashboardMessage, parseSavedSources, type HostMessage, type RunHeader } from '../../common/webviewMessages/dashboard';
 import { RunSource } from '../../extension/dashboard/runSource';
 import { SourceState } from '../../extension/dashboard/sourceState';
 import type { EpochMetrics, StepMetrics } from '../../common/workerRequests';
@@ -19,7 +19,8 @@ import { ScalarsReaders } from '../../server/scalarsReaders';
 
 const ROOT = path.resolve(__dirname, '../..');
 const PY = '/usr/bin/python3';
-const python = (code: string, input: unknown): any => JSON.parse(execFileSync(PY, ['-c', code], { input: JSON.stringify(input), encoding: 'utf8' }));
+/** Runs `code` with `input` as JSON on stdin; its stdout parsed as JSON (shaped as the caller says). */
+const python = <T>(code: string, input: unknown): T => JSON.parse(execFileSync(PY, ['-c', code], { input: JSON.stringify(input), encoding: 'utf8' }));
 // The references: a machine without them fails here, loudly (.ci/run installs them).
 function requirePandas(): void {
   try {
@@ -37,7 +38,7 @@ describe('numbers, against independent references', () => {
     const values = [2.3, 2.1, 1.7, 1.9, 1.2, 1.25, 0.9, 1.4, 0.7, 0.65, 0.8, 0.5];
     for (const w of [0, 0.3, 0.6, 0.9, 0.99, 0.999]) {
       const ours = smoothEma(values, w);
-      const ref = python('import sys, json, pandas as pd; d = json.load(sys.stdin); print(json.dumps(pd.Series(d["v"]).ewm(alpha=1 - d["w"], adjust=True).mean().tolist()))', { v: values, w: w === 0 ? 1e-12 : w });
+      const ref = python<number[]>('import sys, json, pandas as pd; d = json.load(sys.stdin); print(json.dumps(pd.Series(d["v"]).ewm(alpha=1 - d["w"], adjust=True).mean().tolist()))', { v: values, w: w === 0 ? 1e-12 : w });
       ours.forEach((v, i) => assert.ok(close(v, ref[i], 1e-6), `w=${w} i=${i}: ${v} vs pandas ${ref[i]}`));
     }
     // The first smoothed point is the first value (debiasing), not pulled towards 0.
@@ -56,7 +57,7 @@ describe('numbers, against independent references', () => {
       [0, 0, 0, 0],
     ];
     const ours = classReport(confusion);
-    const ref = python(
+    const ref = python<{ p: (number | null)[]; r: (number | null)[]; f: (number | null)[]; acc: number; macro_p: number; weighted_r: number }>(
       `import sys, json, numpy as np
 c = np.array(json.load(sys.stdin), dtype=float)
 tp = np.diag(c); pred = c.sum(0); true = c.sum(1)
@@ -85,7 +86,7 @@ print(json.dumps({'p': nan(p), 'r': nan(r), 'f': nan(f), 'acc': float(tp.sum() /
       { p: [0.34, 0.33, 0.33], label: 2, predicted: 0 },
       { p: [0.999, 0.001, 0], label: 1, predicted: 0 },
     ];
-    const ref = python(
+    const ref = python<number[]>(
       `import sys, json, numpy as np
 from math import exp
 from scipy.stats import entropy
@@ -230,9 +231,9 @@ describe('RunSource tails a run folder', () => {
 });
 
 test('SourceState: held-out images get webview URIs, moves are remembered, a corrupt report is a notice', () => {
-  const posted: any[] = [];
+  const posted: HostMessage[] = [];
   const s = new SourceState(0, { kind: 'run', dir: '/runs/a' }, (f) => `https://res${f}`, (m) => posted.push(m));
-  s.runListener.runInfo({ status: 'finished', classes: ['cat', 'dog'], config: { dataset: '/data' }, epoch: 1, totalEpochs: 1, step: 1, totalSteps: 1 } as any);
+  s.runListener.runInfo({ status: 'finished', classes: ['cat', 'dog'], config: { dataset: '/data' }, epoch: 1, totalEpochs: 1, step: 1, totalSteps: 1 } as Parameters<typeof s.runListener.runInfo>[0]);
   s.runListener.report({ skipped: [], warnings: [], bestEpoch: 0, heldOut: [{ file: '/data/cat/1.png', label: 0, predicted: 1, probabilities: [0.2, 0.8] }, { file: '/data/cat/x.png', label: 7, predicted: 0, probabilities: [1] }] });
   assert.deepEqual(s.view.report!.heldOut.map((h) => [h.file, h.src]), [['/data/cat/1.png', 'https://res/data/cat/1.png']]);
   assert.deepEqual(s.imageRoots(), ['/data']);
@@ -293,7 +294,7 @@ describe('ScalarsReaders (vitLens/readScalars)', () => {
     await readers.read({ folder: FIX });
     await readers.read({ folder: FIX });
     assert.equal(readers.size, 2, 'at most maxReaders');
-    await assert.rejects(readers.read({ folder: 42 } as any), /folder/);
+    await assert.rejects(readers.read({ folder: 42 } as unknown as Parameters<typeof readers.read>[0]), /folder/);
   });
 });
 

@@ -11,7 +11,7 @@ import * as path from 'path';
 import { decodeImageFile } from '../../server/preprocess';
 import { headerProblem } from '../../server/datasetScan';
 import { listImages, SkippedFile } from '../../server/train/datasetFolder';
-import { commandLineArgs, decodeFileName, displayPath, fsPath } from '../../server/util/fileNames';
+import { decodeFileName, displayPath, fsPath } from '../../server/util/fileNames';
 
 const PHOTO = path.join(__dirname, '..', 'fixtures', 'photos', 'rocket.jpg');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-inputs-'));

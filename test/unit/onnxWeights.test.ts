@@ -32,13 +32,6 @@ function assertSameWeights(got: WeightMap, want: WeightMap, what: string): void 
   }
 }
 
-const T = (a: Tensor): Tensor => {
-  const [r, c] = a.shape;
-  const out = new Float32Array(r * c);
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = a.data[i * c + j];
-  return { shape: [c, r], data: out };
-};
-
 for (const name of ['vit-tiny', 'vit-prelogits']) {
   test(`torchvision VisionTransformer exported by torch.onnx (${name}): weights and arch equal the HF folder`, async () => {
     const hf = path.join(FIX, name, 'hf');

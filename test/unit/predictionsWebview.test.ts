@@ -15,6 +15,7 @@ import type { Page } from 'playwright-core';
 import { predictionsHtml } from '../../extension/classifyFolder/html';
 import { parseViewState, parseWebviewMessage, type TableData, type TableRow } from '../../common/webviewMessages/predictions';
 import { browserHarness, cspViolations, ROOT, sharedStyle, skipBrowser, type OpenedPage, type ThemeVars } from './webviewHarness';
+import type { Win, El, Img, Control } from './browserShapes';
 
 const OUT = path.join(ROOT, 'test-output', 'predictions');
 
@@ -83,14 +84,14 @@ describe('predictions table in headless Chromium', { skip: skipBrowser }, () => 
 
   const open = (opts: { saved?: unknown; theme?: 'dark' | 'light'; height?: number } = {}): Promise<OpenedPage> =>
     harness.open({ viewport: { width: 1100, height: opts.height ?? 640 }, saved: opts.saved, theme: opts.theme });
-  const send = (page: Page, data: TableData) => page.evaluate((d) => (globalThis as any).postMessage({ type: 'data', data: d }, '*'), data);
+  const send = (page: Page, data: TableData) => page.evaluate((d) => (globalThis as unknown as Win).postMessage({ type: 'data', data: d }, '*'), data);
   const column = (page: Page, cls: string) => page.locator(`#spacer .row .cell.${cls}`).allTextContents();
   /** Rows in screen order (they are absolutely positioned, so DOM order is not screen order). */
   const visibleFiles = (page: Page) =>
     page.evaluate(() =>
-      [...(globalThis as any).document.querySelectorAll('#spacer .row')]
-        .sort((a: any, b: any) => Number(a.dataset.pos) - Number(b.dataset.pos))
-        .map((r: any) => r.dataset.file as string),
+      [...(globalThis as unknown as Win).document.querySelectorAll('#spacer .row')]
+        .sort((a: El, b: El) => Number(a.dataset.pos) - Number(b.dataset.pos))
+        .map((r: El) => r.dataset.file as string),
     );
 
   test('sorts, filters, posts validated messages; CSP holds', async () => {
@@ -103,7 +104,7 @@ describe('predictions table in headless Chromium', { skip: skipBrowser }, () => 
     assert.match((await page.locator('#summary').textContent()) ?? '', /^10 images · 70\.0% agree with folder labels \(7\/10\) · 3 disagreements · 1 failed$/);
     assert.match((await page.locator('#failures-list').textContent()) ?? '', /broken\.png.*cannot decode/);
     assert.deepEqual(await sharedStyle(page), { background: 'rgb(31, 31, 31)', title: '600' });
-    await page.waitForFunction(() => [...(globalThis as any).document.querySelectorAll('#spacer img')].every((i: any) => i.complete && i.naturalWidth > 0));
+    await page.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll<Img>('#spacer img')].every((i) => i.complete && i.naturalWidth > 0));
     await page.screenshot({ path: path.join(OUT, 'table-dark.png') });
 
     // Confidence: ascending on the first click, descending on the second.
@@ -153,7 +154,7 @@ describe('predictions table in headless Chromium', { skip: skipBrowser }, () => 
     for (const m of await posted()) assert.ok(parseWebviewMessage(m, files), `rejected: ${JSON.stringify(m)}`);
 
     // The view settings (not the rows) are kept for hide/show and reload.
-    const saved = await page.evaluate(() => (globalThis as any).__state);
+    const saved = await page.evaluate(() => (globalThis as unknown as Win).__state);
     assert.deepEqual(parseViewState(saved), { sort: 'confidence', descending: true, disagreementsOnly: false, filter: '', jsonFile: data.jsonFile });
 
     assert.deepEqual(await cspViolations(page), [], 'CSP violations');
@@ -166,13 +167,13 @@ describe('predictions table in headless Chromium', { skip: skipBrowser }, () => 
     for (const theme of ['dark', 'light'] as const) {
       const { page, errors } = await open({ theme });
       await send(page, sampleData(origin));
-      await page.waitForFunction(() => [...(globalThis as any).document.querySelectorAll('#spacer img')].every((i: any) => i.complete && i.naturalWidth > 0));
-      const thumbs = await page.locator('#spacer img').evaluateAll((imgs: any[]) =>
-        imgs.map((i) => [i.getBoundingClientRect().width, i.getBoundingClientRect().height, (globalThis as any).getComputedStyle(i).imageRendering]),
+      await page.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll<Img>('#spacer img')].every((i) => i.complete && i.naturalWidth > 0));
+      const thumbs = await page.locator('#spacer img').evaluateAll((imgs: Img[]) =>
+        imgs.map((i) => [i.getBoundingClientRect().width, i.getBoundingClientRect().height, (globalThis as unknown as Win).getComputedStyle(i).imageRendering]),
       );
       assert.equal(thumbs.length, 10);
       for (const t of thumbs) assert.deepEqual(t, [56, 56, 'pixelated']);
-      const rowH = await page.locator('#spacer .row').first().evaluate((r: any) => r.getBoundingClientRect().height);
+      const rowH = await page.locator('#spacer .row').first().evaluate((r: El) => r.getBoundingClientRect().height);
       assert.ok(rowH >= 56, `the row (${rowH}px) holds the thumbnail`);
       // The failure: its relative name once, then the problem; no absolute path.
       await page.locator('#failures summary').click();
@@ -181,9 +182,9 @@ describe('predictions table in headless Chromium', { skip: skipBrowser }, () => 
 
       // Split editor: no header is cut ("Confid…"), the table scrolls sideways.
       await page.setViewportSize({ width: 520, height: 640 });
-      const cut = await page.locator('.row.head button').evaluateAll((bs: any[]) => bs.filter((b) => b.parentElement.scrollWidth > b.parentElement.clientWidth).map((b) => b.textContent));
+      const cut = await page.locator('.row.head button').evaluateAll((bs: El[]) => bs.filter((b) => b.parentElement!.scrollWidth > b.parentElement!.clientWidth).map((b) => b.textContent));
       assert.deepEqual(cut, [], 'header cells cut');
-      const [scrollW, clientW] = await page.locator('#scroller').evaluate((s: any) => [s.scrollWidth, s.clientWidth]);
+      const [scrollW, clientW] = await page.locator('#scroller').evaluate((s: El) => [s.scrollWidth, s.clientWidth]);
       assert.ok(scrollW > clientW, `the table scrolls sideways (${scrollW} > ${clientW})`);
       await page.screenshot({ path: path.join(OUT, `table-narrow-${theme}.png`) });
       assert.deepEqual(errors, [], 'console errors');
@@ -197,7 +198,7 @@ describe('predictions table in headless Chromium', { skip: skipBrowser }, () => 
     const base = { ...sampleData(origin), failures: [], total: 100_000, baseUri: `${origin}/nowhere` };
     const ms = await page.evaluate(async (b) => {
       const rows = Array.from({ length: 100_000 }, (_, i) => ({ file: `class${i % 7}/img${i}.png`, folderLabel: `class${i % 7}`, predicted: `class${(i * 3) % 7}`, confidence: ((i * 7919) % 1000) / 1000, agrees: i % 7 === (i * 3) % 7 }));
-      const g = globalThis as any;
+      const g = globalThis as unknown as Win;
       const t0 = performance.now();
       g.postMessage({ type: 'data', data: { ...b, rows } }, '*');
       while (!g.document.querySelector('#spacer .row')) await new Promise((r) => setTimeout(r, 5));
@@ -209,8 +210,8 @@ describe('predictions table in headless Chromium', { skip: skipBrowser }, () => 
     const t0 = Date.now();
     await page.locator('[data-key="confidence"] button').click();
     assert.ok(Date.now() - t0 < 3000, `sorting 100k rows took ${Date.now() - t0} ms`);
-    await page.locator('#scroller').evaluate((s: any) => (s.scrollTop = s.scrollHeight));
-    await page.waitForFunction(() => [...(globalThis as any).document.querySelectorAll('#spacer .row')].some((r: any) => r.dataset.pos === '99999'));
+    await page.locator('#scroller').evaluate((s: El) => (s.scrollTop = s.scrollHeight));
+    await page.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll('#spacer .row')].some((r: El) => r.dataset.pos === '99999'));
     const last = await page.locator('#spacer .row[data-pos="99999"] .pct').textContent();
     assert.equal(last, '99.9%');
     assert.deepEqual(errors.filter((e) => !/404/.test(e)), [], 'console errors (missing thumbnails aside)');
@@ -221,11 +222,11 @@ describe('predictions table in headless Chromium', { skip: skipBrowser }, () => 
     const { page } = await open({ saved: { sort: 'confidence', descending: false, disagreementsOnly: true, filter: '', jsonFile: '/x' }, theme: 'light' });
     await send(page, { ...sampleData(origin), partial: true, total: 40 });
     assert.equal(await page.locator('#spacer .row').count(), 3);
-    assert.equal(await page.locator('#disagreements').evaluate((c: any) => c.checked), true);
+    assert.equal(await page.locator('#disagreements').evaluate((c: Control) => c.checked), true);
     assert.match((await page.locator('#partial').textContent()) ?? '', /Stopped early after 11 of 40 images/);
-    await page.waitForFunction(() => [...(globalThis as any).document.querySelectorAll('#spacer img')].every((i: any) => i.complete && i.naturalWidth > 0));
+    await page.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll<Img>('#spacer img')].every((i) => i.complete && i.naturalWidth > 0));
     await page.screenshot({ path: path.join(OUT, 'table-light-partial.png') });
-    await page.evaluate(() => (globalThis as any).postMessage({ type: 'error', message: 'predictions.json cannot be read' }, '*'));
+    await page.evaluate(() => (globalThis as unknown as Win).postMessage({ type: 'error', message: 'predictions.json cannot be read' }, '*'));
     assert.equal(await page.locator('#error').isVisible(), true);
     await page.close();
   });

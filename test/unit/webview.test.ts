@@ -15,8 +15,9 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { panelHtml } from '../../extension/panelHtml';
-import { parseModelSummary, parseWebviewMessage, type Controls, type PanelState } from '../../common/webviewMessages/resultsPanel';
+import { parseModelSummary, parseWebviewMessage, type Controls, type PanelState, type WebviewMessage } from '../../common/webviewMessages/resultsPanel';
 import { browserHarness, cspViolations, ROOT, sharedStyle, skipBrowser, type OpenedPage, type Theme, type ThemeVars } from './webviewHarness';
+import type { Win, El, Img, Canvas, Control } from './browserShapes';
 
 const OUT = path.join(ROOT, 'test-output', 'webview');
 
@@ -106,14 +107,15 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     return harness.open({ viewport: { width: 1000, height: 720 }, ...opts });
   }
 
-  const send = (page: Page, s: PanelState) => page.evaluate((st) => (globalThis as any).postMessage({ type: 'state', state: st }, '*'), s);
-  const lastPosted = async (posted: () => Promise<any[]>) => (await posted()).at(-1);
+  const send = (page: Page, s: PanelState) => page.evaluate((st) => (globalThis as unknown as Win).postMessage({ type: 'state', state: st }, '*'), s);
+  /** The last message posted; typed as setControls, which most checks read (the others are compared whole). */
+  const lastPosted = async (posted: () => Promise<unknown[]>) => (await posted()).at(-1) as Extract<WebviewMessage, { type: 'setControls' }>;
 
   /** RGBA at a fraction of the overlay canvas. */
   const pixel = (page: Page, fx: number, fy: number) =>
     page.evaluate(
       ([x, y]) => {
-        const c = (globalThis as any).document.getElementById('overlay');
+        const c = (globalThis as unknown as Win).document.getElementById<Canvas>('overlay');
         return Array.from(c.getContext('2d').getImageData(Math.floor(c.width * x), Math.floor(c.height * y), 1, 1).data) as number[];
       },
       [fx, fy],
@@ -130,20 +132,20 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     assert.deepEqual(await rows.nth(0).locator('.label').allTextContents(), ['tabby cat', 'clock', 'coffee mug']);
     assert.deepEqual(await rows.nth(0).locator('.score').allTextContents(), ['81.2%', '10.0%', '5.0%']);
     assert.equal(await rows.nth(0).locator('.bar').first().getAttribute('aria-valuenow'), '81.2');
-    const [barW, fillW] = await rows.nth(0).locator('.bar').first().evaluate((b: any) => [b.getBoundingClientRect().width, b.firstChild.getBoundingClientRect().width]);
+    const [barW, fillW] = await rows.nth(0).locator('.bar').first().evaluate((b: El) => [b.getBoundingClientRect().width, b.firstChild!.getBoundingClientRect().width]);
     assert.ok(Math.abs(fillW / barW - 0.812) < 0.02, `bar fill ${fillW}/${barW}`);
     assert.match(await rows.nth(2).locator('.error').textContent() ?? '', /unsupported image/);
     assert.deepEqual(await sharedStyle(page), { background: 'rgb(31, 31, 31)' });
 
     // The overlay: canvas at the image's size; hot quadrant = turbo(1) = #900c00, cold = turbo(0) = #23171b.
-    await page.locator('#image').evaluate((img: any) => img.decode());
-    assert.deepEqual(await page.evaluate(() => [((globalThis as any).document.getElementById('overlay')).width, ((globalThis as any).document.getElementById('overlay')).height]), [451, 300]);
+    await page.locator('#image').evaluate((img: Img) => img.decode());
+    assert.deepEqual(await page.evaluate(() => [((globalThis as unknown as Win).document.getElementById<Canvas>('overlay')).width, ((globalThis as unknown as Win).document.getElementById<Canvas>('overlay')).height]), [451, 300]);
     const hot = await pixel(page, 0.1, 0.1);
     const cold = await pixel(page, 0.9, 0.9);
     const near = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]) <= 3);
     assert.ok(near(hot, [144, 12, 0, 255]), `hot pixel ${hot}`);
     assert.ok(near(cold, [35, 23, 27, 255]), `cold pixel ${cold}`);
-    assert.equal(await page.locator('#overlay').evaluate((c) => (globalThis as any).getComputedStyle(c).opacity), '0.5');
+    assert.equal(await page.locator('#overlay').evaluate((c) => (globalThis as unknown as Win).getComputedStyle(c).opacity), '0.5');
     await page.screenshot({ path: path.join(OUT, 'panel-dark.png'), fullPage: true });
 
     // Head fusion (a vscode-single-select): open it and pick "max" like a user.
@@ -165,7 +167,7 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     const afterOpacity = await lastPosted(posted);
     assert.equal(afterOpacity.reexplain, false);
     assert.ok(Math.abs(afterOpacity.controls.opacity - 0.55) < 1e-9);
-    assert.equal(await page.locator('#overlay').evaluate((c) => (globalThis as any).getComputedStyle(c).opacity), '0.55');
+    assert.equal(await page.locator('#overlay').evaluate((c) => (globalThis as unknown as Win).getComputedStyle(c).opacity), '0.55');
 
     // Colormap: redrawn locally; gray's hot pixel is white.
     await page.locator('#colormap').click();
@@ -204,7 +206,7 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     assert.equal(await page.locator('#overlay').isVisible(), false, 'the old map is not drawn over the newly selected image');
 
     // The page keeps its state for hide/show and reload.
-    const saved = await page.evaluate(() => (globalThis as any).__state as PanelState);
+    const saved = await page.evaluate(() => (globalThis as unknown as Win).__state as PanelState);
     assert.equal(saved.selected, 1);
     assert.equal(saved.controls.method, 'attention');
 
@@ -222,7 +224,7 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
       assert.equal(await page.locator('#rows > li').nth(1).locator('button.class-pick').count(), 0);
       await page.locator('#rows > li').nth(0).getByRole('button', { name: 'clock' }).click();
       assert.deepEqual(await lastPosted(posted), { type: 'setControls', controls: { ...controls, method: 'relevance', classIndex: 9 }, reexplain: true });
-      assert.equal(await page.locator('vscode-radio[value="relevance"]').evaluate((r: any) => r.checked), true);
+      assert.equal(await page.locator('vscode-radio[value="relevance"]').evaluate((r: Control) => r.checked), true);
       assert.equal(await page.locator('#discard-group').isVisible(), false);
       assert.equal(await page.locator('#fusion-group').isVisible(), false);
       assert.equal(await page.locator('#relevance-hint').isVisible(), true);
@@ -237,7 +239,7 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
       assert.equal(await page.locator('#map-caption').textContent(), 'Class relevance: why “clock”');
       const pressed = page.locator('#rows > li').nth(0).locator('button.class-pick[aria-pressed="true"]');
       assert.deepEqual(await pressed.allTextContents(), ['clock']);
-      await page.locator('#image').evaluate((img: any) => img.decode());
+      await page.locator('#image').evaluate((img: Img) => img.decode());
       const hot = await pixel(page, 0.9, 0.9);
       assert.ok(Math.abs(hot[0] - 144) <= 3 && hot[1] <= 15, `the relevance map is drawn (hot bottom-right), got ${hot}`);
       await page.screenshot({ path: path.join(OUT, `panel-relevance-${theme}.png`), fullPage: true });
@@ -259,7 +261,7 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
 
 
   /** Bounding box of an element in the page. */
-  const box = (page: Page, sel: string) => page.locator(sel).evaluate((el: any) => { const r = el.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height }; });
+  const box = (page: Page, sel: string) => page.locator(sel).evaluate((el: El) => { const r = el.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height }; });
 
   test('a 28×28 image is drawn 8× larger, pixelated, with the overlay exactly over it and a colour scale beside it (light, dark, high contrast)', async () => {
     const sample = 'fashion-mnist-test-0-ankle-boot.png';
@@ -271,21 +273,21 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     for (const theme of ['dark', 'light', 'hc'] as const) {
       const { page, errors } = await openPanel({ theme });
       await send(page, small);
-      await page.locator('#image').evaluate((img: any) => img.decode());
-      await page.waitForFunction(() => (globalThis as any).document.getElementById('image').classList.contains('pixelated'));
+      await page.locator('#image').evaluate((img: Img) => img.decode());
+      await page.waitForFunction(() => (globalThis as unknown as Win).document.getElementById('image').classList.contains('pixelated'));
       const img = await box(page, '#image');
       assert.deepEqual([img.w, img.h], [224, 224], 'drawn at 8× its 28 px');
-      assert.equal(await page.locator('#image').evaluate((el) => (globalThis as any).getComputedStyle(el).imageRendering), 'pixelated');
+      assert.equal(await page.locator('#image').evaluate((el) => (globalThis as unknown as Win).getComputedStyle(el).imageRendering), 'pixelated');
       const overlay = await box(page, '#overlay');
       assert.deepEqual(overlay, img, 'the heatmap covers the image exactly');
       assert.match((await page.locator('#scale-note').textContent()) ?? '', /28×28 px, shown 8× larger/);
       // The thumbnail in the row is sharp too.
-      await page.waitForFunction(() => (globalThis as any).document.querySelector('#rows img.thumb')?.classList.contains('pixelated'));
+      await page.waitForFunction(() => (globalThis as unknown as Win).document.querySelector('#rows img.thumb')?.classList.contains('pixelated'));
 
       // Legend: visible beside the caption, low end = turbo(0) #23171b, high end = turbo(1) #900c00.
       assert.equal(await page.locator('#legend').isVisible(), true);
       assert.deepEqual(await page.locator('#legend > span').allTextContents(), ['low', 'high']);
-      const ends = (): Promise<number[][]> => page.locator("#legend-bar").evaluate((c: any) => { const d = c.getContext('2d').getImageData(0, 0, c.width, 1).data; return [Array.from(d.slice(0, 3)), Array.from(d.slice(-4, -1))]; });
+      const ends = (): Promise<number[][]> => page.locator("#legend-bar").evaluate((c: Canvas) => { const d = c.getContext('2d').getImageData(0, 0, c.width, 1).data; return [Array.from(d.slice(0, 3)), Array.from(d.slice(-4, -1))]; });
       const near = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]) <= 3);
       const [lo, hi] = await ends();
       assert.ok(near(lo, [35, 23, 27]) && near(hi, [144, 12, 0]), `turbo legend ends ${lo} ${hi}`);
@@ -301,8 +303,8 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
       assert.equal(await page.locator('#legend').isVisible(), false);
       // A large photo is drawn at its own size (capped by the column), not pixelated.
       await send(page, state);
-      await page.locator('#image').evaluate((img: any) => img.decode());
-      await page.waitForFunction(() => !(globalThis as any).document.getElementById('image').classList.contains('pixelated'));
+      await page.locator('#image').evaluate((img: Img) => img.decode());
+      await page.waitForFunction(() => !(globalThis as unknown as Win).document.getElementById('image').classList.contains('pixelated'));
       assert.deepEqual(await box(page, '#overlay'), await box(page, '#image'));
       assert.equal(await page.locator('#scale-note').isVisible(), false);
       assert.deepEqual(errors, [], 'console errors');
@@ -332,7 +334,7 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
       assert.equal(await page.locator('#rows > li').nth(1).locator('.thumb.missing').count(), 1);
       // The attention controls do nothing for this row: disabled, and clicking them posts nothing.
       for (const id of ['head-fusion', 'discard-ratio', 'opacity', 'colormap', 'save-overlay']) assert.equal(await page.locator(`#${id}`).getAttribute('disabled'), '', id);
-      assert.equal(await page.locator('vscode-radio[value="attention"]').evaluate((r: any) => r.disabled), true);
+      assert.equal(await page.locator('vscode-radio[value="attention"]').evaluate((r: Control) => r.disabled), true);
       const before = (await posted()).length;
       await page.locator('vscode-radio[value="attention"]').click({ force: true });
       assert.equal((await posted()).length, before, 'a disabled radio posts nothing');
@@ -350,14 +352,14 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     const sample = 'fashion-mnist-test-0-ankle-boot.png';
     const { page, errors } = await openPanel({ theme: 'light' });
     await send(page, { ...state, model: demo, map: undefined });
-    await page.locator('#image').evaluate((img: any) => img.decode());
+    await page.locator('#image').evaluate((img: Img) => img.decode());
     await page.locator('#demo-note').waitFor({ state: 'visible', timeout: 5000 });
     assert.match((await page.locator('#demo-note').textContent()) ?? '', /This image is in colour and 451×300 px, unlike the 28×28 grey clothing images the built-in demo model learned from/);
     assert.equal(await page.locator('#model').textContent(), 'Fashion-MNIST demo (10 clothing classes) · CPU');
     await page.screenshot({ path: path.join(OUT, 'panel-demo-note-light.png'), fullPage: true });
     // In a narrow panel the long name is cut with an ellipsis; the buttons stay on the header's one line.
     await page.setViewportSize({ width: 480, height: 720 });
-    const [copyY, modelY] = await page.evaluate(() => ['save-overlay', 'model'].map((id) => (globalThis as any).document.getElementById(id).getBoundingClientRect().top));
+    const [copyY, modelY] = await page.evaluate(() => ['save-overlay', 'model'].map((id) => (globalThis as unknown as Win).document.getElementById(id).getBoundingClientRect().top));
     assert.ok(Math.abs(copyY - modelY) < 12, `one header line (model at ${modelY}, Save Overlay at ${copyY})`);
     assert.equal(await page.locator('#model').getAttribute('title'), 'Fashion-MNIST demo (10 clothing classes) · CPU');
     await page.screenshot({ path: path.join(OUT, 'panel-demo-narrow-light.png') });
@@ -372,12 +374,12 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     // Its own kind of image: no note.
     const own: PanelState = { ...state, model: demo, map: undefined, rows: [{ path: `/samples/${sample}`, name: sample, src: `${origin}/samples/${sample}`, predictions: [{ label: 'Ankle boot', index: 9, score: 0.9 }] }] };
     await send(page, own);
-    await page.locator('#image').evaluate((img: any) => img.decode());
-    await page.waitForFunction(() => (globalThis as any).document.getElementById('image').classList.contains('pixelated'));
+    await page.locator('#image').evaluate((img: Img) => img.decode());
+    await page.waitForFunction(() => (globalThis as unknown as Win).document.getElementById('image').classList.contains('pixelated'));
     assert.equal(await page.locator('#demo-note').isVisible(), false);
     // Another model on the colour photo: no note either.
     await send(page, { ...state, map: undefined });
-    await page.locator('#image').evaluate((img: any) => img.decode());
+    await page.locator('#image').evaluate((img: Img) => img.decode());
     await page.waitForTimeout(100);
     assert.equal(await page.locator('#demo-note').isVisible(), false);
     // A model that carries a training sample said (classify) that this image is unlike its training data.
@@ -406,10 +408,10 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
     const { page, posted } = await openPanel({ saved: { ...state, controls: { ...controls, colormap: 'viridis' } }, theme: 'light' });
     assert.deepEqual(await posted(), [{ type: 'ready' }]);
     assert.deepEqual(await page.locator('#rows > li').nth(0).locator('.label').allTextContents(), ['tabby cat', 'clock', 'coffee mug']);
-    assert.equal(await page.locator('#colormap').evaluate((s: any) => s.value), 'viridis');
+    assert.equal(await page.locator('#colormap').evaluate((s: Control) => s.value), 'viridis');
     const hot = await pixel(page, 0.1, 0.1);
     assert.ok(hot[0] > 200 && hot[1] > 200 && hot[2] < 80, `viridis(1) is yellow, got ${hot}`);
-    await page.locator('#image').evaluate((img: any) => img.decode());
+    await page.locator('#image').evaluate((img: Img) => img.decode());
     await page.screenshot({ path: path.join(OUT, 'panel-light.png'), fullPage: true });
     await page.close();
   });
@@ -417,7 +419,7 @@ describe('results panel in headless Chromium', { skip: skipBrowser }, () => {
   test('a state with an error and no map shows the error, not a stale overlay (high-contrast theme)', async () => {
     const { page } = await openPanel({ theme: 'hc' });
     await send(page, { ...state, selected: 1, map: { ...state.map!, image: '/photos/coffee.png', width: 400, height: 400 } });
-    await page.locator('#image').evaluate((img: any) => img.decode());
+    await page.locator('#image').evaluate((img: Img) => img.decode());
     await page.screenshot({ path: path.join(OUT, 'panel-high-contrast.png'), fullPage: true });
     await send(page, { ...state, map: undefined, mapError: 'This model cannot be explained: no attention outputs' });
     assert.equal(await page.locator('#overlay').isVisible(), false);

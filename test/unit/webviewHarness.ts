@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { PageParts } from '../../extension/webviewPage';
+import type { Win } from './browserShapes';
 
 export const ROOT = path.resolve(__dirname, '../..');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -52,7 +53,7 @@ const FAKE_HOST = String.raw`function (saved, theme, vars) {
 export interface OpenedPage {
   page: Page;
   /** What the page has posted to the host so far. */
-  posted: () => Promise<any[]>;
+  posted: () => Promise<unknown[]>;
   /** Console errors and uncaught exceptions. */
   errors: string[];
 }
@@ -105,7 +106,7 @@ export async function startHarness(opts: { bundle: string; page: (origin: string
       // A string, not a function: tsx compiles functions with esbuild's keepNames, whose __name helper does not exist in the page.
       await page.addInitScript(`(${FAKE_HOST})(${JSON.stringify(saved ?? null)}, ${JSON.stringify(theme)}, ${JSON.stringify(vars)})`);
       await page.goto(`${origin}/page.html`);
-      return { page, posted: () => page.evaluate(() => (globalThis as any).__posted), errors };
+      return { page, posted: () => page.evaluate(() => (globalThis as unknown as Win).__posted), errors };
     },
     async close() {
       await b.close();
@@ -140,10 +141,10 @@ export function browserHarness(opts: { bundle: string; style: string; html: (par
  */
 export const sharedStyle = (page: Page): Promise<{ background: string; title?: string }> =>
   page.evaluate(() => {
-    const g = globalThis as any;
+    const g = globalThis as unknown as Win;
     const h1 = g.document.querySelector('.summary h1');
     return { background: g.getComputedStyle(g.document.body).backgroundColor, ...(h1 ? { title: g.getComputedStyle(h1).fontWeight } : {}) };
   });
 
 /** The CSP violations the page has reported (directive and blocked URI). */
-export const cspViolations = (page: Page): Promise<string[]> => page.evaluate(() => (globalThis as any).__cspViolations);
+export const cspViolations = (page: Page): Promise<string[]> => page.evaluate(() => (globalThis as unknown as Win).__cspViolations);
