@@ -23,8 +23,31 @@ function fakeVscode(overrides: Record<string, unknown>): unknown {
   };
   const fake: object = new Proxy(function () {}, handler);
   // A plain object: the bundle copies the module's own properties (esbuild's ESM interop).
-  const names = ['window', 'workspace', 'commands', 'env', 'Uri', 'EventEmitter', 'StatusBarAlignment', 'ProgressLocation', 'ViewColumn', 'ConfigurationTarget', 'CancellationTokenSource', 'CancellationError', 'MarkdownString', 'QuickPickItemKind', 'TabInputCustom', 'TabInputText', 'Disposable', 'RelativePattern', 'TreeItem', 'TreeItemCollapsibleState', 'ThemeIcon', 'ThemeColor'];
-  return { ...Object.fromEntries(names.map((n) => [n, fake])), ...overrides };
+  const names = [
+    'window',
+    'workspace',
+    'commands',
+    'env',
+    'Uri',
+    'EventEmitter',
+    'StatusBarAlignment',
+    'ProgressLocation',
+    'ViewColumn',
+    'ConfigurationTarget',
+    'CancellationTokenSource',
+    'CancellationError',
+    'MarkdownString',
+    'QuickPickItemKind',
+    'TabInputCustom',
+    'TabInputText',
+    'Disposable',
+    'RelativePattern',
+    'TreeItem',
+    'TreeItemCollapsibleState',
+    'ThemeIcon',
+    'ThemeColor',
+  ];
+  return { ...Object.fromEntries(names.map(n => [n, fake])), ...overrides };
 }
 
 /** What the tests use of dist/extension.js. */
@@ -44,7 +67,14 @@ interface RunsTreeProvider {
 const load = (file: string): unknown => require(file);
 
 const memento = () => ({ get: () => undefined, update: async () => undefined });
-const fakeContext = () => ({ extensionPath: ROOT, extensionUri: { fsPath: ROOT }, globalStorageUri: { fsPath: path.join(os.tmpdir(), 'vit-lens-e2e-no-storage') }, globalState: memento(), workspaceState: memento(), subscriptions: [] });
+const fakeContext = () => ({
+  extensionPath: ROOT,
+  extensionUri: { fsPath: ROOT },
+  globalStorageUri: { fsPath: path.join(os.tmpdir(), 'vit-lens-e2e-no-storage') },
+  globalState: memento(),
+  workspaceState: memento(),
+  subscriptions: [],
+});
 
 function withFakeVscode<T>(vscode: unknown, body: () => T): T {
   const mod = Module as unknown as { _load: (request: string, ...rest: unknown[]) => unknown };
@@ -65,9 +95,18 @@ test('activation loads no engine, native or ML module (nor the language client) 
   const vscode = fakeVscode({
     window: new Proxy(
       {
-        createOutputChannel: () => ({ info: (m: string) => logged.push(m), warn() {}, error() {}, show() {}, dispose() {} }),
+        createOutputChannel: () => ({
+          info: (m: string) => logged.push(m),
+          warn() {},
+          error() {},
+          show() {},
+          dispose() {},
+        }),
       },
-      { get: (t, k) => (t as Record<string | symbol, unknown>)[k] ?? (() => new Proxy({}, { get: () => () => undefined })) },
+      {
+        get: (t, k) =>
+          (t as Record<string | symbol, unknown>)[k] ?? (() => new Proxy({}, { get: () => () => undefined })),
+      },
     ),
     workspace: {
       isTrusted: true,
@@ -81,8 +120,10 @@ test('activation loads no engine, native or ML module (nor the language client) 
   const ext = withFakeVscode(vscode, () => load(path.join(ROOT, 'dist/extension.js'))) as ExtensionModule;
   ext.activate(fakeContext());
   const ms = performance.now() - t0;
-  const loaded = Object.keys(require.cache).filter((f) => !before.has(f));
-  const heavy = loaded.filter((f) => /onnxruntime|sharp|@img|tensorflow|vscode-languageclient|languageclient\.js|worker\.js/.test(f));
+  const loaded = Object.keys(require.cache).filter(f => !before.has(f));
+  const heavy = loaded.filter(f =>
+    /onnxruntime|sharp|@img|tensorflow|vscode-languageclient|languageclient\.js|worker\.js/.test(f),
+  );
   assert.deepEqual(heavy, [], 'activation loaded heavy modules');
   assert.match(logged.join('\n'), /activated in [\d.]+ ms/);
   // Generous for a loaded CI machine; measured 2–5 ms here.
@@ -97,12 +138,22 @@ test('untrusted workspace: vitLens.model and vitLens.cacheDir from workspace set
     topK: { workspaceValue: 3, defaultValue: 5 },
   };
   const configuration = {
-    get: (key: string, dflt?: unknown) => values[key]?.workspaceValue ?? values[key]?.globalValue ?? values[key]?.defaultValue ?? dflt,
+    get: (key: string, dflt?: unknown) =>
+      values[key]?.workspaceValue ?? values[key]?.globalValue ?? values[key]?.defaultValue ?? dflt,
     inspect: (key: string) => values[key],
   };
   let trusted = false;
-  const vscode = fakeVscode({ workspace: { getConfiguration: () => configuration, get isTrusted() { return trusted; } } });
-  const config = withFakeVscode(vscode, () => load(path.join(ROOT, 'extension/config.ts'))) as typeof import('../../extension/config');
+  const vscode = fakeVscode({
+    workspace: {
+      getConfiguration: () => configuration,
+      get isTrusted() {
+        return trusted;
+      },
+    },
+  });
+  const config = withFakeVscode(vscode, () =>
+    load(path.join(ROOT, 'extension/config.ts')),
+  ) as typeof import('../../extension/config');
   const untrusted = config.readSettings();
   assert.equal(untrusted.modelSetting, '/home/me/models/vit.onnx');
   assert.equal(untrusted.cacheDir, undefined);
@@ -117,7 +168,20 @@ test('Runs view at activation: lists the runs under vitLens.runsDir and watches 
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-e2e-ws-'));
   const runDir = path.join(ws, 'out', 'runs', 'flowers-head-1');
   fs.mkdirSync(runDir, { recursive: true });
-  const info = { format: 1, status: 'finished', pid: 1, epoch: 2, totalEpochs: 2, step: 4, totalSteps: 4, bestValAcc: 0.875, bestEpoch: 1, classes: ['a', 'b'], config: { dataset: '/data/flowers', mode: 'head' }, createdAt: '2024-01-01T00:00:00Z' };
+  const info = {
+    format: 1,
+    status: 'finished',
+    pid: 1,
+    epoch: 2,
+    totalEpochs: 2,
+    step: 4,
+    totalSteps: 4,
+    bestValAcc: 0.875,
+    bestEpoch: 1,
+    classes: ['a', 'b'],
+    config: { dataset: '/data/flowers', mode: 'head' },
+    createdAt: '2024-01-01T00:00:00Z',
+  };
   fs.writeFileSync(path.join(runDir, 'run.json'), JSON.stringify(info));
   const views: { id: string; provider: RunsTreeProvider }[] = [];
   const watched: { base: string; pattern: string }[] = [];
@@ -126,20 +190,40 @@ test('Runs view at activation: lists the runs under vitLens.runsDir and watches 
     window: new Proxy(
       {
         createOutputChannel: () => ({ info() {}, warn() {}, error() {}, show() {}, dispose() {} }),
-        createTreeView: (id: string, o: { treeDataProvider: RunsTreeProvider }) => (views.push({ id, provider: o.treeDataProvider }), { dispose() {}, selection: [] }),
+        createTreeView: (id: string, o: { treeDataProvider: RunsTreeProvider }) => (
+          views.push({ id, provider: o.treeDataProvider }),
+          { dispose() {}, selection: [] }
+        ),
       },
-      { get: (t, k) => (t as Record<string | symbol, unknown>)[k] ?? (() => new Proxy({}, { get: () => () => undefined })) },
+      {
+        get: (t, k) =>
+          (t as Record<string | symbol, unknown>)[k] ?? (() => new Proxy({}, { get: () => () => undefined })),
+      },
     ),
     workspace: {
       isTrusted: true,
       workspaceFolders: [{ uri: { fsPath: ws } }],
-      getConfiguration: () => ({ get: (k: string, dflt: unknown) => (k === 'runsDir' ? 'out/runs' : dflt), inspect: () => undefined }),
-      createFileSystemWatcher: (p: { base: { fsPath: string }; pattern: string }) => (watched.push({ base: p.base.fsPath, pattern: p.pattern }), { onDidCreate: noop, onDidChange: noop, onDidDelete: noop, dispose() {} }),
+      getConfiguration: () => ({
+        get: (k: string, dflt: unknown) => (k === 'runsDir' ? 'out/runs' : dflt),
+        inspect: () => undefined,
+      }),
+      createFileSystemWatcher: (p: { base: { fsPath: string }; pattern: string }) => (
+        watched.push({ base: p.base.fsPath, pattern: p.pattern }),
+        { onDidCreate: noop, onDidChange: noop, onDidDelete: noop, dispose() {} }
+      ),
       onDidChangeConfiguration: noop,
       onDidGrantWorkspaceTrust: noop,
     },
-    Uri: { file: (f: string) => ({ fsPath: f, scheme: 'file' }), joinPath: (u: { fsPath: string }, ...p: string[]) => ({ fsPath: path.join(u.fsPath, ...p) }) },
-    RelativePattern: class { constructor(readonly base: unknown, readonly pattern: string) {} },
+    Uri: {
+      file: (f: string) => ({ fsPath: f, scheme: 'file' }),
+      joinPath: (u: { fsPath: string }, ...p: string[]) => ({ fsPath: path.join(u.fsPath, ...p) }),
+    },
+    RelativePattern: class {
+      constructor(
+        readonly base: unknown,
+        readonly pattern: string,
+      ) {}
+    },
     EventEmitter: class {
       private listeners: ((v: unknown) => void)[] = [];
       event = (l: (v: unknown) => void) => (this.listeners.push(l), { dispose() {} });
@@ -148,8 +232,12 @@ test('Runs view at activation: lists the runs under vitLens.runsDir and watches 
       }
       dispose() {}
     },
-    TreeItem: class { constructor(readonly label: string) {} },
-    ThemeIcon: class { constructor(readonly id: string) {} },
+    TreeItem: class {
+      constructor(readonly label: string) {}
+    },
+    ThemeIcon: class {
+      constructor(readonly id: string) {}
+    },
     TreeItemCollapsibleState: { None: 0, Collapsed: 1 },
   });
   const ext = withFakeVscode(vscode, () => {
@@ -159,11 +247,14 @@ test('Runs view at activation: lists the runs under vitLens.runsDir and watches 
   });
   ext.activate(fakeContext());
   try {
-    assert.deepEqual(views.map((v) => v.id), ['vitLens.runs']);
+    assert.deepEqual(
+      views.map(v => v.id),
+      ['vitLens.runs'],
+    );
     assert.deepEqual(watched, [{ base: path.join(ws, 'out', 'runs'), pattern: '{*,*/run.json,*/metrics.jsonl}' }]);
     let nodes: unknown[] = [];
     for (let i = 0; i < 50 && nodes.length === 0; i++) {
-      await new Promise((r) => setTimeout(r, 10));
+      await new Promise(r => setTimeout(r, 10));
       nodes = views[0].provider.getChildren();
     }
     assert.equal(nodes.length, 1);

@@ -41,7 +41,11 @@ export class CodeServerSession {
   constructor(private readonly opts: SessionOptions) {}
 
   async start(): Promise<void> {
-    for (const [what, p] of [['code-server (run scripts/e2e-install.sh)', CODE_SERVER], ['the VSIX (run npm run package)', VSIX], ['chromium', '/usr/bin/chromium']]) {
+    for (const [what, p] of [
+      ['code-server (run scripts/e2e-install.sh)', CODE_SERVER],
+      ['the VSIX (run npm run package)', VSIX],
+      ['chromium', '/usr/bin/chromium'],
+    ]) {
       assert.ok(fs.existsSync(p), `missing ${what}: ${p}`);
     }
     const out = this.opts.outDir;
@@ -71,20 +75,51 @@ export class CodeServerSession {
     );
     const env = { ...process.env, PATH: `${NODE24_BIN}:${process.env.PATH}`, ...this.opts.env };
     const common = ['--user-data-dir', this.userData, '--extensions-dir', this.extensionsDir];
-    execFileSync(CODE_SERVER, [...common, '--install-extension', VSIX, '--force'], { env, stdio: 'pipe', timeout: 120_000 });
-    assert.ok(fs.readdirSync(this.extensionsDir).some((d) => d.startsWith('vit-lens.vit-lens-')), `VSIX not installed: ${fs.readdirSync(this.extensionsDir)}`);
+    execFileSync(CODE_SERVER, [...common, '--install-extension', VSIX, '--force'], {
+      env,
+      stdio: 'pipe',
+      timeout: 120_000,
+    });
+    assert.ok(
+      fs.readdirSync(this.extensionsDir).some(d => d.startsWith('vit-lens.vit-lens-')),
+      `VSIX not installed: ${fs.readdirSync(this.extensionsDir)}`,
+    );
 
     const port = await freePort();
-    this.server = spawn(CODE_SERVER, [...common, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', this.workspace], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.server.stdout!.on('data', (d) => (this.serverLog += d));
-    this.server.stderr!.on('data', (d) => (this.serverLog += d));
+    this.server = spawn(
+      CODE_SERVER,
+      [
+        ...common,
+        '--auth',
+        'none',
+        '--bind-addr',
+        `127.0.0.1:${port}`,
+        '--disable-telemetry',
+        '--disable-update-check',
+        '--disable-workspace-trust',
+        this.workspace,
+      ],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.server.stdout!.on('data', d => (this.serverLog += d));
+    this.server.stderr!.on('data', d => (this.serverLog += d));
     await this.waitForHttp(`http://127.0.0.1:${port}/healthz`, 60_000);
 
     this.browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     });
-    const context = await this.browser.newContext({ viewport: { width: 1400, height: 900 }, permissions: ['clipboard-read', 'clipboard-write'] });
+    const context = await this.browser.newContext({
+      viewport: { width: 1400, height: 900 },
+      permissions: ['clipboard-read', 'clipboard-write'],
+    });
     this.page = await context.newPage();
     await this.page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(this.workspace)}`);
     await this.page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
@@ -94,13 +129,14 @@ export class CodeServerSession {
     await this.browser?.close().catch(() => undefined);
     if (this.server?.pid) {
       this.server.kill('SIGTERM');
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise(r => setTimeout(r, 500));
     }
     const out = this.opts.outDir;
     if (fs.existsSync(out)) {
       fs.writeFileSync(path.join(out, 'code-server.log'), this.serverLog);
       // The extension's own log: activation time, worker start, model load.
-      for (const l of findFiles(path.join(this.userData, 'logs'), (f) => /ViT Lens\.log$/.test(f))) fs.copyFileSync(l, path.join(out, 'vit-lens-extension.log'));
+      for (const l of findFiles(path.join(this.userData, 'logs'), f => /ViT Lens\.log$/.test(f)))
+        fs.copyFileSync(l, path.join(out, 'vit-lens-extension.log'));
     }
     if (this.tmp && !process.env.KEEP_E2E_TMP) fs.rmSync(this.tmp, { recursive: true, force: true });
   }
@@ -117,8 +153,11 @@ export class CodeServerSession {
   async waitForLog(line: RegExp, capMs = 600_000): Promise<string> {
     const until = Date.now() + capMs;
     for (;;) {
-      for (const f of findFiles(path.join(this.userData, 'logs'), (p) => /ViT Lens\.log$/.test(p))) {
-        const hit = fs.readFileSync(f, 'utf8').split('\n').find((l) => line.test(l));
+      for (const f of findFiles(path.join(this.userData, 'logs'), p => /ViT Lens\.log$/.test(p))) {
+        const hit = fs
+          .readFileSync(f, 'utf8')
+          .split('\n')
+          .find(l => line.test(l));
         if (hit) return hit;
       }
       if (Date.now() > until) throw new Error(`the extension's log never had a line matching ${line}`);
@@ -198,7 +237,10 @@ export class CodeServerSession {
         await input.waitFor({ state: 'visible', timeout: 3000 });
         await page.waitForTimeout(250);
         await input.fill(`>${title}`, { timeout: 2000 });
-        await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 10_000 });
+        await page
+          .locator('.quick-input-list .monaco-list-row', { hasText: title })
+          .first()
+          .waitFor({ timeout: 10_000 });
         break;
       } catch (e) {
         if (attempt >= 5) throw e;
@@ -210,7 +252,10 @@ export class CodeServerSession {
 
   /** Wait until the last quick input has faded out (a key pressed meanwhile reaches the closing, inert palette). */
   quickInputClosed(): Promise<void> {
-    return this.page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 }).catch(() => undefined);
+    return this.page
+      .locator('.quick-input-widget')
+      .waitFor({ state: 'hidden', timeout: 10_000 })
+      .catch(() => undefined);
   }
 
   /** Move the mouse off the side bar's rows so that a row's path hover (which can cover other rows) goes away. */
@@ -220,7 +265,10 @@ export class CodeServerSession {
     if (!(await hover.count())) return;
     const bar = await page.locator('.part.sidebar .composite.title').boundingBox();
     if (bar) await page.mouse.move(bar.x + 8, bar.y + bar.height / 2);
-    await hover.first().waitFor({ state: 'detached', timeout: 3000 }).catch(() => undefined);
+    await hover
+      .first()
+      .waitFor({ state: 'detached', timeout: 3000 })
+      .catch(() => undefined);
   }
 
   private async waitForHttp(url: string, ms: number): Promise<void> {
@@ -232,8 +280,9 @@ export class CodeServerSession {
       } catch {
         /* not up yet */
       }
-      if (Date.now() > end) throw new Error(`code-server did not answer at ${url} within ${ms} ms:\n${this.serverLog.slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 250));
+      if (Date.now() > end)
+        throw new Error(`code-server did not answer at ${url} within ${ms} ms:\n${this.serverLog.slice(-3000)}`);
+      await new Promise(r => setTimeout(r, 250));
     }
   }
 }
@@ -251,7 +300,7 @@ function freePort(): Promise<number> {
 
 export function findFiles(dir: string, match: (f: string) => boolean): string[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap(e => {
     const p = path.join(dir, e.name);
     return e.isDirectory() ? findFiles(p, match) : match(p) ? [p] : [];
   });

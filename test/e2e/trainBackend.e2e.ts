@@ -26,7 +26,10 @@ let adapterName = '';
 
 before(async () => {
   const p = await probeWebGpuAdapter();
-  assert.ok('adapter' in p, `${'error' in p ? p.error : ''}\nInstall Mesa >= 25 lavapipe: \`sudo bash scripts/install-lavapipe.sh\`.`);
+  assert.ok(
+    'adapter' in p,
+    `${'error' in p ? p.error : ''}\nInstall Mesa >= 25 lavapipe: \`sudo bash scripts/install-lavapipe.sh\`.`,
+  );
   adapterName = p.adapter.name;
   datasetTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-e2e-backend-'));
   await makeColorDataset(path.join(datasetTmp, 'colors'), { perClass: 6 });
@@ -44,7 +47,7 @@ async function startSession(theme: string, tag: string): Promise<void> {
     outDir: path.join(OUT, tag),
     userSettings: { 'vitLens.askForModel': false, 'workbench.colorTheme': theme },
     env: { XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
-    setupWorkspace: (ws) => {
+    setupWorkspace: ws => {
       fs.cpSync(path.join(datasetTmp, 'colors'), path.join(ws, 'colors'), { recursive: true });
       fs.writeFileSync(path.join(ws, '.vscode/settings.json'), '{}\n');
     },
@@ -53,7 +56,10 @@ async function startSession(theme: string, tag: string): Promise<void> {
   page = session.page;
 }
 
-const row = (label: string) => page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: new RegExp(`^\\s*${label}`) }).first();
+const row = (label: string) =>
+  page
+    .locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: new RegExp(`^\\s*${label}`) })
+    .first();
 
 /** Fine-tune on colors/ up to the form. */
 async function openForm(): Promise<void> {
@@ -65,7 +71,11 @@ async function openForm(): Promise<void> {
   await row('Backend').waitFor({ timeout: 60_000 });
 }
 
-const THEMES: [string, string][] = [['light', 'Default Light Modern'], ['hc', 'Default High Contrast'], ['dark', 'Default Dark Modern']];
+const THEMES: [string, string][] = [
+  ['light', 'Default Light Modern'],
+  ['hc', 'Default High Contrast'],
+  ['dark', 'Default Dark Modern'],
+];
 
 test('the Fine-tune form shows and picks the backend; a WebGPU run trains on the adapter', async () => {
   // The form and the picker in each theme; dark last, where the run starts.
@@ -116,7 +126,11 @@ async function webgpuRun(): Promise<void> {
     if (run.status && run.status !== 'running') break;
     await page.waitForTimeout(1000);
   }
-  assert.equal(run.status, 'finished', `run: ${JSON.stringify(run)}\n${fs.readFileSync(path.join(path.dirname(runJson), 'train.log'), 'utf8').slice(-2000)}`);
+  assert.equal(
+    run.status,
+    'finished',
+    `run: ${JSON.stringify(run)}\n${fs.readFileSync(path.join(path.dirname(runJson), 'train.log'), 'utf8').slice(-2000)}`,
+  );
   assert.equal(run.backend, 'webgpu');
   assert.equal(run.device, `WebGPU · ${adapterName}`);
 }

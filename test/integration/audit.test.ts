@@ -15,7 +15,10 @@ import type { AuditReport } from '../../common/workerRequests';
 import { runCli } from './runCli';
 
 /** What `audit --json` prints: the report without its settings, timings and decisions. */
-type AuditJson = Pick<AuditReport, 'images' | 'classes' | 'labelIssues' | 'duplicates' | 'outliers' | 'skipped' | 'file'>;
+type AuditJson = Pick<
+  AuditReport,
+  'images' | 'classes' | 'labelIssues' | 'duplicates' | 'outliers' | 'skipped' | 'file'
+>;
 
 const model = path.join(__dirname, '..', '..', 'models', 'default');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-audit-'));
@@ -25,12 +28,14 @@ let planted: PlantedDataset;
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const audit = async (...extra: string[]): Promise<AuditJson> => {
-  const r = await runCli(['audit', dataset, '--model', model, '--json', ...extra], { env: { VIT_LENS_CACHE: cacheDir, VIT_LENS_MODEL: undefined } });
+  const r = await runCli(['audit', dataset, '--model', model, '--json', ...extra], {
+    env: { VIT_LENS_CACHE: cacheDir, VIT_LENS_MODEL: undefined },
+  });
   assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout);
 };
 const auditFile = (): AuditReport => JSON.parse(fs.readFileSync(path.join(dataset, '.vit-lens', 'audit.json'), 'utf8'));
-const hits = (list: string[], wanted: Set<string>) => list.filter((f) => wanted.has(f)).length;
+const hits = (list: string[], wanted: Set<string>) => list.filter(f => wanted.has(f)).length;
 
 describe('audit with planted faults', () => {
   let doc: AuditJson;
@@ -40,16 +45,29 @@ describe('audit with planted faults', () => {
   });
 
   test('the --json document: counts, classes, relative paths with /, lists sorted worst first, audit.json written', () => {
-    assert.deepEqual(Object.keys(doc), ['images', 'classes', 'labelIssues', 'duplicates', 'outliers', 'skipped', 'file']);
+    assert.deepEqual(Object.keys(doc), [
+      'images',
+      'classes',
+      'labelIssues',
+      'duplicates',
+      'outliers',
+      'skipped',
+      'file',
+    ]);
     assert.equal(doc.images, planted.images);
     assert.equal(doc.classes.length, 10);
     assert.equal(doc.file, path.join(dataset, '.vit-lens', 'audit.json'));
     const onDisk = auditFile();
     assert.deepEqual(onDisk.labelIssues, doc.labelIssues);
-    for (const f of [...doc.labelIssues.map((l) => l.file), ...doc.duplicates.flatMap((d) => d.files), ...doc.outliers.map((o) => o.file)]) {
+    for (const f of [
+      ...doc.labelIssues.map(l => l.file),
+      ...doc.duplicates.flatMap(d => d.files),
+      ...doc.outliers.map(o => o.file),
+    ]) {
       assert.ok(!path.isAbsolute(f) && !f.includes('\\') && fs.existsSync(path.join(dataset, f)), f);
     }
-    for (let i = 1; i < doc.labelIssues.length; i++) assert.ok(doc.labelIssues[i - 1].score <= doc.labelIssues[i].score);
+    for (let i = 1; i < doc.labelIssues.length; i++)
+      assert.ok(doc.labelIssues[i - 1].score <= doc.labelIssues[i].score);
     for (let i = 1; i < doc.outliers.length; i++) assert.ok(doc.outliers[i - 1].score >= doc.outliers[i].score);
     for (let i = 1; i < doc.duplicates.length; i++) {
       const [a, b] = [doc.duplicates[i - 1], doc.duplicates[i]];
@@ -60,35 +78,48 @@ describe('audit with planted faults', () => {
 
   test('label issues: the planted flips and misfiled images lead the list', () => {
     // Label faults: the 10 flips, the 5 photos (no photo is a garment) and the copy filed under another class.
-    const faults = new Set([...planted.flips.map((f) => f.file), ...planted.outliers, planted.duplicates.find((d) => d.conflicting)!.files.find((f) => f.includes('copy-'))!]);
-    const files = doc.labelIssues.map((l) => l.file);
+    const faults = new Set([
+      ...planted.flips.map(f => f.file),
+      ...planted.outliers,
+      planted.duplicates.find(d => d.conflicting)!.files.find(f => f.includes('copy-'))!,
+    ]);
+    const files = doc.labelIssues.map(l => l.file);
     const top = hits(files.slice(0, faults.size), faults);
-    const flipsFlagged = hits(files, new Set(planted.flips.map((f) => f.file)));
-    process.stderr.write(`label issues: ${files.length} flagged; precision@${faults.size} ${top}/${faults.size}; flips flagged ${flipsFlagged}/10; all faults flagged ${hits(files, faults)}/${faults.size}\n`);
+    const flipsFlagged = hits(files, new Set(planted.flips.map(f => f.file)));
+    process.stderr.write(
+      `label issues: ${files.length} flagged; precision@${faults.size} ${top}/${faults.size}; flips flagged ${flipsFlagged}/10; all faults flagged ${hits(files, faults)}/${faults.size}\n`,
+    );
     assert.ok(top >= 10, `only ${top} of the top ${faults.size} label issues are planted`);
     assert.ok(flipsFlagged >= 9, `only ${flipsFlagged} of 10 flips flagged`);
     // Suggestions for flips: the class the image came from.
-    const suggested = planted.flips.filter((f) => doc.labelIssues.find((l) => l.file === f.file)?.suggested === f.trueClass).length;
+    const suggested = planted.flips.filter(
+      f => doc.labelIssues.find(l => l.file === f.file)?.suggested === f.trueClass,
+    ).length;
     assert.ok(suggested >= 8, `the true class is suggested for only ${suggested} flips`);
   });
 
   test('duplicates: every planted pair is found, the conflicting one first, the identical one marked exact', () => {
-    const groups: string[][] = doc.duplicates.map((d) => d.files);
+    const groups: string[][] = doc.duplicates.map(d => d.files);
     const key = (files: string[]) => files.slice().sort().join('|');
-    const plantedKeys = new Set(planted.duplicates.map((d) => key(d.files)));
-    const rankOf = planted.duplicates.map((d) => groups.findIndex((g) => d.files.every((f) => g.includes(f))));
-    process.stderr.write(`duplicates: ${groups.length} groups; planted pairs at ranks ${rankOf.join(', ')}; precision@7 ${hits(groups.slice(0, 7).map(key), plantedKeys)}/7\n`);
-    assert.ok(rankOf.every((r) => r >= 0), `planted pairs missing: ranks ${rankOf}`);
+    const plantedKeys = new Set(planted.duplicates.map(d => key(d.files)));
+    const rankOf = planted.duplicates.map(d => groups.findIndex(g => d.files.every(f => g.includes(f))));
+    process.stderr.write(
+      `duplicates: ${groups.length} groups; planted pairs at ranks ${rankOf.join(', ')}; precision@7 ${hits(groups.slice(0, 7).map(key), plantedKeys)}/7\n`,
+    );
+    assert.ok(
+      rankOf.every(r => r >= 0),
+      `planted pairs missing: ranks ${rankOf}`,
+    );
     assert.ok(hits(groups.slice(0, 8).map(key), plantedKeys) >= 6, 'all 6 planted pairs in the top 8 groups');
-    assert.equal(rankOf[planted.duplicates.findIndex((d) => d.conflicting)], 0);
+    assert.equal(rankOf[planted.duplicates.findIndex(d => d.conflicting)], 0);
     assert.equal(doc.duplicates[0].conflicting, true);
-    const exact = doc.duplicates[rankOf[planted.duplicates.findIndex((d) => d.exact)]];
+    const exact = doc.duplicates[rankOf[planted.duplicates.findIndex(d => d.exact)]];
     assert.equal(exact.exact, true);
     assert.equal(exact.similarity, 1);
   });
 
   test('outliers: the photos come first', () => {
-    const files = doc.outliers.map((o) => o.file);
+    const files = doc.outliers.map(o => o.file);
     const top5 = hits(files.slice(0, 5), new Set(planted.outliers));
     process.stderr.write(`outliers: ${files.length} listed; precision@5 ${top5}/5 (${files.slice(0, 5).join(', ')})\n`);
     assert.ok(top5 >= 4, `only ${top5} photos in the top 5 outliers`);
@@ -111,7 +142,7 @@ describe('audit with planted faults', () => {
     current.decisions = [{ kind: 'labelIssue', files: [first], action: 'ignore', at: new Date(0).toISOString() }];
     fs.writeFileSync(file, JSON.stringify(current));
     const again = await audit();
-    assert.ok(!again.labelIssues.some((l) => l.file === first));
+    assert.ok(!again.labelIssues.some(l => l.file === first));
     assert.equal(again.labelIssues.length, doc.labelIssues.length - 1);
     assert.deepEqual(auditFile().decisions, current.decisions);
   });

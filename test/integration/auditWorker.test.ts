@@ -9,7 +9,14 @@ import { fork } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { CancellationTokenSource, createMessageConnection, IPCMessageReader, IPCMessageWriter, ProgressType, ResponseError } from 'vscode-jsonrpc/node';
+import {
+  CancellationTokenSource,
+  createMessageConnection,
+  IPCMessageReader,
+  IPCMessageWriter,
+  ProgressType,
+  ResponseError,
+} from 'vscode-jsonrpc/node';
 import { AuditRequest, ErrorCodes, LoadModelRequest, StatusRequest } from '../../common/workerRequests';
 import { writePlantedDataset } from '../unit/auditData';
 
@@ -24,7 +31,12 @@ const rpc = createMessageConnection(new IPCMessageReader(proc), new IPCMessageWr
 before(async () => {
   await writePlantedDataset(dataset, 8);
   rpc.listen();
-  await rpc.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { cacheDir: path.join(tmp, 'cache'), provider: 'cpu' } });
+  await rpc.sendRequest('initialize', {
+    processId: process.pid,
+    rootUri: null,
+    capabilities: {},
+    initializationOptions: { cacheDir: path.join(tmp, 'cache'), provider: 'cpu' },
+  });
   rpc.sendNotification('initialized', {});
   await rpc.sendRequest(LoadModelRequest.method, { model: path.join(root, 'models', 'default') });
 });
@@ -39,24 +51,31 @@ after(async () => {
 test('a cancelled audit answers RequestCancelled, writes nothing, and the worker goes on', async () => {
   const source = new CancellationTokenSource();
   const token = 'cancel-me';
-  const sub = rpc.onProgress(new ProgressType<{ kind: string }>(), token, (v) => {
+  const sub = rpc.onProgress(new ProgressType<{ kind: string }>(), token, v => {
     if (v.kind === 'report') source.cancel();
   });
-  const outcome = await rpc.sendRequest(AuditRequest.method, { folder: dataset, workDoneToken: token }, source.token).then(
-    () => 'finished',
-    (e) => (e instanceof ResponseError ? e.code : String(e)),
-  );
+  const outcome = await rpc
+    .sendRequest(AuditRequest.method, { folder: dataset, workDoneToken: token }, source.token)
+    .then(
+      () => 'finished',
+      e => (e instanceof ResponseError ? e.code : String(e)),
+    );
   sub.dispose();
   assert.equal(outcome, -32800);
   assert.ok(!fs.existsSync(path.join(dataset, '.vit-lens', 'audit.json')));
-  assert.equal((await rpc.sendRequest(StatusRequest.method, {}) as { state: string }).state, 'ready');
+  assert.equal(((await rpc.sendRequest(StatusRequest.method, {})) as { state: string }).state, 'ready');
 });
 
 test('an audit reports progress and returns the report it wrote', async () => {
   const progress: { kind: string; message?: string }[] = [];
   const token = 'audit';
-  const sub = rpc.onProgress(new ProgressType<{ kind: string; message?: string }>(), token, (v) => void progress.push(v));
-  const r = (await rpc.sendRequest(AuditRequest.method, { folder: dataset, folds: 3, workDoneToken: token })) as { images: number; file: string; labelIssues: unknown[]; folds: number };
+  const sub = rpc.onProgress(new ProgressType<{ kind: string; message?: string }>(), token, v => void progress.push(v));
+  const r = (await rpc.sendRequest(AuditRequest.method, { folder: dataset, folds: 3, workDoneToken: token })) as {
+    images: number;
+    file: string;
+    labelIssues: unknown[];
+    folds: number;
+  };
   sub.dispose();
   assert.equal(r.folds, 3);
   assert.equal(r.file, path.join(dataset, '.vit-lens', 'audit.json'));
@@ -64,15 +83,20 @@ test('an audit reports progress and returns the report it wrote', async () => {
   assert.equal(r.images, 8 * 10 + 21);
   assert.equal(progress[0].kind, 'begin');
   assert.equal(progress.at(-1)!.kind, 'end');
-  assert.ok(progress.some((p) => p.message?.startsWith('cross-validation')), JSON.stringify(progress));
+  assert.ok(
+    progress.some(p => p.message?.startsWith('cross-validation')),
+    JSON.stringify(progress),
+  );
 });
 
 test('bad parameters are a clear error', async () => {
-  const e = await rpc.sendRequest(AuditRequest.method, { folder: 42 }).catch((x) => x);
+  const e = await rpc.sendRequest(AuditRequest.method, { folder: 42 }).catch(x => x);
   assert.ok(e instanceof ResponseError);
   assert.equal(e.code, ErrorCodes.InvalidParams);
   assert.match(e.message, /vitLens\/audit: folder must be a folder path, got 42/);
-  const folds = (await rpc.sendRequest(AuditRequest.method, { folder: '/tmp', folds: 1 }).catch((x) => x)) as ResponseError<unknown>;
+  const folds = (await rpc
+    .sendRequest(AuditRequest.method, { folder: '/tmp', folds: 1 })
+    .catch(x => x)) as ResponseError<unknown>;
   assert.equal(folds.code, ErrorCodes.InvalidParams);
   assert.match(folds.message, /folds must be an integer in \[2, 100\], got 1/);
 });

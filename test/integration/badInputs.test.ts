@@ -41,18 +41,19 @@ const ROWS: BadInput[] = [
   // ---- ONNX external data (server/formats/externalData.ts) ----
   {
     name: 'ONNX external data: a symlink to a file outside the model folder',
-    make: (dir) => {
+    make: dir => {
       fs.copyFileSync(`${ONNX_WITH_DATA}.data`, path.join(dir, 'secret.bin')); // the right bytes, in the wrong place
-      return classifyWith(externalDataModel(dir, (p) => fs.symlinkSync(path.join(dir, 'secret.bin'), p)));
+      return classifyWith(externalDataModel(dir, p => fs.symlinkSync(path.join(dir, 'secret.bin'), p)));
     },
     exit: 1,
-    stderr: /external data .*model\/timm-style-opset17\.onnx\.data of tensor "[^"]+" is a link to .*secret\.bin, outside the model folder/,
+    stderr:
+      /external data .*model\/timm-style-opset17\.onnx\.data of tensor "[^"]+" is a link to .*secret\.bin, outside the model folder/,
     maxSeconds: 10,
     maxRssMb: 300,
   },
   {
     name: 'ONNX external data: a symlink to /etc/passwd',
-    make: (dir) => classifyWith(externalDataModel(dir, (p) => fs.symlinkSync('/etc/passwd', p))),
+    make: dir => classifyWith(externalDataModel(dir, p => fs.symlinkSync('/etc/passwd', p))),
     exit: 1,
     stderr: /of tensor "[^"]+" is a link to \/etc\/passwd, outside the model folder/,
     maxSeconds: 10,
@@ -60,7 +61,7 @@ const ROWS: BadInput[] = [
   },
   {
     name: 'ONNX external data: a FIFO',
-    make: (dir) => classifyWith(externalDataModel(dir, mkfifo)),
+    make: dir => classifyWith(externalDataModel(dir, mkfifo)),
     exit: 1,
     stderr: /timm-style-opset17\.onnx\.data of tensor "[^"]+" is not a regular file \(a FIFO/,
     maxSeconds: 10,
@@ -70,7 +71,7 @@ const ROWS: BadInput[] = [
   // ---- image files (server/preprocess.ts readImageBytes) ----
   {
     name: 'image: a symlink zero.png to /dev/zero',
-    make: (dir) => {
+    make: dir => {
       fs.symlinkSync('/dev/zero', path.join(dir, 'zero.png'));
       return ['classify', path.join(dir, 'zero.png')];
     },
@@ -81,7 +82,7 @@ const ROWS: BadInput[] = [
   },
   {
     name: 'image: a FIFO named x.png',
-    make: (dir) => ['classify', mkfifo(path.join(dir, 'x.png'))],
+    make: dir => ['classify', mkfifo(path.join(dir, 'x.png'))],
     exit: 1,
     stderr: /x\.png: is a FIFO \(named pipe\), not a regular file/,
     maxSeconds: 10,
@@ -89,7 +90,7 @@ const ROWS: BadInput[] = [
   },
   {
     name: 'image: a 1.9 GB (sparse) file named huge.png',
-    make: (dir) => {
+    make: dir => {
       const fd = fs.openSync(path.join(dir, 'huge.png'), 'w');
       fs.ftruncateSync(fd, 1900 << 20);
       fs.closeSync(fd);
@@ -104,17 +105,19 @@ const ROWS: BadInput[] = [
   // ---- .npz zip bombs (server/formats/npz.ts) ----
   {
     name: '.npz zip bomb: 3 MB inflating to 3.2 GB (header says 3.2 GB too)',
-    make: (dir) => classifyWith(zipBomb(path.join(dir, 'bomb.npz'), 'embedding/kernel.npy', [800, 1000, 1000], 3.2e9)),
+    make: dir => classifyWith(zipBomb(path.join(dir, 'bomb.npz'), 'embedding/kernel.npy', [800, 1000, 1000], 3.2e9)),
     exit: 1,
-    stderr: /bomb\.npz: array "embedding\/kernel" \(member "embedding\/kernel\.npy"\) declares 3\.20 GB uncompressed from 3\.1 MB, over the 1 GiB limit for one array; not inflated/,
+    stderr:
+      /bomb\.npz: array "embedding\/kernel" \(member "embedding\/kernel\.npy"\) declares 3\.20 GB uncompressed from 3\.1 MB, over the 1 GiB limit for one array; not inflated/,
     maxSeconds: 10,
     maxRssMb: 300,
   },
   {
     name: '.npz zip bomb: 600 KB inflating to 600 MB under a header for 6 floats',
-    make: (dir) => classifyWith(zipBomb(path.join(dir, 'bomb.npz'), 'cls.npy', [2, 3], 600e6)),
+    make: dir => classifyWith(zipBomb(path.join(dir, 'bomb.npz'), 'cls.npy', [2, 3], 600e6)),
     exit: 1,
-    stderr: /bomb\.npz: array "cls": 600000000 data bytes but <f4 shape \(2, 3\) needs 24 \(sizes from the zip directory and the \.npy header; not inflated\)/,
+    stderr:
+      /bomb\.npz: array "cls": 600000000 data bytes but <f4 shape \(2, 3\) needs 24 \(sizes from the zip directory and the \.npy header; not inflated\)/,
     maxSeconds: 10,
     maxRssMb: 300,
   },
@@ -122,7 +125,7 @@ const ROWS: BadInput[] = [
   // ---- file names that are not UTF-8 (server/util/fileNames.ts) ----
   {
     name: 'an image whose name is not UTF-8 (Latin-1 "café.jpg") is classified',
-    make: (dir) => {
+    make: dir => {
       const file = path.join(dir, nonUtf8('caf\xe9.jpg'));
       fs.copyFileSync(PHOTO, fsPath(file));
       return ['classify', file, '--json'];
@@ -135,7 +138,7 @@ const ROWS: BadInput[] = [
   },
   {
     name: 'classify-folder: FIFO, /dev/zero link and a non-UTF-8 name among the images',
-    make: (dir) => {
+    make: dir => {
       const folder = path.join(dir, 'shirts');
       fs.mkdirSync(folder);
       fs.copyFileSync(PHOTO, path.join(folder, 'ok.jpg'));
@@ -154,7 +157,7 @@ const ROWS: BadInput[] = [
   // ---- memory: decoding huge images (server/engine.ts decode budget) ----
   {
     name: 'classify-folder: 8 grey PNGs of 13000×13000 (190 KB each) decode within a megapixel budget',
-    make: async (dir) => {
+    make: async dir => {
       await greyPngs(path.join(dir, 'big'), 8, 13000);
       return ['classify-folder', path.join(dir, 'big'), '--out', path.join(dir, 'out')];
     },
@@ -168,7 +171,7 @@ const ROWS: BadInput[] = [
   ...(['model.safetensors', 'config.json', 'preprocessor_config.json'] as const).flatMap((name): BadInput[] => [
     {
       name: `model folder: ${name} is a FIFO`,
-      make: (dir) => classifyWith(hfFolderWith(dir, name, mkfifo)),
+      make: dir => classifyWith(hfFolderWith(dir, name, mkfifo)),
       exit: 1,
       stderr: new RegExp(`hf/${name.replace('.', '\\.')}: is a FIFO \\(named pipe\\), not a regular file`),
       maxSeconds: 10,
@@ -176,7 +179,7 @@ const ROWS: BadInput[] = [
     },
     {
       name: `model folder: ${name} is a link to /dev/zero`,
-      make: (dir) => classifyWith(hfFolderWith(dir, name, (p) => fs.symlinkSync('/dev/zero', p))),
+      make: dir => classifyWith(hfFolderWith(dir, name, p => fs.symlinkSync('/dev/zero', p))),
       exit: 1,
       stderr: new RegExp(`hf/${name.replace('.', '\\.')}: is a device, not a regular file`),
       maxSeconds: 10,
@@ -185,7 +188,7 @@ const ROWS: BadInput[] = [
   ]),
   {
     name: 'an .onnx model that is a FIFO',
-    make: (dir) => classifyWith(mkfifo(path.join(dir, 'model.onnx'))),
+    make: dir => classifyWith(mkfifo(path.join(dir, 'model.onnx'))),
     exit: 1,
     stderr: /model\.onnx: is a FIFO \(named pipe\), not a regular file/,
     maxSeconds: 10,
@@ -193,7 +196,7 @@ const ROWS: BadInput[] = [
   },
   {
     name: '--labels naming a link to /dev/zero',
-    make: (dir) => {
+    make: dir => {
       fs.symlinkSync('/dev/zero', path.join(dir, 'labels.txt'));
       return [...classifyWith(path.join(FIX, 'vit-tiny', 'model.onnx')), '--labels', path.join(dir, 'labels.txt')];
     },
@@ -236,7 +239,7 @@ function externalDataModel(dir: string, place: (dataPath: string) => void): stri
 
 /** A name with the Latin-1 bytes of `latin1` (0x80–0xff are not UTF-8 on their own), in fileNames' escaping. */
 function nonUtf8(latin1: string): string {
-  return latin1.replace(/[\x80-\xff]/g, (c) => String.fromCharCode(0xdc00 + c.charCodeAt(0)));
+  return latin1.replace(/[\x80-\xff]/g, c => String.fromCharCode(0xdc00 + c.charCodeAt(0)));
 }
 
 /**
@@ -248,12 +251,17 @@ function nonUtf8(latin1: string): string {
 function zipBomb(file: string, member: string, shape: number[], zeroBytes: number): string {
   const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
   const padded = dict.padEnd(Math.ceil((dict.length + 11) / 64) * 64 - 11, ' ') + '\n';
-  const npyHeader = Buffer.concat([Buffer.from('\x93NUMPY\x01\x00', 'latin1'), Buffer.from(Uint16Array.of(padded.length).buffer), Buffer.from(padded, 'latin1')]);
+  const npyHeader = Buffer.concat([
+    Buffer.from('\x93NUMPY\x01\x00', 'latin1'),
+    Buffer.from(Uint16Array.of(padded.length).buffer),
+    Buffer.from(padded, 'latin1'),
+  ]);
   const flush = { level: 9, finishFlush: zlib.constants.Z_SYNC_FLUSH };
   const block = 32 << 20;
   const parts = [zlib.deflateRawSync(npyHeader, flush)];
   const full = zlib.deflateRawSync(Buffer.alloc(block), flush);
-  for (let left = zeroBytes; left > 0; left -= block) parts.push(left >= block ? full : zlib.deflateRawSync(Buffer.alloc(left), flush));
+  for (let left = zeroBytes; left > 0; left -= block)
+    parts.push(left >= block ? full : zlib.deflateRawSync(Buffer.alloc(left), flush));
   parts.push(Buffer.from([0x03, 0x00])); // final empty block
   const data = Buffer.concat(parts);
   const size = npyHeader.length + zeroBytes;
@@ -288,7 +296,10 @@ function zipBomb(file: string, member: string, shape: number[], zeroBytes: numbe
 async function greyPngs(folder: string, count: number, side: number): Promise<void> {
   fs.mkdirSync(folder, { recursive: true });
   const first = path.join(folder, 'grey-0.png');
-  await sharp({ create: { width: side, height: side, channels: 3, background: { r: 128, g: 128, b: 128 } }, limitInputPixels: false })
+  await sharp({
+    create: { width: side, height: side, channels: 3, background: { r: 128, g: 128, b: 128 } },
+    limitInputPixels: false,
+  })
     .toColourspace('b-w')
     .png({ compressionLevel: 9 })
     .toFile(first);
@@ -308,7 +319,13 @@ for (const [i, row] of ROWS.entries()) {
     try {
       const args = await row.make(dir);
       const r = await runCliMeasured(args, {
-        env: { VIT_LENS_CACHE: cache, VIT_LENS_MODEL: undefined, HF_HUB_OFFLINE: '1', VIT_LENS_DECODE_BUDGET_MP: undefined, ...row.env },
+        env: {
+          VIT_LENS_CACHE: cache,
+          VIT_LENS_MODEL: undefined,
+          HF_HUB_OFFLINE: '1',
+          VIT_LENS_DECODE_BUDGET_MP: undefined,
+          ...row.env,
+        },
         killAfterS: 2 * row.maxSeconds,
       });
       const seen = `exit ${r.code} after ${r.seconds.toFixed(1)} s, peak RSS ${r.maxRssMb.toFixed(0)} MB${r.timedOut ? ' (killed: timed out)' : ''}\nstderr: ${r.stderr.slice(0, 2000)}\nstdout: ${r.stdout.slice(0, 500)}`;

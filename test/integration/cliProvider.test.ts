@@ -15,13 +15,24 @@ const fixtures = path.join(__dirname, '..', 'fixtures');
 const hf = path.join(fixtures, 'vit-prelogits', 'hf');
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-cli-provider-'));
 after(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
-const cli = (args: string[]) => runCli(args, { env: { VIT_LENS_CACHE: cacheDir, VIT_LENS_MODEL: undefined, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+const cli = (args: string[]) =>
+  runCli(args, {
+    env: {
+      VIT_LENS_CACHE: cacheDir,
+      VIT_LENS_MODEL: undefined,
+      XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
+    },
+  });
 
 test('info --json --provider webgpu: provider, adapter, dtype', async () => {
   const r = await cli(['info', '--json', '--model', hf, '--provider', 'webgpu']);
   assert.equal(r.code, 0, r.stderr);
   const info = JSON.parse(r.stdout);
-  assert.equal(info.provider, 'webgpu', `no WebGPU (install lavapipe: scripts/install-lavapipe.sh): ${info.providerNote}`);
+  assert.equal(
+    info.provider,
+    'webgpu',
+    `no WebGPU (install lavapipe: scripts/install-lavapipe.sh): ${info.providerNote}`,
+  );
   assert.match(info.device, / \((Vulkan|D3D12|Metal)\)$/);
   assert.equal(info.dtype, 'fp32');
   assert.equal(info.providerNote, undefined);
@@ -76,8 +87,16 @@ test('a transformers.js folder (onnx/ only): --dtype picks model_quantized.onnx 
   assert.equal(JSON.parse(q8.stdout).dtype, 'q8');
   const none = await cli(['info', '--model', dir]);
   assert.equal(none.code, 1);
-  assert.ok(none.stderr.includes(`${dir}: has config.json but neither model.safetensors nor onnx/model.onnx`), none.stderr);
+  assert.ok(
+    none.stderr.includes(`${dir}: has config.json but neither model.safetensors nor onnx/model.onnx`),
+    none.stderr,
+  );
   const f16 = await cli(['info', '--model', dir, '--dtype', 'fp16']);
   assert.equal(f16.code, 1);
-  assert.ok(f16.stderr.includes(`${path.join(dir, 'onnx', 'model_fp16.onnx')}: input "pixel_values" is float16; ViT Lens feeds float32`), f16.stderr);
+  assert.ok(
+    f16.stderr.includes(
+      `${path.join(dir, 'onnx', 'model_fp16.onnx')}: input "pixel_values" is float16; ViT Lens feeds float32`,
+    ),
+    f16.stderr,
+  );
 });

@@ -51,7 +51,7 @@ async function until(what: string, cond: () => boolean, ms = 60_000): Promise<vo
   const t0 = Date.now();
   while (!cond()) {
     if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise(r => setTimeout(r, 50));
   }
 }
 
@@ -67,7 +67,16 @@ test('answers → a detached trainer that writes the run folder the view reads',
   assert.equal(info.status, 'finished');
   assert.equal(info.pid, started.pid);
   assert.deepEqual(
-    { mode: info.config.mode, epochs: info.config.epochs, lr: info.config.lr, imageSize: info.config.imageSize, batchSize: info.config.batchSize, seed: info.config.seed, valSplit: info.config.valSplit, augment: info.config.augment },
+    {
+      mode: info.config.mode,
+      epochs: info.config.epochs,
+      lr: info.config.lr,
+      imageSize: info.config.imageSize,
+      batchSize: info.config.batchSize,
+      seed: info.config.seed,
+      valSplit: info.config.valSplit,
+      augment: info.config.augment,
+    },
     { mode: 'head', epochs: 1, lr: 1e-3, imageSize: [32, 32], batchSize: 8, seed: 3, valSplit: 0.2, augment: false },
   );
   const [r] = await discoverRuns(runs, { alive, host: os.hostname(), now: Date.now() });
@@ -84,7 +93,9 @@ test('Stop (SIGTERM) → stopped; Resume → finished; a killed trainer → inte
   process.kill(first.pid, 'SIGTERM');
   const stopped = await exited(first);
   assert.equal(stopped.code, 130, fs.readFileSync(logFile(runDir), 'utf8'));
-  let [r] = (await discoverRuns(runs, { alive, host: os.hostname(), now: Date.now() })).filter((x) => x.name === 'colors-full');
+  let [r] = (await discoverRuns(runs, { alive, host: os.hostname(), now: Date.now() })).filter(
+    x => x.name === 'colors-full',
+  );
   assert.equal(r.status, 'stopped');
   assert.ok(r.info!.epoch < 4);
 
@@ -92,9 +103,13 @@ test('Stop (SIGTERM) → stopped; Resume → finished; a killed trainer → inte
   await until('the resumed run to report running', () => readJson(path.join(runDir, 'run.json')).pid === second.pid);
   process.kill(second.pid, 'SIGKILL');
   await exited(second);
-  [r] = (await discoverRuns(runs, { alive, host: os.hostname(), now: Date.now(), exited: new Set([second.pid]) })).filter((x) => x.name === 'colors-full');
+  [r] = (
+    await discoverRuns(runs, { alive, host: os.hostname(), now: Date.now(), exited: new Set([second.pid]) })
+  ).filter(x => x.name === 'colors-full');
   assert.equal(r.status, 'interrupted', 'a trainer this window saw die');
-  [r] = (await discoverRuns(runs, { alive, host: os.hostname(), now: Date.now() + REMOTE_SILENCE_MS + 1000 })).filter((x) => x.name === 'colors-full');
+  [r] = (await discoverRuns(runs, { alive, host: os.hostname(), now: Date.now() + REMOTE_SILENCE_MS + 1000 })).filter(
+    x => x.name === 'colors-full',
+  );
   assert.equal(r.status, 'interrupted', 'a dead pid whose files went quiet');
 
   const third = await spawnTrainer(cliJs, resumeArgs(runDir, cache), runDir);

@@ -28,10 +28,13 @@ const REPORTER = path.join(__dirname, 'reportMaxRss.cjs');
 /** bash ANSI-C quoting of every byte: any argument, including bytes that are not UTF-8, survives exactly. */
 function bashBytes(arg: string): string {
   const bytes = fsPath(arg);
-  return `$'${[...(typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes)].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('')}'`;
+  return `$'${[...(typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes)].map(b => `\\x${b.toString(16).padStart(2, '0')}`).join('')}'`;
 }
 
-export function runCliMeasured(args: string[], opts: { env?: Record<string, string | undefined>; killAfterS: number }): Promise<MeasuredRun> {
+export function runCliMeasured(
+  args: string[],
+  opts: { env?: Record<string, string | undefined>; killAfterS: number },
+): Promise<MeasuredRun> {
   assert.ok(fs.existsSync(CLI_JS), `${CLI_JS} is missing: run npm run build first`);
   const rssFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-rss-')), 'maxrss');
   const command = ['exec', ...[process.execPath, '--require', REPORTER, CLI_JS, ...args].map(bashBytes)].join(' ');
@@ -45,8 +48,8 @@ export function runCliMeasured(args: string[], opts: { env?: Record<string, stri
     let stderr = '';
     let polledKb = 0;
     let timedOut = false;
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
+    p.stdout.on('data', d => (stdout += d));
+    p.stderr.on('data', d => (stderr += d));
     const poll = setInterval(() => {
       const m = /VmHWM:\s*(\d+) kB/.exec(safeRead(`/proc/${p.pid}/status`));
       if (m) polledKb = Math.max(polledKb, Number(m[1]));
@@ -56,7 +59,7 @@ export function runCliMeasured(args: string[], opts: { env?: Record<string, stri
       p.kill('SIGKILL');
     }, opts.killAfterS * 1000);
     p.on('error', reject);
-    p.on('close', (code) => {
+    p.on('close', code => {
       clearInterval(poll);
       clearTimeout(killer);
       const reportedKb = Number(safeRead(rssFile)) || 0;

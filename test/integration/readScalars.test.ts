@@ -24,9 +24,16 @@ interface ExpectedScalar {
   wallTime: number;
   value: number;
 }
-const expected: { scalars: ExpectedScalar[]; truncated: { file: string; completeBytes: number; size: number; missingTailHex: string; missingScalar: ExpectedScalar } } = JSON.parse(
-  fs.readFileSync(path.join(FIX, 'expected.json'), 'utf8'),
-);
+const expected: {
+  scalars: ExpectedScalar[];
+  truncated: {
+    file: string;
+    completeBytes: number;
+    size: number;
+    missingTailHex: string;
+    missingScalar: ExpectedScalar;
+  };
+} = JSON.parse(fs.readFileSync(path.join(FIX, 'expected.json'), 'utf8'));
 
 let worker: WorkerProcess;
 let rpc: MessageConnection;
@@ -50,9 +57,12 @@ test('readScalars: everything first, then only new points; an unknown cursor res
   assert.equal(first.reset, false);
   const count = (r: typeof first) => r.scalars.reduce((n, s) => n + s.points.length, 0);
   assert.equal(count(first), expected.scalars.length);
-  const loss = first.scalars.find((s) => s.run === 'run_a' && s.tag === 'train/loss')!;
-  const want = expected.scalars.filter((s) => s.run === 'run_a' && s.tag === 'train/loss');
-  assert.deepEqual(loss.points.map((p) => p.step), want.map((s) => s.step));
+  const loss = first.scalars.find(s => s.run === 'run_a' && s.tag === 'train/loss')!;
+  const want = expected.scalars.filter(s => s.run === 'run_a' && s.tag === 'train/loss');
+  assert.deepEqual(
+    loss.points.map(p => p.step),
+    want.map(s => s.step),
+  );
   assert.ok(Math.abs(loss.points[0].value - want[0].value) < 1e-6);
 
   const none = await rpc.sendRequest(requestType(ReadScalarsRequest), { folder, cursor: first.cursor });
@@ -62,7 +72,10 @@ test('readScalars: everything first, then only new points; an unknown cursor res
   fs.appendFileSync(path.join(folder, expected.truncated.file), Buffer.from(expected.truncated.missingTailHex, 'hex'));
   const more = await rpc.sendRequest(requestType(ReadScalarsRequest), { folder, cursor: first.cursor });
   assert.equal(count(more), 1);
-  assert.deepEqual([more.scalars[0].run, more.scalars[0].tag, more.scalars[0].points[0].step], ['live', 'train/loss', expected.truncated.missingScalar.step]);
+  assert.deepEqual(
+    [more.scalars[0].run, more.scalars[0].tag, more.scalars[0].points[0].step],
+    ['live', 'train/loss', expected.truncated.missingScalar.step],
+  );
 
   const reset = await rpc.sendRequest(requestType(ReadScalarsRequest), { folder, cursor: 'from-a-previous-worker' });
   assert.equal(reset.reset, true);

@@ -22,15 +22,18 @@ export interface CliOptions {
 export function runCli(args: string[], opts: CliOptions = {}): Promise<CliRun> {
   assert.ok(fs.existsSync(CLI_JS), `${CLI_JS} is missing: run npm run build first`);
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI_JS, ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CLI_JS, ...args], {
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => {
+    p.stdout.on('data', d => (stdout += d));
+    p.stderr.on('data', d => {
       stderr += d;
-      opts.onStderr?.(stderr, (s) => p.kill(s));
+      opts.onStderr?.(stderr, s => p.kill(s));
     });
     p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
+    p.on('close', code => resolve({ code, stdout, stderr }));
   });
 }

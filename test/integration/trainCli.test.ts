@@ -28,17 +28,28 @@ test('head mode: run folder contract, export, classify with the exported model',
   assert.equal(info.config.mode, 'head');
   assert.equal(info.epoch, 3);
   assert.ok(info.pid > 0 && info.createdAt && info.finishedAt);
-  const metrics = fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  const epochs = metrics.filter((m) => m.type === 'epoch');
+  const metrics = fs
+    .readFileSync(path.join(run, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map(l => JSON.parse(l));
+  const epochs = metrics.filter(m => m.type === 'epoch');
   assert.equal(epochs.length, 3);
   for (const e of epochs) {
     assert.equal(e.confusion.length, 3);
     assert.equal(e.perClassAcc.length, 3);
     assert.ok(Number.isFinite(e.trainLoss) && Number.isFinite(e.valLoss));
   }
-  assert.ok(metrics.some((m) => m.type === 'step' && m.lr > 0 && m.imagesPerSec > 0));
+  assert.ok(metrics.some(m => m.type === 'step' && m.lr > 0 && m.imagesPerSec > 0));
   assert.ok(epochs[2].trainLoss < epochs[0].trainLoss, 'training lowers the loss');
-  for (const f of ['checkpoints/best.safetensors', 'checkpoints/latest.safetensors', 'export/config.json', 'export/preprocessor_config.json', 'export/model.safetensors', 'export/onnx/model.onnx']) {
+  for (const f of [
+    'checkpoints/best.safetensors',
+    'checkpoints/latest.safetensors',
+    'export/config.json',
+    'export/preprocessor_config.json',
+    'export/model.safetensors',
+    'export/onnx/model.onnx',
+  ]) {
     assert.ok(fs.existsSync(path.join(run, f)), `${f} is missing`);
   }
   const config = readJson(path.join(run, 'export', 'config.json'));
@@ -50,12 +61,23 @@ test('head mode: run folder contract, export, classify with the exported model',
   const report = readJson(path.join(run, 'report.json'));
   assert.ok(report.heldOut.length >= 3);
   const images = report.heldOut.slice(0, 3);
-  const c = await cli(['classify', ...images.map((h: { file: string }) => h.file), '--model', path.join(run, 'export'), '--json', '--top-k', '3']);
+  const c = await cli([
+    'classify',
+    ...images.map((h: { file: string }) => h.file),
+    '--model',
+    path.join(run, 'export'),
+    '--json',
+    '--top-k',
+    '3',
+  ]);
   assert.equal(c.code, 0, c.stderr);
   const results = JSON.parse(c.stdout).results;
   images.forEach((h: { file: string; probabilities: number[] }, i: number) => {
     for (const p of results[i].predictions) {
-      assert.ok(Math.abs(p.score - h.probabilities[p.index]) < 1e-4, `${h.file}: ONNX ${p.label} ${p.score} vs trainer ${h.probabilities[p.index]}`);
+      assert.ok(
+        Math.abs(p.score - h.probabilities[p.index]) < 1e-4,
+        `${h.file}: ONNX ${p.label} ${p.score} vs trainer ${h.probabilities[p.index]}`,
+      );
     }
   });
   // The export carries a sample of its training images, so classify can say when an image is unlike them;
@@ -64,14 +86,27 @@ test('head mode: run folder contract, export, classify with the exported model',
   for (const r of results) assert.equal(r.trainingData?.unlike, false, `${r.image}: ${JSON.stringify(r.trainingData)}`);
 
   // A second run on the same data and backbone reads the cache.
-  const again = await cli(['train', dataset, '--out', path.join(tmp, 'runs', 'head2'), '--mode', 'head', '--epochs', '1', ...common]);
+  const again = await cli([
+    'train',
+    dataset,
+    '--out',
+    path.join(tmp, 'runs', 'head2'),
+    '--mode',
+    'head',
+    '--epochs',
+    '1',
+    ...common,
+  ]);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /frozen backbone: 0 images computed, 18 from cache/);
 
   const ls = await cli(['runs', path.join(tmp, 'runs'), '--json']);
   assert.equal(ls.code, 0, ls.stderr);
   const runs = JSON.parse(ls.stdout).runs;
-  assert.deepEqual(runs.map((x: { status: string }) => x.status), ['finished', 'finished']);
+  assert.deepEqual(
+    runs.map((x: { status: string }) => x.status),
+    ['finished', 'finished'],
+  );
   assert.equal(runs[0].bestValAcc, info.bestValAcc);
 
   const out = path.join(tmp, 'exported');
@@ -87,22 +122,55 @@ test('head mode: run folder contract, export, classify with the exported model',
 // Per-step training losses and per-epoch validation losses of these exact runs, recorded before the
 // frozen blocks moved from TF.js to ONNX Runtime (commit f3ac1c7); the cached tokens must not change them.
 const LAST_K_REFERENCE: Record<number, { step: number[]; val: number[] }> = {
-  1: { step: [1.0986120700836182, 0.9970085024833679, 0.8617004156112671, 0.749267578125], val: [0.9967606663703918, 0.8607983589172363, 0.7478125691413879, 0.7100307941436768] },
-  2: { step: [1.0986120700836182, 0.997010350227356, 0.8243023753166199, 0.7060844898223877], val: [0.9967625141143799, 0.8232572078704834, 0.7057285308837891, 0.6684951186180115] },
+  1: {
+    step: [1.0986120700836182, 0.9970085024833679, 0.8617004156112671, 0.749267578125],
+    val: [0.9967606663703918, 0.8607983589172363, 0.7478125691413879, 0.7100307941436768],
+  },
+  2: {
+    step: [1.0986120700836182, 0.997010350227356, 0.8243023753166199, 0.7060844898223877],
+    val: [0.9967625141143799, 0.8232572078704834, 0.7057285308837891, 0.6684951186180115],
+  },
 };
 
 test('last-k mode: frozen tokens from ONNX Runtime, the same losses as the TF.js-cached runs, then from the cache', async () => {
   const losses = (run: string) => {
-    const m = fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    return { step: m.filter((x) => x.type === 'step').map((x) => x.loss), val: m.filter((x) => x.type === 'epoch').map((x) => x.valLoss) };
+    const m = fs
+      .readFileSync(path.join(run, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map(l => JSON.parse(l));
+    return {
+      step: m.filter(x => x.type === 'step').map(x => x.loss),
+      val: m.filter(x => x.type === 'epoch').map(x => x.valLoss),
+    };
   };
   const close = (got: number[], want: number[], what: string) => {
     assert.equal(got.length, want.length, what);
     got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) <= 1e-4, `${what}[${i}]: ${g} vs ${want[i]}`));
   };
   // Batch 16 > 15 training images: one optimizer step per epoch, so every step's loss is in metrics.jsonl.
-  const args = (k: number, out: string) => ['train', dataset, '--out', out, '--model', tinyHf, '--image-size', '32', '--batch-size', '16',
-    '--cache-dir', cacheDir, '--mode', 'last-k', '--last-k', String(k), '--epochs', '4', '--lr', '3e-3'];
+  const args = (k: number, out: string) => [
+    'train',
+    dataset,
+    '--out',
+    out,
+    '--model',
+    tinyHf,
+    '--image-size',
+    '32',
+    '--batch-size',
+    '16',
+    '--cache-dir',
+    cacheDir,
+    '--mode',
+    'last-k',
+    '--last-k',
+    String(k),
+    '--epochs',
+    '4',
+    '--lr',
+    '3e-3',
+  ];
   for (const k of [1, 2]) {
     const run = path.join(tmp, 'lastk-runs', `k${k}`);
     const r = await cli(args(k, run));
@@ -140,7 +208,10 @@ test('full mode: SIGINT stops after the current step with status "stopped"; --re
   const stopped = readJson(path.join(run, 'run.json'));
   assert.equal(stopped.status, 'stopped');
   assert.ok(stopped.epoch < 40);
-  assert.ok(fs.existsSync(path.join(run, 'export', 'onnx', 'model.onnx')), 'a stopped run still exports its best checkpoint');
+  assert.ok(
+    fs.existsSync(path.join(run, 'export', 'onnx', 'model.onnx')),
+    'a stopped run still exports its best checkpoint',
+  );
   const resumed = await cli(['train', '--out', run, '--resume']);
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(resumed.stderr, /resuming at epoch/);

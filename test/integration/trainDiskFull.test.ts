@@ -7,7 +7,17 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
@@ -48,20 +58,42 @@ function fillDisk(): void {
 }
 
 const tempFiles = (dir: string): string[] =>
-  readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? tempFiles(path.join(dir, e.name)) : e.name.endsWith('.tmp') ? [path.join(dir, e.name)] : []));
+  readdirSync(dir, { withFileTypes: true }).flatMap(e =>
+    e.isDirectory() ? tempFiles(path.join(dir, e.name)) : e.name.endsWith('.tmp') ? [path.join(dir, e.name)] : [],
+  );
 
 test('disk full mid-run: run.json says failed with the reason, no temp files stay, the lock is released', async () => {
   const ds = path.join(tmp, 'ds');
   await makeColorDataset(ds, { perClass: 4, width: 28, height: 28 });
   const runDir = path.join(disk, 'run');
   const config: TrainConfig = {
-    dataset: ds, model: path.join(ROOT, 'models', 'default'), mode: 'head', lastK: 2, epochs: 3, batchSize: 4, accumulate: 1, lr: 1e-3,
-    optimizer: 'adamw', weightDecay: 0.05, momentum: 0, warmupSteps: 0, clipNorm: 1, labelSmoothing: 0, augment: false, valSplit: 0.25, seed: 0,
+    dataset: ds,
+    model: path.join(ROOT, 'models', 'default'),
+    mode: 'head',
+    lastK: 2,
+    epochs: 3,
+    batchSize: 4,
+    accumulate: 1,
+    lr: 1e-3,
+    optimizer: 'adamw',
+    weightDecay: 0.05,
+    momentum: 0,
+    warmupSteps: 0,
+    clipNorm: 1,
+    labelSmoothing: 0,
+    augment: false,
+    valSplit: 0.25,
+    seed: 0,
   };
   let filled = false;
   const log: string[] = [];
   const run = train({
-    runDir, config, backend: 'wasm', cacheDir: path.join(tmp, 'cache'), logEvery: 1, log: (l) => log.push(l),
+    runDir,
+    config,
+    backend: 'wasm',
+    cacheDir: path.join(tmp, 'cache'),
+    logEvery: 1,
+    log: l => log.push(l),
     shouldStop: () => {
       if (!filled) {
         fillDisk();

@@ -28,9 +28,27 @@ after(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-const cli = (args: string[], opts: Pick<CliOptions, 'onStderr'> = {}) => runCli(args, { ...opts, env: { VIT_LENS_CACHE: cacheDir } });
+const cli = (args: string[], opts: Pick<CliOptions, 'onStderr'> = {}) =>
+  runCli(args, { ...opts, env: { VIT_LENS_CACHE: cacheDir } });
 const train = (out: string, more: string[] = [], opts: Pick<CliOptions, 'onStderr'> = {}, data = dataset) =>
-  cli(['train', data, '--model', path.join(ROOT, 'models', 'default'), '--out', out, '--epochs', '2', '--batch-size', '4', '--cache-dir', cacheDir, ...more], opts);
+  cli(
+    [
+      'train',
+      data,
+      '--model',
+      path.join(ROOT, 'models', 'default'),
+      '--out',
+      out,
+      '--epochs',
+      '2',
+      '--batch-size',
+      '4',
+      '--cache-dir',
+      cacheDir,
+      ...more,
+    ],
+    opts,
+  );
 const readJson = (f: string) => JSON.parse(fs.readFileSync(f, 'utf8'));
 const livePid = () => {
   const s = spawn('sleep', ['60']);
@@ -45,7 +63,12 @@ test('a non-empty folder that is not a run is refused, naming it and what it hol
   fs.writeFileSync(path.join(out, 'metrics.jsonl'), 'my line\n');
   const r = await train(out);
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, new RegExp(`${out}: not empty and not a vit-lens run \\(no run.json\\); it holds metrics.jsonl, notes/, report.json`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `${out}: not empty and not a vit-lens run \\(no run.json\\); it holds metrics.jsonl, notes/, report.json`,
+    ),
+  );
   assert.deepEqual(fs.readdirSync(out).sort(), ['metrics.jsonl', 'notes', 'report.json']);
   assert.equal(fs.readFileSync(path.join(out, 'report.json'), 'utf8'), '{"mine":true}\n');
   assert.equal(fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8'), 'my line\n');
@@ -61,7 +84,10 @@ test('a folder holding only what the editor writes first (train.log) and a stale
   const out = path.join(tmp, 'from-editor');
   fs.mkdirSync(out);
   fs.writeFileSync(path.join(out, 'train.log'), '# started\n');
-  fs.writeFileSync(path.join(out, 'run.lock'), JSON.stringify({ pid: spawnSync('true').pid, host: os.hostname(), startedAt: new Date().toISOString() }));
+  fs.writeFileSync(
+    path.join(out, 'run.lock'),
+    JSON.stringify({ pid: spawnSync('true').pid, host: os.hostname(), startedAt: new Date().toISOString() }),
+  );
   const r = await train(out, ['--epochs', '1']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /took over the lock of pid \d+/);
@@ -75,7 +101,10 @@ test('a run folder in use is refused (new run and --resume), naming the pid and 
   const first = await train(out, ['--epochs', '1']);
   assert.equal(first.code, 0, first.stderr);
   const pid = livePid();
-  fs.writeFileSync(path.join(out, 'run.lock'), JSON.stringify({ pid, host: os.hostname(), startedAt: '2026-12-06T10:00:00.000Z' }) + '\n');
+  fs.writeFileSync(
+    path.join(out, 'run.lock'),
+    JSON.stringify({ pid, host: os.hostname(), startedAt: '2026-12-06T10:00:00.000Z' }) + '\n',
+  );
   // What the other trainer would have left mid-run: resume would be accepted without the lock.
   const run = readJson(path.join(out, 'run.json'));
   fs.writeFileSync(path.join(out, 'run.json'), JSON.stringify({ ...run, status: 'running', pid }));
@@ -88,7 +117,10 @@ test('a run folder in use is refused (new run and --resume), naming the pid and 
 
   const empty = path.join(tmp, 'busy-new');
   fs.mkdirSync(empty);
-  fs.writeFileSync(path.join(empty, 'run.lock'), JSON.stringify({ pid, host: os.hostname(), startedAt: '2026-12-06T10:00:00.000Z' }) + '\n');
+  fs.writeFileSync(
+    path.join(empty, 'run.lock'),
+    JSON.stringify({ pid, host: os.hostname(), startedAt: '2026-12-06T10:00:00.000Z' }) + '\n',
+  );
   const n = await train(empty);
   assert.equal(n.code, 1);
   assert.match(n.stderr, new RegExp(`pid ${pid} on ${os.hostname()}`));
@@ -103,7 +135,7 @@ test('two real trainers on one folder: --resume while the first runs is refused 
     onStderr: (s, kill) => {
       if (!second && /training \d+ images/.test(s)) {
         firstPid = readJson(path.join(out, 'run.json')).pid;
-        second = train(out, ['--resume']).then((r) => (kill('SIGTERM'), r));
+        second = train(out, ['--resume']).then(r => (kill('SIGTERM'), r));
       }
     },
   });
@@ -113,8 +145,17 @@ test('two real trainers on one folder: --resume while the first runs is refused 
   assert.match(b.stderr, new RegExp(`in use by vit-lens train, pid ${firstPid} on ${os.hostname()}`));
   assert.equal(a.code, 130, a.stderr);
   // One run's lines only: steps strictly increasing, no step written twice.
-  const steps = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'step').map((m) => m.step);
-  assert.deepEqual(steps, [...steps].sort((x, y) => x - y));
+  const steps = fs
+    .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map(l => JSON.parse(l))
+    .filter(m => m.type === 'step')
+    .map(m => m.step);
+  assert.deepEqual(
+    steps,
+    [...steps].sort((x, y) => x - y),
+  );
   assert.equal(new Set(steps).size, steps.length);
 });
 
@@ -159,7 +200,10 @@ test('the lock is released on SIGTERM (stopped), on a second signal (abort) and 
   assert.equal((await train(out, ['--epochs', '1'], {}, ds2)).code, 0);
   fs.rmSync(path.join(ds2, 'blue'), { recursive: true });
   const info = readJson(path.join(out, 'run.json'));
-  fs.writeFileSync(path.join(out, 'run.json'), JSON.stringify({ ...info, totalEpochs: 2, config: { ...info.config, epochs: 2 } }));
+  fs.writeFileSync(
+    path.join(out, 'run.json'),
+    JSON.stringify({ ...info, totalEpochs: 2, config: { ...info.config, epochs: 2 } }),
+  );
   const f = await train(out, ['--resume']);
   assert.equal(f.code, 1);
   assert.match(f.stderr, /classes changed/);
@@ -188,8 +232,15 @@ test('a class whose images are all unreadable is warned about on stderr and in r
   const r = await train(out, ['--epochs', '1'], {}, ds);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /warning: 4 images could not be read and are left out/);
-  assert.match(r.stderr, /warning: .*class "broken" has no readable images \(all 4 skipped\); the model cannot learn it, and validation accuracy covers only the other classes/);
-  assert.ok(readJson(path.join(out, 'report.json')).warnings.some((w: string) => /class "broken" has no readable images/.test(w)));
+  assert.match(
+    r.stderr,
+    /warning: .*class "broken" has no readable images \(all 4 skipped\); the model cannot learn it, and validation accuracy covers only the other classes/,
+  );
+  assert.ok(
+    readJson(path.join(out, 'report.json')).warnings.some((w: string) =>
+      /class "broken" has no readable images/.test(w),
+    ),
+  );
 });
 
 test('without validation images nothing is called validation accuracy: log, run.json, vit-lens runs', async () => {
@@ -233,10 +284,19 @@ test('vit-lens runs and the Runs view give every run the same status (one rule: 
   }
   const ls = await cli(['runs', dir, '--json']);
   assert.equal(ls.code, 0, ls.stderr);
-  const fromCli = Object.fromEntries(JSON.parse(ls.stdout).runs.map((r: { run: string; status: string }) => [path.basename(r.run), r.status]));
-  const fromView = Object.fromEntries((await discoverRuns(dir, { ...thisMachine(), now: Date.now() })).map((r) => [r.name, r.status]));
+  const fromCli = Object.fromEntries(
+    JSON.parse(ls.stdout).runs.map((r: { run: string; status: string }) => [path.basename(r.run), r.status]),
+  );
+  const fromView = Object.fromEntries(
+    (await discoverRuns(dir, { ...thisMachine(), now: Date.now() })).map(r => [r.name, r.status]),
+  );
   assert.deepEqual(fromCli, fromView);
   assert.deepEqual(fromCli, {
-    'here-alive': 'running', 'here-dead-recent': 'interrupted', 'remote-recent': 'running', 'remote-silent': 'interrupted', 'old-format-recent': 'running', finished: 'finished',
+    'here-alive': 'running',
+    'here-dead-recent': 'interrupted',
+    'remote-recent': 'running',
+    'remote-silent': 'interrupted',
+    'old-format-recent': 'running',
+    finished: 'finished',
   });
 });

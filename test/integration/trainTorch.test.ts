@@ -36,32 +36,61 @@ before(async () => {
     if (label >= 4 || (count.get(label) ?? 0) >= 12) continue;
     const dir = path.join(dataset, FASHION_MNIST_CLASSES[label].replace('/', '-'));
     fs.mkdirSync(dir, { recursive: true });
-    await sharp(Buffer.from(set.pixels.subarray(i * n, (i + 1) * n)), { raw: { width: set.cols, height: set.rows, channels: 1 } }).png().toFile(path.join(dir, `${i}.png`));
+    await sharp(Buffer.from(set.pixels.subarray(i * n, (i + 1) * n)), {
+      raw: { width: set.cols, height: set.rows, channels: 1 },
+    })
+      .png()
+      .toFile(path.join(dir, `${i}.png`));
     count.set(label, (count.get(label) ?? 0) + 1);
   }
 });
 
 const config: TrainConfig = {
-  dataset, model: tinyHf, mode: 'full', lastK: 2, epochs: 4, batchSize: 8, accumulate: 1, lr: 1e-3, optimizer: 'adamw', weightDecay: 0.05,
-  momentum: 0.9, warmupSteps: 3, clipNorm: 1, labelSmoothing: 0.1, augment: false, imageSize: [32, 32], valSplit: 0.2, seed: 7,
+  dataset,
+  model: tinyHf,
+  mode: 'full',
+  lastK: 2,
+  epochs: 4,
+  batchSize: 8,
+  accumulate: 1,
+  lr: 1e-3,
+  optimizer: 'adamw',
+  weightDecay: 0.05,
+  momentum: 0.9,
+  warmupSteps: 3,
+  clipNorm: 1,
+  labelSmoothing: 0.1,
+  augment: false,
+  imageSize: [32, 32],
+  valSplit: 0.2,
+  seed: 7,
 };
 
 const quiet = () => {};
 async function torchRun(name: string, torch: TorchOptions, extra: Partial<Parameters<typeof trainTorch>[0]> = {}) {
   const runDir = path.join(tmp, 'runs', name);
-  const info = await trainTorch({ runDir, config, resume: false, torch: { python: PYTHON, device: 'cpu', ...torch }, logEvery: 1, log: quiet, ...extra });
+  const info = await trainTorch({
+    runDir,
+    config,
+    resume: false,
+    torch: { python: PYTHON, device: 'cpu', ...torch },
+    logEvery: 1,
+    log: quiet,
+    ...extra,
+  });
   return { runDir, info };
 }
 const steps = async (runDir: string) => (await readMetrics(runDir)).filter((m): m is StepMetrics => m.type === 'step');
-const stepLosses = async (runDir: string) => (await steps(runDir)).map((m) => m.loss);
+const stepLosses = async (runDir: string) => (await steps(runDir)).map(m => m.loss);
 /** Pre-clipping gradient norms: unlike Adam's losses, they show a wrongly scaled gradient. */
-const gradNorms = async (runDir: string) => (await steps(runDir)).map((m) => m.gradNorm);
+const gradNorms = async (runDir: string) => (await steps(runDir)).map(m => m.gradNorm);
 const maxRel = (a: number[], b: number[]) => Math.max(...a.map((x, i) => Math.abs(x - b[i]) / Math.abs(b[i])));
 async function maxWeightDiff(a: string, b: string): Promise<number> {
   const [x, y] = [(await readSafetensors(a)).tensors, (await readSafetensors(b)).tensors];
   assert.deepEqual([...x.keys()].sort(), [...y.keys()].sort());
   let m = 0;
-  for (const [k, t] of x) for (let i = 0; i < t.data.length; i++) m = Math.max(m, Math.abs(t.data[i] - y.get(k)!.data[i]));
+  for (const [k, t] of x)
+    for (let i = 0; i < t.data.length; i++) m = Math.max(m, Math.abs(t.data[i] - y.get(k)!.data[i]));
   return m;
 }
 
@@ -78,7 +107,7 @@ test('1 process: 20 steps match our TF.js trainer within 1e-4 relative per step 
   assert.equal(ours.length, 20);
   const rel = maxRel(torch, ours);
   console.log(`# torch vs TF.js: max relative step-loss difference ${rel.toExponential(2)} over 20 steps`);
-  assert.ok(rel <= 1e-4, `torch ${torch.map((l) => l.toFixed(6))}\nTF.js ${ours.map((l) => l.toFixed(6))}`);
+  assert.ok(rel <= 1e-4, `torch ${torch.map(l => l.toFixed(6))}\nTF.js ${ours.map(l => l.toFixed(6))}`);
   assert.ok(torch[19] < torch[0] * 0.9, 'training lowers the loss');
   const g = maxRel(await gradNorms(runDir), await gradNorms(tfRun));
   console.log(`# torch vs TF.js: max relative gradient-norm difference ${g.toExponential(2)}`);
@@ -89,8 +118,13 @@ test('2 processes (DDP, gloo) equal 1 process at the same global batch; the run 
   const { runDir, info } = await torchRun('torch2', { nproc: 2 });
   assert.equal(info.status, 'finished');
   const rel = maxRel(await stepLosses(runDir), await stepLosses(oneProcess));
-  const w = await maxWeightDiff(path.join(runDir, 'checkpoints', 'latest.safetensors'), path.join(oneProcess, 'checkpoints', 'latest.safetensors'));
-  console.log(`# 2 vs 1 process: max relative step-loss difference ${rel.toExponential(2)}, max weight difference ${w.toExponential(2)}`);
+  const w = await maxWeightDiff(
+    path.join(runDir, 'checkpoints', 'latest.safetensors'),
+    path.join(oneProcess, 'checkpoints', 'latest.safetensors'),
+  );
+  console.log(
+    `# 2 vs 1 process: max relative step-loss difference ${rel.toExponential(2)}, max weight difference ${w.toExponential(2)}`,
+  );
   assert.ok(rel < 1e-5, `step losses differ by ${rel}`);
   const g = maxRel(await gradNorms(runDir), await gradNorms(oneProcess));
   assert.ok(g < 1e-4, `gradient norms differ by ${g}`);
@@ -103,7 +137,7 @@ test('2 processes (DDP, gloo) equal 1 process at the same global batch; the run 
   assert.equal(run.epoch, 4);
   assert.equal(run.step, 20);
   assert.ok(run.bestValAcc !== undefined && run.bestEpoch !== undefined);
-  const epochs = (await readMetrics(runDir)).filter((m) => m.type === 'epoch');
+  const epochs = (await readMetrics(runDir)).filter(m => m.type === 'epoch');
   assert.equal(epochs.length, 4);
   for (const e of epochs) assert.ok(e.type === 'epoch' && e.confusion!.length === 4 && Number.isFinite(e.valLoss));
   const ls = await runCli(['runs', path.join(tmp, 'runs'), '--json']);
@@ -114,12 +148,23 @@ test('2 processes (DDP, gloo) equal 1 process at the same global batch; the run 
 
   // The dashboard's reader replays the folder without a complaint.
   const seen = { steps: 0, epochs: 0, status: '', heldOut: 0, problems: [] as string[] };
-  const source = new RunSource(runDir, {
-    metrics: (st, ep) => { seen.steps += st.length; seen.epochs += ep.length; },
-    runInfo: (i, err) => { seen.status = i?.status ?? `error: ${err}`; },
-    report: (rep, err) => { seen.heldOut = rep?.heldOut.length ?? (err ? -1 : 0); },
-    problem: (m) => seen.problems.push(m),
-  }, 60_000);
+  const source = new RunSource(
+    runDir,
+    {
+      metrics: (st, ep) => {
+        seen.steps += st.length;
+        seen.epochs += ep.length;
+      },
+      runInfo: (i, err) => {
+        seen.status = i?.status ?? `error: ${err}`;
+      },
+      report: (rep, err) => {
+        seen.heldOut = rep?.heldOut.length ?? (err ? -1 : 0);
+      },
+      problem: m => seen.problems.push(m),
+    },
+    60_000,
+  );
   await source.poll();
   source.dispose();
   assert.deepEqual(seen, { steps: 20, epochs: 4, status: 'finished', heldOut: run.valImages, problems: [] });
@@ -128,33 +173,70 @@ test('2 processes (DDP, gloo) equal 1 process at the same global batch; the run 
   const report = JSON.parse(fs.readFileSync(path.join(runDir, 'report.json'), 'utf8')) as RunReport;
   assert.equal(report.heldOut.length, run.valImages);
   const images = report.heldOut.slice(0, 3);
-  const c = await runCli(['classify', ...images.map((h) => h.file), '--model', path.join(runDir, 'export'), '--json', '--top-k', '4']);
+  const c = await runCli([
+    'classify',
+    ...images.map(h => h.file),
+    '--model',
+    path.join(runDir, 'export'),
+    '--json',
+    '--top-k',
+    '4',
+  ]);
   assert.equal(c.code, 0, c.stderr);
   JSON.parse(c.stdout).results.forEach((r: { predictions: { index: number; score: number }[] }, i: number) => {
-    for (const p of r.predictions) assert.ok(Math.abs(p.score - images[i].probabilities[p.index]) < 1e-4, `${images[i].file}: ONNX ${p.score} vs torch ${images[i].probabilities[p.index]}`);
+    for (const p of r.predictions)
+      assert.ok(
+        Math.abs(p.score - images[i].probabilities[p.index]) < 1e-4,
+        `${images[i].file}: ONNX ${p.score} vs torch ${images[i].probabilities[p.index]}`,
+      );
   });
 });
 
 test('stop after a step, then --resume: the same steps and weights as the uninterrupted run', async () => {
   let request: ((level: 1 | 2) => void) | undefined;
-  const { runDir, info } = await torchRun('stopped', { nproc: 1 }, {
-    onStopRequest: (r) => (request = r),
-    log: (l) => { if (/ step 7\//.test(l)) request!(1); },
-  });
+  const { runDir, info } = await torchRun(
+    'stopped',
+    { nproc: 1 },
+    {
+      onStopRequest: r => (request = r),
+      log: l => {
+        if (/ step 7\//.test(l)) request!(1);
+      },
+    },
+  );
   assert.equal(info.status, 'stopped');
   assert.ok(info.step >= 7 && info.step < 20, `stopped at step ${info.step}`);
   assert.ok(fs.existsSync(path.join(runDir, 'export', 'onnx', 'model.onnx')), 'a stopped run is exported too');
-  const resumed = await trainTorch({ runDir, config: {} as TrainConfig, resume: true, torch: { python: PYTHON, device: 'cpu', nproc: 1 }, logEvery: 1, log: quiet });
+  const resumed = await trainTorch({
+    runDir,
+    config: {} as TrainConfig,
+    resume: true,
+    torch: { python: PYTHON, device: 'cpu', nproc: 1 },
+    logEvery: 1,
+    log: quiet,
+  });
   assert.equal(resumed.status, 'finished');
   assert.deepEqual(await stepLosses(runDir), await stepLosses(oneProcess));
-  assert.equal(await maxWeightDiff(path.join(runDir, 'checkpoints', 'latest.safetensors'), path.join(oneProcess, 'checkpoints', 'latest.safetensors')), 0);
+  assert.equal(
+    await maxWeightDiff(
+      path.join(runDir, 'checkpoints', 'latest.safetensors'),
+      path.join(oneProcess, 'checkpoints', 'latest.safetensors'),
+    ),
+    0,
+  );
 });
 
 test('a failing rank is named with its last lines; missing torch is a clear error', async () => {
-  await assert.rejects(torchRun('nan', { nproc: 2 }, { config: { ...config, lr: 1e30, epochs: 1 } }), /rank \d failed:[\s\S]*loss became/);
+  await assert.rejects(
+    torchRun('nan', { nproc: 2 }, { config: { ...config, lr: 1e30, epochs: 1 } }),
+    /rank \d failed:[\s\S]*loss became/,
+  );
   assert.equal((await readRunInfo(path.join(tmp, 'runs', 'nan'))).status, 'failed');
   await assert.rejects(torchRun('nopython', { python: path.join(tmp, 'no-such-python') }), /cannot run it/);
-  await assert.rejects(torchRun('notorch', { python: process.execPath }), /did not answer the torch check|cannot import torch/);
+  await assert.rejects(
+    torchRun('notorch', { python: process.execPath }),
+    /did not answer the torch check|cannot import torch/,
+  );
   // What the Fine-tune form asks.
   const check = await runCli(['torch-check', '--python', PYTHON, '--json']);
   assert.equal(check.code, 0, check.stdout);
@@ -162,12 +244,44 @@ test('a failing rank is named with its last lines; missing torch is a clear erro
 });
 
 test('through the CLI, 2 processes: SIGTERM stops every rank after the step, kill -9 leaves a resumable run, --resume finishes both', async () => {
-  const args = (out: string) => ['train', dataset, '--out', out, '--model', tinyHf, '--image-size', '32', '--batch-size', '8', '--epochs', '4', '--no-augment', '--mode', 'full',
-    '--backend', 'torch', '--python', PYTHON, '--nproc', '2', '--device', 'cpu', '--checkpoint-every', '1'];
+  const args = (out: string) => [
+    'train',
+    dataset,
+    '--out',
+    out,
+    '--model',
+    tinyHf,
+    '--image-size',
+    '32',
+    '--batch-size',
+    '8',
+    '--epochs',
+    '4',
+    '--no-augment',
+    '--mode',
+    'full',
+    '--backend',
+    'torch',
+    '--python',
+    PYTHON,
+    '--nproc',
+    '2',
+    '--device',
+    'cpu',
+    '--checkpoint-every',
+    '1',
+  ];
   // The trainer logs every 10 steps; step 10 is mid-epoch 2 (5 steps an epoch): signal it there.
   const term = path.join(tmp, 'runs', 'cli-term');
   let sent = false;
-  const r = await runCli(args(term), { onStderr: (s, kill) => { if (!sent && / step 10\//.test(s)) { kill('SIGTERM'); sent = true; } } });
+  const r = await runCli(args(term), {
+    onStderr: (s, kill) => {
+      if (!sent && / step 10\//.test(s)) {
+        kill('SIGTERM');
+        sent = true;
+      }
+    },
+  });
   assert.equal(r.code, 130, r.stderr);
   assert.match(r.stdout, /^stopped: /);
   const stopped = await readRunInfo(term);
@@ -178,10 +292,17 @@ test('through the CLI, 2 processes: SIGTERM stops every rank after the step, kil
 
   const killed = path.join(tmp, 'runs', 'cli-kill9');
   let killedOnce = false;
-  await runCli(args(killed), { onStderr: (s, kill) => { if (!killedOnce && / step 10\//.test(s)) { kill('SIGKILL'); killedOnce = true; } } });
+  await runCli(args(killed), {
+    onStderr: (s, kill) => {
+      if (!killedOnce && / step 10\//.test(s)) {
+        kill('SIGKILL');
+        killedOnce = true;
+      }
+    },
+  });
   // The ranks see their launcher gone, checkpoint after the step and exit.
   const outcome = path.join(killed, 'torch', 'outcome.json');
-  for (let i = 0; i < 120 && !fs.existsSync(outcome); i++) await new Promise((res) => setTimeout(res, 500));
+  for (let i = 0; i < 120 && !fs.existsSync(outcome); i++) await new Promise(res => setTimeout(res, 500));
   assert.ok(fs.existsSync(outcome), 'the ranks did not stop after the launcher was killed');
   const ended = JSON.parse(fs.readFileSync(outcome, 'utf8'));
   assert.equal(ended.status, 'stopped', 'the ranks ran on without their launcher');
@@ -196,25 +317,49 @@ test('through the CLI, 2 processes: SIGTERM stops every rank after the step, kil
     assert.equal(info.status, 'finished');
     assert.equal(info.step, 20);
     // Metrics written after the checkpoint were dropped: each step once, in order.
-    const logged = (await steps(run)).map((m) => m.step);
-    assert.deepEqual(logged, [...logged].sort((x, y) => x - y));
+    const logged = (await steps(run)).map(m => m.step);
+    assert.deepEqual(
+      logged,
+      [...logged].sort((x, y) => x - y),
+    );
     assert.equal(new Set(logged).size, logged.length);
     assert.equal(logged[logged.length - 1], 20);
   }
 });
 
 test('last-k with SGD-momentum and 2-batch accumulation matches TF.js too; head mode with augmentation trains', async () => {
-  const lastK: TrainConfig = { ...config, mode: 'last-k', lastK: 1, optimizer: 'sgd', lr: 0.05, weightDecay: 1e-4, accumulate: 2, clipNorm: 0.5, labelSmoothing: 0 };
+  const lastK: TrainConfig = {
+    ...config,
+    mode: 'last-k',
+    lastK: 1,
+    optimizer: 'sgd',
+    lr: 0.05,
+    weightDecay: 1e-4,
+    accumulate: 2,
+    clipNorm: 0.5,
+    labelSmoothing: 0,
+  };
   const tfRun = path.join(tmp, 'runs', 'tfjs-lastk');
-  await train({ runDir: tfRun, config: lastK, backend: 'cpu', logEvery: 1, exportAtEnd: false, cacheDir: path.join(tmp, 'cache') });
+  await train({
+    runDir: tfRun,
+    config: lastK,
+    backend: 'cpu',
+    logEvery: 1,
+    exportAtEnd: false,
+    cacheDir: path.join(tmp, 'cache'),
+  });
   const { runDir } = await torchRun('torch-lastk', { nproc: 1 }, { config: lastK });
   const [ours, torch] = [await stepLosses(tfRun), await stepLosses(runDir)];
   assert.equal(torch.length, 12); // 5 batches an epoch in steps of 2, 2, 1
   const rel = maxRel(torch, ours);
   console.log(`# last-k/SGD/accumulate 2, torch vs TF.js: max relative step-loss difference ${rel.toExponential(2)}`);
-  assert.ok(rel <= 1e-4, `torch ${torch.map((l) => l.toFixed(6))}\nTF.js ${ours.map((l) => l.toFixed(6))}`);
+  assert.ok(rel <= 1e-4, `torch ${torch.map(l => l.toFixed(6))}\nTF.js ${ours.map(l => l.toFixed(6))}`);
 
-  const { runDir: aug, info } = await torchRun('torch-head-aug', { nproc: 2 }, { config: { ...config, mode: 'head', augment: true, epochs: 2 } });
+  const { runDir: aug, info } = await torchRun(
+    'torch-head-aug',
+    { nproc: 2 },
+    { config: { ...config, mode: 'head', augment: true, epochs: 2 } },
+  );
   assert.equal(info.status, 'finished');
   const losses = await stepLosses(aug);
   assert.ok(losses.every(Number.isFinite) && losses.length === 10);
@@ -223,8 +368,36 @@ test('last-k with SGD-momentum and 2-batch accumulation matches TF.js too; head 
 test('multi-node recipe, two "nodes" on this machine: node 0 prepares and finishes the run, node 1 joins', async () => {
   const out = path.join(tmp, 'runs', 'two-nodes');
   const port = 20000 + (process.pid % 20000);
-  const args = (rank: number) => ['train', dataset, '--out', out, '--model', tinyHf, '--image-size', '32', '--batch-size', '8', '--epochs', '1', '--mode', 'full',
-    '--backend', 'torch', '--python', PYTHON, '--device', 'cpu', '--nproc', '1', '--nnodes', '2', '--node-rank', String(rank), '--rdzv-endpoint', `127.0.0.1:${port}`];
+  const args = (rank: number) => [
+    'train',
+    dataset,
+    '--out',
+    out,
+    '--model',
+    tinyHf,
+    '--image-size',
+    '32',
+    '--batch-size',
+    '8',
+    '--epochs',
+    '1',
+    '--mode',
+    'full',
+    '--backend',
+    'torch',
+    '--python',
+    PYTHON,
+    '--device',
+    'cpu',
+    '--nproc',
+    '1',
+    '--nnodes',
+    '2',
+    '--node-rank',
+    String(rank),
+    '--rdzv-endpoint',
+    `127.0.0.1:${port}`,
+  ];
   const [node0, node1] = await Promise.all([runCli(args(0)), runCli(args(1))]);
   assert.equal(node0.code, 0, node0.stderr);
   assert.equal(node1.code, 0, node1.stderr);

@@ -27,5 +27,10 @@ export function trainingSetup(name: string, data: Parameters<typeof makeColorDat
   before(async () => {
     await makeColorDataset(dataset, data);
   });
-  return { tmp, dataset, cacheDir, cli: (args, opts = {}) => runCli(args, { ...opts, env: { VIT_LENS_CACHE: cacheDir } }) };
+  return {
+    tmp,
+    dataset,
+    cacheDir,
+    cli: (args, opts = {}) => runCli(args, { ...opts, env: { VIT_LENS_CACHE: cacheDir } }),
+  };
 }

@@ -16,7 +16,23 @@ import { SKIMAGE_DATA } from '../unit/auditData';
 import { runCli } from './runCli';
 
 const model = path.join(__dirname, '..', '..', 'models', 'default');
-const PHOTOS = ['astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.jpg', 'motorcycle_left.png', 'camera.png', 'horse.png', 'moon.png', 'page.png', 'coins.png', 'brick.png', 'grass.png', 'text.png', 'hubble_deep_field.jpg', 'retina.jpg'];
+const PHOTOS = [
+  'astronaut.png',
+  'chelsea.png',
+  'coffee.png',
+  'rocket.jpg',
+  'motorcycle_left.png',
+  'camera.png',
+  'horse.png',
+  'moon.png',
+  'page.png',
+  'coins.png',
+  'brick.png',
+  'grass.png',
+  'text.png',
+  'hubble_deep_field.jpg',
+  'retina.jpg',
+];
 const TEST_IMAGES = 300;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-unlike-'));
 const engine = new Engine({ cacheDir: path.join(tmp, 'cache') });
@@ -27,7 +43,11 @@ before(async () => {
   fashion = await Promise.all(
     Array.from({ length: TEST_IMAGES }, async (_, i) => {
       const file = path.join(tmp, `test-${i}.png`);
-      await sharp(Buffer.from(t.pixels.subarray(i * 784, (i + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(file);
+      await sharp(Buffer.from(t.pixels.subarray(i * 784, (i + 1) * 784)), {
+        raw: { width: 28, height: 28, channels: 1 },
+      })
+        .png()
+        .toFile(file);
       return file;
     }),
   );
@@ -39,25 +59,44 @@ after(async () => {
 });
 
 test('photos are flagged, Fashion-MNIST test images are not', async () => {
-  const photos = (await engine.classify(PHOTOS.map((p) => path.join(SKIMAGE_DATA, p)))).results;
-  const flagged = photos.filter((r) => r.trainingData?.unlike).map((r) => path.basename(r.image));
+  const photos = (await engine.classify(PHOTOS.map(p => path.join(SKIMAGE_DATA, p)))).results;
+  const flagged = photos.filter(r => r.trainingData?.unlike).map(r => path.basename(r.image));
   // Measured: 13 of 15 (rocket.jpg and retina.jpg, dark centred shapes, pass for clothing).
   assert.ok(flagged.length >= 12, `photos flagged: ${flagged.length}/15 (${flagged.join(', ')})`);
   const test = (await engine.classify(fashion)).results;
   assert.equal(test.length, TEST_IMAGES);
-  const wrong = test.filter((r) => r.trainingData!.unlike).length;
+  const wrong = test.filter(r => r.trainingData!.unlike).length;
   // The threshold is the 99th percentile of the training sample's own scores: ~1% of in-domain images exceed it.
   assert.ok(wrong <= TEST_IMAGES * 0.03, `Fashion-MNIST test images flagged: ${wrong}/${TEST_IMAGES}`);
 });
 
 test('vit-lens classify prints the note for a photo, and --json carries the distance', async () => {
   const astronaut = path.join(SKIMAGE_DATA, 'astronaut.png');
-  const text = await runCli(['classify', astronaut, fashion[0], '--model', model, '--cache-dir', path.join(tmp, 'cache')]);
+  const text = await runCli([
+    'classify',
+    astronaut,
+    fashion[0],
+    '--model',
+    model,
+    '--cache-dir',
+    path.join(tmp, 'cache'),
+  ]);
   assert.equal(text.code, 0, text.stderr);
   const [photo, clothing] = text.stdout.split(fashion[0]);
-  assert.match(photo, /note: unlike the training data \(distance \d\.\d\d to its nearest training images; 99% of them are within \d\.\d\d\)/);
+  assert.match(
+    photo,
+    /note: unlike the training data \(distance \d\.\d\d to its nearest training images; 99% of them are within \d\.\d\d\)/,
+  );
   assert.doesNotMatch(clothing, /unlike/);
-  const json = await runCli(['classify', astronaut, '--model', model, '--json', '--cache-dir', path.join(tmp, 'cache')]);
+  const json = await runCli([
+    'classify',
+    astronaut,
+    '--model',
+    model,
+    '--json',
+    '--cache-dir',
+    path.join(tmp, 'cache'),
+  ]);
   const t = JSON.parse(json.stdout).results[0].trainingData;
   assert.equal(t.unlike, true);
   assert.ok(t.distance > t.threshold && t.threshold > 0);

@@ -8,8 +8,24 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { CancellationTokenSource, ProgressType, ResponseError } from 'vscode-jsonrpc/node';
-import { ClassifyRequest, ErrorCodes, ExplainRequest, LoadModelRequest, StatusRequest } from '../../common/workerRequests';
-import { cat, coffee, fixtures, reference, startWorker, stopWorker, tinyHf, tinyOnnx, type WorkerProcess } from './workerProcess';
+import {
+  ClassifyRequest,
+  ErrorCodes,
+  ExplainRequest,
+  LoadModelRequest,
+  StatusRequest,
+} from '../../common/workerRequests';
+import {
+  cat,
+  coffee,
+  fixtures,
+  reference,
+  startWorker,
+  stopWorker,
+  tinyHf,
+  tinyOnnx,
+  type WorkerProcess,
+} from './workerProcess';
 import { requestType } from './requestType';
 
 async function rejects(p: Promise<unknown>): Promise<ResponseError<unknown>> {
@@ -53,8 +69,14 @@ for (const transport of ['stdio', 'ipc'] as const) {
       assert.equal(info.provider, 'cpu');
       assert.equal(info.numClasses, reference.labels.length);
       assert.deepEqual(info.labels, reference.labels);
-      assert.ok(progress.some((p) => (p as { kind: string }).kind === 'begin'), 'a progress begin was reported');
-      assert.ok(progress.some((p) => (p as { kind: string }).kind === 'end'), 'a progress end was reported');
+      assert.ok(
+        progress.some(p => (p as { kind: string }).kind === 'begin'),
+        'a progress begin was reported',
+      );
+      assert.ok(
+        progress.some(p => (p as { kind: string }).kind === 'end'),
+        'a progress end was reported',
+      );
 
       const r = await w.rpc.sendRequest(requestType(ClassifyRequest), { images: [cat, coffee], topK: 3 });
       assert.equal(r.failures.length, 0);
@@ -62,13 +84,22 @@ for (const transport of ['stdio', 'ipc'] as const) {
       for (const [i, res] of r.results.entries()) {
         assert.equal(res.predictions.length, 3);
         assert.ok(res.predictions[0].score >= res.predictions[1].score);
-        assert.equal(res.predictions[0].index, reference.photos[i === 0 ? 'chelsea.png' : 'coffee.png'].top1, `top-1 of ${res.image}`);
+        assert.equal(
+          res.predictions[0].index,
+          reference.photos[i === 0 ? 'chelsea.png' : 'coffee.png'].top1,
+          `top-1 of ${res.image}`,
+        );
       }
       assert.equal((await w.rpc.sendRequest(requestType(StatusRequest), {})).state, 'ready');
     });
 
     test('explain returns a normalised rollout map and an overlay PNG', async () => {
-      const r = await w.rpc.sendRequest(requestType(ExplainRequest), { image: cat, headFusion: 'max', discardRatio: 0.9, overlay: { colormap: 'turbo', opacity: 0.5 } });
+      const r = await w.rpc.sendRequest(requestType(ExplainRequest), {
+        image: cat,
+        headFusion: 'max',
+        discardRatio: 0.9,
+        overlay: { colormap: 'turbo', opacity: 0.5 },
+      });
       assert.deepEqual(r.map.grid, [14, 14]);
       assert.equal(r.map.values.length, 196);
       assert.equal(Math.max(...r.map.values), 1);
@@ -81,15 +112,27 @@ for (const transport of ['stdio', 'ipc'] as const) {
 
     test('explain with method relevance: the top-1 class by default, another by index or label', async () => {
       const top1 = reference.photos['chelsea.png'].top1;
-      const r = await w.rpc.sendRequest(requestType(ExplainRequest), { image: cat, method: 'relevance', overlay: { colormap: 'viridis', opacity: 0.4 } });
+      const r = await w.rpc.sendRequest(requestType(ExplainRequest), {
+        image: cat,
+        method: 'relevance',
+        overlay: { colormap: 'viridis', opacity: 0.4 },
+      });
       assert.equal(r.method, 'relevance');
       assert.deepEqual(r.class, { index: top1, label: reference.labels[top1] });
       assert.deepEqual(r.map.grid, [14, 14]);
       assert.equal(Math.max(...r.map.values), 1);
       assert.deepEqual([...Buffer.from(r.overlayPng!, 'base64').subarray(1, 4)], [...Buffer.from('PNG')]);
       const other = (top1 + 1) % 10;
-      const byIndex = await w.rpc.sendRequest(requestType(ExplainRequest), { image: cat, method: 'relevance', class: other });
-      const byLabel = await w.rpc.sendRequest(requestType(ExplainRequest), { image: cat, method: 'relevance', class: reference.labels[other] });
+      const byIndex = await w.rpc.sendRequest(requestType(ExplainRequest), {
+        image: cat,
+        method: 'relevance',
+        class: other,
+      });
+      const byLabel = await w.rpc.sendRequest(requestType(ExplainRequest), {
+        image: cat,
+        method: 'relevance',
+        class: reference.labels[other],
+      });
       assert.deepEqual(byIndex.class, { index: other, label: reference.labels[other] });
       assert.deepEqual(byLabel.map, byIndex.map);
       assert.notDeepEqual(byIndex.map.values, r.map.values);
@@ -97,8 +140,16 @@ for (const transport of ['stdio', 'ipc'] as const) {
       for (const [params, code, want] of [
         [{ image: cat, method: 'relevance', class: 99 }, ErrorCodes.BadInput, /class 99 does not exist/],
         [{ image: cat, method: 'relevance', layer: 0 }, ErrorCodes.BadInput, /applies to method attention/],
-        [{ image: cat, method: 'relevance', class: { index: 1 } }, ErrorCodes.InvalidParams, /class must be a class index or a label/],
-        [{ image: cat, method: 'saliency' }, ErrorCodes.InvalidParams, /method must be one of rollout, relevance, attention, got "saliency"/],
+        [
+          { image: cat, method: 'relevance', class: { index: 1 } },
+          ErrorCodes.InvalidParams,
+          /class must be a class index or a label/,
+        ],
+        [
+          { image: cat, method: 'saliency' },
+          ErrorCodes.InvalidParams,
+          /method must be one of rollout, relevance, attention, got "saliency"/,
+        ],
       ] as [object, number, RegExp][]) {
         const e = await rejects(w.rpc.sendRequest(requestType(ExplainRequest), params as never));
         assert.equal(e.code, code, e.message);
@@ -113,7 +164,9 @@ for (const transport of ['stdio', 'ipc'] as const) {
         assert.equal(e.code, ErrorCodes.BadInput);
         assert.match(e.message, new RegExp(bad.replace('.', '\\.')));
       }
-      const r = await w.rpc.sendRequest(requestType(ClassifyRequest), { images: [path.join(fixtures, 'bad', 'zero.png'), cat] });
+      const r = await w.rpc.sendRequest(requestType(ClassifyRequest), {
+        images: [path.join(fixtures, 'bad', 'zero.png'), cat],
+      });
       assert.equal(r.results.length, 1, 'the good image is still classified');
       assert.equal(r.failures.length, 1);
       assert.match(r.failures[0].error, /zero\.png: file is empty/);
@@ -127,7 +180,11 @@ for (const transport of ['stdio', 'ipc'] as const) {
         [{ image: cat, discardRatio: 1.5 }, ErrorCodes.InvalidParams, /discardRatio must be a number in \[0, 1\)/],
         [{ image: cat, layer: 7 }, ErrorCodes.BadInput, /layer 7 does not exist/],
         [{ image: cat, layer: 0, head: 9 }, ErrorCodes.BadInput, /head 9 does not exist/],
-        [{ image: cat, overlay: { colormap: 'rainbow', opacity: 0.5 } }, ErrorCodes.InvalidParams, /overlay\.colormap must be one of/],
+        [
+          { image: cat, overlay: { colormap: 'rainbow', opacity: 0.5 } },
+          ErrorCodes.InvalidParams,
+          /overlay\.colormap must be one of/,
+        ],
       ];
       for (const [params, code, want] of bad) {
         const e = await rejects(w.rpc.sendRequest(requestType(ExplainRequest), params as never));
@@ -136,7 +193,10 @@ for (const transport of ['stdio', 'ipc'] as const) {
       }
       const e = await rejects(w.rpc.sendRequest(requestType(ClassifyRequest), { images: [cat], topK: 0 }));
       assert.match(e.message, /topK must be an integer/);
-      assert.match((await rejects(w.rpc.sendRequest(requestType(ClassifyRequest), { images: 'cat.png' } as never))).message, /images must be a list/);
+      assert.match(
+        (await rejects(w.rpc.sendRequest(requestType(ClassifyRequest), { images: 'cat.png' } as never))).message,
+        /images must be a list/,
+      );
     });
 
     test('a failed model load keeps the previous model loaded', async () => {

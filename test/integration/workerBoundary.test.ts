@@ -42,8 +42,10 @@ function startRaw(transport: 'stdio' | 'ipc'): RawWorker {
       ? spawn(process.execPath, [workerJs, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] })
       : fork(workerJs, ['--node-ipc'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   let stderr = '';
-  proc.stderr!.on('data', (d) => (stderr += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  proc.stderr!.on('data', d => (stderr += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(resolve =>
+    proc.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   const pending = new Map<number, (r: Reply) => void>();
   const notifications: RawWorker['notifications'] = [];
   const onMessage = (m: Reply & { method?: string; params?: unknown }) => {
@@ -68,18 +70,18 @@ function startRaw(transport: 'stdio' | 'ipc'): RawWorker {
         buffer = buffer.subarray(end + 4 + length);
       }
     });
-    send = (message) => {
+    send = message => {
       const body = Buffer.from(JSON.stringify(message));
       proc.stdin!.write(`Content-Length: ${body.length}\r\n\r\n`);
       proc.stdin!.write(body);
     };
   } else {
     proc.on('message', onMessage);
-    send = (message) => void proc.send(message as object);
+    send = message => void proc.send(message as object);
   }
   let nextId = 1;
   const request = (method: string, ...params: unknown[]) =>
-    new Promise<Reply>((resolve) => {
+    new Promise<Reply>(resolve => {
       const id = nextId++;
       pending.set(id, resolve);
       send({ jsonrpc: '2.0', id, method, ...(params.length ? { params: params[0] } : {}) });
@@ -87,8 +89,17 @@ function startRaw(transport: 'stdio' | 'ipc'): RawWorker {
   return { proc, stderr: () => stderr, notifications, exited, send, write, request };
 }
 
-async function initialize(w: RawWorker, cacheDir: string, options: unknown = { cacheDir, provider: 'cpu' }): Promise<void> {
-  const r = await w.request('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: options });
+async function initialize(
+  w: RawWorker,
+  cacheDir: string,
+  options: unknown = { cacheDir, provider: 'cpu' },
+): Promise<void> {
+  const r = await w.request('initialize', {
+    processId: process.pid,
+    rootUri: null,
+    capabilities: {},
+    initializationOptions: options,
+  });
   assert.ok(r.result, `initialize failed: ${JSON.stringify(r.error)}`);
   w.send({ jsonrpc: '2.0', method: 'initialized', params: {} });
 }
@@ -97,7 +108,7 @@ async function stop(w: RawWorker): Promise<void> {
   if (w.proc.exitCode !== null || w.proc.signalCode !== null) return;
   await w.request('shutdown');
   w.send({ jsonrpc: '2.0', method: 'exit' });
-  await Promise.race([w.exited, new Promise((r) => setTimeout(r, 5000))]);
+  await Promise.race([w.exited, new Promise(r => setTimeout(r, 5000))]);
   if (w.proc.exitCode === null) w.proc.kill();
 }
 
@@ -118,11 +129,23 @@ const BAD_PARAMS: [string, unknown, RegExp][] = [
   ['vitLens/explain', { image: cat, headFusion: 'avg' }, /headFusion must be one of mean, max, min, got "avg"/],
   ['vitLens/explain', { image: cat, discardRatio: 1.5 }, /discardRatio must be a number in \[0, 1\), got 1\.5/],
   ['vitLens/explain', { image: cat, layer: -1 }, /layer must be an integer ≥ 0, got -1/],
-  ['vitLens/explain', { image: cat, overlay: { colormap: 'rainbow', opacity: 0.5 } }, /overlay\.colormap must be one of turbo/],
-  ['vitLens/explain', { image: cat, overlay: { colormap: 'turbo', opacity: '1' } }, /overlay\.opacity must be a number in \[0, 1\], got "1"/],
+  [
+    'vitLens/explain',
+    { image: cat, overlay: { colormap: 'rainbow', opacity: 0.5 } },
+    /overlay\.colormap must be one of turbo/,
+  ],
+  [
+    'vitLens/explain',
+    { image: cat, overlay: { colormap: 'turbo', opacity: '1' } },
+    /overlay\.opacity must be a number in \[0, 1\], got "1"/,
+  ],
   ['vitLens/loadModel', {}, /^vitLens\/loadModel: model is missing$/],
   ['vitLens/loadModel', null, /params must be an object, got null/],
-  ['vitLens/loadModel', { model: tinyHf, provider: 'tpu' }, /provider must be one of auto, webgpu, cuda, cpu, got "tpu"/],
+  [
+    'vitLens/loadModel',
+    { model: tinyHf, provider: 'tpu' },
+    /provider must be one of auto, webgpu, cuda, cpu, got "tpu"/,
+  ],
   ['vitLens/loadModel', { model: tinyHf, labelsFile: {} }, /labelsFile must be a file path, got an object/],
   ['vitLens/classifyFolder', { folder: 7 }, /folder must be a folder path, got 7/],
   ['vitLens/classifyFolder', { folder: 'x', outDir: false }, /outDir must be a folder path, got false/],
@@ -169,7 +192,12 @@ for (const transport of ['stdio', 'ipc'] as const) {
       ] as const) {
         const r = await w.request(method, params);
         assert.equal(r.error?.code, INVALID_PARAMS, method);
-        assert.ok(r.error.message.startsWith(`${method}: ${field} is ${huge.length} characters long; at most 4096 are accepted`), r.error.message.slice(0, 300));
+        assert.ok(
+          r.error.message.startsWith(
+            `${method}: ${field} is ${huge.length} characters long; at most 4096 are accepted`,
+          ),
+          r.error.message.slice(0, 300),
+        );
         assert.ok(JSON.stringify(r).length < 500, `${method}: the reply is ${JSON.stringify(r).length} characters`);
       }
     });
@@ -180,7 +208,11 @@ describe('corrupt frames over stdio', () => {
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-frames-'));
   after(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
   const FRAMES: [string, string, RegExp][] = [
-    ['a Content-Length that is not a number', 'Content-Length: abc\r\n\r\n{"jsonrpc":"2.0","id":9,"method":"vitLens/status","params":{}}', /Content-Length value must be a number\. Got abc/],
+    [
+      'a Content-Length that is not a number',
+      'Content-Length: abc\r\n\r\n{"jsonrpc":"2.0","id":9,"method":"vitLens/status","params":{}}',
+      /Content-Length value must be a number\. Got abc/,
+    ],
     ['no Content-Length', 'Content-Type: application/json\r\n\r\n{}', /must provide a Content-Length/],
     ['a body that is not JSON', 'Content-Length: 9\r\n\r\n{"jsonrpc', /JSON|Unexpected end/],
   ];
@@ -191,7 +223,7 @@ describe('corrupt frames over stdio', () => {
         await initialize(w, cacheDir);
         assert.equal((await w.request('vitLens/status', {})).error, undefined);
         w.write(frame);
-        const timeout = new Promise<'wedged'>((r) => setTimeout(() => r('wedged'), 10_000).unref());
+        const timeout = new Promise<'wedged'>(r => setTimeout(() => r('wedged'), 10_000).unref());
         const end = await Promise.race([w.exited, timeout]);
         assert.notEqual(end, 'wedged', `the worker neither answered nor exited within 10 s; stderr: ${w.stderr()}`);
         const { code, signal } = end as { code: number | null; signal: NodeJS.Signals | null };
@@ -218,19 +250,23 @@ describe('corrupt frames over stdio', () => {
   });
 });
 
-test('over IPC, a message that is not JSON-RPC is ignored and the worker goes on serving', { timeout: 30_000 }, async () => {
-  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-ipc-'));
-  const w = startRaw('ipc');
-  try {
-    await initialize(w, cacheDir);
-    for (const junk of ['garbage', 42, {}, { jsonrpc: '2.0', id: 'x' }, [1, 2]]) w.send(junk);
-    const s = await w.request('vitLens/status', {});
-    assert.equal((s.result as { pid: number }).pid, w.proc.pid);
-  } finally {
-    await stop(w);
-    fs.rmSync(cacheDir, { recursive: true, force: true });
-  }
-});
+test(
+  'over IPC, a message that is not JSON-RPC is ignored and the worker goes on serving',
+  { timeout: 30_000 },
+  async () => {
+    const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-ipc-'));
+    const w = startRaw('ipc');
+    try {
+      await initialize(w, cacheDir);
+      for (const junk of ['garbage', 42, {}, { jsonrpc: '2.0', id: 'x' }, [1, 2]]) w.send(junk);
+      const s = await w.request('vitLens/status', {});
+      assert.equal((s.result as { pid: number }).pid, w.proc.pid);
+    } finally {
+      await stop(w);
+      fs.rmSync(cacheDir, { recursive: true, force: true });
+    }
+  },
+);
 
 test('initializationOptions are checked like request params', { timeout: 30_000 }, async () => {
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-init-'));
@@ -242,7 +278,12 @@ test('initializationOptions are checked like request params', { timeout: 30_000 
       [{ threads: 0 }, /initializationOptions\.threads must be an integer in \[1, 1024\], got 0/],
       ['fast', /initialize: initializationOptions must be an object, got "fast"/],
     ] as const) {
-      const r = await w.request('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: options });
+      const r = await w.request('initialize', {
+        processId: process.pid,
+        rootUri: null,
+        capabilities: {},
+        initializationOptions: options,
+      });
       assert.equal(r.error?.code, INVALID_PARAMS, JSON.stringify(r));
       assert.match(r.error.message, want);
     }
@@ -252,26 +293,32 @@ test('initializationOptions are checked like request params', { timeout: 30_000 
   }
 });
 
-test('a cache folder that cannot be written: the model loads from memory, with one warning naming vitLens.cacheDir in the worker log', { timeout: 60_000 }, async () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-cache-file-'));
-  const notAFolder = path.join(tmp, 'cache');
-  fs.writeFileSync(notAFolder, 'a file where the cache folder should be');
-  const w = startRaw('ipc');
-  try {
-    await initialize(w, notAFolder);
-    const load = await w.request('vitLens/loadModel', { model: tinyHf });
-    assert.equal(load.error, undefined, JSON.stringify(load.error));
-    assert.equal((load.result as { builtFile?: string }).builtFile, undefined, 'no cached file is claimed');
-    const r = await w.request('vitLens/classify', { images: [cat] });
-    assert.equal((r.result as { results: unknown[] }).results.length, 1);
-    const warnings = w.notifications.filter((n) => n.method === 'window/logMessage' && (n.params as { type: number }).type === 2);
-    assert.equal(warnings.length, 1, JSON.stringify(w.notifications));
-    assert.match(
-      (warnings[0].params as { message: string }).message,
-      /^cannot write the model cache in .*cache \(a file is in the way of the folder\); the model was built in memory .* Set the vitLens\.cacheDir setting to a writable folder$/,
-    );
-  } finally {
-    await stop(w);
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
-});
+test(
+  'a cache folder that cannot be written: the model loads from memory, with one warning naming vitLens.cacheDir in the worker log',
+  { timeout: 60_000 },
+  async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-cache-file-'));
+    const notAFolder = path.join(tmp, 'cache');
+    fs.writeFileSync(notAFolder, 'a file where the cache folder should be');
+    const w = startRaw('ipc');
+    try {
+      await initialize(w, notAFolder);
+      const load = await w.request('vitLens/loadModel', { model: tinyHf });
+      assert.equal(load.error, undefined, JSON.stringify(load.error));
+      assert.equal((load.result as { builtFile?: string }).builtFile, undefined, 'no cached file is claimed');
+      const r = await w.request('vitLens/classify', { images: [cat] });
+      assert.equal((r.result as { results: unknown[] }).results.length, 1);
+      const warnings = w.notifications.filter(
+        n => n.method === 'window/logMessage' && (n.params as { type: number }).type === 2,
+      );
+      assert.equal(warnings.length, 1, JSON.stringify(w.notifications));
+      assert.match(
+        (warnings[0].params as { message: string }).message,
+        /^cannot write the model cache in .*cache \(a file is in the way of the folder\); the model was built in memory .* Set the vitLens\.cacheDir setting to a writable folder$/,
+      );
+    } finally {
+      await stop(w);
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  },
+);

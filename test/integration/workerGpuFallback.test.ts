@@ -11,7 +11,14 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { MessageConnection, ProgressType } from 'vscode-jsonrpc/node';
-import { ClassifyFolderRequest, ClassifyRequest, LoadModelRequest, ModelInfo, ProviderFallbackNotification, StatusRequest } from '../../common/workerRequests';
+import {
+  ClassifyFolderRequest,
+  ClassifyRequest,
+  LoadModelRequest,
+  ModelInfo,
+  ProviderFallbackNotification,
+  StatusRequest,
+} from '../../common/workerRequests';
 import { probeWebGpuAdapter } from '../../server/webgpuAdapter';
 import { cat, coffee, reference, startWorker, stopWorker, tinyOnnx, type WorkerProcess } from './workerProcess';
 import { requestType } from './requestType';
@@ -25,13 +32,17 @@ const fallbacks: ModelInfo[] = [];
 before(async () => {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const p = await probeWebGpuAdapter();
-  assert.ok('adapter' in p, `no WebGPU adapter (${'error' in p ? p.error : ''}): install lavapipe with scripts/install-lavapipe.sh`);
+  assert.ok(
+    'adapter' in p,
+    `no WebGPU adapter (${'error' in p ? p.error : ''}): install lavapipe with scripts/install-lavapipe.sh`,
+  );
   // Two good GPU runs (a folder of 12 in one batch, then one classify), then every GPU run fails.
   // Its stderr keeps Dawn's limit warnings on lavapipe, and the worker's log.
   worker = await startWorker({
     init: { cacheDir, provider: 'webgpu' },
     env: { VIT_LENS_TEST_FAIL_GPU_AFTER: '2' },
-    onConnection: (c) => c.onNotification(ProviderFallbackNotification.method, (info: ModelInfo) => void fallbacks.push(info)),
+    onConnection: c =>
+      c.onNotification(ProviderFallbackNotification.method, (info: ModelInfo) => void fallbacks.push(info)),
   });
   rpc = worker.rpc;
 });
@@ -55,11 +66,18 @@ test('WebGPU failing mid-session in the worker: one providerFallback, the reques
   fs.mkdirSync(folder);
   for (let i = 0; i < 40; i++) fs.copyFileSync(cat, path.join(folder, `cat-${i}.png`));
   const progress: string[] = [];
-  const sub = rpc.onProgress(new ProgressType<{ message?: string }>(), 'folder', (p) => void (p.message && progress.push(p.message)));
+  const sub = rpc.onProgress(
+    new ProgressType<{ message?: string }>(),
+    'folder',
+    p => void (p.message && progress.push(p.message)),
+  );
   const r = await rpc.sendRequest(requestType(ClassifyFolderRequest), { folder, workDoneToken: 'folder' }); // run 1: on the GPU
   sub.dispose();
   assert.equal(r.predictions.length, 40);
-  assert.deepEqual(progress.filter((m) => /^\d+ \/ 40 images$/.test(m)), ['0 / 40 images', '40 / 40 images']);
+  assert.deepEqual(
+    progress.filter(m => /^\d+ \/ 40 images$/.test(m)),
+    ['0 / 40 images', '40 / 40 images'],
+  );
 
   const first = await rpc.sendRequest(requestType(ClassifyRequest), { images: [cat] }); // run 2: on the GPU
   assert.equal(top1OfCat(first), reference.photos['chelsea.png'].top1);
@@ -75,7 +93,10 @@ test('WebGPU failing mid-session in the worker: one providerFallback, the reques
   assert.equal(status.state, 'ready');
   assert.equal(status.model?.provider, 'cpu');
   assert.equal(status.model?.batchSize, 8, "back to the CPU's batch size");
-  assert.match(status.model?.providerNote ?? '', /^WebGPU failed during a run \(WebGPU device lost \(VIT_LENS_TEST_FAIL_GPU_AFTER=2\)\); switched to CPU$/);
+  assert.match(
+    status.model?.providerNote ?? '',
+    /^WebGPU failed during a run \(WebGPU device lost \(VIT_LENS_TEST_FAIL_GPU_AFTER=2\)\); switched to CPU$/,
+  );
   assert.equal(fallbacks.length, 1, `expected one providerFallback notification, got ${fallbacks.length}`);
   assert.equal(fallbacks[0].provider, 'cpu');
   assert.equal(fallbacks[0].providerNote, status.model?.providerNote);

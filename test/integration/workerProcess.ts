@@ -7,7 +7,14 @@ import assert from 'node:assert/strict';
 import { ChildProcess, fork, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createMessageConnection, IPCMessageReader, IPCMessageWriter, MessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import {
+  createMessageConnection,
+  IPCMessageReader,
+  IPCMessageWriter,
+  MessageConnection,
+  StreamMessageReader,
+  StreamMessageWriter,
+} from 'vscode-jsonrpc/node';
 
 const root = path.join(__dirname, '..', '..');
 export const workerJs = path.join(root, 'dist', 'worker.js');
@@ -36,7 +43,12 @@ export interface WorkerStart {
   onConnection?: (rpc: MessageConnection) => void;
 }
 
-export async function startWorker({ init, transport = 'stdio', env, onConnection }: WorkerStart): Promise<WorkerProcess> {
+export async function startWorker({
+  init,
+  transport = 'stdio',
+  env,
+  onConnection,
+}: WorkerStart): Promise<WorkerProcess> {
   assert.ok(fs.existsSync(workerJs), `${workerJs} is missing: run npm run build first`);
   const stderr: string[] = [];
   const processEnv = env && { ...process.env, ...env };
@@ -49,10 +61,15 @@ export async function startWorker({ init, transport = 'stdio', env, onConnection
     proc = fork(workerJs, ['--node-ipc'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: processEnv });
     rpc = createMessageConnection(new IPCMessageReader(proc), new IPCMessageWriter(proc));
   }
-  proc.stderr!.on('data', (d) => stderr.push(String(d)));
+  proc.stderr!.on('data', d => stderr.push(String(d)));
   onConnection?.(rpc);
   rpc.listen();
-  await rpc.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: init });
+  await rpc.sendRequest('initialize', {
+    processId: process.pid,
+    rootUri: null,
+    capabilities: {},
+    initializationOptions: init,
+  });
   rpc.sendNotification('initialized', {});
   return { proc, rpc, stderr };
 }

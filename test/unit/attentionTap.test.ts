@@ -13,19 +13,23 @@ const ARCH = TINY;
 const TOKENS = TINY_TOKENS;
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'vit-tiny');
 
-
 const BUILT = buildVitOnnx(ARCH, randomWeights(ARCH));
 
 /** Our own graph as an exporter might have produced it: same Softmax nodes, but only `logits` is an output. */
 function withoutAttentionOutputs(bytes: Uint8Array, edit?: (g: onnx.IGraphProto) => void): Uint8Array {
   const model = onnx.ModelProto.decode(bytes);
   const g = model.graph!;
-  g.output = g.output!.filter((o) => o.name === 'logits');
+  g.output = g.output!.filter(o => o.name === 'logits');
   edit?.(g);
   return onnx.ModelProto.encode(model).finish();
 }
 
-const pixels = (n: number) => new ort.Tensor('float32', new Float32Array(n * 3 * 32 * 32).map((_, i) => Math.sin(i * 0.37)), [n, 3, 32, 32]);
+const pixels = (n: number) =>
+  new ort.Tensor(
+    'float32',
+    new Float32Array(n * 3 * 32 * 32).map((_, i) => Math.sin(i * 0.37)),
+    [n, 3, 32, 32],
+  );
 
 function assertRowsSumToOne(t: ort.Tensor, label: string): void {
   const T = Number(t.dims[t.dims.length - 1]);
@@ -62,8 +66,14 @@ test('re-finds the attention Softmaxes of a graph whose attention is not exposed
 });
 
 test('a Softmax over the logits is not taken for attention', () => {
-  const model = withoutAttentionOutputs(BUILT, (g) => {
-    g.node!.push({ opType: 'Softmax', name: 'probabilities', input: ['logits'], output: ['probabilities'], attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: -1 }] });
+  const model = withoutAttentionOutputs(BUILT, g => {
+    g.node!.push({
+      opType: 'Softmax',
+      name: 'probabilities',
+      input: ['logits'],
+      output: ['probabilities'],
+      attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: -1 }],
+    });
     g.output!.push({ name: 'probabilities', type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } });
     // No static class count on the output: it must come from the classifier bias.
     g.output![0].type = { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } };
@@ -76,14 +86,26 @@ test('a Softmax over the logits is not taken for attention', () => {
 
 test('a model without attention keeps its bytes and says why explain cannot work', () => {
   const f = onnx.TensorProto.DataType.FLOAT;
-  const weight = (name: string, dims: number[]): onnx.ITensorProto => ({ name, dataType: f, dims, floatData: new Array(dims[0] * dims[1]).fill(0.1) });
+  const weight = (name: string, dims: number[]): onnx.ITensorProto => ({
+    name,
+    dataType: f,
+    dims,
+    floatData: new Array(dims[0] * dims[1]).fill(0.1),
+  });
   const mlp = onnx.ModelProto.encode({
     irVersion: 8,
     opsetImport: [{ domain: '', version: 17 }],
     graph: {
       name: 'mlp',
-      input: [{ name: 'x', type: { tensorType: { elemType: f, shape: { dim: [{ dimParam: 'batch' }, { dimValue: 16 }] } } } }],
-      output: [{ name: 'probs', type: { tensorType: { elemType: f, shape: { dim: [{ dimParam: 'batch' }, { dimValue: 4 }] } } } }],
+      input: [
+        { name: 'x', type: { tensorType: { elemType: f, shape: { dim: [{ dimParam: 'batch' }, { dimValue: 16 }] } } } },
+      ],
+      output: [
+        {
+          name: 'probs',
+          type: { tensorType: { elemType: f, shape: { dim: [{ dimParam: 'batch' }, { dimValue: 4 }] } } },
+        },
+      ],
       initializer: [weight('w1', [16, 8]), weight('w2', [8, 4])],
       node: [
         { opType: 'MatMul', name: 'fc1', input: ['x', 'w1'], output: ['h'] },
@@ -135,43 +157,48 @@ test('weights in external data are inlined from the model folder, or rejected wi
   }
 });
 
-test('torch.onnx export of torchvision VisionTransformer (fixture): rank-3 attention matches torch', { skip: !fs.existsSync(path.join(FIXTURE, 'model.onnx')) }, async () => {
-  const { bytes, info } = tapAttention(fs.readFileSync(path.join(FIXTURE, 'model.onnx')), FIXTURE);
-  assert.equal(info.attentionOutputs.length, 2);
-  assert.equal(info.attentionRank, 3);
-  assert.equal(info.numHeads, 4);
-  assert.equal(info.patchSize, 16);
-  assert.deepEqual(info.imageSize, [224, 224]);
-  assert.equal(info.tokens, 197);
-  assert.equal(info.numClasses, 10);
-  assert.equal(info.logitsName, 'logits');
+test(
+  'torch.onnx export of torchvision VisionTransformer (fixture): rank-3 attention matches torch',
+  { skip: !fs.existsSync(path.join(FIXTURE, 'model.onnx')) },
+  async () => {
+    const { bytes, info } = tapAttention(fs.readFileSync(path.join(FIXTURE, 'model.onnx')), FIXTURE);
+    assert.equal(info.attentionOutputs.length, 2);
+    assert.equal(info.attentionRank, 3);
+    assert.equal(info.numHeads, 4);
+    assert.equal(info.patchSize, 16);
+    assert.deepEqual(info.imageSize, [224, 224]);
+    assert.equal(info.tokens, 197);
+    assert.equal(info.numClasses, 10);
+    assert.equal(info.logitsName, 'logits');
 
-  // reference.json names the image behind each attn_layer*.bin and how to rebuild its input (the formula is
-  // float32((u8 / 255 - 0.5) / 0.5), HWC -> CHW); we reproduce it for the first image.
-  const ref = JSON.parse(fs.readFileSync(path.join(FIXTURE, 'reference.json'), 'utf8')) as {
-    input: { images: string[]; derive_from: string[] };
-    files: Record<string, { shape: number[]; images?: string[] }>;
-  };
-  const image = ref.input.images[0];
-  const u8 = fs.readFileSync(path.join(FIXTURE, ref.input.derive_from[0]));
-  const x = new Float32Array(3 * 224 * 224);
-  for (let p = 0; p < 224 * 224; p++) for (let c = 0; c < 3; c++) x[c * 224 * 224 + p] = (u8[p * 3 + c] * (1 / 255) - 0.5) * (1 / 0.5);
-  const s = await ort.InferenceSession.create(Buffer.from(bytes));
-  const out = await s.run({ pixel_values: new ort.Tensor('float32', x, [1, 3, 224, 224]) });
-  let compared = 0;
-  info.attentionOutputs.forEach((name, layer) => {
-    const a = out[name];
-    assert.deepEqual(a.dims, [4, 197, 197]); // [N*H, T, T] with N = 1
-    assertRowsSumToOne(a, name);
-    const file = `attn_layer${layer}.bin`;
-    if (!ref.files[file] || ref.files[file].images?.[0] !== image || !fs.existsSync(path.join(FIXTURE, file))) return;
-    const raw = fs.readFileSync(path.join(FIXTURE, file));
-    const want = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + 4 * 4 * 197 * 197)); // first image
-    const got = a.data as Float32Array;
-    let maxDiff = 0;
-    for (let i = 0; i < want.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i] - want[i]));
-    assert.ok(maxDiff < 1e-5, `layer ${layer} attention differs from torch by ${maxDiff}`);
-    compared++;
-  });
-  assert.ok(compared > 0, 'no attn_layer*.bin reference to compare with');
-});
+    // reference.json names the image behind each attn_layer*.bin and how to rebuild its input (the formula is
+    // float32((u8 / 255 - 0.5) / 0.5), HWC -> CHW); we reproduce it for the first image.
+    const ref = JSON.parse(fs.readFileSync(path.join(FIXTURE, 'reference.json'), 'utf8')) as {
+      input: { images: string[]; derive_from: string[] };
+      files: Record<string, { shape: number[]; images?: string[] }>;
+    };
+    const image = ref.input.images[0];
+    const u8 = fs.readFileSync(path.join(FIXTURE, ref.input.derive_from[0]));
+    const x = new Float32Array(3 * 224 * 224);
+    for (let p = 0; p < 224 * 224; p++)
+      for (let c = 0; c < 3; c++) x[c * 224 * 224 + p] = (u8[p * 3 + c] * (1 / 255) - 0.5) * (1 / 0.5);
+    const s = await ort.InferenceSession.create(Buffer.from(bytes));
+    const out = await s.run({ pixel_values: new ort.Tensor('float32', x, [1, 3, 224, 224]) });
+    let compared = 0;
+    info.attentionOutputs.forEach((name, layer) => {
+      const a = out[name];
+      assert.deepEqual(a.dims, [4, 197, 197]); // [N*H, T, T] with N = 1
+      assertRowsSumToOne(a, name);
+      const file = `attn_layer${layer}.bin`;
+      if (!ref.files[file] || ref.files[file].images?.[0] !== image || !fs.existsSync(path.join(FIXTURE, file))) return;
+      const raw = fs.readFileSync(path.join(FIXTURE, file));
+      const want = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + 4 * 4 * 197 * 197)); // first image
+      const got = a.data as Float32Array;
+      let maxDiff = 0;
+      for (let i = 0; i < want.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i] - want[i]));
+      assert.ok(maxDiff < 1e-5, `layer ${layer} attention differs from torch by ${maxDiff}`);
+      compared++;
+    });
+    assert.ok(compared > 0, 'no attn_layer*.bin reference to compare with');
+  },
+);

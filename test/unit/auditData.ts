@@ -40,7 +40,7 @@ function png(pixels: Uint8Array, offset: number, size = 28): Promise<Buffer> {
 export async function writePlantedDataset(dir: string, perClass: number): Promise<PlantedDataset> {
   const test = readIdx(FASHION_MNIST_DIR, 't10k');
   const taken: number[][] = Array.from({ length: 10 }, () => []);
-  for (let i = 0; i < test.count && taken.some((t) => t.length < perClass + 2); i++) {
+  for (let i = 0; i < test.count && taken.some(t => t.length < perClass + 2); i++) {
     if (taken[test.labels[i]].length < perClass + 2) taken[test.labels[i]].push(i);
   }
   for (let c = 0; c < 10; c++) await fs.mkdir(path.join(dir, classFolder(c)), { recursive: true });

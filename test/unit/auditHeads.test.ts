@@ -14,7 +14,8 @@ import { mulberry32 } from '../../server/train/rng';
 /** Three Gaussian blobs in 6 dimensions with some overlap (so the optimum is finite without λ too). */
 function blobs(n: number, seed: number): { X: Float32Array; y: Int32Array; dim: number; K: number } {
   const r = mulberry32(seed);
-  const dim = 6, K = 3;
+  const dim = 6,
+    K = 3;
   const gauss = () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
   const X = new Float32Array(n * dim);
   const y = new Int32Array(n);
@@ -34,27 +35,35 @@ test('the fitted head matches scipy L-BFGS-B on the same objective', async () =>
   const head = await fitSoftmax(X64, dim, y, rows, K, { l2, iterations: 200 });
   const probs = new Float64Array(n * K);
   predictSoftmax(head, X64, rows, probs);
-  const rowsOf = (a: Float32Array) => Array.from({ length: n }, (_, i) => Array.from(a.subarray(i * dim, (i + 1) * dim)));
+  const rowsOf = (a: Float32Array) =>
+    Array.from({ length: n }, (_, i) => Array.from(a.subarray(i * dim, (i + 1) * dim)));
   const ref = JSON.parse(
-    execFileSync('/usr/bin/python3', [path.join(__dirname, '..', '..', 'scripts', 'softmax_ref.py')], { input: JSON.stringify({ X: rowsOf(X), y: Array.from(y), classes: K, l2 }), encoding: 'utf8' }),
+    execFileSync('/usr/bin/python3', [path.join(__dirname, '..', '..', 'scripts', 'softmax_ref.py')], {
+      input: JSON.stringify({ X: rowsOf(X), y: Array.from(y), classes: K, l2 }),
+      encoding: 'utf8',
+    }),
   ) as { loss: number; probs: number[][] };
   let worst = 0;
-  for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) worst = Math.max(worst, Math.abs(probs[i * K + k] - ref.probs[i][k]));
+  for (let i = 0; i < n; i++)
+    for (let k = 0; k < K; k++) worst = Math.max(worst, Math.abs(probs[i * K + k] - ref.probs[i][k]));
   assert.ok(worst < 1e-4, `probabilities differ from scipy by up to ${worst}`);
   let loss = 0;
   let penalty = 0;
   for (let i = 0; i < n; i++) loss -= Math.log(probs[i * K + y[i]]) / n;
   for (let j = 0; j < dim * K; j++) penalty += head.params[j] ** 2;
-  assert.ok(Math.abs(loss + 0.5 * l2 * penalty - ref.loss) < 1e-6, `objective ${loss + 0.5 * l2 * penalty} vs scipy ${ref.loss}`);
+  assert.ok(
+    Math.abs(loss + 0.5 * l2 * penalty - ref.loss) < 1e-6,
+    `objective ${loss + 0.5 * l2 * penalty} vs scipy ${ref.loss}`,
+  );
 });
 
 test('folds are stratified, balanced and seeded', () => {
   const labels = Int32Array.from({ length: 103 }, (_, i) => (i < 50 ? 0 : i < 90 ? 1 : 2));
   const folds = stratifiedFolds(labels, 3, 5, 0);
-  const sizes = [0, 1, 2, 3, 4].map((f) => folds.filter((g) => g === f).length);
+  const sizes = [0, 1, 2, 3, 4].map(f => folds.filter(g => g === f).length);
   assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1, `fold sizes ${sizes}`);
   for (const c of [0, 1, 2]) {
-    const per = [0, 1, 2, 3, 4].map((f) => folds.filter((g, i) => g === f && labels[i] === c).length);
+    const per = [0, 1, 2, 3, 4].map(f => folds.filter((g, i) => g === f && labels[i] === c).length);
     assert.ok(Math.max(...per) - Math.min(...per) <= 1, `class ${c} per fold ${per}`);
   }
   assert.deepEqual(stratifiedFolds(labels, 3, 5, 0), folds);
@@ -71,9 +80,16 @@ test("an image's out-of-fold probabilities do not depend on its own label", asyn
     const flipped = y.slice();
     flipped[i] = (y[i] + 1) % K;
     const after = await outOfFoldProbabilities(X, dim, flipped, K, opts);
-    assert.deepEqual(Array.from(after.subarray(i * K, (i + 1) * K)), Array.from(before.subarray(i * K, (i + 1) * K)), `image ${i}`);
+    assert.deepEqual(
+      Array.from(after.subarray(i * K, (i + 1) * K)),
+      Array.from(before.subarray(i * K, (i + 1) * K)),
+      `image ${i}`,
+    );
     // …while the heads of the other folds, which did see the flip, changed.
-    const other = foldOf.findIndex((f) => f !== foldOf[i]);
-    assert.notDeepEqual(Array.from(after.subarray(other * K, (other + 1) * K)), Array.from(before.subarray(other * K, (other + 1) * K)));
+    const other = foldOf.findIndex(f => f !== foldOf[i]);
+    assert.notDeepEqual(
+      Array.from(after.subarray(other * K, (other + 1) * K)),
+      Array.from(before.subarray(other * K, (other + 1) * K)),
+    );
   }
 });

@@ -14,10 +14,21 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-audit-saved-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const report = {
-  version: 1, dataset: tmp, model: 'default', images: 3, classes: ['a', 'b'], folds: 2, seed: 0, similarityThreshold: 0.965,
-  labelIssues: [{ file: 'a/1.png', label: 'a', suggested: 'b', score: 0.1 }], duplicates: [], outliers: [], skipped: [],
+  version: 1,
+  dataset: tmp,
+  model: 'default',
+  images: 3,
+  classes: ['a', 'b'],
+  folds: 2,
+  seed: 0,
+  similarityThreshold: 0.965,
+  labelIssues: [{ file: 'a/1.png', label: 'a', suggested: 'b', score: 0.1 }],
+  duplicates: [],
+  outliers: [],
+  skipped: [],
   decisions: [{ kind: 'labelIssue', files: ['a/0.png'], action: 'ignore', at: '2026-01-01T00:00:00Z' }],
-  timings: { features: 1, crossValidation: 1, neighbours: 1, computed: 3 }, file: '/elsewhere/audit.json',
+  timings: { features: 1, crossValidation: 1, neighbours: 1, computed: 3 },
+  file: '/elsewhere/audit.json',
 };
 
 test('the saved state names the audit file; the report is read from it', async () => {
@@ -42,7 +53,17 @@ test('no file, a relative path, another file name, a missing file or not an audi
   const torn = path.join(tmp, 'y', 'audit.json');
   fs.mkdirSync(path.dirname(torn));
   fs.writeFileSync(torn, '{"version":');
-  for (const state of [undefined, null, { tab: 'outliers' }, { file: 'audit.json' }, { file: other }, { file: path.join(tmp, 'none', 'audit.json') }, { file: notAudit }, { file: torn }, { file: 42 }]) {
+  for (const state of [
+    undefined,
+    null,
+    { tab: 'outliers' },
+    { file: 'audit.json' },
+    { file: other },
+    { file: path.join(tmp, 'none', 'audit.json') },
+    { file: notAudit },
+    { file: torn },
+    { file: 42 },
+  ]) {
     assert.equal(await readSavedAudit(state), undefined, JSON.stringify(state));
   }
 });

@@ -26,7 +26,7 @@ function randomCase(name: string, seed: number, n: number, K: number, noise: num
     const truth = Math.floor(r() * K);
     const raw = Array.from({ length: K }, (_, k) => r() + (k === truth ? peak * r() : 0));
     const sum = raw.reduce((a, b) => a + b, 0);
-    probs.push(raw.map((v) => v / sum));
+    probs.push(raw.map(v => v / sum));
     labels.push(r() < noise ? (truth + 1 + Math.floor(r() * (K - 1))) % K : truth);
   }
   return { name, labels, probs };
@@ -42,8 +42,18 @@ const CASES: Case[] = [
     name: 'ties',
     labels: [0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 1, 2],
     probs: [
-      [0.5, 0.25, 0.25], [0.5, 0.25, 0.25], [0.25, 0.5, 0.25], [0.25, 0.5, 0.25], [0.25, 0.5, 0.25], [0.5, 0.25, 0.25],
-      [0.25, 0.25, 0.5], [0.4, 0.4, 0.2], [0.4, 0.4, 0.2], [0.1, 0.45, 0.45], [0.45, 0.1, 0.45], [0.45, 0.45, 0.1],
+      [0.5, 0.25, 0.25],
+      [0.5, 0.25, 0.25],
+      [0.25, 0.5, 0.25],
+      [0.25, 0.5, 0.25],
+      [0.25, 0.5, 0.25],
+      [0.5, 0.25, 0.25],
+      [0.25, 0.25, 0.5],
+      [0.4, 0.4, 0.2],
+      [0.4, 0.4, 0.2],
+      [0.1, 0.45, 0.45],
+      [0.45, 0.1, 0.45],
+      [0.45, 0.45, 0.1],
     ],
   },
   {
@@ -51,26 +61,57 @@ const CASES: Case[] = [
     name: 'half-way rounding, empty class',
     labels: [0, 0, 0, 0, 0, 0, 1, 1, 1, 1],
     probs: [
-      [0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.3, 0.6, 0.1],
-      [0.1, 0.9, 0], [0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.6, 0.3, 0.1],
+      [0.9, 0.05, 0.05],
+      [0.9, 0.05, 0.05],
+      [0.8, 0.1, 0.1],
+      [0.2, 0.7, 0.1],
+      [0.1, 0.8, 0.1],
+      [0.3, 0.6, 0.1],
+      [0.1, 0.9, 0],
+      [0.1, 0.8, 0.1],
+      [0.7, 0.2, 0.1],
+      [0.6, 0.3, 0.1],
     ],
   },
   {
     // t0 = (0.1 + 0.2 + 0.3) / 3 = 0.20000000000000004: image 1 (p0 = 0.2) reaches it only with the tolerance.
     name: 'probability on the threshold',
     labels: [0, 0, 0, 1, 1, 1, 2, 2],
-    probs: [[0.1, 0.4, 0.5], [0.2, 0.35, 0.45], [0.3, 0.3, 0.4], [0.1, 0.8, 0.1], [0.5, 0.4, 0.1], [0.6, 0.3, 0.1], [0.3, 0.2, 0.5], [0.2, 0.3, 0.5]],
+    probs: [
+      [0.1, 0.4, 0.5],
+      [0.2, 0.35, 0.45],
+      [0.3, 0.3, 0.4],
+      [0.1, 0.8, 0.1],
+      [0.5, 0.4, 0.1],
+      [0.6, 0.3, 0.1],
+      [0.3, 0.2, 0.5],
+      [0.2, 0.3, 0.5],
+    ],
   },
   {
     // Images 2 and 3 are confident only for class 1 (t1 = 0.3) yet most probable as labelled: pruned, then kept.
     name: 'confident elsewhere, most probable as labelled',
     labels: [0, 0, 0, 0, 1, 1, 1, 1],
-    probs: [[0.9, 0.1], [0.9, 0.1], [0.55, 0.45], [0.55, 0.45], [0.7, 0.3], [0.7, 0.3], [0.7, 0.3], [0.7, 0.3]],
+    probs: [
+      [0.9, 0.1],
+      [0.9, 0.1],
+      [0.55, 0.45],
+      [0.55, 0.45],
+      [0.7, 0.3],
+      [0.7, 0.3],
+      [0.7, 0.3],
+      [0.7, 0.3],
+    ],
   },
   {
     name: 'one image per class',
     labels: [0, 1, 2, 3],
-    probs: [[0.1, 0.7, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25], [0.4, 0.1, 0.4, 0.1], [0.1, 0.1, 0.1, 0.7]],
+    probs: [
+      [0.1, 0.7, 0.1, 0.1],
+      [0.25, 0.25, 0.25, 0.25],
+      [0.4, 0.1, 0.4, 0.1],
+      [0.1, 0.1, 0.1, 0.7],
+    ],
   },
   {
     name: 'uniform probabilities',
@@ -80,10 +121,14 @@ const CASES: Case[] = [
 ];
 
 function reference(cases: Case[]): number[][] {
-  const out = execFileSync('/usr/bin/python3', [path.join(__dirname, '..', '..', 'scripts', 'confident_learning_ref.py')], {
-    input: JSON.stringify(cases.map(({ labels, probs }) => ({ labels, probs }))),
-    encoding: 'utf8',
-  });
+  const out = execFileSync(
+    '/usr/bin/python3',
+    [path.join(__dirname, '..', '..', 'scripts', 'confident_learning_ref.py')],
+    {
+      input: JSON.stringify(cases.map(({ labels, probs }) => ({ labels, probs }))),
+      encoding: 'utf8',
+    },
+  );
   return JSON.parse(out);
 }
 
@@ -101,7 +146,10 @@ test('flagged sets equal the numpy reference on every fixed case', () => {
     flaggedTotal += expected[i].length;
   });
   // The comparison is not empty against empty: the random cases have many issues each.
-  assert.ok(expected[0].length > 10 && expected[1].length > 10, `random cases flag ${expected[0].length} and ${expected[1].length}`);
+  assert.ok(
+    expected[0].length > 10 && expected[1].length > 10,
+    `random cases flag ${expected[0].length} and ${expected[1].length}`,
+  );
   assert.ok(flaggedTotal > 60);
 });
 

@@ -10,8 +10,21 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { classReport, formatDuration, mistakenness, rankSuspects, selfConfidence, smoothEma, timing } from '../../webview/dashboard/analysis';
-import { parseDashboardMessage, parseSavedSources, type HostMessage, type RunHeader } from '../../common/webviewMessages/dashboard';
+import {
+  classReport,
+  formatDuration,
+  mistakenness,
+  rankSuspects,
+  selfConfidence,
+  smoothEma,
+  timing,
+} from '../../webview/dashboard/analysis';
+import {
+  parseDashboardMessage,
+  parseSavedSources,
+  type HostMessage,
+  type RunHeader,
+} from '../../common/webviewMessages/dashboard';
 import { RunSource } from '../../extension/dashboard/runSource';
 import { SourceState } from '../../extension/dashboard/sourceState';
 import type { EpochMetrics, StepMetrics } from '../../common/workerRequests';
@@ -20,17 +33,21 @@ import { ScalarsReaders } from '../../server/scalarsReaders';
 const ROOT = path.resolve(__dirname, '../..');
 const PY = '/usr/bin/python3';
 /** Runs `code` with `input` as JSON on stdin; its stdout parsed as JSON (shaped as the caller says). */
-const python = <T>(code: string, input: unknown): T => JSON.parse(execFileSync(PY, ['-c', code], { input: JSON.stringify(input), encoding: 'utf8' }));
+const python = <T>(code: string, input: unknown): T =>
+  JSON.parse(execFileSync(PY, ['-c', code], { input: JSON.stringify(input), encoding: 'utf8' }));
 // The references: a machine without them fails here, loudly (.ci/run installs them).
 function requirePandas(): void {
   try {
     execFileSync(PY, ['-c', 'import pandas, numpy, scipy'], { stdio: 'pipe' });
   } catch (e) {
-    throw new Error(`${PY} with pandas, numpy and scipy is needed for the reference numbers (apt-get install python3-pandas python3-scipy): ${(e as Error).message}`);
+    throw new Error(
+      `${PY} with pandas, numpy and scipy is needed for the reference numbers (apt-get install python3-pandas python3-scipy): ${(e as Error).message}`,
+    );
   }
 }
 
-const close = (a: number | null, b: number | null, tol = 1e-9) => (a === null || b === null ? a === b : Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)));
+const close = (a: number | null, b: number | null, tol = 1e-9) =>
+  a === null || b === null ? a === b : Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));
 
 describe('numbers, against independent references', () => {
   before(requirePandas);
@@ -38,7 +55,10 @@ describe('numbers, against independent references', () => {
     const values = [2.3, 2.1, 1.7, 1.9, 1.2, 1.25, 0.9, 1.4, 0.7, 0.65, 0.8, 0.5];
     for (const w of [0, 0.3, 0.6, 0.9, 0.99, 0.999]) {
       const ours = smoothEma(values, w);
-      const ref = python<number[]>('import sys, json, pandas as pd; d = json.load(sys.stdin); print(json.dumps(pd.Series(d["v"]).ewm(alpha=1 - d["w"], adjust=True).mean().tolist()))', { v: values, w: w === 0 ? 1e-12 : w });
+      const ref = python<number[]>(
+        'import sys, json, pandas as pd; d = json.load(sys.stdin); print(json.dumps(pd.Series(d["v"]).ewm(alpha=1 - d["w"], adjust=True).mean().tolist()))',
+        { v: values, w: w === 0 ? 1e-12 : w },
+      );
       ours.forEach((v, i) => assert.ok(close(v, ref[i], 1e-6), `w=${w} i=${i}: ${v} vs pandas ${ref[i]}`));
     }
     // The first smoothed point is the first value (debiasing), not pulled towards 0.
@@ -57,7 +77,14 @@ describe('numbers, against independent references', () => {
       [0, 0, 0, 0],
     ];
     const ours = classReport(confusion);
-    const ref = python<{ p: (number | null)[]; r: (number | null)[]; f: (number | null)[]; acc: number; macro_p: number; weighted_r: number }>(
+    const ref = python<{
+      p: (number | null)[];
+      r: (number | null)[];
+      f: (number | null)[];
+      acc: number;
+      macro_p: number;
+      weighted_r: number;
+    }>(
       `import sys, json, numpy as np
 c = np.array(json.load(sys.stdin), dtype=float)
 tp = np.diag(c); pred = c.sum(0); true = c.sum(1)
@@ -99,7 +126,12 @@ for c in json.load(sys.stdin):
 print(json.dumps(out))`,
       cases,
     );
-    cases.forEach((c, i) => assert.ok(close(mistakenness(c.p, c.label, c.predicted), ref[i], 1e-9), `case ${i}: ${mistakenness(c.p, c.label, c.predicted)} vs ${ref[i]}`));
+    cases.forEach((c, i) =>
+      assert.ok(
+        close(mistakenness(c.p, c.label, c.predicted), ref[i], 1e-9),
+        `case ${i}: ${mistakenness(c.p, c.label, c.predicted)} vs ${ref[i]}`,
+      ),
+    );
   });
 });
 
@@ -109,14 +141,30 @@ test('suspects rank by self-confidence ascending and by mistakenness descending'
     { id: 'b', label: 0, predicted: 1, probabilities: [0.05, 0.95] },
     { id: 'c', label: 1, predicted: 0, probabilities: [0.6, 0.4] },
   ];
-  assert.deepEqual(rankSuspects(items, 'selfConfidence').map((s) => s.item.id), ['b', 'c', 'a']);
-  assert.deepEqual(rankSuspects(items, 'mistakenness').map((s) => s.item.id), ['b', 'c', 'a']);
+  assert.deepEqual(
+    rankSuspects(items, 'selfConfidence').map(s => s.item.id),
+    ['b', 'c', 'a'],
+  );
+  assert.deepEqual(
+    rankSuspects(items, 'mistakenness').map(s => s.item.id),
+    ['b', 'c', 'a'],
+  );
   assert.equal(selfConfidence([0.2, 0.8], 1), 0.8);
   assert.ok(mistakenness([0.05, 0.95], 0, 1) > 0.5 && mistakenness([0.9, 0.1], 0, 0) < 0.5);
 });
 
 test('elapsed from run.json, ETA from the recent pace of logged steps', () => {
-  const run: RunHeader = { status: 'running', backend: 'wasm', createdAt: '2024-01-01T00:00:00Z', updatedAt: '2024-01-01T00:01:00Z', epoch: 0, totalEpochs: 2, step: 20, totalSteps: 100, classes: [] };
+  const run: RunHeader = {
+    status: 'running',
+    backend: 'wasm',
+    createdAt: '2024-01-01T00:00:00Z',
+    updatedAt: '2024-01-01T00:01:00Z',
+    epoch: 0,
+    totalEpochs: 2,
+    step: 20,
+    totalSteps: 100,
+    classes: [],
+  };
   const steps = [
     { step: 10, time: '2024-01-01T00:00:50Z' },
     { step: 20, time: '2024-01-01T00:01:00Z' },
@@ -124,31 +172,62 @@ test('elapsed from run.json, ETA from the recent pace of logged steps', () => {
   const t = timing({ ...run }, steps, Date.parse('2024-01-01T00:01:00Z'));
   assert.equal(t.elapsed, 60);
   assert.equal(t.eta, 80, '80 steps left at 1 step/s');
-  const done = timing({ ...run, status: 'finished', finishedAt: '2024-01-01T00:02:00Z' }, steps, Date.parse('2030-01-01T00:00:00Z'));
+  const done = timing(
+    { ...run, status: 'finished', finishedAt: '2024-01-01T00:02:00Z' },
+    steps,
+    Date.parse('2030-01-01T00:00:00Z'),
+  );
   assert.deepEqual(done, { elapsed: 120 });
 });
 
 describe('RunSource tails a run folder', () => {
   const dirs: string[] = [];
-  after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+  after(() => dirs.forEach(d => fs.rmSync(d, { recursive: true, force: true })));
   const tmp = () => {
     const d = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-dash-'));
     dirs.push(d);
     return d;
   };
-  const step = (s: number): StepMetrics => ({ type: 'step', epoch: 0, step: s, loss: 1 / s, lr: 0.1, gradNorm: 1, imagesPerSec: 100, time: new Date(1e12 + s * 1000).toISOString() });
-  const epoch = (e: number, s: number): EpochMetrics => ({ type: 'epoch', epoch: e, step: s, trainLoss: 0.5, trainAcc: 0.8, valLoss: 0.6, valAcc: 0.7, confusion: [[1, 0], [0, 1]], seconds: 1, time: new Date().toISOString() });
+  const step = (s: number): StepMetrics => ({
+    type: 'step',
+    epoch: 0,
+    step: s,
+    loss: 1 / s,
+    lr: 0.1,
+    gradNorm: 1,
+    imagesPerSec: 100,
+    time: new Date(1e12 + s * 1000).toISOString(),
+  });
+  const epoch = (e: number, s: number): EpochMetrics => ({
+    type: 'epoch',
+    epoch: e,
+    step: s,
+    trainLoss: 0.5,
+    trainAcc: 0.8,
+    valLoss: 0.6,
+    valAcc: 0.7,
+    confusion: [
+      [1, 0],
+      [0, 1],
+    ],
+    seconds: 1,
+    time: new Date().toISOString(),
+  });
 
   function recorder(dir: string) {
     const events: { steps: number[]; epochs: number[]; reset: boolean }[] = [];
     const problems: string[] = [];
     const runs: (string | undefined)[] = [];
-    const source = new RunSource(dir, {
-      metrics: (s, e, reset) => events.push({ steps: s.map((x) => x.step), epochs: e.map((x) => x.epoch), reset }),
-      runInfo: (info, err) => runs.push(info ? `ok:${info.status}` : `error:${err}`),
-      report: () => undefined,
-      problem: (p) => problems.push(p),
-    }, 60_000);
+    const source = new RunSource(
+      dir,
+      {
+        metrics: (s, e, reset) => events.push({ steps: s.map(x => x.step), epochs: e.map(x => x.epoch), reset }),
+        runInfo: (info, err) => runs.push(info ? `ok:${info.status}` : `error:${err}`),
+        report: () => undefined,
+        problem: p => problems.push(p),
+      },
+      60_000,
+    );
     return { source, events, problems, runs };
   }
 
@@ -177,7 +256,7 @@ describe('RunSource tails a run folder', () => {
     const dir = tmp();
     const file = path.join(dir, 'metrics.jsonl');
     const r = recorder(dir);
-    fs.writeFileSync(file, [step(10), step(20), step(30)].map((m) => JSON.stringify(m) + '\n').join(''));
+    fs.writeFileSync(file, [step(10), step(20), step(30)].map(m => JSON.stringify(m) + '\n').join(''));
     await r.source.poll();
     // truncateMetrics: temp file + rename (new inode), fewer lines.
     fs.writeFileSync(file + '.tmp', JSON.stringify(step(10)) + '\n');
@@ -220,22 +299,50 @@ describe('RunSource tails a run folder', () => {
     fs.writeFileSync(file, '');
     const r = recorder(dir);
     r.source.start();
-    await new Promise((res) => setTimeout(res, 100));
+    await new Promise(res => setTimeout(res, 100));
     const t0 = Date.now();
     fs.appendFileSync(file, JSON.stringify(step(10)) + '\n');
-    while (!r.events.some((e) => e.steps.includes(10)) && Date.now() - t0 < 2000) await new Promise((res) => setTimeout(res, 10));
+    while (!r.events.some(e => e.steps.includes(10)) && Date.now() - t0 < 2000)
+      await new Promise(res => setTimeout(res, 10));
     r.source.dispose();
-    assert.ok(r.events.some((e) => e.steps.includes(10)), 'the line arrived');
+    assert.ok(
+      r.events.some(e => e.steps.includes(10)),
+      'the line arrived',
+    );
     assert.ok(Date.now() - t0 < 2000);
   });
 });
 
 test('SourceState: held-out images get webview URIs, moves are remembered, a corrupt report is a notice', () => {
   const posted: HostMessage[] = [];
-  const s = new SourceState(0, { kind: 'run', dir: '/runs/a' }, (f) => `https://res${f}`, (m) => posted.push(m));
-  s.runListener.runInfo({ status: 'finished', classes: ['cat', 'dog'], config: { dataset: '/data' }, epoch: 1, totalEpochs: 1, step: 1, totalSteps: 1 } as Parameters<typeof s.runListener.runInfo>[0]);
-  s.runListener.report({ skipped: [], warnings: [], bestEpoch: 0, heldOut: [{ file: '/data/cat/1.png', label: 0, predicted: 1, probabilities: [0.2, 0.8] }, { file: '/data/cat/x.png', label: 7, predicted: 0, probabilities: [1] }] });
-  assert.deepEqual(s.view.report!.heldOut.map((h) => [h.file, h.src]), [['/data/cat/1.png', 'https://res/data/cat/1.png']]);
+  const s = new SourceState(
+    0,
+    { kind: 'run', dir: '/runs/a' },
+    f => `https://res${f}`,
+    m => posted.push(m),
+  );
+  s.runListener.runInfo({
+    status: 'finished',
+    classes: ['cat', 'dog'],
+    config: { dataset: '/data' },
+    epoch: 1,
+    totalEpochs: 1,
+    step: 1,
+    totalSteps: 1,
+  } as Parameters<typeof s.runListener.runInfo>[0]);
+  s.runListener.report({
+    skipped: [],
+    warnings: [],
+    bestEpoch: 0,
+    heldOut: [
+      { file: '/data/cat/1.png', label: 0, predicted: 1, probabilities: [0.2, 0.8] },
+      { file: '/data/cat/x.png', label: 7, predicted: 0, probabilities: [1] },
+    ],
+  });
+  assert.deepEqual(
+    s.view.report!.heldOut.map(h => [h.file, h.src]),
+    [['/data/cat/1.png', 'https://res/data/cat/1.png']],
+  );
   assert.deepEqual(s.imageRoots(), ['/data']);
   s.moved('/data/cat/1.png', '/data/dog/1.png', 1);
   assert.equal(s.heldOut('/data/dog/1.png')?.movedTo, 1);
@@ -245,26 +352,61 @@ test('SourceState: held-out images get webview URIs, moves are remembered, a cor
   s.runListener.report(undefined, '/runs/a/report.json is corrupt: Unexpected end');
   assert.match(s.view.notice!, /corrupt/);
   assert.equal(s.view.report, undefined);
-  assert.ok(posted.every((m) => m.type === 'meta'));
+  assert.ok(posted.every(m => m.type === 'meta'));
 });
 
 describe('webview messages are validated', () => {
   const has = (id: number, file: string) => id === 0 && file === '/data/cat/1.png';
   test('accepts well-formed messages', () => {
     assert.deepEqual(parseDashboardMessage({ type: 'ready' }, 1, has), { type: 'ready' });
-    assert.deepEqual(parseDashboardMessage({ type: 'openImage', id: 0, file: '/data/cat/1.png', extra: 1 }, 1, has), { type: 'openImage', id: 0, file: '/data/cat/1.png' });
-    assert.deepEqual(parseDashboardMessage({ type: 'moveImage', id: 0, file: '/data/cat/1.png' }, 1, has), { type: 'moveImage', id: 0, file: '/data/cat/1.png' });
+    assert.deepEqual(parseDashboardMessage({ type: 'openImage', id: 0, file: '/data/cat/1.png', extra: 1 }, 1, has), {
+      type: 'openImage',
+      id: 0,
+      file: '/data/cat/1.png',
+    });
+    assert.deepEqual(parseDashboardMessage({ type: 'moveImage', id: 0, file: '/data/cat/1.png' }, 1, has), {
+      type: 'moveImage',
+      id: 0,
+      file: '/data/cat/1.png',
+    });
     assert.deepEqual(parseDashboardMessage({ type: 'revealRun', id: 0 }, 1, has), { type: 'revealRun', id: 0 });
-    assert.deepEqual(parseDashboardMessage({ type: 'auditDataset', id: 0, dir: '/etc' }, 1, has), { type: 'auditDataset', id: 0 });
+    assert.deepEqual(parseDashboardMessage({ type: 'auditDataset', id: 0, dir: '/etc' }, 1, has), {
+      type: 'auditDataset',
+      id: 0,
+    });
   });
   test('rejects malformed messages and files that are not held-out images of the source', () => {
-    for (const m of [null, [], 'ready', { type: 'openImage', id: 0, file: '/etc/passwd' }, { type: 'openImage', id: 1, file: '/data/cat/1.png' }, { type: 'moveImage', id: -1, file: '/data/cat/1.png' }, { type: 'undoMove', id: 0.5, file: '/data/cat/1.png' }, { type: 'openImage', id: 0 }, { type: 'revealRun', id: 3 }, { type: 'auditDataset', id: 1 }, { type: 'deleteRun', id: 0 }]) {
+    for (const m of [
+      null,
+      [],
+      'ready',
+      { type: 'openImage', id: 0, file: '/etc/passwd' },
+      { type: 'openImage', id: 1, file: '/data/cat/1.png' },
+      { type: 'moveImage', id: -1, file: '/data/cat/1.png' },
+      { type: 'undoMove', id: 0.5, file: '/data/cat/1.png' },
+      { type: 'openImage', id: 0 },
+      { type: 'revealRun', id: 3 },
+      { type: 'auditDataset', id: 1 },
+      { type: 'deleteRun', id: 0 },
+    ]) {
       assert.equal(parseDashboardMessage(m, 1, has), undefined, JSON.stringify(m));
     }
   });
   test('saved sources for the serializer: only well-formed absolute ones', () => {
-    const saved = { sources: [{ kind: 'run', dir: '/a' }, { kind: 'tfevents', dir: '/b' }, { kind: 'run', dir: 'relative' }, { kind: 'shell', dir: '/c' }, { dir: '/d' }, 'x'] };
-    assert.deepEqual(parseSavedSources(saved, path.isAbsolute), [{ kind: 'run', dir: '/a' }, { kind: 'tfevents', dir: '/b' }]);
+    const saved = {
+      sources: [
+        { kind: 'run', dir: '/a' },
+        { kind: 'tfevents', dir: '/b' },
+        { kind: 'run', dir: 'relative' },
+        { kind: 'shell', dir: '/c' },
+        { dir: '/d' },
+        'x',
+      ],
+    };
+    assert.deepEqual(parseSavedSources(saved, path.isAbsolute), [
+      { kind: 'run', dir: '/a' },
+      { kind: 'tfevents', dir: '/b' },
+    ]);
     assert.deepEqual(parseSavedSources(undefined, path.isAbsolute), []);
     assert.deepEqual(parseSavedSources({ sources: 'x' }, path.isAbsolute), []);
   });
@@ -276,9 +418,15 @@ describe('ScalarsReaders (vitLens/readScalars)', () => {
     const readers = new ScalarsReaders();
     const first = await readers.read({ folder: FIX });
     assert.equal(first.reset, false);
-    const expected = JSON.parse(fs.readFileSync(path.join(FIX, 'expected.json'), 'utf8')).scalars as { run: string; tag: string }[];
-    assert.equal(first.scalars.reduce((n, s) => n + s.points.length, 0), expected.length);
-    assert.ok(first.scalars.some((s) => s.run === 'run_a/rank1' && s.tag === 'train/lr'));
+    const expected = JSON.parse(fs.readFileSync(path.join(FIX, 'expected.json'), 'utf8')).scalars as {
+      run: string;
+      tag: string;
+    }[];
+    assert.equal(
+      first.scalars.reduce((n, s) => n + s.points.length, 0),
+      expected.length,
+    );
+    assert.ok(first.scalars.some(s => s.run === 'run_a/rank1' && s.tag === 'train/lr'));
     const again = await readers.read({ folder: FIX, cursor: first.cursor });
     assert.deepEqual([again.reset, again.cursor, again.scalars.length], [false, first.cursor, 0]);
   });
@@ -299,5 +447,15 @@ describe('ScalarsReaders (vitLens/readScalars)', () => {
 });
 
 test('durations: a sub-second run is not "0s"; minutes and hours as clocks', () => {
-  assert.deepEqual([0, 0.02, 0.4, 2.04, 9.9, 12.4, 65, 3723, 90_000].map(formatDuration), ['0s', '<0.1s', '0.4s', '2.0s', '9.9s', '12s', '1:05', '1:02:03', '1d 1h']);
+  assert.deepEqual([0, 0.02, 0.4, 2.04, 9.9, 12.4, 65, 3723, 90_000].map(formatDuration), [
+    '0s',
+    '<0.1s',
+    '0.4s',
+    '2.0s',
+    '9.9s',
+    '12s',
+    '1:05',
+    '1:02:03',
+    '1d 1h',
+  ]);
 });

@@ -34,7 +34,9 @@ interface Entry {
   transparent_pixels?: number;
   pil_literal_saturated_fraction?: number;
 }
-const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { files: Record<string, Entry> };
+const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as {
+  files: Record<string, Entry>;
+};
 
 /**
  * Bounds for the formats where two decoders may legitimately round differently: JPEG (libjpeg-turbo
@@ -47,7 +49,11 @@ const E2E_MEAN_ABS = 0.5; // measured 0.24–0.29 on the photo fixtures
 /** photo1.bmp is a dithered 0/255 pattern, the worst case for bilinear rounding: measured 0.96 mean. */
 const E2E_MEAN_ABS_BILEVEL = 1.0;
 
-function diff(a: Uint8Array, b: Uint8Array, mask?: (pixel: number) => boolean): { max: number; mean: number; n: number } {
+function diff(
+  a: Uint8Array,
+  b: Uint8Array,
+  mask?: (pixel: number) => boolean,
+): { max: number; mean: number; n: number } {
   assert.equal(a.length, b.length, 'pixel buffers differ in length');
   let max = 0;
   let sum = 0;
@@ -66,11 +72,14 @@ const read = (name: string) => fs.readFileSync(path.join(dir, name));
 
 describe('decoding matches Pillow (HF load_image) on every input variant', () => {
   test('every image in test/fixtures/images is in the manifest, and the manifest covers the variants', () => {
-    const files = fs.readdirSync(dir).filter((f) => fs.statSync(path.join(dir, f)).isFile() && !f.endsWith('.bin') && f !== 'manifest.json');
+    const files = fs
+      .readdirSync(dir)
+      .filter(f => fs.statSync(path.join(dir, f)).isFile() && !f.endsWith('.bin') && f !== 'manifest.json');
     assert.deepEqual(files.sort(), Object.keys(manifest.files).sort());
-    const modes = new Set(Object.values(manifest.files).map((e) => e.pil_mode));
-    for (const m of ['RGB', 'RGBA', 'L', 'LA', 'P', 'I', 'CMYK']) assert.ok(modes.has(m), `no fixture in Pillow mode ${m}`);
-    const formats = new Set(Object.values(manifest.files).map((e) => e.format));
+    const modes = new Set(Object.values(manifest.files).map(e => e.pil_mode));
+    for (const m of ['RGB', 'RGBA', 'L', 'LA', 'P', 'I', 'CMYK'])
+      assert.ok(modes.has(m), `no fixture in Pillow mode ${m}`);
+    const formats = new Set(Object.values(manifest.files).map(e => e.format));
     for (const f of ['PNG', 'JPEG', 'WEBP', 'GIF', 'BMP', 'TIFF']) assert.ok(formats.has(f), `no ${f} fixture`);
   });
 
@@ -90,15 +99,20 @@ describe('decoding matches Pillow (HF load_image) on every input variant', () =>
         const transparent = (p: number) => ref[3 * p] === tr && ref[3 * p + 1] === tg && ref[3 * p + 2] === tb;
         const clear = diff(img.rgb, ref, transparent);
         assert.equal(clear.n / 3, e.transparent_pixels, 'transparent pixel count');
-        console.log(`${name}: ${clear.n / 3} transparent pixels differ from Pillow by max ${clear.max}, mean ${clear.mean.toFixed(1)} (ours are black)`);
-        d = diff(img.rgb, ref, (p) => !transparent(p));
+        console.log(
+          `${name}: ${clear.n / 3} transparent pixels differ from Pillow by max ${clear.max}, mean ${clear.mean.toFixed(1)} (ours are black)`,
+        );
+        d = diff(img.rgb, ref, p => !transparent(p));
         assert.equal(d.max, 0, `opaque pixels: max abs diff ${d.max}`);
       } else {
         d = diff(img.rgb, ref);
         if (e.compare === 'exact') {
           assert.equal(d.max, 0, `max abs diff ${d.max} (mean ${d.mean.toFixed(4)}), expected identical pixels`);
         } else {
-          assert.ok(d.max <= APPROX.maxAbs && d.mean <= APPROX.meanAbs, `max abs diff ${d.max}, mean ${d.mean.toFixed(4)}; bound ${APPROX.maxAbs} / ${APPROX.meanAbs}`);
+          assert.ok(
+            d.max <= APPROX.maxAbs && d.mean <= APPROX.meanAbs,
+            `max abs diff ${d.max}, mean ${d.mean.toFixed(4)}; bound ${APPROX.maxAbs} / ${APPROX.meanAbs}`,
+          );
         }
       }
       console.log(`${name}: max abs ${d.max}, mean abs ${d.mean.toFixed(4)}`);
@@ -135,7 +149,10 @@ describe('decoding matches Pillow (HF load_image) on every input variant', () =>
     assert.equal(e.pil_mode, 'I');
     assert.equal(e.pil_literal_saturated_fraction, 1);
     const img = await decodeImageFile(path.join(dir, 'gray16.png'));
-    assert.ok(img.rgb.some((v) => v < 255), 'our decoding is not the saturated one');
+    assert.ok(
+      img.rgb.some(v => v < 255),
+      'our decoding is not the saturated one',
+    );
   });
 
   test('photo-rle8.bmp: RLE-compressed BMP is refused with a clear message (Pillow reads it; bmp-ts mis-decodes it)', async () => {
@@ -193,8 +210,10 @@ describe('bad inputs fail with an ImageError that names the file and the problem
 
   test('empty file', () => rejects(path.join(badDir, 'zero.png'), /empty \(0 bytes\)/));
   test('truncated PNG', () => rejects(path.join(badDir, 'truncated.png'), /corrupt or truncated/));
-  test('text file named .jpg', () => rejects(path.join(badDir, 'not-an-image.jpg'), /not a readable image.*supported: png, jpeg/));
-  test('truncated BMP (header fine, half the rows missing)', () => rejects(path.join(dir, 'bad', 'truncated.bmp'), /BMP.*truncated: \d+ bytes of pixel data missing/));
+  test('text file named .jpg', () =>
+    rejects(path.join(badDir, 'not-an-image.jpg'), /not a readable image.*supported: png, jpeg/));
+  test('truncated BMP (header fine, half the rows missing)', () =>
+    rejects(path.join(dir, 'bad', 'truncated.bmp'), /BMP.*truncated: \d+ bytes of pixel data missing/));
   test('a folder', () => rejects(dir, /is a folder, not an image/));
   test('a missing file', () => rejects(path.join(dir, 'no-such-image.png'), /file not found/));
 

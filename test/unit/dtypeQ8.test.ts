@@ -41,18 +41,28 @@ test('q8 agrees with fp32 on ≥ 99% of 1000 Fashion-MNIST test images, accuracy
     // The q8 build really is another graph: int8 weights, not the fp32 file under another name.
     const q8File = q8.engine.info().builtFile!;
     assert.match(q8File, /\.q8\.onnx$/);
-    assert.ok(fs.statSync(q8File).size < 0.6 * fs.statSync(fp32.engine.info().builtFile!).size, 'q8 file should be well under fp32 size');
+    assert.ok(
+      fs.statSync(q8File).size < 0.6 * fs.statSync(fp32.engine.info().builtFile!).size,
+      'q8 file should be well under fp32 size',
+    );
 
     const agree = fp32.top1.filter((c, i) => c === q8.top1[i]).length / N;
     const acc = (t: number[]) => t.filter((c, i) => c === set.labels[i]).length / N;
-    console.log(`q8 vs fp32 top-1 agreement ${(agree * 100).toFixed(1)}%; accuracy fp32 ${(acc(fp32.top1) * 100).toFixed(1)}%, q8 ${(acc(q8.top1) * 100).toFixed(1)}%`);
+    console.log(
+      `q8 vs fp32 top-1 agreement ${(agree * 100).toFixed(1)}%; accuracy fp32 ${(acc(fp32.top1) * 100).toFixed(1)}%, q8 ${(acc(q8.top1) * 100).toFixed(1)}%`,
+    );
     assert.ok(agree >= 0.99, `top-1 agreement ${agree}`);
     assert.ok(acc(fp32.top1) - acc(q8.top1) <= 0.005, `accuracy drop ${acc(fp32.top1) - acc(q8.top1)}`);
 
     // Rollout still works on q8 (fp32 attention outputs).
-    const r = await q8.engine.explain(path.join(__dirname, '..', '..', 'samples', 'fashion-mnist-test-0-ankle-boot.png'));
+    const r = await q8.engine.explain(
+      path.join(__dirname, '..', '..', 'samples', 'fashion-mnist-test-0-ankle-boot.png'),
+    );
     assert.equal(r.map.values.length, 16);
-    assert.ok(Math.abs(r.map.values.reduce((a, b) => Math.max(a, b), 0) - 1) < 1e-6, 'rollout map is normalised to max 1');
+    assert.ok(
+      Math.abs(r.map.values.reduce((a, b) => Math.max(a, b), 0) - 1) < 1e-6,
+      'rollout map is normalised to max 1',
+    );
   } finally {
     await fp32.engine.dispose();
     await q8.engine.dispose();

@@ -17,7 +17,9 @@ test('ONNX Runtime messages lose ANSI codes, C++ source paths and signatures, an
   const plain = 'Invalid rank for input: x Got: 4 Expected: 2 Please fix either the inputs/outputs or the model.';
   assert.equal(cleanOrtMessage(plain), plain);
   assert.equal(
-    cleanOrtMessage('/onnxruntime_src/onnxruntime/core/graph/graph.cc:1490 void onnxruntime::Graph::InitializeStateFromModelFileGraphProto() This is an invalid model.'),
+    cleanOrtMessage(
+      '/onnxruntime_src/onnxruntime/core/graph/graph.cc:1490 void onnxruntime::Graph::InitializeStateFromModelFileGraphProto() This is an invalid model.',
+    ),
     'This is an invalid model.',
   );
 });
@@ -33,10 +35,29 @@ test('long values are cut in the middle, saying how long they were', () => {
 });
 
 test('a schema problem names the field by its path', () => {
-  const schema = obj({ images: v.array(text('an image file path', 10)), overlay: v.optional(obj({ opacity: v.number() })) });
-  assert.deepEqual(check(schema, { images: ['a', 3] }, 'params'), { ok: false, field: 'images[1]', problem: 'must be an image file path, got 3' });
-  assert.deepEqual(check(schema, { images: ['x'.repeat(11)] }, 'params'), { ok: false, field: 'images[0]', problem: 'is 11 characters long; at most 10 are accepted' });
-  assert.deepEqual(check(schema, { images: [] , overlay: {} }, 'params'), { ok: false, field: 'overlay.opacity', problem: 'is missing' });
-  assert.deepEqual(check(schema, [1], 'params'), { ok: false, field: 'params', problem: 'must be an object, got a list' });
+  const schema = obj({
+    images: v.array(text('an image file path', 10)),
+    overlay: v.optional(obj({ opacity: v.number() })),
+  });
+  assert.deepEqual(check(schema, { images: ['a', 3] }, 'params'), {
+    ok: false,
+    field: 'images[1]',
+    problem: 'must be an image file path, got 3',
+  });
+  assert.deepEqual(check(schema, { images: ['x'.repeat(11)] }, 'params'), {
+    ok: false,
+    field: 'images[0]',
+    problem: 'is 11 characters long; at most 10 are accepted',
+  });
+  assert.deepEqual(check(schema, { images: [], overlay: {} }, 'params'), {
+    ok: false,
+    field: 'overlay.opacity',
+    problem: 'is missing',
+  });
+  assert.deepEqual(check(schema, [1], 'params'), {
+    ok: false,
+    field: 'params',
+    problem: 'must be an object, got a list',
+  });
   assert.deepEqual(check(schema, { images: ['ok'], extra: 1 }, 'params'), { ok: true, value: { images: ['ok'] } });
 });

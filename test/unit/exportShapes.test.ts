@@ -23,7 +23,10 @@ function readF32(file: string): Float32Array {
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
-for (const [name, model] of Object.entries(manifest.models) as [string, { onnx: string; logits: string; attention: string }][]) {
+for (const [name, model] of Object.entries(manifest.models) as [
+  string,
+  { onnx: string; logits: string; attention: string },
+][]) {
   test(`${name} export: attention found, equal to torch's, explain works`, async () => {
     const engine = new Engine({ cacheDir, provider: 'cpu' });
     try {

@@ -29,16 +29,16 @@ function modelFolder(place: (dataPath: string) => void): { dir: string; file: st
 }
 
 const readers: [string, (m: { dir: string; file: string }) => Promise<unknown>][] = [
-  ['attention tap (classify/explain)', async (m) => tapAttention(fs.readFileSync(m.file), m.dir)],
-  ['ONNX INIT weights (train)', (m) => loadOnnxWeights(m.file)],
+  ['attention tap (classify/explain)', async m => tapAttention(fs.readFileSync(m.file), m.dir)],
+  ['ONNX INIT weights (train)', m => loadOnnxWeights(m.file)],
 ];
 
 for (const [what, read] of readers) {
   describe(what, { timeout: 20_000 }, () => {
     test('a regular data file, and a link to one inside the folder, are read', async () => {
-      await read(modelFolder((p) => fs.copyFileSync(path.join(FIX, DATA), p)));
+      await read(modelFolder(p => fs.copyFileSync(path.join(FIX, DATA), p)));
       await read(
-        modelFolder((p) => {
+        modelFolder(p => {
           fs.mkdirSync(path.join(path.dirname(p), 'weights'));
           fs.copyFileSync(path.join(FIX, DATA), path.join(path.dirname(p), 'weights', 'real.bin'));
           fs.symlinkSync(path.join('weights', 'real.bin'), p);
@@ -49,27 +49,39 @@ for (const [what, read] of readers) {
     test('a symlink to a file outside the model folder is refused, naming the tensor, the link and its target', async () => {
       const outside = path.join(tmp, `outside-${n}.bin`);
       fs.copyFileSync(path.join(FIX, DATA), outside); // the right bytes: only the location is wrong
-      const m = modelFolder((p) => fs.symlinkSync(outside, p));
+      const m = modelFolder(p => fs.symlinkSync(outside, p));
       await assert.rejects(read(m), (e: Error) => {
         assert.match(e.message, /tensor "[^"]+"/);
-        assert.ok(e.message.includes(path.join(m.dir, DATA)) && e.message.includes(fs.realpathSync(outside)), e.message);
+        assert.ok(
+          e.message.includes(path.join(m.dir, DATA)) && e.message.includes(fs.realpathSync(outside)),
+          e.message,
+        );
         assert.match(e.message, /outside the model folder/);
         return true;
       });
-      await assert.rejects(read(modelFolder((p) => fs.symlinkSync('/etc/passwd', p))), /is a link to \/etc\/passwd, outside the model folder/);
+      await assert.rejects(
+        read(modelFolder(p => fs.symlinkSync('/etc/passwd', p))),
+        /is a link to \/etc\/passwd, outside the model folder/,
+      );
     });
 
     test('a FIFO, a device and a folder are refused at once, not read', async () => {
-      const fifo = modelFolder((p) => execFileSync('mkfifo', [p]));
-      await assert.rejects(read(fifo), /timm-style-opset17\.onnx\.data of tensor "[^"]+" is not a regular file \(a FIFO/);
+      const fifo = modelFolder(p => execFileSync('mkfifo', [p]));
+      await assert.rejects(
+        read(fifo),
+        /timm-style-opset17\.onnx\.data of tensor "[^"]+" is not a regular file \(a FIFO/,
+      );
       // /dev/zero is outside the folder; a device inside it is refused for its kind.
-      await assert.rejects(read(modelFolder((p) => fs.symlinkSync('/dev/zero', p))), /outside the model folder/);
-      await assert.rejects(read(modelFolder((p) => fs.mkdirSync(p))), /is not a regular file \(a folder\)/);
+      await assert.rejects(read(modelFolder(p => fs.symlinkSync('/dev/zero', p))), /outside the model folder/);
+      await assert.rejects(read(modelFolder(p => fs.mkdirSync(p))), /is not a regular file \(a folder\)/);
     });
 
     test('a data file too short for the tensor is refused with the byte range and the file size', async () => {
-      const m = modelFolder((p) => fs.writeFileSync(p, fs.readFileSync(path.join(FIX, DATA)).subarray(0, 1000)));
-      await assert.rejects(read(m), /tensor "[^"]+" needs bytes \d+–\d+ of .*timm-style-opset17\.onnx\.data, but it has only 1000 bytes/);
+      const m = modelFolder(p => fs.writeFileSync(p, fs.readFileSync(path.join(FIX, DATA)).subarray(0, 1000)));
+      await assert.rejects(
+        read(m),
+        /tensor "[^"]+" needs bytes \d+–\d+ of .*timm-style-opset17\.onnx\.data, but it has only 1000 bytes/,
+      );
     });
   });
 }

@@ -21,10 +21,10 @@ async function build(samples: Sample[]) {
     size: 1,
     batchSize: 4,
     pixelsPerSample: 1,
-    loader: async (s) => Float32Array.of(fs.readFileSync(s.file)[0]),
-    produce: async (pixels) => pixels.slice(),
+    loader: async s => Float32Array.of(fs.readFileSync(s.file)[0]),
+    produce: async pixels => pixels.slice(),
   });
-  const values = await Promise.all(built.kept.map(async (s) => (await built.cache.load(s))[0]));
+  const values = await Promise.all(built.kept.map(async s => (await built.cache.load(s))[0]));
   return { ...built, values };
 }
 
@@ -36,7 +36,7 @@ test('unchanged path, size and mtime: the indexed hash is used; a new mtime or s
   // Whole seconds: utimes takes a double and would round a nanosecond mtime.
   const mtime = 1_700_000_000;
   fs.utimesSync(a, mtime, mtime);
-  const samples = [a, b].map((file) => ({ file, label: 0 }));
+  const samples = [a, b].map(file => ({ file, label: 0 }));
   const first = await build(samples);
   assert.deepEqual([first.computed, ...first.values], [2, 1, 2]);
   assert.ok(fs.existsSync(path.join(tmp, 'cache', 'k', INDEX_FILE)));

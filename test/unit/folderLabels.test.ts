@@ -41,13 +41,26 @@ test('CSV fields are quoted per RFC 4180, rows end with CRLF', () => {
   assert.equal(csvField('a,b'), '"a,b"');
   assert.equal(csvField('say "hi"'), '"say ""hi"""');
   assert.equal(csvField('two\nlines'), '"two\nlines"');
-  const p: FolderPrediction = { file: 'a,b/x.png', folderLabel: 'a,b', predicted: 'A "b"', confidence: 0.5, agrees: false, top: [{ label: 'A "b"', index: 0, score: 0.5 }, { label: 'c', index: 1, score: 0.25 }] };
-  assert.equal(predictionsCsv([p, { ...p, folderLabel: undefined, agrees: undefined }]), [
-    'file,folder_label,predicted,confidence,agrees,top_k',
-    '"a,b/x.png","a,b","A ""b""",0.500000,false,"A ""b"":0.500000;c:0.250000"',
-    '"a,b/x.png",,"A ""b""",0.500000,,"A ""b"":0.500000;c:0.250000"',
-    '',
-  ].join('\r\n'));
+  const p: FolderPrediction = {
+    file: 'a,b/x.png',
+    folderLabel: 'a,b',
+    predicted: 'A "b"',
+    confidence: 0.5,
+    agrees: false,
+    top: [
+      { label: 'A "b"', index: 0, score: 0.5 },
+      { label: 'c', index: 1, score: 0.25 },
+    ],
+  };
+  assert.equal(
+    predictionsCsv([p, { ...p, folderLabel: undefined, agrees: undefined }]),
+    [
+      'file,folder_label,predicted,confidence,agrees,top_k',
+      '"a,b/x.png","a,b","A ""b""",0.500000,false,"A ""b"":0.500000;c:0.250000"',
+      '"a,b/x.png",,"A ""b""",0.500000,,"A ""b"":0.500000;c:0.250000"',
+      '',
+    ].join('\r\n'),
+  );
 });
 
 test('accuracy counts only labelled images', () => {

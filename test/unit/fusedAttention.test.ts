@@ -33,9 +33,14 @@ function random(n: number, seed: number, scale = 1): Float32Array {
 function reference(qkv: tf.Tensor2D, batch: number, tokens: number, heads: number): tf.Tensor2D {
   const D = qkv.shape[1] / 3;
   const dh = D / heads;
-  const [q, k, v] = tf.split(qkv, 3, 1).map((x) => x.reshape([batch, tokens, heads, dh]).transpose([0, 2, 1, 3]) as tf.Tensor4D);
+  const [q, k, v] = tf
+    .split(qkv, 3, 1)
+    .map(x => x.reshape([batch, tokens, heads, dh]).transpose([0, 2, 1, 3]) as tf.Tensor4D);
   const p = tf.softmax(tf.matMul(q, k, false, true).mul(1 / Math.sqrt(dh)), -1);
-  return tf.matMul(p, v).transpose([0, 2, 1, 3]).reshape([batch * tokens, D]);
+  return tf
+    .matMul(p, v)
+    .transpose([0, 2, 1, 3])
+    .reshape([batch * tokens, D]);
 }
 
 /** max |a − b| / max(max |b|, floor): the error relative to the reference's scale. */
@@ -52,10 +57,18 @@ function relErr(a: Float32Array, b: Float32Array, floor = 0): number {
 }
 
 /** Forward output and d(Σ w ⊙ ctx)/d qkv, with w random so every output element matters differently. */
-function valueAndGrad(f: (qkv: tf.Tensor2D) => tf.Tensor2D, qkv: tf.Tensor2D, w: tf.Tensor2D): { y: Float32Array; g: Float32Array } {
+function valueAndGrad(
+  f: (qkv: tf.Tensor2D) => tf.Tensor2D,
+  qkv: tf.Tensor2D,
+  w: tf.Tensor2D,
+): { y: Float32Array; g: Float32Array } {
   return tf.tidy(() => {
     const y = f(qkv);
-    const [g] = tf.grads((x: tf.Tensor) => f(x as tf.Tensor2D).mul(w).sum())([qkv]);
+    const [g] = tf.grads((x: tf.Tensor) =>
+      f(x as tf.Tensor2D)
+        .mul(w)
+        .sum(),
+    )([qkv]);
     return { y: y.dataSync() as Float32Array, g: g.dataSync() as Float32Array };
   });
 }
@@ -81,9 +94,9 @@ for (const c of CASES) {
     const qkv = tf.tensor2d(random(rows * 3 * D, 1 + c.tokens * 31 + c.dh, c.scale), [rows, 3 * D]);
     const w = tf.tensor2d(random(rows * D, 7 + c.dh), [rows, D]);
     const before = tf.memory().numTensors;
-    const fused = valueAndGrad((x) => fusedAttention(x, c.batch, c.tokens, c.heads)!, qkv, w);
+    const fused = valueAndGrad(x => fusedAttention(x, c.batch, c.tokens, c.heads)!, qkv, w);
     assert.equal(tf.memory().numTensors, before, 'fused attention leaked tensors');
-    const ref = valueAndGrad((x) => reference(x, c.batch, c.tokens, c.heads), qkv, w);
+    const ref = valueAndGrad(x => reference(x, c.batch, c.tokens, c.heads), qkv, w);
     const ey = relErr(fused.y, ref.y);
     const eg = relErr(fused.g, ref.g);
     console.log(`# ${c.name}: forward ${ey.toExponential(2)}, gradient ${eg.toExponential(2)}`);
@@ -92,8 +105,10 @@ for (const c of CASES) {
     // The q, k and v parts of the gradient each carry signal (a zeroed or swapped part would not).
     for (let part = 0; part < 3; part++) {
       let mag = 0;
-      for (let r = 0; r < rows; r++) for (let j = 0; j < D; j++) mag = Math.max(mag, Math.abs(ref.g[r * 3 * D + part * D + j]));
-      if (c.tokens > 1 || part === 2) assert.ok(mag > 1e-4, `reference gradient of part ${part} is ~0: the case tests nothing`);
+      for (let r = 0; r < rows; r++)
+        for (let j = 0; j < D; j++) mag = Math.max(mag, Math.abs(ref.g[r * 3 * D + part * D + j]));
+      if (c.tokens > 1 || part === 2)
+        assert.ok(mag > 1e-4, `reference gradient of part ${part} is ~0: the case tests nothing`);
     }
     qkv.dispose();
     w.dispose();
@@ -115,8 +130,16 @@ for (const qkvBias of [true, false]) {
   test(`block() on the fused path matches the unfused path (qkv bias ${qkvBias})`, async () => {
     await initBackend('wasm');
     const arch: ViTArch = {
-      hiddenSize: 24, numLayers: 1, numHeads: 3, mlpSize: 48, patchSize: 8, imageSize: [32, 32], numChannels: 3,
-      layerNormEps: 1e-6, qkvBias, numClasses: 5,
+      hiddenSize: 24,
+      numLayers: 1,
+      numHeads: 3,
+      mlpSize: 48,
+      patchSize: 8,
+      imageSize: [32, 32],
+      numChannels: 3,
+      layerNormEps: 1e-6,
+      qkvBias,
+      numClasses: 5,
     };
     assert.ok(fusedKernels(), 'fused kernels not loaded (run `npm run build`)');
     const weights = randomWeights({ ...arch, qkvBias: true }, 3);
@@ -125,13 +148,21 @@ for (const qkvBias of [true, false]) {
     // Output and every parameter's gradient of Σ dy ⊙ block(x), on the current backend.
     const run = () => {
       const params: Params = new Map();
-      for (const [k, t] of weights) if (k.startsWith('vit.encoder.layer.0.')) params.set(k, tf.variable(tf.tensor(t.data, t.shape), true, `${qkvBias}/${tf.getBackend()}/${k}`));
-      const names = [...params.keys()].filter((k) => qkvBias || !/\.(query|key|value)\.bias$/.test(k));
+      for (const [k, t] of weights)
+        if (k.startsWith('vit.encoder.layer.0.'))
+          params.set(k, tf.variable(tf.tensor(t.data, t.shape), true, `${qkvBias}/${tf.getBackend()}/${k}`));
+      const names = [...params.keys()].filter(k => qkvBias || !/\.(query|key|value)\.bias$/.test(k));
       let y: Float32Array = new Float32Array(0);
       const grads = new Map<string, Float32Array>();
       tf.tidy(() => {
         const xt = tf.tensor3d(x, [2, 17, 24]);
-        const g = tf.variableGrads(() => block(params, arch, 0, xt).mul(tf.tensor3d(dy, [2, 17, 24])).sum() as tf.Scalar, names.map((k) => params.get(k)!)).grads;
+        const g = tf.variableGrads(
+          () =>
+            block(params, arch, 0, xt)
+              .mul(tf.tensor3d(dy, [2, 17, 24]))
+              .sum() as tf.Scalar,
+          names.map(k => params.get(k)!),
+        ).grads;
         for (const k of names) grads.set(k, g[params.get(k)!.name].dataSync() as Float32Array);
         y = block(params, arch, 0, xt).dataSync() as Float32Array;
       });
@@ -151,7 +182,8 @@ for (const qkvBias of [true, false]) {
     assert.equal(fused.grads.size, plain.grads.size);
     // The key bias's gradient is 0 up to rounding (it adds q·b_k to a whole row of scores, which the
     // softmax ignores), so its errors are measured against the layer's gradients as a whole.
-    const floor = Math.max(...[...plain.grads.values()].map((g) => g.reduce((m, v) => Math.max(m, Math.abs(v)), 0))) * 1e-2;
+    const floor =
+      Math.max(...[...plain.grads.values()].map(g => g.reduce((m, v) => Math.max(m, Math.abs(v)), 0))) * 1e-2;
     for (const [k, g] of plain.grads) {
       const e = relErr(fused.grads.get(k)!, g, floor);
       assert.ok(e < 1e-4, `gradient of ${k} differs by ${e}`);

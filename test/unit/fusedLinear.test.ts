@@ -23,9 +23,18 @@ function maxRelDiff(a: tf.Tensor, b: tf.Tensor): number {
 }
 
 const SHAPES: [M: number, K: number, N: number][] = [
-  [1, 1, 1], [3, 5, 7], [4, 8, 8], [7, 13, 10], [9, 64, 17], [2176, 64, 64], [2048, 147, 64], [130, 2176, 9], [33, 128, 192],
+  [1, 1, 1],
+  [3, 5, 7],
+  [4, 8, 8],
+  [7, 13, 10],
+  [9, 64, 17],
+  [2176, 64, 64],
+  [2048, 147, 64],
+  [130, 2176, 9],
+  [33, 128, 192],
   // Wider than the GEMM's column block (256) and longer than its K block (512), neither a multiple: every block edge at once.
-  [70, 600, 521], [5, 30, 777],
+  [70, 600, 521],
+  [5, 30, 777],
 ];
 
 test('the fused kernels load on the wasm backend (else every fused test below would test TF.js against itself)', async () => {
@@ -34,7 +43,12 @@ test('the fused kernels load on the wasm backend (else every fused test below wo
 });
 
 for (const [M, K, N] of SHAPES) {
-  for (const [withBias, withResidual] of [[true, false], [false, false], [true, true], [false, true]]) {
+  for (const [withBias, withResidual] of [
+    [true, false],
+    [false, false],
+    [true, true],
+    [false, true],
+  ]) {
     const what = `${withBias ? ' + b' : ''}${withResidual ? ' + residual' : ''}`;
     test(`linear ${M}×${K} · (${N}×${K})ᵀ${what}: value and gradients equal TF.js's`, async () => {
       await initBackend('wasm');
@@ -50,13 +64,23 @@ for (const [M, K, N] of SHAPES) {
         return withResidual ? rr.add(y) : y;
       };
       const fused: F = (xx, ww, bb, rr) =>
-        fusedLinear(xx as tf.Tensor2D, ww as tf.Tensor2D, withBias ? (bb as tf.Tensor1D) : undefined, withResidual ? (rr as tf.Tensor2D) : undefined)!;
+        fusedLinear(
+          xx as tf.Tensor2D,
+          ww as tf.Tensor2D,
+          withBias ? (bb as tf.Tensor1D) : undefined,
+          withResidual ? (rr as tf.Tensor2D) : undefined,
+        )!;
       // Long inner products accumulate in a different order (and with FMA): relative, not bitwise.
       const tol = 2e-6 * Math.sqrt(Math.max(K, M));
       assert.ok(maxRelDiff(fused(x, w, b, r), reference(x, w, b, r)) < tol, 'forward');
       const names = ['dx', 'dW', ...(withBias ? ['db'] : []), ...(withResidual ? ['dresidual'] : [])];
       const args = [x, w, ...(withBias ? [b] : []), ...(withResidual ? [r] : [])];
-      const loss = (f: F) => (...a: tf.Tensor[]) => f(a[0], a[1], withBias ? a[2] : b, withResidual ? a[a.length - 1] : r).mul(upstream).sum();
+      const loss =
+        (f: F) =>
+        (...a: tf.Tensor[]) =>
+          f(a[0], a[1], withBias ? a[2] : b, withResidual ? a[a.length - 1] : r)
+            .mul(upstream)
+            .sum();
       const got = tf.grads(loss(fused))(args);
       const want = tf.grads(loss(reference))(args);
       assert.equal(got.length, args.length);
@@ -74,6 +98,11 @@ test('no tensors leak through a fused forward + backward', async () => {
   const w = tf.randomNormal([11, 20]) as tf.Tensor2D;
   const b = tf.zeros([11]) as tf.Tensor1D;
   const before = tf.memory().numTensors;
-  for (let i = 0; i < 3; i++) tf.dispose(tf.grads((xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => fusedLinear(xx as tf.Tensor2D, ww as tf.Tensor2D, bb as tf.Tensor1D)!.sum())([x, w, b]));
+  for (let i = 0; i < 3; i++)
+    tf.dispose(
+      tf.grads((xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) =>
+        fusedLinear(xx as tf.Tensor2D, ww as tf.Tensor2D, bb as tf.Tensor1D)!.sum(),
+      )([x, w, b]),
+    );
   assert.equal(tf.memory().numTensors, before);
 });

@@ -38,7 +38,11 @@ function assertClose(name: string, actual: tf.Tensor, expected: tf.Tensor, rtol 
 
 function refLayerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D {
   const { mean, variance } = tf.moments(x, -1, true);
-  return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(gamma).add(beta);
+  return x
+    .sub(mean)
+    .mul(tf.rsqrt(variance.add(eps)))
+    .mul(gamma)
+    .add(beta);
 }
 
 type LayerNormFn = (x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D) => tf.Tensor2D;
@@ -46,7 +50,11 @@ type LayerNormFn = (x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D) => tf
 /** y and the gradients of Σ y·w with respect to x, γ, β. */
 function withGrads(f: LayerNormFn, x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, w: tf.Tensor2D): tf.Tensor[] {
   const y = f(x, gamma, beta);
-  const grads = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => f(a as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D).mul(w).sum())([x, gamma, beta]);
+  const grads = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+    f(a as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D)
+      .mul(w)
+      .sum(),
+  )([x, gamma, beta]);
   return [y, ...grads];
 }
 
@@ -57,10 +65,13 @@ function withGrads(f: LayerNormFn, x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.
  */
 function checkLayerNorm(M: number, D: number, seed: number, shift = 0, scale = 1, eps = 1e-6): void {
   tf.tidy(() => {
-    const noise = normals(M * D, seed).map((v) => v * scale);
-    const x = tf.tensor2d(noise.map((v) => v + shift), [M, D]);
-    const xRef = shift ? x.sub(shift) as tf.Tensor2D : x;
-    const gamma = tf.tensor1d(normals(D, seed + 1).map((v) => 1 + 0.5 * v));
+    const noise = normals(M * D, seed).map(v => v * scale);
+    const x = tf.tensor2d(
+      noise.map(v => v + shift),
+      [M, D],
+    );
+    const xRef = shift ? (x.sub(shift) as tf.Tensor2D) : x;
+    const gamma = tf.tensor1d(normals(D, seed + 1).map(v => 1 + 0.5 * v));
     const beta = tf.tensor1d(normals(D, seed + 2));
     const w = tf.tensor2d(normals(M * D, seed + 3), [M, D]);
     const fused: LayerNormFn = (a, g, b) => fusedLayerNorm(a, g, b, eps)!;
@@ -106,12 +117,19 @@ test('fused LayerNorm: ε inside the square root (tiny and zero variance)', () =
 });
 
 test('fused LayerNorm sees a wrong ε (the test can fail)', () => {
-  assert.throws(() => tf.tidy(() => {
-    const x = tf.tensor2d(normals(4 * 8, 31).map((v) => 1e-3 * v), [4, 8]);
-    const gamma = tf.ones([8]) as tf.Tensor1D;
-    const beta = tf.zeros([8]) as tf.Tensor1D;
-    assertClose('ε 1e-6 vs 1e-5', fusedLayerNorm(x, gamma, beta, 1e-6)!, refLayerNorm(x, gamma, beta, 1e-5));
-  }), /times the tolerance|× the tolerance/);
+  assert.throws(
+    () =>
+      tf.tidy(() => {
+        const x = tf.tensor2d(
+          normals(4 * 8, 31).map(v => 1e-3 * v),
+          [4, 8],
+        );
+        const gamma = tf.ones([8]) as tf.Tensor1D;
+        const beta = tf.zeros([8]) as tf.Tensor1D;
+        assertClose('ε 1e-6 vs 1e-5', fusedLayerNorm(x, gamma, beta, 1e-6)!, refLayerNorm(x, gamma, beta, 1e-5));
+      }),
+    /times the tolerance|× the tolerance/,
+  );
 });
 
 function refGelu(x: tf.Tensor): tf.Tensor {
@@ -124,14 +142,22 @@ function checkGelu(name: string, values: Float32Array, seed: number): void {
     const w = tf.tensor1d(normals(values.length, seed));
     const loss = (f: (t: tf.Tensor) => tf.Tensor) => (t: tf.Tensor) => f(t).mul(w).sum();
     assertClose(`${name} y`, fusedGelu(x)!, refGelu(x), 1e-5, 2e-6);
-    assertClose(`${name} dx`, tf.grad(loss((t) => fusedGelu(t)!))(x), tf.grad(loss(refGelu))(x), 1e-5, 2e-6);
+    assertClose(`${name} dx`, tf.grad(loss(t => fusedGelu(t)!))(x), tf.grad(loss(refGelu))(x), 1e-5, 2e-6);
   });
 }
 
 test('fused GELU matches 0.5·x·(1 + tf.erf(x/√2)) and its autodiff gradient over [-10, 10]', () => {
   const n = 20001; // odd: the last elements go through the tail path
-  checkGelu('linspace', Float32Array.from({ length: n }, (_, i) => -10 + (20 * i) / (n - 1)), 41);
-  checkGelu('normal', normals(4099, 42).map((v) => 3 * v), 43);
+  checkGelu(
+    'linspace',
+    Float32Array.from({ length: n }, (_, i) => -10 + (20 * i) / (n - 1)),
+    41,
+  );
+  checkGelu(
+    'normal',
+    normals(4099, 42).map(v => 3 * v),
+    43,
+  );
   checkGelu('three', Float32Array.of(-0.5, 0, 1.5), 44);
 });
 
@@ -162,7 +188,9 @@ test('fused kernels leak no tensors (saved tensors are freed after the backward 
   const gamma = tf.ones([20]) as tf.Tensor1D;
   const beta = tf.zeros([20]) as tf.Tensor1D;
   const before = tf.memory().numTensors;
-  const grads = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => fusedGelu(fusedLayerNorm(a as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D, 1e-6)!)!.sum())([x, gamma, beta]);
+  const grads = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+    fusedGelu(fusedLayerNorm(a as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D, 1e-6)!)!.sum(),
+  )([x, gamma, beta]);
   assert.equal(tf.memory().numTensors, before + 3);
   tf.dispose(grads);
   tf.tidy(() => {

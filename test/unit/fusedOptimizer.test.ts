@@ -41,19 +41,27 @@ const CONFIGS: [string, OptimizerConfig][] = [
   ['sgd, no momentum, no decay', { ...SGD, momentum: 0 }],
 ];
 // Gradients have a global norm of about 3: clip 1 scales them, clip 100 does not.
-const CLIPS: [string, number][] = [['clip off', 0], ['clip 100 (not triggered)', 100], ['clip 1 (triggered)', 1]];
+const CLIPS: [string, number][] = [
+  ['clip off', 0],
+  ['clip 100 (not triggered)', 100],
+  ['clip 1 (triggered)', 1],
+];
 
 const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 function initial(seed: number): Map<string, Tensor> {
   const r = mulberry32(seed);
-  return new Map(SHAPES.map(([k, s]) => [k, { shape: s, data: Float32Array.from({ length: numel(s) }, () => r() * 2 - 1) }]));
+  return new Map(
+    SHAPES.map(([k, s]) => [k, { shape: s, data: Float32Array.from({ length: numel(s) }, () => r() * 2 - 1) }]),
+  );
 }
 
 /** The gradients of step `t` (the same for every run). */
 function gradients(t: number): Map<string, Tensor> {
   const r = mulberry32(1000 + t);
-  return new Map(SHAPES.map(([k, s]) => [k, { shape: s, data: Float32Array.from({ length: numel(s) }, () => (r() * 2 - 1) * 0.1) }]));
+  return new Map(
+    SHAPES.map(([k, s]) => [k, { shape: s, data: Float32Array.from({ length: numel(s) }, () => (r() * 2 - 1) * 0.1) }]),
+  );
 }
 
 interface Run {
@@ -77,7 +85,9 @@ async function run(config: OptimizerConfig, fused: boolean, clip: number, opts: 
   await initBackend('wasm');
   assert.ok(fusedKernels(), 'the fused kernels did not load (run `npm run build`)');
   const init = initial(1);
-  const vars = new Map([...init].map(([k, t]) => [k, tf.variable(tf.tensor(opts.from?.params.get(k) ?? t.data, t.shape))]));
+  const vars = new Map(
+    [...init].map(([k, t]) => [k, tf.variable(tf.tensor(opts.from?.params.get(k) ?? t.data, t.shape))]),
+  );
   const opt = new Optimizer(config, { fused });
   if (opts.from) opt.restore(opts.from.step, opts.from.state);
   const norms: number[] = [];
@@ -88,7 +98,7 @@ async function run(config: OptimizerConfig, fused: boolean, clip: number, opts: 
     const { norm, scale } = await clipGradients(grads, clip, { fused: opts.clipFused ?? fused });
     norms.push(norm);
     const profile = await tf.profile(() => opt.apply(vars, grads, LRS[t], scale));
-    kernels = profile.kernels.map((k) => k.name);
+    kernels = profile.kernels.map(k => k.name);
     for (const g of grads.values()) g.dispose();
   }
   const params = new Map([...vars].map(([k, v]) => [k, v.dataSync() as Float32Array]));
@@ -107,7 +117,7 @@ function maxUlp(a: Float32Array, b: Float32Array): number {
   for (let i = 0; i < a.length; i++) {
     if (Number.isNaN(a[i]) || Number.isNaN(b[i])) return Infinity;
     if (a[i] === b[i]) continue;
-    worst = Math.max(worst, (ia[i] < 0) !== (ib[i] < 0) ? Infinity : Math.abs(ia[i] - ib[i]));
+    worst = Math.max(worst, ia[i] < 0 !== ib[i] < 0 ? Infinity : Math.abs(ia[i] - ib[i]));
   }
   return worst;
 }
@@ -125,7 +135,11 @@ function compare(what: string, a: Run, b: Run, maxUlps: number): number {
 }
 
 /** torch's clip_grad_norm_ + AdamW / SGD in float64. */
-function reference(config: OptimizerConfig, clip: number, steps = STEPS): { params: Map<string, Float64Array>; norms: number[] } {
+function reference(
+  config: OptimizerConfig,
+  clip: number,
+  steps = STEPS,
+): { params: Map<string, Float64Array>; norms: number[] } {
   const params = new Map([...initial(1)].map(([k, t]) => [k, Float64Array.from(t.data)]));
   const m = new Map([...params].map(([k, p]) => [k, new Float64Array(p.length)]));
   const v = new Map([...params].map(([k, p]) => [k, new Float64Array(p.length)]));
@@ -151,7 +165,7 @@ function reference(config: OptimizerConfig, clip: number, steps = STEPS): { para
           p[i] *= 1 - lr * wd;
           mk[i] = config.beta1 * mk[i] + (1 - config.beta1) * gi;
           vk[i] = config.beta2 * vk[i] + (1 - config.beta2) * gi * gi;
-          p[i] -= (lr / bc1) * mk[i] / (Math.sqrt(vk[i]) / Math.sqrt(bc2) + config.eps);
+          p[i] -= ((lr / bc1) * mk[i]) / (Math.sqrt(vk[i]) / Math.sqrt(bc2) + config.eps);
         } else {
           const d = gi + wd * p[i];
           if (config.momentum) {
@@ -171,7 +185,8 @@ test('the kernels are the ones in the module, and they would catch a wrong updat
   await initBackend('wasm');
   const k = fusedKernels();
   assert.ok(k, 'the fused kernels did not load (run `npm run build`)');
-  for (const name of ['adamw', 'sgd', 'sumSquares']) assert.equal(typeof k[name], 'function', `kernel module lacks ${name}`);
+  for (const name of ['adamw', 'sgd', 'sumSquares'])
+    assert.equal(typeof k[name], 'function', `kernel module lacks ${name}`);
   // The comparison itself is sensitive: one step with a slightly different learning rate is far more than 1 ulp.
   const a = await run(ADAMW, true, 0, { steps: 1 });
   const saved = LRS[0];
@@ -193,8 +208,11 @@ for (const [cname, config] of CONFIGS) {
       const plainSameScale = await run(config, false, clip, { clipFused: true });
       // The fused path really ran: one kernel per parameter and nothing else; the TF.js path none of them.
       const kernel = config.name === 'adamw' ? 'VitLensAdamW' : 'VitLensSgd';
-      assert.deepEqual(fused.kernels, SHAPES.map(() => kernel));
-      assert.ok(!plain.kernels.some((n) => n.startsWith('VitLens')), `TF.js path ran ${plain.kernels.join(', ')}`);
+      assert.deepEqual(
+        fused.kernels,
+        SHAPES.map(() => kernel),
+      );
+      assert.ok(!plain.kernels.some(n => n.startsWith('VitLens')), `TF.js path ran ${plain.kernels.join(', ')}`);
       const ulps = compare(`${cname}, ${clipName}`, fused, plainSameScale, 1);
       // With each path's own norm (float64 vs float32 sums) the coefficient differs in its last bits.
       let pathsAbs = 0;
@@ -210,12 +228,20 @@ for (const [cname, config] of CONFIGS) {
         for (let i = 0; i < p.length; i++) maxAbs = Math.max(maxAbs, Math.abs(got[i] - p[i]));
       }
       for (let t = 0; t < STEPS; t++) {
-        assert.ok(Math.abs(fused.norms[t] - ref.norms[t]) <= 1e-12 * ref.norms[t], `fused norm ${fused.norms[t]} vs float64 ${ref.norms[t]}`);
-        assert.ok(Math.abs(plain.norms[t] - ref.norms[t]) <= 1e-6 * ref.norms[t], `TF.js norm ${plain.norms[t]} vs float64 ${ref.norms[t]}`);
+        assert.ok(
+          Math.abs(fused.norms[t] - ref.norms[t]) <= 1e-12 * ref.norms[t],
+          `fused norm ${fused.norms[t]} vs float64 ${ref.norms[t]}`,
+        );
+        assert.ok(
+          Math.abs(plain.norms[t] - ref.norms[t]) <= 1e-6 * ref.norms[t],
+          `TF.js norm ${plain.norms[t]} vs float64 ${ref.norms[t]}`,
+        );
         if (clip === 1) assert.ok(ref.norms[t] > 1.5, 'the gradients are too small to be clipped');
         if (clip === 100) assert.ok(ref.norms[t] < 50);
       }
-      console.log(`# ${cname}, ${clipName}: fused vs TF.js update ${ulps} ulp, with own norms max |Δp| ${pathsAbs.toExponential(2)}; vs float64 max |Δp| ${maxAbs.toExponential(2)}`);
+      console.log(
+        `# ${cname}, ${clipName}: fused vs TF.js update ${ulps} ulp, with own norms max |Δp| ${pathsAbs.toExponential(2)}; vs float64 max |Δp| ${maxAbs.toExponential(2)}`,
+      );
       assert.ok(pathsAbs < 1e-6, `${cname}, ${clipName}: fused and TF.js parameters differ by ${pathsAbs}`);
       assert.ok(maxAbs < 2e-6, `${cname}, ${clipName}: parameters differ from the float64 reference by ${maxAbs}`);
     });
@@ -233,7 +259,10 @@ for (const config of [ADAMW, SGD]) {
     compare('TF.js resumed from fused state', straight, plainResumed, 1);
     // And the other way: state saved by the TF.js path, resumed on the fused one.
     const plainFirst = await run(config, false, 1, { steps: 3, clipFused: true });
-    const resumed = await run(config, true, 1, { from: { params: plainFirst.params, step: 3, state: plainFirst.state }, steps: 2 });
+    const resumed = await run(config, true, 1, {
+      from: { params: plainFirst.params, step: 3, state: plainFirst.state },
+      steps: 2,
+    });
     compare('fused resumed from TF.js state', straight, resumed, 1);
   });
 }
@@ -252,7 +281,8 @@ for (const config of [ADAMW, SGD, { ...SGD, momentum: 0, weightDecay: 1e-2 }]) {
       counts.push([tf.memory().numTensors, tf.memory().numBytes]);
     }
     // The first step creates the state; from then on the counts stay put.
-    for (const c of counts.slice(2)) assert.deepEqual(c, counts[1], `tensors/bytes per step: ${counts.map((c) => c.join('/')).join(' ')}`);
+    for (const c of counts.slice(2))
+      assert.deepEqual(c, counts[1], `tensors/bytes per step: ${counts.map(c => c.join('/')).join(' ')}`);
     for (const v of vars.values()) v.dispose();
     opt.dispose();
   });
@@ -261,7 +291,7 @@ for (const config of [ADAMW, SGD, { ...SGD, momentum: 0, weightDecay: 1e-2 }]) {
 test('clipGradients: torch coefficient, grads untouched, empty map', async () => {
   await initBackend('wasm');
   const grads = new Map([...gradients(0)].map(([k, g]) => [k, tf.tensor(g.data, g.shape)]));
-  const before = [...grads.values()].map((g) => g.dataSync().slice());
+  const before = [...grads.values()].map(g => g.dataSync().slice());
   const ref = reference(ADAMW, 0, 1).norms[0];
   for (const fused of [true, false]) {
     const off = await clipGradients(grads, 0, { fused });

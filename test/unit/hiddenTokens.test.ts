@@ -11,7 +11,13 @@ import { readFileSync } from 'fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { onnx } from 'onnx-proto';
 import { readNpz } from '../../server/formats/npz';
-import { buildVitOnnx, hiddenOutputName, readBuildMetadata, BUILDER_VERSION, LOGITS_NAME } from '../../server/model/onnxBuilder';
+import {
+  buildVitOnnx,
+  hiddenOutputName,
+  readBuildMetadata,
+  BUILDER_VERSION,
+  LOGITS_NAME,
+} from '../../server/model/onnxBuilder';
 import { VitSession } from '../../server/inference';
 import type { WeightMap } from '../../server/model/tensor';
 import type { ViTArch } from '../../server/model/vitConfig';
@@ -23,8 +29,16 @@ const DIR = path.join(__dirname, '..', 'fixtures', 'train');
 const meta = JSON.parse(readFileSync(path.join(DIR, 'hidden.json'), 'utf8'));
 const a = meta.arch;
 const ARCH: ViTArch = {
-  hiddenSize: a.hidden, numLayers: a.layers, numHeads: a.heads, mlpSize: a.mlp, patchSize: a.patch,
-  imageSize: [a.image, a.image], numChannels: 3, layerNormEps: a.eps, qkvBias: true, numClasses: a.classes,
+  hiddenSize: a.hidden,
+  numLayers: a.layers,
+  numHeads: a.heads,
+  mlpSize: a.mlp,
+  patchSize: a.patch,
+  imageSize: [a.image, a.image],
+  numChannels: 3,
+  layerNormEps: a.eps,
+  qkvBias: true,
+  numClasses: a.classes,
 };
 const N = meta.batch as number;
 const DIMS: [number, number, number, number] = [N, 3, a.image, a.image];
@@ -33,18 +47,28 @@ async function fixture() {
   const npz = await readNpz(path.join(DIR, 'hidden.npz'));
   const weights: WeightMap = new Map();
   for (const [k, t] of npz) if (k.startsWith('w/')) weights.set(k.slice(2), t);
-  return { weights, x: npz.get('x')!.data, hidden: (i: number) => npz.get(`hidden/${i}`)!, logits: npz.get('logits')!.data };
+  return {
+    weights,
+    x: npz.get('x')!.data,
+    hidden: (i: number) => npz.get(`hidden/${i}`)!,
+    logits: npz.get('logits')!.data,
+  };
 }
 
-test('truncated graph: ONNX Runtime tokens after block n equal torchvision\'s and our TF.js blocks\' (n = 0 … L)', async () => {
+test("truncated graph: ONNX Runtime tokens after block n equal torchvision's and our TF.js blocks' (n = 0 … L)", async () => {
   await initBackend('wasm');
   const f = await fixture();
   const params: Params = new Map();
-  for (const [name, t] of f.weights) params.set(name, tf.variable(tf.tensor(t.data, t.shape), false, `hiddenTokens/${name}`));
+  for (const [name, t] of f.weights)
+    params.set(name, tf.variable(tf.tensor(t.data, t.shape), false, `hiddenTokens/${name}`));
   try {
     for (let n = 0; n <= ARCH.numLayers; n++) {
       const name = hiddenOutputName(n);
-      const s = await VitSession.create(buildVitOnnx(ARCH, f.weights, { hiddenAfter: n }), { input: 'pixel_values', logits: name }, { provider: 'cpu', threads: 1 });
+      const s = await VitSession.create(
+        buildVitOnnx(ARCH, f.weights, { hiddenAfter: n }),
+        { input: 'pixel_values', logits: name },
+        { provider: 'cpu', threads: 1 },
+      );
       assert.deepEqual(s.outputNames, [name]);
       const out = (await s.fetch(f.x, DIMS, [name]))[name];
       await s.release();
@@ -60,7 +84,11 @@ test('truncated graph: ONNX Runtime tokens after block n equal torchvision\'s an
       if (n > 0) assert.ok(maxAbsDiff(ref.data, f.hidden(n - 1).data) > 0.05);
     }
     // The weights mapping itself: the full graph's logits are torchvision's.
-    const full = await VitSession.create(buildVitOnnx(ARCH, f.weights), { input: 'pixel_values', logits: LOGITS_NAME }, { provider: 'cpu', threads: 1 });
+    const full = await VitSession.create(
+      buildVitOnnx(ARCH, f.weights),
+      { input: 'pixel_values', logits: LOGITS_NAME },
+      { provider: 'cpu', threads: 1 },
+    );
     const d = maxAbsDiff((await full.run(f.x, DIMS)).logits, f.logits);
     await full.release();
     assert.ok(d <= 1e-4, `logits max |diff| ${d}`);
@@ -75,20 +103,36 @@ test('truncated graph: one output, only the blocks before the cut, marked as a v
   for (let n = 0; n <= ARCH.numLayers; n++) {
     const bytes = buildVitOnnx(ARCH, weights, { hiddenAfter: n });
     const m = onnx.ModelProto.decode(bytes);
-    assert.deepEqual(m.graph!.output!.map((o) => o.name), [hiddenOutputName(n)]);
-    const dims = m.graph!.output![0].type!.tensorType!.shape!.dim!.map((d) => d.dimParam || Number(d.dimValue));
+    assert.deepEqual(
+      m.graph!.output!.map(o => o.name),
+      [hiddenOutputName(n)],
+    );
+    const dims = m.graph!.output![0].type!.tensorType!.shape!.dim!.map(d => d.dimParam || Number(d.dimValue));
     assert.deepEqual(dims, ['batch', 1 + (a.image / a.patch) ** 2, a.hidden]);
-    const layers = new Set(m.graph!.node!.map((nd) => /^layer(\d+)\//.exec(nd.name!)?.[1]).filter((x) => x !== undefined));
-    assert.deepEqual([...layers].map(Number), Array.from({ length: n }, (_, i) => i));
-    assert.ok(!m.graph!.node!.some((nd) => nd.name!.startsWith('head/')));
+    const layers = new Set(m.graph!.node!.map(nd => /^layer(\d+)\//.exec(nd.name!)?.[1]).filter(x => x !== undefined));
+    assert.deepEqual(
+      [...layers].map(Number),
+      Array.from({ length: n }, (_, i) => i),
+    );
+    assert.ok(!m.graph!.node!.some(nd => nd.name!.startsWith('head/')));
     // No initializer that no node reads (ORT would warn about each), e.g. the GELU constants when n = 0.
-    const used = new Set(m.graph!.node!.flatMap((nd) => nd.input!));
-    assert.deepEqual(m.graph!.initializer!.filter((t) => !used.has(t.name!)).map((t) => t.name), []);
-    assert.deepEqual(readBuildMetadata(bytes), { arch: ARCH, builderVersion: BUILDER_VERSION, variant: hiddenOutputName(n) });
+    const used = new Set(m.graph!.node!.flatMap(nd => nd.input!));
+    assert.deepEqual(
+      m.graph!.initializer!.filter(t => !used.has(t.name!)).map(t => t.name),
+      [],
+    );
+    assert.deepEqual(readBuildMetadata(bytes), {
+      arch: ARCH,
+      builderVersion: BUILDER_VERSION,
+      variant: hiddenOutputName(n),
+    });
     assert.ok(m.graph!.node!.length < full.graph!.node!.length);
   }
   assert.equal(readBuildMetadata(buildVitOnnx(ARCH, weights))!.variant, undefined);
   for (const bad of [-1, ARCH.numLayers + 1, 1.5]) {
-    assert.throws(() => buildVitOnnx(ARCH, weights, { hiddenAfter: bad }), /hiddenAfter .* between 0 and the model's 3 layers/);
+    assert.throws(
+      () => buildVitOnnx(ARCH, weights, { hiddenAfter: bad }),
+      /hiddenAfter .* between 0 and the model's 3 layers/,
+    );
   }
 });

@@ -11,7 +11,12 @@ import type { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import {
-  defaultCacheDir, downloadHubModel, hubCacheFolder, hubEndpoint, HubProgress, isHubId,
+  defaultCacheDir,
+  downloadHubModel,
+  hubCacheFolder,
+  hubEndpoint,
+  HubProgress,
+  isHubId,
 } from '../../server/model/hub';
 import { formatSize, hubWeightsSize } from '../../extension/hubSize';
 
@@ -58,7 +63,10 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
       res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
       return;
     }
-    res.writeHead(206, { 'content-length': body.length - start, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` });
+    res.writeHead(206, {
+      'content-length': body.length - start,
+      'content-range': `bytes ${start}-${body.length - 1}/${body.length}`,
+    });
   } else {
     res.writeHead(200, { 'content-length': body.length });
   }
@@ -89,13 +97,13 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
 
 before(async () => {
   server = http.createServer(handle);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
   endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 
 after(async () => {
   server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await new Promise(resolve => server.close(resolve));
 });
 
 beforeEach(async () => {
@@ -121,17 +129,21 @@ async function assertComplete(folder: string, files: Record<string, Buffer>): Pr
   }
 }
 
-const requested = () => served.requests.map((r) => r.file);
+const requested = () => served.requests.map(r => r.file);
 
 test('downloads config, preprocessor config and weights, reporting progress', { timeout: 10_000 }, async () => {
   const events: HubProgress[] = [];
-  const folder = await download({ onProgress: (p) => events.push({ ...p }) });
+  const folder = await download({ onProgress: p => events.push({ ...p }) });
   assert.equal(folder, path.join(cacheDir, 'hub', 'org--name', 'main'));
   assert.equal(folder, hubCacheFolder(ID, cacheDir));
-  await assertComplete(folder, { 'config.json': config, 'preprocessor_config.json': preprocessor, 'model.safetensors': weights });
+  await assertComplete(folder, {
+    'config.json': config,
+    'preprocessor_config.json': preprocessor,
+    'model.safetensors': weights,
+  });
   assert.deepEqual(requested(), ['config.json', 'preprocessor_config.json', 'model.safetensors']);
-  assert.ok(served.requests.every((r) => r.range === undefined && r.authorization === undefined));
-  const last = events.filter((e) => e.file === 'model.safetensors').at(-1);
+  assert.ok(served.requests.every(r => r.range === undefined && r.authorization === undefined));
+  const last = events.filter(e => e.file === 'model.safetensors').at(-1);
   assert.deepEqual(last, { file: 'model.safetensors', received: weights.length, total: weights.length });
 });
 
@@ -144,14 +156,18 @@ test('a second call is served from the cache without any request', { timeout: 10
   assert.deepEqual(served.requests, [], 'neither complete files nor the known-missing optional file are asked for');
 });
 
-test('two downloads of one model at once: one fetches, the other waits and uses the cache', { timeout: 10_000 }, async () => {
-  serve({ 'config.json': config, 'model.safetensors': weights }, { slow: { chunk: 50_000, intervalMs: 20 } });
-  const [a, b] = await Promise.all([download(), download()]);
-  assert.equal(a, b);
-  await assertComplete(a, { 'config.json': config, 'model.safetensors': weights });
-  assert.equal(requested().filter((f) => f === 'model.safetensors').length, 1, 'the weights were fetched once');
-  assert.ok(!existsSync(path.join(a, '.download.lock')), 'the lock is released');
-});
+test(
+  'two downloads of one model at once: one fetches, the other waits and uses the cache',
+  { timeout: 10_000 },
+  async () => {
+    serve({ 'config.json': config, 'model.safetensors': weights }, { slow: { chunk: 50_000, intervalMs: 20 } });
+    const [a, b] = await Promise.all([download(), download()]);
+    assert.equal(a, b);
+    await assertComplete(a, { 'config.json': config, 'model.safetensors': weights });
+    assert.equal(requested().filter(f => f === 'model.safetensors').length, 1, 'the weights were fetched once');
+    assert.ok(!existsSync(path.join(a, '.download.lock')), 'the lock is released');
+  },
+);
 
 test('a lock left by a dead process is taken over', { timeout: 10_000 }, async () => {
   serve({ 'config.json': config, 'model.safetensors': weights });
@@ -166,11 +182,15 @@ test('progress callbacks come at most every ~100 ms', { timeout: 10_000 }, async
   const times: number[] = [];
   const events: HubProgress[] = [];
   const started = Date.now();
-  await download({ files: ['model.safetensors'], onProgress: (p) => (events.push(p), times.push(Date.now())) });
+  await download({ files: ['model.safetensors'], onProgress: p => (events.push(p), times.push(Date.now())) });
   const elapsed = Date.now() - started;
   // One per 100 ms plus the first and the final one; 20 chunks means 20 events without throttling.
-  assert.ok(events.length >= 2 && events.length <= Math.floor(elapsed / 100) + 2, `${events.length} events in ${elapsed} ms`);
-  for (let i = 1; i < times.length - 1; i++) assert.ok(times[i] - times[i - 1] >= 95, `gap ${times[i] - times[i - 1]} ms`);
+  assert.ok(
+    events.length >= 2 && events.length <= Math.floor(elapsed / 100) + 2,
+    `${events.length} events in ${elapsed} ms`,
+  );
+  for (let i = 1; i < times.length - 1; i++)
+    assert.ok(times[i] - times[i - 1] >= 95, `gap ${times[i] - times[i - 1]} ms`);
   assert.equal(events.at(-1)!.received, weights.length);
 });
 
@@ -180,18 +200,28 @@ test('resumes an existing .incomplete file with a Range request', { timeout: 10_
   await fsp.writeFile(path.join(folder, 'config.json'), config);
   await fsp.writeFile(path.join(folder, 'model.safetensors.incomplete'), weights.subarray(0, 1000));
   const events: HubProgress[] = [];
-  await download({ onProgress: (p) => events.push(p) });
-  assert.deepEqual(requested(), ['preprocessor_config.json', 'model.safetensors'], 'complete config.json is not fetched again');
+  await download({ onProgress: p => events.push(p) });
+  assert.deepEqual(
+    requested(),
+    ['preprocessor_config.json', 'model.safetensors'],
+    'complete config.json is not fetched again',
+  );
   assert.equal(served.requests[1].range, 'bytes=1000-');
   await assertComplete(folder, { 'model.safetensors': weights });
-  assert.ok(events.every((e) => e.file !== 'model.safetensors' || e.received > 1000), 'progress counts the resumed prefix');
+  assert.ok(
+    events.every(e => e.file !== 'model.safetensors' || e.received > 1000),
+    'progress counts the resumed prefix',
+  );
 });
 
 test('a server that ignores Range (200) restarts the file from zero', { timeout: 10_000 }, async () => {
   served.ignoreRange = true;
   const folder = hubCacheFolder(ID, cacheDir);
   await fsp.mkdir(folder, { recursive: true });
-  await fsp.writeFile(path.join(folder, 'model.safetensors.incomplete'), Buffer.from('stale prefix, not the real bytes'));
+  await fsp.writeFile(
+    path.join(folder, 'model.safetensors.incomplete'),
+    Buffer.from('stale prefix, not the real bytes'),
+  );
   await download({ files: ['model.safetensors'] });
   assert.ok(served.requests[0].range);
   await assertComplete(folder, { 'model.safetensors': weights });
@@ -202,7 +232,10 @@ test('an .incomplete file longer than the remote file (416) is restarted', { tim
   await fsp.mkdir(folder, { recursive: true });
   await fsp.writeFile(path.join(folder, 'config.json.incomplete'), Buffer.alloc(config.length + 10));
   await download({ files: ['config.json'] });
-  assert.deepEqual(served.requests.map((r) => r.range), [`bytes=${config.length + 10}-`, undefined]);
+  assert.deepEqual(
+    served.requests.map(r => r.range),
+    [`bytes=${config.length + 10}-`, undefined],
+  );
   await assertComplete(folder, { 'config.json': config });
 });
 
@@ -233,7 +266,7 @@ test('aborting via the signal keeps .incomplete for the next call', { timeout: 1
   await assert.rejects(
     download({
       signal: controller.signal,
-      onProgress: (p) => p.file === 'model.safetensors' && p.received >= 50_000 && controller.abort(),
+      onProgress: p => p.file === 'model.safetensors' && p.received >= 50_000 && controller.abort(),
     }),
     { name: 'AbortError' },
   );
@@ -242,7 +275,10 @@ test('aborting via the signal keeps .incomplete for the next call', { timeout: 1
   served.slow = undefined;
   served.requests = [];
   await download();
-  assert.deepEqual(served.requests.map((r) => r.range), [`bytes=${size}-`]);
+  assert.deepEqual(
+    served.requests.map(r => r.range),
+    [`bytes=${size}-`],
+  );
   await assertComplete(folder, { 'model.safetensors': weights });
 });
 
@@ -280,7 +316,10 @@ test('falls back to onnx/model.onnx when the repo has no model.safetensors', { t
 test('no weights on the hub (404) gives a clear error', { timeout: 10_000 }, async () => {
   serve({ 'config.json': config });
   await assert.rejects(download(), (e: Error) => {
-    assert.match(e.message, /^Model "org\/name": none of model\.safetensors, onnx\/model\.onnx exist on the hub \(HTTP 404 for /);
+    assert.match(
+      e.message,
+      /^Model "org\/name": none of model\.safetensors, onnx\/model\.onnx exist on the hub \(HTTP 404 for /,
+    );
     assert.ok(e.message.includes(`${endpoint}/org/name/resolve/main/model.safetensors`), e.message);
     return true;
   });
@@ -289,19 +328,26 @@ test('no weights on the hub (404) gives a clear error', { timeout: 10_000 }, asy
   await assert.rejects(download(), /^Error: Model "org\/name": config\.json does not exist on the hub \(HTTP 404/);
 });
 
-test('an unreachable endpoint names the URL and the cache, and suggests --offline / HF_ENDPOINT', { timeout: 10_000 }, async () => {
-  const closed = http.createServer();
-  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-  const deadEndpoint = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
-  await new Promise((resolve) => closed.close(resolve));
-  await assert.rejects(downloadHubModel(ID, { cacheDir, endpoint: deadEndpoint }), (e: Error) => {
-    assert.ok(e.message.includes(`cannot reach ${deadEndpoint}/org/name/resolve/main/config.json (ECONNREFUSED)`), e.message);
-    assert.ok(e.message.includes(hubCacheFolder(ID, cacheDir)), e.message);
-    assert.match(e.message, /--offline/);
-    assert.match(e.message, /HF_ENDPOINT/);
-    return true;
-  });
-});
+test(
+  'an unreachable endpoint names the URL and the cache, and suggests --offline / HF_ENDPOINT',
+  { timeout: 10_000 },
+  async () => {
+    const closed = http.createServer();
+    await new Promise<void>(resolve => closed.listen(0, '127.0.0.1', resolve));
+    const deadEndpoint = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+    await new Promise(resolve => closed.close(resolve));
+    await assert.rejects(downloadHubModel(ID, { cacheDir, endpoint: deadEndpoint }), (e: Error) => {
+      assert.ok(
+        e.message.includes(`cannot reach ${deadEndpoint}/org/name/resolve/main/config.json (ECONNREFUSED)`),
+        e.message,
+      );
+      assert.ok(e.message.includes(hubCacheFolder(ID, cacheDir)), e.message);
+      assert.match(e.message, /--offline/);
+      assert.match(e.message, /HF_ENDPOINT/);
+      return true;
+    });
+  },
+);
 
 test('HF_ENDPOINT and HF_TOKEN are honoured', { timeout: 10_000 }, async () => {
   process.env.HF_ENDPOINT = `${endpoint}/`;
@@ -315,7 +361,8 @@ test('isHubId and defaultCacheDir', () => {
   assert.equal(isHubId('google/vit-base-patch16-224'), true);
   assert.equal(isHubId('google/vit-base-patch16-224@refs/pr/3'), true);
   assert.equal(isHubId('Xenova/vit-base-patch16-224@main'), true);
-  for (const s of ['vit.onnx', 'a/b/c', '../x', 'models/vit.npz', 'org/', '/abs/path', 'org/na me']) assert.equal(isHubId(s), false, s);
+  for (const s of ['vit.onnx', 'a/b/c', '../x', 'models/vit.npz', 'org/', '/abs/path', 'org/na me'])
+    assert.equal(isHubId(s), false, s);
   assert.equal(isHubId(path.relative(process.cwd(), __dirname)), false, 'an existing local folder is not a hub id');
 
   process.env.VIT_LENS_CACHE = '/somewhere/cache';
@@ -328,18 +375,25 @@ test('isHubId and defaultCacheDir', () => {
   assert.equal(hubCacheFolder('a/b@refs/pr/1', '/c'), path.join('/c', 'hub', 'a--b', 'refs--pr--1'));
 });
 
-test("hubWeightsSize (the extension's first-run question): the weights file the worker's download would fetch and its size, by HEAD", { timeout: 10_000 }, async () => {
-  assert.deepEqual(await hubWeightsSize(ID, { endpoint }), { file: 'model.safetensors', bytes: weights.length });
-  assert.equal(formatSize(weights.length), '300.0 kB');
-  // HEAD only: nothing lands in a cache, and a 404 for the safetensors falls back to the ONNX file.
-  serve({ 'config.json': config, 'onnx/model.onnx': Buffer.alloc(1234) });
-  assert.deepEqual(await hubWeightsSize(ID, { endpoint }), { file: 'onnx/model.onnx', bytes: 1234 });
-  serve({ 'config.json': config });
-  assert.equal(await hubWeightsSize(ID, { endpoint }), undefined);
-  // No network: an error naming the URL, for the caller to say it is offline.
-  const closed = http.createServer();
-  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-  const dead = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
-  await new Promise((resolve) => closed.close(resolve));
-  await assert.rejects(hubWeightsSize(ID, { endpoint: dead }), /cannot reach http:\/\/127\.0\.0\.1:\d+\/org\/name\/resolve\/main\/model\.safetensors \(ECONNREFUSED\)/);
-});
+test(
+  "hubWeightsSize (the extension's first-run question): the weights file the worker's download would fetch and its size, by HEAD",
+  { timeout: 10_000 },
+  async () => {
+    assert.deepEqual(await hubWeightsSize(ID, { endpoint }), { file: 'model.safetensors', bytes: weights.length });
+    assert.equal(formatSize(weights.length), '300.0 kB');
+    // HEAD only: nothing lands in a cache, and a 404 for the safetensors falls back to the ONNX file.
+    serve({ 'config.json': config, 'onnx/model.onnx': Buffer.alloc(1234) });
+    assert.deepEqual(await hubWeightsSize(ID, { endpoint }), { file: 'onnx/model.onnx', bytes: 1234 });
+    serve({ 'config.json': config });
+    assert.equal(await hubWeightsSize(ID, { endpoint }), undefined);
+    // No network: an error naming the URL, for the caller to say it is offline.
+    const closed = http.createServer();
+    await new Promise<void>(resolve => closed.listen(0, '127.0.0.1', resolve));
+    const dead = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+    await new Promise(resolve => closed.close(resolve));
+    await assert.rejects(
+      hubWeightsSize(ID, { endpoint: dead }),
+      /cannot reach http:\/\/127\.0\.0\.1:\d+\/org\/name\/resolve\/main\/model\.safetensors \(ECONNREFUSED\)/,
+    );
+  },
+);

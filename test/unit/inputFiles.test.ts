@@ -45,8 +45,16 @@ describe('file names that are not UTF-8', () => {
         `console.log(JSON.stringify(commandLineArgs().map((a) => Buffer.from(fsPath(a)).toString('hex'))));\n`,
     );
     // bash's $'\\xe9' passes the raw byte, which Node alone would turn into U+FFFD.
-    const out = execFileSync('/bin/bash', ['-c', `exec "${process.execPath}" --import tsx "${script}" plain $'caf\\xe9.jpg' $'\\xff'`], { encoding: 'utf8' });
-    assert.deepEqual(JSON.parse(out), [Buffer.from('plain').toString('hex'), Buffer.from('caf\xe9.jpg', 'latin1').toString('hex'), 'ff']);
+    const out = execFileSync(
+      '/bin/bash',
+      ['-c', `exec "${process.execPath}" --import tsx "${script}" plain $'caf\\xe9.jpg' $'\\xff'`],
+      { encoding: 'utf8' },
+    );
+    assert.deepEqual(JSON.parse(out), [
+      Buffer.from('plain').toString('hex'),
+      Buffer.from('caf\xe9.jpg', 'latin1').toString('hex'),
+      'ff',
+    ]);
   });
 
   test('an image named with Latin-1 bytes decodes, and folder listings keep its exact name', async () => {
@@ -70,7 +78,10 @@ describe('special files', { timeout: 20_000 }, () => {
   fs.copyFileSync(PHOTO, path.join(dir, 'ok.jpg'));
 
   test('decoding a FIFO or a link to a device is refused at once, naming the file', async () => {
-    await assert.rejects(decodeImageFile(path.join(dir, 'pipe.png')), /pipe\.png: is a FIFO \(named pipe\), not a regular file/);
+    await assert.rejects(
+      decodeImageFile(path.join(dir, 'pipe.png')),
+      /pipe\.png: is a FIFO \(named pipe\), not a regular file/,
+    );
     await assert.rejects(decodeImageFile(path.join(dir, 'zero.jpg')), /zero\.jpg: is a device, not a regular file/);
   });
 
@@ -83,7 +94,7 @@ describe('special files', { timeout: 20_000 }, () => {
     const skipped: SkippedFile[] = [];
     assert.deepEqual(await listImages(dir, skipped, new Set()), [path.join(dir, 'ok.jpg')]);
     assert.deepEqual(
-      skipped.map((s) => [path.basename(s.file), s.reason]),
+      skipped.map(s => [path.basename(s.file), s.reason]),
       [
         ['pipe.png', 'not a regular file (a FIFO, device or socket); skipped'],
         ['zero.jpg', 'not a regular file (a FIFO, device or socket); skipped'],

@@ -14,7 +14,9 @@ const ROOT = path.resolve(__dirname, '../..');
 
 test('the built-in model is named "Fashion-MNIST demo (10 clothing classes)", by its config.json', async () => {
   assert.equal(await folderModelName(path.join(ROOT, 'models/default')), 'Fashion-MNIST demo (10 clothing classes)');
-  const m = await resolveModel(path.join(ROOT, 'models/default'), { cacheDir: await fsp.mkdtemp(path.join(os.tmpdir(), 'vit-lens-name-')) });
+  const m = await resolveModel(path.join(ROOT, 'models/default'), {
+    cacheDir: await fsp.mkdtemp(path.join(os.tmpdir(), 'vit-lens-name-')),
+  });
   assert.equal(m.name, 'Fashion-MNIST demo (10 clothing classes)');
 });
 
@@ -33,7 +35,10 @@ test("a run's export folder is named after the run; other folders by their own n
 });
 
 test('the download message: file, MB and percent, not the model id again', () => {
-  assert.equal(downloadMessage('model.safetensors', 86_000_000, 346_000_000), 'model.safetensors: 86.0 MB of 346.0 MB (24%)');
+  assert.equal(
+    downloadMessage('model.safetensors', 86_000_000, 346_000_000),
+    'model.safetensors: 86.0 MB of 346.0 MB (24%)',
+  );
   assert.equal(downloadMessage('config.json', 700, 700), 'config.json: 700 bytes of 700 bytes (100%)');
   assert.equal(downloadMessage('model.safetensors', 5_500_000), 'model.safetensors: 5.5 MB');
 });

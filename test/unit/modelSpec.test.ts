@@ -23,8 +23,9 @@ test('each kind of spec is told apart', () => {
   assert.equal(classifyModelSpec('/m/model.onnx', file), 'onnx');
   assert.equal(classifyModelSpec('/m/model.safetensors', file), 'safetensors');
   assert.equal(classifyModelSpec('/m/model.bin', file), 'other-file');
-  assert.equal(classifyModelSpec('/m.onnx/weights', file), 'other-file', 'the extension is the last part\'s');
-  for (const s of ['vit.onnx', 'a/b/c', '../x', 'org/', '/abs/path', 'org/na me', 'org/model.onnx']) assert.equal(looksLikeHubId(s), false, s);
+  assert.equal(classifyModelSpec('/m.onnx/weights', file), 'other-file', "the extension is the last part's");
+  for (const s of ['vit.onnx', 'a/b/c', '../x', 'org/', '/abs/path', 'org/na me', 'org/model.onnx'])
+    assert.equal(looksLikeHubId(s), false, s);
 });
 
 test('Fine-tune takes what the trainer takes: .onnx and .npz files, not a hub id', () => {

@@ -32,8 +32,18 @@ test('a transformers.js folder: the onnx/ variants present, each with its size (
     { dtype: 'q8', bytes: 1500, file: 'onnx/model_quantized.onnx', estimated: false },
   ]);
   // With model.safetensors beside them the worker builds from the weights, so those are offered instead.
-  fs.copyFileSync(path.join(fixtures, 'vit-tiny', 'hf', 'model.safetensors'), path.join(tmp, 'tjs', 'model.safetensors'));
-  assert.deepEqual((await listModelVariants(path.join(tmp, 'tjs'))).map((v) => [v.dtype, v.estimated]), [['fp32', true], ['fp16', true], ['q8', true]]);
+  fs.copyFileSync(
+    path.join(fixtures, 'vit-tiny', 'hf', 'model.safetensors'),
+    path.join(tmp, 'tjs', 'model.safetensors'),
+  );
+  assert.deepEqual(
+    (await listModelVariants(path.join(tmp, 'tjs'))).map(v => [v.dtype, v.estimated]),
+    [
+      ['fp32', true],
+      ['fp16', true],
+      ['q8', true],
+    ],
+  );
 });
 
 test('nothing to choose for one .onnx file, a hub id or a missing path', async () => {
@@ -48,7 +58,10 @@ for (const [kind, spec] of [
 ] as const) {
   test(`${kind}: estimated sizes within 2% of the files the builder writes for each dtype`, async () => {
     const variants = await listModelVariants(spec);
-    assert.deepEqual(variants.map((v) => v.dtype), ['fp32', 'fp16', 'q8']);
+    assert.deepEqual(
+      variants.map(v => v.dtype),
+      ['fp32', 'fp16', 'q8'],
+    );
     for (const v of variants) {
       const engine = new Engine({ cacheDir: path.join(tmp, 'cache'), provider: 'cpu', dtype: v.dtype });
       try {

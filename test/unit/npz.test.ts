@@ -158,7 +158,7 @@ test('readNpz reads .npy format versions 1, 2 and 3', async () => {
 });
 
 test('readNpz include filter decodes only the chosen arrays', async () => {
-  const arrays = await readNpz(fixture('int.npz'), { include: (name) => name === 'ok' });
+  const arrays = await readNpz(fixture('int.npz'), { include: name => name === 'ok' });
   assert.deepEqual([...arrays.keys()], ['ok']);
 });
 
@@ -167,15 +167,23 @@ const npzErrors: [string, string | (() => Promise<string>), RegExp][] = [
   ['big-endian floats', 'bigendian.npz', /: array "be": dtype '>f4' is not supported/],
   ['corrupt npy header', 'badheader.npz', /: array "broken": corrupt \.npy header/],
   ['truncated npy data', 'truncated.npz', /: array "short": 20 data bytes but <f4 shape \(2, 3\) needs 24/],
-  ['not a zip', async () => {
-    await fsp.writeFile(fixture('text.npz'), 'hello, not a zip');
-    return 'text.npz';
-  }, /: not a zip archive, so not an \.npz file/],
-  ['corrupt zip', async () => {
-    const good = await fsp.readFile(fixture('stored.npz'));
-    await fsp.writeFile(fixture('cut.npz'), good.subarray(0, 200)); // central directory gone
-    return 'cut.npz';
-  }, /: corrupt zip archive/],
+  [
+    'not a zip',
+    async () => {
+      await fsp.writeFile(fixture('text.npz'), 'hello, not a zip');
+      return 'text.npz';
+    },
+    /: not a zip archive, so not an \.npz file/,
+  ],
+  [
+    'corrupt zip',
+    async () => {
+      const good = await fsp.readFile(fixture('stored.npz'));
+      await fsp.writeFile(fixture('cut.npz'), good.subarray(0, 200)); // central directory gone
+      return 'cut.npz';
+    },
+    /: corrupt zip archive/,
+  ],
 ];
 
 for (const [name, source, problem] of npzErrors) {
@@ -189,7 +197,10 @@ for (const [name, source, problem] of npzErrors) {
   });
 }
 
-async function assertMatchesExpected(weights: Map<string, { shape: number[]; data: Float32Array }>, expectedFile: string) {
+async function assertMatchesExpected(
+  weights: Map<string, { shape: number[]; data: Float32Array }>,
+  expectedFile: string,
+) {
   const expected = await readNpz(fixture(expectedFile));
   assert.deepEqual([...weights.keys()].sort(), [...expected.keys()].sort());
   for (const [name, want] of expected) {
@@ -202,8 +213,17 @@ async function assertMatchesExpected(weights: Map<string, { shape: number[]; dat
 test('loadGoogleNpz maps a Google checkpoint to canonical weights and infers the architecture', async () => {
   const { arch, weights } = await loadGoogleNpz(fixture('google.npz'));
   assert.deepEqual(arch, {
-    hiddenSize: 8, numLayers: 2, numHeads: 2, mlpSize: 16, patchSize: 4, imageSize: [8, 8],
-    numChannels: 3, layerNormEps: 1e-6, qkvBias: false, numClasses: 5, preLogitsSize: 6,
+    hiddenSize: 8,
+    numLayers: 2,
+    numHeads: 2,
+    mlpSize: 16,
+    patchSize: 4,
+    imageSize: [8, 8],
+    numChannels: 3,
+    layerNormEps: 1e-6,
+    qkvBias: false,
+    numClasses: 5,
+    preLogitsSize: 6,
   });
   await assertMatchesExpected(weights, 'google_expected.npz');
 
@@ -235,12 +255,22 @@ test('loadGoogleNpz strips opt/target/ and params/ prefixes, ignores optimizer s
 });
 
 const googleErrors: [string, string, RegExp][] = [
-  ['wrong-shape key', 'google_wrong_shape.npz',
-    /tensor "vit\.encoder\.layer\.1\.output\.dense\.weight" has shape \[8, 17\], expected \[8, 16\]; it comes from npz key "Transformer\/encoderblock_1\/MlpBlock_3\/Dense_1\/kernel" with shape \[17, 8\]/],
-  ['query/key/value biases not all-or-none', 'google_partial_bias.npz',
-    /key "Transformer\/encoderblock_0\/MultiHeadDotProductAttention_1\/key\/bias" is missing but query\/key\/value biases must be all present or all absent/],
+  [
+    'wrong-shape key',
+    'google_wrong_shape.npz',
+    /tensor "vit\.encoder\.layer\.1\.output\.dense\.weight" has shape \[8, 17\], expected \[8, 16\]; it comes from npz key "Transformer\/encoderblock_1\/MlpBlock_3\/Dense_1\/kernel" with shape \[17, 8\]/,
+  ],
+  [
+    'query/key/value biases not all-or-none',
+    'google_partial_bias.npz',
+    /key "Transformer\/encoderblock_0\/MultiHeadDotProductAttention_1\/key\/bias" is missing but query\/key\/value biases must be all present or all absent/,
+  ],
   ['keys of another model family', 'google_hybrid.npz', /unexpected keys for a plain ViT: "conv_root\/kernel"/],
-  ['not a Google checkpoint', 'stored.npz', /no "embedding\/kernel" key, so not a Google vision_transformer checkpoint/],
+  [
+    'not a Google checkpoint',
+    'stored.npz',
+    /no "embedding\/kernel" key, so not a Google vision_transformer checkpoint/,
+  ],
 ];
 
 for (const [name, file, problem] of googleErrors) {

@@ -2,7 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
-import { buildVitOnnx, readBuildMetadata, BUILDER_VERSION, attentionOutputName, fusedAttentionOutputName } from '../../server/model/onnxBuilder';
+import {
+  buildVitOnnx,
+  readBuildMetadata,
+  BUILDER_VERSION,
+  attentionOutputName,
+  fusedAttentionOutputName,
+} from '../../server/model/onnxBuilder';
 import { HEAD_FUSIONS } from '../../common/options';
 import { ViTArch, W } from '../../server/model/vitConfig';
 import { randomWeights, TINY, TINY_TOKENS } from './tinyVit';
@@ -33,8 +39,14 @@ for (const [label, arch] of VARIANTS) {
   test(`built ViT runs in ONNX Runtime with the promised outputs (${label})`, async () => {
     const s = await session(arch);
     assert.deepEqual(s.inputNames, ['pixel_values']);
-    const fusedNames = [0, 1].flatMap((i) => HEAD_FUSIONS.map((f) => fusedAttentionOutputName(f, i)));
-    assert.deepEqual(s.outputNames, ['logits', 'features', attentionOutputName(0), attentionOutputName(1), ...fusedNames]);
+    const fusedNames = [0, 1].flatMap(i => HEAD_FUSIONS.map(f => fusedAttentionOutputName(f, i)));
+    assert.deepEqual(s.outputNames, [
+      'logits',
+      'features',
+      attentionOutputName(0),
+      attentionOutputName(1),
+      ...fusedNames,
+    ]);
     const out = await s.run({ pixel_values: new ort.Tensor('float32', randomPixels(3, 7), [3, 3, 32, 32]) });
     assert.deepEqual(out.logits.dims, [3, 5]);
     assert.deepEqual(out.features.dims, [3, 32]);
@@ -58,8 +70,9 @@ for (const [label, arch] of VARIANTS) {
         const want = new Float32Array(3 * perHead);
         for (let b = 0; b < 3; b++) {
           for (let e = 0; e < perHead; e++) {
-            const xs = [0, 1].map((h) => heads[(b * 2 + h) * perHead + e]);
-            want[b * perHead + e] = fusion === 'mean' ? (xs[0] + xs[1]) / 2 : fusion === 'max' ? Math.max(...xs) : Math.min(...xs);
+            const xs = [0, 1].map(h => heads[(b * 2 + h) * perHead + e]);
+            want[b * perHead + e] =
+              fusion === 'mean' ? (xs[0] + xs[1]) / 2 : fusion === 'max' ? Math.max(...xs) : Math.min(...xs);
           }
         }
         assert.ok(maxAbsDiff(fused.data as Float32Array, want) <= 1e-7, `${fusion} fusion of layer ${i}`);
@@ -76,11 +89,17 @@ for (const [label, arch] of VARIANTS) {
     const names = ['logits', 'features', attentionOutputName(1)];
     const both = await s.run({ pixel_values: new ort.Tensor('float32', pixels, [2, 3, 32, 32]) }, names);
     for (let b = 0; b < 2; b++) {
-      const one = await s.run({ pixel_values: new ort.Tensor('float32', pixels.slice(b * per, (b + 1) * per), [1, 3, 32, 32]) }, names);
+      const one = await s.run(
+        { pixel_values: new ort.Tensor('float32', pixels.slice(b * per, (b + 1) * per), [1, 3, 32, 32]) },
+        names,
+      );
       for (const n of names) {
         const size = (one[n].data as Float32Array).length;
         const part = (both[n].data as Float32Array).subarray(b * size, (b + 1) * size);
-        assert.ok(maxAbsDiff(part, one[n].data as Float32Array) <= 1e-5, `${n} of item ${b} differs between batch 2 and batch 1`);
+        assert.ok(
+          maxAbsDiff(part, one[n].data as Float32Array) <= 1e-5,
+          `${n} of item ${b} differs between batch 2 and batch 1`,
+        );
       }
     }
     await s.release();
@@ -94,8 +113,11 @@ test('model records its arch and builder version, and stores weights as raw litt
   const model = onnx.ModelProto.decode(bytes);
   assert.equal(model.producerName, 'unit-test');
   assert.equal(Number(model.irVersion), 8);
-  assert.deepEqual(model.opsetImport.map((o) => [o.domain, Number(o.version)]), [['', 17]]);
-  const init = new Map(model.graph!.initializer!.map((t) => [t.name, t]));
+  assert.deepEqual(
+    model.opsetImport.map(o => [o.domain, Number(o.version)]),
+    [['', 17]],
+  );
+  const init = new Map(model.graph!.initializer!.map(t => [t.name, t]));
   // Stored as is: the position embeddings, byte for byte.
   const pos = init.get(W.posEmbed)!;
   const posData = weights.get(W.posEmbed)!.data;
@@ -113,5 +135,8 @@ test('missing or misshapen weights are rejected naming the tensor', () => {
   const weights = randomWeights(TINY);
   weights.delete(W.layer(1).fc2Bias);
   assert.throws(() => buildVitOnnx(TINY, weights), /vit\.encoder\.layer\.1\.output\.dense\.bias/);
-  assert.throws(() => buildVitOnnx({ ...TINY, imageSize: [30, 30] }, randomWeights(TINY)), /position_embeddings|multiple of the patch size/);
+  assert.throws(
+    () => buildVitOnnx({ ...TINY, imageSize: [30, 30] }, randomWeights(TINY)),
+    /position_embeddings|multiple of the patch size/,
+  );
 });

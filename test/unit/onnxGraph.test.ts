@@ -31,7 +31,10 @@ const graph: onnx.IGraphProto = {
 test('producers, consumers and the image input (the first input that is not an initializer)', () => {
   const g = new OnnxGraph(graph);
   assert.equal(g.producerOf('y')?.opType, 'Add');
-  assert.deepEqual(g.consumersOf('r').map((n) => n.opType), ['Add', 'Mul', 'Mul']);
+  assert.deepEqual(
+    g.consumersOf('r').map(n => n.opType),
+    ['Add', 'Mul', 'Mul'],
+  );
   assert.deepEqual(g.consumersOf('y'), []);
   assert.equal(g.imageInput().name, 'x');
   assert.equal(g.elemType('y'), onnx.TensorProto.DataType.FLOAT);
@@ -39,7 +42,10 @@ test('producers, consumers and the image input (the first input that is not an i
 
 test('constness is folded through ops on constants only; stored constants and ints are seen through Identity and value_ints', () => {
   const g = new OnnxGraph(graph);
-  assert.deepEqual(['shape', 'axes', 'n', 'bias', 'x', 'r', 'y'].map((n) => g.isFolded(n)), [true, true, true, true, false, false, false]);
+  assert.deepEqual(
+    ['shape', 'axes', 'n', 'bias', 'x', 'r', 'y'].map(n => g.isFolded(n)),
+    [true, true, true, true, false, false, false],
+  );
   assert.equal(g.constant('shape')?.name, 'shape0');
   assert.equal(g.constant('n'), undefined, 'Shape of a constant is folded, but not a stored value');
   assert.deepEqual(g.ints('shape'), [1, 5, 8]);

@@ -66,8 +66,14 @@ function canonicalFromState(state: Map<string, Tensor>, fused: boolean, layers: 
     return t;
   };
   const out: WeightMap = new Map([
-    [W.clsToken, s('cls')], [W.posEmbed, s('pos')], [W.patchWeight, s('patch.weight')], [W.patchBias, s('patch.bias')],
-    [W.finalNormWeight, s('norm.weight')], [W.finalNormBias, s('norm.bias')], [W.headWeight, s('head.weight')], [W.headBias, s('head.bias')],
+    [W.clsToken, s('cls')],
+    [W.posEmbed, s('pos')],
+    [W.patchWeight, s('patch.weight')],
+    [W.patchBias, s('patch.bias')],
+    [W.finalNormWeight, s('norm.weight')],
+    [W.finalNormBias, s('norm.bias')],
+    [W.headWeight, s('head.weight')],
+    [W.headBias, s('head.bias')],
   ]);
   for (let i = 0; i < layers; i++) {
     const l = W.layer(i);
@@ -80,7 +86,11 @@ function canonicalFromState(state: Map<string, Tensor>, fused: boolean, layers: 
       const w = s(p + 'attn.qkv.weight');
       const b = s(p + 'attn.qkv.bias');
       const D = w.shape[1];
-      [[l.qWeight, l.qBias], [l.kWeight, l.kBias], [l.vWeight, l.vBias]].forEach(([wn, bn], c) => {
+      [
+        [l.qWeight, l.qBias],
+        [l.kWeight, l.kBias],
+        [l.vWeight, l.vBias],
+      ].forEach(([wn, bn], c) => {
         out.set(wn, { shape: [D, D], data: w.data.slice(c * D * D, (c + 1) * D * D) });
         out.set(bn, { shape: [D], data: b.data.slice(c * D, (c + 1) * D) });
       });
@@ -96,12 +106,19 @@ function canonicalFromState(state: Map<string, Tensor>, fused: boolean, layers: 
 }
 
 const initManifest = JSON.parse(fs.readFileSync(path.join(FIX, 'onnx-init', 'manifest.json'), 'utf8'));
-for (const [name, m] of Object.entries(initManifest.models) as [string, { onnx: string; state: string; layout: string }][]) {
+for (const [name, m] of Object.entries(initManifest.models) as [
+  string,
+  { onnx: string; state: string; layout: string },
+][]) {
   test(`torch.onnx export of a ${name} ViT (${m.layout}): weights equal the PyTorch state dict, arch equals the config`, async () => {
     const state = await readNpz(path.join(FIX, 'onnx-init', m.state));
     const got = await loadOnnxWeights(path.join(FIX, 'onnx-init', m.onnx));
     assert.deepEqual(got.arch, initManifest.arch);
-    assertSameWeights(got.weights, canonicalFromState(state, name.startsWith('timm'), initManifest.arch.numLayers), name);
+    assertSameWeights(
+      got.weights,
+      canonicalFromState(state, name.startsWith('timm'), initManifest.arch.numLayers),
+      name,
+    );
   });
 }
 
@@ -110,7 +127,16 @@ test('attention-tap export fixtures (HF-style, timm-style, softmax head): arch r
   for (const m of Object.values(man.models) as { onnx: string }[]) {
     const { arch } = await loadOnnxWeights(path.join(FIX, 'exports', m.onnx));
     assert.deepEqual(
-      [arch.numHeads, arch.numLayers, arch.patchSize, arch.imageSize, arch.numClasses, arch.hiddenSize, arch.mlpSize, arch.layerNormEps],
+      [
+        arch.numHeads,
+        arch.numLayers,
+        arch.patchSize,
+        arch.imageSize,
+        arch.numClasses,
+        arch.hiddenSize,
+        arch.mlpSize,
+        arch.layerNormEps,
+      ],
       [man.heads, man.layers, man.patch, [man.image_size, man.image_size], man.classes, 16, 32, 1e-5],
       m.onnx,
     );
@@ -125,7 +151,8 @@ test('initialWeights from an .onnx file: backbone kept, classifier replaced', as
   assert.equal(r.weightsFile, path.join(FIX, 'vit-prelogits', 'model.onnx'));
 });
 
-const NOT_RECOGNISED = /cannot recover ViT weights from this ONNX file: .*Use the Hugging Face folder \(config\.json \+ model\.safetensors\) or the \.npz/;
+const NOT_RECOGNISED =
+  /cannot recover ViT weights from this ONNX file: .*Use the Hugging Face folder \(config\.json \+ model\.safetensors\) or the \.npz/;
 
 test('a non-ViT ONNX is refused with an error naming the file and what was not recognised', async () => {
   const file = path.join(FIX, 'bad', 'not-vit.onnx');
@@ -149,36 +176,61 @@ function mutated(name: string | Uint8Array, edit: (g: onnx.IGraphProto) => void)
 
 test('ViT-like graphs whose weights cannot be placed with certainty are refused', async () => {
   // tanh-approximate GELU: the trainer implements only exact GELU.
-  await assert.rejects(mutated('vit-tiny/model.onnx', (g) => {
-    for (const n of g.node!) if (n.opType === 'Erf') n.opType = 'Tanh';
-  }), /layer 0: the MLP activation/);
+  await assert.rejects(
+    mutated('vit-tiny/model.onnx', g => {
+      for (const n of g.node!) if (n.opType === 'Erf') n.opType = 'Tanh';
+    }),
+    /layer 0: the MLP activation/,
+  );
   // q and k swapped inside the fused projection's split: not the q, k, v order.
-  await assert.rejects(mutated('exports/timm-style.onnx', (g) => {
-    const split = g.node!.find((n) => n.opType === 'Split')!;
-    [split.output![0], split.output![1]] = [split.output![1], split.output![0]];
-  }), /layer 0: cannot tell which part of the fused qkv projection is q, k and v/);
+  await assert.rejects(
+    mutated('exports/timm-style.onnx', g => {
+      const split = g.node!.find(n => n.opType === 'Split')!;
+      [split.output![0], split.output![1]] = [split.output![1], split.output![0]];
+    }),
+    /layer 0: cannot tell which part of the fused qkv projection is q, k and v/,
+  );
   // Mean pooling instead of the [CLS] token.
-  await assert.rejects(mutated('exports/hf-style.onnx', (g) => {
-    const gather = g.node!.filter((n) => n.opType === 'Gather').pop()!;
-    Object.assign(gather, { opType: 'ReduceMean', input: [gather.input![0]], attribute: [{ name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: [1] }, { name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] });
-  }), /\[CLS\] token/);
+  await assert.rejects(
+    mutated('exports/hf-style.onnx', g => {
+      const gather = g.node!.filter(n => n.opType === 'Gather').pop()!;
+      Object.assign(gather, {
+        opType: 'ReduceMean',
+        input: [gather.input![0]],
+        attribute: [
+          { name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: [1] },
+          { name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 },
+        ],
+      });
+    }),
+    /\[CLS\] token/,
+  );
   // The attention residual taken from the normalised stream (not a pre-norm block).
-  await assert.rejects(mutated('exports/hf-style.onnx', (g) => {
-    const add = g.node!.find((n) => n.output?.[0] === '/blocks.0/Add_output_0')!;
-    add.input = add.input!.map((i) => (i === '/Add_output_0' ? '/blocks.0/norm1/Add_1_output_0' : i));
-  }), /layer 0: not a pre-norm residual block/);
+  await assert.rejects(
+    mutated('exports/hf-style.onnx', g => {
+      const add = g.node!.find(n => n.output?.[0] === '/blocks.0/Add_output_0')!;
+      add.input = add.input!.map(i => (i === '/Add_output_0' ? '/blocks.0/norm1/Add_1_output_0' : i));
+    }),
+    /layer 0: not a pre-norm residual block/,
+  );
   // A builder graph that lost a weight.
   const hf = path.join(FIX, 'vit-tiny', 'hf');
   const { arch } = await archAndLabelsFromHfFolder(hf);
   const built = buildVitOnnx(arch, await loadHfWeights(path.join(hf, 'model.safetensors'), arch));
-  await assert.rejects(mutated(built, (g) => {
-    g.initializer = g.initializer!.filter((t) => t.name !== `${W.layer(1).fc2Weight}.T`);
-  }), /builder metadata but no initializer "vit\.encoder\.layer\.1\.output\.dense\.weight"/);
+  await assert.rejects(
+    mutated(built, g => {
+      g.initializer = g.initializer!.filter(t => t.name !== `${W.layer(1).fc2Weight}.T`);
+    }),
+    /builder metadata but no initializer "vit\.encoder\.layer\.1\.output\.dense\.weight"/,
+  );
 });
 
 test('external data that is missing is a clear error', async () => {
   const dir = path.join(tmp, 'ext');
   fs.mkdirSync(dir);
   fs.copyFileSync(path.join(FIX, 'onnx-init', 'timm-style-opset17.onnx'), path.join(dir, 'm.onnx'));
-  await assert.rejects(loadOnnxWeights(path.join(dir, 'm.onnx')), /m\.onnx: its weights are in external data, but .*timm-style-opset17\.onnx\.data \(tensor "[^"]+"\) does not exist/);
+  await assert.rejects(
+    loadOnnxWeights(path.join(dir, 'm.onnx')),
+    /m\.onnx: its weights are in external data, but .*timm-style-opset17\.onnx\.data \(tensor "[^"]+"\) does not exist/,
+  );
 });

@@ -11,7 +11,10 @@ import { IMAGE_EXTENSIONS, isImagePath } from '../../common/imageFiles';
 
 const manifest = JSON.parse(fs.readFileSync('package.json', 'utf8'));
 const configuration = [manifest.contributes.configuration].flat();
-const settings: Record<string, { enum?: string[] }> = Object.assign({}, ...configuration.map((c: { properties: object }) => c.properties));
+const settings: Record<string, { enum?: string[] }> = Object.assign(
+  {},
+  ...configuration.map((c: { properties: object }) => c.properties),
+);
 
 test("the settings' enums are common/options.ts's lists", () => {
   assert.deepEqual(settings['vitLens.executionProvider'].enum, [...PROVIDER_PREFERENCES]);
@@ -23,7 +26,8 @@ test("the settings' enums are common/options.ts's lists", () => {
 test("the image menus' `when` clauses match exactly common/imageFiles.ts's extensions", () => {
   const whens = new Set<string>();
   for (const entries of Object.values(manifest.contributes.menus) as { when?: string }[][]) {
-    for (const e of entries) if (e.when?.includes('resourceExtname =~')) whens.add(/resourceExtname =~ \/(.+)\/(\w*)/.exec(e.when)![0]);
+    for (const e of entries)
+      if (e.when?.includes('resourceExtname =~')) whens.add(/resourceExtname =~ \/(.+)\/(\w*)/.exec(e.when)![0]);
   }
   assert.ok(whens.size >= 1, 'the image menus are found');
   const probes = [...IMAGE_EXTENSIONS, 'svg', 'heic', 'txt', 'onnx', 'jpgx', 'ti', 'pn'];
@@ -31,7 +35,8 @@ test("the image menus' `when` clauses match exactly common/imageFiles.ts's exten
     const [, source, flags] = /resourceExtname =~ \/(.+)\/(\w*)/.exec(when)!;
     const re = new RegExp(source, flags);
     for (const ext of probes) {
-      for (const spelled of [ext, ext.toUpperCase()]) assert.equal(re.test(`.${spelled}`), isImagePath(`a.${spelled}`), `${when} vs .${spelled}`);
+      for (const spelled of [ext, ext.toUpperCase()])
+        assert.equal(re.test(`.${spelled}`), isImagePath(`a.${spelled}`), `${when} vs .${spelled}`);
     }
   }
 });

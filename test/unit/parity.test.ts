@@ -46,7 +46,7 @@ describe('vit-tiny (torchvision ViT, 224 px, patch 16, 2 layers, 4 heads)', () =
           const data = atts[l].data as Float32Array;
           for (let img = 0; img < 2; img++) {
             for (let h = 0; h < H; h++) {
-              const ours = data.subarray(((img * H + h) * T) * T, ((img * H + h) * T) * T + T);
+              const ours = data.subarray((img * H + h) * T * T, (img * H + h) * T * T + T);
               const theirs = refCls.subarray(((l * 2 + img) * H + h) * T, ((l * 2 + img) * H + h) * T + T);
               const d = maxAbsDiff(ours, theirs);
               assert.ok(d <= 1e-4, `layer ${l} image ${img} head ${h} [CLS] row diff ${d}`);
@@ -58,7 +58,9 @@ describe('vit-tiny (torchvision ViT, 224 px, patch 16, 2 layers, 4 heads)', () =
 
         for (const fusion of HEAD_FUSIONS) {
           for (const discard of [0, 0.9]) {
-            VIT_TINY.rolloutDiffs(atts, fusion, discard).forEach((d, img) => assert.ok(d <= 1e-4, `rollout ${fusion}/${discard} image ${img} diff ${d}`));
+            VIT_TINY.rolloutDiffs(atts, fusion, discard).forEach((d, img) =>
+              assert.ok(d <= 1e-4, `rollout ${fusion}/${discard} image ${img} diff ${d}`),
+            );
           }
         }
       } finally {
@@ -71,7 +73,10 @@ describe('vit-tiny (torchvision ViT, 224 px, patch 16, 2 layers, 4 heads)', () =
     const engine = await loaded(path.join(dir, 'hf'));
     try {
       const cfg = defaultPreprocess([224, 224]);
-      for (const [name, entry] of Object.entries(ref.photos) as [string, { top1: number; source_size: { width: number; height: number }; pil224: { file: string } }][]) {
+      for (const [name, entry] of Object.entries(ref.photos) as [
+        string,
+        { top1: number; source_size: { width: number; height: number }; pil224: { file: string } },
+      ][]) {
         const img = await decodeImageFile(path.join(photos, name));
         assert.deepEqual([img.width, img.height], [entry.source_size.width, entry.source_size.height], `${name} size`);
         const ours = await resizeForModel(img, cfg);

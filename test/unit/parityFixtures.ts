@@ -31,15 +31,26 @@ export const VIT_TINY = (() => {
     const cfg = defaultPreprocess([224, 224]);
     const per = 3 * 224 * 224;
     const out = new Float32Array(per * 2);
-    ['chelsea.pil224.bin', 'coffee.pil224.bin'].forEach((n, i) => toPixelValues(fs.readFileSync(path.join(FIXTURES, 'photos', n)), cfg, out, i * per));
+    ['chelsea.pil224.bin', 'coffee.pil224.bin'].forEach((n, i) =>
+      toPixelValues(fs.readFileSync(path.join(FIXTURES, 'photos', n)), cfg, out, i * per),
+    );
     return out;
   };
   /** Our rollout of each of the two images from `attentions` against PyTorch's map for `fusion` / `discard`: max abs difference per image. */
   const rolloutDiffs = (attentions: { data: unknown }[], fusion: HeadFusion, discard: number): number[] => {
     const refMaps = readF32(path.join(dir, `rollout_${fusion}_${discard.toFixed(1)}.bin`));
-    return [0, 1].map((img) => {
-      const layers: LayerAttention[] = attentions.map((t) => ({ data: t.data as Float32Array, offset: img * H * T * T, heads: H, tokens: T }));
-      const map = attentionRollout(layers, { grid: [14, 14], prefixTokens: 1 }, { headFusion: fusion, discardRatio: discard });
+    return [0, 1].map(img => {
+      const layers: LayerAttention[] = attentions.map(t => ({
+        data: t.data as Float32Array,
+        offset: img * H * T * T,
+        heads: H,
+        tokens: T,
+      }));
+      const map = attentionRollout(
+        layers,
+        { grid: [14, 14], prefixTokens: 1 },
+        { headFusion: fusion, discardRatio: discard },
+      );
       return maxAbsDiff(map.values, refMaps.subarray(img * 196, (img + 1) * 196));
     });
   };

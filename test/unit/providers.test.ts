@@ -23,10 +23,13 @@ const names = { input: 'pixel_values', logits: 'logits' };
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-providers-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 
 /** A device that is a CPU session underneath: `delayMs` per run, and runs after `failAfter` throw. */
-function fakeGpu(device: string, opts: { delayMs?: number; software?: boolean; failAfter?: number; startError?: string } = {}) {
+function fakeGpu(
+  device: string,
+  opts: { delayMs?: number; software?: boolean; failAfter?: number; startError?: string } = {},
+) {
   const stats = { created: 0, runs: 0 };
   const backend: ProviderBackend = {
     probe: async () => ({ device, software: opts.software }),
@@ -34,7 +37,9 @@ function fakeGpu(device: string, opts: { delayMs?: number; software?: boolean; f
       if (opts.startError) throw new Error(opts.startError);
       stats.created++;
       const opts2 = { ...base, executionProviders: ['cpu'] };
-      const real = await (typeof m === 'string' ? ort.InferenceSession.create(m, opts2) : ort.InferenceSession.create(m, opts2));
+      const real = await (typeof m === 'string'
+        ? ort.InferenceSession.create(m, opts2)
+        : ort.InferenceSession.create(m, opts2));
       const session: RunnableSession = {
         outputNames: real.outputNames,
         release: () => real.release(),
@@ -51,33 +56,58 @@ function fakeGpu(device: string, opts: { delayMs?: number; software?: boolean; f
   return { backend, stats };
 }
 
-const noCuda: ProviderBackend = { probe: async () => ({ unavailable: 'not installed' }), create: () => Promise.reject(new Error('unused')) };
+const noCuda: ProviderBackend = {
+  probe: async () => ({ unavailable: 'not installed' }),
+  create: () => Promise.reject(new Error('unused')),
+};
 const dims: [number, number, number, number] = [2, 3, 32, 32];
 
 describe('auto', () => {
   test('keeps the CPU when the GPU is slower on this model, and remembers it per model and machine', async () => {
     const file = path.join(tmp, 'slow-gpu.json');
     const gpu = fakeGpu('Fake GPU (Vulkan)', { delayMs: 300 });
-    const s = await VitSession.create(model, names, { provider: 'auto', backends: { webgpu: gpu.backend, cuda: noCuda }, choiceCacheFile: file, timingInput: [1, 3, 32, 32] });
+    const s = await VitSession.create(model, names, {
+      provider: 'auto',
+      backends: { webgpu: gpu.backend, cuda: noCuda },
+      choiceCacheFile: file,
+      timingInput: [1, 3, 32, 32],
+    });
     assert.equal(s.provider, 'cpu');
     assert.match(s.providerNote ?? '', /auto chose CPU: .*WebGPU \d/);
     assert.equal(gpu.stats.runs, 2, 'one warm-up and one timed run on the GPU');
     await s.release();
     // Second load: the remembered choice, no GPU started.
-    const again = await VitSession.create(model, names, { provider: 'auto', backends: { webgpu: gpu.backend, cuda: noCuda }, choiceCacheFile: file, timingInput: [1, 3, 32, 32] });
+    const again = await VitSession.create(model, names, {
+      provider: 'auto',
+      backends: { webgpu: gpu.backend, cuda: noCuda },
+      choiceCacheFile: file,
+      timingInput: [1, 3, 32, 32],
+    });
     assert.equal(again.provider, 'cpu');
     assert.equal(gpu.stats.created, 1, 'the cached choice must not start the GPU again');
     await again.release();
     // Another device is another machine: measured again.
     const other = fakeGpu('Other GPU (Vulkan)', { delayMs: 300 });
-    await (await VitSession.create(model, names, { provider: 'auto', backends: { webgpu: other.backend, cuda: noCuda }, choiceCacheFile: file, timingInput: [1, 3, 32, 32] })).release();
+    await (
+      await VitSession.create(model, names, {
+        provider: 'auto',
+        backends: { webgpu: other.backend, cuda: noCuda },
+        choiceCacheFile: file,
+        timingInput: [1, 3, 32, 32],
+      })
+    ).release();
     assert.equal(other.stats.created, 1);
   });
 
   test('takes the GPU when it is faster than the CPU', async () => {
     const gpu = fakeGpu('Fast GPU (Vulkan)');
     const slowCpu = fakeGpu('Slow CPU', { delayMs: 300 });
-    const s = await VitSession.create(model, names, { provider: 'auto', backends: { webgpu: gpu.backend, cuda: noCuda, cpu: slowCpu.backend }, choiceCacheFile: path.join(tmp, 'fast-gpu.json'), timingInput: [1, 3, 32, 32] });
+    const s = await VitSession.create(model, names, {
+      provider: 'auto',
+      backends: { webgpu: gpu.backend, cuda: noCuda, cpu: slowCpu.backend },
+      choiceCacheFile: path.join(tmp, 'fast-gpu.json'),
+      timingInput: [1, 3, 32, 32],
+    });
     assert.equal(s.provider, 'webgpu');
     assert.equal(s.device, 'Fast GPU (Vulkan)');
     assert.match(s.providerNote ?? '', /auto chose WebGPU/);
@@ -86,11 +116,17 @@ describe('auto', () => {
 
   test('never takes a software adapter (no timing either), but an explicit webgpu does', async () => {
     const gpu = fakeGpu('llvmpipe (Vulkan)', { software: true });
-    const s = await VitSession.create(model, names, { provider: 'auto', backends: { webgpu: gpu.backend, cuda: noCuda } });
+    const s = await VitSession.create(model, names, {
+      provider: 'auto',
+      backends: { webgpu: gpu.backend, cuda: noCuda },
+    });
     assert.equal(s.provider, 'cpu');
     assert.equal(gpu.stats.created, 0);
     await s.release();
-    const explicit = await VitSession.create(model, names, { provider: 'webgpu', backends: { webgpu: gpu.backend, cuda: noCuda } });
+    const explicit = await VitSession.create(model, names, {
+      provider: 'webgpu',
+      backends: { webgpu: gpu.backend, cuda: noCuda },
+    });
     assert.equal(explicit.provider, 'webgpu');
     assert.equal(explicit.device, 'llvmpipe (Vulkan)');
     await explicit.release();
@@ -100,12 +136,19 @@ describe('auto', () => {
 test('auto does not even probe WebGPU on a machine without GPU device nodes (Dawn would print warnings)', async () => {
   let probes = 0;
   const gpu = fakeGpu('Fake GPU (Vulkan)');
-  const unprobed: ProviderBackend = { ...gpu.backend, hardwareMayExist: () => false, probe: async () => (probes++, gpu.backend.probe()) };
+  const unprobed: ProviderBackend = {
+    ...gpu.backend,
+    hardwareMayExist: () => false,
+    probe: async () => (probes++, gpu.backend.probe()),
+  };
   const s = await VitSession.create(model, names, { provider: 'auto', backends: { webgpu: unprobed, cuda: noCuda } });
   assert.equal(s.provider, 'cpu');
   assert.equal(probes, 0);
   await s.release();
-  const explicit = await VitSession.create(model, names, { provider: 'webgpu', backends: { webgpu: unprobed, cuda: noCuda } });
+  const explicit = await VitSession.create(model, names, {
+    provider: 'webgpu',
+    backends: { webgpu: unprobed, cuda: noCuda },
+  });
   assert.equal(explicit.provider, 'webgpu', 'an explicit webgpu still probes');
   await explicit.release();
 
@@ -142,14 +185,22 @@ test('a GPU failing mid-session: the run is repeated on the CPU, one notice, the
 
   const gpu = fakeGpu('Fake GPU (Vulkan)', { failAfter: 1 });
   const notes: string[] = [];
-  const engine = new Engine({ provider: 'webgpu', cacheDir: tmp, backends: { webgpu: gpu.backend }, onProviderFallback: (n) => notes.push(n) });
+  const engine = new Engine({
+    provider: 'webgpu',
+    cacheDir: tmp,
+    backends: { webgpu: gpu.backend },
+    onProviderFallback: n => notes.push(n),
+  });
   await engine.load(path.join(dir, 'model.onnx'));
   assert.equal(engine.info().provider, 'webgpu');
   await engine.runPixels(input, 2); // run 1 works on the "GPU"
   const out = await engine.runPixels(input, 2); // run 2: device lost → CPU
   assert.deepEqual(Array.from(out.logits), Array.from(expected));
   assert.equal(engine.info().provider, 'cpu');
-  assert.match(engine.info().providerNote ?? '', /^WebGPU failed during a run \(WebGPU device lost\); switched to CPU$/);
+  assert.match(
+    engine.info().providerNote ?? '',
+    /^WebGPU failed during a run \(WebGPU device lost\); switched to CPU$/,
+  );
   await engine.runPixels(input, 2);
   assert.deepEqual(notes, [engine.info().providerNote], 'exactly one notice');
   await engine.dispose();
@@ -163,18 +214,55 @@ test('a run that fails on the CPU too is bad input, not a bad device: the GPU se
   await s.release();
 });
 
-test('software adapters are told from GPUs (and this machine\'s lavapipe is one, so auto leaves it alone)', async () => {
+test("software adapters are told from GPUs (and this machine's lavapipe is one, so auto leaves it alone)", async () => {
   // adapter.info as Dawn reports it (lavapipe: measured here; the others as their drivers name themselves).
-  assert.ok(isSoftwareAdapter({ vendor: 'mesa', architecture: 'software', device: 'llvmpipe-llvm-15-0-6-256-bits-', description: 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)' }));
-  assert.ok(isSoftwareAdapter({ vendor: 'google', architecture: '', device: '', description: 'SwiftShader Device (Subzero)' }));
-  assert.ok(isSoftwareAdapter({ vendor: 'microsoft', architecture: '', device: '', description: 'Microsoft Basic Render Driver' }));
-  assert.ok(isSoftwareAdapter({ vendor: 'x', architecture: '', device: '', description: 'y', isFallbackAdapter: true }));
-  assert.ok(!isSoftwareAdapter({ vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H100 80GB HBM3' }));
-  assert.ok(!isSoftwareAdapter({ vendor: 'amd', architecture: 'rdna-3', device: '', description: 'AMD Radeon RX 7900 XTX (RADV NAVI31)' }));
-  assert.ok(!isSoftwareAdapter({ vendor: 'intel', architecture: 'gen-12lp', device: '', description: 'Intel(R) UHD Graphics 770 (ADL-S GT1)' }));
+  assert.ok(
+    isSoftwareAdapter({
+      vendor: 'mesa',
+      architecture: 'software',
+      device: 'llvmpipe-llvm-15-0-6-256-bits-',
+      description: 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)',
+    }),
+  );
+  assert.ok(
+    isSoftwareAdapter({ vendor: 'google', architecture: '', device: '', description: 'SwiftShader Device (Subzero)' }),
+  );
+  assert.ok(
+    isSoftwareAdapter({
+      vendor: 'microsoft',
+      architecture: '',
+      device: '',
+      description: 'Microsoft Basic Render Driver',
+    }),
+  );
+  assert.ok(
+    isSoftwareAdapter({ vendor: 'x', architecture: '', device: '', description: 'y', isFallbackAdapter: true }),
+  );
+  assert.ok(
+    !isSoftwareAdapter({ vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H100 80GB HBM3' }),
+  );
+  assert.ok(
+    !isSoftwareAdapter({
+      vendor: 'amd',
+      architecture: 'rdna-3',
+      device: '',
+      description: 'AMD Radeon RX 7900 XTX (RADV NAVI31)',
+    }),
+  );
+  assert.ok(
+    !isSoftwareAdapter({
+      vendor: 'intel',
+      architecture: 'gen-12lp',
+      device: '',
+      description: 'Intel(R) UHD Graphics 770 (ADL-S GT1)',
+    }),
+  );
 
   const p = await probeWebGpuAdapter();
-  assert.ok('adapter' in p, `no WebGPU adapter (install lavapipe: scripts/install-lavapipe.sh): ${'error' in p ? p.error : ''}`);
+  assert.ok(
+    'adapter' in p,
+    `no WebGPU adapter (install lavapipe: scripts/install-lavapipe.sh): ${'error' in p ? p.error : ''}`,
+  );
   if (/llvmpipe|lavapipe/.test(p.adapter.description)) {
     assert.equal(p.adapter.software, true);
     const s = await VitSession.create(model, names, { provider: 'auto', choiceCacheFile: path.join(tmp, 'real.json') });

@@ -13,7 +13,7 @@ import { Engine } from '../../server/engine';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const model = path.join(fixtures, 'vit-tiny', 'hf');
-const photos = ['chelsea.png', 'coffee.png', 'rocket.jpg'].map((f) => path.join(fixtures, 'photos', f));
+const photos = ['chelsea.png', 'coffee.png', 'rocket.jpg'].map(f => path.join(fixtures, 'photos', f));
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-q8-photos-'));
 after(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
 
@@ -31,7 +31,7 @@ async function probabilities(dtype: 'fp32' | 'q8'): Promise<number[][]> {
     assert.deepEqual(failures, []);
     // Predictions are sorted by score: put them back in class order.
     const labels = engine.info().labels;
-    return results.map((r) => labels.map((l) => r.predictions.find((p) => p.label === l)!.score));
+    return results.map(r => labels.map(l => r.predictions.find(p => p.label === l)!.score));
   } finally {
     await engine.dispose();
   }
@@ -53,9 +53,14 @@ test('q8 vs fp32 on real photos (ViT from torchvision weights): mean |Δp| withi
   );
   const mean = sum / n;
   const top = (r: number[]) => r.indexOf(Math.max(...r));
-  console.log(`q8 vs fp32 on ${photos.length} photos × ${fp32[0].length} classes: mean |Δp| ${mean.toExponential(2)}, max |Δp| ${max.toExponential(2)}; top-1 p (fp32) ${fp32.map((r) => r[top(r)].toFixed(3)).join(', ')}`);
+  console.log(
+    `q8 vs fp32 on ${photos.length} photos × ${fp32[0].length} classes: mean |Δp| ${mean.toExponential(2)}, max |Δp| ${max.toExponential(2)}; top-1 p (fp32) ${fp32.map(r => r[top(r)].toFixed(3)).join(', ')}`,
+  );
   // The probabilities are not flat (a flat softmax would make any Δp small and the check empty).
-  assert.ok(fp32.every((r) => Math.max(...r) > 2 / r.length), 'fp32 probabilities are too flat for the comparison to mean anything');
+  assert.ok(
+    fp32.every(r => Math.max(...r) > 2 / r.length),
+    'fp32 probabilities are too flat for the comparison to mean anything',
+  );
   assert.ok(mean > 0, 'q8 gave exactly fp32 probabilities: the q8 build is not quantised');
   assert.ok(mean <= MEAN_ABS_DP_BOUND, `mean |Δp| ${mean} > ${MEAN_ABS_DP_BOUND}`);
   assert.deepEqual(q8.map(top), fp32.map(top), 'top-1 class per photo');

@@ -38,7 +38,9 @@ const models: { name: string; dir: string; inputs: () => Float32Array[] }[] = [
     dir: 'vit-tiny',
     inputs: () => {
       const cfg = defaultPreprocess([224, 224]);
-      return ['chelsea', 'coffee'].map((n) => toPixelValues(fs.readFileSync(path.join(fixtures, 'photos', `${n}.pil224.bin`)), cfg));
+      return ['chelsea', 'coffee'].map(n =>
+        toPixelValues(fs.readFileSync(path.join(fixtures, 'photos', `${n}.pil224.bin`)), cfg),
+      );
     },
   },
   {
@@ -89,7 +91,10 @@ for (const m of models) {
           const a = await engine.relevancePixels(inputs[i], top.index);
           const b = await engine.relevancePixels(inputs[i], other.index);
           const d = maxAbsDiff(a.map.values, b.map.values);
-          assert.ok(d > 0.05, `${img.image}: classes ${top.index} and ${other.index} give nearly the same map (max diff ${d})`);
+          assert.ok(
+            d > 0.05,
+            `${img.image}: classes ${top.index} and ${other.index} give nearly the same map (max diff ${d})`,
+          );
         }
       } finally {
         await engine.dispose();
@@ -109,17 +114,44 @@ for (const m of models) {
  * wherever they are.
  */
 describe('relevance on a hand-built class-discriminative model', () => {
-  const arch: ViTArch = { hiddenSize: 4, numLayers: 1, numHeads: 1, mlpSize: 4, patchSize: 8, imageSize: [16, 16], numChannels: 3, layerNormEps: 1e-6, qkvBias: false, numClasses: 2 };
-  const t = (shape: number[], fill: (i: number) => number = () => 0) => ({ shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => fill(i)) });
-  const eye = (n: number, keep: number) => t([n, n], (i) => (Math.floor(i / n) === i % n && i % n < keep ? 1 : 0));
+  const arch: ViTArch = {
+    hiddenSize: 4,
+    numLayers: 1,
+    numHeads: 1,
+    mlpSize: 4,
+    patchSize: 8,
+    imageSize: [16, 16],
+    numChannels: 3,
+    layerNormEps: 1e-6,
+    qkvBias: false,
+    numClasses: 2,
+  };
+  const t = (shape: number[], fill: (i: number) => number = () => 0) => ({
+    shape,
+    data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => fill(i)),
+  });
+  const eye = (n: number, keep: number) => t([n, n], i => (Math.floor(i / n) === i % n && i % n < keep ? 1 : 0));
   const weights: WeightMap = new Map();
   const l = W.layer(0);
-  weights.set(W.clsToken, t([1, 1, 4], (i) => [0, 0, 1, -1][i]));
+  weights.set(
+    W.clsToken,
+    t([1, 1, 4], i => [0, 0, 1, -1][i]),
+  );
   weights.set(W.posEmbed, t([1, 5, 4]));
   // [D, C, P, P]: feature 0 = mean of channel 0 (red), feature 1 = mean of channel 1 (green).
-  weights.set(W.patchWeight, t([4, 3, 8, 8], (i) => (Math.floor(i / 192) === Math.floor((i % 192) / 64) && i < 384 ? 1 / 64 : 0)));
-  weights.set(W.patchBias, t([4], (i) => [0, 0, 1, -1][i]));
-  for (const n of [l.norm1Weight, l.norm2Weight]) weights.set(n, t([4], () => 1));
+  weights.set(
+    W.patchWeight,
+    t([4, 3, 8, 8], i => (Math.floor(i / 192) === Math.floor((i % 192) / 64) && i < 384 ? 1 / 64 : 0)),
+  );
+  weights.set(
+    W.patchBias,
+    t([4], i => [0, 0, 1, -1][i]),
+  );
+  for (const n of [l.norm1Weight, l.norm2Weight])
+    weights.set(
+      n,
+      t([4], () => 1),
+    );
   for (const n of [l.norm1Bias, l.norm2Bias, l.projBias, l.fc1Bias, l.fc2Bias]) weights.set(n, t([4]));
   weights.set(l.qWeight, t([4, 4]));
   weights.set(l.kWeight, t([4, 4]));
@@ -127,15 +159,24 @@ describe('relevance on a hand-built class-discriminative model', () => {
   weights.set(l.projWeight, eye(4, 2));
   weights.set(l.fc1Weight, t([4, 4]));
   weights.set(l.fc2Weight, t([4, 4]));
-  weights.set(W.finalNormWeight, t([4], () => 1));
+  weights.set(
+    W.finalNormWeight,
+    t([4], () => 1),
+  );
   weights.set(W.finalNormBias, t([4]));
-  weights.set(W.headWeight, t([2, 4], (i) => (i === 0 || i === 5 ? 1 : 0)));
+  weights.set(
+    W.headWeight,
+    t([2, 4], i => (i === 0 || i === 5 ? 1 : 0)),
+  );
   weights.set(W.headBias, t([2]));
 
   /** A 16×16 CHW image: one red patch and one green patch (grid index 0–3), the rest black. */
   const image = (red: number, green: number) => {
     const px = new Float32Array(3 * 16 * 16);
-    for (const [patch, channel] of [[red, 0], [green, 1]]) {
+    for (const [patch, channel] of [
+      [red, 0],
+      [green, 1],
+    ]) {
       const [r0, c0] = [Math.floor(patch / 2) * 8, (patch % 2) * 8];
       for (let y = r0; y < r0 + 8; y++) for (let x = c0; x < c0 + 8; x++) px[channel * 256 + y * 16 + x] = 1;
     }
@@ -148,17 +189,34 @@ describe('relevance on a hand-built class-discriminative model', () => {
     fs.writeFileSync(file, buildVitOnnx(arch, weights));
     const engine = await loaded(file);
     try {
-      for (const [red, green] of [[0, 3], [3, 0], [1, 2]]) {
+      for (const [red, green] of [
+        [0, 3],
+        [3, 0],
+        [1, 2],
+      ]) {
         const px = image(red, green);
-        for (const [cls, patch] of [[0, red], [1, green]]) {
+        for (const [cls, patch] of [
+          [0, red],
+          [1, green],
+        ]) {
           const { map } = await engine.relevancePixels(px, cls);
-          assert.equal(argmax(map.values), patch, `class ${cls} (red at ${red}, green at ${green}): ${Array.from(map.values)}`);
+          assert.equal(
+            argmax(map.values),
+            patch,
+            `class ${cls} (red at ${red}, green at ${green}): ${Array.from(map.values)}`,
+          );
           const other = cls === 0 ? green : red;
-          assert.ok(Math.abs(map.values[other]) < 0.01, `class ${cls} also lights the other class's patch: ${Array.from(map.values)}`);
+          assert.ok(
+            Math.abs(map.values[other]) < 0.01,
+            `class ${cls} also lights the other class's patch: ${Array.from(map.values)}`,
+          );
         }
         const out = await engine.runPixels(px, 1, true);
         const cls = (out.attentions![0].data as Float32Array).subarray(0, 5);
-        assert.ok(maxAbsDiff(cls, new Float32Array(5).fill(0.2)) < 1e-6, `attention is not uniform: ${Array.from(cls)}`);
+        assert.ok(
+          maxAbsDiff(cls, new Float32Array(5).fill(0.2)) < 1e-6,
+          `attention is not uniform: ${Array.from(cls)}`,
+        );
       }
     } finally {
       await engine.dispose();
@@ -176,7 +234,10 @@ test('an ONNX whose weights cannot be recovered: relevance says so and names the
   const engine = await loaded(file);
   const cat = path.join(fixtures, 'photos', 'chelsea.png');
   try {
-    await assert.rejects(engine.explain(cat, { method: 'relevance' }), /class relevance is not available for this model \(rollout and attention still work\): .*tanh-gelu\.onnx: cannot recover ViT weights/);
+    await assert.rejects(
+      engine.explain(cat, { method: 'relevance' }),
+      /class relevance is not available for this model \(rollout and attention still work\): .*tanh-gelu\.onnx: cannot recover ViT weights/,
+    );
     const rollout = await engine.explain(cat);
     assert.equal(rollout.method, 'rollout');
     assert.deepEqual(rollout.map.grid, [14, 14]);
@@ -188,7 +249,7 @@ test('an ONNX whose weights cannot be recovered: relevance says so and names the
 
 test('the [CLS] row recurrence equals R = R + Ā·R over full matrices, layers in forward order', () => {
   const T = 4;
-  const layers = [0, 1, 2].map((l) => Float32Array.from({ length: T * T }, (_, i) => ((i * 7 + l * 3) % 5) / 10));
+  const layers = [0, 1, 2].map(l => Float32Array.from({ length: T * T }, (_, i) => ((i * 7 + l * 3) % 5) / 10));
   // Textbook definition: R = I, then R = R + Ā_l R for l = 0, 1, 2.
   let R: number[][] = Array.from({ length: T }, (_, i) => Array.from({ length: T }, (_, j) => (i === j ? 1 : 0)));
   for (const a of layers) {

@@ -6,11 +6,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attentionRollout, discardLowest, fuseHeads, HeadFusion, LayerAttention, rawAttention, selectKth } from '../../server/explain/rollout';
+import {
+  attentionRollout,
+  discardLowest,
+  fuseHeads,
+  HeadFusion,
+  LayerAttention,
+  rawAttention,
+  selectKth,
+} from '../../server/explain/rollout';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
 
 /** Random softmax rows; `levels` > 0 quantises logits so many probabilities tie exactly. */
@@ -30,7 +38,14 @@ function randomAttention(heads: number, tokens: number, seed: number, levels = 0
 }
 
 /** Rollout exactly as specified, with explicit matrices (result = A_l · result). */
-function textbookRollout(layers: Float32Array[], heads: number, T: number, fusion: HeadFusion, discard: number, prefix: number): number[] {
+function textbookRollout(
+  layers: Float32Array[],
+  heads: number,
+  T: number,
+  fusion: HeadFusion,
+  discard: number,
+  prefix: number,
+): number[] {
   let result: number[][] = Array.from({ length: T }, (_, i) => Array.from({ length: T }, (_, j) => (i === j ? 1 : 0)));
   for (const data of layers) {
     const F = Array.from(fuseHeads({ data, offset: 0, heads, tokens: T }, fusion));
@@ -40,13 +55,13 @@ function textbookRollout(layers: Float32Array[], heads: number, T: number, fusio
     const A = Array.from({ length: T }, (_, i) => {
       const row = Array.from({ length: T }, (_, j) => (F[i * T + j] + (i === j ? 1 : 0)) / 2);
       const s = row.reduce((a, b) => a + b, 0);
-      return row.map((x) => x / s);
+      return row.map(x => x / s);
     });
-    result = A.map((row) => Array.from({ length: T }, (_, j) => row.reduce((acc, a, m) => acc + a * result[m][j], 0)));
+    result = A.map(row => Array.from({ length: T }, (_, j) => row.reduce((acc, a, m) => acc + a * result[m][j], 0)));
   }
   const cls = result[0].slice(prefix);
   const max = Math.max(...cls);
-  return cls.map((x) => x / max);
+  return cls.map(x => x / max);
 }
 
 test('selectKth finds the k-th smallest, with the counts below and equal to it', () => {
@@ -62,8 +77,8 @@ test('selectKth finds the k-th smallest, with the counts below and equal to it',
     for (const k of [0, 1, 17, Math.floor(m.length / 2), m.length - 1]) {
       const got = selectKth(m, k);
       assert.equal(got.value, sorted[k]);
-      assert.equal(got.below, sorted.filter((x) => x < got.value).length);
-      assert.equal(got.equal, sorted.filter((x) => x === got.value).length);
+      assert.equal(got.below, sorted.filter(x => x < got.value).length);
+      assert.equal(got.equal, sorted.filter(x => x === got.value).length);
     }
   }
   assert.throws(() => selectKth(new Float32Array(3), 3), RangeError);
@@ -78,24 +93,32 @@ test('discardLowest zeroes exactly floor(n·ratio) entries, never entry 0', () =
   assert.deepEqual(Array.from(ties), Array.from(Float32Array.from([0.3, 0, 0, 0, 0.1, 0.5])));
 });
 
-for (const [name, levels] of [['distinct values', 0], ['many ties at the threshold', 3]] as const) {
+for (const [name, levels] of [
+  ['distinct values', 0],
+  ['many ties at the threshold', 3],
+] as const) {
   test(`fast rollout equals the textbook definition (${name})`, () => {
     const H = 3;
     const prefix = 2; // e.g. DeiT's [CLS] + distillation token
     const grid: [number, number] = [3, 4];
     const T = prefix + grid[0] * grid[1];
-    const layers = [0, 1, 2].map((l) => randomAttention(H, T, 100 + l, levels));
+    const layers = [0, 1, 2].map(l => randomAttention(H, T, 100 + l, levels));
     for (const fusion of ['mean', 'max', 'min'] as HeadFusion[]) {
       for (const discard of [0, 0.5, 0.9]) {
         const want = textbookRollout(layers, H, T, fusion, discard, prefix);
         const perHead = attentionRollout(
-          layers.map((data) => ({ data, offset: 0, heads: H, tokens: T })),
+          layers.map(data => ({ data, offset: 0, heads: H, tokens: T })),
           { grid, prefixTokens: prefix },
           { headFusion: fusion, discardRatio: discard },
         );
         // Maps fused in the graph (heads = 1) take the in-place path.
         const prefused = attentionRollout(
-          layers.map((data) => ({ data: fuseHeads({ data, offset: 0, heads: H, tokens: T }, fusion), offset: 0, heads: 1, tokens: T })),
+          layers.map(data => ({
+            data: fuseHeads({ data, offset: 0, heads: H, tokens: T }, fusion),
+            offset: 0,
+            heads: 1,
+            tokens: T,
+          })),
           { grid, prefixTokens: prefix },
           { headFusion: fusion, discardRatio: discard },
         );
@@ -120,7 +143,10 @@ test('a batched output is read at the image offset, untouched', () => {
   const alone: LayerAttention = { data: batch.slice(H * T * T), offset: 0, heads: H, tokens: T };
   const layout = { grid: [2, 2] as [number, number], prefixTokens: 1 };
   const opts = { headFusion: 'max' as const, discardRatio: 0.5 };
-  assert.deepEqual(attentionRollout([second, second], layout, opts).values, attentionRollout([alone, alone], layout, opts).values);
+  assert.deepEqual(
+    attentionRollout([second, second], layout, opts).values,
+    attentionRollout([alone, alone], layout, opts).values,
+  );
   assert.deepEqual(batch, copy, 'rollout must not modify the attention it reads');
 });
 
@@ -139,5 +165,8 @@ test('raw attention is the [CLS] row of one head, or of the fused heads', () => 
   const fusedRow = Array.from(fused.subarray(1, T));
   fusedRow.forEach((x, i) => assert.ok(Math.abs(mean.values[i] - x / Math.max(...fusedRow)) < 1e-6));
   assert.throws(() => rawAttention(layer, layout, 2), /head 2 does not exist/);
-  assert.throws(() => attentionRollout([layer], { grid: [3, 3], prefixTokens: 1 }, { headFusion: 'mean', discardRatio: 0 }), /5 tokens/);
+  assert.throws(
+    () => attentionRollout([layer], { grid: [3, 3], prefixTokens: 1 }, { headFusion: 'mean', discardRatio: 0 }),
+    /5 tokens/,
+  );
 });

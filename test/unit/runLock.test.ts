@@ -31,7 +31,8 @@ const livePid = () => {
 };
 /** A pid that was used and is now free (its process exited). */
 const deadPid = () => spawnSync('true').pid!;
-const holder = (pid: number, host = os.hostname()) => JSON.stringify({ pid, host, startedAt: '2026-01-01T00:00:00.000Z' }) + '\n';
+const holder = (pid: number, host = os.hostname()) =>
+  JSON.stringify({ pid, host, startedAt: '2026-01-01T00:00:00.000Z' }) + '\n';
 
 test('the lock names pid, host and start time; release removes it', async () => {
   const dir = folder('basic');
@@ -55,7 +56,12 @@ test('a lock held by a live process is refused with its pid and host; the file i
   writeFileSync(lockFile(dir), holder(pid));
   await assert.rejects(lockRun(dir), (e: Error) => {
     assert.ok(e instanceof RunLockedError);
-    assert.match(e.message, new RegExp(`^${dir}: in use by vit-lens train, pid ${pid} on ${os.hostname()} \\(since 2026-01-01T00:00:00.000Z\\)`));
+    assert.match(
+      e.message,
+      new RegExp(
+        `^${dir}: in use by vit-lens train, pid ${pid} on ${os.hostname()} \\(since 2026-01-01T00:00:00.000Z\\)`,
+      ),
+    );
     return true;
   });
   assert.equal(readFileSync(lockFile(dir), 'utf8'), holder(pid));
@@ -98,16 +104,31 @@ test('process.exit releases the lock (the second-signal path of vit-lens train);
   const lock = await lockRun(dir);
   writeFileSync(lockFile(dir), holder(livePid()));
   await lock.release();
-  assert.ok(existsSync(lockFile(dir)), 'someone else\'s lock stays');
+  assert.ok(existsSync(lockFile(dir)), "someone else's lock stays");
 });
 
-test('temp-file cleanup removes only orphans of our name pattern: dead writers\' and our own', async () => {
+test("temp-file cleanup removes only orphans of our name pattern: dead writers' and our own", async () => {
   const dir = folder('temps');
   const dead = deadPid();
   const live = livePid();
-  const names = [`.latest.safetensors.${dead}.1733520000000.tmp`, `run.json.${dead}.m1abc.tmp`, `.report.json.${live}.m1abc0.tmp`, `notes.${dead}.tmp`, 'mine.tmp', `.run.json.${process.pid}.zz.tmp`];
+  const names = [
+    `.latest.safetensors.${dead}.1733520000000.tmp`,
+    `run.json.${dead}.m1abc.tmp`,
+    `.report.json.${live}.m1abc0.tmp`,
+    `notes.${dead}.tmp`,
+    'mine.tmp',
+    `.run.json.${process.pid}.zz.tmp`,
+  ];
   for (const n of names) writeFileSync(path.join(dir, n), 'x');
   const removed = await removeOrphanTempFiles(dir);
-  assert.deepEqual(removed.sort(), [`.latest.safetensors.${dead}.1733520000000.tmp`, `.run.json.${process.pid}.zz.tmp`, `run.json.${dead}.m1abc.tmp`].sort());
-  for (const n of [`.report.json.${live}.m1abc0.tmp`, `notes.${dead}.tmp`, 'mine.tmp']) assert.ok(existsSync(path.join(dir, n)), `${n} is kept`);
+  assert.deepEqual(
+    removed.sort(),
+    [
+      `.latest.safetensors.${dead}.1733520000000.tmp`,
+      `.run.json.${process.pid}.zz.tmp`,
+      `run.json.${dead}.m1abc.tmp`,
+    ].sort(),
+  );
+  for (const n of [`.report.json.${live}.m1abc0.tmp`, `notes.${dead}.tmp`, 'mine.tmp'])
+    assert.ok(existsSync(path.join(dir, n)), `${n} is kept`);
 });

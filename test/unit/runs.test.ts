@@ -13,7 +13,16 @@ import { contextValue, describeRun, escapeMd, statusIcon, tooltipMarkdown } from
 import { discoverRuns, readLastStep, RunEntry } from '../../extension/runs/runFolders';
 import { REMOTE_SILENCE_MS, shownStatus } from '../../common/runStatus';
 import { summarizeScan } from '../../extension/runs/scanSummary';
-import { check, DEFAULT_ANSWERS, defaultLr, defaultRunName, editorTrainThreads, effectiveLr, resumeArgs, trainArgs } from '../../extension/runs/trainArgs';
+import {
+  check,
+  DEFAULT_ANSWERS,
+  defaultLr,
+  defaultRunName,
+  editorTrainThreads,
+  effectiveLr,
+  resumeArgs,
+  trainArgs,
+} from '../../extension/runs/trainArgs';
 import type { RunInfo } from '../../common/workerRequests';
 
 const root = path.join(__dirname, '..', '..');
@@ -22,7 +31,25 @@ const tinyHf = path.join(root, 'test', 'fixtures', 'vit-tiny', 'hf');
 function info(over: Partial<RunInfo> = {}): RunInfo {
   return {
     format: 1,
-    config: { dataset: '/data/fmnist', model: '/models/vit', mode: 'head', lastK: 2, epochs: 10, batchSize: 32, accumulate: 1, lr: 0.001, optimizer: 'adamw', weightDecay: 0.05, momentum: 0.9, warmupSteps: -1, clipNorm: 1, labelSmoothing: 0, augment: false, valSplit: 0.2, seed: 0 },
+    config: {
+      dataset: '/data/fmnist',
+      model: '/models/vit',
+      mode: 'head',
+      lastK: 2,
+      epochs: 10,
+      batchSize: 32,
+      accumulate: 1,
+      lr: 0.001,
+      optimizer: 'adamw',
+      weightDecay: 0.05,
+      momentum: 0.9,
+      warmupSteps: -1,
+      clipNorm: 1,
+      labelSmoothing: 0,
+      augment: false,
+      valSplit: 0.2,
+      seed: 0,
+    },
     classes: ['a', 'b', 'c'],
     backend: 'wasm',
     backendNotes: [],
@@ -48,26 +75,44 @@ test('status: a running run whose pid is gone is interrupted, unless its files c
   const dead = () => false;
   const alive = () => true;
   assert.deepEqual(shownStatus(info(), now, { alive, host: os.hostname(), now }), { status: 'running' });
-  assert.deepEqual(shownStatus(info(), now - REMOTE_SILENCE_MS - 1, { alive: dead, host: os.hostname(), now }), { status: 'interrupted' });
-  assert.deepEqual(shownStatus(info(), now - 1000, { alive: dead, host: os.hostname(), now }), { status: 'running', elsewhere: true });
+  assert.deepEqual(shownStatus(info(), now - REMOTE_SILENCE_MS - 1, { alive: dead, host: os.hostname(), now }), {
+    status: 'interrupted',
+  });
+  assert.deepEqual(shownStatus(info(), now - 1000, { alive: dead, host: os.hostname(), now }), {
+    status: 'running',
+    elsewhere: true,
+  });
   // A pid this window saw exit is dead however fresh the files are.
-  assert.deepEqual(shownStatus(info(), now, { alive: dead, host: os.hostname(), now, exited: new Set([4242]) }), { status: 'interrupted' });
-  for (const s of ['finished', 'failed', 'stopped'] as const) assert.deepEqual(shownStatus(info({ status: s }), now, { alive: dead, host: os.hostname(), now }), { status: s });
+  assert.deepEqual(shownStatus(info(), now, { alive: dead, host: os.hostname(), now, exited: new Set([4242]) }), {
+    status: 'interrupted',
+  });
+  for (const s of ['finished', 'failed', 'stopped'] as const)
+    assert.deepEqual(shownStatus(info({ status: s }), now, { alive: dead, host: os.hostname(), now }), { status: s });
 });
 
-test('status with the host recorded: on this host the pid decides at once; another host\'s pid is never checked here', () => {
+test("status with the host recorded: on this host the pid decides at once; another host's pid is never checked here", () => {
   const now = 1_000_000_000;
   const here = 'box-a';
   const dead = () => false;
   const alive = () => true;
   // Same host, pid gone: interrupted even though the files changed a second ago (the old rule said "another machine?").
-  assert.deepEqual(shownStatus(info({ host: here }), now - 1000, { alive: dead, now, host: here }), { status: 'interrupted' });
+  assert.deepEqual(shownStatus(info({ host: here }), now - 1000, { alive: dead, now, host: here }), {
+    status: 'interrupted',
+  });
   assert.deepEqual(shownStatus(info({ host: here }), now - 1000, { alive, now, host: here }), { status: 'running' });
   // Another host: a pid that happens to be alive here means nothing; recent files mean running there.
-  assert.deepEqual(shownStatus(info({ host: 'box-b' }), now - 1000, { alive, now, host: here }), { status: 'running', elsewhere: true });
-  assert.deepEqual(shownStatus(info({ host: 'box-b' }), now - REMOTE_SILENCE_MS - 1, { alive, now, host: here }), { status: 'interrupted' });
+  assert.deepEqual(shownStatus(info({ host: 'box-b' }), now - 1000, { alive, now, host: here }), {
+    status: 'running',
+    elsewhere: true,
+  });
+  assert.deepEqual(shownStatus(info({ host: 'box-b' }), now - REMOTE_SILENCE_MS - 1, { alive, now, host: here }), {
+    status: 'interrupted',
+  });
   // A pid this window saw exit is only known dead when it ran here.
-  assert.deepEqual(shownStatus(info({ host: 'box-b' }), now - 1000, { alive: dead, now, host: here, exited: new Set([4242]) }), { status: 'running', elsewhere: true });
+  assert.deepEqual(
+    shownStatus(info({ host: 'box-b' }), now - 1000, { alive: dead, now, host: here, exited: new Set([4242]) }),
+    { status: 'running', elsewhere: true },
+  );
 });
 
 test('discovery: runs newest first, unreadable run.json shown with the file and problem, other folders ignored, starting runs', async () => {
@@ -83,37 +128,90 @@ test('discovery: runs newest first, unreadable run.json shown with the file and 
     write('odd', JSON.stringify({ status: 'paused', config: {}, pid: 1, epoch: 0, totalEpochs: 1 }));
     fs.mkdirSync(path.join(dir, 'not-a-run'));
     fs.mkdirSync(path.join(dir, 'launching'));
-    fs.appendFileSync(path.join(dir, 'new', 'metrics.jsonl'), '{"type":"step","epoch":3,"step":40,"loss":0.5,"lr":0.001,"gradNorm":1,"imagesPerSec":12.5}\n{"type":"epo');
-    const runs = await discoverRuns(dir, { alive: () => false, host: os.hostname(), now: Date.now() + REMOTE_SILENCE_MS * 2, starting: new Map([[path.join(dir, 'launching'), 7]]) });
-    const byName = Object.fromEntries(runs.map((r) => [r.name, r]));
+    fs.appendFileSync(
+      path.join(dir, 'new', 'metrics.jsonl'),
+      '{"type":"step","epoch":3,"step":40,"loss":0.5,"lr":0.001,"gradNorm":1,"imagesPerSec":12.5}\n{"type":"epo',
+    );
+    const runs = await discoverRuns(dir, {
+      alive: () => false,
+      host: os.hostname(),
+      now: Date.now() + REMOTE_SILENCE_MS * 2,
+      starting: new Map([[path.join(dir, 'launching'), 7]]),
+    });
+    const byName = Object.fromEntries(runs.map(r => [r.name, r]));
     assert.deepEqual(Object.keys(byName).sort(), ['broken', 'launching', 'new', 'odd', 'old']);
-    assert.deepEqual(runs.filter((r) => r.info).map((r) => r.name), ['new', 'old'], 'newest first');
+    assert.deepEqual(
+      runs.filter(r => r.info).map(r => r.name),
+      ['new', 'old'],
+      'newest first',
+    );
     assert.equal(byName.new.status, 'interrupted');
     assert.equal(byName.old.status, 'finished');
     assert.equal(byName.broken.status, 'unreadable');
     assert.match(byName.broken.error!, /broken[\\/]run\.json: not valid JSON/);
     assert.match(byName.odd.error!, /"status" must be running, finished, failed or stopped, got "paused"/);
     assert.equal(byName.launching.status, 'starting');
-    const exited = await discoverRuns(dir, { alive: () => false, host: os.hostname(), now: Date.now(), starting: new Map([[path.join(dir, 'launching'), 7]]), exited: new Set([7]) });
-    assert.match(exited.find((r) => r.name === 'launching')!.error!, /exited before writing run\.json; see .*train\.log/);
-    assert.deepEqual(await readLastStep(path.join(dir, 'new', 'metrics.jsonl')), { epoch: 3, step: 40, loss: 0.5, imagesPerSec: 12.5 });
-    assert.deepEqual(await discoverRuns(path.join(dir, 'missing'), { alive: () => true, host: os.hostname(), now: 0 }), [], 'a runs folder that does not exist yet is empty');
+    const exited = await discoverRuns(dir, {
+      alive: () => false,
+      host: os.hostname(),
+      now: Date.now(),
+      starting: new Map([[path.join(dir, 'launching'), 7]]),
+      exited: new Set([7]),
+    });
+    assert.match(exited.find(r => r.name === 'launching')!.error!, /exited before writing run\.json; see .*train\.log/);
+    assert.deepEqual(await readLastStep(path.join(dir, 'new', 'metrics.jsonl')), {
+      epoch: 3,
+      step: 40,
+      loss: 0.5,
+      imagesPerSec: 12.5,
+    });
+    assert.deepEqual(
+      await discoverRuns(path.join(dir, 'missing'), { alive: () => true, host: os.hostname(), now: 0 }),
+      [],
+      'a runs folder that does not exist yet is empty',
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
-const entry = (over: Partial<RunEntry> & { info?: RunInfo }): RunEntry => ({ dir: '/runs/r1', name: 'r1', status: 'finished', lastActivity: 0, ...over });
+const entry = (over: Partial<RunEntry> & { info?: RunInfo }): RunEntry => ({
+  dir: '/runs/r1',
+  name: 'r1',
+  status: 'finished',
+  lastActivity: 0,
+  ...over,
+});
 
 test('description, icon and context value per status', () => {
-  assert.equal(describeRun(entry({ info: info({ status: 'finished', epoch: 10 }) })), 'fmnist · epoch 10/10 · best 91.2%');
-  assert.equal(describeRun(entry({ status: 'running', info: info(), lastStep: { epoch: 3, step: 45, loss: 1, imagesPerSec: 3 } })), 'fmnist · epoch 4/10 · 45% · best 91.2%');
-  assert.equal(describeRun(entry({ status: 'interrupted', info: info({ bestValAcc: undefined }) })), 'fmnist · epoch 3/10 · interrupted');
-  assert.equal(describeRun(entry({ status: 'running', elsewhere: true, info: info() })), 'fmnist · epoch 4/10 · 30% · best 91.2% · not on this machine?');
-  assert.equal(describeRun(entry({ status: 'running', elsewhere: true, info: info({ host: 'gpu-box' }) })), 'fmnist · epoch 4/10 · 30% · best 91.2% · on gpu-box');
+  assert.equal(
+    describeRun(entry({ info: info({ status: 'finished', epoch: 10 }) })),
+    'fmnist · epoch 10/10 · best 91.2%',
+  );
+  assert.equal(
+    describeRun(entry({ status: 'running', info: info(), lastStep: { epoch: 3, step: 45, loss: 1, imagesPerSec: 3 } })),
+    'fmnist · epoch 4/10 · 45% · best 91.2%',
+  );
+  assert.equal(
+    describeRun(entry({ status: 'interrupted', info: info({ bestValAcc: undefined }) })),
+    'fmnist · epoch 3/10 · interrupted',
+  );
+  assert.equal(
+    describeRun(entry({ status: 'running', elsewhere: true, info: info() })),
+    'fmnist · epoch 4/10 · 30% · best 91.2% · not on this machine?',
+  );
+  assert.equal(
+    describeRun(entry({ status: 'running', elsewhere: true, info: info({ host: 'gpu-box' }) })),
+    'fmnist · epoch 4/10 · 30% · best 91.2% · on gpu-box',
+  );
   assert.equal(describeRun(entry({ status: 'starting' })), 'starting…');
-  assert.equal(describeRun(entry({ status: 'unreadable', error: '/r/run.json: not valid JSON' })), '/r/run.json: not valid JSON');
-  const icons = (['running', 'finished', 'failed', 'stopped', 'interrupted', 'unreadable', 'starting'] as const).map((status) => statusIcon(entry({ status })).id);
+  assert.equal(
+    describeRun(entry({ status: 'unreadable', error: '/r/run.json: not valid JSON' })),
+    '/r/run.json: not valid JSON',
+  );
+  const icons = (['running', 'finished', 'failed', 'stopped', 'interrupted', 'unreadable', 'starting'] as const).map(
+    status => statusIcon(entry({ status })).id,
+  );
   assert.deepEqual(icons, ['sync~spin', 'pass', 'error', 'debug-pause', 'warning', 'warning', 'sync~spin']);
   assert.equal(statusIcon(entry({ status: 'failed' })).color, 'testing.iconFailed');
   assert.equal(contextValue(entry({ status: 'interrupted' })), 'run.interrupted');
@@ -122,7 +220,17 @@ test('description, icon and context value per status', () => {
 });
 
 test('tooltip: the run as a table, reason when failed, paths escaped', () => {
-  const md = tooltipMarkdown(entry({ name: 'my_run', status: 'failed', info: info({ status: 'failed', reason: 'loss is NaN at step 12', config: { ...info().config, dataset: '/data/[x]_y', mode: 'last-k', lastK: 3 } }) }));
+  const md = tooltipMarkdown(
+    entry({
+      name: 'my_run',
+      status: 'failed',
+      info: info({
+        status: 'failed',
+        reason: 'loss is NaN at step 12',
+        config: { ...info().config, dataset: '/data/[x]_y', mode: 'last-k', lastK: 3 },
+      }),
+    }),
+  );
   assert.match(md, /^\*\*my\\_run\*\* — failed/);
   assert.ok(md.includes('| Dataset | /data/\\[x\\]\\_y |'), md);
   assert.match(md, /\| Mode \| last-k \(k = 3\) \|/);
@@ -131,20 +239,98 @@ test('tooltip: the run as a table, reason when failed, paths escaped', () => {
   assert.match(md, /\| Best val acc \| 91\.2% \(epoch 3\) \|/);
   assert.match(md, /\| Reason \| loss is NaN at step 12 \|/);
   assert.doesNotMatch(md, /\| Pid \|/, 'no pid for a run that is not running');
-  assert.match(tooltipMarkdown(entry({ status: 'interrupted', info: info() })), /Resume\*\* continues from the last checkpoint/);
+  assert.match(
+    tooltipMarkdown(entry({ status: 'interrupted', info: info() })),
+    /Resume\*\* continues from the last checkpoint/,
+  );
   assert.equal(escapeMd('a|b*c'), 'a\\|b\\*c');
 });
 
 test('answers → vit-lens train arguments', () => {
   const a = { ...DEFAULT_ANSWERS, model: '/m/vit' };
-  assert.deepEqual(trainArgs('/data/ds', '/runs/r', a), ['train', '/data/ds', '--out', '/runs/r', '--model', '/m/vit', '--mode', 'head', '--epochs', '10', '--batch-size', '32', '--optimizer', 'adamw', '--val-split', '0.2', '--seed', '0']);
-  const b = { ...a, mode: 'last-k' as const, lastK: 3, lr: 5e-4, imageSize: 384, augment: false, labelSmoothing: 0.1, weightDecay: 0.01, optimizer: 'sgd' as const };
-  assert.deepEqual(trainArgs('/d', '/r', b, '/cache'), ['train', '/d', '--out', '/r', '--model', '/m/vit', '--mode', 'last-k', '--epochs', '10', '--last-k', '3', '--lr', '0.0005', '--image-size', '384', '--batch-size', '32', '--optimizer', 'sgd', '--val-split', '0.2', '--seed', '0', '--no-augment', '--label-smoothing', '0.1', '--weight-decay', '0.01', '--cache-dir', '/cache']);
-  assert.deepEqual(trainArgs('/d', '/r', { ...a, torchPython: '/usr/bin/python3' }).slice(-4), ['--backend', 'torch', '--python', '/usr/bin/python3']);
+  assert.deepEqual(trainArgs('/data/ds', '/runs/r', a), [
+    'train',
+    '/data/ds',
+    '--out',
+    '/runs/r',
+    '--model',
+    '/m/vit',
+    '--mode',
+    'head',
+    '--epochs',
+    '10',
+    '--batch-size',
+    '32',
+    '--optimizer',
+    'adamw',
+    '--val-split',
+    '0.2',
+    '--seed',
+    '0',
+  ]);
+  const b = {
+    ...a,
+    mode: 'last-k' as const,
+    lastK: 3,
+    lr: 5e-4,
+    imageSize: 384,
+    augment: false,
+    labelSmoothing: 0.1,
+    weightDecay: 0.01,
+    optimizer: 'sgd' as const,
+  };
+  assert.deepEqual(trainArgs('/d', '/r', b, '/cache'), [
+    'train',
+    '/d',
+    '--out',
+    '/r',
+    '--model',
+    '/m/vit',
+    '--mode',
+    'last-k',
+    '--epochs',
+    '10',
+    '--last-k',
+    '3',
+    '--lr',
+    '0.0005',
+    '--image-size',
+    '384',
+    '--batch-size',
+    '32',
+    '--optimizer',
+    'sgd',
+    '--val-split',
+    '0.2',
+    '--seed',
+    '0',
+    '--no-augment',
+    '--label-smoothing',
+    '0.1',
+    '--weight-decay',
+    '0.01',
+    '--cache-dir',
+    '/cache',
+  ]);
+  assert.deepEqual(trainArgs('/d', '/r', { ...a, torchPython: '/usr/bin/python3' }).slice(-4), [
+    '--backend',
+    'torch',
+    '--python',
+    '/usr/bin/python3',
+  ]);
   assert.deepEqual(resumeArgs('/r'), ['train', '--out', '/r', '--resume']);
   // The editor keeps one core: a run started or resumed from it trains on the others.
   assert.deepEqual(trainArgs('/d', '/r', { ...a, threads: 3 }).slice(-2), ['--threads', '3']);
-  assert.deepEqual(resumeArgs('/r', '/c', 3), ['train', '--out', '/r', '--resume', '--cache-dir', '/c', '--threads', '3']);
+  assert.deepEqual(resumeArgs('/r', '/c', 3), [
+    'train',
+    '--out',
+    '/r',
+    '--resume',
+    '--cache-dir',
+    '/c',
+    '--threads',
+    '3',
+  ]);
   assert.deepEqual([editorTrainThreads(8), editorTrainThreads(2), editorTrainThreads(1)], [7, 1, 1]);
   assert.deepEqual(trainArgs('/d', '/r', { ...a, backend: 'webgpu' }).slice(-2), ['--backend', 'webgpu']);
   assert.deepEqual(trainArgs('/d', '/r', { ...a, backend: 'wasm' }).slice(-2), ['--backend', 'wasm']);
@@ -159,13 +345,31 @@ test('answers → vit-lens train arguments', () => {
 
 test('run names: <dataset>-<mode>-<yyyymmdd-HHMMSS>, unique, and checked as folder names', () => {
   const at = new Date(2024, 2, 5, 7, 8, 9);
-  assert.equal(defaultRunName('/data/my flowers/', 'head', at, () => false), 'my_flowers-head-20240305-070809');
+  assert.equal(
+    defaultRunName('/data/my flowers/', 'head', at, () => false),
+    'my_flowers-head-20240305-070809',
+  );
   const taken = new Set(['ds-full-20240305-070809', 'ds-full-20240305-070809-2']);
-  assert.equal(defaultRunName('/x/ds', 'full', at, (n) => taken.has(n)), 'ds-full-20240305-070809-3');
-  assert.equal(check.runName('ok-name_1.2', () => false), undefined);
-  assert.match(check.runName('a/b', () => false)!, /becomes a folder/);
-  assert.match(check.runName('  ', () => false)!, /needs a name/);
-  assert.match(check.runName('x', () => true)!, /already exists/);
+  assert.equal(
+    defaultRunName('/x/ds', 'full', at, n => taken.has(n)),
+    'ds-full-20240305-070809-3',
+  );
+  assert.equal(
+    check.runName('ok-name_1.2', () => false),
+    undefined,
+  );
+  assert.match(
+    check.runName('a/b', () => false)!,
+    /becomes a folder/,
+  );
+  assert.match(
+    check.runName('  ', () => false)!,
+    /needs a name/,
+  );
+  assert.match(
+    check.runName('x', () => true)!,
+    /already exists/,
+  );
 });
 
 test('input checks match the trainer', () => {
@@ -218,7 +422,11 @@ test('base models: HF folders, scratch and .onnx files are usable; hub ids are e
     fs.mkdirSync(path.join(dir, 'onnx'));
     for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(tinyHf, f), path.join(dir, f));
     fs.writeFileSync(path.join(dir, 'onnx', 'model.onnx'), '');
-    assert.equal(modelFacts(path.join(dir, 'onnx', 'model.onnx')).alternative, dir, 'the transformers.js layout offers its folder');
+    assert.equal(
+      modelFacts(path.join(dir, 'onnx', 'model.onnx')).alternative,
+      dir,
+      'the transformers.js layout offers its folder',
+    );
     fs.rmSync(path.join(dir, 'model.safetensors'));
     assert.match(modelFacts(dir).unusable!, /no model\.safetensors/);
   } finally {

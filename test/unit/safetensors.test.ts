@@ -102,47 +102,95 @@ test('F16 and BF16 decode to known float32 values; F64 narrows; unaligned data w
   await fsp.writeFile(file, rawFile(header, Buffer.concat(parts)));
   const { tensors, skipped } = await readSafetensors(file);
 
-  assert.deepEqual([...tensors.get('h')!.data], f16Want.map((v) => Math.fround(v)));
+  assert.deepEqual(
+    [...tensors.get('h')!.data],
+    f16Want.map(v => Math.fround(v)),
+  );
   assert.ok(Object.is(tensors.get('h')!.data[8], -0), 'F16 negative zero keeps its sign');
   assert.deepEqual([...tensors.get('b')!.data], bf16Want);
   assert.deepEqual([...tensors.get('d')!.data], [Math.fround(0.1), Math.fround(-1e10)]);
   assert.deepEqual(tensors.get('f'), { shape: [1, 2], data: new Float32Array([1.25, -8]) });
-  assert.deepEqual([...skipped], [['pad', 'U8'], ['i', 'I32']], 'non-float tensors are reported, not decoded');
+  assert.deepEqual(
+    [...skipped],
+    [
+      ['pad', 'U8'],
+      ['i', 'I32'],
+    ],
+    'non-float tensors are reported, not decoded',
+  );
   assert.equal(tensors.has('i'), false);
 });
 
 /** Malformed files: each must fail with the file path and a description of the problem. */
 const malformed: [string, () => Buffer, RegExp][] = [
   ['zero-byte file', () => Buffer.alloc(0), /file is 0 bytes, too short/],
-  ['header length beyond the file', () => {
-    const b = Buffer.alloc(100);
-    b.writeBigUInt64LE(123456n);
-    return b;
-  }, /header length 123456 is beyond the end of the file \(100 bytes\)/],
-  ['header length near 2^64', () => {
-    const b = Buffer.alloc(16);
-    b.writeBigUInt64LE(2n ** 64n - 1n);
-    return b;
-  }, /header length 18446744073709551615 is beyond the end of the file/],
+  [
+    'header length beyond the file',
+    () => {
+      const b = Buffer.alloc(100);
+      b.writeBigUInt64LE(123456n);
+      return b;
+    },
+    /header length 123456 is beyond the end of the file \(100 bytes\)/,
+  ],
+  [
+    'header length near 2^64',
+    () => {
+      const b = Buffer.alloc(16);
+      b.writeBigUInt64LE(2n ** 64n - 1n);
+      return b;
+    },
+    /header length 18446744073709551615 is beyond the end of the file/,
+  ],
   ['bad JSON', () => rawFile(null, Buffer.alloc(0), '{"a": {"dtype": "F32",'), /header is not valid JSON/],
   ['JSON that is not an object', () => rawFile([1, 2], Buffer.alloc(0)), /header is not a JSON object/],
-  ['offsets out of range', () => rawFile({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, Buffer.alloc(8)),
-    /tensor "w": data_offsets \[0, 16\] are outside the data section \(8 bytes\)/],
-  ['reversed offsets', () => rawFile({ w: { dtype: 'F32', shape: [0], data_offsets: [8, 4] } }, Buffer.alloc(8)),
-    /tensor "w": data_offsets \[8, 4\] are outside/],
-  ['byte length / shape mismatch', () => rawFile({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, Buffer.alloc(8)),
-    /tensor "w": data_offsets span 8 bytes but F32 shape \[3\] needs 12/],
-  ['unknown dtype', () => rawFile({ w: { dtype: 'F128', shape: [1], data_offsets: [0, 16] } }, Buffer.alloc(16)),
-    /tensor "w": unknown dtype "F128"/],
-  ['bad shape', () => rawFile({ w: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, Buffer.alloc(4)),
-    /tensor "w": shape \[-1\] is not a list of non-negative integers/],
-  ['missing offsets', () => rawFile({ w: { dtype: 'F32', shape: [1] } }, Buffer.alloc(4)),
-    /tensor "w": data_offsets undefined is not a pair/],
-  ['overlapping tensors', () => rawFile({
-    a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
-    b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
-  }, Buffer.alloc(12)), /tensors "a" and "b" overlap/],
-  ['non-string metadata', () => rawFile({ __metadata__: { n: 1 } }, Buffer.alloc(0)), /__metadata__ value "n" is not a string/],
+  [
+    'offsets out of range',
+    () => rawFile({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, Buffer.alloc(8)),
+    /tensor "w": data_offsets \[0, 16\] are outside the data section \(8 bytes\)/,
+  ],
+  [
+    'reversed offsets',
+    () => rawFile({ w: { dtype: 'F32', shape: [0], data_offsets: [8, 4] } }, Buffer.alloc(8)),
+    /tensor "w": data_offsets \[8, 4\] are outside/,
+  ],
+  [
+    'byte length / shape mismatch',
+    () => rawFile({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, Buffer.alloc(8)),
+    /tensor "w": data_offsets span 8 bytes but F32 shape \[3\] needs 12/,
+  ],
+  [
+    'unknown dtype',
+    () => rawFile({ w: { dtype: 'F128', shape: [1], data_offsets: [0, 16] } }, Buffer.alloc(16)),
+    /tensor "w": unknown dtype "F128"/,
+  ],
+  [
+    'bad shape',
+    () => rawFile({ w: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, Buffer.alloc(4)),
+    /tensor "w": shape \[-1\] is not a list of non-negative integers/,
+  ],
+  [
+    'missing offsets',
+    () => rawFile({ w: { dtype: 'F32', shape: [1] } }, Buffer.alloc(4)),
+    /tensor "w": data_offsets undefined is not a pair/,
+  ],
+  [
+    'overlapping tensors',
+    () =>
+      rawFile(
+        {
+          a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+          b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
+        },
+        Buffer.alloc(12),
+      ),
+    /tensors "a" and "b" overlap/,
+  ],
+  [
+    'non-string metadata',
+    () => rawFile({ __metadata__: { n: 1 } }, Buffer.alloc(0)),
+    /__metadata__ value "n" is not a string/,
+  ],
 ];
 
 for (const [name, build, problem] of malformed) {
@@ -184,27 +232,55 @@ function tinyVitTensors(arch: ViTArch): Map<string, Tensor> {
   const { hiddenSize: D, mlpSize: M, patchSize: P, numChannels: C, numClasses: K } = arch;
   const tokens = 1 + (arch.imageSize[0] / P) * (arch.imageSize[1] / P);
   const shapes: [string, number[]][] = [
-    [W.clsToken, [1, 1, D]], [W.posEmbed, [1, tokens, D]], [W.patchWeight, [D, C, P, P]], [W.patchBias, [D]],
-    [W.finalNormWeight, [D]], [W.finalNormBias, [D]], [W.headWeight, [K, D]], [W.headBias, [K]],
+    [W.clsToken, [1, 1, D]],
+    [W.posEmbed, [1, tokens, D]],
+    [W.patchWeight, [D, C, P, P]],
+    [W.patchBias, [D]],
+    [W.finalNormWeight, [D]],
+    [W.finalNormBias, [D]],
+    [W.headWeight, [K, D]],
+    [W.headBias, [K]],
   ];
   for (let i = 0; i < arch.numLayers; i++) {
     const l = W.layer(i);
     shapes.push(
-      [l.norm1Weight, [D]], [l.norm1Bias, [D]], [l.qWeight, [D, D]], [l.qBias, [D]], [l.kWeight, [D, D]], [l.kBias, [D]],
-      [l.vWeight, [D, D]], [l.vBias, [D]], [l.projWeight, [D, D]], [l.projBias, [D]], [l.norm2Weight, [D]], [l.norm2Bias, [D]],
-      [l.fc1Weight, [M, D]], [l.fc1Bias, [M]], [l.fc2Weight, [D, M]], [l.fc2Bias, [D]],
+      [l.norm1Weight, [D]],
+      [l.norm1Bias, [D]],
+      [l.qWeight, [D, D]],
+      [l.qBias, [D]],
+      [l.kWeight, [D, D]],
+      [l.kBias, [D]],
+      [l.vWeight, [D, D]],
+      [l.vBias, [D]],
+      [l.projWeight, [D, D]],
+      [l.projBias, [D]],
+      [l.norm2Weight, [D]],
+      [l.norm2Bias, [D]],
+      [l.fc1Weight, [M, D]],
+      [l.fc1Bias, [M]],
+      [l.fc2Weight, [D, M]],
+      [l.fc2Bias, [D]],
     );
   }
   let next = 0;
-  return new Map(shapes.map(([name, shape]) => {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map(() => next++ / 100);
-    return [name, { shape, data }];
-  }));
+  return new Map(
+    shapes.map(([name, shape]) => {
+      const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map(() => next++ / 100);
+      return [name, { shape, data }];
+    }),
+  );
 }
 
 const tinyConfig = {
-  model_type: 'vit', hidden_size: 4, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 8,
-  image_size: 4, patch_size: 2, num_channels: 3, id2label: { '1': 'dog', '0': 'cat', '2': 'bird' },
+  model_type: 'vit',
+  hidden_size: 4,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  intermediate_size: 8,
+  image_size: 4,
+  patch_size: 2,
+  num_channels: 3,
+  id2label: { '1': 'dog', '0': 'cat', '2': 'bird' },
 };
 
 test('Hugging Face folder: arch and ordered labels from config.json; weights with or without the vit. prefix', async () => {
@@ -263,7 +339,11 @@ test('Hugging Face folder errors name the file and the tensor', async () => {
   });
 
   await fsp.writeFile(configPath, JSON.stringify({ ...tinyConfig, model_type: 'dinov2' }));
-  await assert.rejects(archAndLabelsFromHfFolder(dir), { message: `${configPath}: model_type "dinov2" is not supported (only "vit")` });
+  await assert.rejects(archAndLabelsFromHfFolder(dir), {
+    message: `${configPath}: model_type "dinov2" is not supported (only "vit")`,
+  });
   await fsp.writeFile(configPath, '{ not json');
-  await assert.rejects(archAndLabelsFromHfFolder(dir), (e: Error) => e.message.startsWith(`${configPath}: cannot read the model config`));
+  await assert.rejects(archAndLabelsFromHfFolder(dir), (e: Error) =>
+    e.message.startsWith(`${configPath}: cannot read the model config`),
+  );
 });

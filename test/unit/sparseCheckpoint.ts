@@ -18,7 +18,15 @@ export interface SparseVitShape {
 }
 
 /** ViT-H/14 (Dosovitskiy et al. 2020, table 1): 632M parameters, 2.53 GB of float32. */
-export const VIT_H14: SparseVitShape = { hiddenSize: 1280, numLayers: 32, numHeads: 16, mlpSize: 5120, patchSize: 14, imageSize: 224, numClasses: 1000 };
+export const VIT_H14: SparseVitShape = {
+  hiddenSize: 1280,
+  numLayers: 32,
+  numHeads: 16,
+  mlpSize: 5120,
+  patchSize: 14,
+  imageSize: 224,
+  numClasses: 1000,
+};
 
 /** Writes config.json and a sparse zero model.safetensors into `dir`; returns the safetensors' size in bytes. */
 export async function writeSparseVitFolder(dir: string, s: SparseVitShape): Promise<number> {
@@ -33,15 +41,30 @@ export async function writeSparseVitFolder(dir: string, s: SparseVitShape): Prom
   for (let i = 0; i < s.numLayers; i++) {
     const l = W.layer(i);
     shapes.push(
-      [l.norm1Weight, [D]], [l.norm1Bias, [D]],
-      [l.qWeight, [D, D]], [l.qBias, [D]], [l.kWeight, [D, D]], [l.kBias, [D]], [l.vWeight, [D, D]], [l.vBias, [D]],
-      [l.projWeight, [D, D]], [l.projBias, [D]],
-      [l.norm2Weight, [D]], [l.norm2Bias, [D]],
-      [l.fc1Weight, [s.mlpSize, D]], [l.fc1Bias, [s.mlpSize]],
-      [l.fc2Weight, [D, s.mlpSize]], [l.fc2Bias, [D]],
+      [l.norm1Weight, [D]],
+      [l.norm1Bias, [D]],
+      [l.qWeight, [D, D]],
+      [l.qBias, [D]],
+      [l.kWeight, [D, D]],
+      [l.kBias, [D]],
+      [l.vWeight, [D, D]],
+      [l.vBias, [D]],
+      [l.projWeight, [D, D]],
+      [l.projBias, [D]],
+      [l.norm2Weight, [D]],
+      [l.norm2Bias, [D]],
+      [l.fc1Weight, [s.mlpSize, D]],
+      [l.fc1Bias, [s.mlpSize]],
+      [l.fc2Weight, [D, s.mlpSize]],
+      [l.fc2Bias, [D]],
     );
   }
-  shapes.push([W.finalNormWeight, [D]], [W.finalNormBias, [D]], [W.headWeight, [s.numClasses, D]], [W.headBias, [s.numClasses]]);
+  shapes.push(
+    [W.finalNormWeight, [D]],
+    [W.finalNormBias, [D]],
+    [W.headWeight, [s.numClasses, D]],
+    [W.headBias, [s.numClasses]],
+  );
 
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
   let offset = 0;

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 /** A maker of fresh folders named vit-lens-`name`-XXXXXX under the system temp folder. */
 export function tempDirs(name: string): () => Promise<string> {
   const made: string[] = [];
-  after(() => Promise.all(made.map((d) => fsp.rm(d, { recursive: true, force: true }))));
+  after(() => Promise.all(made.map(d => fsp.rm(d, { recursive: true, force: true }))));
   return async () => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `vit-lens-${name}-`));
     made.push(dir);

@@ -41,7 +41,7 @@ const key = (s: { file: string; tag: string; step: number }) => `${s.file}|${s.t
 
 function assertSameScalars(got: RunScalar[], want: Expected[]): void {
   assert.equal(got.length, want.length, `scalar count: got ${got.length}, want ${want.length}`);
-  const byKey = new Map(got.map((s) => [key(s), s]));
+  const byKey = new Map(got.map(s => [key(s), s]));
   assert.equal(byKey.size, got.length, 'duplicate scalars');
   for (const w of want) {
     const g = byKey.get(key(w));
@@ -58,7 +58,7 @@ test('crc32c matches the standard check value and TFRecord framing round-trips',
     b = frameRecord(Buffer.alloc(0));
   const scan = scanRecords(Buffer.concat([a, b, a.subarray(0, 7)]), 100);
   assert.deepEqual(
-    scan.records.map((r) => [r.offset, r.data.toString()]),
+    scan.records.map(r => [r.offset, r.data.toString()]),
     [
       [100, 'hello'],
       [100 + a.length, ''],
@@ -86,7 +86,8 @@ test('every scalar the script wrote is read back exactly: both styles, both runs
   assertSameScalars(r.scalars, EXPECTED.scalars);
   assert.deepEqual(folder.runs, ['live', 'run_a', 'run_a/rank1']);
   // Spot checks of each encoding (so a regenerated expected.json cannot hide a lost style).
-  const get = (tag: string, step: number, run = 'run_a') => r.scalars.find((s) => s.run === run && s.tag === tag && s.step === step)?.value;
+  const get = (tag: string, step: number, run = 'run_a') =>
+    r.scalars.find(s => s.run === run && s.tag === tag && s.step === step)?.value;
   assert.equal(get('train/loss', 0), Math.fround(2.6)); // simple_value
   assert.equal(get('train/loss', 11), 0); // simple_value 0.0 is present, not dropped
   assert.equal(get('eval/accuracy', 0), Math.fround(0.1)); // tensor float_val with metadata
@@ -97,8 +98,8 @@ test('every scalar the script wrote is read back exactly: both styles, both runs
   assert.equal(get('train/big_step', 2 ** 40), -1.5); // int64 step
   assert.equal(get('train/lr', 5, 'run_a/rank1'), Math.fround(5e-4));
   // Image and histogram summaries are ignored.
-  assert.ok(!r.scalars.some((s) => s.tag === 'samples/image' || s.tag === 'weights/hist'));
-  const tags = new Set(r.scalars.filter((s) => s.run === 'run_a').map((s) => s.tag));
+  assert.ok(!r.scalars.some(s => s.tag === 'samples/image' || s.tag === 'weights/hist'));
+  const tags = new Set(r.scalars.filter(s => s.run === 'run_a').map(s => s.tag));
   for (const t of ['train/loss', 'train/lr', 'eval/accuracy']) assert.ok(tags.has(t), t);
   // Nothing new on a second poll.
   const again = await folder.poll();
@@ -117,7 +118,9 @@ test('live reading: a file written in two parts yields each scalar exactly once'
   await fsp.writeFile(file, full.subarray(0, cut));
 
   const folder = new TfEventsFolder(dir);
-  const want = EXPECTED.scalars.filter((s) => s.file === MAIN).map((s) => ({ ...s, run: 'rank0', file: 'rank0/events.out.tfevents.1.host.9.0' }));
+  const want = EXPECTED.scalars
+    .filter(s => s.file === MAIN)
+    .map(s => ({ ...s, run: 'rank0', file: 'rank0/events.out.tfevents.1.host.9.0' }));
   const decoder = new EventDecoder();
   const firstCount = records.slice(0, 5).reduce((n, r) => n + decoder.decode(r.data).scalars.length, 0);
 
@@ -142,7 +145,7 @@ test('the fixture with a truncated last record resumes when the writer finishes 
   const folder = new TfEventsFolder(dir);
   const p1 = await folder.poll();
   assert.deepEqual(p1.problems, []);
-  assert.equal(p1.scalars.length, EXPECTED.scalars.filter((s) => s.file === LIVE).length);
+  assert.equal(p1.scalars.length, EXPECTED.scalars.filter(s => s.file === LIVE).length);
   assert.equal((await fsp.stat(file)).size, EXPECTED.truncated.size);
   // The writer finishes the cut record (the script saved the bytes it never wrote).
   await fsp.appendFile(file, Buffer.from(EXPECTED.truncated.missingTailHex, 'hex'));
@@ -165,7 +168,10 @@ test('a corrupted data byte is reported with file and offset; the other scalars 
   full[victim.offset + 12 + 2] ^= 0xff;
   const badFile = path.join(dir, 'bad', 'events.out.tfevents.2.host.1.0');
   await fsp.writeFile(badFile, full);
-  await fsp.copyFile(path.join(FIX, 'run_a/rank1/events.out.tfevents.1700000000.host.2.0'), path.join(dir, 'good', 'events.out.tfevents.3.host.2.0'));
+  await fsp.copyFile(
+    path.join(FIX, 'run_a/rank1/events.out.tfevents.1700000000.host.2.0'),
+    path.join(dir, 'good', 'events.out.tfevents.3.host.2.0'),
+  );
 
   const folder = new TfEventsFolder(dir);
   const r = await folder.poll(); // must not throw
@@ -174,14 +180,20 @@ test('a corrupted data byte is reported with file and offset; the other scalars 
   assert.equal(p.file, badFile);
   assert.equal(p.offset, victim.offset);
   assert.match(p.message, /CRC/);
-  assert.match(formatProblem(p), new RegExp(`events\\.out\\.tfevents\\.2\\.host\\.1\\.0 at byte ${victim.offset}: .*CRC`));
-  const wantBad = EXPECTED.scalars.filter((s) => s.file === MAIN).length - lostCount;
-  assert.equal(r.scalars.filter((s) => s.run === 'bad').length, wantBad);
-  assert.equal(r.scalars.filter((s) => s.run === 'good').length, EXPECTED.scalars.filter((s) => s.run === 'run_a/rank1').length);
+  assert.match(
+    formatProblem(p),
+    new RegExp(`events\\.out\\.tfevents\\.2\\.host\\.1\\.0 at byte ${victim.offset}: .*CRC`),
+  );
+  const wantBad = EXPECTED.scalars.filter(s => s.file === MAIN).length - lostCount;
+  assert.equal(r.scalars.filter(s => s.run === 'bad').length, wantBad);
+  assert.equal(
+    r.scalars.filter(s => s.run === 'good').length,
+    EXPECTED.scalars.filter(s => s.run === 'run_a/rank1').length,
+  );
   // eval/accuracy lost its only metadata-carrying record, yet its later tensor values are still read.
-  assert.equal(r.scalars.filter((s) => s.run === 'bad' && s.tag === 'eval/accuracy').length, 4);
+  assert.equal(r.scalars.filter(s => s.run === 'bad' && s.tag === 'eval/accuracy').length, 4);
   // Earlier scalars (before the bad record) are there, in order.
-  assert.equal(r.scalars.find((s) => s.run === 'bad')?.tag, 'train/loss');
+  assert.equal(r.scalars.find(s => s.run === 'bad')?.tag, 'train/loss');
   // The problem is reported once, not on every poll.
   assert.deepEqual(await folder.poll(), { scalars: [], problems: [] });
 });
@@ -199,8 +211,11 @@ test('a corrupted length header stops that file only, naming it; a missing root 
   assert.equal(r.problems[0].file, f);
   assert.equal(r.problems[0].offset, records[2].offset);
   assert.match(r.problems[0].message, /length CRC/);
-  assert.deepEqual(r.scalars.map((x) => [x.tag, x.step]), [['train/loss', 0]]); // record 0 is file_version
-  assert.deepEqual((await new TfEventsFolder(path.join(tmp, 'nope')).poll()), { scalars: [], problems: [] });
+  assert.deepEqual(
+    r.scalars.map(x => [x.tag, x.step]),
+    [['train/loss', 0]],
+  ); // record 0 is file_version
+  assert.deepEqual(await new TfEventsFolder(path.join(tmp, 'nope')).poll(), { scalars: [], problems: [] });
 });
 
 test('watch() delivers batches and stops after dispose()', async () => {
@@ -213,20 +228,20 @@ test('watch() delivers batches and stops after dispose()', async () => {
   await fsp.writeFile(file, src.subarray(0, half));
   const got: RunScalar[] = [];
   const folder = new TfEventsFolder(dir);
-  const w = folder.watch((s) => got.push(...s), 20);
+  const w = folder.watch(s => got.push(...s), 20);
   const until = async (cond: () => boolean) => {
-    for (let i = 0; i < 100 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 100 && !cond(); i++) await new Promise(r => setTimeout(r, 10));
   };
   await until(() => got.length > 0);
   const n1 = got.length;
   assert.ok(n1 > 0);
   await fsp.appendFile(file, src.subarray(half));
-  const total = EXPECTED.scalars.filter((s) => s.run === 'run_a/rank1').length;
+  const total = EXPECTED.scalars.filter(s => s.run === 'run_a/rank1').length;
   await until(() => got.length === total);
   assert.equal(got.length, total);
   w.dispose();
   await fsp.appendFile(file, src.subarray(recs[1].offset, recs[2].offset));
-  await new Promise((r) => setTimeout(r, 80));
+  await new Promise(r => setTimeout(r, 80));
   assert.equal(got.length, total, 'no delivery after dispose');
 });
 
@@ -243,7 +258,7 @@ function bigEvent(n: number): Buffer {
   return Buffer.concat([Buffer.from([0x1a, ...len]), Buffer.alloc(n, 0x78)]);
 }
 
-test('a valid 70 MB record (over the reader\'s per-read limit) is reported with file and offset and skipped; later scalars arrive', async () => {
+test("a valid 70 MB record (over the reader's per-read limit) is reported with file and offset and skipped; later scalars arrive", async () => {
   const dir = path.join(tmp, 'huge');
   await fsp.mkdir(dir);
   const full = readFileSync(path.join(FIX, MAIN));
@@ -265,8 +280,14 @@ test('a valid 70 MB record (over the reader\'s per-read limit) is reported with 
   assert.equal(problems.length, 1, JSON.stringify(problems));
   assert.equal(problems[0].file, file);
   assert.equal(problems[0].offset, at);
-  assert.match(formatProblem(problems[0]), new RegExp(`at byte ${at}: record of ${huge.length - 16} bytes is larger than the reader's limit`));
-  assertSameScalars(got, EXPECTED.scalars.filter((s) => s.file === MAIN).map((s) => ({ ...s, run: '.', file: path.basename(file) })));
+  assert.match(
+    formatProblem(problems[0]),
+    new RegExp(`at byte ${at}: record of ${huge.length - 16} bytes is larger than the reader's limit`),
+  );
+  assertSameScalars(
+    got,
+    EXPECTED.scalars.filter(s => s.file === MAIN).map(s => ({ ...s, run: '.', file: path.basename(file) })),
+  );
 });
 
 test('a record declaring 900 MB is reported with file and offset at once, not waited for silently', async () => {
@@ -284,7 +305,6 @@ test('a record declaring 900 MB is reported with file and offset at once, not wa
   assert.equal(r.problems[0].file, file);
   assert.equal(r.problems[0].offset, full.length);
   assert.match(r.problems[0].message, /record of 900000000 bytes is larger than the reader's limit/);
-  assert.equal(r.scalars.length, EXPECTED.scalars.filter((s) => s.file === MAIN).length);
+  assert.equal(r.scalars.length, EXPECTED.scalars.filter(s => s.file === MAIN).length);
   assert.deepEqual(await folder.poll(), { scalars: [], problems: [] }, 'reported once');
 });
-

@@ -13,10 +13,16 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'vit-lens-ds-'));
 const opts = { valSplit: 0.2, seed: 0 };
 
 test('missing, empty and single-class folders are clear errors naming the folder', async () => {
-  await assert.rejects(scanDataset(path.join(tmp, 'nope'), opts), (e: Error) => e instanceof DatasetError && /nope: dataset folder does not exist/.test(e.message));
+  await assert.rejects(
+    scanDataset(path.join(tmp, 'nope'), opts),
+    (e: Error) => e instanceof DatasetError && /nope: dataset folder does not exist/.test(e.message),
+  );
   const empty = path.join(tmp, 'empty');
   await fs.mkdir(empty);
-  await assert.rejects(scanDataset(empty, opts), (e: Error) => e instanceof DatasetError && e.message.includes(empty) && /no class folders/.test(e.message));
+  await assert.rejects(
+    scanDataset(empty, opts),
+    (e: Error) => e instanceof DatasetError && e.message.includes(empty) && /no class folders/.test(e.message),
+  );
   const one = path.join(tmp, 'one');
   await makeColorDataset(one, { classes: ['only'], perClass: 3 });
   await assert.rejects(scanDataset(one, opts), /only one class folder \("only"\)/);
@@ -43,24 +49,49 @@ test('corrupt files, nested junk, a symlink loop, an empty class and a one-image
 
   const ds = await scanDataset(root, opts);
   assert.deepEqual(ds.classes, ['cat', 'dog', 'empty-class', 'lonely']);
-  const files = [...ds.train, ...ds.val].map((s) => path.relative(root, s.file)).sort();
-  assert.ok(files.includes(path.join('dog', 'nested', 'deeper', 'UPPER.PNG')), 'upper-case extension in a nested folder is an image of its class');
+  const files = [...ds.train, ...ds.val].map(s => path.relative(root, s.file)).sort();
+  assert.ok(
+    files.includes(path.join('dog', 'nested', 'deeper', 'UPPER.PNG')),
+    'upper-case extension in a nested folder is an image of its class',
+  );
   assert.ok(files.includes(path.join('cat', 'broken.JPG')), 'corrupt files are only found out when decoded');
-  assert.equal(files.filter((f) => f.includes('loop')).length, 0, 'the symlink loop is not followed');
-  const reasons = ds.skipped.map((s) => `${path.relative(root, s.file)}: ${s.reason}`).join('\n');
+  assert.equal(files.filter(f => f.includes('loop')).length, 0, 'the symlink loop is not followed');
+  const reasons = ds.skipped.map(s => `${path.relative(root, s.file)}: ${s.reason}`).join('\n');
   assert.match(reasons, /README\.md: not an image/);
   assert.match(reasons, /dangling\.png: broken symbolic link/);
   assert.match(reasons, /loop: folder already visited/);
-  assert.ok(ds.warnings.some((w) => /"empty-class" has no images/.test(w)));
-  assert.ok(ds.warnings.some((w) => /"lonely" has only one image/.test(w)));
+  assert.ok(ds.warnings.some(w => /"empty-class" has no images/.test(w)));
+  assert.ok(ds.warnings.some(w => /"lonely" has only one image/.test(w)));
 
   // Training on it works; the corrupt file ends up in the report, not in a crash.
   const config: TrainConfig = {
-    dataset: root, model: 'scratch:tiny', mode: 'full', lastK: 1, epochs: 1, batchSize: 4, accumulate: 1, lr: 1e-3, optimizer: 'sgd',
-    weightDecay: 0, momentum: 0.9, warmupSteps: 1, clipNorm: 1, labelSmoothing: 0, augment: false, imageSize: [16, 16], patchSize: 8, valSplit: 0.2, seed: 0,
+    dataset: root,
+    model: 'scratch:tiny',
+    mode: 'full',
+    lastK: 1,
+    epochs: 1,
+    batchSize: 4,
+    accumulate: 1,
+    lr: 1e-3,
+    optimizer: 'sgd',
+    weightDecay: 0,
+    momentum: 0.9,
+    warmupSteps: 1,
+    clipNorm: 1,
+    labelSmoothing: 0,
+    augment: false,
+    imageSize: [16, 16],
+    patchSize: 8,
+    valSplit: 0.2,
+    seed: 0,
   };
   const run = path.join(tmp, 'messy-run');
-  const info = await train({ runDir: run, config, backend: 'wasm', scratchArch: { hiddenSize: 16, numLayers: 1, numHeads: 2, mlpSize: 32 } });
+  const info = await train({
+    runDir: run,
+    config,
+    backend: 'wasm',
+    scratchArch: { hiddenSize: 16, numLayers: 1, numHeads: 2, mlpSize: 32 },
+  });
   assert.equal(info.status, 'finished');
   const report = JSON.parse(await fs.readFile(path.join(run, 'report.json'), 'utf8'));
   const broken = report.skipped.find((s: { file: string }) => s.file.endsWith('broken.JPG'));
@@ -76,7 +107,7 @@ test('stratified split keeps every class in training and is reproducible from th
   const c = stratifiedSplit(samples, 3, 0.2, 2);
   assert.deepEqual(a, b);
   assert.notDeepEqual(a.val, c.val);
-  for (let k = 0; k < 3; k++) assert.equal(a.val.filter((s) => s.label === k).length, 2);
+  for (let k = 0; k < 3; k++) assert.equal(a.val.filter(s => s.label === k).length, 2);
   assert.equal(a.train.length + a.val.length, 30);
 });
 
@@ -84,14 +115,36 @@ test('a NaN/Inf loss stops the run with status "failed" and a reason', async () 
   const root = path.join(tmp, 'nan');
   await makeColorDataset(root, { perClass: 4 });
   const config: TrainConfig = {
-    dataset: root, model: 'scratch:tiny', mode: 'full', lastK: 1, epochs: 30, batchSize: 4, accumulate: 1, lr: 1e12, optimizer: 'sgd',
-    weightDecay: 0, momentum: 0.9, warmupSteps: 0, clipNorm: 0, labelSmoothing: 0.1, augment: false, imageSize: [16, 16], patchSize: 8, valSplit: 0, seed: 0,
+    dataset: root,
+    model: 'scratch:tiny',
+    mode: 'full',
+    lastK: 1,
+    epochs: 30,
+    batchSize: 4,
+    accumulate: 1,
+    lr: 1e12,
+    optimizer: 'sgd',
+    weightDecay: 0,
+    momentum: 0.9,
+    warmupSteps: 0,
+    clipNorm: 0,
+    labelSmoothing: 0.1,
+    augment: false,
+    imageSize: [16, 16],
+    patchSize: 8,
+    valSplit: 0,
+    seed: 0,
   };
   // Smoothing: the scratch head starts at zero (the paper's init), and without it the huge first step
   // separates these colours perfectly (loss 0, no gradient) before any weight overflows.
   const run = path.join(tmp, 'nan-run');
   await assert.rejects(
-    train({ runDir: run, config, backend: 'wasm', scratchArch: { hiddenSize: 16, numLayers: 1, numHeads: 2, mlpSize: 32 } }),
+    train({
+      runDir: run,
+      config,
+      backend: 'wasm',
+      scratchArch: { hiddenSize: 16, numLayers: 1, numHeads: 2, mlpSize: 32 },
+    }),
     (e: Error) => e instanceof TrainingError && /loss became (NaN|Infinity)/.test(e.message),
   );
   const info = await readRunInfo(run);

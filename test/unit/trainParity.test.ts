@@ -26,25 +26,50 @@ const DIR = path.join(__dirname, '..', 'fixtures', 'train');
 const meta = JSON.parse(readFileSync(path.join(DIR, 'parity.json'), 'utf8'));
 /** Set by trainParityWebgpu.test.ts before it imports this file. */
 const BACKEND = (process.env.VIT_LENS_TEST_TRAIN_BACKEND ?? 'wasm') as BackendName;
-const KERNELS = BACKEND !== 'wasm' ? `${BACKEND} TF.js` : { '0': 'TF.js', simd: 'fused plain-SIMD' }[process.env.VIT_LENS_FUSED_KERNELS ?? ''] ?? 'fused';
+const KERNELS =
+  BACKEND !== 'wasm'
+    ? `${BACKEND} TF.js`
+    : ({ '0': 'TF.js', simd: 'fused plain-SIMD' }[process.env.VIT_LENS_FUSED_KERNELS ?? ''] ?? 'fused');
 
-async function run(name: OptimizerName): Promise<{ losses: number[]; final: Map<string, Float32Array>; ref: Map<string, import('../../server/model/tensor').Tensor> }> {
+async function run(name: OptimizerName): Promise<{
+  losses: number[];
+  final: Map<string, Float32Array>;
+  ref: Map<string, import('../../server/model/tensor').Tensor>;
+}> {
   const backend = await initBackend(BACKEND);
   assert.equal(tf.getBackend(), BACKEND, backend.notes.join('\n'));
-  assert.equal(fusedKernelVariant(), KERNELS === 'fused' ? 'relaxed-simd' : KERNELS === 'fused plain-SIMD' ? 'simd' : undefined, `expected the ${KERNELS} kernels`);
+  assert.equal(
+    fusedKernelVariant(),
+    KERNELS === 'fused' ? 'relaxed-simd' : KERNELS === 'fused plain-SIMD' ? 'simd' : undefined,
+    `expected the ${KERNELS} kernels`,
+  );
   const npz = await readNpz(path.join(DIR, 'parity.npz'));
   const a = meta.arch;
   const arch: ViTArch = {
-    hiddenSize: a.hidden, numLayers: a.layers, numHeads: a.heads, mlpSize: a.mlp, patchSize: a.patch,
-    imageSize: [a.image, a.image], numChannels: a.channels, layerNormEps: a.eps, qkvBias: true, numClasses: a.classes,
+    hiddenSize: a.hidden,
+    numLayers: a.layers,
+    numHeads: a.heads,
+    mlpSize: a.mlp,
+    patchSize: a.patch,
+    imageSize: [a.image, a.image],
+    numChannels: a.channels,
+    layerNormEps: a.eps,
+    qkvBias: true,
+    numClasses: a.classes,
   };
   const params: Params = new Map();
-  for (const [k, t] of npz) if (k.startsWith('init/')) params.set(k.slice(5), tf.variable(tf.tensor(t.data, t.shape), true, `${name}/${k}`));
+  for (const [k, t] of npz)
+    if (k.startsWith('init/')) params.set(k.slice(5), tf.variable(tf.tensor(t.data, t.shape), true, `${name}/${k}`));
   const xs = npz.get('batches/x')!;
   const ys = npz.get('batches/y')!;
   const per = meta.batch * a.channels * a.image * a.image;
   const cfg = meta.runs[name];
-  const opt = new Optimizer({ ...OPTIMIZER_DEFAULTS[name], name, weightDecay: cfg.weight_decay, ...(name === 'sgd' ? { momentum: cfg.momentum } : {}) });
+  const opt = new Optimizer({
+    ...OPTIMIZER_DEFAULTS[name],
+    name,
+    weightDecay: cfg.weight_decay,
+    ...(name === 'sgd' ? { momentum: cfg.momentum } : {}),
+  });
   const trainable = [...params.keys()];
   const losses: number[] = [];
   for (let step = 0; step < meta.steps; step++) {
@@ -73,7 +98,10 @@ for (const name of ['adamw', 'sgd'] as const) {
     let maxRel = 0;
     for (let i = 0; i < want.length; i++) maxRel = Math.max(maxRel, Math.abs(losses[i] - want[i]) / Math.abs(want[i]));
     console.log(`# ${name} (${KERNELS} kernels) max relative loss difference vs PyTorch: ${maxRel.toExponential(2)}`);
-    assert.ok(maxRel < 1e-3, `${name}: max relative loss difference ${maxRel} ≥ 1e-3 (ours ${losses.map((l) => l.toFixed(5))}, torch ${want.map((l) => l.toFixed(5))})`);
+    assert.ok(
+      maxRel < 1e-3,
+      `${name}: max relative loss difference ${maxRel} ≥ 1e-3 (ours ${losses.map(l => l.toFixed(5))}, torch ${want.map(l => l.toFixed(5))})`,
+    );
     // Training must actually have moved the loss, or the comparison proves nothing.
     assert.ok(want[want.length - 1] < want[0] * 0.8);
     for (const [key, t] of ref) {

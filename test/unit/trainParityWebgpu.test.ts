@@ -10,7 +10,10 @@ process.env.VIT_LENS_TEST_TRAIN_BACKEND = 'webgpu';
 
 before(async () => {
   const p = await probeWebGpuAdapter();
-  assert.ok('adapter' in p, `${'error' in p ? p.error : ''}\nThe WebGPU training tests need a WebGPU adapter. Without a GPU, install Mesa >= 25 lavapipe: \`sudo bash scripts/install-lavapipe.sh\`.`);
+  assert.ok(
+    'adapter' in p,
+    `${'error' in p ? p.error : ''}\nThe WebGPU training tests need a WebGPU adapter. Without a GPU, install Mesa >= 25 lavapipe: \`sudo bash scripts/install-lavapipe.sh\`.`,
+  );
   console.log(`# WebGPU adapter: ${p.adapter.name}${p.adapter.software ? ' (software)' : ''}`);
 });
 void import('./trainParity.test');

@@ -20,9 +20,25 @@ const SMALL = { hiddenSize: 32, numLayers: 2, numHeads: 4, mlpSize: 64 };
 
 function config(dataset: string): TrainConfig {
   return {
-    dataset, model: 'scratch:tiny', mode: 'full', lastK: 2, epochs: 2, batchSize: 4, accumulate: 2, lr: 2e-3, optimizer: 'adamw',
-    weightDecay: 0.05, momentum: 0, warmupSteps: 2, clipNorm: 1, labelSmoothing: 0.1, augment: true, imageSize: [16, 16], patchSize: 4,
-    valSplit: 0.25, seed: 7,
+    dataset,
+    model: 'scratch:tiny',
+    mode: 'full',
+    lastK: 2,
+    epochs: 2,
+    batchSize: 4,
+    accumulate: 2,
+    lr: 2e-3,
+    optimizer: 'adamw',
+    weightDecay: 0.05,
+    momentum: 0,
+    warmupSteps: 2,
+    clipNorm: 1,
+    labelSmoothing: 0.1,
+    augment: true,
+    imageSize: [16, 16],
+    patchSize: 4,
+    valSplit: 0.25,
+    seed: 7,
   };
 }
 
@@ -44,7 +60,16 @@ test('stop mid-epoch + resume gives the same weights as an uninterrupted run', a
   const b = path.join(tmp, 'b');
   let steps = 0;
   // 18 training images, micro-batches of 4, 2 per step → 3 steps per epoch; stop after step 4 (mid-epoch 2).
-  const first = await train({ ...common, runDir: b, config: config(ds), logEvery: 1, log: (l) => { if (/step \d+\//.test(l)) steps++; }, shouldStop: () => steps >= 4 });
+  const first = await train({
+    ...common,
+    runDir: b,
+    config: config(ds),
+    logEvery: 1,
+    log: l => {
+      if (/step \d+\//.test(l)) steps++;
+    },
+    shouldStop: () => steps >= 4,
+  });
   assert.equal(first.status, 'stopped');
   assert.equal((await readRunInfo(b)).status, 'stopped');
   assert.equal(first.step, 4);
@@ -70,23 +95,37 @@ test('stop mid-epoch + resume gives the same weights as an uninterrupted run', a
   assert.ok(moved);
 
   // The epoch records of both runs agree too (the resumed one re-reports nothing twice).
-  const epochs = (dir: string) => readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'epoch');
+  const epochs = (dir: string) =>
+    readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map(l => JSON.parse(l))
+      .filter(m => m.type === 'epoch');
   const ea = epochs(a);
   const eb = epochs(b);
   assert.equal(eb.length, 2);
-  assert.deepEqual(eb.map((m) => [m.trainLoss, m.valLoss, m.valAcc]), ea.map((m) => [m.trainLoss, m.valLoss, m.valAcc]));
+  assert.deepEqual(
+    eb.map(m => [m.trainLoss, m.valLoss, m.valAcc]),
+    ea.map(m => [m.trainLoss, m.valLoss, m.valAcc]),
+  );
 });
 
 /** Runs train() in a child process (test/fixtures/train/trainChild.ts) that blocks at the first log line matching `pauseAt`, then kill -9s it there. */
 async function killAt(opts: object, pauseAt: string): Promise<{ pid: number; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'fixtures', 'train', 'trainChild.ts'), JSON.stringify(opts)], {
-    env: { ...process.env, PAUSE_AT: pauseAt },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(__dirname, '..', 'fixtures', 'train', 'trainChild.ts'), JSON.stringify(opts)],
+    {
+      env: { ...process.env, PAUSE_AT: pauseAt },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.once('exit', (code, signal) => res({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(res =>
+    child.once('exit', (code, signal) => res({ code, signal })),
+  );
   await new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (d) => {
+    child.stderr!.on('data', d => {
       stderr += d;
       if (stderr.includes('PAUSED\n')) resolve();
     });
@@ -102,16 +141,20 @@ async function maxWeightDiff(a: string, b: string): Promise<number> {
   const wb = (await loadCheckpoint(checkpointFile(b, 'latest'))).weights;
   assert.equal(wa.size, wb.size);
   let maxDiff = 0;
-  for (const [name, t] of wa) t.data.forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - wb.get(name)!.data[i]))));
+  for (const [name, t] of wa)
+    t.data.forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - wb.get(name)!.data[i]))));
   return maxDiff;
 }
 
-test('kill -9 in mid-epoch: resumes from the mid-epoch checkpoint to the same weights; the killed run\'s lock and temp files are cleaned up', async () => {
+test("kill -9 in mid-epoch: resumes from the mid-epoch checkpoint to the same weights; the killed run's lock and temp files are cleaned up", async () => {
   await baseline();
 
   const b = path.join(tmp, 'kill-b');
   // 3 steps per epoch: step 4 is in the middle of epoch 2.
-  const killed = await killAt({ ...common, runDir: b, config: config(ds), checkpointEvery: { steps: 1 } }, '^checkpoint at epoch 2, step 4$');
+  const killed = await killAt(
+    { ...common, runDir: b, config: config(ds), checkpointEvery: { steps: 1 } },
+    '^checkpoint at epoch 2, step 4$',
+  );
   assert.equal((await readRunInfo(b)).status, 'running');
   assert.ok(existsSync(path.join(b, 'run.lock')), 'kill -9 leaves the lock');
   // What a kill during a checkpoint write leaves: a temp file of the dead process; one of a live writer stays.
@@ -122,21 +165,35 @@ test('kill -9 in mid-epoch: resumes from the mid-epoch checkpoint to the same we
   writeFileSync(liveTemp, '{}');
   const log: string[] = [];
   try {
-    const resumed = await train({ ...common, runDir: b, config: config(ds), resume: true, log: (l) => log.push(l) });
+    const resumed = await train({ ...common, runDir: b, config: config(ds), resume: true, log: l => log.push(l) });
     assert.equal(resumed.status, 'finished');
   } finally {
     live.kill();
   }
-  assert.ok(log.some((l) => l === 'resuming at epoch 2, step 4'), log.join('\n'));
-  assert.ok(log.some((l) => l.includes(`took over the lock of pid ${killed.pid}`)), log.join('\n'));
-  assert.ok(!existsSync(orphan), 'the dead writer\'s temp file is removed on resume');
-  assert.ok(existsSync(liveTemp), 'a live writer\'s temp file is left alone');
+  assert.ok(
+    log.some(l => l === 'resuming at epoch 2, step 4'),
+    log.join('\n'),
+  );
+  assert.ok(
+    log.some(l => l.includes(`took over the lock of pid ${killed.pid}`)),
+    log.join('\n'),
+  );
+  assert.ok(!existsSync(orphan), "the dead writer's temp file is removed on resume");
+  assert.ok(existsSync(liveTemp), "a live writer's temp file is left alone");
   assert.ok(!existsSync(path.join(b, 'run.lock')), 'the lock is released at the end');
   const maxDiff = await maxWeightDiff(a, b);
   console.log(`# kill -9 mid-epoch + resume: max |Δweight| = ${maxDiff}`);
   assert.equal(maxDiff, 0);
-  const epochs = (dir: string) => readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'epoch');
-  assert.deepEqual(epochs(b).map((m) => [m.trainLoss, m.valLoss]), epochs(a).map((m) => [m.trainLoss, m.valLoss]));
+  const epochs = (dir: string) =>
+    readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map(l => JSON.parse(l))
+      .filter(m => m.type === 'epoch');
+  assert.deepEqual(
+    epochs(b).map(m => [m.trainLoss, m.valLoss]),
+    epochs(a).map(m => [m.trainLoss, m.valLoss]),
+  );
 });
 
 test('kill -9 in the first epoch before any checkpoint: --resume starts the run over, to the same weights', async () => {
@@ -145,13 +202,29 @@ test('kill -9 in the first epoch before any checkpoint: --resume starts the run 
   await killAt({ ...common, runDir: b, config: config(ds) }, '^epoch 1/2 step 2/');
   assert.ok(!existsSync(checkpointFile(b, 'latest')), 'no checkpoint yet');
   const log: string[] = [];
-  const resumed = await train({ ...common, runDir: b, config: config(ds), resume: true, log: (l) => log.push(l) });
+  const resumed = await train({ ...common, runDir: b, config: config(ds), resume: true, log: l => log.push(l) });
   assert.equal(resumed.status, 'finished');
-  assert.ok(log.some((l) => /does not exist .*starting it over from the beginning/.test(l)), log.join('\n'));
+  assert.ok(
+    log.some(l => /does not exist .*starting it over from the beginning/.test(l)),
+    log.join('\n'),
+  );
   assert.equal(await maxWeightDiff(a, b), 0);
-  const lines = readFileSync(path.join(b, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(lines.map((m) => m.step), readFileSync(path.join(a, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step), 'the killed attempt\'s step lines are gone');
-  assert.deepEqual(readdirSync(b).filter((n) => n.endsWith('.tmp')), []);
+  const lines = readFileSync(path.join(b, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map(l => JSON.parse(l));
+  assert.deepEqual(
+    lines.map(m => m.step),
+    readFileSync(path.join(a, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map(l => JSON.parse(l).step),
+    "the killed attempt's step lines are gone",
+  );
+  assert.deepEqual(
+    readdirSync(b).filter(n => n.endsWith('.tmp')),
+    [],
+  );
 });
 
 test('gradient accumulation: 2 micro-batches of 4 train like one batch of 8', async () => {
@@ -159,7 +232,16 @@ test('gradient accumulation: 2 micro-batches of 4 train like one batch of 8', as
   await makeColorDataset(ds, { perClass: 8 });
   const common = { backend: 'wasm' as const, scratchArch: SMALL, exportAtEnd: false };
   // SGD without clipping: unlike Adam it is sensitive to the gradient's scale, so a wrongly weighted sum would show.
-  const base = { ...config(ds), epochs: 1, augment: false, optimizer: 'sgd' as const, lr: 0.05, momentum: 0.9, weightDecay: 0, clipNorm: 0 };
+  const base = {
+    ...config(ds),
+    epochs: 1,
+    augment: false,
+    optimizer: 'sgd' as const,
+    lr: 0.05,
+    momentum: 0.9,
+    weightDecay: 0,
+    clipNorm: 0,
+  };
   const one = path.join(tmp, 'acc1');
   const two = path.join(tmp, 'acc2');
   await train({ ...common, runDir: one, config: { ...base, batchSize: 8, accumulate: 1 } });
@@ -167,7 +249,8 @@ test('gradient accumulation: 2 micro-batches of 4 train like one batch of 8', as
   const w1 = (await loadCheckpoint(checkpointFile(one, 'latest'))).weights;
   const w2 = (await loadCheckpoint(checkpointFile(two, 'latest'))).weights;
   let maxDiff = 0;
-  for (const [name, t] of w1) t.data.forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - w2.get(name)!.data[i]))));
+  for (const [name, t] of w1)
+    t.data.forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - w2.get(name)!.data[i]))));
   assert.ok(maxDiff < 1e-5, `accumulated and single-batch weights differ by ${maxDiff}`);
   assert.equal((await readRunInfo(one)).step, (await readRunInfo(two)).step);
 });

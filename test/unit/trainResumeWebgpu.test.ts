@@ -20,21 +20,45 @@ const SMALL = { hiddenSize: 32, numLayers: 2, numHeads: 4, mlpSize: 64 };
 const ds = path.join(tmp, 'ds');
 
 const config: TrainConfig = {
-  dataset: ds, model: 'scratch:tiny', mode: 'full', lastK: 2, epochs: 2, batchSize: 4, accumulate: 2, lr: 2e-3, optimizer: 'adamw',
-  weightDecay: 0.05, momentum: 0, warmupSteps: 2, clipNorm: 1, labelSmoothing: 0.1, augment: true, imageSize: [16, 16], patchSize: 4,
-  valSplit: 0.25, seed: 7,
+  dataset: ds,
+  model: 'scratch:tiny',
+  mode: 'full',
+  lastK: 2,
+  epochs: 2,
+  batchSize: 4,
+  accumulate: 2,
+  lr: 2e-3,
+  optimizer: 'adamw',
+  weightDecay: 0.05,
+  momentum: 0,
+  warmupSteps: 2,
+  clipNorm: 1,
+  labelSmoothing: 0.1,
+  augment: true,
+  imageSize: [16, 16],
+  patchSize: 4,
+  valSplit: 0.25,
+  seed: 7,
 };
-const common = { backend: 'webgpu' as const, scratchArch: SMALL, exportAtEnd: false, cacheDir: path.join(tmp, 'cache') };
+const common = {
+  backend: 'webgpu' as const,
+  scratchArch: SMALL,
+  exportAtEnd: false,
+  cacheDir: path.join(tmp, 'cache'),
+};
 
 let adapterName = '';
 before(async () => {
   const p = await probeWebGpuAdapter();
-  assert.ok('adapter' in p, `${'error' in p ? p.error : ''}\nThe WebGPU training tests need a WebGPU adapter. Without a GPU, install Mesa >= 25 lavapipe: \`sudo bash scripts/install-lavapipe.sh\`.`);
+  assert.ok(
+    'adapter' in p,
+    `${'error' in p ? p.error : ''}\nThe WebGPU training tests need a WebGPU adapter. Without a GPU, install Mesa >= 25 lavapipe: \`sudo bash scripts/install-lavapipe.sh\`.`,
+  );
   adapterName = p.adapter.name;
   await makeColorDataset(ds, { perClass: 8 });
 });
 
-test('webgpu: stop mid-epoch + resume gives bitwise the weights of an uninterrupted run', async (t) => {
+test('webgpu: stop mid-epoch + resume gives bitwise the weights of an uninterrupted run', async t => {
   t.after(() => rmSync(tmp, { recursive: true, force: true }));
   const a = path.join(tmp, 'a');
   const full = await train({ ...common, runDir: a, config });
@@ -42,12 +66,24 @@ test('webgpu: stop mid-epoch + resume gives bitwise the weights of an uninterrup
   const info = await readRunInfo(a);
   assert.equal(info.backend, 'webgpu');
   assert.equal(info.device, `WebGPU · ${adapterName}`);
-  assert.ok(info.backendNotes.some((n) => n.startsWith(`webgpu: adapter ${adapterName}`)), info.backendNotes.join('\n'));
+  assert.ok(
+    info.backendNotes.some(n => n.startsWith(`webgpu: adapter ${adapterName}`)),
+    info.backendNotes.join('\n'),
+  );
 
   const b = path.join(tmp, 'b');
   let steps = 0;
   // 18 training images, micro-batches of 4, 2 per step → 3 steps per epoch; stop after step 4 (mid-epoch 2).
-  const first = await train({ ...common, runDir: b, config, logEvery: 1, log: (l) => { if (/step \d+\//.test(l)) steps++; }, shouldStop: () => steps >= 4 });
+  const first = await train({
+    ...common,
+    runDir: b,
+    config,
+    logEvery: 1,
+    log: l => {
+      if (/step \d+\//.test(l)) steps++;
+    },
+    shouldStop: () => steps >= 4,
+  });
   assert.equal(first.status, 'stopped');
   assert.equal(first.step, 4);
   const mid = (await loadCheckpoint(checkpointFile(b, 'latest'))).weights;

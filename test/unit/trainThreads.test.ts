@@ -21,20 +21,48 @@ const dataset = makeColorDataset(ds, { perClass: 8 });
 
 function config(over: Partial<TrainConfig> = {}): TrainConfig {
   return {
-    dataset: ds, model: 'scratch:tiny', mode: 'full', lastK: 1, epochs: 2, batchSize: 5, accumulate: 2, lr: 2e-3, optimizer: 'adamw',
-    weightDecay: 0.05, momentum: 0, warmupSteps: 2, clipNorm: 1, labelSmoothing: 0.1, augment: true, imageSize: [16, 16], patchSize: 4,
-    valSplit: 0.25, seed: 7, ...over,
+    dataset: ds,
+    model: 'scratch:tiny',
+    mode: 'full',
+    lastK: 1,
+    epochs: 2,
+    batchSize: 5,
+    accumulate: 2,
+    lr: 2e-3,
+    optimizer: 'adamw',
+    weightDecay: 0.05,
+    momentum: 0,
+    warmupSteps: 2,
+    clipNorm: 1,
+    labelSmoothing: 0.1,
+    augment: true,
+    imageSize: [16, 16],
+    patchSize: 4,
+    valSplit: 0.25,
+    seed: 7,
+    ...over,
   };
 }
 
-const common = { backend: 'wasm' as const, scratchArch: SMALL, exportAtEnd: false, cacheDir: path.join(tmp, 'cache'), logEvery: 1 };
+const common = {
+  backend: 'wasm' as const,
+  scratchArch: SMALL,
+  exportAtEnd: false,
+  cacheDir: path.join(tmp, 'cache'),
+  logEvery: 1,
+};
 const run = async (name: string, opts: Partial<TrainOptions> & { config?: TrainConfig }) => {
   await dataset;
   const runDir = path.join(tmp, name);
   return { runDir, info: await train({ ...common, config: config(), ...opts, runDir }) };
 };
 const stepLosses = (dir: string) =>
-  readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'step').map((m) => m.loss as number);
+  readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map(l => JSON.parse(l))
+    .filter(m => m.type === 'step')
+    .map(m => m.loss as number);
 async function weightDiff(a: string, b: string): Promise<number> {
   const wa = (await loadCheckpoint(checkpointFile(a, 'latest'))).weights;
   const wb = (await loadCheckpoint(checkpointFile(b, 'latest'))).weights;
@@ -55,7 +83,10 @@ for (const mode of ['full', 'last-k'] as const) {
     const one = await run(`${mode}-1`, { threads: 1, config: config(over) });
     const two = mode === 'full' ? await twoThreads() : await run(`${mode}-2`, { threads: 2, config: config(over) });
     assert.equal(two.info.status, 'finished');
-    assert.ok(two.info.backendNotes.includes('threads: 2 (data-parallel on worker_threads)'), two.info.backendNotes.join('\n'));
+    assert.ok(
+      two.info.backendNotes.includes('threads: 2 (data-parallel on worker_threads)'),
+      two.info.backendNotes.join('\n'),
+    );
     assert.ok(one.info.backendNotes.includes('threads: 1'), one.info.backendNotes.join('\n'));
     const l1 = stepLosses(one.runDir);
     const l2 = stepLosses(two.runDir);
@@ -63,7 +94,9 @@ for (const mode of ['full', 'last-k'] as const) {
     let maxRel = 0;
     l1.forEach((v, i) => (maxRel = Math.max(maxRel, Math.abs(v - l2[i]) / Math.abs(v))));
     const dw = await weightDiff(one.runDir, two.runDir);
-    console.log(`# ${mode}: 1 vs 2 threads: max relative loss difference ${maxRel.toExponential(2)}, max |Δweight| ${dw.toExponential(2)}`);
+    console.log(
+      `# ${mode}: 1 vs 2 threads: max relative loss difference ${maxRel.toExponential(2)}, max |Δweight| ${dw.toExponential(2)}`,
+    );
     assert.ok(maxRel < 1e-5, `losses differ by up to ${maxRel} relative: ${l1} vs ${l2}`);
     assert.ok(dw < 1e-4, `weights differ by up to ${dw}`);
     // Training moved the loss (else agreement proves little).
@@ -75,7 +108,16 @@ test('2 threads: stop mid-epoch + resume gives bitwise the weights of the uninte
   const full = await twoThreads();
   let steps = 0;
   const b = path.join(tmp, 't2-stopped');
-  const first = await train({ ...common, config: config(), runDir: b, threads: 2, log: (l) => { if (/step \d+\//.test(l)) steps++; }, shouldStop: () => steps >= 3 });
+  const first = await train({
+    ...common,
+    config: config(),
+    runDir: b,
+    threads: 2,
+    log: l => {
+      if (/step \d+\//.test(l)) steps++;
+    },
+    shouldStop: () => steps >= 3,
+  });
   assert.equal(first.status, 'stopped');
   const resumed = await train({ ...common, config: config(), runDir: b, threads: 2, resume: true });
   assert.equal(resumed.status, 'finished');

@@ -56,7 +56,9 @@ describe('WebGPU: vit-tiny (torchvision ViT, 224 px, patch 16, 2 layers, 4 heads
         assert.ok(dLayer0 <= 1e-4, `layer 0 attention diff ${dLayer0}`);
         for (const fusion of HEAD_FUSIONS) {
           for (const discard of [0, 0.9]) {
-            VIT_TINY.rolloutDiffs(atts, fusion, discard).forEach((d, img) => assert.ok(d <= 1e-4, `rollout ${fusion}/${discard} image ${img} diff ${d}`));
+            VIT_TINY.rolloutDiffs(atts, fusion, discard).forEach((d, img) =>
+              assert.ok(d <= 1e-4, `rollout ${fusion}/${discard} image ${img} diff ${d}`),
+            );
           }
         }
         // The engine's own explain: on our built graphs it reads the head-fused maps reduced on the GPU.
@@ -111,14 +113,22 @@ describe('WebGPU fp16: vit-tiny built in half precision', () => {
       const out = await engine.runPixels(input, 2, true);
       const refLogits = readF32(path.join(dir, 'logits.bin'));
       const dLogits = maxAbsDiff(out.logits, refLogits);
-      const dLayer0 = maxAbsDiff((out.attentions![0].data as Float32Array).subarray(0, H * T * T), readF32(path.join(dir, 'attn_layer0.bin')));
+      const dLayer0 = maxAbsDiff(
+        (out.attentions![0].data as Float32Array).subarray(0, H * T * T),
+        readF32(path.join(dir, 'attn_layer0.bin')),
+      );
       const dRollout = Math.max(...VIT_TINY.rolloutDiffs(out.attentions!, 'mean', 0));
-      console.log(`fp16 on WebGPU vs PyTorch fp32: logits ${dLogits.toExponential(2)}, layer-0 attention ${dLayer0.toExponential(2)}, rollout ${dRollout.toExponential(2)}`);
+      console.log(
+        `fp16 on WebGPU vs PyTorch fp32: logits ${dLogits.toExponential(2)}, layer-0 attention ${dLayer0.toExponential(2)}, rollout ${dRollout.toExponential(2)}`,
+      );
       assert.ok(dLogits > 0, 'identical to fp32: the graph did not compute in half precision');
       assert.ok(dLogits <= 2e-2, `logits max abs diff ${dLogits}`);
       assert.ok(dLayer0 <= 1e-2, `layer 0 attention diff ${dLayer0}`);
       assert.ok(dRollout <= 2e-2, `rollout diff ${dRollout}`);
-      const top1 = (a: ArrayLike<number>, i: number, k: number) => { const r = Array.from(a).slice(i * k, (i + 1) * k); return r.indexOf(Math.max(...r)); };
+      const top1 = (a: ArrayLike<number>, i: number, k: number) => {
+        const r = Array.from(a).slice(i * k, (i + 1) * k);
+        return r.indexOf(Math.max(...r));
+      };
       const k = out.numClasses;
       for (let i = 0; i < 2; i++) assert.equal(top1(out.logits, i, k), top1(refLogits, i, k), `image ${i} top-1`);
     } finally {

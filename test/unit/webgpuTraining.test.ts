@@ -13,7 +13,10 @@ import { probeWebGpuAdapter, type AdapterProbe } from '../../server/webgpuAdapte
 let probe: AdapterProbe;
 before(async () => {
   probe = await probeWebGpuAdapter();
-  assert.ok('adapter' in probe, `${'error' in probe ? probe.error : ''}\nThe WebGPU training tests need a WebGPU adapter. Without a GPU, install Mesa >= 25 lavapipe: \`sudo bash scripts/install-lavapipe.sh\`.`);
+  assert.ok(
+    'adapter' in probe,
+    `${'error' in probe ? probe.error : ''}\nThe WebGPU training tests need a WebGPU adapter. Without a GPU, install Mesa >= 25 lavapipe: \`sudo bash scripts/install-lavapipe.sh\`.`,
+  );
 });
 
 test('auto skips a software adapter and a machine without GPU device nodes; --backend webgpu takes either', async () => {
@@ -21,11 +24,17 @@ test('auto skips a software adapter and a machine without GPU device nodes; --ba
   const software = { ...probe, adapter: { ...probe.adapter, software: true } };
   const hardware = { ...probe, adapter: { ...probe.adapter, software: false } };
   const probes = (p: AdapterProbe, nodes: boolean) => ({ nodesExist: () => nodes, probe: async () => p });
-  await assert.rejects(webGpuAdapter(false, probes(software, true)), /only a software adapter, .*\(--backend webgpu uses it anyway\)/);
+  await assert.rejects(
+    webGpuAdapter(false, probes(software, true)),
+    /only a software adapter, .*\(--backend webgpu uses it anyway\)/,
+  );
   await assert.rejects(webGpuAdapter(false, probes(hardware, false)), /no GPU device node/);
   assert.equal((await webGpuAdapter(false, probes(hardware, true))).name, probe.adapter.name);
   assert.equal((await webGpuAdapter(true, probes(software, false))).software, true);
-  await assert.rejects(webGpuAdapter(true, probes({ error: 'no WebGPU adapter found' }, true)), /no WebGPU adapter found/);
+  await assert.rejects(
+    webGpuAdapter(true, probes({ error: 'no WebGPU adapter found' }, true)),
+    /no WebGPU adapter found/,
+  );
 });
 
 test('--backend webgpu starts on the adapter and names it', async () => {
@@ -34,7 +43,10 @@ test('--backend webgpu starts on the adapter and names it', async () => {
   const b = await initBackend('webgpu');
   assert.equal(tf.getBackend(), 'webgpu');
   assert.equal(b.device, `WebGPU · ${adapter.name}`);
-  assert.ok(b.notes.some((n) => n.includes(adapter.name) && n.includes(`vendor "${adapter.vendor}"`)), b.notes.join('\n'));
+  assert.ok(
+    b.notes.some(n => n.includes(adapter.name) && n.includes(`vendor "${adapter.vendor}"`)),
+    b.notes.join('\n'),
+  );
 });
 
 test('addN of 40 tensors (over the 8 storage buffers a WebGPU shader may bind) adds up', async () => {
@@ -50,7 +62,8 @@ test('addN of 40 tensors (over the 8 storage buffers a WebGPU shader may bind) a
 test('a WebGPU device error stops the next step instead of training on garbage', async () => {
   await initBackend('webgpu');
   throwIfWebGpuFailed();
-  const device = (tf.backend() as unknown as { device: { createBuffer(d: { size: number; usage: number }): unknown } }).device;
+  const device = (tf.backend() as unknown as { device: { createBuffer(d: { size: number; usage: number }): unknown } })
+    .device;
   device.createBuffer({ size: 4, usage: 0 }); // invalid: a buffer needs a usage
   await tf.scalar(1).data(); // a round trip to the device, after which the error has been reported
   assert.throws(() => throwIfWebGpuFailed(), /WebGPU device error: .*usage/i);

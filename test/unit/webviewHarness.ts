@@ -22,7 +22,10 @@ import type { Win } from './browserShapes';
 export const ROOT = path.resolve(__dirname, '../..');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** For `describe(..., { skip: skipBrowser })`. */
-export const skipBrowser = !fs.existsSync(CHROMIUM) && process.env.VIT_LENS_REQUIRE_CHROMIUM !== '1' ? `no Chromium at ${CHROMIUM} (run scripts/e2e-install.sh)` : false;
+export const skipBrowser =
+  !fs.existsSync(CHROMIUM) && process.env.VIT_LENS_REQUIRE_CHROMIUM !== '1'
+    ? `no Chromium at ${CHROMIUM} (run scripts/e2e-install.sh)`
+    : false;
 
 export type Theme = 'dark' | 'light' | 'hc';
 /** `--vscode-*` variables (without the prefix) per theme. */
@@ -66,13 +69,22 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-const TYPES: Record<string, string> = { '.js': 'text/javascript', '.css': 'text/css', '.png': 'image/png', '.jpg': 'image/jpeg' };
+const TYPES: Record<string, string> = {
+  '.js': 'text/javascript',
+  '.css': 'text/css',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+};
 
 /**
  * Serves `page(origin)` at /page.html and the repository's files below it, and launches Chromium.
  * `bundle` (e.g. dist/webview.js) must have been built.
  */
-export async function startHarness(opts: { bundle: string; page: (origin: string) => string; themes: ThemeVars }): Promise<Harness> {
+export async function startHarness(opts: {
+  bundle: string;
+  page: (origin: string) => string;
+  themes: ThemeVars;
+}): Promise<Harness> {
   assert.ok(fs.existsSync(path.join(ROOT, opts.bundle)), `${opts.bundle} is missing: run npm run build`);
   let html = '';
   const server = http.createServer((req, res) => {
@@ -81,16 +93,21 @@ export async function startHarness(opts: { bundle: string; page: (origin: string
     if (url.pathname === '/page.html') return void res.writeHead(200, { 'content-type': 'text/html' }).end(html);
     const file = path.join(ROOT, decodeURIComponent(url.pathname));
     if (!file.startsWith(ROOT + path.sep) || !fs.existsSync(file)) return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(fs.readFileSync(file));
+    res
+      .writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' })
+      .end(fs.readFileSync(file));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   html = opts.page(origin);
   let browser: Browser | undefined;
   try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+    });
   } catch (e) {
-    await new Promise((resolve) => server.close(resolve));
+    await new Promise(resolve => server.close(resolve));
     throw e;
   }
   const b = browser;
@@ -99,18 +116,20 @@ export async function startHarness(opts: { bundle: string; page: (origin: string
     async open({ viewport, saved, theme = 'dark' }) {
       const page = await b.newPage({ viewport });
       const errors: string[] = [];
-      page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-      page.on('pageerror', (e) => errors.push(e.message));
+      page.on('console', m => m.type() === 'error' && errors.push(m.text()));
+      page.on('pageerror', e => errors.push(e.message));
       const vars = opts.themes[theme];
       assert.ok(vars, `no theme variables for ${theme}`);
       // A string, not a function: tsx compiles functions with esbuild's keepNames, whose __name helper does not exist in the page.
-      await page.addInitScript(`(${FAKE_HOST})(${JSON.stringify(saved ?? null)}, ${JSON.stringify(theme)}, ${JSON.stringify(vars)})`);
+      await page.addInitScript(
+        `(${FAKE_HOST})(${JSON.stringify(saved ?? null)}, ${JSON.stringify(theme)}, ${JSON.stringify(vars)})`,
+      );
       await page.goto(`${origin}/page.html`);
       return { page, posted: () => page.evaluate(() => (globalThis as unknown as Win).__posted), errors };
     },
     async close() {
       await b.close();
-      await new Promise((resolve) => server.close(resolve));
+      await new Promise(resolve => server.close(resolve));
     },
   };
 }
@@ -120,11 +139,23 @@ export async function startHarness(opts: { bundle: string; page: (origin: string
  * extension's own page function) around `bundle` and `style`; after them, closed. `out` (for
  * screenshots) is created. The result stands for the started harness.
  */
-export function browserHarness(opts: { bundle: string; style: string; html: (parts: PageParts) => string; themes: ThemeVars; out: string }): Harness {
+export function browserHarness(opts: {
+  bundle: string;
+  style: string;
+  html: (parts: PageParts) => string;
+  themes: ThemeVars;
+  out: string;
+}): Harness {
   let started: Harness | undefined;
   before(async () => {
     fs.mkdirSync(opts.out, { recursive: true });
-    const page = (o: string) => opts.html({ cspSource: o, nonce: 'testnonce123', scriptUri: `${o}/${opts.bundle}`, styleUri: `${o}/${opts.style}` });
+    const page = (o: string) =>
+      opts.html({
+        cspSource: o,
+        nonce: 'testnonce123',
+        scriptUri: `${o}/${opts.bundle}`,
+        styleUri: `${o}/${opts.style}`,
+      });
     started = await startHarness({ bundle: opts.bundle, page, themes: opts.themes });
   });
   after(() => started?.close());
@@ -132,7 +163,13 @@ export function browserHarness(opts: { bundle: string; style: string; html: (par
     assert.ok(started, 'the browser harness did not start');
     return started;
   };
-  return { get origin() { return get().origin; }, open: (o) => get().open(o), close: () => get().close() };
+  return {
+    get origin() {
+      return get().origin;
+    },
+    open: o => get().open(o),
+    close: () => get().close(),
+  };
 }
 
 /**
@@ -143,8 +180,12 @@ export const sharedStyle = (page: Page): Promise<{ background: string; title?: s
   page.evaluate(() => {
     const g = globalThis as unknown as Win;
     const h1 = g.document.querySelector('.summary h1');
-    return { background: g.getComputedStyle(g.document.body).backgroundColor, ...(h1 ? { title: g.getComputedStyle(h1).fontWeight } : {}) };
+    return {
+      background: g.getComputedStyle(g.document.body).backgroundColor,
+      ...(h1 ? { title: g.getComputedStyle(h1).fontWeight } : {}),
+    };
   });
 
 /** The CSP violations the page has reported (directive and blocked URI). */
-export const cspViolations = (page: Page): Promise<string[]> => page.evaluate(() => (globalThis as unknown as Win).__cspViolations);
+export const cspViolations = (page: Page): Promise<string[]> =>
+  page.evaluate(() => (globalThis as unknown as Win).__cspViolations);
