@@ -28,3 +28,40 @@ export type ScratchSize = keyof typeof SCRATCH_PRESETS;
 /** Scratch models' input and patch size unless --image-size / --patch say otherwise. */
 export const SCRATCH_IMAGE_SIZE = 224;
 export const SCRATCH_PATCH_SIZE = 16;
+
+/** A numeric training option's allowed values. */
+export interface Range {
+  lo: number;
+  hi: number;
+  integer: boolean;
+}
+
+/** The ranges the CLI enforces and the Fine-tune form checks as the user types. */
+export const TRAIN_RANGES = {
+  lastK: { lo: 1, hi: 1000, integer: true },
+  epochs: { lo: 1, hi: 100000, integer: true },
+  batchSize: { lo: 1, hi: 65536, integer: true },
+  accumulate: { lo: 1, hi: 4096, integer: true },
+  lr: { lo: 0, hi: 100, integer: false },
+  weightDecay: { lo: 0, hi: 10, integer: false },
+  momentum: { lo: 0, hi: 0.9999, integer: false },
+  warmupSteps: { lo: 0, hi: 1e9, integer: true },
+  clipNorm: { lo: 0, hi: 1e9, integer: false },
+  labelSmoothing: { lo: 0, hi: 0.999, integer: false },
+  patchSize: { lo: 1, hi: 1024, integer: true },
+  imageSize: { lo: 8, hi: 4096, integer: true },
+  valSplit: { lo: 0, hi: 0.9, integer: false },
+  seed: { lo: 0, hi: 2 ** 31, integer: true },
+} as const satisfies Record<string, Range>;
+
+/** What the trainer uses when an option is not given (the learning rate: defaultLr; weight decay and momentum: per optimizer). */
+export const TRAIN_DEFAULTS = {
+  lastK: 2,
+  epochs: 10,
+  batchSize: 32,
+  accumulate: 1,
+  clipNorm: 1,
+  labelSmoothing: 0,
+  valSplit: 0.2,
+  seed: 0,
+} as const;

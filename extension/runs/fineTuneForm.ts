@@ -6,7 +6,7 @@
  */
 import * as vscode from 'vscode';
 import { ModelFacts } from './baseModel';
-import { scratchAdvice } from './scratchAdvice';
+import { scratchAdvice } from '../../common/scratchAdvice';
 import { check, defaultLr, effectiveLr, FineTuneAnswers, Mode, TrainBackend } from './trainArgs';
 import { backendChoices, backendDevice, BackendsProbe, backendSummary } from './trainBackends';
 import { pickTorch, TorchFound, torchRow } from './torchChoice';

@@ -6,7 +6,14 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { defaultLr, type Mode, type Optimizer } from '../../common/training';
+import {
+  defaultLr,
+  type Mode,
+  type Optimizer,
+  type Range,
+  TRAIN_DEFAULTS,
+  TRAIN_RANGES as R,
+} from '../../common/training';
 
 export { defaultLr } from '../../common/training';
 export type { Mode, Optimizer } from '../../common/training';
@@ -42,13 +49,13 @@ export interface FineTuneAnswers {
 
 export const DEFAULT_ANSWERS: Omit<FineTuneAnswers, 'model'> = {
   mode: 'head',
-  epochs: 10,
-  batchSize: 32,
+  epochs: TRAIN_DEFAULTS.epochs,
+  batchSize: TRAIN_DEFAULTS.batchSize,
   optimizer: 'adamw',
-  valSplit: 0.2,
-  seed: 0,
-  lastK: 2,
-  labelSmoothing: 0,
+  valSplit: TRAIN_DEFAULTS.valSplit,
+  seed: TRAIN_DEFAULTS.seed,
+  lastK: TRAIN_DEFAULTS.lastK,
+  labelSmoothing: TRAIN_DEFAULTS.labelSmoothing,
 };
 
 /** Training threads launched from the editor: all cores but one, which stays with the editor. */
@@ -113,7 +120,7 @@ export function resumeArgs(runDir: string, cacheDir?: string, threads?: number):
 
 // ---- input checks: undefined when fine, else the message shown under the input box ----
 
-function number(v: string, what: string, lo: number, hi: number, integer: boolean): string | undefined {
+function number(v: string, what: string, { lo, hi, integer }: Range): string | undefined {
   const t = v.trim();
   const n = Number(t);
   if (!t || !Number.isFinite(n)) return `${what} must be a number`;
@@ -123,17 +130,17 @@ function number(v: string, what: string, lo: number, hi: number, integer: boolea
 }
 
 export const check = {
-  epochs: (v: string) => number(v, 'Epochs', 1, 100000, true),
+  epochs: (v: string) => number(v, 'Epochs', R.epochs),
   lr: (v: string) =>
-    number(v, 'Learning rate', 0, 100, false) ?? (Number(v) === 0 ? 'A learning rate of 0 trains nothing' : undefined),
-  batchSize: (v: string) => number(v, 'Batch size', 1, 65536, true),
-  valSplit: (v: string) => number(v, 'Validation split', 0, 0.9, false),
-  seed: (v: string) => number(v, 'Seed', 0, 2 ** 31, true),
-  lastK: (v: string, layers?: number) => number(v, 'k', 1, layers ?? 1000, true),
-  labelSmoothing: (v: string) => number(v, 'Label smoothing', 0, 0.999, false),
-  weightDecay: (v: string) => (v.trim() === '' ? undefined : number(v, 'Weight decay', 0, 10, false)),
+    number(v, 'Learning rate', R.lr) ?? (Number(v) === 0 ? 'A learning rate of 0 trains nothing' : undefined),
+  batchSize: (v: string) => number(v, 'Batch size', R.batchSize),
+  valSplit: (v: string) => number(v, 'Validation split', R.valSplit),
+  seed: (v: string) => number(v, 'Seed', R.seed),
+  lastK: (v: string, layers?: number) => number(v, 'k', { ...R.lastK, hi: layers ?? R.lastK.hi }),
+  labelSmoothing: (v: string) => number(v, 'Label smoothing', R.labelSmoothing),
+  weightDecay: (v: string) => (v.trim() === '' ? undefined : number(v, 'Weight decay', R.weightDecay)),
   imageSize(v: string, patch?: number): string | undefined {
-    const bad = number(v, 'Image size', 8, 4096, true);
+    const bad = number(v, 'Image size', R.imageSize);
     if (bad) return bad;
     if (patch && Number(v) % patch !== 0) return `Image size must be a multiple of the patch size (${patch})`;
     return undefined;

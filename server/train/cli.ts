@@ -12,10 +12,10 @@ import { parseArgs, ParseArgsConfig } from 'util';
 import { BACKEND_NAMES, BackendName, formatListing, listBackends } from './backend';
 import { exportRun } from './exportModel';
 import { OPTIMIZER_DEFAULTS } from './optimizer';
-import { defaultLr, OPTIMIZERS, TRAIN_MODES } from '../../common/training';
+import { defaultLr, OPTIMIZERS, Range, TRAIN_DEFAULTS, TRAIN_MODES, TRAIN_RANGES as R } from '../../common/training';
 import { readMetrics, readRunInfo, RunInfo, TrainConfig } from './runFiles';
 import { scanDataset } from './datasetFolder';
-import { scratchAdvice } from '../../extension/runs/scratchAdvice';
+import { scratchAdvice } from '../../common/scratchAdvice';
 import { train, TrainOptions } from './trainer';
 import { shownStatus } from '../../common/runStatus';
 import { lastActivity, thisMachine } from '../../extension/runs/runProbes';
@@ -97,7 +97,10 @@ const OPTIONS = {
 
 export class TrainUsageError extends Error {}
 
-function num(v: string | undefined, name: string, lo: number, hi: number, integer = false): number | undefined {
+function num(v: string | undefined, name: string, range: Range): number | undefined;
+function num(v: string | undefined, name: string, lo: number, hi: number, integer?: boolean): number | undefined;
+function num(v: string | undefined, name: string, a: Range | number, b?: number, c = false): number | undefined {
+  const { lo, hi, integer } = typeof a === 'number' ? { lo: a, hi: b!, integer: c } : a;
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isFinite(n) || n < lo || n > hi || (integer && !Number.isInteger(n))) {
@@ -110,7 +113,11 @@ function imageSize(v: string | undefined): [number, number] | undefined {
   if (v === undefined) return undefined;
   const m = /^(\d+)(?:x(\d+))?$/.exec(v);
   if (!m) throw new TrainUsageError(`--image-size must be N or HxW, got "${v}"`);
-  return [Number(m[1]), Number(m[2] ?? m[1])];
+  const size: [number, number] = [Number(m[1]), Number(m[2] ?? m[1])];
+  const { lo, hi } = R.imageSize;
+  if (size.some(n => n < lo || n > hi))
+    throw new TrainUsageError(`--image-size must be in [${lo}, ${hi}] per side, got "${v}"`);
+  return size;
 }
 
 /** --checkpoint-every: N optimizer steps, or a time (Ns, Nm); 0 turns mid-epoch checkpoints off. */
@@ -143,22 +150,22 @@ export function configFromArgs(positionals: string[], o: Record<string, string |
     dataset: path.resolve(positionals[0]),
     model: s('model')!.startsWith('scratch:') ? s('model')! : path.resolve(s('model')!),
     mode,
-    lastK: num(s('last-k'), 'last-k', 1, 1000, true) ?? 2,
-    epochs: num(s('epochs'), 'epochs', 1, 100000, true) ?? 10,
-    batchSize: num(s('batch-size'), 'batch-size', 1, 65536, true) ?? 32,
-    accumulate: num(s('accumulate'), 'accumulate', 1, 4096, true) ?? 1,
-    lr: num(s('lr'), 'lr', 0, 100) ?? defaultLr(optimizer, mode, s('model')!.startsWith('scratch:')),
+    lastK: num(s('last-k'), 'last-k', R.lastK) ?? TRAIN_DEFAULTS.lastK,
+    epochs: num(s('epochs'), 'epochs', R.epochs) ?? TRAIN_DEFAULTS.epochs,
+    batchSize: num(s('batch-size'), 'batch-size', R.batchSize) ?? TRAIN_DEFAULTS.batchSize,
+    accumulate: num(s('accumulate'), 'accumulate', R.accumulate) ?? TRAIN_DEFAULTS.accumulate,
+    lr: num(s('lr'), 'lr', R.lr) ?? defaultLr(optimizer, mode, s('model')!.startsWith('scratch:')),
     optimizer,
-    weightDecay: num(s('weight-decay'), 'weight-decay', 0, 10) ?? d.weightDecay,
-    momentum: num(s('momentum'), 'momentum', 0, 0.9999) ?? d.momentum,
-    warmupSteps: num(s('warmup-steps'), 'warmup-steps', 0, 1e9, true) ?? -1,
-    clipNorm: num(s('clip'), 'clip', 0, 1e9) ?? 1,
-    labelSmoothing: num(s('label-smoothing'), 'label-smoothing', 0, 0.999) ?? 0,
+    weightDecay: num(s('weight-decay'), 'weight-decay', R.weightDecay) ?? d.weightDecay,
+    momentum: num(s('momentum'), 'momentum', R.momentum) ?? d.momentum,
+    warmupSteps: num(s('warmup-steps'), 'warmup-steps', R.warmupSteps) ?? -1,
+    clipNorm: num(s('clip'), 'clip', R.clipNorm) ?? TRAIN_DEFAULTS.clipNorm,
+    labelSmoothing: num(s('label-smoothing'), 'label-smoothing', R.labelSmoothing) ?? TRAIN_DEFAULTS.labelSmoothing,
     augment: o.augment ? true : o['no-augment'] ? false : mode === 'full',
     imageSize: imageSize(s('image-size')),
-    patchSize: num(s('patch'), 'patch', 1, 1024, true),
-    valSplit: num(s('val-split'), 'val-split', 0, 0.9) ?? 0.2,
-    seed: num(s('seed'), 'seed', 0, 2 ** 31, true) ?? 0,
+    patchSize: num(s('patch'), 'patch', R.patchSize),
+    valSplit: num(s('val-split'), 'val-split', R.valSplit) ?? TRAIN_DEFAULTS.valSplit,
+    seed: num(s('seed'), 'seed', R.seed) ?? TRAIN_DEFAULTS.seed,
   };
 }
 

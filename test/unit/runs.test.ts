@@ -24,6 +24,7 @@ import {
   trainArgs,
 } from '../../extension/runs/trainArgs';
 import type { RunInfo } from '../../common/workerRequests';
+import { configFromArgs, TrainUsageError } from '../../server/train/cli';
 
 const root = path.join(__dirname, '..', '..');
 const tinyHf = path.join(root, 'test', 'fixtures', 'vit-tiny', 'hf');
@@ -432,4 +433,31 @@ test('base models: HF folders, scratch and .onnx files are usable; hub ids are e
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the form and the CLI refuse the same values (one table of ranges, common/training.ts)', () => {
+  const cliRefuses = (flag: string, v: string) =>
+    assert.throws(
+      () => configFromArgs(['/d'], { model: 'scratch:tiny', [flag]: v }),
+      TrainUsageError,
+      `--${flag} ${v}`,
+    );
+  const cases: [keyof typeof check, string, string, string][] = [
+    ['epochs', 'epochs', '0', '100001'],
+    ['batchSize', 'batch-size', '0', '65537'],
+    ['valSplit', 'val-split', '-0.1', '0.95'],
+    ['seed', 'seed', '-1', String(2 ** 31 + 1)],
+    ['labelSmoothing', 'label-smoothing', '-1', '1'],
+    ['imageSize', 'image-size', '4', '8192'],
+  ];
+  for (const [key, flag, low, high] of cases) {
+    for (const v of [low, high]) {
+      assert.ok((check[key] as (v: string) => string | undefined)(v), `form accepts ${key} ${v}`);
+      cliRefuses(flag, v);
+    }
+  }
+  // And the defaults the form shows are the trainer's.
+  const cli = configFromArgs(['/d'], { model: 'scratch:tiny' });
+  for (const k of ['epochs', 'batchSize', 'valSplit', 'seed', 'lastK', 'labelSmoothing'] as const)
+    assert.equal(cli[k], DEFAULT_ANSWERS[k], k);
 });

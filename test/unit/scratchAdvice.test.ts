@@ -5,7 +5,7 @@ import { spawnSync } from 'child_process';
 import { mkdtempSync, rmSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { SCRATCH_FEW_IMAGES, scratchAdvice } from '../../extension/runs/scratchAdvice';
+import { SCRATCH_FEW_IMAGES, scratchAdvice } from '../../common/scratchAdvice';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
 
 test('from scratch on a few hundred images gets the advice; more images or a pretrained model do not', () => {
