@@ -231,6 +231,13 @@ test('Audit Dataset from the explorer: the planted flip is listed, Move to class
     const restored = await session.webviewFrame('#tab-labelIssues', 'the restored audit panel', 60_000);
     await restored.locator('#list > li.row', { hasText: `red/${FLIP}` }).waitFor({ timeout: 30_000 });
     await shot('audit-4-after-reload.png');
+    // Close it: a late-loading webview takes focus (and closes a quick pick), and its tab's hover, left
+    // under the pointer, covers the next panels' buttons.
+    await session.runCommand('View: Close Editor');
+    await page
+      .locator('.tabs-container .tab', { hasText: 'Audit: dataset' })
+      .waitFor({ state: 'detached', timeout: 30_000 });
+    await page.mouse.move(0, 0);
   }));
 
 test('Selecting several images in the explorer classifies them all in one panel', () =>
@@ -562,6 +569,8 @@ test("The image preview's title bar button opens the panel in explain mode", () 
 
 test('Save Overlay… writes a PNG next to the image by default', () =>
   withFailureShot('save-overlay', async () => {
+    // Away from the tabs: a tab's hover left under the pointer would cover the button.
+    await page.mouse.move(0, 0);
     const panel = await panelFrame();
     await panel.locator('#save-overlay').click();
     // code-server's save dialog is VS Code's simple file dialog: the proposed path is prefilled.
