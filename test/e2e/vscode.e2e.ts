@@ -266,8 +266,9 @@ test('After a window reload the panel is restored from its saved state (WebviewP
   withFailureShot('reload', async () => {
     // The webview's setState reaches the workbench asynchronously, and the browser workbench writes
     // editor state only when the page unloads: on a loaded machine, a reload right after the last
-    // render could persist the state before it (seen once: a restored panel with no rows).
-    await page.waitForTimeout(2000);
+    // render could persist the state before it (seen twice: a restored panel with no rows, or rows
+    // still "Waiting for the model…").
+    await page.waitForTimeout(5000);
     await page.reload();
     await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
     // The restored panel may be a background tab; webviews render when shown.
