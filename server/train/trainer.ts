@@ -491,7 +491,7 @@ async function startRun(run: TrainingRun, opts: TrainOptions, restart: boolean, 
   }
   await writeReport(runDir, report);
   run.log(
-    `training ${inputs.train.length} images (${inputs.val.length} validation), ${run.classes.length} classes, mode ${config.mode}, backend ${setup.backend.name} (${setup.backend.device}), ${run.totalSteps} steps`,
+    `training ${inputs.train.length} images (${inputs.val.length} validation), ${run.classes.length} classes, mode ${config.mode}, backend ${setup.backend.name} (${run.info.device ?? setup.backend.device}), ${run.totalSteps} steps`,
   );
 }
 
