@@ -95,6 +95,18 @@ export async function truncateMetrics(dir: string, step: number, epochsDone: num
   await writeFileAtomic(metricsFile(dir), kept.map(m => JSON.stringify(m) + '\n').join(''));
 }
 
+/** A resumed run keeps the held-out predictions of its best epoch so far (none when the file is missing or unreadable). */
+export async function carryOverReport(dir: string, report: RunReport): Promise<void> {
+  const old = await fs
+    .readFile(reportFile(dir), 'utf8')
+    .then(t => JSON.parse(t) as RunReport)
+    .catch(() => undefined);
+  if (old) {
+    report.heldOut = old.heldOut;
+    report.bestEpoch = old.bestEpoch;
+  }
+}
+
 export async function writeReport(dir: string, report: RunReport): Promise<void> {
   await writeFileAtomic(reportFile(dir), JSON.stringify(report) + '\n');
 }

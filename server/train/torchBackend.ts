@@ -20,6 +20,7 @@ import { exportHfFolder } from './exportModel';
 import { loadCheckpoint } from './checkpoint';
 import { initialWeights } from './initWeights';
 import {
+  carryOverReport,
   checkpointFile,
   exportDir,
   readRunInfo,
@@ -32,6 +33,7 @@ import {
   writeReport,
   writeRunInfo,
 } from './runFiles';
+import { stepPlan } from './schedule';
 import { lockRun } from './runLock';
 import { checkNewRunFolder, cleanTempFiles, folderData, TrainingError } from './trainer';
 import { tempPathFor } from '../util/atomicFile';
@@ -313,9 +315,9 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
     if (!train.length) throw new TrainingError(`${config.dataset}: no readable training images`);
     await writeSafetensors(path.join(tdir, 'init.safetensors'), init.weights, { format: 'pt' });
 
-    const microPerEpoch = Math.ceil(train.length / config.batchSize);
-    const totalSteps = Math.ceil(microPerEpoch / config.accumulate) * config.epochs;
-    if (config.warmupSteps < 0) config = { ...config, warmupSteps: Math.ceil(0.05 * totalSteps) };
+    const plan = stepPlan(train.length, config);
+    const totalSteps = plan.totalSteps;
+    config = plan.config;
     const nodes = opts.torch.nnodes ?? 1;
     const devices = Array.from({ length: nproc }, (_, i) =>
       device === 'cuda' ? `cuda:${i} ${probe.devices[i]}` : `cpu:${i}`,
@@ -352,16 +354,7 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
     await writeRunInfo(runDir, info);
     written = true;
     const report: RunReport = { skipped, warnings: [...data.warnings], heldOut: [] };
-    if (opts.resume && loop.step !== undefined) {
-      const prev = await fs
-        .readFile(path.join(runDir, 'report.json'), 'utf8')
-        .then(t => JSON.parse(t) as RunReport)
-        .catch(() => undefined);
-      if (prev) {
-        report.heldOut = prev.heldOut;
-        report.bestEpoch = prev.bestEpoch;
-      }
-    }
+    if (opts.resume && loop.step !== undefined) await carryOverReport(runDir, report);
     await writeReport(runDir, report);
     if (skipped.length > data.skipped.length)
       log(

@@ -24,6 +24,7 @@ import { folderLoader, PixelLoader } from './imageLoader';
 import { initialWeights, InitResult } from './initWeights';
 import { Optimizer } from './optimizer';
 import {
+  carryOverReport,
   checkpointFile,
   exportDir,
   readRunInfo,
@@ -36,6 +37,7 @@ import {
   writeReport,
   writeRunInfo,
 } from './runFiles';
+import { stepPlan } from './schedule';
 import { lockRun, RunLock } from './runLock';
 import { bestAccuracy, TrainingError, TrainingRun } from './runState';
 import { lossAndGrads } from './step';
@@ -343,12 +345,7 @@ function openRun(
   pool?: DataParallel,
 ): TrainingRun {
   const { backend, data, arch, init, pre, previous } = setup;
-  let config = setup.config;
-  const microPerEpoch = Math.ceil(inputs.train.length / config.batchSize);
-  const stepsPerEpoch = Math.ceil(microPerEpoch / config.accumulate);
-  const totalSteps = stepsPerEpoch * config.epochs;
-  // -1 = automatic: 5% of the steps, resolved here (and recorded) because it depends on the dataset size.
-  if (config.warmupSteps < 0) config = { ...config, warmupSteps: Math.ceil(0.05 * totalSteps) };
+  const { microPerEpoch, totalSteps, config } = stepPlan(inputs.train.length, setup.config);
   const now = new Date().toISOString();
   const info: RunInfo = {
     format: RUN_FORMAT_VERSION,
@@ -479,16 +476,7 @@ async function startRun(run: TrainingRun, opts: TrainOptions, restart: boolean, 
     run.log(
       `note: no validation images: the best epoch is chosen by training accuracy, and no validation accuracy is reported`,
     );
-  if (opts.resume && !restart) {
-    const old = await fs
-      .readFile(path.join(runDir, 'report.json'), 'utf8')
-      .then(t => JSON.parse(t) as RunReport)
-      .catch(() => undefined);
-    if (old) {
-      report.heldOut = old.heldOut;
-      report.bestEpoch = old.bestEpoch;
-    }
-  }
+  if (opts.resume && !restart) await carryOverReport(runDir, report);
   await writeReport(runDir, report);
   run.log(
     `training ${inputs.train.length} images (${inputs.val.length} validation), ${run.classes.length} classes, mode ${config.mode}, backend ${setup.backend.name} (${run.info.device ?? setup.backend.device}), ${run.totalSteps} steps`,
