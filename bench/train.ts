@@ -22,6 +22,7 @@ import { train } from '../server/train/trainer';
 import { logits, Params } from '../server/train/vitModel';
 import type { ViTArch } from '../server/model/vitConfig';
 import { saveBuiltIn } from '../server/train/builtinModel';
+import { BENCH_ARCH, threadCeiling } from './threadCeiling';
 
 const { values: o } = parseArgs({
   options: {
@@ -40,7 +41,7 @@ const { values: o } = parseArgs({
   },
 });
 
-const ARCH: Partial<ViTArch> = { hiddenSize: 64, numLayers: 6, numHeads: 4, mlpSize: 128, patchSize: 7 };
+const ARCH = BENCH_ARCH;
 const epochs = Number(o.epochs);
 const limit = Number(o.limit);
 const batchSize = Number(o['batch-size']);
@@ -227,10 +228,19 @@ function runTorch(threads: number): Promise<{
     }
   }
   const [first, ...more] = results;
-  for (const r of more)
+  // What the machine allows at all: as many independent copies, no communication (bench/threadCeiling.ts).
+  const ceiling = more.length && o.backend === 'wasm' ? await threadCeiling(threadCounts, batchSize, 30) : [];
+  for (const r of more) {
+    const ratio = r.ours.imagesPerSec / first.ours.imagesPerSec;
+    const free = ceiling.find(c => c.threads === r.threads);
     lines.push(
-      `ours ${r.threads} threads / ours ${first.threads}: ${(r.ours.imagesPerSec / first.ours.imagesPerSec).toFixed(3)}×${r.torch && first.torch ? `  (PyTorch ${r.threads} / ${first.threads}: ${(r.torch.imagesPerSec / first.torch.imagesPerSec).toFixed(3)}×)` : ''}`,
+      `ours ${r.threads} threads / ours ${first.threads}: ${ratio.toFixed(3)}×${r.torch && first.torch ? `  (PyTorch ${r.threads} / ${first.threads}: ${(r.torch.imagesPerSec / first.torch.imagesPerSec).toFixed(3)}×)` : ''}`,
     );
+    if (free)
+      lines.push(
+        `  machine ceiling: ${r.threads} independent single-thread copies / ${first.threads}: ${free.ratio.toFixed(3)}× (ours keeps ${((ratio / free.ratio) * 100).toFixed(0)}% of it)`,
+      );
+  }
   console.log(lines.join('\n'));
   const last = results[results.length - 1];
   const summary = {
@@ -241,6 +251,7 @@ function runTorch(threads: number): Promise<{
     batchSize,
     lr,
     results,
+    ceiling,
     ours: last.ours,
     torch: last.torch,
   };

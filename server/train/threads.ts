@@ -185,7 +185,7 @@ export class DataParallel {
     this.version++;
   }
 
-  /** Loss and gradients of one micro-batch as one part per non-empty slice, in thread order. */
+  /** Loss and gradients of one micro-batch: its slices' size-weighted sum, as one part. */
   async gradients(input: ForwardInput, labels: Int32Array): Promise<SliceGradients[]> {
     if (this.broken) throw this.broken;
     this.shareWeights();
@@ -246,21 +246,48 @@ export class DataParallel {
       if (own) for (const g of own.grads.values()) g.dispose();
       throw failed ? failed.reason : ownError;
     }
-    const parts: SliceGradients[] = [];
-    if (own) parts.push({ ...own, n: sizes[0] });
-    settled.forEach((s, i) => {
-      const n = sizes[i + 1];
-      if (!n || s.status !== 'fulfilled') return;
-      const region = this.grads[i];
-      const grads = new Map(
-        this.slots.map(slot => [
-          slot.name,
-          tf.tensor(region.subarray(slot.offset, slot.offset + slot.size), slot.shape),
-        ]),
-      );
-      parts.push({ loss: s.value.loss, correct: s.value.correct, grads, n });
+    return [this.combine(own, sizes, settled)];
+  }
+
+  /**
+   * The slices' size-weighted gradient sum as one part, in thread order, summed in plain float32
+   * arrays (each product and sum rounded to float32, as TF.js's mul/add would, but without a kernel
+   * call per parameter and slice).
+   */
+  private combine(
+    own: BatchGradients | undefined,
+    sizes: number[],
+    settled: PromiseSettledResult<{ loss: number; correct: number }>[],
+  ): SliceGradients {
+    const n = sizes.reduce((a, b) => a + b, 0);
+    const sum = new Float32Array(this.weights.length);
+    let loss = 0;
+    let correct = 0;
+    if (own) {
+      const w = Math.fround(sizes[0] / n);
+      for (const slot of this.slots) {
+        const g = own.grads.get(slot.name)!;
+        const data = g.dataSync() as Float32Array;
+        for (let i = 0; i < slot.size; i++) sum[slot.offset + i] = data[i] * w;
+        g.dispose();
+      }
+      loss += own.loss * (sizes[0] / n);
+      correct += own.correct;
+    }
+    settled.forEach((s, t) => {
+      const size = sizes[t + 1];
+      if (!size || s.status !== 'fulfilled') return;
+      const w = Math.fround(size / n);
+      const region = this.grads[t];
+      if (!own && t === 0) for (let i = 0; i < sum.length; i++) sum[i] = region[i] * w;
+      else for (let i = 0; i < sum.length; i++) sum[i] += Math.fround(region[i] * w);
+      loss += s.value.loss * (size / n);
+      correct += s.value.correct;
     });
-    return parts;
+    const grads = new Map(
+      this.slots.map(slot => [slot.name, tf.tensor(sum.subarray(slot.offset, slot.offset + slot.size), slot.shape)]),
+    );
+    return { loss, correct, grads, n };
   }
 
   async close(): Promise<void> {
