@@ -69,7 +69,7 @@ export async function pickTorch(found: TorchFound, using: string | undefined): P
     ];
     void vscode.window
       .showWarningMessage(
-        `ViT Lens cannot train with PyTorch: ${interpreterText(found)}: ${torchProblem(found)}. ${TORCH_ADVICE} Then run Fine-tune ViT on Folder again.`,
+        `ViT Lens cannot train with PyTorch: ${torchProblem(found)}: ${interpreterText(found)}. ${TORCH_ADVICE} Then start Fine-tune ViT on Folder again.`,
         ...actions,
       )
       .then(a => {

@@ -150,6 +150,7 @@ export function torchProblem(f: TorchFound): string {
   if (r.startsWith(checked)) r = r.slice(checked.length).replace(/^:?\s*/, '');
   r = r.replace(/;\s*(install PyTorch|pass --python)[^;]*$/, '');
   if (/^cannot run it \(ENOENT\)/.test(r) || !f.resolved) return 'not found';
+  if (/^cannot import torch \(ModuleNotFoundError: No module named 'torch'\)$/.test(r)) return 'torch is not installed';
   return r || 'no answer';
 }
 
@@ -166,7 +167,7 @@ export function torchRow(
     return {
       label: 'PyTorch',
       description: `Not available: ${torchProblem(f)}`,
-      detail: `${interpreterText(f)} · pick to see how to set one`,
+      detail: `${interpreterText(f)} · pick to choose another`,
     };
   return {
     label: 'PyTorch',

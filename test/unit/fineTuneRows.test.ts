@@ -222,10 +222,13 @@ test('an interpreter without torch: the CLI says why, the row says it without th
     const { error } = JSON.parse(r.stdout) as { error: string };
     assert.match(error, /cannot import torch/);
     const found = { python: py, resolved: py, from: 'the Python extension' as const, error };
-    assert.equal(torchProblem(found), "cannot import torch (ModuleNotFoundError: No module named 'torch')");
+    assert.equal(torchProblem(found), 'torch is not installed');
     const row = torchRow(found, undefined);
-    assert.equal(row.description, "Not available: cannot import torch (ModuleNotFoundError: No module named 'torch')");
-    assert.equal(row.detail, `${py} (the Python extension) · pick to see how to set one`);
+    assert.equal(row.description, 'Not available: torch is not installed');
+    assert.equal(row.detail, `${py} (the Python extension) · pick to choose another`);
+    // Any other reason is the CLI's, without the interpreter it already names.
+    const old = { ...found, error: `${py} (--python) has torch 1.12.1, too old: --backend torch needs 1.13 or later` };
+    assert.equal(torchProblem(old), 'has torch 1.12.1, too old: --backend torch needs 1.13 or later');
     assert.doesNotMatch(JSON.stringify(row), /--python/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
