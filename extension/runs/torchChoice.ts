@@ -83,7 +83,8 @@ export async function pickTorch(found: TorchFound, using: string | undefined): P
   const items = [
     {
       label: `$(rocket) ${torchText(found)}`,
-      detail: `${interpreterText(found)}: DistributedDataParallel under torchrun, one process per GPU; same run folder`,
+      description: interpreterText(found),
+      detail: 'DistributedDataParallel under torchrun, one process per GPU; the same run folder',
       value: python,
     },
     { label: 'Built-in TF.js trainer', detail: 'No Python needed', value: undefined },

@@ -99,6 +99,7 @@ test("the PyTorch row shows the Python extension's interpreter, and a torch run 
       /torch is not installed: .*Set vitLens\.pythonPath.*Python extension/,
     );
     await toast.locator('.monaco-button', { hasText: 'Select Interpreter' }).waitFor({ timeout: 5000 });
+    await page.mouse.move(700, 600); // off the row, whose hover would cover the form
     await page.waitForTimeout(1000); // the toast slides in
     await session.shot('2-advice-light.png');
   });
