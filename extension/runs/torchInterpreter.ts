@@ -62,13 +62,13 @@ export async function pythonExtensionInterpreter(
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<{ passedOver: string }>(resolve => {
     timer = setTimeout(
-      () => resolve({ passedOver: `the Python extension did not answer within ${timeoutMs / 1000} s` }),
+      () => resolve({ passedOver: `Python extension: no answer in ${timeoutMs / 1000} s` }),
       timeoutMs,
     );
   });
   // Caught here, so a failure after the timeout is not an unhandled rejection.
   const answer = askPythonExtension(ext, resource).catch((e: unknown) => ({
-    passedOver: `the Python extension failed: ${e instanceof Error ? e.message : String(e)}`,
+    passedOver: `Python extension failed: ${e instanceof Error ? e.message : String(e)}`,
   }));
   try {
     return await Promise.race([answer, late]);
@@ -90,14 +90,14 @@ async function askPythonExtension(
     if (exe) return { python: exe };
     return {
       passedOver: env
-        ? `the Python extension's environment ${active.path} has no Python executable`
-        : `the Python extension's interpreter ${active.path} is not valid`,
+        ? `Python extension's ${active.path} has no python executable`
+        : `Python extension's ${active.path} is not valid`,
     };
   }
   const cmd = api?.settings?.getExecutionDetails(resource)?.execCommand;
   // One element is the interpreter; more is a launcher (conda run …) that torchrun cannot be started by.
   if (cmd?.length === 1 && cmd[0]) return { python: cmd[0] };
-  return { passedOver: 'the Python extension named no interpreter' };
+  return { passedOver: 'Python extension named no interpreter' };
 }
 
 /** vitLens.pythonPath, else the Python extension's interpreter (asked only then), else python3 on PATH. */
@@ -166,8 +166,8 @@ export function torchRow(
   if (!f.label)
     return {
       label: 'PyTorch',
-      description: `Not available: ${torchProblem(f)}`,
-      detail: `${interpreterText(f)} · pick to choose another`,
+      description: `Not available: ${torchProblem(f)} · pick to choose another`,
+      detail: interpreterText(f),
     };
   return {
     label: 'PyTorch',

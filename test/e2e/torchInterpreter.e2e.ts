@@ -5,7 +5,8 @@
  * form's PyTorch row shows the interpreter that extension selects, where it came from and what it has;
  * a run started from the form with PyTorch on trains with that interpreter (run.json says so). An
  * interpreter without torch (Debian's Python without its site-packages) reads as "Not available"
- * with what to do. Screenshots in the light (torch missing), high-contrast and dark themes:
+ * with what to do; one whose activation never ends is given up on (python3 on PATH, saying why).
+ * Screenshots in the light (torch missing), high-contrast (hanging extension) and dark themes:
  * test-output/e2e-torch-interpreter/<theme>/. Needs /usr/bin/python3 with torch ≥ 1.13 (fails, never
  * skips, without it).
  *
@@ -104,24 +105,30 @@ test("the PyTorch row shows the Python extension's interpreter, and a torch run 
     await session.shot('2-advice-light.png');
   });
 
-  for (const [tag, theme] of [
-    ['hc', 'Default High Contrast'],
-    ['dark', 'Default Dark Modern'],
-  ]) {
-    await startSession(theme, tag, TORCH_PYTHON);
-    await session.withFailureShot(`torch-${tag}`, async () => {
-      await openForm();
-      const torch = await text('PyTorch');
-      assert.ok(torch.includes(`Off: the built-in trainer runs (PyTorch ${torchVersion} · CPU available)`), torch);
-      assert.ok(torch.includes(`${TORCH_PYTHON} (the Python extension)`), torch);
-      // This machine keeps one core for the editor: the run trains on the rest.
-      const threads = Math.max(1, os.availableParallelism() - 1);
-      assert.match(await text('Backend'), new RegExp(`Auto: CPU · ${threads} threads? \\(wasm`));
-      await page.waitForTimeout(500);
-      await session.shot(`1-form-${tag}.png`);
-      if (tag === 'dark') await torchRun();
-    });
-  }
+  // A Python extension whose activation never ends: the form waits PYTHON_EXTENSION_TIMEOUT_MS, then python3 on PATH.
+  await startSession('Default High Contrast', 'hc', 'hang');
+  await session.withFailureShot('torch-hang', async () => {
+    await openForm();
+    const torch = await text('PyTorch');
+    assert.ok(torch.includes('(python3 on PATH; Python extension: no answer in 15 s)'), torch);
+    await page.mouse.move(700, 600);
+    await page.waitForTimeout(500);
+    await session.shot('1-form-hc.png');
+  });
+
+  await startSession('Default Dark Modern', 'dark', TORCH_PYTHON);
+  await session.withFailureShot('torch-dark', async () => {
+    await openForm();
+    const torch = await text('PyTorch');
+    assert.ok(torch.includes(`Off: the built-in trainer runs (PyTorch ${torchVersion} · CPU available)`), torch);
+    assert.ok(torch.includes(`${TORCH_PYTHON} (the Python extension)`), torch);
+    // This machine keeps one core for the editor: the run trains on the rest.
+    const threads = Math.max(1, os.availableParallelism() - 1);
+    assert.match(await text('Backend'), new RegExp(`Auto: CPU · ${threads} threads? \\(wasm`));
+    await page.waitForTimeout(500);
+    await session.shot('1-form-dark.png');
+    await torchRun();
+  });
 });
 
 /** PyTorch on, 1 epoch, start; the run trains with the Python extension's interpreter. */

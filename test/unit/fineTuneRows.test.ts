@@ -99,11 +99,11 @@ test("the Python extension's selected interpreter, through its environments API"
   });
   // A selected environment that does not resolve, or has no interpreter (conda without python).
   const invalid = { environments: { ...api.environments, resolveEnvironment: async () => undefined } };
-  assert.match(await passedOver(pythonExtension(invalid)), /interpreter \/ws\/\.venv is not valid/);
+  assert.match(await passedOver(pythonExtension(invalid)), /\/ws\/\.venv is not valid/);
   const noExe = {
     environments: { ...api.environments, resolveEnvironment: async () => ({ executable: { uri: undefined } }) },
   };
-  assert.match(await passedOver(pythonExtension(noExe)), /has no Python executable/);
+  assert.match(await passedOver(pythonExtension(noExe)), /has no python executable/);
   // The older API: execCommand of one element is the interpreter; a launcher (conda run …) is not.
   const old = (execCommand: string[]) => ({ settings: { getExecutionDetails: () => ({ execCommand }) } });
   assert.deepEqual(await pythonExtensionInterpreter(pythonExtension(old(['/opt/py/bin/python3'])), undefined), {
@@ -120,14 +120,14 @@ test('a Python extension that hangs or throws on activation never holds up the f
     undefined,
     200,
   );
-  assert.deepEqual(hang, { passedOver: 'the Python extension did not answer within 0.2 s' });
+  assert.deepEqual(hang, { passedOver: 'Python extension: no answer in 0.2 s' });
   assert.ok(Date.now() - started < 2000);
   const late = await pythonExtensionInterpreter(
     pythonExtension(undefined, () => new Promise((_, reject) => setTimeout(() => reject(new Error('late')), 300))),
     undefined,
     100,
   );
-  assert.match((late as { passedOver: string }).passedOver, /did not answer/);
+  assert.match((late as { passedOver: string }).passedOver, /no answer in 0.1 s/);
   await new Promise(r => setTimeout(r, 400)); // the late rejection must not surface as unhandled
   const boom = await pythonExtensionInterpreter(
     pythonExtension(undefined, async () => {
@@ -135,7 +135,7 @@ test('a Python extension that hangs or throws on activation never holds up the f
     }),
     undefined,
   );
-  assert.deepEqual(boom, { passedOver: 'the Python extension failed: boom' });
+  assert.deepEqual(boom, { passedOver: 'Python extension failed: boom' });
   const getterThrows = {
     environments: {
       getActiveEnvironmentPath: () => {
@@ -145,7 +145,7 @@ test('a Python extension that hangs or throws on activation never holds up the f
     },
   };
   assert.deepEqual(await pythonExtensionInterpreter(pythonExtension(getterThrows), undefined), {
-    passedOver: 'the Python extension failed: no workspace',
+    passedOver: 'Python extension failed: no workspace',
   });
   // Then python3 on PATH, saying why.
   const i = await pickInterpreter('', async () => hang);
@@ -201,14 +201,11 @@ test('the PyTorch row: version, devices, the interpreter and where it came from'
     torchText({ ...cpu, label: 'PyTorch · CUDA ×8 (NVIDIA H100)', torch: '2.11.0' }),
     'PyTorch 2.11.0 · CUDA ×8 (NVIDIA H100)',
   );
-  const passed = { ...cpu, from: 'python3 on PATH' as const, passedOver: 'the Python extension failed: boom' };
-  assert.equal(
-    torchRow(passed, undefined).detail,
-    '/usr/bin/python3 (python3 on PATH; the Python extension failed: boom)',
-  );
+  const passed = { ...cpu, from: 'python3 on PATH' as const, passedOver: 'Python extension failed: boom' };
+  assert.equal(torchRow(passed, undefined).detail, '/usr/bin/python3 (python3 on PATH; Python extension failed: boom)');
   const missing = { python: 'python3', from: 'python3 on PATH' as const, error: 'not found' };
-  assert.equal(torchRow(missing, undefined).description, 'Not available: not found');
-  assert.match(torchRow(missing, undefined).detail, /^python3, not found \(python3 on PATH\)/);
+  assert.equal(torchRow(missing, undefined).description, 'Not available: not found · pick to choose another');
+  assert.match(torchRow(missing, undefined).detail, /^python3, not found \(python3 on PATH\)$/);
 });
 
 test('an interpreter without torch: the CLI says why, the row says it without the CLI-only advice', async () => {
@@ -224,8 +221,8 @@ test('an interpreter without torch: the CLI says why, the row says it without th
     const found = { python: py, resolved: py, from: 'the Python extension' as const, error };
     assert.equal(torchProblem(found), 'torch is not installed');
     const row = torchRow(found, undefined);
-    assert.equal(row.description, 'Not available: torch is not installed');
-    assert.equal(row.detail, `${py} (the Python extension) · pick to choose another`);
+    assert.equal(row.description, 'Not available: torch is not installed · pick to choose another');
+    assert.equal(row.detail, `${py} (the Python extension)`);
     // Any other reason is the CLI's, without the interpreter it already names.
     const old = { ...found, error: `${py} (--python) has torch 1.12.1, too old: --backend torch needs 1.13 or later` };
     assert.equal(torchProblem(old), 'has torch 1.12.1, too old: --backend torch needs 1.13 or later');
