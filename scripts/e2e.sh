@@ -13,3 +13,4 @@ VIT_LENS_REQUIRE_CHROMIUM=1 node scripts/run-tests.mjs test/unit/webview.test.ts
 node --import tsx --test --test-reporter=spec --test-timeout=900000 test/e2e/vscode.e2e.ts
 node --import tsx --test --test-reporter=spec --test-timeout=600000 test/e2e/training.e2e.ts
 node --import tsx --test --test-reporter=spec --test-timeout=900000 test/e2e/trainBackend.e2e.ts
+node --import tsx --test --test-reporter=spec --test-timeout=600000 test/e2e/torchInterpreter.e2e.ts

@@ -17,6 +17,7 @@ import { modelFacts, ModelFacts } from './baseModel';
 import { runForm } from './fineTuneForm';
 import { cliPath, launchTrainer } from './launch';
 import { findTorch } from './torchChoice';
+import { interpreterPath } from './torchInterpreter';
 import { summarizeScan } from './scanSummary';
 import type { RunStore } from './store';
 import { DEFAULT_ANSWERS, defaultRunName, editorTrainThreads, FineTuneAnswers, trainArgs } from './trainArgs';
@@ -37,9 +38,11 @@ export async function fineTune(
   const memory = ctx.extension.workspaceState.get<Record<string, Partial<FineTuneAnswers>>>(MEMORY_KEY) ?? {};
   const remembered = memory[folder] ?? {};
 
-  // Asked while the folder is scanned; the form shows the answers.
+  // Asked while the folder is scanned; the form shows the answers. The Backend row is asked for
+  // the thread count the run will get.
+  const threads = editorTrainThreads();
   const torch = findTorch(cliPath(ctx));
-  const backends = trainBackends(ctx);
+  const backends = trainBackends(ctx, threads);
   const scan = await scanWithProgress(ctx, folder, remembered.valSplit ?? DEFAULT_ANSWERS.valSplit);
   if (!scan) return;
   if (!(await confirmSummary(scan))) return;
@@ -50,7 +53,7 @@ export async function fineTune(
   if (facts.spec.startsWith('scratch:') && !remembered.mode) answers.mode = 'full';
   const found = await torch;
   // PyTorch stays chosen for this dataset only while that interpreter still imports torch.
-  answers.torchPython = found.label && remembered.torchPython ? found.python : undefined;
+  answers.torchPython = found.label && remembered.torchPython ? interpreterPath(found) : undefined;
   const summary = `${summarizeScan(scan).message} · runs go to ${store.runsDir}`;
   const state = await runForm(
     { answers, name: '', facts },
@@ -81,7 +84,7 @@ export async function fineTune(
     ctx,
     store,
     runDir,
-    trainArgs(folder, runDir, { threads: editorTrainThreads(), ...state.answers }, ctx.settings().cacheDir),
+    trainArgs(folder, runDir, { threads, ...state.answers }, ctx.settings().cacheDir),
     `start ${state.name}`,
   );
   if (!ok) return;
@@ -91,15 +94,17 @@ export async function fineTune(
 
 let backendsProbe: Promise<BackendsProbe> | undefined;
 
-/** What the trainer's backends would run on, asked once per window (again after a failed ask). */
-function trainBackends(ctx: Ctx): Promise<BackendsProbe> {
-  backendsProbe ??= probeTrainBackends(args => runCli(cliPath(ctx), args, AbortSignal.timeout(30_000))).then(p => {
-    if ('error' in p) {
-      ctx.log.warn(`vit-lens train --list-backends: ${p.error}`);
-      backendsProbe = undefined;
-    }
-    return p;
-  });
+/** What the trainer's backends would run on, asked once per window (again after a failed ask); `threads` is the same each time. */
+function trainBackends(ctx: Ctx, threads: number): Promise<BackendsProbe> {
+  backendsProbe ??= probeTrainBackends(args => runCli(cliPath(ctx), args, AbortSignal.timeout(30_000)), threads).then(
+    p => {
+      if ('error' in p) {
+        ctx.log.warn(`vit-lens train --list-backends: ${p.error}`);
+        backendsProbe = undefined;
+      }
+      return p;
+    },
+  );
   return backendsProbe;
 }
 

@@ -10,6 +10,7 @@ import { scratchAdvice } from '../../common/scratchAdvice';
 import { check, defaultLr, effectiveLr, FineTuneAnswers, Mode, TrainBackend } from './trainArgs';
 import { backendChoices, backendDevice, BackendsProbe, backendSummary } from './trainBackends';
 import { pickTorch, TorchFound, torchRow } from './torchChoice';
+import { torchText } from './torchInterpreter';
 
 export interface FormState {
   answers: FineTuneAnswers;
@@ -104,7 +105,7 @@ export async function runForm(state: FormState, hooks: FormHooks): Promise<FormS
       {
         key: 'start',
         label: '$(play) Start Training',
-        detail: `${state.name} · ${a.mode} · ${a.epochs} epochs · lr ${effectiveLr(a)} · ${a.torchPython ? 'PyTorch' : backendDevice(a.backend ?? 'auto', hooks.backends)}`,
+        detail: `${state.name} · ${a.mode} · ${a.epochs} epochs · lr ${effectiveLr(a)} · ${a.torchPython && hooks.torch ? torchText(hooks.torch) : backendDevice(a.backend ?? 'auto', hooks.backends)}`,
       },
       { key: '', label: 'Settings', kind: vscode.QuickPickItemKind.Separator },
       { key: 'model', label: 'Base model', description: a.model },
@@ -127,9 +128,15 @@ export async function runForm(state: FormState, hooks: FormHooks): Promise<FormS
           ? `${a.imageSize}×${a.imageSize}`
           : `${state.facts.imageSize ?? 224}×${state.facts.imageSize ?? 224} (the model's)`,
       },
-      { key: 'backend', label: 'Backend', description: backendSummary(a.backend ?? 'auto', hooks.backends) },
-      { key: 'name', label: 'Run name', description: state.name },
+      {
+        key: 'backend',
+        label: 'Backend',
+        description: a.torchPython
+          ? 'PyTorch trains this run (the PyTorch row)'
+          : backendSummary(a.backend ?? 'auto', hooks.backends),
+      },
       ...(hooks.torch ? [torchRow(hooks.torch, a.torchPython)] : []),
+      { key: 'name', label: 'Run name', description: state.name },
       {
         key: 'advanced',
         label: 'Advanced…',

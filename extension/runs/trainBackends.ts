@@ -15,7 +15,29 @@ export interface BackendListing {
 
 export type BackendsProbe = { listing: BackendListing } | { error: string };
 
-export const LIST_BACKENDS_ARGS = ['train', '--list-backends', '--json'];
+/** Asked with the --threads the run will get, so that a CLI which counts them answers for this run. */
+export const listBackendsArgs = (threads: number) => [
+  'train',
+  '--list-backends',
+  '--json',
+  '--threads',
+  String(threads),
+];
+
+/**
+ * The listing as a run on `threads` threads would say it: a data-parallel wasm run trains on all of
+ * them (its run.json device says "N threads", server/train/trainer.ts), while the listing names one.
+ * Other backends use their own threading and keep their text.
+ */
+export function forThreads(listing: BackendListing, threads: number): BackendListing {
+  if (threads <= 1) return listing;
+  return {
+    ...listing,
+    backends: listing.backends.map(b =>
+      b.name === 'wasm' && b.device ? { ...b, device: b.device.replace(/\b1 thread\b/, `${threads} threads`) } : b,
+    ),
+  };
+}
 
 /** The CLI's JSON, checked; throws saying what is wrong. */
 export function parseListing(stdout: string): BackendListing {
@@ -38,13 +60,15 @@ export function parseListing(stdout: string): BackendListing {
   return v as BackendListing;
 }
 
+/** `threads`: what the run will be given (the editor's editorTrainThreads). */
 export async function probeTrainBackends(
   runCli: (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>,
+  threads: number,
 ): Promise<BackendsProbe> {
   try {
-    const r = await runCli(LIST_BACKENDS_ARGS);
+    const r = await runCli(listBackendsArgs(threads));
     if (r.code !== 0) return { error: r.stderr.trim().split('\n').pop() || `exit code ${r.code}` };
-    return { listing: parseListing(r.stdout) };
+    return { listing: forThreads(parseListing(r.stdout), threads) };
   } catch (e) {
     return { error: (e as Error).message };
   }
@@ -58,7 +82,7 @@ const NAMES: Record<string, string> = {
   cpu: 'CPU',
 };
 
-/** What `choice` will run on: "WebGPU · NVIDIA GeForce RTX 4090 (Vulkan)", "CPU · 1 thread (wasm + fused kernels)", or why not. */
+/** What `choice` will run on: "WebGPU · NVIDIA GeForce RTX 4090 (Vulkan)", "CPU · 7 threads (wasm + fused kernels)", or why not. */
 export function backendDevice(choice: TrainBackend, p: BackendsProbe): string {
   if ('error' in p) return `unknown (${p.error})`;
   const name = choice === 'auto' ? p.listing.auto : choice;

@@ -21,7 +21,7 @@ test('the form learns what each backend runs on, from a separate process', async
     'adapter' in p,
     `${'error' in p ? p.error : ''}\nInstall Mesa >= 25 lavapipe: \`sudo bash scripts/install-lavapipe.sh\`.`,
   );
-  const probe = await probeTrainBackends(args => runCli(cliJs, args));
+  const probe = await probeTrainBackends(args => runCli(cliJs, args), 1);
   assert.ok('listing' in probe, 'error' in probe ? probe.error : '');
   const { listing } = probe;
   assert.deepEqual(
@@ -47,11 +47,14 @@ test('the form learns what each backend runs on, from a separate process', async
 
 test('a broken answer or a failing CLI reads as unknown, not as a crash', async () => {
   assert.throws(() => parseListing('{"auto": 3}'), /unexpected answer/);
-  const failed = await probeTrainBackends(async () => ({
-    code: 2,
-    stdout: '',
-    stderr: 'vit-lens train: unknown option\n',
-  }));
+  const failed = await probeTrainBackends(
+    async () => ({
+      code: 2,
+      stdout: '',
+      stderr: 'vit-lens train: unknown option\n',
+    }),
+    1,
+  );
   assert.deepEqual(failed, { error: 'vit-lens train: unknown option' });
   assert.match(backendSummary('auto', failed), /^Auto: unknown \(vit-lens train: unknown option\)$/);
   assert.match(backendSummary('webgpu', failed), /^WebGPU: unknown/);
