@@ -15,7 +15,7 @@ export interface BackendListing {
 
 export type BackendsProbe = { listing: BackendListing } | { error: string };
 
-/** Asked with the --threads the run will get, so that a CLI which counts them answers for this run. */
+/** Asked with the --threads the run will get: the wasm entry then says "CPU · N threads (…)". */
 export const listBackendsArgs = (threads: number) => [
   'train',
   '--list-backends',
@@ -23,21 +23,6 @@ export const listBackendsArgs = (threads: number) => [
   '--threads',
   String(threads),
 ];
-
-/**
- * The listing as a run on `threads` threads would say it: a data-parallel wasm run trains on all of
- * them (its run.json device says "N threads", server/train/trainer.ts), while the listing names one.
- * Other backends use their own threading and keep their text.
- */
-export function forThreads(listing: BackendListing, threads: number): BackendListing {
-  if (threads <= 1) return listing;
-  return {
-    ...listing,
-    backends: listing.backends.map(b =>
-      b.name === 'wasm' && b.device ? { ...b, device: b.device.replace(/\b1 thread\b/, `${threads} threads`) } : b,
-    ),
-  };
-}
 
 /** The CLI's JSON, checked; throws saying what is wrong. */
 export function parseListing(stdout: string): BackendListing {
@@ -68,7 +53,7 @@ export async function probeTrainBackends(
   try {
     const r = await runCli(listBackendsArgs(threads));
     if (r.code !== 0) return { error: r.stderr.trim().split('\n').pop() || `exit code ${r.code}` };
-    return { listing: forThreads(parseListing(r.stdout), threads) };
+    return { listing: parseListing(r.stdout) };
   } catch (e) {
     return { error: (e as Error).message };
   }

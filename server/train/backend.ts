@@ -129,9 +129,10 @@ export interface BackendListing {
 /**
  * What each backend would run on, without training (`vit-lens train --list-backends`, which the
  * Fine-tune form asks so that the extension host never loads Dawn or TF.js). The native backends
- * are loaded to see whether they can; WebGPU only asks for its adapter.
+ * are loaded to see whether they can; WebGPU only asks for its adapter. `threads`: what the run gets
+ * (--threads), which only the wasm backend trains on.
  */
-export async function listBackends(): Promise<BackendListing> {
+export async function listBackends(threads = 1): Promise<BackendListing> {
   const backends: BackendListing['backends'] = [];
   let auto: BackendName | undefined;
   for (const name of BACKEND_NAMES) {
@@ -157,7 +158,7 @@ export async function listBackends(): Promise<BackendListing> {
         backends.push({ name, device: DEVICES[name] });
       } else if (name === 'wasm') {
         wasmDist();
-        backends.push({ name, device: 'CPU · 1 thread (wasm + fused kernels)' });
+        backends.push({ name, device: onThreads('CPU · 1 thread (wasm + fused kernels)', threads) });
       } else backends.push({ name, device: DEVICES.cpu });
       auto ??= name;
     } catch (e) {
@@ -165,6 +166,11 @@ export async function listBackends(): Promise<BackendListing> {
     }
   }
   return { auto: auto ?? 'cpu', backends };
+}
+
+/** A wasm device text as a data-parallel run on `threads` worker threads (server/train/threads.ts) says it. */
+export function onThreads(device: string, threads: number): string {
+  return threads > 1 ? device.replace(/\b1 thread\b/, `${threads} threads`) : device;
 }
 
 /** `--list-backends` as text, one line per backend, `auto` first. */

@@ -25,7 +25,7 @@ export const TRAIN_USAGE = `Usage:
   vit-lens train DATASET_DIR --model INIT --out RUN_DIR [--mode head|last-k|full] [--last-k 2]
         [--epochs 10] [--batch-size 32] [--lr LR] [--optimizer adamw|sgd] [--image-size 224]
         [--val-split 0.2] [--seed 0] [--checkpoint-every 5m] [--backend auto] [--resume]
-  vit-lens train --list-backends [--json]  what each backend would run on, and what auto picks
+  vit-lens train --list-backends [--json] [--threads N]  what each backend would run on (wasm: on N threads, default all cores), and what auto picks
   vit-lens runs [DIR]                     list runs: status, epoch, best val acc
   vit-lens torch-check [--python PATH] [--json]   the interpreter --backend torch would use, and what it has
   vit-lens export RUN_DIR --out MODEL_DIR  best checkpoint as a Hugging Face folder
@@ -193,7 +193,7 @@ export async function runTrainCommand(command: string, args: string[]): Promise<
     }
     if (command !== 'train') throw new TrainUsageError(`unknown command "${command}"`);
     if (o['list-backends']) {
-      const listing = await listBackends();
+      const listing = await listBackends(num(o.threads, 'threads', 1, 1024, true) ?? os.availableParallelism());
       process.stdout.write(o.json ? JSON.stringify(listing) + '\n' : formatListing(listing));
       return 0;
     }

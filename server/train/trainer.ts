@@ -14,7 +14,7 @@ import type { ViTArch } from '../model/vitConfig';
 import { defaultPreprocess, PreprocessConfig, readPreprocessorConfig } from '../preprocess';
 import { defaultCacheDir } from '../model/hub';
 import { onnxConfigDir } from '../model/modelSource';
-import { BackendChoice, BackendName, initBackend } from './backend';
+import { BackendChoice, BackendName, initBackend, onThreads } from './backend';
 import { loadCheckpoint, LoopState } from './checkpoint';
 import { classCoverageWarnings, Dataset, Sample, scanDataset, SkippedFile } from './datasetFolder';
 import { evaluateAndCheckpoint, trainOneEpoch } from './epoch';
@@ -353,7 +353,7 @@ function openRun(
     classes: data.classes,
     backend: backend.name,
     // The wasm backend names one thread; a data-parallel run trains on the pool's threads.
-    device: pool ? backend.device.replace(/\b1 thread\b/, `${pool.threads} threads`) : backend.device,
+    device: pool ? onThreads(backend.device, pool.threads) : backend.device,
     backendNotes: [...backend.notes, ...inputs.notes],
     status: 'running',
     pid: process.pid,

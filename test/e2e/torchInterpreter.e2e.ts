@@ -145,7 +145,7 @@ async function torchRun(): Promise<void> {
   await page.locator('.quick-input-widget input').fill('1');
   await page.keyboard.press('Enter');
   const start = row('Start Training');
-  await start.locator('text=/ · 1 epochs · /').waitFor({ timeout: 10_000 });
+  await start.locator('text=/ · 1 epoch · /').waitFor({ timeout: 10_000 });
   assert.match(await text('Start Training'), new RegExp(`PyTorch ${torchVersion.replace(/[.+]/g, '\\$&')} · CPU`));
   await page.waitForTimeout(500);
   await session.shot('3-form-torch-on-dark.png');

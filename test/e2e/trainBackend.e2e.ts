@@ -112,7 +112,7 @@ async function webgpuRun(): Promise<void> {
   await page.locator('.quick-input-widget input').fill('1');
   await page.keyboard.press('Enter');
   const start = row('Start Training');
-  await start.locator('text=/ · 1 epochs · /').waitFor({ timeout: 10_000 });
+  await start.locator('text=/ · 1 epoch · /').waitFor({ timeout: 10_000 });
   await session.shot('3-form-webgpu.png');
   const runName = /(colors-\w+(?:-\w+)?-\d{8}-\d{6}(?:-\d+)?)/.exec((await start.textContent()) ?? '')?.[1];
   assert.ok(runName);
