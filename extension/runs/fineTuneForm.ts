@@ -105,7 +105,7 @@ export async function runForm(state: FormState, hooks: FormHooks): Promise<FormS
       {
         key: 'start',
         label: '$(play) Start Training',
-        detail: `${state.name} · ${a.mode} · ${a.epochs} epoch${a.epochs === 1 ? '' : 's'} · lr ${effectiveLr(a)} · ${a.torchPython && hooks.torch ? torchText(hooks.torch) : backendDevice(a.backend ?? 'auto', hooks.backends)}`,
+        detail: `${state.name} · ${a.mode} · ${a.epochs} epoch${a.epochs === 1 ? '' : 's'} · lr ${effectiveLr(a)} · ${a.torchPython && hooks.torch ? torchText(hooks.torch) : backendDevice(a.backend ?? 'auto', hooks.backends).replace(/ \([^()]*\)$/, '')}`,
       },
       { key: '', label: 'Settings', kind: vscode.QuickPickItemKind.Separator },
       { key: 'model', label: 'Base model', description: a.model },
