@@ -403,5 +403,14 @@ test('multi-node recipe, two "nodes" on this machine: node 0 prepares and finish
   assert.equal(node1.code, 0, node1.stderr);
   assert.match(node0.stderr, /on 2 processes/);
   assert.match(node1.stdout, /^finished: /);
+  // Both nodes met through torchrun's c10d rendezvous hosted by node 0, under the id node 0 chose for this launch.
+  const rdzv = (log: string) =>
+    new RegExp(
+      `--rdzv_backend c10d --rdzv_endpoint 127\\.0\\.0\\.1:${port} --rdzv_id (two-nodes-[0-9a-f]{12}) --rdzv_conf is_host=(\\d)`,
+    ).exec(log);
+  const [r0, r1] = [rdzv(node0.stderr), rdzv(node1.stderr)];
+  assert.ok(r0 && r1, `no c10d rendezvous in the torchrun command lines:\n${node0.stderr}\n${node1.stderr}`);
+  assert.equal(r0[1], r1[1]);
+  assert.deepEqual([r0[2], r1[2]], ['1', '0']);
   assert.equal((await readRunInfo(out)).status, 'finished');
 });

@@ -324,7 +324,17 @@ def main(job_path):
     if world > 1:
         dist.init_process_group("nccl" if cuda else "gloo")
     torch.manual_seed(cfg["seed"])
-    log = (lambda line: print(line, file=sys.stderr, flush=True)) if rank == 0 else (lambda line: None)
+    # The leader writes the run folder and logs: local rank 0 on the launcher's node 0 (the one that prepared
+    # the job). Under c10d rendezvous it need not be global rank 0: torchrun orders nodes by host name and pid.
+    node_rank = int(os.environ.get("VIT_LENS_NODE_RANK", 0))
+    places = torch.tensor([[node_rank, local_rank]], dtype=torch.int64, device=device)
+    if world > 1:
+        gathered = [torch.zeros_like(places) for _ in range(world)]
+        dist.all_gather(gathered, places)
+        places = torch.cat(gathered)
+    leader = places.tolist().index([0, 0])
+    is_leader = rank == leader
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if is_leader else (lambda line: None)
 
     # Stop requests: a signal to any rank, the launcher's stop file, or the launcher gone (kill -9) —
     # all ranks learn it in the same step's all-reduce and stop together after that step.
@@ -336,8 +346,8 @@ def main(job_path):
     launcher = int(os.environ.get("VIT_LENS_LAUNCHER_PID", "0"))
 
     def stop_wanted():
-        """This rank's view: a signal, the stop file (rank 0 reads it), or its node's launcher gone."""
-        if stop_local[0] or (rank == 0 and os.path.exists(stop_file)):
+        """This rank's view: a signal, the stop file (the leader reads it), or its node's launcher gone."""
+        if stop_local[0] or (is_leader and os.path.exists(stop_file)):
             return True
         try:
             if launcher:
@@ -512,7 +522,7 @@ def main(job_path):
             loop["epochCorrect"] += int(stats[1].item())
             loop["epochSeen"] += step_images
             stop = stats[2].item() > 0
-            if rank == 0:
+            if is_leader:
                 ips = step_images / max(1e-3, time.time() - step_start)
                 if loop["step"] % job.get("logEvery", 10) == 0 or loop["batchInEpoch"] == micro_per_epoch:
                     append_metrics(dict(type="step", epoch=epoch, step=loop["step"], loss=step_loss, lr=lr, gradNorm=float(grad_norm), imagesPerSec=ips, time=now_iso()))
@@ -529,8 +539,8 @@ def main(job_path):
                 break
         if stopped:
             break
-        # End of epoch: validate, checkpoint, record (rank 0; the others wait at the barrier).
-        if rank == 0:
+        # End of epoch: validate, checkpoint, record (the leader; the others wait at the barrier).
+        if is_leader:
             ev = evaluate() if val.n else None
             train_loss = loop["epochLossSum"] / loop["epochSeen"] if loop["epochSeen"] else float("nan")
             train_acc = loop["epochCorrect"] / loop["epochSeen"] if loop["epochSeen"] else 0.0
@@ -548,7 +558,7 @@ def main(job_path):
             append_metrics(m)
             log("epoch %d/%d: train loss %.4f acc %.2f%%%s" % (epoch + 1, cfg["epochs"], train_loss, train_acc * 100, ", val loss %.4f acc %.2f%%" % (ev["loss"], ev["acc"] * 100) if ev else ""))
         loop.update(epoch=epoch + 1, batchInEpoch=0, epochLossSum=0, epochCorrect=0, epochSeen=0)
-        if rank == 0:
+        if is_leader:
             save_checkpoint(latest, model, optimizer, loop, trainable, cfg)
             last_checkpoint = time.time()
             update_run_json(epoch=epoch + 1, step=loop["step"], **best_fields())
@@ -560,7 +570,7 @@ def main(job_path):
         if flag.item() > 0 and epoch + 1 < cfg["epochs"]:
             stopped = True
             break
-    if rank == 0:
+    if is_leader:
         write_json(os.path.join(tdir, "outcome.json"), {"status": "stopped" if stopped else "finished", "epoch": loop["epoch"], "step": loop["step"]})
     if world > 1:
         dist.destroy_process_group()
