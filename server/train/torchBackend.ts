@@ -133,6 +133,7 @@ const freePort = () =>
 
 /** run.json of a torch run: our RunInfo plus the devices and how PyTorch was started (resume reuses it). */
 export interface TorchRunInfo extends RunInfo {
+  /** One per rank, in node then local-rank order; the launcher writes node 0's, train.py every node's once they have met. */
   devices: string[];
   torch: { python: string; version: string; nproc: number; device: 'cuda' | 'cpu' };
 }

@@ -412,5 +412,12 @@ test('multi-node recipe, two "nodes" on this machine: node 0 prepares and finish
   assert.ok(r0 && r1, `no c10d rendezvous in the torchrun command lines:\n${node0.stderr}\n${node1.stderr}`);
   assert.equal(r0[1], r1[1]);
   assert.deepEqual([r0[2], r1[2]], ['1', '0']);
-  assert.equal((await readRunInfo(out)).status, 'finished');
+  const run = await readRunInfo(out);
+  assert.equal(run.status, 'finished');
+  // Every node's devices, gathered from the ranks, not only node 0's.
+  const host = os.hostname();
+  assert.deepEqual((run as unknown as { devices: string[] }).devices, [
+    `node 0 (${host}) cpu:0`,
+    `node 1 (${host}) cpu:0`,
+  ]);
 });

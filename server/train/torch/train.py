@@ -19,6 +19,7 @@ import json
 import math
 import os
 import signal
+import socket
 import struct
 import sys
 import time
@@ -311,6 +312,18 @@ def restore_optimizer(optimizer, model, tensors, step, cfg):
 # ---------------------------------------------------------------- the loop
 
 
+def all_gather_bytes(data, device):
+    """Every rank's bytes, in rank order: a length all-reduce, then an all-gather of uint8 tensors padded
+    with spaces (no pickle, unlike all_gather_object; NCCL needs the tensors on the GPU)."""
+    n = torch.tensor([len(data)], dtype=torch.int64, device=device)
+    dist.all_reduce(n, op=dist.ReduceOp.MAX)
+    mine = torch.full((int(n.item()),), 32, dtype=torch.uint8, device=device)
+    mine[:len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(device)
+    out = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, mine)
+    return [bytes(t.cpu().tolist()).rstrip(b" ") for t in out]
+
+
 def main(job_path):
     job = read_json(job_path)
     run_dir, tdir = job["runDir"], os.path.dirname(job_path)
@@ -326,13 +339,10 @@ def main(job_path):
     torch.manual_seed(cfg["seed"])
     # The leader writes the run folder and logs: local rank 0 on the launcher's node 0 (the one that prepared
     # the job). Under c10d rendezvous it need not be global rank 0: torchrun orders nodes by host name and pid.
-    node_rank = int(os.environ.get("VIT_LENS_NODE_RANK", 0))
-    places = torch.tensor([[node_rank, local_rank]], dtype=torch.int64, device=device)
-    if world > 1:
-        gathered = [torch.zeros_like(places) for _ in range(world)]
-        dist.all_gather(gathered, places)
-        places = torch.cat(gathered)
-    leader = places.tolist().index([0, 0])
+    here = dict(node=int(os.environ.get("VIT_LENS_NODE_RANK", 0)), local=local_rank, host=socket.gethostname(),
+                device="cuda:%d %s" % (local_rank, torch.cuda.get_device_name(local_rank)) if cuda else "cpu:%d" % local_rank)
+    ranks = [json.loads(b) for b in all_gather_bytes(json.dumps(here).encode(), device)] if world > 1 else [here]
+    leader = [(r["node"], r["local"]) for r in ranks].index((0, 0))
     is_leader = rank == leader
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if is_leader else (lambda line: None)
 
@@ -450,6 +460,11 @@ def main(job_path):
         info.update(fields)
         info["updatedAt"] = now_iso()
         write_json(os.path.join(run_dir, "run.json"), info, indent=2)
+
+    if is_leader:
+        nodes = len({r["node"] for r in ranks})
+        update_run_json(devices=[r["device"] if nodes == 1 else "node %d (%s) %s" % (r["node"], r["host"], r["device"])
+                                 for r in sorted(ranks, key=lambda r: (r["node"], r["local"]))])
 
     def best_fields():
         if loop["bestEpoch"] < 0:
