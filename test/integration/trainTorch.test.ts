@@ -13,7 +13,14 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { readSafetensors } from '../../server/formats/safetensors';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, readIdx } from '../../server/train/fashionMnist';
-import { readMetrics, readRunInfo, RunReport, StepMetrics, TrainConfig } from '../../server/train/runFiles';
+import {
+  EpochMetrics,
+  readMetrics,
+  readRunInfo,
+  RunReport,
+  StepMetrics,
+  TrainConfig,
+} from '../../server/train/runFiles';
 import { TorchOptions, trainTorch } from '../../server/train/torchBackend';
 import { train } from '../../server/train/trainer';
 import { runCli } from './runCli';
@@ -129,6 +136,41 @@ test('2 processes (DDP, gloo) equal 1 process at the same global batch; the run 
   const g = maxRel(await gradNorms(runDir), await gradNorms(oneProcess));
   assert.ok(g < 1e-4, `gradient norms differ by ${g}`);
   assert.ok(w < 1e-4, `final weights differ by ${w}`);
+
+  // Validation is sharded, each rank its share of the held-out images, and gathered in image order:
+  // the same held-out predictions and epoch metrics as 1 process, within what the weights above differ by.
+  const shares = [0, 1].map(r => {
+    const log = fs.readFileSync(path.join(runDir, 'torch', `rank${r}.log`), 'utf8');
+    return /rank \d validated (\d+) of (\d+) held-out images/.exec(log);
+  });
+  assert.ok(shares[0] && shares[1], 'a rank did not validate');
+  assert.ok(+shares[0][1] > 0 && +shares[1][1] > 0 && +shares[0][1] + +shares[1][1] === +shares[0][2]);
+  const heldOut = (dir: string) =>
+    (JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8')) as RunReport).heldOut;
+  const [two, one] = [heldOut(runDir), heldOut(oneProcess)];
+  assert.equal(two.length, +shares[0][2]);
+  assert.deepEqual(
+    two.map(h => [h.file, h.label, h.predicted]),
+    one.map(h => [h.file, h.label, h.predicted]),
+  );
+  const pDiff = Math.max(
+    ...two.flatMap((h, i) => h.probabilities.map((p, c) => Math.abs(p - one[i].probabilities[c]))),
+  );
+  const epochsOf = async (dir: string) => (await readMetrics(dir)).filter((m): m is EpochMetrics => m.type === 'epoch');
+  const [e2, e1] = [await epochsOf(runDir), await epochsOf(oneProcess)];
+  const valRel = maxRel(
+    e2.map(e => e.valLoss!),
+    e1.map(e => e.valLoss!),
+  );
+  console.log(
+    `# 2 vs 1 process, validation: max probability difference ${pDiff.toExponential(2)}, val loss ${valRel.toExponential(2)}`,
+  );
+  assert.ok(pDiff < 1e-4, `held-out probabilities differ by ${pDiff}`);
+  assert.ok(valRel < 1e-5, `validation losses differ by ${valRel}`);
+  assert.deepEqual(
+    e2.map(e => [e.valAcc, e.confusion]),
+    e1.map(e => [e.valAcc, e.confusion]),
+  );
 
   // Our readers and the CLI read the folder as any run.
   const run = await readRunInfo(runDir);

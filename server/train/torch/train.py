@@ -432,25 +432,31 @@ def main(job_path):
         return frozen_input(train.batch(idx, aug).to(device))
 
     def evaluate():
+        """Held-out metrics. Each rank runs its contiguous share of the images; the shares' logits meet in one
+        all-reduced [N, K] tensor, each row filled by one rank and zero on the others (so the sum is exact),
+        and every rank derives the same loss, confusion and predictions from it, in image order."""
         model.eval()
         K = arch["numClasses"]
-        confusion = [[0] * K for _ in range(K)]
-        preds, loss_sum = [], 0.0
+        share = torch.tensor_split(torch.arange(val.n), world)[rank].tolist()
+        logits = torch.zeros(val.n, K, dtype=torch.float32, device=device)
         with torch.no_grad():
-            for i in range(0, val.n, cfg["batchSize"]):
-                idx = list(range(i, min(i + cfg["batchSize"], val.n)))
+            for i in range(0, len(share), cfg["batchSize"]):
+                idx = share[i:i + cfg["batchSize"]]
                 x, kind = frozen_input(val.batch(idx).to(device))
                 with autocast():
-                    z = model(x, kind, from_block).float()
-                y = val_labels[idx].to(device)
-                loss_sum += F.cross_entropy(z, y, reduction="sum").item()
-                probs = torch.softmax(z, -1).cpu()
-                for j, k in enumerate(idx):
-                    p = probs[j].tolist()
-                    best = max(range(K), key=lambda c: (p[c], -c))
-                    confusion[job["valLabels"][k]][best] += 1
-                    preds.append(dict(file=job["valFiles"][k], label=job["valLabels"][k], predicted=best, probabilities=[round(v * 1e6) / 1e6 for v in p]))
+                    logits[idx] = model(x, kind, from_block).float()
         model.train()
+        rank_note("rank %d validated %d of %d held-out images" % (rank, len(share), val.n))
+        if world > 1:
+            dist.all_reduce(logits)
+        loss_sum = F.cross_entropy(logits, val_labels.to(device), reduction="sum").item()
+        probs = torch.softmax(logits, -1).cpu().tolist()
+        confusion = [[0] * K for _ in range(K)]
+        preds = []
+        for k, p in enumerate(probs):
+            best = max(range(K), key=lambda c: (p[c], -c))
+            confusion[job["valLabels"][k]][best] += 1
+            preds.append(dict(file=job["valFiles"][k], label=job["valLabels"][k], predicted=best, probabilities=[round(v * 1e6) / 1e6 for v in p]))
         correct = sum(confusion[k][k] for k in range(K))
         per_class = [(row[k] / sum(row)) if sum(row) else None for k, row in enumerate(confusion)]
         return dict(loss=loss_sum / val.n, acc=correct / val.n, perClassAcc=per_class, confusion=confusion, predictions=preds)
@@ -554,9 +560,9 @@ def main(job_path):
                 break
         if stopped:
             break
-        # End of epoch: validate, checkpoint, record (the leader; the others wait at the barrier).
+        # End of epoch: validate (every rank its share), then checkpoint and record (the leader; the others wait at the barrier).
+        ev = evaluate() if val.n else None
         if is_leader:
-            ev = evaluate() if val.n else None
             train_loss = loop["epochLossSum"] / loop["epochSeen"] if loop["epochSeen"] else float("nan")
             train_acc = loop["epochCorrect"] / loop["epochSeen"] if loop["epochSeen"] else 0.0
             score = ev["acc"] if ev else train_acc
@@ -591,6 +597,16 @@ def main(job_path):
         dist.destroy_process_group()
 
 
+RANK_LOG = []
+
+
+def rank_note(line):
+    """A line for this rank's own log file only (RUN_DIR/torch/rank<N>.log), not the launcher's output."""
+    for f in RANK_LOG:
+        f.write(line + "\n")
+        f.flush()
+
+
 class _Tee:
     def __init__(self, *streams):
         self.streams = streams
@@ -619,6 +635,7 @@ if __name__ == "__main__":
     r = int(os.environ.get("RANK", 0))
     log_file = open(os.path.join(os.path.dirname(job_file), "rank%d.log" % r), "a")
     sys.stderr = _Tee(sys.__stderr__, log_file)
+    RANK_LOG.append(log_file)
     try:
         main(job_file)
     except BaseException:
