@@ -5,6 +5,7 @@
  * DDP run (gloo) equal to 1 process at the same global batch, stop + resume exact, and the run folder
  * read by our readers, `vit-lens runs` and the engine (classify with the exported model).
  */
+import { spawnSync } from 'child_process';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
@@ -462,4 +463,55 @@ test('multi-node recipe, two "nodes" on this machine: node 0 prepares and finish
     `node 0 (${host}) cpu:0`,
     `node 1 (${host}) cpu:0`,
   ]);
+});
+
+test('augmentation: the batched crops are F.interpolate of each seeded box; loader workers change no step', async () => {
+  // PyTorch's own resize of each crop (the per-image loop train.py had) against the batched version.
+  const check = `
+import importlib.util, sys, tempfile, torch, torch.nn.functional as F
+spec = importlib.util.spec_from_file_location("train", sys.argv[1]); t = importlib.util.module_from_spec(spec); spec.loader.exec_module(t)
+total = [0, 0, 0]
+for n, h, w in ((64, 28, 28), (16, 40, 56), (8, 224, 224)):
+    u8 = torch.randint(0, 256, (n, h, w, 3), generator=torch.Generator().manual_seed(n), dtype=torch.uint8)
+    f = tempfile.NamedTemporaryFile(delete=False); f.write(u8.numpy().tobytes()); f.close()
+    images = t.Images(f.name, n, h, w, dict(doRescale=False, doNormalize=False, mean=[0] * 3, std=[1] * 3))
+    idx = list(range(n))[::-1]
+    rngs = lambda: [t.mulberry32(t.mix_seed(7, 4, 0, k)) for k in range(n)]
+    ours = images.augmented(idx, rngs())
+    for j, (i, rnd) in enumerate(zip(idx, rngs())):
+        left, top, cw, ch = t.crop_box(w, h, rnd)
+        crop = u8[i, top:top + ch, left:left + cw].permute(2, 0, 1).unsqueeze(0).float()
+        ref = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False).round().clamp(0, 255)
+        if rnd() < 0.5:
+            ref = ref.flip(-1)
+        d = (ours[j].permute(2, 0, 1).float() - ref[0]).abs()
+        total = [max(total[0], d.max().item()), total[1] + (d > 0).sum().item(), total[2] + d.numel()]
+print(*total)`;
+  const r = spawnSync(PYTHON, ['-c', check, path.join(root, 'server', 'train', 'torch', 'train.py')], {
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const [max, differing, pixels] = r.stdout.trim().split(' ').map(Number);
+  console.log(
+    `# batched augmentation vs F.interpolate per image: ${differing} of ${pixels} values differ, by at most ${max}`,
+  );
+  // Only where the kernel's float rounding lands a value on the other side of .5.
+  assert.ok(max <= 1 && differing / pixels < 2e-3, `${differing} of ${pixels} differ, by up to ${max}`);
+
+  // Two loader workers prepare the same batches as the main process: the same losses, bit for bit.
+  const augmented = { ...config, augment: true, epochs: 2 };
+  const withWorkers = async (n: number) => {
+    process.env.VIT_LENS_LOADER_WORKERS = String(n);
+    try {
+      const { runDir } = await torchRun(`aug-workers-${n}`, { nproc: 1 }, { config: augmented });
+      return runDir;
+    } finally {
+      delete process.env.VIT_LENS_LOADER_WORKERS;
+    }
+  };
+  const [w0, w2] = [await withWorkers(0), await withWorkers(2)];
+  assert.match(fs.readFileSync(path.join(w2, 'torch', 'rank0.log'), 'utf8'), /2 loader workers/);
+  const losses = await stepLosses(w0);
+  assert.equal(losses.length, 10);
+  assert.deepEqual(await stepLosses(w2), losses);
 });

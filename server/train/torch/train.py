@@ -238,17 +238,63 @@ class Images:
     def batch(self, idx, augment=None):
         if augment is None or not idx:
             return self.normalise(self.u8[idx])
-        return torch.cat([self.normalise(self.augmented(i, augment(k))) for k, i in enumerate(idx)])
+        return self.normalise(self.augmented(idx, [augment(k) for k in range(len(idx))]))
 
-    def augmented(self, i, rnd):
-        """Random-resized-crop (the trainer's box rule, imageLoader.ts) of the resized image, bilinear back to size, then a coin-flip mirror."""
-        img = self.u8[i]
-        left, top, w, h = crop_box(self.w, self.h, rnd)
-        crop = img[top:top + h, left:left + w].permute(2, 0, 1).unsqueeze(0).float()
-        out = F.interpolate(crop, size=(self.h, self.w), mode="bilinear", align_corners=False).round().clamp(0, 255).to(torch.uint8)
-        if rnd() < 0.5:
-            out = out.flip(-1)
-        return out.permute(0, 2, 3, 1)
+    def augmented(self, idx, rngs):
+        """Random-resized-crop (the trainer's box rule, imageLoader.ts) of each resized image, bilinear back to
+        size, then a coin-flip mirror; one seeded generator per image draws its box, then its coin. The pixels
+        are F.interpolate's (bilinear, align_corners=False) of each crop, computed for the whole batch at once:
+        per-image source indices and weights, four gathers, one weighted sum."""
+        boxes, flips = [], []
+        for rnd in rngs:
+            boxes.append(crop_box(self.w, self.h, rnd))
+            flips.append(rnd() < 0.5)
+        left, top, cw, ch = torch.tensor(boxes, dtype=torch.int64).unbind(1)
+        y0, y1, hy0, hy1 = bilinear_taps(top, ch, self.h)
+        x0, x1, wx0, wx1 = bilinear_taps(left, cw, self.w)
+        mirror = torch.tensor(flips).unsqueeze(1)
+        x0, x1, wx0, wx1 = (torch.where(mirror, t.flip(1), t) for t in (x0, x1, wx0, wx1))
+        img = self.u8[idx].float()
+        b = torch.arange(len(idx)).view(-1, 1, 1)
+        at = lambda y, x: img[b, y.unsqueeze(2), x.unsqueeze(1)]  # (B, H, W, 3)
+        w0, w1 = wx0.view(len(idx), 1, -1, 1), wx1.view(len(idx), 1, -1, 1)
+        h0, h1 = hy0.view(len(idx), -1, 1, 1), hy1.view(len(idx), -1, 1, 1)
+        out = (h0 * w0) * at(y0, x0) + (h0 * w1) * at(y0, x1) + (h1 * w0) * at(y1, x0) + (h1 * w1) * at(y1, x1)
+        return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def bilinear_taps(start, size, out_len):
+    """For crops [start, start+size) of each image resized to out_len: the two source indices and their
+    weights per output pixel, by PyTorch's rule for bilinear, align_corners=False (UpSample.h,
+    compute_source_index_and_lambda): src = max((i + 0.5)·scale − 0.5, 0), scale = size/out_len in
+    float32 and src in float64 (matching the CPU kernel's weights more closely than float32 does)."""
+    scale = (size.float() / out_len).double().unsqueeze(1)
+    src = (scale * (torch.arange(out_len, dtype=torch.float64) + 0.5) - 0.5).clamp(min=0)
+    i0 = src.long()
+    i1 = i0 + (i0 < size.unsqueeze(1) - 1).long()
+    l1 = (src - i0).float()
+    return start.unsqueeze(1) + i0, start.unsqueeze(1) + i1, 1 - l1, l1
+
+
+class MicroBatches(torch.utils.data.Dataset):
+    """Key (epoch, b): this rank's share of micro-batch b of that epoch's seeded shuffle, as (normalised
+    pixels, labels, image indices). Every random choice comes from generators seeded by (seed, epoch, b,
+    image), so the batches are the same whichever process prepares them."""
+
+    def __init__(self, images, labels, cfg, world, rank, pixels=True):
+        self.images, self.labels, self.cfg, self.world, self.rank, self.pixels = images, labels, cfg, world, rank, pixels
+        self.order = (None, None)
+
+    def __getitem__(self, key):
+        epoch, b = key
+        if self.order[0] != epoch:
+            self.order = (epoch, shuffled(self.images.n, mulberry32(mix_seed(self.cfg["seed"], PURPOSE_SHUFFLE, epoch))))
+        bs = self.cfg["batchSize"]
+        batch = self.order[1][b * bs:(b + 1) * bs]
+        mine = [batch[i] for i in torch.tensor_split(torch.arange(len(batch)), self.world)[self.rank].tolist()]
+        aug = (lambda k: mulberry32(mix_seed(self.cfg["seed"], PURPOSE_AUGMENT, epoch, b * 1_000_003 + k))) if self.cfg["augment"] else None
+        x = self.images.batch(mine, aug) if self.pixels else torch.empty(0)
+        return x, self.labels[mine], torch.tensor(mine, dtype=torch.int64)
 
 
 def crop_box(width, height, rnd, scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3)):
@@ -425,11 +471,18 @@ def main(job_path):
         bs = cfg["batchSize"]
         cached = torch.cat([frozen_input(train.batch(list(range(i, min(i + bs, train.n)))).to(device))[0] for i in range(0, train.n, bs)])
 
-    def train_input(idx, epoch, micro):
-        if cached is not None:
-            return cached[idx], "features"
-        aug = (lambda k: mulberry32(mix_seed(cfg["seed"], PURPOSE_AUGMENT, epoch, micro * 1_000_003 + k))) if cfg["augment"] else None
-        return frozen_input(train.batch(idx, aug).to(device))
+    # Micro-batches are prepared ahead by a DataLoader's workers (on CUDA; on CPU they would take cores from
+    # the step) over the whole run, resuming where the loop stands; VIT_LENS_LOADER_WORKERS overrides.
+    batches_of = MicroBatches(train, train_labels, cfg, world, rank, pixels=cached is None)
+    workers = int(os.environ.get("VIT_LENS_LOADER_WORKERS", min(4, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))) if cuda else 0))
+    keys = [(e, b) for e in range(loop["epoch"], cfg["epochs"]) for b in range(loop["batchInEpoch"] if e == loop["epoch"] else 0, math.ceil(train.n / cfg["batchSize"]))]
+    batches = iter(torch.utils.data.DataLoader(batches_of, batch_size=None, sampler=keys, num_workers=workers, pin_memory=cuda))
+
+    def train_input(epoch, micro):
+        """The next micro-batch from the loader (it must be this one: the loop and the loader walk the same keys)."""
+        x, y, idx = next(batches)
+        x = cached[idx] if cached is not None else x.to(device, non_blocking=True)
+        return (x, "features") if cached is not None else frozen_input(x), y.to(device, non_blocking=True)
 
     def evaluate():
         """Held-out metrics. Each rank runs its contiguous share of the images; the shares' logits meet in one
@@ -488,11 +541,10 @@ def main(job_path):
     every = job.get("checkpointEvery") or {"seconds": 300}
     last_checkpoint = time.time()
     model.train()
-    log("training %d images (%d validation) on %d process%s (%s), mode %s, %d steps" % (train.n, val.n, world, "es" if world > 1 else "", "cuda" if cuda else "cpu", cfg["mode"], total_steps))
+    log("training %d images (%d validation) on %d process%s (%s), mode %s, %d steps, %d loader worker%s" % (train.n, val.n, world, "es" if world > 1 else "", "cuda" if cuda else "cpu", cfg["mode"], total_steps, workers, "" if workers == 1 else "s"))
     stopped = False
     for epoch in range(loop["epoch"], cfg["epochs"]):
         epoch_start = time.time()
-        order = shuffled(train.n, mulberry32(mix_seed(cfg["seed"], PURPOSE_SHUFFLE, epoch)))
         while loop["batchInEpoch"] < micro_per_epoch:
             step_start = time.time()
             lr = learning_rate(loop["step"], cfg["lr"], cfg["warmupSteps"], total_steps)
@@ -500,17 +552,13 @@ def main(job_path):
                 g["lr"] = lr
             micro = min(acc_n, micro_per_epoch - loop["batchInEpoch"])
             first = loop["batchInEpoch"]
-            step_images = sum(len(order[b * bs:(b + 1) * bs]) for b in range(first, first + micro))
+            step_images = sum(min(bs, train.n - b * bs) for b in range(first, first + micro))
             loss_sum = torch.zeros((), dtype=torch.float64, device=device)
             correct = torch.zeros((), dtype=torch.float64, device=device)
             for m in range(micro):
-                b = first + m
-                batch = order[b * bs:(b + 1) * bs]
                 # This rank's share of the micro-batch; its summed loss × world / step images makes DDP's
                 # gradient average the gradient of the mean loss over all the step's images.
-                mine = [batch[i] for i in torch.tensor_split(torch.arange(len(batch)), world)[rank].tolist()]
-                x, kind = train_input(mine, epoch, b)
-                y = train_labels[mine].to(device)
+                (x, kind), y = train_input(epoch, first + m)
                 sync = m == micro - 1 or world == 1
                 ctx = net.no_sync() if not sync else _nullcontext()
                 with ctx:
