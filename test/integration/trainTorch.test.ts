@@ -114,7 +114,7 @@ let oneProcess: string;
 // - Wrapping one op family at a time in float64 inside the float32 run moves the gap only partly
 //   (linear/conv/attention matmuls 8.5e-5 → 6.5e-5, cross-entropy → 6.4e-5, GELU and softmax not at
 //   all; all of them → 3.9e-5, the float64 run's own distance): no single op carries it.
-// - In float64, flipping the last float32 bit of every initial weight moves the losses by ≤ 3.3e-7, so
+// - In float64, changing every initial weight by one part in 2^24 moves the losses by ≤ 3.3e-7, so
 //   the trajectory is not chaotic: the gap is each step's rounding in the gradients, which Adam's
 //   per-parameter normalisation turns into full-size updates for parameters whose gradient is tiny.
 test('1 process: 20 steps match our TF.js trainer within 1e-4 relative per step (same weights, same batches)', async () => {

@@ -180,8 +180,12 @@ class ViT(torch.nn.Module):
         h = F.layer_norm(x, (d,), self.p(l["n1w"]), self.p(l["n1b"]), a["layerNormEps"])
         split = lambda y: y.reshape(n, t, heads, dh).transpose(1, 2)
         q, k, v = (split(F.linear(h, self.p(l[w]), self.p(l[b]))) for w, b in (("qw", "qb"), ("kw", "kb"), ("vw", "vb")))
-        attn = torch.softmax(q @ k.transpose(-1, -2) * (1 / math.sqrt(dh)), -1)
-        ctx = (attn @ v).transpose(1, 2).reshape(n, t, d)
+        if x.is_cuda and hasattr(F, "scaled_dot_product_attention"):
+            # torch ≥ 2.0 on a GPU: the fused (flash / memory-efficient) kernel, same math and scale.
+            ctx = F.scaled_dot_product_attention(q, k, v)
+        else:
+            ctx = torch.softmax(q @ k.transpose(-1, -2) * (1 / math.sqrt(dh)), -1) @ v
+        ctx = ctx.transpose(1, 2).reshape(n, t, d)
         x = x + F.linear(ctx, self.p(l["pw"]), self.p(l["pb"]))
         h = F.layer_norm(x, (d,), self.p(l["n2w"]), self.p(l["n2b"]), a["layerNormEps"])
         return x + F.linear(F.gelu(F.linear(h, self.p(l["f1w"]), self.p(l["f1b"]))), self.p(l["f2w"]), self.p(l["f2b"]))
@@ -231,14 +235,19 @@ class Images:
         self.inv_std = torch.tensor(inv_std, dtype=torch.float64).view(1, 3, 1, 1)
 
     def normalise(self, u8_nhwc):
-        # (v·scale − mean)·(1/std) in float64, then float32: server/preprocess.ts's toPixelValues exactly.
+        # (v·scale − mean)·(1/std) in float64, then float32: server/preprocess.ts's toPixelValues exactly,
+        # on whichever device holds the pixels (IEEE float64 gives the same values on a GPU).
         x = u8_nhwc.permute(0, 3, 1, 2).double()
-        return ((x * self.scale - self.mean) * self.inv_std).float()
+        return ((x * self.scale - self.mean.to(x.device)) * self.inv_std.to(x.device)).float()
 
     def batch(self, idx, augment=None):
+        return self.normalise(self.pixels(idx, augment))
+
+    def pixels(self, idx, augment=None):
+        """uint8 NHWC pixels of images idx, augmented when given a generator factory (one per image)."""
         if augment is None or not idx:
-            return self.normalise(self.u8[idx])
-        return self.normalise(self.augmented(idx, [augment(k) for k in range(len(idx))]))
+            return self.u8[idx]
+        return self.augmented(idx, [augment(k) for k in range(len(idx))])
 
     def augmented(self, idx, rngs):
         """Random-resized-crop (the trainer's box rule, imageLoader.ts) of each resized image, bilinear back to
@@ -277,12 +286,12 @@ def bilinear_taps(start, size, out_len):
 
 
 class MicroBatches(torch.utils.data.Dataset):
-    """Key (epoch, b): this rank's share of micro-batch b of that epoch's seeded shuffle, as (normalised
-    pixels, labels, image indices). Every random choice comes from generators seeded by (seed, epoch, b,
+    """Key (epoch, b): this rank's share of micro-batch b of that epoch's seeded shuffle, as (uint8
+    pixels, labels, image indices); the loop normalises them on its device (a quarter of float32's bytes to copy). Every random choice comes from generators seeded by (seed, epoch, b,
     image), so the batches are the same whichever process prepares them."""
 
-    def __init__(self, images, labels, cfg, world, rank, pixels=True):
-        self.images, self.labels, self.cfg, self.world, self.rank, self.pixels = images, labels, cfg, world, rank, pixels
+    def __init__(self, images, labels, cfg, world, rank, with_pixels=True):
+        self.images, self.labels, self.cfg, self.world, self.rank, self.with_pixels = images, labels, cfg, world, rank, with_pixels
         self.order = (None, None)
 
     def __getitem__(self, key):
@@ -293,7 +302,7 @@ class MicroBatches(torch.utils.data.Dataset):
         batch = self.order[1][b * bs:(b + 1) * bs]
         mine = [batch[i] for i in torch.tensor_split(torch.arange(len(batch)), self.world)[self.rank].tolist()]
         aug = (lambda k: mulberry32(mix_seed(self.cfg["seed"], PURPOSE_AUGMENT, epoch, b * 1_000_003 + k))) if self.cfg["augment"] else None
-        x = self.images.batch(mine, aug) if self.pixels else torch.empty(0)
+        x = self.images.pixels(mine, aug) if self.with_pixels else torch.empty(0)
         return x, self.labels[mine], torch.tensor(mine, dtype=torch.int64)
 
 
@@ -473,7 +482,7 @@ def main(job_path):
 
     # Micro-batches are prepared ahead by a DataLoader's workers (on CUDA; on CPU they would take cores from
     # the step) over the whole run, resuming where the loop stands; VIT_LENS_LOADER_WORKERS overrides.
-    batches_of = MicroBatches(train, train_labels, cfg, world, rank, pixels=cached is None)
+    batches_of = MicroBatches(train, train_labels, cfg, world, rank, with_pixels=cached is None)
     workers = int(os.environ.get("VIT_LENS_LOADER_WORKERS", min(4, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))) if cuda else 0))
     keys = [(e, b) for e in range(loop["epoch"], cfg["epochs"]) for b in range(loop["batchInEpoch"] if e == loop["epoch"] else 0, math.ceil(train.n / cfg["batchSize"]))]
     batches = iter(torch.utils.data.DataLoader(batches_of, batch_size=None, sampler=keys, num_workers=workers, pin_memory=cuda))
@@ -481,8 +490,9 @@ def main(job_path):
     def train_input(epoch, micro):
         """The next micro-batch from the loader (it must be this one: the loop and the loader walk the same keys)."""
         x, y, idx = next(batches)
-        x = cached[idx] if cached is not None else x.to(device, non_blocking=True)
-        return (x, "features") if cached is not None else frozen_input(x), y.to(device, non_blocking=True)
+        if cached is not None:
+            return (cached[idx], "features"), y.to(device, non_blocking=True)
+        return frozen_input(train.normalise(x.to(device, non_blocking=True))), y.to(device, non_blocking=True)
 
     def evaluate():
         """Held-out metrics. Each rank runs its contiguous share of the images; the shares' logits meet in one
