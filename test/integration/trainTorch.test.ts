@@ -2,8 +2,9 @@
  * `--backend torch` (server/train/torchBackend.ts + server/train/torch/train.py) on this machine's CPU
  * with Debian's python3-torch (/usr/bin/python3; the tests fail, not skip, when it is missing):
  * per-step loss parity with our TF.js trainer from the same initial weights and batches, a 2-process
- * DDP run (gloo) equal to 1 process at the same global batch, stop + resume exact, and the run folder
- * read by our readers, `vit-lens runs` and the engine (classify with the exported model).
+ * DDP run (gloo) equal to 1 process at the same global batch (training and sharded validation), stop +
+ * resume exact, the run folder read by our readers, `vit-lens runs` and the engine (classify with the
+ * exported model), two "nodes" meeting through c10d rendezvous, and the batched augmentation.
  */
 import { spawnSync } from 'child_process';
 import { after, before, test } from 'node:test';
