@@ -311,7 +311,7 @@ function torchOptions(o: Record<string, string | boolean | undefined>): TorchOpt
     device: device as TorchOptions['device'],
     nnodes,
     nodeRank: num(s('node-rank'), 'node-rank', 0, 100000, true),
-    masterEndpoint: endpoint,
+    rdzvEndpoint: endpoint,
   };
 }
 

@@ -7,6 +7,7 @@
  * does; this side then sets the final status and exports the best checkpoint with our builder.
  */
 import { spawn, spawnSync } from 'child_process';
+import { randomBytes } from 'crypto';
 import { existsSync, promises as fs, readFileSync } from 'fs';
 import * as net from 'net';
 import * as os from 'os';
@@ -50,8 +51,8 @@ export interface TorchOptions {
   device?: 'cuda' | 'cpu';
   nnodes?: number;
   nodeRank?: number;
-  /** HOST:PORT of node 0 (multi-node). */
-  masterEndpoint?: string;
+  /** HOST:PORT where node 0 hosts torchrun's c10d rendezvous (multi-node). */
+  rdzvEndpoint?: string;
   /** Mixed precision on CUDA (default on). */
   amp?: boolean;
 }
@@ -132,6 +133,7 @@ const freePort = () =>
 
 /** run.json of a torch run: our RunInfo plus the devices and how PyTorch was started (resume reuses it). */
 export interface TorchRunInfo extends RunInfo {
+  /** One per rank, in node then local-rank order; the launcher writes node 0's, train.py every node's once they have met. */
   devices: string[];
   torch: { python: string; version: string; nproc: number; device: 'cuda' | 'cpu' };
 }
@@ -154,6 +156,8 @@ interface Job {
   resume: boolean;
   checkpointEvery?: { steps: number } | { seconds: number };
   logEvery?: number;
+  /** New on every launch; every node passes it as torchrun's --rdzv_id, so they join this launch's rendezvous. */
+  launchId: string;
 }
 
 /**
@@ -375,11 +379,12 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
       resume: opts.resume && loop.step !== undefined,
       checkpointEvery: opts.checkpointEvery,
       logEvery: opts.logEvery,
+      launchId: `${path.basename(runDir)}-${randomBytes(6).toString('hex')}`.replace(/[^\w.-]/g, '_'),
     };
     await fs.writeFile(jobFile + '.part', JSON.stringify(job));
     await fs.rename(jobFile + '.part', jobFile);
 
-    const code = await runTorchrun(opts, probe, jobFile, nproc);
+    const code = await runTorchrun(opts, probe, jobFile, job.launchId, nproc);
     const outcome = JSON.parse(await fs.readFile(path.join(tdir, 'outcome.json'), 'utf8').catch(() => 'null')) as {
       status: 'finished' | 'stopped';
     } | null;
@@ -429,7 +434,8 @@ async function followerNode(
   const since = Date.now() - 5000;
   const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
   while (((await fs.stat(jobFile).catch(() => undefined))?.mtimeMs ?? 0) < since) await sleep(1000);
-  const code = await runTorchrun(opts, probe, jobFile, nproc);
+  const job = JSON.parse(await fs.readFile(jobFile, 'utf8')) as Job;
+  const code = await runTorchrun(opts, probe, jobFile, job.launchId, nproc);
   if (code !== 0) throw new TrainingError(await rankFailure(path.dirname(jobFile), code));
   // Node 0 sets the final status after its ranks exit; report that, not "running".
   let info = await readRunInfo(opts.runDir);
@@ -440,11 +446,17 @@ async function followerNode(
   return info;
 }
 
-/** Runs torchrun in its own process group; a first stop request writes the stop file (all ranks stop after the step), a second kills the group. */
+/**
+ * Runs torchrun in its own process group; a first stop request writes the stop file (all ranks stop
+ * after the step), a second kills the group. Several nodes meet through torchrun's c10d rendezvous,
+ * whose store node 0 hosts at --rdzv-endpoint (is_host says so, rather than torchrun guessing it from
+ * the host name); one node uses a free local port.
+ */
 async function runTorchrun(
   opts: TorchTrainOptions,
   probe: TorchProbe,
   jobFile: string,
+  launchId: string,
   nproc: number,
 ): Promise<number> {
   const t = opts.torch;
@@ -454,12 +466,14 @@ async function runTorchrun(
       ? [
           '--nnodes',
           String(nodes),
-          '--node_rank',
-          String(t.nodeRank ?? 0),
-          '--master_addr',
-          t.masterEndpoint!.split(':')[0],
-          '--master_port',
-          t.masterEndpoint!.split(':')[1],
+          '--rdzv_backend',
+          'c10d',
+          '--rdzv_endpoint',
+          t.rdzvEndpoint!,
+          '--rdzv_id',
+          launchId,
+          '--rdzv_conf',
+          `is_host=${(t.nodeRank ?? 0) === 0 ? 1 : 0}`,
         ]
       : ['--nnodes', '1', '--node_rank', '0', '--master_addr', '127.0.0.1', '--master_port', String(await freePort())];
   // --redirects/--tee given explicitly: torchrun 1.13 on Python 3.11 cannot parse its own default "0" (Std flag lookup).
@@ -483,6 +497,7 @@ async function runTorchrun(
     env: {
       ...process.env,
       VIT_LENS_LAUNCHER_PID: String(process.pid),
+      VIT_LENS_NODE_RANK: String(t.nodeRank ?? 0),
       OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? String(Math.max(1, Math.floor(os.cpus().length / nproc))),
     },
   });

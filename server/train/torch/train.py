@@ -19,6 +19,7 @@ import json
 import math
 import os
 import signal
+import socket
 import struct
 import sys
 import time
@@ -179,8 +180,12 @@ class ViT(torch.nn.Module):
         h = F.layer_norm(x, (d,), self.p(l["n1w"]), self.p(l["n1b"]), a["layerNormEps"])
         split = lambda y: y.reshape(n, t, heads, dh).transpose(1, 2)
         q, k, v = (split(F.linear(h, self.p(l[w]), self.p(l[b]))) for w, b in (("qw", "qb"), ("kw", "kb"), ("vw", "vb")))
-        attn = torch.softmax(q @ k.transpose(-1, -2) * (1 / math.sqrt(dh)), -1)
-        ctx = (attn @ v).transpose(1, 2).reshape(n, t, d)
+        if x.is_cuda and hasattr(F, "scaled_dot_product_attention"):
+            # torch ≥ 2.0 on a GPU: the fused (flash / memory-efficient) kernel, same math and scale.
+            ctx = F.scaled_dot_product_attention(q, k, v)
+        else:
+            ctx = torch.softmax(q @ k.transpose(-1, -2) * (1 / math.sqrt(dh)), -1) @ v
+        ctx = ctx.transpose(1, 2).reshape(n, t, d)
         x = x + F.linear(ctx, self.p(l["pw"]), self.p(l["pb"]))
         h = F.layer_norm(x, (d,), self.p(l["n2w"]), self.p(l["n2b"]), a["layerNormEps"])
         return x + F.linear(F.gelu(F.linear(h, self.p(l["f1w"]), self.p(l["f1b"]))), self.p(l["f2w"]), self.p(l["f2b"]))
@@ -230,24 +235,75 @@ class Images:
         self.inv_std = torch.tensor(inv_std, dtype=torch.float64).view(1, 3, 1, 1)
 
     def normalise(self, u8_nhwc):
-        # (v·scale − mean)·(1/std) in float64, then float32: server/preprocess.ts's toPixelValues exactly.
+        # (v·scale − mean)·(1/std) in float64, then float32: server/preprocess.ts's toPixelValues exactly,
+        # on whichever device holds the pixels (IEEE float64 gives the same values on a GPU).
         x = u8_nhwc.permute(0, 3, 1, 2).double()
-        return ((x * self.scale - self.mean) * self.inv_std).float()
+        return ((x * self.scale - self.mean.to(x.device)) * self.inv_std.to(x.device)).float()
 
     def batch(self, idx, augment=None):
-        if augment is None or not idx:
-            return self.normalise(self.u8[idx])
-        return torch.cat([self.normalise(self.augmented(i, augment(k))) for k, i in enumerate(idx)])
+        return self.normalise(self.pixels(idx, augment))
 
-    def augmented(self, i, rnd):
-        """Random-resized-crop (the trainer's box rule, imageLoader.ts) of the resized image, bilinear back to size, then a coin-flip mirror."""
-        img = self.u8[i]
-        left, top, w, h = crop_box(self.w, self.h, rnd)
-        crop = img[top:top + h, left:left + w].permute(2, 0, 1).unsqueeze(0).float()
-        out = F.interpolate(crop, size=(self.h, self.w), mode="bilinear", align_corners=False).round().clamp(0, 255).to(torch.uint8)
-        if rnd() < 0.5:
-            out = out.flip(-1)
-        return out.permute(0, 2, 3, 1)
+    def pixels(self, idx, augment=None):
+        """uint8 NHWC pixels of images idx, augmented when given a generator factory (one per image)."""
+        if augment is None or not idx:
+            return self.u8[idx]
+        return self.augmented(idx, [augment(k) for k in range(len(idx))])
+
+    def augmented(self, idx, rngs):
+        """Random-resized-crop (the trainer's box rule, imageLoader.ts) of each resized image, bilinear back to
+        size, then a coin-flip mirror; one seeded generator per image draws its box, then its coin. The pixels
+        are F.interpolate's (bilinear, align_corners=False) of each crop, computed for the whole batch at once:
+        per-image source indices and weights, four gathers, one weighted sum."""
+        boxes, flips = [], []
+        for rnd in rngs:
+            boxes.append(crop_box(self.w, self.h, rnd))
+            flips.append(rnd() < 0.5)
+        left, top, cw, ch = torch.tensor(boxes, dtype=torch.int64).unbind(1)
+        y0, y1, hy0, hy1 = bilinear_taps(top, ch, self.h)
+        x0, x1, wx0, wx1 = bilinear_taps(left, cw, self.w)
+        mirror = torch.tensor(flips).unsqueeze(1)
+        x0, x1, wx0, wx1 = (torch.where(mirror, t.flip(1), t) for t in (x0, x1, wx0, wx1))
+        img = self.u8[idx].float()
+        b = torch.arange(len(idx)).view(-1, 1, 1)
+        at = lambda y, x: img[b, y.unsqueeze(2), x.unsqueeze(1)]  # (B, H, W, 3)
+        w0, w1 = wx0.view(len(idx), 1, -1, 1), wx1.view(len(idx), 1, -1, 1)
+        h0, h1 = hy0.view(len(idx), -1, 1, 1), hy1.view(len(idx), -1, 1, 1)
+        out = (h0 * w0) * at(y0, x0) + (h0 * w1) * at(y0, x1) + (h1 * w0) * at(y1, x0) + (h1 * w1) * at(y1, x1)
+        return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def bilinear_taps(start, size, out_len):
+    """For crops [start, start+size) of each image resized to out_len: the two source indices and their
+    weights per output pixel, by PyTorch's rule for bilinear, align_corners=False (UpSample.h,
+    compute_source_index_and_lambda): src = max((i + 0.5)·scale − 0.5, 0), scale = size/out_len in
+    float32 and src in float64 (matching the CPU kernel's weights more closely than float32 does)."""
+    scale = (size.float() / out_len).double().unsqueeze(1)
+    src = (scale * (torch.arange(out_len, dtype=torch.float64) + 0.5) - 0.5).clamp(min=0)
+    i0 = src.long()
+    i1 = i0 + (i0 < size.unsqueeze(1) - 1).long()
+    l1 = (src - i0).float()
+    return start.unsqueeze(1) + i0, start.unsqueeze(1) + i1, 1 - l1, l1
+
+
+class MicroBatches(torch.utils.data.Dataset):
+    """Key (epoch, b): this rank's share of micro-batch b of that epoch's seeded shuffle, as (uint8
+    pixels, labels, image indices); the loop normalises them on its device (a quarter of float32's bytes to copy). Every random choice comes from generators seeded by (seed, epoch, b,
+    image), so the batches are the same whichever process prepares them."""
+
+    def __init__(self, images, labels, cfg, world, rank, with_pixels=True):
+        self.images, self.labels, self.cfg, self.world, self.rank, self.with_pixels = images, labels, cfg, world, rank, with_pixels
+        self.order = (None, None)
+
+    def __getitem__(self, key):
+        epoch, b = key
+        if self.order[0] != epoch:
+            self.order = (epoch, shuffled(self.images.n, mulberry32(mix_seed(self.cfg["seed"], PURPOSE_SHUFFLE, epoch))))
+        bs = self.cfg["batchSize"]
+        batch = self.order[1][b * bs:(b + 1) * bs]
+        mine = [batch[i] for i in torch.tensor_split(torch.arange(len(batch)), self.world)[self.rank].tolist()]
+        aug = (lambda k: mulberry32(mix_seed(self.cfg["seed"], PURPOSE_AUGMENT, epoch, b * 1_000_003 + k))) if self.cfg["augment"] else None
+        x = self.images.pixels(mine, aug) if self.with_pixels else torch.empty(0)
+        return x, self.labels[mine], torch.tensor(mine, dtype=torch.int64)
 
 
 def crop_box(width, height, rnd, scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3)):
@@ -311,6 +367,18 @@ def restore_optimizer(optimizer, model, tensors, step, cfg):
 # ---------------------------------------------------------------- the loop
 
 
+def all_gather_bytes(data, device):
+    """Every rank's bytes, in rank order: a length all-reduce, then an all-gather of uint8 tensors padded
+    with spaces (no pickle, unlike all_gather_object; NCCL needs the tensors on the GPU)."""
+    n = torch.tensor([len(data)], dtype=torch.int64, device=device)
+    dist.all_reduce(n, op=dist.ReduceOp.MAX)
+    mine = torch.full((int(n.item()),), 32, dtype=torch.uint8, device=device)
+    mine[:len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(device)
+    out = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, mine)
+    return [bytes(t.cpu().tolist()).rstrip(b" ") for t in out]
+
+
 def main(job_path):
     job = read_json(job_path)
     run_dir, tdir = job["runDir"], os.path.dirname(job_path)
@@ -324,7 +392,14 @@ def main(job_path):
     if world > 1:
         dist.init_process_group("nccl" if cuda else "gloo")
     torch.manual_seed(cfg["seed"])
-    log = (lambda line: print(line, file=sys.stderr, flush=True)) if rank == 0 else (lambda line: None)
+    # The leader writes the run folder and logs: local rank 0 on the launcher's node 0 (the one that prepared
+    # the job). Under c10d rendezvous it need not be global rank 0: torchrun orders nodes by host name and pid.
+    here = dict(node=int(os.environ.get("VIT_LENS_NODE_RANK", 0)), local=local_rank, host=socket.gethostname(),
+                device="cuda:%d %s" % (local_rank, torch.cuda.get_device_name(local_rank)) if cuda else "cpu:%d" % local_rank)
+    ranks = [json.loads(b) for b in all_gather_bytes(json.dumps(here).encode(), device)] if world > 1 else [here]
+    leader = [(r["node"], r["local"]) for r in ranks].index((0, 0))
+    is_leader = rank == leader
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if is_leader else (lambda line: None)
 
     # Stop requests: a signal to any rank, the launcher's stop file, or the launcher gone (kill -9) —
     # all ranks learn it in the same step's all-reduce and stop together after that step.
@@ -336,8 +411,8 @@ def main(job_path):
     launcher = int(os.environ.get("VIT_LENS_LAUNCHER_PID", "0"))
 
     def stop_wanted():
-        """This rank's view: a signal, the stop file (rank 0 reads it), or its node's launcher gone."""
-        if stop_local[0] or (rank == 0 and os.path.exists(stop_file)):
+        """This rank's view: a signal, the stop file (the leader reads it), or its node's launcher gone."""
+        if stop_local[0] or (is_leader and os.path.exists(stop_file)):
             return True
         try:
             if launcher:
@@ -405,32 +480,46 @@ def main(job_path):
         bs = cfg["batchSize"]
         cached = torch.cat([frozen_input(train.batch(list(range(i, min(i + bs, train.n)))).to(device))[0] for i in range(0, train.n, bs)])
 
-    def train_input(idx, epoch, micro):
+    # Micro-batches are prepared ahead by a DataLoader's workers (on CUDA; on CPU they would take cores from
+    # the step) over the whole run, resuming where the loop stands; VIT_LENS_LOADER_WORKERS overrides.
+    batches_of = MicroBatches(train, train_labels, cfg, world, rank, with_pixels=cached is None)
+    workers = int(os.environ.get("VIT_LENS_LOADER_WORKERS", min(4, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))) if cuda else 0))
+    keys = [(e, b) for e in range(loop["epoch"], cfg["epochs"]) for b in range(loop["batchInEpoch"] if e == loop["epoch"] else 0, math.ceil(train.n / cfg["batchSize"]))]
+    batches = iter(torch.utils.data.DataLoader(batches_of, batch_size=None, sampler=keys, num_workers=workers, pin_memory=cuda))
+
+    def train_input(epoch, micro):
+        """The next micro-batch from the loader (it must be this one: the loop and the loader walk the same keys)."""
+        x, y, idx = next(batches)
         if cached is not None:
-            return cached[idx], "features"
-        aug = (lambda k: mulberry32(mix_seed(cfg["seed"], PURPOSE_AUGMENT, epoch, micro * 1_000_003 + k))) if cfg["augment"] else None
-        return frozen_input(train.batch(idx, aug).to(device))
+            return (cached[idx], "features"), y.to(device, non_blocking=True)
+        return frozen_input(train.normalise(x.to(device, non_blocking=True))), y.to(device, non_blocking=True)
 
     def evaluate():
+        """Held-out metrics. Each rank runs its contiguous share of the images; the shares' logits meet in one
+        all-reduced [N, K] tensor, each row filled by one rank and zero on the others (so the sum is exact),
+        and every rank derives the same loss, confusion and predictions from it, in image order."""
         model.eval()
         K = arch["numClasses"]
-        confusion = [[0] * K for _ in range(K)]
-        preds, loss_sum = [], 0.0
+        share = torch.tensor_split(torch.arange(val.n), world)[rank].tolist()
+        logits = torch.zeros(val.n, K, dtype=torch.float32, device=device)
         with torch.no_grad():
-            for i in range(0, val.n, cfg["batchSize"]):
-                idx = list(range(i, min(i + cfg["batchSize"], val.n)))
+            for i in range(0, len(share), cfg["batchSize"]):
+                idx = share[i:i + cfg["batchSize"]]
                 x, kind = frozen_input(val.batch(idx).to(device))
                 with autocast():
-                    z = model(x, kind, from_block).float()
-                y = val_labels[idx].to(device)
-                loss_sum += F.cross_entropy(z, y, reduction="sum").item()
-                probs = torch.softmax(z, -1).cpu()
-                for j, k in enumerate(idx):
-                    p = probs[j].tolist()
-                    best = max(range(K), key=lambda c: (p[c], -c))
-                    confusion[job["valLabels"][k]][best] += 1
-                    preds.append(dict(file=job["valFiles"][k], label=job["valLabels"][k], predicted=best, probabilities=[round(v * 1e6) / 1e6 for v in p]))
+                    logits[idx] = model(x, kind, from_block).float()
         model.train()
+        rank_note("rank %d validated %d of %d held-out images" % (rank, len(share), val.n))
+        if world > 1:
+            dist.all_reduce(logits)
+        loss_sum = F.cross_entropy(logits, val_labels.to(device), reduction="sum").item()
+        probs = torch.softmax(logits, -1).cpu().tolist()
+        confusion = [[0] * K for _ in range(K)]
+        preds = []
+        for k, p in enumerate(probs):
+            best = max(range(K), key=lambda c: (p[c], -c))
+            confusion[job["valLabels"][k]][best] += 1
+            preds.append(dict(file=job["valFiles"][k], label=job["valLabels"][k], predicted=best, probabilities=[round(v * 1e6) / 1e6 for v in p]))
         correct = sum(confusion[k][k] for k in range(K))
         per_class = [(row[k] / sum(row)) if sum(row) else None for k, row in enumerate(confusion)]
         return dict(loss=loss_sum / val.n, acc=correct / val.n, perClassAcc=per_class, confusion=confusion, predictions=preds)
@@ -440,6 +529,11 @@ def main(job_path):
         info.update(fields)
         info["updatedAt"] = now_iso()
         write_json(os.path.join(run_dir, "run.json"), info, indent=2)
+
+    if is_leader:
+        nodes = len({r["node"] for r in ranks})
+        update_run_json(devices=[r["device"] if nodes == 1 else "node %d (%s) %s" % (r["node"], r["host"], r["device"])
+                                 for r in sorted(ranks, key=lambda r: (r["node"], r["local"]))])
 
     def best_fields():
         if loop["bestEpoch"] < 0:
@@ -457,11 +551,10 @@ def main(job_path):
     every = job.get("checkpointEvery") or {"seconds": 300}
     last_checkpoint = time.time()
     model.train()
-    log("training %d images (%d validation) on %d process%s (%s), mode %s, %d steps" % (train.n, val.n, world, "es" if world > 1 else "", "cuda" if cuda else "cpu", cfg["mode"], total_steps))
+    log("training %d images (%d validation) on %d process%s (%s), mode %s, %d steps, %d loader worker%s" % (train.n, val.n, world, "es" if world > 1 else "", "cuda" if cuda else "cpu", cfg["mode"], total_steps, workers, "" if workers == 1 else "s"))
     stopped = False
     for epoch in range(loop["epoch"], cfg["epochs"]):
         epoch_start = time.time()
-        order = shuffled(train.n, mulberry32(mix_seed(cfg["seed"], PURPOSE_SHUFFLE, epoch)))
         while loop["batchInEpoch"] < micro_per_epoch:
             step_start = time.time()
             lr = learning_rate(loop["step"], cfg["lr"], cfg["warmupSteps"], total_steps)
@@ -469,17 +562,13 @@ def main(job_path):
                 g["lr"] = lr
             micro = min(acc_n, micro_per_epoch - loop["batchInEpoch"])
             first = loop["batchInEpoch"]
-            step_images = sum(len(order[b * bs:(b + 1) * bs]) for b in range(first, first + micro))
+            step_images = sum(min(bs, train.n - b * bs) for b in range(first, first + micro))
             loss_sum = torch.zeros((), dtype=torch.float64, device=device)
             correct = torch.zeros((), dtype=torch.float64, device=device)
             for m in range(micro):
-                b = first + m
-                batch = order[b * bs:(b + 1) * bs]
                 # This rank's share of the micro-batch; its summed loss × world / step images makes DDP's
                 # gradient average the gradient of the mean loss over all the step's images.
-                mine = [batch[i] for i in torch.tensor_split(torch.arange(len(batch)), world)[rank].tolist()]
-                x, kind = train_input(mine, epoch, b)
-                y = train_labels[mine].to(device)
+                (x, kind), y = train_input(epoch, first + m)
                 sync = m == micro - 1 or world == 1
                 ctx = net.no_sync() if not sync else _nullcontext()
                 with ctx:
@@ -512,7 +601,7 @@ def main(job_path):
             loop["epochCorrect"] += int(stats[1].item())
             loop["epochSeen"] += step_images
             stop = stats[2].item() > 0
-            if rank == 0:
+            if is_leader:
                 ips = step_images / max(1e-3, time.time() - step_start)
                 if loop["step"] % job.get("logEvery", 10) == 0 or loop["batchInEpoch"] == micro_per_epoch:
                     append_metrics(dict(type="step", epoch=epoch, step=loop["step"], loss=step_loss, lr=lr, gradNorm=float(grad_norm), imagesPerSec=ips, time=now_iso()))
@@ -529,9 +618,9 @@ def main(job_path):
                 break
         if stopped:
             break
-        # End of epoch: validate, checkpoint, record (rank 0; the others wait at the barrier).
-        if rank == 0:
-            ev = evaluate() if val.n else None
+        # End of epoch: validate (every rank its share), then checkpoint and record (the leader; the others wait at the barrier).
+        ev = evaluate() if val.n else None
+        if is_leader:
             train_loss = loop["epochLossSum"] / loop["epochSeen"] if loop["epochSeen"] else float("nan")
             train_acc = loop["epochCorrect"] / loop["epochSeen"] if loop["epochSeen"] else 0.0
             score = ev["acc"] if ev else train_acc
@@ -548,7 +637,7 @@ def main(job_path):
             append_metrics(m)
             log("epoch %d/%d: train loss %.4f acc %.2f%%%s" % (epoch + 1, cfg["epochs"], train_loss, train_acc * 100, ", val loss %.4f acc %.2f%%" % (ev["loss"], ev["acc"] * 100) if ev else ""))
         loop.update(epoch=epoch + 1, batchInEpoch=0, epochLossSum=0, epochCorrect=0, epochSeen=0)
-        if rank == 0:
+        if is_leader:
             save_checkpoint(latest, model, optimizer, loop, trainable, cfg)
             last_checkpoint = time.time()
             update_run_json(epoch=epoch + 1, step=loop["step"], **best_fields())
@@ -560,10 +649,20 @@ def main(job_path):
         if flag.item() > 0 and epoch + 1 < cfg["epochs"]:
             stopped = True
             break
-    if rank == 0:
+    if is_leader:
         write_json(os.path.join(tdir, "outcome.json"), {"status": "stopped" if stopped else "finished", "epoch": loop["epoch"], "step": loop["step"]})
     if world > 1:
         dist.destroy_process_group()
+
+
+RANK_LOG = []
+
+
+def rank_note(line):
+    """A line for this rank's own log file only (RUN_DIR/torch/rank<N>.log), not the launcher's output."""
+    for f in RANK_LOG:
+        f.write(line + "\n")
+        f.flush()
 
 
 class _Tee:
@@ -594,6 +693,7 @@ if __name__ == "__main__":
     r = int(os.environ.get("RANK", 0))
     log_file = open(os.path.join(os.path.dirname(job_file), "rank%d.log" % r), "a")
     sys.stderr = _Tee(sys.__stderr__, log_file)
+    RANK_LOG.append(log_file)
     try:
         main(job_file)
     except BaseException:
