@@ -4,7 +4,8 @@
  * same run. Prints images/s of both, the ratio, and test accuracy after the same number of epochs.
  *
  *   npm run bench:train -- [--epochs 10] [--limit 60000] [--batch-size 128] [--skip-torch]
- *                          [--threads 1,2]    (each side at each thread count; ratios printed)
+ *                          [--threads 1,2]    (each side at each thread count; ratios printed; a list such
+ *                                              as 1,2,1,2,1,2 interleaves repeats: ratios of medians)
  *                          [--save-builtin]   (export our model to models/default + samples/)
  *   npm run bench:train -- --arch vit-b16 [--threads 2] [--steps 2]   (bench/train_vitb16.ts)
  * Needs `apt-get install dataset-fashion-mnist` and, for the peer, Debian's python3-torch.
@@ -65,6 +66,13 @@ async function testAccuracy(
     for (let j = 0; j < n; j++) if (pred[j] === test.labels[i + j]) correct++;
   }
   return correct / test.count;
+}
+
+/** `repeats` interleaved measurements of the machine's ceiling for each thread count. */
+async function ceilingRepeated(counts: number[], repeats: number) {
+  const runs: Awaited<ReturnType<typeof threadCeiling>>[] = [];
+  for (let i = 0; i < repeats; i++) runs.push(await threadCeiling(counts, batchSize, 30));
+  return runs;
 }
 
 /** Thread counts to measure, e.g. "1,2" (the first is the baseline of the speed-up lines). */
@@ -227,18 +235,33 @@ function runTorch(threads: number): Promise<{
       );
     }
   }
-  const [first, ...more] = results;
-  // What the machine allows at all: as many independent copies, no communication (bench/threadCeiling.ts).
-  const ceiling = more.length && o.backend === 'wasm' ? await threadCeiling(threadCounts, batchSize, 30) : [];
-  for (const r of more) {
-    const ratio = r.ours.imagesPerSec / first.ours.imagesPerSec;
-    const free = ceiling.find(c => c.threads === r.threads);
+  // Per thread count, the median of its runs (a list such as 1,2,1,2 interleaves them, so that a
+  // machine whose speed drifts during the run weighs on both sides alike).
+  const counts = [...new Set(threadCounts)];
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+  const medianOf = (t: number, side: (r: (typeof results)[number]) => number | undefined) => {
+    const xs = results.filter(r => r.threads === t).map(side);
+    return xs.every(x => x !== undefined) ? median(xs as number[]) : undefined;
+  };
+  // What the machine allows at all: as many independent copies, no communication (bench/threadCeiling.ts),
+  // measured interleaved as often as each count ran.
+  const repeats = Math.max(...counts.map(t => threadCounts.filter(c => c === t).length));
+  const ceilingRuns = counts.length > 1 && o.backend === 'wasm' ? await ceilingRepeated(counts, repeats) : [];
+  const base = counts[0];
+  for (const t of counts.slice(1)) {
+    const ours = medianOf(t, r => r.ours.imagesPerSec)! / medianOf(base, r => r.ours.imagesPerSec)!;
+    const torchT = medianOf(t, r => r.torch?.imagesPerSec);
+    const torchBase = medianOf(base, r => r.torch?.imagesPerSec);
     lines.push(
-      `ours ${r.threads} threads / ours ${first.threads}: ${ratio.toFixed(3)}×${r.torch && first.torch ? `  (PyTorch ${r.threads} / ${first.threads}: ${(r.torch.imagesPerSec / first.torch.imagesPerSec).toFixed(3)}×)` : ''}`,
+      `ours ${t} threads / ours ${base} (median of ${results.filter(r => r.threads === t).length} and ${results.filter(r => r.threads === base).length} runs): ${ours.toFixed(3)}×${torchT && torchBase ? `  (PyTorch ${t} / ${base}: ${(torchT / torchBase).toFixed(3)}×)` : ''}`,
     );
+    const free = ceilingRuns.length
+      ? median(ceilingRuns.map(rows => rows.find(c => c.threads === t)!.imagesPerSec)) /
+        median(ceilingRuns.map(rows => rows.find(c => c.threads === base)!.imagesPerSec))
+      : undefined;
     if (free)
       lines.push(
-        `  machine ceiling: ${r.threads} independent single-thread copies / ${first.threads}: ${free.ratio.toFixed(3)}× (ours keeps ${((ratio / free.ratio) * 100).toFixed(0)}% of it)`,
+        `  machine ceiling: ${t} independent single-thread copies / ${base} (median of ${ceilingRuns.length}): ${free.toFixed(3)}× (ours keeps ${((ours / free) * 100).toFixed(0)}% of it)`,
       );
   }
   console.log(lines.join('\n'));
@@ -251,7 +274,7 @@ function runTorch(threads: number): Promise<{
     batchSize,
     lr,
     results,
-    ceiling,
+    ceiling: ceilingRuns,
     ours: last.ours,
     torch: last.torch,
   };
