@@ -9,8 +9,8 @@ import { customGrad, KernelExports, kernelsWith, output, ptr, registerFused, scr
 const LINEAR = 'VitLensLinear';
 const LINEAR_GRAD = 'VitLensLinearGrad';
 
-/** Bytes gemm needs to pack its right operand (K × N, 8-column panels). */
-const packBytes = (K: number, N: number) => K * Math.ceil(N / 8) * 8 * 4;
+/** Bytes gemm needs to pack its right operand (K × N, 8-column panels) and a transposed left one's 4-row blocks (K × 4). */
+const packBytes = (K: number, N: number) => K * Math.ceil(N / 8) * 8 * 4 + K * 16;
 
 /** C[M,N] = A[M,K]·B[K,N] (+ bias) (+ R); A and B row-major tensors, each optionally read transposed. */
 export function gemm(

@@ -8,6 +8,10 @@ import { loadPart, madd, storePart } from './simd';
  * ldc (R = C accumulates in place; a separate R is a residual connection added for free).
  * B is first packed into `scratch` (K·⌈N/8⌉·8 floats) as 8-column panels, k-major, zero-padded;
  * each 4×8 block of C then keeps its sums in eight registers while A's values are broadcast.
+ * When A's inner dimension is not contiguous (a transposed view, as dW = dyᵀ·x reads dy), each block
+ * of 4 rows is first copied k-major after the panels (4·K more floats of scratch): read in place,
+ * every k would touch another cache line and page, and this GEMM ran at half the speed of the others.
+ * The products are summed in the same order either way, so the result is the same to the bit.
  */
 export function gemm(
   M: i32, N: i32, K: i32,
@@ -21,9 +25,17 @@ export function gemm(
   const ars4 = <usize>ars << 2;
   const aks4 = <usize>aks << 2;
   const ldc4 = <usize>ldc << 2;
+  const packA = aks != 1;
+  const aPacked = scratch + <usize>panels * panelBytes;
+  const rows4 = packA ? <usize>4 : ars4;
+  const step4 = packA ? <usize>16 : aks4;
   let i = 0;
   for (; i + 4 <= M; i += 4) {
-    const arow = a + <usize>i * ars4;
+    let arow = a + <usize>i * ars4;
+    if (packA) {
+      packRows4(K, arow, ars4, aks4, aPacked);
+      arow = aPacked;
+    }
     const crow = c + <usize>i * ldc4;
     for (let p = 0; p < panels; p++) {
       const n0 = p << 3;
@@ -47,13 +59,13 @@ export function gemm(
         const b1 = v128.load(bp, 16);
         let av = v128.load32_splat(ap);
         c00 = madd(av, b0, c00); c01 = madd(av, b1, c01);
-        av = v128.load32_splat(ap + ars4);
+        av = v128.load32_splat(ap + rows4);
         c10 = madd(av, b0, c10); c11 = madd(av, b1, c11);
-        av = v128.load32_splat(ap + 2 * ars4);
+        av = v128.load32_splat(ap + 2 * rows4);
         c20 = madd(av, b0, c20); c21 = madd(av, b1, c21);
-        av = v128.load32_splat(ap + 3 * ars4);
+        av = v128.load32_splat(ap + 3 * rows4);
         c30 = madd(av, b0, c30); c31 = madd(av, b1, c31);
-        ap += aks4;
+        ap += step4;
         bp += 32;
       }
       storeCols(cp, c00, c01, cols);
@@ -85,6 +97,26 @@ export function gemm(
       }
       storeCols(cp, c00, c01, cols);
     }
+  }
+}
+
+/** A(0..4, k) → out[k][0..4) for k < K (rows `rs` bytes apart, k `ks` bytes apart). */
+function packRows4(K: i32, a: usize, rs: usize, ks: usize, out: usize): void {
+  if (rs == 4) {
+    for (let k = 0; k < K; k++) {
+      v128.store(out, v128.load(a));
+      a += ks;
+      out += 16;
+    }
+    return;
+  }
+  for (let k = 0; k < K; k++) {
+    store<f32>(out, load<f32>(a));
+    store<f32>(out, load<f32>(a + rs), 4);
+    store<f32>(out, load<f32>(a + 2 * rs), 8);
+    store<f32>(out, load<f32>(a + 3 * rs), 12);
+    a += ks;
+    out += 16;
   }
 }
 
