@@ -163,7 +163,14 @@ export async function evaluateAndCheckpoint(run: TrainingRun, epoch: number, epo
   const { config, runDir, inputs, report } = run;
   const valSamples = inputs.val;
   const ev: Evaluation | undefined = valSamples.length
-    ? await evaluate(run.params, run.arch, valSamples, config.batchSize, b => inputs.evalBatch(b))
+    ? await evaluate(
+        run.params,
+        run.arch,
+        valSamples,
+        config.batchSize,
+        b => inputs.evalBatch(b),
+        run.pool ? (input, n) => run.pool!.logits(input, n) : undefined,
+      )
     : undefined;
   run.warnUnreadable();
   let loop = run.loop;

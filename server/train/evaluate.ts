@@ -20,6 +20,9 @@ export async function evaluate(
   samples: Sample[],
   batchSize: number,
   loadBatch: (batch: Sample[]) => Promise<{ input: ForwardInput; kept: Sample[] }>,
+  /** The batch's logits; by default computed here (a data-parallel run spreads them over its threads). */
+  logitsOf: (input: ForwardInput, n: number) => Promise<tf.Tensor2D> | tf.Tensor2D = input =>
+    tf.tidy(() => logits(params, arch, input) as tf.Tensor2D),
 ): Promise<Evaluation> {
   const K = arch.numClasses;
   const confusion = Array.from({ length: K }, () => new Array<number>(K).fill(0));
@@ -31,11 +34,10 @@ export async function evaluate(
     if (!kept.length) continue;
     const labels = Int32Array.from(kept.map(s => s.label));
     // Read back with data(): the WebGPU backend has no synchronous read in Node.
-    const [lossT, probsT] = tf.tidy(() => {
-      const z = logits(params, arch, input);
-      return [crossEntropy(z, labels, 0), tf.softmax(z)];
-    });
+    const z = await logitsOf(input, kept.length);
     input.x.dispose();
+    const [lossT, probsT] = tf.tidy(() => [crossEntropy(z, labels, 0), tf.softmax(z)]);
+    z.dispose();
     const [loss] = await lossT.data();
     const probs = (await probsT.data()) as Float32Array;
     tf.dispose([lossT, probsT]);

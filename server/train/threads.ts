@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ViTArch } from '../model/vitConfig';
 import { BatchGradients, SliceGradients, TrainingError } from './runState';
 import { lossAndGrads } from './step';
-import type { ForwardInput, Params } from './vitModel';
+import { ForwardInput, logits, Params } from './vitModel';
 
 /** A trainable parameter's place in the shared weight and gradient buffers (float32 elements). */
 export interface SharedSlot {
@@ -38,6 +38,8 @@ export interface ThreadInit {
 }
 
 export interface SliceRequest {
+  /** train: loss and gradients into the shared buffer; logits: the slice's logits only (validation). */
+  purpose: 'train' | 'logits';
   kind: ForwardInput['kind'];
   fromBlock?: number;
   shape: number[];
@@ -47,7 +49,9 @@ export interface SliceRequest {
   weightsVersion: number;
 }
 
-export type ThreadReply = { ready: true } | { loss: number; correct: number } | { error: string };
+export type ThreadReply =
+  { ready: true } | { loss: number; correct: number } | { logits: Float32Array } | { error: string };
+type SliceReply = Exclude<ThreadReply, { ready: true } | { error: string }>;
 
 /** Sizes of N contiguous slices of n images (the first ones one larger when n is not a multiple of N). */
 export function sliceSizes(n: number, threads: number): number[] {
@@ -68,7 +72,7 @@ function threadEntry(): { file: string; eval: boolean } {
 }
 
 interface Pending {
-  resolve: (r: { loss: number; correct: number }) => void;
+  resolve: (r: SliceReply) => void;
   reject: (e: Error) => void;
 }
 
@@ -95,7 +99,7 @@ export class DataParallel {
         if (!p) return;
         this.pending.delete(i);
         if ('error' in m) p.reject(new TrainingError(`training thread ${i + 2} of ${threads} failed: ${m.error}`));
-        else if ('loss' in m) p.resolve(m);
+        else if ('loss' in m || 'logits' in m) p.resolve(m);
       });
       const fail = (e: Error) => {
         this.broken ??= new TrainingError(`training thread ${i + 2} of ${threads} failed: ${e.message}`);
@@ -185,20 +189,26 @@ export class DataParallel {
     this.version++;
   }
 
-  /** Loss and gradients of one micro-batch: its slices' size-weighted sum, as one part. */
-  async gradients(input: ForwardInput, labels: Int32Array): Promise<SliceGradients[]> {
-    if (this.broken) throw this.broken;
-    this.shareWeights();
-    const sizes = sliceSizes(labels.length, this.threads);
+  /**
+   * Sends each worker its slice of `input` (the first slice stays here) and returns the replies in
+   * thread order (a resolved placeholder for an empty slice).
+   */
+  private postSlices(
+    purpose: SliceRequest['purpose'],
+    input: ForwardInput,
+    labels: Int32Array,
+    sizes: number[],
+  ): Promise<SliceReply | undefined>[] {
     const x = input.x.dataSync() as Float32Array;
     const per = x.length / Math.max(1, labels.length);
     const rest = input.x.shape.slice(1);
-    const replies: Promise<{ loss: number; correct: number }>[] = [];
+    const replies: Promise<SliceReply | undefined>[] = [];
     let start = sizes[0];
     for (let t = 1; t < this.threads; t++) {
       const n = sizes[t];
       if (n) {
         const request: SliceRequest = {
+          purpose,
           kind: input.kind,
           fromBlock: input.kind === 'tokens' ? input.fromBlock : undefined,
           shape: [n, ...rest],
@@ -216,17 +226,30 @@ export class DataParallel {
           }),
         );
       } else {
-        replies.push(Promise.resolve({ loss: 0, correct: 0 }));
+        replies.push(Promise.resolve(undefined));
       }
       start += n;
     }
+    return replies;
+  }
+
+  /** The first slice of `input` (this thread's). */
+  private ownSlice(input: ForwardInput, n: number): ForwardInput {
+    return { ...input, x: tf.tidy(() => input.x.slice(0, n)) } as ForwardInput;
+  }
+
+  /** Loss and gradients of one micro-batch: its slices' size-weighted sum, as one part. */
+  async gradients(input: ForwardInput, labels: Int32Array): Promise<SliceGradients[]> {
+    if (this.broken) throw this.broken;
+    this.shareWeights();
+    const sizes = sliceSizes(labels.length, this.threads);
+    const replies = this.postSlices('train', input, labels, sizes);
     // This thread's slice, computed while the workers compute theirs.
     let own: BatchGradients | undefined;
     let ownError: unknown;
     if (sizes[0]) {
       try {
-        const xs = tf.tidy(() => input.x.slice(0, sizes[0]));
-        const sliceInput = { ...input, x: xs } as ForwardInput;
+        const sliceInput = this.ownSlice(input, sizes[0]);
         own = await lossAndGrads(
           this.params,
           this.arch,
@@ -235,7 +258,7 @@ export class DataParallel {
           labels.slice(0, sizes[0]),
           this.smoothing,
         );
-        xs.dispose();
+        sliceInput.x.dispose();
       } catch (e) {
         ownError = e;
       }
@@ -246,7 +269,43 @@ export class DataParallel {
       if (own) for (const g of own.grads.values()) g.dispose();
       throw failed ? failed.reason : ownError;
     }
-    return [this.combine(own, sizes, settled)];
+    return [this.combine(own, sizes, settled as PromiseFulfilledResult<SliceReply | undefined>[])];
+  }
+
+  /**
+   * The logits of a batch of `n` images (validation), its slices computed on all threads at once.
+   * A row's logits do not depend on the other rows of its batch (every kernel works per image or
+   * per row, each sum in a fixed order), so they equal one thread's to the bit.
+   */
+  async logits(input: ForwardInput, n: number): Promise<tf.Tensor2D> {
+    if (this.broken) throw this.broken;
+    this.shareWeights();
+    const sizes = sliceSizes(n, this.threads);
+    const replies = this.postSlices('logits', input, new Int32Array(n), sizes);
+    let own: tf.Tensor2D | undefined;
+    let ownError: unknown;
+    try {
+      const sliceInput = this.ownSlice(input, sizes[0]);
+      own = tf.tidy(() => logits(this.params, this.arch, sliceInput));
+      sliceInput.x.dispose();
+    } catch (e) {
+      ownError = e;
+    }
+    const settled = await Promise.allSettled(replies);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed || ownError) {
+      own?.dispose();
+      throw failed ? failed.reason : ownError;
+    }
+    const classes = own!.shape[1];
+    const parts = [own!];
+    settled.forEach((s, t) => {
+      const reply = (s as PromiseFulfilledResult<SliceReply | undefined>).value;
+      if (reply && 'logits' in reply) parts.push(tf.tensor2d(reply.logits, [sizes[t + 1], classes]));
+    });
+    const all = tf.concat(parts, 0);
+    tf.dispose(parts);
+    return all;
   }
 
   /**
@@ -257,7 +316,7 @@ export class DataParallel {
   private combine(
     own: BatchGradients | undefined,
     sizes: number[],
-    settled: PromiseSettledResult<{ loss: number; correct: number }>[],
+    settled: PromiseFulfilledResult<SliceReply | undefined>[],
   ): SliceGradients {
     const n = sizes.reduce((a, b) => a + b, 0);
     const sum = new Float32Array(this.weights.length);
@@ -276,7 +335,7 @@ export class DataParallel {
     }
     settled.forEach((s, t) => {
       const size = sizes[t + 1];
-      if (!size || s.status !== 'fulfilled') return;
+      if (!size || !s.value || !('loss' in s.value)) return;
       const w = Math.fround(size / n);
       const region = this.grads[t];
       if (!own && t === 0) for (let i = 0; i < sum.length; i++) sum[i] = region[i] * w;

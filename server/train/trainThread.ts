@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from './backend';
 import { lossAndGrads } from './step';
 import type { SliceRequest, ThreadInit, ThreadReply } from './threads';
-import type { ForwardInput, Params } from './vitModel';
+import { ForwardInput, logits, Params } from './vitModel';
 
 const init = workerData as ThreadInit;
 const port = parentPort!;
@@ -51,6 +51,14 @@ async function main(): Promise<void> {
       const input = (
         m.kind === 'tokens' ? { kind: m.kind, x, fromBlock: m.fromBlock } : { kind: m.kind, x }
       ) as ForwardInput;
+      if (m.purpose === 'logits') {
+        const z = tf.tidy(() => logits(params, init.arch, input));
+        x.dispose();
+        const out = (await z.data()) as Float32Array;
+        z.dispose();
+        port.postMessage({ logits: out } satisfies ThreadReply, [out.buffer as ArrayBuffer]);
+        return;
+      }
       const r = await lossAndGrads(params, init.arch, names, input, m.labels, init.smoothing);
       x.dispose();
       for (const s of init.slots) {

@@ -1,8 +1,9 @@
 /**
  * Data-parallel training on worker_threads (server/train/threads.ts): 2 threads train like 1 (the
  * same losses and weights up to the order of float32 sums), a stopped 2-thread run resumes to
- * bitwise the same weights as an uninterrupted 2-thread run, and a thread that throws fails the run
- * with a clear message and leaves it resumable.
+ * bitwise the same weights as an uninterrupted 2-thread run, a thread that throws fails the run
+ * with a clear message and leaves it resumable, and validation logits spread over the threads are
+ * one thread's to the bit.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,12 @@ import * as path from 'path';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
 import { loadCheckpoint } from '../../server/train/checkpoint';
 import { checkpointFile, readRunInfo, TrainConfig } from '../../server/train/runFiles';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../server/train/backend';
+import { initialWeights } from '../../server/train/initWeights';
+import { DataParallel } from '../../server/train/threads';
 import { train, TrainOptions } from '../../server/train/trainer';
+import { ForwardInput, logits, Params, tokensBefore, trainableNames } from '../../server/train/vitModel';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'vit-lens-threads-'));
 const SMALL = { hiddenSize: 32, numLayers: 2, numHeads: 4, mlpSize: 64 };
@@ -145,4 +151,44 @@ test('a thread that throws fails the run with a clear message; the run resumes t
   const resumed = await train({ ...common, config: config(), runDir: b, threads: 2, resume: true });
   assert.equal(resumed.status, 'finished');
   assert.equal(await weightDiff(full.runDir, b), 0);
+});
+
+test('validation logits spread over 2 threads equal one thread’s to the bit (pixels and last-k tokens)', async () => {
+  await initBackend('wasm');
+  const init = await initialWeights('scratch:tiny', {
+    numClasses: 3,
+    imageSize: [16, 16],
+    patchSize: 4,
+    seed: 3,
+    scratchArch: SMALL,
+  });
+  const arch = init.arch;
+  // A scratch model starts with a zero head, cls token and biases: give them values, or every logit is 0.
+  for (const t of init.weights.values())
+    if (t.data.every(v => v === 0)) t.data.forEach((_, i) => (t.data[i] = 0.5 * Math.sin(1 + i * 12.9898)));
+  for (const mode of ['full', 'last-k'] as const) {
+    const trainable = trainableNames(arch, mode, 1);
+    const keep = new Set(trainable);
+    const params: Params = new Map(
+      [...init.weights].map(([k, t]) => [k, tf.variable(tf.tensor(t.data, t.shape), keep.has(k), `eval-${mode}/${k}`)]),
+    );
+    const pixels = tf.randomUniform([7, 3, 16, 16], -1, 1, 'float32', 11) as tf.Tensor4D;
+    const fromBlock = arch.numLayers - 1;
+    const input: ForwardInput =
+      mode === 'full'
+        ? { kind: 'pixels', x: pixels }
+        : { kind: 'tokens', x: tf.tidy(() => tokensBefore(params, arch, pixels, fromBlock)), fromBlock };
+    const pool = await DataParallel.start(2, params, trainable, arch, 0);
+    try {
+      const spread = await pool.logits(input, 7);
+      const here = tf.tidy(() => logits(params, arch, input));
+      assert.deepEqual(spread.shape, [7, 3]);
+      assert.ok((await here.abs().min().data())[0] > 0, 'the logits are not zero');
+      assert.deepEqual(Array.from(await spread.data()), Array.from(await here.data()), mode);
+      tf.dispose([spread, here]);
+    } finally {
+      await pool.close();
+      tf.dispose([pixels, input.x, ...params.values()]);
+    }
+  }
 });
