@@ -50,7 +50,7 @@ async function writeDataset(dir: string): Promise<void> {
   const seen = new Array<number>(classes).fill(0);
   for (let i = 0, written = 0; written < count; i++) {
     let label: number;
-    let png: sharp.Sharp;
+    let png: ReturnType<typeof sharp>;
     if (fashion) {
       label = fashion.labels[i];
       if (label >= classes || seen[label] >= count / classes) continue;

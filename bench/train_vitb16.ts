@@ -53,10 +53,10 @@ async function ours(mode: Mode, o: VitB16Options): Promise<number> {
       const t0 = performance.now();
       const parts = pool
         ? await pool.gradients(input, labels)
-        : [{ ...lossAndGrads(params, arch, trainable, input, labels, 0), n: B }];
+        : [{ ...(await lossAndGrads(params, arch, trainable, input, labels, 0)), n: B }];
       input.x.dispose();
       const { accumulated } = sumParts(parts, B);
-      const { scale } = clipGradients(accumulated!, 1);
+      const { scale } = await clipGradients(accumulated!, 1);
       opt.apply(params, accumulated!, 1e-4, scale);
       for (const g of accumulated!.values()) g.dispose();
       const ms = performance.now() - t0;
