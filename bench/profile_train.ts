@@ -15,6 +15,7 @@ import { initialWeights } from '../server/train/initWeights';
 import { clipGradients, Optimizer } from '../server/train/optimizer';
 import { lossAndGrads } from '../server/train/step';
 import { Params, trainableNames } from '../server/train/vitModel';
+import { BENCH_ARCH } from './threadCeiling';
 
 const { values: o } = parseArgs({
   options: {
@@ -43,7 +44,7 @@ const { values: o } = parseArgs({
         imageSize: [S, S],
         patchSize: P,
         seed: 0,
-        scratchArch: { hiddenSize: 64, numLayers: 6, numHeads: 4, mlpSize: 128, patchSize: P },
+        scratchArch: { ...BENCH_ARCH, patchSize: P },
       });
   const arch = init.arch;
   const params: Params = new Map();

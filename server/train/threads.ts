@@ -196,11 +196,11 @@ export class DataParallel {
   private postSlices(
     purpose: SliceRequest['purpose'],
     input: ForwardInput,
-    labels: Int32Array,
     sizes: number[],
+    labels: Int32Array = new Int32Array(0),
   ): Promise<SliceReply | undefined>[] {
     const x = input.x.dataSync() as Float32Array;
-    const per = x.length / Math.max(1, labels.length);
+    const per = x.length / Math.max(1, input.x.shape[0]);
     const rest = input.x.shape.slice(1);
     const replies: Promise<SliceReply | undefined>[] = [];
     let start = sizes[0];
@@ -243,7 +243,7 @@ export class DataParallel {
     if (this.broken) throw this.broken;
     this.shareWeights();
     const sizes = sliceSizes(labels.length, this.threads);
-    const replies = this.postSlices('train', input, labels, sizes);
+    const replies = this.postSlices('train', input, sizes, labels);
     // This thread's slice, computed while the workers compute theirs.
     let own: BatchGradients | undefined;
     let ownError: unknown;
@@ -263,13 +263,10 @@ export class DataParallel {
         ownError = e;
       }
     }
-    const settled = await Promise.allSettled(replies);
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed || ownError) {
+    const settled = await this.settle(replies, ownError, () => {
       if (own) for (const g of own.grads.values()) g.dispose();
-      throw failed ? failed.reason : ownError;
-    }
-    return [this.combine(own, sizes, settled as PromiseFulfilledResult<SliceReply | undefined>[])];
+    });
+    return [this.combine(own, sizes, settled)];
   }
 
   /**
@@ -281,7 +278,7 @@ export class DataParallel {
     if (this.broken) throw this.broken;
     this.shareWeights();
     const sizes = sliceSizes(n, this.threads);
-    const replies = this.postSlices('logits', input, new Int32Array(n), sizes);
+    const replies = this.postSlices('logits', input, sizes);
     let own: tf.Tensor2D | undefined;
     let ownError: unknown;
     try {
@@ -291,21 +288,33 @@ export class DataParallel {
     } catch (e) {
       ownError = e;
     }
-    const settled = await Promise.allSettled(replies);
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed || ownError) {
-      own?.dispose();
-      throw failed ? failed.reason : ownError;
-    }
+    const settled = await this.settle(replies, ownError, () => own?.dispose());
     const classes = own!.shape[1];
     const parts = [own!];
-    settled.forEach((s, t) => {
-      const reply = (s as PromiseFulfilledResult<SliceReply | undefined>).value;
+    settled.forEach((reply, t) => {
       if (reply && 'logits' in reply) parts.push(tf.tensor2d(reply.logits, [sizes[t + 1], classes]));
     });
     const all = tf.concat(parts, 0);
     tf.dispose(parts);
     return all;
+  }
+
+  /**
+   * The workers' replies once all have answered; if any failed, or this thread's slice did
+   * (`ownError`), `discardOwn` frees this thread's result and the first failure is thrown.
+   */
+  private async settle(
+    replies: Promise<SliceReply | undefined>[],
+    ownError: unknown,
+    discardOwn: () => void,
+  ): Promise<(SliceReply | undefined)[]> {
+    const settled = await Promise.allSettled(replies);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed || ownError) {
+      discardOwn();
+      throw failed ? failed.reason : ownError;
+    }
+    return settled.map(s => (s as PromiseFulfilledResult<SliceReply | undefined>).value);
   }
 
   /**
@@ -316,7 +325,7 @@ export class DataParallel {
   private combine(
     own: BatchGradients | undefined,
     sizes: number[],
-    settled: PromiseFulfilledResult<SliceReply | undefined>[],
+    replies: (SliceReply | undefined)[],
   ): SliceGradients {
     const n = sizes.reduce((a, b) => a + b, 0);
     const sum = new Float32Array(this.weights.length);
@@ -333,15 +342,14 @@ export class DataParallel {
       loss += own.loss * (sizes[0] / n);
       correct += own.correct;
     }
-    settled.forEach((s, t) => {
+    replies.forEach((reply, t) => {
       const size = sizes[t + 1];
-      if (!size || !s.value || !('loss' in s.value)) return;
+      if (!size || !reply || !('loss' in reply)) return;
       const w = Math.fround(size / n);
       const region = this.grads[t];
-      if (!own && t === 0) for (let i = 0; i < sum.length; i++) sum[i] = region[i] * w;
-      else for (let i = 0; i < sum.length; i++) sum[i] += Math.fround(region[i] * w);
-      loss += s.value.loss * (size / n);
-      correct += s.value.correct;
+      for (let i = 0; i < sum.length; i++) sum[i] += Math.fround(region[i] * w);
+      loss += reply.loss * (size / n);
+      correct += reply.correct;
     });
     const grads = new Map(
       this.slots.map(slot => [slot.name, tf.tensor(sum.subarray(slot.offset, slot.offset + slot.size), slot.shape)]),
