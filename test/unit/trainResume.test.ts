@@ -11,38 +11,19 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import * as os from 'os';
 import * as path from 'path';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
+import { SMALL_ARCH, smallRunConfig } from '../fixtures/train/smallRun';
 import { loadCheckpoint } from '../../server/train/checkpoint';
-import { checkpointFile, readRunInfo, RunInfo, TrainConfig } from '../../server/train/runFiles';
+import { checkpointFile, readRunInfo, RunInfo } from '../../server/train/runFiles';
 import { train } from '../../server/train/trainer';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'vit-lens-resume-'));
-const SMALL = { hiddenSize: 32, numLayers: 2, numHeads: 4, mlpSize: 64 };
 
-function config(dataset: string): TrainConfig {
-  return {
-    dataset,
-    model: 'scratch:tiny',
-    mode: 'full',
-    lastK: 2,
-    epochs: 2,
-    batchSize: 4,
-    accumulate: 2,
-    lr: 2e-3,
-    optimizer: 'adamw',
-    weightDecay: 0.05,
-    momentum: 0,
-    warmupSteps: 2,
-    clipNorm: 1,
-    labelSmoothing: 0.1,
-    augment: true,
-    imageSize: [16, 16],
-    patchSize: 4,
-    valSplit: 0.25,
-    seed: 7,
-  };
-}
-
-const common = { backend: 'wasm' as const, scratchArch: SMALL, exportAtEnd: false, cacheDir: path.join(tmp, 'cache') };
+const common = {
+  backend: 'wasm' as const,
+  scratchArch: SMALL_ARCH,
+  exportAtEnd: false,
+  cacheDir: path.join(tmp, 'cache'),
+};
 const ds = path.join(tmp, 'ds');
 const a = path.join(tmp, 'a');
 let uninterrupted: Promise<RunInfo> | undefined;
@@ -50,7 +31,7 @@ let uninterrupted: Promise<RunInfo> | undefined;
 const baseline = () =>
   (uninterrupted ??= (async () => {
     await makeColorDataset(ds, { perClass: 8 });
-    return train({ ...common, runDir: a, config: config(ds) });
+    return train({ ...common, runDir: a, config: smallRunConfig(ds) });
   })());
 
 test('stop mid-epoch + resume gives the same weights as an uninterrupted run', async () => {
@@ -63,7 +44,7 @@ test('stop mid-epoch + resume gives the same weights as an uninterrupted run', a
   const first = await train({
     ...common,
     runDir: b,
-    config: config(ds),
+    config: smallRunConfig(ds),
     logEvery: 1,
     log: l => {
       if (/step \d+\//.test(l)) steps++;
@@ -73,7 +54,7 @@ test('stop mid-epoch + resume gives the same weights as an uninterrupted run', a
   assert.equal(first.status, 'stopped');
   assert.equal((await readRunInfo(b)).status, 'stopped');
   assert.equal(first.step, 4);
-  const resumed = await train({ ...common, runDir: b, config: config(ds), resume: true });
+  const resumed = await train({ ...common, runDir: b, config: smallRunConfig(ds), resume: true });
   assert.equal(resumed.status, 'finished');
   assert.equal(resumed.step, full.step);
 
@@ -88,7 +69,7 @@ test('stop mid-epoch + resume gives the same weights as an uninterrupted run', a
   console.log(`# resume: max |Δweight| = ${maxDiff}`);
   assert.equal(maxDiff, 0, `resumed weights differ from the uninterrupted run by up to ${maxDiff}`);
   // Training moved the weights at all (else equality proves nothing).
-  const init = await train({ ...common, runDir: path.join(tmp, 'c'), config: { ...config(ds), lr: 0 } });
+  const init = await train({ ...common, runDir: path.join(tmp, 'c'), config: { ...smallRunConfig(ds), lr: 0 } });
   const w0 = (await loadCheckpoint(checkpointFile(path.join(tmp, 'c'), 'latest'))).weights;
   assert.equal(init.status, 'finished');
   const moved = [...wa].some(([n, t]) => t.data.some((v, i) => v !== w0.get(n)!.data[i]));
@@ -152,7 +133,7 @@ test("kill -9 in mid-epoch: resumes from the mid-epoch checkpoint to the same we
   const b = path.join(tmp, 'kill-b');
   // 3 steps per epoch: step 4 is in the middle of epoch 2.
   const killed = await killAt(
-    { ...common, runDir: b, config: config(ds), checkpointEvery: { steps: 1 } },
+    { ...common, runDir: b, config: smallRunConfig(ds), checkpointEvery: { steps: 1 } },
     '^checkpoint at epoch 2, step 4$',
   );
   assert.equal((await readRunInfo(b)).status, 'running');
@@ -165,7 +146,13 @@ test("kill -9 in mid-epoch: resumes from the mid-epoch checkpoint to the same we
   writeFileSync(liveTemp, '{}');
   const log: string[] = [];
   try {
-    const resumed = await train({ ...common, runDir: b, config: config(ds), resume: true, log: l => log.push(l) });
+    const resumed = await train({
+      ...common,
+      runDir: b,
+      config: smallRunConfig(ds),
+      resume: true,
+      log: l => log.push(l),
+    });
     assert.equal(resumed.status, 'finished');
   } finally {
     live.kill();
@@ -199,10 +186,16 @@ test("kill -9 in mid-epoch: resumes from the mid-epoch checkpoint to the same we
 test('kill -9 in the first epoch before any checkpoint: --resume starts the run over, to the same weights', async () => {
   await baseline();
   const b = path.join(tmp, 'kill0-b');
-  await killAt({ ...common, runDir: b, config: config(ds) }, '^epoch 1/2 step 2/');
+  await killAt({ ...common, runDir: b, config: smallRunConfig(ds) }, '^epoch 1/2 step 2/');
   assert.ok(!existsSync(checkpointFile(b, 'latest')), 'no checkpoint yet');
   const log: string[] = [];
-  const resumed = await train({ ...common, runDir: b, config: config(ds), resume: true, log: l => log.push(l) });
+  const resumed = await train({
+    ...common,
+    runDir: b,
+    config: smallRunConfig(ds),
+    resume: true,
+    log: l => log.push(l),
+  });
   assert.equal(resumed.status, 'finished');
   assert.ok(
     log.some(l => /does not exist .*starting it over from the beginning/.test(l)),
@@ -230,10 +223,10 @@ test('kill -9 in the first epoch before any checkpoint: --resume starts the run 
 test('gradient accumulation: 2 micro-batches of 4 train like one batch of 8', async () => {
   const ds = path.join(tmp, 'ds-acc');
   await makeColorDataset(ds, { perClass: 8 });
-  const common = { backend: 'wasm' as const, scratchArch: SMALL, exportAtEnd: false };
+  const common = { backend: 'wasm' as const, scratchArch: SMALL_ARCH, exportAtEnd: false };
   // SGD without clipping: unlike Adam it is sensitive to the gradient's scale, so a wrongly weighted sum would show.
   const base = {
-    ...config(ds),
+    ...smallRunConfig(ds),
     epochs: 1,
     augment: false,
     optimizer: 'sgd' as const,

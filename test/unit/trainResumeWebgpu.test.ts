@@ -10,39 +10,18 @@ import { mkdtempSync, rmSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
+import { SMALL_ARCH, smallRunConfig } from '../fixtures/train/smallRun';
 import { loadCheckpoint } from '../../server/train/checkpoint';
-import { checkpointFile, readRunInfo, TrainConfig } from '../../server/train/runFiles';
+import { checkpointFile, readRunInfo } from '../../server/train/runFiles';
 import { train } from '../../server/train/trainer';
 import { probeWebGpuAdapter } from '../../server/webgpuAdapter';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'vit-lens-resume-webgpu-'));
-const SMALL = { hiddenSize: 32, numLayers: 2, numHeads: 4, mlpSize: 64 };
 const ds = path.join(tmp, 'ds');
-
-const config: TrainConfig = {
-  dataset: ds,
-  model: 'scratch:tiny',
-  mode: 'full',
-  lastK: 2,
-  epochs: 2,
-  batchSize: 4,
-  accumulate: 2,
-  lr: 2e-3,
-  optimizer: 'adamw',
-  weightDecay: 0.05,
-  momentum: 0,
-  warmupSteps: 2,
-  clipNorm: 1,
-  labelSmoothing: 0.1,
-  augment: true,
-  imageSize: [16, 16],
-  patchSize: 4,
-  valSplit: 0.25,
-  seed: 7,
-};
+const config = smallRunConfig(ds);
 const common = {
   backend: 'webgpu' as const,
-  scratchArch: SMALL,
+  scratchArch: SMALL_ARCH,
   exportAtEnd: false,
   cacheDir: path.join(tmp, 'cache'),
 };

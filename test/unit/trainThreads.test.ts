@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { makeColorDataset } from '../fixtures/train/makeDataset';
+import { SMALL_ARCH, smallRunConfig } from '../fixtures/train/smallRun';
 import { loadCheckpoint } from '../../server/train/checkpoint';
 import { checkpointFile, readRunInfo, TrainConfig } from '../../server/train/runFiles';
 import * as tf from '@tensorflow/tfjs';
@@ -21,38 +22,14 @@ import { train, TrainOptions } from '../../server/train/trainer';
 import { ForwardInput, logits, Params, tokensBefore, trainableNames } from '../../server/train/vitModel';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'vit-lens-threads-'));
-const SMALL = { hiddenSize: 32, numLayers: 2, numHeads: 4, mlpSize: 64 };
 const ds = path.join(tmp, 'ds');
 const dataset = makeColorDataset(ds, { perClass: 8 });
 
-function config(over: Partial<TrainConfig> = {}): TrainConfig {
-  return {
-    dataset: ds,
-    model: 'scratch:tiny',
-    mode: 'full',
-    lastK: 1,
-    epochs: 2,
-    batchSize: 5,
-    accumulate: 2,
-    lr: 2e-3,
-    optimizer: 'adamw',
-    weightDecay: 0.05,
-    momentum: 0,
-    warmupSteps: 2,
-    clipNorm: 1,
-    labelSmoothing: 0.1,
-    augment: true,
-    imageSize: [16, 16],
-    patchSize: 4,
-    valSplit: 0.25,
-    seed: 7,
-    ...over,
-  };
-}
+const config = (over: Partial<TrainConfig> = {}) => smallRunConfig(ds, { lastK: 1, batchSize: 5, ...over });
 
 const common = {
   backend: 'wasm' as const,
-  scratchArch: SMALL,
+  scratchArch: SMALL_ARCH,
   exportAtEnd: false,
   cacheDir: path.join(tmp, 'cache'),
   logEvery: 1,
@@ -160,7 +137,7 @@ test('validation logits spread over 2 threads equal one thread’s to the bit (p
     imageSize: [16, 16],
     patchSize: 4,
     seed: 3,
-    scratchArch: SMALL,
+    scratchArch: SMALL_ARCH,
   });
   const arch = init.arch;
   // A scratch model starts with a zero head, cls token and biases: give them values, or every logit is 0.
