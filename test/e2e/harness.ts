@@ -250,6 +250,18 @@ export class CodeServerSession {
     await page.keyboard.press('Enter');
   }
 
+  /**
+   * Reload the window as a user does (Developer: Reload Window). Unlike a page reload, this is an
+   * expected shutdown: the workbench awaits its storage flush (open editors, webview states) before
+   * navigating, so what is restored does not depend on whether the browser finished writing at unload.
+   */
+  async reloadWindow(): Promise<void> {
+    const loaded = this.page.waitForEvent('load', { timeout: 60_000 });
+    await this.runCommand('Developer: Reload Window');
+    await loaded;
+    await this.page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  }
+
   /** Wait until the last quick input has faded out (a key pressed meanwhile reaches the closing, inert palette). */
   quickInputClosed(): Promise<void> {
     return this.page

@@ -223,10 +223,10 @@ test('Audit Dataset from the explorer: the planted flip is listed, Move to class
     await row.waitFor({ timeout: 30_000 });
     await shot('audit-3-after-undo.png');
 
-    // A window reload restores the panel from its audit.json (the serializer), with the row.
-    await page.waitForTimeout(2000);
-    await page.reload();
-    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    // A window reload restores the panel from its audit.json (the serializer), with the row. The
+    // pause lets the webview's last setState reach the workbench (a message, asynchronous).
+    await page.waitForTimeout(1000);
+    await session.reloadWindow();
     await page.locator('.tabs-container .tab', { hasText: 'Audit: dataset' }).first().click({ timeout: 30_000 });
     const restored = await session.webviewFrame('#tab-labelIssues', 'the restored audit panel', 60_000);
     await restored.locator('#list > li.row', { hasText: `red/${FLIP}` }).waitFor({ timeout: 30_000 });
@@ -264,13 +264,12 @@ test('Selecting several images in the explorer classifies them all in one panel'
 
 test('After a window reload the panel is restored from its saved state (WebviewPanelSerializer)', () =>
   withFailureShot('reload', async () => {
-    // The webview's setState reaches the workbench asynchronously, and the browser workbench writes
-    // editor state only when the page unloads: on a loaded machine, a reload right after the last
-    // render could persist the state before it (seen twice: a restored panel with no rows, or rows
-    // still "Waiting for the model…").
-    await page.waitForTimeout(5000);
-    await page.reload();
-    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    // The webview's setState reaches the workbench asynchronously (a message). A page reload
+    // persisted whatever the browser managed to write at unload (seen: a restored panel with no rows,
+    // rows still "Waiting for the model…", an audit panel not restored at all); Reload Window awaits
+    // the workbench's flush first.
+    await page.waitForTimeout(1000);
+    await session.reloadWindow();
     // The restored panel may be a background tab; webviews render when shown.
     await page.locator('.tabs-container .tab', { hasText: 'ViT Lens' }).first().click({ timeout: 30_000 });
     const panel = await panelFrame();
