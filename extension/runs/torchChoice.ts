@@ -42,12 +42,14 @@ export async function findTorch(cliJs: string): Promise<TorchFound> {
     const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as {
       label?: string;
       torch?: string;
+      executable?: string;
       error?: string;
     };
     return {
       ...interpreter,
       label: out.label,
       torch: out.torch,
+      executable: out.executable,
       error: out.label ? undefined : (out.error ?? `no answer (${r.stderr.trim().slice(0, 200)})`),
     };
   } catch (e) {

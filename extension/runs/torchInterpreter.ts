@@ -25,6 +25,8 @@ export interface TorchFound extends Interpreter {
   /** "PyTorch · CUDA ×8 (NVIDIA H100)" / "PyTorch · CPU" when it can train. */
   label?: string;
   torch?: string;
+  /** The interpreter that answered (sys.executable), when a shim, wrapper or bare name led elsewhere. */
+  executable?: string;
   /** Why it cannot (missing, too old, no torch.distributed). */
   error?: string;
 }
@@ -135,8 +137,9 @@ export const torchText = (f: TorchFound) =>
   (f.label ?? 'PyTorch').replace(/^PyTorch\b/, `PyTorch ${f.torch ?? ''}`.trim());
 
 /** "/usr/bin/python3 (vitLens.pythonPath)", and why the Python extension was passed over. */
-export function interpreterText(f: Interpreter): string {
-  const where = f.resolved ?? `${f.python}, not found`;
+export function interpreterText(f: Interpreter & { executable?: string }): string {
+  const runs = f.executable && f.executable !== f.resolved ? ` → ${f.executable}` : '';
+  const where = (f.resolved ?? `${f.python}, not found`) + runs;
   return `${where} (${f.from}${f.passedOver ? `; ${f.passedOver}` : ''})`;
 }
 

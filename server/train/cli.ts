@@ -286,7 +286,7 @@ function torchCheck(python: string | undefined, json: boolean): number {
     process.stdout.write(
       json
         ? JSON.stringify({ ...p, label: torchLabel(p) }) + '\n'
-        : `${torchLabel(p)}: ${p.python}, torch ${p.torch}\n`,
+        : `${torchLabel(p)}: ${p.python}${p.executable !== p.python ? ` (runs ${p.executable})` : ''}, torch ${p.torch}\n`,
     );
     return 0;
   } catch (e) {

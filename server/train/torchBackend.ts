@@ -58,7 +58,10 @@ export interface TorchOptions {
 }
 
 export interface TorchProbe {
+  /** What is run: as given (a wrapper script or shim stays one, with whatever it sets up). */
   python: string;
+  /** The interpreter that answered (sys.executable): what a shim, wrapper or bare name led to. */
+  executable: string;
   torch: string;
   cuda: boolean;
   devices: string[];
@@ -68,9 +71,9 @@ const PROBE = `import json, sys
 try:
     import torch
 except Exception as e:
-    print(json.dumps({"error": "%s: %s" % (type(e).__name__, e)})); sys.exit(0)
+    print(json.dumps({"error": "%s: %s" % (type(e).__name__, e), "executable": sys.executable})); sys.exit(0)
 cuda = torch.cuda.is_available()
-print(json.dumps({"torch": torch.__version__, "cuda": cuda, "distributed": torch.distributed.is_available(),
+print(json.dumps({"executable": sys.executable, "torch": torch.__version__, "cuda": cuda, "distributed": torch.distributed.is_available(),
   "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else []}))`;
 
 /** Which interpreter, and what it has: torch's version and the CUDA devices; a clear error when it cannot train. */
@@ -82,7 +85,14 @@ export function probePython(explicit?: string): TorchProbe {
     throw new TrainingError(
       `${python} (${from}): cannot run it (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}); pass --python PATH to an interpreter with PyTorch`,
     );
-  let out: { error?: string; torch?: string; cuda?: boolean; distributed?: boolean; devices?: string[] };
+  let out: {
+    error?: string;
+    executable?: string;
+    torch?: string;
+    cuda?: boolean;
+    distributed?: boolean;
+    devices?: string[];
+  };
   try {
     out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
   } catch {
@@ -92,7 +102,7 @@ export function probePython(explicit?: string): TorchProbe {
   }
   if (out.error)
     throw new TrainingError(
-      `${python} (${from}) cannot import torch (${out.error}); install PyTorch for it (pip install torch) or pass --python PATH to an interpreter that has it`,
+      `${python} (${from}) cannot import torch (${out.error}); install PyTorch for ${out.executable && out.executable !== python ? out.executable : 'it'} (pip install torch) or pass --python PATH to an interpreter that has it`,
     );
   const [major, minor] = (out.torch ?? '0.0').split('.').map(s => parseInt(s, 10));
   if (major < MIN_TORCH[0] || (major === MIN_TORCH[0] && minor < MIN_TORCH[1]))
@@ -101,7 +111,13 @@ export function probePython(explicit?: string): TorchProbe {
     );
   if (!out.distributed)
     throw new TrainingError(`${python} (${from}): this torch ${out.torch} was built without torch.distributed`);
-  return { python, torch: out.torch!, cuda: !!out.cuda, devices: out.devices ?? [] };
+  return {
+    python,
+    executable: out.executable || python,
+    torch: out.torch!,
+    cuda: !!out.cuda,
+    devices: out.devices ?? [],
+  };
 }
 
 /** What the Fine-tune form shows: "PyTorch · CUDA ×8 (NVIDIA H100)" or "PyTorch · CPU". */
@@ -333,7 +349,7 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
       classes: data.classes,
       backend: 'torch',
       backendNotes: [
-        `PyTorch ${probe.torch} (${probe.python}), ${nodes > 1 ? `${nodes} nodes × ` : ''}${nproc} process${nproc > 1 ? 'es' : ''} on ${device === 'cuda' ? `CUDA (NCCL${opts.torch.amp === false ? '' : ', mixed precision'})` : 'CPU (gloo)'}`,
+        `PyTorch ${probe.torch} (${probe.python}${probe.executable !== probe.python ? ` → ${probe.executable}` : ''}), ${nodes > 1 ? `${nodes} nodes × ` : ''}${nproc} process${nproc > 1 ? 'es' : ''} on ${device === 'cuda' ? `CUDA (NCCL${opts.torch.amp === false ? '' : ', mixed precision'})` : 'CPU (gloo)'}`,
       ],
       devices,
       torch: { python: probe.python, version: probe.torch, nproc, device },

@@ -298,6 +298,15 @@ test('a failing rank is named with its last lines; missing torch is a clear erro
   const check = await runCli(['torch-check', '--python', PYTHON, '--json']);
   assert.equal(check.code, 0, check.stdout);
   assert.equal(JSON.parse(check.stdout).label, 'PyTorch · CPU');
+  // A wrapper (as clusters' module scripts are) is what runs; the check also names the interpreter it led to.
+  const wrapper = path.join(tmp, 'python-wrapper');
+  fs.writeFileSync(wrapper, `#!/bin/sh\nexec ${PYTHON} "$@"\n`, { mode: 0o755 });
+  const wrapped = await runCli(['torch-check', '--python', wrapper, '--json']);
+  assert.equal(wrapped.code, 0, wrapped.stdout);
+  const answer = JSON.parse(wrapped.stdout) as { python: string; executable: string };
+  assert.deepEqual([answer.python, answer.executable], [wrapper, PYTHON]);
+  const text = await runCli(['torch-check', '--python', wrapper]);
+  assert.match(text.stdout, new RegExp(`^PyTorch · CPU: ${wrapper} \\(runs ${PYTHON}\\), torch \\d`));
 });
 
 test('through the CLI, 2 processes: SIGTERM stops every rank after the step, kill -9 leaves a resumable run, --resume finishes both', async () => {

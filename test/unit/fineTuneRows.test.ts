@@ -13,6 +13,7 @@ import { backendChoices, backendSummary, probeTrainBackends } from '../../extens
 import { editorTrainThreads } from '../../extension/runs/trainArgs';
 import {
   interpreterPath,
+  interpreterText,
   onPath,
   pickInterpreter,
   pythonExtensionInterpreter,
@@ -166,6 +167,14 @@ test('the interpreter: vitLens.pythonPath, else the Python extension, else pytho
     assert.equal(onPath('notexec', env), undefined);
     assert.equal(onPath(py, {}), py);
     assert.equal(interpreterPath({ python: 'python3', from: 'python3 on PATH', resolved: py }), py);
+    // A shim or wrapper: the row also names the interpreter torch-check found behind it.
+    const shim = { python: 'python3', from: 'python3 on PATH' as const, resolved: '/home/u/.pyenv/shims/python3' };
+    assert.equal(interpreterText(shim), '/home/u/.pyenv/shims/python3 (python3 on PATH)');
+    assert.equal(
+      interpreterText({ ...shim, executable: '/home/u/.pyenv/versions/3.11.7/bin/python3' }),
+      '/home/u/.pyenv/shims/python3 → /home/u/.pyenv/versions/3.11.7/bin/python3 (python3 on PATH)',
+    );
+    assert.equal(interpreterText({ ...shim, executable: shim.resolved }), interpreterText(shim));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -206,6 +215,11 @@ test('an interpreter without torch: the CLI says why, the row says it without th
     const r = await runCli(cliJs, ['torch-check', '--python', py, '--json']);
     const { error } = JSON.parse(r.stdout) as { error: string };
     assert.match(error, /cannot import torch/);
+    assert.match(
+      error,
+      /install PyTorch for \/usr\/bin\/python3 \(pip install torch\)/,
+      'names the interpreter behind the wrapper',
+    );
     const found = { python: py, resolved: py, from: 'the Python extension' as const, error };
     assert.equal(torchProblem(found), 'torch is not installed');
     const row = torchRow(found, undefined);
