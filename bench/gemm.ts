@@ -1,8 +1,10 @@
 /**
  * `npm run bench:gemm`: the three products of one ViT-B/16 linear layer's training step (batch 8 at
- * 224: 1576 tokens, 768 → 3072), on our fused GEMM (server/train/wasm/assembly/gemm.ts) and on
- * PyTorch's (torch.mm, one thread), in the same run: the forward y = x·Wᵀ and the backward
- * dx = dy·W and dW = dyᵀ·x, best of 4, GFLOP/s and ratio each.
+ * 224: 1576 tokens, 768 → 3072) as the trainer runs them (server/train/fused/linear.ts's gemm: ONNX
+ * Runtime's MLAS on the wasm heap, server/train/fused/ortGemm.ts), on our AssemblyScript GEMM
+ * (server/train/wasm/assembly/gemm.ts, the fallback) and on PyTorch's (torch.mm), one thread each, in
+ * the same run: the forward y = x·Wᵀ and the backward dx = dy·W and dW = dyᵀ·x, best of 4, GFLOP/s
+ * and ratios to PyTorch.
  *
  *   npm run bench:gemm -- [--m 1576] [--k 768] [--n 3072]
  */
@@ -12,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../server/train/backend';
 import { fusedKernels, output, ptr } from '../server/train/fused/kernels';
 import { gemm } from '../server/train/fused/linear';
+import { ortGemmActive, setOrtGemmEnabled } from '../server/train/fused/ortGemm';
 
 const { values: o } = parseArgs({
   options: {
@@ -52,11 +55,16 @@ print(best(lambda: x @ w.t()), best(lambda: dy @ w), best(lambda: dy.t() @ x))
     }
     return t;
   };
-  const ours = [
+  if (!ortGemmActive()) throw new Error("ONNX Runtime's GEMM did not load (see the backend notes)");
+  const products = () => [
     best(() => gemm(k, M, N, K, ptr(x), false, ptr(w), true, ptr(y))),
     best(() => gemm(k, M, K, N, ptr(dy), false, ptr(w), false, ptr(dx))),
     best(() => gemm(k, N, K, M, ptr(dy), true, ptr(x), false, ptr(dw))),
   ];
+  const onOrt = products();
+  setOrtGemmEnabled(false);
+  const ours = products();
+  setOrtGemmEnabled(true);
   const py = spawnSync('/usr/bin/python3', ['-c', TORCH], {
     encoding: 'utf8',
     env: { ...process.env, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' },
@@ -65,9 +73,11 @@ print(best(lambda: x @ w.t()), best(lambda: dy @ w), best(lambda: dy.t() @ x))
   const torch = py.stdout.trim().split(/\s+/).map(Number);
   const gflops = (ms: number) => ((2 * M * N * K) / ms / 1e6).toFixed(1);
   console.log(`M ${M}, K ${K}, N ${N}; one thread each; best of 4`);
+  const side = (name: string, ms: number) => `${name} ${ms.toFixed(0)} ms (${gflops(ms)} GFLOP/s)`;
   ['forward y = x·Wᵀ', 'backward dx = dy·W', 'backward dW = dyᵀ·x'].forEach((name, i) =>
     console.log(
-      `${name.padEnd(20)} ours ${ours[i].toFixed(0)} ms (${gflops(ours[i])} GFLOP/s)  PyTorch ${torch[i].toFixed(0)} ms (${gflops(torch[i])} GFLOP/s)  ratio ours/PyTorch ${(torch[i] / ours[i]).toFixed(3)}×`,
+      `${name.padEnd(20)} ${side('ONNX Runtime', onOrt[i])}  ${side('our wasm', ours[i])}  ${side('PyTorch', torch[i])}  ` +
+        `vs PyTorch: ONNX Runtime ${(torch[i] / onOrt[i]).toFixed(3)}×, our wasm ${(torch[i] / ours[i]).toFixed(3)}×`,
     ),
   );
 })().catch(e => {

@@ -13,7 +13,8 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '../tfjs';
 import { AdapterProbe, dawnGpu, gpuDeviceNodesExist, probeWebGpuAdapter, WebGpuAdapter } from '../webgpuAdapter';
-import { fusedKernelVariant, loadFusedKernels } from './fused/kernels';
+import { fusedKernelVariant, heapBuffer, loadFusedKernels } from './fused/kernels';
+import { loadOrtGemm } from './fused/ortGemm';
 import { registerWasmTrainingKernels } from './wasmKernels';
 import { registerWebGpuTrainingKernels } from './webgpuKernels';
 
@@ -60,7 +61,8 @@ async function start(name: BackendName, forced: boolean): Promise<{ device: stri
   if (name !== 'wasm') return { device: DEVICES[name], notes: [] };
   registerWasmTrainingKernels();
   const fused = loadFusedKernels();
-  return { device: `CPU · 1 thread (wasm${fusedKernelVariant() ? ' + fused kernels' : ''})`, notes: [fused] };
+  if (!fusedKernelVariant()) return { device: 'CPU · 1 thread (wasm)', notes: [fused] };
+  return { device: 'CPU · 1 thread (wasm + fused kernels)', notes: [fused, loadOrtGemm(heapBuffer)] };
 }
 
 const DEVICES: Record<Exclude<BackendName, 'webgpu' | 'wasm'>, string> = {

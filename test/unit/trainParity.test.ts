@@ -3,9 +3,10 @@
  * (no augmentation, no dropout), 20 steps of AdamW and of SGD-momentum with warmup + cosine,
  * global-norm clipping and label smoothing. Reference losses: scripts/make_train_fixtures.py.
  *
- * Runs on the fused wasm kernels (server/train/fused), relaxed-SIMD build; trainParityTfjsKernels and
- * trainParityPlainSimd run it again on TF.js's own kernels (the fallback when the fused ones are
- * missing or switched off) and on the fused kernels' plain-SIMD build (engines without relaxed SIMD);
+ * Runs on the fused wasm kernels (server/train/fused), relaxed-SIMD build, with the linear layers'
+ * products on ONNX Runtime's GEMM; trainParityTfjsKernels and trainParityPlainSimd run it again on
+ * TF.js's own kernels (the fallback when the fused ones are missing or switched off) and on the fused
+ * kernels' plain-SIMD build with our own GEMM (engines without relaxed SIMD; VIT_LENS_GEMM=wasm);
  * trainParityWebgpu runs it on `--backend webgpu` (TF.js's WebGPU kernels; lavapipe without a GPU).
  */
 import { test } from 'node:test';
@@ -16,6 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readNpz } from '../../server/formats/npz';
 import { BackendName, initBackend } from '../../server/train/backend';
 import { fusedKernelVariant } from '../../server/train/fused/kernels';
+import { ortGemmStats } from '../../server/train/fused/ortGemm';
 import { Optimizer, OPTIMIZER_DEFAULTS, OptimizerName, clipGradients } from '../../server/train/optimizer';
 import { learningRate } from '../../server/train/schedule';
 import { lossAndGrads } from '../../server/train/step';
@@ -30,6 +32,9 @@ const KERNELS =
   BACKEND !== 'wasm'
     ? `${BACKEND} TF.js`
     : ({ '0': 'TF.js', simd: 'fused plain-SIMD' }[process.env.VIT_LENS_FUSED_KERNELS ?? ''] ?? 'fused');
+/** Whether the linear layers' products should go to ONNX Runtime (server/train/fused/ortGemm.ts). */
+const ON_ORT = KERNELS.startsWith('fused') && process.env.VIT_LENS_GEMM !== 'wasm';
+const GEMM = KERNELS.startsWith('fused') ? (ON_ORT ? ', ONNX Runtime GEMM' : ', our GEMM') : '';
 
 async function run(name: OptimizerName): Promise<{
   losses: number[];
@@ -72,6 +77,7 @@ async function run(name: OptimizerName): Promise<{
   });
   const trainable = [...params.keys()];
   const losses: number[] = [];
+  const ortCalls = ortGemmStats.calls;
   for (let step = 0; step < meta.steps; step++) {
     const b = step % meta.num_batches;
     const x = tf.tensor4d(xs.data.subarray(b * per, (b + 1) * per), [meta.batch, a.channels, a.image, a.image]);
@@ -83,6 +89,7 @@ async function run(name: OptimizerName): Promise<{
     x.dispose();
     losses.push(r.loss);
   }
+  assert.equal(ortGemmStats.calls > ortCalls, ON_ORT, `expected ${ON_ORT ? '' : 'no '}products on ONNX Runtime`);
   const final = new Map<string, Float32Array>();
   for (const [k, v] of params) final.set(k, (await v.data()) as Float32Array);
   for (const v of params.values()) v.dispose();
@@ -91,13 +98,15 @@ async function run(name: OptimizerName): Promise<{
 }
 
 for (const name of ['adamw', 'sgd'] as const) {
-  test(`${name} (${KERNELS} kernels): 20 steps match PyTorch within 1e-3 relative`, async () => {
+  test(`${name} (${KERNELS} kernels${GEMM}): 20 steps match PyTorch within 1e-3 relative`, async () => {
     const { losses, final, ref } = await run(name);
     const want: number[] = meta.runs[name].losses;
     assert.equal(losses.length, want.length);
     let maxRel = 0;
     for (let i = 0; i < want.length; i++) maxRel = Math.max(maxRel, Math.abs(losses[i] - want[i]) / Math.abs(want[i]));
-    console.log(`# ${name} (${KERNELS} kernels) max relative loss difference vs PyTorch: ${maxRel.toExponential(2)}`);
+    console.log(
+      `# ${name} (${KERNELS} kernels${GEMM}) max relative loss difference vs PyTorch: ${maxRel.toExponential(2)}`,
+    );
     assert.ok(
       maxRel < 1e-3,
       `${name}: max relative loss difference ${maxRel} ≥ 1e-3 (ours ${losses.map(l => l.toFixed(5))}, torch ${want.map(l => l.toFixed(5))})`,

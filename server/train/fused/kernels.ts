@@ -114,6 +114,11 @@ export function fusedKernelVariant(): KernelVariant | undefined {
   return loaded?.variant;
 }
 
+/** The wasm backend's heap as it is now (it is replaced when the memory grows). */
+export function heapBuffer(): ArrayBuffer {
+  return loaded!.backend.wasm.asm.memory.buffer;
+}
+
 /** Heap offset of a tensor's data. */
 export function ptr(t: tf.TensorInfo): number {
   const entry = loaded!.backend.dataIdMap.get(t.dataId);

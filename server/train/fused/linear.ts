@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { customGrad, KernelExports, kernelsWith, output, ptr, registerFused, scratchSpace } from './kernels';
+import { ortGemm } from './ortGemm';
 
 const LINEAR = 'VitLensLinear';
 const LINEAR_GRAD = 'VitLensLinearGrad';
@@ -12,7 +13,10 @@ const LINEAR_GRAD = 'VitLensLinearGrad';
 /** Bytes gemm needs to pack its right operand (K × N, 8-column panels) and a transposed left one's 4-row blocks (K × 4). */
 const packBytes = (K: number, N: number) => K * Math.ceil(N / 8) * 8 * 4 + K * 16;
 
-/** C[M,N] = A[M,K]·B[K,N] (+ bias) (+ R); A and B row-major tensors, each optionally read transposed. */
+/**
+ * C[M,N] = A[M,K]·B[K,N] (+ bias) (+ R); A and B row-major tensors, each optionally read transposed.
+ * ONNX Runtime's GEMM does it where it loaded (ortGemm.ts), our AssemblyScript kernel otherwise.
+ */
 export function gemm(
   k: KernelExports,
   M: number,
@@ -26,6 +30,7 @@ export function gemm(
   bias = 0,
   addend = 0,
 ): void {
+  if (ortGemm(M, N, K, a, ta, b, tb, c, bias, addend)) return;
   const [ars, aks, brs, bcs] = [ta ? 1 : K, ta ? M : 1, tb ? 1 : N, tb ? K : 1];
   // Long inner dimensions (weight gradients sum over all B·T rows) go in slices of K_BLOCK, each
   // accumulated into C, so that a slice of the packed B and of A stays in L1 across a row block.
