@@ -16,8 +16,10 @@ import { rankedLabelIssues } from '../server/audit/confidentLearning';
 import { outOfFoldProbabilities } from '../server/audit/crossValidation';
 import { Engine } from '../server/engine';
 import { writePlantedDataset } from '../test/unit/auditData';
+import { fixOpenBlasCore } from './openblasCore';
 
 async function main(): Promise<void> {
+  console.log(fixOpenBlasCore());
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-bench-audit-'));
   try {
     const dataset = path.join(tmp, 'data');

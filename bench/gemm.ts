@@ -37,8 +37,10 @@ def best(f):
     return t * 1000
 print(best(lambda: x @ w.t()), best(lambda: dy @ w), best(lambda: dy.t() @ x))
 `;
+import { fixOpenBlasCore } from './openblasCore';
 
 (async () => {
+  console.log(fixOpenBlasCore());
   await initBackend('wasm');
   const k = fusedKernels();
   if (!k) throw new Error('the fused kernels are not loaded: run npm run build');

@@ -14,6 +14,7 @@ import * as path from 'path';
 import { performance } from 'perf_hooks';
 import { Engine } from '../server/engine';
 import { probeWebGpuAdapter } from '../server/webgpuAdapter';
+import { fixOpenBlasCore } from './openblasCore';
 
 /** FLOPs (2 per multiply-add) of one ViT-B/16 image at 224 px: patch embedding, 12 blocks, head. */
 function vitFlops(d = 768, mlp = 3072, layers = 12, patches = 196, classes = 1000, patch = 16): number {
@@ -60,6 +61,7 @@ async function timed(fn: () => Promise<unknown>, runs: number): Promise<number[]
 }
 
 async function main(): Promise<void> {
+  console.log(fixOpenBlasCore());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-bench-'));
   try {
     console.log(`ViT-B/16, 224 px, random weights, CPU, ${threads} threads (${os.cpus()[0]?.model ?? 'unknown CPU'})`);

@@ -24,6 +24,7 @@ import { AugmentConfig, DEFAULT_AUGMENT, defaultAugment } from '../server/train/
 import { checkpointFile, readMetrics, TrainConfig } from '../server/train/runFiles';
 import { train } from '../server/train/trainer';
 import { logits, Params } from '../server/train/vitModel';
+import { fixOpenBlasCore } from './openblasCore';
 
 const { values: o } = parseArgs({
   options: {
@@ -161,6 +162,7 @@ const pct = (xs: number[]) =>
   `${(mean(xs) * 100).toFixed(1)}%${xs.length > 1 ? ` ± ${(sd(xs) * 100).toFixed(1)}` : ''} [${xs.map(x => (x * 100).toFixed(1)).join(', ')}]`;
 
 (async () => {
+  console.log(fixOpenBlasCore());
   const what = !augment
     ? 'no augmentation'
     : augment.crop === false

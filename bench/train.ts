@@ -24,6 +24,7 @@ import { logits, Params } from '../server/train/vitModel';
 import type { ViTArch } from '../server/model/vitConfig';
 import { saveBuiltIn } from '../server/train/builtinModel';
 import { BENCH_ARCH, threadCeiling } from './threadCeiling';
+import { fixOpenBlasCore } from './openblasCore';
 
 const { values: o } = parseArgs({
   options: {
@@ -202,6 +203,7 @@ function runTorch(threads: number): Promise<{
 }
 
 (async () => {
+  console.log(fixOpenBlasCore());
   if (o.arch === 'vit-b16') {
     const { benchVitB16 } = await import('./train_vitb16');
     return benchVitB16({

@@ -20,6 +20,7 @@ import sharp from 'sharp';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, readIdx } from '../server/train/fashionMnist';
 import { readMetrics, StepMetrics, TrainConfig } from '../server/train/runFiles';
 import { trainTorch } from '../server/train/torchBackend';
+import { fixOpenBlasCore } from './openblasCore';
 
 const { values: o } = parseArgs({
   options: {
@@ -92,6 +93,7 @@ function steadyRate(steps: StepMetrics[], trainImages: number): number {
 }
 
 async function main() {
+  console.log(fixOpenBlasCore());
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'vit-lens-bench-torch-'));
   try {
     const dataset = path.join(tmp, 'data');
