@@ -1,7 +1,7 @@
 /**
  * `npm run bench:gemm`: the three products of one ViT-B/16 linear layer's training step (batch 8 at
  * 224: 1576 tokens, 768 → 3072) as the trainer runs them (server/train/fused/linear.ts's gemm: ONNX
- * Runtime's MLAS on the wasm heap, server/train/fused/ortGemm.ts), on our AssemblyScript GEMM
+ * Runtime's MLAS on the wasm heap, server/train/fused/onnxRuntime.ts), on our AssemblyScript GEMM
  * (server/train/wasm/assembly/gemm.ts, the fallback) and on PyTorch's (torch.mm), one thread each, in
  * the same run: the forward y = x·Wᵀ and the backward dx = dy·W and dW = dyᵀ·x, best of 4, GFLOP/s
  * and ratios to PyTorch.
@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../server/train/backend';
 import { fusedKernels, output, ptr } from '../server/train/fused/kernels';
 import { gemm } from '../server/train/fused/linear';
-import { ortGemmActive, setOrtGemmEnabled } from '../server/train/fused/ortGemm';
+import { onnxRuntimeActive, setOnnxRuntimeEnabled } from '../server/train/fused/onnxRuntime';
 
 const { values: o } = parseArgs({
   options: {
@@ -57,16 +57,16 @@ import { fixOpenBlasCore } from './openblasCore';
     }
     return t;
   };
-  if (!ortGemmActive()) throw new Error("ONNX Runtime's GEMM did not load (see the backend notes)");
+  if (!onnxRuntimeActive()) throw new Error("ONNX Runtime's GEMM did not load (see the backend notes)");
   const products = () => [
     best(() => gemm(k, M, N, K, ptr(x), false, ptr(w), true, ptr(y))),
     best(() => gemm(k, M, K, N, ptr(dy), false, ptr(w), false, ptr(dx))),
     best(() => gemm(k, N, K, M, ptr(dy), true, ptr(x), false, ptr(dw))),
   ];
   const onOrt = products();
-  setOrtGemmEnabled(false);
+  setOnnxRuntimeEnabled(false);
   const ours = products();
-  setOrtGemmEnabled(true);
+  setOnnxRuntimeEnabled(true);
   const py = spawnSync('/usr/bin/python3', ['-c', TORCH], {
     encoding: 'utf8',
     env: { ...process.env, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' },

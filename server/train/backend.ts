@@ -14,7 +14,7 @@ import * as path from 'path';
 import * as tf from '../tfjs';
 import { AdapterProbe, dawnGpu, gpuDeviceNodesExist, probeWebGpuAdapter, WebGpuAdapter } from '../webgpuAdapter';
 import { fusedKernelVariant, heapBuffer, loadFusedKernels } from './fused/kernels';
-import { loadOrtGemm } from './fused/ortGemm';
+import { loadOnnxRuntime } from './fused/onnxRuntime';
 import { registerWasmTrainingKernels } from './wasmKernels';
 import { registerWebGpuTrainingKernels } from './webgpuKernels';
 
@@ -62,7 +62,7 @@ async function start(name: BackendName, forced: boolean): Promise<{ device: stri
   registerWasmTrainingKernels();
   const fused = loadFusedKernels();
   if (!fusedKernelVariant()) return { device: 'CPU · 1 thread (wasm)', notes: [fused] };
-  return { device: 'CPU · 1 thread (wasm + fused kernels)', notes: [fused, loadOrtGemm(heapBuffer)] };
+  return { device: 'CPU · 1 thread (wasm + fused kernels)', notes: [fused, loadOnnxRuntime(heapBuffer)] };
 }
 
 const DEVICES: Record<Exclude<BackendName, 'webgpu' | 'wasm'>, string> = {

@@ -3,7 +3,9 @@
  * TF.js's own ops on the same backend: forward output and the gradient to qkv, for shapes that
  * exercise every code path (head sizes that are and are not multiples of 4 and 16, one token,
  * token counts with and without padding to a multiple of 4, peaked softmaxes), and the model's
- * block() on the fused path against the same block on TF.js's kernels (cpu backend).
+ * block() on the fused path against the same block on TF.js's kernels (cpu backend). Each case runs
+ * on our kernel and on ONNX Runtime's graphs (server/train/fused/onnxRuntime.ts), which take
+ * sequences of MIN_ATTENTION_TOKENS tokens and more; the calls are counted to show which ran.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../server/train/backend';
 import { fusedAttention } from '../../server/train/fused/attention';
 import { fusedKernels } from '../../server/train/fused/kernels';
+import { MIN_ATTENTION_TOKENS, ortStats, setOnnxRuntimeEnabled } from '../../server/train/fused/onnxRuntime';
 import { block, Params } from '../../server/train/vitModel';
 import { ViTArch } from '../../server/model/vitConfig';
 import { randomWeights } from './tinyVit';
@@ -83,37 +86,45 @@ const CASES = [
   { name: 'one token', batch: 4, tokens: 1, heads: 3, dh: 8, scale: 2 },
   { name: 'two tokens, dh 1', batch: 2, tokens: 2, heads: 5, dh: 1, scale: 2 },
   { name: 'large values (peaked softmax)', batch: 2, tokens: 17, heads: 4, dh: 16, scale: 16 },
+  { name: 'ViT-B/16 sequence (T 197, dh 64)', batch: 2, tokens: 197, heads: 2, dh: 64, scale: 1 },
+  { name: 'peaked softmax, T 40', batch: 3, tokens: 40, heads: 3, dh: 8, scale: 16 },
 ];
 
-for (const c of CASES) {
-  test(`fused attention matches TF.js ops: ${c.name}`, async () => {
-    await initBackend('wasm');
-    assert.ok(fusedKernels(), 'fused kernels not loaded (run `npm run build`)');
-    const D = c.heads * c.dh;
-    const rows = c.batch * c.tokens;
-    const qkv = tf.tensor2d(random(rows * 3 * D, 1 + c.tokens * 31 + c.dh, c.scale), [rows, 3 * D]);
-    const w = tf.tensor2d(random(rows * D, 7 + c.dh), [rows, D]);
-    const before = tf.memory().numTensors;
-    const fused = valueAndGrad(x => fusedAttention(x, c.batch, c.tokens, c.heads)!, qkv, w);
-    assert.equal(tf.memory().numTensors, before, 'fused attention leaked tensors');
-    const ref = valueAndGrad(x => reference(x, c.batch, c.tokens, c.heads), qkv, w);
-    const ey = relErr(fused.y, ref.y);
-    const eg = relErr(fused.g, ref.g);
-    console.log(`# ${c.name}: forward ${ey.toExponential(2)}, gradient ${eg.toExponential(2)}`);
-    assert.ok(ey < 1e-5, `forward differs by ${ey} (relative)`);
-    assert.ok(eg < 1e-5, `gradient differs by ${eg} (relative)`);
-    // The q, k and v parts of the gradient each carry signal (a zeroed or swapped part would not).
-    for (let part = 0; part < 3; part++) {
-      let mag = 0;
-      for (let r = 0; r < rows; r++)
-        for (let j = 0; j < D; j++) mag = Math.max(mag, Math.abs(ref.g[r * 3 * D + part * D + j]));
-      if (c.tokens > 1 || part === 2)
-        assert.ok(mag > 1e-4, `reference gradient of part ${part} is ~0: the case tests nothing`);
-    }
-    qkv.dispose();
-    w.dispose();
-  });
-}
+for (const onOrt of [true, false])
+  for (const c of CASES) {
+    test(`fused attention (${onOrt ? 'ONNX Runtime' : 'our kernel'}) matches TF.js ops: ${c.name}`, async () => {
+      await initBackend('wasm');
+      assert.ok(fusedKernels(), 'fused kernels not loaded (run `npm run build`)');
+      setOnnxRuntimeEnabled(onOrt);
+      const calls = ortStats.attention;
+      const D = c.heads * c.dh;
+      const rows = c.batch * c.tokens;
+      const qkv = tf.tensor2d(random(rows * 3 * D, 1 + c.tokens * 31 + c.dh, c.scale), [rows, 3 * D]);
+      const w = tf.tensor2d(random(rows * D, 7 + c.dh), [rows, D]);
+      const before = tf.memory().numTensors;
+      const fused = valueAndGrad(x => fusedAttention(x, c.batch, c.tokens, c.heads)!, qkv, w);
+      assert.equal(tf.memory().numTensors, before, 'fused attention leaked tensors');
+      // Forward for the value, forward and backward for the gradient.
+      const expected = onOrt && c.tokens >= MIN_ATTENTION_TOKENS ? 3 : 0;
+      assert.equal(ortStats.attention - calls, expected, 'attention calls run by ONNX Runtime');
+      const ref = valueAndGrad(x => reference(x, c.batch, c.tokens, c.heads), qkv, w);
+      const ey = relErr(fused.y, ref.y);
+      const eg = relErr(fused.g, ref.g);
+      console.log(`# ${c.name}: forward ${ey.toExponential(2)}, gradient ${eg.toExponential(2)}`);
+      assert.ok(ey < 1e-5, `forward differs by ${ey} (relative)`);
+      assert.ok(eg < 1e-5, `gradient differs by ${eg} (relative)`);
+      // The q, k and v parts of the gradient each carry signal (a zeroed or swapped part would not).
+      for (let part = 0; part < 3; part++) {
+        let mag = 0;
+        for (let r = 0; r < rows; r++)
+          for (let j = 0; j < D; j++) mag = Math.max(mag, Math.abs(ref.g[r * 3 * D + part * D + j]));
+        if (c.tokens > 1 || part === 2)
+          assert.ok(mag > 1e-4, `reference gradient of part ${part} is ~0: the case tests nothing`);
+      }
+      qkv.dispose();
+      w.dispose();
+    });
+  }
 
 test('fused attention without gradients keeps no tensors', async () => {
   await initBackend('wasm');

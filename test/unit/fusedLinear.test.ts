@@ -1,6 +1,6 @@
 /**
  * The fused linear layer (server/train/fused/linear.ts) against TF.js's own matMul and autodiff, once
- * on each GEMM it can run: ONNX Runtime's (ortGemm.ts, on the wasm backend's heap in place) and our
+ * on each GEMM it can run: ONNX Runtime's (onnxRuntime.ts, on the wasm backend's heap in place) and our
  * AssemblyScript kernel. The shapes hit every edge of ours: row counts that are not a multiple of its
  * 4-row blocks, column counts that are not a multiple of its 8-column panels, tiny and long inner
  * dimensions, with and without bias; and both sides of ortGemm's size cut-off.
@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../server/train/backend';
 import { fusedKernels } from '../../server/train/fused/kernels';
 import { fusedLinear } from '../../server/train/fused/linear';
-import { MIN_MACS, ortGemmActive, ortGemmStats, setOrtGemmEnabled } from '../../server/train/fused/ortGemm';
+import { MIN_MACS, onnxRuntimeActive, ortStats, setOnnxRuntimeEnabled } from '../../server/train/fused/onnxRuntime';
 
 function maxRelDiff(a: tf.Tensor, b: tf.Tensor): number {
   const x = a.dataSync();
@@ -43,7 +43,7 @@ test('the fused kernels load on the wasm backend (else every fused test below wo
   await initBackend('wasm');
   assert.ok(fusedKernels(), 'dist/train-kernels*.wasm not loaded: run `npm run build`');
   assert.ok(
-    ortGemmActive(),
+    onnxRuntimeActive(),
     "ONNX Runtime's GEMM did not load (else the ONNX Runtime rows below would test ours twice)",
   );
 });
@@ -64,7 +64,7 @@ for (const [gemmName, onOrt] of GEMMS)
       const what = `${withBias ? ' + b' : ''}${withResidual ? ' + residual' : ''}`;
       test(`${gemmName} GEMM: linear ${M}×${K} · (${N}×${K})ᵀ${what}: value and gradients equal TF.js's`, async () => {
         await initBackend('wasm');
-        setOrtGemmEnabled(onOrt);
+        setOnnxRuntimeEnabled(onOrt);
         const x = tf.randomNormal([M, K], 0, 1, 'float32', M + K) as tf.Tensor2D;
         const w = tf.randomNormal([N, K], 0, 1, 'float32', N) as tf.Tensor2D;
         const b = tf.randomNormal([N], 0, 1, 'float32', 7) as tf.Tensor1D;
@@ -94,11 +94,11 @@ for (const [gemmName, onOrt] of GEMMS)
             f(a[0], a[1], withBias ? a[2] : b, withResidual ? a[a.length - 1] : r)
               .mul(upstream)
               .sum();
-        const calls = ortGemmStats.calls;
+        const calls = ortStats.gemm;
         const got = tf.grads(loss(fused))(args);
         // The forward and the two backward products (each M·N·K multiply-adds) went where this row says.
         const expected = onOrt && M * N * K >= MIN_MACS ? 3 : 0;
-        assert.equal(ortGemmStats.calls - calls, expected, 'products computed by ONNX Runtime');
+        assert.equal(ortStats.gemm - calls, expected, 'products computed by ONNX Runtime');
         const want = tf.grads(loss(reference))(args);
         assert.equal(got.length, args.length);
         for (const [i, name] of names.entries()) {

@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readNpz } from '../../server/formats/npz';
 import { BackendName, initBackend } from '../../server/train/backend';
 import { fusedKernelVariant } from '../../server/train/fused/kernels';
-import { ortGemmStats } from '../../server/train/fused/ortGemm';
+import { ortStats } from '../../server/train/fused/onnxRuntime';
 import { Optimizer, OPTIMIZER_DEFAULTS, OptimizerName, clipGradients } from '../../server/train/optimizer';
 import { learningRate } from '../../server/train/schedule';
 import { lossAndGrads } from '../../server/train/step';
@@ -32,7 +32,7 @@ const KERNELS =
   BACKEND !== 'wasm'
     ? `${BACKEND} TF.js`
     : ({ '0': 'TF.js', simd: 'fused plain-SIMD' }[process.env.VIT_LENS_FUSED_KERNELS ?? ''] ?? 'fused');
-/** Whether the linear layers' products should go to ONNX Runtime (server/train/fused/ortGemm.ts). */
+/** Whether the linear layers' products should go to ONNX Runtime (server/train/fused/onnxRuntime.ts). */
 const ON_ORT = KERNELS.startsWith('fused') && process.env.VIT_LENS_GEMM !== 'wasm';
 const GEMM = KERNELS.startsWith('fused') ? (ON_ORT ? ', ONNX Runtime GEMM' : ', our GEMM') : '';
 
@@ -77,7 +77,7 @@ async function run(name: OptimizerName): Promise<{
   });
   const trainable = [...params.keys()];
   const losses: number[] = [];
-  const ortCalls = ortGemmStats.calls;
+  const ortCalls = ortStats.gemm;
   for (let step = 0; step < meta.steps; step++) {
     const b = step % meta.num_batches;
     const x = tf.tensor4d(xs.data.subarray(b * per, (b + 1) * per), [meta.batch, a.channels, a.image, a.image]);
@@ -89,7 +89,7 @@ async function run(name: OptimizerName): Promise<{
     x.dispose();
     losses.push(r.loss);
   }
-  assert.equal(ortGemmStats.calls > ortCalls, ON_ORT, `expected ${ON_ORT ? '' : 'no '}products on ONNX Runtime`);
+  assert.equal(ortStats.gemm > ortCalls, ON_ORT, `expected ${ON_ORT ? '' : 'no '}products on ONNX Runtime`);
   const final = new Map<string, Float32Array>();
   for (const [k, v] of params) final.set(k, (await v.data()) as Float32Array);
   for (const v of params.values()) v.dispose();

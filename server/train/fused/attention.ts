@@ -1,6 +1,7 @@
 /**
- * Multi-head self-attention on the fused wasm kernels (server/train/wasm/assembly/attention.ts):
- * one kernel call per layer forward and one backward, reading each head's q, k and v in place from
+ * Multi-head self-attention on the fused wasm kernels (server/train/wasm/assembly/attention.ts), or
+ * for sequences of 32 tokens and more on ONNX Runtime (onnxRuntime.ts: batched MLAS products, ~10×
+ * ours at ViT-B/16's 197 tokens): one call per layer forward and one backward, reading each head's q, k and v in place from
  * the fused qkv projection and writing the context with the heads already merged.
  *
  * It replaces, per layer, the reshape/transpose of q, k, v into [n·H, t, dh], the two batched
@@ -12,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { customGrad, KernelExports, kernelsWith, output, ptr, registerFused, scratchSpace } from './kernels';
+import { ortAttentionBackward, ortAttentionForward } from './onnxRuntime';
 
 const ATTENTION = 'VitLensAttention';
 const ATTENTION_GRAD = 'VitLensAttentionGrad';
@@ -33,6 +35,7 @@ function register(k: KernelExports): void {
     const batch = rows / tokens;
     const ctx = output([rows, D]);
     const probs = output([batch, heads, tokens, tokens]);
+    if (ortAttentionForward({ batch, tokens, heads, dh }, ptr(qkv), ptr(ctx), ptr(probs))) return [ctx, probs];
     k.attentionForward(
       batch,
       tokens,
@@ -50,6 +53,8 @@ function register(k: KernelExports): void {
     const [batch, heads, tokens] = probs.shape;
     const dh = dctx.shape[1] / heads;
     const dqkv = output(qkv.shape);
+    const shape = { batch, tokens, heads, dh };
+    if (ortAttentionBackward(shape, ptr(dctx), ptr(qkv), ptr(probs), ptr(dqkv))) return dqkv;
     k.attentionBackward(
       batch,
       tokens,

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { customGrad, KernelExports, kernelsWith, output, ptr, registerFused, scratchSpace } from './kernels';
-import { ortGemm } from './ortGemm';
+import { ortGemm } from './onnxRuntime';
 
 const LINEAR = 'VitLensLinear';
 const LINEAR_GRAD = 'VitLensLinearGrad';
@@ -15,7 +15,7 @@ const packBytes = (K: number, N: number) => K * Math.ceil(N / 8) * 8 * 4 + K * 1
 
 /**
  * C[M,N] = A[M,K]·B[K,N] (+ bias) (+ R); A and B row-major tensors, each optionally read transposed.
- * ONNX Runtime's GEMM does it where it loaded (ortGemm.ts), our AssemblyScript kernel otherwise.
+ * ONNX Runtime's GEMM does it where it loaded (onnxRuntime.ts), our AssemblyScript kernel otherwise.
  */
 export function gemm(
   k: KernelExports,
