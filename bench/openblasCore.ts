@@ -14,6 +14,18 @@ import { readFileSync } from 'fs';
 const AVX512_CORES = ['SkylakeX', 'Cooperlake', 'SapphireRapids'];
 const AVX2_CORES = [...AVX512_CORES, 'Haswell', 'Zen'];
 
+/**
+ * The OpenBLAS core to force for a CPU with these /proc/cpuinfo flags when OpenBLAS picked `picked`:
+ * SkylakeX where the CPU has AVX-512 (F, BW, VL) and the pick has no AVX-512 kernels, Haswell where
+ * it has AVX2 + FMA and the pick has neither; undefined when the pick already fits.
+ */
+export function betterOpenBlasCore(picked: string, flags: string): string | undefined {
+  const has = (f: string) => flags.split(/\s+/).includes(f);
+  if (has('avx512f') && has('avx512bw') && has('avx512vl') && !AVX512_CORES.includes(picked)) return 'SkylakeX';
+  if (has('avx2') && has('fma') && !AVX2_CORES.includes(picked)) return 'Haswell';
+  return undefined;
+}
+
 /** Sets OPENBLAS_CORETYPE where OpenBLAS under-detects this CPU; returns a line saying what was found and done. */
 export function fixOpenBlasCore(python = '/usr/bin/python3'): string {
   if (process.env.OPENBLAS_CORETYPE)
@@ -30,13 +42,7 @@ export function fixOpenBlasCore(python = '/usr/bin/python3'): string {
   } catch {
     return `OpenBLAS core: ${picked}`;
   }
-  const has = (f: string) => new RegExp(`\\b${f}\\b`).test(flags);
-  const wanted =
-    has('avx512f') && has('avx512bw') && has('avx512vl') && !AVX512_CORES.includes(picked)
-      ? 'SkylakeX'
-      : has('avx2') && has('fma') && !AVX2_CORES.includes(picked)
-        ? 'Haswell'
-        : undefined;
+  const wanted = betterOpenBlasCore(picked, flags);
   if (!wanted) return `OpenBLAS core: ${picked}`;
   process.env.OPENBLAS_CORETYPE = wanted;
   return `OpenBLAS core: detected ${picked}, which lacks the CPU's vector instructions; the peers run with OPENBLAS_CORETYPE=${wanted}`;

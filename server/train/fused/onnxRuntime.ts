@@ -78,7 +78,7 @@ export function loadOnnxRuntime(heap: () => ArrayBuffer): string {
   }
 }
 
-const ORT_NOTE = `matrix products (linear layers, attention): ONNX Runtime ${ort.env.versions.common} (MLAS), one thread per training thread`;
+const ORT_NOTE = `matrix products (linear layers; attention from ${MIN_ATTENTION_TOKENS} tokens): ONNX Runtime ${ort.env.versions.common} (MLAS), one thread per training thread`;
 
 /** Whether products go to ONNX Runtime; tests switch it off to check our own kernels. */
 export function onnxRuntimeActive(): boolean {
