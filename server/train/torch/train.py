@@ -460,7 +460,9 @@ def main(job_path):
 
     # AMP on CUDA: bfloat16 where the card has it (no loss scaling), else float16 with a GradScaler.
     amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda and job.get("amp", True) else None
-    scaler = torch.cuda.amp.GradScaler() if amp_dtype == torch.float16 else None
+    # torch.amp.GradScaler("cuda") from 2.3 on (torch.cuda.amp's is deprecated there); 1.13 has only the latter.
+    new_scaler = getattr(torch.amp, "GradScaler", None)
+    scaler = (new_scaler("cuda") if new_scaler else torch.cuda.amp.GradScaler()) if amp_dtype == torch.float16 else None
 
     def autocast():
         return torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else torch.autocast("cpu", enabled=False)
