@@ -7,11 +7,20 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../server/train/backend';
 import { fusedKernels } from '../../server/train/fused/kernels';
 import { fusedLinear } from '../../server/train/fused/linear';
-import { MIN_MACS, onnxRuntimeActive, ortStats, setOnnxRuntimeEnabled } from '../../server/train/fused/onnxRuntime';
+import {
+  checkBinding,
+  MIN_MACS,
+  NativeBinding,
+  NativeSession,
+  onnxRuntimeActive,
+  ortStats,
+  setOnnxRuntimeEnabled,
+} from '../../server/train/fused/onnxRuntime';
 
 function maxRelDiff(a: tf.Tensor, b: tf.Tensor): number {
   const x = a.dataSync();
@@ -122,4 +131,21 @@ test('no tensors leak through a fused forward + backward', async () => {
       )([x, w, b]),
     );
   assert.equal(tf.memory().numTensors, before);
+});
+
+test("a binding whose run no longer fills the output synchronously is refused (its API is onnxruntime-node's internal one)", () => {
+  const file = path.join(path.dirname(require.resolve('onnxruntime-node')), 'binding.js');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the same module onnxRuntime.ts loads
+  const real = require(file) as NativeBinding;
+  assert.doesNotThrow(() => checkBinding(real));
+  class DeferredSession extends real.binding.InferenceSession {
+    override run(feeds: Parameters<NativeSession['run']>[0], fetches: Parameters<NativeSession['run']>[1]): unknown {
+      return new Promise(resolve => setImmediate(() => resolve(super.run(feeds, fetches))));
+    }
+  }
+  assert.throws(
+    () => checkBinding({ ...real, binding: { InferenceSession: DeferredSession } }),
+    /test product came back as \[0, 0, 0, 0\]/,
+  );
+  assert.throws(() => checkBinding({ ...real, binding: {} as NativeBinding['binding'] }), /no InferenceSession/);
 });

@@ -24,11 +24,11 @@ import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 
 /** The parts of onnxruntime-node's native binding used here (dist/binding.js; not part of its typed API). */
-interface NativeSession {
+export interface NativeSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
   run(feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor>): unknown;
 }
-interface NativeBinding {
+export interface NativeBinding {
   binding: { InferenceSession: new () => NativeSession };
   initOrt(): void;
 }
@@ -69,13 +69,34 @@ export function loadOnnxRuntime(heap: () => ArrayBuffer): string {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- computed path to the package's own binding module
     const b = require(file) as NativeBinding;
     b.initOrt();
-    if (typeof b.binding?.InferenceSession !== 'function') throw new Error('no InferenceSession in the binding');
+    checkBinding(b);
     native = b;
     memory = heap;
     return ORT_NOTE;
   } catch (e) {
-    return `matrix products: ours (ONNX Runtime's binding did not load: ${(e as Error).message.split('\n')[0]})`;
+    return `matrix products: ours (ONNX Runtime's binding did not load or failed its check: ${(e as Error).message.split('\n')[0]})`;
   }
+}
+
+/**
+ * One small product through the same calls the trainer makes, its result checked. The binding's API
+ * used here is internal to onnxruntime-node, so a version that changed it (an asynchronous `run`, a
+ * different `loadModel`) must be caught here, not show up as wrong gradients. Throws saying what failed.
+ */
+export function checkBinding(b: NativeBinding): void {
+  if (typeof b.binding?.InferenceSession !== 'function') throw new Error('no InferenceSession in the binding');
+  const s = new b.binding.InferenceSession();
+  const bytes = gemmModel(false, false, '');
+  s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, SESSION_OPTIONS);
+  const y = new Float32Array(4);
+  s.run(
+    {
+      a: new ort.Tensor('float32', Float32Array.of(1, 2, 3, 4, 5, 6), [2, 3]),
+      b: new ort.Tensor('float32', Float32Array.of(1, 0, 0, 1, 1, 1), [3, 2]),
+    },
+    { y: new ort.Tensor('float32', y, [2, 2]) },
+  );
+  if (y.join() !== '4,5,10,11') throw new Error(`its test product came back as [${y.join(', ')}], not [4, 5, 10, 11]`);
 }
 
 const ORT_NOTE = `matrix products (linear layers; attention from ${MIN_ATTENTION_TOKENS} tokens): ONNX Runtime ${ort.env.versions.common} (MLAS), one thread per training thread`;
@@ -185,21 +206,23 @@ export function ortAttentionBackward(
   return true;
 }
 
+const SESSION_OPTIONS = {
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
+  executionMode: 'sequential',
+  // Fuses the attention graphs' transposes into their products (FusedMatMul).
+  graphOptimizationLevel: 'all',
+  // The attention graphs' intermediates (~11 MB an image at ViT-B/16) are freed after each call
+  // instead of staying in an arena per thread and graph beside TF.js's own memory.
+  enableCpuMemArena: false,
+};
+
 function session(key: string, model: () => Uint8Array): NativeSession {
   let s = sessions.get(key);
   if (!s) {
     s = new native!.binding.InferenceSession();
     const bytes = model();
-    s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
-      intraOpNumThreads: 1,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      // Fuses the attention graphs' transposes into their products (FusedMatMul).
-      graphOptimizationLevel: 'all',
-      // The attention graphs' intermediates (~11 MB an image at ViT-B/16) are freed after each call
-      // instead of staying in an arena per thread and graph beside TF.js's own memory.
-      enableCpuMemArena: false,
-    });
+    s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, SESSION_OPTIONS);
     sessions.set(key, s);
   }
   return s;
