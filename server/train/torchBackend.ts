@@ -38,6 +38,7 @@ import { stepPlan } from './schedule';
 import { lockRun } from './runLock';
 import { checkNewRunFolder, cleanTempFiles, folderData, TrainingError } from './trainer';
 import { tempPathFor } from '../util/atomicFile';
+import { OPENBLAS_CORE_PY, openBlasOverride } from './openblasCore';
 
 /** torch.frombuffer, label_smoothing and torchrun's current flags all exist from 1.13 on. */
 export const MIN_TORCH = [1, 13];
@@ -65,6 +66,8 @@ export interface TorchProbe {
   torch: string;
   cuda: boolean;
   devices: string[];
+  /** The core OpenBLAS picked in that interpreter, when torch uses OpenBLAS (Debian's builds do; pip's use MKL). */
+  openblasCore?: string;
 }
 
 const PROBE = `import json, sys
@@ -72,9 +75,11 @@ try:
     import torch
 except Exception as e:
     print(json.dumps({"error": "%s: %s" % (type(e).__name__, e), "executable": sys.executable})); sys.exit(0)
+${OPENBLAS_CORE_PY}
 cuda = torch.cuda.is_available()
 print(json.dumps({"executable": sys.executable, "torch": torch.__version__, "cuda": cuda, "distributed": torch.distributed.is_available(),
-  "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else []}))`;
+  "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
+  "openblas": openblas_core()}))`;
 
 /** Which interpreter, and what it has: torch's version and the CUDA devices; a clear error when it cannot train. */
 export function probePython(explicit?: string): TorchProbe {
@@ -92,6 +97,7 @@ export function probePython(explicit?: string): TorchProbe {
     cuda?: boolean;
     distributed?: boolean;
     devices?: string[];
+    openblas?: string | null;
   };
   try {
     out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
@@ -117,6 +123,7 @@ export function probePython(explicit?: string): TorchProbe {
     torch: out.torch!,
     cuda: !!out.cuda,
     devices: out.devices ?? [],
+    ...(out.openblas ? { openblasCore: out.openblas } : {}),
   };
 }
 
@@ -343,6 +350,7 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
       device === 'cuda' ? `cuda:${i} ${probe.devices[i]}` : `cpu:${i}`,
     );
     const now = new Date().toISOString();
+    const openBlas = openBlasOverride(probe.openblasCore);
     const info: TorchRunInfo = {
       format: RUN_FORMAT_VERSION,
       config,
@@ -350,6 +358,7 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
       backend: 'torch',
       backendNotes: [
         `PyTorch ${probe.torch} (${probe.python}${probe.executable !== probe.python ? ` → ${probe.executable}` : ''}), ${nodes > 1 ? `${nodes} nodes × ` : ''}${nproc} process${nproc > 1 ? 'es' : ''} on ${device === 'cuda' ? `CUDA (NCCL${opts.torch.amp === false ? '' : ', mixed precision'})` : 'CPU (gloo)'}`,
+        ...(openBlas ? [openBlas.note] : []),
       ],
       devices,
       torch: { python: probe.python, version: probe.torch, nproc, device },
@@ -507,6 +516,7 @@ async function runTorchrun(
     jobFile,
   ];
   opts.log(`${probe.python} ${args.join(' ')}`);
+  const openBlasCore = openBlasOverride(probe.openblasCore)?.core;
   const child = spawn(probe.python, args, {
     detached: true,
     stdio: ['ignore', 'inherit', 'pipe'],
@@ -515,6 +525,8 @@ async function runTorchrun(
       VIT_LENS_LAUNCHER_PID: String(process.pid),
       VIT_LENS_NODE_RANK: String(t.nodeRank ?? 0),
       OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? String(Math.max(1, Math.floor(os.cpus().length / nproc))),
+      // Under a hypervisor Debian's OpenBLAS may fall back to SSE3 kernels (openblasCore.ts).
+      ...(openBlasCore ? { OPENBLAS_CORETYPE: openBlasCore } : {}),
     },
   });
   let partial = '';

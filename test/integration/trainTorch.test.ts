@@ -23,7 +23,8 @@ import {
   StepMetrics,
   TrainConfig,
 } from '../../server/train/runFiles';
-import { TorchOptions, trainTorch } from '../../server/train/torchBackend';
+import { probePython, TorchOptions, trainTorch } from '../../server/train/torchBackend';
+import { openBlasOverride } from '../../server/train/openblasCore';
 import { train } from '../../server/train/trainer';
 import { runCli } from './runCli';
 import { RunSource } from '../../extension/dashboard/runSource';
@@ -247,6 +248,23 @@ test('2 processes (DDP, gloo) equal 1 process at the same global batch; the run 
         `${images[i].file}: ONNX ${p.score} vs torch ${images[i].probabilities[p.index]}`,
       );
   });
+});
+
+test("OpenBLAS: the probe reads the core OpenBLAS itself reports; a core below the CPU's vector instructions is overridden and noted", async () => {
+  const probe = probePython('/usr/bin/python3');
+  // OpenBLAS's own account of its pick, printed when it loads with OPENBLAS_VERBOSE=2.
+  const verbose = spawnSync('/usr/bin/python3', ['-c', 'import torch'], {
+    encoding: 'utf8',
+    env: { ...process.env, OPENBLAS_VERBOSE: '2' },
+  });
+  const reported = /Core:\s*(\S+)/.exec(`${verbose.stdout}${verbose.stderr}`)?.[1];
+  assert.ok(reported, "Debian's torch should load OpenBLAS, which names its core with OPENBLAS_VERBOSE=2");
+  assert.equal(probe.openblasCore, reported);
+  const override = openBlasOverride(probe.openblasCore, {});
+  console.log(`# OpenBLAS picked ${reported} here; override: ${override?.core ?? 'none'}`);
+  const { info } = await torchRun('torch-openblas', { nproc: 1 }, { config: { ...config, epochs: 1 } });
+  const noted = info.backendNotes.filter(n => n.includes('OPENBLAS_CORETYPE'));
+  assert.deepEqual(noted, override && !process.env.OPENBLAS_CORETYPE ? [override.note] : []);
 });
 
 test('stop after a step, then --resume: the same steps and weights as the uninterrupted run', async () => {

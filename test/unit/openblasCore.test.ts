@@ -1,11 +1,11 @@
 /**
- * The benches' OpenBLAS core choice (bench/openblasCore.ts): a peer whose OpenBLAS fell back to old
+ * The OpenBLAS core choice (server/train/openblasCore.ts, for --backend torch and the benches): a peer whose OpenBLAS fell back to old
  * kernels on a CPU it does not know gets the core its vector instructions allow, and a pick that
  * already fits is left alone (a faster peer is never slowed down).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { betterOpenBlasCore } from '../../bench/openblasCore';
+import { betterOpenBlasCore } from '../../server/train/openblasCore';
 
 const AVX512 = 'fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx avx2 avx512f avx512dq avx512cd avx512bw avx512vl';
 const AVX2 = 'fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx avx2';
