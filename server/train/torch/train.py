@@ -409,6 +409,10 @@ def main(job_path):
     stop_file = os.path.join(tdir, "stop")
 
     launcher = int(os.environ.get("VIT_LENS_LAUNCHER_PID", "0"))
+    # Test hook: after this step the leader waits (up to a minute) for a stop request (the launcher's
+    # stop file, a signal, the launcher gone), so that a test's stop lands on a known step however fast
+    # the steps run.
+    hold_at_step = int(os.environ.get("VIT_LENS_TEST_HOLD_AT_STEP", "0"))
 
     def stop_wanted():
         """This rank's view: a signal, the stop file (the leader reads it), or its node's launcher gone."""
@@ -614,6 +618,10 @@ def main(job_path):
                     last_checkpoint = time.time()
                     update_run_json(step=loop["step"], epoch=epoch)
                     log("checkpoint at epoch %d, step %d" % (epoch + 1, loop["step"]))
+            if is_leader and loop["step"] == hold_at_step and not stop:
+                deadline = time.time() + 60
+                while not stop_wanted() and time.time() < deadline:
+                    time.sleep(0.01)
             if stop and loop["batchInEpoch"] < micro_per_epoch:
                 log("stopped at epoch %d, step %d; resume with --resume" % (epoch + 1, loop["step"]))
                 stopped = True
