@@ -15,6 +15,7 @@ import { initBackend } from '../server/train/backend';
 import { fusedKernels, output, ptr } from '../server/train/fused/kernels';
 import { gemm } from '../server/train/fused/linear';
 import { onnxRuntimeActive, setOnnxRuntimeEnabled } from '../server/train/fused/onnxRuntime';
+import { fixOpenBlasCore } from './openblasCore';
 
 const { values: o } = parseArgs({
   options: {
@@ -37,7 +38,6 @@ def best(f):
     return t * 1000
 print(best(lambda: x @ w.t()), best(lambda: dy @ w), best(lambda: dy.t() @ x))
 `;
-import { fixOpenBlasCore } from './openblasCore';
 
 (async () => {
   console.log(fixOpenBlasCore());

@@ -1,8 +1,9 @@
 /**
  * Multi-head self-attention on the fused wasm kernels (server/train/wasm/assembly/attention.ts), or
  * for sequences of 32 tokens and more on ONNX Runtime (onnxRuntime.ts: batched MLAS products, ~1.5×
- * ours at ViT-B/16's 197 tokens): one call per layer forward and one backward, reading each head's q, k and v in place from
- * the fused qkv projection and writing the context with the heads already merged.
+ * ours at ViT-B/16's 197 tokens): one call per layer forward and one backward, reading each head's
+ * q, k and v in place from the fused qkv projection and writing the context with the heads already
+ * merged.
  *
  * It replaces, per layer, the reshape/transpose of q, k, v into [n·H, t, dh], the two batched
  * products (depthwise convolutions with their layout transposes), the scale and the softmax, the

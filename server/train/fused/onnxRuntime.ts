@@ -22,6 +22,7 @@
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
+import { attribute, IR_VERSION, OPSET, valueInfo } from '../../model/onnxBuilder';
 
 /** The parts of onnxruntime-node's native binding used here (dist/binding.js; not part of its typed API). */
 export interface NativeSession {
@@ -231,25 +232,11 @@ function session(key: string, model: () => Uint8Array): NativeSession {
 // ---------------------------------------------------------------------------------------------
 // The graphs.
 
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
-const T = onnx.AttributeProto.AttributeType;
-
-const valueInfo = (name: string, dims: (string | number)[]): onnx.IValueInfoProto => ({
-  name,
-  type: {
-    tensorType: {
-      elemType: FLOAT,
-      shape: { dim: dims.map(d => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
-    },
-  },
-});
-const ints = (name: string, values: number[]): onnx.IAttributeProto => ({ name, type: T.INTS, ints: values });
-const int = (name: string, value: number): onnx.IAttributeProto => ({ name, type: T.INT, i: value });
-const node = (opType: string, input: string[], output: string[], attribute: onnx.IAttributeProto[] = []) => ({
+const node = (opType: string, input: string[], output: string[], attrs: Record<string, number | number[]> = {}) => ({
   opType,
   input,
   output,
-  attribute,
+  attribute: Object.entries(attrs).map(([name, value]) => attribute(name, value)),
 });
 const int64s = (name: string, values: number[]): onnx.ITensorProto => ({
   name,
@@ -259,15 +246,15 @@ const int64s = (name: string, values: number[]): onnx.ITensorProto => ({
 });
 const scalar = (name: string, value: number): onnx.ITensorProto => ({
   name,
-  dataType: FLOAT,
+  dataType: onnx.TensorProto.DataType.FLOAT,
   dims: [],
   floatData: [value],
 });
 
 function encode(name: string, graph: Omit<onnx.IGraphProto, 'name'>): Uint8Array {
   return onnx.ModelProto.encode({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 17 }],
+    irVersion: IR_VERSION,
+    opsetImport: [{ domain: '', version: OPSET }],
     producerName: 'vit-lens',
     graph: { name, ...graph },
   }).finish();
@@ -280,25 +267,23 @@ function gemmModel(ta: boolean, tb: boolean, addends: Addends): Uint8Array {
   if (addends.includes('r')) input.push(valueInfo('addend', ['m', 'n']));
   const c = addends === '' ? [] : [addends.includes('r') ? 'addend' : 'bias'];
   const both = addends === 'br';
-  const nodes = [node('Gemm', ['a', 'b', ...c], [both ? 'product' : 'y'], [int('transA', +ta), int('transB', +tb)])];
+  const nodes = [node('Gemm', ['a', 'b', ...c], [both ? 'product' : 'y'], { transA: +ta, transB: +tb })];
   if (both) nodes.push(node('Add', ['product', 'bias'], ['y']));
   return encode(`gemm_${+ta}${+tb}${addends}`, { input, output: [valueInfo('y', ['m', 'n'])], node: nodes });
 }
 
 /**
  * Nodes splitting qkv [B·T, 3D] into q, k, v [B, H, T, dh] (Hugging Face's column order: q | k | v,
- * each head's dh columns contiguous), named `${prefix}q` etc.
+ * each head's dh columns contiguous).
  */
-function splitHeads(s: AttentionShape, prefix: string): onnx.INodeProto[] {
-  return [
-    node('Reshape', ['qkv', 'qkv_shape'], [`${prefix}qkv5`]),
-    node('Transpose', [`${prefix}qkv5`], [`${prefix}qkv_t`], [ints('perm', [2, 0, 3, 1, 4])]),
-    node('Split', [`${prefix}qkv_t`], [`${prefix}q1`, `${prefix}k1`, `${prefix}v1`], [int('axis', 0)]),
-    node('Squeeze', [`${prefix}q1`, 'axis0'], [`${prefix}q`]),
-    node('Squeeze', [`${prefix}k1`, 'axis0'], [`${prefix}k`]),
-    node('Squeeze', [`${prefix}v1`, 'axis0'], [`${prefix}v`]),
-  ];
-}
+const SPLIT_HEADS: onnx.INodeProto[] = [
+  node('Reshape', ['qkv', 'qkv_shape'], ['qkv5']),
+  node('Transpose', ['qkv5'], ['qkv_t'], { perm: [2, 0, 3, 1, 4] }),
+  node('Split', ['qkv_t'], ['q1', 'k1', 'v1'], { axis: 0 }),
+  node('Squeeze', ['q1', 'axis0'], ['q']),
+  node('Squeeze', ['k1', 'axis0'], ['k']),
+  node('Squeeze', ['v1', 'axis0'], ['v']),
+];
 
 /** The constants the attention graphs use (only those a graph uses: ONNX Runtime warns of the others). */
 const attentionInitializers = (s: AttentionShape, pass: 'forward' | 'backward') => [
@@ -322,13 +307,13 @@ function attentionForwardModel(s: AttentionShape): Uint8Array {
     output: [valueInfo('ctx', ['rows', h * dh]), valueInfo('probs', ['batch', h, t, t])],
     initializer: attentionInitializers(s, 'forward'),
     node: [
-      ...splitHeads(s, ''),
-      node('Transpose', ['k'], ['kt'], [ints('perm', [0, 1, 3, 2])]),
+      ...SPLIT_HEADS,
+      node('Transpose', ['k'], ['kt'], { perm: [0, 1, 3, 2] }),
       node('MatMul', ['q', 'kt'], ['scores_raw']),
       node('Mul', ['scores_raw', 'scale'], ['scores']),
-      node('Softmax', ['scores'], ['probs'], [int('axis', -1)]),
+      node('Softmax', ['scores'], ['probs'], { axis: -1 }),
       node('MatMul', ['probs', 'v'], ['ctx_heads']),
-      node('Transpose', ['ctx_heads'], ['ctx_t'], [ints('perm', [0, 2, 1, 3])]),
+      node('Transpose', ['ctx_heads'], ['ctx_t'], { perm: [0, 2, 1, 3] }),
       node('Reshape', ['ctx_t', 'rows_shape'], ['ctx']),
     ],
   });
@@ -349,27 +334,27 @@ function attentionBackwardModel(s: AttentionShape): Uint8Array {
     output: [valueInfo('dqkv', ['rows', 3 * h * dh])],
     initializer: attentionInitializers(s, 'backward'),
     node: [
-      ...splitHeads(s, ''),
+      ...SPLIT_HEADS,
       node('Reshape', ['dctx', 'ctx_shape'], ['dctx4']),
-      node('Transpose', ['dctx4'], ['dc'], [ints('perm', [0, 2, 1, 3])]),
-      node('Transpose', ['probs'], ['probs_t'], [ints('perm', [0, 1, 3, 2])]),
+      node('Transpose', ['dctx4'], ['dc'], { perm: [0, 2, 1, 3] }),
+      node('Transpose', ['probs'], ['probs_t'], { perm: [0, 1, 3, 2] }),
       node('MatMul', ['probs_t', 'dc'], ['dv']),
-      node('Transpose', ['v'], ['vt'], [ints('perm', [0, 1, 3, 2])]),
+      node('Transpose', ['v'], ['vt'], { perm: [0, 1, 3, 2] }),
       node('MatMul', ['dc', 'vt'], ['dp']),
       node('Mul', ['dp', 'probs'], ['dp_p']),
-      node('ReduceSum', ['dp_p', 'last_axis'], ['row_sum'], [int('keepdims', 1)]),
+      node('ReduceSum', ['dp_p', 'last_axis'], ['row_sum'], { keepdims: 1 }),
       node('Sub', ['dp', 'row_sum'], ['dp_centred']),
       node('Mul', ['dp_centred', 'probs'], ['ds_raw']),
       node('Mul', ['ds_raw', 'scale'], ['ds']),
       node('MatMul', ['ds', 'k'], ['dq']),
-      node('Transpose', ['ds'], ['ds_t'], [ints('perm', [0, 1, 3, 2])]),
+      node('Transpose', ['ds'], ['ds_t'], { perm: [0, 1, 3, 2] }),
       node('MatMul', ['ds_t', 'q'], ['dk']),
       node('Unsqueeze', ['dq', 'axis0'], ['dq1']),
       node('Unsqueeze', ['dk', 'axis0'], ['dk1']),
       node('Unsqueeze', ['dv', 'axis0'], ['dv1']),
-      node('Concat', ['dq1', 'dk1', 'dv1'], ['dqkv_t'], [int('axis', 0)]),
+      node('Concat', ['dq1', 'dk1', 'dv1'], ['dqkv_t'], { axis: 0 }),
       // [3, B, H, T, dh] → [B, T, 3, H, dh] → rows.
-      node('Transpose', ['dqkv_t'], ['dqkv5'], [ints('perm', [1, 3, 0, 2, 4])]),
+      node('Transpose', ['dqkv_t'], ['dqkv5'], { perm: [1, 3, 0, 2, 4] }),
       node('Reshape', ['dqkv5', 'qkv_rows_shape'], ['dqkv']),
     ],
   });
