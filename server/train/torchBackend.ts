@@ -68,6 +68,8 @@ export interface TorchProbe {
   devices: string[];
   /** The core OpenBLAS picked in that interpreter, when torch uses OpenBLAS (Debian's builds do; pip's use MKL). */
   openblasCore?: string;
+  /** False when this torch has the use_libuv store option but was built without libuv (Debian's 2.x builds). */
+  libuvStore?: boolean;
 }
 
 const PROBE = `import json, sys
@@ -76,10 +78,19 @@ try:
 except Exception as e:
     print(json.dumps({"error": "%s: %s" % (type(e).__name__, e), "executable": sys.executable})); sys.exit(0)
 ${OPENBLAS_CORE_PY}
+def libuv_store():
+    try:
+        torch.distributed.TCPStore("127.0.0.1", 0, 1, True, use_libuv=True, wait_for_workers=False)
+        return True
+    except TypeError:
+        return None  # no use_libuv option (before 2.2): the store never uses libuv
+    except Exception:
+        return False
 cuda = torch.cuda.is_available()
-print(json.dumps({"executable": sys.executable, "torch": torch.__version__, "cuda": cuda, "distributed": torch.distributed.is_available(),
+dist = torch.distributed.is_available()
+print(json.dumps({"executable": sys.executable, "torch": torch.__version__, "cuda": cuda, "distributed": dist,
   "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
-  "openblas": openblas_core()}))`;
+  "openblas": openblas_core(), "libuv": libuv_store() if dist else None}))`;
 
 /** Which interpreter, and what it has: torch's version and the CUDA devices; a clear error when it cannot train. */
 export function probePython(explicit?: string): TorchProbe {
@@ -98,6 +109,7 @@ export function probePython(explicit?: string): TorchProbe {
     distributed?: boolean;
     devices?: string[];
     openblas?: string | null;
+    libuv?: boolean | null;
   };
   try {
     out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
@@ -124,7 +136,41 @@ export function probePython(explicit?: string): TorchProbe {
     cuda: !!out.cuda,
     devices: out.devices ?? [],
     ...(out.openblas ? { openblasCore: out.openblas } : {}),
+    ...(out.libuv === false ? { libuvStore: false } : {}),
   };
+}
+
+export interface TorchLaunch {
+  /** How torchrun is started: `-m torch.distributed.run`, or train.py's --torchrun on a build without libuv. */
+  torchrun: string[];
+  /** What torchrun and the ranks need in their environment beyond ours. */
+  env: Record<string, string>;
+  /** A line for the run's notes per change. */
+  notes: string[];
+}
+
+/** How to start torchrun with this interpreter on this machine. A variable the user set is kept. */
+export function torchLaunch(
+  probe: Pick<TorchProbe, 'openblasCore' | 'libuvStore'>,
+  env: NodeJS.ProcessEnv = process.env,
+): TorchLaunch {
+  const out: TorchLaunch = { torchrun: ['-m', 'torch.distributed.run'], env: {}, notes: [] };
+  // Under a hypervisor Debian's OpenBLAS may fall back to SSE3 kernels (openblasCore.ts).
+  const openBlas = openBlasOverride(probe.openblasCore, env);
+  if (openBlas) {
+    out.env.OPENBLAS_CORETYPE = openBlas.core;
+    out.notes.push(openBlas.note);
+  }
+  // From torch 2.4 on torchrun's stores ask for libuv, and on a build without it (Windows wheels,
+  // Debian's) torchrun fails before any rank starts; train.py's --torchrun makes them follow USE_LIBUV.
+  if (probe.libuvStore === false && (env.USE_LIBUV ?? '0') === '0') {
+    out.env.USE_LIBUV = '0';
+    out.torchrun = [trainScript(), '--torchrun'];
+    out.notes.push(
+      "This PyTorch was built without libuv, which torchrun's stores ask for: torchrun runs through train.py --torchrun with USE_LIBUV=0",
+    );
+  }
+  return out;
 }
 
 /** What the Fine-tune form shows: "PyTorch · CUDA ×8 (NVIDIA H100)" or "PyTorch · CPU". */
@@ -350,7 +396,7 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
       device === 'cuda' ? `cuda:${i} ${probe.devices[i]}` : `cpu:${i}`,
     );
     const now = new Date().toISOString();
-    const openBlas = openBlasOverride(probe.openblasCore);
+    const launch = torchLaunch(probe);
     const info: TorchRunInfo = {
       format: RUN_FORMAT_VERSION,
       config,
@@ -358,7 +404,7 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
       backend: 'torch',
       backendNotes: [
         `PyTorch ${probe.torch} (${probe.python}${probe.executable !== probe.python ? ` → ${probe.executable}` : ''}), ${nodes > 1 ? `${nodes} nodes × ` : ''}${nproc} process${nproc > 1 ? 'es' : ''} on ${device === 'cuda' ? `CUDA (NCCL${opts.torch.amp === false ? '' : ', mixed precision'})` : 'CPU (gloo)'}`,
-        ...(openBlas ? [openBlas.note] : []),
+        ...launch.notes,
       ],
       devices,
       torch: { python: probe.python, version: probe.torch, nproc, device },
@@ -409,12 +455,12 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
     await fs.writeFile(jobFile + '.part', JSON.stringify(job));
     await fs.rename(jobFile + '.part', jobFile);
 
-    const code = await runTorchrun(opts, probe, jobFile, job.launchId, nproc);
+    const { code, lastLines } = await runTorchrun(opts, probe, launch, jobFile, job.launchId, nproc);
     const outcome = JSON.parse(await fs.readFile(path.join(tdir, 'outcome.json'), 'utf8').catch(() => 'null')) as {
       status: 'finished' | 'stopped';
     } | null;
     const final = await readRunInfo(runDir);
-    const failure = code === 0 && outcome ? undefined : await rankFailure(tdir, code);
+    const failure = code === 0 && outcome ? undefined : await rankFailure(tdir, code, lastLines);
     final.status = failure ? 'failed' : outcome!.status;
     final.reason = failure ?? (final.status === 'stopped' ? 'stop requested (SIGINT/SIGTERM)' : undefined);
     final.finishedAt = new Date().toISOString();
@@ -460,8 +506,8 @@ async function followerNode(
   const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
   while (((await fs.stat(jobFile).catch(() => undefined))?.mtimeMs ?? 0) < since) await sleep(1000);
   const job = JSON.parse(await fs.readFile(jobFile, 'utf8')) as Job;
-  const code = await runTorchrun(opts, probe, jobFile, job.launchId, nproc);
-  if (code !== 0) throw new TrainingError(await rankFailure(path.dirname(jobFile), code));
+  const { code, lastLines } = await runTorchrun(opts, probe, torchLaunch(probe), jobFile, job.launchId, nproc);
+  if (code !== 0) throw new TrainingError(await rankFailure(path.dirname(jobFile), code, lastLines));
   // Node 0 sets the final status after its ranks exit; report that, not "running".
   let info = await readRunInfo(opts.runDir);
   for (let i = 0; i < 120 && info.status === 'running'; i++) {
@@ -480,10 +526,11 @@ async function followerNode(
 async function runTorchrun(
   opts: TorchTrainOptions,
   probe: TorchProbe,
+  launch: TorchLaunch,
   jobFile: string,
   launchId: string,
   nproc: number,
-): Promise<number> {
+): Promise<{ code: number; lastLines: string[] }> {
   const t = opts.torch;
   const nodes = t.nnodes ?? 1;
   const rdzv =
@@ -503,8 +550,7 @@ async function runTorchrun(
       : ['--nnodes', '1', '--node_rank', '0', '--master_addr', '127.0.0.1', '--master_port', String(await freePort())];
   // --redirects/--tee given explicitly: torchrun 1.13 on Python 3.11 cannot parse its own default "0" (Std flag lookup).
   const args = [
-    '-m',
-    'torch.distributed.run',
+    ...launch.torchrun,
     '--nproc_per_node',
     String(nproc),
     ...rdzv,
@@ -516,7 +562,6 @@ async function runTorchrun(
     jobFile,
   ];
   opts.log(`${probe.python} ${args.join(' ')}`);
-  const openBlasCore = openBlasOverride(probe.openblasCore)?.core;
   const child = spawn(probe.python, args, {
     detached: true,
     stdio: ['ignore', 'inherit', 'pipe'],
@@ -525,15 +570,21 @@ async function runTorchrun(
       VIT_LENS_LAUNCHER_PID: String(process.pid),
       VIT_LENS_NODE_RANK: String(t.nodeRank ?? 0),
       OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? String(Math.max(1, Math.floor(os.cpus().length / nproc))),
-      // Under a hypervisor Debian's OpenBLAS may fall back to SSE3 kernels (openblasCore.ts).
-      ...(openBlasCore ? { OPENBLAS_CORETYPE: openBlasCore } : {}),
+      ...launch.env,
     },
   });
   let partial = '';
+  // torchrun's own last lines (the ranks' carry a "[default0]:" prefix): why it failed when no rank got to say.
+  const lastLines: string[] = [];
+  const line = (l: string) => {
+    const rank = /^\[[a-z]*\d+\]:/.exec(l);
+    opts.log(rank ? l.slice(rank[0].length) : l);
+    if (!rank && l.trim() && lastLines.push(l) > 6) lastLines.shift();
+  };
   child.stderr!.on('data', (d: Buffer) => {
     const lines = (partial + d.toString()).split('\n');
     partial = lines.pop()!;
-    for (const l of lines) opts.log(l.replace(/^\[[a-z]*\d+\]:/, ''));
+    for (const l of lines) line(l);
   });
   opts.onStopRequest?.(level => {
     if (level === 1)
@@ -549,19 +600,20 @@ async function runTorchrun(
     child
       .on('error', e => {
         opts.log(`${probe.python}: ${e.message}`);
-        resolve(127);
+        resolve({ code: 127, lastLines: [`${probe.python}: ${e.message}`] });
       })
       .on('close', (code, signal) => {
-        if (partial) opts.log(partial);
-        resolve(code ?? (signal ? 128 : 1));
+        if (partial) line(partial);
+        resolve({ code: code ?? (signal ? 128 : 1), lastLines });
       }),
   );
 }
 
 /** The failed rank(s) and the last lines each wrote (RUN_DIR/torch/rank<N>.failed and .log from train.py). */
-async function rankFailure(tdir: string, code: number): Promise<string> {
+async function rankFailure(tdir: string, code: number, torchrunLines: string[]): Promise<string> {
   const names = (await fs.readdir(tdir).catch(() => [] as string[])).filter(f => /^rank\d+\.failed$/.test(f)).sort();
-  if (!names.length) return `torchrun exited with code ${code} and no rank reported an error (see the log above)`;
+  if (!names.length)
+    return `torchrun exited with code ${code} and no rank reported an error${torchrunLines.length ? `; torchrun's last lines:\n  ${torchrunLines.join('\n  ')}` : ' (see the log above)'}`;
   return names
     .map(f => {
       const text = readFileSync(path.join(tdir, f), 'utf8').trim().split('\n');

@@ -1,6 +1,6 @@
 /**
  * `--backend torch` (server/train/torchBackend.ts + server/train/torch/train.py) on this machine's CPU
- * with Debian's python3-torch (/usr/bin/python3; the tests fail, not skip, when it is missing):
+ * with Debian's python3-torch (/usr/bin/python3, or VIT_LENS_TEST_PYTHON; the tests fail, not skip, when it is missing):
  * per-step loss parity with our TF.js trainer from the same initial weights and batches, a 2-process
  * DDP run (gloo) equal to 1 process at the same global batch (training and sharded validation), stop +
  * resume exact, the run folder read by our readers, `vit-lens runs` and the engine (classify with the
@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
+import * as net from 'net';
 import * as path from 'path';
 import sharp from 'sharp';
 import { readSafetensors } from '../../server/formats/safetensors';
@@ -23,13 +24,15 @@ import {
   StepMetrics,
   TrainConfig,
 } from '../../server/train/runFiles';
-import { probePython, TorchOptions, trainTorch } from '../../server/train/torchBackend';
+import { probePython, TorchOptions, torchLaunch, trainScript, trainTorch } from '../../server/train/torchBackend';
 import { openBlasOverride } from '../../server/train/openblasCore';
 import { train } from '../../server/train/trainer';
 import { runCli } from './runCli';
 import { RunSource } from '../../extension/dashboard/runSource';
 
-const PYTHON = '/usr/bin/python3';
+// VIT_LENS_TEST_PYTHON runs the suite against another interpreter (another torch version, e.g. a
+// Debian testing chroot's torch 2.x behind a wrapper script).
+const PYTHON = process.env.VIT_LENS_TEST_PYTHON ?? '/usr/bin/python3';
 const root = path.join(__dirname, '..', '..');
 const tinyHf = path.join(root, 'test', 'fixtures', 'vit-tiny', 'hf');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vit-lens-torch-'));
@@ -77,6 +80,13 @@ const config: TrainConfig = {
 };
 
 const quiet = () => {};
+const freePort = () =>
+  new Promise<number>(resolve => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 async function torchRun(name: string, torch: TorchOptions, extra: Partial<Parameters<typeof trainTorch>[0]> = {}) {
   const runDir = path.join(tmp, 'runs', name);
   const info = await trainTorch({
@@ -140,6 +150,8 @@ test('1 process: 20 steps match our TF.js trainer within 1e-4 relative per step 
 test('2 processes (DDP, gloo) equal 1 process at the same global batch; the run folder is ours', async () => {
   const { runDir, info } = await torchRun('torch2', { nproc: 2 });
   assert.equal(info.status, 'finished');
+  // How torchrun started on this torch (train.py --torchrun on a build without libuv) is in the notes.
+  assert.deepEqual(info.backendNotes.slice(1), torchLaunch(probePython(PYTHON)).notes);
   const rel = maxRel(await stepLosses(runDir), await stepLosses(oneProcess));
   const w = await maxWeightDiff(
     path.join(runDir, 'checkpoints', 'latest.safetensors'),
@@ -250,15 +262,69 @@ test('2 processes (DDP, gloo) equal 1 process at the same global batch; the run 
   });
 });
 
+test('train.py --torchrun is torchrun, with stores that follow USE_LIBUV=0 (for builds without libuv)', async () => {
+  // Two ranks meet through torchrun's store and all-reduce; on a torch ≥ 2.4 without libuv (Debian's
+  // 2.x, Windows wheels) both torchrun's store and the ranks' need train.py's store_follows_use_libuv.
+  const script = path.join(tmp, 'allreduce.py');
+  fs.writeFileSync(
+    script,
+    [
+      'import sys',
+      `sys.path.insert(0, ${JSON.stringify(path.dirname(trainScript()))})`,
+      `train = __import__(${JSON.stringify(path.basename(trainScript(), '.py'))})`,
+      'import torch, torch.distributed as dist',
+      'train.store_follows_use_libuv()',
+      'dist.init_process_group("gloo")',
+      't = torch.tensor([dist.get_rank() + 1.0])',
+      'dist.all_reduce(t)',
+      'print("rank %d of %d: %g" % (dist.get_rank(), dist.get_world_size(), t.item()), flush=True)',
+    ].join('\n'),
+  );
+  const r = spawnSync(
+    PYTHON,
+    [
+      trainScript(),
+      '--torchrun',
+      '--nproc_per_node',
+      '2',
+      '--nnodes',
+      '1',
+      '--node_rank',
+      '0',
+      '--master_addr',
+      '127.0.0.1',
+      '--master_port',
+      String(await freePort()),
+      '--redirects',
+      '2',
+      '--tee',
+      '2',
+      script,
+    ],
+    { encoding: 'utf8', env: { ...process.env, USE_LIBUV: '0', OMP_NUM_THREADS: '1' }, timeout: 120_000 },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(
+    r.stdout
+      .trim()
+      .split('\n')
+      .filter(l => l.startsWith('rank'))
+      .sort(),
+    ['rank 0 of 2: 3', 'rank 1 of 2: 3'],
+  );
+});
+
 test("OpenBLAS: the probe reads the core OpenBLAS itself reports; a core below the CPU's vector instructions is overridden and noted", async () => {
-  const probe = probePython('/usr/bin/python3');
+  const probe = probePython(PYTHON);
   // OpenBLAS's own account of its pick, printed when it loads with OPENBLAS_VERBOSE=2.
-  const verbose = spawnSync('/usr/bin/python3', ['-c', 'import torch'], {
+  const verbose = spawnSync(PYTHON, ['-c', 'import torch'], {
     encoding: 'utf8',
     env: { ...process.env, OPENBLAS_VERBOSE: '2' },
   });
   const reported = /Core:\s*(\S+)/.exec(`${verbose.stdout}${verbose.stderr}`)?.[1];
-  assert.ok(reported, "Debian's torch should load OpenBLAS, which names its core with OPENBLAS_VERBOSE=2");
+  // Debian 12's torch loads OpenBLAS; another interpreter's may not (Debian 13's uses the reference BLAS).
+  if (PYTHON === '/usr/bin/python3')
+    assert.ok(reported, "Debian's torch should load OpenBLAS, which names its core with OPENBLAS_VERBOSE=2");
   assert.equal(probe.openblasCore, reported);
   const override = openBlasOverride(probe.openblasCore, {});
   console.log(`# OpenBLAS picked ${reported} here; override: ${override?.core ?? 'none'}`);
@@ -325,9 +391,10 @@ test('a failing rank is named with its last lines; missing torch is a clear erro
   const wrapped = await runCli(['torch-check', '--python', wrapper, '--json']);
   assert.equal(wrapped.code, 0, wrapped.stdout);
   const answer = JSON.parse(wrapped.stdout) as { python: string; executable: string };
-  assert.deepEqual([answer.python, answer.executable], [wrapper, PYTHON]);
+  const executable = probePython(PYTHON).executable;
+  assert.deepEqual([answer.python, answer.executable], [wrapper, executable]);
   const text = await runCli(['torch-check', '--python', wrapper]);
-  assert.match(text.stdout, new RegExp(`^PyTorch · CPU: ${wrapper} \\(runs ${PYTHON}\\), torch \\d`));
+  assert.match(text.stdout, new RegExp(`^PyTorch · CPU: ${wrapper} \\(runs ${executable}\\), torch \\d`));
 });
 
 test('through the CLI, 2 processes: SIGTERM stops every rank after the step, kill -9 leaves a resumable run, --resume finishes both', async () => {

@@ -1,6 +1,8 @@
 """ViT Lens trainer on PyTorch: one ViT fine-tuning run, data-parallel under torchrun.
 
     python -m torch.distributed.run --nproc_per_node N train.py RUN_DIR/torch/job.json
+    USE_LIBUV=0 python train.py --torchrun --nproc_per_node N train.py RUN_DIR/torch/job.json
+      (the same, on a PyTorch built without libuv: see store_follows_use_libuv)
 
 The TypeScript launcher (server/train/torchBackend.ts) prepares everything this file needs in
 RUN_DIR/torch/: job.json (config, architecture, classes, schedule), init.safetensors (initial
@@ -18,6 +20,7 @@ Depends only on torch (1.13 or later). No pickle: tensors are read and written a
 import json
 import math
 import os
+import runpy
 import signal
 import socket
 import struct
@@ -225,14 +228,27 @@ class Images:
     """N decoded images, resized to the model's input, as the launcher wrote them (memory-mapped)."""
 
     def __init__(self, path, n, h, w, pre):
-        self.n, self.h, self.w = n, h, w
-        self.u8 = torch.from_file(path, shared=False, size=n * h * w * 3, dtype=torch.uint8).reshape(n, h, w, 3) if n else None
+        self.path, self.n, self.h, self.w = path, n, h, w
+        self.u8 = self.mapped()
         scale = pre["rescaleFactor"] if pre["doRescale"] else 1.0
         mean = pre["mean"] if pre["doNormalize"] else [0.0, 0.0, 0.0]
         inv_std = [1 / s for s in pre["std"]] if pre["doNormalize"] else [1.0, 1.0, 1.0]
         self.scale = scale
         self.mean = torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)
         self.inv_std = torch.tensor(inv_std, dtype=torch.float64).view(1, 3, 1, 1)
+
+    def mapped(self):
+        n, h, w = self.n, self.h, self.w
+        return torch.from_file(self.path, shared=False, size=n * h * w * 3, dtype=torch.uint8).reshape(n, h, w, 3) if n else None
+
+    # A loader worker maps the file itself: a mapped tensor cannot be sent to a process that does not
+    # fork from this one (forkserver, spawn), and mapping it again costs nothing.
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "u8"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.u8 = self.mapped()
 
     def normalise(self, u8_nhwc):
         # (v·scale − mean)·(1/std) in float64, then float32: server/preprocess.ts's toPixelValues exactly,
@@ -364,6 +380,33 @@ def restore_optimizer(optimizer, model, tensors, step, cfg):
             st["step"] = torch.tensor(float(step))
 
 
+# ---------------------------------------------------------------- torchrun without libuv
+
+
+def store_follows_use_libuv():
+    """From torch 2.4 on, TCPStore's use_libuv defaults to True, and torchrun's rendezvous handlers and
+    the ranks' connection to torchrun's store leave it there whatever USE_LIBUV says (pytorch/pytorch#178600).
+    On a build without libuv (Windows wheels, Debian's packages) torchrun then fails before any rank starts.
+    With USE_LIBUV=0 (the launcher sets it when its probe finds such a build), the stores these modules
+    create get use_libuv=False unless they ask otherwise; nothing changes elsewhere."""
+    base = dist.TCPStore
+    if os.environ.get("USE_LIBUV") != "0" or "use_libuv" not in (base.__init__.__doc__ or "") or getattr(base, "follows_use_libuv", False):
+        return  # not asked, a torch whose store has no such option (before 2.2), or done already
+
+    class TCPStore(base):
+        follows_use_libuv = True
+
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("use_libuv", False)
+            super().__init__(*args, **kwargs)
+
+    dist.TCPStore = TCPStore
+    # Modules that bound the name on import (torch.distributed.rendezvous); torchrun's handlers import theirs later.
+    for name, module in list(sys.modules.items()):
+        if name.startswith("torch.distributed") and getattr(module, "TCPStore", None) is base:
+            module.TCPStore = TCPStore
+
+
 # ---------------------------------------------------------------- the loop
 
 
@@ -390,6 +433,7 @@ def main(job_path):
         torch.cuda.set_device(local_rank)
     device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
     if world > 1:
+        store_follows_use_libuv()
         dist.init_process_group("nccl" if cuda else "gloo")
     torch.manual_seed(cfg["seed"])
     # The leader writes the run folder and logs: local rank 0 on the launcher's node 0 (the one that prepared
@@ -491,7 +535,11 @@ def main(job_path):
     batches_of = MicroBatches(train, train_labels, cfg, world, rank, with_pixels=cached is None)
     workers = int(os.environ.get("VIT_LENS_LOADER_WORKERS", min(4, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))) if cuda else 0))
     keys = [(e, b) for e in range(loop["epoch"], cfg["epochs"]) for b in range(loop["batchInEpoch"] if e == loop["epoch"] else 0, math.ceil(train.n / cfg["batchSize"]))]
-    batches = iter(torch.utils.data.DataLoader(batches_of, batch_size=None, sampler=keys, num_workers=workers, pin_memory=cuda))
+    # Workers start from a fresh server process, not a fork of this one (its CUDA context and threads): the
+    # default from Python 3.14 on, set here so that every Python starts them the same way.
+    start = "forkserver" if "forkserver" in torch.multiprocessing.get_all_start_methods() else "spawn"
+    batches = iter(torch.utils.data.DataLoader(batches_of, batch_size=None, sampler=keys, num_workers=workers, pin_memory=cuda,
+                                               multiprocessing_context=start if workers else None))
 
     def train_input(epoch, micro):
         """The next micro-batch from the loader (it must be this one: the loop and the loader walk the same keys)."""
@@ -697,7 +745,11 @@ class _nullcontext:
         return False
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:2] == ["--torchrun"]:
+    store_follows_use_libuv()
+    sys.argv = ["torchrun"] + sys.argv[2:]
+    runpy.run_module("torch.distributed.run", run_name="__main__", alter_sys=True)
+elif __name__ == "__main__":
     # Each rank's stderr also goes to RUN_DIR/torch/rank<N>.log, so the launcher can name a failed rank and show its last lines.
     job_file = sys.argv[1]
     r = int(os.environ.get("RANK", 0))
