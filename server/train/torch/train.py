@@ -183,8 +183,9 @@ class ViT(torch.nn.Module):
         h = F.layer_norm(x, (d,), self.p(l["n1w"]), self.p(l["n1b"]), a["layerNormEps"])
         split = lambda y: y.reshape(n, t, heads, dh).transpose(1, 2)
         q, k, v = (split(F.linear(h, self.p(l[w]), self.p(l[b]))) for w, b in (("qw", "qb"), ("kw", "kb"), ("vw", "vb")))
-        if x.is_cuda and hasattr(F, "scaled_dot_product_attention"):
-            # torch ≥ 2.0 on a GPU: the fused (flash / memory-efficient) kernel, same math and scale.
+        if hasattr(F, "scaled_dot_product_attention"):
+            # torch ≥ 2.0: the fused kernel (flash or memory-efficient on a GPU, flash on a CPU), same math and
+            # scale; 1.13 (Debian 12's) takes the explicit form below.
             ctx = F.scaled_dot_product_attention(q, k, v)
         else:
             ctx = torch.softmax(q @ k.transpose(-1, -2) * (1 / math.sqrt(dh)), -1) @ v
