@@ -286,7 +286,10 @@ function torchCheck(python: string | undefined, json: boolean): number {
     process.stdout.write(
       json
         ? JSON.stringify({ ...p, label: torchLabel(p) }) + '\n'
-        : `${torchLabel(p)}: ${p.python}${p.executable !== p.python ? ` (runs ${p.executable})` : ''}, torch ${p.torch}\n`,
+        : `${torchLabel(p)}: ${p.python}${p.executable !== p.python ? ` (runs ${p.executable})` : ''}, torch ${p.torch}\n` +
+            (p.referenceBlas
+              ? `warning: it uses the unoptimised reference BLAS (${p.referenceBlas}); on the CPU install an optimised one (Debian/Ubuntu: apt install libopenblas0-pthread)\n`
+              : ''),
     );
     return 0;
   } catch (e) {

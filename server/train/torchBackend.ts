@@ -70,6 +70,8 @@ export interface TorchProbe {
   openblasCore?: string;
   /** False when this torch has the use_libuv store option but was built without libuv (Debian's 2.x builds). */
   libuvStore?: boolean;
+  /** The netlib reference BLAS torch loaded, when it did (Debian's 2.x builds, until an optimised one is installed). */
+  referenceBlas?: string;
 }
 
 const PROBE = `import json, sys
@@ -86,11 +88,18 @@ def libuv_store():
         return None  # no use_libuv option (before 2.2): the store never uses libuv
     except Exception:
         return False
+def reference_blas():
+    # Debian's netlib reference BLAS is .../blas/libblas.so.3 (the optimised ones: openblas-*/, blis-*/, atlas/).
+    try:
+        with open("/proc/self/maps") as maps:
+            return next((p for p in (l.split()[-1] for l in maps) if "/blas/libblas.so" in p), None)
+    except OSError:
+        return None
 cuda = torch.cuda.is_available()
 dist = torch.distributed.is_available()
 print(json.dumps({"executable": sys.executable, "torch": torch.__version__, "cuda": cuda, "distributed": dist,
   "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
-  "openblas": openblas_core(), "libuv": libuv_store() if dist else None}))`;
+  "openblas": openblas_core(), "libuv": libuv_store() if dist else None, "referenceBlas": reference_blas()}))`;
 
 /** Which interpreter, and what it has: torch's version and the CUDA devices; a clear error when it cannot train. */
 export function probePython(explicit?: string): TorchProbe {
@@ -110,6 +119,7 @@ export function probePython(explicit?: string): TorchProbe {
     devices?: string[];
     openblas?: string | null;
     libuv?: boolean | null;
+    referenceBlas?: string | null;
   };
   try {
     out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
@@ -137,6 +147,7 @@ export function probePython(explicit?: string): TorchProbe {
     devices: out.devices ?? [],
     ...(out.openblas ? { openblasCore: out.openblas } : {}),
     ...(out.libuv === false ? { libuvStore: false } : {}),
+    ...(out.referenceBlas ? { referenceBlas: out.referenceBlas } : {}),
   };
 }
 
@@ -145,13 +156,14 @@ export interface TorchLaunch {
   torchrun: string[];
   /** What torchrun and the ranks need in their environment beyond ours. */
   env: Record<string, string>;
-  /** A line for the run's notes per change. */
+  /** Lines for the run's notes: each change, and what the user should change. */
   notes: string[];
 }
 
 /** How to start torchrun with this interpreter on this machine. A variable the user set is kept. */
 export function torchLaunch(
-  probe: Pick<TorchProbe, 'openblasCore' | 'libuvStore'>,
+  probe: Pick<TorchProbe, 'openblasCore' | 'libuvStore' | 'referenceBlas'>,
+  device: 'cuda' | 'cpu',
   env: NodeJS.ProcessEnv = process.env,
 ): TorchLaunch {
   const out: TorchLaunch = { torchrun: ['-m', 'torch.distributed.run'], env: {}, notes: [] };
@@ -170,6 +182,11 @@ export function torchLaunch(
       "This PyTorch was built without libuv, which torchrun's stores ask for: torchrun runs through train.py --torchrun with USE_LIBUV=0",
     );
   }
+  // Debian's torch 2.x links the system libblas.so.3, the reference one unless an optimised one is installed.
+  if (device === 'cpu' && probe.referenceBlas)
+    out.notes.push(
+      `PyTorch uses the unoptimised reference BLAS (${probe.referenceBlas}): training on the CPU runs many times slower (about 20× in our benchmark) than with an optimised one (Debian/Ubuntu: apt install libopenblas0-pthread)`,
+    );
   return out;
 }
 
@@ -396,7 +413,8 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
       device === 'cuda' ? `cuda:${i} ${probe.devices[i]}` : `cpu:${i}`,
     );
     const now = new Date().toISOString();
-    const launch = torchLaunch(probe);
+    const launch = torchLaunch(probe, device);
+    for (const n of launch.notes) if (n.includes('reference BLAS')) log(`warning: ${n}`);
     const info: TorchRunInfo = {
       format: RUN_FORMAT_VERSION,
       config,
@@ -506,7 +524,14 @@ async function followerNode(
   const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
   while (((await fs.stat(jobFile).catch(() => undefined))?.mtimeMs ?? 0) < since) await sleep(1000);
   const job = JSON.parse(await fs.readFile(jobFile, 'utf8')) as Job;
-  const { code, lastLines } = await runTorchrun(opts, probe, torchLaunch(probe), jobFile, job.launchId, nproc);
+  const { code, lastLines } = await runTorchrun(
+    opts,
+    probe,
+    torchLaunch(probe, job.device),
+    jobFile,
+    job.launchId,
+    nproc,
+  );
   if (code !== 0) throw new TrainingError(await rankFailure(path.dirname(jobFile), code, lastLines));
   // Node 0 sets the final status after its ranks exit; report that, not "running".
   let info = await readRunInfo(opts.runDir);

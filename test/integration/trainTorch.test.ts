@@ -151,7 +151,7 @@ test('2 processes (DDP, gloo) equal 1 process at the same global batch; the run 
   const { runDir, info } = await torchRun('torch2', { nproc: 2 });
   assert.equal(info.status, 'finished');
   // How torchrun started on this torch (train.py --torchrun on a build without libuv) is in the notes.
-  assert.deepEqual(info.backendNotes.slice(1), torchLaunch(probePython(PYTHON)).notes);
+  assert.deepEqual(info.backendNotes.slice(1), torchLaunch(probePython(PYTHON), 'cpu').notes);
   const rel = maxRel(await stepLosses(runDir), await stepLosses(oneProcess));
   const w = await maxWeightDiff(
     path.join(runDir, 'checkpoints', 'latest.safetensors'),
