@@ -81,11 +81,13 @@ except Exception as e:
     print(json.dumps({"error": "%s: %s" % (type(e).__name__, e), "executable": sys.executable})); sys.exit(0)
 ${OPENBLAS_CORE_PY}
 def libuv_store():
+    if "use_libuv" not in (torch.distributed.TCPStore.__init__.__doc__ or ""):
+        return None  # no such option (before 2.2): the store never uses libuv
+    if sys.platform == "win32":
+        return False  # PyTorch's Windows builds have none (torch.distributed.rendezvous assumes so too); no test server there, which would ask the firewall
     try:
         torch.distributed.TCPStore("127.0.0.1", 0, 1, True, use_libuv=True, wait_for_workers=False)
         return True
-    except TypeError:
-        return None  # no use_libuv option (before 2.2): the store never uses libuv
     except Exception:
         return False
 def reference_blas():
