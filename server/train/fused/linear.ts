@@ -14,11 +14,11 @@ const LINEAR_GRAD = 'VitLensLinearGrad';
 const packBytes = (K: number, N: number) => K * Math.ceil(N / 8) * 8 * 4 + K * 16;
 
 /**
- * C[M,N] = A[M,K]·B[K,N] (+ bias) (+ R); A and B row-major tensors, each optionally read transposed.
- * ONNX Runtime's GEMM does it where it loaded (onnxRuntime.ts), our AssemblyScript kernel otherwise.
+ * One product C[M,N] = A[M,K]·B[K,N] (+ bias[N]) (+ addend[M,N]): sizes, and byte offsets of
+ * row-major tensors in the wasm heap, A read transposed from [K,M] when ta, B from [N,K] when tb;
+ * bias and addend 0 for none. Both GEMMs take it: ours below and ONNX Runtime's (ortGemm).
  */
-export function gemm(
-  k: KernelExports,
+export type GemmOperands = [
   M: number,
   N: number,
   K: number,
@@ -27,10 +27,14 @@ export function gemm(
   b: number,
   tb: boolean,
   c: number,
-  bias = 0,
-  addend = 0,
-): void {
-  if (ortGemm(M, N, K, a, ta, b, tb, c, bias, addend)) return;
+  bias?: number,
+  addend?: number,
+];
+
+/** ONNX Runtime's GEMM where it loaded (onnxRuntime.ts), our AssemblyScript kernel otherwise. */
+export function gemm(k: KernelExports, ...operands: GemmOperands): void {
+  if (ortGemm(...operands)) return;
+  const [M, N, K, a, ta, b, tb, c, bias = 0, addend = 0] = operands;
   const [ars, aks, brs, bcs] = [ta ? 1 : K, ta ? M : 1, tb ? 1 : N, tb ? K : 1];
   // Long inner dimensions (weight gradients sum over all B·T rows) go in slices of K_BLOCK, each
   // accumulated into C, so that a slice of the packed B and of A stays in L1 across a row block.

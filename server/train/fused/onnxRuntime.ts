@@ -23,6 +23,7 @@ import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import { attribute, IR_VERSION, OPSET, valueInfo } from '../../model/onnxBuilder';
+import type { GemmOperands } from './linear';
 
 /** The parts of onnxruntime-node's native binding used here (dist/binding.js; not part of its typed API). */
 export interface NativeSession {
@@ -124,22 +125,10 @@ const heapTensor = (heap: ArrayBuffer, offset: number, dims: number[]) =>
   );
 
 /**
- * C[M,N] = A·B (+ bias[N]) (+ addend[M,N]) on ONNX Runtime, A [M,K] (or [K,M] read transposed), B
- * [K,N] (or [N,K] transposed); arguments are byte offsets into the wasm heap as in linear.ts's gemm.
- * Returns false (and does nothing) when ONNX Runtime is off or the product too small to be worth it.
+ * linear.ts's gemm on ONNX Runtime. Returns false (and does nothing) when ONNX Runtime is off or the
+ * product too small to be worth it.
  */
-export function ortGemm(
-  M: number,
-  N: number,
-  K: number,
-  a: number,
-  ta: boolean,
-  b: number,
-  tb: boolean,
-  c: number,
-  bias: number,
-  addend: number,
-): boolean {
+export function ortGemm(...[M, N, K, a, ta, b, tb, c, bias = 0, addend = 0]: GemmOperands): boolean {
   if (!onnxRuntimeActive() || M * N * K < MIN_MACS) return false;
   const addends = `${bias ? 'b' : ''}${addend ? 'r' : ''}` as Addends;
   const heap = memory();
