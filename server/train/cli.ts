@@ -19,7 +19,7 @@ import { scratchAdvice } from '../../common/scratchAdvice';
 import { train, TrainOptions } from './trainer';
 import { shownStatus } from '../../common/runStatus';
 import { lastActivity, thisMachine } from '../../extension/runs/runProbes';
-import { probePython, TorchOptions, torchLabel, trainTorch } from './torchBackend';
+import { probePython, referenceBlasWarning, TorchOptions, torchLabel, trainTorch } from './torchBackend';
 
 export const TRAIN_USAGE = `Usage:
   vit-lens train DATASET_DIR --model INIT --out RUN_DIR [--mode head|last-k|full] [--last-k 2]
@@ -283,13 +283,12 @@ async function runTraining(
 function torchCheck(python: string | undefined, json: boolean): number {
   try {
     const p = probePython(python);
+    const blas = referenceBlasWarning(p);
     process.stdout.write(
       json
         ? JSON.stringify({ ...p, label: torchLabel(p) }) + '\n'
         : `${torchLabel(p)}: ${p.python}${p.executable !== p.python ? ` (runs ${p.executable})` : ''}, torch ${p.torch}\n` +
-            (p.referenceBlas
-              ? `warning: it uses the unoptimised reference BLAS (${p.referenceBlas}); on the CPU install an optimised one (Debian/Ubuntu: apt install libopenblas0-pthread)\n`
-              : ''),
+            (blas ? `warning: ${blas}\n` : ''),
     );
     return 0;
   } catch (e) {

@@ -184,12 +184,19 @@ export function torchLaunch(
       "This PyTorch was built without libuv, which torchrun's stores ask for: torchrun runs through train.py --torchrun with USE_LIBUV=0",
     );
   }
-  // Debian's torch 2.x links the system libblas.so.3, the reference one unless an optimised one is installed.
-  if (device === 'cpu' && probe.referenceBlas)
-    out.notes.push(
-      `PyTorch uses the unoptimised reference BLAS (${probe.referenceBlas}): training on the CPU runs many times slower (about 20× in our benchmark) than with an optimised one (Debian/Ubuntu: apt install libopenblas0-pthread)`,
-    );
+  const blas = device === 'cpu' ? referenceBlasWarning(probe) : undefined;
+  if (blas) out.notes.push(blas);
   return out;
+}
+
+/**
+ * What a CPU run's notes and log and torch-check say when torch loaded the reference BLAS (Debian's
+ * torch 2.x links the system libblas.so.3, netlib's unless an optimised one is installed).
+ */
+export function referenceBlasWarning(probe: Pick<TorchProbe, 'referenceBlas'>): string | undefined {
+  return probe.referenceBlas
+    ? `PyTorch uses the unoptimised reference BLAS (${probe.referenceBlas}): training on the CPU runs many times slower (about 20× in our benchmark) than with an optimised one (Debian/Ubuntu: apt install libopenblas0-pthread)`
+    : undefined;
 }
 
 /** What the Fine-tune form shows: "PyTorch · CUDA ×8 (NVIDIA H100)" or "PyTorch · CPU". */
@@ -209,7 +216,8 @@ export function trainScript(): string {
   throw new Error('train.py for --backend torch is missing from this installation');
 }
 
-const freePort = () =>
+/** A TCP port free on 127.0.0.1 now (torchrun's single-node store). */
+export const freePort = () =>
   new Promise<number>((resolve, reject) => {
     const s = net.createServer();
     s.listen(0, '127.0.0.1', () => {
@@ -416,7 +424,8 @@ export async function trainTorch(opts: TorchTrainOptions): Promise<RunInfo> {
     );
     const now = new Date().toISOString();
     const launch = torchLaunch(probe, device);
-    for (const n of launch.notes) if (n.includes('reference BLAS')) log(`warning: ${n}`);
+    const blas = device === 'cpu' ? referenceBlasWarning(probe) : undefined;
+    if (blas) log(`warning: ${blas}`);
     const info: TorchRunInfo = {
       format: RUN_FORMAT_VERSION,
       config,

@@ -11,7 +11,6 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
-import * as net from 'net';
 import * as path from 'path';
 import sharp from 'sharp';
 import { readSafetensors } from '../../server/formats/safetensors';
@@ -24,7 +23,14 @@ import {
   StepMetrics,
   TrainConfig,
 } from '../../server/train/runFiles';
-import { probePython, TorchOptions, torchLaunch, trainScript, trainTorch } from '../../server/train/torchBackend';
+import {
+  freePort,
+  probePython,
+  TorchOptions,
+  torchLaunch,
+  trainScript,
+  trainTorch,
+} from '../../server/train/torchBackend';
 import { openBlasOverride } from '../../server/train/openblasCore';
 import { train } from '../../server/train/trainer';
 import { runCli } from './runCli';
@@ -80,13 +86,6 @@ const config: TrainConfig = {
 };
 
 const quiet = () => {};
-const freePort = () =>
-  new Promise<number>(resolve => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 async function torchRun(name: string, torch: TorchOptions, extra: Partial<Parameters<typeof trainTorch>[0]> = {}) {
   const runDir = path.join(tmp, 'runs', name);
   const info = await trainTorch({
